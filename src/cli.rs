@@ -1,0 +1,458 @@
+//! The headless face of diffusion-lab: one subcommand per task; prints, writes files, exits non-zero on error.
+
+use std::io::{BufWriter, Write};
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use burn::prelude::*;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use diffusion_lab::data::{self, Dataset, Split};
+use diffusion_lab::diffusion::{BetaSchedule, DdpmVariance, NoiseSchedule, NoiseSource, Sampler, ScheduleKind};
+use diffusion_lab::engine::{DeviceChoice, open_device};
+use diffusion_lab::images::{self, Picture};
+use diffusion_lab::eval::Judge;
+use diffusion_lab::model::checkpoint::Checkpoint;
+use diffusion_lab::model::classifier::ClassifierConfig;
+use diffusion_lab::model::denoise::denoise;
+use diffusion_lab::model::{LoadedUnet, UNetConfig};
+use diffusion_lab::train::ddpm::{DdpmTrainer, RunFiles, TrainConfig};
+
+#[derive(Parser, Debug)]
+#[command(name = "diffusion-lab", version, about, long_about = None)]
+#[command(after_help = "Without a subcommand, diffusion-lab opens its window.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print every derived quantity of a noise schedule for every timestep t = 1..T.
+    Schedule(ScheduleArgs),
+    /// Train the noise-prediction UNet on Fashion-MNIST or a folder of images (resumable).
+    Train(TrainArgs),
+    /// Generate images with a trained model.
+    Sample(SampleArgs),
+    /// Train the Fashion-MNIST classifier that `eval` uses as its judge.
+    TrainClassifier(TrainClassifierArgs),
+    /// Score a folder of samples: Fréchet distance of classifier features against the test set, and class accuracy.
+    Eval(EvalArgs),
+}
+
+/// The flags that describe a β schedule; shared by every subcommand that takes one.
+#[derive(Args, Debug, Clone)]
+pub struct ScheduleOptions {
+    /// How β_t grows: linear, cosine, quadratic (linear in sqrt β) or sigmoid.
+    #[arg(long, default_value = "linear", value_parser = parse_kind)]
+    pub kind: ScheduleKind,
+    /// T, the number of diffusion steps (1..=10000).
+    #[arg(long, default_value_t = 1000)]
+    pub steps: usize,
+    /// β_1 [default: the kind's usual value; 1e-4 for linear and sigmoid, 0.00085 for quadratic]
+    #[arg(long)]
+    pub beta_start: Option<f64>,
+    /// β_T [default: the kind's usual value; 0.02 for linear and sigmoid, 0.012 for quadratic]
+    #[arg(long)]
+    pub beta_end: Option<f64>,
+}
+
+impl ScheduleOptions {
+    pub fn beta_schedule(&self) -> BetaSchedule {
+        let defaults = BetaSchedule::default_for(self.kind, self.steps);
+        BetaSchedule {
+            beta_start: self.beta_start.unwrap_or(defaults.beta_start),
+            beta_end: self.beta_end.unwrap_or(defaults.beta_end),
+            ..defaults
+        }
+    }
+}
+
+fn parse_kind(s: &str) -> Result<ScheduleKind, String> {
+    s.parse().map_err(|e: diffusion_lab::diffusion::ScheduleError| e.to_string())
+}
+
+#[derive(Args, Debug)]
+pub struct ScheduleArgs {
+    #[command(flatten)]
+    pub schedule: ScheduleOptions,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TableFormat::Csv)]
+    pub format: TableFormat,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFormat {
+    Csv,
+    Json,
+}
+
+pub fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Schedule(args) => schedule(&args),
+        Command::Train(args) => train(&args),
+        Command::Sample(args) => sample(&args),
+        Command::TrainClassifier(args) => train_classifier(&args),
+        Command::Eval(args) => eval(&args),
+    }
+}
+
+fn schedule(args: &ScheduleArgs) -> anyhow::Result<()> {
+    let schedule = args.schedule.beta_schedule().build().context("invalid schedule")?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    match args.format {
+        TableFormat::Csv => write_schedule_csv(&mut out, &schedule)?,
+        TableFormat::Json => {
+            serde_json::to_writer(&mut out, &json_from_schedule(&schedule))?;
+            writeln!(out)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The derived quantities, in the order the CSV and the JSON list them.
+fn schedule_columns(s: &NoiseSchedule) -> [(&'static str, &[f64]); 10] {
+    [
+        ("beta", &s.beta),
+        ("alpha", &s.alpha),
+        ("alpha_bar", &s.alpha_bar),
+        ("alpha_bar_prev", &s.alpha_bar_prev),
+        ("sqrt_alpha_bar", &s.sqrt_alpha_bar),
+        ("sqrt_one_minus_alpha_bar", &s.sqrt_one_minus_alpha_bar),
+        ("beta_tilde", &s.beta_tilde),
+        ("posterior_coef_x0", &s.posterior_coef_x0),
+        ("posterior_coef_xt", &s.posterior_coef_xt),
+        ("log_snr", &s.log_snr),
+    ]
+}
+
+fn write_schedule_csv(out: &mut impl Write, s: &NoiseSchedule) -> std::io::Result<()> {
+    let columns = schedule_columns(s);
+    let header: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+    writeln!(out, "t,{}", header.join(","))?;
+    for i in 0..s.steps() {
+        write!(out, "{}", i + 1)?;
+        for (_, values) in &columns {
+            write!(out, ",{}", values[i])?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// `{"schedule": {...}, "t": [1..T], "beta": [...], ...}`: one array per quantity, index i = t - 1.
+fn json_from_schedule(s: &NoiseSchedule) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    map.insert("schedule".into(), serde_json::json!(s.source));
+    map.insert("t".into(), serde_json::json!((1..=s.steps()).collect::<Vec<_>>()));
+    for (name, values) in schedule_columns(s) {
+        map.insert(name.into(), serde_json::json!(values));
+    }
+    serde_json::Value::Object(map)
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Training images: `fashion-mnist` (the Debian package's IDX files) or a folder of PNG/JPEG images
+    /// (sub-folder names become class labels).
+    #[arg(long, default_value = "fashion-mnist")]
+    pub data: String,
+    /// Where the Fashion-MNIST IDX files are.
+    #[arg(long, default_value = data::FASHION_MNIST_DIR)]
+    pub fashion_mnist_dir: PathBuf,
+    /// Folder for the checkpoint, the loss log and the preview grids.
+    #[arg(long, default_value = "runs/unet")]
+    pub out: PathBuf,
+    /// Continue from the checkpoint in --out (weights, optimizer, EMA and step).
+    #[arg(long)]
+    pub resume: bool,
+    /// Total optimizer steps of the run.
+    #[arg(long, default_value_t = 30000)]
+    pub steps: u64,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 5e-4)]
+    pub learning_rate: f64,
+    /// Feature channels per resolution level, e.g. 32,64,128.
+    #[arg(long, value_delimiter = ',', default_value = "32,64,128")]
+    pub channels: Vec<usize>,
+    /// Image size for a folder of images (Fashion-MNIST is 28).
+    #[arg(long, default_value_t = 28)]
+    pub image_size: usize,
+    /// Image channels for a folder of images: 1 (gray) or 3 (RGB).
+    #[arg(long, default_value_t = 1)]
+    pub image_channels: usize,
+    #[arg(long, default_value_t = 500)]
+    pub checkpoint_every: u64,
+    #[arg(long, default_value_t = 2000)]
+    pub preview_every: u64,
+    /// Stop after this many steps of this invocation (the run itself stays resumable).
+    #[arg(long)]
+    pub max_steps_now: Option<u64>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Also write the shippable model (EMA weights in f16) to this path at every checkpoint.
+    #[arg(long)]
+    pub export: Option<PathBuf>,
+}
+
+fn load_training_data(args: &TrainArgs) -> anyhow::Result<(Dataset, String)> {
+    if args.data == "fashion-mnist" {
+        let data = Dataset::fashion_mnist(&args.fashion_mnist_dir, Split::Train)?;
+        Ok((data, format!("Fashion-MNIST train split ({})", args.fashion_mnist_dir.display())))
+    } else {
+        let dir = PathBuf::from(&args.data);
+        let data = data::folder::load_folder(&dir, args.image_size, args.image_size, args.image_channels)?;
+        Ok((data, format!("folder {}", dir.display())))
+    }
+}
+
+fn train(args: &TrainArgs) -> anyhow::Result<()> {
+    let (data, description) = load_training_data(args)?;
+    let files = RunFiles::new(&args.out);
+    std::fs::create_dir_all(&files.dir).with_context(|| format!("cannot create {}", files.dir.display()))?;
+    let device = Device::flex();
+    let mut trainer = if args.resume {
+        let checkpoint = Checkpoint::read(&files.checkpoint())
+            .with_context(|| format!("cannot resume from {}", files.checkpoint().display()))?;
+        DdpmTrainer::resume(&checkpoint, &device, Some(args.steps))?
+    } else {
+        if files.checkpoint().exists() {
+            bail!("{} already holds a run: pass --resume to continue it, or choose another --out", files.dir.display());
+        }
+        let num_classes = data.num_classes().max(1);
+        let unet = UNetConfig::new()
+            .with_channels(args.channels.clone())
+            .with_image_channels(data.channels)
+            .with_image_size(data.height)
+            .with_num_classes(num_classes);
+        let config = TrainConfig::new()
+            .with_steps(args.steps)
+            .with_batch_size(args.batch_size)
+            .with_learning_rate(args.learning_rate)
+            .with_seed(args.seed);
+        DdpmTrainer::new(config, unet, &device, description)
+    };
+    if data.channels != trainer.unet_config.image_channels {
+        bail!("the data has {} channels but the model expects {}", data.channels, trainer.unet_config.image_channels);
+    }
+    let parameters = trainer.ema.parameter_count();
+    eprintln!("training a {parameters}-parameter UNet on {} images, step {} of {}", data.count, trainer.step, trainer.config.steps);
+
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(files.loss_log())?;
+    if log.metadata()?.len() == 0 {
+        writeln!(log, "step,loss,learning_rate,images_per_second,wall_seconds")?;
+    }
+    let total = trainer.config.steps;
+    let bar = indicatif::ProgressBar::new(total).with_position(trainer.step);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  ETA {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let stop_at = args.max_steps_now.map_or(total, |n| (trainer.step + n).min(total));
+    let mut smoothed: Option<f64> = None;
+    while trainer.step < stop_at {
+        let report = trainer.train_step(&data);
+        let loss = smoothed.map_or(report.loss, |s| 0.98 * s + 0.02 * report.loss);
+        smoothed = Some(loss);
+        bar.set_position(report.step);
+        bar.set_message(format!("loss {loss:.4}  {:.1} img/s", report.images_per_second));
+        writeln!(log, "{},{},{},{:.2},{:.1}", report.step, report.loss, report.learning_rate, report.images_per_second, trainer.wall_seconds)?;
+        let last = trainer.step == stop_at;
+        if trainer.step % args.checkpoint_every == 0 || last {
+            trainer.checkpoint()?.write(&files.checkpoint())?;
+            if let Some(path) = &args.export {
+                trainer.export()?.write(path)?;
+            }
+            log.flush()?;
+        }
+        if trainer.step % args.preview_every == 0 || last {
+            let model = LoadedUnet::from_checkpoint(&trainer.export()?, &device)?;
+            let grid = class_grid(&model, 4, 3.0, Sampler::ddim(50, 0.0), BetaSchedule::cosine(1000), 0, &device)?;
+            images::save_png(&files.preview(trainer.step), &grid, &[])?;
+        }
+    }
+    bar.finish();
+    eprintln!("stopped at step {} ({:.0} s of training in all); checkpoint in {}", trainer.step, trainer.wall_seconds, files.checkpoint().display());
+    Ok(())
+}
+
+/// `per_class` samples of every class, one row per class.
+fn class_grid(model: &LoadedUnet, per_class: usize, guidance: f64, sampler: Sampler, schedule: BetaSchedule, seed: u64, device: &Device) -> anyhow::Result<Picture> {
+    let classes: Vec<usize> = (0..model.config.num_classes).flat_map(|c| std::iter::repeat_n(c, per_class)).collect();
+    let pictures = generate(model, &classes, guidance, sampler, schedule, seed, device)?;
+    Ok(images::grid(&pictures, per_class, 2))
+}
+
+/// Runs the whole reverse process for one image per entry of `classes`.
+fn generate(model: &LoadedUnet, classes: &[usize], guidance: f64, sampler: Sampler, schedule: BetaSchedule, seed: u64, device: &Device) -> anyhow::Result<Vec<Picture>> {
+    let schedule = schedule.build()?;
+    let plan = sampler.plan(&schedule)?;
+    let (c, size) = (model.config.image_channels, model.config.image_size);
+    let n = classes.len();
+    let mut noise = NoiseSource::new(seed);
+    let x_start = noise.tensor([n, c, size, size], device);
+    let labels: Vec<i64> = classes.iter().map(|c| *c as i64).collect();
+    let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), device);
+    let x0 = denoise(&model.model, &plan, x_start, &labels, guidance, &mut noise, |_| ControlFlow::Continue(()));
+    let values: Vec<f32> = x0.into_data().try_to_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    if values.iter().any(|v| !v.is_finite()) {
+        bail!("sampling diverged (non-finite values); try another schedule or sampler");
+    }
+    Ok(images::pictures_from_batch(&values, n, c, size, size))
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SamplerName {
+    Ddpm,
+    Ddim,
+}
+
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    /// A checkpoint file written by `train`.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Number of images.
+    #[arg(long, default_value_t = 16)]
+    pub n: usize,
+    /// Generate this class (0..9 for Fashion-MNIST); without it and --all-classes, unconditional.
+    #[arg(long, conflicts_with = "all_classes")]
+    pub class: Option<usize>,
+    /// Cycle through every class, n / classes images each (one grid row per class).
+    #[arg(long)]
+    pub all_classes: bool,
+    /// Classifier-free guidance scale w: 0 = unconditional, 1 = conditional, more = stronger.
+    #[arg(long, default_value_t = 3.0)]
+    pub guidance: f64,
+    #[arg(long, value_enum, default_value_t = SamplerName::Ddpm)]
+    pub sampler: SamplerName,
+    /// DDIM steps.
+    #[arg(long = "sampling-steps", default_value_t = 50)]
+    pub sampling_steps: usize,
+    /// DDIM eta in [0, 1].
+    #[arg(long, default_value_t = 0.0)]
+    pub eta: f64,
+    #[command(flatten)]
+    pub schedule: ScheduleOptions,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// auto, cpu or wgpu.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Write all images as one grid PNG.
+    #[arg(long)]
+    pub grid: Option<PathBuf>,
+    /// Write one PNG per image (the class is in the file name).
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+}
+
+fn sample(args: &SampleArgs) -> anyhow::Result<()> {
+    if args.grid.is_none() && args.out_dir.is_none() {
+        bail!("nothing to write: give --grid FILE.png and/or --out-dir DIR");
+    }
+    if args.n == 0 {
+        bail!("--n must be at least 1");
+    }
+    let device = open_device(args.device)?;
+    let checkpoint = Checkpoint::read(&args.model).with_context(|| format!("cannot load {}", args.model.display()))?;
+    let model = LoadedUnet::from_checkpoint(&checkpoint, &device.device)?;
+    let num_classes = model.config.num_classes;
+    let classes: Vec<usize> = if args.all_classes {
+        let per_class = args.n.div_ceil(num_classes);
+        (0..num_classes).flat_map(|c| std::iter::repeat_n(c, per_class)).take(args.n).collect()
+    } else {
+        match args.class {
+            Some(c) if c >= num_classes => bail!("--class must be below {num_classes}, got {c}"),
+            Some(c) => vec![c; args.n],
+            None => vec![num_classes; args.n],
+        }
+    };
+    let sampler = match args.sampler {
+        SamplerName::Ddpm => Sampler::ddpm(DdpmVariance::BetaTilde),
+        SamplerName::Ddim => Sampler::ddim(args.sampling_steps, args.eta),
+    };
+    eprintln!("sampling {} images with {} on {}", args.n, sampler.label(), device.description);
+    let pictures = generate(&model, &classes, args.guidance, sampler, args.schedule.beta_schedule(), args.seed, &device.device)?;
+    let settings = serde_json::json!({
+        "model": args.model.display().to_string(), "sampler": sampler, "schedule": args.schedule.beta_schedule(),
+        "guidance": args.guidance, "seed": args.seed, "classes": classes,
+    });
+    let text = vec![("diffusion-lab".to_string(), settings.to_string())];
+    if let Some(path) = &args.grid {
+        let columns = if args.all_classes { args.n.div_ceil(num_classes) } else { (args.n as f64).sqrt().ceil() as usize };
+        images::save_png(path, &images::grid(&pictures, columns, 2), &text)?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(dir) = &args.out_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        for (i, (picture, class)) in pictures.iter().zip(&classes).enumerate() {
+            let name = if *class < num_classes { format!("{i:05}-class{class}.png") } else { format!("{i:05}-any.png") };
+            images::save_png(&dir.join(name), picture, &text)?;
+        }
+        eprintln!("wrote {} images to {}", pictures.len(), dir.display());
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct TrainClassifierArgs {
+    #[arg(long, default_value = data::FASHION_MNIST_DIR)]
+    pub fashion_mnist_dir: PathBuf,
+    #[arg(long, default_value_t = 4)]
+    pub epochs: usize,
+    /// Where to write the classifier checkpoint.
+    #[arg(long, default_value = "runs/classifier.dlab")]
+    pub out: PathBuf,
+}
+
+fn train_classifier(args: &TrainClassifierArgs) -> anyhow::Result<()> {
+    let train = Dataset::fashion_mnist(&args.fashion_mnist_dir, Split::Train)?;
+    let test = Dataset::fashion_mnist(&args.fashion_mnist_dir, Split::Test)?;
+    let device = Device::flex();
+    let config = ClassifierConfig::new();
+    let mut last_accuracy = 0.0;
+    let started = std::time::Instant::now();
+    let model = diffusion_lab::train::classifier::train_classifier(&config, &train, &test, args.epochs, &device, |report| {
+        last_accuracy = report.test_accuracy;
+        eprintln!(
+            "epoch {}: mean loss {:.4}, test accuracy {:.2} % ({:.0} s)",
+            report.epoch, report.mean_loss, 100.0 * report.test_accuracy, started.elapsed().as_secs_f64()
+        );
+    });
+    diffusion_lab::train::classifier::classifier_checkpoint(&model, &config, last_accuracy)?.write(&args.out)?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Folder of sample PNGs (as `sample --out-dir` writes them; `classN` in a name is the intended class).
+    pub samples: PathBuf,
+    /// The judge: a classifier checkpoint written by `train-classifier`.
+    #[arg(long)]
+    pub classifier: PathBuf,
+    #[arg(long, default_value = data::FASHION_MNIST_DIR)]
+    pub fashion_mnist_dir: PathBuf,
+}
+
+fn eval(args: &EvalArgs) -> anyhow::Result<()> {
+    let device = Device::flex();
+    let judge = Judge::from_checkpoint(&Checkpoint::read(&args.classifier)?, &device)?;
+    let samples = diffusion_lab::eval::load_samples(&args.samples, judge.config.image_channels, judge.config.image_size)?;
+    let test = Dataset::fashion_mnist(&args.fashion_mnist_dir, Split::Test)?;
+    let train = Dataset::fashion_mnist(&args.fashion_mnist_dir, Split::Train)?;
+    let reference = judge.gaussian(&test);
+    let score = judge.score(&samples, &reference);
+    // The floor: as many real training images, scored the same way.
+    let real = train.pick(&train.shuffled_indices(99)[..samples.count.min(train.count)]);
+    let floor = judge.score(&real, &reference);
+    let percent = |a: Option<f64>| a.map_or("n/a".to_string(), |a| format!("{:.1} %", 100.0 * a));
+    println!("samples:   n = {:5}  FD = {:8.3}  class accuracy = {}", score.count, score.frechet_distance, percent(score.class_accuracy));
+    println!("real data: n = {:5}  FD = {:8.3}  class accuracy = {}", floor.count, floor.frechet_distance, percent(floor.class_accuracy));
+    println!("FD ratio (samples / real) = {:.2}", score.frechet_distance / floor.frechet_distance);
+    Ok(())
+}

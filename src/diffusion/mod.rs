@@ -1,0 +1,12 @@
+//! The seed's mathematics: the noise schedule, the forward process and the samplers.
+//! No UI, no threads, no files; nothing else of ours is imported here.
+
+pub mod forward;
+pub mod noise;
+pub mod sampler;
+pub mod schedule;
+
+pub use forward::{q_sample, q_sample_batch};
+pub use noise::NoiseSource;
+pub use sampler::{DdpmVariance, Sampler, SamplerKind, SamplingPlan, StepOutput};
+pub use schedule::{BetaSchedule, NoiseSchedule, ScheduleError, ScheduleKind};

@@ -1,0 +1,177 @@
+//! One Generate request run to the end (or to its cancellation): the denoising loop with every step
+//! handed out as plain f32 data, ready to stream into the window.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::diffusion::{BetaSchedule, NoiseSource, Sampler};
+use crate::model::LoadedUnet;
+use crate::model::denoise::denoise;
+
+/// Everything that decides the pixels of a run; saved into PNGs so a run can be restored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GenerateRequest {
+    /// The model's name as the app lists it.
+    pub model: String,
+    pub schedule: BetaSchedule,
+    pub sampler: Sampler,
+    pub seed: u64,
+    /// Images in the batch (1..=64).
+    pub batch: usize,
+    /// The class to draw, or `None` for any (unconditional).
+    pub class: Option<usize>,
+    /// Classifier-free guidance scale w.
+    pub guidance: f64,
+}
+
+pub const MAX_BATCH: usize = 64;
+
+/// One step of a run, copied off the device.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    /// Position in the run, 0 = x_T (before any step), i + 1 = after step i.
+    pub index: usize,
+    /// The timestep this frame shows: T for x_T, then t' of each step (0 = the final image).
+    pub t: usize,
+    pub shape: [usize; 4],
+    /// x_t, [batch, channels, h, w] row-major.
+    pub x_t: Arc<Vec<f32>>,
+    /// x̂_0 predicted at this step (x_T's frame has none yet: zeros).
+    pub x0_pred: Arc<Vec<f32>>,
+    /// The guided ε at this step (zeros for x_T).
+    pub eps: Arc<Vec<f32>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error("invalid schedule: {0}")]
+    Schedule(#[from] crate::diffusion::ScheduleError),
+    #[error("invalid sampler: {0}")]
+    Sampler(#[from] crate::diffusion::sampler::SamplerError),
+    #[error("batch must be between 1 and {MAX_BATCH}, got {0}")]
+    Batch(usize),
+    #[error("class {class} does not exist: the model knows {classes} classes")]
+    Class { class: usize, classes: usize },
+    #[error("guidance must be a finite number of at least 0, got {0}")]
+    Guidance(f64),
+    #[error("the sampler produced non-finite values at t = {t}: the schedule or guidance is too extreme")]
+    NonFinite { t: usize },
+    #[error("reading a step back from the device failed: {0}")]
+    Readback(String),
+}
+
+impl GenerateRequest {
+    pub fn validate(&self, model: &LoadedUnet) -> Result<(), GenerateError> {
+        let schedule = self.schedule.build()?;
+        self.sampler.validate(schedule.steps())?;
+        if self.batch == 0 || self.batch > MAX_BATCH {
+            return Err(GenerateError::Batch(self.batch));
+        }
+        if let Some(class) = self.class.filter(|c| *c >= model.config.num_classes) {
+            return Err(GenerateError::Class { class, classes: model.config.num_classes });
+        }
+        if !(self.guidance.is_finite() && self.guidance >= 0.0) {
+            return Err(GenerateError::Guidance(self.guidance));
+        }
+        Ok(())
+    }
+}
+
+pub fn values_from_tensor(t: &Tensor<4>) -> Result<Vec<f32>, GenerateError> {
+    t.to_data().try_to_vec::<f32>().map_err(|e| GenerateError::Readback(format!("{e:?}")))
+}
+
+/// Whether to keep going, asked before every step; `emit` receives every frame.
+pub struct RunHooks<'a> {
+    pub keep_going: &'a dyn Fn() -> bool,
+    /// Stream every step (true) or only x_T and the result (false).
+    pub stream: bool,
+    pub emit: &'a mut dyn FnMut(Frame),
+}
+
+/// Outcome of a run that was not an error.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSummary {
+    pub steps_done: usize,
+    pub cancelled: bool,
+    pub seconds: f64,
+}
+
+/// Runs `request` with `model` on `device`. Same request + device = same pixels: noise comes from the
+/// seeded CPU generator.
+pub fn run_generate(
+    model: &LoadedUnet,
+    request: &GenerateRequest,
+    device: &Device,
+    hooks: RunHooks<'_>,
+) -> Result<RunSummary, GenerateError> {
+    request.validate(model)?;
+    let started = Instant::now();
+    let schedule = request.schedule.build()?;
+    let plan = request.sampler.plan(&schedule)?;
+    let (c, size) = (model.config.image_channels, model.config.image_size);
+    let shape = [request.batch, c, size, size];
+    let mut noise = NoiseSource::new(request.seed);
+    let x_start = noise.tensor(shape, device);
+    let label = request.class.unwrap_or(model.config.num_classes) as i64;
+    let classes = Tensor::<1, Int>::full([request.batch], label, device);
+    // Unconditional requests have no conditional branch to guide towards.
+    let guidance = if request.class.is_some() { request.guidance } else { 0.0 };
+
+    let zeros = Arc::new(vec![0.0; shape.iter().product()]);
+    let big_t = plan.steps.first().map_or(0, |s| s.t);
+    (hooks.emit)(Frame {
+        index: 0,
+        t: big_t,
+        shape,
+        x_t: Arc::new(values_from_tensor(&x_start)?),
+        x0_pred: zeros.clone(),
+        eps: zeros,
+    });
+
+    let mut failure = None;
+    let mut steps_done = 0;
+    let mut cancelled = false;
+    let total = plan.len();
+    let emit = hooks.emit;
+    denoise(&model.model, &plan, x_start, &classes, guidance, &mut noise, |step| {
+        steps_done = step.index + 1;
+        let last = steps_done == total;
+        if hooks.stream || last {
+            let frame = (|| -> Result<Frame, GenerateError> {
+                let x_t = values_from_tensor(step.x_prev)?;
+                if x_t.iter().any(|v| !v.is_finite()) {
+                    return Err(GenerateError::NonFinite { t: step.t });
+                }
+                Ok(Frame {
+                    index: step.index + 1,
+                    t: plan.steps[step.index].t_prev,
+                    shape,
+                    x_t: Arc::new(x_t),
+                    x0_pred: Arc::new(values_from_tensor(step.x0_pred)?),
+                    eps: Arc::new(values_from_tensor(step.eps)?),
+                })
+            })();
+            match frame {
+                Ok(frame) => emit(frame),
+                Err(e) => {
+                    failure = Some(e);
+                    return ControlFlow::Break(());
+                }
+            }
+        }
+        if !last && !(hooks.keep_going)() {
+            cancelled = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok(RunSummary { steps_done, cancelled, seconds: started.elapsed().as_secs_f64() })
+}

@@ -1,0 +1,9 @@
+//! The only place with threads: owns the device and the loaded models, runs Generate and the rest.
+
+pub mod device;
+pub mod generate;
+pub mod worker;
+
+pub use device::{ComputeDevice, DeviceChoice, open_device};
+pub use generate::{Frame, GenerateRequest, RunSummary};
+pub use worker::{Command, Engine, Event, ModelInfo, ModelSource};

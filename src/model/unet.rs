@@ -1,0 +1,230 @@
+//! ε_θ(x_t, λ, y): the noise-prediction UNet, conditioned on the noise level λ (log-SNR) and, by
+//! cross-attention, on the class y.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::silu;
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+
+use super::attention::{Attention, AttentionConfig};
+use super::embedding::{ClassEncoder, ClassEncoderConfig, NoiseLevelEmbedding, NoiseLevelEmbeddingConfig};
+
+#[derive(Config, Debug, PartialEq)]
+pub struct UNetConfig {
+    /// Channels of the image (1 for Fashion-MNIST, 4 for the autoencoder's latent).
+    #[config(default = 1)]
+    pub image_channels: usize,
+    /// Height and width the model is trained on (shown in the UI; the network itself takes any size).
+    #[config(default = 28)]
+    pub image_size: usize,
+    /// Feature channels per resolution level; each level after the first halves the resolution.
+    #[config(default = "vec![32, 64, 128]")]
+    pub channels: Vec<usize>,
+    /// Levels (indices into `channels`) whose blocks have self-attention.
+    #[config(default = "vec![2]")]
+    pub self_attention_levels: Vec<usize>,
+    /// Levels whose blocks attend to the class context τ_θ(y).
+    #[config(default = "vec![1, 2]")]
+    pub cross_attention_levels: Vec<usize>,
+    #[config(default = 10)]
+    pub num_classes: usize,
+    /// Context tokens per class in τ_θ(y).
+    #[config(default = 4)]
+    pub class_tokens: usize,
+    #[config(default = 64)]
+    pub context_dim: usize,
+    /// GroupNorm groups.
+    #[config(default = 8)]
+    pub groups: usize,
+}
+
+/// GN -> SiLU -> conv, plus the noise-level embedding, twice, with a residual connection.
+#[derive(Module, Debug)]
+pub struct ResBlock {
+    norm1: GroupNorm,
+    conv1: Conv2d,
+    embed: Linear,
+    norm2: GroupNorm,
+    conv2: Conv2d,
+    skip: Option<Conv2d>,
+}
+
+fn conv3x3(input: usize, output: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([input, output], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device)
+}
+
+impl ResBlock {
+    fn new(input: usize, output: usize, embed_dim: usize, groups: usize, device: &Device) -> Self {
+        Self {
+            norm1: GroupNormConfig::new(groups, input).init(device),
+            conv1: conv3x3(input, output, device),
+            embed: LinearConfig::new(embed_dim, output).init(device),
+            norm2: GroupNormConfig::new(groups, output).init(device),
+            conv2: conv3x3(output, output, device),
+            skip: (input != output).then(|| Conv2dConfig::new([input, output], [1, 1]).init(device)),
+        }
+    }
+
+    /// x: [batch, in, h, w], embedding: [batch, embed_dim] -> [batch, out, h, w]
+    fn forward(&self, x: Tensor<4>, embedding: Tensor<2>) -> Tensor<4> {
+        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        // [batch, out] -> [batch, out, 1, 1]
+        let h = h.add(self.embed.forward(silu(embedding)).unsqueeze_dims(&[2, 3]));
+        let h = self.conv2.forward(silu(self.norm2.forward(h)));
+        let skip = match &self.skip {
+            Some(conv) => conv.forward(x),
+            None => x,
+        };
+        h.add(skip)
+    }
+}
+
+/// A residual block followed by the level's attention layers.
+#[derive(Module, Debug)]
+pub struct Stage {
+    res: ResBlock,
+    self_attention: Option<Attention>,
+    cross_attention: Option<Attention>,
+}
+
+impl Stage {
+    fn forward(&self, x: Tensor<4>, embedding: Tensor<2>, context: &Tensor<3>) -> Tensor<4> {
+        let mut h = self.res.forward(x, embedding);
+        if let Some(attention) = &self.self_attention {
+            h = attention.forward(h, None);
+        }
+        if let Some(attention) = &self.cross_attention {
+            h = attention.forward(h, Some(context.clone()));
+        }
+        h
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct UNet {
+    stem: Conv2d,
+    noise_level: NoiseLevelEmbedding,
+    class_encoder: ClassEncoder,
+    down: Vec<Stage>,
+    downsample: Vec<Conv2d>,
+    mid_first: Stage,
+    mid_second: ResBlock,
+    upsample: Vec<Conv2d>,
+    up: Vec<Stage>,
+    out_norm: GroupNorm,
+    out_conv: Conv2d,
+    num_classes: usize,
+}
+
+impl UNetConfig {
+    /// The size of the noise-level embedding every residual block receives.
+    pub fn embed_dim(&self) -> usize {
+        4 * self.channels[0]
+    }
+
+    pub fn init(&self, device: &Device) -> UNet {
+        let embed_dim = self.embed_dim();
+        let levels = self.channels.len();
+        let stage = |level: usize, input: usize| Stage {
+            res: ResBlock::new(input, self.channels[level], embed_dim, self.groups, device),
+            self_attention: self.self_attention_levels.contains(&level).then(|| {
+                AttentionConfig::new(self.channels[level], self.groups).init(device)
+            }),
+            cross_attention: self.cross_attention_levels.contains(&level).then(|| {
+                AttentionConfig::new(self.channels[level], self.groups)
+                    .with_context_dim(Some(self.context_dim))
+                    .init(device)
+            }),
+        };
+        let deepest = self.channels[levels - 1];
+        UNet {
+            stem: conv3x3(self.image_channels, self.channels[0], device),
+            noise_level: NoiseLevelEmbeddingConfig::new(self.channels[0], embed_dim).init(device),
+            class_encoder: ClassEncoderConfig::new(self.num_classes, self.class_tokens, self.context_dim).init(device),
+            down: (0..levels).map(|l| stage(l, if l == 0 { self.channels[0] } else { self.channels[l - 1] })).collect(),
+            downsample: (0..levels - 1)
+                .map(|l| {
+                    Conv2dConfig::new([self.channels[l], self.channels[l]], [3, 3])
+                        .with_stride([2, 2])
+                        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                        .init(device)
+                })
+                .collect(),
+            mid_first: Stage {
+                res: ResBlock::new(deepest, deepest, embed_dim, self.groups, device),
+                self_attention: Some(AttentionConfig::new(deepest, self.groups).init(device)),
+                cross_attention: Some(
+                    AttentionConfig::new(deepest, self.groups).with_context_dim(Some(self.context_dim)).init(device),
+                ),
+            },
+            mid_second: ResBlock::new(deepest, deepest, embed_dim, self.groups, device),
+            upsample: (0..levels - 1).map(|l| conv3x3(self.channels[l + 1], self.channels[l], device)).collect(),
+            up: (0..levels).map(|l| stage(l, 2 * self.channels[l])).collect(),
+            out_norm: GroupNormConfig::new(self.groups, self.channels[0]).init(device),
+            out_conv: conv3x3(self.channels[0], self.image_channels, device),
+            num_classes: self.num_classes,
+        }
+    }
+}
+
+impl UNet {
+    /// The label that means "no class": classifier-free guidance's unconditional branch.
+    pub fn null_class(&self) -> usize {
+        self.num_classes
+    }
+
+    /// ε_θ(x_t, λ, y). x_t: [batch, channels, h, w]; log_snr: [batch]; class: [batch] in 0..=num_classes.
+    pub fn forward(&self, x_t: Tensor<4>, log_snr: Tensor<1>, class: Tensor<1, Int>) -> Tensor<4> {
+        let embedding = self.noise_level.forward(log_snr); // [batch, embed_dim]
+        let context = self.class_encoder.forward(class); // [batch, tokens, context_dim]
+
+        let mut h = self.stem.forward(x_t);
+        let mut skips = Vec::with_capacity(self.down.len());
+        for (level, stage) in self.down.iter().enumerate() {
+            h = stage.forward(h, embedding.clone(), &context);
+            skips.push(h.clone());
+            if let Some(downsample) = self.downsample.get(level) {
+                h = downsample.forward(h);
+            }
+        }
+        h = self.mid_first.forward(h, embedding.clone(), &context);
+        h = self.mid_second.forward(h, embedding.clone());
+        for ((level, stage), skip) in self.up.iter().enumerate().rev().zip(skips.into_iter().rev()) {
+            if let Some(upsample) = self.upsample.get(level) {
+                // Nearest-neighbour to the skip's size (odd sizes such as 7 -> 4 -> 7 come back exactly).
+                let [_, _, height, width] = skip.dims();
+                let options = InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([height, width]);
+                h = upsample.forward(interpolate(h, options));
+            }
+            h = stage.forward(Tensor::cat(vec![h, skip], 1), embedding.clone(), &context);
+        }
+        self.out_conv.forward(silu(self.out_norm.forward(h)))
+    }
+
+    /// Parameters, for the model card and the UI.
+    pub fn parameter_count(&self) -> usize {
+        self.num_params()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_has_input_shape_for_even_and_odd_sizes() {
+        let device = Device::flex();
+        let config = UNetConfig::new().with_channels(vec![8, 16]).with_self_attention_levels(vec![1]).with_cross_attention_levels(vec![1]).with_groups(4).with_context_dim(8).with_class_tokens(2);
+        let model = config.init(&device);
+        for size in [28, 7] {
+            let x = Tensor::<4>::zeros([3, 1, size, size], &device);
+            let log_snr = Tensor::<1>::from_floats([-5.0, 0.0, 5.0], &device);
+            let class = Tensor::<1, Int>::from_ints([0, 9, 10], &device);
+            assert_eq!(model.forward(x, log_snr, class).dims(), [3, 1, size, size]);
+        }
+        assert!(model.parameter_count() > 1000);
+    }
+}

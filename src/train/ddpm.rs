@@ -1,0 +1,400 @@
+//! Training ε_θ on L = E ||ε - ε_θ(x_t, λ, y)||², x_t = sqrt(ᾱ) x_0 + sqrt(1 - ᾱ) ε, ᾱ = sigmoid(λ).
+//!
+//! λ is drawn to cover every schedule the app offers (see [`LogSnrSampler`]), so that a schedule edited in
+//! the window feeds the network noise levels it has seen. Everything random is derived from (seed, step),
+//! so a run resumed from a checkpoint continues exactly as if it had never stopped.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::ema::update_ema;
+use crate::data::Dataset;
+use crate::diffusion::schedule::alpha_bar_from_log_snr;
+use crate::diffusion::{BetaSchedule, NoiseSource, q_sample_batch};
+use crate::model::checkpoint::{Checkpoint, CheckpointError, CheckpointHeader, ModelKind, bytes_from_module, module_from_bytes};
+use crate::model::{UNet, UNetConfig};
+
+#[derive(Config, Debug, PartialEq)]
+pub struct TrainConfig {
+    #[config(default = 64)]
+    pub batch_size: usize,
+    /// Peak learning rate of AdamW, reached after `warmup_steps` and decayed by a half cosine to a tenth.
+    #[config(default = 5e-4)]
+    pub learning_rate: f64,
+    #[config(default = 500)]
+    pub warmup_steps: u64,
+    #[config(default = 0.0)]
+    pub weight_decay: f64,
+    /// Per-parameter gradient norm cap.
+    #[config(default = 1.0)]
+    pub grad_clip: f64,
+    #[config(default = 0.999)]
+    pub ema_decay: f64,
+    /// Share of examples trained with the "no class" label, for classifier-free guidance.
+    #[config(default = 0.1)]
+    pub label_dropout: f64,
+    /// Optimizer steps of the whole run (the learning-rate decay ends there).
+    #[config(default = 30000)]
+    pub steps: u64,
+    #[config(default = 1)]
+    pub seed: u64,
+    /// λ is kept within [log_snr_min, log_snr_max]: beyond, ε (or x_0) is all there is to predict.
+    #[config(default = -20.0)]
+    pub log_snr_min: f64,
+    #[config(default = 10.0)]
+    pub log_snr_max: f64,
+}
+
+impl TrainConfig {
+    /// Linear warm-up, then a half cosine from the peak to a tenth of it at `steps`.
+    pub fn learning_rate_at(&self, step: u64) -> f64 {
+        if step < self.warmup_steps {
+            return self.learning_rate * (step + 1) as f64 / self.warmup_steps as f64;
+        }
+        let span = self.steps.saturating_sub(self.warmup_steps).max(1) as f64;
+        let progress = ((step - self.warmup_steps) as f64 / span).min(1.0);
+        self.learning_rate * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()))
+    }
+}
+
+/// Draws training noise levels: 45 % from the linear and 45 % from the cosine schedule at T = 1000
+/// (t uniform, λ interpolated between neighbouring steps), 10 % uniform over [min, max]. The quadratic and
+/// sigmoid schedules' ranges lie inside the union of the first two.
+pub struct LogSnrSampler {
+    linear: Vec<f64>,
+    cosine: Vec<f64>,
+    min: f64,
+    max: f64,
+}
+
+impl LogSnrSampler {
+    pub fn new(min: f64, max: f64) -> Self {
+        let log_snr = |s: BetaSchedule| s.build().map(|n| n.log_snr).unwrap_or_default();
+        Self { linear: log_snr(BetaSchedule::linear(1000)), cosine: log_snr(BetaSchedule::cosine(1000)), min, max }
+    }
+
+    pub fn sample(&self, rng: &mut impl Rng) -> f64 {
+        let choice: f64 = rng.random();
+        let table = if choice < 0.45 {
+            &self.linear
+        } else if choice < 0.9 {
+            &self.cosine
+        } else {
+            return rng.random_range(self.min..=self.max);
+        };
+        let position = rng.random_range(0.0..(table.len() - 1) as f64);
+        let i = position as usize;
+        let frac = position - i as f64;
+        (table[i] * (1.0 - frac) + table[i + 1] * frac).clamp(self.min, self.max)
+    }
+}
+
+/// What the trainer reports after each step.
+#[derive(Clone, Debug)]
+pub struct StepReport {
+    pub step: u64,
+    pub loss: f64,
+    pub learning_rate: f64,
+    pub images_per_second: f64,
+}
+
+/// Where the training data came from, kept in the checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TrainRecord {
+    pub train_config: serde_json::Value,
+    pub data: String,
+    pub images_seen: u64,
+    pub wall_seconds: f64,
+}
+
+pub struct DdpmTrainer {
+    pub config: TrainConfig,
+    pub unet_config: UNetConfig,
+    /// The model being optimised, on the autodiff device.
+    model: UNet,
+    /// Its moving average, on the plain device: what sampling uses.
+    pub ema: UNet,
+    optimizer: ModuleOptimizer,
+    pub step: u64,
+    pub wall_seconds: f64,
+    device: Device,
+    autodiff: Device,
+    log_snr: LogSnrSampler,
+    data_description: String,
+    /// The current epoch's order, and which epoch it is.
+    order: (u64, Vec<usize>),
+}
+
+fn optimizer_from_config(config: &TrainConfig) -> ModuleOptimizer {
+    AdamWConfig::new()
+        .with_weight_decay(config.weight_decay as f32)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip as f32)))
+        .init()
+}
+
+impl DdpmTrainer {
+    pub fn new(config: TrainConfig, unet_config: UNetConfig, device: &Device, data_description: String) -> Self {
+        let autodiff = device.clone().autodiff();
+        let model = unet_config.init(&autodiff);
+        let ema = model.valid();
+        Self {
+            log_snr: LogSnrSampler::new(config.log_snr_min, config.log_snr_max),
+            optimizer: optimizer_from_config(&config),
+            config,
+            unet_config,
+            model,
+            ema,
+            step: 0,
+            wall_seconds: 0.0,
+            device: device.clone(),
+            autodiff,
+            data_description,
+            order: (u64::MAX, Vec::new()),
+        }
+    }
+
+    /// Continues from a training checkpoint written by [`DdpmTrainer::checkpoint`]. `steps` may extend the run.
+    pub fn resume(checkpoint: &Checkpoint, device: &Device, steps: Option<u64>) -> Result<Self, CheckpointError> {
+        checkpoint.expect_kind(ModelKind::Unet)?;
+        let header_error = |e: serde_json::Error| CheckpointError::Header(e.to_string());
+        let unet_config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone()).map_err(header_error)?;
+        let record: TrainRecord = serde_json::from_value(checkpoint.header.extra.clone()).map_err(header_error)?;
+        let mut config: TrainConfig = serde_json::from_value(record.train_config.clone()).map_err(header_error)?;
+        if let Some(steps) = steps {
+            config.steps = steps;
+        }
+        let mut trainer = Self::new(config, unet_config, device, record.data);
+        trainer.model = module_from_bytes(trainer.model, checkpoint.section("train_weights")?, "train_weights")?;
+        trainer.ema = module_from_bytes(trainer.ema, checkpoint.section("weights")?, "weights")?;
+        let optimizer_bytes = burn::tensor::Bytes::from_bytes_vec(checkpoint.section("optimizer")?.to_vec());
+        trainer.optimizer = trainer
+            .optimizer
+            .from_bytes(optimizer_bytes)
+            .map_err(|e| CheckpointError::Weights { section: "optimizer".into(), detail: e.to_string() })?;
+        trainer.step = checkpoint.header.step;
+        trainer.wall_seconds = record.wall_seconds;
+        Ok(trainer)
+    }
+
+    fn batch_indices(&mut self, data: &Dataset) -> Vec<usize> {
+        let batch = self.config.batch_size as u64;
+        let count = data.count;
+        (0..batch)
+            .map(|j| {
+                let global = self.step * batch + j;
+                let epoch = global / count as u64;
+                if self.order.0 != epoch {
+                    self.order = (epoch, data.shuffled_indices(self.config.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+                }
+                self.order.1[(global % count as u64) as usize]
+            })
+            .collect()
+    }
+
+    /// One optimizer step on the next batch of `data`.
+    pub fn train_step(&mut self, data: &Dataset) -> StepReport {
+        let started = Instant::now();
+        let indices = self.batch_indices(data);
+        let (pixels, labels) = data.gather(&indices);
+        let batch = indices.len();
+        let shape = [batch, data.channels, data.height, data.width];
+
+        let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed.wrapping_mul(1_000_003) ^ self.step);
+        let null = self.unet_config.num_classes;
+        let classes: Vec<i64> = labels
+            .iter()
+            .map(|label| match label {
+                Some(c) if rng.random::<f64>() >= self.config.label_dropout => *c as i64,
+                _ => null as i64,
+            })
+            .collect();
+        let log_snr: Vec<f32> = (0..batch).map(|_| self.log_snr.sample(&mut rng) as f32).collect();
+        let alpha_bar: Vec<f32> = log_snr.iter().map(|l| alpha_bar_from_log_snr(*l as f64) as f32).collect();
+        let mut noise = NoiseSource::new(rng.random());
+
+        let device = &self.autodiff;
+        let x0 = Tensor::<4>::from_data(TensorData::new(pixels, shape), device);
+        let eps = noise.tensor(shape, device);
+        let alpha_bar = Tensor::<1>::from_data(TensorData::new(alpha_bar, [batch]), device);
+        let x_t = q_sample_batch(x0, alpha_bar, eps.clone());
+        let log_snr = Tensor::<1>::from_data(TensorData::new(log_snr, [batch]), device);
+        let classes = Tensor::<1, Int>::from_data(TensorData::new(classes, [batch]), device);
+
+        let predicted = self.model.forward(x_t, log_snr, classes);
+        let loss = predicted.sub(eps).powi_scalar(2).mean();
+        let loss_value: f64 = loss.clone().into_scalar::<f32>() as f64;
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let learning_rate = self.config.learning_rate_at(self.step);
+        self.model = self.optimizer.step(learning_rate, self.model.clone(), grads);
+        self.ema = update_ema(self.ema.clone(), &self.model.valid(), self.ema_decay_at(self.step));
+        self.step += 1;
+
+        let seconds = started.elapsed().as_secs_f64();
+        self.wall_seconds += seconds;
+        StepReport { step: self.step, loss: loss_value, learning_rate, images_per_second: batch as f64 / seconds }
+    }
+
+    /// Early on, a long average would remember the random initialisation: warm the decay up
+    /// (d = min(decay, (1 + step) / (10 + step)), as in many DDPM codebases).
+    fn ema_decay_at(&self, step: u64) -> f64 {
+        self.config.ema_decay.min((1 + step) as f64 / (10 + step) as f64)
+    }
+
+    fn header(&self, extra: TrainRecord) -> CheckpointHeader {
+        CheckpointHeader {
+            kind: ModelKind::Unet,
+            config: serde_json::to_value(&self.unet_config).unwrap_or_default(),
+            training_schedule: Some(BetaSchedule::cosine(1000)),
+            log_snr_range: Some((self.config.log_snr_min, self.config.log_snr_max)),
+            step: self.step,
+            extra: serde_json::to_value(extra).unwrap_or_default(),
+            sections: Vec::new(),
+        }
+    }
+
+    fn record(&self) -> TrainRecord {
+        TrainRecord {
+            train_config: serde_json::to_value(&self.config).unwrap_or_default(),
+            data: self.data_description.clone(),
+            images_seen: self.step * self.config.batch_size as u64,
+            wall_seconds: self.wall_seconds,
+        }
+    }
+
+    /// Everything needed to resume exactly: EMA weights, raw weights and optimizer state, all f32.
+    pub fn checkpoint(&self) -> Result<Checkpoint, CheckpointError> {
+        let optimizer = self
+            .optimizer
+            .into_bytes()
+            .map_err(|e| CheckpointError::Weights { section: "optimizer".into(), detail: e.to_string() })?;
+        Ok(Checkpoint::new(self.header(self.record()))
+            .with_section("weights", bytes_from_module(&self.ema, false)?)
+            .with_section("train_weights", bytes_from_module(&self.model, false)?)
+            .with_section("optimizer", optimizer.to_vec()))
+    }
+
+    /// The model to ship: EMA weights only, in f16.
+    pub fn export(&self) -> Result<Checkpoint, CheckpointError> {
+        Ok(Checkpoint::new(self.header(self.record())).with_section("weights", bytes_from_module(&self.ema, true)?))
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+}
+
+/// Where a run keeps its files.
+pub struct RunFiles {
+    pub dir: PathBuf,
+}
+
+impl RunFiles {
+    pub fn new(dir: &Path) -> Self {
+        Self { dir: dir.to_path_buf() }
+    }
+    pub fn checkpoint(&self) -> PathBuf {
+        self.dir.join("checkpoint.dlab")
+    }
+    pub fn loss_log(&self) -> PathBuf {
+        self.dir.join("loss.csv")
+    }
+    pub fn preview(&self, step: u64) -> PathBuf {
+        self.dir.join(format!("preview-{step:06}.png"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny_unet() -> UNetConfig {
+        UNetConfig::new()
+            .with_channels(vec![8, 16])
+            .with_self_attention_levels(vec![1])
+            .with_cross_attention_levels(vec![1])
+            .with_groups(4)
+            .with_context_dim(8)
+            .with_class_tokens(2)
+            .with_num_classes(2)
+    }
+
+    /// Two classes of 8x8 images: a bright left half or a bright right half.
+    fn halves(count: usize) -> Dataset {
+        let (h, w) = (8, 8);
+        let mut images = Vec::with_capacity(count * h * w);
+        let mut labels = Vec::with_capacity(count);
+        for i in 0..count {
+            let class = i % 2;
+            for _ in 0..h {
+                for x in 0..w {
+                    let bright = (x < w / 2) == (class == 0);
+                    images.push(if bright { 0.8 } else { -0.8 });
+                }
+            }
+            labels.push(class);
+        }
+        Dataset { images, count, channels: 1, height: h, width: w, labels: Some(labels), class_names: vec!["left".into(), "right".into()] }
+    }
+
+    #[test]
+    fn learning_rate_warms_up_then_decays_to_a_tenth() {
+        let config = TrainConfig::new().with_warmup_steps(10).with_steps(110).with_learning_rate(1.0);
+        assert!((config.learning_rate_at(0) - 0.1).abs() < 1e-12);
+        assert!((config.learning_rate_at(9) - 1.0).abs() < 1e-12);
+        assert!((config.learning_rate_at(10) - 1.0).abs() < 1e-12);
+        assert!((config.learning_rate_at(110) - 0.1).abs() < 1e-12);
+        assert!((config.learning_rate_at(500) - 0.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn log_snr_samples_cover_the_range() {
+        let sampler = LogSnrSampler::new(-20.0, 10.0);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let samples: Vec<f64> = (0..20_000).map(|_| sampler.sample(&mut rng)).collect();
+        assert!(samples.iter().all(|l| (-20.0..=10.0).contains(l)));
+        assert!(samples.iter().any(|l| *l < -15.0) && samples.iter().any(|l| *l > 8.0));
+        let middle = samples.iter().filter(|l| (-5.0..5.0).contains(*l)).count();
+        assert!(middle > 8_000, "most mass where the schedules spend their steps: {middle}");
+    }
+
+    #[test]
+    fn a_few_steps_lower_the_loss() {
+        let device = Device::flex();
+        let data = halves(64);
+        let config = TrainConfig::new().with_batch_size(16).with_warmup_steps(5).with_steps(60).with_learning_rate(3e-3);
+        let mut trainer = DdpmTrainer::new(config, tiny_unet(), &device, "halves".into());
+        let losses: Vec<f64> = (0..60).map(|_| trainer.train_step(&data).loss).collect();
+        let first: f64 = losses[..10].iter().sum::<f64>() / 10.0;
+        let last: f64 = losses[50..].iter().sum::<f64>() / 10.0;
+        assert!(last < 0.8 * first, "loss {first} -> {last}");
+    }
+
+    #[test]
+    fn resume_continues_exactly() {
+        let device = Device::flex();
+        let data = halves(40);
+        let config = TrainConfig::new().with_batch_size(8).with_warmup_steps(2).with_steps(10);
+        let mut straight = DdpmTrainer::new(config.clone(), tiny_unet(), &device, "halves".into());
+        let mut interrupted = DdpmTrainer::new(config, tiny_unet(), &device, "halves".into());
+        // Same initial weights for both.
+        interrupted = DdpmTrainer::resume(&straight.checkpoint().unwrap(), &device, None).unwrap_or(interrupted);
+        let straight_losses: Vec<f64> = (0..6).map(|_| straight.train_step(&data).loss).collect();
+        let mut resumed_losses: Vec<f64> = (0..3).map(|_| interrupted.train_step(&data).loss).collect();
+        let bytes = interrupted.checkpoint().unwrap().to_bytes();
+        drop(interrupted);
+        let mut resumed = DdpmTrainer::resume(&Checkpoint::from_bytes(&bytes).unwrap(), &device, None).unwrap();
+        assert_eq!(resumed.step, 3);
+        resumed_losses.extend((0..3).map(|_| resumed.train_step(&data).loss));
+        for (a, b) in straight_losses.iter().zip(&resumed_losses) {
+            assert!((a - b).abs() < 1e-5 * (1.0 + a.abs()), "{straight_losses:?} vs {resumed_losses:?}");
+        }
+    }
+}

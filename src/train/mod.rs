@@ -1,0 +1,5 @@
+//! Training: the diffusion model's trainer and its exponential moving average.
+
+pub mod classifier;
+pub mod ddpm;
+pub mod ema;

@@ -1,0 +1,83 @@
+//! The command line, end to end: the real binary, its output and its exit codes.
+
+use std::process::{Command, Output};
+
+fn diffusion_lab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_diffusion-lab")).args(args).output().expect("binary runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("utf-8 stdout")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).expect("utf-8 stderr")
+}
+
+#[test]
+fn help_lists_the_subcommands() {
+    let out = diffusion_lab(&["--help"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("schedule"), "{text}");
+    assert!(text.contains("Without a subcommand, diffusion-lab opens its window"), "{text}");
+}
+
+#[test]
+fn schedule_json_alpha_bar_is_product_of_alphas() {
+    let out = diffusion_lab(&["schedule", "--kind", "linear", "--steps", "1000", "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("valid JSON");
+    let alpha_bar: Vec<f64> = serde_json::from_value(json["alpha_bar"].clone()).unwrap();
+    assert_eq!(alpha_bar.len(), 1000);
+    let product: f64 = (0..1000).map(|i| 1.0 - (1e-4 + (0.02 - 1e-4) * i as f64 / 999.0)).product();
+    let relative = (alpha_bar[999] - product).abs() / product;
+    assert!(relative < 1e-6, "alpha_bar[999] = {} vs product {product}", alpha_bar[999]);
+    assert_eq!(json["schedule"]["kind"], "linear");
+    assert_eq!(json["t"][0], 1);
+    for key in ["beta", "alpha", "sqrt_alpha_bar", "sqrt_one_minus_alpha_bar", "beta_tilde", "posterior_coef_x0", "posterior_coef_xt", "log_snr"] {
+        assert_eq!(json[key].as_array().map(|a| a.len()), Some(1000), "{key}");
+    }
+}
+
+#[test]
+fn schedule_csv_has_a_row_per_timestep() {
+    let out = diffusion_lab(&["schedule", "--kind", "cosine", "--steps", "50"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 51);
+    assert!(lines[0].starts_with("t,beta,alpha,alpha_bar,"));
+    let last: Vec<f64> = lines[50].split(',').map(|v| v.parse().unwrap()).collect();
+    assert_eq!(last[0], 50.0);
+    assert_eq!(last[1], 0.999, "cosine caps the last beta");
+    // log-SNR is the last column and decreases.
+    let log_snr: Vec<f64> = lines[1..].iter().map(|l| l.rsplit(',').next().unwrap().parse().unwrap()).collect();
+    assert!(log_snr.windows(2).all(|w| w[1] < w[0]));
+}
+
+#[test]
+fn bad_schedules_exit_non_zero_with_one_line() {
+    for (args, needle) in [
+        (vec!["schedule", "--kind", "linear", "--beta-start", "0.5", "--beta-end", "0.2"], "beta_start (0.5) must not be greater than beta_end (0.2)"),
+        (vec!["schedule", "--steps", "0"], "steps must be between 1 and 10000"),
+        (vec!["schedule", "--beta-end", "1.5"], "beta_end must be in the open interval (0, 1)"),
+        (vec!["schedule", "--beta-end", "NaN"], "beta_end must be a finite number"),
+        (vec!["schedule", "--steps", "10000", "--beta-start", "0.3", "--beta-end", "0.9"], "terminal alpha_bar"),
+    ] {
+        let out = diffusion_lab(&args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = stderr(&out);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line, got {err:?}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+        assert!(stdout(&out).is_empty());
+    }
+}
+
+#[test]
+fn unknown_kind_is_rejected_by_the_parser() {
+    let out = diffusion_lab(&["schedule", "--kind", "cubic"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("expected one of linear, cosine, quadratic, sigmoid"), "{}", stderr(&out));
+}

@@ -1,0 +1,154 @@
+//! The engine thread end to end with a small untrained UNet: streaming, cancelling, superseding.
+
+use std::time::Duration;
+
+use burn::prelude::*;
+use diffusion_lab::diffusion::{BetaSchedule, Sampler};
+use diffusion_lab::engine::{DeviceChoice, Engine, Event, GenerateRequest, ModelSource};
+use diffusion_lab::model::UNetConfig;
+use diffusion_lab::model::checkpoint::{Checkpoint, CheckpointHeader, ModelKind, bytes_from_module};
+
+fn tiny_model_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let config = UNetConfig::new()
+        .with_channels(vec![8, 16])
+        .with_self_attention_levels(vec![1])
+        .with_cross_attention_levels(vec![1])
+        .with_groups(4)
+        .with_context_dim(8)
+        .with_class_tokens(2)
+        .with_image_size(8);
+    let model = config.init(&Device::flex());
+    let header = CheckpointHeader {
+        kind: ModelKind::Unet,
+        config: serde_json::to_value(&config).unwrap(),
+        training_schedule: Some(BetaSchedule::linear(1000)),
+        log_snr_range: Some((-20.0, 10.0)),
+        step: 0,
+        extra: serde_json::Value::Null,
+        sections: Vec::new(),
+    };
+    let path = dir.join("tiny.dlab");
+    Checkpoint::new(header).with_section("weights", bytes_from_module(&model, false).unwrap()).write(&path).unwrap();
+    path
+}
+
+fn request(steps: usize, sampler: Sampler) -> GenerateRequest {
+    GenerateRequest {
+        model: "tiny".into(),
+        schedule: BetaSchedule::linear(steps),
+        sampler,
+        seed: 3,
+        batch: 2,
+        class: Some(1),
+        guidance: 2.0,
+    }
+}
+
+fn engine_with_tiny_model(dir: &std::path::Path) -> Engine {
+    let engine = Engine::spawn(DeviceChoice::Cpu, || {});
+    engine.load_model("tiny", ModelSource::File(tiny_model_file(dir)));
+    loop {
+        match engine.recv_timeout(Duration::from_secs(60)).expect("engine answers") {
+            Event::ModelLoaded(info) => {
+                assert_eq!(info.name, "tiny");
+                return engine;
+            }
+            Event::ModelFailed { message, .. } => panic!("{message}"),
+            _ => {}
+        }
+    }
+}
+
+/// Collects events until the job is done or failed.
+fn run_to_end(engine: &Engine, job: u64) -> (Vec<Event>, Event) {
+    let mut frames = Vec::new();
+    loop {
+        let event = engine.recv_timeout(Duration::from_secs(120)).expect("engine answers");
+        match &event {
+            Event::Done { job: j, .. } | Event::Failed { job: j, .. } if *j == job => return (frames, event),
+            _ => frames.push(event),
+        }
+    }
+}
+
+#[test]
+fn generate_streams_every_step_and_is_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = engine_with_tiny_model(dir.path());
+    let job = engine.generate(request(20, Sampler::default()), true);
+    let (events, end) = run_to_end(&engine, job);
+    assert!(matches!(end, Event::Done { .. }), "{end:?}");
+    let frames: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Frame { job: j, frame, total_steps } if *j == job => Some((frame.clone(), *total_steps)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(frames.len(), 21, "x_T and one frame per step");
+    assert_eq!(frames[0].0.t, 20);
+    assert_eq!(frames[20].0.t, 0);
+    assert!(frames.iter().all(|(f, total)| *total == 20 && f.shape == [2, 1, 8, 8]));
+
+    let again = engine.generate(request(20, Sampler::default()), false);
+    let (events, _) = run_to_end(&engine, again);
+    let last = events.iter().rev().find_map(|e| match e {
+        Event::Frame { frame, .. } => Some(frame.clone()),
+        _ => None,
+    });
+    assert_eq!(last.unwrap().x_t, frames[20].0.x_t, "same seed, same pixels");
+}
+
+#[test]
+fn a_second_generate_supersedes_the_first_and_cancel_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = engine_with_tiny_model(dir.path());
+    let first = engine.generate(request(1000, Sampler::default()), true);
+    // Let it start, then supersede it.
+    loop {
+        if let Some(Event::Frame { job, .. }) = engine.recv_timeout(Duration::from_secs(60)) {
+            if job == first {
+                break;
+            }
+        }
+    }
+    let second = engine.generate(request(10, Sampler::ddim(5, 0.0)), true);
+    let (events, end) = run_to_end(&engine, second);
+    assert!(matches!(end, Event::Done { .. }));
+    let stale_after_second = events.iter().skip_while(|e| !matches!(e, Event::Frame { job, .. } if *job == second)).any(|e| matches!(e, Event::Frame { job, .. } if *job == first));
+    assert!(!stale_after_second, "no frame of the first run after the second started");
+    assert!(events.iter().any(|e| matches!(e, Event::Done { job, summary } if *job == first && summary.cancelled)));
+
+    let third = engine.generate(request(1000, Sampler::default()), true);
+    engine.cancel();
+    let (_, end) = run_to_end(&engine, third);
+    match end {
+        Event::Done { summary, .. } => assert!(summary.cancelled && summary.steps_done < 1000),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn bad_requests_fail_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = engine_with_tiny_model(dir.path());
+    let mut bad = request(100, Sampler::default());
+    bad.schedule.beta_start = 0.5;
+    bad.schedule.beta_end = 0.1;
+    let job = engine.generate(bad, true);
+    match run_to_end(&engine, job).1 {
+        Event::Failed { message, .. } => assert!(message.contains("beta_start (0.5) must not be greater"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    let mut unknown = request(10, Sampler::default());
+    unknown.model = "nope".into();
+    let job = engine.generate(unknown, true);
+    assert!(matches!(run_to_end(&engine, job).1, Event::Failed { message, .. } if message.contains("not loaded")));
+    engine.load_model("broken", ModelSource::File(dir.path().join("missing.dlab")));
+    loop {
+        if let Some(Event::ModelFailed { name, .. }) = engine.recv_timeout(Duration::from_secs(30)) {
+            assert_eq!(name, "broken");
+            break;
+        }
+    }
+}
