@@ -14,6 +14,7 @@ use diffusion_lab::images::{self, Picture};
 use diffusion_lab::eval::Judge;
 use diffusion_lab::model::checkpoint::Checkpoint;
 use diffusion_lab::model::classifier::ClassifierConfig;
+use diffusion_lab::model::embedded;
 use diffusion_lab::model::denoise::denoise;
 use diffusion_lab::model::{LoadedUnet, UNetConfig};
 use diffusion_lab::train::ddpm::{DdpmTrainer, RunFiles, TrainConfig};
@@ -40,15 +41,16 @@ pub enum Command {
     Eval(EvalArgs),
 }
 
-/// The flags that describe a β schedule; shared by every subcommand that takes one.
+/// The flags that describe a β schedule; shared by every subcommand that takes one. What is not given
+/// comes from the subcommand's default schedule (for `sample`, the one the model was trained around).
 #[derive(Args, Debug, Clone)]
 pub struct ScheduleOptions {
     /// How β_t grows: linear, cosine, quadratic (linear in sqrt β) or sigmoid.
-    #[arg(long, default_value = "linear", value_parser = parse_kind)]
-    pub kind: ScheduleKind,
-    /// T, the number of diffusion steps (1..=10000).
-    #[arg(long, default_value_t = 1000)]
-    pub steps: usize,
+    #[arg(long, value_parser = parse_kind)]
+    pub kind: Option<ScheduleKind>,
+    /// T, the number of diffusion steps (1..=10000) [default: 1000]
+    #[arg(long)]
+    pub steps: Option<usize>,
     /// β_1 [default: the kind's usual value; 1e-4 for linear and sigmoid, 0.00085 for quadratic]
     #[arg(long)]
     pub beta_start: Option<f64>,
@@ -58,12 +60,16 @@ pub struct ScheduleOptions {
 }
 
 impl ScheduleOptions {
-    pub fn beta_schedule(&self) -> BetaSchedule {
-        let defaults = BetaSchedule::default_for(self.kind, self.steps);
+    pub fn beta_schedule_or(&self, default: BetaSchedule) -> BetaSchedule {
+        let steps = self.steps.unwrap_or(default.steps);
+        let base = match self.kind {
+            Some(kind) if kind != default.kind => BetaSchedule::default_for(kind, steps),
+            _ => BetaSchedule { steps, ..default },
+        };
         BetaSchedule {
-            beta_start: self.beta_start.unwrap_or(defaults.beta_start),
-            beta_end: self.beta_end.unwrap_or(defaults.beta_end),
-            ..defaults
+            beta_start: self.beta_start.unwrap_or(base.beta_start),
+            beta_end: self.beta_end.unwrap_or(base.beta_end),
+            ..base
         }
     }
 }
@@ -98,7 +104,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
 }
 
 fn schedule(args: &ScheduleArgs) -> anyhow::Result<()> {
-    let schedule = args.schedule.beta_schedule().build().context("invalid schedule")?;
+    let schedule = args.schedule.beta_schedule_or(BetaSchedule::linear(1000)).build().context("invalid schedule")?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     match args.format {
@@ -304,6 +310,14 @@ fn generate(model: &LoadedUnet, classes: &[usize], guidance: f64, sampler: Sampl
     Ok(images::pictures_from_batch(&values, n, c, size, size))
 }
 
+/// The checkpoint behind a `--model` value: an embedded model's short name or a file.
+fn checkpoint_of_model(model: &str) -> anyhow::Result<Checkpoint> {
+    match model {
+        "fashion" => Ok(Checkpoint::from_bytes(embedded::FASHION_UNET)?),
+        path => Checkpoint::read(path.as_ref()).with_context(|| format!("cannot load the model {path}")),
+    }
+}
+
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SamplerName {
     Ddpm,
@@ -312,9 +326,9 @@ pub enum SamplerName {
 
 #[derive(Args, Debug)]
 pub struct SampleArgs {
-    /// A checkpoint file written by `train`.
-    #[arg(long)]
-    pub model: PathBuf,
+    /// `fashion` (the model built into diffusion-lab) or a checkpoint file written by `train`.
+    #[arg(long, default_value = "fashion")]
+    pub model: String,
     /// Number of images.
     #[arg(long, default_value_t = 16)]
     pub n: usize,
@@ -358,7 +372,7 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
         bail!("--n must be at least 1");
     }
     let device = open_device(args.device)?;
-    let checkpoint = Checkpoint::read(&args.model).with_context(|| format!("cannot load {}", args.model.display()))?;
+    let checkpoint = checkpoint_of_model(&args.model)?;
     let model = LoadedUnet::from_checkpoint(&checkpoint, &device.device)?;
     let num_classes = model.config.num_classes;
     let classes: Vec<usize> = if args.all_classes {
@@ -376,9 +390,10 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
         SamplerName::Ddim => Sampler::ddim(args.sampling_steps, args.eta),
     };
     eprintln!("sampling {} images with {} on {}", args.n, sampler.label(), device.description);
-    let pictures = generate(&model, &classes, args.guidance, sampler, args.schedule.beta_schedule(), args.seed, &device.device)?;
+    let schedule = args.schedule.beta_schedule_or(model.header.training_schedule.unwrap_or_default());
+    let pictures = generate(&model, &classes, args.guidance, sampler, schedule, args.seed, &device.device)?;
     let settings = serde_json::json!({
-        "model": args.model.display().to_string(), "sampler": sampler, "schedule": args.schedule.beta_schedule(),
+        "model": args.model, "sampler": sampler, "schedule": schedule,
         "guidance": args.guidance, "seed": args.seed, "classes": classes,
     });
     let text = vec![("diffusion-lab".to_string(), settings.to_string())];
@@ -432,16 +447,20 @@ fn train_classifier(args: &TrainClassifierArgs) -> anyhow::Result<()> {
 pub struct EvalArgs {
     /// Folder of sample PNGs (as `sample --out-dir` writes them; `classN` in a name is the intended class).
     pub samples: PathBuf,
-    /// The judge: a classifier checkpoint written by `train-classifier`.
-    #[arg(long)]
-    pub classifier: PathBuf,
+    /// The judge: `fashion` (the classifier built into diffusion-lab) or a checkpoint written by `train-classifier`.
+    #[arg(long, default_value = "fashion")]
+    pub classifier: String,
     #[arg(long, default_value = data::FASHION_MNIST_DIR)]
     pub fashion_mnist_dir: PathBuf,
 }
 
 fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     let device = Device::flex();
-    let judge = Judge::from_checkpoint(&Checkpoint::read(&args.classifier)?, &device)?;
+    let checkpoint = match args.classifier.as_str() {
+        "fashion" => Checkpoint::from_bytes(embedded::FASHION_CLASSIFIER)?,
+        path => Checkpoint::read(path.as_ref()).with_context(|| format!("cannot load {path}"))?,
+    };
+    let judge = Judge::from_checkpoint(&checkpoint, &device)?;
     let samples = diffusion_lab::eval::load_samples(&args.samples, judge.config.image_channels, judge.config.image_size)?;
     let test = Dataset::fashion_mnist(&args.fashion_mnist_dir, Split::Test)?;
     let train = Dataset::fashion_mnist(&args.fashion_mnist_dir, Split::Train)?;

@@ -1,44 +1,390 @@
-//! The eframe window. Reads its state every frame; never runs a model itself.
+//! The eframe window. Reads its state every frame, sends commands to the engine and drains its events;
+//! never runs a model itself.
 
-use crate::diffusion::BetaSchedule;
+pub mod export;
+pub mod forward_ui;
+pub mod generate_ui;
+pub mod schedule_ui;
+pub mod state;
+pub mod timeline_ui;
+pub mod view;
+
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::Instant;
+
+use eframe::egui::{self, TextureHandle, TextureOptions};
+
+use crate::engine::{DeviceChoice, Engine, Event, ModelInfo, ModelSource};
+use crate::model::embedded;
+use state::{RunState, Settings, Trajectory};
+
+const SETTINGS_KEY: &str = "diffusion-lab-settings";
 
 /// Opens the main window and blocks until it is closed.
 pub fn run() -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
-        viewport: eframe::egui::ViewportBuilder::default()
-            .with_title("diffusion-lab")
-            .with_inner_size([1100.0, 720.0]),
+        viewport: egui::ViewportBuilder::default().with_title("diffusion-lab").with_inner_size([1280.0, 800.0]),
         ..Default::default()
     };
-    eframe::run_native("diffusion-lab", options, Box::new(|_cc| Ok(Box::new(LabApp::default()))))
-        .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))
+    eframe::run_native(
+        "diffusion-lab",
+        options,
+        Box::new(|cc| {
+            let settings = cc.storage.and_then(|s| eframe::get_value(s, SETTINGS_KEY)).unwrap_or_default();
+            let ctx = cc.egui_ctx.clone();
+            let engine = Engine::spawn(DeviceChoice::Auto, move || ctx.request_repaint());
+            Ok(Box::new(LabApp::new(engine, settings)))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))
 }
 
-/// The app's state, read by the UI every frame.
-#[derive(Default)]
+/// A message for the status line; errors stay until the next message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatusMessage {
+    pub text: String,
+    pub is_error: bool,
+}
+
+/// Something a background file dialog or writer reports back to the UI thread.
+pub enum FileEvent {
+    Saved(String),
+    Failed(String),
+    SettingsLoaded(Box<crate::engine::GenerateRequest>, String),
+    ForwardImagePicked(std::path::PathBuf),
+}
+
 pub struct LabApp {
-    schedule: BetaSchedule,
+    pub settings: Settings,
+    pub engine: Engine,
+    pub device: Option<String>,
+    pub models: Vec<ModelInfo>,
+    pub trajectory: Option<Trajectory>,
+    pub run: RunState,
+    /// Index into the trajectory's frames of the frame on screen.
+    pub cursor: usize,
+    /// Whether the view follows the newest frame while a run streams.
+    pub follow: bool,
+    pub playing: bool,
+    play_clock: f64,
+    texture: Option<TextureHandle>,
+    /// What the texture shows: (job, frame index, view, colour map).
+    texture_key: Option<(u64, usize, state::View, state::ColorMap)>,
+    pub status: Option<StatusMessage>,
+    files: (Sender<FileEvent>, Receiver<FileEvent>),
+    job: u64,
+    /// Steps/s of the running job, smoothed.
+    pub steps_per_second: f64,
+    last_frame_at: Option<Instant>,
+    /// The curves of the schedule being edited, recomputed when it changes.
+    pub plotted: Option<schedule_ui::Curves>,
+    pub forward: forward_ui::ForwardState,
 }
 
-impl eframe::App for LabApp {
-    fn ui(&mut self, ui: &mut eframe::egui::Ui, _frame: &mut eframe::Frame) {
-        eframe::egui::CentralPanel::default().show(ui, |ui| {
-            ui.heading("diffusion-lab");
-            ui.label("Watch a diffusion model turn noise into an image, step by step.");
-            match self.schedule.build() {
-                Ok(s) => {
-                    let (noisiest, cleanest) = s.log_snr_range();
-                    ui.label(format!(
-                        "Schedule: {} with T = {}, ᾱ_T = {:.3e}, log-SNR from {cleanest:.2} down to {noisiest:.2}",
-                        s.source.kind,
-                        s.steps(),
-                        s.alpha_bar[s.steps() - 1],
-                    ));
+impl LabApp {
+    /// A window over `engine`, with the embedded models registered.
+    pub fn new(engine: Engine, mut settings: Settings) -> Self {
+        for (name, bytes) in embedded::MODELS {
+            engine.load_model(name, ModelSource::Embedded(bytes));
+        }
+        if !embedded::MODELS.iter().any(|(name, _)| *name == settings.model) {
+            settings.model = embedded::MODELS.first().map(|(n, _)| n.to_string()).unwrap_or_default();
+        }
+        Self {
+            settings,
+            engine,
+            device: None,
+            models: Vec::new(),
+            trajectory: None,
+            run: RunState::Idle,
+            cursor: 0,
+            follow: true,
+            playing: false,
+            play_clock: 0.0,
+            texture: None,
+            texture_key: None,
+            status: None,
+            files: channel(),
+            job: 0,
+            steps_per_second: 0.0,
+            last_frame_at: None,
+            plotted: None,
+            forward: forward_ui::ForwardState::new(),
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        matches!(self.run, RunState::Running { .. })
+    }
+
+    pub fn model_info(&self) -> Option<&ModelInfo> {
+        self.models.iter().find(|m| m.name == self.settings.model)
+    }
+
+    pub fn set_status(&mut self, text: impl Into<String>, is_error: bool) {
+        self.status = Some(StatusMessage { text: text.into(), is_error });
+    }
+
+    /// Why Generate cannot run now, if it cannot.
+    pub fn generate_blocker(&self) -> Option<String> {
+        let Some(model) = self.model_info() else {
+            return Some(if self.models.is_empty() { "loading the model…".into() } else { "choose a model".into() });
+        };
+        self.settings.request().validate(model.config.num_classes).err().map(|e| e.to_string())
+    }
+
+    /// Starts a run with the current settings; a run in progress is cancelled and its frames dropped.
+    pub fn start_generate(&mut self) {
+        if let Some(reason) = self.generate_blocker() {
+            self.set_status(format!("cannot generate: {reason}"), true);
+            return;
+        }
+        let request = self.settings.request();
+        self.job = self.engine.generate(request.clone(), true);
+        self.trajectory = Some(Trajectory::new(request));
+        self.run = RunState::Running { job: self.job, started: Instant::now() };
+        self.cursor = 0;
+        self.follow = true;
+        self.playing = false;
+        self.steps_per_second = 0.0;
+        self.last_frame_at = None;
+        self.status = None;
+    }
+
+    pub fn cancel(&mut self) {
+        if self.is_running() {
+            self.engine.cancel();
+        }
+    }
+
+    /// Applies every engine and file event that has arrived; events of stale jobs are dropped.
+    pub fn handle_events(&mut self) {
+        for event in self.engine.poll() {
+            match event {
+                Event::Ready { device, .. } => self.device = Some(device),
+                Event::ModelLoaded(info) => {
+                    self.models.retain(|m| m.name != info.name);
+                    self.models.push(info);
                 }
-                Err(e) => {
-                    ui.colored_label(ui.visuals().error_fg_color, e.to_string());
+                Event::ModelFailed { name, message } => self.set_status(format!("could not load {name}: {message}"), true),
+                Event::Frame { job, frame, total_steps } if job == self.job => {
+                    let now = Instant::now();
+                    if let Some(last) = self.last_frame_at {
+                        let rate = 1.0 / now.duration_since(last).as_secs_f64().max(1e-6);
+                        self.steps_per_second =
+                            if self.steps_per_second == 0.0 { rate } else { 0.8 * self.steps_per_second + 0.2 * rate };
+                    }
+                    self.last_frame_at = Some(now);
+                    if let Some(trajectory) = &mut self.trajectory {
+                        trajectory.total_steps = total_steps;
+                        trajectory.frames.push(frame);
+                        if self.follow {
+                            self.cursor = trajectory.frames.len() - 1;
+                        }
+                    }
+                }
+                Event::Done { job, summary } if job == self.job => {
+                    self.run = RunState::Finished { seconds: summary.seconds, cancelled: summary.cancelled };
+                    if summary.cancelled {
+                        self.set_status(format!("cancelled after {} steps", summary.steps_done), false);
+                    }
+                }
+                Event::Failed { job, message } if job == self.job => {
+                    self.run = RunState::Failed(message.clone());
+                    self.set_status(message, true);
+                }
+                Event::Frame { .. } | Event::Done { .. } | Event::Failed { .. } => {} // A superseded job.
+                Event::ForwardImage { x0, shape, label } => self.forward.set_x0(x0, shape, label),
+                Event::ForwardFrame { t, x_t, shape } => self.forward.x_t = Some((t, x_t, shape)),
+                Event::ForwardFailed { message } => self.forward.error = Some(message),
+            }
+        }
+        while let Ok(event) = self.files.1.try_recv() {
+            match event {
+                FileEvent::Saved(path) => self.set_status(format!("saved {path}"), false),
+                FileEvent::Failed(message) => self.set_status(message, true),
+                FileEvent::ForwardImagePicked(path) => forward_ui::load_file_image(self, path),
+                FileEvent::SettingsLoaded(request, path) => {
+                    self.settings.apply_request(&request);
+                    self.set_status(format!("settings restored from {path}"), false);
+                }
+            }
+        }
+    }
+
+    pub fn file_events(&self) -> Sender<FileEvent> {
+        self.files.0.clone()
+    }
+
+    /// The frame on screen, if any.
+    pub fn current_frame(&self) -> Option<&crate::engine::Frame> {
+        self.trajectory.as_ref().and_then(|t| t.frames.get(self.cursor))
+    }
+
+    fn keyboard(&mut self, ctx: &egui::Context) {
+        let (escape, left, right, space) = ctx.input(|i| {
+            (
+                i.key_pressed(egui::Key::Escape),
+                i.key_pressed(egui::Key::ArrowLeft),
+                i.key_pressed(egui::Key::ArrowRight),
+                i.key_pressed(egui::Key::Space),
+            )
+        });
+        if ctx.egui_wants_keyboard_input() {
+            return;
+        }
+        if escape {
+            self.cancel();
+        }
+        let frames = self.trajectory.as_ref().map_or(0, |t| t.frames.len());
+        // Frames run from t = T (index 0) to t = 0, so "left" is one t higher (back towards noise).
+        if left && self.cursor > 0 {
+            self.cursor -= 1;
+            self.follow = false;
+        }
+        if right && self.cursor + 1 < frames {
+            self.cursor += 1;
+            self.follow = self.cursor + 1 == frames;
+        }
+        if space && frames > 1 {
+            self.playing = !self.playing;
+        }
+    }
+
+    fn advance_playback(&mut self, ctx: &egui::Context) {
+        if !self.playing {
+            return;
+        }
+        let frames = self.trajectory.as_ref().map_or(0, |t| t.frames.len());
+        let dt = ctx.input(|i| i.stable_dt) as f64;
+        self.play_clock += dt * self.settings.play_speed as f64;
+        let advance = self.play_clock.floor() as usize;
+        if advance > 0 {
+            self.play_clock -= advance as f64;
+            self.cursor = (self.cursor + advance).min(frames.saturating_sub(1));
+            self.follow = false;
+            if self.cursor + 1 >= frames {
+                self.playing = false;
+            }
+        }
+        ctx.request_repaint();
+    }
+
+    /// The texture of the frame on screen, re-uploaded only when the frame, view or colour map change.
+    fn frame_texture(&mut self, ctx: &egui::Context) -> Option<TextureHandle> {
+        let frame = self.current_frame()?;
+        let key = (self.job, frame.index, self.settings.view, self.settings.color_map);
+        if self.texture_key != Some(key) || self.texture.is_none() {
+            let image = view::color_image(frame, self.settings.view, self.settings.color_map);
+            match &mut self.texture {
+                Some(texture) => texture.set(image, TextureOptions::NEAREST),
+                None => self.texture = Some(ctx.load_texture("frame", image, TextureOptions::NEAREST)),
+            }
+            self.texture_key = Some(key);
+        }
+        self.texture.clone()
+    }
+
+    /// The whole window.
+    pub fn ui(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        self.handle_events();
+        self.keyboard(&ctx);
+        self.advance_playback(&ctx);
+
+        egui::Panel::bottom("status_bar").show(ui, |ui| self.status_bar_ui(ui));
+        egui::Panel::left("generate_panel").resizable(false).default_size(300.0).show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                generate_ui::generate_panel_ui(self, ui);
+                ui.separator();
+                schedule_ui::schedule_panel_ui(self, ui);
+            });
+        });
+        egui::Panel::bottom("timeline").show(ui, |ui| timeline_ui::timeline_ui(self, ui));
+        if self.forward.open {
+            egui::Panel::right("forward_panel").resizable(true).default_size(300.0).show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| forward_ui::forward_panel_ui(self, ui));
+            });
+        }
+        egui::CentralPanel::default().show(ui, |ui| self.image_ui(ui));
+    }
+
+    fn status_bar_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.label(self.device.as_deref().unwrap_or("opening the compute device…"));
+            ui.separator();
+            if let (RunState::Running { started, .. }, Some(t)) = (&self.run, &self.trajectory) {
+                let done = t.frames.len().saturating_sub(1);
+                let total = t.total_steps.max(1);
+                let remaining = total.saturating_sub(done) as f64 / self.steps_per_second.max(1e-9);
+                ui.add(
+                    egui::ProgressBar::new(done as f32 / total as f32)
+                        .desired_width(220.0)
+                        .text(format!("t = {}  ({done}/{total})", t.frames.last().map_or(0, |f| f.t))),
+                );
+                ui.label(format!(
+                    "{:.1} steps/s, ETA {:.0} s, {:.0} s elapsed",
+                    self.steps_per_second,
+                    if self.steps_per_second > 0.0 { remaining } else { f64::NAN },
+                    started.elapsed().as_secs_f64()
+                ));
+            } else if let RunState::Finished { seconds, cancelled: false } = self.run {
+                ui.label(format!("done in {seconds:.1} s"));
+            }
+            if let Some(status) = &self.status {
+                ui.separator();
+                if status.is_error {
+                    ui.colored_label(ui.visuals().error_fg_color, &status.text);
+                } else {
+                    ui.label(&status.text);
                 }
             }
         });
+    }
+
+    fn image_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.label("Show:");
+            for v in state::View::ALL {
+                ui.selectable_value(&mut self.settings.view, v, v.label());
+            }
+            ui.separator();
+            ui.label("Colours:");
+            ui.selectable_value(&mut self.settings.color_map, state::ColorMap::Gray, "gray (out-of-range tinted)");
+            ui.selectable_value(&mut self.settings.color_map, state::ColorMap::Diverging, "diverging");
+            ui.separator();
+            ui.add(egui::Slider::new(&mut self.settings.zoom, 1.0..=16.0).step_by(1.0).text("zoom"));
+            ui.separator();
+            if ui.toggle_value(&mut self.forward.open, "Forward process").clicked()
+                && self.forward.open
+                && self.forward.x0.is_none()
+            {
+                forward_ui::load_test_image(self);
+            }
+        });
+        ui.separator();
+        match self.frame_texture(ui.ctx()) {
+            Some(texture) => {
+                let size = texture.size_vec2() * self.settings.zoom;
+                egui::ScrollArea::both().show(ui, |ui| {
+                    ui.add(egui::Image::new((texture.id(), size)).alt_text("generated images"));
+                });
+            }
+            None => {
+                ui.centered_and_justified(|ui| {
+                    ui.label("Press Generate to watch noise turn into images.");
+                });
+            }
+        }
+    }
+}
+
+impl eframe::App for LabApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        LabApp::ui(self, ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, SETTINGS_KEY, &self.settings);
     }
 }

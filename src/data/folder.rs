@@ -44,18 +44,32 @@ pub fn load_folder(dir: &Path, height: usize, width: usize, channels: usize) -> 
 
     let mut images = Vec::with_capacity(paths.len() * channels * height * width);
     for path in &paths {
-        let image = decode(path)?;
-        let image = match channels {
-            1 => DynamicImage::ImageLuma8(image.to_luma8()),
-            _ => DynamicImage::ImageRgb8(image.to_rgb8()),
-        };
-        let interleaved = image.resize_exact(width_u32, height_u32, FilterType::Triangle).into_bytes();
-        // [height, width, channels] interleaved -> [channels, height, width] planes.
-        for channel in 0..channels {
-            images.extend(interleaved.iter().skip(channel).step_by(channels).map(|&value| unit_from_u8(value)));
-        }
+        images.extend(planes_from_image(&decode(path)?, height_u32, width_u32, channels));
     }
     Ok(Dataset { images, count: paths.len(), channels, height, width, labels, class_names })
+}
+
+/// One image file as `channels` x `height` x `width` values in [-1, 1] (any size and format in).
+pub fn load_image(path: &Path, height: usize, width: usize, channels: usize) -> Result<Vec<f32>, DataError> {
+    let bad_shape = || DataError::BadShape { path: path.into(), channels, height, width };
+    let size = |side: usize| u32::try_from(side).ok().filter(|&side| side > 0);
+    let (Some(height_u32), Some(width_u32)) = (size(height), size(width)) else { return Err(bad_shape()) };
+    if channels != 1 && channels != 3 {
+        return Err(bad_shape());
+    }
+    Ok(planes_from_image(&decode(path)?, height_u32, width_u32, channels))
+}
+
+fn planes_from_image(image: &DynamicImage, height: u32, width: u32, channels: usize) -> Vec<f32> {
+    let image = match channels {
+        1 => DynamicImage::ImageLuma8(image.to_luma8()),
+        _ => DynamicImage::ImageRgb8(image.to_rgb8()),
+    };
+    let interleaved = image.resize_exact(width, height, FilterType::Triangle).into_bytes();
+    // [height, width, channels] interleaved -> [channels, height, width] planes.
+    (0..channels)
+        .flat_map(|channel| interleaved.iter().skip(channel).step_by(channels).map(|&value| unit_from_u8(value)))
+        .collect()
 }
 
 /// The entries of `dir`, sorted, without hidden ones (`.git`, macOS `._photo.jpg` resource forks).
@@ -126,6 +140,18 @@ mod tests {
         assert_eq!((data.count, data.channels, data.images.len()), (2, 1, 2 * 25));
         assert_eq!((&data.labels, data.class_names.len(), data.label(0)), (&None, 0, None));
         assert!(data.image(0).iter().all(|&x| x == 1.0) && data.image(1).iter().all(|&x| x == -1.0));
+    }
+
+    #[test]
+    fn one_image_loads_resized() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.png");
+        write_png(&path, 64, 40, [255, 255, 255]);
+        let values = load_image(&path, 28, 28, 1).unwrap();
+        assert_eq!(values.len(), 28 * 28);
+        assert!(values.iter().all(|&x| x == 1.0));
+        assert!(matches!(load_image(&path, 28, 28, 2), Err(DataError::BadShape { .. })));
+        assert!(matches!(load_image(&dir.path().join("none.png"), 28, 28, 1), Err(DataError::Io { .. })));
     }
 
     #[test]

@@ -65,14 +65,15 @@ pub enum GenerateError {
 }
 
 impl GenerateRequest {
-    pub fn validate(&self, model: &LoadedUnet) -> Result<(), GenerateError> {
+    /// Checks the request against a model that knows `num_classes` classes.
+    pub fn validate(&self, num_classes: usize) -> Result<(), GenerateError> {
         let schedule = self.schedule.build()?;
         self.sampler.validate(schedule.steps())?;
         if self.batch == 0 || self.batch > MAX_BATCH {
             return Err(GenerateError::Batch(self.batch));
         }
-        if let Some(class) = self.class.filter(|c| *c >= model.config.num_classes) {
-            return Err(GenerateError::Class { class, classes: model.config.num_classes });
+        if let Some(class) = self.class.filter(|c| *c >= num_classes) {
+            return Err(GenerateError::Class { class, classes: num_classes });
         }
         if !(self.guidance.is_finite() && self.guidance >= 0.0) {
             return Err(GenerateError::Guidance(self.guidance));
@@ -109,7 +110,7 @@ pub fn run_generate(
     device: &Device,
     hooks: RunHooks<'_>,
 ) -> Result<RunSummary, GenerateError> {
-    request.validate(model)?;
+    request.validate(model.config.num_classes)?;
     let started = Instant::now();
     let schedule = request.schedule.build()?;
     let plan = request.sampler.plan(&schedule)?;

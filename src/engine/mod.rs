@@ -6,4 +6,4 @@ pub mod worker;
 
 pub use device::{ComputeDevice, DeviceChoice, open_device};
 pub use generate::{Frame, GenerateRequest, RunSummary};
-pub use worker::{Command, Engine, Event, ModelInfo, ModelSource};
+pub use worker::{Command, Engine, Event, ForwardSource, ModelInfo, ModelSource};

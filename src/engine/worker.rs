@@ -24,8 +24,21 @@ pub enum ModelSource {
     File(std::path::PathBuf),
 }
 
+/// Where the forward-process panel's clean image x_0 comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ForwardSource {
+    /// Image `index` of the Fashion-MNIST test split (from the Debian package).
+    TestImage(usize),
+    /// An image file of the user's, converted to the model's size and channels.
+    File(std::path::PathBuf),
+}
+
 pub enum Command {
     Generate { job: u64, request: GenerateRequest, stream: bool },
+    /// Load x_0 for the forward process, as `channels` x `size` x `size`.
+    LoadForwardImage { source: ForwardSource, size: usize, channels: usize },
+    /// x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) ε of the loaded x_0, with ε drawn from `seed`.
+    Forward { schedule: crate::diffusion::BetaSchedule, t: usize, seed: u64 },
     LoadModel { name: String, source: ModelSource },
     Shutdown,
 }
@@ -48,6 +61,10 @@ pub enum Event {
     Frame { job: u64, frame: Frame, total_steps: usize },
     Done { job: u64, summary: RunSummary },
     Failed { job: u64, message: String },
+    ForwardImage { x0: Arc<Vec<f32>>, shape: [usize; 4], label: String },
+    ForwardFrame { t: usize, x_t: Arc<Vec<f32>>, shape: [usize; 4] },
+    /// A forward-process command that could not be done (bad file, no data set, bad schedule).
+    ForwardFailed { message: String },
 }
 
 /// The UI's handle on the engine thread.
@@ -84,6 +101,14 @@ impl Engine {
 
     pub fn cancel(&self) {
         self.current_job.store(0, Ordering::SeqCst);
+    }
+
+    pub fn load_forward_image(&self, source: ForwardSource, size: usize, channels: usize) {
+        let _ = self.commands.send(Command::LoadForwardImage { source, size, channels });
+    }
+
+    pub fn forward(&self, schedule: crate::diffusion::BetaSchedule, t: usize, seed: u64) {
+        let _ = self.commands.send(Command::Forward { schedule, t, seed });
     }
 
     pub fn load_model(&self, name: &str, source: ModelSource) {
@@ -129,10 +154,32 @@ fn worker(
     let device = open_device(choice).unwrap_or_else(|_| ComputeDevice::cpu());
     send(Event::Ready { device: device.description.clone(), is_gpu: device.is_gpu });
     let mut models: BTreeMap<String, LoadedUnet> = BTreeMap::new();
+    let mut forward_x0: Option<(Vec<f32>, [usize; 4])> = None;
+    let mut test_set: Option<crate::data::Dataset> = None;
 
     while let Ok(command) = commands.recv() {
         match command {
             Command::Shutdown => break,
+            Command::LoadForwardImage { source, size, channels } => {
+                match forward_image(&source, size, channels, &mut test_set) {
+                    Ok((x0, label)) => {
+                        let shape = [1, channels, size, size];
+                        send(Event::ForwardImage { x0: Arc::new(x0.clone()), shape, label });
+                        forward_x0 = Some((x0, shape));
+                    }
+                    Err(message) => send(Event::ForwardFailed { message }),
+                }
+            }
+            Command::Forward { schedule, t, seed } => {
+                let Some((x0, shape)) = &forward_x0 else {
+                    send(Event::ForwardFailed { message: "no image loaded for the forward process".into() });
+                    continue;
+                };
+                match forward_step(x0, *shape, schedule, t, seed, &device.device) {
+                    Ok(x_t) => send(Event::ForwardFrame { t, x_t: Arc::new(x_t), shape: *shape }),
+                    Err(message) => send(Event::ForwardFailed { message }),
+                }
+            }
             Command::LoadModel { name, source } => {
                 let loaded = match &source {
                     ModelSource::Embedded(bytes) => Checkpoint::from_bytes(bytes),
@@ -178,4 +225,52 @@ fn worker(
             }
         }
     }
+}
+
+/// x_0 for the forward process, and a label saying what it is.
+fn forward_image(
+    source: &ForwardSource,
+    size: usize,
+    channels: usize,
+    test_set: &mut Option<crate::data::Dataset>,
+) -> Result<(Vec<f32>, String), String> {
+    use crate::data::{Dataset, FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, Split, folder::load_image};
+    match source {
+        ForwardSource::File(path) => {
+            let x0 = load_image(path, size, size, channels).map_err(|e| e.to_string())?;
+            Ok((x0, path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())))
+        }
+        ForwardSource::TestImage(index) => {
+            if test_set.is_none() {
+                *test_set = Some(Dataset::fashion_mnist(FASHION_MNIST_DIR.as_ref(), Split::Test).map_err(|e| e.to_string())?);
+            }
+            let data = test_set.as_ref().ok_or("no test set")?;
+            if data.channels != channels || data.height != size || data.width != size {
+                return Err(format!(
+                    "the model works on {channels}x{size}x{size} images, Fashion-MNIST is {}x{}x{}: open an image file instead",
+                    data.channels, data.height, data.width
+                ));
+            }
+            let index = (*index).min(data.count.saturating_sub(1));
+            let label = data.label(index).and_then(|l| FASHION_MNIST_CLASSES.get(l)).copied().unwrap_or("unlabelled");
+            Ok((data.image(index).to_vec(), format!("test image {index} ({label})")))
+        }
+    }
+}
+
+fn forward_step(
+    x0: &[f32],
+    shape: [usize; 4],
+    schedule: crate::diffusion::BetaSchedule,
+    t: usize,
+    seed: u64,
+    device: &burn::prelude::Device,
+) -> Result<Vec<f32>, String> {
+    use burn::prelude::*;
+    let schedule = schedule.build().map_err(|e| format!("invalid schedule: {e}"))?;
+    let t = t.clamp(1, schedule.steps());
+    let x0 = Tensor::<4>::from_data(TensorData::new(x0.to_vec(), shape), device);
+    let eps = crate::diffusion::NoiseSource::new(seed).tensor(shape, device);
+    let x_t = crate::diffusion::q_sample(&schedule, x0, t, eps);
+    super::generate::values_from_tensor(&x_t).map_err(|e| e.to_string())
 }

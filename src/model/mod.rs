@@ -4,6 +4,7 @@ pub mod attention;
 pub mod checkpoint;
 pub mod classifier;
 pub mod denoise;
+pub mod embedded;
 pub mod embedding;
 pub mod unet;
 

@@ -1,0 +1,228 @@
+//! Save image, Export animation, Export filmstrip, Open settings from PNG.
+//!
+//! Choosing a path (an rfd dialog, on a thread of its own so the window keeps drawing) is kept apart from
+//! writing the file (the `*_to` functions), so tests give a path directly.
+
+use std::path::{Path, PathBuf};
+
+use eframe::egui::{self, ColorImage};
+use image::codecs::gif::{GifEncoder, Repeat};
+use image::{Delay, Frame as GifFrame, RgbaImage};
+
+use super::state::{ColorMap, Trajectory, View};
+use super::view::color_image;
+use super::{FileEvent, LabApp};
+use crate::engine::GenerateRequest;
+use crate::images::{Picture, png_text, save_png};
+
+/// The PNG text chunk keyword that holds the generation settings (JSON).
+pub const SETTINGS_CHUNK: &str = "diffusion-lab";
+/// Most frames an animation gets; longer runs are subsampled evenly (the last frame always included).
+pub const MAX_ANIMATION_FRAMES: usize = 120;
+/// Timesteps a filmstrip shows per sample.
+pub const FILMSTRIP_STEPS: usize = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("nothing to save yet: generate first")]
+    Empty,
+    #[error(transparent)]
+    Image(#[from] crate::images::ImageError),
+    #[error("could not write {path}: {detail}")]
+    Write { path: String, detail: String },
+    #[error("{path} holds no diffusion-lab settings (it was not saved by diffusion-lab)")]
+    NoSettings { path: String },
+    #[error("{path}: the saved settings are damaged: {detail}")]
+    BadSettings { path: String, detail: String },
+}
+
+fn picture_from_color_image(image: &ColorImage) -> Picture {
+    let pixels = image.pixels.iter().flat_map(|c| [c.r(), c.g(), c.b()]).collect();
+    Picture { width: image.size[0], height: image.size[1], channels: 3, pixels }
+}
+
+fn settings_text(request: &GenerateRequest, extra: serde_json::Value) -> Vec<(String, String)> {
+    let mut value = serde_json::json!({ "request": request });
+    if let (Some(map), serde_json::Value::Object(extra)) = (value.as_object_mut(), extra) {
+        map.extend(extra);
+    }
+    vec![(SETTINGS_CHUNK.to_string(), value.to_string())]
+}
+
+/// Writes the frame at `cursor` as shown (view and colour map) to a PNG with the settings as text.
+pub fn save_frame_to(path: &Path, trajectory: &Trajectory, cursor: usize, view: View, map: ColorMap) -> Result<(), ExportError> {
+    let frame = trajectory.frames.get(cursor).ok_or(ExportError::Empty)?;
+    let picture = picture_from_color_image(&color_image(frame, view, map));
+    let extra = serde_json::json!({ "t": frame.t, "view": view, "color_map": map });
+    Ok(save_png(path, &picture, &settings_text(&trajectory.request, extra))?)
+}
+
+/// Indices of at most `count` frames spread evenly from the first to the last.
+pub fn spread(frames: usize, count: usize) -> Vec<usize> {
+    if frames == 0 {
+        return Vec::new();
+    }
+    let count = count.clamp(1, frames);
+    if count == 1 {
+        return vec![frames - 1];
+    }
+    (0..count).map(|k| (k * (frames - 1) + (count - 1) / 2) / (count - 1)).collect()
+}
+
+/// The trajectory as an animated GIF, x_T to x_0, at most [`MAX_ANIMATION_FRAMES`] frames.
+pub fn save_animation_to(path: &Path, trajectory: &Trajectory, view: View, map: ColorMap) -> Result<(), ExportError> {
+    if trajectory.frames.is_empty() {
+        return Err(ExportError::Empty);
+    }
+    let write_error = |detail: String| ExportError::Write { path: path.display().to_string(), detail };
+    let indices = spread(trajectory.frames.len(), MAX_ANIMATION_FRAMES);
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = GifEncoder::new_with_speed(&mut bytes, 10);
+        encoder.set_repeat(Repeat::Infinite).map_err(|e| write_error(e.to_string()))?;
+        for (k, i) in indices.iter().enumerate() {
+            let image = color_image(&trajectory.frames[*i], view, map);
+            let rgba: Vec<u8> = image.pixels.iter().flat_map(|c| [c.r(), c.g(), c.b(), 255]).collect();
+            let buffer = RgbaImage::from_raw(image.size[0] as u32, image.size[1] as u32, rgba)
+                .ok_or_else(|| write_error("frame size mismatch".into()))?;
+            // Hold the final image for two seconds so it can be seen.
+            let delay = if k + 1 == indices.len() { 2000 } else { 60 };
+            encoder
+                .encode_frame(GifFrame::from_parts(buffer, 0, 0, Delay::from_numer_denom_ms(delay, 1)))
+                .map_err(|e| write_error(e.to_string()))?;
+        }
+    }
+    crate::files::write_atomic(path, &bytes).map_err(|e| write_error(e.to_string()))
+}
+
+/// One row per sample, [`FILMSTRIP_STEPS`] timesteps from x_T to x_0 left to right (the seed paper's
+/// "generated images" figure), as a PNG with the settings and the timesteps as text.
+pub fn save_filmstrip_to(path: &Path, trajectory: &Trajectory, view: View, map: ColorMap) -> Result<(), ExportError> {
+    let last = trajectory.frames.last().ok_or(ExportError::Empty)?;
+    let [batch, channels, h, w] = last.shape;
+    let indices = spread(trajectory.frames.len(), FILMSTRIP_STEPS);
+    let gap = 2;
+    let columns = indices.len();
+    let width = columns * w + (columns - 1) * gap;
+    let height = batch * h + (batch.saturating_sub(1)) * gap;
+    let mut pixels = vec![24u8; width * height * 3];
+    for (column, i) in indices.iter().enumerate() {
+        let frame = &trajectory.frames[*i];
+        for b in 0..batch {
+            // A one-image frame of sample b, coloured the same way as the window.
+            let plane = channels * h * w;
+            let single = crate::engine::Frame {
+                index: frame.index,
+                t: frame.t,
+                shape: [1, channels, h, w],
+                x_t: std::sync::Arc::new(frame.x_t[b * plane..(b + 1) * plane].to_vec()),
+                x0_pred: std::sync::Arc::new(frame.x0_pred[b * plane..(b + 1) * plane].to_vec()),
+                eps: std::sync::Arc::new(frame.eps[b * plane..(b + 1) * plane].to_vec()),
+            };
+            let image = color_image(&single, view, map);
+            for y in 0..h {
+                for x in 0..w {
+                    let c = image.pixels[y * w + x];
+                    let at = ((b * (h + gap) + y) * width + column * (w + gap) + x) * 3;
+                    pixels[at..at + 3].copy_from_slice(&[c.r(), c.g(), c.b()]);
+                }
+            }
+        }
+    }
+    let timesteps: Vec<usize> = indices.iter().map(|i| trajectory.frames[*i].t).collect();
+    let picture = Picture { width, height, channels: 3, pixels };
+    let extra = serde_json::json!({ "timesteps": timesteps, "view": view });
+    Ok(save_png(path, &picture, &settings_text(&trajectory.request, extra))?)
+}
+
+/// The generation settings saved in a PNG by [`save_frame_to`] or [`save_filmstrip_to`].
+pub fn settings_from_png(path: &Path) -> Result<GenerateRequest, ExportError> {
+    let display = path.display().to_string();
+    let text = png_text(path)?;
+    let (_, json) = text.iter().find(|(k, _)| k == SETTINGS_CHUNK).ok_or(ExportError::NoSettings { path: display.clone() })?;
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| ExportError::BadSettings { path: display.clone(), detail: e.to_string() })?;
+    serde_json::from_value(value["request"].clone()).map_err(|e| ExportError::BadSettings { path: display, detail: e.to_string() })
+}
+
+/// Which export a dialog was opened for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Export {
+    Image,
+    Animation,
+    Filmstrip,
+}
+
+/// Opens a save dialog on a thread of its own, then writes the file there and reports back.
+fn export_in_background(app: &LabApp, kind: Export, ctx: egui::Context) {
+    let Some(trajectory) = app.trajectory.clone() else {
+        return;
+    };
+    let (cursor, view, map) = (app.cursor, app.settings.view, app.settings.color_map);
+    let events = app.file_events();
+    let (name, extension, filter) = match kind {
+        Export::Image => (format!("diffusion-lab-seed{}-t{}.png", trajectory.request.seed, trajectory.frames.get(cursor).map_or(0, |f| f.t)), "png", "PNG image"),
+        Export::Animation => (format!("diffusion-lab-seed{}.gif", trajectory.request.seed), "gif", "GIF animation"),
+        Export::Filmstrip => (format!("diffusion-lab-seed{}-filmstrip.png", trajectory.request.seed), "png", "PNG image"),
+    };
+    std::thread::spawn(move || {
+        let Some(path) = rfd::FileDialog::new().set_file_name(&name).add_filter(filter, &[extension]).save_file() else {
+            return; // Cancelled (or no dialog available): nothing to do, nothing lost.
+        };
+        let result = match kind {
+            Export::Image => save_frame_to(&path, &trajectory, cursor, view, map),
+            Export::Animation => save_animation_to(&path, &trajectory, view, map),
+            Export::Filmstrip => save_filmstrip_to(&path, &trajectory, view, map),
+        };
+        let _ = events.send(match result {
+            Ok(()) => FileEvent::Saved(path.display().to_string()),
+            Err(e) => FileEvent::Failed(format!("save failed: {e}")),
+        });
+        ctx.request_repaint();
+    });
+}
+
+fn open_settings_in_background(app: &LabApp, ctx: egui::Context) {
+    let events = app.file_events();
+    std::thread::spawn(move || {
+        let Some(path): Option<PathBuf> = rfd::FileDialog::new().add_filter("PNG image", &["png"]).pick_file() else {
+            return;
+        };
+        let _ = events.send(match settings_from_png(&path) {
+            Ok(request) => FileEvent::SettingsLoaded(Box::new(request), path.display().to_string()),
+            Err(e) => FileEvent::Failed(e.to_string()),
+        });
+        ctx.request_repaint();
+    });
+}
+
+pub fn export_buttons_ui(app: &mut LabApp, ui: &mut egui::Ui) {
+    let has_frames = app.trajectory.as_ref().is_some_and(|t| !t.frames.is_empty());
+    ui.horizontal_wrapped(|ui| {
+        if ui.add_enabled(has_frames, egui::Button::new("Save image…")).clicked() {
+            export_in_background(app, Export::Image, ui.ctx().clone());
+        }
+        if ui.add_enabled(has_frames, egui::Button::new("Export animation…")).clicked() {
+            export_in_background(app, Export::Animation, ui.ctx().clone());
+        }
+        if ui.add_enabled(has_frames, egui::Button::new("Export filmstrip…")).clicked() {
+            export_in_background(app, Export::Filmstrip, ui.ctx().clone());
+        }
+        if ui.button("Open settings from PNG…").clicked() {
+            open_settings_in_background(app, ui.ctx().clone());
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_keeps_both_ends() {
+        assert_eq!(spread(1001, 5), vec![0, 250, 500, 750, 1000]);
+        assert_eq!(spread(3, 10), vec![0, 1, 2]);
+        assert_eq!(spread(7, 1), vec![6]);
+        assert!(spread(0, 4).is_empty());
+    }
+}

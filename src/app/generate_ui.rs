@@ -1,0 +1,92 @@
+//! The Generate panel: model, batch, class, guidance, sampler, seed; Generate / Cancel; Save.
+
+use eframe::egui;
+
+use super::LabApp;
+use super::state::SamplerChoice;
+use crate::data::FASHION_MNIST_CLASSES;
+use crate::diffusion::DdpmVariance;
+use crate::engine::generate::MAX_BATCH;
+
+fn class_name(class: Option<usize>, num_classes: usize) -> String {
+    match class {
+        None => "any (unconditional)".into(),
+        Some(c) if num_classes == FASHION_MNIST_CLASSES.len() => format!("{c}: {}", FASHION_MNIST_CLASSES[c]),
+        Some(c) => format!("class {c}"),
+    }
+}
+
+pub fn generate_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
+    ui.heading("Generate");
+    let model_names: Vec<String> = app.models.iter().map(|m| m.name.clone()).collect();
+    egui::ComboBox::from_label("Model").selected_text(app.settings.model.clone()).show_ui(ui, |ui| {
+        for name in &model_names {
+            ui.selectable_value(&mut app.settings.model, name.clone(), name);
+        }
+    });
+    if let Some(info) = app.model_info() {
+        ui.weak(format!(
+            "{} parameters, trained {} steps, {}x{}x{}",
+            info.parameters, info.header.step, info.config.image_channels, info.config.image_size, info.config.image_size
+        ));
+    }
+    let num_classes = app.model_info().map_or(FASHION_MNIST_CLASSES.len(), |m| m.config.num_classes);
+
+    ui.add(egui::Slider::new(&mut app.settings.batch, 1..=MAX_BATCH).text("Batch"));
+    egui::ComboBox::from_label("Class").selected_text(class_name(app.settings.class, num_classes)).show_ui(ui, |ui| {
+        ui.selectable_value(&mut app.settings.class, None, class_name(None, num_classes));
+        for c in 0..num_classes {
+            ui.selectable_value(&mut app.settings.class, Some(c), class_name(Some(c), num_classes));
+        }
+    });
+    ui.add_enabled(
+        app.settings.class.is_some(),
+        egui::Slider::new(&mut app.settings.guidance, 0.0..=10.0).step_by(0.1).text("Guidance"),
+    )
+    .on_hover_text("Classifier-free guidance w: 0 = unconditional, 1 = conditional, more = stronger class");
+
+    ui.horizontal(|ui| {
+        ui.label("Sampler:");
+        ui.selectable_value(&mut app.settings.sampler, SamplerChoice::Ddpm, "DDPM");
+        ui.selectable_value(&mut app.settings.sampler, SamplerChoice::Ddim, "DDIM");
+    });
+    match app.settings.sampler {
+        SamplerChoice::Ddpm => {
+            ui.horizontal(|ui| {
+                ui.label("Variance:");
+                ui.selectable_value(&mut app.settings.ddpm_variance, DdpmVariance::BetaTilde, "β̃_t");
+                ui.selectable_value(&mut app.settings.ddpm_variance, DdpmVariance::Beta, "β_t");
+            });
+        }
+        SamplerChoice::Ddim => {
+            let max_steps = app.settings.schedule.steps.max(1);
+            ui.add(egui::Slider::new(&mut app.settings.ddim_steps, 1..=max_steps).logarithmic(true).text("DDIM steps"));
+            ui.add(egui::Slider::new(&mut app.settings.eta, 0.0..=1.0).text("η"));
+        }
+    }
+    ui.checkbox(&mut app.settings.clip_x0, "Clip predicted x_0 to [-1, 1]");
+    ui.horizontal(|ui| {
+        ui.add(egui::DragValue::new(&mut app.settings.seed).prefix("Seed ")).on_hover_text("Seed");
+        if ui.button("New seed").clicked() {
+            app.settings.seed = rand::random::<u32>() as u64;
+        }
+    });
+
+    ui.add_space(6.0);
+    let blocker = app.generate_blocker();
+    ui.horizontal(|ui| {
+        let generate = ui.add_enabled(blocker.is_none(), egui::Button::new("Generate"));
+        if generate.clicked() {
+            app.start_generate();
+        }
+        if ui.add_enabled(app.is_running(), egui::Button::new("Cancel")).on_hover_text("Esc").clicked() {
+            app.cancel();
+        }
+    });
+    if let Some(reason) = blocker {
+        ui.colored_label(ui.visuals().warn_fg_color, format!("Generate is off: {reason}"));
+    }
+
+    ui.add_space(6.0);
+    super::export::export_buttons_ui(app, ui);
+}

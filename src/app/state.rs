@@ -1,0 +1,162 @@
+//! The app's state: the settings a user edits (persisted between launches) and the trajectory of the
+//! last run. The UI reads it every frame; nothing here runs a model.
+
+use serde::{Deserialize, Serialize};
+
+use crate::diffusion::{BetaSchedule, DdpmVariance, Sampler, SamplerKind};
+use crate::engine::{Frame, GenerateRequest};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SamplerChoice {
+    Ddpm,
+    Ddim,
+}
+
+/// Which tensor of a step the image shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum View {
+    /// x_t, the state of the chain.
+    Noisy,
+    /// x̂_0, the clean image the network predicts at this step.
+    PredictedClean,
+    /// ε, the noise the network predicts.
+    PredictedNoise,
+}
+
+impl View {
+    pub const ALL: [View; 3] = [View::Noisy, View::PredictedClean, View::PredictedNoise];
+    pub fn label(self) -> &'static str {
+        match self {
+            View::Noisy => "x_t",
+            View::PredictedClean => "predicted x_0",
+            View::PredictedNoise => "predicted noise",
+        }
+    }
+}
+
+/// How values become colours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ColorMap {
+    /// [-1, 1] as black..white; values beyond are tinted (blue below, red above) instead of clipped silently.
+    Gray,
+    /// Blue-white-red, symmetric around 0, scaled to the frame's largest |value|.
+    Diverging,
+}
+
+/// Everything the user sets; saved between launches.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub model: String,
+    pub batch: usize,
+    /// `None` = any class (unconditional).
+    pub class: Option<usize>,
+    pub guidance: f64,
+    pub sampler: SamplerChoice,
+    pub ddpm_variance: DdpmVariance,
+    pub ddim_steps: usize,
+    pub eta: f64,
+    pub clip_x0: bool,
+    pub seed: u64,
+    pub schedule: BetaSchedule,
+    pub view: View,
+    pub color_map: ColorMap,
+    /// Screen pixels per image pixel.
+    pub zoom: f32,
+    /// Frames per second of timeline playback.
+    pub play_speed: f32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            model: String::new(),
+            batch: 16,
+            class: Some(0),
+            guidance: 3.0,
+            sampler: SamplerChoice::Ddim,
+            ddpm_variance: DdpmVariance::BetaTilde,
+            ddim_steps: 50,
+            eta: 0.0,
+            clip_x0: true,
+            seed: 1,
+            schedule: BetaSchedule::cosine(1000),
+            view: View::Noisy,
+            color_map: ColorMap::Gray,
+            zoom: 4.0,
+            play_speed: 30.0,
+        }
+    }
+}
+
+impl Settings {
+    pub fn sampler(&self) -> Sampler {
+        let kind = match self.sampler {
+            SamplerChoice::Ddpm => SamplerKind::Ddpm { variance: self.ddpm_variance },
+            SamplerChoice::Ddim => SamplerKind::Ddim { eta: self.eta, steps: self.ddim_steps },
+        };
+        Sampler { kind, clip_x0: self.clip_x0 }
+    }
+
+    pub fn request(&self) -> GenerateRequest {
+        GenerateRequest {
+            model: self.model.clone(),
+            schedule: self.schedule,
+            sampler: self.sampler(),
+            seed: self.seed,
+            batch: self.batch,
+            class: self.class,
+            guidance: self.guidance,
+        }
+    }
+
+    /// Takes the generation settings of a saved request (from a PNG's text chunk).
+    pub fn apply_request(&mut self, request: &GenerateRequest) {
+        self.model = request.model.clone();
+        self.schedule = request.schedule;
+        self.seed = request.seed;
+        self.batch = request.batch;
+        self.class = request.class;
+        self.guidance = request.guidance;
+        self.clip_x0 = request.sampler.clip_x0;
+        match request.sampler.kind {
+            SamplerKind::Ddpm { variance } => {
+                self.sampler = SamplerChoice::Ddpm;
+                self.ddpm_variance = variance;
+            }
+            SamplerKind::Ddim { eta, steps } => {
+                self.sampler = SamplerChoice::Ddim;
+                self.eta = eta;
+                self.ddim_steps = steps;
+            }
+        }
+    }
+}
+
+/// Every recorded step of the last run, in order: x_T first.
+#[derive(Clone, Debug)]
+pub struct Trajectory {
+    pub request: GenerateRequest,
+    pub frames: Vec<Frame>,
+    /// Steps the plan has (frames = steps + 1 when complete).
+    pub total_steps: usize,
+}
+
+impl Trajectory {
+    pub fn new(request: GenerateRequest) -> Self {
+        Self { request, frames: Vec::new(), total_steps: 0 }
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.total_steps > 0 && self.frames.last().is_some_and(|f| f.t == 0)
+    }
+}
+
+/// What the engine is doing for us.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunState {
+    Idle,
+    Running { job: u64, started: std::time::Instant },
+    Finished { seconds: f64, cancelled: bool },
+    Failed(String),
+}

@@ -1,0 +1,123 @@
+//! Turning a frame's values into colours: the CPU path of the display (the same mapping as
+//! shaders/display.wgsl).
+
+use eframe::egui::{Color32, ColorImage};
+
+use super::state::{ColorMap, View};
+use crate::engine::Frame;
+
+/// Pixels between the images of a batch grid.
+pub const GRID_GAP: usize = 2;
+
+/// Columns of the grid a batch of `batch` images is shown in (close to square).
+pub fn grid_columns(batch: usize) -> usize {
+    (batch as f64).sqrt().ceil().max(1.0) as usize
+}
+
+pub fn values_of(frame: &Frame, view: View) -> &[f32] {
+    match view {
+        View::Noisy => &frame.x_t,
+        View::PredictedClean => &frame.x0_pred,
+        View::PredictedNoise => &frame.eps,
+    }
+}
+
+/// Grayscale for the data range [-1, 1]; beyond it, blue (below) or red (above) grows with the excess,
+/// so that noise outside the image range is visible rather than clipped.
+pub fn gray_color(v: f32) -> Color32 {
+    if !v.is_finite() {
+        return Color32::from_rgb(255, 0, 255);
+    }
+    let level = ((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8;
+    if v > 1.0 {
+        let excess = ((v - 1.0) / 2.0).min(1.0);
+        Color32::from_rgb(255, (255.0 * (1.0 - excess)) as u8, (255.0 * (1.0 - excess)) as u8)
+    } else if v < -1.0 {
+        let excess = ((-1.0 - v) / 2.0).min(1.0);
+        Color32::from_rgb(0, 0, (255.0 * excess) as u8)
+    } else {
+        Color32::from_gray(level)
+    }
+}
+
+/// Blue (-scale) .. white (0) .. red (+scale).
+pub fn diverging_color(v: f32, scale: f32) -> Color32 {
+    if !v.is_finite() {
+        return Color32::from_rgb(255, 0, 255);
+    }
+    let x = (v / scale.max(1e-6)).clamp(-1.0, 1.0);
+    let fade = (255.0 * (1.0 - x.abs())) as u8;
+    if x >= 0.0 { Color32::from_rgb(255, fade, fade) } else { Color32::from_rgb(fade, fade, 255) }
+}
+
+/// The whole batch of one frame as one image: a grid, each pixel coloured by `map`.
+pub fn color_image(frame: &Frame, view: View, map: ColorMap) -> ColorImage {
+    color_image_of(values_of(frame, view), frame.shape, map)
+}
+
+/// A batch of values, [batch, channels, h, w], as one grid image coloured by `map`.
+pub fn color_image_of(values: &[f32], shape: [usize; 4], map: ColorMap) -> ColorImage {
+    let [batch, channels, h, w] = shape;
+    let columns = grid_columns(batch);
+    let rows = batch.div_ceil(columns);
+    let width = columns * w + (columns - 1) * GRID_GAP;
+    let height = rows * h + (rows - 1) * GRID_GAP;
+    let scale = values.iter().fold(0.0f32, |m, v| if v.is_finite() { m.max(v.abs()) } else { m });
+    let plane = h * w;
+    let mut pixels = vec![Color32::from_gray(24); width * height];
+    for b in 0..batch {
+        let (x0, y0) = ((b % columns) * (w + GRID_GAP), (b / columns) * (h + GRID_GAP));
+        let image = &values[b * channels * plane..(b + 1) * channels * plane];
+        for y in 0..h {
+            for x in 0..w {
+                let p = y * w + x;
+                let color = if channels == 3 && map == ColorMap::Gray {
+                    let c = |k: usize| ((image[k * plane + p].clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8;
+                    Color32::from_rgb(c(0), c(1), c(2))
+                } else {
+                    // One channel shown; for multi-channel tensors (latents) the first.
+                    let v = image[p];
+                    match map {
+                        ColorMap::Gray => gray_color(v),
+                        ColorMap::Diverging => diverging_color(v, scale),
+                    }
+                };
+                pixels[(y0 + y) * width + x0 + x] = color;
+            }
+        }
+    }
+    ColorImage::new([width, height], pixels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn gray_marks_values_outside_the_image_range() {
+        assert_eq!(gray_color(-1.0), Color32::from_gray(0));
+        assert_eq!(gray_color(1.0), Color32::from_gray(255));
+        assert_eq!(gray_color(3.0), Color32::from_rgb(255, 0, 0));
+        assert_eq!(gray_color(-3.0), Color32::from_rgb(0, 0, 255));
+        assert_ne!(gray_color(1.5), gray_color(1.0));
+    }
+
+    #[test]
+    fn grid_lays_out_the_batch() {
+        let values: Vec<f32> = (0..5 * 4).map(|i| if i < 4 { 1.0 } else { -1.0 }).collect();
+        let frame = Frame {
+            index: 0,
+            t: 10,
+            shape: [5, 1, 2, 2],
+            x_t: Arc::new(values.clone()),
+            x0_pred: Arc::new(values.clone()),
+            eps: Arc::new(values),
+        };
+        let image = color_image(&frame, View::Noisy, ColorMap::Gray);
+        // 5 images -> 3 columns, 2 rows of 2x2 with 2-pixel gaps.
+        assert_eq!(image.size, [3 * 2 + 2 * 2, 2 * 2 + 2]);
+        assert_eq!(image.pixels[0], Color32::from_gray(255));
+        assert_eq!(image.pixels[4], Color32::from_gray(0));
+    }
+}

@@ -1,0 +1,186 @@
+//! The window, driven through its accessible labels with egui_kittest, with the embedded model on the CPU.
+
+use std::time::{Duration, Instant};
+
+use diffusion_lab::app::state::{RunState, SamplerChoice, Settings};
+use diffusion_lab::app::{LabApp, export};
+use diffusion_lab::diffusion::NoiseSource;
+use diffusion_lab::engine::{DeviceChoice, Engine};
+use egui_kittest::Harness;
+use eframe::egui::accesskit::Role;
+use egui_kittest::kittest::Queryable;
+
+fn quick_settings() -> Settings {
+    Settings { batch: 2, sampler: SamplerChoice::Ddim, ddim_steps: 5, seed: 7, ..Settings::default() }
+}
+
+fn harness(settings: Settings) -> Harness<'static, LabApp> {
+    let app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), settings);
+    let mut harness = Harness::builder().with_size([1280.0, 860.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
+    step_until(&mut harness, "the model loads", |app| app.model_info().is_some() && app.device.is_some());
+    harness
+}
+
+/// Steps the UI until `done` holds: the harness does not wait for the engine thread by itself.
+fn step_until(harness: &mut Harness<'static, LabApp>, what: &str, done: impl Fn(&LabApp) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !done(harness.state()) {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    harness.step();
+}
+
+fn finished(app: &LabApp) -> bool {
+    matches!(app.run, RunState::Finished { .. } | RunState::Failed(_))
+}
+
+#[test]
+fn generate_runs_to_the_end_and_fills_the_timeline() {
+    let mut harness = harness(quick_settings());
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "the run finishes", finished);
+    let app = harness.state();
+    assert!(matches!(app.run, RunState::Finished { cancelled: false, .. }), "{:?}", app.run);
+    let trajectory = app.trajectory.as_ref().unwrap();
+    assert_eq!(trajectory.frames.len(), 6, "x_T and five DDIM steps");
+    assert_eq!(trajectory.frames.last().unwrap().t, 0);
+    assert_eq!(app.cursor, 5, "the view follows the newest frame");
+
+    // The scrubber replays any step, and the arrow keys move one t.
+    harness.get_by_role_and_label(Role::Slider, "Timestep").set_value_accesskit(1.0);
+    harness.run_steps(2);
+    assert_eq!(harness.state().cursor, 1);
+    harness.key_press(eframe::egui::Key::ArrowRight);
+    harness.run_steps(2);
+    assert_eq!(harness.state().cursor, 2);
+}
+
+#[test]
+fn cancel_stops_a_run() {
+    let mut harness = harness(Settings { sampler: SamplerChoice::Ddpm, ..quick_settings() });
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "a few steps arrive", |app| app.trajectory.as_ref().is_some_and(|t| t.frames.len() > 3));
+    harness.get_by_role_and_label(Role::Button, "Cancel").click();
+    step_until(&mut harness, "the run stops", finished);
+    let app = harness.state();
+    assert!(matches!(app.run, RunState::Finished { cancelled: true, .. }), "{:?}", app.run);
+    assert!(app.trajectory.as_ref().unwrap().frames.len() < 1001);
+}
+
+#[test]
+fn a_second_generate_shows_only_the_new_run() {
+    let mut harness = harness(Settings { sampler: SamplerChoice::Ddpm, ..quick_settings() });
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "the first run streams", |app| app.trajectory.as_ref().is_some_and(|t| t.frames.len() > 2));
+    {
+        let settings = &mut harness.state_mut().settings;
+        settings.sampler = SamplerChoice::Ddim;
+        settings.seed = 99;
+    }
+    harness.run_steps(1);
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "the second run finishes", finished);
+    // Let any stray event of the first run arrive; it must be dropped.
+    for _ in 0..20 {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let trajectory = harness.state().trajectory.clone().unwrap();
+    assert_eq!(trajectory.request.seed, 99);
+    assert_eq!(trajectory.frames.len(), 6);
+    let x_t: Vec<f32> = NoiseSource::new(99).values(trajectory.frames[0].x_t.len());
+    assert_eq!(*trajectory.frames[0].x_t, x_t, "x_T is the second run's seeded noise");
+    assert!(trajectory.frames.windows(2).all(|w| w[1].index == w[0].index + 1));
+}
+
+#[test]
+fn moving_beta_end_changes_the_plot_and_the_next_run() {
+    let mut harness = harness(Settings { schedule: diffusion_lab::diffusion::BetaSchedule::linear(1000), ..quick_settings() });
+    harness.run_steps(2);
+    let before = harness.state().plotted.clone().unwrap();
+    harness.get_by_role_and_label(Role::Slider, "β_end").set_value_accesskit(0.05);
+    harness.run_steps(3);
+    let after = harness.state().plotted.clone().unwrap();
+    assert_eq!(after.source.beta_end, 0.05);
+    assert_ne!(before.alpha_bar, after.alpha_bar);
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "the run finishes", finished);
+    assert_eq!(harness.state().trajectory.as_ref().unwrap().request.schedule.beta_end, 0.05);
+}
+
+#[test]
+fn an_invalid_schedule_disables_generate_and_says_why() {
+    let mut harness = harness(Settings { schedule: diffusion_lab::diffusion::BetaSchedule::linear(1000), ..quick_settings() });
+    harness.get_by_role_and_label(Role::Slider, "β_start").set_value_accesskit(0.3);
+    harness.run_steps(3);
+    let reason = harness.state().generate_blocker().unwrap();
+    assert!(reason.contains("beta_start (0.3) must not be greater than beta_end (0.02)"), "{reason}");
+    harness.get_by_label_contains("Generate is off: invalid schedule");
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    harness.run_steps(3);
+    assert!(harness.state().trajectory.is_none(), "a disabled Generate starts nothing");
+}
+
+#[test]
+fn save_writes_a_png_with_the_settings() {
+    let mut harness = harness(quick_settings());
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "the run finishes", finished);
+    let dir = tempfile::tempdir().unwrap();
+    let app = harness.state();
+    let trajectory = app.trajectory.as_ref().unwrap();
+    let path = dir.path().join("shown.png");
+    export::save_frame_to(&path, trajectory, app.cursor, app.settings.view, app.settings.color_map).unwrap();
+    let restored = export::settings_from_png(&path).unwrap();
+    assert_eq!(restored, trajectory.request);
+    let decoded = image::open(&path).unwrap();
+    assert!(decoded.width() >= 28 && decoded.height() >= 28);
+
+    let gif = dir.path().join("run.gif");
+    export::save_animation_to(&gif, trajectory, app.settings.view, app.settings.color_map).unwrap();
+    assert!(std::fs::read(&gif).unwrap().starts_with(b"GIF89a"));
+    let strip = dir.path().join("strip.png");
+    export::save_filmstrip_to(&strip, trajectory, app.settings.view, app.settings.color_map).unwrap();
+    assert_eq!(export::settings_from_png(&strip).unwrap(), trajectory.request);
+
+    // A file that is not ours is refused with a message, and nothing is lost.
+    let foreign = dir.path().join("foreign.png");
+    image::GrayImage::new(2, 2).save(&foreign).unwrap();
+    assert!(export::settings_from_png(&foreign).unwrap_err().to_string().contains("holds no diffusion-lab settings"));
+    let unwritable = dir.path().join("no/such/folder/x.png");
+    assert!(export::save_frame_to(&unwritable, trajectory, 0, app.settings.view, app.settings.color_map).is_err());
+}
+
+#[test]
+fn main_window_snapshot() {
+    let mut harness = harness(quick_settings());
+    harness.run_steps(3);
+    harness.snapshot("main_window");
+}
+
+#[test]
+fn forward_process_noises_a_test_image() {
+    if !std::path::Path::new(diffusion_lab::data::FASHION_MNIST_DIR).exists() {
+        eprintln!("skipped: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
+        return;
+    }
+    let mut harness = harness(quick_settings());
+    harness.get_by_label("Forward process").click();
+    step_until(&mut harness, "x_0 loads", |app| app.forward.x0.is_some());
+    harness.get_by_role_and_label(Role::Slider, "Forward t").set_value_accesskit(1.0);
+    step_until(&mut harness, "x_1 arrives", |app| app.forward.x_t.as_ref().is_some_and(|(t, ..)| *t == 1));
+    let (x0, ..) = harness.state().forward.x0.clone().unwrap();
+    let (_, x1, _) = harness.state().forward.x_t.clone().unwrap();
+    let distance = x0.iter().zip(x1.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(distance < 0.2, "at t = 1 the image is almost clean: {distance}");
+
+    harness.get_by_role_and_label(Role::Slider, "Forward t").set_value_accesskit(1000.0);
+    step_until(&mut harness, "x_T arrives", |app| app.forward.x_t.as_ref().is_some_and(|(t, ..)| *t == 1000));
+    let (_, x_big_t, _) = harness.state().forward.x_t.clone().unwrap();
+    let n = x_big_t.len() as f32;
+    let mean = x_big_t.iter().sum::<f32>() / n;
+    let variance = x_big_t.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n;
+    assert!(mean.abs() < 0.15 && (variance - 1.0).abs() < 0.2, "x_T is close to N(0, 1): {mean}, {variance}");
+}
