@@ -4,14 +4,19 @@
 set -euo pipefail
 binary=$1
 shot=$2
-display=:${SMOKE_DISPLAY:-97}
 runtime=$(mktemp -d)
 chmod 700 "$runtime"
-Xvfb "$display" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
+app=""
+# Xvfb picks a free display itself and writes its number to the file once it accepts connections.
+Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp 3>"$runtime/display" >/dev/null 2>&1 &
 xvfb=$!
 trap 'kill $app $xvfb 2>/dev/null || true; rm -rf "$runtime"' EXIT
-export DISPLAY=$display XDG_RUNTIME_DIR=$runtime HOME=$runtime
-sleep 2
+for _ in $(seq 1 50); do
+  [ -s "$runtime/display" ] && break
+  sleep 0.2
+done
+[ -s "$runtime/display" ] || { echo "smoke: Xvfb did not start"; exit 1; }
+export DISPLAY=":$(head -n 1 "$runtime/display")" XDG_RUNTIME_DIR=$runtime HOME=$runtime
 "$binary" >"$runtime/app.log" 2>&1 &
 app=$!
 window=""
