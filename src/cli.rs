@@ -39,6 +39,8 @@ pub enum Command {
     TrainClassifier(TrainClassifierArgs),
     /// Score a folder of samples: Fréchet distance of classifier features against the test set, and class accuracy.
     Eval(EvalArgs),
+    /// Time sampling through the engine, with and without streaming every step.
+    Bench(BenchArgs),
 }
 
 /// The flags that describe a β schedule; shared by every subcommand that takes one. What is not given
@@ -100,6 +102,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Sample(args) => sample(&args),
         Command::TrainClassifier(args) => train_classifier(&args),
         Command::Eval(args) => eval(&args),
+        Command::Bench(args) => bench(&args),
     }
 }
 
@@ -473,5 +476,69 @@ fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     println!("samples:   n = {:5}  FD = {:8.3}  class accuracy = {}", score.count, score.frechet_distance, percent(score.class_accuracy));
     println!("real data: n = {:5}  FD = {:8.3}  class accuracy = {}", floor.count, floor.frechet_distance, percent(floor.class_accuracy));
     println!("FD ratio (samples / real) = {:.2}", score.frechet_distance / floor.frechet_distance);
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// `fashion` (built in) or a checkpoint file.
+    #[arg(long, default_value = "fashion")]
+    pub model: String,
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    #[arg(long, value_enum, default_value_t = SamplerName::Ddim)]
+    pub sampler: SamplerName,
+    #[arg(long = "sampling-steps", default_value_t = 50)]
+    pub sampling_steps: usize,
+    #[arg(long, default_value_t = 3.0)]
+    pub guidance: f64,
+    /// auto, cpu or wgpu.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Alternating runs of each kind (streamed, not streamed).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+}
+
+fn bench(args: &BenchArgs) -> anyhow::Result<()> {
+    use diffusion_lab::engine::generate::{GenerateRequest, RunHooks, run_generate};
+    let device = open_device(args.device)?;
+    let model = LoadedUnet::from_checkpoint(&checkpoint_of_model(&args.model)?, &device.device)?;
+    let sampler = match args.sampler {
+        SamplerName::Ddpm => Sampler::ddpm(DdpmVariance::BetaTilde),
+        SamplerName::Ddim => Sampler::ddim(args.sampling_steps, 0.0),
+    };
+    let request = GenerateRequest {
+        model: args.model.clone(),
+        schedule: model.header.training_schedule.unwrap_or_default(),
+        sampler,
+        seed: 0,
+        batch: args.batch,
+        class: Some(0),
+        guidance: args.guidance,
+    };
+    println!("{} images, {}, guidance {}, on {}", args.batch, sampler.label(), args.guidance, device.description);
+    let mut times = [Vec::new(), Vec::new()];
+    // A warm-up run first: the first call pays for allocation (and on wgpu, shader compilation).
+    for round in 0..=args.repeats {
+        for (k, stream) in [true, false].into_iter().enumerate() {
+            let mut frames = 0usize;
+            let mut emit = |_frame| frames += 1;
+            let keep_going = || true;
+            let summary = run_generate(&model, &request, &device.device, RunHooks { keep_going: &keep_going, stream, emit: &mut emit })?;
+            if round > 0 {
+                times[k].push(summary.seconds);
+                println!("  {:<13} {:6.2} s  ({} frames handed out)", if stream { "streamed" } else { "not streamed" }, summary.seconds, frames);
+            }
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (streamed, plain) = (median(&mut times[0]), median(&mut times[1]));
+    let steps = sampler.plan(&request.schedule.build()?)?.len() as f64;
+    println!("median: streamed {streamed:.2} s ({:.2} steps/s), not streamed {plain:.2} s ({:.2} steps/s)", steps / streamed, steps / plain);
+    println!("streaming overhead: {:+.1} %", 100.0 * (streamed / plain - 1.0));
     Ok(())
 }

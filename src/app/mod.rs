@@ -79,6 +79,28 @@ pub struct LabApp {
     /// The curves of the schedule being edited, recomputed when it changes.
     pub plotted: Option<schedule_ui::Curves>,
     pub forward: forward_ui::ForwardState,
+    /// Time the UI thread spends building each frame during the current run.
+    pub frame_times: FrameTimes,
+}
+
+/// Mean and worst UI frame time since the last reset.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FrameTimes {
+    pub frames: usize,
+    pub total_ms: f64,
+    pub max_ms: f64,
+}
+
+impl FrameTimes {
+    pub fn record(&mut self, ms: f64) {
+        self.frames += 1;
+        self.total_ms += ms;
+        self.max_ms = self.max_ms.max(ms);
+    }
+
+    pub fn mean_ms(&self) -> f64 {
+        self.total_ms / self.frames.max(1) as f64
+    }
 }
 
 impl LabApp {
@@ -110,6 +132,7 @@ impl LabApp {
             last_frame_at: None,
             plotted: None,
             forward: forward_ui::ForwardState::new(),
+            frame_times: FrameTimes::default(),
         }
     }
 
@@ -149,6 +172,7 @@ impl LabApp {
         self.steps_per_second = 0.0;
         self.last_frame_at = None;
         self.status = None;
+        self.frame_times = FrameTimes::default();
     }
 
     pub fn cancel(&mut self) {
@@ -185,6 +209,11 @@ impl LabApp {
                 }
                 Event::Done { job, summary } if job == self.job => {
                     self.run = RunState::Finished { seconds: summary.seconds, cancelled: summary.cancelled };
+                    let t = self.frame_times;
+                    eprintln!(
+                        "run {job}: {} steps in {:.2} s; UI thread {} frames, mean {:.2} ms, worst {:.2} ms",
+                        summary.steps_done, summary.seconds, t.frames, t.mean_ms(), t.max_ms
+                    );
                     if summary.cancelled {
                         self.set_status(format!("cancelled after {} steps", summary.steps_done), false);
                     }
@@ -286,7 +315,16 @@ impl LabApp {
     }
 
     /// The whole window.
+    /// The whole window (without eframe, as in tests: times only the UI code itself).
     pub fn ui(&mut self, ui: &mut egui::Ui) {
+        let started = Instant::now();
+        self.ui_contents(ui);
+        if self.is_running() {
+            self.frame_times.record(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+
+    fn ui_contents(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
         self.handle_events();
         self.keyboard(&ctx);
@@ -329,7 +367,11 @@ impl LabApp {
                     started.elapsed().as_secs_f64()
                 ));
             } else if let RunState::Finished { seconds, cancelled: false } = self.run {
-                ui.label(format!("done in {seconds:.1} s"));
+                ui.label(format!(
+                    "done in {seconds:.1} s (UI frames: mean {:.1} ms, worst {:.1} ms)",
+                    self.frame_times.mean_ms(),
+                    self.frame_times.max_ms
+                ));
             }
             if let Some(status) = &self.status {
                 ui.separator();
@@ -380,8 +422,12 @@ impl LabApp {
 }
 
 impl eframe::App for LabApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        LabApp::ui(self, ui);
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        self.ui_contents(ui);
+        // eframe's measure of the previous frame: building the UI, tessellating and painting it.
+        if let (true, Some(seconds)) = (self.is_running(), frame.info().cpu_usage) {
+            self.frame_times.record(seconds as f64 * 1000.0);
+        }
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
