@@ -4,6 +4,7 @@
 pub mod export;
 pub mod forward_ui;
 pub mod generate_ui;
+pub mod gpu_display;
 pub mod schedule_ui;
 pub mod state;
 pub mod timeline_ui;
@@ -20,10 +21,27 @@ use state::{RunState, Settings, Trajectory};
 
 const SETTINGS_KEY: &str = "diffusion-lab-settings";
 
-/// Opens the main window and blocks until it is closed.
+/// Opens the main window and blocks until it is closed. Renders with wgpu (frames coloured by
+/// shaders/display.wgsl); where wgpu cannot open a surface, with OpenGL (frames coloured on the CPU).
 pub fn run() -> anyhow::Result<()> {
+    // For drivers whose Vulkan misbehaves: DIFFUSION_LAB_RENDERER=glow goes straight to OpenGL.
+    if std::env::var("DIFFUSION_LAB_RENDERER").is_ok_and(|r| r.eq_ignore_ascii_case("glow")) {
+        return open_window(eframe::Renderer::Glow).map_err(|e| anyhow::anyhow!("could not open the window: {e}"));
+    }
+    match open_window(eframe::Renderer::Wgpu) {
+        Err(wgpu_error) => {
+            eprintln!("the wgpu renderer failed ({wgpu_error}); trying OpenGL");
+            open_window(eframe::Renderer::Glow)
+                .map_err(|e| anyhow::anyhow!("could not open the window: wgpu: {wgpu_error}; OpenGL: {e}"))
+        }
+        ok => ok.map_err(|e| anyhow::anyhow!("could not open the window: {e}")),
+    }
+}
+
+fn open_window(renderer: eframe::Renderer) -> Result<(), eframe::Error> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default().with_title("diffusion-lab").with_inner_size([1280.0, 800.0]),
+        renderer,
         ..Default::default()
     };
     eframe::run_native(
@@ -33,10 +51,11 @@ pub fn run() -> anyhow::Result<()> {
             let settings = cc.storage.and_then(|s| eframe::get_value(s, SETTINGS_KEY)).unwrap_or_default();
             let ctx = cc.egui_ctx.clone();
             let engine = Engine::spawn(DeviceChoice::Auto, move || ctx.request_repaint());
-            Ok(Box::new(LabApp::new(engine, settings)))
+            let mut app = LabApp::new(engine, settings);
+            app.gpu_display = gpu_display::install(cc.wgpu_render_state.as_ref());
+            Ok(Box::new(app))
         }),
     )
-    .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))
 }
 
 /// A message for the status line; errors stay until the next message.
@@ -81,6 +100,8 @@ pub struct LabApp {
     pub forward: forward_ui::ForwardState,
     /// Time the UI thread spends building each frame during the current run.
     pub frame_times: FrameTimes,
+    /// Whether frames are coloured on the GPU (wgpu renderer) rather than uploaded as CPU textures.
+    pub gpu_display: bool,
 }
 
 /// Mean and worst UI frame time since the last reset.
@@ -133,6 +154,7 @@ impl LabApp {
             plotted: None,
             forward: forward_ui::ForwardState::new(),
             frame_times: FrameTimes::default(),
+            gpu_display: false,
         }
     }
 
@@ -351,6 +373,8 @@ impl LabApp {
         ui.horizontal(|ui| {
             ui.label(self.device.as_deref().unwrap_or("opening the compute device…"));
             ui.separator();
+            ui.label(if self.gpu_display { "display: GPU shader" } else { "display: CPU texture" });
+            ui.separator();
             if let (RunState::Running { started, .. }, Some(t)) = (&self.run, &self.trajectory) {
                 let done = t.frames.len().saturating_sub(1);
                 let total = t.total_steps.max(1);
@@ -405,6 +429,23 @@ impl LabApp {
             }
         });
         ui.separator();
+        if self.gpu_display {
+            if let Some(frame) = self.current_frame() {
+                let callback = gpu_display::DisplayCallback {
+                    values: view::values_arc(frame, self.settings.view),
+                    shape: frame.shape,
+                    map: self.settings.color_map,
+                };
+                let [w, h] = callback.grid_size();
+                let size = egui::vec2(w as f32, h as f32) * self.settings.zoom;
+                egui::ScrollArea::both().show(ui, |ui| {
+                    let (rect, response) = ui.allocate_exact_size(size, egui::Sense::hover());
+                    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "generated images"));
+                    ui.painter().add(eframe::egui_wgpu::Callback::new_paint_callback(rect, callback));
+                });
+                return;
+            }
+        }
         match self.frame_texture(ui.ctx()) {
             Some(texture) => {
                 let size = texture.size_vec2() * self.settings.zoom;

@@ -14,6 +14,15 @@ pub fn grid_columns(batch: usize) -> usize {
     (batch as f64).sqrt().ceil().max(1.0) as usize
 }
 
+/// The shared buffer behind a view of a frame (cheap to clone into a GPU callback).
+pub fn values_arc(frame: &Frame, view: View) -> std::sync::Arc<Vec<f32>> {
+    match view {
+        View::Noisy => frame.x_t.clone(),
+        View::PredictedClean => frame.x0_pred.clone(),
+        View::PredictedNoise => frame.eps.clone(),
+    }
+}
+
 pub fn values_of(frame: &Frame, view: View) -> &[f32] {
     match view {
         View::Noisy => &frame.x_t,
