@@ -9,14 +9,7 @@ use diffusion_lab::model::UNetConfig;
 use diffusion_lab::model::checkpoint::{Checkpoint, CheckpointHeader, ModelKind, bytes_from_module};
 
 fn tiny_model_file(dir: &std::path::Path) -> std::path::PathBuf {
-    let config = UNetConfig::new()
-        .with_channels(vec![8, 16])
-        .with_self_attention_levels(vec![1])
-        .with_cross_attention_levels(vec![1])
-        .with_groups(4)
-        .with_context_dim(8)
-        .with_class_tokens(2)
-        .with_image_size(8);
+    let config = UNetConfig::tiny().with_image_size(8);
     let model = config.init(&Device::flex());
     let header = CheckpointHeader {
         kind: ModelKind::Unet,

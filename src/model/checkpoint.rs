@@ -234,13 +234,7 @@ mod tests {
     use burn::prelude::*;
 
     fn tiny_config() -> UNetConfig {
-        UNetConfig::new()
-            .with_channels(vec![8, 16])
-            .with_self_attention_levels(vec![1])
-            .with_cross_attention_levels(vec![1])
-            .with_groups(4)
-            .with_context_dim(8)
-            .with_class_tokens(2)
+        UNetConfig::tiny()
     }
 
     fn header(kind: ModelKind) -> CheckpointHeader {

@@ -120,6 +120,18 @@ pub struct UNet {
 }
 
 impl UNetConfig {
+    /// A UNet of a few thousand parameters with every kind of block (two levels, self- and
+    /// cross-attention): for tests and quick smoke runs, not for real samples.
+    pub fn tiny() -> Self {
+        Self::new()
+            .with_channels(vec![8, 16])
+            .with_self_attention_levels(vec![1])
+            .with_cross_attention_levels(vec![1])
+            .with_groups(4)
+            .with_context_dim(8)
+            .with_class_tokens(2)
+    }
+
     /// The size of the noise-level embedding every residual block receives.
     pub fn embed_dim(&self) -> usize {
         4 * self.channels[0]
@@ -217,7 +229,7 @@ mod tests {
     #[test]
     fn output_has_input_shape_for_even_and_odd_sizes() {
         let device = Device::flex();
-        let config = UNetConfig::new().with_channels(vec![8, 16]).with_self_attention_levels(vec![1]).with_cross_attention_levels(vec![1]).with_groups(4).with_context_dim(8).with_class_tokens(2);
+        let config = UNetConfig::tiny();
         let model = config.init(&device);
         for size in [28, 7] {
             let x = Tensor::<4>::zeros([3, 1, size, size], &device);

@@ -316,14 +316,7 @@ mod tests {
     use super::*;
 
     fn tiny_unet() -> UNetConfig {
-        UNetConfig::new()
-            .with_channels(vec![8, 16])
-            .with_self_attention_levels(vec![1])
-            .with_cross_attention_levels(vec![1])
-            .with_groups(4)
-            .with_context_dim(8)
-            .with_class_tokens(2)
-            .with_num_classes(2)
+        UNetConfig::tiny().with_num_classes(2)
     }
 
     /// Two classes of 8x8 images: a bright left half or a bright right half.
