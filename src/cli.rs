@@ -344,7 +344,8 @@ pub struct SampleArgs {
     /// Classifier-free guidance scale w: 0 = unconditional, 1 = conditional, more = stronger.
     #[arg(long, default_value_t = 3.0)]
     pub guidance: f64,
-    #[arg(long, value_enum, default_value_t = SamplerName::Ddpm)]
+    /// ddim (50 steps by default: fast on a CPU) or ddpm (all T steps of the schedule).
+    #[arg(long, value_enum, default_value_t = SamplerName::Ddim)]
     pub sampler: SamplerName,
     /// DDIM steps.
     #[arg(long = "sampling-steps", default_value_t = 50)]
