@@ -375,10 +375,10 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     if args.n == 0 {
         bail!("--n must be at least 1");
     }
-    let device = open_device(args.device)?;
     let checkpoint = checkpoint_of_model(&args.model)?;
-    let model = LoadedUnet::from_checkpoint(&checkpoint, &device.device)?;
-    let num_classes = model.config.num_classes;
+    let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
+        .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))?;
+    let num_classes = config.num_classes;
     let classes: Vec<usize> = if args.all_classes {
         let per_class = args.n.div_ceil(num_classes);
         (0..num_classes).flat_map(|c| std::iter::repeat_n(c, per_class)).take(args.n).collect()
@@ -393,8 +393,12 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
         SamplerName::Ddpm => Sampler::ddpm(DdpmVariance::BetaTilde),
         SamplerName::Ddim => Sampler::ddim(args.sampling_steps, args.eta),
     };
+    let schedule = args.schedule.beta_schedule_or(checkpoint.header.training_schedule.unwrap_or_default());
+    // Everything the user typed is checked before the (possibly slow) device and model start.
+    sampler.plan(&schedule.build()?)?;
+    let device = open_device(args.device)?;
+    let model = LoadedUnet::from_checkpoint(&checkpoint, &device.device)?;
     eprintln!("sampling {} images with {} on {}", args.n, sampler.label(), device.description);
-    let schedule = args.schedule.beta_schedule_or(model.header.training_schedule.unwrap_or_default());
     let pictures = generate(&model, &classes, args.guidance, sampler, schedule, args.seed, &device.device)?;
     let settings = serde_json::json!({
         "model": args.model, "sampler": sampler, "schedule": schedule,

@@ -81,3 +81,44 @@ fn unknown_kind_is_rejected_by_the_parser() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("expected one of linear, cosine, quadratic, sigmoid"), "{}", stderr(&out));
 }
+
+#[test]
+fn sample_with_the_built_in_model_is_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str| {
+        let out = dir.path().join(name);
+        let args = ["sample", "--class", "7", "--n", "2", "--sampling-steps", "4", "--seed", "5", "--device", "cpu", "--out-dir"];
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        args.push(out.display().to_string());
+        args.extend(["--grid".to_string(), dir.path().join(format!("{name}.png")).display().to_string()]);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let result = diffusion_lab(&refs);
+        assert!(result.status.success(), "{}", stderr(&result));
+        out
+    };
+    let (a, b) = (run("a"), run("b"));
+    for name in ["00000-class7.png", "00001-class7.png"] {
+        let (x, y) = (std::fs::read(a.join(name)).unwrap(), std::fs::read(b.join(name)).unwrap());
+        assert_eq!(x, y, "{name}: same seed and settings, same pixels");
+    }
+    let grid = image::open(dir.path().join("a.png")).unwrap();
+    assert_eq!((grid.width(), grid.height()), (2 * 28 + 2, 28), "two images side by side");
+}
+
+#[test]
+fn sample_rejects_bad_requests_with_one_line() {
+    for (args, needle) in [
+        (vec!["sample", "--class", "12", "--grid", "x.png"], "--class must be below 10"),
+        (vec!["sample", "--n", "2"], "nothing to write"),
+        (vec!["sample", "--model", "/no/such/model.dlab", "--grid", "x.png"], "cannot load the model /no/such/model.dlab"),
+        (vec!["sample", "--sampling-steps", "0", "--grid", "x.png"], "DDIM steps must be between 1"),
+        (vec!["sample", "--kind", "linear", "--beta-start", "0.5", "--beta-end", "0.1", "--grid", "x.png"], "beta_start (0.5)"),
+    ] {
+        let out = diffusion_lab(&args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr(&out);
+        let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}

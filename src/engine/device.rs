@@ -58,9 +58,24 @@ pub fn open_device(choice: DeviceChoice) -> Result<ComputeDevice, DeviceError> {
     }
 }
 
+/// The graphics API burn's kernels run well on, per platform: OpenGL cannot compile burn's matmul
+/// (no subgroup operations), so it is never tried.
+fn compute_api() -> burn::tensor::wgpu::WgpuBackend {
+    use burn::tensor::wgpu::WgpuBackend;
+    if cfg!(target_os = "macos") {
+        WgpuBackend::Metal
+    } else if cfg!(target_os = "windows") {
+        WgpuBackend::Dx12
+    } else {
+        WgpuBackend::Vulkan
+    }
+}
+
 fn open_wgpu(accept_software: bool) -> Result<ComputeDevice, DeviceError> {
-    let (device, setup) =
-        Device::wgpu_options().init_with_setup().map_err(|e| DeviceError::NoAdapter(e.to_string()))?;
+    let (device, setup) = Device::wgpu_options()
+        .graphics_api(compute_api())
+        .init_with_setup()
+        .map_err(|e| DeviceError::NoAdapter(e.to_string()))?;
     let info = setup.adapter.get_info();
     let software = info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu;
     if software && !accept_software {
