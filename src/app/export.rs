@@ -19,8 +19,6 @@ use crate::images::{Picture, png_text, save_png};
 pub const SETTINGS_CHUNK: &str = "diffusion-lab";
 /// Most frames an animation gets; longer runs are subsampled evenly (the last frame always included).
 pub const MAX_ANIMATION_FRAMES: usize = 120;
-/// Timesteps a filmstrip shows per sample.
-pub const FILMSTRIP_STEPS: usize = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -95,12 +93,18 @@ pub fn save_animation_to(path: &Path, trajectory: &Trajectory, view: View, map: 
     crate::files::write_atomic(path, &bytes).map_err(|e| write_error(e.to_string()))
 }
 
-/// One row per sample, [`FILMSTRIP_STEPS`] timesteps from x_T to x_0 left to right (the seed paper's
+/// One row per sample, `steps` timesteps evenly spread from x_T to x_0 left to right (the seed paper's
 /// "generated images" figure), as a PNG with the settings and the timesteps as text.
-pub fn save_filmstrip_to(path: &Path, trajectory: &Trajectory, view: View, map: ColorMap) -> Result<(), ExportError> {
+pub fn save_filmstrip_to(
+    path: &Path,
+    trajectory: &Trajectory,
+    steps: usize,
+    view: View,
+    map: ColorMap,
+) -> Result<(), ExportError> {
     let last = trajectory.frames.last().ok_or(ExportError::Empty)?;
     let [batch, channels, h, w] = last.shape;
-    let indices = spread(trajectory.frames.len(), FILMSTRIP_STEPS);
+    let indices = spread(trajectory.frames.len(), steps);
     let gap = 2;
     let columns = indices.len();
     let width = columns * w + (columns - 1) * gap;
@@ -158,7 +162,7 @@ fn export_in_background(app: &LabApp, kind: Export, ctx: egui::Context) {
     let Some(trajectory) = app.trajectory.clone() else {
         return;
     };
-    let (cursor, view, map) = (app.cursor, app.settings.view, app.settings.color_map);
+    let (cursor, view, map, steps) = (app.cursor, app.settings.view, app.settings.color_map, app.settings.filmstrip_steps);
     let events = app.file_events();
     let (name, extension, filter) = match kind {
         Export::Image => (format!("diffusion-lab-seed{}-t{}.png", trajectory.request.seed, trajectory.frames.get(cursor).map_or(0, |f| f.t)), "png", "PNG image"),
@@ -172,7 +176,7 @@ fn export_in_background(app: &LabApp, kind: Export, ctx: egui::Context) {
         let result = match kind {
             Export::Image => save_frame_to(&path, &trajectory, cursor, view, map),
             Export::Animation => save_animation_to(&path, &trajectory, view, map),
-            Export::Filmstrip => save_filmstrip_to(&path, &trajectory, view, map),
+            Export::Filmstrip => save_filmstrip_to(&path, &trajectory, steps, view, map),
         };
         let _ = events.send(match result {
             Ok(()) => FileEvent::Saved(path.display().to_string()),
@@ -208,6 +212,8 @@ pub fn export_buttons_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         if ui.add_enabled(has_frames, egui::Button::new("Export filmstrip…")).clicked() {
             export_in_background(app, Export::Filmstrip, ui.ctx().clone());
         }
+        ui.add(egui::DragValue::new(&mut app.settings.filmstrip_steps).range(2..=40).suffix(" steps"))
+            .on_hover_text("Timesteps per sample in the filmstrip");
         if ui.button("Open settings from PNG…").clicked() {
             open_settings_in_background(app, ui.ctx().clone());
         }

@@ -6,7 +6,16 @@ use super::LabApp;
 use super::state::SamplerChoice;
 use crate::data::FASHION_MNIST_CLASSES;
 use crate::diffusion::DdpmVariance;
+use crate::engine::DeviceChoice;
 use crate::engine::generate::MAX_BATCH;
+
+fn device_label(choice: DeviceChoice) -> &'static str {
+    match choice {
+        DeviceChoice::Auto => "auto (GPU if there is one)",
+        DeviceChoice::Cpu => "CPU",
+        DeviceChoice::Wgpu => "wgpu (any adapter)",
+    }
+}
 
 fn class_name(class: Option<usize>, num_classes: usize) -> String {
     match class {
@@ -31,6 +40,17 @@ pub fn generate_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         ));
     }
     let num_classes = app.model_info().map_or(FASHION_MNIST_CLASSES.len(), |m| m.config.num_classes);
+    let previous_device = app.settings.device;
+    egui::ComboBox::from_label("Device").selected_text(device_label(app.settings.device)).show_ui(ui, |ui| {
+        for choice in [DeviceChoice::Auto, DeviceChoice::Cpu, DeviceChoice::Wgpu] {
+            ui.selectable_value(&mut app.settings.device, choice, device_label(choice));
+        }
+    });
+    if app.settings.device != previous_device {
+        app.cancel();
+        app.device = None;
+        app.engine.set_device(app.settings.device);
+    }
 
     ui.add(egui::Slider::new(&mut app.settings.batch, 1..=MAX_BATCH).text("Batch"));
     egui::ComboBox::from_label("Class").selected_text(class_name(app.settings.class, num_classes)).show_ui(ui, |ui| {

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use eframe::egui::{self, TextureHandle, TextureOptions};
 
-use crate::engine::{DeviceChoice, Engine, Event, ModelInfo, ModelSource};
+use crate::engine::{Engine, Event, ModelInfo, ModelSource};
 use crate::model::embedded;
 use state::{RunState, Settings, Trajectory};
 
@@ -48,9 +48,9 @@ fn open_window(renderer: eframe::Renderer) -> Result<(), eframe::Error> {
         "diffusion-lab",
         options,
         Box::new(|cc| {
-            let settings = cc.storage.and_then(|s| eframe::get_value(s, SETTINGS_KEY)).unwrap_or_default();
+            let settings: Settings = cc.storage.and_then(|s| eframe::get_value(s, SETTINGS_KEY)).unwrap_or_default();
             let ctx = cc.egui_ctx.clone();
-            let engine = Engine::spawn(DeviceChoice::Auto, move || ctx.request_repaint());
+            let engine = Engine::spawn(settings.device, move || ctx.request_repaint());
             let mut app = LabApp::new(engine, settings);
             app.gpu_display = gpu_display::install(cc.wgpu_render_state.as_ref());
             Ok(Box::new(app))
@@ -208,6 +208,7 @@ impl LabApp {
         for event in self.engine.poll() {
             match event {
                 Event::Ready { device, .. } => self.device = Some(device),
+                Event::DeviceFailed { message } => self.set_status(format!("could not switch device: {message}"), true),
                 Event::ModelLoaded(info) => {
                     self.models.retain(|m| m.name != info.name);
                     self.models.push(info);

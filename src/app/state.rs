@@ -65,6 +65,10 @@ pub struct Settings {
     pub zoom: f32,
     /// Frames per second of timeline playback.
     pub play_speed: f32,
+    /// Where the model runs.
+    pub device: crate::engine::DeviceChoice,
+    /// Timesteps per sample in an exported filmstrip.
+    pub filmstrip_steps: usize,
 }
 
 impl Default for Settings {
@@ -85,6 +89,8 @@ impl Default for Settings {
             color_map: ColorMap::Gray,
             zoom: 4.0,
             play_speed: 30.0,
+            device: crate::engine::DeviceChoice::Auto,
+            filmstrip_steps: 10,
         }
     }
 }

@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 
+use burn::module::Module;
+
 use super::device::{ComputeDevice, DeviceChoice, open_device};
 use super::generate::{Frame, GenerateRequest, RunHooks, RunSummary, run_generate};
 use crate::model::LoadedUnet;
@@ -40,6 +42,8 @@ pub enum Command {
     /// x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) ε of the loaded x_0, with ε drawn from `seed`.
     Forward { schedule: crate::diffusion::BetaSchedule, t: usize, seed: u64 },
     LoadModel { name: String, source: ModelSource },
+    /// Move the engine (and its models) to another device.
+    SetDevice(DeviceChoice),
     Shutdown,
 }
 
@@ -56,6 +60,8 @@ pub struct ModelInfo {
 pub enum Event {
     /// The device is open; `description` belongs in the status bar.
     Ready { device: String, is_gpu: bool },
+    /// The device asked for could not be opened; the engine stays where it was.
+    DeviceFailed { message: String },
     ModelLoaded(ModelInfo),
     ModelFailed { name: String, message: String },
     Frame { job: u64, frame: Frame, total_steps: usize },
@@ -111,6 +117,10 @@ impl Engine {
         let _ = self.commands.send(Command::Forward { schedule, t, seed });
     }
 
+    pub fn set_device(&self, choice: DeviceChoice) {
+        let _ = self.commands.send(Command::SetDevice(choice));
+    }
+
     pub fn load_model(&self, name: &str, source: ModelSource) {
         let _ = self.commands.send(Command::LoadModel { name: name.to_owned(), source });
     }
@@ -151,7 +161,7 @@ fn worker(
         let _ = events.send(event);
         notify();
     };
-    let device = open_device(choice).unwrap_or_else(|_| ComputeDevice::cpu());
+    let mut device = open_device(choice).unwrap_or_else(|_| ComputeDevice::cpu());
     send(Event::Ready { device: device.description.clone(), is_gpu: device.is_gpu });
     let mut models: BTreeMap<String, LoadedUnet> = BTreeMap::new();
     let mut forward_x0: Option<(Vec<f32>, [usize; 4])> = None;
@@ -160,6 +170,16 @@ fn worker(
     while let Ok(command) = commands.recv() {
         match command {
             Command::Shutdown => break,
+            Command::SetDevice(choice) => match open_device(choice) {
+                Ok(opened) => {
+                    for model in models.values_mut() {
+                        model.model = model.model.clone().to_device(&opened.device);
+                    }
+                    device = opened;
+                    send(Event::Ready { device: device.description.clone(), is_gpu: device.is_gpu });
+                }
+                Err(e) => send(Event::DeviceFailed { message: e.to_string() }),
+            },
             Command::LoadForwardImage { source, size, channels } => {
                 match forward_image(&source, size, channels, &mut test_set) {
                     Ok((x0, label)) => {
