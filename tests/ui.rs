@@ -184,3 +184,13 @@ fn forward_process_noises_a_test_image() {
     let variance = x_big_t.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n;
     assert!(mean.abs() < 0.15 && (variance - 1.0).abs() < 0.2, "x_T is close to N(0, 1): {mean}, {variance}");
 }
+
+#[test]
+fn keyboard_generates_and_cancels() {
+    let mut harness = harness(Settings { sampler: SamplerChoice::Ddpm, ..quick_settings() });
+    harness.key_press_modifiers(eframe::egui::Modifiers::COMMAND, eframe::egui::Key::Enter);
+    step_until(&mut harness, "a few steps arrive", |app| app.trajectory.as_ref().is_some_and(|t| t.frames.len() > 3));
+    harness.key_press(eframe::egui::Key::Escape);
+    step_until(&mut harness, "the run stops", finished);
+    assert!(matches!(harness.state().run, RunState::Finished { cancelled: true, .. }), "{:?}", harness.state().run);
+}

@@ -95,7 +95,7 @@ pub fn generate_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     ui.add_space(6.0);
     let blocker = app.generate_blocker();
     ui.horizontal(|ui| {
-        let generate = ui.add_enabled(blocker.is_none(), egui::Button::new("Generate"));
+        let generate = ui.add_enabled(blocker.is_none(), egui::Button::new("Generate")).on_hover_text("Ctrl+Enter");
         if generate.clicked() {
             app.start_generate();
         }

@@ -274,8 +274,9 @@ impl LabApp {
     }
 
     fn keyboard(&mut self, ctx: &egui::Context) {
-        let (escape, left, right, space) = ctx.input(|i| {
+        let (generate, escape, left, right, space) = ctx.input(|i| {
             (
+                i.modifiers.command && i.key_pressed(egui::Key::Enter),
                 i.key_pressed(egui::Key::Escape),
                 i.key_pressed(egui::Key::ArrowLeft),
                 i.key_pressed(egui::Key::ArrowRight),
@@ -287,6 +288,9 @@ impl LabApp {
         }
         if escape {
             self.cancel();
+        }
+        if generate && self.generate_blocker().is_none() {
+            self.start_generate();
         }
         let frames = self.trajectory.as_ref().map_or(0, |t| t.frames.len());
         // Frames run from t = T (index 0) to t = 0, so "left" is one t higher (back towards noise).
