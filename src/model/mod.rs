@@ -1,6 +1,7 @@
 //! burn modules: the noise-prediction UNet and its parts, checkpoints, and the denoising loop.
 
 pub mod attention;
+pub mod autoencoder;
 pub mod checkpoint;
 pub mod classifier;
 pub mod denoise;

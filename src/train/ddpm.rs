@@ -186,17 +186,7 @@ impl DdpmTrainer {
 
     fn batch_indices(&mut self, data: &Dataset) -> Vec<usize> {
         let batch = self.config.batch_size as u64;
-        let count = data.count;
-        (0..batch)
-            .map(|j| {
-                let global = self.step * batch + j;
-                let epoch = global / count as u64;
-                if self.order.0 != epoch {
-                    self.order = (epoch, data.shuffled_indices(self.config.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
-                }
-                self.order.1[(global % count as u64) as usize]
-            })
-            .collect()
+        (0..batch).map(|j| epoch_order_index(&mut self.order, data, self.config.seed, self.step * batch + j)).collect()
     }
 
     /// One optimizer step on the next batch of `data`.
@@ -289,6 +279,18 @@ impl DdpmTrainer {
     pub fn device(&self) -> &Device {
         &self.device
     }
+}
+
+/// The data index of example number `global` of a run that goes through `data` epoch after epoch, each in
+/// a fresh order drawn from (seed, epoch): so a resumed run sees exactly the batches it would have seen.
+/// `order` caches the current epoch's order.
+pub fn epoch_order_index(order: &mut (u64, Vec<usize>), data: &Dataset, seed: u64, global: u64) -> usize {
+    let count = data.count as u64;
+    let epoch = global / count;
+    if order.0 != epoch {
+        *order = (epoch, data.shuffled_indices(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+    }
+    order.1[(global % count) as usize]
 }
 
 /// Where a run keeps its files.
