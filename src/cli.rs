@@ -35,6 +35,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Generate images with a trained model.
     Sample(SampleArgs),
+    /// Train latent diffusion's autoencoder (reconstruction + perceptual + KL + PatchGAN; resumable).
+    TrainAutoencoder(TrainAutoencoderArgs),
     /// Train the Fashion-MNIST classifier that `eval` uses as its judge.
     TrainClassifier(TrainClassifierArgs),
     /// Score a folder of samples: Fréchet distance of classifier features against the test set, and class accuracy.
@@ -101,6 +103,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Train(args) => train(&args),
         Command::Sample(args) => sample(&args),
         Command::TrainClassifier(args) => train_classifier(&args),
+        Command::TrainAutoencoder(args) => train_autoencoder(&args),
         Command::Eval(args) => eval(&args),
         Command::Bench(args) => bench(&args),
     }
@@ -164,13 +167,8 @@ fn json_from_schedule(s: &NoiseSchedule) -> serde_json::Value {
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Training images: `fashion-mnist` (the Debian package's IDX files) or a folder of PNG/JPEG images
-    /// (sub-folder names become class labels).
-    #[arg(long, default_value = "fashion-mnist")]
-    pub data: String,
-    /// Where the Fashion-MNIST IDX files are.
-    #[arg(long, default_value = data::FASHION_MNIST_DIR)]
-    pub fashion_mnist_dir: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
     /// Folder for the checkpoint, the loss log and the preview grids.
     #[arg(long, default_value = "runs/unet")]
     pub out: PathBuf,
@@ -187,12 +185,6 @@ pub struct TrainArgs {
     /// Feature channels per resolution level, e.g. 32,64,128.
     #[arg(long, value_delimiter = ',', default_value = "32,64,128")]
     pub channels: Vec<usize>,
-    /// Image size for a folder of images (Fashion-MNIST is 28).
-    #[arg(long, default_value_t = 28)]
-    pub image_size: usize,
-    /// Image channels for a folder of images: 1 (gray) or 3 (RGB).
-    #[arg(long, default_value_t = 1)]
-    pub image_channels: usize,
     #[arg(long, default_value_t = 500)]
     pub checkpoint_every: u64,
     #[arg(long, default_value_t = 2000)]
@@ -207,19 +199,59 @@ pub struct TrainArgs {
     pub export: Option<PathBuf>,
 }
 
-fn load_training_data(args: &TrainArgs) -> anyhow::Result<(Dataset, String)> {
-    if args.data == "fashion-mnist" {
-        let data = Dataset::fashion_mnist(&args.fashion_mnist_dir, Split::Train)?;
-        Ok((data, format!("Fashion-MNIST train split ({})", args.fashion_mnist_dir.display())))
-    } else {
-        let dir = PathBuf::from(&args.data);
-        let data = data::folder::load_folder(&dir, args.image_size, args.image_size, args.image_channels)?;
-        Ok((data, format!("folder {}", dir.display())))
+/// Where training images come from; shared by the trainers.
+#[derive(Args, Debug)]
+pub struct DataArgs {
+    /// Training images: `fashion-mnist` (the Debian package's IDX files) or a folder of PNG/JPEG images
+    /// (sub-folder names become class labels).
+    #[arg(long, default_value = "fashion-mnist")]
+    pub data: String,
+    /// Where the Fashion-MNIST IDX files are.
+    #[arg(long, default_value = data::FASHION_MNIST_DIR)]
+    pub fashion_mnist_dir: PathBuf,
+    /// Image size for a folder of images (Fashion-MNIST is 28).
+    #[arg(long, default_value_t = 28)]
+    pub image_size: usize,
+    /// Image channels for a folder of images: 1 (gray) or 3 (RGB).
+    #[arg(long, default_value_t = 1)]
+    pub image_channels: usize,
+}
+
+impl DataArgs {
+    fn load(&self) -> anyhow::Result<(Dataset, String)> {
+        if self.data == "fashion-mnist" {
+            let data = Dataset::fashion_mnist(&self.fashion_mnist_dir, Split::Train)?;
+            Ok((data, format!("Fashion-MNIST train split ({})", self.fashion_mnist_dir.display())))
+        } else {
+            let dir = PathBuf::from(&self.data);
+            let data = data::folder::load_folder(&dir, self.image_size, self.image_size, self.image_channels)?;
+            Ok((data, format!("folder {}", dir.display())))
+        }
     }
 }
 
+/// A progress bar over `total` steps that starts at `position`.
+fn progress_bar(total: u64, position: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total).with_position(position);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  ETA {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Opens a CSV log for appending, writing `header` if the file is new.
+fn csv_log(path: &std::path::Path, header: &str) -> anyhow::Result<std::fs::File> {
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    if log.metadata()?.len() == 0 {
+        writeln!(log, "{header}")?;
+    }
+    Ok(log)
+}
+
 fn train(args: &TrainArgs) -> anyhow::Result<()> {
-    let (data, description) = load_training_data(args)?;
+    let (data, description) = args.data.load()?;
     let files = RunFiles::new(&args.out);
     std::fs::create_dir_all(&files.dir).with_context(|| format!("cannot create {}", files.dir.display()))?;
     let device = Device::flex();
@@ -250,16 +282,9 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let parameters = trainer.ema.parameter_count();
     eprintln!("training a {parameters}-parameter UNet on {} images, step {} of {}", data.count, trainer.step, trainer.config.steps);
 
-    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(files.loss_log())?;
-    if log.metadata()?.len() == 0 {
-        writeln!(log, "step,loss,learning_rate,images_per_second,wall_seconds")?;
-    }
+    let mut log = csv_log(&files.loss_log(), "step,loss,learning_rate,images_per_second,wall_seconds")?;
     let total = trainer.config.steps;
-    let bar = indicatif::ProgressBar::new(total).with_position(trainer.step);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  ETA {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar(total, trainer.step);
     let stop_at = args.max_steps_now.map_or(total, |n| (trainer.step + n).min(total));
     let mut smoothed: Option<f64> = None;
     while trainer.step < stop_at {
@@ -546,4 +571,124 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     println!("median: streamed {streamed:.2} s ({:.2} steps/s), not streamed {plain:.2} s ({:.2} steps/s)", steps / streamed, steps / plain);
     println!("streaming overhead: {:+.1} %", 100.0 * (streamed / plain - 1.0));
     Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct TrainAutoencoderArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Folder for the checkpoint, the loss log and the reconstruction previews.
+    #[arg(long, default_value = "runs/autoencoder")]
+    pub out: PathBuf,
+    /// Continue from the checkpoint in --out.
+    #[arg(long)]
+    pub resume: bool,
+    #[arg(long, default_value_t = 3000)]
+    pub steps: u64,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Steps before the PatchGAN discriminator joins.
+    #[arg(long, default_value_t = 1000)]
+    pub adversarial_start: u64,
+    /// Channels of the latent (its side is the image's / 4).
+    #[arg(long, default_value_t = 4)]
+    pub latent_channels: usize,
+    /// The perceptual loss's classifier: `fashion` (built in) or a checkpoint from `train-classifier`.
+    #[arg(long, default_value = "fashion")]
+    pub classifier: String,
+    #[arg(long, default_value_t = 250)]
+    pub checkpoint_every: u64,
+    #[arg(long, default_value_t = 500)]
+    pub preview_every: u64,
+    /// Stop after this many steps of this invocation (the run itself stays resumable).
+    #[arg(long)]
+    pub max_steps_now: Option<u64>,
+    /// Also write the shippable autoencoder (f16, with its latent scale) here at every checkpoint.
+    #[arg(long)]
+    pub export: Option<PathBuf>,
+}
+
+fn classifier_checkpoint(name: &str) -> anyhow::Result<Checkpoint> {
+    match name {
+        "fashion" => Ok(Checkpoint::from_bytes(embedded::FASHION_CLASSIFIER)?),
+        path => Checkpoint::read(path.as_ref()).with_context(|| format!("cannot load the classifier {path}")),
+    }
+}
+
+fn train_autoencoder(args: &TrainAutoencoderArgs) -> anyhow::Result<()> {
+    use diffusion_lab::model::autoencoder::AutoencoderConfig;
+    use diffusion_lab::train::autoencoder::{AutoencoderTrainConfig, AutoencoderTrainer};
+    let (data, description) = args.data.load()?;
+    let classifier = classifier_checkpoint(&args.classifier)?;
+    let files = RunFiles::new(&args.out);
+    std::fs::create_dir_all(&files.dir).with_context(|| format!("cannot create {}", files.dir.display()))?;
+    let device = Device::flex();
+    let mut trainer = if args.resume {
+        let checkpoint = Checkpoint::read(&files.checkpoint())
+            .with_context(|| format!("cannot resume from {}", files.checkpoint().display()))?;
+        AutoencoderTrainer::resume(&checkpoint, &classifier, &device, Some(args.steps))?
+    } else {
+        if files.checkpoint().exists() {
+            bail!("{} already holds a run: pass --resume to continue it, or choose another --out", files.dir.display());
+        }
+        let config = AutoencoderTrainConfig::new()
+            .with_steps(args.steps)
+            .with_batch_size(args.batch_size)
+            .with_adversarial_start(args.adversarial_start);
+        let ae = AutoencoderConfig::new()
+            .with_image_channels(data.channels)
+            .with_image_size(data.height)
+            .with_latent_channels(args.latent_channels);
+        AutoencoderTrainer::new(config, ae, &classifier, &device, description)?
+    };
+    eprintln!("training an autoencoder on {} images, step {} of {}", data.count, trainer.step, trainer.config.steps);
+    let mut log = csv_log(
+        &files.loss_log(),
+        "step,reconstruction,perceptual,kl,generator,discriminator,images_per_second,wall_seconds",
+    )?;
+    let total = trainer.config.steps;
+    let bar = progress_bar(total, trainer.step);
+    let stop_at = args.max_steps_now.map_or(total, |n| (trainer.step + n).min(total));
+    // Eight fixed images to watch the reconstructions improve.
+    let preview_data = data.pick(&data.shuffled_indices(5)[..8.min(data.count)]);
+    while trainer.step < stop_at {
+        let r = trainer.train_step(&data);
+        bar.set_position(r.step);
+        bar.set_message(format!("L1 {:.4}  perceptual {:.4}  {:.1} img/s", r.reconstruction, r.perceptual, r.images_per_second));
+        writeln!(
+            log,
+            "{},{},{},{},{},{},{:.2},{:.1}",
+            r.step, r.reconstruction, r.perceptual, r.kl, r.generator, r.discriminator, r.images_per_second, trainer.wall_seconds
+        )?;
+        let last = trainer.step == stop_at;
+        if trainer.step % args.checkpoint_every == 0 || last {
+            trainer.checkpoint()?.write(&files.checkpoint())?;
+            if let Some(path) = &args.export {
+                trainer.export(&data)?.write(path)?;
+            }
+            log.flush()?;
+        }
+        if trainer.step % args.preview_every == 0 || last {
+            let grid = reconstruction_grid(&trainer.autoencoder(), &preview_data, &device)?;
+            images::save_png(&files.preview(trainer.step), &grid, &[])?;
+        }
+    }
+    bar.finish();
+    eprintln!("stopped at step {} ({:.0} s of training in all); checkpoint in {}", trainer.step, trainer.wall_seconds, files.checkpoint().display());
+    Ok(())
+}
+
+/// Originals in the first row, D(E(x)) in the second.
+fn reconstruction_grid(
+    autoencoder: &diffusion_lab::model::autoencoder::Autoencoder,
+    data: &Dataset,
+    device: &Device,
+) -> anyhow::Result<Picture> {
+    let (pixels, _) = data.gather(&(0..data.count).collect::<Vec<_>>());
+    let shape = [data.count, data.channels, data.height, data.width];
+    let x = Tensor::<4>::from_data(TensorData::new(pixels.clone(), shape), device);
+    let decoded: Vec<f32> = autoencoder.decode(autoencoder.encode(x).mean).into_data().try_to_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let mut pictures = images::pictures_from_batch(&pixels, data.count, data.channels, data.height, data.width);
+    pictures.extend(images::pictures_from_batch(&decoded, data.count, data.channels, data.height, data.width));
+    Ok(images::grid(&pictures, data.count, 2))
 }

@@ -32,7 +32,8 @@ pub struct AutoencoderTrainConfig {
     /// Weight of KL(q(z|x) || N(0, I)): light, so the latent stays near the prior without blurring.
     #[config(default = 1e-6)]
     pub kl_weight: f64,
-    #[config(default = 1.0)]
+    /// The classifier's feature distance starts near 4 where L1 starts near 0.8: a tenth keeps both in play.
+    #[config(default = 0.1)]
     pub perceptual_weight: f64,
     #[config(default = 0.1)]
     pub adversarial_weight: f64,
