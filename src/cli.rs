@@ -16,7 +16,8 @@ use diffusion_lab::model::checkpoint::Checkpoint;
 use diffusion_lab::model::classifier::ClassifierConfig;
 use diffusion_lab::model::embedded;
 use diffusion_lab::model::denoise::denoise;
-use diffusion_lab::model::{LoadedUnet, UNetConfig};
+use diffusion_lab::model::checkpoint::ModelKind;
+use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet, UNetConfig};
 use diffusion_lab::train::ddpm::{DdpmTrainer, RunFiles, TrainConfig};
 
 #[derive(Parser, Debug)]
@@ -182,9 +183,15 @@ pub struct TrainArgs {
     pub batch_size: usize,
     #[arg(long, default_value_t = 5e-4)]
     pub learning_rate: f64,
-    /// Feature channels per resolution level, e.g. 32,64,128.
-    #[arg(long, value_delimiter = ',', default_value = "32,64,128")]
-    pub channels: Vec<usize>,
+    /// Feature channels per resolution level [default: 32,64,128 on pixels, 64,128 on latents]
+    #[arg(long, value_delimiter = ',')]
+    pub channels: Option<Vec<usize>>,
+    /// Train latent diffusion: the UNet works on the latents of --autoencoder.
+    #[arg(long, requires = "autoencoder")]
+    pub latent: bool,
+    /// The autoencoder (a checkpoint from `train-autoencoder`) whose latents a --latent model learns.
+    #[arg(long)]
+    pub autoencoder: Option<PathBuf>,
     #[arg(long, default_value_t = 500)]
     pub checkpoint_every: u64,
     #[arg(long, default_value_t = 2000)]
@@ -250,11 +257,28 @@ fn csv_log(path: &std::path::Path, header: &str) -> anyhow::Result<std::fs::File
     Ok(log)
 }
 
+fn load_autoencoder(path: &std::path::Path, device: &Device) -> anyhow::Result<LoadedAutoencoder> {
+    let checkpoint = Checkpoint::read(path).with_context(|| format!("cannot load the autoencoder {}", path.display()))?;
+    Ok(LoadedAutoencoder::from_checkpoint(&checkpoint, device)?)
+}
+
 fn train(args: &TrainArgs) -> anyhow::Result<()> {
-    let (data, description) = args.data.load()?;
+    let (pixels, description) = args.data.load()?;
     let files = RunFiles::new(&args.out);
     std::fs::create_dir_all(&files.dir).with_context(|| format!("cannot create {}", files.dir.display()))?;
     let device = Device::flex();
+    let autoencoder = match (&args.autoencoder, args.latent) {
+        (Some(path), true) => Some(load_autoencoder(path, &device)?),
+        _ => None,
+    };
+    let (data, description) = match &autoencoder {
+        Some(ae) => {
+            eprintln!("encoding {} images with the autoencoder…", pixels.count);
+            let latents = diffusion_lab::train::autoencoder::latent_dataset(&ae.model, &ae.config, &pixels, &device);
+            (latents, format!("latents of {description}"))
+        }
+        None => (pixels, description),
+    };
     let mut trainer = if args.resume {
         let checkpoint = Checkpoint::read(&files.checkpoint())
             .with_context(|| format!("cannot resume from {}", files.checkpoint().display()))?;
@@ -264,8 +288,13 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
             bail!("{} already holds a run: pass --resume to continue it, or choose another --out", files.dir.display());
         }
         let num_classes = data.num_classes().max(1);
+        let default_channels = if args.latent { vec![64, 128] } else { vec![32, 64, 128] };
+        let channels = args.channels.clone().unwrap_or(default_channels);
+        let levels = channels.len();
         let unet = UNetConfig::new()
-            .with_channels(args.channels.clone())
+            .with_self_attention_levels(vec![levels - 1])
+            .with_cross_attention_levels((1..levels).collect())
+            .with_channels(channels)
             .with_image_channels(data.channels)
             .with_image_size(data.height)
             .with_num_classes(num_classes);
@@ -274,8 +303,15 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
             .with_batch_size(args.batch_size)
             .with_learning_rate(args.learning_rate)
             .with_seed(args.seed);
-        DdpmTrainer::new(config, unet, &device, description)
+        let trainer = DdpmTrainer::new(config, unet, &device, description);
+        match &args.autoencoder {
+            Some(path) if args.latent => trainer.latent(path.display().to_string()),
+            _ => trainer,
+        }
     };
+    if trainer.kind == ModelKind::LatentUnet && autoencoder.is_none() {
+        bail!("this run trains a latent model: pass --latent --autoencoder {}", trainer.autoencoder.clone().unwrap_or_default());
+    }
     if data.channels != trainer.unet_config.image_channels {
         bail!("the data has {} channels but the model expects {}", data.channels, trainer.unet_config.image_channels);
     }
@@ -304,7 +340,7 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
         }
         if trainer.step % args.preview_every == 0 || last {
             let model = LoadedUnet::from_checkpoint(&trainer.export()?, &device)?;
-            let grid = class_grid(&model, 4, 3.0, Sampler::ddim(50, 0.0), BetaSchedule::cosine(1000), 0, &device)?;
+            let grid = class_grid(&model, autoencoder.as_ref(), 4, 3.0, Sampler::ddim(50, 0.0), BetaSchedule::cosine(1000), 0, &device)?;
             images::save_png(&files.preview(trainer.step), &grid, &[])?;
         }
     }
@@ -314,15 +350,38 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
 }
 
 /// `per_class` samples of every class, one row per class.
-fn class_grid(model: &LoadedUnet, per_class: usize, guidance: f64, sampler: Sampler, schedule: BetaSchedule, seed: u64, device: &Device) -> anyhow::Result<Picture> {
+fn class_grid(
+    model: &LoadedUnet,
+    decoder: Option<&LoadedAutoencoder>,
+    per_class: usize,
+    guidance: f64,
+    sampler: Sampler,
+    schedule: BetaSchedule,
+    seed: u64,
+    device: &Device,
+) -> anyhow::Result<Picture> {
     let classes: Vec<usize> = (0..model.config.num_classes).flat_map(|c| std::iter::repeat_n(c, per_class)).collect();
-    let pictures = generate(model, &classes, guidance, sampler, schedule, seed, device)?;
+    let pictures = generate(model, decoder, &classes, guidance, sampler, schedule, seed, device)?;
     Ok(images::grid(&pictures, per_class, 2))
 }
 
 /// Runs the whole reverse process for one image per entry of `classes`.
-fn generate(model: &LoadedUnet, classes: &[usize], guidance: f64, sampler: Sampler, schedule: BetaSchedule, seed: u64, device: &Device) -> anyhow::Result<Vec<Picture>> {
+/// Runs the whole reverse process for one image per entry of `classes`; a latent model's result is decoded
+/// to pixels by `decoder`.
+#[allow(clippy::too_many_arguments)]
+fn generate(
+    model: &LoadedUnet,
+    decoder: Option<&LoadedAutoencoder>,
+    classes: &[usize],
+    guidance: f64,
+    sampler: Sampler,
+    schedule: BetaSchedule,
+    seed: u64,
+    device: &Device,
+) -> anyhow::Result<Vec<Picture>> {
     let schedule = schedule.build()?;
+    // Latents are not confined to [-1, 1]: clipping x̂_0 is for pixels.
+    let sampler = if model.is_latent() { sampler.with_clip_x0(false) } else { sampler };
     let plan = sampler.plan(&schedule)?;
     let (c, size) = (model.config.image_channels, model.config.image_size);
     let n = classes.len();
@@ -331,6 +390,11 @@ fn generate(model: &LoadedUnet, classes: &[usize], guidance: f64, sampler: Sampl
     let labels: Vec<i64> = classes.iter().map(|c| *c as i64).collect();
     let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), device);
     let x0 = denoise(&model.model, &plan, x_start, &labels, guidance, &mut noise, |_| ControlFlow::Continue(()));
+    let (x0, c, size) = match (model.is_latent(), decoder) {
+        (true, Some(ae)) => (ae.decode_scaled(x0), ae.config.image_channels, ae.config.image_size),
+        (true, None) => bail!("a latent model needs its autoencoder to make pixels: pass --autoencoder"),
+        (false, _) => (x0, c, size),
+    };
     let values: Vec<f32> = x0.into_data().try_to_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
     if values.iter().any(|v| !v.is_finite()) {
         bail!("sampling diverged (non-finite values); try another schedule or sampler");
@@ -385,6 +449,9 @@ pub struct SampleArgs {
     /// auto, cpu or wgpu.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    /// For a latent model: the autoencoder that turns its latents into pixels.
+    #[arg(long)]
+    pub autoencoder: Option<PathBuf>,
     /// Write all images as one grid PNG.
     #[arg(long)]
     pub grid: Option<PathBuf>,
@@ -424,7 +491,12 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     let device = open_device(args.device)?;
     let model = LoadedUnet::from_checkpoint(&checkpoint, &device.device)?;
     eprintln!("sampling {} images with {} on {}", args.n, sampler.label(), device.description);
-    let pictures = generate(&model, &classes, args.guidance, sampler, schedule, args.seed, &device.device)?;
+    let decoder = match (&args.autoencoder, model.is_latent()) {
+        (Some(path), _) => Some(load_autoencoder(path, &device.device)?),
+        (None, true) => bail!("{} is a latent model: pass --autoencoder with the autoencoder it was trained on", args.model),
+        (None, false) => None,
+    };
+    let pictures = generate(&model, decoder.as_ref(), &classes, args.guidance, sampler, schedule, args.seed, &device.device)?;
     let settings = serde_json::json!({
         "model": args.model, "sampler": sampler, "schedule": schedule,
         "guidance": args.guidance, "seed": args.seed, "classes": classes,

@@ -25,10 +25,39 @@ pub struct LoadedUnet {
 impl LoadedUnet {
     /// Builds the UNet a checkpoint describes on `device` and loads its (EMA) weights.
     pub fn from_checkpoint(checkpoint: &Checkpoint, device: &Device) -> Result<Self, CheckpointError> {
-        checkpoint.expect_kind(ModelKind::Unet)?;
+        if checkpoint.header.kind != ModelKind::LatentUnet {
+            checkpoint.expect_kind(ModelKind::Unet)?;
+        }
         let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
             .map_err(|e| CheckpointError::Header(format!("UNet config: {e}")))?;
         let model = module_from_bytes(config.init(device), checkpoint.section("weights")?, "weights")?;
         Ok(Self { model, config, header: checkpoint.header.clone() })
+    }
+
+    /// Whether it denoises an autoencoder's latents rather than pixels.
+    pub fn is_latent(&self) -> bool {
+        self.header.kind == ModelKind::LatentUnet
+    }
+}
+
+/// An autoencoder ready to encode and decode, with its config (latent scale included).
+#[derive(Clone, Debug)]
+pub struct LoadedAutoencoder {
+    pub model: autoencoder::Autoencoder,
+    pub config: autoencoder::AutoencoderConfig,
+}
+
+impl LoadedAutoencoder {
+    pub fn from_checkpoint(checkpoint: &Checkpoint, device: &Device) -> Result<Self, CheckpointError> {
+        checkpoint.expect_kind(ModelKind::Autoencoder)?;
+        let config: autoencoder::AutoencoderConfig = serde_json::from_value(checkpoint.header.config.clone())
+            .map_err(|e| CheckpointError::Header(format!("autoencoder config: {e}")))?;
+        let model = module_from_bytes(config.init(device), checkpoint.section("weights")?, "weights")?;
+        Ok(Self { model, config })
+    }
+
+    /// D(z / scale): a diffusion latent back to pixels.
+    pub fn decode_scaled(&self, z: Tensor<4>) -> Tensor<4> {
+        self.model.decode(z.mul_scalar(1.0 / self.config.latent_scale))
     }
 }

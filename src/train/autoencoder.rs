@@ -208,6 +208,7 @@ impl AutoencoderTrainer {
             data: self.data_description.clone(),
             images_seen: self.step * self.config.batch_size as u64,
             wall_seconds: self.wall_seconds,
+            autoencoder: None,
         };
         CheckpointHeader {
             kind: ModelKind::Autoencoder,
@@ -240,6 +241,28 @@ impl AutoencoderTrainer {
         let scale = latent_scale(&autoencoder, data, 2000, &self.autodiff.clone().without_autodiff());
         let config = AutoencoderConfig { latent_scale: scale, ..self.ae_config.clone() };
         Ok(Checkpoint::new(self.header(&config)).with_section("weights", bytes_from_module(&autoencoder, true)?))
+    }
+}
+
+/// `data` encoded: the means of q(z | x), times the autoencoder's latent scale; labels kept.
+pub fn latent_dataset(autoencoder: &Autoencoder, config: &AutoencoderConfig, data: &Dataset, device: &Device) -> Dataset {
+    let side = config.latent_size();
+    let mut images = Vec::with_capacity(data.count * config.latent_channels * side * side);
+    let indices: Vec<usize> = (0..data.count).collect();
+    for chunk in indices.chunks(500) {
+        let (pixels, _) = data.gather(chunk);
+        let x = Tensor::<4>::from_data(TensorData::new(pixels, [chunk.len(), data.channels, data.height, data.width]), device);
+        let z = autoencoder.encode(x).mean.mul_scalar(config.latent_scale);
+        images.extend(z.into_data().try_to_vec::<f32>().unwrap_or_default());
+    }
+    Dataset {
+        images,
+        count: data.count,
+        channels: config.latent_channels,
+        height: side,
+        width: side,
+        labels: data.labels.clone(),
+        class_names: data.class_names.clone(),
     }
 }
 

@@ -113,9 +113,16 @@ pub struct TrainRecord {
     pub data: String,
     pub images_seen: u64,
     pub wall_seconds: f64,
+    /// For a latent model: the autoencoder whose latents it was trained on.
+    #[serde(default)]
+    pub autoencoder: Option<String>,
 }
 
 pub struct DdpmTrainer {
+    /// `Unet` on pixels or `LatentUnet` on an autoencoder's latents.
+    pub kind: ModelKind,
+    /// For a latent model: the autoencoder it was trained with.
+    pub autoencoder: Option<String>,
     pub config: TrainConfig,
     pub unet_config: UNetConfig,
     /// The model being optimised, on the autodiff device.
@@ -146,6 +153,8 @@ impl DdpmTrainer {
         let model = unet_config.init(&autodiff);
         let ema = model.valid();
         Self {
+            kind: ModelKind::Unet,
+            autoencoder: None,
             log_snr: LogSnrSampler::new(config.log_snr_min, config.log_snr_max),
             optimizer: optimizer_from_config(&config),
             config,
@@ -161,9 +170,16 @@ impl DdpmTrainer {
         }
     }
 
+    /// Makes this a latent diffusion model, trained on the latents of `autoencoder`.
+    pub fn latent(self, autoencoder: String) -> Self {
+        Self { kind: ModelKind::LatentUnet, autoencoder: Some(autoencoder), ..self }
+    }
+
     /// Continues from a training checkpoint written by [`DdpmTrainer::checkpoint`]. `steps` may extend the run.
     pub fn resume(checkpoint: &Checkpoint, device: &Device, steps: Option<u64>) -> Result<Self, CheckpointError> {
-        checkpoint.expect_kind(ModelKind::Unet)?;
+        if checkpoint.header.kind != ModelKind::LatentUnet {
+            checkpoint.expect_kind(ModelKind::Unet)?;
+        }
         let header_error = |e: serde_json::Error| CheckpointError::Header(e.to_string());
         let unet_config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone()).map_err(header_error)?;
         let record: TrainRecord = serde_json::from_value(checkpoint.header.extra.clone()).map_err(header_error)?;
@@ -172,6 +188,8 @@ impl DdpmTrainer {
             config.steps = steps;
         }
         let mut trainer = Self::new(config, unet_config, device, record.data);
+        trainer.kind = checkpoint.header.kind;
+        trainer.autoencoder = record.autoencoder;
         trainer.model = module_from_bytes(trainer.model, checkpoint.section("train_weights")?, "train_weights")?;
         trainer.ema = module_from_bytes(trainer.ema, checkpoint.section("weights")?, "weights")?;
         let optimizer_bytes = burn::tensor::Bytes::from_bytes_vec(checkpoint.section("optimizer")?.to_vec());
@@ -240,7 +258,7 @@ impl DdpmTrainer {
 
     fn header(&self, extra: TrainRecord) -> CheckpointHeader {
         CheckpointHeader {
-            kind: ModelKind::Unet,
+            kind: self.kind,
             config: serde_json::to_value(&self.unet_config).unwrap_or_default(),
             training_schedule: Some(BetaSchedule::cosine(1000)),
             log_snr_range: Some((self.config.log_snr_min, self.config.log_snr_max)),
@@ -256,6 +274,7 @@ impl DdpmTrainer {
             data: self.data_description.clone(),
             images_seen: self.step * self.config.batch_size as u64,
             wall_seconds: self.wall_seconds,
+            autoencoder: self.autoencoder.clone(),
         }
     }
 
