@@ -627,7 +627,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             let mut frames = 0usize;
             let mut emit = |_frame| frames += 1;
             let keep_going = || true;
-            let summary = run_generate(&model, &request, &device.device, RunHooks { keep_going: &keep_going, stream, emit: &mut emit })?;
+            let summary = run_generate(&model, None, &request, &device.device, RunHooks { keep_going: &keep_going, stream, emit: &mut emit })?;
             if round > 0 {
                 times[k].push(summary.seconds);
                 println!("  {:<13} {:6.2} s  ({} frames handed out)", if stream { "streamed" } else { "not streamed" }, summary.seconds, frames);

@@ -39,7 +39,7 @@ fn request(steps: usize, sampler: Sampler) -> GenerateRequest {
 
 fn engine_with_tiny_model(dir: &std::path::Path) -> Engine {
     let engine = Engine::spawn(DeviceChoice::Cpu, || {});
-    engine.load_model("tiny", ModelSource::File(tiny_model_file(dir)));
+    engine.load_model("tiny", ModelSource::File(tiny_model_file(dir)), None);
     loop {
         match engine.recv_timeout(Duration::from_secs(60)).expect("engine answers") {
             Event::ModelLoaded(info) => {
@@ -137,11 +137,78 @@ fn bad_requests_fail_with_a_message() {
     unknown.model = "nope".into();
     let job = engine.generate(unknown, true);
     assert!(matches!(run_to_end(&engine, job).1, Event::Failed { message, .. } if message.contains("not loaded")));
-    engine.load_model("broken", ModelSource::File(dir.path().join("missing.dlab")));
+    engine.load_model("broken", ModelSource::File(dir.path().join("missing.dlab")), None);
     loop {
         if let Some(Event::ModelFailed { name, .. }) = engine.recv_timeout(Duration::from_secs(30)) {
             assert_eq!(name, "broken");
             break;
         }
+    }
+}
+
+#[test]
+fn a_latent_model_streams_decoded_frames() {
+    use diffusion_lab::model::autoencoder::AutoencoderConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    // An 8x8 autoencoder with a 2x4x4 latent, and a UNet on that latent.
+    let ae_config = AutoencoderConfig::new().with_image_size(8).with_channels(vec![8, 16]).with_groups(4).with_latent_channels(2);
+    let ae = ae_config.init(&device);
+    let ae_header = CheckpointHeader {
+        kind: ModelKind::Autoencoder,
+        config: serde_json::to_value(&ae_config).unwrap(),
+        training_schedule: None,
+        log_snr_range: None,
+        step: 0,
+        extra: serde_json::Value::Null,
+        sections: Vec::new(),
+    };
+    let ae_path = dir.path().join("ae.dlab");
+    Checkpoint::new(ae_header).with_section("weights", bytes_from_module(&ae, false).unwrap()).write(&ae_path).unwrap();
+    let unet_config = UNetConfig::tiny().with_image_channels(2).with_image_size(4);
+    let unet = unet_config.init(&device);
+    let header = CheckpointHeader {
+        kind: ModelKind::LatentUnet,
+        config: serde_json::to_value(&unet_config).unwrap(),
+        training_schedule: Some(BetaSchedule::linear(1000)),
+        log_snr_range: Some((-20.0, 10.0)),
+        step: 0,
+        extra: serde_json::Value::Null,
+        sections: Vec::new(),
+    };
+    let unet_path = dir.path().join("latent.dlab");
+    Checkpoint::new(header).with_section("weights", bytes_from_module(&unet, false).unwrap()).write(&unet_path).unwrap();
+
+    let mut engine = Engine::spawn(DeviceChoice::Cpu, || {});
+    engine.load_model("latent-alone", ModelSource::File(unet_path.clone()), None);
+    engine.load_model("latent", ModelSource::File(unet_path), Some(ModelSource::File(ae_path)));
+    let mut loaded = false;
+    let mut refused = false;
+    while !(loaded && refused) {
+        match engine.recv_timeout(Duration::from_secs(60)).expect("engine answers") {
+            Event::ModelLoaded(info) => {
+                assert!(info.is_latent);
+                loaded = true;
+            }
+            Event::ModelFailed { name, message } => {
+                assert_eq!(name, "latent-alone");
+                assert!(message.contains("needs its autoencoder"), "{message}");
+                refused = true;
+            }
+            _ => {}
+        }
+    }
+    let mut latent_request = request(10, Sampler::ddim(3, 0.0));
+    latent_request.model = "latent".into();
+    let job = engine.generate(latent_request, true);
+    let (events, end) = run_to_end(&engine, job);
+    assert!(matches!(end, Event::Done { .. }), "{end:?}");
+    let frames: Vec<_> = events.iter().filter_map(|e| match e { Event::Frame { frame, .. } => Some(frame.clone()), _ => None }).collect();
+    assert_eq!(frames.len(), 4);
+    for frame in &frames {
+        assert_eq!(frame.shape, [2, 2, 4, 4], "the chain runs on latents");
+        let decoded = frame.decoded.as_ref().expect("latent frames come decoded");
+        assert_eq!(decoded.shape, [2, 1, 8, 8]);
+        assert_eq!(decoded.x_t.len(), 2 * 64);
     }
 }

@@ -103,27 +103,19 @@ pub fn save_filmstrip_to(
     map: ColorMap,
 ) -> Result<(), ExportError> {
     let last = trajectory.frames.last().ok_or(ExportError::Empty)?;
-    let [batch, channels, h, w] = last.shape;
+    let [batch, channels, h, w] = super::view::frame_values(last, view).1;
     let indices = spread(trajectory.frames.len(), steps);
     let gap = 2;
     let columns = indices.len();
     let width = columns * w + (columns - 1) * gap;
     let height = batch * h + (batch.saturating_sub(1)) * gap;
     let mut pixels = vec![24u8; width * height * 3];
+    let plane = channels * h * w;
     for (column, i) in indices.iter().enumerate() {
-        let frame = &trajectory.frames[*i];
+        let (values, _) = super::view::frame_values(&trajectory.frames[*i], view);
         for b in 0..batch {
-            // A one-image frame of sample b, coloured the same way as the window.
-            let plane = channels * h * w;
-            let single = crate::engine::Frame {
-                index: frame.index,
-                t: frame.t,
-                shape: [1, channels, h, w],
-                x_t: std::sync::Arc::new(frame.x_t[b * plane..(b + 1) * plane].to_vec()),
-                x0_pred: std::sync::Arc::new(frame.x0_pred[b * plane..(b + 1) * plane].to_vec()),
-                eps: std::sync::Arc::new(frame.eps[b * plane..(b + 1) * plane].to_vec()),
-            };
-            let image = color_image(&single, view, map);
+            // Sample b of this frame, coloured the same way as the window.
+            let image = super::view::color_image_of(&values[b * plane..(b + 1) * plane], [1, channels, h, w], map);
             for y in 0..h {
                 for x in 0..w {
                     let c = image.pixels[y * w + x];

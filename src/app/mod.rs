@@ -128,7 +128,7 @@ impl LabApp {
     /// A window over `engine`, with the embedded models registered.
     pub fn new(engine: Engine, mut settings: Settings) -> Self {
         for (name, bytes) in embedded::MODELS {
-            engine.load_model(name, ModelSource::Embedded(bytes));
+            engine.load_model(name, ModelSource::Embedded(bytes), None);
         }
         if !embedded::MODELS.iter().any(|(name, _)| *name == settings.model) {
             settings.model = embedded::MODELS.first().map(|(n, _)| n.to_string()).unwrap_or_default();
@@ -416,8 +416,12 @@ impl LabApp {
     fn image_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             ui.label("Show:");
-            for v in state::View::ALL {
-                ui.selectable_value(&mut self.settings.view, v, v.label());
+            let latent = self.model_info().is_some_and(|m| m.is_latent);
+            if !self.settings.view.applies(latent) {
+                self.settings.view = state::View::Noisy;
+            }
+            for v in state::View::ALL.into_iter().filter(|v| v.applies(latent)) {
+                ui.selectable_value(&mut self.settings.view, v, v.label(latent));
             }
             ui.separator();
             ui.label("Colours:");
@@ -436,11 +440,8 @@ impl LabApp {
         ui.separator();
         if self.gpu_display {
             if let Some(frame) = self.current_frame() {
-                let callback = gpu_display::DisplayCallback {
-                    values: view::values_arc(frame, self.settings.view),
-                    shape: frame.shape,
-                    map: self.settings.color_map,
-                };
+                let (values, shape) = view::frame_values(frame, self.settings.view);
+                let callback = gpu_display::DisplayCallback { values, shape, map: self.settings.color_map };
                 let [w, h] = callback.grid_size();
                 let size = egui::vec2(w as f32, h as f32) * self.settings.zoom;
                 egui::ScrollArea::both().show(ui, |ui| {

@@ -21,16 +21,28 @@ pub enum View {
     PredictedClean,
     /// ε, the noise the network predicts.
     PredictedNoise,
+    /// A latent model's raw z_t, one tile per channel.
+    LatentChannels,
 }
 
 impl View {
-    pub const ALL: [View; 3] = [View::Noisy, View::PredictedClean, View::PredictedNoise];
-    pub fn label(self) -> &'static str {
-        match self {
-            View::Noisy => "x_t",
-            View::PredictedClean => "predicted x_0",
-            View::PredictedNoise => "predicted noise",
+    pub const ALL: [View; 4] = [View::Noisy, View::PredictedClean, View::PredictedNoise, View::LatentChannels];
+
+    /// The button label; a latent model shows decoded images, D(z).
+    pub fn label(self, latent: bool) -> &'static str {
+        match (self, latent) {
+            (View::Noisy, false) => "x_t",
+            (View::Noisy, true) => "D(z_t)",
+            (View::PredictedClean, false) => "predicted x_0",
+            (View::PredictedClean, true) => "D(predicted z_0)",
+            (View::PredictedNoise, _) => "predicted noise",
+            (View::LatentChannels, _) => "latent channels",
         }
+    }
+
+    /// Whether the view means anything for this kind of model.
+    pub fn applies(self, latent: bool) -> bool {
+        latent || self != View::LatentChannels
     }
 }
 

@@ -1,6 +1,8 @@
 //! Turning a frame's values into colours: the CPU path of the display (the same mapping as
 //! shaders/display.wgsl).
 
+use std::sync::Arc;
+
 use eframe::egui::{Color32, ColorImage};
 
 use super::state::{ColorMap, View};
@@ -14,20 +16,24 @@ pub fn grid_columns(batch: usize) -> usize {
     (batch as f64).sqrt().ceil().max(1.0) as usize
 }
 
-/// The shared buffer behind a view of a frame (cheap to clone into a GPU callback).
-pub fn values_arc(frame: &Frame, view: View) -> std::sync::Arc<Vec<f32>> {
-    match view {
-        View::Noisy => frame.x_t.clone(),
-        View::PredictedClean => frame.x0_pred.clone(),
-        View::PredictedNoise => frame.eps.clone(),
-    }
-}
-
-pub fn values_of(frame: &Frame, view: View) -> &[f32] {
-    match view {
-        View::Noisy => &frame.x_t,
-        View::PredictedClean => &frame.x0_pred,
-        View::PredictedNoise => &frame.eps,
+/// The values a view of a frame shows and their [batch, channels, h, w] layout (a shared buffer: cheap to
+/// clone into a GPU callback). Tensors whose channels are not an image's (1 or 3: a latent) are shown one
+/// tile per channel, which is the same memory read as [batch * channels, 1, h, w].
+pub fn frame_values(frame: &Frame, view: View) -> (Arc<Vec<f32>>, [usize; 4]) {
+    let tiled = |values: &Arc<Vec<f32>>, [b, c, h, w]: [usize; 4]| {
+        let shape = if c == 1 || c == 3 { [b, c, h, w] } else { [b * c, 1, h, w] };
+        (values.clone(), shape)
+    };
+    match (view, &frame.decoded) {
+        (View::Noisy, Some(decoded)) => (decoded.x_t.clone(), decoded.shape),
+        (View::PredictedClean, Some(decoded)) => (decoded.x0_pred.clone(), decoded.shape),
+        (View::Noisy, None) => tiled(&frame.x_t, frame.shape),
+        (View::PredictedClean, None) => tiled(&frame.x0_pred, frame.shape),
+        (View::PredictedNoise, _) => tiled(&frame.eps, frame.shape),
+        (View::LatentChannels, _) => {
+            let [b, c, h, w] = frame.shape;
+            (frame.x_t.clone(), [b * c, 1, h, w])
+        }
     }
 }
 
@@ -61,7 +67,8 @@ pub fn diverging_color(v: f32, scale: f32) -> Color32 {
 
 /// The whole batch of one frame as one image: a grid, each pixel coloured by `map`.
 pub fn color_image(frame: &Frame, view: View, map: ColorMap) -> ColorImage {
-    color_image_of(values_of(frame, view), frame.shape, map)
+    let (values, shape) = frame_values(frame, view);
+    color_image_of(&values, shape, map)
 }
 
 /// A batch of values, [batch, channels, h, w], as one grid image coloured by `map`.
@@ -101,7 +108,6 @@ pub fn color_image_of(values: &[f32], shape: [usize; 4], map: ColorMap) -> Color
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[test]
     fn gray_marks_values_outside_the_image_range() {
@@ -122,6 +128,7 @@ mod tests {
             x_t: Arc::new(values.clone()),
             x0_pred: Arc::new(values.clone()),
             eps: Arc::new(values),
+            decoded: None,
         };
         let image = color_image(&frame, View::Noisy, ColorMap::Gray);
         // 5 images -> 3 columns, 2 rows of 2x2 with 2-pixel gaps.

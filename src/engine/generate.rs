@@ -9,7 +9,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::diffusion::{BetaSchedule, NoiseSource, Sampler};
-use crate::model::LoadedUnet;
+use crate::model::{LoadedAutoencoder, LoadedUnet};
 use crate::model::denoise::denoise;
 
 /// Everything that decides the pixels of a run; saved into PNGs so a run can be restored.
@@ -44,6 +44,17 @@ pub struct Frame {
     pub x0_pred: Arc<Vec<f32>>,
     /// The guided ε at this step (zeros for x_T).
     pub eps: Arc<Vec<f32>>,
+    /// For a latent model: x_t and x̂_0 decoded to pixels by the autoencoder, D(z / scale).
+    pub decoded: Option<Decoded>,
+}
+
+/// Pixels of a latent frame.
+#[derive(Clone, Debug)]
+pub struct Decoded {
+    /// [batch, channels, h, w] of the pixel images.
+    pub shape: [usize; 4],
+    pub x_t: Arc<Vec<f32>>,
+    pub x0_pred: Arc<Vec<f32>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +73,8 @@ pub enum GenerateError {
     NonFinite { t: usize },
     #[error("reading a step back from the device failed: {0}")]
     Readback(String),
+    #[error("this latent model has no autoencoder to turn its latents into pixels")]
+    NoAutoencoder,
 }
 
 impl GenerateRequest {
@@ -106,14 +119,22 @@ pub struct RunSummary {
 /// seeded CPU generator.
 pub fn run_generate(
     model: &LoadedUnet,
+    decoder: Option<&LoadedAutoencoder>,
     request: &GenerateRequest,
     device: &Device,
     hooks: RunHooks<'_>,
 ) -> Result<RunSummary, GenerateError> {
     request.validate(model.config.num_classes)?;
+    let decoder = match (model.is_latent(), decoder) {
+        (true, None) => return Err(GenerateError::NoAutoencoder),
+        (true, decoder) => decoder,
+        (false, _) => None,
+    };
     let started = Instant::now();
     let schedule = request.schedule.build()?;
-    let plan = request.sampler.plan(&schedule)?;
+    // Latents are not confined to [-1, 1]: clipping x̂_0 is for pixels.
+    let sampler = if decoder.is_some() { request.sampler.with_clip_x0(false) } else { request.sampler };
+    let plan = sampler.plan(&schedule)?;
     let (c, size) = (model.config.image_channels, model.config.image_size);
     let shape = [request.batch, c, size, size];
     let mut noise = NoiseSource::new(request.seed);
@@ -125,6 +146,17 @@ pub fn run_generate(
 
     let zeros = Arc::new(vec![0.0; shape.iter().product()]);
     let big_t = plan.steps.first().map_or(0, |s| s.t);
+    let decode = |x_t: &Tensor<4>, x0: Option<&Tensor<4>>| -> Result<Option<Decoded>, GenerateError> {
+        let Some(ae) = decoder else { return Ok(None) };
+        let pixels_t = ae.decode_scaled(x_t.clone());
+        let shape = pixels_t.dims();
+        let x_t = Arc::new(values_from_tensor(&pixels_t)?);
+        let x0_pred = match x0 {
+            Some(x0) => Arc::new(values_from_tensor(&ae.decode_scaled(x0.clone()))?),
+            None => Arc::new(vec![0.0; shape.iter().product()]),
+        };
+        Ok(Some(Decoded { shape, x_t, x0_pred }))
+    };
     (hooks.emit)(Frame {
         index: 0,
         t: big_t,
@@ -132,6 +164,7 @@ pub fn run_generate(
         x_t: Arc::new(values_from_tensor(&x_start)?),
         x0_pred: zeros.clone(),
         eps: zeros,
+        decoded: decode(&x_start, None)?,
     });
 
     let mut failure = None;
@@ -155,6 +188,7 @@ pub fn run_generate(
                     x_t: Arc::new(x_t),
                     x0_pred: Arc::new(values_from_tensor(step.x0_pred)?),
                     eps: Arc::new(values_from_tensor(step.eps)?),
+                    decoded: decode(step.x_prev, Some(step.x0_pred))?,
                 })
             })();
             match frame {

@@ -5,5 +5,5 @@ pub mod generate;
 pub mod worker;
 
 pub use device::{ComputeDevice, DeviceChoice, open_device};
-pub use generate::{Frame, GenerateRequest, RunSummary};
+pub use generate::{Decoded, Frame, GenerateRequest, RunSummary};
 pub use worker::{Command, Engine, Event, ForwardSource, ModelInfo, ModelSource};

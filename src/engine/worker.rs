@@ -14,7 +14,7 @@ use burn::module::Module;
 
 use super::device::{ComputeDevice, DeviceChoice, open_device};
 use super::generate::{Frame, GenerateRequest, RunHooks, RunSummary, run_generate};
-use crate::model::LoadedUnet;
+use crate::model::{LoadedAutoencoder, LoadedUnet};
 use crate::model::checkpoint::Checkpoint;
 
 /// Where a model comes from.
@@ -41,7 +41,8 @@ pub enum Command {
     LoadForwardImage { source: ForwardSource, size: usize, channels: usize },
     /// x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) ε of the loaded x_0, with ε drawn from `seed`.
     Forward { schedule: crate::diffusion::BetaSchedule, t: usize, seed: u64 },
-    LoadModel { name: String, source: ModelSource },
+    /// Load a UNet under `name`; a latent UNet comes with the autoencoder that decodes its latents.
+    LoadModel { name: String, source: ModelSource, autoencoder: Option<ModelSource> },
     /// Move the engine (and its models) to another device.
     SetDevice(DeviceChoice),
     Shutdown,
@@ -54,6 +55,8 @@ pub struct ModelInfo {
     pub header: crate::model::checkpoint::CheckpointHeader,
     pub config: crate::model::UNetConfig,
     pub parameters: usize,
+    /// Whether it works in an autoencoder's latent space (the views then show decoded images).
+    pub is_latent: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -121,8 +124,8 @@ impl Engine {
         let _ = self.commands.send(Command::SetDevice(choice));
     }
 
-    pub fn load_model(&self, name: &str, source: ModelSource) {
-        let _ = self.commands.send(Command::LoadModel { name: name.to_owned(), source });
+    pub fn load_model(&self, name: &str, source: ModelSource, autoencoder: Option<ModelSource>) {
+        let _ = self.commands.send(Command::LoadModel { name: name.to_owned(), source, autoencoder });
     }
 
     /// Every event that has arrived, without waiting.
@@ -163,7 +166,7 @@ fn worker(
     };
     let mut device = open_device(choice).unwrap_or_else(|_| ComputeDevice::cpu());
     send(Event::Ready { device: device.description.clone(), is_gpu: device.is_gpu });
-    let mut models: BTreeMap<String, LoadedUnet> = BTreeMap::new();
+    let mut models: BTreeMap<String, (LoadedUnet, Option<LoadedAutoencoder>)> = BTreeMap::new();
     let mut forward_x0: Option<(Vec<f32>, [usize; 4])> = None;
     let mut test_set: Option<crate::data::Dataset> = None;
 
@@ -172,8 +175,11 @@ fn worker(
             Command::Shutdown => break,
             Command::SetDevice(choice) => match open_device(choice) {
                 Ok(opened) => {
-                    for model in models.values_mut() {
-                        model.model = model.model.clone().to_device(&opened.device);
+                    for (unet, autoencoder) in models.values_mut() {
+                        unet.model = unet.model.clone().to_device(&opened.device);
+                        if let Some(ae) = autoencoder {
+                            ae.model = ae.model.clone().to_device(&opened.device);
+                        }
                     }
                     device = opened;
                     send(Event::Ready { device: device.description.clone(), is_gpu: device.is_gpu });
@@ -200,21 +206,30 @@ fn worker(
                     Err(message) => send(Event::ForwardFailed { message }),
                 }
             }
-            Command::LoadModel { name, source } => {
-                let loaded = match &source {
-                    ModelSource::Embedded(bytes) => Checkpoint::from_bytes(bytes),
-                    ModelSource::File(path) => Checkpoint::read(path),
-                }
-                .and_then(|checkpoint| LoadedUnet::from_checkpoint(&checkpoint, &device.device));
+            Command::LoadModel { name, source, autoencoder } => {
+                let loaded = checkpoint_of(&source)
+                    .and_then(|checkpoint| LoadedUnet::from_checkpoint(&checkpoint, &device.device))
+                    .and_then(|unet| {
+                        let ae = match &autoencoder {
+                            Some(source) => Some(LoadedAutoencoder::from_checkpoint(&checkpoint_of(source)?, &device.device)?),
+                            None => None,
+                        };
+                        Ok((unet, ae))
+                    });
                 match loaded {
-                    Ok(model) => {
+                    Ok((unet, _)) if unet.is_latent() && autoencoder.is_none() => send(Event::ModelFailed {
+                        name,
+                        message: "a latent model needs its autoencoder".into(),
+                    }),
+                    Ok((unet, ae)) => {
                         send(Event::ModelLoaded(ModelInfo {
                             name: name.clone(),
-                            header: model.header.clone(),
-                            config: model.config.clone(),
-                            parameters: model.model.parameter_count(),
+                            header: unet.header.clone(),
+                            config: unet.config.clone(),
+                            parameters: unet.model.parameter_count(),
+                            is_latent: unet.is_latent(),
                         }));
-                        models.insert(name, model);
+                        models.insert(name, (unet, ae));
                     }
                     Err(e) => send(Event::ModelFailed { name, message: e.to_string() }),
                 }
@@ -225,7 +240,7 @@ fn worker(
                     send(Event::Done { job, summary: RunSummary { steps_done: 0, cancelled: true, seconds: 0.0 } });
                     continue;
                 }
-                let Some(model) = models.get(&request.model) else {
+                let Some((model, autoencoder)) = models.get(&request.model) else {
                     send(Event::Failed { job, message: format!("model `{}` is not loaded", request.model) });
                     continue;
                 };
@@ -238,12 +253,19 @@ fn worker(
                 let keep_going = || current_job.load(Ordering::SeqCst) == job;
                 let mut emit = |frame: Frame| send(Event::Frame { job, frame, total_steps });
                 let hooks = RunHooks { keep_going: &keep_going, stream, emit: &mut emit };
-                match run_generate(model, &request, &device.device, hooks) {
+                match run_generate(model, autoencoder.as_ref(), &request, &device.device, hooks) {
                     Ok(summary) => send(Event::Done { job, summary }),
                     Err(e) => send(Event::Failed { job, message: e.to_string() }),
                 }
             }
         }
+    }
+}
+
+fn checkpoint_of(source: &ModelSource) -> Result<Checkpoint, crate::model::checkpoint::CheckpointError> {
+    match source {
+        ModelSource::Embedded(bytes) => Checkpoint::from_bytes(bytes),
+        ModelSource::File(path) => Checkpoint::read(path),
     }
 }
 
