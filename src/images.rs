@@ -62,6 +62,21 @@ pub fn grid(pictures: &[Picture], columns: usize, gap: usize) -> Picture {
     Picture { width, height, channels: c, pixels }
 }
 
+/// Nearest-neighbour enlargement by a whole `factor` (pixel art stays crisp).
+pub fn scaled(picture: &Picture, factor: usize) -> Picture {
+    let factor = factor.max(1);
+    let (w, c) = (picture.width, picture.channels);
+    let width = w * factor;
+    let mut pixels = Vec::with_capacity(picture.pixels.len() * factor * factor);
+    for row in picture.pixels.chunks_exact(w * c) {
+        let wide: Vec<u8> = row.chunks_exact(c).flat_map(|px| std::iter::repeat_n(px, factor).flatten().copied()).collect();
+        for _ in 0..factor {
+            pixels.extend_from_slice(&wide);
+        }
+    }
+    Picture { width, height: picture.height * factor, channels: c, pixels }
+}
+
 /// Encodes a PNG with `text` as tEXt/iTXt chunks (keyword, value).
 pub fn png_bytes(picture: &Picture, text: &[(String, String)]) -> Result<Vec<u8>, ImageError> {
     let mut out = Vec::new();
@@ -118,6 +133,14 @@ mod tests {
         assert_eq!((g.width, g.height), (5, 3));
         assert_eq!(&g.pixels[0..5], &[0, 255, 0, 255, 0]);
         assert_eq!(&g.pixels[10..15], &[255, 255, 0, 0, 0]);
+    }
+
+    #[test]
+    fn scaling_repeats_each_pixel() {
+        let picture = Picture { width: 2, height: 1, channels: 1, pixels: vec![10, 20] };
+        let big = scaled(&picture, 2);
+        assert_eq!((big.width, big.height), (4, 2));
+        assert_eq!(big.pixels, vec![10, 10, 20, 20, 10, 10, 20, 20]);
     }
 
     #[test]

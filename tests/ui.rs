@@ -139,10 +139,10 @@ fn save_writes_a_png_with_the_settings() {
     assert!(decoded.width() >= 28 && decoded.height() >= 28);
 
     let gif = dir.path().join("run.gif");
-    export::save_animation_to(&gif, trajectory, app.settings.view, app.settings.color_map).unwrap();
+    export::save_animation_to(&gif, trajectory, app.settings.view, app.settings.color_map, 2).unwrap();
     assert!(std::fs::read(&gif).unwrap().starts_with(b"GIF89a"));
     let strip = dir.path().join("strip.png");
-    export::save_filmstrip_to(&strip, trajectory, 10, app.settings.view, app.settings.color_map).unwrap();
+    export::save_filmstrip_to(&strip, trajectory, 10, app.settings.view, app.settings.color_map, 1).unwrap();
     assert_eq!(export::settings_from_png(&strip).unwrap(), trajectory.request);
 
     // A file that is not ours is refused with a message, and nothing is lost.

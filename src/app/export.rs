@@ -13,7 +13,7 @@ use super::state::{ColorMap, Trajectory, View};
 use super::view::color_image;
 use super::{FileEvent, LabApp};
 use crate::engine::GenerateRequest;
-use crate::images::{Picture, png_text, save_png};
+use crate::images::{Picture, png_text, save_png, scaled};
 
 /// The PNG text chunk keyword that holds the generation settings (JSON).
 pub const SETTINGS_CHUNK: &str = "diffusion-lab";
@@ -67,8 +67,15 @@ pub fn spread(frames: usize, count: usize) -> Vec<usize> {
     (0..count).map(|k| (k * (frames - 1) + (count - 1) / 2) / (count - 1)).collect()
 }
 
-/// The trajectory as an animated GIF, x_T to x_0, at most [`MAX_ANIMATION_FRAMES`] frames.
-pub fn save_animation_to(path: &Path, trajectory: &Trajectory, view: View, map: ColorMap) -> Result<(), ExportError> {
+/// The trajectory as an animated GIF, x_T to x_0, at most [`MAX_ANIMATION_FRAMES`] frames, each image
+/// pixel `zoom` x `zoom` screen pixels.
+pub fn save_animation_to(
+    path: &Path,
+    trajectory: &Trajectory,
+    view: View,
+    map: ColorMap,
+    zoom: usize,
+) -> Result<(), ExportError> {
     if trajectory.frames.is_empty() {
         return Err(ExportError::Empty);
     }
@@ -79,9 +86,9 @@ pub fn save_animation_to(path: &Path, trajectory: &Trajectory, view: View, map: 
         let mut encoder = GifEncoder::new_with_speed(&mut bytes, 10);
         encoder.set_repeat(Repeat::Infinite).map_err(|e| write_error(e.to_string()))?;
         for (k, i) in indices.iter().enumerate() {
-            let image = color_image(&trajectory.frames[*i], view, map);
-            let rgba: Vec<u8> = image.pixels.iter().flat_map(|c| [c.r(), c.g(), c.b(), 255]).collect();
-            let buffer = RgbaImage::from_raw(image.size[0] as u32, image.size[1] as u32, rgba)
+            let image = scaled(&picture_from_color_image(&color_image(&trajectory.frames[*i], view, map)), zoom);
+            let rgba: Vec<u8> = image.pixels.chunks_exact(3).flat_map(|c| [c[0], c[1], c[2], 255]).collect();
+            let buffer = RgbaImage::from_raw(image.width as u32, image.height as u32, rgba)
                 .ok_or_else(|| write_error("frame size mismatch".into()))?;
             // Hold the final image for two seconds so it can be seen.
             let delay = if k + 1 == indices.len() { 2000 } else { 60 };
@@ -101,6 +108,7 @@ pub fn save_filmstrip_to(
     steps: usize,
     view: View,
     map: ColorMap,
+    zoom: usize,
 ) -> Result<(), ExportError> {
     let last = trajectory.frames.last().ok_or(ExportError::Empty)?;
     let [batch, channels, h, w] = super::view::frame_values(last, view).1;
@@ -126,7 +134,7 @@ pub fn save_filmstrip_to(
         }
     }
     let timesteps: Vec<usize> = indices.iter().map(|i| trajectory.frames[*i].t).collect();
-    let picture = Picture { width, height, channels: 3, pixels };
+    let picture = scaled(&Picture { width, height, channels: 3, pixels }, zoom);
     let extra = serde_json::json!({ "timesteps": timesteps, "view": view });
     Ok(save_png(path, &picture, &settings_text(&trajectory.request, extra))?)
 }
@@ -155,6 +163,7 @@ fn export_in_background(app: &LabApp, kind: Export, ctx: egui::Context) {
         return;
     };
     let (cursor, view, map, steps) = (app.cursor, app.settings.view, app.settings.color_map, app.settings.filmstrip_steps);
+    let zoom = app.settings.zoom.round().max(1.0) as usize;
     let events = app.file_events();
     let (name, extension, filter) = match kind {
         Export::Image => (format!("diffusion-lab-seed{}-t{}.png", trajectory.request.seed, trajectory.frames.get(cursor).map_or(0, |f| f.t)), "png", "PNG image"),
@@ -167,8 +176,8 @@ fn export_in_background(app: &LabApp, kind: Export, ctx: egui::Context) {
         };
         let result = match kind {
             Export::Image => save_frame_to(&path, &trajectory, cursor, view, map),
-            Export::Animation => save_animation_to(&path, &trajectory, view, map),
-            Export::Filmstrip => save_filmstrip_to(&path, &trajectory, steps, view, map),
+            Export::Animation => save_animation_to(&path, &trajectory, view, map, zoom),
+            Export::Filmstrip => save_filmstrip_to(&path, &trajectory, steps, view, map, zoom),
         };
         let _ = events.send(match result {
             Ok(()) => FileEvent::Saved(path.display().to_string()),

@@ -1,0 +1,37 @@
+//! Regenerates the README's animation with the app's own export code, driving the window through egui_kittest:
+//! `cargo test --release --test readme_assets -- --ignored`. Ignored by default: it runs a full
+//! generation with the embedded model (minutes on a CPU).
+
+use std::time::{Duration, Instant};
+
+use diffusion_lab::app::state::{RunState, SamplerChoice, Settings};
+use diffusion_lab::app::{LabApp, export};
+use diffusion_lab::engine::{DeviceChoice, Engine};
+use eframe::egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+#[test]
+#[ignore = "writes assets/readme/; run by hand after the embedded model changes"]
+fn readme_animation_and_filmstrip() {
+    let settings = Settings { batch: 16, class: None, sampler: SamplerChoice::Ddim, ddim_steps: 100, seed: 3, ..Settings::default() };
+    let app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), settings);
+    let mut harness = Harness::builder().with_size([1280.0, 860.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    while harness.state().model_info().is_none() {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    while !matches!(harness.state().run, RunState::Finished { .. } | RunState::Failed(_)) {
+        assert!(Instant::now() < deadline, "generation timed out");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let app = harness.state();
+    let trajectory = app.trajectory.as_ref().expect("a run");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/readme");
+    std::fs::create_dir_all(&dir).unwrap();
+    export::save_animation_to(&dir.join("denoising.gif"), trajectory, app.settings.view, app.settings.color_map, 3).unwrap();
+    export::save_filmstrip_to(&dir.join("filmstrip.png"), trajectory, 10, app.settings.view, app.settings.color_map, 3).unwrap();
+}
