@@ -20,8 +20,9 @@ pub struct DisplayResources {
     uniform: wgpu::Buffer,
     values: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
-    /// The values last uploaded (pointer identity): a frame is uploaded once, however often it is drawn.
-    uploaded: Option<usize>,
+    /// The values last uploaded: a frame is uploaded once, however often it is drawn. Holding the `Arc`
+    /// keeps its allocation alive, so pointer equality cannot be fooled by a reused address.
+    uploaded: Option<Arc<Vec<f32>>>,
     linear_output: bool,
 }
 
@@ -105,11 +106,10 @@ impl DisplayResources {
             self.bind_group = bind_group(device, &self.layout, &self.uniform, &self.values);
             self.uploaded = None;
         }
-        let key = Arc::as_ptr(&callback.values) as usize;
-        if self.uploaded != Some(key) {
+        if !self.uploaded.as_ref().is_some_and(|uploaded| Arc::ptr_eq(uploaded, &callback.values)) {
             let data: Vec<u8> = callback.values.iter().flat_map(|v| v.to_le_bytes()).collect();
             queue.write_buffer(&self.values, 0, &data);
-            self.uploaded = Some(key);
+            self.uploaded = Some(callback.values.clone());
         }
         queue.write_buffer(&self.uniform, 0, &callback.uniform_bytes(self.linear_output));
     }
