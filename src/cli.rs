@@ -383,24 +383,34 @@ fn generate(
     // Latents are not confined to [-1, 1]: clipping x̂_0 is for pixels.
     let sampler = if model.is_latent() { sampler.with_clip_x0(false) } else { sampler };
     let plan = sampler.plan(&schedule)?;
-    let (c, size) = (model.config.image_channels, model.config.image_size);
-    let n = classes.len();
-    let mut noise = NoiseSource::new(seed);
-    let x_start = noise.tensor([n, c, size, size], device);
-    let labels: Vec<i64> = classes.iter().map(|c| *c as i64).collect();
-    let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), device);
-    let x0 = denoise(&model.model, &plan, x_start, &labels, guidance, &mut noise, |_| ControlFlow::Continue(()));
-    let (x0, c, size) = match (model.is_latent(), decoder) {
-        (true, Some(ae)) => (ae.decode_scaled(x0), ae.config.image_channels, ae.config.image_size),
-        (true, None) => bail!("a latent model needs its autoencoder to make pixels: pass --autoencoder"),
-        (false, _) => (x0, c, size),
-    };
-    let values: Vec<f32> = x0.into_data().try_to_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    if values.iter().any(|v| !v.is_finite()) {
-        bail!("sampling diverged (non-finite values); try another schedule or sampler");
+    if model.is_latent() && decoder.is_none() {
+        bail!("a latent model needs its autoencoder to make pixels: pass --autoencoder");
     }
-    Ok(images::pictures_from_batch(&values, n, c, size, size))
+    let (c, size) = (model.config.image_channels, model.config.image_size);
+    let mut noise = NoiseSource::new(seed);
+    let mut pictures = Vec::with_capacity(classes.len());
+    // Bounded batches keep memory flat for thousands of samples; one noise stream keeps them reproducible.
+    for chunk in classes.chunks(SAMPLE_BATCH) {
+        let n = chunk.len();
+        let x_start = noise.tensor([n, c, size, size], device);
+        let labels: Vec<i64> = chunk.iter().map(|c| *c as i64).collect();
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), device);
+        let x0 = denoise(&model.model, &plan, x_start, &labels, guidance, &mut noise, |_| ControlFlow::Continue(()));
+        let (x0, c, size) = match decoder.filter(|_| model.is_latent()) {
+            Some(ae) => (ae.decode_scaled(x0), ae.config.image_channels, ae.config.image_size),
+            None => (x0, c, size),
+        };
+        let values: Vec<f32> = x0.into_data().try_to_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        if values.iter().any(|v| !v.is_finite()) {
+            bail!("sampling diverged (non-finite values); try another schedule or sampler");
+        }
+        pictures.extend(images::pictures_from_batch(&values, n, c, size, size));
+    }
+    Ok(pictures)
 }
+
+/// Images sampled together (twice that through the network with classifier-free guidance).
+const SAMPLE_BATCH: usize = 100;
 
 /// The checkpoint behind a `--model` value: an embedded model's short name or a file.
 fn checkpoint_of_model(model: &str) -> anyhow::Result<Checkpoint> {
