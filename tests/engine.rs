@@ -1,5 +1,7 @@
 //! The engine thread end to end with a small untrained UNet: streaming, cancelling, superseding.
 
+mod common;
+
 use std::time::Duration;
 
 use burn::prelude::*;
@@ -9,20 +11,7 @@ use diffusion_lab::model::UNetConfig;
 use diffusion_lab::model::checkpoint::{Checkpoint, CheckpointHeader, ModelKind, bytes_from_module};
 
 fn tiny_model_file(dir: &std::path::Path) -> std::path::PathBuf {
-    let config = UNetConfig::tiny().with_image_size(8);
-    let model = config.init(&Device::flex());
-    let header = CheckpointHeader {
-        kind: ModelKind::Unet,
-        config: serde_json::to_value(&config).unwrap(),
-        training_schedule: Some(BetaSchedule::linear(1000)),
-        log_snr_range: Some((-20.0, 10.0)),
-        step: 0,
-        extra: serde_json::Value::Null,
-        sections: Vec::new(),
-    };
-    let path = dir.join("tiny.dlab");
-    Checkpoint::new(header).with_section("weights", bytes_from_module(&model, false).unwrap()).write(&path).unwrap();
-    path
+    common::tiny_unet_file(dir)
 }
 
 fn request(steps: usize, sampler: Sampler) -> GenerateRequest {

@@ -1,5 +1,7 @@
 //! The window, driven through its accessible labels with egui_kittest, with the embedded model on the CPU.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use diffusion_lab::app::state::{RunState, SamplerChoice, Settings};
@@ -193,4 +195,24 @@ fn keyboard_generates_and_cancels() {
     harness.key_press(eframe::egui::Key::Escape);
     step_until(&mut harness, "the run stops", finished);
     assert!(matches!(harness.state().run, RunState::Finished { cancelled: true, .. }), "{:?}", harness.state().run);
+}
+
+#[test]
+fn a_checkpoint_file_becomes_a_model_and_a_bad_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = harness(quick_settings());
+    harness.state_mut().open_checkpoint(common::tiny_unet_file(dir.path()));
+    step_until(&mut harness, "the file loads", |app| app.models.iter().any(|m| m.name == "file: tiny.dlab"));
+    assert_eq!(harness.state().settings.model, "file: tiny.dlab");
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "the run finishes", finished);
+    assert_eq!(harness.state().trajectory.as_ref().unwrap().frames[0].shape, [2, 1, 8, 8]);
+
+    let junk = dir.path().join("junk.dlab");
+    std::fs::write(&junk, b"not a checkpoint").unwrap();
+    harness.state_mut().open_checkpoint(junk);
+    step_until(&mut harness, "the refusal", |app| app.status.as_ref().is_some_and(|s| s.is_error));
+    let status = harness.state().status.clone().unwrap();
+    assert!(status.text.contains("not a diffusion-lab checkpoint"), "{}", status.text);
+    assert_eq!(harness.state().settings.model, "Fashion-MNIST (pixel UNet)", "back to a model that works");
 }

@@ -28,9 +28,21 @@ fn class_name(class: Option<usize>, num_classes: usize) -> String {
 pub fn generate_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     ui.heading("Generate");
     let model_names: Vec<String> = app.models.iter().map(|m| m.name.clone()).collect();
-    egui::ComboBox::from_label("Model").selected_text(app.settings.model.clone()).show_ui(ui, |ui| {
-        for name in &model_names {
-            ui.selectable_value(&mut app.settings.model, name.clone(), name);
+    ui.horizontal(|ui| {
+        egui::ComboBox::from_label("Model").selected_text(app.settings.model.clone()).show_ui(ui, |ui| {
+            for name in &model_names {
+                ui.selectable_value(&mut app.settings.model, name.clone(), name);
+            }
+        });
+        if ui.button("Open checkpoint…").on_hover_text("A model file written by diffusion-lab train").clicked() {
+            let events = app.file_events();
+            let ctx = ui.ctx().clone();
+            std::thread::spawn(move || {
+                if let Some(path) = rfd::FileDialog::new().add_filter("diffusion-lab checkpoint", &["dlab"]).pick_file() {
+                    let _ = events.send(super::FileEvent::CheckpointPicked(path));
+                    ctx.request_repaint();
+                }
+            });
         }
     });
     if let Some(info) = app.model_info() {

@@ -71,6 +71,7 @@ pub enum FileEvent {
     Failed(String),
     SettingsLoaded(Box<crate::engine::GenerateRequest>, String),
     ForwardImagePicked(std::path::PathBuf),
+    CheckpointPicked(std::path::PathBuf),
 }
 
 pub struct LabApp {
@@ -213,7 +214,12 @@ impl LabApp {
                     self.models.retain(|m| m.name != info.name);
                     self.models.push(info);
                 }
-                Event::ModelFailed { name, message } => self.set_status(format!("could not load {name}: {message}"), true),
+                Event::ModelFailed { name, message } => {
+                    self.set_status(format!("could not load {name}: {message}"), true);
+                    if self.settings.model == name {
+                        self.settings.model = embedded::MODELS.first().map(|(n, _)| n.to_string()).unwrap_or_default();
+                    }
+                }
                 Event::Frame { job, frame, total_steps } if job == self.job => {
                     let now = Instant::now();
                     if let Some(last) = self.last_frame_at {
@@ -256,12 +262,20 @@ impl LabApp {
                 FileEvent::Saved(path) => self.set_status(format!("saved {path}"), false),
                 FileEvent::Failed(message) => self.set_status(message, true),
                 FileEvent::ForwardImagePicked(path) => forward_ui::load_file_image(self, path),
+                FileEvent::CheckpointPicked(path) => self.open_checkpoint(path),
                 FileEvent::SettingsLoaded(request, path) => {
                     self.settings.apply_request(&request);
                     self.set_status(format!("settings restored from {path}"), false);
                 }
             }
         }
+    }
+
+    /// Loads a checkpoint file written by `train` as another model, and selects it once it has loaded.
+    pub fn open_checkpoint(&mut self, path: std::path::PathBuf) {
+        let name = format!("file: {}", path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()));
+        self.engine.load_model(&name, ModelSource::File(path), None);
+        self.settings.model = name;
     }
 
     pub fn file_events(&self) -> Sender<FileEvent> {
@@ -414,7 +428,8 @@ impl LabApp {
     }
 
     fn image_ui(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
+        // Wrapped, so that no control falls off a narrow window.
+        ui.horizontal_wrapped(|ui| {
             ui.label("Show:");
             let latent = self.model_info().is_some_and(|m| m.is_latent);
             if !self.settings.view.applies(latent) {

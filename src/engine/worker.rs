@@ -210,14 +210,23 @@ fn worker(
                 let loaded = checkpoint_of(&source)
                     .and_then(|checkpoint| LoadedUnet::from_checkpoint(&checkpoint, &device.device))
                     .and_then(|unet| {
-                        let ae = match &autoencoder {
+                        // A latent checkpoint names the autoencoder it was trained with; use that file when
+                        // no autoencoder was given.
+                        let recorded = unet
+                            .header
+                            .extra
+                            .get("autoencoder")
+                            .and_then(|a| a.as_str())
+                            .map(|path| ModelSource::File(path.into()));
+                        let source = autoencoder.clone().or(recorded.filter(|_| unet.is_latent()));
+                        let ae = match &source {
                             Some(source) => Some(LoadedAutoencoder::from_checkpoint(&checkpoint_of(source)?, &device.device)?),
                             None => None,
                         };
                         Ok((unet, ae))
                     });
                 match loaded {
-                    Ok((unet, _)) if unet.is_latent() && autoencoder.is_none() => send(Event::ModelFailed {
+                    Ok((unet, None)) if unet.is_latent() => send(Event::ModelFailed {
                         name,
                         message: "a latent model needs its autoencoder".into(),
                     }),

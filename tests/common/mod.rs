@@ -1,0 +1,24 @@
+//! Helpers shared by the integration tests.
+
+use burn::prelude::*;
+use diffusion_lab::diffusion::BetaSchedule;
+use diffusion_lab::model::UNetConfig;
+use diffusion_lab::model::checkpoint::{Checkpoint, CheckpointHeader, ModelKind, bytes_from_module};
+
+/// A checkpoint of an untrained tiny UNet on 8x8 images, written into `dir`.
+pub fn tiny_unet_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let config = UNetConfig::tiny().with_image_size(8);
+    let model = config.init(&Device::flex());
+    let header = CheckpointHeader {
+        kind: ModelKind::Unet,
+        config: serde_json::to_value(&config).unwrap(),
+        training_schedule: Some(BetaSchedule::linear(1000)),
+        log_snr_range: Some((-20.0, 10.0)),
+        step: 0,
+        extra: serde_json::Value::Null,
+        sections: Vec::new(),
+    };
+    let path = dir.join("tiny.dlab");
+    Checkpoint::new(header).with_section("weights", bytes_from_module(&model, false).unwrap()).write(&path).unwrap();
+    path
+}
