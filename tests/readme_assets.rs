@@ -14,7 +14,7 @@ use egui_kittest::kittest::Queryable;
 #[test]
 #[ignore = "writes assets/readme/; run by hand after the embedded model changes"]
 fn readme_animation_and_filmstrip() {
-    let settings = Settings { batch: 16, class: None, sampler: SamplerChoice::Ddim, ddim_steps: 100, seed: 3, ..Settings::default() };
+    let settings = Settings { batch: 16, class: None, sampler: SamplerChoice::Ddim, ddim_steps: 60, seed: 3, ..Settings::default() };
     let app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), settings);
     let mut harness = Harness::builder().with_size([1280.0, 860.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
     let deadline = Instant::now() + Duration::from_secs(1800);
@@ -32,6 +32,6 @@ fn readme_animation_and_filmstrip() {
     let trajectory = app.trajectory.as_ref().expect("a run");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/readme");
     std::fs::create_dir_all(&dir).unwrap();
-    export::save_animation_to(&dir.join("denoising.gif"), trajectory, app.settings.view, app.settings.color_map, 3).unwrap();
+    export::save_animation_to(&dir.join("denoising.gif"), trajectory, app.settings.view, app.settings.color_map, 2).unwrap();
     export::save_filmstrip_to(&dir.join("filmstrip.png"), trajectory, 10, app.settings.view, app.settings.color_map, 3).unwrap();
 }
