@@ -178,3 +178,29 @@ pub enum RunState {
     Finished { seconds: f64, cancelled: bool },
     Failed(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_survive_a_round_trip_and_older_files() {
+        let settings = Settings { batch: 9, seed: 42, class: None, ..Settings::default() };
+        let text = serde_json::to_string(&settings).unwrap();
+        assert_eq!(serde_json::from_str::<Settings>(&text).unwrap(), settings);
+        // A file written before a field existed still loads, with that field at its default.
+        let older: Settings = serde_json::from_str(r#"{"batch": 3, "seed": 5}"#).unwrap();
+        assert_eq!((older.batch, older.seed, older.ddim_steps), (3, 5, Settings::default().ddim_steps));
+    }
+
+    #[test]
+    fn a_request_restores_the_settings_that_made_it() {
+        let mut settings = Settings { sampler: SamplerChoice::Ddpm, seed: 8, guidance: 1.5, ..Settings::default() };
+        let request = settings.request();
+        let mut other = Settings::default();
+        other.apply_request(&request);
+        assert_eq!(other.request(), request);
+        settings.sampler = SamplerChoice::Ddim;
+        assert_ne!(settings.request(), request);
+    }
+}
