@@ -412,11 +412,37 @@ fn generate(
 /// Images sampled together (twice that through the network with classifier-free guidance).
 const SAMPLE_BATCH: usize = 100;
 
-/// The checkpoint behind a `--model` value: an embedded model's short name or a file.
-fn checkpoint_of_model(model: &str) -> anyhow::Result<Checkpoint> {
-    match model {
-        "fashion" => Ok(Checkpoint::from_bytes(embedded::FASHION_UNET)?),
-        path => Checkpoint::read(path.as_ref()).with_context(|| format!("cannot load the model {path}")),
+/// The checkpoint behind a `--model` value (a built-in model's short name or a file) and, for a built-in
+/// latent model, its autoencoder.
+fn checkpoint_of_model(model: &str) -> anyhow::Result<(Checkpoint, Option<&'static [u8]>)> {
+    match embedded::model_by_short_name(model) {
+        Some(builtin) => Ok((Checkpoint::from_bytes(builtin.unet)?, builtin.autoencoder)),
+        None => {
+            let path = std::path::Path::new(model);
+            if !path.exists() && !model.contains(['/', '.']) {
+                let names: Vec<&str> = embedded::MODELS.iter().map(|m| m.short_name).collect();
+                bail!("no built-in model `{model}` (built in: {}) and no such file", names.join(", "));
+            }
+            let checkpoint = Checkpoint::read(path).with_context(|| format!("cannot load the model {model}"))?;
+            Ok((checkpoint, None))
+        }
+    }
+}
+
+/// The decoder a latent model's samples go through: `--autoencoder` when given, else the built-in
+/// model's own; `None` for a pixel model.
+fn decoder_for(
+    model: &str,
+    unet: &LoadedUnet,
+    builtin: Option<&'static [u8]>,
+    given: Option<&std::path::Path>,
+    device: &Device,
+) -> anyhow::Result<Option<LoadedAutoencoder>> {
+    match (given, builtin, unet.is_latent()) {
+        (Some(path), _, _) => Ok(Some(load_autoencoder(path, device)?)),
+        (None, Some(bytes), true) => Ok(Some(LoadedAutoencoder::from_checkpoint(&Checkpoint::from_bytes(bytes)?, device)?)),
+        (None, None, true) => bail!("{model} is a latent model: pass --autoencoder with the autoencoder it was trained on"),
+        (None, _, false) => Ok(None),
     }
 }
 
@@ -428,7 +454,8 @@ pub enum SamplerName {
 
 #[derive(Args, Debug)]
 pub struct SampleArgs {
-    /// `fashion` (the model built into diffusion-lab) or a checkpoint file written by `train`.
+    /// A built-in model (`fashion`: pixel space, `latent`: the autoencoder's latent space) or a
+    /// checkpoint file written by `train`.
     #[arg(long, default_value = "fashion")]
     pub model: String,
     /// Number of images.
@@ -477,7 +504,7 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     if args.n == 0 {
         bail!("--n must be at least 1");
     }
-    let checkpoint = checkpoint_of_model(&args.model)?;
+    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.model)?;
     let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
         .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))?;
     let num_classes = config.num_classes;
@@ -501,11 +528,7 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     let device = open_device(args.device)?;
     let model = LoadedUnet::from_checkpoint(&checkpoint, &device.device)?;
     eprintln!("sampling {} images with {} on {}", args.n, sampler.label(), device.description);
-    let decoder = match (&args.autoencoder, model.is_latent()) {
-        (Some(path), _) => Some(load_autoencoder(path, &device.device)?),
-        (None, true) => bail!("{} is a latent model: pass --autoencoder with the autoencoder it was trained on", args.model),
-        (None, false) => None,
-    };
+    let decoder = decoder_for(&args.model, &model, builtin_autoencoder, args.autoencoder.as_deref(), &device.device)?;
     let pictures = generate(&model, decoder.as_ref(), &classes, args.guidance, sampler, schedule, args.seed, &device.device)?;
     let settings = serde_json::json!({
         "model": args.model, "sampler": sampler, "schedule": schedule,
@@ -561,7 +584,15 @@ fn train_classifier(args: &TrainClassifierArgs) -> anyhow::Result<()> {
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// Folder of sample PNGs (as `sample --out-dir` writes them; `classN` in a name is the intended class).
-    pub samples: PathBuf,
+    #[arg(required_unless_present = "reconstructions")]
+    pub samples: Option<PathBuf>,
+    /// Instead of samples, score an autoencoder's reconstructions D(E(x)) of test images: `latent` (the
+    /// built-in latent model's autoencoder) or an autoencoder checkpoint file.
+    #[arg(long, conflicts_with = "samples")]
+    pub reconstructions: Option<String>,
+    /// How many test images to reconstruct.
+    #[arg(long, default_value_t = 1000)]
+    pub n: usize,
     /// The judge: `fashion` (the classifier built into diffusion-lab) or a checkpoint written by `train-classifier`.
     #[arg(long, default_value = "fashion")]
     pub classifier: String,
@@ -576,9 +607,32 @@ fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         path => Checkpoint::read(path.as_ref()).with_context(|| format!("cannot load {path}"))?,
     };
     let judge = Judge::from_checkpoint(&checkpoint, &device)?;
-    let samples = diffusion_lab::eval::load_samples(&args.samples, judge.config.image_channels, judge.config.image_size)?;
     let test = Dataset::fashion_mnist(&args.fashion_mnist_dir, Split::Test)?;
     let train = Dataset::fashion_mnist(&args.fashion_mnist_dir, Split::Train)?;
+    let samples = match (&args.samples, &args.reconstructions) {
+        (Some(dir), _) => diffusion_lab::eval::load_samples(dir, judge.config.image_channels, judge.config.image_size)?,
+        (None, Some(autoencoder)) => {
+            if args.n == 0 {
+                bail!("--n must be at least 1");
+            }
+            let checkpoint = match embedded::model_by_short_name(autoencoder).and_then(|m| m.autoencoder) {
+                Some(bytes) => Checkpoint::from_bytes(bytes)?,
+                None => Checkpoint::read(autoencoder.as_ref()).with_context(|| format!("cannot load {autoencoder}"))?,
+            };
+            let autoencoder = LoadedAutoencoder::from_checkpoint(&checkpoint, &device)?;
+            let originals = test.pick(&test.shuffled_indices(7)[..args.n.min(test.count)]);
+            let original_score = judge.score(&originals, &judge.gaussian(&test));
+            println!(
+                "originals: n = {:5}  FD = {:8.3}  class accuracy = {:.1} % (the same test images, unchanged)",
+                original_score.count,
+                original_score.frechet_distance,
+                100.0 * original_score.class_accuracy.unwrap_or(0.0)
+            );
+            eprintln!("reconstructing {} test images", originals.count);
+            autoencoder.reconstruct(&originals, &device)
+        }
+        (None, None) => bail!("give a folder of samples or --reconstructions AUTOENCODER"),
+    };
     let reference = judge.gaussian(&test);
     let score = judge.score(&samples, &reference);
     // The floor: as many real training images, scored the same way.
@@ -593,9 +647,12 @@ fn eval(args: &EvalArgs) -> anyhow::Result<()> {
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// `fashion` (built in) or a checkpoint file.
+    /// A built-in model (`fashion`, `latent`) or a checkpoint file.
     #[arg(long, default_value = "fashion")]
     pub model: String,
+    /// For a latent checkpoint file: the autoencoder that decodes it.
+    #[arg(long)]
+    pub autoencoder: Option<PathBuf>,
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
     #[arg(long, value_enum, default_value_t = SamplerName::Ddim)]
@@ -607,15 +664,30 @@ pub struct BenchArgs {
     /// auto, cpu or wgpu.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
-    /// Alternating runs of each kind (streamed, not streamed).
+    /// Timed runs of each kind.
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
+    /// Time only streamed runs (what the app does: every x_t handed out, and decoded for a latent
+    /// model) or only plain ones (what `sample` does); both, for the comparison, by default.
+    #[arg(long, value_enum)]
+    pub only: Option<BenchMode>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchMode {
+    Streamed,
+    Plain,
 }
 
 fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     use diffusion_lab::engine::generate::{GenerateRequest, RunHooks, run_generate};
+    if args.repeats == 0 || args.batch == 0 {
+        bail!("--repeats and --batch must be at least 1");
+    }
     let device = open_device(args.device)?;
-    let model = LoadedUnet::from_checkpoint(&checkpoint_of_model(&args.model)?, &device.device)?;
+    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.model)?;
+    let model = LoadedUnet::from_checkpoint(&checkpoint, &device.device)?;
+    let decoder = decoder_for(&args.model, &model, builtin_autoencoder, args.autoencoder.as_deref(), &device.device)?;
     let sampler = match args.sampler {
         SamplerName::Ddpm => Sampler::ddpm(DdpmVariance::BetaTilde),
         SamplerName::Ddim => Sampler::ddim(args.sampling_steps, 0.0),
@@ -629,29 +701,73 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         class: Some(0),
         guidance: args.guidance,
     };
-    println!("{} images, {}, guidance {}, on {}", args.batch, sampler.label(), args.guidance, device.description);
-    let mut times = [Vec::new(), Vec::new()];
-    // A warm-up run first: the first call pays for allocation (and on wgpu, shader compilation).
-    for round in 0..=args.repeats {
-        for (k, stream) in [true, false].into_iter().enumerate() {
-            let mut frames = 0usize;
-            let mut emit = |_frame| frames += 1;
-            let keep_going = || true;
-            let summary = run_generate(&model, None, &request, &device.device, RunHooks { keep_going: &keep_going, stream, emit: &mut emit })?;
-            if round > 0 {
-                times[k].push(summary.seconds);
-                println!("  {:<13} {:6.2} s  ({} frames handed out)", if stream { "streamed" } else { "not streamed" }, summary.seconds, frames);
-            }
+    let steps = sampler.plan(&request.schedule.build()?)?.len();
+    let size = model.config.image_size;
+    let unet_cost = model.config.cost(size, size);
+    // Guidance w != 0 evaluates the network twice per step (with and without the class).
+    let evaluations: u64 = if args.guidance == 0.0 { 1 } else { 2 };
+    let flops_per_step = evaluations * unet_cost.flops;
+    println!(
+        "{}: {} parameters, {:.1} MFLOP per network evaluation, {:.1} MFLOP per image and step (guidance {})",
+        args.model,
+        unet_cost.parameters,
+        unet_cost.flops as f64 / 1e6,
+        flops_per_step as f64 / 1e6,
+        args.guidance
+    );
+    let decode_flops = decoder.as_ref().map_or(0, |ae| ae.config.decoder_cost().flops);
+    if let Some(ae) = &decoder {
+        let decoder_cost = ae.config.decoder_cost();
+        println!(
+            "  decoder D: {} parameters, {:.1} MFLOP per image (once per image shown)",
+            decoder_cost.parameters,
+            decoder_cost.flops as f64 / 1e6
+        );
+    }
+    println!("{} images, {} ({steps} steps), on {}", args.batch, sampler.label(), device.description);
+    // A short warm-up run first: the first call pays for allocation (and on wgpu, shader compilation).
+    let warm_up = GenerateRequest { sampler: Sampler::ddim(2, 0.0), ..request.clone() };
+    let run = |request: &GenerateRequest, stream: bool| -> anyhow::Result<(f64, usize)> {
+        let mut frames = 0usize;
+        let mut emit = |_frame| frames += 1;
+        let keep_going = || true;
+        let hooks = RunHooks { keep_going: &keep_going, stream, emit: &mut emit };
+        let summary = run_generate(&model, decoder.as_ref(), request, &device.device, hooks)?;
+        Ok((summary.seconds, frames))
+    };
+    run(&warm_up, true)?;
+    let modes: &[bool] = match args.only {
+        Some(BenchMode::Streamed) => &[true],
+        Some(BenchMode::Plain) => &[false],
+        None => &[true, false],
+    };
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    for _ in 0..args.repeats {
+        for (k, &stream) in modes.iter().enumerate() {
+            let (seconds, frames) = run(&request, stream)?;
+            times[k].push(seconds);
+            println!("  {:<13} {seconds:8.2} s  ({frames} frames handed out)", if stream { "streamed" } else { "not streamed" });
         }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (streamed, plain) = (median(&mut times[0]), median(&mut times[1]));
-    let steps = sampler.plan(&request.schedule.build()?)?.len() as f64;
-    println!("median: streamed {streamed:.2} s ({:.2} steps/s), not streamed {plain:.2} s ({:.2} steps/s)", steps / streamed, steps / plain);
-    println!("streaming overhead: {:+.1} %", 100.0 * (streamed / plain - 1.0));
+    let mut medians = Vec::new();
+    for (k, &stream) in modes.iter().enumerate() {
+        times[k].sort_by(f64::total_cmp);
+        let median = times[k][times[k].len() / 2];
+        // Every step runs the network on the whole batch; a latent run decodes x_T, then x_t and x̂_0 of
+        // every step when streamed, of the last step only when not.
+        let decodes = 1 + 2 * if stream { steps as u64 } else { 1 };
+        let flops = args.batch as u64 * (steps as u64 * flops_per_step + decodes * decode_flops);
+        println!(
+            "median {}: {median:.2} s ({:.2} steps/s, {:.2} GFLOP/s)",
+            if stream { "streamed" } else { "not streamed" },
+            steps as f64 / median,
+            flops as f64 / median / 1e9
+        );
+        medians.push(median);
+    }
+    if let [streamed, plain] = medians[..] {
+        println!("streaming overhead: {:+.1} %", 100.0 * (streamed / plain - 1.0));
+    }
     Ok(())
 }
 

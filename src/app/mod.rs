@@ -106,6 +106,11 @@ pub struct LabApp {
 }
 
 /// Mean and worst UI frame time since the last reset.
+/// The model a new window (or one whose chosen model failed) starts with: the first built-in one.
+fn default_model_name() -> String {
+    embedded::MODELS.first().map(|m| m.name.to_string()).unwrap_or_default()
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct FrameTimes {
     pub frames: usize,
@@ -128,11 +133,11 @@ impl FrameTimes {
 impl LabApp {
     /// A window over `engine`, with the embedded models registered.
     pub fn new(engine: Engine, mut settings: Settings) -> Self {
-        for (name, bytes) in embedded::MODELS {
-            engine.load_model(name, ModelSource::Embedded(bytes), None);
+        for model in embedded::MODELS {
+            engine.load_model(model.name, ModelSource::Embedded(model.unet), model.autoencoder.map(ModelSource::Embedded));
         }
-        if !embedded::MODELS.iter().any(|(name, _)| *name == settings.model) {
-            settings.model = embedded::MODELS.first().map(|(n, _)| n.to_string()).unwrap_or_default();
+        if embedded::model_by_name(&settings.model).is_none() {
+            settings.model = default_model_name();
         }
         Self {
             settings,
@@ -217,7 +222,7 @@ impl LabApp {
                 Event::ModelFailed { name, message } => {
                     self.set_status(format!("could not load {name}: {message}"), true);
                     if self.settings.model == name {
-                        self.settings.model = embedded::MODELS.first().map(|(n, _)| n.to_string()).unwrap_or_default();
+                        self.settings.model = default_model_name();
                     }
                 }
                 Event::Frame { job, frame, total_steps } if job == self.job => {

@@ -1,8 +1,35 @@
 //! Models compiled into the binary, so that a fresh build generates offline. Each was trained by this
 //! project's own `train` command; how is written in assets/models/README.md.
 
-/// (name shown in the app, checkpoint bytes).
-pub const MODELS: &[(&str, &[u8])] = &[("Fashion-MNIST (pixel UNet)", FASHION_UNET)];
+/// A diffusion model built into the binary.
+#[derive(Clone, Copy, Debug)]
+pub struct EmbeddedModel {
+    /// The name the app shows.
+    pub name: &'static str,
+    /// The name `--model` takes on the command line.
+    pub short_name: &'static str,
+    /// The UNet's checkpoint.
+    pub unet: &'static [u8],
+    /// For a latent model, the autoencoder whose latent space it works in.
+    pub autoencoder: Option<&'static [u8]>,
+}
+
+pub const MODELS: &[EmbeddedModel] = &[EmbeddedModel {
+    name: "Fashion-MNIST (pixel UNet)",
+    short_name: "fashion",
+    unet: FASHION_UNET,
+    autoencoder: None,
+}];
+
+/// The embedded model `--model short_name` means.
+pub fn model_by_short_name(short_name: &str) -> Option<&'static EmbeddedModel> {
+    MODELS.iter().find(|m| m.short_name == short_name)
+}
+
+/// The embedded model the app shows as `name`.
+pub fn model_by_name(name: &str) -> Option<&'static EmbeddedModel> {
+    MODELS.iter().find(|m| m.name == name)
+}
 
 /// The pixel-space UNet trained on Fashion-MNIST: EMA weights in f16, with its config and schedule.
 pub const FASHION_UNET: &[u8] = include_bytes!("../../assets/models/fashion-unet.dlab");

@@ -4,6 +4,7 @@ pub mod attention;
 pub mod autoencoder;
 pub mod checkpoint;
 pub mod classifier;
+pub mod cost;
 pub mod denoise;
 pub mod embedded;
 pub mod embedding;
@@ -54,6 +55,21 @@ impl LoadedAutoencoder {
             .map_err(|e| CheckpointError::Header(format!("autoencoder config: {e}")))?;
         let model = module_from_bytes(config.init(device), checkpoint.section("weights")?, "weights")?;
         Ok(Self { model, config })
+    }
+
+    /// D(mean of E(x)) of every image of `data`, labels kept: what the autoencoder keeps of real images,
+    /// the ceiling of a latent model's quality.
+    pub fn reconstruct(&self, data: &crate::data::Dataset, device: &Device) -> crate::data::Dataset {
+        let mut images = Vec::with_capacity(data.images.len());
+        let indices: Vec<usize> = (0..data.count).collect();
+        for chunk in indices.chunks(250) {
+            let (pixels, _) = data.gather(chunk);
+            // [chunk, channels, h, w]
+            let x = Tensor::<4>::from_data(TensorData::new(pixels, [chunk.len(), data.channels, data.height, data.width]), device);
+            let decoded = self.model.decode(self.model.encode(x).mean).clamp(-1.0, 1.0);
+            images.extend(decoded.into_data().try_to_vec::<f32>().unwrap_or_default());
+        }
+        crate::data::Dataset { images, ..data.clone() }
     }
 
     /// D(z / scale): a diffusion latent back to pixels.
