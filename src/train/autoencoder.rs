@@ -118,10 +118,8 @@ impl AutoencoderTrainer {
         steps: Option<u64>,
     ) -> Result<Self, CheckpointError> {
         checkpoint.expect_kind(ModelKind::Autoencoder)?;
-        let header_error = |e: serde_json::Error| CheckpointError::Header(e.to_string());
-        let ae_config: AutoencoderConfig = serde_json::from_value(checkpoint.header.config.clone()).map_err(header_error)?;
-        let record: TrainRecord = serde_json::from_value(checkpoint.header.extra.clone()).map_err(header_error)?;
-        let mut config: AutoencoderTrainConfig = serde_json::from_value(record.train_config.clone()).map_err(header_error)?;
+        let (ae_config, record, mut config): (AutoencoderConfig, TrainRecord, AutoencoderTrainConfig) =
+            super::resume_header(checkpoint)?;
         if let Some(steps) = steps {
             config.steps = steps;
         }
@@ -129,12 +127,9 @@ impl AutoencoderTrainer {
         trainer.autoencoder = module_from_bytes(trainer.autoencoder, checkpoint.section("weights")?, "weights")?;
         trainer.discriminator =
             module_from_bytes(trainer.discriminator, checkpoint.section("discriminator")?, "discriminator")?;
-        let load = |optimizer: ModuleOptimizer, section: &str| -> Result<ModuleOptimizer, CheckpointError> {
-            let bytes = burn::tensor::Bytes::from_bytes_vec(checkpoint.section(section)?.to_vec());
-            optimizer.from_bytes(bytes).map_err(|e| CheckpointError::Weights { section: section.into(), detail: e.to_string() })
-        };
-        trainer.ae_optimizer = load(trainer.ae_optimizer, "optimizer")?;
-        trainer.disc_optimizer = load(trainer.disc_optimizer, "discriminator_optimizer")?;
+        trainer.ae_optimizer = super::optimizer_from_section(trainer.ae_optimizer, checkpoint, "optimizer")?;
+        trainer.disc_optimizer =
+            super::optimizer_from_section(trainer.disc_optimizer, checkpoint, "discriminator_optimizer")?;
         trainer.step = checkpoint.header.step;
         trainer.wall_seconds = record.wall_seconds;
         Ok(trainer)
@@ -223,16 +218,14 @@ impl AutoencoderTrainer {
 
     /// Everything needed to resume exactly.
     pub fn checkpoint(&self) -> Result<Checkpoint, CheckpointError> {
-        let optimizer = |o: &ModuleOptimizer, section: &str| {
-            o.into_bytes()
-                .map(|b| b.to_vec())
-                .map_err(|e| CheckpointError::Weights { section: section.into(), detail: e.to_string() })
-        };
         Ok(Checkpoint::new(self.header(&self.ae_config))
             .with_section("weights", bytes_from_module(&self.autoencoder, false)?)
             .with_section("discriminator", bytes_from_module(&self.discriminator, false)?)
-            .with_section("optimizer", optimizer(&self.ae_optimizer, "optimizer")?)
-            .with_section("discriminator_optimizer", optimizer(&self.disc_optimizer, "discriminator_optimizer")?))
+            .with_section("optimizer", super::section_from_optimizer(&self.ae_optimizer, "optimizer")?)
+            .with_section(
+                "discriminator_optimizer",
+                super::section_from_optimizer(&self.disc_optimizer, "discriminator_optimizer")?,
+            ))
     }
 
     /// The autoencoder to ship (f16), with the latent scale measured on `data`.

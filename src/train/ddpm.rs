@@ -180,10 +180,7 @@ impl DdpmTrainer {
         if checkpoint.header.kind != ModelKind::LatentUnet {
             checkpoint.expect_kind(ModelKind::Unet)?;
         }
-        let header_error = |e: serde_json::Error| CheckpointError::Header(e.to_string());
-        let unet_config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone()).map_err(header_error)?;
-        let record: TrainRecord = serde_json::from_value(checkpoint.header.extra.clone()).map_err(header_error)?;
-        let mut config: TrainConfig = serde_json::from_value(record.train_config.clone()).map_err(header_error)?;
+        let (unet_config, record, mut config): (UNetConfig, TrainRecord, TrainConfig) = super::resume_header(checkpoint)?;
         if let Some(steps) = steps {
             config.steps = steps;
         }
@@ -192,11 +189,7 @@ impl DdpmTrainer {
         trainer.autoencoder = record.autoencoder;
         trainer.model = module_from_bytes(trainer.model, checkpoint.section("train_weights")?, "train_weights")?;
         trainer.ema = module_from_bytes(trainer.ema, checkpoint.section("weights")?, "weights")?;
-        let optimizer_bytes = burn::tensor::Bytes::from_bytes_vec(checkpoint.section("optimizer")?.to_vec());
-        trainer.optimizer = trainer
-            .optimizer
-            .from_bytes(optimizer_bytes)
-            .map_err(|e| CheckpointError::Weights { section: "optimizer".into(), detail: e.to_string() })?;
+        trainer.optimizer = super::optimizer_from_section(trainer.optimizer, checkpoint, "optimizer")?;
         trainer.step = checkpoint.header.step;
         trainer.wall_seconds = record.wall_seconds;
         Ok(trainer)
@@ -280,14 +273,10 @@ impl DdpmTrainer {
 
     /// Everything needed to resume exactly: EMA weights, raw weights and optimizer state, all f32.
     pub fn checkpoint(&self) -> Result<Checkpoint, CheckpointError> {
-        let optimizer = self
-            .optimizer
-            .into_bytes()
-            .map_err(|e| CheckpointError::Weights { section: "optimizer".into(), detail: e.to_string() })?;
         Ok(Checkpoint::new(self.header(self.record()))
             .with_section("weights", bytes_from_module(&self.ema, false)?)
             .with_section("train_weights", bytes_from_module(&self.model, false)?)
-            .with_section("optimizer", optimizer.to_vec()))
+            .with_section("optimizer", super::section_from_optimizer(&self.optimizer, "optimizer")?))
     }
 
     /// The model to ship: EMA weights only, in f16.
