@@ -339,6 +339,7 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
             log.flush()?;
         }
         if trainer.step % args.preview_every == 0 || last {
+            // Through the export, so that the preview shows the weights as shipped (EMA in f16).
             let model = LoadedUnet::from_checkpoint(&trainer.export()?, &device)?;
             let grid = class_grid(&model, autoencoder.as_ref(), 4, 3.0, Sampler::ddim(50, 0.0), BetaSchedule::cosine(1000), 0, &device)?;
             images::save_png(&files.preview(trainer.step), &grid, &[])?;
@@ -365,7 +366,6 @@ fn class_grid(
     Ok(images::grid(&pictures, per_class, 2))
 }
 
-/// Runs the whole reverse process for one image per entry of `classes`.
 /// Runs the whole reverse process for one image per entry of `classes`; a latent model's result is decoded
 /// to pixels by `decoder`.
 #[allow(clippy::too_many_arguments)]

@@ -216,3 +216,49 @@ fn a_checkpoint_file_becomes_a_model_and_a_bad_one_is_refused() {
     assert!(status.text.contains("not a diffusion-lab checkpoint"), "{}", status.text);
     assert_eq!(harness.state().settings.model, "Fashion-MNIST (pixel UNet)", "back to a model that works");
 }
+
+#[test]
+fn the_model_picker_switches_between_pixel_and_latent_models() {
+    const PIXEL: &str = "Fashion-MNIST (pixel UNet)";
+    const LATENT: &str = "Fashion-MNIST (latent UNet)";
+    let mut harness = harness(quick_settings());
+    step_until(&mut harness, "both built-in models load", |app| app.models.iter().any(|m| m.name == LATENT));
+    assert!(harness.query_by_label("latent channels").is_none(), "no latent view for the pixel model");
+
+    harness.get_by_role_and_label(Role::ComboBox, "Model").click();
+    harness.run_steps(2);
+    harness.get_by_label(LATENT).click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().settings.model, LATENT);
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "the latent run finishes", finished);
+    {
+        let app = harness.state();
+        assert!(matches!(app.run, RunState::Finished { cancelled: false, .. }), "{:?}", app.run);
+        let frames = &app.trajectory.as_ref().unwrap().frames;
+        assert_eq!(frames.len(), 6);
+        assert_eq!(frames[0].shape, [2, 4, 7, 7], "the latent model works on 4x7x7 latents");
+        for frame in frames {
+            let decoded = frame.decoded.as_ref().expect("every latent frame comes decoded");
+            assert_eq!(decoded.shape, [2, 1, 28, 28]);
+        }
+    }
+    // The views of a latent model: decoded images and the raw latent channels.
+    harness.get_by_label("D(z_t)");
+    harness.get_by_label("D(predicted z_0)");
+    harness.get_by_label("latent channels").click();
+    harness.run_steps(2);
+
+    // And back, without a restart: a pixel run, and no latent view.
+    harness.get_by_role_and_label(Role::ComboBox, "Model").click();
+    harness.run_steps(2);
+    harness.get_by_label(PIXEL).click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().settings.model, PIXEL);
+    assert!(harness.query_by_label("latent channels").is_none());
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "the pixel run finishes", finished);
+    let frames = &harness.state().trajectory.as_ref().unwrap().frames;
+    assert_eq!(frames[0].shape, [2, 1, 28, 28]);
+    assert!(frames.iter().all(|f| f.decoded.is_none()));
+}
