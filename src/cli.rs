@@ -639,7 +639,8 @@ fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     let real = train.pick(&train.shuffled_indices(99)[..samples.count.min(train.count)]);
     let floor = judge.score(&real, &reference);
     let percent = |a: Option<f64>| a.map_or("n/a".to_string(), |a| format!("{:.1} %", 100.0 * a));
-    println!("samples:   n = {:5}  FD = {:8.3}  class accuracy = {}", score.count, score.frechet_distance, percent(score.class_accuracy));
+    let what = if args.samples.is_some() { "samples:  " } else { "D(E(x)):  " };
+    println!("{what} n = {:5}  FD = {:8.3}  class accuracy = {}", score.count, score.frechet_distance, percent(score.class_accuracy));
     println!("real data: n = {:5}  FD = {:8.3}  class accuracy = {}", floor.count, floor.frechet_distance, percent(floor.class_accuracy));
     println!("FD ratio (samples / real) = {:.2}", score.frechet_distance / floor.frechet_distance);
     Ok(())
