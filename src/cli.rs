@@ -380,9 +380,7 @@ fn generate(
     device: &Device,
 ) -> anyhow::Result<Vec<Picture>> {
     let schedule = schedule.build()?;
-    // Latents are not confined to [-1, 1]: clipping x̂_0 is for pixels.
-    let sampler = if model.is_latent() { sampler.with_clip_x0(false) } else { sampler };
-    let plan = sampler.plan(&schedule)?;
+    let plan = sampler.plan(&schedule)?.with_x0_bound(model.x0_bound());
     if model.is_latent() && decoder.is_none() {
         bail!("a latent model needs its autoencoder to make pixels: pass --autoencoder");
     }

@@ -106,11 +106,26 @@ fn sample_with_the_built_in_model_is_deterministic() {
 }
 
 #[test]
+fn sample_with_the_built_in_latent_model_decodes_to_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid_path = dir.path().join("latent.png");
+    let grid = grid_path.display().to_string();
+    let out = diffusion_lab(&[
+        "sample", "--model", "latent", "--all-classes", "--n", "20", "--sampling-steps", "5", "--device", "cpu", "--grid", &grid,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let grid = image::open(&grid_path).unwrap();
+    // Ten rows of two 28x28 images, 2-pixel gaps: pixels, not 7x7 latents.
+    assert_eq!((grid.width(), grid.height()), (2 * 28 + 2, 10 * 28 + 9 * 2));
+}
+
+#[test]
 fn sample_rejects_bad_requests_with_one_line() {
     for (args, needle) in [
         (vec!["sample", "--class", "12", "--grid", "x.png"], "--class must be below 10"),
         (vec!["sample", "--n", "2"], "nothing to write"),
         (vec!["sample", "--model", "/no/such/model.dlab", "--grid", "x.png"], "cannot load the model /no/such/model.dlab"),
+        (vec!["sample", "--model", "latnet", "--grid", "x.png"], "no built-in model `latnet` (built in: fashion, latent)"),
         (vec!["sample", "--sampling-steps", "0", "--grid", "x.png"], "DDIM steps must be between 1"),
         (vec!["sample", "--kind", "linear", "--beta-start", "0.5", "--beta-end", "0.1", "--grid", "x.png"], "beta_start (0.5)"),
     ] {

@@ -4,17 +4,15 @@
 
 use std::time::{Duration, Instant};
 
-use diffusion_lab::app::state::{RunState, SamplerChoice, Settings};
+use diffusion_lab::app::state::{RunState, SamplerChoice, Settings, View};
 use diffusion_lab::app::{LabApp, export};
 use diffusion_lab::engine::{DeviceChoice, Engine};
 use eframe::egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
-#[test]
-#[ignore = "writes assets/readme/; run by hand after the embedded model changes"]
-fn readme_animation_and_filmstrip() {
-    let settings = Settings { batch: 16, class: None, sampler: SamplerChoice::Ddim, ddim_steps: 60, seed: 3, ..Settings::default() };
+/// Runs `settings` in the window to the end and returns the app.
+fn run_in_window(settings: Settings) -> Harness<'static, LabApp> {
     let app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), settings);
     let mut harness = Harness::builder().with_size([1280.0, 860.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
     let deadline = Instant::now() + Duration::from_secs(1800);
@@ -23,15 +21,52 @@ fn readme_animation_and_filmstrip() {
         std::thread::sleep(Duration::from_millis(10));
     }
     harness.get_by_role_and_label(Role::Button, "Generate").click();
+    harness.step();
     while !matches!(harness.state().run, RunState::Finished { .. } | RunState::Failed(_)) {
         assert!(Instant::now() < deadline, "generation timed out");
         harness.step();
         std::thread::sleep(Duration::from_millis(20));
     }
-    let app = harness.state();
-    let trajectory = app.trajectory.as_ref().expect("a run");
+    harness
+}
+
+fn readme_dir() -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/readme");
     std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+#[ignore = "writes assets/readme/; run by hand after the embedded model changes"]
+fn readme_animation_and_filmstrip() {
+    let settings = Settings { batch: 16, class: None, sampler: SamplerChoice::Ddim, ddim_steps: 60, seed: 3, ..Settings::default() };
+    let harness = run_in_window(settings);
+    let app = harness.state();
+    let trajectory = app.trajectory.as_ref().expect("a run");
+    let dir = readme_dir();
     export::save_animation_to(&dir.join("denoising.gif"), trajectory, app.settings.view, app.settings.color_map, 2).unwrap();
     export::save_filmstrip_to(&dir.join("filmstrip.png"), trajectory, 10, app.settings.view, app.settings.color_map, 3).unwrap();
+}
+
+#[test]
+#[ignore = "writes assets/readme/; run by hand after the embedded model changes"]
+fn readme_latent_filmstrip() {
+    let settings = Settings {
+        model: "Fashion-MNIST (latent UNet)".into(),
+        batch: 10,
+        class: None,
+        sampler: SamplerChoice::Ddim,
+        ddim_steps: 60,
+        seed: 3,
+        ..Settings::default()
+    };
+    let harness = run_in_window(settings);
+    let app = harness.state();
+    let trajectory = app.trajectory.as_ref().expect("a run");
+    assert!(trajectory.frames.iter().all(|f| f.decoded.is_some()), "latent frames come decoded");
+    let dir = readme_dir();
+    // D(z_t) at ten timesteps, then the raw latent channels z_t.
+    export::save_filmstrip_to(&dir.join("latent-filmstrip.png"), trajectory, 10, View::Noisy, app.settings.color_map, 3).unwrap();
+    export::save_filmstrip_to(&dir.join("latent-channels.png"), trajectory, 10, View::LatentChannels, app.settings.color_map, 3)
+        .unwrap();
 }

@@ -257,6 +257,8 @@ fn the_model_picker_switches_between_pixel_and_latent_models() {
     assert_eq!(harness.state().settings.model, PIXEL);
     assert!(harness.query_by_label("latent channels").is_none());
     harness.get_by_role_and_label(Role::Button, "Generate").click();
+    harness.step();
+    assert!(harness.state().is_running(), "the click starts a new run");
     step_until(&mut harness, "the pixel run finishes", finished);
     let frames = &harness.state().trajectory.as_ref().unwrap().frames;
     assert_eq!(frames[0].shape, [2, 1, 28, 28]);

@@ -2,7 +2,7 @@
 //!
 //! Both are written as one update, planned once in f64 for a schedule:
 //!
-//!   x̂_0     = (x_t - sqrt(1 - ᾱ_t) ε) / sqrt(ᾱ_t)            (clipped to [-1, 1] if asked)
+//!   x̂_0     = (x_t - sqrt(1 - ᾱ_t) ε) / sqrt(ᾱ_t)            (clipped to the data range if asked)
 //!   x_{t'}  = c_x0 x̂_0 + c_xt x_t + c_eps ε̂ + σ z,  z ~ N(0, I)
 //!
 //! where t' is the next (smaller) timestep and ε̂ is ε recomputed from the clipped x̂_0.
@@ -102,7 +102,7 @@ impl Sampler {
                 (0..steps).map(|k| ddim_step(schedule, timestep(k), timestep(k + 1), eta)).collect()
             }
         };
-        Ok(SamplingPlan { steps, clip_x0: self.clip_x0 })
+        Ok(SamplingPlan { steps, clip_x0: self.clip_x0, x0_bound: 1.0 })
     }
 }
 
@@ -181,9 +181,20 @@ pub struct StepOutput<const D: usize> {
 pub struct SamplingPlan {
     pub steps: Vec<PlannedStep>,
     pub clip_x0: bool,
+    /// Clipping keeps x̂_0 in [-x0_bound, x0_bound]: 1 for pixels; wider for an autoencoder's latents.
+    pub x0_bound: f64,
 }
 
 impl SamplingPlan {
+    /// The same plan for data in [-bound, bound].
+    ///
+    /// Why clipping matters: at t = T the schedules leave ᾱ_T tiny (1e-8 for the cosine one), so
+    /// x̂_0 = (x_T - sqrt(1 - ᾱ_T) ε̂) / sqrt(ᾱ_T) multiplies the network's error by 1 / sqrt(ᾱ_T); without a
+    /// bound the first steps throw x̂_0 thousands of units off and later steps cannot bring it back.
+    pub fn with_x0_bound(self, bound: f64) -> Self {
+        Self { x0_bound: bound, ..self }
+    }
+
     pub fn len(&self) -> usize {
         self.steps.len()
     }
@@ -203,7 +214,7 @@ impl SamplingPlan {
         let inv_sqrt_alpha_bar = 1.0 / step.alpha_bar.sqrt();
         let noise_to_signal = (1.0 - step.alpha_bar).sqrt() * inv_sqrt_alpha_bar;
         let x0 = x_t.mul_scalar(inv_sqrt_alpha_bar).sub(eps.mul_scalar(noise_to_signal));
-        if self.clip_x0 { x0.clamp(-1.0, 1.0) } else { x0 }
+        if self.clip_x0 { x0.clamp(-self.x0_bound, self.x0_bound) } else { x0 }
     }
 
     /// Step `i` of the plan: from x_t and the network's ε to x_{t'}. `noise` is z ~ N(0, I) of x_t's shape;
@@ -364,5 +375,23 @@ mod tests {
                 assert!((g - w).abs() < 1e-4 * (1.0 + w.abs()), "step {i}: {g} vs {w}");
             }
         }
+    }
+
+    /// At t = T of the cosine schedule a tiny error in ε becomes a huge error in x̂_0; the bound keeps x̂_0
+    /// in the data range, and leaves values inside it alone.
+    #[test]
+    fn clipping_bounds_x0_to_the_data_range() {
+        let device = Device::flex();
+        let schedule = BetaSchedule::cosine(1000).build().unwrap();
+        let plan = Sampler::ddim(10, 0.0).plan(&schedule).unwrap().with_x0_bound(4.0);
+        let x_t = Tensor::<2>::from_floats([[0.5, -0.5]], &device);
+        // ε off by 0.01 from the ε that gives x̂_0 = 0.
+        let eps = x_t.clone().mul_scalar(1.0 / (1.0 - plan.steps[0].alpha_bar).sqrt()).add_scalar(0.01);
+        let unclipped = values(plan.clone().with_x0_bound(f64::INFINITY).predict_x0(0, x_t.clone(), eps.clone()));
+        assert!(unclipped.iter().all(|v| v.abs() > 100.0), "{unclipped:?}");
+        assert_eq!(values(plan.predict_x0(0, x_t.clone(), eps)), vec![-4.0, -4.0]);
+        let inside = values(plan.predict_x0(9, x_t.clone(), Tensor::<2>::zeros([1, 2], &device)));
+        let alpha_bar = plan.steps[9].alpha_bar as f32;
+        assert!((inside[0] - 0.5 / alpha_bar.sqrt()).abs() < 1e-5 && inside[0].abs() < 4.0, "{inside:?}");
     }
 }

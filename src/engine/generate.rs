@@ -132,9 +132,7 @@ pub fn run_generate(
     };
     let started = Instant::now();
     let schedule = request.schedule.build()?;
-    // Latents are not confined to [-1, 1]: clipping x̂_0 is for pixels.
-    let sampler = if decoder.is_some() { request.sampler.with_clip_x0(false) } else { request.sampler };
-    let plan = sampler.plan(&schedule)?;
+    let plan = request.sampler.plan(&schedule)?.with_x0_bound(model.x0_bound());
     let (c, size) = (model.config.image_channels, model.config.image_size);
     let shape = [request.batch, c, size, size];
     let mut noise = NoiseSource::new(request.seed);

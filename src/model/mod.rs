@@ -39,6 +39,12 @@ impl LoadedUnet {
     pub fn is_latent(&self) -> bool {
         self.header.kind == ModelKind::LatentUnet
     }
+
+    /// The data range x̂_0 is clipped to when the sampler clips: [-1, 1] for pixels, [-b, b] with b =
+    /// [`autoencoder::LATENT_X0_BOUND`] for latents.
+    pub fn x0_bound(&self) -> f64 {
+        if self.is_latent() { autoencoder::LATENT_X0_BOUND } else { 1.0 }
+    }
 }
 
 /// An autoencoder ready to encode and decode, with its config (latent scale included).
