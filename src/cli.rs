@@ -15,7 +15,7 @@ use diffusion_lab::eval::Judge;
 use diffusion_lab::model::checkpoint::Checkpoint;
 use diffusion_lab::model::classifier::ClassifierConfig;
 use diffusion_lab::model::embedded;
-use diffusion_lab::model::denoise::denoise;
+use diffusion_lab::model::denoise::{DEFAULT_GUIDANCE, denoise};
 use diffusion_lab::model::checkpoint::ModelKind;
 use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet, UNetConfig};
 use diffusion_lab::train::ddpm::{DdpmTrainer, RunFiles, TrainConfig};
@@ -341,7 +341,7 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
         if trainer.step % args.preview_every == 0 || last {
             // Through the export, so that the preview shows the weights as shipped (EMA in f16).
             let model = LoadedUnet::from_checkpoint(&trainer.export()?, &device)?;
-            let grid = class_grid(&model, autoencoder.as_ref(), 4, 3.0, Sampler::ddim(50, 0.0), BetaSchedule::cosine(1000), 0, &device)?;
+            let grid = class_grid(&model, autoencoder.as_ref(), 4, DEFAULT_GUIDANCE, Sampler::ddim(50, 0.0), BetaSchedule::cosine(1000), 0, &device)?;
             images::save_png(&files.preview(trainer.step), &grid, &[])?;
         }
     }
@@ -466,7 +466,7 @@ pub struct SampleArgs {
     #[arg(long)]
     pub all_classes: bool,
     /// Classifier-free guidance scale w: 0 = unconditional, 1 = conditional, more = stronger.
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = DEFAULT_GUIDANCE)]
     pub guidance: f64,
     /// ddim (50 steps by default: fast on a CPU) or ddpm (all T steps of the schedule).
     #[arg(long, value_enum, default_value_t = SamplerName::Ddim)]
@@ -658,7 +658,7 @@ pub struct BenchArgs {
     pub sampler: SamplerName,
     #[arg(long = "sampling-steps", default_value_t = 50)]
     pub sampling_steps: usize,
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = DEFAULT_GUIDANCE)]
     pub guidance: f64,
     /// auto, cpu or wgpu.
     #[arg(long, default_value = "auto")]

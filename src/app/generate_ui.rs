@@ -96,7 +96,16 @@ pub fn generate_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             ui.add(egui::Slider::new(&mut app.settings.eta, 0.0..=1.0).text("η"));
         }
     }
-    ui.checkbox(&mut app.settings.clip_x0, "Clip predicted x_0 to [-1, 1]");
+    let latent = app.model_info().is_some_and(|m| m.is_latent);
+    let clip_label = if latent {
+        format!("Clip predicted z_0 to ±{}", crate::model::autoencoder::LATENT_X0_BOUND)
+    } else {
+        "Clip predicted x_0 to [-1, 1]".to_string()
+    };
+    ui.checkbox(&mut app.settings.clip_x0, clip_label).on_hover_text(
+        "At t = T, ᾱ_T is tiny, and x̂_0 = (x_t - sqrt(1 - ᾱ_t) ε̂) / sqrt(ᾱ_t) magnifies the network's error: \
+         clipping keeps x̂_0 in the data range",
+    );
     ui.horizontal(|ui| {
         ui.add(egui::DragValue::new(&mut app.settings.seed).prefix("Seed ")).on_hover_text("Seed");
         if ui.button("New seed").clicked() {

@@ -89,7 +89,7 @@ impl Default for Settings {
             model: String::new(),
             batch: 16,
             class: Some(0),
-            guidance: 3.0,
+            guidance: crate::model::denoise::DEFAULT_GUIDANCE,
             sampler: SamplerChoice::Ddim,
             ddpm_variance: DdpmVariance::BetaTilde,
             ddim_steps: 50,
