@@ -607,6 +607,7 @@ fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     let judge = Judge::from_checkpoint(&checkpoint, &device)?;
     let test = Dataset::fashion_mnist(&args.fashion_mnist_dir, Split::Test)?;
     let train = Dataset::fashion_mnist(&args.fashion_mnist_dir, Split::Train)?;
+    let reference = judge.gaussian(&test);
     let samples = match (&args.samples, &args.reconstructions) {
         (Some(dir), _) => diffusion_lab::eval::load_samples(dir, judge.config.image_channels, judge.config.image_size)?,
         (None, Some(autoencoder)) => {
@@ -619,7 +620,7 @@ fn eval(args: &EvalArgs) -> anyhow::Result<()> {
             };
             let autoencoder = LoadedAutoencoder::from_checkpoint(&checkpoint, &device)?;
             let originals = test.pick(&test.shuffled_indices(7)[..args.n.min(test.count)]);
-            let original_score = judge.score(&originals, &judge.gaussian(&test));
+            let original_score = judge.score(&originals, &reference);
             println!(
                 "originals: n = {:5}  FD = {:8.3}  class accuracy = {:.1} % (the same test images, unchanged)",
                 original_score.count,
@@ -631,7 +632,6 @@ fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         }
         (None, None) => bail!("give a folder of samples or --reconstructions AUTOENCODER"),
     };
-    let reference = judge.gaussian(&test);
     let score = judge.score(&samples, &reference);
     // The floor: as many real training images, scored the same way.
     let real = train.pick(&train.shuffled_indices(99)[..samples.count.min(train.count)]);
@@ -714,9 +714,9 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         flops_per_step as f64 / 1e6,
         args.guidance
     );
-    let decode_flops = decoder.as_ref().map_or(0, |ae| ae.config.decoder_cost().flops);
-    if let Some(ae) = &decoder {
-        let decoder_cost = ae.config.decoder_cost();
+    let decoder_cost = decoder.as_ref().map(|ae| ae.config.decoder_cost());
+    let decode_flops = decoder_cost.map_or(0, |cost| cost.flops);
+    if let Some(decoder_cost) = decoder_cost {
         println!(
             "  decoder D: {} parameters, {:.1} MFLOP per image (once per image shown)",
             decoder_cost.parameters,

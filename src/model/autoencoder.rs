@@ -38,11 +38,7 @@ pub struct AutoencoderConfig {
 impl AutoencoderConfig {
     /// Side of the latent.
     pub fn latent_size(&self) -> usize {
-        let mut size = self.image_size;
-        for _ in 1..self.channels.len() {
-            size = size.div_ceil(2);
-        }
-        size
+        level_size(self.image_size, self.channels.len() - 1)
     }
 
     pub fn init(&self, device: &Device) -> Autoencoder {
@@ -179,7 +175,7 @@ impl Autoencoder {
 }
 
 /// Side of the feature map at `level` for an image of side `size`.
-fn level_size(size: usize, level: usize) -> usize {
+pub(crate) fn level_size(size: usize, level: usize) -> usize {
     (0..level).fold(size, |s, _| s.div_ceil(2))
 }
 

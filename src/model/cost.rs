@@ -5,7 +5,7 @@
 //! FLOPs count 2 per multiply-add of convolutions, linear layers and attention's two matrix products;
 //! normalisation, activations, softmax, additions and resampling are left out (a few percent here).
 
-use super::autoencoder::AutoencoderConfig;
+use super::autoencoder::{AutoencoderConfig, level_size};
 use super::unet::UNetConfig;
 
 /// Parameters and FLOPs of one forward pass of one image.
@@ -68,14 +68,7 @@ impl UNetConfig {
         let c = &self.channels;
         let levels = c.len();
         let embed_dim = self.embed_dim();
-        let sizes: Vec<(usize, usize)> =
-            (0..levels).scan((height, width), |hw, l| {
-                if l > 0 {
-                    *hw = (hw.0.div_ceil(2), hw.1.div_ceil(2));
-                }
-                Some(*hw)
-            })
-            .collect();
+        let sizes: Vec<(usize, usize)> = (0..levels).map(|l| (level_size(height, l), level_size(width, l))).collect();
         let keys = self.class_tokens;
 
         // λ embedding (sinusoids -> MLP) and τ_θ(y) (table -> LayerNorm -> projection).
@@ -128,13 +121,7 @@ impl AutoencoderConfig {
     pub fn decoder_cost(&self) -> Cost {
         let c = &self.channels;
         let levels = c.len();
-        let sizes: Vec<usize> = (0..levels).scan(self.image_size, |s, l| {
-            if l > 0 {
-                *s = s.div_ceil(2);
-            }
-            Some(*s)
-        })
-        .collect();
+        let sizes: Vec<usize> = (0..levels).map(|l| level_size(self.image_size, l)).collect();
         let mut cost = Cost::default();
         let last = levels - 1;
         cost.conv(3, self.latent_channels, c[last], sizes[last], sizes[last]);

@@ -75,7 +75,16 @@ impl LoadedAutoencoder {
             let decoded = self.model.decode(self.model.encode(x).mean).clamp(-1.0, 1.0);
             images.extend(decoded.into_data().try_to_vec::<f32>().unwrap_or_default());
         }
-        crate::data::Dataset { images, ..data.clone() }
+        // Built field by field: `..data.clone()` would copy every original pixel only to drop them.
+        crate::data::Dataset {
+            images,
+            count: data.count,
+            channels: data.channels,
+            height: data.height,
+            width: data.width,
+            labels: data.labels.clone(),
+            class_names: data.class_names.clone(),
+        }
     }
 
     /// D(z / scale): a diffusion latent back to pixels.
