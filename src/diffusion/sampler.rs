@@ -36,7 +36,8 @@ pub enum SamplerKind {
     Ddim { eta: f64, steps: usize },
 }
 
-/// A sampler and whether it clips the predicted x_0 to the data range [-1, 1].
+/// A sampler and whether it clips the predicted x_0 to the data range ([-1, 1] for pixels; a latent model
+/// widens it with [`SamplingPlan::with_x0_bound`]).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sampler {
     pub kind: SamplerKind,
