@@ -137,3 +137,44 @@ fn sample_rejects_bad_requests_with_one_line() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+/// The keys `bench --json` promises (README: Speed) and `benches/torch_reference.py` reads.
+const BENCH_KEYS: [&str; 21] = [
+    "schema",
+    "device",
+    "threads",
+    "pixel_forward_b1_ms",
+    "pixel_forward_b16_ms",
+    "pixel_forward_b32_ms",
+    "pixel_ddim50_w2_b16_plain_s",
+    "pixel_ddim50_w2_b16_streamed_s",
+    "pixel_ddim50_w2_b16_streaming_overhead_pct",
+    "pixel_ddim50_w2_b16_gflop_per_s",
+    "latent_ddim50_w2_b16_plain_s",
+    "latent_ddim50_w2_b16_streamed_s",
+    "latent_ddim50_w2_b16_streaming_overhead_pct",
+    "latent_ddim50_w2_b16_gflop_per_s",
+    "latent_ddpm1000_w2_b16_plain_s",
+    "pixel_train_b64_images_per_s",
+    "latent_train_b128_images_per_s",
+    "pixel_parameters",
+    "latent_parameters",
+    "peak_rss_mib",
+    "suite_seconds",
+];
+
+#[test]
+fn bench_json_reports_every_key_without_a_data_set() {
+    let out = diffusion_lab(&["bench", "--json", "--quick", "--device", "cpu"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("stdout is one JSON object");
+    for key in BENCH_KEYS {
+        assert!(report.get(key).is_some_and(|v| !v.is_null()), "missing {key}: {report}");
+    }
+    for key in BENCH_KEYS.iter().filter(|k| k.ends_with("_ms") || k.ends_with("_s") || k.ends_with("_per_s")) {
+        let value = report[key].as_f64().unwrap();
+        assert!(value.is_finite() && value > 0.0, "{key} = {value}");
+    }
+    assert_eq!(report["pixel_parameters"], 2_163_457);
+    assert_eq!(report["latent_parameters"], 1_257_988);
+}

@@ -189,15 +189,48 @@ fn a_latent_model_streams_decoded_frames() {
     }
     let mut latent_request = request(10, Sampler::ddim(3, 0.0));
     latent_request.model = "latent".into();
-    let job = engine.generate(latent_request, true);
+    let job = engine.generate(latent_request.clone(), true);
     let (events, end) = run_to_end(&engine, job);
     assert!(matches!(end, Event::Done { .. }), "{end:?}");
-    let frames: Vec<_> = events.iter().filter_map(|e| match e { Event::Frame { frame, .. } => Some(frame.clone()), _ => None }).collect();
+    // Ask for frame 1 first: it must come within the first two decodes (one may already be under way).
+    engine.decode(job, 1);
+    let mut frames: Vec<_> = events.iter().filter_map(|e| match e { Event::Frame { frame, .. } => Some(frame.clone()), _ => None }).collect();
     assert_eq!(frames.len(), 4);
+    assert!(frames[0].decoded.is_some(), "x_T comes decoded");
+    assert!(frames[3].decoded.is_some(), "the result comes decoded");
+    // The steps in between are decoded during the run only within its time budget, the rest after it.
+    let mut order = Vec::new();
+    while frames.iter().any(|f| f.decoded.is_none()) {
+        match engine.recv_timeout(Duration::from_secs(60)).expect("the undecoded frames follow the run") {
+            Event::Decoded { job: j, index, decoded } => {
+                assert_eq!(j, job);
+                assert!(frames[index].decoded.is_none(), "frame {index} decoded twice");
+                order.push(index);
+                frames[index].decoded = Some(decoded);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    if let Some(position) = order.iter().position(|i| *i == 1) {
+        assert!(position < 2, "frame 1 was asked for first, but came in {order:?}");
+    }
     for frame in &frames {
         assert_eq!(frame.shape, [2, 2, 4, 4], "the chain runs on latents");
-        let decoded = frame.decoded.as_ref().expect("latent frames come decoded");
+        let decoded = frame.decoded.as_ref().expect("every latent frame ends up decoded");
         assert_eq!(decoded.shape, [2, 1, 8, 8]);
         assert_eq!(decoded.x_t.len(), 2 * 64);
     }
+    // Decoding after the run gives the pixels decoding during the run gives: the last frame of a plain run.
+    let job = engine.generate(latent_request, false);
+    let (events, _) = run_to_end(&engine, job);
+    let last = events.iter().rev().find_map(|e| match e { Event::Frame { frame, .. } => Some(frame.clone()), _ => None }).unwrap();
+    assert_eq!(last.decoded.as_ref().unwrap().x_t, frames[3].decoded.as_ref().unwrap().x_t);
+    let recomputed = diffusion_lab::engine::generate::decode_frame(
+        &diffusion_lab::model::LoadedAutoencoder::from_checkpoint(&Checkpoint::read(&dir.path().join("ae.dlab")).unwrap(), &device).unwrap(),
+        &frames[2],
+        &device,
+    )
+    .unwrap();
+    assert_eq!(recomputed.x_t, frames[2].decoded.as_ref().unwrap().x_t);
+    assert_eq!(recomputed.x0_pred, frames[2].decoded.as_ref().unwrap().x0_pred);
 }

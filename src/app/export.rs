@@ -203,14 +203,22 @@ fn open_settings_in_background(app: &LabApp, ctx: egui::Context) {
 
 pub fn export_buttons_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let has_frames = app.trajectory.as_ref().is_some_and(|t| !t.frames.is_empty());
+    // A latent run's frames get their pixels after the run; exports wait for all of them, and Save for the
+    // frame on screen, rather than write a stand-in.
+    let undecoded = app.trajectory.as_ref().map_or(0, |t| t.undecoded());
+    let cursor_decoded = app.trajectory.as_ref().and_then(|t| t.frames.get(app.cursor)).is_some_and(|f| {
+        f.decoded.is_some() || !app.trajectory.as_ref().is_some_and(|t| t.is_latent())
+    });
+    let waiting = format!("decoding the run's latent frames ({undecoded} to go)…");
     ui.horizontal_wrapped(|ui| {
-        if ui.add_enabled(has_frames, egui::Button::new("Save image…")).clicked() {
+        if ui.add_enabled(has_frames && cursor_decoded, egui::Button::new("Save image…")).on_disabled_hover_text(&waiting).clicked() {
             export_in_background(app, Export::Image, ui.ctx().clone());
         }
-        if ui.add_enabled(has_frames, egui::Button::new("Export animation…")).clicked() {
+        let all_decoded = has_frames && undecoded == 0;
+        if ui.add_enabled(all_decoded, egui::Button::new("Export animation…")).on_disabled_hover_text(&waiting).clicked() {
             export_in_background(app, Export::Animation, ui.ctx().clone());
         }
-        if ui.add_enabled(has_frames, egui::Button::new("Export filmstrip…")).clicked() {
+        if ui.add_enabled(all_decoded, egui::Button::new("Export filmstrip…")).on_disabled_hover_text(&waiting).clicked() {
             export_in_background(app, Export::Filmstrip, ui.ctx().clone());
         }
         ui.add(egui::DragValue::new(&mut app.settings.filmstrip_steps).range(2..=40).suffix(" steps"))

@@ -90,6 +90,8 @@ pub struct LabApp {
     texture: Option<TextureHandle>,
     /// What the texture shows: (job, frame index, view, colour map).
     texture_key: Option<(u64, usize, state::View, state::ColorMap)>,
+    /// The (job, frame index) last asked to be decoded first, so that it is asked once.
+    decode_requested: Option<(u64, usize)>,
     pub status: Option<StatusMessage>,
     files: (Sender<FileEvent>, Receiver<FileEvent>),
     job: u64,
@@ -152,6 +154,7 @@ impl LabApp {
             play_clock: 0.0,
             texture: None,
             texture_key: None,
+            decode_requested: None,
             status: None,
             files: channel(),
             job: 0,
@@ -213,9 +216,20 @@ impl LabApp {
     pub fn handle_events(&mut self) {
         for event in self.engine.poll() {
             match event {
-                Event::Ready { device, .. } => self.device = Some(device),
+                Event::Ready { device, .. } => {
+                    if self.status.as_ref().is_some_and(|s| s.text.starts_with("preparing the GPU")) {
+                        self.status = None;
+                    }
+                    self.device = Some(device);
+                }
                 Event::DeviceFailed { message } => self.set_status(format!("could not switch device: {message}"), true),
+                Event::Preparing { name } => {
+                    self.set_status(format!("preparing the GPU for {name}… (compiling and tuning its kernels, once)"), false);
+                }
                 Event::ModelLoaded(info) => {
+                    if self.status.as_ref().is_some_and(|s| s.text.starts_with("preparing the GPU")) {
+                        self.status = None;
+                    }
                     self.models.retain(|m| m.name != info.name);
                     self.models.push(info);
                 }
@@ -256,7 +270,14 @@ impl LabApp {
                     self.run = RunState::Failed(message.clone());
                     self.set_status(message, true);
                 }
-                Event::Frame { .. } | Event::Done { .. } | Event::Failed { .. } => {} // A superseded job.
+                Event::Decoded { job, index, decoded } if job == self.job => {
+                    if let Some(trajectory) = &mut self.trajectory
+                        && let Some(position) = trajectory.position(index)
+                    {
+                        trajectory.frames[position].decoded = Some(decoded);
+                    }
+                }
+                Event::Frame { .. } | Event::Done { .. } | Event::Failed { .. } | Event::Decoded { .. } => {} // A superseded job.
                 Event::ForwardImage { x0, shape, label } => self.forward.set_x0(x0, shape, label),
                 Event::ForwardFrame { t, x_t, shape } => self.forward.x_t = Some((t, x_t, shape)),
                 Event::ForwardFailed { message } => self.forward.error = Some(message),
@@ -287,9 +308,25 @@ impl LabApp {
         self.files.0.clone()
     }
 
-    /// The frame on screen, if any.
+    /// The frame on screen, if any: the cursor's, or while a latent frame waits for its pixels, the
+    /// nearest decoded one (see [`Trajectory::display_position`]).
     pub fn current_frame(&self) -> Option<&crate::engine::Frame> {
-        self.trajectory.as_ref().and_then(|t| t.frames.get(self.cursor))
+        let trajectory = self.trajectory.as_ref()?;
+        trajectory.frames.get(trajectory.display_position(self.cursor, self.settings.view))
+    }
+
+    /// Asks the engine to decode the cursor's latent frame next when it has no pixels yet.
+    fn request_cursor_decode(&mut self) {
+        let Some(trajectory) = &self.trajectory else { return };
+        if self.is_running() || !trajectory.is_latent() {
+            return;
+        }
+        let Some(frame) = trajectory.frames.get(self.cursor).filter(|f| f.decoded.is_none()) else { return };
+        let wanted = (self.job, frame.index);
+        if self.decode_requested != Some(wanted) {
+            self.engine.decode(wanted.0, wanted.1);
+            self.decode_requested = Some(wanted);
+        }
     }
 
     fn keyboard(&mut self, ctx: &egui::Context) {
@@ -375,6 +412,7 @@ impl LabApp {
         self.handle_events();
         self.keyboard(&ctx);
         self.advance_playback(&ctx);
+        self.request_cursor_decode();
 
         egui::Panel::bottom("status_bar").show(ui, |ui| self.status_bar_ui(ui));
         egui::Panel::left("generate_panel").resizable(false).default_size(300.0).show(ui, |ui| {

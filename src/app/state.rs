@@ -168,6 +168,34 @@ impl Trajectory {
     pub fn is_complete(&self) -> bool {
         self.total_steps > 0 && self.frames.last().is_some_and(|f| f.t == 0)
     }
+
+    /// Whether this is a latent model's run, whose views show decoded pixels: x_T's frame always comes
+    /// decoded, the other frames only within the engine's decoding budget (the rest follow after the run).
+    pub fn is_latent(&self) -> bool {
+        self.frames.first().is_some_and(|f| f.decoded.is_some())
+    }
+
+    /// Latent frames still waiting for their pixels.
+    pub fn undecoded(&self) -> usize {
+        if self.is_latent() { self.frames.iter().filter(|f| f.decoded.is_none()).count() } else { 0 }
+    }
+
+    /// The position of the frame with `index` (frames arrive in index order).
+    pub fn position(&self, index: usize) -> Option<usize> {
+        self.frames.binary_search_by_key(&index, |f| f.index).ok()
+    }
+
+    /// The frame to draw for the cursor at `position` in `view`: itself, or, while a latent frame waits
+    /// for its pixels in a decoded view, the nearest decoded frame before it (after it, if none is before).
+    pub fn display_position(&self, position: usize, view: View) -> usize {
+        let decoded_view = matches!(view, View::Noisy | View::PredictedClean);
+        if !decoded_view || !self.is_latent() || self.frames.get(position).is_none_or(|f| f.decoded.is_some()) {
+            return position;
+        }
+        let before = self.frames[..position].iter().rposition(|f| f.decoded.is_some());
+        let after = || self.frames[position..].iter().position(|f| f.decoded.is_some()).map(|p| p + position);
+        before.or_else(after).unwrap_or(position)
+    }
 }
 
 /// What the engine is doing for us.

@@ -107,6 +107,68 @@ pub struct RunHooks<'a> {
     pub emit: &'a mut dyn FnMut(Frame),
 }
 
+/// The share of a streamed latent run's time that decoding D(z_t) for the window may take. Decoding a
+/// batch costs about as much as a denoising step of the built-in latent model, so decoding every step
+/// would more than double the run (`bench --model latent`); the frames left undecoded are decoded after the
+/// run ([`decode_frame`]), the one on screen first.
+pub const DECODE_BUDGET: f64 = 0.03;
+
+/// Decoding time spent so far in a run, against [`DECODE_BUDGET`].
+struct DecodeBudget {
+    started: Instant,
+    spent: f64,
+    /// Seconds the last decode took: the estimate for the next.
+    last: f64,
+}
+
+impl DecodeBudget {
+    fn new(started: Instant) -> Self {
+        Self { started, spent: 0.0, last: 0.0 }
+    }
+
+    /// Whether one more decode keeps decoding within its share of the time elapsed so far.
+    fn allows(&self) -> bool {
+        self.spent + self.last <= DECODE_BUDGET * self.started.elapsed().as_secs_f64()
+    }
+
+    fn decode(&mut self, ae: &LoadedAutoencoder, x_t: &Tensor<4>, x0: Option<&Tensor<4>>) -> Result<Decoded, GenerateError> {
+        let started = Instant::now();
+        let decoded = decode_latents(ae, x_t, x0)?;
+        self.last = started.elapsed().as_secs_f64();
+        self.spent += self.last;
+        Ok(decoded)
+    }
+}
+
+/// D(z_t / scale) and D(x̂_0 / scale) of a latent frame, in one decoder call over both batches.
+fn decode_latents(ae: &LoadedAutoencoder, x_t: &Tensor<4>, x0: Option<&Tensor<4>>) -> Result<Decoded, GenerateError> {
+    let [batch, ..] = x_t.dims();
+    let latents = match x0 {
+        Some(x0) => Tensor::cat(vec![x_t.clone(), x0.clone()], 0),
+        None => x_t.clone(),
+    };
+    let pixels = ae.decode_scaled(latents);
+    let [_, c, h, w] = pixels.dims();
+    let shape = [batch, c, h, w];
+    let values = values_from_tensor(&pixels)?;
+    let (x_t, x0_pred) = match x0 {
+        Some(_) => {
+            let (first, second) = values.split_at(batch * c * h * w);
+            (first.to_vec(), second.to_vec())
+        }
+        None => (values, vec![0.0; batch * c * h * w]),
+    };
+    Ok(Decoded { shape, x_t: Arc::new(x_t), x0_pred: Arc::new(x0_pred) })
+}
+
+/// Decodes a recorded latent frame (x_t and x̂_0 as the engine handed them out) for display.
+pub fn decode_frame(ae: &LoadedAutoencoder, frame: &Frame, device: &Device) -> Result<Decoded, GenerateError> {
+    let x_t = Tensor::<4>::from_data(TensorData::new(frame.x_t.to_vec(), frame.shape), device);
+    // x_T's frame has no prediction yet: decode x_t alone, as the run did.
+    let x0 = (frame.index > 0).then(|| Tensor::<4>::from_data(TensorData::new(frame.x0_pred.to_vec(), frame.shape), device));
+    decode_latents(ae, &x_t, x0.as_ref())
+}
+
 /// Outcome of a run that was not an error.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunSummary {
@@ -144,16 +206,10 @@ pub fn run_generate(
 
     let zeros = Arc::new(vec![0.0; shape.iter().product()]);
     let big_t = plan.steps.first().map_or(0, |s| s.t);
-    let decode = |x_t: &Tensor<4>, x0: Option<&Tensor<4>>| -> Result<Option<Decoded>, GenerateError> {
-        let Some(ae) = decoder else { return Ok(None) };
-        let pixels_t = ae.decode_scaled(x_t.clone());
-        let shape = pixels_t.dims();
-        let x_t = Arc::new(values_from_tensor(&pixels_t)?);
-        let x0_pred = match x0 {
-            Some(x0) => Arc::new(values_from_tensor(&ae.decode_scaled(x0.clone()))?),
-            None => Arc::new(vec![0.0; shape.iter().product()]),
-        };
-        Ok(Some(Decoded { shape, x_t, x0_pred }))
+    let mut budget = DecodeBudget::new(started);
+    let x_start_decoded = match decoder {
+        Some(ae) => Some(budget.decode(ae, &x_start, None)?),
+        None => None,
     };
     (hooks.emit)(Frame {
         index: 0,
@@ -162,7 +218,7 @@ pub fn run_generate(
         x_t: Arc::new(values_from_tensor(&x_start)?),
         x0_pred: zeros.clone(),
         eps: zeros,
-        decoded: decode(&x_start, None)?,
+        decoded: x_start_decoded,
     });
 
     let mut failure = None;
@@ -179,6 +235,12 @@ pub fn run_generate(
                 if x_t.iter().any(|v| !v.is_finite()) {
                     return Err(GenerateError::NonFinite { t: step.t });
                 }
+                // A latent frame is decoded only while decoding stays within its share of the run's
+                // time (and always at the end); the others are decoded after the run, on demand.
+                let decoded = match decoder {
+                    Some(ae) if last || budget.allows() => Some(budget.decode(ae, step.x_prev, Some(step.x0_pred))?),
+                    _ => None,
+                };
                 Ok(Frame {
                     index: step.index + 1,
                     t: plan.steps[step.index].t_prev,
@@ -186,7 +248,7 @@ pub fn run_generate(
                     x_t: Arc::new(x_t),
                     x0_pred: Arc::new(values_from_tensor(step.x0_pred)?),
                     eps: Arc::new(values_from_tensor(step.eps)?),
-                    decoded: decode(step.x_prev, Some(step.x0_pred))?,
+                    decoded,
                 })
             })();
             match frame {

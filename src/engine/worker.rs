@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use burn::module::Module;
 
 use super::device::{ComputeDevice, DeviceChoice, open_device};
-use super::generate::{Frame, GenerateRequest, RunHooks, RunSummary, run_generate};
+use super::generate::{Frame, GenerateRequest, RunHooks, RunSummary, decode_frame, run_generate};
 use crate::model::{LoadedAutoencoder, LoadedUnet};
 use crate::model::checkpoint::Checkpoint;
 
@@ -43,6 +43,8 @@ pub enum Command {
     Forward { schedule: crate::diffusion::BetaSchedule, t: usize, seed: u64 },
     /// Load a UNet under `name`; a latent UNet comes with the autoencoder that decodes its latents.
     LoadModel { name: String, source: ModelSource, autoencoder: Option<ModelSource> },
+    /// Decode frame `index` of run `job` (a latent model's) next, before the rest of that run's frames.
+    Decode { job: u64, index: usize },
     /// Move the engine (and its models) to another device.
     SetDevice(DeviceChoice),
     Shutdown,
@@ -65,11 +67,15 @@ pub enum Event {
     Ready { device: String, is_gpu: bool },
     /// The device asked for could not be opened; the engine stays where it was.
     DeviceFailed { message: String },
+    /// A model is being prepared on the GPU (kernels compiled and tuned before the first Generate).
+    Preparing { name: String },
     ModelLoaded(ModelInfo),
     ModelFailed { name: String, message: String },
     Frame { job: u64, frame: Frame, total_steps: usize },
     Done { job: u64, summary: RunSummary },
     Failed { job: u64, message: String },
+    /// A latent frame that the run left undecoded, decoded after the run (or on request).
+    Decoded { job: u64, index: usize, decoded: super::generate::Decoded },
     ForwardImage { x0: Arc<Vec<f32>>, shape: [usize; 4], label: String },
     ForwardFrame { t: usize, x_t: Arc<Vec<f32>>, shape: [usize; 4] },
     /// A forward-process command that could not be done (bad file, no data set, bad schedule).
@@ -118,6 +124,11 @@ impl Engine {
 
     pub fn forward(&self, schedule: crate::diffusion::BetaSchedule, t: usize, seed: u64) {
         let _ = self.commands.send(Command::Forward { schedule, t, seed });
+    }
+
+    /// Asks for frame `index` of `job` to be decoded before the other undecoded frames of that run.
+    pub fn decode(&self, job: u64, index: usize) {
+        let _ = self.commands.send(Command::Decode { job, index });
     }
 
     pub fn set_device(&self, choice: DeviceChoice) {
@@ -169,8 +180,34 @@ fn worker(
     let mut models: BTreeMap<String, (LoadedUnet, Option<LoadedAutoencoder>)> = BTreeMap::new();
     let mut forward_x0: Option<(Vec<f32>, [usize; 4])> = None;
     let mut test_set: Option<crate::data::Dataset> = None;
+    let mut backlog: Option<DecodeBacklog> = None;
 
-    while let Ok(command) = commands.recv() {
+    loop {
+        // Between commands, decode the last run's undecoded latent frames one at a time, so that a new
+        // command waits for at most one decode.
+        let command = match backlog.as_mut().and_then(|b| b.pending.last().copied().map(|index| (b, index))) {
+            None => match commands.recv() {
+                Ok(command) => command,
+                Err(_) => break,
+            },
+            Some((b, index)) => match commands.try_recv() {
+                Ok(command) => command,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    b.pending.pop();
+                    if let (Some(frame), Some((_, Some(ae)))) = (b.frames.iter().find(|f| f.index == index), models.get(&b.model)) {
+                        match decode_frame(ae, frame, &device.device) {
+                            Ok(decoded) => send(Event::Decoded { job: b.job, index, decoded }),
+                            Err(e) => {
+                                send(Event::Failed { job: b.job, message: format!("decoding step {index}: {e}") });
+                                backlog = None;
+                            }
+                        }
+                    }
+                    continue;
+                }
+            },
+        };
         match command {
             Command::Shutdown => break,
             Command::SetDevice(choice) => match open_device(choice) {
@@ -182,6 +219,12 @@ fn worker(
                         }
                     }
                     device = opened;
+                    if device.is_gpu {
+                        for (name, (unet, autoencoder)) in &models {
+                            send(Event::Preparing { name: name.clone() });
+                            warm_up(unet, autoencoder.as_ref(), &device.device);
+                        }
+                    }
                     send(Event::Ready { device: device.description.clone(), is_gpu: device.is_gpu });
                 }
                 Err(e) => send(Event::DeviceFailed { message: e.to_string() }),
@@ -231,6 +274,10 @@ fn worker(
                         message: "a latent model needs its autoencoder".into(),
                     }),
                     Ok((unet, ae)) => {
+                        if device.is_gpu {
+                            send(Event::Preparing { name: name.clone() });
+                            warm_up(&unet, ae.as_ref(), &device.device);
+                        }
                         send(Event::ModelLoaded(ModelInfo {
                             name: name.clone(),
                             header: unet.header.clone(),
@@ -243,7 +290,17 @@ fn worker(
                     Err(e) => send(Event::ModelFailed { name, message: e.to_string() }),
                 }
             }
+            Command::Decode { job, index } => {
+                if let Some(b) = backlog.as_mut().filter(|b| b.job == job) {
+                    // Move it to the end of the stack: decoded next.
+                    if let Some(position) = b.pending.iter().position(|i| *i == index) {
+                        b.pending.remove(position);
+                        b.pending.push(index);
+                    }
+                }
+            }
             Command::Generate { job, request, stream } => {
+                backlog = None;
                 if current_job.load(Ordering::SeqCst) != job {
                     // Cancelled or superseded before it started: say so, so that nobody waits for it.
                     send(Event::Done { job, summary: RunSummary { steps_done: 0, cancelled: true, seconds: 0.0 } });
@@ -260,15 +317,59 @@ fn worker(
                     .and_then(|s| request.sampler.plan(&s).ok())
                     .map_or(0, |p| p.len());
                 let keep_going = || current_job.load(Ordering::SeqCst) == job;
-                let mut emit = |frame: Frame| send(Event::Frame { job, frame, total_steps });
+                let mut recorded = DecodeBacklog { job, model: request.model.clone(), frames: Vec::new(), pending: Vec::new() };
+                let mut emit = |frame: Frame| {
+                    if model.is_latent() {
+                        if frame.decoded.is_none() {
+                            recorded.pending.push(frame.index);
+                        }
+                        // The values are shared with the event, not copied.
+                        recorded.frames.push(Frame { decoded: None, ..frame.clone() });
+                    }
+                    send(Event::Frame { job, frame, total_steps });
+                };
                 let hooks = RunHooks { keep_going: &keep_going, stream, emit: &mut emit };
                 match run_generate(model, autoencoder.as_ref(), &request, &device.device, hooks) {
                     Ok(summary) => send(Event::Done { job, summary }),
                     Err(e) => send(Event::Failed { job, message: e.to_string() }),
                 }
+                // Frames are decoded from the last popped: the newest first, where the cursor usually is.
+                backlog = Some(recorded).filter(|b| !b.pending.is_empty());
             }
         }
     }
+}
+
+/// The batch a Generate click usually runs (the window's default), guided: burn's GPU backend compiles and
+/// autotunes its kernels per shape at their first use, which would otherwise stall the first run.
+const WARM_UP_BATCH: usize = 16;
+
+/// Runs a short guided run (and a decode, for a latent model) so that the first Generate on a GPU does not
+/// pay for shader compilation and autotuning. A failure here is not reported: the real run will report it.
+fn warm_up(unet: &LoadedUnet, autoencoder: Option<&LoadedAutoencoder>, device: &burn::prelude::Device) {
+    let request = GenerateRequest {
+        model: String::new(),
+        schedule: unet.header.training_schedule.unwrap_or_default(),
+        sampler: crate::diffusion::Sampler::ddim(2, 0.0),
+        seed: 0,
+        batch: WARM_UP_BATCH,
+        class: Some(0),
+        guidance: crate::model::denoise::DEFAULT_GUIDANCE,
+    };
+    let keep_going = || true;
+    let mut emit = |_frame: Frame| {};
+    let hooks = RunHooks { keep_going: &keep_going, stream: true, emit: &mut emit };
+    let _ = run_generate(unet, autoencoder, &request, device, hooks);
+}
+
+/// The latent frames of the last run that were handed out without pixels, to decode while idle.
+struct DecodeBacklog {
+    job: u64,
+    model: String,
+    /// Every frame of the run (values shared with the UI's copies).
+    frames: Vec<Frame>,
+    /// Indices still to decode; the last is decoded first.
+    pending: Vec<usize>,
 }
 
 fn checkpoint_of(source: &ModelSource) -> Result<Checkpoint, crate::model::checkpoint::CheckpointError> {

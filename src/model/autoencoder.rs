@@ -5,7 +5,9 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::{leaky_relu, silu};
+use burn::tensor::activation::leaky_relu;
+
+use super::cpu::{conv2d, group_norm_silu};
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
@@ -93,10 +95,10 @@ impl AeBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
-        let h = self.conv2.forward(silu(self.norm2.forward(h)));
+        let h = conv2d(&self.conv1, group_norm_silu(&self.norm1, x.clone()));
+        let h = conv2d(&self.conv2, group_norm_silu(&self.norm2, h));
         match &self.skip {
-            Some(conv) => h.add(conv.forward(x)),
+            Some(conv) => h.add(conv2d(conv, x)),
             None => h.add(x),
         }
     }
@@ -140,14 +142,14 @@ impl Posterior {
 impl Autoencoder {
     /// E: [batch, channels, 28, 28] in [-1, 1] -> q(z | x).
     pub fn encode(&self, x: Tensor<4>) -> Posterior {
-        let mut h = self.encoder_in.forward(x);
+        let mut h = conv2d(&self.encoder_in, x);
         for (level, block) in self.encoder_blocks.iter().enumerate() {
             h = block.forward(h);
             if let Some(down) = self.encoder_down.get(level) {
-                h = down.forward(h);
+                h = conv2d(down, h);
             }
         }
-        let moments = self.encoder_out.forward(silu(self.encoder_norm.forward(h)));
+        let moments = conv2d(&self.encoder_out, group_norm_silu(&self.encoder_norm, h));
         let [_, two_c, ..] = moments.dims();
         let c = two_c / 2;
         Posterior {
@@ -159,7 +161,7 @@ impl Autoencoder {
 
     /// D: [batch, latent_channels, s, s] -> [batch, channels, 28, 28].
     pub fn decode(&self, z: Tensor<4>) -> Tensor<4> {
-        let mut h = self.decoder_in.forward(z);
+        let mut h = conv2d(&self.decoder_in, z);
         let levels = self.decoder_blocks.len();
         for level in (0..levels).rev() {
             h = self.decoder_blocks[level].forward(h);
@@ -167,10 +169,10 @@ impl Autoencoder {
                 // Back to the size this level had in the encoder (28 -> 14 -> 7 and back exactly).
                 let size = level_size(self.image_size, level - 1);
                 let options = InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([size, size]);
-                h = self.decoder_up[level - 1].forward(interpolate(h, options));
+                h = conv2d(&self.decoder_up[level - 1], interpolate(h, options));
             }
         }
-        self.decoder_out.forward(silu(self.decoder_norm.forward(h)))
+        conv2d(&self.decoder_out, group_norm_silu(&self.decoder_norm, h))
     }
 }
 

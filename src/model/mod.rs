@@ -8,6 +8,7 @@ pub mod cost;
 pub mod denoise;
 pub mod embedded;
 pub mod embedding;
+pub mod cpu;
 pub mod unet;
 
 pub use unet::{UNet, UNetConfig};

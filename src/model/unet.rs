@@ -10,6 +10,7 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
 use super::attention::{Attention, AttentionConfig};
+use super::cpu::{conv2d, group_norm_silu};
 use super::embedding::{ClassEncoder, ClassEncoderConfig, NoiseLevelEmbedding, NoiseLevelEmbeddingConfig};
 
 #[derive(Config, Debug, PartialEq)]
@@ -70,12 +71,12 @@ impl ResBlock {
 
     /// x: [batch, in, h, w], embedding: [batch, embed_dim] -> [batch, out, h, w]
     fn forward(&self, x: Tensor<4>, embedding: Tensor<2>) -> Tensor<4> {
-        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let h = conv2d(&self.conv1, group_norm_silu(&self.norm1, x.clone()));
         // [batch, out] -> [batch, out, 1, 1]
         let h = h.add(self.embed.forward(silu(embedding)).unsqueeze_dims(&[2, 3]));
-        let h = self.conv2.forward(silu(self.norm2.forward(h)));
+        let h = conv2d(&self.conv2, group_norm_silu(&self.norm2, h));
         let skip = match &self.skip {
-            Some(conv) => conv.forward(x),
+            Some(conv) => conv2d(conv, x),
             None => x,
         };
         h.add(skip)
@@ -193,13 +194,13 @@ impl UNet {
         let embedding = self.noise_level.forward(log_snr); // [batch, embed_dim]
         let context = self.class_encoder.forward(class); // [batch, tokens, context_dim]
 
-        let mut h = self.stem.forward(x_t);
+        let mut h = conv2d(&self.stem, x_t);
         let mut skips = Vec::with_capacity(self.down.len());
         for (level, stage) in self.down.iter().enumerate() {
             h = stage.forward(h, embedding.clone(), &context);
             skips.push(h.clone());
             if let Some(downsample) = self.downsample.get(level) {
-                h = downsample.forward(h);
+                h = conv2d(downsample, h);
             }
         }
         h = self.mid_first.forward(h, embedding.clone(), &context);
@@ -209,11 +210,11 @@ impl UNet {
                 // Nearest-neighbour to the skip's size (odd sizes such as 7 -> 4 -> 7 come back exactly).
                 let [_, _, height, width] = skip.dims();
                 let options = InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([height, width]);
-                h = upsample.forward(interpolate(h, options));
+                h = conv2d(upsample, interpolate(h, options));
             }
             h = stage.forward(Tensor::cat(vec![h, skip], 1), embedding.clone(), &context);
         }
-        self.out_conv.forward(silu(self.out_norm.forward(h)))
+        conv2d(&self.out_conv, group_norm_silu(&self.out_norm, h))
     }
 
     /// Parameters, for the model card and the UI.

@@ -20,6 +20,8 @@ use diffusion_lab::model::checkpoint::ModelKind;
 use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet, UNetConfig};
 use diffusion_lab::train::ddpm::{DdpmTrainer, RunFiles, TrainConfig};
 
+mod bench;
+
 #[derive(Parser, Debug)]
 #[command(name = "diffusion-lab", version, about, long_about = None)]
 #[command(after_help = "Without a subcommand, diffusion-lab opens its window.")]
@@ -43,7 +45,7 @@ pub enum Command {
     /// Score a folder of samples: Fréchet distance of classifier features against the test set, and class accuracy.
     Eval(EvalArgs),
     /// Time sampling through the engine, with and without streaming every step.
-    Bench(BenchArgs),
+    Bench(bench::BenchArgs),
 }
 
 /// The flags that describe a β schedule; shared by every subcommand that takes one. What is not given
@@ -106,7 +108,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::TrainClassifier(args) => train_classifier(&args),
         Command::TrainAutoencoder(args) => train_autoencoder(&args),
         Command::Eval(args) => eval(&args),
-        Command::Bench(args) => bench(&args),
+        Command::Bench(args) => bench::bench(&args),
     }
 }
 
@@ -412,7 +414,7 @@ const SAMPLE_BATCH: usize = 100;
 
 /// The checkpoint behind a `--model` value (a built-in model's short name or a file) and, for a built-in
 /// latent model, its autoencoder.
-fn checkpoint_of_model(model: &str) -> anyhow::Result<(Checkpoint, Option<&'static [u8]>)> {
+pub(crate) fn checkpoint_of_model(model: &str) -> anyhow::Result<(Checkpoint, Option<&'static [u8]>)> {
     match embedded::model_by_short_name(model) {
         Some(builtin) => Ok((Checkpoint::from_bytes(builtin.unet)?, builtin.autoencoder)),
         None => {
@@ -429,7 +431,7 @@ fn checkpoint_of_model(model: &str) -> anyhow::Result<(Checkpoint, Option<&'stat
 
 /// The decoder a latent model's samples go through: `--autoencoder` when given, else the built-in
 /// model's own; `None` for a pixel model.
-fn decoder_for(
+pub(crate) fn decoder_for(
     model: &str,
     unet: &LoadedUnet,
     builtin: Option<&'static [u8]>,
@@ -641,132 +643,6 @@ fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     println!("{what} n = {:5}  FD = {:8.3}  class accuracy = {}", score.count, score.frechet_distance, percent(score.class_accuracy));
     println!("real data: n = {:5}  FD = {:8.3}  class accuracy = {}", floor.count, floor.frechet_distance, percent(floor.class_accuracy));
     println!("FD ratio (samples / real) = {:.2}", score.frechet_distance / floor.frechet_distance);
-    Ok(())
-}
-
-#[derive(Args, Debug)]
-pub struct BenchArgs {
-    /// A built-in model (`fashion`, `latent`) or a checkpoint file.
-    #[arg(long, default_value = "fashion")]
-    pub model: String,
-    /// For a latent checkpoint file: the autoencoder that decodes it.
-    #[arg(long)]
-    pub autoencoder: Option<PathBuf>,
-    #[arg(long, default_value_t = 16)]
-    pub batch: usize,
-    #[arg(long, value_enum, default_value_t = SamplerName::Ddim)]
-    pub sampler: SamplerName,
-    #[arg(long = "sampling-steps", default_value_t = 50)]
-    pub sampling_steps: usize,
-    #[arg(long, default_value_t = DEFAULT_GUIDANCE)]
-    pub guidance: f64,
-    /// auto, cpu or wgpu.
-    #[arg(long, default_value = "auto")]
-    pub device: DeviceChoice,
-    /// Timed runs of each kind.
-    #[arg(long, default_value_t = 3)]
-    pub repeats: usize,
-    /// Time only streamed runs (what the app does: every x_t handed out, and decoded for a latent
-    /// model) or only plain ones (what `sample` does); both, for the comparison, by default.
-    #[arg(long, value_enum)]
-    pub only: Option<BenchMode>,
-}
-
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BenchMode {
-    Streamed,
-    Plain,
-}
-
-fn bench(args: &BenchArgs) -> anyhow::Result<()> {
-    use diffusion_lab::engine::generate::{GenerateRequest, RunHooks, run_generate};
-    if args.repeats == 0 || args.batch == 0 {
-        bail!("--repeats and --batch must be at least 1");
-    }
-    let device = open_device(args.device)?;
-    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.model)?;
-    let model = LoadedUnet::from_checkpoint(&checkpoint, &device.device)?;
-    let decoder = decoder_for(&args.model, &model, builtin_autoencoder, args.autoencoder.as_deref(), &device.device)?;
-    let sampler = match args.sampler {
-        SamplerName::Ddpm => Sampler::ddpm(DdpmVariance::BetaTilde),
-        SamplerName::Ddim => Sampler::ddim(args.sampling_steps, 0.0),
-    };
-    let request = GenerateRequest {
-        model: args.model.clone(),
-        schedule: model.header.training_schedule.unwrap_or_default(),
-        sampler,
-        seed: 0,
-        batch: args.batch,
-        class: Some(0),
-        guidance: args.guidance,
-    };
-    let steps = sampler.plan(&request.schedule.build()?)?.len();
-    let size = model.config.image_size;
-    let unet_cost = model.config.cost(size, size);
-    // Guidance w != 0 evaluates the network twice per step (with and without the class).
-    let evaluations: u64 = if args.guidance == 0.0 { 1 } else { 2 };
-    let flops_per_step = evaluations * unet_cost.flops;
-    println!(
-        "{}: {} parameters, {:.1} MFLOP per network evaluation, {:.1} MFLOP per image and step (guidance {})",
-        args.model,
-        unet_cost.parameters,
-        unet_cost.flops as f64 / 1e6,
-        flops_per_step as f64 / 1e6,
-        args.guidance
-    );
-    let decoder_cost = decoder.as_ref().map(|ae| ae.config.decoder_cost());
-    let decode_flops = decoder_cost.map_or(0, |cost| cost.flops);
-    if let Some(decoder_cost) = decoder_cost {
-        println!(
-            "  decoder D: {} parameters, {:.1} MFLOP per image (once per image shown)",
-            decoder_cost.parameters,
-            decoder_cost.flops as f64 / 1e6
-        );
-    }
-    println!("{} images, {} ({steps} steps), on {}", args.batch, sampler.label(), device.description);
-    // A short warm-up run first: the first call pays for allocation (and on wgpu, shader compilation).
-    let warm_up = GenerateRequest { sampler: Sampler::ddim(2, 0.0), ..request.clone() };
-    let run = |request: &GenerateRequest, stream: bool| -> anyhow::Result<(f64, usize)> {
-        let mut frames = 0usize;
-        let mut emit = |_frame| frames += 1;
-        let keep_going = || true;
-        let hooks = RunHooks { keep_going: &keep_going, stream, emit: &mut emit };
-        let summary = run_generate(&model, decoder.as_ref(), request, &device.device, hooks)?;
-        Ok((summary.seconds, frames))
-    };
-    run(&warm_up, true)?;
-    let modes: &[bool] = match args.only {
-        Some(BenchMode::Streamed) => &[true],
-        Some(BenchMode::Plain) => &[false],
-        None => &[true, false],
-    };
-    let mut times: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
-    for _ in 0..args.repeats {
-        for (k, &stream) in modes.iter().enumerate() {
-            let (seconds, frames) = run(&request, stream)?;
-            times[k].push(seconds);
-            println!("  {:<13} {seconds:8.2} s  ({frames} frames handed out)", if stream { "streamed" } else { "not streamed" });
-        }
-    }
-    let mut medians = Vec::new();
-    for (k, &stream) in modes.iter().enumerate() {
-        times[k].sort_by(f64::total_cmp);
-        let median = times[k][times[k].len() / 2];
-        // Every step runs the network on the whole batch; a latent run decodes x_T, then x_t and x̂_0 of
-        // every step when streamed, of the last step only when not.
-        let decodes = 1 + 2 * if stream { steps as u64 } else { 1 };
-        let flops = args.batch as u64 * (steps as u64 * flops_per_step + decodes * decode_flops);
-        println!(
-            "median {}: {median:.2} s ({:.2} steps/s, {:.2} GFLOP/s)",
-            if stream { "streamed" } else { "not streamed" },
-            steps as f64 / median,
-            flops as f64 / median / 1e9
-        );
-        medians.push(median);
-    }
-    if let [streamed, plain] = medians[..] {
-        println!("streaming overhead: {:+.1} %", 100.0 * (streamed / plain - 1.0));
-    }
     Ok(())
 }
 

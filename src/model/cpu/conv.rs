@@ -1,0 +1,245 @@
+//! A 2-d convolution as im2col + GEMM, NCHW in and out.
+//!
+//! burn-flex's general convolution copies the whole input to NHWC on one core, builds im2col tiles of 512
+//! pixels, runs a small GEMM per tile into a fresh buffer and scatters it back to NCHW, then adds the
+//! bias in another pass. For the batches this app runs (16 to 64 images of 28x28 or 7x7), one GEMM per
+//! image over all its pixels is larger and better shaped for the GEMM kernel, needs no layout change, and
+//! takes the bias as the GEMM's initial value: out[c_out, p] = bias[c_out] + Σ_k W[c_out, k] col[k, p],
+//! with k = (c_in, kh, kw) in the weight's own memory order.
+
+use std::cell::RefCell;
+
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use rayon::prelude::*;
+
+/// `conv.forward(x)`; x: [batch, c_in, h, w] -> [batch, c_out, h_out, w_out].
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    match fused(conv, x) {
+        Ok(y) => y,
+        Err(x) => conv.forward(x),
+    }
+}
+
+/// The geometry of one convolution.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    c_in: usize,
+    h: usize,
+    w: usize,
+    c_out: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    h_out: usize,
+    w_out: usize,
+}
+
+impl Geometry {
+    /// Rows of the im2col matrix: c_in * kh * kw.
+    fn k(&self) -> usize {
+        self.c_in * self.kernel[0] * self.kernel[1]
+    }
+
+    /// Output pixels per image, the im2col matrix's columns.
+    fn pixels(&self) -> usize {
+        self.h_out * self.w_out
+    }
+
+    /// A 1x1 convolution with stride 1 and no padding reads the image itself as its im2col matrix.
+    fn is_pointwise(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
+    }
+}
+
+/// Symmetric padding (top = bottom, left = right) as [h, w], or `None` for what this path does not take.
+fn symmetric_padding(padding: &PaddingConfig2d) -> Option<[usize; 2]> {
+    match *padding {
+        PaddingConfig2d::Valid => Some([0, 0]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => Some([top, left]),
+        _ => None,
+    }
+}
+
+fn fused(conv: &Conv2d, x: Tensor<4>) -> Result<Tensor<4>, Tensor<4>> {
+    let device = x.device();
+    let [batch, c_in, h, w] = x.dims();
+    let weight = conv.weight.val();
+    let [c_out, c_in_weight, kh, kw] = weight.dims();
+    let Some(padding) = symmetric_padding(&conv.padding) else { return Err(x) };
+    let plain = super::is_plain_cpu(&device) && x.dtype() == burn::tensor::DType::F32;
+    if !plain || conv.groups != 1 || conv.dilation != [1, 1] || c_in_weight != c_in || conv.stride.contains(&0) {
+        return Err(x);
+    }
+    let out_size = |size: usize, k: usize, s: usize, p: usize| (size + 2 * p).checked_sub(k).map(|d| d / s + 1);
+    let (Some(h_out), Some(w_out)) = (out_size(h, kh, conv.stride[0], padding[0]), out_size(w, kw, conv.stride[1], padding[1])) else {
+        return Err(x);
+    };
+    let geometry = Geometry { c_in, h, w, c_out, kernel: [kh, kw], stride: conv.stride, padding, h_out, w_out };
+    let Some(weights) = super::param_values(weight) else { return Err(x) };
+    let bias = match &conv.bias {
+        Some(bias) => match super::param_values(bias.val()) {
+            Some(bias) => Some(bias),
+            None => return Err(x),
+        },
+        None => None,
+    };
+    let input = super::values(x)?;
+    let output = convolve(&input, batch, &weights, bias.as_deref(), geometry);
+    Ok(Tensor::from_data(TensorData::new(output, [batch, c_out, h_out, w_out]), &device))
+}
+
+thread_local! {
+    /// Each worker thread's im2col buffer, reused between calls (it is up to a few MB; allocating it
+    /// fresh per image would page-fault it in every time).
+    static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The convolution of `batch` NCHW images.
+fn convolve(input: &[f32], batch: usize, weights: &[f32], bias: Option<&[f32]>, g: Geometry) -> Vec<f32> {
+    let image_in = g.c_in * g.h * g.w;
+    let image_out = g.c_out * g.pixels();
+    let mut output = vec![0.0f32; batch * image_out];
+    // Images in parallel, one single-threaded GEMM each; a lone image lets the GEMM use every core.
+    let threads = rayon::current_num_threads();
+    let gemm_parallelism = if batch >= threads { gemm::Parallelism::None } else { gemm::Parallelism::Rayon(0) };
+    let run = |(image, out): (usize, &mut [f32])| {
+        let x = &input[image * image_in..(image + 1) * image_in];
+        if let Some(bias) = bias {
+            for (row, b) in out.chunks_exact_mut(g.pixels()).zip(bias) {
+                row.fill(*b);
+            }
+        }
+        if g.is_pointwise() {
+            gemm_into(out, weights, x, g, bias.is_some(), gemm_parallelism);
+        } else {
+            COLUMNS.with_borrow_mut(|columns| {
+                columns.resize(g.k() * g.pixels(), 0.0);
+                im2col(x, columns, g);
+                gemm_into(out, weights, columns, g, bias.is_some(), gemm_parallelism);
+            });
+        }
+    };
+    if batch >= threads {
+        output.par_chunks_mut(image_out).enumerate().for_each(run);
+    } else {
+        output.chunks_mut(image_out).enumerate().for_each(run);
+    }
+    output
+}
+
+/// out[c_out, pixels] (+)= weights[c_out, k] · columns[k, pixels], all row-major.
+fn gemm_into(out: &mut [f32], weights: &[f32], columns: &[f32], g: Geometry, accumulate: bool, parallelism: gemm::Parallelism) {
+    let (m, n, k) = (g.c_out, g.pixels(), g.k());
+    debug_assert!(out.len() == m * n && weights.len() == m * k && columns.len() >= k * n);
+    // SAFETY: the three matrices lie inside their slices with the strides given (checked above: out is
+    // m x n, weights m x k, columns k x n, row-major), and `out` does not overlap the inputs.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            weights.as_ptr(),
+            1,
+            k as isize,
+            columns.as_ptr(),
+            1,
+            n as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// columns[(c, i, j), (oy, ox)] = x[c, oy * sy + i - py, ox * sx + j - px], zero outside the image.
+fn im2col(x: &[f32], columns: &mut [f32], g: Geometry) {
+    let [kh, kw] = g.kernel;
+    let [sy, sx] = g.stride;
+    let [py, px] = g.padding;
+    let pixels = g.pixels();
+    for c in 0..g.c_in {
+        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for i in 0..kh {
+            for j in 0..kw {
+                let row = &mut columns[((c * kh + i) * kw + j) * pixels..][..pixels];
+                for oy in 0..g.h_out {
+                    let out_row = &mut row[oy * g.w_out..(oy + 1) * g.w_out];
+                    let iy = (oy * sy + i) as isize - py as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        out_row.fill(0.0);
+                        continue;
+                    }
+                    let in_row = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    if sx == 1 {
+                        // ix = ox + j - px: a shifted copy with zeros where it leaves the row.
+                        let shift = j as isize - px as isize;
+                        let first = (-shift).clamp(0, g.w_out as isize) as usize;
+                        let last = ((g.w as isize - shift).clamp(0, g.w_out as isize) as usize).max(first);
+                        out_row[..first].fill(0.0);
+                        out_row[first..last].copy_from_slice(&in_row[(first as isize + shift) as usize..(last as isize + shift) as usize]);
+                        out_row[last..].fill(0.0);
+                    } else {
+                        for (ox, value) in out_row.iter_mut().enumerate() {
+                            let ix = (ox * sx + j) as isize - px as isize;
+                            *value = if ix >= 0 && ix < g.w as isize { in_row[ix as usize] } else { 0.0 };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::conv::Conv2dConfig;
+
+    /// Every geometry the UNet and the autoencoder use (3x3 with padding 1, stride 1 and 2, on even and odd
+    /// sizes; 1x1), plus one without bias and an asymmetric kernel.
+    #[test]
+    fn matches_burns_convolution() {
+        let device = Device::flex();
+        let mut noise = crate::diffusion::NoiseSource::new(5);
+        let cases: [(usize, usize, [usize; 2], [usize; 2], usize, bool, usize); 7] = [
+            // (c_in, c_out, kernel, stride, padding, bias, size)
+            (3, 5, [3, 3], [1, 1], 1, true, 7),
+            (3, 5, [3, 3], [1, 1], 1, true, 8),
+            (4, 6, [3, 3], [2, 2], 1, true, 7),
+            (4, 6, [3, 3], [2, 2], 1, true, 28),
+            (6, 2, [1, 1], [1, 1], 0, true, 5),
+            (2, 3, [3, 3], [1, 1], 1, false, 6),
+            (2, 3, [1, 3], [1, 1], 0, true, 6),
+        ];
+        for (c_in, c_out, kernel, stride, padding, bias, size) in cases {
+            let padding = if padding == 0 { PaddingConfig2d::Valid } else { PaddingConfig2d::Explicit(padding, padding, padding, padding) };
+            let conv = Conv2dConfig::new([c_in, c_out], kernel).with_stride(stride).with_padding(padding).with_bias(bias).init(&device);
+            for batch in [1, 3] {
+                let x = noise.tensor([batch, c_in, size, size], &device);
+                let reference = conv.forward(x.clone());
+                let ours = fused(&conv, x).expect("flex takes this path");
+                assert_eq!(ours.dims(), reference.dims());
+                let a: Vec<f32> = reference.into_data().into_vec().unwrap();
+                let b: Vec<f32> = ours.into_data().into_vec().unwrap();
+                let worst = a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                assert!(worst < 1e-5, "{c_in}->{c_out} {kernel:?} stride {stride:?} size {size} batch {batch}: {worst}");
+            }
+        }
+    }
+
+    #[test]
+    fn autodiff_tensors_keep_burns_convolution() {
+        let device = Device::flex().autodiff();
+        let conv = Conv2dConfig::new([2, 2], [3, 3]).init(&device);
+        assert!(fused(&conv, Tensor::<4>::ones([1, 2, 4, 4], &device)).is_err());
+    }
+}

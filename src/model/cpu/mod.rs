@@ -1,0 +1,54 @@
+//! Inference kernels for burn's flex (CPU) backend, where its general-purpose operations leave most of
+//! the time on the table for this network's shapes (README: Speed, and the profile there).
+//!
+//! - [`group_norm_silu`]: GroupNorm + SiLU in one parallel pass instead of about ten serial ones.
+//! - [`conv2d`]: a convolution as im2col + one GEMM per image, straight from and to NCHW, with the bias
+//!   folded into the GEMM, split over the cores by image.
+//!
+//! Only plain (non-autodiff) flex tensors take these paths; training (autodiff) and GPU devices keep
+//! burn's operations, so gradients and GPU kernels are untouched. Each kernel is tested against burn's
+//! operation it replaces.
+
+mod conv;
+mod norm;
+
+pub use conv::conv2d;
+pub use norm::{exp, group_norm, group_norm_silu};
+
+use burn::prelude::*;
+use burn::tensor::DType;
+
+/// Set to `off` to run burn's own operations instead of these kernels (to compare them: README, Speed).
+pub const KERNELS_ENV: &str = "DIFFUSION_LAB_CPU_KERNELS";
+
+/// Whether these kernels are switched on (they are unless [`KERNELS_ENV`] is `off`).
+pub fn kernels_enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var(KERNELS_ENV).map_or(true, |v| v != "off"))
+}
+
+/// Whether `device` is the plain flex CPU device (these kernels read and write its memory directly)
+/// and the kernels are on.
+pub fn is_plain_cpu(device: &Device) -> bool {
+    kernels_enabled() && !device.is_autodiff() && *device == Device::flex()
+}
+
+/// The values of a float tensor, without a copy when the tensor is not shared; the tensor back when it
+/// is not f32.
+fn values<const D: usize>(x: Tensor<D>) -> Result<Vec<f32>, Tensor<D>> {
+    let device = x.device();
+    let data = x.into_data();
+    if data.dtype() != DType::F32 || data.as_slice::<f32>().is_err() {
+        return Err(Tensor::from_data(data, &device));
+    }
+    match data.try_into_vec::<f32>() {
+        Ok(values) => Ok(values),
+        // as_slice::<f32> above read the same bytes as f32.
+        Err(e) => unreachable!("f32 data that reads as a slice converts to a Vec: {e:?}"),
+    }
+}
+
+/// Like [`values`], for parameters (small, shared with the module: always copied).
+fn param_values<const D: usize>(x: Tensor<D>) -> Option<Vec<f32>> {
+    x.into_data().try_into_vec::<f32>().ok()
+}
