@@ -163,38 +163,65 @@ fn gemm_into(out: &mut [f32], weights: &[f32], columns: &[f32], g: Geometry, acc
 /// columns[(c, i, j), (oy, ox)] = x[c, oy * sy + i - py, ox * sx + j - px], zero outside the image.
 fn im2col(x: &[f32], columns: &mut [f32], g: Geometry) {
     let [kh, kw] = g.kernel;
-    let [sy, sx] = g.stride;
-    let [py, px] = g.padding;
     let pixels = g.pixels();
+    // "Same" convolutions (stride 1, output the input's size) take the fast path: every row of the im2col
+    // matrix is the whole plane shifted, one long copy instead of a short one per image row.
+    let same = g.stride == [1, 1] && g.h_out == g.h && g.w_out == g.w;
     for c in 0..g.c_in {
         let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..kh {
             for j in 0..kw {
                 let row = &mut columns[((c * kh + i) * kw + j) * pixels..][..pixels];
-                for oy in 0..g.h_out {
-                    let out_row = &mut row[oy * g.w_out..(oy + 1) * g.w_out];
-                    let iy = (oy * sy + i) as isize - py as isize;
-                    if iy < 0 || iy >= g.h as isize {
-                        out_row.fill(0.0);
-                        continue;
-                    }
-                    let in_row = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    if sx == 1 {
-                        // ix = ox + j - px: a shifted copy with zeros where it leaves the row.
-                        let shift = j as isize - px as isize;
-                        let first = (-shift).clamp(0, g.w_out as isize) as usize;
-                        let last = ((g.w as isize - shift).clamp(0, g.w_out as isize) as usize).max(first);
-                        out_row[..first].fill(0.0);
-                        out_row[first..last].copy_from_slice(&in_row[(first as isize + shift) as usize..(last as isize + shift) as usize]);
-                        out_row[last..].fill(0.0);
-                    } else {
-                        for (ox, value) in out_row.iter_mut().enumerate() {
-                            let ix = (ox * sx + j) as isize - px as isize;
-                            *value = if ix >= 0 && ix < g.w as isize { in_row[ix as usize] } else { 0.0 };
-                        }
-                    }
+                if same {
+                    shifted_plane(plane, row, g, i, j);
+                } else {
+                    strided_rows(plane, row, g, i, j);
                 }
             }
+        }
+    }
+}
+
+/// One im2col row of a stride-1 "same" convolution: row[p] = plane[p + shift] with shift = (i - py) w +
+/// (j - px), then the pixels whose column ox + j - px falls outside the image zeroed (in the long copy
+/// they read the neighbouring image row). Rows outside the image fall outside [start, end).
+fn shifted_plane(plane: &[f32], row: &mut [f32], g: Geometry, i: usize, j: usize) {
+    let n = plane.len() as isize;
+    let shift = (i as isize - g.padding[0] as isize) * g.w as isize + (j as isize - g.padding[1] as isize);
+    let start = (-shift).clamp(0, n) as usize;
+    let end = (n - shift).clamp(start as isize, n) as usize;
+    row[..start].fill(0.0);
+    if start < end {
+        row[start..end].copy_from_slice(&plane[(start as isize + shift) as usize..(end as isize + shift) as usize]);
+    }
+    row[end..].fill(0.0);
+    let column_shift = j as isize - g.padding[1] as isize;
+    // Output columns ox with ox + column_shift outside 0..w: at most px on each side.
+    let left = (-column_shift).clamp(0, g.w as isize) as usize;
+    let right = (g.w as isize - column_shift).clamp(0, g.w as isize) as usize;
+    if left > 0 || right < g.w {
+        for image_row in row.chunks_exact_mut(g.w) {
+            image_row[..left].fill(0.0);
+            image_row[right..].fill(0.0);
+        }
+    }
+}
+
+/// One im2col row of any other convolution (strided, or an output of another size), row by row.
+fn strided_rows(plane: &[f32], row: &mut [f32], g: Geometry, i: usize, j: usize) {
+    let [sy, sx] = g.stride;
+    let [py, px] = g.padding;
+    for oy in 0..g.h_out {
+        let out_row = &mut row[oy * g.w_out..(oy + 1) * g.w_out];
+        let iy = (oy * sy + i) as isize - py as isize;
+        if iy < 0 || iy >= g.h as isize {
+            out_row.fill(0.0);
+            continue;
+        }
+        let in_row = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+        for (ox, value) in out_row.iter_mut().enumerate() {
+            let ix = (ox * sx + j) as isize - px as isize;
+            *value = if ix >= 0 && ix < g.w as isize { in_row[ix as usize] } else { 0.0 };
         }
     }
 }
@@ -210,7 +237,7 @@ mod tests {
     fn matches_burns_convolution() {
         let device = Device::flex();
         let mut noise = crate::diffusion::NoiseSource::new(5);
-        let cases: [(usize, usize, [usize; 2], [usize; 2], usize, bool, usize); 7] = [
+        let cases: [(usize, usize, [usize; 2], [usize; 2], usize, bool, usize); 9] = [
             // (c_in, c_out, kernel, stride, padding, bias, size)
             (3, 5, [3, 3], [1, 1], 1, true, 7),
             (3, 5, [3, 3], [1, 1], 1, true, 8),
@@ -219,6 +246,8 @@ mod tests {
             (6, 2, [1, 1], [1, 1], 0, true, 5),
             (2, 3, [3, 3], [1, 1], 1, false, 6),
             (2, 3, [1, 3], [1, 1], 0, true, 6),
+            (2, 3, [5, 5], [1, 1], 2, true, 9),
+            (2, 3, [3, 3], [1, 1], 1, true, 1),
         ];
         for (c_in, c_out, kernel, stride, padding, bias, size) in cases {
             let padding = if padding == 0 { PaddingConfig2d::Valid } else { PaddingConfig2d::Explicit(padding, padding, padding, padding) };
