@@ -129,10 +129,13 @@ pub fn exp(x: f32) -> f32 {
     // 1.5 * 2^23: adding and subtracting it rounds to the nearest integer without a rounding instruction.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 87.0);
-    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let t = x * std::f32::consts::LOG2_E + ROUND;
+    let n = t - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // t's low mantissa bits hold n (t = 1.5 * 2^23 + n): integer arithmetic on the bits gives 2^n's
+    // exponent field without a float-to-int conversion, which Rust's saturating `as` keeps scalar.
+    let scale = f32::from_bits(t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23);
     p * scale
 }
 
@@ -172,8 +175,8 @@ mod tests {
         for with_silu in [false, true] {
             let reference = if with_silu { silu(norm.forward(x.clone())) } else { norm.forward(x.clone()) };
             let ours = fused(&norm, x.clone(), with_silu).expect("flex takes the fused path");
-            let a: Vec<f32> = reference.into_data().into_vec().unwrap();
-            let b: Vec<f32> = ours.into_data().into_vec().unwrap();
+            let a: Vec<f32> = reference.into_data().try_into_vec().unwrap();
+            let b: Vec<f32> = ours.into_data().try_into_vec().unwrap();
             let worst = a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             assert!(worst < 1e-5, "silu {with_silu}: worst difference {worst}");
         }
