@@ -178,3 +178,37 @@ fn bench_json_reports_every_key_without_a_data_set() {
     assert_eq!(report["pixel_parameters"], 2_163_457);
     assert_eq!(report["latent_parameters"], 1_257_988);
 }
+
+#[test]
+fn training_flags_that_would_divide_by_zero_or_panic_are_refused() {
+    for args in [
+        &["train", "--checkpoint-every", "0"][..],
+        &["train", "--preview-every", "0"],
+        &["train-autoencoder", "--checkpoint-every", "0"],
+        &["train-autoencoder", "--preview-every", "0"],
+    ] {
+        let out = diffusion_lab(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("0 is not in 1.."), "{args:?}: {}", stderr(&out));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir(&images).unwrap();
+    for i in 0..4 {
+        image::GrayImage::from_pixel(8, 8, image::Luma([i * 60])).save(images.join(format!("{i}.png"))).unwrap();
+    }
+    let out_dir = dir.path().join("run");
+    let out = diffusion_lab(&[
+        "train",
+        "--data",
+        images.to_str().unwrap(),
+        "--image-size",
+        "8",
+        "--channels",
+        "30,60",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot be split into 8 GroupNorm groups"), "{}", stderr(&out));
+}

@@ -234,3 +234,55 @@ fn a_latent_model_streams_decoded_frames() {
     assert_eq!(recomputed.x_t, frames[2].decoded.as_ref().unwrap().x_t);
     assert_eq!(recomputed.x0_pred, frames[2].decoded.as_ref().unwrap().x0_pred);
 }
+
+#[test]
+fn a_panicking_job_fails_with_a_message_and_the_worker_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = engine_with_tiny_model(dir.path());
+    let job = engine.inject_panic();
+    let (_, end) = run_to_end(&engine, job);
+    match end {
+        Event::Failed { message, .. } => assert!(message.contains("internal error") && message.contains("injected panic"), "{message}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    // The same worker runs the next request to the end.
+    let job = engine.generate(request(10, Sampler::ddim(3, 0.0)), true);
+    let (frames, end) = run_to_end(&engine, job);
+    assert!(matches!(end, Event::Done { .. }), "{end:?}");
+    assert_eq!(frames.iter().filter(|e| matches!(e, Event::Frame { .. })).count(), 4);
+}
+
+#[test]
+fn a_checkpoint_with_an_invalid_config_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::spawn(DeviceChoice::Cpu, || {});
+    for (name, channels) in [("no-levels", vec![]), ("groups", vec![30, 60])] {
+        let config = UNetConfig::tiny().with_image_size(8);
+        let model = config.init(&Device::flex());
+        let mut value = serde_json::to_value(&config).unwrap();
+        value["channels"] = serde_json::json!(channels);
+        let header = CheckpointHeader {
+            kind: ModelKind::Unet,
+            config: value,
+            training_schedule: Some(BetaSchedule::linear(1000)),
+            log_snr_range: Some((-20.0, 10.0)),
+            step: 0,
+            extra: serde_json::Value::Null,
+            sections: Vec::new(),
+        };
+        let path = dir.path().join(format!("{name}.dlab"));
+        Checkpoint::new(header).with_section("weights", bytes_from_module(&model, false).unwrap()).write(&path).unwrap();
+        engine.load_model(name, ModelSource::File(path), None);
+        loop {
+            match engine.recv_timeout(Duration::from_secs(60)).expect("engine answers") {
+                Event::ModelFailed { name: failed, message } => {
+                    assert_eq!(failed, name);
+                    assert!(message.contains("UNet config"), "{message}");
+                    break;
+                }
+                Event::ModelLoaded(info) => panic!("{} loaded", info.name),
+                _ => {}
+            }
+        }
+    }
+}

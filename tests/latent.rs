@@ -2,7 +2,9 @@
 //! the latent UNet sampling through it.
 
 use burn::prelude::*;
-use diffusion_lab::data::{Dataset, FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, Split};
+mod common;
+
+use diffusion_lab::data::{Dataset, FASHION_MNIST_CLASSES, Split};
 use diffusion_lab::diffusion::{NoiseSource, Sampler};
 use diffusion_lab::eval::Judge;
 use diffusion_lab::model::checkpoint::Checkpoint;
@@ -20,13 +22,28 @@ fn judge(device: &Device) -> Judge {
     Judge::from_checkpoint(&Checkpoint::from_bytes(embedded::FASHION_CLASSIFIER).unwrap(), device).unwrap()
 }
 
-/// D(E(x)) of real test images keeps what makes them their class, pixel by pixel and to the judge.
+/// D(E(x)) of real test images keeps what makes them their class, pixel by pixel and to the judge: on the
+/// shipped fixture (500 real test images), so that this runs without the data set package.
 #[test]
 fn autoencoder_round_trip_keeps_real_test_images() {
+    let test = Dataset::fashion_mnist(&common::fashion_mnist_fixture(), Split::Test).expect("the fixture loads");
+    round_trip_keeps(&test, 300);
+}
+
+/// The same on the whole test split of the installed data set (`.ci/run` installs it and runs this).
+#[test]
+#[ignore = "needs dataset-fashion-mnist; .ci/run runs it"]
+fn autoencoder_round_trip_keeps_the_full_test_split() {
+    let dir = diffusion_lab::data::FASHION_MNIST_DIR;
+    let test = Dataset::fashion_mnist(dir.as_ref(), Split::Test).expect("dataset-fashion-mnist is installed");
+    assert_eq!(test.count, 10_000);
+    round_trip_keeps(&test, 2000);
+}
+
+fn round_trip_keeps(test: &Dataset, n: usize) {
     let device = Device::flex();
     let autoencoder = builtin_autoencoder(&device);
-    let test = Dataset::fashion_mnist(FASHION_MNIST_DIR.as_ref(), Split::Test).expect("dataset-fashion-mnist installed");
-    let originals = test.pick(&test.shuffled_indices(3)[..300]);
+    let originals = test.pick(&test.shuffled_indices(3)[..n]);
     let reconstructed = autoencoder.reconstruct(&originals, &device);
     assert_eq!(reconstructed.count, originals.count);
     assert_eq!(reconstructed.images.len(), originals.images.len());
@@ -37,7 +54,7 @@ fn autoencoder_round_trip_keeps_real_test_images() {
     assert!(error < 0.1, "mean absolute reconstruction error {error}");
 
     let judge = judge(&device);
-    let reference = judge.gaussian(&test);
+    let reference = judge.gaussian(test);
     let original_score = judge.score(&originals, &reference);
     let score = judge.score(&reconstructed, &reference);
     let (original_accuracy, accuracy) = (original_score.class_accuracy.unwrap(), score.class_accuracy.unwrap());

@@ -164,11 +164,9 @@ fn main_window_snapshot() {
 
 #[test]
 fn forward_process_noises_a_test_image() {
-    if !std::path::Path::new(diffusion_lab::data::FASHION_MNIST_DIR).exists() {
-        eprintln!("skipped: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
-        return;
-    }
     let mut harness = harness(quick_settings());
+    // The fixture's 500 test images: the test runs without the data set package.
+    harness.state_mut().fashion_mnist_dir = common::fashion_mnist_fixture();
     harness.get_by_label("Forward process").click();
     step_until(&mut harness, "x_0 loads", |app| app.forward.x0.is_some());
     harness.get_by_role_and_label(Role::Slider, "Forward t").set_value_accesskit(1.0);

@@ -63,7 +63,8 @@ fn model_shape(app: &LabApp) -> (usize, usize) {
 
 pub fn load_test_image(app: &mut LabApp) {
     let (size, channels) = model_shape(app);
-    app.engine.load_forward_image(ForwardSource::TestImage(app.forward.test_index), size, channels);
+    let source = ForwardSource::TestImage { dir: app.fashion_mnist_dir.clone(), index: app.forward.test_index };
+    app.engine.load_forward_image(source, size, channels);
 }
 
 pub fn load_file_image(app: &mut LabApp, path: PathBuf) {

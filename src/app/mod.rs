@@ -76,6 +76,8 @@ pub enum FileEvent {
 
 pub struct LabApp {
     pub settings: Settings,
+    /// Where the Forward process panel finds the Fashion-MNIST test split.
+    pub fashion_mnist_dir: std::path::PathBuf,
     pub engine: Engine,
     pub device: Option<String>,
     pub models: Vec<ModelInfo>,
@@ -143,6 +145,7 @@ impl LabApp {
         }
         Self {
             settings,
+            fashion_mnist_dir: crate::data::fashion_mnist_dir(),
             engine,
             device: None,
             models: Vec::new(),

@@ -194,9 +194,9 @@ pub struct TrainArgs {
     /// The autoencoder (a checkpoint from `train-autoencoder`) whose latents a --latent model learns.
     #[arg(long)]
     pub autoencoder: Option<PathBuf>,
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
     pub checkpoint_every: u64,
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
     pub preview_every: u64,
     /// Stop after this many steps of this invocation (the run itself stays resumable).
     #[arg(long)]
@@ -292,6 +292,9 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
         let num_classes = data.num_classes().max(1);
         let default_channels = if args.latent { vec![64, 128] } else { vec![32, 64, 128] };
         let channels = args.channels.clone().unwrap_or(default_channels);
+        if channels.is_empty() {
+            bail!("--channels needs at least one level");
+        }
         let levels = channels.len();
         let unet = UNetConfig::new()
             .with_self_attention_levels(vec![levels - 1])
@@ -300,6 +303,7 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
             .with_image_channels(data.channels)
             .with_image_size(data.height)
             .with_num_classes(num_classes);
+        unet.validate().map_err(|e| anyhow::anyhow!("cannot train this UNet: {e}"))?;
         let config = TrainConfig::new()
             .with_steps(args.steps)
             .with_batch_size(args.batch_size)
@@ -669,9 +673,9 @@ pub struct TrainAutoencoderArgs {
     /// The perceptual loss's classifier: `fashion` (built in) or a checkpoint from `train-classifier`.
     #[arg(long, default_value = "fashion")]
     pub classifier: String,
-    #[arg(long, default_value_t = 250)]
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..))]
     pub checkpoint_every: u64,
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
     pub preview_every: u64,
     /// Stop after this many steps of this invocation (the run itself stays resumable).
     #[arg(long)]
@@ -712,6 +716,7 @@ fn train_autoencoder(args: &TrainAutoencoderArgs) -> anyhow::Result<()> {
             .with_image_channels(data.channels)
             .with_image_size(data.height)
             .with_latent_channels(args.latent_channels);
+        ae.validate().map_err(|e| anyhow::anyhow!("cannot train this autoencoder: {e}"))?;
         AutoencoderTrainer::new(config, ae, &classifier, &device, description)?
     };
     eprintln!("training an autoencoder on {} images, step {} of {}", data.count, trainer.step, trainer.config.steps);

@@ -16,6 +16,16 @@ pub use folder::load_folder;
 /// Where the Debian package `dataset-fashion-mnist` puts the data set.
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
+/// Names another folder of Fashion-MNIST IDX files for the window (the test split is enough for the
+/// Forward process panel).
+pub const FASHION_MNIST_DIR_ENV: &str = "DIFFUSION_LAB_FASHION_MNIST_DIR";
+
+/// Where the window looks for Fashion-MNIST: [`FASHION_MNIST_DIR_ENV`] when set, else the Debian package's
+/// [`FASHION_MNIST_DIR`].
+pub fn fashion_mnist_dir() -> std::path::PathBuf {
+    std::env::var_os(FASHION_MNIST_DIR_ENV).map_or_else(|| FASHION_MNIST_DIR.into(), std::path::PathBuf::from)
+}
+
 /// Fashion-MNIST's class names, indexed by label.
 pub const FASHION_MNIST_CLASSES: [&str; 10] =
     ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];

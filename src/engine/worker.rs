@@ -29,8 +29,8 @@ pub enum ModelSource {
 /// Where the forward-process panel's clean image x_0 comes from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ForwardSource {
-    /// Image `index` of the Fashion-MNIST test split (from the Debian package).
-    TestImage(usize),
+    /// Image `index` of the Fashion-MNIST test split in `dir` (the Debian package's folder by default).
+    TestImage { dir: std::path::PathBuf, index: usize },
     /// An image file of the user's, converted to the model's size and channels.
     File(std::path::PathBuf),
 }
@@ -47,6 +47,10 @@ pub enum Command {
     Decode { job: u64, index: usize },
     /// Move the engine (and its models) to another device.
     SetDevice(DeviceChoice),
+    /// Panics inside the worker as job `job`: lets tests prove that a panicking job fails with a message
+    /// and the worker keeps serving.
+    #[doc(hidden)]
+    InjectPanic { job: u64 },
     Shutdown,
 }
 
@@ -126,6 +130,16 @@ impl Engine {
         let _ = self.commands.send(Command::Forward { schedule, t, seed });
     }
 
+    /// Sends a job that panics in the worker (for tests); returns its job id.
+    #[doc(hidden)]
+    pub fn inject_panic(&mut self) -> u64 {
+        let job = self.next_job;
+        self.next_job += 1;
+        self.current_job.store(job, Ordering::SeqCst);
+        let _ = self.commands.send(Command::InjectPanic { job });
+        job
+    }
+
     /// Asks for frame `index` of `job` to be decoded before the other undecoded frames of that run.
     pub fn decode(&self, job: u64, index: usize) {
         let _ = self.commands.send(Command::Decode { job, index });
@@ -179,7 +193,7 @@ fn worker(
     send(Event::Ready { device: device.description.clone(), is_gpu: device.is_gpu });
     let mut models: BTreeMap<String, (LoadedUnet, Option<LoadedAutoencoder>)> = BTreeMap::new();
     let mut forward_x0: Option<(Vec<f32>, [usize; 4])> = None;
-    let mut test_set: Option<crate::data::Dataset> = None;
+    let mut test_set: Option<(std::path::PathBuf, crate::data::Dataset)> = None;
     let mut backlog: Option<DecodeBacklog> = None;
 
     loop {
@@ -208,136 +222,176 @@ fn worker(
                 }
             },
         };
-        match command {
-            Command::Shutdown => break,
-            Command::SetDevice(choice) => match open_device(choice) {
-                Ok(opened) => {
-                    for (unet, autoencoder) in models.values_mut() {
-                        unet.model = unet.model.clone().to_device(&opened.device);
-                        if let Some(ae) = autoencoder {
-                            ae.model = ae.model.clone().to_device(&opened.device);
+        if matches!(command, Command::Shutdown) {
+            break;
+        }
+        // A panic inside a job (a bug, or a model that burn cannot run) fails that job with a message; the
+        // worker keeps serving the next command instead of dying silently.
+        let on_panic = panic_event(&command);
+        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            match command {
+                Command::Shutdown => return,
+                Command::SetDevice(choice) => match open_device(choice) {
+                    Ok(opened) => {
+                        for (unet, autoencoder) in models.values_mut() {
+                            unet.model = unet.model.clone().to_device(&opened.device);
+                            if let Some(ae) = autoencoder {
+                                ae.model = ae.model.clone().to_device(&opened.device);
+                            }
                         }
-                    }
-                    device = opened;
-                    if device.is_gpu {
-                        for (name, (unet, autoencoder)) in &models {
-                            send(Event::Preparing { name: name.clone() });
-                            warm_up(unet, autoencoder.as_ref(), &device.device);
-                        }
-                    }
-                    send(Event::Ready { device: device.description.clone(), is_gpu: device.is_gpu });
-                }
-                Err(e) => send(Event::DeviceFailed { message: e.to_string() }),
-            },
-            Command::LoadForwardImage { source, size, channels } => {
-                match forward_image(&source, size, channels, &mut test_set) {
-                    Ok((x0, label)) => {
-                        let shape = [1, channels, size, size];
-                        send(Event::ForwardImage { x0: Arc::new(x0.clone()), shape, label });
-                        forward_x0 = Some((x0, shape));
-                    }
-                    Err(message) => send(Event::ForwardFailed { message }),
-                }
-            }
-            Command::Forward { schedule, t, seed } => {
-                let Some((x0, shape)) = &forward_x0 else {
-                    send(Event::ForwardFailed { message: "no image loaded for the forward process".into() });
-                    continue;
-                };
-                match forward_step(x0, *shape, schedule, t, seed, &device.device) {
-                    Ok(x_t) => send(Event::ForwardFrame { t, x_t: Arc::new(x_t), shape: *shape }),
-                    Err(message) => send(Event::ForwardFailed { message }),
-                }
-            }
-            Command::LoadModel { name, source, autoencoder } => {
-                let loaded = checkpoint_of(&source)
-                    .and_then(|checkpoint| LoadedUnet::from_checkpoint(&checkpoint, &device.device))
-                    .and_then(|unet| {
-                        // A latent checkpoint names the autoencoder it was trained with; use that file when
-                        // no autoencoder was given.
-                        let recorded = unet
-                            .header
-                            .extra
-                            .get("autoencoder")
-                            .and_then(|a| a.as_str())
-                            .map(|path| ModelSource::File(path.into()));
-                        let source = autoencoder.clone().or(recorded.filter(|_| unet.is_latent()));
-                        let ae = match &source {
-                            Some(source) => Some(LoadedAutoencoder::from_checkpoint(&checkpoint_of(source)?, &device.device)?),
-                            None => None,
-                        };
-                        Ok((unet, ae))
-                    });
-                match loaded {
-                    Ok((unet, None)) if unet.is_latent() => send(Event::ModelFailed {
-                        name,
-                        message: "a latent model needs its autoencoder".into(),
-                    }),
-                    Ok((unet, ae)) => {
+                        device = opened;
                         if device.is_gpu {
-                            send(Event::Preparing { name: name.clone() });
-                            warm_up(&unet, ae.as_ref(), &device.device);
+                            for (name, (unet, autoencoder)) in &models {
+                                send(Event::Preparing { name: name.clone() });
+                                warm_up(unet, autoencoder.as_ref(), &device.device);
+                            }
                         }
-                        send(Event::ModelLoaded(ModelInfo {
-                            name: name.clone(),
-                            header: unet.header.clone(),
-                            config: unet.config.clone(),
-                            parameters: unet.model.parameter_count(),
-                            is_latent: unet.is_latent(),
-                        }));
-                        models.insert(name, (unet, ae));
+                        send(Event::Ready { device: device.description.clone(), is_gpu: device.is_gpu });
                     }
-                    Err(e) => send(Event::ModelFailed { name, message: e.to_string() }),
-                }
-            }
-            Command::Decode { job, index } => {
-                if let Some(b) = backlog.as_mut().filter(|b| b.job == job) {
-                    // Move it to the end of the stack: decoded next.
-                    if let Some(position) = b.pending.iter().position(|i| *i == index) {
-                        b.pending.remove(position);
-                        b.pending.push(index);
-                    }
-                }
-            }
-            Command::Generate { job, request, stream } => {
-                backlog = None;
-                if current_job.load(Ordering::SeqCst) != job {
-                    // Cancelled or superseded before it started: say so, so that nobody waits for it.
-                    send(Event::Done { job, summary: RunSummary { steps_done: 0, cancelled: true, seconds: 0.0 } });
-                    continue;
-                }
-                let Some((model, autoencoder)) = models.get(&request.model) else {
-                    send(Event::Failed { job, message: format!("model `{}` is not loaded", request.model) });
-                    continue;
-                };
-                let total_steps = request
-                    .schedule
-                    .build()
-                    .ok()
-                    .and_then(|s| request.sampler.plan(&s).ok())
-                    .map_or(0, |p| p.len());
-                let keep_going = || current_job.load(Ordering::SeqCst) == job;
-                let mut recorded = DecodeBacklog { job, model: request.model.clone(), frames: Vec::new(), pending: Vec::new() };
-                let mut emit = |frame: Frame| {
-                    if model.is_latent() {
-                        if frame.decoded.is_none() {
-                            recorded.pending.push(frame.index);
+                    Err(e) => send(Event::DeviceFailed { message: e.to_string() }),
+                },
+                Command::LoadForwardImage { source, size, channels } => {
+                    match forward_image(&source, size, channels, &mut test_set) {
+                        Ok((x0, label)) => {
+                            let shape = [1, channels, size, size];
+                            send(Event::ForwardImage { x0: Arc::new(x0.clone()), shape, label });
+                            forward_x0 = Some((x0, shape));
                         }
-                        // The values are shared with the event, not copied.
-                        recorded.frames.push(Frame { decoded: None, ..frame.clone() });
+                        Err(message) => send(Event::ForwardFailed { message }),
                     }
-                    send(Event::Frame { job, frame, total_steps });
-                };
-                let hooks = RunHooks { keep_going: &keep_going, stream, emit: &mut emit };
-                match run_generate(model, autoencoder.as_ref(), &request, &device.device, hooks) {
-                    Ok(summary) => send(Event::Done { job, summary }),
-                    Err(e) => send(Event::Failed { job, message: e.to_string() }),
                 }
-                // Frames are decoded from the last popped: the newest first, where the cursor usually is.
-                backlog = Some(recorded).filter(|b| !b.pending.is_empty());
+                Command::Forward { schedule, t, seed } => {
+                    let Some((x0, shape)) = &forward_x0 else {
+                        send(Event::ForwardFailed { message: "no image loaded for the forward process".into() });
+                        return;
+                    };
+                    match forward_step(x0, *shape, schedule, t, seed, &device.device) {
+                        Ok(x_t) => send(Event::ForwardFrame { t, x_t: Arc::new(x_t), shape: *shape }),
+                        Err(message) => send(Event::ForwardFailed { message }),
+                    }
+                }
+                Command::LoadModel { name, source, autoencoder } => {
+                    let loaded = checkpoint_of(&source)
+                        .and_then(|checkpoint| LoadedUnet::from_checkpoint(&checkpoint, &device.device))
+                        .and_then(|unet| {
+                            // A latent checkpoint names the autoencoder it was trained with; use that file when
+                            // no autoencoder was given.
+                            let recorded = unet
+                                .header
+                                .extra
+                                .get("autoencoder")
+                                .and_then(|a| a.as_str())
+                                .map(|path| ModelSource::File(path.into()));
+                            let source = autoencoder.clone().or(recorded.filter(|_| unet.is_latent()));
+                            let ae = match &source {
+                                Some(source) => Some(LoadedAutoencoder::from_checkpoint(&checkpoint_of(source)?, &device.device)?),
+                                None => None,
+                            };
+                            Ok((unet, ae))
+                        });
+                    match loaded {
+                        Ok((unet, None)) if unet.is_latent() => send(Event::ModelFailed {
+                            name,
+                            message: "a latent model needs its autoencoder".into(),
+                        }),
+                        Ok((unet, ae)) => {
+                            if device.is_gpu {
+                                send(Event::Preparing { name: name.clone() });
+                                warm_up(&unet, ae.as_ref(), &device.device);
+                            }
+                            send(Event::ModelLoaded(ModelInfo {
+                                name: name.clone(),
+                                header: unet.header.clone(),
+                                config: unet.config.clone(),
+                                parameters: unet.model.parameter_count(),
+                                is_latent: unet.is_latent(),
+                            }));
+                            models.insert(name, (unet, ae));
+                        }
+                        Err(e) => send(Event::ModelFailed { name, message: e.to_string() }),
+                    }
+                }
+                Command::InjectPanic { job } => panic!("injected panic in job {job}"),
+                Command::Decode { job, index } => {
+                    if let Some(b) = backlog.as_mut().filter(|b| b.job == job) {
+                        // Move it to the end of the stack: decoded next.
+                        if let Some(position) = b.pending.iter().position(|i| *i == index) {
+                            b.pending.remove(position);
+                            b.pending.push(index);
+                        }
+                    }
+                }
+                Command::Generate { job, request, stream } => {
+                    backlog = None;
+                    if current_job.load(Ordering::SeqCst) != job {
+                        // Cancelled or superseded before it started: say so, so that nobody waits for it.
+                        send(Event::Done { job, summary: RunSummary { steps_done: 0, cancelled: true, seconds: 0.0 } });
+                        return;
+                    }
+                    let Some((model, autoencoder)) = models.get(&request.model) else {
+                        send(Event::Failed { job, message: format!("model `{}` is not loaded", request.model) });
+                        return;
+                    };
+                    let total_steps = request
+                        .schedule
+                        .build()
+                        .ok()
+                        .and_then(|s| request.sampler.plan(&s).ok())
+                        .map_or(0, |p| p.len());
+                    let keep_going = || current_job.load(Ordering::SeqCst) == job;
+                    let mut recorded = DecodeBacklog { job, model: request.model.clone(), frames: Vec::new(), pending: Vec::new() };
+                    let mut emit = |frame: Frame| {
+                        if model.is_latent() {
+                            if frame.decoded.is_none() {
+                                recorded.pending.push(frame.index);
+                            }
+                            // The values are shared with the event, not copied.
+                            recorded.frames.push(Frame { decoded: None, ..frame.clone() });
+                        }
+                        send(Event::Frame { job, frame, total_steps });
+                    };
+                    let hooks = RunHooks { keep_going: &keep_going, stream, emit: &mut emit };
+                    match run_generate(model, autoencoder.as_ref(), &request, &device.device, hooks) {
+                        Ok(summary) => send(Event::Done { job, summary }),
+                        Err(e) => send(Event::Failed { job, message: e.to_string() }),
+                    }
+                    // Frames are decoded from the last popped: the newest first, where the cursor usually is.
+                    backlog = Some(recorded).filter(|b| !b.pending.is_empty());
+                }
             }
+        }));
+        if let Err(payload) = handled {
+            send(on_panic(panic_message(payload.as_ref())));
         }
     }
+}
+
+/// The event that reports a panic while handling `command`, given the panic's message.
+fn panic_event(command: &Command) -> Box<dyn FnOnce(String) -> Event> {
+    let internal = |what: &str, message: String| format!("{what} failed with an internal error: {message}");
+    match command {
+        Command::Generate { job, .. } | Command::Decode { job, .. } | Command::InjectPanic { job } => {
+            let job = *job;
+            Box::new(move |m| Event::Failed { job, message: internal("the run", m) })
+        }
+        Command::LoadModel { name, .. } => {
+            let name = name.clone();
+            Box::new(move |m| Event::ModelFailed { name, message: internal("loading the model", m) })
+        }
+        Command::LoadForwardImage { .. } | Command::Forward { .. } => {
+            Box::new(move |m| Event::ForwardFailed { message: internal("the forward process", m) })
+        }
+        Command::SetDevice(_) | Command::Shutdown => Box::new(move |m| Event::DeviceFailed { message: internal("switching the device", m) }),
+    }
+}
+
+/// The text of a panic's payload (`panic!` with a literal or a formatted message).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// The batch a Generate click usually runs (the window's default), guided: burn's GPU backend compiles and
@@ -384,19 +438,20 @@ fn forward_image(
     source: &ForwardSource,
     size: usize,
     channels: usize,
-    test_set: &mut Option<crate::data::Dataset>,
+    test_set: &mut Option<(std::path::PathBuf, crate::data::Dataset)>,
 ) -> Result<(Vec<f32>, String), String> {
-    use crate::data::{Dataset, FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, Split, folder::load_image};
+    use crate::data::{Dataset, FASHION_MNIST_CLASSES, Split, folder::load_image};
     match source {
         ForwardSource::File(path) => {
             let x0 = load_image(path, size, size, channels).map_err(|e| e.to_string())?;
             Ok((x0, path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())))
         }
-        ForwardSource::TestImage(index) => {
-            if test_set.is_none() {
-                *test_set = Some(Dataset::fashion_mnist(FASHION_MNIST_DIR.as_ref(), Split::Test).map_err(|e| e.to_string())?);
+        ForwardSource::TestImage { dir, index } => {
+            if test_set.as_ref().is_none_or(|(loaded, _)| loaded != dir) {
+                let data = Dataset::fashion_mnist(dir, Split::Test).map_err(|e| e.to_string())?;
+                *test_set = Some((dir.clone(), data));
             }
-            let data = test_set.as_ref().ok_or("no test set")?;
+            let data = &test_set.as_ref().ok_or("no test set")?.1;
             if data.channels != channels || data.height != size || data.width != size {
                 return Err(format!(
                     "the model works on {channels}x{size}x{size} images, Fashion-MNIST is {}x{}x{}: open an image file instead",

@@ -38,6 +38,26 @@ pub struct AutoencoderConfig {
 }
 
 impl AutoencoderConfig {
+    /// Checks what `init` relies on (see [`super::UNetConfig::validate`]).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.channels.is_empty() {
+            return Err("`channels` is empty".into());
+        }
+        if self.groups == 0 {
+            return Err("`groups` must be at least 1".into());
+        }
+        if let Some(c) = self.channels.iter().find(|c| **c == 0 || **c % self.groups != 0) {
+            return Err(format!("channels {c} cannot be split into {} GroupNorm groups", self.groups));
+        }
+        if self.image_channels == 0 || self.image_size == 0 || self.latent_channels == 0 {
+            return Err("image channels, image size and latent channels must be at least 1".into());
+        }
+        if !(self.latent_scale.is_finite() && self.latent_scale > 0.0) {
+            return Err(format!("latent scale must be a positive number, got {}", self.latent_scale));
+        }
+        Ok(())
+    }
+
     /// Side of the latent.
     pub fn latent_size(&self) -> usize {
         level_size(self.image_size, self.channels.len() - 1)

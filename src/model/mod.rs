@@ -32,6 +32,7 @@ impl LoadedUnet {
         }
         let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
             .map_err(|e| CheckpointError::Header(format!("UNet config: {e}")))?;
+        config.validate().map_err(|e| CheckpointError::Header(format!("UNet config: {e}")))?;
         let model = module_from_bytes(config.init(device), checkpoint.section("weights")?, "weights")?;
         Ok(Self { model, config, header: checkpoint.header.clone() })
     }
@@ -60,6 +61,7 @@ impl LoadedAutoencoder {
         checkpoint.expect_kind(ModelKind::Autoencoder)?;
         let config: autoencoder::AutoencoderConfig = serde_json::from_value(checkpoint.header.config.clone())
             .map_err(|e| CheckpointError::Header(format!("autoencoder config: {e}")))?;
+        config.validate().map_err(|e| CheckpointError::Header(format!("autoencoder config: {e}")))?;
         let model = module_from_bytes(config.init(device), checkpoint.section("weights")?, "weights")?;
         Ok(Self { model, config })
     }

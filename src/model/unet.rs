@@ -133,6 +133,45 @@ impl UNetConfig {
             .with_class_tokens(2)
     }
 
+    /// Checks what `init` and `forward` rely on, so that a damaged or hand-written config is an error
+    /// here instead of a panic deep inside burn.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.channels.is_empty() {
+            return Err("`channels` is empty: the UNet needs at least one level".into());
+        }
+        if self.groups == 0 {
+            return Err("`groups` must be at least 1".into());
+        }
+        if let Some(c) = self.channels.iter().find(|c| **c == 0 || **c % self.groups != 0) {
+            return Err(format!("channels {c} cannot be split into {} GroupNorm groups", self.groups));
+        }
+        for (name, value) in [
+            ("image_channels", self.image_channels),
+            ("image_size", self.image_size),
+            ("num_classes", self.num_classes),
+            ("class_tokens", self.class_tokens),
+            ("context_dim", self.context_dim),
+        ] {
+            if value == 0 {
+                return Err(format!("`{name}` must be at least 1"));
+            }
+        }
+        if self.channels[0] % 2 != 0 {
+            return Err(format!("the first level's channels ({}) must be even (the noise-level sinusoids)", self.channels[0]));
+        }
+        let levels = self.channels.len();
+        if let Some(l) = self.self_attention_levels.iter().chain(&self.cross_attention_levels).find(|l| **l >= levels) {
+            return Err(format!("attention at level {l}, but the UNet has {levels} levels"));
+        }
+        for &c in &self.channels {
+            let heads = (c / super::attention::HEAD_DIM).max(1);
+            if c % heads != 0 {
+                return Err(format!("channels {c} cannot be split into {heads} attention heads"));
+            }
+        }
+        Ok(())
+    }
+
     /// The size of the noise-level embedding every residual block receives.
     pub fn embed_dim(&self) -> usize {
         4 * self.channels[0]
@@ -226,6 +265,23 @@ impl UNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validate_rejects_configs_that_would_panic() {
+        assert!(UNetConfig::new().validate().is_ok());
+        assert!(UNetConfig::tiny().validate().is_ok());
+        for (config, says) in [
+            (UNetConfig::new().with_channels(vec![]), "empty"),
+            (UNetConfig::new().with_channels(vec![30, 60]), "groups"),
+            (UNetConfig::new().with_groups(0), "groups"),
+            (UNetConfig::new().with_self_attention_levels(vec![3]), "level 3"),
+            (UNetConfig::new().with_num_classes(0), "num_classes"),
+            (UNetConfig::new().with_channels(vec![32, 100]).with_groups(4).with_self_attention_levels(vec![1]).with_cross_attention_levels(vec![]), "heads"),
+        ] {
+            let error = config.validate().expect_err(says);
+            assert!(error.contains(says), "{error}");
+        }
+    }
 
     #[test]
     fn output_has_input_shape_for_even_and_odd_sizes() {

@@ -120,6 +120,7 @@ impl AutoencoderTrainer {
         checkpoint.expect_kind(ModelKind::Autoencoder)?;
         let (ae_config, record, mut config): (AutoencoderConfig, TrainRecord, AutoencoderTrainConfig) =
             super::resume_header(checkpoint)?;
+        ae_config.validate().map_err(|e| CheckpointError::Header(format!("autoencoder config: {e}")))?;
         if let Some(steps) = steps {
             config.steps = steps;
         }

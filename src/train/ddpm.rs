@@ -181,6 +181,7 @@ impl DdpmTrainer {
             checkpoint.expect_kind(ModelKind::Unet)?;
         }
         let (unet_config, record, mut config): (UNetConfig, TrainRecord, TrainConfig) = super::resume_header(checkpoint)?;
+        unet_config.validate().map_err(|e| CheckpointError::Header(format!("UNet config: {e}")))?;
         if let Some(steps) = steps {
             config.steps = steps;
         }

@@ -1,5 +1,8 @@
 //! Helpers shared by the integration tests.
 
+// Each test binary includes this module and uses some of it.
+#![allow(dead_code)]
+
 use burn::prelude::*;
 use diffusion_lab::diffusion::BetaSchedule;
 use diffusion_lab::model::UNetConfig;
@@ -21,4 +24,9 @@ pub fn tiny_unet_file(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("tiny.dlab");
     Checkpoint::new(header).with_section("weights", bytes_from_module(&model, false).unwrap()).write(&path).unwrap();
     path
+}
+
+/// The first 500 Fashion-MNIST test images and labels, shipped as IDX files under tests/fixtures.
+pub fn fashion_mnist_fixture() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist")
 }
