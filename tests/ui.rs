@@ -264,3 +264,30 @@ fn the_model_picker_switches_between_pixel_and_latent_models() {
     assert_eq!(frames[0].shape, [2, 1, 28, 28]);
     assert!(frames.iter().all(|f| f.decoded.is_none()));
 }
+
+#[test]
+fn invalid_saved_or_restored_settings_fall_back_to_defaults_with_a_message() {
+    // Persisted settings from a damaged file or another model: the window still starts.
+    let saved = Settings { class: Some(12), batch: 0, guidance: f64::NAN, ..quick_settings() };
+    let mut harness = harness(saved);
+    harness.run_steps(2);
+    {
+        let app = harness.state();
+        assert_eq!(app.settings.class, Some(0));
+        assert_eq!(app.settings.batch, Settings::default().batch);
+        let status = app.status.as_ref().expect("the reset is reported");
+        assert!(status.is_error && status.text.contains("class 12") && status.text.contains("batch 0"), "{}", status.text);
+    }
+    // Settings read back from a PNG with a class the model does not know.
+    let mut request = quick_settings().request();
+    request.model = harness.state().settings.model.clone();
+    request.class = Some(99);
+    request.batch = 2;
+    let events = harness.state().file_events();
+    events.send(diffusion_lab::app::FileEvent::SettingsLoaded(Box::new(request), "odd.png".into())).unwrap();
+    harness.run_steps(2);
+    let app = harness.state();
+    assert_eq!(app.settings.class, Some(0));
+    assert!(app.status.as_ref().unwrap().text.contains("class 99"), "{:?}", app.status);
+    assert!(app.generate_blocker().is_none(), "Generate works with the repaired settings");
+}

@@ -20,7 +20,7 @@ fn device_label(choice: DeviceChoice) -> &'static str {
 fn class_name(class: Option<usize>, num_classes: usize) -> String {
     match class {
         None => "any (unconditional)".into(),
-        Some(c) if num_classes == FASHION_MNIST_CLASSES.len() => format!("{c}: {}", FASHION_MNIST_CLASSES[c]),
+        Some(c) if num_classes == FASHION_MNIST_CLASSES.len() && c < num_classes => format!("{c}: {}", FASHION_MNIST_CLASSES[c]),
         Some(c) => format!("class {c}"),
     }
 }

@@ -111,6 +111,11 @@ pub struct LabApp {
 
 /// Mean and worst UI frame time since the last reset.
 /// The model a new window (or one whose chosen model failed) starts with: the first built-in one.
+/// The status line for settings that were reset to their defaults.
+fn reset_message(fixed: &[String]) -> String {
+    format!("invalid saved settings reset to their defaults: {}", fixed.join(", "))
+}
+
 fn default_model_name() -> String {
     embedded::MODELS.first().map(|m| m.name.to_string()).unwrap_or_default()
 }
@@ -143,6 +148,9 @@ impl LabApp {
         if embedded::model_by_name(&settings.model).is_none() {
             settings.model = default_model_name();
         }
+        // Every built-in model knows the ten Fashion-MNIST classes; a loaded model re-checks its own.
+        let fixed = settings.sanitize(crate::data::FASHION_MNIST_CLASSES.len());
+        let status = (!fixed.is_empty()).then(|| StatusMessage { text: reset_message(&fixed), is_error: true });
         Self {
             settings,
             fashion_mnist_dir: crate::data::fashion_mnist_dir(),
@@ -158,7 +166,7 @@ impl LabApp {
             texture: None,
             texture_key: None,
             decode_requested: None,
-            status: None,
+            status,
             files: channel(),
             job: 0,
             steps_per_second: 0.0,
@@ -176,6 +184,15 @@ impl LabApp {
 
     pub fn model_info(&self) -> Option<&ModelInfo> {
         self.models.iter().find(|m| m.name == self.settings.model)
+    }
+
+    /// Checks the settings against the selected model once it has loaded; says what was reset.
+    fn sanitize_settings(&mut self) {
+        let Some(num_classes) = self.model_info().map(|m| m.config.num_classes) else { return };
+        let fixed = self.settings.sanitize(num_classes);
+        if !fixed.is_empty() {
+            self.set_status(reset_message(&fixed), true);
+        }
     }
 
     pub fn set_status(&mut self, text: impl Into<String>, is_error: bool) {
@@ -234,7 +251,11 @@ impl LabApp {
                         self.status = None;
                     }
                     self.models.retain(|m| m.name != info.name);
+                    let selected = info.name == self.settings.model;
                     self.models.push(info);
+                    if selected {
+                        self.sanitize_settings();
+                    }
                 }
                 Event::ModelFailed { name, message } => {
                     self.set_status(format!("could not load {name}: {message}"), true);
@@ -295,6 +316,11 @@ impl LabApp {
                 FileEvent::SettingsLoaded(request, path) => {
                     self.settings.apply_request(&request);
                     self.set_status(format!("settings restored from {path}"), false);
+                    if embedded::model_by_name(&self.settings.model).is_none() && self.model_info().is_none() {
+                        let model = std::mem::replace(&mut self.settings.model, default_model_name());
+                        self.set_status(format!("settings restored from {path}, but its model `{model}` is not loaded: using {}", self.settings.model), true);
+                    }
+                    self.sanitize_settings();
                 }
             }
         }

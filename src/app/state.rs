@@ -128,6 +128,41 @@ impl Settings {
         }
     }
 
+    /// Puts every field back inside what the window's controls allow, for a model with `num_classes`
+    /// classes: settings restored from disk or from a PNG may come from another version, another model or
+    /// a damaged file. Each invalid field falls back to its default; the messages say which and why.
+    pub fn sanitize(&mut self, num_classes: usize) -> Vec<String> {
+        let defaults = Settings::default();
+        let mut fixed = Vec::new();
+        let mut check = |ok: bool, what: String, reset: &mut dyn FnMut()| {
+            if !ok {
+                reset();
+                fixed.push(what);
+            }
+        };
+        let batch = self.batch;
+        check((1..=crate::engine::generate::MAX_BATCH).contains(&batch), format!("batch {batch}"), &mut || self.batch = defaults.batch);
+        if let Some(class) = self.class.filter(|c| *c >= num_classes) {
+            let default = defaults.class.filter(|c| *c < num_classes);
+            check(false, format!("class {class} (the model knows {num_classes})"), &mut || self.class = default);
+        }
+        let guidance = self.guidance;
+        check((0.0..=10.0).contains(&guidance), format!("guidance {guidance}"), &mut || self.guidance = defaults.guidance);
+        let schedule = self.schedule;
+        check(schedule.build().is_ok(), format!("schedule {schedule:?}"), &mut || self.schedule = defaults.schedule);
+        let (steps, max) = (self.ddim_steps, self.schedule.steps);
+        check((1..=max).contains(&steps), format!("DDIM steps {steps}"), &mut || self.ddim_steps = defaults.ddim_steps.min(max));
+        let eta = self.eta;
+        check((0.0..=1.0).contains(&eta), format!("η {eta}"), &mut || self.eta = defaults.eta);
+        let zoom = self.zoom;
+        check((1.0..=16.0).contains(&zoom), format!("zoom {zoom}"), &mut || self.zoom = defaults.zoom);
+        let speed = self.play_speed;
+        check((1.0..=240.0).contains(&speed), format!("playback speed {speed}"), &mut || self.play_speed = defaults.play_speed);
+        let film = self.filmstrip_steps;
+        check((2..=40).contains(&film), format!("filmstrip steps {film}"), &mut || self.filmstrip_steps = defaults.filmstrip_steps);
+        fixed
+    }
+
     /// Takes the generation settings of a saved request (from a PNG's text chunk).
     pub fn apply_request(&mut self, request: &GenerateRequest) {
         self.model = request.model.clone();
@@ -218,7 +253,34 @@ mod tests {
         assert_eq!(serde_json::from_str::<Settings>(&text).unwrap(), settings);
         // A file written before a field existed still loads, with that field at its default.
         let older: Settings = serde_json::from_str(r#"{"batch": 3, "seed": 5}"#).unwrap();
+        assert!(older.clone().sanitize(10).is_empty(), "an older file's values are valid");
         assert_eq!((older.batch, older.seed, older.ddim_steps), (3, 5, Settings::default().ddim_steps));
+    }
+
+    #[test]
+    fn sanitize_resets_each_invalid_field_to_its_default() {
+        let mut settings = Settings {
+            batch: 0,
+            class: Some(12),
+            guidance: f64::NAN,
+            ddim_steps: 5000,
+            zoom: 0.0,
+            play_speed: f32::INFINITY,
+            filmstrip_steps: 1000,
+            schedule: BetaSchedule { steps: 0, ..BetaSchedule::linear(10) },
+            ..Settings::default()
+        };
+        let fixed = settings.sanitize(10);
+        assert_eq!(fixed.len(), 8, "{fixed:?}");
+        assert!(fixed.iter().any(|f| f.contains("class 12")), "{fixed:?}");
+        let defaults = Settings::default();
+        assert_eq!(settings, Settings { seed: settings.seed, ..defaults.clone() });
+        // A model with three classes: class 5 goes, and so does the default class when it does not exist.
+        let mut settings = Settings { class: Some(5), ..defaults };
+        assert_eq!(settings.sanitize(3).len(), 1);
+        assert_eq!(settings.class, Some(0));
+        let mut settings = Settings { class: Some(0), ..Settings::default() };
+        assert!(settings.sanitize(0).len() == 1 && settings.class.is_none());
     }
 
     #[test]
