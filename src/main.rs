@@ -10,6 +10,8 @@ fn main() -> std::process::ExitCode {
         // SAFETY: first statement of main, before any thread exists.
         unsafe { std::env::set_var("BURN_DEVICE", "flex") };
     }
+    #[cfg(unix)]
+    ensure_runtime_dir();
     let args = cli::Cli::parse();
     let result = match args.command {
         None => diffusion_lab::app::run(),
@@ -22,5 +24,26 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Mesa's Vulkan drivers print "error: XDG_RUNTIME_DIR is invalid or not set" several times while the GPU
+/// probe runs, which looks alarming in a plain CLI run on a CPU (headless machines, ssh, containers). Where
+/// the variable is unset or names no directory, point it at a private directory of ours (0700, as the XDG
+/// spec asks) before any thread starts.
+#[cfg(unix)]
+fn ensure_runtime_dir() {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|dir| std::path::Path::new(&dir).is_dir()) {
+        return;
+    }
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else { return };
+    let dir = std::env::temp_dir().join(format!("diffusion-lab-runtime-{uid}"));
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    let private = std::fs::symlink_metadata(&dir)
+        .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o077 == 0);
+    if private {
+        // SAFETY: called at the start of main, before any thread exists.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
     }
 }

@@ -25,7 +25,7 @@ fn help_lists_the_subcommands() {
 
 #[test]
 fn schedule_json_alpha_bar_is_product_of_alphas() {
-    let out = diffusion_lab(&["schedule", "--kind", "linear", "--steps", "1000", "--format", "json"]);
+    let out = diffusion_lab(&["schedule", "--kind", "linear", "--timesteps", "1000", "--format", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("valid JSON");
     let alpha_bar: Vec<f64> = serde_json::from_value(json["alpha_bar"].clone()).unwrap();
@@ -42,7 +42,7 @@ fn schedule_json_alpha_bar_is_product_of_alphas() {
 
 #[test]
 fn schedule_csv_has_a_row_per_timestep() {
-    let out = diffusion_lab(&["schedule", "--kind", "cosine", "--steps", "50"]);
+    let out = diffusion_lab(&["schedule", "--kind", "cosine", "--timesteps", "50"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
@@ -60,10 +60,10 @@ fn schedule_csv_has_a_row_per_timestep() {
 fn bad_schedules_exit_non_zero_with_one_line() {
     for (args, needle) in [
         (vec!["schedule", "--kind", "linear", "--beta-start", "0.5", "--beta-end", "0.2"], "beta_start (0.5) must not be greater than beta_end (0.2)"),
-        (vec!["schedule", "--steps", "0"], "steps must be between 1 and 10000"),
+        (vec!["schedule", "--timesteps", "0"], "steps must be between 1 and 10000"),
         (vec!["schedule", "--beta-end", "1.5"], "beta_end must be in the open interval (0, 1)"),
         (vec!["schedule", "--beta-end", "NaN"], "beta_end must be a finite number"),
-        (vec!["schedule", "--steps", "10000", "--beta-start", "0.3", "--beta-end", "0.9"], "terminal alpha_bar"),
+        (vec!["schedule", "--timesteps", "10000", "--beta-start", "0.3", "--beta-end", "0.9"], "terminal alpha_bar"),
     ] {
         let out = diffusion_lab(&args);
         assert!(!out.status.success(), "{args:?} should fail");
@@ -211,4 +211,58 @@ fn training_flags_that_would_divide_by_zero_or_panic_are_refused() {
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("cannot be split into 8 GroupNorm groups"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_schedule_flag_is_timesteps_and_steps_is_not_misread() {
+    let out = diffusion_lab(&["sample", "--steps", "20"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--steps"), "{}", stderr(&out));
+    let out = diffusion_lab(&["schedule", "--timesteps", "20", "--format", "csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 21, "a header and one row per timestep");
+}
+
+#[test]
+fn sample_pngs_carry_settings_the_window_restores_to_the_same_pixels() {
+    use diffusion_lab::engine::generate::{RunHooks, run_generate};
+    let dir = tempfile::tempdir().unwrap();
+    let out = diffusion_lab(&[
+        "sample", "--n", "3", "--class", "4", "--seed", "9", "--sampling-steps", "4", "--device", "cpu",
+        "--out-dir", dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let path = dir.path().join("00001-class4.png");
+    let request = diffusion_lab::app::export::settings_from_png(&path).expect("the window reads sample's settings");
+    assert_eq!((request.class, request.seed, request.batch), (Some(4), 9, 3));
+    assert_eq!(request.model, "Fashion-MNIST (pixel UNet)");
+
+    // The restored request, run as the window runs it, gives the same image.
+    let device = burn::prelude::Device::flex();
+    let builtin = diffusion_lab::model::embedded::model_by_name(&request.model).unwrap();
+    let checkpoint = diffusion_lab::model::checkpoint::Checkpoint::from_bytes(builtin.unet).unwrap();
+    let model = diffusion_lab::model::LoadedUnet::from_checkpoint(&checkpoint, &device).unwrap();
+    let mut last = None;
+    let mut emit = |frame: diffusion_lab::engine::Frame| last = Some(frame);
+    let keep_going = || true;
+    run_generate(&model, None, &request, &device, RunHooks { keep_going: &keep_going, stream: false, emit: &mut emit }).unwrap();
+    let frame = last.unwrap();
+    let pictures = diffusion_lab::images::pictures_from_batch(&frame.x_t, 3, 1, 28, 28);
+    let written = image::open(&path).unwrap().to_luma8().into_raw();
+    assert_eq!(pictures[1].pixels, written);
+}
+
+#[test]
+fn a_cpu_run_without_a_runtime_dir_prints_no_alarming_noise() {
+    let dir = tempfile::tempdir().unwrap();
+    // Device auto: the GPU probe runs (Mesa's Vulkan drivers complain without XDG_RUNTIME_DIR).
+    let out = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"))
+        .args(["sample", "--n", "1", "--sampling-steps", "2", "--out-dir", dir.path().to_str().unwrap()])
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(!text.to_lowercase().contains("error"), "{text}");
+    assert!(text.contains("wrote 1 images"), "{text}");
 }

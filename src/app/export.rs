@@ -16,7 +16,7 @@ use crate::engine::GenerateRequest;
 use crate::images::{Picture, png_text, save_png, scaled};
 
 /// The PNG text chunk keyword that holds the generation settings (JSON).
-pub const SETTINGS_CHUNK: &str = "diffusion-lab";
+pub use crate::images::SETTINGS_CHUNK;
 /// Most frames an animation gets; longer runs are subsampled evenly (the last frame always included).
 pub const MAX_ANIMATION_FRAMES: usize = 120;
 
@@ -40,11 +40,7 @@ fn picture_from_color_image(image: &ColorImage) -> Picture {
 }
 
 fn settings_text(request: &GenerateRequest, extra: serde_json::Value) -> Vec<(String, String)> {
-    let mut value = serde_json::json!({ "request": request });
-    if let (Some(map), serde_json::Value::Object(extra)) = (value.as_object_mut(), extra) {
-        map.extend(extra);
-    }
-    vec![(SETTINGS_CHUNK.to_string(), value.to_string())]
+    crate::images::settings_text(serde_json::to_value(request).unwrap_or_default(), extra)
 }
 
 /// Writes the frame at `cursor` as shown (view and colour map) to a PNG with the settings as text.

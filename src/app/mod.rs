@@ -111,6 +111,15 @@ pub struct LabApp {
 
 /// Mean and worst UI frame time since the last reset.
 /// The model a new window (or one whose chosen model failed) starts with: the first built-in one.
+/// "12.3 steps/s, ETA 4 s, 1 s elapsed"; before the second frame there is no rate yet, and no ETA.
+pub fn status_rate_text(steps_per_second: f64, remaining_seconds: f64, elapsed: f64) -> String {
+    if steps_per_second > 0.0 && remaining_seconds.is_finite() {
+        format!("{steps_per_second:.1} steps/s, ETA {remaining_seconds:.0} s, {elapsed:.0} s elapsed")
+    } else {
+        format!("measuring speed…, {elapsed:.0} s elapsed")
+    }
+}
+
 /// The status line for settings that were reset to their defaults.
 fn reset_message(fixed: &[String]) -> String {
     format!("invalid saved settings reset to their defaults: {}", fixed.join(", "))
@@ -475,12 +484,7 @@ impl LabApp {
                         .desired_width(220.0)
                         .text(format!("t = {}  ({done}/{total})", t.frames.last().map_or(0, |f| f.t))),
                 );
-                ui.label(format!(
-                    "{:.1} steps/s, ETA {:.0} s, {:.0} s elapsed",
-                    self.steps_per_second,
-                    if self.steps_per_second > 0.0 { remaining } else { f64::NAN },
-                    started.elapsed().as_secs_f64()
-                ));
+                ui.label(status_rate_text(self.steps_per_second, remaining, started.elapsed().as_secs_f64()));
             } else if let RunState::Finished { seconds, cancelled: false } = self.run {
                 ui.label(format!(
                     "done in {seconds:.1} s (UI frames: mean {:.1} ms, worst {:.1} ms)",
@@ -566,5 +570,17 @@ impl eframe::App for LabApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, SETTINGS_KEY, &self.settings);
+    }
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::status_rate_text;
+
+    #[test]
+    fn no_eta_before_the_rate_is_known() {
+        assert_eq!(status_rate_text(0.0, f64::INFINITY, 0.4), "measuring speed…, 0 s elapsed");
+        assert!(!status_rate_text(0.0, f64::NAN, 2.0).contains("NaN"));
+        assert_eq!(status_rate_text(10.0, 4.2, 1.0), "10.0 steps/s, ETA 4 s, 1 s elapsed");
     }
 }

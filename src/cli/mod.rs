@@ -55,9 +55,10 @@ pub struct ScheduleOptions {
     /// How β_t grows: linear, cosine, quadratic (linear in sqrt β) or sigmoid.
     #[arg(long, value_parser = parse_kind)]
     pub kind: Option<ScheduleKind>,
-    /// T, the number of diffusion steps (1..=10000) [default: 1000]
-    #[arg(long)]
-    pub steps: Option<usize>,
+    /// T, the number of diffusion timesteps of the schedule (1..=10000) [default: 1000]. Not the number of
+    /// sampling steps, which is `sample --sampling-steps`.
+    #[arg(long = "timesteps")]
+    pub timesteps: Option<usize>,
     /// β_1 [default: the kind's usual value; 1e-4 for linear and sigmoid, 0.00085 for quadratic]
     #[arg(long)]
     pub beta_start: Option<f64>,
@@ -68,7 +69,7 @@ pub struct ScheduleOptions {
 
 impl ScheduleOptions {
     pub fn beta_schedule_or(&self, default: BetaSchedule) -> BetaSchedule {
-        let steps = self.steps.unwrap_or(default.steps);
+        let steps = self.timesteps.unwrap_or(default.steps);
         let base = match self.kind {
             Some(kind) if kind != default.kind => BetaSchedule::default_for(kind, steps),
             _ => BetaSchedule { steps, ..default },
@@ -393,13 +394,20 @@ fn generate(
     let (c, size) = (model.config.image_channels, model.config.image_size);
     let mut noise = NoiseSource::new(seed);
     let mut pictures = Vec::with_capacity(classes.len());
+    // Network evaluations can take minutes on a CPU: a bar over every step of every batch (hidden when
+    // stderr is not a terminal).
+    let bar = progress_bar((classes.len().div_ceil(SAMPLE_BATCH) * plan.len()) as u64, 0);
+    bar.set_message(format!("{} images", classes.len()));
     // Bounded batches keep memory flat for thousands of samples; one noise stream keeps them reproducible.
     for chunk in classes.chunks(SAMPLE_BATCH) {
         let n = chunk.len();
         let x_start = noise.tensor([n, c, size, size], device);
         let labels: Vec<i64> = chunk.iter().map(|c| *c as i64).collect();
         let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), device);
-        let x0 = denoise(&model.model, &plan, x_start, &labels, guidance, &mut noise, |_| ControlFlow::Continue(()));
+        let x0 = denoise(&model.model, &plan, x_start, &labels, guidance, &mut noise, |_| {
+            bar.inc(1);
+            ControlFlow::Continue(())
+        });
         let (x0, c, size) = match decoder.filter(|_| model.is_latent()) {
             Some(ae) => (ae.decode_scaled(x0), ae.config.image_channels, ae.config.image_size),
             None => (x0, c, size),
@@ -410,6 +418,7 @@ fn generate(
         }
         pictures.extend(images::pictures_from_batch(&values, n, c, size, size));
     }
+    bar.finish_and_clear();
     Ok(pictures)
 }
 
@@ -534,13 +543,28 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     eprintln!("sampling {} images with {} on {}", args.n, sampler.label(), device.description);
     let decoder = decoder_for(&args.model, &model, builtin_autoencoder, args.autoencoder.as_deref(), &device.device)?;
     let pictures = generate(&model, decoder.as_ref(), &classes, args.guidance, sampler, schedule, args.seed, &device.device)?;
-    let settings = serde_json::json!({
-        "model": args.model, "sampler": sampler, "schedule": schedule,
-        "guidance": args.guidance, "seed": args.seed, "classes": classes,
-    });
-    let text = vec![("diffusion-lab".to_string(), settings.to_string())];
+    // The window's settings format: a request that the window's "Open settings from PNG…" restores. The
+    // window draws x_T for a batch from the seed as `sample` draws its first batch, so an image of the
+    // first batch (up to the window's largest batch) comes back as it is here.
+    let app_model = embedded::model_by_short_name(&args.model).map_or_else(
+        || format!("file: {}", std::path::Path::new(&args.model).file_name().map_or(args.model.clone(), |n| n.to_string_lossy().into_owned())),
+        |builtin| builtin.name.to_string(),
+    );
+    let request_for = |class: usize| {
+        serde_json::to_value(diffusion_lab::engine::GenerateRequest {
+            model: app_model.clone(),
+            schedule,
+            sampler,
+            seed: args.seed,
+            batch: classes.len().min(SAMPLE_BATCH).min(diffusion_lab::engine::generate::MAX_BATCH),
+            class: (class < num_classes).then_some(class),
+            guidance: args.guidance,
+        })
+        .unwrap_or_default()
+    };
     if let Some(path) = &args.grid {
         let columns = if args.all_classes { args.n.div_ceil(num_classes) } else { (args.n as f64).sqrt().ceil() as usize };
+        let text = images::settings_text(request_for(classes[0]), serde_json::json!({ "classes": classes }));
         images::save_png(path, &images::grid(&pictures, columns, 2), &text)?;
         eprintln!("wrote {}", path.display());
     }
@@ -548,6 +572,7 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         for (i, (picture, class)) in pictures.iter().zip(&classes).enumerate() {
             let name = if *class < num_classes { format!("{i:05}-class{class}.png") } else { format!("{i:05}-any.png") };
+            let text = images::settings_text(request_for(*class), serde_json::json!({ "index": i }));
             images::save_png(&dir.join(name), picture, &text)?;
         }
         eprintln!("wrote {} images to {}", pictures.len(), dir.display());
