@@ -44,7 +44,7 @@ fn round_trip_keeps(test: &Dataset, n: usize) {
     let device = Device::flex();
     let autoencoder = builtin_autoencoder(&device);
     let originals = test.pick(&test.shuffled_indices(3)[..n]);
-    let reconstructed = autoencoder.reconstruct(&originals, &device);
+    let reconstructed = autoencoder.reconstruct(&originals, &device).unwrap();
     assert_eq!(reconstructed.count, originals.count);
     assert_eq!(reconstructed.images.len(), originals.images.len());
 
@@ -54,9 +54,9 @@ fn round_trip_keeps(test: &Dataset, n: usize) {
     assert!(error < 0.1, "mean absolute reconstruction error {error}");
 
     let judge = judge(&device);
-    let reference = judge.gaussian(test);
-    let original_score = judge.score(&originals, &reference);
-    let score = judge.score(&reconstructed, &reference);
+    let reference = judge.gaussian(test).unwrap();
+    let original_score = judge.score(&originals, &reference).unwrap();
+    let score = judge.score(&reconstructed, &reference).unwrap();
     let (original_accuracy, accuracy) = (original_score.class_accuracy.unwrap(), score.class_accuracy.unwrap());
     assert!(accuracy > original_accuracy - 0.05, "reconstructions {accuracy}, originals {original_accuracy}");
 
@@ -100,7 +100,7 @@ fn latent_model_samples_its_class() {
         class_names: FASHION_MNIST_CLASSES.iter().map(|name| name.to_string()).collect(),
     };
     let judge = judge(&device);
-    let (_, predictions) = judge.features_and_predictions(&samples);
+    let (_, predictions) = judge.features_and_predictions(&samples).unwrap();
     let correct = predictions.iter().zip(&labels).filter(|(p, l)| **p as i64 == **l).count();
     // Chance is 10 %; the model scores ~90 % at 1000 samples.
     assert!(correct * 10 >= n * 7, "{correct} of {n} samples classified as their class");

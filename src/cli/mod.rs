@@ -277,7 +277,7 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let (data, description) = match &autoencoder {
         Some(ae) => {
             eprintln!("encoding {} images with the autoencoder…", pixels.count);
-            let latents = diffusion_lab::train::autoencoder::latent_dataset(&ae.model, &ae.config, &pixels, &device);
+            let latents = diffusion_lab::train::autoencoder::latent_dataset(&ae.model, &ae.config, &pixels, &device)?;
             (latents, format!("latents of {description}"))
         }
         None => (pixels, description),
@@ -604,7 +604,7 @@ fn train_classifier(args: &TrainClassifierArgs) -> anyhow::Result<()> {
             "epoch {}: mean loss {:.4}, test accuracy {:.2} % ({:.0} s)",
             report.epoch, report.mean_loss, 100.0 * report.test_accuracy, started.elapsed().as_secs_f64()
         );
-    });
+    })?;
     diffusion_lab::train::classifier::classifier_checkpoint(&model, &config, last_accuracy)?.write(&args.out)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
@@ -638,7 +638,7 @@ fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     let judge = Judge::from_checkpoint(&checkpoint, &device)?;
     let test = Dataset::fashion_mnist(&args.fashion_mnist_dir, Split::Test)?;
     let train = Dataset::fashion_mnist(&args.fashion_mnist_dir, Split::Train)?;
-    let reference = judge.gaussian(&test);
+    let reference = judge.gaussian(&test)?;
     let samples = match (&args.samples, &args.reconstructions) {
         (Some(dir), _) => diffusion_lab::eval::load_samples(dir, judge.config.image_channels, judge.config.image_size)?,
         (None, Some(autoencoder)) => {
@@ -651,7 +651,7 @@ fn eval(args: &EvalArgs) -> anyhow::Result<()> {
             };
             let autoencoder = LoadedAutoencoder::from_checkpoint(&checkpoint, &device)?;
             let originals = test.pick(&test.shuffled_indices(7)[..args.n.min(test.count)]);
-            let original_score = judge.score(&originals, &reference);
+            let original_score = judge.score(&originals, &reference)?;
             println!(
                 "originals: n = {:5}  FD = {:8.3}  class accuracy = {:.1} % (the same test images, unchanged)",
                 original_score.count,
@@ -659,14 +659,14 @@ fn eval(args: &EvalArgs) -> anyhow::Result<()> {
                 100.0 * original_score.class_accuracy.unwrap_or(0.0)
             );
             eprintln!("reconstructing {} test images", originals.count);
-            autoencoder.reconstruct(&originals, &device)
+            autoencoder.reconstruct(&originals, &device)?
         }
         (None, None) => bail!("give a folder of samples or --reconstructions AUTOENCODER"),
     };
-    let score = judge.score(&samples, &reference);
+    let score = judge.score(&samples, &reference)?;
     // The floor: as many real training images, scored the same way.
     let real = train.pick(&train.shuffled_indices(99)[..samples.count.min(train.count)]);
-    let floor = judge.score(&real, &reference);
+    let floor = judge.score(&real, &reference)?;
     let percent = |a: Option<f64>| a.map_or("n/a".to_string(), |a| format!("{:.1} %", 100.0 * a));
     let what = if args.samples.is_some() { "samples:  " } else { "D(E(x)):  " };
     println!("{what} n = {:5}  FD = {:8.3}  class accuracy = {}", score.count, score.frechet_distance, percent(score.class_accuracy));

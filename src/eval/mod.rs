@@ -6,6 +6,7 @@ pub mod frechet;
 use std::path::Path;
 
 use burn::prelude::*;
+use crate::model::{ReadbackError, read_f32, read_i64};
 
 use crate::data::{Dataset, DataError, unit_from_u8};
 use crate::model::checkpoint::{Checkpoint, CheckpointError, ModelKind, module_from_bytes};
@@ -37,7 +38,7 @@ impl Judge {
     }
 
     /// Penultimate features of every image, [count, feature_dim] row-major, and the predicted classes.
-    pub fn features_and_predictions(&self, data: &Dataset) -> (Vec<f32>, Vec<usize>) {
+    pub fn features_and_predictions(&self, data: &Dataset) -> Result<(Vec<f32>, Vec<usize>), ReadbackError> {
         let indices: Vec<usize> = (0..data.count).collect();
         let mut features = Vec::with_capacity(data.count * self.config.feature_dim);
         let mut predictions = Vec::with_capacity(data.count);
@@ -47,26 +48,26 @@ impl Judge {
             let x = Tensor::<4>::from_data(TensorData::new(pixels, shape), &self.device);
             let f = self.model.features(x);
             let logits = self.model.logits_from_features(f.clone());
-            features.extend(f.into_data().try_to_vec::<f32>().unwrap_or_default());
-            let classes = logits.argmax(1).into_data().convert::<i64>().try_to_vec::<i64>().unwrap_or_default();
+            features.extend(read_f32(f)?);
+            let classes = read_i64(logits.argmax(1))?;
             predictions.extend(classes.into_iter().map(|c| c as usize));
         }
-        (features, predictions)
+        Ok((features, predictions))
     }
 
-    pub fn gaussian(&self, data: &Dataset) -> Gaussian {
-        Gaussian::fit(&self.features_and_predictions(data).0, self.config.feature_dim)
+    pub fn gaussian(&self, data: &Dataset) -> Result<Gaussian, ReadbackError> {
+        Ok(Gaussian::fit(&self.features_and_predictions(data)?.0, self.config.feature_dim))
     }
 
     /// Scores `samples` (labels = the class each was asked for) against `reference` (the test set's features).
-    pub fn score(&self, samples: &Dataset, reference: &Gaussian) -> Score {
-        let (features, predictions) = self.features_and_predictions(samples);
+    pub fn score(&self, samples: &Dataset, reference: &Gaussian) -> Result<Score, ReadbackError> {
+        let (features, predictions) = self.features_and_predictions(samples)?;
         let fitted = Gaussian::fit(&features, self.config.feature_dim);
         let labelled: Vec<(usize, usize)> =
             (0..samples.count).filter_map(|i| samples.label(i).map(|l| (l, predictions[i]))).collect();
         let class_accuracy = (!labelled.is_empty())
             .then(|| labelled.iter().filter(|(l, p)| l == p).count() as f64 / labelled.len() as f64);
-        Score { count: samples.count, frechet_distance: frechet_distance(&fitted, reference), class_accuracy }
+        Ok(Score { count: samples.count, frechet_distance: frechet_distance(&fitted, reference), class_accuracy })
     }
 }
 

@@ -13,6 +13,22 @@ pub mod unet;
 
 pub use unet::{UNet, UNetConfig};
 
+/// A tensor could not be read back from its device (a lost or failed GPU, say): the computation that
+/// needed its values fails with this instead of carrying on with none.
+#[derive(Debug, thiserror::Error)]
+#[error("reading results back from the compute device failed: {0}")]
+pub struct ReadbackError(pub String);
+
+/// The values of a float tensor, row-major.
+pub fn read_f32<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, ReadbackError> {
+    tensor.into_data().try_to_vec::<f32>().map_err(|e| ReadbackError(format!("{e:?}")))
+}
+
+/// The values of an integer tensor, row-major.
+pub fn read_i64<const D: usize>(tensor: Tensor<D, Int>) -> Result<Vec<i64>, ReadbackError> {
+    tensor.into_data().convert::<i64>().try_to_vec::<i64>().map_err(|e| ReadbackError(format!("{e:?}")))
+}
+
 use burn::prelude::*;
 use checkpoint::{Checkpoint, CheckpointError, CheckpointHeader, ModelKind, module_from_bytes};
 
@@ -68,7 +84,7 @@ impl LoadedAutoencoder {
 
     /// D(mean of E(x)) of every image of `data`, labels kept: what the autoencoder keeps of real images,
     /// the ceiling of a latent model's quality.
-    pub fn reconstruct(&self, data: &crate::data::Dataset, device: &Device) -> crate::data::Dataset {
+    pub fn reconstruct(&self, data: &crate::data::Dataset, device: &Device) -> Result<crate::data::Dataset, ReadbackError> {
         let mut images = Vec::with_capacity(data.images.len());
         let indices: Vec<usize> = (0..data.count).collect();
         for chunk in indices.chunks(250) {
@@ -76,10 +92,10 @@ impl LoadedAutoencoder {
             // [chunk, channels, h, w]
             let x = Tensor::<4>::from_data(TensorData::new(pixels, [chunk.len(), data.channels, data.height, data.width]), device);
             let decoded = self.model.decode(self.model.encode(x).mean).clamp(-1.0, 1.0);
-            images.extend(decoded.into_data().try_to_vec::<f32>().unwrap_or_default());
+            images.extend(read_f32(decoded)?);
         }
         // Built field by field: `..data.clone()` would copy every original pixel only to drop them.
-        crate::data::Dataset {
+        Ok(crate::data::Dataset {
             images,
             count: data.count,
             channels: data.channels,
@@ -87,11 +103,28 @@ impl LoadedAutoencoder {
             width: data.width,
             labels: data.labels.clone(),
             class_names: data.class_names.clone(),
-        }
+        })
     }
 
     /// D(z / scale): a diffusion latent back to pixels.
     pub fn decode_scaled(&self, z: Tensor<4>) -> Tensor<4> {
         self.model.decode(z.mul_scalar(1.0 / self.config.latent_scale))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A read-back that cannot give f32 values is an error, never an empty vector that would turn into
+    /// wrong scores or an index panic later.
+    #[test]
+    fn a_failed_read_back_is_an_error() {
+        let device = Device::flex();
+        let values = Tensor::<1>::from_floats([1.0, 2.0], &device);
+        assert_eq!(read_f32(values.clone()).unwrap(), vec![1.0, 2.0]);
+        let half = values.cast(burn::tensor::DType::F16);
+        let error = read_f32(half).unwrap_err();
+        assert!(error.to_string().contains("reading results back"), "{error}");
     }
 }

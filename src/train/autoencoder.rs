@@ -7,6 +7,7 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
+use crate::model::{ReadbackError, read_f32};
 use burn::tensor::activation::relu;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -232,14 +233,20 @@ impl AutoencoderTrainer {
     /// The autoencoder to ship (f16), with the latent scale measured on `data`.
     pub fn export(&self, data: &Dataset) -> Result<Checkpoint, CheckpointError> {
         let autoencoder = self.autoencoder();
-        let scale = latent_scale(&autoencoder, data, 2000, &self.autodiff.clone().without_autodiff());
+        let scale = latent_scale(&autoencoder, data, 2000, &self.autodiff.clone().without_autodiff())
+            .map_err(|e| CheckpointError::Weights { section: "latent scale".into(), detail: e.to_string() })?;
         let config = AutoencoderConfig { latent_scale: scale, ..self.ae_config.clone() };
         Ok(Checkpoint::new(self.header(&config)).with_section("weights", bytes_from_module(&autoencoder, true)?))
     }
 }
 
 /// `data` encoded: the means of q(z | x), times the autoencoder's latent scale; labels kept.
-pub fn latent_dataset(autoencoder: &Autoencoder, config: &AutoencoderConfig, data: &Dataset, device: &Device) -> Dataset {
+pub fn latent_dataset(
+    autoencoder: &Autoencoder,
+    config: &AutoencoderConfig,
+    data: &Dataset,
+    device: &Device,
+) -> Result<Dataset, ReadbackError> {
     let side = config.latent_size();
     let mut images = Vec::with_capacity(data.count * config.latent_channels * side * side);
     let indices: Vec<usize> = (0..data.count).collect();
@@ -247,9 +254,9 @@ pub fn latent_dataset(autoencoder: &Autoencoder, config: &AutoencoderConfig, dat
         let (pixels, _) = data.gather(chunk);
         let x = Tensor::<4>::from_data(TensorData::new(pixels, [chunk.len(), data.channels, data.height, data.width]), device);
         let z = autoencoder.encode(x).mean.mul_scalar(config.latent_scale);
-        images.extend(z.into_data().try_to_vec::<f32>().unwrap_or_default());
+        images.extend(read_f32(z)?);
     }
-    Dataset {
+    Ok(Dataset {
         images,
         count: data.count,
         channels: config.latent_channels,
@@ -257,23 +264,23 @@ pub fn latent_dataset(autoencoder: &Autoencoder, config: &AutoencoderConfig, dat
         width: side,
         labels: data.labels.clone(),
         class_names: data.class_names.clone(),
-    }
+    })
 }
 
 /// 1 / std of the encoder's means over (at most) `count` images: multiplies z so diffusion sees unit variance.
-pub fn latent_scale(autoencoder: &Autoencoder, data: &Dataset, count: usize, device: &Device) -> f64 {
+pub fn latent_scale(autoencoder: &Autoencoder, data: &Dataset, count: usize, device: &Device) -> Result<f64, ReadbackError> {
     let count = count.min(data.count);
     let mut values: Vec<f32> = Vec::new();
     let indices: Vec<usize> = (0..count).collect();
     for chunk in indices.chunks(250) {
         let (pixels, _) = data.gather(chunk);
         let x = Tensor::<4>::from_data(TensorData::new(pixels, [chunk.len(), data.channels, data.height, data.width]), device);
-        values.extend(autoencoder.encode(x).mean.into_data().try_to_vec::<f32>().unwrap_or_default());
+        values.extend(read_f32(autoencoder.encode(x).mean)?);
     }
     let n = values.len().max(2) as f64;
     let mean = values.iter().map(|v| *v as f64).sum::<f64>() / n;
     let variance = values.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    if variance > 0.0 { 1.0 / variance.sqrt() } else { 1.0 }
+    Ok(if variance > 0.0 { 1.0 / variance.sqrt() } else { 1.0 })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
+use crate::model::{ReadbackError, read_i64};
 
 use crate::data::Dataset;
 use crate::model::checkpoint::{Checkpoint, CheckpointError, CheckpointHeader, ModelKind, bytes_from_module};
@@ -24,7 +25,7 @@ pub fn train_classifier(
     epochs: usize,
     device: &Device,
     mut on_epoch: impl FnMut(&EpochReport),
-) -> Classifier {
+) -> Result<Classifier, ReadbackError> {
     let autodiff = device.clone().autodiff();
     let mut model = config.init(&autodiff);
     let mut optimizer = AdamWConfig::new().init();
@@ -45,29 +46,29 @@ pub fn train_classifier(
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(1e-3, model, grads);
         }
-        let test_accuracy = accuracy(&model.valid(), test, device);
+        let test_accuracy = accuracy(&model.valid(), test, device)?;
         on_epoch(&EpochReport { epoch: epoch + 1, mean_loss: total / batches as f64, test_accuracy });
     }
-    model.valid()
+    Ok(model.valid())
 }
 
 /// Predicted class of every image of `data`.
-pub fn predict(model: &Classifier, data: &Dataset, device: &Device) -> Vec<usize> {
+pub fn predict(model: &Classifier, data: &Dataset, device: &Device) -> Result<Vec<usize>, ReadbackError> {
     let indices: Vec<usize> = (0..data.count).collect();
     let mut predictions = Vec::with_capacity(data.count);
     for chunk in indices.chunks(500) {
         let (pixels, _) = data.gather(chunk);
         let x = Tensor::<4>::from_data(TensorData::new(pixels, [chunk.len(), data.channels, data.height, data.width]), device);
-        let classes: Vec<i64> = model.forward(x).argmax(1).into_data().convert::<i64>().try_to_vec().unwrap_or_default();
+        let classes = read_i64(model.forward(x).argmax(1))?;
         predictions.extend(classes.into_iter().map(|c| c as usize));
     }
-    predictions
+    Ok(predictions)
 }
 
-pub fn accuracy(model: &Classifier, data: &Dataset, device: &Device) -> f64 {
-    let predictions = predict(model, data, device);
+pub fn accuracy(model: &Classifier, data: &Dataset, device: &Device) -> Result<f64, ReadbackError> {
+    let predictions = predict(model, data, device)?;
     let correct = predictions.iter().enumerate().filter(|(i, p)| data.label(*i) == Some(**p)).count();
-    correct as f64 / data.count.max(1) as f64
+    Ok(correct as f64 / data.count.max(1) as f64)
 }
 
 pub fn classifier_checkpoint(model: &Classifier, config: &ClassifierConfig, test_accuracy: f64) -> Result<Checkpoint, CheckpointError> {
