@@ -291,3 +291,39 @@ fn invalid_saved_or_restored_settings_fall_back_to_defaults_with_a_message() {
     assert!(app.status.as_ref().unwrap().text.contains("class 99"), "{:?}", app.status);
     assert!(app.generate_blocker().is_none(), "Generate works with the repaired settings");
 }
+
+#[test]
+fn without_a_file_dialog_save_writes_to_the_default_folder_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = harness(quick_settings());
+    harness.state_mut().file_dialogs = false;
+    harness.state_mut().export_dir = dir.path().join("exports with spaces ü");
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "the run finishes", finished);
+    for expected in ["diffusion-lab-seed7-t0.png", "diffusion-lab-seed7-t0-2.png"] {
+        harness.state_mut().status = None;
+        harness.get_by_role_and_label(Role::Button, "Save image…").click();
+        step_until(&mut harness, "the save reports", |app| app.status.is_some());
+        let status = harness.state().status.clone().unwrap();
+        assert!(!status.is_error && status.text.contains("default folder"), "{}", status.text);
+        let path = dir.path().join("exports with spaces ü").join(expected);
+        assert!(status.text.contains(&path.display().to_string()), "{}", status.text);
+        let request = export::settings_from_png(&path).expect("the saved PNG carries its settings");
+        assert_eq!(request.seed, 7);
+    }
+    // A default folder that cannot be made: the error says why, and the run stays in the window.
+    let blocker = dir.path().join("a file");
+    std::fs::write(&blocker, b"not a folder").unwrap();
+    harness.state_mut().export_dir = blocker.join("exports");
+    harness.state_mut().status = None;
+    harness.get_by_role_and_label(Role::Button, "Save image…").click();
+    step_until(&mut harness, "the failure reports", |app| app.status.is_some());
+    let status = harness.state().status.clone().unwrap();
+    assert!(status.is_error && status.text.contains("no file dialog"), "{}", status.text);
+    assert!(harness.state().trajectory.as_ref().is_some_and(|t| t.is_complete()), "nothing lost");
+    // Choosing a file to open cannot work without a dialog: said, not silently ignored.
+    harness.state_mut().status = None;
+    harness.get_by_role_and_label(Role::Button, "Open settings from PNG…").click();
+    harness.run_steps(2);
+    assert!(harness.state().status.as_ref().is_some_and(|s| s.is_error && s.text.contains("no file dialog")));
+}

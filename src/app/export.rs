@@ -166,9 +166,22 @@ fn export_in_background(app: &LabApp, kind: Export, ctx: egui::Context) {
         Export::Animation => (format!("diffusion-lab-seed{}.gif", trajectory.request.seed), "gif", "GIF animation"),
         Export::Filmstrip => (format!("diffusion-lab-seed{}-filmstrip.png", trajectory.request.seed), "png", "PNG image"),
     };
+    let fallback = (!app.file_dialogs).then(|| app.export_dir.clone());
     std::thread::spawn(move || {
-        let Some(path) = rfd::FileDialog::new().set_file_name(&name).add_filter(filter, &[extension]).save_file() else {
-            return; // Cancelled (or no dialog available): nothing to do, nothing lost.
+        let (path, note) = match fallback {
+            // No dialog can ask: the default folder, under a name that overwrites nothing.
+            Some(dir) => {
+                if let Err(e) = std::fs::create_dir_all(&dir) {
+                    let _ = events.send(FileEvent::Failed(format!("{}, and the default folder {} cannot be created: {e}", super::dialogs::NO_DIALOG, dir.display())));
+                    ctx.request_repaint();
+                    return;
+                }
+                (super::dialogs::unique_path(&dir, &name), " (no file dialog here: saved to the default folder)")
+            }
+            None => match rfd::FileDialog::new().set_file_name(&name).add_filter(filter, &[extension]).save_file() {
+                Some(path) => (path, ""),
+                None => return, // Cancelled: nothing to do, nothing lost.
+            },
         };
         let result = match kind {
             Export::Image => save_frame_to(&path, &trajectory, cursor, view, map),
@@ -176,14 +189,18 @@ fn export_in_background(app: &LabApp, kind: Export, ctx: egui::Context) {
             Export::Filmstrip => save_filmstrip_to(&path, &trajectory, steps, view, map, zoom),
         };
         let _ = events.send(match result {
-            Ok(()) => FileEvent::Saved(path.display().to_string()),
-            Err(e) => FileEvent::Failed(format!("save failed: {e}")),
+            Ok(()) => FileEvent::Saved(format!("{}{note}", path.display())),
+            Err(e) => FileEvent::Failed(format!("save failed: {e} (the run is still here: try another folder)")),
         });
         ctx.request_repaint();
     });
 }
 
-fn open_settings_in_background(app: &LabApp, ctx: egui::Context) {
+fn open_settings_in_background(app: &mut LabApp, ctx: egui::Context) {
+    if !app.file_dialogs {
+        app.set_status(format!("{}: cannot choose a PNG to read settings from", super::dialogs::NO_DIALOG), true);
+        return;
+    }
     let events = app.file_events();
     std::thread::spawn(move || {
         let Some(path): Option<PathBuf> = rfd::FileDialog::new().add_filter("PNG image", &["png"]).pick_file() else {

@@ -44,7 +44,11 @@ impl ForwardState {
     }
 }
 
-fn open_image_in_background(app: &LabApp, ctx: egui::Context) {
+fn open_image_in_background(app: &mut LabApp, ctx: egui::Context) {
+    if !app.file_dialogs {
+        app.set_status(format!("{}: cannot choose an image", super::dialogs::NO_DIALOG), true);
+        return;
+    }
     let events = app.file_events();
     std::thread::spawn(move || {
         let Some(path): Option<PathBuf> =

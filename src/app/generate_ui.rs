@@ -35,6 +35,10 @@ pub fn generate_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             }
         });
         if ui.button("Open checkpoint…").on_hover_text("A model file written by diffusion-lab train").clicked() {
+            if !app.file_dialogs {
+                app.set_status(format!("{}: cannot choose a checkpoint", super::dialogs::NO_DIALOG), true);
+                return;
+            }
             let events = app.file_events();
             let ctx = ui.ctx().clone();
             std::thread::spawn(move || {

@@ -1,6 +1,7 @@
 //! The eframe window. Reads its state every frame, sends commands to the engine and drains its events;
 //! never runs a model itself.
 
+pub mod dialogs;
 pub mod export;
 pub mod forward_ui;
 pub mod generate_ui;
@@ -78,6 +79,10 @@ pub struct LabApp {
     pub settings: Settings,
     /// Where the Forward process panel finds the Fashion-MNIST test split.
     pub fashion_mnist_dir: std::path::PathBuf,
+    /// Whether file dialogs can open here ([`dialogs::file_dialog_available`]); without them exports go
+    /// to `export_dir` and the status bar says where.
+    pub file_dialogs: bool,
+    pub export_dir: std::path::PathBuf,
     pub engine: Engine,
     pub device: Option<String>,
     pub models: Vec<ModelInfo>,
@@ -163,6 +168,8 @@ impl LabApp {
         Self {
             settings,
             fashion_mnist_dir: crate::data::fashion_mnist_dir(),
+            file_dialogs: dialogs::file_dialog_available(),
+            export_dir: dialogs::default_export_dir(),
             engine,
             device: None,
             models: Vec::new(),
