@@ -183,6 +183,42 @@ fn forward_process_noises_a_test_image() {
     let mean = x_big_t.iter().sum::<f32>() / n;
     let variance = x_big_t.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n;
     assert!(mean.abs() < 0.15 && (variance - 1.0).abs() < 0.2, "x_T is close to N(0, 1): {mean}, {variance}");
+
+    // A schedule edit at the same t brings a new x_t, and the picture follows it (not the old texture).
+    harness.get_by_role_and_label(Role::Slider, "Forward t").set_value_accesskit(300.0);
+    step_until(&mut harness, "x_300 arrives", |app| app.forward.x_t.as_ref().is_some_and(|(t, ..)| *t == 300));
+    let (before, serial) = (harness.state().forward.x_t.clone().unwrap().1, harness.state().forward.frame_serial);
+    harness.state_mut().settings.schedule = diffusion_lab::diffusion::BetaSchedule::linear(1000);
+    step_until(&mut harness, "the edited schedule's x_300 arrives", |app| app.forward.frame_serial > serial);
+    let after = harness.state().forward.x_t.clone().unwrap().1;
+    assert_ne!(before, after, "cosine and linear noise x_0 differently at t = 300");
+    harness.run_steps(2);
+    let map = harness.state().settings.color_map;
+    assert!(harness.state().forward.pictures_are_current(map), "the picture shows the new x_t");
+    let other = diffusion_lab::app::state::ColorMap::Diverging;
+    harness.state_mut().settings.color_map = other;
+    harness.run_steps(2);
+    assert!(harness.state().forward.pictures_are_current(other), "and follows the colour map");
+}
+
+#[test]
+fn forward_process_works_with_the_latent_model_through_its_autoencoder() {
+    let mut harness = harness(quick_settings());
+    harness.state_mut().fashion_mnist_dir = common::fashion_mnist_fixture();
+    step_until(&mut harness, "the latent model loads", |app| app.models.iter().any(|m| m.is_latent));
+    let latent = harness.state().models.iter().find(|m| m.is_latent).unwrap().name.clone();
+    harness.state_mut().settings.model = latent;
+    harness.get_by_label("Forward process").click();
+    step_until(&mut harness, "x_0 loads", |app| app.forward.x0.is_some());
+    assert_eq!(harness.state().forward.x0.as_ref().unwrap().1, [1, 1, 28, 28], "x_0 is the image itself");
+    harness.get_by_role_and_label(Role::Slider, "Forward t").set_value_accesskit(1.0);
+    step_until(&mut harness, "D(z_1) arrives", |app| app.forward.x_t.as_ref().is_some_and(|(t, ..)| *t == 1));
+    let (x0, ..) = harness.state().forward.x0.clone().unwrap();
+    let (_, x1, shape) = harness.state().forward.x_t.clone().unwrap();
+    assert_eq!(shape, [1, 1, 28, 28], "x_t comes decoded to pixels");
+    let error = x0.iter().zip(x1.iter()).map(|(a, b)| (a - b).abs()).sum::<f32>() / x0.len() as f32;
+    assert!(error < 0.15, "D(z_1) is about the image (the autoencoder's error): {error}");
+    assert!(harness.state().forward.error.is_none(), "{:?}", harness.state().forward.error);
 }
 
 #[test]

@@ -27,13 +27,24 @@ pub struct ForwardState {
     /// Bumped whenever a new x_0 arrives.
     generation: usize,
     textures: Option<(TextureHandle, TextureHandle)>,
-    texture_key: Option<(usize, usize)>,
+    /// The textures show this: (x_0 generation, x_t serial, colour map).
+    texture_key: Option<(usize, usize, super::state::ColorMap)>,
+    /// Bumped whenever an x_t arrives: a schedule edit at the same t brings a new x_t.
+    pub frame_serial: usize,
+    /// The model x_0 was loaded for (a latent model encodes it), and the file it came from, if any.
+    pub model: Option<String>,
+    pub file: Option<PathBuf>,
     pub error: Option<String>,
 }
 
 impl ForwardState {
     pub fn new() -> Self {
         Self { t: 500, ..Default::default() }
+    }
+
+    /// Whether the pictures on screen show the latest x_0 and x_t in `map`.
+    pub fn pictures_are_current(&self, map: super::state::ColorMap) -> bool {
+        self.texture_key == Some((self.generation, self.frame_serial, map))
     }
 
     pub fn set_x0(&mut self, x0: Arc<Vec<f32>>, shape: [usize; 4], label: String) {
@@ -68,12 +79,16 @@ fn model_shape(app: &LabApp) -> (usize, usize) {
 pub fn load_test_image(app: &mut LabApp) {
     let (size, channels) = model_shape(app);
     let source = ForwardSource::TestImage { dir: app.fashion_mnist_dir.clone(), index: app.forward.test_index };
-    app.engine.load_forward_image(source, size, channels);
+    app.engine.load_forward_image(source, size, channels, Some(app.settings.model.clone()));
+    app.forward.model = Some(app.settings.model.clone());
+    app.forward.file = None;
 }
 
 pub fn load_file_image(app: &mut LabApp, path: PathBuf) {
     let (size, channels) = model_shape(app);
-    app.engine.load_forward_image(ForwardSource::File(path), size, channels);
+    app.engine.load_forward_image(ForwardSource::File(path.clone()), size, channels, Some(app.settings.model.clone()));
+    app.forward.model = Some(app.settings.model.clone());
+    app.forward.file = Some(path);
 }
 
 pub fn forward_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
@@ -95,6 +110,13 @@ pub fn forward_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     if let Some(error) = &app.forward.error {
         ui.colored_label(ui.visuals().error_fg_color, error);
     }
+    // x_0 was loaded for another model (a latent one encodes it): load it again for this one.
+    if app.forward.x0.is_some() && app.forward.model.as_ref() != Some(&app.settings.model) && app.model_info().is_some() {
+        match app.forward.file.clone() {
+            Some(path) => load_file_image(app, path),
+            None => load_test_image(app),
+        }
+    }
     let Some((x0, shape, label)) = app.forward.x0.clone() else {
         ui.weak("Load a test image or open one of yours.");
         return;
@@ -109,7 +131,7 @@ pub fn forward_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         ui.label(format!("ᾱ_t = {:.4}, log-SNR = {:.2}", s.alpha_bar[i], s.log_snr[i]));
     }
     let map = app.settings.color_map;
-    let key = (app.forward.generation, app.forward.x_t.as_ref().map_or(0, |(t, ..)| *t));
+    let key = (app.forward.generation, app.forward.frame_serial, map);
     if app.forward.texture_key != Some(key) {
         let clean = color_image_of(&x0, shape, map);
         let noisy = match &app.forward.x_t {

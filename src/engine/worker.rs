@@ -38,7 +38,9 @@ pub enum ForwardSource {
 pub enum Command {
     Generate { job: u64, request: GenerateRequest, stream: bool },
     /// Load x_0 for the forward process, as `channels` x `size` x `size`.
-    LoadForwardImage { source: ForwardSource, size: usize, channels: usize },
+    /// For a latent model (`model`), x_0 is the image at its autoencoder's size, encoded: the forward
+    /// process then noises the latent z_0 and each x_t comes back decoded, D(z_t).
+    LoadForwardImage { source: ForwardSource, size: usize, channels: usize, model: Option<String> },
     /// x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) ε of the loaded x_0, with ε drawn from `seed`.
     Forward { schedule: crate::diffusion::BetaSchedule, t: usize, seed: u64 },
     /// Load a UNet under `name`; a latent UNet comes with the autoencoder that decodes its latents.
@@ -122,8 +124,8 @@ impl Engine {
         self.current_job.store(0, Ordering::SeqCst);
     }
 
-    pub fn load_forward_image(&self, source: ForwardSource, size: usize, channels: usize) {
-        let _ = self.commands.send(Command::LoadForwardImage { source, size, channels });
+    pub fn load_forward_image(&self, source: ForwardSource, size: usize, channels: usize, model: Option<String>) {
+        let _ = self.commands.send(Command::LoadForwardImage { source, size, channels, model });
     }
 
     pub fn forward(&self, schedule: crate::diffusion::BetaSchedule, t: usize, seed: u64) {
@@ -192,7 +194,7 @@ fn worker(
     let mut device = open_device(choice).unwrap_or_else(|_| ComputeDevice::cpu());
     send(Event::Ready { device: device.description.clone(), is_gpu: device.is_gpu });
     let mut models: BTreeMap<String, (LoadedUnet, Option<LoadedAutoencoder>)> = BTreeMap::new();
-    let mut forward_x0: Option<(Vec<f32>, [usize; 4])> = None;
+    let mut forward_x0: Option<ForwardX0> = None;
     let mut test_set: Option<(std::path::PathBuf, crate::data::Dataset)> = None;
     let mut backlog: Option<DecodeBacklog> = None;
 
@@ -250,23 +252,38 @@ fn worker(
                     }
                     Err(e) => send(Event::DeviceFailed { message: e.to_string() }),
                 },
-                Command::LoadForwardImage { source, size, channels } => {
-                    match forward_image(&source, size, channels, &mut test_set) {
-                        Ok((x0, label)) => {
-                            let shape = [1, channels, size, size];
-                            send(Event::ForwardImage { x0: Arc::new(x0.clone()), shape, label });
-                            forward_x0 = Some((x0, shape));
+                Command::LoadForwardImage { source, size, channels, model } => {
+                    let latent = model.filter(|m| models.get(m).is_some_and(|(unet, ae)| unet.is_latent() && ae.is_some()));
+                    let autoencoder = latent.as_ref().and_then(|m| models.get(m)).and_then(|(_, ae)| ae.as_ref());
+                    let (size, channels) = autoencoder.map_or((size, channels), |ae| (ae.config.image_size, ae.config.image_channels));
+                    let loaded = forward_image(&source, size, channels, &mut test_set).and_then(|(x0, label)| {
+                        let shape = [1, channels, size, size];
+                        let values = match autoencoder {
+                            Some(ae) => encode_scaled(ae, &x0, shape, &device.device)?,
+                            None => (x0.clone(), shape),
+                        };
+                        Ok((x0, shape, label, values))
+                    });
+                    match loaded {
+                        Ok((x0, shape, label, (values, value_shape))) => {
+                            send(Event::ForwardImage { x0: Arc::new(x0), shape, label });
+                            forward_x0 = Some(ForwardX0 { values, shape: value_shape, latent_model: latent });
                         }
                         Err(message) => send(Event::ForwardFailed { message }),
                     }
                 }
                 Command::Forward { schedule, t, seed } => {
-                    let Some((x0, shape)) = &forward_x0 else {
+                    let Some(x0) = &forward_x0 else {
                         send(Event::ForwardFailed { message: "no image loaded for the forward process".into() });
                         return;
                     };
-                    match forward_step(x0, *shape, schedule, t, seed, &device.device) {
-                        Ok(x_t) => send(Event::ForwardFrame { t, x_t: Arc::new(x_t), shape: *shape }),
+                    let autoencoder = x0.latent_model.as_ref().and_then(|m| models.get(m)).and_then(|(_, ae)| ae.as_ref());
+                    let noised = forward_step(&x0.values, x0.shape, schedule, t, seed, &device.device).and_then(|x_t| match autoencoder {
+                        Some(ae) => decode_scaled_values(ae, x_t, x0.shape, &device.device),
+                        None => Ok((x_t, x0.shape)),
+                    });
+                    match noised {
+                        Ok((x_t, shape)) => send(Event::ForwardFrame { t, x_t: Arc::new(x_t), shape }),
                         Err(message) => send(Event::ForwardFailed { message }),
                     }
                 }
@@ -414,6 +431,30 @@ fn warm_up(unet: &LoadedUnet, autoencoder: Option<&LoadedAutoencoder>, device: &
     let mut emit = |_frame: Frame| {};
     let hooks = RunHooks { keep_going: &keep_going, stream: true, emit: &mut emit };
     let _ = run_generate(unet, autoencoder, &request, device, hooks);
+}
+
+/// The forward process's clean x_0: pixels, or for a latent model the scaled latent E(x_0) of `latent_model`.
+struct ForwardX0 {
+    values: Vec<f32>,
+    shape: [usize; 4],
+    latent_model: Option<String>,
+}
+
+/// E(x) · scale: an image to the latent a latent model diffuses.
+fn encode_scaled(ae: &LoadedAutoencoder, x: &[f32], shape: [usize; 4], device: &burn::prelude::Device) -> Result<(Vec<f32>, [usize; 4]), String> {
+    use burn::prelude::*;
+    let x = Tensor::<4>::from_data(TensorData::new(x.to_vec(), shape), device);
+    let z = ae.model.encode(x).mean.mul_scalar(ae.config.latent_scale);
+    let z_shape = z.dims();
+    crate::model::read_f32(z).map(|values| (values, z_shape)).map_err(|e| e.to_string())
+}
+
+/// D(z / scale): a latent back to pixels.
+fn decode_scaled_values(ae: &LoadedAutoencoder, z: Vec<f32>, shape: [usize; 4], device: &burn::prelude::Device) -> Result<(Vec<f32>, [usize; 4]), String> {
+    use burn::prelude::*;
+    let pixels = ae.decode_scaled(Tensor::<4>::from_data(TensorData::new(z, shape), device));
+    let pixel_shape = pixels.dims();
+    crate::model::read_f32(pixels).map(|values| (values, pixel_shape)).map_err(|e| e.to_string())
 }
 
 /// The latent frames of the last run that were handed out without pixels, to decode while idle.
