@@ -363,3 +363,26 @@ fn without_a_file_dialog_save_writes_to_the_default_folder_and_says_so() {
     harness.run_steps(2);
     assert!(harness.state().status.as_ref().is_some_and(|s| s.is_error && s.text.contains("no file dialog")));
 }
+
+#[test]
+fn a_long_run_is_recorded_within_the_memory_budget_and_the_timeline_says_so() {
+    let settings = Settings {
+        sampler: SamplerChoice::Ddpm,
+        schedule: diffusion_lab::diffusion::BetaSchedule::cosine(300),
+        ..quick_settings()
+    };
+    let mut harness = harness(settings);
+    // Room for 40 frames of 2 images (x_t, x̂_0 and ε of 28x28 each).
+    let frame_bytes = 4 * 3 * 2 * 28 * 28;
+    harness.state_mut().trajectory_budget = 40 * frame_bytes;
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "the run finishes", finished);
+    let trajectory = harness.state().trajectory.clone().unwrap();
+    assert!(trajectory.frames.len() <= 40 && trajectory.frames.len() >= 20, "{} frames", trajectory.frames.len());
+    assert_eq!(trajectory.stride, 8);
+    assert_eq!(trajectory.frames.first().unwrap().t, 300, "x_T kept");
+    assert_eq!(trajectory.frames.last().unwrap().t, 0, "the result kept");
+    harness.run_steps(2);
+    harness.get_by_label_contains("memory budget");
+    harness.get_by_label_contains("keeping every 8th step");
+}

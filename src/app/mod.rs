@@ -83,6 +83,8 @@ pub struct LabApp {
     /// to `export_dir` and the status bar says where.
     pub file_dialogs: bool,
     pub export_dir: std::path::PathBuf,
+    /// Memory a run's recorded frames may take ([`crate::engine::generate::TRAJECTORY_BUDGET_BYTES`]).
+    pub trajectory_budget: usize,
     pub engine: Engine,
     pub device: Option<String>,
     pub models: Vec<ModelInfo>,
@@ -170,6 +172,7 @@ impl LabApp {
             fashion_mnist_dir: crate::data::fashion_mnist_dir(),
             file_dialogs: dialogs::file_dialog_available(),
             export_dir: dialogs::default_export_dir(),
+            trajectory_budget: crate::engine::generate::TRAJECTORY_BUDGET_BYTES,
             engine,
             device: None,
             models: Vec::new(),
@@ -231,7 +234,7 @@ impl LabApp {
         }
         let request = self.settings.request();
         self.job = self.engine.generate(request.clone(), true);
-        self.trajectory = Some(Trajectory::new(request));
+        self.trajectory = Some(Trajectory { budget_bytes: self.trajectory_budget, ..Trajectory::new(request) });
         self.run = RunState::Running { job: self.job, started: Instant::now() };
         self.cursor = 0;
         self.follow = true;
@@ -289,7 +292,7 @@ impl LabApp {
                     self.last_frame_at = Some(now);
                     if let Some(trajectory) = &mut self.trajectory {
                         trajectory.total_steps = total_steps;
-                        trajectory.frames.push(frame);
+                        trajectory.push(frame);
                         if self.follow {
                             self.cursor = trajectory.frames.len() - 1;
                         }

@@ -190,18 +190,28 @@ impl Settings {
 #[derive(Clone, Debug)]
 pub struct Trajectory {
     pub request: GenerateRequest,
+    /// x_T, then the steps: all of them within [`Trajectory::budget_bytes`], else every `stride`-th.
     pub frames: Vec<Frame>,
+    /// 1 while every step is kept; 2, 4, ... once the memory budget thins the recording.
+    pub stride: usize,
+    pub budget_bytes: usize,
     /// Steps the plan has (frames = steps + 1 when complete).
     pub total_steps: usize,
 }
 
 impl Trajectory {
     pub fn new(request: GenerateRequest) -> Self {
-        Self { request, frames: Vec::new(), total_steps: 0 }
+        Self { request, frames: Vec::new(), stride: 1, budget_bytes: crate::engine::generate::TRAJECTORY_BUDGET_BYTES, total_steps: 0 }
     }
 
     pub fn is_complete(&self) -> bool {
         self.total_steps > 0 && self.frames.last().is_some_and(|f| f.t == 0)
+    }
+
+    /// Records a frame within the memory budget (see [`crate::engine::generate::push_within_budget`]).
+    pub fn push(&mut self, frame: Frame) {
+        let bytes = crate::engine::generate::frame_budget_bytes(&frame, self.frames.first());
+        crate::engine::generate::push_within_budget(&mut self.frames, frame, &mut self.stride, self.budget_bytes, bytes);
     }
 
     /// Whether this is a latent model's run, whose views show decoded pixels: x_T's frame always comes

@@ -29,6 +29,14 @@ pub fn timeline_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                 .custom_formatter(|i, _| format!("t = {}", t_of(i as usize))),
         );
         ui.label(format!("t = {}  (frame {} of {})  (arrow keys: one step)", t_of(cursor), cursor + 1, frames));
+        if let Some(trajectory) = app.trajectory.as_ref().filter(|t| t.stride > 1) {
+            ui.label(format!(
+                "memory budget ({} MB): keeping every {}th step",
+                trajectory.budget_bytes >> 20,
+                trajectory.stride
+            ))
+            .on_hover_text("A long run at a large batch would not fit in memory: the recording keeps evenly spaced steps, x_T and the last one.");
+        }
         if response.changed() {
             app.cursor = cursor;
             app.follow = cursor + 1 == frames;

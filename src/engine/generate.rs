@@ -48,6 +48,50 @@ pub struct Frame {
     pub decoded: Option<Decoded>,
 }
 
+impl Frame {
+    /// Memory the frame holds once its pixels are decoded (the values are f32).
+    pub fn bytes(&self) -> usize {
+        let latent = 3 * self.x_t.len();
+        // A latent frame's pixels arrive after the run: count them from the start.
+        let pixels = self.decoded.as_ref().map_or(0, |d| 2 * d.x_t.len());
+        4 * (latent + pixels)
+    }
+}
+
+/// The bytes a frame of a run counts for against the budget: its values, and for a latent run the pixels
+/// every frame ends up with (x_T's frame, `first`, always comes decoded and shows their size). The window
+/// and the engine's backlog count the same, so they thin a run alike.
+pub fn frame_budget_bytes(frame: &Frame, first: Option<&Frame>) -> usize {
+    let pixels = first.unwrap_or(frame).decoded.as_ref().or(frame.decoded.as_ref()).map_or(0, |d| 2 * d.x_t.len());
+    4 * (3 * frame.x_t.len() + pixels)
+}
+
+/// How much memory the frames of one run may take, in the window and in the engine's decoding backlog.
+/// DDPM over T = 10 000 at batch 64 would otherwise keep about 6 GB.
+pub const TRAJECTORY_BUDGET_BYTES: usize = 768 << 20;
+
+/// Appends `frame` to a run's `frames`, keeping them within `budget` bytes: every step while they fit, then
+/// every 2nd step, then every 4th... (`stride`, doubled as needed), always with x_T and the newest frame
+/// (the one on screen while a run streams). A frame before the newest that is off the stride is dropped
+/// when the next one arrives.
+pub fn push_within_budget(frames: &mut Vec<Frame>, frame: Frame, stride: &mut usize, budget: usize, frame_bytes: usize) {
+    let stride_now = (*stride).max(1);
+    if frames.len() > 1 && frames.last().is_some_and(|last| last.index % stride_now != 0) {
+        frames.pop();
+    }
+    frames.push(frame);
+    while frames.len() > 2 && frames.len() * frame_bytes > budget {
+        *stride = (*stride).max(1) * 2;
+        let (stride, newest) = (*stride, frames.len() - 1);
+        let mut position = 0;
+        frames.retain(|f| {
+            let keep = f.index % stride == 0 || position == newest;
+            position += 1;
+            keep
+        });
+    }
+}
+
 /// Pixels of a latent frame.
 #[derive(Clone, Debug)]
 pub struct Decoded {
@@ -55,6 +99,39 @@ pub struct Decoded {
     pub shape: [usize; 4],
     pub x_t: Arc<Vec<f32>>,
     pub x0_pred: Arc<Vec<f32>>,
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    fn frame(index: usize) -> Frame {
+        let values = Arc::new(vec![0.0; 10]);
+        Frame { index, t: 1000 - index, shape: [1, 1, 2, 5], x_t: values.clone(), x0_pred: values.clone(), eps: values, decoded: None }
+    }
+
+    #[test]
+    fn frames_are_thinned_to_the_budget_keeping_x_t_and_the_newest() {
+        let (mut frames, mut stride) = (Vec::new(), 1);
+        let bytes = frame(0).bytes();
+        assert_eq!(bytes, 120);
+        for index in 0..=1000 {
+            push_within_budget(&mut frames, frame(index), &mut stride, 100 * bytes, bytes);
+            assert!(frames.len() <= 100, "{} frames at step {index}", frames.len());
+            assert_eq!(frames.last().unwrap().index, index, "the newest frame is kept");
+        }
+        assert_eq!(frames[0].index, 0, "x_T is kept");
+        assert_eq!(stride, 16);
+        assert!(frames.windows(2).all(|w| w[0].index < w[1].index));
+        assert!(frames[..frames.len() - 1].iter().all(|f| f.index % 16 == 0), "evenly thinned");
+        assert!(frames.len() >= 50, "the budget is used: {}", frames.len());
+        // Within the budget nothing is dropped.
+        let (mut frames, mut stride) = (Vec::new(), 1);
+        for index in 0..50 {
+            push_within_budget(&mut frames, frame(index), &mut stride, 100 * bytes, bytes);
+        }
+        assert_eq!((frames.len(), stride), (50, 1));
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

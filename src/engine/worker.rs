@@ -356,14 +356,25 @@ fn worker(
                         .and_then(|s| request.sampler.plan(&s).ok())
                         .map_or(0, |p| p.len());
                     let keep_going = || current_job.load(Ordering::SeqCst) == job;
-                    let mut recorded = DecodeBacklog { job, model: request.model.clone(), frames: Vec::new(), pending: Vec::new() };
+                    let mut recorded = DecodeBacklog { job, model: request.model.clone(), frames: Vec::new(), stride: 1, first: None, pending: Vec::new() };
                     let mut emit = |frame: Frame| {
                         if model.is_latent() {
                             if frame.decoded.is_none() {
                                 recorded.pending.push(frame.index);
                             }
                             // The values are shared with the event, not copied.
-                            recorded.frames.push(Frame { decoded: None, ..frame.clone() });
+                            let bytes = super::generate::frame_budget_bytes(&frame, recorded.first.as_ref());
+                        if frame.index == 0 {
+                            recorded.first = Some(frame.clone());
+                        }
+                        let undecoded = Frame { decoded: None, ..frame.clone() };
+                        super::generate::push_within_budget(
+                            &mut recorded.frames,
+                            undecoded,
+                            &mut recorded.stride,
+                            super::generate::TRAJECTORY_BUDGET_BYTES,
+                            bytes,
+                        );
                         }
                         send(Event::Frame { job, frame, total_steps });
                     };
@@ -461,8 +472,12 @@ fn decode_scaled_values(ae: &LoadedAutoencoder, z: Vec<f32>, shape: [usize; 4], 
 struct DecodeBacklog {
     job: u64,
     model: String,
-    /// Every frame of the run (values shared with the UI's copies).
+    /// The frames of the run within the memory budget, thinned as the window thins them (values shared
+    /// with the window's copies).
     frames: Vec<Frame>,
+    stride: usize,
+    /// x_T's frame as it came, decoded: its pixels size every frame's share of the budget.
+    first: Option<Frame>,
     /// Indices still to decode; the last is decoded first.
     pending: Vec<usize>,
 }
