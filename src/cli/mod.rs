@@ -234,7 +234,17 @@ impl DataArgs {
             Ok((data, format!("Fashion-MNIST train split ({})", self.fashion_mnist_dir.display())))
         } else {
             let dir = PathBuf::from(&self.data);
-            let data = data::folder::load_folder(&dir, self.image_size, self.image_size, self.image_channels)?;
+            let folder = data::folder::load_folder(&dir, self.image_size, self.image_size, self.image_channels)?;
+            if !folder.skipped.is_empty() {
+                eprintln!("skipped {} files that are not usable images:", folder.skipped.len());
+                for (_, reason) in folder.skipped.iter().take(20) {
+                    eprintln!("  {reason}");
+                }
+                if folder.skipped.len() > 20 {
+                    eprintln!("  … and {} more", folder.skipped.len() - 20);
+                }
+            }
+            let data = folder.data;
             Ok((data, format!("folder {}", dir.display())))
         }
     }

@@ -11,9 +11,22 @@ use super::{DataError, Dataset, unit_from_u8};
 
 const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
+/// A folder's images, and the image files that could not be used, each with the reason.
+#[derive(Debug)]
+pub struct FolderData {
+    pub data: Dataset,
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// Larger images are refused before they are decoded: a 20000x20000 header would ask for gigabytes.
+const MAX_IMAGE_SIDE: u32 = 8192;
+const MAX_DECODE_BYTES: u64 = 512 << 20;
+
 /// Loads every image under `dir` as `channels` (1: grayscale luma, 3: RGB) x `height` x `width`.
-/// A file that does not decode is an error, not skipped: a silently smaller data set is harder to notice.
-pub fn load_folder(dir: &Path, height: usize, width: usize, channels: usize) -> Result<Dataset, DataError> {
+/// A file that does not decode (empty, not an image, unreadable, implausibly large) is skipped and listed
+/// in [`FolderData::skipped`], never fatal: one bad photo should not stop a training run. A folder in
+/// which no image decodes is an error.
+pub fn load_folder(dir: &Path, height: usize, width: usize, channels: usize) -> Result<FolderData, DataError> {
     let bad_shape = || DataError::BadShape { path: dir.into(), channels, height, width };
     let size = |side: usize| u32::try_from(side).ok().filter(|&side| side > 0);
     let (Some(height_u32), Some(width_u32)) = (size(height), size(width)) else { return Err(bad_shape()) };
@@ -43,10 +56,23 @@ pub fn load_folder(dir: &Path, height: usize, width: usize, channels: usize) -> 
     };
 
     let mut images = Vec::with_capacity(paths.len() * channels * height * width);
-    for path in &paths {
-        images.extend(planes_from_image(&decode(path)?, height_u32, width_u32, channels));
+    let mut kept_labels = Vec::with_capacity(paths.len());
+    let mut skipped = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        match decode(path) {
+            Ok(image) => {
+                images.extend(planes_from_image(&image, height_u32, width_u32, channels));
+                kept_labels.push(labels.as_ref().map(|labels| labels[i]));
+            }
+            Err(e) => skipped.push((path.clone(), e.to_string())),
+        }
     }
-    Ok(Dataset { images, count: paths.len(), channels, height, width, labels, class_names })
+    if kept_labels.is_empty() {
+        return Err(DataError::NoImages { path: dir.into() });
+    }
+    let labels = labels.map(|_| kept_labels.iter().flatten().copied().collect());
+    let data = Dataset { images, count: kept_labels.len(), channels, height, width, labels, class_names };
+    Ok(FolderData { data, skipped })
 }
 
 /// One image file as `channels` x `height` x `width` values in [-1, 1] (any size and format in).
@@ -94,7 +120,12 @@ fn is_image(path: &Path) -> bool {
 /// Decodes by content rather than by extension, so a JPEG saved as .png still loads.
 fn decode(path: &Path) -> Result<DynamicImage, DataError> {
     let io_error = |source| DataError::Io { path: path.into(), source };
-    let reader = ImageReader::open(path).map_err(io_error)?.with_guessed_format().map_err(io_error)?;
+    let mut reader = ImageReader::open(path).map_err(io_error)?.with_guessed_format().map_err(io_error)?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
     reader.decode().map_err(|source| DataError::Decode { path: path.into(), source })
 }
 
@@ -118,7 +149,7 @@ mod tests {
         std::fs::write(dir.path().join("bags/notes.txt"), "not an image").unwrap();
         std::fs::create_dir(dir.path().join("empty")).unwrap();
 
-        let data = load_folder(dir.path(), 8, 6, 3).unwrap();
+        let data = load_folder(dir.path(), 8, 6, 3).unwrap().data;
         assert_eq!((data.count, data.channels, data.height, data.width), (4, 3, 8, 6));
         assert_eq!(data.images.len(), 4 * 3 * 8 * 6);
         assert_eq!(data.class_names, ["bags", "shoes"]);
@@ -136,7 +167,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_png(&dir.path().join("one.png"), 3, 4, [255, 255, 255]);
         write_png(&dir.path().join("two.png"), 20, 20, [0, 0, 0]);
-        let data = load_folder(dir.path(), 5, 5, 1).unwrap();
+        let data = load_folder(dir.path(), 5, 5, 1).unwrap().data;
         assert_eq!((data.count, data.channels, data.images.len()), (2, 1, 2 * 25));
         assert_eq!((&data.labels, data.class_names.len(), data.label(0)), (&None, 0, None));
         assert!(data.image(0).iter().all(|&x| x == 1.0) && data.image(1).iter().all(|&x| x == -1.0));
@@ -155,14 +186,28 @@ mod tests {
     }
 
     #[test]
-    fn undecodable_image_is_named() {
+    fn bad_files_are_listed_and_skipped_never_fatal() {
         let dir = tempfile::tempdir().unwrap();
-        write_png(&dir.path().join("good.png"), 4, 4, [1, 2, 3]);
-        let bad = dir.path().join("broken.png");
-        std::fs::write(&bad, b"not really a png").unwrap();
-        let err = load_folder(dir.path(), 4, 4, 3).unwrap_err();
-        assert!(matches!(err, DataError::Decode { .. }), "{err}");
-        assert!(err.to_string().contains(&bad.display().to_string()), "{err}");
+        write_png(&dir.path().join("cats/good.png"), 4, 4, [1, 2, 3]);
+        write_png(&dir.path().join("dogs/good.png"), 4, 4, [200, 200, 200]);
+        std::fs::write(dir.path().join("cats/empty.png"), b"").unwrap();
+        std::fs::write(dir.path().join("cats/text ü.jpg"), b"not really a jpeg").unwrap();
+        // A real PNG header that claims 20000 x 20000 pixels, and nothing after it.
+        let mut huge = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        huge.extend_from_slice(&20000u32.to_be_bytes());
+        huge.extend_from_slice(&20000u32.to_be_bytes());
+        huge.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
+        std::fs::write(dir.path().join("dogs/huge.png"), &huge).unwrap();
+        let folder = load_folder(dir.path(), 4, 4, 3).unwrap();
+        assert_eq!(folder.data.count, 2);
+        assert_eq!(folder.data.labels, Some(vec![0, 1]), "labels follow the images that loaded");
+        let names: Vec<String> = folder.skipped.iter().map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["empty.png", "text ü.jpg", "huge.png"]);
+        assert!(folder.skipped.iter().all(|(p, reason)| reason.contains(&p.display().to_string())), "{:?}", folder.skipped);
+        // Nothing usable at all is an error.
+        let only_bad = tempfile::tempdir().unwrap();
+        std::fs::write(only_bad.path().join("broken.png"), b"not really a png").unwrap();
+        assert!(matches!(load_folder(only_bad.path(), 4, 4, 3), Err(DataError::NoImages { .. })));
     }
 
     #[test]
