@@ -286,3 +286,50 @@ fn a_checkpoint_with_an_invalid_config_is_refused_with_the_reason() {
         }
     }
 }
+
+#[test]
+fn cancel_in_the_middle_of_a_run_stops_it_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = engine_with_tiny_model(dir.path());
+    let job = engine.generate(request(1000, Sampler::default()), true);
+    // Cancel after the fifth step has been handed out: mid-run, not before the first step.
+    let mut frames = 0;
+    while frames < 6 {
+        if let Some(Event::Frame { job: j, .. }) = engine.recv_timeout(Duration::from_secs(60)) {
+            frames += usize::from(j == job);
+        }
+    }
+    engine.cancel();
+    let (events, end) = run_to_end(&engine, job);
+    let frames = frames + events.iter().filter(|e| matches!(e, Event::Frame { job: j, .. } if *j == job)).count();
+    match end {
+        Event::Done { summary, .. } => {
+            assert!(summary.cancelled, "{summary:?}");
+            assert!(summary.steps_done >= 5 && summary.steps_done < 1000, "{summary:?}");
+            assert_eq!(frames, summary.steps_done + 1, "x_T and one frame per step done");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_non_finite_value_stops_the_run_naming_the_step_and_keeps_the_frames_so_far() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = engine_with_tiny_model(dir.path());
+    // Guidance this large is infinite in f32: the first step goes non-finite, and the run must stop there.
+    let mut bad = request(50, Sampler::ddim(10, 0.0));
+    bad.guidance = 1e300;
+    bad.sampler.clip_x0 = false; // Clipping x̂_0 would tame it.
+    let job = engine.generate(bad, true);
+    let (events, end) = run_to_end(&engine, job);
+    match end {
+        Event::Failed { message, .. } => assert!(message.contains("non-finite values at t = 50"), "{message}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    let frames: Vec<_> = events.iter().filter_map(|e| match e { Event::Frame { frame, .. } => Some(frame.clone()), _ => None }).collect();
+    assert_eq!(frames.len(), 1, "x_T, the frame before the bad step, was handed out");
+    assert!(frames[0].x_t.iter().all(|v| v.is_finite()));
+    // The engine goes on serving.
+    let job = engine.generate(request(10, Sampler::ddim(3, 0.0)), true);
+    assert!(matches!(run_to_end(&engine, job).1, Event::Done { .. }));
+}

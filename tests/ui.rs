@@ -27,7 +27,7 @@ fn harness(settings: Settings) -> Harness<'static, LabApp> {
 fn step_until(harness: &mut Harness<'static, LabApp>, what: &str, done: impl Fn(&LabApp) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(300);
     while !done(harness.state()) {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(Instant::now() < deadline, "timed out waiting until {what}: run {:?}, status {:?}", harness.state().run, harness.state().status);
         harness.step();
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -385,4 +385,43 @@ fn a_long_run_is_recorded_within_the_memory_budget_and_the_timeline_says_so() {
     harness.run_steps(2);
     harness.get_by_label_contains("memory budget");
     harness.get_by_label_contains("keeping every 8th step");
+}
+
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+}
+
+#[test]
+fn fifty_rapid_generate_and_cancel_clicks_leave_no_stale_frame_deadlock_or_thread() {
+    let mut harness = harness(Settings { sampler: SamplerChoice::Ddpm, schedule: diffusion_lab::diffusion::BetaSchedule::cosine(200), ..quick_settings() });
+    // One run first, so that the compute threads exist before counting.
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "the first run finishes", finished);
+    let threads = thread_count();
+    for i in 0..50 {
+        // A Generate click and a Cancel click, one frame apart.
+        harness.state_mut().settings.seed = 100 + i;
+        harness.get_by_role_and_label(Role::Button, "Generate").click();
+        harness.step();
+        harness.get_by_role_and_label(Role::Button, "Cancel").click();
+        harness.step();
+    }
+    // The last word: one more run, which must finish with only its own frames.
+    harness.state_mut().settings.seed = 999;
+    harness.state_mut().settings.sampler = SamplerChoice::Ddim;
+    // Let the layout settle first (DDIM adds sliders above the button, and a click lands where it was).
+    harness.run_steps(2);
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    harness.step();
+    assert_eq!(harness.state().job, 52, "the click started a new run");
+    step_until(&mut harness, "the last run finishes", |app| matches!(app.run, RunState::Finished { cancelled: false, .. }));
+    harness.run_steps(5);
+    let app = harness.state();
+    let trajectory = app.trajectory.as_ref().unwrap();
+    assert_eq!(trajectory.request.seed, 999);
+    assert_eq!(trajectory.frames.len(), 6, "x_T and five DDIM steps, nothing from the cancelled runs");
+    assert!(trajectory.frames.windows(2).all(|w| w[1].index == w[0].index + 1));
+    let x_start = NoiseSource::new(999).values(2 * 28 * 28);
+    assert_eq!(*trajectory.frames[0].x_t, x_start, "x_T of this run's seed");
+    assert!(thread_count() <= threads, "threads before {threads}, after {}", thread_count());
 }

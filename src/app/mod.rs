@@ -103,7 +103,8 @@ pub struct LabApp {
     decode_requested: Option<(u64, usize)>,
     pub status: Option<StatusMessage>,
     files: (Sender<FileEvent>, Receiver<FileEvent>),
-    job: u64,
+    /// The job id of the run on screen (events of other jobs are stale).
+    pub job: u64,
     /// Steps/s of the running job, smoothed.
     pub steps_per_second: f64,
     last_frame_at: Option<Instant>,
