@@ -260,6 +260,26 @@ fn progress_bar(total: u64, position: u64) -> indicatif::ProgressBar {
     bar
 }
 
+/// Opens a run's CSV log (first column: the step) for appending, writing `header` if the file is new. Rows
+/// after `step`, the step of the checkpoint the run continues from (0 for a new run), are dropped first: a
+/// killed run logged steps that its last checkpoint does not hold, and the resumed run logs them again.
+fn csv_log_from_step(path: &std::path::Path, header: &str, step: u64) -> anyhow::Result<std::fs::File> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let mut lines = text.lines();
+        let kept: Vec<&str> = lines
+            .next()
+            .into_iter()
+            .chain(lines.filter(|row| row.split(',').next().and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s <= step)))
+            .collect();
+        if kept.len() < text.lines().count() {
+            let mut trimmed = kept.join("\n");
+            trimmed.push('\n');
+            diffusion_lab::files::write_atomic(path, trimmed.as_bytes()).with_context(|| format!("cannot rewrite {}", path.display()))?;
+        }
+    }
+    csv_log(path, header)
+}
+
 /// Opens a CSV log for appending, writing `header` if the file is new.
 fn csv_log(path: &std::path::Path, header: &str) -> anyhow::Result<std::fs::File> {
     let mut log = std::fs::OpenOptions::new().create(true).append(true).open(path)
@@ -335,7 +355,7 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let parameters = trainer.ema.parameter_count();
     eprintln!("training a {parameters}-parameter UNet on {} images, step {} of {}", data.count, trainer.step, trainer.config.steps);
 
-    let mut log = csv_log(&files.loss_log(), "step,loss,learning_rate,images_per_second,wall_seconds")?;
+    let mut log = csv_log_from_step(&files.loss_log(), "step,loss,learning_rate,images_per_second,wall_seconds", trainer.step)?;
     let total = trainer.config.steps;
     let bar = progress_bar(total, trainer.step);
     let stop_at = args.max_steps_now.map_or(total, |n| (trainer.step + n).min(total));
@@ -755,9 +775,10 @@ fn train_autoencoder(args: &TrainAutoencoderArgs) -> anyhow::Result<()> {
         AutoencoderTrainer::new(config, ae, &classifier, &device, description)?
     };
     eprintln!("training an autoencoder on {} images, step {} of {}", data.count, trainer.step, trainer.config.steps);
-    let mut log = csv_log(
+    let mut log = csv_log_from_step(
         &files.loss_log(),
         "step,reconstruction,perceptual,kl,generator,discriminator,images_per_second,wall_seconds",
+        trainer.step,
     )?;
     let total = trainer.config.steps;
     let bar = progress_bar(total, trainer.step);

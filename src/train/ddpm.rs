@@ -150,6 +150,8 @@ fn optimizer_from_config(config: &TrainConfig) -> ModuleOptimizer {
 impl DdpmTrainer {
     pub fn new(config: TrainConfig, unet_config: UNetConfig, device: &Device, data_description: String) -> Self {
         let autodiff = device.clone().autodiff();
+        // The initial weights come from the run's seed, so that the same command trains the same model.
+        autodiff.seed(config.seed);
         let model = unet_config.init(&autodiff);
         let ema = model.valid();
         Self {
