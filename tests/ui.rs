@@ -425,3 +425,24 @@ fn fifty_rapid_generate_and_cancel_clicks_leave_no_stale_frame_deadlock_or_threa
     assert_eq!(*trajectory.frames[0].x_t, x_start, "x_T of this run's seed");
     assert!(thread_count() <= threads, "threads before {threads}, after {}", thread_count());
 }
+
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 1024.0
+}
+
+#[test]
+fn a_hundred_runs_in_a_row_keep_memory_flat() {
+    let mut harness = harness(quick_settings());
+    let mut samples = Vec::new();
+    for run in 1..=100 {
+        harness.state_mut().settings.seed = run;
+        harness.state_mut().start_generate();
+        step_until(&mut harness, "the run finishes", finished);
+        if run == 20 || run == 60 || run == 100 {
+            samples.push(rss_mib());
+        }
+    }
+    eprintln!("RSS after 20, 60, 100 runs: {samples:.1?} MiB");
+    assert!(samples[2] < samples[0] * 1.15 + 20.0, "memory grows with runs: {samples:?} MiB");
+}
