@@ -446,3 +446,53 @@ fn a_hundred_runs_in_a_row_keep_memory_flat() {
     eprintln!("RSS after 20, 60, 100 runs: {samples:.1?} MiB");
     assert!(samples[2] < samples[0] * 1.15 + 20.0, "memory grows with runs: {samples:?} MiB");
 }
+
+/// A small tmpfs mounted at a fresh folder (`options` as for mount -o), unmounted on drop; `None` where
+/// this process may not mount (not root): the caller then has nothing to test here.
+struct TmpMount {
+    point: std::path::PathBuf,
+    /// Holds the folder the mount point is in until the mount is gone.
+    _dir: tempfile::TempDir,
+}
+
+impl TmpMount {
+    fn new(options: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().ok()?;
+        let point = dir.path().join("mount point");
+        std::fs::create_dir(&point).ok()?;
+        let status = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", options, "tmpfs"]).arg(&point).status().ok()?;
+        status.success().then(|| Self { point, _dir: dir })
+    }
+}
+
+impl Drop for TmpMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.point).status();
+    }
+}
+
+#[test]
+fn a_full_or_read_only_disk_fails_the_save_with_the_reason_and_keeps_the_run() {
+    let (Some(full), Some(read_only)) = (TmpMount::new("size=8k"), TmpMount::new("size=1m,ro")) else {
+        eprintln!("skipped: this process cannot mount a tmpfs (not root)");
+        return;
+    };
+    let mut harness = harness(Settings { batch: 16, ..quick_settings() });
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "the run finishes", finished);
+    let trajectory = harness.state().trajectory.clone().unwrap();
+    let (view, map) = (harness.state().settings.view, harness.state().settings.color_map);
+    // The animation of 16 images at zoom 8 does not fit in 8 kB.
+    let error = export::save_animation_to(&full.point.join("run ü.gif"), &trajectory, view, map, 8).unwrap_err();
+    assert!(error.to_string().contains("No space left on device"), "{error}");
+    assert_eq!(std::fs::read_dir(&full.point).unwrap().count(), 0, "no half-written or temporary file left");
+    let error = export::save_frame_to(&read_only.point.join("frame.png"), &trajectory, 0, view, map).unwrap_err();
+    assert!(error.to_string().contains("Read-only file system"), "{error}");
+    let missing = full.point.join("no such folder").join("frame.png");
+    let error = export::save_frame_to(&missing, &trajectory, 0, view, map).unwrap_err();
+    assert!(error.to_string().contains("No such file or directory"), "{error}");
+    // Nothing of the run was lost: it saves elsewhere.
+    let elsewhere = tempfile::tempdir().unwrap();
+    export::save_animation_to(&elsewhere.path().join("run ü.gif"), &trajectory, view, map, 8).unwrap();
+    assert_eq!(harness.state().trajectory.as_ref().unwrap().frames.len(), trajectory.frames.len());
+}
