@@ -248,7 +248,7 @@ fn a_checkpoint_file_becomes_a_model_and_a_bad_one_is_refused() {
     step_until(&mut harness, "the refusal", |app| app.status.as_ref().is_some_and(|s| s.is_error));
     let status = harness.state().status.clone().unwrap();
     assert!(status.text.contains("not a diffusion-lab checkpoint"), "{}", status.text);
-    assert_eq!(harness.state().settings.model, "Fashion-MNIST (pixel UNet)", "back to a model that works");
+    assert_eq!(harness.state().settings.model, "file: tiny.dlab", "the model it had");
 }
 
 #[test]
@@ -495,4 +495,46 @@ fn a_full_or_read_only_disk_fails_the_save_with_the_reason_and_keeps_the_run() {
     let elsewhere = tempfile::tempdir().unwrap();
     export::save_animation_to(&elsewhere.path().join("run ü.gif"), &trajectory, view, map, 8).unwrap();
     assert_eq!(harness.state().trajectory.as_ref().unwrap().frames.len(), trajectory.frames.len());
+}
+
+#[test]
+fn every_kind_of_bad_model_file_is_refused_and_the_window_keeps_its_model() {
+    use diffusion_lab::model::checkpoint::Checkpoint;
+    let dir = tempfile::tempdir().unwrap();
+    let good = common::tiny_unet_file(dir.path());
+    let bytes = std::fs::read(&good).unwrap();
+    let mut harness = harness(quick_settings());
+    harness.state_mut().open_checkpoint(good);
+    step_until(&mut harness, "the good file loads", |app| app.models.iter().any(|m| m.name == "file: tiny.dlab"));
+
+    let mut version = bytes.clone();
+    version[8] = 42;
+    let mut bad_config = Checkpoint::from_bytes(&bytes).unwrap();
+    bad_config.header.config["groups"] = serde_json::json!(3);
+    let autoencoder = diffusion_lab::model::embedded::model_by_short_name("latent").unwrap().autoencoder.unwrap().to_vec();
+    let cases: Vec<(&str, Option<Vec<u8>>, &str)> = vec![
+        ("empty.dlab", Some(Vec::new()), "not a diffusion-lab checkpoint"),
+        ("truncated.dlab", Some(bytes[..bytes.len() / 2].to_vec()), "truncated"),
+        ("random.dlab", Some((0..3000u32).map(|i| (i * 2654435761u32 >> 24) as u8).collect()), "not a diffusion-lab checkpoint"),
+        ("version.dlab", Some(version), "format version 42"),
+        ("autoencoder.dlab", Some(autoencoder), "wrong kind"),
+        ("config.dlab", Some(bad_config.to_bytes()), "GroupNorm groups"),
+        ("a folder.dlab", None, "directory"),
+    ];
+    for (name, content, cause) in cases {
+        let path = dir.path().join(name);
+        match content {
+            Some(content) => std::fs::write(&path, content).unwrap(),
+            None => std::fs::create_dir(&path).unwrap(),
+        }
+        harness.state_mut().status = None;
+        harness.state_mut().open_checkpoint(path);
+        step_until(&mut harness, "the refusal", |app| app.status.as_ref().is_some_and(|s| s.is_error));
+        let status = harness.state().status.clone().unwrap();
+        assert!(status.text.contains(name) && status.text.contains(cause), "{name}: {}", status.text);
+        assert_eq!(harness.state().settings.model, "file: tiny.dlab", "{name}: the window keeps its model");
+    }
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "a run with the kept model", finished);
+    assert!(matches!(harness.state().run, RunState::Finished { cancelled: false, .. }));
 }

@@ -99,6 +99,8 @@ pub struct LabApp {
     texture: Option<TextureHandle>,
     /// What the texture shows: (job, frame index, view, colour map).
     texture_key: Option<(u64, usize, state::View, state::ColorMap)>,
+    /// A checkpoint being opened and the model selected before it, restored if the file fails to load.
+    model_before_open: Option<(String, String)>,
     /// The (job, frame index) last asked to be decoded first, so that it is asked once.
     decode_requested: Option<(u64, usize)>,
     pub status: Option<StatusMessage>,
@@ -186,6 +188,7 @@ impl LabApp {
             texture: None,
             texture_key: None,
             decode_requested: None,
+            model_before_open: None,
             status,
             files: channel(),
             job: 0,
@@ -280,7 +283,10 @@ impl LabApp {
                 Event::ModelFailed { name, message } => {
                     self.set_status(format!("could not load {name}: {message}"), true);
                     if self.settings.model == name {
-                        self.settings.model = default_model_name();
+                        self.settings.model = match self.model_before_open.take() {
+                            Some((opened, previous)) if opened == name && self.models.iter().any(|m| m.name == previous) => previous,
+                            _ => default_model_name(),
+                        };
                     }
                 }
                 Event::Frame { job, frame, total_steps } if job == self.job => {
@@ -353,7 +359,11 @@ impl LabApp {
     pub fn open_checkpoint(&mut self, path: std::path::PathBuf) {
         let name = format!("file: {}", path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()));
         self.engine.load_model(&name, ModelSource::File(path), None);
-        self.settings.model = name;
+        let previous = std::mem::replace(&mut self.settings.model, name.clone());
+        // A file that fails to load must not cost the user the model they had.
+        if previous != name {
+            self.model_before_open = Some((name, previous));
+        }
     }
 
     pub fn file_events(&self) -> Sender<FileEvent> {

@@ -88,14 +88,26 @@ pub fn parse_idx(bytes: &[u8], source: &Path) -> Result<IdxArray, DataError> {
     Ok(IdxArray { dims, data: data.to_vec() })
 }
 
+/// The most an IDX file may unpack to (Fashion-MNIST's training images are 47 MB): a small file that
+/// claims more is a "gzip bomb" or damaged, and would otherwise exhaust memory before any check.
+const MAX_UNPACKED_BYTES: u64 = 1 << 30;
+
 fn gunzip_if_needed<'a>(bytes: &'a [u8], source: &Path) -> Result<Cow<'a, [u8]>, DataError> {
+    gunzip_limited(bytes, source, MAX_UNPACKED_BYTES)
+}
+
+fn gunzip_limited<'a>(bytes: &'a [u8], source: &Path, limit: u64) -> Result<Cow<'a, [u8]>, DataError> {
     if !bytes.starts_with(&GZIP_MAGIC) {
         return Ok(Cow::Borrowed(bytes));
     }
     let mut unpacked = Vec::new();
     MultiGzDecoder::new(bytes)
+        .take(limit + 1)
         .read_to_end(&mut unpacked)
         .map_err(|source_error| DataError::Gzip { path: source.into(), source: source_error })?;
+    if unpacked.len() as u64 > limit {
+        return Err(DataError::GzipTooLarge { path: source.into(), limit });
+    }
     Ok(Cow::Owned(unpacked))
 }
 
@@ -213,6 +225,14 @@ mod tests {
             assert!(matches!(err, DataError::Gzip { .. }), "{err}");
             assert!(err.to_string().contains("test.idx: corrupt gzip stream"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_gzip_that_unpacks_beyond_the_limit_is_refused() {
+        let big = gzip(&write_idx(&[5000], &[0u8; 5000]));
+        let error = gunzip_limited(&big, Path::new("bomb.gz"), 1000).unwrap_err().to_string();
+        assert!(error.contains("bomb.gz") && error.contains("more than 1000 bytes"), "{error}");
+        assert!(gunzip_limited(&big, Path::new("fine.gz"), 10_000).is_ok());
     }
 
     #[test]

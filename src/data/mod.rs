@@ -55,6 +55,8 @@ pub enum DataError {
     Io { path: PathBuf, source: io::Error },
     #[error("{}: corrupt gzip stream: {source}", path.display())]
     Gzip { path: PathBuf, source: io::Error },
+    #[error("{}: unpacks to more than {limit} bytes, far beyond any image data set this program reads", path.display())]
+    GzipTooLarge { path: PathBuf, limit: u64 },
     #[error(
         "{}: not an IDX file: it starts with {:02x} {:02x}, an IDX file starts with 00 00",
         path.display(), magic[0], magic[1]
