@@ -219,9 +219,10 @@ pub fn export_buttons_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     // A latent run's frames get their pixels after the run; exports wait for all of them, and Save for the
     // frame on screen, rather than write a stand-in.
     let undecoded = app.trajectory.as_ref().map_or(0, |t| t.undecoded());
-    let cursor_decoded = app.trajectory.as_ref().and_then(|t| t.frames.get(app.cursor)).is_some_and(|f| {
-        f.decoded.is_some() || !app.trajectory.as_ref().is_some_and(|t| t.is_latent())
-    });
+    let cursor_decoded = app
+        .trajectory
+        .as_ref()
+        .is_some_and(|t| t.frames.get(app.cursor).is_some_and(|f| f.decoded.is_some() || !t.is_latent()));
     let waiting = format!("decoding the run's latent frames ({undecoded} to go)…");
     ui.horizontal_wrapped(|ui| {
         if ui.add_enabled(has_frames && cursor_decoded, egui::Button::new("Save image…")).on_disabled_hover_text(&waiting).clicked() {

@@ -310,7 +310,7 @@ fn forward_seconds(model: &LoadedUnet, batch: usize, repeats: usize, device: &De
     for i in 0..repeats + 2 {
         let started = Instant::now();
         let eps = model.model.forward(x.clone(), log_snr.clone(), classes.clone());
-        eps.into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("reading the output back failed: {e:?}"))?;
+        diffusion_lab::model::read_f32(eps)?;
         // The first two calls warm the allocator (and compile kernels on a GPU).
         if i >= 2 {
             times.push(started.elapsed().as_secs_f64());

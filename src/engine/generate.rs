@@ -48,16 +48,6 @@ pub struct Frame {
     pub decoded: Option<Decoded>,
 }
 
-impl Frame {
-    /// Memory the frame holds once its pixels are decoded (the values are f32).
-    pub fn bytes(&self) -> usize {
-        let latent = 3 * self.x_t.len();
-        // A latent frame's pixels arrive after the run: count them from the start.
-        let pixels = self.decoded.as_ref().map_or(0, |d| 2 * d.x_t.len());
-        4 * (latent + pixels)
-    }
-}
-
 /// The bytes a frame of a run counts for against the budget: its values, and for a latent run the pixels
 /// every frame ends up with (x_T's frame, `first`, always comes decoded and shows their size). The window
 /// and the engine's backlog count the same, so they thin a run alike.
@@ -113,7 +103,7 @@ mod budget_tests {
     #[test]
     fn frames_are_thinned_to_the_budget_keeping_x_t_and_the_newest() {
         let (mut frames, mut stride) = (Vec::new(), 1);
-        let bytes = frame(0).bytes();
+        let bytes = frame_budget_bytes(&frame(0), None);
         assert_eq!(bytes, 120);
         for index in 0..=1000 {
             push_within_budget(&mut frames, frame(index), &mut stride, 100 * bytes, bytes);
@@ -173,7 +163,7 @@ impl GenerateRequest {
 }
 
 pub fn values_from_tensor(t: &Tensor<4>) -> Result<Vec<f32>, GenerateError> {
-    t.to_data().try_to_vec::<f32>().map_err(|e| GenerateError::Readback(format!("{e:?}")))
+    crate::model::read_f32(t.clone()).map_err(|e| GenerateError::Readback(e.0))
 }
 
 /// Whether to keep going, asked before every step; `emit` receives every frame.

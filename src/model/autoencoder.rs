@@ -43,12 +43,7 @@ impl AutoencoderConfig {
         if self.channels.is_empty() {
             return Err("`channels` is empty".into());
         }
-        if self.groups == 0 {
-            return Err("`groups` must be at least 1".into());
-        }
-        if let Some(c) = self.channels.iter().find(|c| **c == 0 || **c % self.groups != 0) {
-            return Err(format!("channels {c} cannot be split into {} GroupNorm groups", self.groups));
-        }
+        super::check_group_norm_levels(&self.channels, self.groups)?;
         if self.image_channels == 0 || self.image_size == 0 || self.latent_channels == 0 {
             return Err("image channels, image size and latent channels must be at least 1".into());
         }

@@ -19,6 +19,18 @@ pub use unet::{UNet, UNetConfig};
 #[error("reading results back from the compute device failed: {0}")]
 pub struct ReadbackError(pub String);
 
+/// The part of a config check both networks share: every level's channels must split into `groups`
+/// GroupNorm groups (`channels` non-empty is each config's own check, with its own message).
+pub(crate) fn check_group_norm_levels(channels: &[usize], groups: usize) -> Result<(), String> {
+    if groups == 0 {
+        return Err("`groups` must be at least 1".into());
+    }
+    match channels.iter().find(|c| **c == 0 || **c % groups != 0) {
+        Some(c) => Err(format!("channels {c} cannot be split into {groups} GroupNorm groups")),
+        None => Ok(()),
+    }
+}
+
 /// The values of a float tensor, row-major.
 pub fn read_f32<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, ReadbackError> {
     tensor.into_data().try_to_vec::<f32>().map_err(|e| ReadbackError(format!("{e:?}")))

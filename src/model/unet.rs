@@ -139,12 +139,7 @@ impl UNetConfig {
         if self.channels.is_empty() {
             return Err("`channels` is empty: the UNet needs at least one level".into());
         }
-        if self.groups == 0 {
-            return Err("`groups` must be at least 1".into());
-        }
-        if let Some(c) = self.channels.iter().find(|c| **c == 0 || **c % self.groups != 0) {
-            return Err(format!("channels {c} cannot be split into {} GroupNorm groups", self.groups));
-        }
+        super::check_group_norm_levels(&self.channels, self.groups)?;
         for (name, value) in [
             ("image_channels", self.image_channels),
             ("image_size", self.image_size),

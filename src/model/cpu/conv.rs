@@ -256,10 +256,7 @@ mod tests {
                 let x = noise.tensor([batch, c_in, size, size], &device);
                 let reference = conv.forward(x.clone());
                 let ours = fused(&conv, x).expect("flex takes this path");
-                assert_eq!(ours.dims(), reference.dims());
-                let a: Vec<f32> = reference.into_data().try_into_vec().unwrap();
-                let b: Vec<f32> = ours.into_data().try_into_vec().unwrap();
-                let worst = a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                let worst = super::super::max_difference(reference, ours);
                 assert!(worst < 1e-5, "{c_in}->{c_out} {kernel:?} stride {stride:?} size {size} batch {batch}: {worst}");
             }
         }

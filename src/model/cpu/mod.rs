@@ -50,5 +50,13 @@ fn values<const D: usize>(x: Tensor<D>) -> Result<Vec<f32>, Tensor<D>> {
 
 /// Like [`values`], for parameters (small, shared with the module: always copied).
 fn param_values<const D: usize>(x: Tensor<D>) -> Option<Vec<f32>> {
-    x.into_data().try_into_vec::<f32>().ok()
+    crate::model::read_f32(x).ok()
+}
+
+/// The largest absolute difference between two tensors of the same shape (the kernels' tests).
+#[cfg(test)]
+fn max_difference<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    let (a, b) = (crate::model::read_f32(a).unwrap(), crate::model::read_f32(b).unwrap());
+    a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max)
 }

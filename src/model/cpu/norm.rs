@@ -175,9 +175,7 @@ mod tests {
         for with_silu in [false, true] {
             let reference = if with_silu { silu(norm.forward(x.clone())) } else { norm.forward(x.clone()) };
             let ours = fused(&norm, x.clone(), with_silu).expect("flex takes the fused path");
-            let a: Vec<f32> = reference.into_data().try_into_vec().unwrap();
-            let b: Vec<f32> = ours.into_data().try_into_vec().unwrap();
-            let worst = a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            let worst = super::super::max_difference(reference, ours);
             assert!(worst < 1e-5, "silu {with_silu}: worst difference {worst}");
         }
     }
