@@ -118,8 +118,18 @@ pub fn save_png(path: &Path, picture: &Picture, text: &[(String, String)]) -> Re
 pub fn png_text(path: &Path) -> Result<Vec<(String, String)>, ImageError> {
     let read_error = |detail: String| ImageError::Read { path: path.display().to_string(), detail };
     let file = std::fs::File::open(path).map_err(|e| read_error(e.to_string()))?;
-    let decoder = png::Decoder::new(std::io::BufReader::new(file));
-    let reader = decoder.read_info().map_err(|e| read_error(e.to_string()))?;
+    png_text_from_reader(std::io::BufReader::new(file)).map_err(read_error)
+}
+
+/// The text chunks of PNG bytes (tEXt, zTXt and iTXt), as (keyword, value); the error says why they are
+/// not a PNG. Chunks whose compressed text does not unpack are left out rather than failing the file.
+pub fn png_text_from_bytes(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
+    png_text_from_reader(std::io::Cursor::new(bytes))
+}
+
+fn png_text_from_reader<R: std::io::BufRead + std::io::Seek>(reader: R) -> Result<Vec<(String, String)>, String> {
+    let decoder = png::Decoder::new(reader);
+    let reader = decoder.read_info().map_err(|e| e.to_string())?;
     let info = reader.info();
     let mut text: Vec<(String, String)> =
         info.uncompressed_latin1_text.iter().map(|c| (c.keyword.clone(), c.text.clone())).collect();

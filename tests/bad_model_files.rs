@@ -117,6 +117,21 @@ fn another_kind_another_version_another_size_and_bad_configs_are_errors() {
         let error = load(name, &bytes).unwrap_err();
         assert!(error.contains("UNet config"), "{name}: {error}");
     }
+
+    // Configs that would allocate far more than the file holds are refused before anything is built
+    // (without the checks, the first asks for ~6 TB and the second overflows the parameter count).
+    for (name, channels, expected) in [
+        ("channels far beyond the weights", vec![1 << 16, 1 << 16, 1 << 16], "weights section has only"),
+        ("channels beyond the limit", vec![1usize << 40], "above the limit"),
+    ] {
+        let mut config = serde_json::to_value(&small).unwrap();
+        config["channels"] = serde_json::json!(channels);
+        let bytes = Checkpoint::new(header(ModelKind::Unet, config))
+            .with_section("weights", bytes_from_module(&model, false).unwrap())
+            .to_bytes();
+        let error = load(name, &bytes).unwrap_err();
+        assert!(error.contains(expected), "{name}: {error}");
+    }
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! Mutation tests for the three parsers that read files a user hands the program: the IDX reader, the
 //! checkpoint header and the PNG settings reader. Valid inputs are damaged at random (bytes flipped,
 //! inserted, deleted, cut) thousands of times; every result must be a value or an error, never a panic.
-//! (Coverage-guided fuzzing with `cargo fuzz` needs a nightly toolchain, which this project's machines do
-//! not have; these seeded loops are the stand-in, and their seeds make any failure reproducible.)
+//! These loops run with every `cargo test`; the coverage-guided fuzz targets in fuzz/ (nightly only) go
+//! deeper, and what they found is replayed by tests/fuzz_inputs.rs.
 
 mod common;
 

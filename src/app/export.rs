@@ -137,12 +137,21 @@ pub fn save_filmstrip_to(
 
 /// The generation settings saved in a PNG by [`save_frame_to`] or [`save_filmstrip_to`].
 pub fn settings_from_png(path: &Path) -> Result<GenerateRequest, ExportError> {
-    let display = path.display().to_string();
-    let text = png_text(path)?;
-    let (_, json) = text.iter().find(|(k, _)| k == SETTINGS_CHUNK).ok_or(ExportError::NoSettings { path: display.clone() })?;
-    let value: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| ExportError::BadSettings { path: display.clone(), detail: e.to_string() })?;
-    serde_json::from_value(value["request"].clone()).map_err(|e| ExportError::BadSettings { path: display, detail: e.to_string() })
+    request_from_png_text(&png_text(path)?, &path.display().to_string())
+}
+
+/// The generation settings among a PNG's text chunks; `source` names the file in errors.
+pub fn request_from_png_text(text: &[(String, String)], source: &str) -> Result<GenerateRequest, ExportError> {
+    let (_, json) =
+        text.iter().find(|(k, _)| k == SETTINGS_CHUNK).ok_or_else(|| ExportError::NoSettings { path: source.to_owned() })?;
+    request_from_settings_json(json, source)
+}
+
+/// Parses the settings chunk's JSON ({"request": ..., ...}) into the request it holds.
+pub fn request_from_settings_json(json: &str, source: &str) -> Result<GenerateRequest, ExportError> {
+    let bad = |e: serde_json::Error| ExportError::BadSettings { path: source.to_owned(), detail: e.to_string() };
+    let mut value: serde_json::Value = serde_json::from_str(json).map_err(bad)?;
+    serde_json::from_value(value["request"].take()).map_err(bad)
 }
 
 /// Which export a dialog was opened for.

@@ -33,6 +33,8 @@ impl Judge {
         checkpoint.expect_kind(ModelKind::Classifier)?;
         let config: ClassifierConfig = serde_json::from_value(checkpoint.header.config.clone())
             .map_err(|e| CheckpointError::Header(format!("classifier config: {e}")))?;
+        config.validate().map_err(|e| CheckpointError::Header(format!("classifier config: {e}")))?;
+        crate::model::check_weights_fit(config.parameter_count(), checkpoint)?;
         let model = module_from_bytes(config.init(device), checkpoint.section("weights")?, "weights")?;
         Ok(Self { model, config, device: device.clone() })
     }

@@ -43,6 +43,13 @@ impl AutoencoderConfig {
         if self.channels.is_empty() {
             return Err("`channels` is empty".into());
         }
+        super::check_config_sizes(&[
+            ("levels", self.channels.len()),
+            ("channels", self.channels.iter().copied().max().unwrap_or(0)),
+            ("image_channels", self.image_channels),
+            ("image_size", self.image_size),
+            ("latent_channels", self.latent_channels),
+        ])?;
         super::check_group_norm_levels(&self.channels, self.groups)?;
         if self.image_channels == 0 || self.image_size == 0 || self.latent_channels == 0 {
             return Err("image channels, image size and latent channels must be at least 1".into());

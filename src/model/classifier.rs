@@ -34,6 +34,34 @@ pub struct Classifier {
 }
 
 impl ClassifierConfig {
+    /// Checks what `init` relies on (see [`super::UNetConfig::validate`]).
+    pub fn validate(&self) -> Result<(), String> {
+        super::check_config_sizes(&[
+            ("image_channels", self.image_channels),
+            ("image_size", self.image_size),
+            ("num_classes", self.num_classes),
+            ("feature_dim", self.feature_dim),
+        ])?;
+        if self.image_channels == 0 || self.num_classes == 0 || self.feature_dim == 0 {
+            return Err("image channels, classes and feature size must be at least 1".into());
+        }
+        if self.image_size < 4 {
+            return Err(format!("image size {} is below 4, which two 2x2 poolings need", self.image_size));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!("dropout must be in [0, 1), got {}", self.dropout));
+        }
+        Ok(())
+    }
+
+    /// Weights and biases of every layer `init` builds.
+    pub fn parameter_count(&self) -> usize {
+        let pooled = self.image_size / 4;
+        let conv = |i: usize, o: usize| 9 * i * o + o;
+        let linear = |i: usize, o: usize| i * o + o;
+        conv(self.image_channels, 32) + conv(32, 64) + linear(64 * pooled * pooled, self.feature_dim) + linear(self.feature_dim, self.num_classes)
+    }
+
     pub fn init(&self, device: &Device) -> Classifier {
         let conv = |i, o| Conv2dConfig::new([i, o], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device);
         let pooled = self.image_size / 4;

@@ -31,6 +31,32 @@ pub(crate) fn check_group_norm_levels(channels: &[usize], groups: usize) -> Resu
     }
 }
 
+/// The largest value a config's size fields may take: far above anything trainable on one machine, so
+/// that they never refuse a real model, but low enough that counting a network's parameters cannot
+/// overflow. Whether the weights are really there is [`check_weights_fit`]'s question.
+pub(crate) const MAX_CONFIG_SIZE: usize = 1 << 16;
+
+/// Errors unless every `(name, value)` is at most [`MAX_CONFIG_SIZE`].
+pub(crate) fn check_config_sizes(sizes: &[(&str, usize)]) -> Result<(), String> {
+    match sizes.iter().find(|(_, value)| *value > MAX_CONFIG_SIZE) {
+        Some((name, value)) => Err(format!("`{name}` is {value}, above the limit of {MAX_CONFIG_SIZE}")),
+        None => Ok(()),
+    }
+}
+
+/// A header whose config needs more parameters than its weights section could hold (2 bytes each, half
+/// precision, is the least any checkpoint stores) is damaged: refuse it before `init` allocates them,
+/// which for a hostile header could be terabytes.
+pub(crate) fn check_weights_fit(parameters: usize, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
+    let bytes = checkpoint.section("weights")?.len();
+    if parameters.saturating_mul(2) > bytes {
+        return Err(CheckpointError::Header(format!(
+            "the config describes {parameters} parameters, but the weights section has only {bytes} bytes"
+        )));
+    }
+    Ok(())
+}
+
 /// The values of a float tensor, row-major.
 pub fn read_f32<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, ReadbackError> {
     tensor.into_data().try_to_vec::<f32>().map_err(|e| ReadbackError(format!("{e:?}")))
@@ -61,6 +87,7 @@ impl LoadedUnet {
         let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
             .map_err(|e| CheckpointError::Header(format!("UNet config: {e}")))?;
         config.validate().map_err(|e| CheckpointError::Header(format!("UNet config: {e}")))?;
+        check_weights_fit(config.parameter_count(), checkpoint)?;
         let model = module_from_bytes(config.init(device), checkpoint.section("weights")?, "weights")?;
         Ok(Self { model, config, header: checkpoint.header.clone() })
     }
@@ -90,6 +117,7 @@ impl LoadedAutoencoder {
         let config: autoencoder::AutoencoderConfig = serde_json::from_value(checkpoint.header.config.clone())
             .map_err(|e| CheckpointError::Header(format!("autoencoder config: {e}")))?;
         config.validate().map_err(|e| CheckpointError::Header(format!("autoencoder config: {e}")))?;
+        check_weights_fit(config.encoder_parameters() + config.decoder_cost().parameters, checkpoint)?;
         let model = module_from_bytes(config.init(device), checkpoint.section("weights")?, "weights")?;
         Ok(Self { model, config })
     }

@@ -139,6 +139,15 @@ impl UNetConfig {
         if self.channels.is_empty() {
             return Err("`channels` is empty: the UNet needs at least one level".into());
         }
+        super::check_config_sizes(&[
+            ("levels", self.channels.len()),
+            ("channels", self.channels.iter().copied().max().unwrap_or(0)),
+            ("image_channels", self.image_channels),
+            ("image_size", self.image_size),
+            ("num_classes", self.num_classes),
+            ("class_tokens", self.class_tokens),
+            ("context_dim", self.context_dim),
+        ])?;
         super::check_group_norm_levels(&self.channels, self.groups)?;
         for (name, value) in [
             ("image_channels", self.image_channels),
@@ -165,6 +174,11 @@ impl UNetConfig {
             }
         }
         Ok(())
+    }
+
+    /// Weights and biases of every layer `init` builds (counted from the config, nothing allocated).
+    pub fn parameter_count(&self) -> usize {
+        self.cost(1, 1).parameters
     }
 
     /// The size of the noise-level embedding every residual block receives.
