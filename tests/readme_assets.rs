@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use diffusion_lab::app::state::{RunState, SamplerChoice, Settings, View};
+use diffusion_lab::app::state::{RunState, Settings, View};
+use diffusion_lab::diffusion::Sampler;
 use diffusion_lab::app::{LabApp, export};
 use diffusion_lab::engine::{DeviceChoice, Engine};
 use eframe::egui::accesskit::Role;
@@ -39,7 +40,7 @@ fn readme_dir() -> std::path::PathBuf {
 #[test]
 #[ignore = "writes assets/readme/; run by hand after the embedded model changes"]
 fn readme_animation_and_filmstrip() {
-    let settings = Settings { batch: 16, class: None, sampler: SamplerChoice::Ddim, ddim_steps: 60, seed: 3, ..Settings::default() };
+    let settings = Settings { batch: 16, class: None, sampler: Sampler::ddim(60, 0.0), seed: 3, ..Settings::default() };
     let harness = run_in_window(settings);
     let app = harness.state();
     let trajectory = app.trajectory.as_ref().expect("a run");
@@ -55,8 +56,7 @@ fn readme_latent_filmstrip() {
         model: "Fashion-MNIST (latent UNet)".into(),
         batch: 10,
         class: None,
-        sampler: SamplerChoice::Ddim,
-        ddim_steps: 60,
+        sampler: Sampler::ddim(60, 0.0),
         seed: 3,
         ..Settings::default()
     };

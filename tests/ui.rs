@@ -4,7 +4,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use diffusion_lab::app::state::{RunState, SamplerChoice, Settings};
+use diffusion_lab::app::state::{RunState, Settings};
+use diffusion_lab::diffusion::{DdpmVariance, Sampler};
 use diffusion_lab::app::{LabApp, export};
 use diffusion_lab::diffusion::NoiseSource;
 use diffusion_lab::engine::{DeviceChoice, Engine};
@@ -13,7 +14,7 @@ use eframe::egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
 
 fn quick_settings() -> Settings {
-    Settings { batch: 2, sampler: SamplerChoice::Ddim, ddim_steps: 5, seed: 7, ..Settings::default() }
+    Settings { batch: 2, sampler: Sampler::ddim(5, 0.0), seed: 7, ..Settings::default() }
 }
 
 fn harness(settings: Settings) -> Harness<'static, LabApp> {
@@ -61,7 +62,7 @@ fn generate_runs_to_the_end_and_fills_the_timeline() {
 
 #[test]
 fn cancel_stops_a_run() {
-    let mut harness = harness(Settings { sampler: SamplerChoice::Ddpm, ..quick_settings() });
+    let mut harness = harness(Settings { sampler: Sampler::ddpm(DdpmVariance::BetaTilde), ..quick_settings() });
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     step_until(&mut harness, "a few steps arrive", |app| app.trajectory.as_ref().is_some_and(|t| t.frames.len() > 3));
     harness.get_by_role_and_label(Role::Button, "Cancel").click();
@@ -73,12 +74,12 @@ fn cancel_stops_a_run() {
 
 #[test]
 fn a_second_generate_shows_only_the_new_run() {
-    let mut harness = harness(Settings { sampler: SamplerChoice::Ddpm, ..quick_settings() });
+    let mut harness = harness(Settings { sampler: Sampler::ddpm(DdpmVariance::BetaTilde), ..quick_settings() });
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     step_until(&mut harness, "the first run streams", |app| app.trajectory.as_ref().is_some_and(|t| t.frames.len() > 2));
     {
         let settings = &mut harness.state_mut().settings;
-        settings.sampler = SamplerChoice::Ddim;
+        settings.sampler = Sampler::ddim(5, 0.0);
         settings.seed = 99;
     }
     harness.run_steps(1);
@@ -223,7 +224,7 @@ fn forward_process_works_with_the_latent_model_through_its_autoencoder() {
 
 #[test]
 fn keyboard_generates_and_cancels() {
-    let mut harness = harness(Settings { sampler: SamplerChoice::Ddpm, ..quick_settings() });
+    let mut harness = harness(Settings { sampler: Sampler::ddpm(DdpmVariance::BetaTilde), ..quick_settings() });
     harness.key_press_modifiers(eframe::egui::Modifiers::COMMAND, eframe::egui::Key::Enter);
     step_until(&mut harness, "a few steps arrive", |app| app.trajectory.as_ref().is_some_and(|t| t.frames.len() > 3));
     harness.key_press(eframe::egui::Key::Escape);
@@ -367,7 +368,7 @@ fn without_a_file_dialog_save_writes_to_the_default_folder_and_says_so() {
 #[test]
 fn a_long_run_is_recorded_within_the_memory_budget_and_the_timeline_says_so() {
     let settings = Settings {
-        sampler: SamplerChoice::Ddpm,
+        sampler: Sampler::ddpm(DdpmVariance::BetaTilde),
         schedule: diffusion_lab::diffusion::BetaSchedule::cosine(300),
         ..quick_settings()
     };
@@ -393,7 +394,7 @@ fn thread_count() -> usize {
 
 #[test]
 fn fifty_rapid_generate_and_cancel_clicks_leave_no_stale_frame_deadlock_or_thread() {
-    let mut harness = harness(Settings { sampler: SamplerChoice::Ddpm, schedule: diffusion_lab::diffusion::BetaSchedule::cosine(200), ..quick_settings() });
+    let mut harness = harness(Settings { sampler: Sampler::ddpm(DdpmVariance::BetaTilde), schedule: diffusion_lab::diffusion::BetaSchedule::cosine(200), ..quick_settings() });
     // One run first, so that the compute threads exist before counting.
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     step_until(&mut harness, "the first run finishes", finished);
@@ -408,7 +409,7 @@ fn fifty_rapid_generate_and_cancel_clicks_leave_no_stale_frame_deadlock_or_threa
     }
     // The last word: one more run, which must finish with only its own frames.
     harness.state_mut().settings.seed = 999;
-    harness.state_mut().settings.sampler = SamplerChoice::Ddim;
+    harness.state_mut().settings.sampler = Sampler::ddim(5, 0.0);
     // Let the layout settle first (DDIM adds sliders above the button, and a click lands where it was).
     harness.run_steps(2);
     harness.get_by_role_and_label(Role::Button, "Generate").click();

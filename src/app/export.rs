@@ -169,12 +169,28 @@ fn export_in_background(app: &LabApp, kind: Export, ctx: egui::Context) {
     };
     let (cursor, view, map, steps) = (app.cursor, app.settings.view, app.settings.color_map, app.settings.filmstrip_steps);
     let zoom = app.settings.zoom.round().max(1.0) as usize;
-    let events = app.file_events();
     let (name, extension, filter) = match kind {
         Export::Image => (format!("diffusion-lab-seed{}-t{}.png", trajectory.request.seed, trajectory.frames.get(cursor).map_or(0, |f| f.t)), "png", "PNG image"),
         Export::Animation => (format!("diffusion-lab-seed{}.gif", trajectory.request.seed), "gif", "GIF animation"),
         Export::Filmstrip => (format!("diffusion-lab-seed{}-filmstrip.png", trajectory.request.seed), "png", "PNG image"),
     };
+    save_in_background(app, name, (extension, filter), ctx, move |path| match kind {
+        Export::Image => save_frame_to(path, &trajectory, cursor, view, map),
+        Export::Animation => save_animation_to(path, &trajectory, view, map, zoom),
+        Export::Filmstrip => save_filmstrip_to(path, &trajectory, steps, view, map, zoom),
+    });
+}
+
+/// Asks where to save `name` (a dialog on a thread of its own; without one, a new name in the default
+/// folder), then runs `write` there and reports the outcome as a [`FileEvent`].
+fn save_in_background(
+    app: &LabApp,
+    name: String,
+    (extension, filter): (&'static str, &'static str),
+    ctx: egui::Context,
+    write: impl FnOnce(&Path) -> Result<(), ExportError> + Send + 'static,
+) {
+    let events = app.file_events();
     let fallback = (!app.file_dialogs).then(|| app.export_dir.clone());
     std::thread::spawn(move || {
         let (path, note) = match fallback {
@@ -192,17 +208,28 @@ fn export_in_background(app: &LabApp, kind: Export, ctx: egui::Context) {
                 None => return, // Cancelled: nothing to do, nothing lost.
             },
         };
-        let result = match kind {
-            Export::Image => save_frame_to(&path, &trajectory, cursor, view, map),
-            Export::Animation => save_animation_to(&path, &trajectory, view, map, zoom),
-            Export::Filmstrip => save_filmstrip_to(&path, &trajectory, steps, view, map, zoom),
-        };
-        let _ = events.send(match result {
+        let _ = events.send(match write(&path) {
             Ok(()) => FileEvent::Saved(format!("{}{note}", path.display())),
             Err(e) => FileEvent::Failed(format!("save failed: {e} (the run is still here: try another folder)")),
         });
         ctx.request_repaint();
     });
+}
+
+/// Writes a finished X/Y grid as one PNG: cells enlarged `zoom` times, both axes labelled, and in its
+/// settings text the base request (what "Open settings from PNG…" restores), the axes and every cell's request.
+pub fn save_grid_to(path: &Path, grid: &super::compare::GridRun, zoom: usize) -> Result<(), ExportError> {
+    let cells: Vec<Option<Picture>> = grid.cells.iter().map(|c| c.as_ref().map(|p| scaled(p, zoom))).collect();
+    let picture = crate::images::labelled_grid(&cells, &grid.labels(), 4);
+    let extra = crate::engine::grid::grid_settings_json(&grid.x, &grid.y, &grid.requests);
+    Ok(save_png(path, &picture, &settings_text(&grid.base, extra))?)
+}
+
+pub fn save_grid_in_background(app: &LabApp, ctx: egui::Context) {
+    let Some(grid) = app.compare.grid.clone() else { return };
+    let zoom = app.settings.zoom.round().max(1.0) as usize;
+    let name = format!("diffusion-lab-grid-{}-{}-seed{}.png", grid.x.title(), grid.y.title(), grid.base.seed);
+    save_in_background(app, name, ("png", "PNG image"), ctx, move |path| save_grid_to(path, &grid, zoom));
 }
 
 fn open_settings_in_background(app: &mut LabApp, ctx: egui::Context) {

@@ -3,9 +3,8 @@
 use eframe::egui;
 
 use super::LabApp;
-use super::state::SamplerChoice;
 use crate::data::FASHION_MNIST_CLASSES;
-use crate::diffusion::DdpmVariance;
+use crate::diffusion::{DdpmVariance, Method, Sampler, Spacing};
 use crate::engine::DeviceChoice;
 use crate::engine::generate::MAX_BATCH;
 
@@ -81,32 +80,14 @@ pub fn generate_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     )
     .on_hover_text("Classifier-free guidance w: 0 = unconditional, 1 = conditional, more = stronger class");
 
-    ui.horizontal(|ui| {
-        ui.label("Sampler:");
-        ui.selectable_value(&mut app.settings.sampler, SamplerChoice::Ddpm, "DDPM");
-        ui.selectable_value(&mut app.settings.sampler, SamplerChoice::Ddim, "DDIM");
-    });
-    match app.settings.sampler {
-        SamplerChoice::Ddpm => {
-            ui.horizontal(|ui| {
-                ui.label("Variance:");
-                ui.selectable_value(&mut app.settings.ddpm_variance, DdpmVariance::BetaTilde, "β̃_t");
-                ui.selectable_value(&mut app.settings.ddpm_variance, DdpmVariance::Beta, "β_t");
-            });
-        }
-        SamplerChoice::Ddim => {
-            let max_steps = app.settings.schedule.steps.max(1);
-            ui.add(egui::Slider::new(&mut app.settings.ddim_steps, 1..=max_steps).logarithmic(true).text("DDIM steps"));
-            ui.add(egui::Slider::new(&mut app.settings.eta, 0.0..=1.0).text("η"));
-        }
-    }
+    sampler_ui(ui, "", &mut app.settings.sampler, app.settings.schedule.steps);
     let latent = app.model_info().is_some_and(|m| m.is_latent);
     let clip_label = if latent {
         format!("Clip predicted z_0 to ±{}", crate::model::autoencoder::LATENT_X0_BOUND)
     } else {
         "Clip predicted x_0 to [-1, 1]".to_string()
     };
-    ui.checkbox(&mut app.settings.clip_x0, clip_label).on_hover_text(
+    ui.checkbox(&mut app.settings.sampler.clip_x0, clip_label).on_hover_text(
         "At t = T, ᾱ_T is tiny, and x̂_0 = (x_t - sqrt(1 - ᾱ_t) ε̂) / sqrt(ᾱ_t) magnifies the network's error: \
          clipping keeps x̂_0 in the data range",
     );
@@ -117,6 +98,8 @@ pub fn generate_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         }
     });
 
+    ui.add_space(6.0);
+    super::compare::compare_panel_ui(app, ui);
     ui.add_space(6.0);
     let blocker = app.generate_blocker();
     ui.horizontal(|ui| {
@@ -134,4 +117,47 @@ pub fn generate_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
 
     ui.add_space(6.0);
     super::export::export_buttons_ui(app, ui);
+}
+
+/// The sampler's controls: method, then what that method has (steps and spacing; η for DDIM; the
+/// variance for DDPM). `schedule_steps` (T) bounds the steps; `prefix` starts every label (B's are "B: ").
+pub fn sampler_ui(ui: &mut egui::Ui, prefix: &str, sampler: &mut Sampler, schedule_steps: usize) {
+    egui::ComboBox::from_label(format!("{prefix}Sampler"))
+        .selected_text(sampler.method.label())
+        .show_ui(ui, |ui| {
+            for method in Method::ALL {
+                ui.selectable_value(&mut sampler.method, method, method.label());
+            }
+        })
+        .response
+        .on_hover_text("How each step moves towards the clean image; DPM++ 2M needs the fewest steps");
+    if sampler.method.has_steps() {
+        let max_steps = schedule_steps.max(1);
+        sampler.steps = sampler.steps.clamp(1, max_steps);
+        let evaluations = sampler.method.evaluations(sampler.steps);
+        ui.add(egui::Slider::new(&mut sampler.steps, 1..=max_steps).logarithmic(true).text(format!("{prefix}Steps")))
+            .on_hover_text(format!("{evaluations} network evaluations per image (twice that with guidance)"));
+        egui::ComboBox::from_label(format!("{prefix}Spacing"))
+            .selected_text(sampler.spacing.name())
+            .show_ui(ui, |ui| {
+                for spacing in Spacing::ALL {
+                    ui.selectable_value(&mut sampler.spacing, spacing, spacing.name());
+                }
+            })
+            .response
+            .on_hover_text("Where the steps sit: trailing starts at pure noise; karras puts more steps at low noise");
+    }
+    match sampler.method {
+        Method::Ddpm => {
+            ui.horizontal(|ui| {
+                ui.label(format!("{prefix}Variance:"));
+                ui.selectable_value(&mut sampler.ddpm_variance, DdpmVariance::BetaTilde, "β̃_t");
+                ui.selectable_value(&mut sampler.ddpm_variance, DdpmVariance::Beta, "β_t");
+            });
+        }
+        Method::Ddim => {
+            ui.add(egui::Slider::new(&mut sampler.eta, 0.0..=1.0).text(format!("{prefix}η")));
+        }
+        _ => {}
+    }
 }

@@ -1,6 +1,7 @@
 //! The eframe window. Reads its state every frame, sends commands to the engine and drains its events;
 //! never runs a model itself.
 
+pub mod compare;
 pub mod dialogs;
 pub mod export;
 pub mod forward_ui;
@@ -117,6 +118,8 @@ pub struct LabApp {
     pub frame_times: FrameTimes,
     /// Whether frames are coloured on the GPU (wgpu renderer) rather than uploaded as CPU textures.
     pub gpu_display: bool,
+    /// A/B runs and X/Y grids.
+    pub compare: compare::CompareState,
 }
 
 /// Mean and worst UI frame time since the last reset.
@@ -170,6 +173,7 @@ impl LabApp {
         // Every built-in model knows the ten Fashion-MNIST classes; a loaded model re-checks its own.
         let fixed = settings.sanitize(crate::data::FASHION_MNIST_CLASSES.len());
         let status = (!fixed.is_empty()).then(|| StatusMessage { text: reset_message(&fixed), is_error: true });
+        let compare = compare::CompareState::new(&settings);
         Self {
             settings,
             fashion_mnist_dir: crate::data::fashion_mnist_dir(),
@@ -198,11 +202,13 @@ impl LabApp {
             forward: forward_ui::ForwardState::new(),
             frame_times: FrameTimes::default(),
             gpu_display: false,
+            compare,
         }
     }
 
+    /// Whether the engine is busy with a run of ours: A (the main run), B or a grid cell.
     pub fn is_running(&self) -> bool {
-        matches!(self.run, RunState::Running { .. })
+        matches!(self.run, RunState::Running { .. }) || self.compare.running.is_some()
     }
 
     pub fn model_info(&self) -> Option<&ModelInfo> {
@@ -227,11 +233,34 @@ impl LabApp {
         let Some(model) = self.model_info() else {
             return Some(if self.models.is_empty() { "loading the model…".into() } else { "choose a model".into() });
         };
-        self.settings.request().validate(model.config.num_classes).err().map(|e| e.to_string())
+        let request = self.settings.request();
+        // A grid varies the settings: its cells are checked one by one as they run.
+        if self.compare.mode != compare::Mode::Grid
+            && let Err(e) = request.validate(model.config.num_classes)
+        {
+            return Some(e.to_string());
+        }
+        self.compare_blocker()
+    }
+
+    /// Generate: one run, an A/B pair or a grid, as the Compare choice says. What is running is cancelled
+    /// and what was queued dropped.
+    pub fn start_generate(&mut self) {
+        if let Some(reason) = self.generate_blocker() {
+            self.set_status(format!("cannot generate: {reason}"), true);
+            return;
+        }
+        self.compare.clear_queue();
+        self.compare.running = None;
+        match self.compare.mode {
+            compare::Mode::Single => self.start_single(),
+            compare::Mode::AB => self.start_ab(),
+            compare::Mode::Grid => self.start_grid(),
+        }
     }
 
     /// Starts a run with the current settings; a run in progress is cancelled and its frames dropped.
-    pub fn start_generate(&mut self) {
+    fn start_single(&mut self) {
         if let Some(reason) = self.generate_blocker() {
             self.set_status(format!("cannot generate: {reason}"), true);
             return;
@@ -250,6 +279,7 @@ impl LabApp {
     }
 
     pub fn cancel(&mut self) {
+        self.compare.clear_queue();
         if self.is_running() {
             self.engine.cancel();
         }
@@ -314,14 +344,38 @@ impl LabApp {
                     );
                     if summary.cancelled {
                         self.set_status(format!("cancelled after {} steps", summary.steps_done), false);
+                        self.compare.clear_queue();
                     }
+                    self.start_next_queued();
                 }
                 Event::Failed { job, message } if job == self.job => {
                     self.run = RunState::Failed(message.clone());
                     self.set_status(message, true);
+                    self.compare.clear_queue();
                 }
                 Event::Decoded { job, index, decoded } if job == self.job => {
                     if let Some(trajectory) = &mut self.trajectory
+                        && let Some(position) = trajectory.position(index)
+                    {
+                        trajectory.frames[position].decoded = Some(decoded);
+                    }
+                }
+                Event::Frame { job, frame, total_steps } if self.compare.owns(job) => self.compare.on_frame(job, frame, total_steps),
+                Event::Done { job, summary } if self.compare.owns(job) => {
+                    self.compare.running = None;
+                    if summary.cancelled {
+                        self.set_status(format!("cancelled after {} steps", summary.steps_done), false);
+                    }
+                    self.start_next_queued();
+                }
+                Event::Failed { job, message } if self.compare.owns(job) => {
+                    if let Some(message) = self.compare.on_failed(job, &message) {
+                        self.set_status(message, true);
+                    }
+                    self.start_next_queued();
+                }
+                Event::Decoded { job, index, decoded } if self.compare.trajectory_b.is_some() && self.compare.decodes(job) => {
+                    if let Some(trajectory) = &mut self.compare.trajectory_b
                         && let Some(position) = trajectory.position(index)
                     {
                         trajectory.frames[position].decoded = Some(decoded);
@@ -490,7 +544,14 @@ impl LabApp {
                 egui::ScrollArea::vertical().show(ui, |ui| forward_ui::forward_panel_ui(self, ui));
             });
         }
-        egui::CentralPanel::default().show(ui, |ui| self.image_ui(ui));
+        egui::CentralPanel::default().show(ui, |ui| match self.compare.mode {
+            compare::Mode::Single => self.image_ui(ui),
+            compare::Mode::AB => {
+                self.view_toolbar_ui(ui);
+                compare::ab_view_ui(self, ui);
+            }
+            compare::Mode::Grid => compare::grid_view_ui(self, ui),
+        });
     }
 
     fn status_bar_ui(&mut self, ui: &mut egui::Ui) {
@@ -528,6 +589,12 @@ impl LabApp {
     }
 
     fn image_ui(&mut self, ui: &mut egui::Ui) {
+        self.view_toolbar_ui(ui);
+        self.frames_ui(ui);
+    }
+
+    /// What the images show, in which colours and how large; and the Forward process panel's switch.
+    fn view_toolbar_ui(&mut self, ui: &mut egui::Ui) {
         // Wrapped, so that no control falls off a narrow window.
         ui.horizontal_wrapped(|ui| {
             ui.label("Show:");
@@ -553,6 +620,9 @@ impl LabApp {
             }
         });
         ui.separator();
+    }
+
+    fn frames_ui(&mut self, ui: &mut egui::Ui) {
         if self.gpu_display {
             if let Some(frame) = self.current_frame() {
                 let (values, shape) = view::frame_values(frame, self.settings.view);

@@ -78,8 +78,8 @@ pub fn schedule_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             app.settings.schedule = trained;
         }
     }
-    if app.settings.sampler == super::state::SamplerChoice::Ddim {
-        app.settings.ddim_steps = app.settings.ddim_steps.min(app.settings.schedule.steps).max(1);
+    if app.settings.sampler.method.has_steps() {
+        app.settings.sampler.steps = app.settings.sampler.steps.min(app.settings.schedule.steps).max(1);
     }
 
     let schedule = app.settings.schedule;

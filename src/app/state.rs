@@ -3,14 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::diffusion::{BetaSchedule, DdpmVariance, Sampler, SamplerKind};
+use crate::diffusion::{BetaSchedule, Sampler};
 use crate::engine::{Frame, GenerateRequest};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SamplerChoice {
-    Ddpm,
-    Ddim,
-}
 
 /// Which tensor of a step the image shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +49,16 @@ pub enum ColorMap {
     Diverging,
 }
 
+/// The sampler the window and `sample` start with (see the quality-per-step table in assets/models/README.md).
+pub const DEFAULT_SAMPLER: Sampler = Sampler {
+    method: crate::diffusion::Method::Ddim,
+    steps: 50,
+    spacing: crate::diffusion::Spacing::Trailing,
+    eta: 0.0,
+    ddpm_variance: crate::diffusion::DdpmVariance::BetaTilde,
+    clip_x0: true,
+};
+
 /// Everything the user sets; saved between launches.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -64,11 +68,7 @@ pub struct Settings {
     /// `None` = any class (unconditional).
     pub class: Option<usize>,
     pub guidance: f64,
-    pub sampler: SamplerChoice,
-    pub ddpm_variance: DdpmVariance,
-    pub ddim_steps: usize,
-    pub eta: f64,
-    pub clip_x0: bool,
+    pub sampler: Sampler,
     pub seed: u64,
     pub schedule: BetaSchedule,
     pub view: View,
@@ -90,11 +90,7 @@ impl Default for Settings {
             batch: 16,
             class: Some(0),
             guidance: crate::model::denoise::DEFAULT_GUIDANCE,
-            sampler: SamplerChoice::Ddim,
-            ddpm_variance: DdpmVariance::BetaTilde,
-            ddim_steps: 50,
-            eta: 0.0,
-            clip_x0: true,
+            sampler: DEFAULT_SAMPLER,
             seed: 1,
             schedule: BetaSchedule::cosine(1000),
             view: View::Noisy,
@@ -108,19 +104,11 @@ impl Default for Settings {
 }
 
 impl Settings {
-    pub fn sampler(&self) -> Sampler {
-        let kind = match self.sampler {
-            SamplerChoice::Ddpm => SamplerKind::Ddpm { variance: self.ddpm_variance },
-            SamplerChoice::Ddim => SamplerKind::Ddim { eta: self.eta, steps: self.ddim_steps },
-        };
-        Sampler { kind, clip_x0: self.clip_x0 }
-    }
-
     pub fn request(&self) -> GenerateRequest {
         GenerateRequest {
             model: self.model.clone(),
             schedule: self.schedule,
-            sampler: self.sampler(),
+            sampler: self.sampler,
             seed: self.seed,
             batch: self.batch,
             class: self.class,
@@ -150,10 +138,13 @@ impl Settings {
         check((0.0..=10.0).contains(&guidance), format!("guidance {guidance}"), &mut || self.guidance = defaults.guidance);
         let schedule = self.schedule;
         check(schedule.build().is_ok(), format!("schedule {schedule:?}"), &mut || self.schedule = defaults.schedule);
-        let (steps, max) = (self.ddim_steps, self.schedule.steps);
-        check((1..=max).contains(&steps), format!("DDIM steps {steps}"), &mut || self.ddim_steps = defaults.ddim_steps.min(max));
-        let eta = self.eta;
-        check((0.0..=1.0).contains(&eta), format!("η {eta}"), &mut || self.eta = defaults.eta);
+        let (steps, max) = (self.sampler.steps, self.schedule.steps);
+        let default_steps = defaults.sampler.steps.min(max);
+        check(!self.sampler.method.has_steps() || (1..=max).contains(&steps), format!("sampling steps {steps}"), &mut || {
+            self.sampler.steps = default_steps
+        });
+        let eta = self.sampler.eta;
+        check((0.0..=1.0).contains(&eta), format!("η {eta}"), &mut || self.sampler.eta = defaults.sampler.eta);
         let zoom = self.zoom;
         check((1.0..=16.0).contains(&zoom), format!("zoom {zoom}"), &mut || self.zoom = defaults.zoom);
         let speed = self.play_speed;
@@ -171,18 +162,7 @@ impl Settings {
         self.batch = request.batch;
         self.class = request.class;
         self.guidance = request.guidance;
-        self.clip_x0 = request.sampler.clip_x0;
-        match request.sampler.kind {
-            SamplerKind::Ddpm { variance } => {
-                self.sampler = SamplerChoice::Ddpm;
-                self.ddpm_variance = variance;
-            }
-            SamplerKind::Ddim { eta, steps } => {
-                self.sampler = SamplerChoice::Ddim;
-                self.eta = eta;
-                self.ddim_steps = steps;
-            }
-        }
+        self.sampler = request.sampler;
     }
 }
 
@@ -225,6 +205,16 @@ impl Trajectory {
         if self.is_latent() { self.frames.iter().filter(|f| f.decoded.is_none()).count() } else { 0 }
     }
 
+    /// The position of the frame nearest in noise level to λ = `log_snr` (measured as sqrt(1 - ᾱ), the
+    /// share of noise, so that +∞, the clean image, compares too): how A/B scrubs B along with A.
+    pub fn nearest_noise_level(&self, log_snr: f64) -> Option<usize> {
+        let noise = |l: f64| (1.0 - crate::diffusion::schedule::alpha_bar_from_log_snr(l)).max(0.0).sqrt();
+        let wanted = noise(log_snr);
+        (0..self.frames.len()).min_by(|a, b| {
+            (noise(self.frames[*a].log_snr) - wanted).abs().total_cmp(&(noise(self.frames[*b].log_snr) - wanted).abs())
+        })
+    }
+
     /// The position of the frame with `index` (frames arrive in index order).
     pub fn position(&self, index: usize) -> Option<usize> {
         self.frames.binary_search_by_key(&index, |f| f.index).ok()
@@ -264,7 +254,7 @@ mod tests {
         // A file written before a field existed still loads, with that field at its default.
         let older: Settings = serde_json::from_str(r#"{"batch": 3, "seed": 5}"#).unwrap();
         assert!(older.clone().sanitize(10).is_empty(), "an older file's values are valid");
-        assert_eq!((older.batch, older.seed, older.ddim_steps), (3, 5, Settings::default().ddim_steps));
+        assert_eq!((older.batch, older.seed, older.sampler), (3, 5, DEFAULT_SAMPLER));
     }
 
     #[test]
@@ -273,7 +263,7 @@ mod tests {
             batch: 0,
             class: Some(12),
             guidance: f64::NAN,
-            ddim_steps: 5000,
+            sampler: Sampler { steps: 5000, ..DEFAULT_SAMPLER },
             zoom: 0.0,
             play_speed: f32::INFINITY,
             filmstrip_steps: 1000,
@@ -295,12 +285,13 @@ mod tests {
 
     #[test]
     fn a_request_restores_the_settings_that_made_it() {
-        let mut settings = Settings { sampler: SamplerChoice::Ddpm, seed: 8, guidance: 1.5, ..Settings::default() };
+        let sampler = Sampler::new(crate::diffusion::Method::Heun, 7).with_spacing(crate::diffusion::Spacing::Karras);
+        let mut settings = Settings { sampler, seed: 8, guidance: 1.5, ..Settings::default() };
         let request = settings.request();
         let mut other = Settings::default();
         other.apply_request(&request);
         assert_eq!(other.request(), request);
-        settings.sampler = SamplerChoice::Ddim;
+        settings.sampler = DEFAULT_SAMPLER;
         assert_ne!(settings.request(), request);
     }
 }

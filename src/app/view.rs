@@ -124,6 +124,7 @@ mod tests {
         let frame = Frame {
             index: 0,
             t: 10,
+            log_snr: -5.0,
             shape: [5, 1, 2, 2],
             x_t: Arc::new(values.clone()),
             x0_pred: Arc::new(values.clone()),

@@ -17,7 +17,7 @@ use diffusion_lab::model::denoise::DEFAULT_GUIDANCE;
 use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet};
 use diffusion_lab::train::ddpm::{DdpmTrainer, TrainConfig};
 
-use super::{SamplerName, checkpoint_of_model, decoder_for};
+use super::{SamplerOptions, checkpoint_of_model, decoder_for};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -29,10 +29,8 @@ pub struct BenchArgs {
     pub autoencoder: Option<std::path::PathBuf>,
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
-    #[arg(long, value_enum, default_value_t = SamplerName::Ddim)]
-    pub sampler: SamplerName,
-    #[arg(long = "sampling-steps", default_value_t = 50)]
-    pub sampling_steps: usize,
+    #[command(flatten)]
+    pub sampler: SamplerOptions,
     #[arg(long, default_value_t = DEFAULT_GUIDANCE)]
     pub guidance: f64,
     /// auto, cpu or wgpu.
@@ -69,10 +67,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     }
     let device = open_device(args.device)?;
     let (model, decoder) = load_model(&args.model, args.autoencoder.as_deref(), &device.device)?;
-    let sampler = match args.sampler {
-        SamplerName::Ddpm => Sampler::ddpm(DdpmVariance::BetaTilde),
-        SamplerName::Ddim => Sampler::ddim(args.sampling_steps, 0.0),
-    };
+    let sampler = args.sampler.sampler();
     let bench = SamplingBench::new(&model, decoder.as_ref(), &device, sampler, args.batch, args.guidance);
     let steps = bench.steps()?;
     let unet_cost = model.config.cost(model.config.image_size, model.config.image_size);

@@ -8,5 +8,5 @@ pub mod schedule;
 
 pub use forward::{q_sample, q_sample_batch};
 pub use noise::NoiseSource;
-pub use sampler::{DdpmVariance, Sampler, SamplerKind, SamplingPlan, StepOutput};
+pub use sampler::{DdpmVariance, Method, NoiseLevel, Sampler, SamplingPlan, Spacing, StepOutput};
 pub use schedule::{BetaSchedule, NoiseSchedule, ScheduleError, ScheduleKind};

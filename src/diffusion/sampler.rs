@@ -1,14 +1,32 @@
-//! The reverse process: DDPM ancestral sampling (Ho et al. 2020) and DDIM (Song et al. 2021).
+//! The reverse process: every sampler the app offers, as one update over noise levels.
 //!
-//! Both are written as one update, planned once in f64 for a schedule:
+//! A sampler visits noise levels from pure noise down to the clean image. A level is a timestep of the
+//! schedule (ᾱ_t) or, for Karras spacing, any σ between the schedule's ends (ᾱ = 1 / (1 + σ²)); the network
+//! is conditioned on λ = ln(ᾱ / (1 - ᾱ)), so it can be asked at any level. Every step, planned once in f64,
+//! is one update from level s to the next level s' (0 = the clean image):
 //!
-//!   x̂_0     = (x_t - sqrt(1 - ᾱ_t) ε) / sqrt(ᾱ_t)            (clipped to the data range if asked)
-//!   x_{t'}  = c_x0 x̂_0 + c_xt x_t + c_eps ε̂ + σ z,  z ~ N(0, I)
+//!   x̂_0    = (x_s - sqrt(1 - ᾱ_s) ε) / sqrt(ᾱ_s)             (clipped to the data range if asked)
+//!   x_{s'} = c_x0 x̂_0 + c_prev x̂_0^prev + c_xt x_s + c_eps ε̂ + σ z,   z ~ N(0, I)
 //!
-//! where t' is the next (smaller) timestep and ε̂ is ε recomputed from the clipped x̂_0.
-//! DDPM: t' = t - 1, c_x0 and c_xt are the posterior-mean coefficients of μ̃_t, c_eps = 0, σ² = β̃_t or β_t.
-//! DDIM: c_x0 = sqrt(ᾱ_{t'}), c_xt = 0, c_eps = sqrt(1 - ᾱ_{t'} - σ²),
-//!       σ = η sqrt((1 - ᾱ_{t'}) / (1 - ᾱ_t)) sqrt(1 - ᾱ_t / ᾱ_{t'}).
+//! where ε̂ is ε recomputed from the clipped x̂_0 and x̂_0^prev is the previous step's prediction.
+//! Writing α = sqrt(ᾱ), σ_s = sqrt(1 - ᾱ_s), and Karras et al.'s σ^K = σ_s / α_s (x / α = x_0 + σ^K ε):
+//! - DDPM (Ho et al. 2020): every t, c_x0 and c_xt are the posterior mean μ̃_t's, σ² = β̃_t or β_t.
+//! - DDIM (Song et al. 2021): c_x0 = α_{s'}, c_eps = sqrt(1 - ᾱ_{s'} - σ²),
+//!   σ = η sqrt((1 - ᾱ_{s'}) / (1 - ᾱ_s)) sqrt(1 - ᾱ_s / ᾱ_{s'}).
+//! - Euler (Karras et al. 2022, Alg. 1 without the correction): x/α moves along d = (x/α - x̂_0) / σ^K = ε̂,
+//!   x_{s'}/α_{s'} = x_s/α_s + (σ^K_{s'} - σ^K_s) ε̂ = x̂_0 + σ^K_{s'} ε̂: DDIM with η = 0.
+//! - Euler ancestral (k-diffusion): σ_up² = σ^K_{s'}² (σ^K_s² - σ^K_{s'}²) / σ^K_s², σ_down² = σ^K_{s'}² - σ_up²,
+//!   x_{s'}/α_{s'} = x̂_0 + σ_down ε̂ + σ_up z. Multiplied out, α_{s'} σ_up is DDIM's σ at η = 1 and
+//!   α_{s'} σ_down its c_eps: DDIM with η = 1.
+//! - Heun (Karras et al. 2022, Alg. 1): the Euler step, then ε̂' at the point it reached and
+//!   x_{s'}/α_{s'} = x_s/α_s + (σ^K_{s'} - σ^K_s) (ε̂ + ε̂') / 2; a plain Euler step into σ = 0.
+//!   Two network evaluations per step but the last.
+//! - DPM-Solver++(2M) (Lu et al. 2022, Alg. 2): with λ_D = ln(α/σ) and h = λ_D(s') - λ_D(s),
+//!   x_{s'} = (σ_{s'}/σ_s) x_s - α_{s'} (e^{-h} - 1) D, D = (1 + 1/(2r)) x̂_0 - 1/(2r) x̂_0^prev,
+//!   r = h_prev / h; first order (D = x̂_0) on the first step and the last (into σ = 0, where it gives
+//!   x̂_0), as diffusers does.
+//! - DPM-Solver++(2M) SDE (Lu et al. 2022; diffusers' `sde-dpmsolver++`):
+//!   x_{s'} = (σ_{s'}/σ_s) e^{-h} x_s + α_{s'} (1 - e^{-2h}) D + σ_{s'} sqrt(1 - e^{-2h}) z.
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -26,21 +44,168 @@ pub enum DdpmVariance {
     BetaTilde,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "sampler", rename_all = "snake_case")]
-pub enum SamplerKind {
-    /// Ancestral sampling through every one of the T steps.
-    Ddpm { variance: DdpmVariance },
-    /// `steps` evenly spaced steps ("trailing": the first is t = T, pure noise); η = 0 is deterministic,
-    /// η = 1 with every step is DDPM with β̃_t.
-    Ddim { eta: f64, steps: usize },
+/// Which update rule a sampler uses (see the module's documentation for each one's formula).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Method {
+    #[serde(rename = "ddpm")]
+    Ddpm,
+    #[serde(rename = "ddim")]
+    Ddim,
+    #[serde(rename = "euler")]
+    Euler,
+    #[serde(rename = "euler-a")]
+    EulerAncestral,
+    #[serde(rename = "heun")]
+    Heun,
+    #[serde(rename = "dpmpp-2m")]
+    DpmSolver2M,
+    #[serde(rename = "dpmpp-2m-sde")]
+    DpmSolver2MSde,
 }
 
-/// A sampler and whether it clips the predicted x_0 to the data range ([-1, 1] for pixels; a latent model
-/// widens it with [`SamplingPlan::with_x0_bound`]).
+impl Method {
+    pub const ALL: [Method; 7] = [
+        Method::Ddpm,
+        Method::Ddim,
+        Method::Euler,
+        Method::EulerAncestral,
+        Method::Heun,
+        Method::DpmSolver2M,
+        Method::DpmSolver2MSde,
+    ];
+
+    /// The name on the command line and in saved settings.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Ddpm => "ddpm",
+            Method::Ddim => "ddim",
+            Method::Euler => "euler",
+            Method::EulerAncestral => "euler-a",
+            Method::Heun => "heun",
+            Method::DpmSolver2M => "dpmpp-2m",
+            Method::DpmSolver2MSde => "dpmpp-2m-sde",
+        }
+    }
+
+    /// The name people know from diffusers and AUTOMATIC1111.
+    pub fn label(self) -> &'static str {
+        match self {
+            Method::Ddpm => "DDPM",
+            Method::Ddim => "DDIM",
+            Method::Euler => "Euler",
+            Method::EulerAncestral => "Euler a",
+            Method::Heun => "Heun",
+            Method::DpmSolver2M => "DPM++ 2M",
+            Method::DpmSolver2MSde => "DPM++ 2M SDE",
+        }
+    }
+
+    /// Whether the number of sampling steps is a choice (DDPM visits every timestep).
+    pub fn has_steps(self) -> bool {
+        self != Method::Ddpm
+    }
+
+    /// Network evaluations (per image, guidance aside) of `steps` steps.
+    pub fn evaluations(self, steps: usize) -> usize {
+        match self {
+            Method::Heun => (2 * steps).saturating_sub(1),
+            _ => steps,
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = SamplerError;
+
+    /// A name ("dpmpp-2m") or a label ("DPM++ 2M"), any case, `_` for `-`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().to_ascii_lowercase().replace('_', "-");
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == wanted || m.label().to_ascii_lowercase() == wanted)
+            .ok_or_else(|| SamplerError::UnknownMethod(s.to_owned()))
+    }
+}
+
+/// Where the sampling steps sit among the schedule's timesteps (as diffusers' `timestep_spacing`), or
+/// Karras et al.'s σ spacing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Spacing {
+    /// t = T, T - T/N, ..., rounded: the first step starts from pure noise (Lin et al. 2024).
+    #[default]
+    Trailing,
+    /// t = 1 + k ⌊T/N⌋ (k = N-1 .. 0): Stable Diffusion's; the first step starts below T.
+    Leading,
+    /// N timesteps evenly from T to 1, rounded.
+    Linspace,
+    /// σ^K_i = (σ_max^{1/ρ} + i/(N-1) (σ_min^{1/ρ} - σ_max^{1/ρ}))^ρ, ρ = 7, between the schedule's σ^K at
+    /// t = T and t = 1 (Karras et al. 2022, eq. 5): more steps at low noise.
+    Karras,
+}
+
+impl Spacing {
+    pub const ALL: [Spacing; 4] = [Spacing::Trailing, Spacing::Leading, Spacing::Linspace, Spacing::Karras];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Spacing::Trailing => "trailing",
+            Spacing::Leading => "leading",
+            Spacing::Linspace => "linspace",
+            Spacing::Karras => "karras",
+        }
+    }
+}
+
+impl std::str::FromStr for Spacing {
+    type Err = SamplerError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Spacing::ALL
+            .into_iter()
+            .find(|x| x.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| SamplerError::UnknownSpacing(s.to_owned()))
+    }
+}
+
+/// ρ of Karras et al.'s spacing (their eq. 5; 7 is their and everyone's choice).
+pub const KARRAS_RHO: f64 = 7.0;
+
+/// The highest σ^K Karras spacing starts from (Karras et al. 2022 use 80). The cosine schedule reaches
+/// σ^K = 2·10⁴ at t = T; spaced from there, half of 10 steps fall where the image is still pure noise and
+/// the last ones jump over the details (σ^K 3.6 -> 0.3 -> 0.006). Above 80 the signal is below 1.3 % of
+/// x_t, so starting there from pure noise changes nothing but where the steps go.
+pub const KARRAS_SIGMA_MAX: f64 = 80.0;
+
+/// Heun's correction is left out of a step that divides σ^K by more than this. The trapezoid weighs the
+/// slope at the end of the step by (σ - σ') / 2 while the slope's error there grows as 1 / σ': an error δ
+/// of x̂_0 at σ' moves x by (σ/σ' - 1) δ / 2. Trailing spacing on the cosine schedule makes its first step
+/// from σ^K = 2·10⁴ to 7 (a factor of 3000): corrected, that step ruins the image; as an Euler step it is
+/// exactly DDIM's. Karras et al.'s own steps divide σ by less than 2 until the last.
+pub const HEUN_MAX_SIGMA_RATIO: f64 = 10.0;
+
+/// A sampler and its settings: the one description of "how to sample" from the command line and the
+/// window to the engine, and what a PNG's settings record.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sampler {
-    pub kind: SamplerKind,
+    pub method: Method,
+    /// Sampling steps (DDPM ignores it: it visits every timestep).
+    pub steps: usize,
+    #[serde(default)]
+    pub spacing: Spacing,
+    /// DDIM's η in [0, 1]: 0 deterministic, 1 as noisy as DDPM.
+    #[serde(default)]
+    pub eta: f64,
+    #[serde(default)]
+    pub ddpm_variance: DdpmVariance,
+    /// Clip x̂_0 to the data range ([-1, 1] for pixels; a latent model widens it with
+    /// [`SamplingPlan::with_x0_bound`]).
     pub clip_x0: bool,
 }
 
@@ -52,75 +217,264 @@ impl Default for Sampler {
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SamplerError {
-    #[error("DDIM steps must be between 1 and the schedule's {max} steps, got {steps}")]
-    Steps { steps: usize, max: usize },
+    #[error("{method} steps must be between 1 and the schedule's {max} steps, got {steps}")]
+    Steps { method: Method, steps: usize, max: usize },
     #[error("DDIM eta must be in [0, 1], got {0}")]
     Eta(f64),
+    #[error("unknown sampler `{0}`: use one of ddpm, ddim, euler, euler-a, heun, dpmpp-2m, dpmpp-2m-sde")]
+    UnknownMethod(String),
+    #[error("unknown timestep spacing `{0}`: use trailing, leading, linspace or karras")]
+    UnknownSpacing(String),
 }
 
 impl Sampler {
+    /// `method` over `steps` steps, trailing spacing, x̂_0 clipped.
+    pub fn new(method: Method, steps: usize) -> Self {
+        Self { method, steps, spacing: Spacing::Trailing, eta: 0.0, ddpm_variance: DdpmVariance::BetaTilde, clip_x0: true }
+    }
+
     pub fn ddpm(variance: DdpmVariance) -> Self {
-        Self { kind: SamplerKind::Ddpm { variance }, clip_x0: true }
+        Self { ddpm_variance: variance, ..Self::new(Method::Ddpm, 0) }
     }
 
     pub fn ddim(steps: usize, eta: f64) -> Self {
-        Self { kind: SamplerKind::Ddim { eta, steps }, clip_x0: true }
+        Self { eta, ..Self::new(Method::Ddim, steps) }
     }
 
     pub fn with_clip_x0(self, clip_x0: bool) -> Self {
         Self { clip_x0, ..self }
     }
 
-    /// Short human name, e.g. "DDPM (β̃)" or "DDIM 50 steps, η = 0".
+    pub fn with_spacing(self, spacing: Spacing) -> Self {
+        Self { spacing, ..self }
+    }
+
+    /// Short human name, e.g. "DDPM (σ² = β̃)", "DDIM 50 steps, η = 0" or "DPM++ 2M 20 steps, karras".
     pub fn label(&self) -> String {
-        match self.kind {
-            SamplerKind::Ddpm { variance: DdpmVariance::Beta } => "DDPM (σ² = β)".into(),
-            SamplerKind::Ddpm { variance: DdpmVariance::BetaTilde } => "DDPM (σ² = β̃)".into(),
-            SamplerKind::Ddim { eta, steps } => format!("DDIM {steps} steps, η = {eta}"),
+        let spacing = match self.spacing {
+            Spacing::Trailing => String::new(),
+            other => format!(", {}", other.name()),
+        };
+        match self.method {
+            Method::Ddpm if self.ddpm_variance == DdpmVariance::Beta => "DDPM (σ² = β)".into(),
+            Method::Ddpm => "DDPM (σ² = β̃)".into(),
+            Method::Ddim => format!("DDIM {} steps, η = {}{spacing}", self.steps, self.eta),
+            method => format!("{method} {} steps{spacing}", self.steps),
+        }
+    }
+
+    /// Network evaluations per image (guidance aside) over a schedule of `schedule_steps`.
+    pub fn evaluations(&self, schedule_steps: usize) -> usize {
+        match self.method {
+            Method::Ddpm => schedule_steps,
+            method => method.evaluations(self.steps),
         }
     }
 
     pub fn validate(&self, schedule_steps: usize) -> Result<(), SamplerError> {
-        if let SamplerKind::Ddim { eta, steps } = self.kind {
-            if steps == 0 || steps > schedule_steps {
-                return Err(SamplerError::Steps { steps, max: schedule_steps });
-            }
-            if !(0.0..=1.0).contains(&eta) {
-                return Err(SamplerError::Eta(eta));
-            }
+        if self.method.has_steps() && (self.steps == 0 || self.steps > schedule_steps) {
+            return Err(SamplerError::Steps { method: self.method, steps: self.steps, max: schedule_steps });
+        }
+        if self.method == Method::Ddim && !(0.0..=1.0).contains(&self.eta) {
+            return Err(SamplerError::Eta(self.eta));
         }
         Ok(())
     }
 
-    /// The timesteps visited, from T down, and the coefficients of each step.
-    pub fn plan(&self, schedule: &NoiseSchedule) -> Result<SamplingPlan, SamplerError> {
+    /// The noise levels visited, from the noisiest to the clean image (steps + 1 of them).
+    pub fn levels(&self, schedule: &NoiseSchedule) -> Result<Vec<NoiseLevel>, SamplerError> {
         self.validate(schedule.steps())?;
         let big_t = schedule.steps();
-        let steps = match self.kind {
-            SamplerKind::Ddpm { variance } => (1..=big_t).rev().map(|t| ddpm_step(schedule, t, variance)).collect(),
-            SamplerKind::Ddim { eta, steps } => {
-                let timestep = |k: usize| ((steps - k) as f64 * big_t as f64 / steps as f64).round() as usize;
-                (0..steps).map(|k| ddim_step(schedule, timestep(k), timestep(k + 1), eta)).collect()
+        if self.method == Method::Ddpm {
+            return Ok((0..=big_t).rev().map(|t| NoiseLevel::at(schedule, t)).collect());
+        }
+        let n = self.steps;
+        // As numpy computes them in diffusers (banker's rounding included), so that steps land alike.
+        let timesteps: Vec<usize> = match self.spacing {
+            Spacing::Trailing => {
+                let ratio = big_t as f64 / n as f64;
+                (0..n).map(|k| (big_t as f64 - k as f64 * ratio).round_ties_even() as usize).collect()
+            }
+            Spacing::Leading => (0..n).rev().map(|k| k * (big_t / n) + 1).collect(),
+            Spacing::Linspace => {
+                let step = if n > 1 { (big_t - 1) as f64 / (n - 1) as f64 } else { 0.0 };
+                (0..n).rev().map(|k| (k as f64 * step).round_ties_even() as usize + 1).collect()
+            }
+            Spacing::Karras => {
+                let sigma = |t: usize| NoiseLevel::at(schedule, t).karras_sigma();
+                let max = sigma(big_t).min(KARRAS_SIGMA_MAX).powf(1.0 / KARRAS_RHO);
+                let min = sigma(1).min(KARRAS_SIGMA_MAX).powf(1.0 / KARRAS_RHO);
+                let ramp = |i: usize| if n > 1 { i as f64 / (n - 1) as f64 } else { 0.0 };
+                let mut levels: Vec<NoiseLevel> = (0..n)
+                    .map(|i| NoiseLevel::from_karras_sigma(schedule, (max + ramp(i) * (min - max)).powf(KARRAS_RHO)))
+                    .collect();
+                levels.push(NoiseLevel::CLEAN);
+                return Ok(levels);
             }
         };
+        Ok(timesteps.into_iter().chain([0]).map(|t| NoiseLevel::at(schedule, t)).collect())
+    }
+
+    /// The levels visited and the coefficients of each step.
+    pub fn plan(&self, schedule: &NoiseSchedule) -> Result<SamplingPlan, SamplerError> {
+        let levels = self.levels(schedule)?;
+        let steps = (0..levels.len() - 1)
+            .map(|k| {
+                let (from, to) = (levels[k], levels[k + 1]);
+                // DPM-Solver's second-order steps need the previous step's length in λ.
+                let previous = (k > 0).then(|| levels[k - 1]);
+                match self.method {
+                    Method::Ddpm => ddpm_step(schedule, from.t, self.ddpm_variance),
+                    Method::Ddim => ddim_step(from, to, self.eta),
+                    Method::Euler => ddim_step(from, to, 0.0),
+                    Method::EulerAncestral => ddim_step(from, to, 1.0),
+                    Method::Heun => heun_step(from, to),
+                    Method::DpmSolver2M => dpm_solver_step(previous, from, to, false),
+                    Method::DpmSolver2MSde => dpm_solver_step(previous, from, to, true),
+                }
+            })
+            .collect();
         Ok(SamplingPlan { steps, clip_x0: self.clip_x0, x0_bound: 1.0 })
     }
 }
 
-/// One planned update from timestep `t` to `t_prev` (0 = the clean image).
+/// Reads a sampler as saved now, or as PNGs of earlier versions saved it
+/// (`{"kind": {"sampler": "ddim", "eta": 0, "steps": 50}, "clip_x0": true}`).
+pub fn sampler_current_or_legacy<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Sampler, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(tag = "sampler", rename_all = "snake_case")]
+    enum LegacyKind {
+        Ddpm { variance: DdpmVariance },
+        Ddim { eta: f64, steps: usize },
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum AnySampler {
+        Current(Sampler),
+        Legacy { kind: LegacyKind, clip_x0: bool },
+    }
+    Ok(match AnySampler::deserialize(deserializer)? {
+        AnySampler::Current(sampler) => sampler,
+        AnySampler::Legacy { kind: LegacyKind::Ddpm { variance }, clip_x0 } => Sampler::ddpm(variance).with_clip_x0(clip_x0),
+        AnySampler::Legacy { kind: LegacyKind::Ddim { eta, steps }, clip_x0 } => Sampler::ddim(steps, eta).with_clip_x0(clip_x0),
+    })
+}
+
+/// A point of the reverse process: a timestep of the schedule, or a σ between two (Karras spacing).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NoiseLevel {
+    /// The timestep (of the schedule) at or nearest this level, for display: 0 = the clean image.
+    pub t: usize,
+    pub alpha_bar: f64,
+    /// 1 - ᾱ, kept apart for its digits near the clean end.
+    pub one_minus_alpha_bar: f64,
+    /// λ = ln(ᾱ / (1 - ᾱ)); +∞ for the clean image.
+    pub log_snr: f64,
+}
+
+impl NoiseLevel {
+    pub const CLEAN: NoiseLevel = NoiseLevel { t: 0, alpha_bar: 1.0, one_minus_alpha_bar: 0.0, log_snr: f64::INFINITY };
+
+    /// Timestep `t` of the schedule (0 = the clean image).
+    pub fn at(schedule: &NoiseSchedule, t: usize) -> Self {
+        match t {
+            0 => Self::CLEAN,
+            t => Self {
+                t,
+                alpha_bar: schedule.alpha_bar[t - 1],
+                one_minus_alpha_bar: schedule.one_minus_alpha_bar[t - 1],
+                log_snr: schedule.log_snr[t - 1],
+            },
+        }
+    }
+
+    /// The level of Karras et al.'s σ^K = sqrt((1 - ᾱ) / ᾱ), shown as the schedule's timestep nearest in λ.
+    pub fn from_karras_sigma(schedule: &NoiseSchedule, sigma: f64) -> Self {
+        let log_snr = -2.0 * sigma.ln();
+        // λ falls with t: the first timestep at or below λ, or the one before it, is the nearest.
+        let after = schedule.log_snr.partition_point(|l| *l > log_snr);
+        let nearest = [after.saturating_sub(1), after.min(schedule.steps() - 1)]
+            .into_iter()
+            .min_by(|a, b| (schedule.log_snr[*a] - log_snr).abs().total_cmp(&(schedule.log_snr[*b] - log_snr).abs()))
+            .unwrap_or(0);
+        let sigma2 = sigma * sigma;
+        Self { t: nearest + 1, alpha_bar: 1.0 / (1.0 + sigma2), one_minus_alpha_bar: sigma2 / (1.0 + sigma2), log_snr }
+    }
+
+    /// α = sqrt(ᾱ), the signal's coefficient in x = α x_0 + σ ε.
+    pub fn alpha(&self) -> f64 {
+        self.alpha_bar.sqrt()
+    }
+
+    /// σ = sqrt(1 - ᾱ), the noise's coefficient.
+    pub fn sigma(&self) -> f64 {
+        self.one_minus_alpha_bar.sqrt()
+    }
+
+    /// Karras et al.'s σ^K = σ / α: the noise level of x / α = x_0 + σ^K ε.
+    pub fn karras_sigma(&self) -> f64 {
+        (self.one_minus_alpha_bar / self.alpha_bar).sqrt()
+    }
+
+    /// DPM-Solver's λ = ln(α / σ), half the log-SNR.
+    fn half_log_snr(&self) -> f64 {
+        0.5 * self.log_snr
+    }
+}
+
+/// One planned update from level `t` to `t_prev` (0 = the clean image).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PlannedStep {
+    /// Timesteps of the two levels (nearest ones for Karras spacing), for display.
     pub t: usize,
     pub t_prev: usize,
     pub alpha_bar: f64,
+    pub one_minus_alpha_bar: f64,
     pub alpha_bar_prev: f64,
-    /// λ_t, what the network is conditioned on at this step.
+    /// λ at this step's level, what the network is conditioned on.
     pub log_snr: f64,
+    /// λ at the level the step ends on (+∞ for the clean image).
+    pub log_snr_prev: f64,
     pub coef_x0: f64,
+    /// The coefficient of the previous step's x̂_0 (multistep solvers).
+    pub coef_x0_prev: f64,
     pub coef_xt: f64,
     pub coef_eps: f64,
     /// σ, the standard deviation of the fresh noise added by this step.
     pub noise_std: f64,
+    /// Heun's second evaluation, at the point the first-order update reached.
+    pub correction: Option<Correction>,
+}
+
+/// x_{s'} = c_xt x_s + c_eps (ε̂ + ε̂') / 2, with ε̂' the network's ε at level s' (of ᾱ `alpha_bar`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Correction {
+    pub alpha_bar: f64,
+    pub one_minus_alpha_bar: f64,
+    pub log_snr: f64,
+    pub coef_xt: f64,
+    pub coef_eps: f64,
+}
+
+impl PlannedStep {
+    /// A step from `from` to `to` with no coefficients yet.
+    fn between(from: NoiseLevel, to: NoiseLevel) -> Self {
+        Self {
+            t: from.t,
+            t_prev: to.t,
+            alpha_bar: from.alpha_bar,
+            one_minus_alpha_bar: from.one_minus_alpha_bar,
+            alpha_bar_prev: to.alpha_bar,
+            log_snr: from.log_snr,
+            log_snr_prev: to.log_snr,
+            coef_x0: 0.0,
+            coef_x0_prev: 0.0,
+            coef_xt: 0.0,
+            coef_eps: 0.0,
+            noise_std: 0.0,
+            correction: None,
+        }
+    }
 }
 
 fn ddpm_step(schedule: &NoiseSchedule, t: usize, variance: DdpmVariance) -> PlannedStep {
@@ -132,40 +486,62 @@ fn ddpm_step(schedule: &NoiseSchedule, t: usize, variance: DdpmVariance) -> Plan
         (_, DdpmVariance::BetaTilde) => schedule.beta_tilde[i].sqrt(),
     };
     PlannedStep {
-        t,
-        t_prev: t - 1,
-        alpha_bar: schedule.alpha_bar[i],
-        alpha_bar_prev: schedule.alpha_bar_prev[i],
-        log_snr: schedule.log_snr[i],
         coef_x0: schedule.posterior_coef_x0[i],
         coef_xt: schedule.posterior_coef_xt[i],
-        coef_eps: 0.0,
         noise_std,
+        ..PlannedStep::between(NoiseLevel::at(schedule, t), NoiseLevel::at(schedule, t - 1))
     }
 }
 
-fn ddim_step(schedule: &NoiseSchedule, t: usize, t_prev: usize, eta: f64) -> PlannedStep {
-    let i = t - 1;
-    let alpha_bar = schedule.alpha_bar[i];
-    let one_minus_alpha_bar = schedule.one_minus_alpha_bar[i];
-    let (alpha_bar_prev, one_minus_alpha_bar_prev) = match t_prev {
-        0 => (1.0, 0.0),
-        p => (schedule.alpha_bar[p - 1], schedule.one_minus_alpha_bar[p - 1]),
-    };
-    // 1 - ᾱ_t / ᾱ_{t'} through logarithms, exact when the two are close.
-    let one_minus_ratio = -(alpha_bar.ln() - alpha_bar_prev.ln()).exp_m1();
-    let sigma = eta * (one_minus_alpha_bar_prev / one_minus_alpha_bar * one_minus_ratio).sqrt();
+fn ddim_step(from: NoiseLevel, to: NoiseLevel, eta: f64) -> PlannedStep {
+    // 1 - ᾱ_s / ᾱ_{s'} through logarithms, exact when the two are close.
+    let one_minus_ratio = -(from.alpha_bar.ln() - to.alpha_bar.ln()).exp_m1();
+    let sigma = eta * (to.one_minus_alpha_bar / from.one_minus_alpha_bar * one_minus_ratio).sqrt();
     PlannedStep {
-        t,
-        t_prev,
-        alpha_bar,
-        alpha_bar_prev,
-        log_snr: schedule.log_snr[i],
-        coef_x0: alpha_bar_prev.sqrt(),
-        coef_xt: 0.0,
-        coef_eps: (one_minus_alpha_bar_prev - sigma * sigma).max(0.0).sqrt(),
+        coef_x0: to.alpha(),
+        coef_eps: (to.one_minus_alpha_bar - sigma * sigma).max(0.0).sqrt(),
         noise_std: sigma,
+        ..PlannedStep::between(from, to)
     }
+}
+
+fn heun_step(from: NoiseLevel, to: NoiseLevel) -> PlannedStep {
+    let euler = ddim_step(from, to, 0.0);
+    if to.alpha_bar >= 1.0 || from.karras_sigma() > HEUN_MAX_SIGMA_RATIO * to.karras_sigma() {
+        return euler;
+    }
+    let correction = Correction {
+        alpha_bar: to.alpha_bar,
+        one_minus_alpha_bar: to.one_minus_alpha_bar,
+        log_snr: to.log_snr,
+        coef_xt: to.alpha() / from.alpha(),
+        coef_eps: 0.5 * to.alpha() * (to.karras_sigma() - from.karras_sigma()),
+    };
+    PlannedStep { correction: Some(correction), ..euler }
+}
+
+fn dpm_solver_step(previous: Option<NoiseLevel>, from: NoiseLevel, to: NoiseLevel, sde: bool) -> PlannedStep {
+    let step = PlannedStep::between(from, to);
+    if to.alpha_bar >= 1.0 {
+        // λ' = ∞: the first-order update into σ = 0 is x̂_0 itself.
+        return PlannedStep { coef_x0: 1.0, ..step };
+    }
+    let h = to.half_log_snr() - from.half_log_snr();
+    // The weight of D: α' (1 - e^{-h}) for the ODE, α' (1 - e^{-2h}) for the SDE.
+    let (coef_xt, weight, noise_std) = if sde {
+        let keep = -(-2.0 * h).exp_m1();
+        (to.sigma() / from.sigma() * (-h).exp(), to.alpha() * keep, to.sigma() * keep.sqrt())
+    } else {
+        (to.sigma() / from.sigma(), -to.alpha() * (-h).exp_m1(), 0.0)
+    };
+    let (coef_x0, coef_x0_prev) = match previous {
+        Some(previous) => {
+            let r = (from.half_log_snr() - previous.half_log_snr()) / h;
+            (weight * (1.0 + 0.5 / r), -weight * 0.5 / r)
+        }
+        None => (weight, 0.0),
+    };
+    PlannedStep { coef_x0, coef_x0_prev, coef_xt, noise_std, ..step }
 }
 
 /// What one reverse step produces.
@@ -209,42 +585,72 @@ impl SamplingPlan {
         self.steps[i].noise_std > 0.0
     }
 
+    /// Whether steps use the previous step's x̂_0 (multistep solvers), which the caller then passes on.
+    pub fn uses_previous_x0(&self) -> bool {
+        self.steps.iter().any(|s| s.coef_x0_prev != 0.0)
+    }
+
+    /// Network evaluations of the whole plan (per image, guidance aside).
+    pub fn evaluations(&self) -> usize {
+        self.steps.iter().map(|s| 1 + usize::from(s.correction.is_some())).sum()
+    }
+
     /// The predicted clean image x̂_0 = (x_t - sqrt(1 - ᾱ_t) ε) / sqrt(ᾱ_t) at step `i`, clipped if the plan says so.
     pub fn predict_x0<const D: usize>(&self, i: usize, x_t: Tensor<D>, eps: Tensor<D>) -> Tensor<D> {
         let step = &self.steps[i];
-        let inv_sqrt_alpha_bar = 1.0 / step.alpha_bar.sqrt();
-        let noise_to_signal = (1.0 - step.alpha_bar).sqrt() * inv_sqrt_alpha_bar;
+        self.x0_at(step.alpha_bar, step.one_minus_alpha_bar, x_t, eps)
+    }
+
+    fn x0_at<const D: usize>(&self, alpha_bar: f64, one_minus_alpha_bar: f64, x_t: Tensor<D>, eps: Tensor<D>) -> Tensor<D> {
+        let inv_sqrt_alpha_bar = 1.0 / alpha_bar.sqrt();
+        let noise_to_signal = one_minus_alpha_bar.sqrt() * inv_sqrt_alpha_bar;
         let x0 = x_t.mul_scalar(inv_sqrt_alpha_bar).sub(eps.mul_scalar(noise_to_signal));
         if self.clip_x0 { x0.clamp(-self.x0_bound, self.x0_bound) } else { x0 }
     }
 
-    /// Step `i` of the plan: from x_t and the network's ε to x_{t'}. `noise` is z ~ N(0, I) of x_t's shape;
-    /// with `None` the step returns its mean.
+    /// ε̂ consistent with the (possibly clipped) x̂_0: ε̂ = (x_t - sqrt(ᾱ_t) x̂_0) / sqrt(1 - ᾱ_t).
+    fn eps_at<const D: usize>(&self, alpha_bar: f64, one_minus_alpha_bar: f64, x_t: Tensor<D>, x0: &Tensor<D>, eps: Tensor<D>) -> Tensor<D> {
+        if self.clip_x0 {
+            x_t.sub(x0.clone().mul_scalar(alpha_bar.sqrt())).mul_scalar(1.0 / one_minus_alpha_bar.sqrt())
+        } else {
+            eps
+        }
+    }
+
+    /// Step `i` of the plan: from x_t and the network's ε to x_{t'}. `noise` is z ~ N(0, I) of x_t's shape
+    /// (with `None` the step returns its mean); `previous_x0` is the x̂_0 the step before returned (needed
+    /// when [`Self::uses_previous_x0`]); `evaluate(x, λ)` is the network, for Heun's second evaluation.
     pub fn step<const D: usize>(
         &self,
         i: usize,
         x_t: Tensor<D>,
         eps: Tensor<D>,
         noise: Option<Tensor<D>>,
+        previous_x0: Option<&Tensor<D>>,
+        evaluate: &mut dyn FnMut(Tensor<D>, f64) -> Tensor<D>,
     ) -> StepOutput<D> {
         let step = self.steps[i];
         let x0_pred = self.predict_x0(i, x_t.clone(), eps.clone());
         let mut x_prev = x0_pred.clone().mul_scalar(step.coef_x0);
+        if let Some(previous) = previous_x0.filter(|_| step.coef_x0_prev != 0.0) {
+            x_prev = x_prev.add(previous.clone().mul_scalar(step.coef_x0_prev));
+        }
         if step.coef_xt != 0.0 {
             x_prev = x_prev.add(x_t.clone().mul_scalar(step.coef_xt));
         }
-        if step.coef_eps != 0.0 {
-            // ε̂ consistent with the (possibly clipped) x̂_0: ε̂ = (x_t - sqrt(ᾱ_t) x̂_0) / sqrt(1 - ᾱ_t).
-            let eps_hat = if self.clip_x0 {
-                x_t.sub(x0_pred.clone().mul_scalar(step.alpha_bar.sqrt()))
-                    .mul_scalar(1.0 / (1.0 - step.alpha_bar).sqrt())
-            } else {
-                eps
-            };
+        let needs_eps_hat = step.coef_eps != 0.0 || step.correction.is_some();
+        let eps_hat = needs_eps_hat.then(|| self.eps_at(step.alpha_bar, step.one_minus_alpha_bar, x_t.clone(), &x0_pred, eps));
+        if let Some(eps_hat) = eps_hat.clone().filter(|_| step.coef_eps != 0.0) {
             x_prev = x_prev.add(eps_hat.mul_scalar(step.coef_eps));
         }
         if let Some(z) = noise.filter(|_| step.noise_std > 0.0) {
             x_prev = x_prev.add(z.mul_scalar(step.noise_std));
+        }
+        if let (Some(c), Some(eps_hat)) = (step.correction, eps_hat) {
+            let eps_next = evaluate(x_prev.clone(), c.log_snr);
+            let x0_next = self.x0_at(c.alpha_bar, c.one_minus_alpha_bar, x_prev.clone(), eps_next.clone());
+            let eps_next = self.eps_at(c.alpha_bar, c.one_minus_alpha_bar, x_prev, &x0_next, eps_next);
+            x_prev = x_t.mul_scalar(c.coef_xt).add(eps_hat.add(eps_next).mul_scalar(c.coef_eps));
         }
         StepOutput { x_prev, x0_pred }
     }
@@ -263,7 +669,7 @@ mod tests {
     #[test]
     fn ddpm_visits_every_step_from_t_down() {
         let schedule = BetaSchedule::linear(1000).build().unwrap();
-        let plan = Sampler::default().plan(&schedule).unwrap();
+        let plan = Sampler::ddpm(DdpmVariance::BetaTilde).plan(&schedule).unwrap();
         assert_eq!(plan.len(), 1000);
         assert_eq!(plan.steps[0].t, 1000);
         assert_eq!(plan.steps[999].t, 1);
@@ -336,7 +742,7 @@ mod tests {
                     let s = plan.steps[i];
                     let eps = x.clone().sub(x0.clone().mul_scalar(s.alpha_bar.sqrt())).mul_scalar(1.0 / (1.0 - s.alpha_bar).sqrt());
                     let z = plan.needs_noise(i).then(|| noise.tensor([2, 3], &device));
-                    let out = plan.step(i, x, eps, z);
+                    let out = plan.step(i, x, eps, z, None, &mut |_, _| unreachable!());
                     if i > 0 {
                         let predicted = values(out.x0_pred.clone());
                         for (p, c) in predicted.iter().zip(&target) {
@@ -364,7 +770,7 @@ mod tests {
         let z = noise.tensor([1, 4], &device);
         for i in [0, 500, 998] {
             let t_index = plan.steps[i].t - 1;
-            let out = plan.step(i, x_t.clone(), eps.clone(), Some(z.clone()));
+            let out = plan.step(i, x_t.clone(), eps.clone(), Some(z.clone()), None, &mut |_, _| unreachable!());
             let (beta, alpha) = (schedule.beta[t_index], schedule.alpha[t_index]);
             let expected = x_t.clone()
                 .sub(eps.clone().mul_scalar(beta / schedule.sqrt_one_minus_alpha_bar[t_index]))
@@ -394,5 +800,158 @@ mod tests {
         let inside = values(plan.predict_x0(9, x_t.clone(), Tensor::<2>::zeros([1, 2], &device)));
         let alpha_bar = plan.steps[9].alpha_bar as f32;
         assert!((inside[0] - 0.5 / alpha_bar.sqrt()).abs() < 1e-5 && inside[0].abs() < 4.0, "{inside:?}");
+    }
+
+    /// Runs `sampler` over the quadratic schedule (T = 1000) from a fixed x_T, with the k-th network evaluation
+    /// returning a fixed ε_k whatever its input, and step i adding a fixed z_i: the inputs of
+    /// benches/diffusers_reference.py. Returns x_0 and the number of evaluations.
+    fn run_fixed_inputs(sampler: Sampler) -> (Vec<f64>, usize) {
+        let device = Device::flex();
+        let schedule = BetaSchedule::quadratic(1000).build().unwrap();
+        let plan = sampler.plan(&schedule).unwrap();
+        let vector = |f: &dyn Fn(usize) -> f64| Tensor::<1>::from_floats((0..4).map(f).map(|v| v as f32).collect::<Vec<_>>().as_slice(), &device);
+        let eps = |k: usize| vector(&|j| 0.8 * (0.37 * k as f64 + 0.9 * j as f64).sin() + 0.3 * (1.7 * j as f64).cos());
+        let noise = |k: usize| vector(&|j| (0.53 * k as f64 + 1.3 * j as f64).cos());
+        let mut x = vector(&|j| 0.9 * (1.0 + 2.1 * j as f64).sin());
+        let mut evaluations = 0;
+        let mut previous_x0 = None;
+        for i in 0..plan.len() {
+            let e = eps(evaluations);
+            evaluations += 1;
+            let mut evaluate = |_: Tensor<1>, _: f64| {
+                evaluations += 1;
+                eps(evaluations - 1)
+            };
+            let out = plan.step(i, x, e, Some(noise(i)), previous_x0.as_ref(), &mut evaluate);
+            x = out.x_prev;
+            previous_x0 = Some(out.x0_pred);
+        }
+        (x.into_data().convert::<f64>().try_to_vec::<f64>().unwrap(), evaluations)
+    }
+
+    /// The same numbers as diffusers 0.35.2's schedulers for the same inputs (their DDIMScheduler,
+    /// EulerDiscreteScheduler, EulerAncestralDiscreteScheduler, HeunDiscreteScheduler and
+    /// DPMSolverMultistepScheduler with `dpmsolver++` / `sde-dpmsolver++`, order 2, trailing spacing or
+    /// Karras σ), printed by benches/diffusers_reference.py. Agreement is to f32 precision (the tensors).
+    #[test]
+    fn matches_diffusers() {
+        let table: &[(&str, usize, [f64; 4])] = &[
+            // diffusers 0.35.2, torch 2.15.0
+            ("ddim", 10, [2.89969468, -7.54216347, -14.3591731, 9.56905745]),
+            ("euler", 10, [2.89969412, -7.5421638, -14.3591705, 9.56905733]),
+            ("euler karras", 10, [2.16347415, -8.50827629, -14.8240419, 9.95723321]),
+            ("euler-a", 10, [6.83471719, -16.6924252, -27.306501, 6.81542527]),
+            ("heun", 19, [2.43811777, -5.77935263, -11.7060345, 11.1046812]),
+            ("heun karras", 19, [1.59474849, -5.3197463, -10.2912735, 12.403934]),
+            ("dpmpp-2m", 10, [2.19736135, -7.48237838, -13.5825117, 10.4748316]),
+            ("dpmpp-2m karras", 10, [0.843045008, -8.5404674, -13.5436343, 11.5812565]),
+            ("dpmpp-2m-sde", 10, [6.93760706, -19.5201141, -30.2120951, 7.42910569]),
+            ("dpmpp-2m-sde karras", 10, [8.5470175, -23.3037499, -36.1300239, 6.81506283]),
+        ];
+        for (name, evaluations, expected) in table {
+            let (method, spacing) = match name.split_once(' ') {
+                Some((method, "karras")) => (method, Spacing::Karras),
+                _ => (*name, Spacing::Trailing),
+            };
+            let sampler = Sampler::new(method.parse().unwrap(), 10).with_spacing(spacing).with_clip_x0(false);
+            let (got, count) = run_fixed_inputs(sampler);
+            assert_eq!(count, *evaluations, "{name}: network evaluations");
+            assert_eq!(sampler.evaluations(1000), *evaluations, "{name}: planned evaluations");
+            for (g, e) in got.iter().zip(expected) {
+                assert!((g - e).abs() <= 2e-5 * e.abs().max(1.0), "{name}: {got:?} vs diffusers {expected:?}");
+            }
+        }
+    }
+
+    /// Where each spacing puts 7 steps of T = 1000: diffusers' DDIMScheduler timesteps (+ 1, as ours count
+    /// from 1) for leading (steps_offset 0), linspace and trailing.
+    #[test]
+    fn spacings_put_steps_where_diffusers_does() {
+        let schedule = BetaSchedule::linear(1000).build().unwrap();
+        let timesteps = |spacing| -> Vec<usize> {
+            Sampler::ddim(7, 0.0).with_spacing(spacing).levels(&schedule).unwrap().iter().map(|l| l.t).collect()
+        };
+        assert_eq!(timesteps(Spacing::Leading), [853, 711, 569, 427, 285, 143, 1, 0]);
+        assert_eq!(timesteps(Spacing::Linspace), [1000, 833, 667, 501, 334, 167, 1, 0]);
+        assert_eq!(timesteps(Spacing::Trailing), [1000, 857, 714, 571, 429, 286, 143, 0]);
+        // Karras: σ^K from the schedule's σ at t = T (capped at 80) down to t = 1, in (σ^{1/ρ}) equal steps.
+        let levels = Sampler::ddim(7, 0.0).with_spacing(Spacing::Karras).levels(&schedule).unwrap();
+        let sigma_max = NoiseLevel::at(&schedule, 1000).karras_sigma().min(KARRAS_SIGMA_MAX);
+        assert!((levels[0].karras_sigma() - sigma_max).abs() < 1e-9 * sigma_max);
+        assert!((levels[6].karras_sigma() - NoiseLevel::at(&schedule, 1).karras_sigma()).abs() < 1e-12);
+        let roots: Vec<f64> = levels[..7].iter().map(|l| l.karras_sigma().powf(1.0 / KARRAS_RHO)).collect();
+        assert!(roots.windows(3).all(|w| ((w[0] - w[1]) - (w[1] - w[2])).abs() < 1e-9), "{roots:?}");
+        assert_eq!(levels[7], NoiseLevel::CLEAN);
+        // Shown at the timestep nearest in λ, falling.
+        assert!(levels.windows(2).all(|w| w[0].t >= w[1].t && w[0].log_snr < w[1].log_snr));
+    }
+
+    /// With the true ε of a point mass x_0 = c at every level, every sampler, with every spacing, ends at
+    /// c: the update rules are consistent (a wrong coefficient anywhere leaves the chain elsewhere).
+    #[test]
+    fn every_sampler_recovers_a_point_mass() {
+        let device = Device::flex();
+        let target: Vec<f32> = vec![0.5, -0.25, 0.9, -0.7, 0.0, 0.3];
+        let x0 = Tensor::<2>::from_data(TensorData::new(target.clone(), [2, 3]), &device);
+        let true_eps = |x: Tensor<2>, log_snr: f64| {
+            let alpha_bar = crate::diffusion::schedule::alpha_bar_from_log_snr(log_snr);
+            x.sub(x0.clone().mul_scalar(alpha_bar.sqrt())).mul_scalar(1.0 / (1.0 - alpha_bar).sqrt())
+        };
+        for schedule in [BetaSchedule::linear(1000), BetaSchedule::cosine(1000)] {
+            let schedule = schedule.build().unwrap();
+            for method in Method::ALL {
+                for spacing in Spacing::ALL {
+                    let plan = Sampler::new(method, 12).with_spacing(spacing).plan(&schedule).unwrap();
+                    let mut noise = NoiseSource::new(7);
+                    let mut x = noise.tensor([2, 3], &device);
+                    let mut previous = None;
+                    for i in 0..plan.len() {
+                        let eps = true_eps(x.clone(), plan.steps[i].log_snr);
+                        let z = plan.needs_noise(i).then(|| noise.tensor([2, 3], &device));
+                        let out = plan.step(i, x, eps, z, previous.as_ref(), &mut |x, l| true_eps(x, l));
+                        x = out.x_prev;
+                        previous = Some(out.x0_pred);
+                    }
+                    for (p, c) in values(x).iter().zip(&target) {
+                        assert!((p - c).abs() < 2e-3, "{method} {spacing:?}: final {p} vs {c}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn heun_corrects_every_step_but_the_last_and_huge_ones() {
+        let schedule = BetaSchedule::cosine(1000).build().unwrap();
+        let plan = Sampler::new(Method::Heun, 10).plan(&schedule).unwrap();
+        // Trailing on the cosine schedule: the first step divides σ^K by ~3000, the last ends at σ = 0.
+        assert!(plan.steps[0].correction.is_none() && plan.steps[9].correction.is_none());
+        assert!(plan.steps[1..9].iter().all(|s| s.correction.is_some()));
+        assert_eq!(plan.evaluations(), 18);
+        let karras = Sampler::new(Method::Heun, 10).with_spacing(Spacing::Karras).plan(&schedule).unwrap();
+        assert_eq!(karras.evaluations(), 19);
+    }
+
+    #[test]
+    fn names_parse_and_old_settings_still_load() {
+        for method in Method::ALL {
+            assert_eq!(method.name().parse::<Method>().unwrap(), method);
+            assert_eq!(method.label().parse::<Method>().unwrap(), method);
+        }
+        assert_eq!("DPMPP_2M".parse::<Method>().unwrap(), Method::DpmSolver2M);
+        assert!("plms".parse::<Method>().unwrap_err().to_string().contains("dpmpp-2m"));
+        assert_eq!("Karras".parse::<Spacing>().unwrap(), Spacing::Karras);
+        #[derive(Deserialize)]
+        struct Saved {
+            #[serde(deserialize_with = "sampler_current_or_legacy")]
+            sampler: Sampler,
+        }
+        let legacy = r#"{"sampler": {"kind": {"sampler": "ddim", "eta": 0.5, "steps": 20}, "clip_x0": false}}"#;
+        assert_eq!(serde_json::from_str::<Saved>(legacy).unwrap().sampler, Sampler::ddim(20, 0.5).with_clip_x0(false));
+        let legacy = r#"{"sampler": {"kind": {"sampler": "ddpm", "variance": "beta"}, "clip_x0": true}}"#;
+        assert_eq!(serde_json::from_str::<Saved>(legacy).unwrap().sampler, Sampler::ddpm(DdpmVariance::Beta));
+        let now = Sampler::new(Method::DpmSolver2MSde, 15).with_spacing(Spacing::Karras);
+        let text = format!(r#"{{"sampler": {}}}"#, serde_json::to_string(&now).unwrap());
+        assert_eq!(serde_json::from_str::<Saved>(&text).unwrap().sampler, now);
     }
 }

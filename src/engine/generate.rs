@@ -18,6 +18,7 @@ pub struct GenerateRequest {
     /// The model's name as the app lists it.
     pub model: String,
     pub schedule: BetaSchedule,
+    #[serde(deserialize_with = "crate::diffusion::sampler::sampler_current_or_legacy")]
     pub sampler: Sampler,
     pub seed: u64,
     /// Images in the batch (1..=64).
@@ -35,8 +36,11 @@ pub const MAX_BATCH: usize = 64;
 pub struct Frame {
     /// Position in the run, 0 = x_T (before any step), i + 1 = after step i.
     pub index: usize,
-    /// The timestep this frame shows: T for x_T, then t' of each step (0 = the final image).
+    /// The timestep this frame shows: T for x_T, then t' of each step (0 = the final image); for Karras
+    /// spacing the schedule's timestep nearest its noise level.
     pub t: usize,
+    /// λ = ln(ᾱ / (1 - ᾱ)) of x_t: where a run is, comparable across schedules and samplers (+∞ at the end).
+    pub log_snr: f64,
     pub shape: [usize; 4],
     /// x_t, [batch, channels, h, w] row-major.
     pub x_t: Arc<Vec<f32>>,
@@ -82,6 +86,17 @@ pub fn push_within_budget(frames: &mut Vec<Frame>, frame: Frame, stride: &mut us
     }
 }
 
+impl Frame {
+    /// The frame's x_t as pictures, one per image of the batch: decoded pixels for a latent run.
+    pub fn pictures(&self) -> Vec<crate::images::Picture> {
+        let (values, [batch, c, h, w]) = match &self.decoded {
+            Some(decoded) => (&decoded.x_t, decoded.shape),
+            None => (&self.x_t, self.shape),
+        };
+        crate::images::pictures_from_batch(values, batch, c, h, w)
+    }
+}
+
 /// Pixels of a latent frame.
 #[derive(Clone, Debug)]
 pub struct Decoded {
@@ -97,7 +112,8 @@ mod budget_tests {
 
     fn frame(index: usize) -> Frame {
         let values = Arc::new(vec![0.0; 10]);
-        Frame { index, t: 1000 - index, shape: [1, 1, 2, 5], x_t: values.clone(), x0_pred: values.clone(), eps: values, decoded: None }
+        let log_snr = index as f64;
+        Frame { index, t: 1000 - index, log_snr, shape: [1, 1, 2, 5], x_t: values.clone(), x0_pred: values.clone(), eps: values, decoded: None }
     }
 
     #[test]
@@ -281,6 +297,7 @@ pub fn run_generate(
     (hooks.emit)(Frame {
         index: 0,
         t: big_t,
+        log_snr: plan.steps.first().map_or(f64::NEG_INFINITY, |s| s.log_snr),
         shape,
         x_t: Arc::new(values_from_tensor(&x_start)?),
         x0_pred: zeros.clone(),
@@ -311,6 +328,7 @@ pub fn run_generate(
                 Ok(Frame {
                     index: step.index + 1,
                     t: plan.steps[step.index].t_prev,
+                    log_snr: plan.steps[step.index].log_snr_prev,
                     shape,
                     x_t: Arc::new(x_t),
                     x0_pred: Arc::new(values_from_tensor(step.x0_pred)?),

@@ -2,6 +2,7 @@
 
 pub mod device;
 pub mod generate;
+pub mod grid;
 pub mod worker;
 
 pub use device::{ComputeDevice, DeviceChoice, open_device};

@@ -61,13 +61,17 @@ pub fn denoise(
     let shape = x_start.dims();
     let device = x_start.device();
     let mut x = x_start;
+    let mut previous_x0 = None;
+    let keep_x0 = plan.uses_previous_x0();
     for index in 0..plan.len() {
         let step = plan.steps[index];
         let eps = guided_epsilon(model, x.clone(), step.log_snr, classes, guidance);
         let z = plan.needs_noise(index).then(|| noise.tensor(shape, &device));
-        let out = plan.step(index, x, eps.clone(), z);
+        let mut evaluate = |x: Tensor<4>, log_snr: f64| guided_epsilon(model, x, log_snr, classes, guidance);
+        let out = plan.step(index, x, eps.clone(), z, previous_x0.as_ref(), &mut evaluate);
         let flow = on_step(StepFrame { index, t: step.t, x_prev: &out.x_prev, x0_pred: &out.x0_pred, eps: &eps });
         x = out.x_prev;
+        previous_x0 = keep_x0.then_some(out.x0_pred);
         if flow.is_break() {
             break;
         }

@@ -5,6 +5,8 @@ use std::path::Path;
 
 use crate::data::u8_from_unit;
 
+pub mod font;
+
 /// A grayscale or RGB picture, 8 bits per channel, row-major.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Picture {
@@ -60,6 +62,90 @@ pub fn grid(pictures: &[Picture], columns: usize, gap: usize) -> Picture {
         }
     }
     Picture { width, height, channels: c, pixels }
+}
+
+/// The labels of a [`labelled_grid`]: a title and one label per column and per row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GridLabels {
+    pub x_title: String,
+    pub columns: Vec<String>,
+    pub y_title: String,
+    pub rows: Vec<String>,
+}
+
+/// Background and text of labelled grids.
+const PAPER: u8 = 255;
+const INK: u8 = 0;
+
+/// Where everything of a [`labelled_grid`] goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GridLayout {
+    /// Size and channels of a cell.
+    pub cell: (usize, usize, usize),
+    pub columns: usize,
+    pub rows: usize,
+    /// Font scale of the labels.
+    pub scale: usize,
+    pub width: usize,
+    pub height: usize,
+    row_label_width: usize,
+    header: usize,
+    line: usize,
+    gap: usize,
+}
+
+impl GridLayout {
+    /// Every cell has the size of the first one present (28 x 28 gray while none is).
+    pub fn new(cells: &[Option<Picture>], labels: &GridLabels, gap: usize) -> Self {
+        let columns = labels.columns.len().max(1);
+        let cell = cells.iter().flatten().next().map_or((28, 28, 1), |p| (p.width, p.height, p.channels));
+        // Labels at twice the font size where they fit their cell, else at its size.
+        let longest = labels.columns.iter().map(|l| font::text_width(l, 1)).max().unwrap_or(0);
+        let scale = if 2 * longest <= cell.0 { 2 } else { 1 };
+        let line = (font::HEIGHT + 3) * scale;
+        let y_title = format!("y: {}", labels.y_title);
+        let row_label_width =
+            labels.rows.iter().chain([&y_title]).map(|l| font::text_width(l, scale)).max().unwrap_or(0) + 2 * gap;
+        let header = 2 * line + gap;
+        let rows = labels.rows.len().max(cells.len().div_ceil(columns));
+        let width = row_label_width + columns * (cell.0 + gap);
+        let height = header + rows * (cell.1 + gap);
+        Self { cell, columns, rows, scale, width, height, row_label_width, header, line, gap }
+    }
+
+    /// (x, y) of the top-left pixel of cell `index` (row-major).
+    pub fn cell_origin(&self, index: usize) -> (usize, usize) {
+        let (w, h, _) = self.cell;
+        (self.row_label_width + (index % self.columns) * (w + self.gap), self.header + (index / self.columns) * (h + self.gap))
+    }
+}
+
+/// Cells (row-major, `labels.columns.len()` per row; `None` for a cell not drawn yet, left blank) under a
+/// header of column labels and beside a column of row labels, as an X/Y plot: "x: <title>" above the
+/// columns, "y: <title>" above the row labels.
+pub fn labelled_grid(cells: &[Option<Picture>], labels: &GridLabels, gap: usize) -> Picture {
+    let layout = GridLayout::new(cells, labels, gap);
+    let (w, h, c) = layout.cell;
+    let (scale, line) = (layout.scale, layout.line);
+    let mut picture = Picture { width: layout.width, height: layout.height, channels: c, pixels: vec![PAPER; layout.width * layout.height * c] };
+    font::draw_text(&mut picture, layout.row_label_width, gap, &format!("x: {}", labels.x_title), scale, INK);
+    font::draw_text(&mut picture, gap, line + gap, &format!("y: {}", labels.y_title), scale, INK);
+    for (i, label) in labels.columns.iter().enumerate() {
+        font::draw_text(&mut picture, layout.cell_origin(i).0, line + gap, label, scale, INK);
+    }
+    for (j, label) in labels.rows.iter().enumerate() {
+        let y = layout.cell_origin(j * layout.columns).1 + h.saturating_sub(font::HEIGHT * scale) / 2;
+        font::draw_text(&mut picture, gap, y, label, scale, INK);
+    }
+    for (i, cell) in cells.iter().enumerate() {
+        let Some(cell) = cell.as_ref().filter(|p| (p.width, p.height, p.channels) == (w, h, c)) else { continue };
+        let (x0, y0) = layout.cell_origin(i);
+        for y in 0..h {
+            let start = ((y0 + y) * layout.width + x0) * c;
+            picture.pixels[start..start + w * c].copy_from_slice(&cell.pixels[y * w * c..(y + 1) * w * c]);
+        }
+    }
+    picture
 }
 
 /// Nearest-neighbour enlargement by a whole `factor` (pixel art stays crisp).

@@ -1,0 +1,99 @@
+//! `grid`: an X/Y plot from the command line, e.g. `grid --x guidance=0,1,2,4 --y steps=10,20,50 --out g.png`.
+
+use super::*;
+use diffusion_lab::engine::generate::{RunHooks, run_generate};
+use diffusion_lab::engine::grid::{GridAxis, grid_requests, grid_settings_json};
+use diffusion_lab::engine::{Frame, GenerateRequest};
+use diffusion_lab::images::GridLabels;
+
+#[derive(Args, Debug)]
+pub struct GridArgs {
+    /// The columns: SETTING=VALUE,VALUE,... with SETTING one of guidance, steps, sampler, spacing, eta,
+    /// class, seed, timesteps, schedule.
+    #[arg(long)]
+    pub x: GridAxis,
+    /// The rows, written as --x.
+    #[arg(long)]
+    pub y: GridAxis,
+    /// The PNG to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// A built-in model (`fashion`, `latent`) or a checkpoint file.
+    #[arg(long, default_value = "fashion")]
+    pub model: String,
+    /// For a latent checkpoint file: the autoencoder that decodes it.
+    #[arg(long)]
+    pub autoencoder: Option<PathBuf>,
+    /// The class of every cell (unless an axis varies it), or `any`.
+    #[arg(long, default_value = "0")]
+    pub class: String,
+    #[arg(long, default_value_t = DEFAULT_GUIDANCE)]
+    pub guidance: f64,
+    /// The seed of every cell: all start from the same x_T.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub sampler: SamplerOptions,
+    #[command(flatten)]
+    pub schedule: ScheduleOptions,
+    /// auto, cpu or wgpu.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// PNG pixels per image pixel.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub zoom: u64,
+}
+
+pub(super) fn grid(args: &GridArgs) -> anyhow::Result<()> {
+    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.model)?;
+    let schedule = args.schedule.beta_schedule_or(checkpoint.header.training_schedule.unwrap_or_default());
+    let class = match args.class.trim() {
+        "any" | "none" => None,
+        c => Some(c.parse::<usize>().map_err(|_| anyhow::anyhow!("--class must be a class number or `any`, got `{c}`"))?),
+    };
+    let base = GenerateRequest {
+        model: app_model_name(&args.model),
+        schedule,
+        sampler: args.sampler.sampler(),
+        seed: args.seed,
+        batch: 1,
+        class,
+        guidance: args.guidance,
+    };
+    let cells = grid_requests(&base, &args.x, &args.y)?;
+    let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
+        .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))?;
+    // Every cell is checked before the first (slow) one runs.
+    for (i, cell) in cells.iter().enumerate() {
+        let (column, row) = (i % args.x.values.len(), i / args.x.values.len());
+        cell.validate(config.num_classes).with_context(|| {
+            format!("cell {} = {}, {} = {}", args.x.title(), args.x.values[column], args.y.title(), args.y.values[row])
+        })?;
+    }
+    let device = open_device(args.device)?;
+    let model = LoadedUnet::from_checkpoint(&checkpoint, &device.device)?;
+    let decoder = decoder_for(&args.model, &model, builtin_autoencoder, args.autoencoder.as_deref(), &device.device)?;
+    eprintln!("{} cells ({} x {}) on {}", cells.len(), args.x.values.len(), args.y.values.len(), device.description);
+    let bar = progress_bar(cells.len() as u64, 0);
+    let mut pictures = Vec::with_capacity(cells.len());
+    for cell in &cells {
+        let mut last: Option<Frame> = None;
+        let hooks = RunHooks { keep_going: &|| true, stream: false, emit: &mut |frame| last = Some(frame) };
+        run_generate(&model, decoder.as_ref(), cell, &device.device, hooks)?;
+        let picture = last.and_then(|frame| frame.pictures().into_iter().next()).context("a run ended without an image")?;
+        pictures.push(Some(images::scaled(&picture, args.zoom as usize)));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let labels = GridLabels {
+        x_title: args.x.title().to_string(),
+        columns: args.x.values.clone(),
+        y_title: args.y.title().to_string(),
+        rows: args.y.values.clone(),
+    };
+    let picture = images::labelled_grid(&pictures, &labels, 4);
+    let base_json = serde_json::to_value(&base)?;
+    images::save_png(&args.out, &picture, &images::settings_text(base_json, grid_settings_json(&args.x, &args.y, &cells)))?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! `sample`: images from a trained model, as a grid and/or one PNG each, with their settings.
+
+use super::*;
+
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    /// A built-in model (`fashion`: pixel space, `latent`: the autoencoder's latent space) or a
+    /// checkpoint file written by `train`.
+    #[arg(long, default_value = "fashion")]
+    pub model: String,
+    /// Number of images.
+    #[arg(long, default_value_t = 16)]
+    pub n: usize,
+    /// Generate this class (0..9 for Fashion-MNIST); without it and --all-classes, unconditional.
+    #[arg(long, conflicts_with = "all_classes")]
+    pub class: Option<usize>,
+    /// Cycle through every class, n / classes images each (one grid row per class).
+    #[arg(long)]
+    pub all_classes: bool,
+    /// Classifier-free guidance scale w: 0 = unconditional, 1 = conditional, more = stronger.
+    #[arg(long, default_value_t = DEFAULT_GUIDANCE)]
+    pub guidance: f64,
+    #[command(flatten)]
+    pub sampler: SamplerOptions,
+    #[command(flatten)]
+    pub schedule: ScheduleOptions,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// auto, cpu or wgpu.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// For a latent model: the autoencoder that turns its latents into pixels.
+    #[arg(long)]
+    pub autoencoder: Option<PathBuf>,
+    /// Write all images as one grid PNG.
+    #[arg(long)]
+    pub grid: Option<PathBuf>,
+    /// Write one PNG per image (the class is in the file name).
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+}
+
+pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
+    if args.grid.is_none() && args.out_dir.is_none() {
+        bail!("nothing to write: give --grid FILE.png and/or --out-dir DIR");
+    }
+    if args.n == 0 {
+        bail!("--n must be at least 1");
+    }
+    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.model)?;
+    let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
+        .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))?;
+    let num_classes = config.num_classes;
+    let classes: Vec<usize> = if args.all_classes {
+        let per_class = args.n.div_ceil(num_classes);
+        (0..num_classes).flat_map(|c| std::iter::repeat_n(c, per_class)).take(args.n).collect()
+    } else {
+        match args.class {
+            Some(c) if c >= num_classes => bail!("--class must be below {num_classes}, got {c}"),
+            Some(c) => vec![c; args.n],
+            None => vec![num_classes; args.n],
+        }
+    };
+    let sampler = args.sampler.sampler();
+    let schedule = args.schedule.beta_schedule_or(checkpoint.header.training_schedule.unwrap_or_default());
+    // Everything the user typed is checked before the (possibly slow) device and model start.
+    let evaluations = sampler.plan(&schedule.build()?)?.evaluations();
+    let device = open_device(args.device)?;
+    let model = LoadedUnet::from_checkpoint(&checkpoint, &device.device)?;
+    eprintln!("sampling {} images with {} ({evaluations} network evaluations each) on {}", args.n, sampler.label(), device.description);
+    let decoder = decoder_for(&args.model, &model, builtin_autoencoder, args.autoencoder.as_deref(), &device.device)?;
+    let pictures = generate(&model, decoder.as_ref(), &classes, args.guidance, sampler, schedule, args.seed, &device.device)?;
+    // The window's settings format: a request that the window's "Open settings from PNG…" restores. The
+    // window draws x_T for a batch from the seed as `sample` draws its first batch, so an image of the
+    // first batch (up to the window's largest batch) comes back as it is here.
+    let app_model = app_model_name(&args.model);
+    let request_for = |class: usize| {
+        serde_json::to_value(diffusion_lab::engine::GenerateRequest {
+            model: app_model.clone(),
+            schedule,
+            sampler,
+            seed: args.seed,
+            batch: classes.len().min(SAMPLE_BATCH).min(diffusion_lab::engine::generate::MAX_BATCH),
+            class: (class < num_classes).then_some(class),
+            guidance: args.guidance,
+        })
+        .unwrap_or_default()
+    };
+    if let Some(path) = &args.grid {
+        let columns = if args.all_classes { args.n.div_ceil(num_classes) } else { (args.n as f64).sqrt().ceil() as usize };
+        let text = images::settings_text(request_for(classes[0]), serde_json::json!({ "classes": classes }));
+        images::save_png(path, &images::grid(&pictures, columns, 2), &text)?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(dir) = &args.out_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        for (i, (picture, class)) in pictures.iter().zip(&classes).enumerate() {
+            let name = if *class < num_classes { format!("{i:05}-class{class}.png") } else { format!("{i:05}-any.png") };
+            let text = images::settings_text(request_for(*class), serde_json::json!({ "index": i }));
+            images::save_png(&dir.join(name), picture, &text)?;
+        }
+        eprintln!("wrote {} images to {}", pictures.len(), dir.display());
+    }
+    Ok(())
+}
