@@ -27,7 +27,8 @@ run() { # sampler spacing steps
   printf '| %s | %s | %s | %s | %s | %s | %.0f |\n' "$1" "$2" "$3" "$evaluations" "$fd" "$acc" "$seconds"
   rm -rf "$dir"
 }
-for case in ${CASES:-"ddim trailing" "euler-a trailing" "dpmpp-2m trailing" "dpmpp-2m karras" "dpmpp-2m-sde trailing" "heun trailing" "heun karras"}; do
+IFS=";" read -ra CASE_LIST <<< "${CASES:-ddim trailing;euler-a trailing;dpmpp-2m trailing;dpmpp-2m karras;dpmpp-2m-sde trailing;heun karras}"
+for case in "${CASE_LIST[@]}"; do
   set -- $case
   for evaluations in ${EVALUATIONS:-10 20 50}; do
     steps=$evaluations

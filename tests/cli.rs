@@ -266,3 +266,81 @@ fn a_cpu_run_without_a_runtime_dir_prints_no_alarming_noise() {
     assert!(!text.to_lowercase().contains("error"), "{text}");
     assert!(text.contains("wrote 1 images"), "{text}");
 }
+
+/// `grid` writes one PNG: under the axis titles and value labels, each cell is exactly the image a plain
+/// run of that cell's settings makes (same seed, so the same x_T), and the settings text lists every cell.
+#[test]
+fn grid_writes_labelled_cells_that_equal_plain_runs_of_their_settings() {
+    use diffusion_lab::engine::generate::{RunHooks, run_generate};
+    use diffusion_lab::engine::{Frame, GenerateRequest};
+    use diffusion_lab::images::{GridLabels, GridLayout, Picture, labelled_grid, scaled};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("grid.png");
+    let args = ["grid", "--x", "guidance=0,1,4", "--y", "sampler=ddim,dpmpp-2m,euler-a", "--sampling-steps", "3", "--seed", "5", "--zoom", "2"];
+    let run = diffusion_lab(&[&args[..], &["--device", "cpu", "--out", out.to_str().unwrap()]].concat());
+    assert!(run.status.success(), "{}", stderr(&run));
+
+    let text = diffusion_lab::images::png_text(&out).unwrap();
+    let settings: serde_json::Value = serde_json::from_str(&text[0].1).unwrap();
+    let cells: Vec<GenerateRequest> = settings["grid"]["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| serde_json::from_value(c["request"].clone()).unwrap())
+        .collect();
+    assert_eq!(cells.len(), 9);
+    assert_eq!((cells[5].guidance, cells[5].sampler.method.name()), (4.0, "dpmpp-2m"));
+    assert!(cells.iter().all(|c| c.seed == 5 && c.batch == 1 && c.sampler.steps == 3));
+
+    // Each cell, run on its own through the engine's code.
+    let checkpoint = diffusion_lab::model::checkpoint::Checkpoint::from_bytes(diffusion_lab::model::embedded::MODELS[0].unet).unwrap();
+    let device = burn::prelude::Device::flex();
+    let model = diffusion_lab::model::LoadedUnet::from_checkpoint(&checkpoint, &device).unwrap();
+    let expected: Vec<Option<Picture>> = cells
+        .iter()
+        .map(|request| {
+            let mut last: Option<Frame> = None;
+            let hooks = RunHooks { keep_going: &|| true, stream: false, emit: &mut |f| last = Some(f) };
+            run_generate(&model, None, request, &device, hooks).unwrap();
+            Some(scaled(&last.unwrap().pictures()[0], 2))
+        })
+        .collect();
+    let labels = GridLabels {
+        x_title: "guidance".into(),
+        columns: vec!["0".into(), "1".into(), "4".into()],
+        y_title: "sampler".into(),
+        rows: vec!["ddim".into(), "dpmpp-2m".into(), "euler-a".into()],
+    };
+    let png = image::open(&out).unwrap().to_luma8();
+    let layout = GridLayout::new(&expected, &labels, 4);
+    assert_eq!((png.width() as usize, png.height() as usize), (layout.width, layout.height));
+    let (w, h, _) = layout.cell;
+    for (i, cell) in expected.iter().enumerate() {
+        let (x0, y0) = layout.cell_origin(i);
+        let got: Vec<u8> = (0..h).flat_map(|y| (0..w).map(move |x| (x0 + x, y0 + y))).map(|(x, y)| png.get_pixel(x as u32, y as u32)[0]).collect();
+        assert_eq!(got, cell.as_ref().unwrap().pixels, "cell {i}");
+    }
+    // Everything outside the cells is the labels: the same pixels as the labels drawn alone.
+    let blank = Picture { width: w, height: h, channels: 1, pixels: vec![255; w * h] };
+    let labels_only = labelled_grid(&vec![Some(blank); 9], &labels, 4);
+    let inside = |x: usize, y: usize| (0..9).any(|i| {
+        let (x0, y0) = layout.cell_origin(i);
+        (x0..x0 + w).contains(&x) && (y0..y0 + h).contains(&y)
+    });
+    let mut ink = 0;
+    for y in 0..layout.height {
+        for x in (0..layout.width).filter(|x| !inside(*x, y)) {
+            let want = labels_only.pixels[y * layout.width + x];
+            assert_eq!(png.get_pixel(x as u32, y as u32)[0], want, "label pixel ({x}, {y})");
+            ink += usize::from(want == 0);
+        }
+    }
+    assert!(ink > 300, "the titles and eight value labels are drawn ({ink} dark pixels)");
+
+    // A bad axis is refused before any cell runs, with the reason.
+    let bad = diffusion_lab(&["grid", "--x", "guidance=0,-1", "--y", "steps=2", "--out", out.to_str().unwrap()]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("not a number of at least 0"), "{}", stderr(&bad));
+    let same = diffusion_lab(&["grid", "--x", "steps=2,3", "--y", "steps=2", "--out", out.to_str().unwrap()]);
+    assert!(stderr(&same).contains("pick two different settings"), "{}", stderr(&same));
+}

@@ -539,3 +539,95 @@ fn every_kind_of_bad_model_file_is_refused_and_the_window_keeps_its_model() {
     step_until(&mut harness, "a run with the kept model", finished);
     assert!(matches!(harness.state().run, RunState::Finished { cancelled: false, .. }));
 }
+
+/// Whether nothing of ours is running or queued.
+fn all_done(app: &LabApp) -> bool {
+    !app.is_running() && app.compare.queue.is_empty()
+}
+
+#[test]
+fn an_ab_run_shows_two_runs_from_the_same_noise_side_by_side_scrubbed_by_noise_level() {
+    use diffusion_lab::diffusion::Method;
+    let mut harness = harness(quick_settings());
+    harness.get_by_label("A/B").click();
+    harness.run_steps(2);
+    // B: DPM++ 2M, 3 steps, guidance 4, picked through their labels.
+    harness.get_by_label("B: Sampler").click();
+    harness.run_steps(2);
+    harness.get_by_label("DPM++ 2M").click();
+    harness.run_steps(2);
+    harness.get_by_role_and_label(Role::Slider, "B: Steps").set_value_accesskit(3.0);
+    harness.get_by_role_and_label(Role::Slider, "B: guidance").set_value_accesskit(4.0);
+    harness.run_steps(2);
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "A and B finish", |app| all_done(app) && app.compare.trajectory_b.as_ref().is_some_and(|t| t.is_complete()));
+    let app = harness.state();
+    let a = app.trajectory.as_ref().unwrap();
+    let b = app.compare.trajectory_b.as_ref().unwrap();
+    assert_eq!((a.frames.len(), b.frames.len()), (6, 4), "x_T and 5 DDIM steps; x_T and 3 DPM++ 2M steps");
+    assert_eq!(b.request.sampler.method, Method::DpmSolver2M);
+    assert_eq!(b.request.guidance, 4.0);
+    assert_eq!((b.request.seed, b.request.batch, b.request.class), (a.request.seed, a.request.batch, a.request.class));
+    assert_eq!(a.frames[0].x_t, b.frames[0].x_t, "both start from the same x_T");
+    assert_ne!(a.frames[5].x_t, b.frames[3].x_t, "and end apart");
+    harness.get_by_role_and_label(Role::Image, "A images");
+    harness.get_by_role_and_label(Role::Image, "B images");
+
+    // Scrubbing A moves B to the frame nearest in noise level.
+    let noise = |l: f64| (1.0 - 1.0 / (1.0 + (-l).exp())).sqrt();
+    for cursor in 0..6 {
+        harness.get_by_role_and_label(Role::Slider, "Timestep").set_value_accesskit(cursor as f64);
+        harness.run_steps(2);
+        let app = harness.state();
+        let (a, b) = (app.current_frame().unwrap(), app.current_frame_b().unwrap());
+        let best = app.compare.trajectory_b.as_ref().unwrap().frames.iter().map(|f| (noise(f.log_snr) - noise(a.log_snr)).abs()).fold(f64::INFINITY, f64::min);
+        assert_eq!((noise(b.log_snr) - noise(a.log_snr)).abs(), best, "cursor {cursor}");
+    }
+    let app = harness.state();
+    assert_eq!(app.current_frame_b().unwrap().index, 3, "A's clean image faces B's");
+}
+
+#[test]
+fn a_three_by_three_grid_fills_in_and_saves_one_labelled_png() {
+    use eframe::egui::{Key, Modifiers};
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = harness(quick_settings());
+    harness.state_mut().file_dialogs = false;
+    harness.state_mut().export_dir = dir.path().to_path_buf();
+    harness.get_by_label("X/Y grid").click();
+    harness.run_steps(2);
+    for (label, text) in [("X values", "0, 1, 3"), ("Y values", "2, 3, 4")] {
+        harness.get_by_label(label).click();
+        harness.run_steps(1);
+        harness.key_press_modifiers(Modifiers::COMMAND, Key::A);
+        harness.get_by_label(label).type_text(text);
+        harness.run_steps(2);
+    }
+    assert_eq!((harness.state().compare.x_values.as_str(), harness.state().compare.y_values.as_str()), ("0, 1, 3", "2, 3, 4"));
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "the grid fills", |app| all_done(app) && app.compare.grid.as_ref().is_some_and(|g| g.finished_cells() == 9));
+    let grid = harness.state().compare.grid.clone().unwrap();
+    assert!(grid.errors.iter().all(Option::is_none), "{:?}", grid.errors);
+    assert!(grid.cells.iter().all(Option::is_some));
+    assert_eq!((grid.requests[1].guidance, grid.requests[1].sampler.steps), (1.0, 2));
+    assert_eq!((grid.requests[8].guidance, grid.requests[8].sampler.steps), (3.0, 4));
+    assert_ne!(grid.cells[0], grid.cells[2], "guidance changes the image");
+    harness.get_by_role_and_label(Role::Image, "X/Y grid");
+
+    harness.get_by_role_and_label(Role::Button, "Save grid…").click();
+    step_until(&mut harness, "the save reports", |app| app.status.is_some());
+    let status = harness.state().status.clone().unwrap();
+    assert!(!status.is_error, "{}", status.text);
+    let saved = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+    let restored = export::settings_from_png(&saved).unwrap();
+    assert_eq!(restored, grid.base, "the PNG restores the settings the grid was built around");
+    let text = diffusion_lab::images::png_text(&saved).unwrap();
+    let settings: serde_json::Value = serde_json::from_str(&text[0].1).unwrap();
+    assert_eq!(settings["grid"]["cells"].as_array().unwrap().len(), 9);
+    assert_eq!(settings["grid"]["x"]["values"], serde_json::json!(["0", "1", "3"]));
+    let png = image::open(&saved).unwrap();
+    let zoom = harness.state().settings.zoom as usize;
+    let cells: Vec<_> = grid.cells.iter().map(|c| c.as_ref().map(|p| diffusion_lab::images::scaled(p, zoom))).collect();
+    let layout = diffusion_lab::images::GridLayout::new(&cells, &grid.labels(), 4);
+    assert_eq!((png.width() as usize, png.height() as usize), (layout.width, layout.height));
+}
