@@ -577,6 +577,21 @@ impl LabApp {
                     self.frame_times.max_ms
                 ));
             }
+            match (self.compare.running, &self.compare.grid) {
+                (Some((_, compare::Target::B)), _) => {
+                    let done = self.compare.trajectory_b.as_ref().map_or(0, |t| t.frames.len().saturating_sub(1));
+                    let total = self.compare.trajectory_b.as_ref().map_or(0, |t| t.total_steps);
+                    ui.label(format!("running B: step {done} of {total}"));
+                }
+                (Some((_, compare::Target::Cell(i))), Some(grid)) => {
+                    ui.add(
+                        egui::ProgressBar::new(grid.finished_cells() as f32 / grid.cells.len().max(1) as f32)
+                            .desired_width(220.0)
+                            .text(format!("grid: cell {} of {}", i + 1, grid.cells.len())),
+                    );
+                }
+                _ => {}
+            }
             if let Some(status) = &self.status {
                 ui.separator();
                 if status.is_error {

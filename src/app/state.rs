@@ -59,6 +59,19 @@ pub const DEFAULT_SAMPLER: Sampler = Sampler {
     clip_x0: true,
 };
 
+fn sampler_or_default<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Sampler, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Saved {
+        Current(Sampler),
+        Older(serde::de::IgnoredAny),
+    }
+    Ok(match Saved::deserialize(deserializer)? {
+        Saved::Current(sampler) => sampler,
+        Saved::Older(_) => DEFAULT_SAMPLER,
+    })
+}
+
 /// Everything the user sets; saved between launches.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -68,6 +81,9 @@ pub struct Settings {
     /// `None` = any class (unconditional).
     pub class: Option<usize>,
     pub guidance: f64,
+    /// Settings saved by versions before the sampler choice became one value (`"Ddim"`, with `ddim_steps`
+    /// and `eta` beside it) load with the default sampler rather than losing every other setting.
+    #[serde(deserialize_with = "sampler_or_default")]
     pub sampler: Sampler,
     pub seed: u64,
     pub schedule: BetaSchedule,
@@ -255,6 +271,40 @@ mod tests {
         let older: Settings = serde_json::from_str(r#"{"batch": 3, "seed": 5}"#).unwrap();
         assert!(older.clone().sanitize(10).is_empty(), "an older file's values are valid");
         assert_eq!((older.batch, older.seed, older.sampler), (3, 5, DEFAULT_SAMPLER));
+        // Before the sampler was one value: the other settings survive it.
+        let older: Settings = serde_json::from_str(r#"{"batch": 4, "sampler": "Ddim", "ddim_steps": 20, "eta": 0.5}"#).unwrap();
+        assert_eq!((older.batch, older.sampler), (4, DEFAULT_SAMPLER));
+    }
+
+    /// eframe keeps settings as RON: every sampler (names like `dpmpp-2m` are not RON identifiers) and
+    /// spacing must come back as saved, and a file of the older format keeps its other settings.
+    #[test]
+    fn settings_survive_eframe_storage() {
+        #[derive(Default)]
+        struct Memory(std::collections::HashMap<String, String>);
+        impl eframe::Storage for Memory {
+            fn get_string(&self, key: &str) -> Option<String> {
+                self.0.get(key).cloned()
+            }
+            fn set_string(&mut self, key: &str, value: String) {
+                self.0.insert(key.to_owned(), value);
+            }
+            fn remove_string(&mut self, key: &str) {
+                self.0.remove(key);
+            }
+            fn flush(&mut self) {}
+        }
+        let mut storage = Memory::default();
+        for method in crate::diffusion::Method::ALL {
+            for spacing in crate::diffusion::Spacing::ALL {
+                let settings = Settings { sampler: Sampler { spacing, ..Sampler::new(method, 17) }, batch: 3, ..Settings::default() };
+                eframe::set_value(&mut storage, "s", &settings);
+                assert_eq!(eframe::get_value::<Settings>(&storage, "s"), Some(settings), "{:?}", storage.0["s"]);
+            }
+        }
+        storage.0.insert("s".into(), "(batch: 5, sampler: Ddim, ddim_steps: 20, eta: 0.5)".into());
+        let older = eframe::get_value::<Settings>(&storage, "s").expect("older settings load");
+        assert_eq!((older.batch, older.sampler), (5, DEFAULT_SAMPLER));
     }
 
     #[test]

@@ -105,7 +105,7 @@ impl GridLayout {
         let line = (font::HEIGHT + 3) * scale;
         let y_title = format!("y: {}", labels.y_title);
         let row_label_width =
-            labels.rows.iter().chain([&y_title]).map(|l| font::text_width(l, scale)).max().unwrap_or(0) + 2 * gap;
+            labels.rows.iter().chain([&y_title]).map(|l| font::text_width(l, scale)).max().unwrap_or(0) + font::ADVANCE * scale + gap;
         let header = 2 * line + gap;
         let rows = labels.rows.len().max(cells.len().div_ceil(columns));
         let width = row_label_width + columns * (cell.0 + gap);
