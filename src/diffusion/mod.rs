@@ -1,7 +1,10 @@
 //! The seed's mathematics: the noise schedule, the forward process and the samplers.
 //! No UI, no threads, no files; nothing else of ours is imported here.
 
+pub mod ddim;
+pub mod dpm_solver;
 pub mod forward;
+pub mod heun;
 pub mod noise;
 pub mod sampler;
 pub mod schedule;

@@ -9,29 +9,16 @@
 //!   x_{s'} = c_x0 x̂_0 + c_prev x̂_0^prev + c_xt x_s + c_eps ε̂ + σ z,   z ~ N(0, I)
 //!
 //! where ε̂ is ε recomputed from the clipped x̂_0 and x̂_0^prev is the previous step's prediction.
-//! Writing α = sqrt(ᾱ), σ_s = sqrt(1 - ᾱ_s), and Karras et al.'s σ^K = σ_s / α_s (x / α = x_0 + σ^K ε):
-//! - DDPM (Ho et al. 2020): every t, c_x0 and c_xt are the posterior mean μ̃_t's, σ² = β̃_t or β_t.
-//! - DDIM (Song et al. 2021): c_x0 = α_{s'}, c_eps = sqrt(1 - ᾱ_{s'} - σ²),
-//!   σ = η sqrt((1 - ᾱ_{s'}) / (1 - ᾱ_s)) sqrt(1 - ᾱ_s / ᾱ_{s'}).
-//! - Euler (Karras et al. 2022, Alg. 1 without the correction): x/α moves along d = (x/α - x̂_0) / σ^K = ε̂,
-//!   x_{s'}/α_{s'} = x_s/α_s + (σ^K_{s'} - σ^K_s) ε̂ = x̂_0 + σ^K_{s'} ε̂: DDIM with η = 0.
-//! - Euler ancestral (k-diffusion): σ_up² = σ^K_{s'}² (σ^K_s² - σ^K_{s'}²) / σ^K_s², σ_down² = σ^K_{s'}² - σ_up²,
-//!   x_{s'}/α_{s'} = x̂_0 + σ_down ε̂ + σ_up z. Multiplied out, α_{s'} σ_up is DDIM's σ at η = 1 and
-//!   α_{s'} σ_down its c_eps: DDIM with η = 1.
-//! - Heun (Karras et al. 2022, Alg. 1): the Euler step, then ε̂' at the point it reached and
-//!   x_{s'}/α_{s'} = x_s/α_s + (σ^K_{s'} - σ^K_s) (ε̂ + ε̂') / 2; a plain Euler step into σ = 0.
-//!   Two network evaluations per step but the last.
-//! - DPM-Solver++(2M) (Lu et al. 2022, Alg. 2): with λ_D = ln(α/σ) and h = λ_D(s') - λ_D(s),
-//!   x_{s'} = (σ_{s'}/σ_s) x_s - α_{s'} (e^{-h} - 1) D, D = (1 + 1/(2r)) x̂_0 - 1/(2r) x̂_0^prev,
-//!   r = h_prev / h; first order (D = x̂_0) on the first step and the last (into σ = 0, where it gives
-//!   x̂_0), as diffusers does.
-//! - DPM-Solver++(2M) SDE (Lu et al. 2022; diffusers' `sde-dpmsolver++`):
-//!   x_{s'} = (σ_{s'}/σ_s) e^{-h} x_s + α_{s'} (1 - e^{-2h}) D + σ_{s'} sqrt(1 - e^{-2h}) z.
+//! Writing α = sqrt(ᾱ), σ_s = sqrt(1 - ᾱ_s), and Karras et al.'s σ^K = σ_s / α_s (x / α = x_0 + σ^K ε), each
+//! method fills in the coefficients in a file of its own: `ddim.rs` (DDPM, DDIM, and Euler and Euler
+//! ancestral, which are DDIM at η = 0 and 1), `heun.rs` (Heun's second evaluation, [`Correction`]) and
+//! `dpm_solver.rs` (DPM-Solver++(2M) and its SDE variant, which use x̂_0^prev).
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::schedule::NoiseSchedule;
+use super::{ddim, dpm_solver, heun};
 
 /// The variance of each DDPM step. Ho et al. found both give similar samples.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -183,13 +170,6 @@ pub const KARRAS_RHO: f64 = 7.0;
 /// x_t, so starting there from pure noise changes nothing but where the steps go.
 pub const KARRAS_SIGMA_MAX: f64 = 80.0;
 
-/// Heun's correction is left out of a step that divides σ^K by more than this. The trapezoid weighs the
-/// slope at the end of the step by (σ - σ') / 2 while the slope's error there grows as 1 / σ': an error δ
-/// of x̂_0 at σ' moves x by (σ/σ' - 1) δ / 2. Trailing spacing on the cosine schedule makes its first step
-/// from σ^K = 2·10⁴ to 7 (a factor of 3000): corrected, that step ruins the image; as an Euler step it is
-/// exactly DDIM's. Karras et al.'s own steps divide σ by less than 2 until the last.
-pub const HEUN_MAX_SIGMA_RATIO: f64 = 10.0;
-
 /// A sampler and its settings: the one description of "how to sample" from the command line and the
 /// window to the engine, and what a PNG's settings record.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -324,13 +304,13 @@ impl Sampler {
                 // DPM-Solver's second-order steps need the previous step's length in λ.
                 let previous = (k > 0).then(|| levels[k - 1]);
                 match self.method {
-                    Method::Ddpm => ddpm_step(schedule, from.t, self.ddpm_variance),
-                    Method::Ddim => ddim_step(from, to, self.eta),
-                    Method::Euler => ddim_step(from, to, 0.0),
-                    Method::EulerAncestral => ddim_step(from, to, 1.0),
-                    Method::Heun => heun_step(from, to),
-                    Method::DpmSolver2M => dpm_solver_step(previous, from, to, false),
-                    Method::DpmSolver2MSde => dpm_solver_step(previous, from, to, true),
+                    Method::Ddpm => ddim::ddpm_step(schedule, from.t, self.ddpm_variance),
+                    Method::Ddim => ddim::ddim_step(from, to, self.eta),
+                    Method::Euler => ddim::ddim_step(from, to, 0.0),
+                    Method::EulerAncestral => ddim::ddim_step(from, to, 1.0),
+                    Method::Heun => heun::heun_step(from, to),
+                    Method::DpmSolver2M => dpm_solver::dpm_solver_step(previous, from, to, false),
+                    Method::DpmSolver2MSde => dpm_solver::dpm_solver_step(previous, from, to, true),
                 }
             })
             .collect();
@@ -417,7 +397,7 @@ impl NoiseLevel {
     }
 
     /// DPM-Solver's λ = ln(α / σ), half the log-SNR.
-    fn half_log_snr(&self) -> f64 {
+    pub(super) fn half_log_snr(&self) -> f64 {
         0.5 * self.log_snr
     }
 }
@@ -458,7 +438,7 @@ pub struct Correction {
 
 impl PlannedStep {
     /// A step from `from` to `to` with no coefficients yet.
-    fn between(from: NoiseLevel, to: NoiseLevel) -> Self {
+    pub(super) fn between(from: NoiseLevel, to: NoiseLevel) -> Self {
         Self {
             t: from.t,
             t_prev: to.t,
@@ -475,73 +455,6 @@ impl PlannedStep {
             correction: None,
         }
     }
-}
-
-fn ddpm_step(schedule: &NoiseSchedule, t: usize, variance: DdpmVariance) -> PlannedStep {
-    let i = t - 1;
-    // Ho et al. add no noise on the last step (t = 1): the output is the posterior mean.
-    let noise_std = match (t, variance) {
-        (1, _) => 0.0,
-        (_, DdpmVariance::Beta) => schedule.beta[i].sqrt(),
-        (_, DdpmVariance::BetaTilde) => schedule.beta_tilde[i].sqrt(),
-    };
-    PlannedStep {
-        coef_x0: schedule.posterior_coef_x0[i],
-        coef_xt: schedule.posterior_coef_xt[i],
-        noise_std,
-        ..PlannedStep::between(NoiseLevel::at(schedule, t), NoiseLevel::at(schedule, t - 1))
-    }
-}
-
-fn ddim_step(from: NoiseLevel, to: NoiseLevel, eta: f64) -> PlannedStep {
-    // 1 - ᾱ_s / ᾱ_{s'} through logarithms, exact when the two are close.
-    let one_minus_ratio = -(from.alpha_bar.ln() - to.alpha_bar.ln()).exp_m1();
-    let sigma = eta * (to.one_minus_alpha_bar / from.one_minus_alpha_bar * one_minus_ratio).sqrt();
-    PlannedStep {
-        coef_x0: to.alpha(),
-        coef_eps: (to.one_minus_alpha_bar - sigma * sigma).max(0.0).sqrt(),
-        noise_std: sigma,
-        ..PlannedStep::between(from, to)
-    }
-}
-
-fn heun_step(from: NoiseLevel, to: NoiseLevel) -> PlannedStep {
-    let euler = ddim_step(from, to, 0.0);
-    if to.alpha_bar >= 1.0 || from.karras_sigma() > HEUN_MAX_SIGMA_RATIO * to.karras_sigma() {
-        return euler;
-    }
-    let correction = Correction {
-        alpha_bar: to.alpha_bar,
-        one_minus_alpha_bar: to.one_minus_alpha_bar,
-        log_snr: to.log_snr,
-        coef_xt: to.alpha() / from.alpha(),
-        coef_eps: 0.5 * to.alpha() * (to.karras_sigma() - from.karras_sigma()),
-    };
-    PlannedStep { correction: Some(correction), ..euler }
-}
-
-fn dpm_solver_step(previous: Option<NoiseLevel>, from: NoiseLevel, to: NoiseLevel, sde: bool) -> PlannedStep {
-    let step = PlannedStep::between(from, to);
-    if to.alpha_bar >= 1.0 {
-        // λ' = ∞: the first-order update into σ = 0 is x̂_0 itself.
-        return PlannedStep { coef_x0: 1.0, ..step };
-    }
-    let h = to.half_log_snr() - from.half_log_snr();
-    // The weight of D: α' (1 - e^{-h}) for the ODE, α' (1 - e^{-2h}) for the SDE.
-    let (coef_xt, weight, noise_std) = if sde {
-        let keep = -(-2.0 * h).exp_m1();
-        (to.sigma() / from.sigma() * (-h).exp(), to.alpha() * keep, to.sigma() * keep.sqrt())
-    } else {
-        (to.sigma() / from.sigma(), -to.alpha() * (-h).exp_m1(), 0.0)
-    };
-    let (coef_x0, coef_x0_prev) = match previous {
-        Some(previous) => {
-            let r = (from.half_log_snr() - previous.half_log_snr()) / h;
-            (weight * (1.0 + 0.5 / r), -weight * 0.5 / r)
-        }
-        None => (weight, 0.0),
-    };
-    PlannedStep { coef_x0, coef_x0_prev, coef_xt, noise_std, ..step }
 }
 
 /// What one reverse step produces.
