@@ -334,27 +334,43 @@ pub fn compare_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
 /// The middle of the window in A/B mode: A and B side by side, each labelled with what it is.
 pub fn ab_view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let (view, map, zoom) = (app.settings.view, app.settings.color_map, app.settings.zoom);
-    let a = app.current_frame().map(|f| (super::view::color_image(f, view, map), f.t, f.log_snr));
-    let b = app.current_frame_b().map(|f| (super::view::color_image(f, view, map), f.t, f.log_snr, f.index));
     let label_of = |request: &GenerateRequest| {
         format!("{} · {} · w = {} · {} schedule", request.model, request.sampler.label(), request.guidance, request.schedule.kind)
     };
     let a_label = app.trajectory.as_ref().map(|t| label_of(&t.request)).unwrap_or_default();
     let b_label = app.compare.trajectory_b.as_ref().map(|t| label_of(&t.request)).unwrap_or_default();
-    let job_b = app.compare.b_job.unwrap_or(0);
+    let a_level = app.current_frame().map(|f| (f.t, f.log_snr));
+    let b_level = app.current_frame_b().map(|f| (f.t, f.log_snr, f.index));
+    let a_texture = app.frame_texture(ui.ctx());
+    // B's texture is rebuilt only when the frame to show, the view or the colours change.
+    let b_texture = match b_level {
+        Some((_, _, index)) => {
+            let key = (app.compare.b_job.unwrap_or(0), index, view, map);
+            match &app.compare.texture_b {
+                Some((texture, k)) if *k == key => Some(texture.clone()),
+                _ => {
+                    let image = app.current_frame_b().map(|f| super::view::color_image(f, view, map));
+                    image.map(|image| {
+                        let texture = ui.ctx().load_texture("frame-b", image, TextureOptions::NEAREST);
+                        app.compare.texture_b = Some((texture.clone(), key));
+                        texture
+                    })
+                }
+            }
+        }
+        None => None,
+    };
+    let waiting_b = if app.compare.trajectory_b.is_some() { "waiting for A to finish…" } else { "not run yet" };
     egui::ScrollArea::both().show(ui, |ui| {
         ui.horizontal_top(|ui| {
             ui.vertical(|ui| {
                 ui.strong(format!("A: {a_label}"));
-                match &a {
-                    Some((image, t, log_snr)) => {
+                match (a_level, a_texture) {
+                    (Some((t, log_snr)), Some(texture)) => {
                         ui.label(format!("t = {t}, λ = {log_snr:.2}"));
-                        if let Some(texture) = app.frame_texture(ui.ctx()) {
-                            let size = egui::vec2(image.size[0] as f32, image.size[1] as f32) * zoom;
-                            ui.add(egui::Image::new((texture.id(), size)).alt_text("A images"));
-                        }
+                        ui.add(egui::Image::new((texture.id(), texture.size_vec2() * zoom)).alt_text("A images"));
                     }
-                    None => {
+                    _ => {
                         ui.label("Press Generate: A runs first, then B.");
                     }
                 }
@@ -362,31 +378,13 @@ pub fn ab_view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             ui.separator();
             ui.vertical(|ui| {
                 ui.strong(format!("B: {b_label}"));
-                match b {
-                    Some((image, t, log_snr, index)) => {
+                match (b_level, b_texture) {
+                    (Some((t, log_snr, _)), Some(texture)) => {
                         ui.label(format!("t = {t}, λ = {log_snr:.2} (nearest noise level to A's)"));
-                        let key = (job_b, index, view, map);
-                        let size = egui::vec2(image.size[0] as f32, image.size[1] as f32) * zoom;
-                        let texture = match &mut app.compare.texture_b {
-                            Some((texture, k)) if *k == key => texture.clone(),
-                            Some((texture, k)) => {
-                                texture.set(image, TextureOptions::NEAREST);
-                                *k = key;
-                                texture.clone()
-                            }
-                            None => {
-                                let texture = ui.ctx().load_texture("frame-b", image, TextureOptions::NEAREST);
-                                app.compare.texture_b = Some((texture.clone(), key));
-                                texture
-                            }
-                        };
-                        ui.add(egui::Image::new((texture.id(), size)).alt_text("B images"));
+                        ui.add(egui::Image::new((texture.id(), texture.size_vec2() * zoom)).alt_text("B images"));
                     }
-                    None if app.compare.trajectory_b.is_some() => {
-                        ui.label("waiting for A to finish…");
-                    }
-                    None => {
-                        ui.label("not run yet");
+                    _ => {
+                        ui.label(waiting_b);
                     }
                 }
             });

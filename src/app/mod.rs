@@ -261,10 +261,6 @@ impl LabApp {
 
     /// Starts a run with the current settings; a run in progress is cancelled and its frames dropped.
     fn start_single(&mut self) {
-        if let Some(reason) = self.generate_blocker() {
-            self.set_status(format!("cannot generate: {reason}"), true);
-            return;
-        }
         let request = self.settings.request();
         self.job = self.engine.generate(request.clone(), true);
         self.trajectory = Some(Trajectory { budget_bytes: self.trajectory_budget, ..Trajectory::new(request) });
@@ -354,10 +350,8 @@ impl LabApp {
                     self.compare.clear_queue();
                 }
                 Event::Decoded { job, index, decoded } if job == self.job => {
-                    if let Some(trajectory) = &mut self.trajectory
-                        && let Some(position) = trajectory.position(index)
-                    {
-                        trajectory.frames[position].decoded = Some(decoded);
+                    if let Some(trajectory) = &mut self.trajectory {
+                        trajectory.set_decoded(index, decoded);
                     }
                 }
                 Event::Frame { job, frame, total_steps } if self.compare.owns(job) => self.compare.on_frame(job, frame, total_steps),
@@ -374,11 +368,9 @@ impl LabApp {
                     }
                     self.start_next_queued();
                 }
-                Event::Decoded { job, index, decoded } if self.compare.trajectory_b.is_some() && self.compare.decodes(job) => {
-                    if let Some(trajectory) = &mut self.compare.trajectory_b
-                        && let Some(position) = trajectory.position(index)
-                    {
-                        trajectory.frames[position].decoded = Some(decoded);
+                Event::Decoded { job, index, decoded } if self.compare.decodes(job) => {
+                    if let Some(trajectory) = &mut self.compare.trajectory_b {
+                        trajectory.set_decoded(index, decoded);
                     }
                 }
                 Event::Frame { .. } | Event::Done { .. } | Event::Failed { .. } | Event::Decoded { .. } => {} // A superseded job.

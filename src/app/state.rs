@@ -231,6 +231,13 @@ impl Trajectory {
         })
     }
 
+    /// Gives frame `index` the pixels the engine decoded for it after the run (if it is still recorded).
+    pub fn set_decoded(&mut self, index: usize, decoded: crate::engine::Decoded) {
+        if let Some(position) = self.position(index) {
+            self.frames[position].decoded = Some(decoded);
+        }
+    }
+
     /// The position of the frame with `index` (frames arrive in index order).
     pub fn position(&self, index: usize) -> Option<usize> {
         self.frames.binary_search_by_key(&index, |f| f.index).ok()
