@@ -23,6 +23,7 @@ fn request(steps: usize, sampler: Sampler) -> GenerateRequest {
         batch: 2,
         class: Some(1),
         guidance: 2.0,
+        init: None,
     }
 }
 

@@ -129,6 +129,7 @@ impl Settings {
             batch: self.batch,
             class: self.class,
             guidance: self.guidance,
+            init: None,
         }
     }
 

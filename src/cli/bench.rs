@@ -178,6 +178,7 @@ impl<'a> SamplingBench<'a> {
             batch,
             class: Some(0),
             guidance,
+            init: None,
         };
         Self { model, decoder, device, request }
     }

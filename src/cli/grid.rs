@@ -59,6 +59,7 @@ pub(super) fn grid(args: &GridArgs) -> anyhow::Result<()> {
         batch: 1,
         class,
         guidance: args.guidance,
+        init: None,
     };
     let cells = grid_requests(&base, &args.x, &args.y)?;
     let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())

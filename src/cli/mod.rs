@@ -264,7 +264,7 @@ fn generate(
         let x_start = noise.tensor([n, c, size, size], device);
         let labels: Vec<i64> = chunk.iter().map(|c| *c as i64).collect();
         let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), device);
-        let x0 = denoise(&model.model, &plan, x_start, &labels, guidance, &mut noise, |_| {
+        let x0 = denoise(&model.model, &plan, x_start, &labels, guidance, &mut noise, None, |_| {
             bar.inc(1);
             ControlFlow::Continue(())
         });

@@ -83,6 +83,7 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
             batch: classes.len().min(SAMPLE_BATCH).min(diffusion_lab::engine::generate::MAX_BATCH),
             class: (class < num_classes).then_some(class),
             guidance: args.guidance,
+            init: None,
         })
         .unwrap_or_default()
     };

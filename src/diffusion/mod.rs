@@ -2,6 +2,7 @@
 //! No UI, no threads, no files; nothing else of ours is imported here.
 
 pub mod ddim;
+pub mod edit;
 pub mod dpm_solver;
 pub mod forward;
 pub mod heun;

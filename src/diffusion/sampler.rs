@@ -205,6 +205,8 @@ pub enum SamplerError {
     UnknownMethod(String),
     #[error("unknown timestep spacing `{0}`: use trailing, leading, linspace or karras")]
     UnknownSpacing(String),
+    #[error("strength must be in [0, 1], got {0}")]
+    Strength(f64),
 }
 
 impl Sampler {
@@ -297,7 +299,25 @@ impl Sampler {
 
     /// The levels visited and the coefficients of each step.
     pub fn plan(&self, schedule: &NoiseSchedule) -> Result<SamplingPlan, SamplerError> {
+        Ok(self.plan_over(schedule, &self.levels(schedule)?))
+    }
+
+    /// Image-to-image at `strength` in [0, 1] (SDEdit, Meng et al. 2022, as diffusers' img2img counts it):
+    /// the last ⌊N · strength⌋ of the N steps, planned afresh from where they start (so a multistep
+    /// solver's first step is first order again), and the level they start from. Strength 0 is no step:
+    /// the image stays as it is; strength 1 is the whole run.
+    pub fn plan_from_strength(&self, schedule: &NoiseSchedule, strength: f64) -> Result<(SamplingPlan, NoiseLevel), SamplerError> {
+        if !(0.0..=1.0).contains(&strength) {
+            return Err(SamplerError::Strength(strength));
+        }
         let levels = self.levels(schedule)?;
+        let n = levels.len() - 1;
+        let kept = ((n as f64 * strength).floor() as usize).min(n);
+        let levels = &levels[n - kept..];
+        Ok((self.plan_over(schedule, levels), levels[0]))
+    }
+
+    fn plan_over(&self, schedule: &NoiseSchedule, levels: &[NoiseLevel]) -> SamplingPlan {
         let steps = (0..levels.len() - 1)
             .map(|k| {
                 let (from, to) = (levels[k], levels[k + 1]);
@@ -314,7 +334,7 @@ impl Sampler {
                 }
             })
             .collect();
-        Ok(SamplingPlan { steps, clip_x0: self.clip_x0, x0_bound: 1.0 })
+        SamplingPlan { steps, clip_x0: self.clip_x0, x0_bound: 1.0 }
     }
 }
 
@@ -411,6 +431,7 @@ pub struct PlannedStep {
     pub alpha_bar: f64,
     pub one_minus_alpha_bar: f64,
     pub alpha_bar_prev: f64,
+    pub one_minus_alpha_bar_prev: f64,
     /// λ at this step's level, what the network is conditioned on.
     pub log_snr: f64,
     /// λ at the level the step ends on (+∞ for the clean image).
@@ -437,6 +458,21 @@ pub struct Correction {
 }
 
 impl PlannedStep {
+    /// The level this step starts from.
+    pub fn level(&self) -> NoiseLevel {
+        NoiseLevel { t: self.t, alpha_bar: self.alpha_bar, one_minus_alpha_bar: self.one_minus_alpha_bar, log_snr: self.log_snr }
+    }
+
+    /// The level this step ends on.
+    pub fn level_prev(&self) -> NoiseLevel {
+        NoiseLevel {
+            t: self.t_prev,
+            alpha_bar: self.alpha_bar_prev,
+            one_minus_alpha_bar: self.one_minus_alpha_bar_prev,
+            log_snr: self.log_snr_prev,
+        }
+    }
+
     /// A step from `from` to `to` with no coefficients yet.
     pub(super) fn between(from: NoiseLevel, to: NoiseLevel) -> Self {
         Self {
@@ -445,6 +481,7 @@ impl PlannedStep {
             alpha_bar: from.alpha_bar,
             one_minus_alpha_bar: from.one_minus_alpha_bar,
             alpha_bar_prev: to.alpha_bar,
+            one_minus_alpha_bar_prev: to.one_minus_alpha_bar,
             log_snr: from.log_snr,
             log_snr_prev: to.log_snr,
             coef_x0: 0.0,
@@ -866,5 +903,26 @@ mod tests {
         let now = Sampler::new(Method::DpmSolver2MSde, 15).with_spacing(Spacing::Karras);
         let text = format!(r#"{{"sampler": {}}}"#, serde_json::to_string(&now).unwrap());
         assert_eq!(serde_json::from_str::<Saved>(&text).unwrap().sampler, now);
+    }
+
+    #[test]
+    fn strength_keeps_the_last_steps_planned_afresh() {
+        let schedule = BetaSchedule::cosine(1000).build().unwrap();
+        let sampler = Sampler::new(Method::DpmSolver2M, 10);
+        let full = sampler.plan(&schedule).unwrap();
+        let (plan, start) = sampler.plan_from_strength(&schedule, 0.6).unwrap();
+        assert_eq!(plan.len(), 6);
+        assert_eq!(start.t, full.steps[4].t);
+        assert_eq!(plan.steps[0].t, full.steps[4].t);
+        assert_eq!(plan.steps[0].coef_x0_prev, 0.0, "the first step is first order again");
+        assert_eq!(plan.steps[1..], full.steps[5..]);
+        let (none, start) = sampler.plan_from_strength(&schedule, 0.0).unwrap();
+        assert!(none.is_empty() && start == NoiseLevel::CLEAN);
+        assert_eq!(sampler.plan_from_strength(&schedule, 1.0).unwrap().0, full);
+        assert!(sampler.plan_from_strength(&schedule, 1.5).unwrap_err().to_string().contains("strength"));
+        assert!(sampler.plan_from_strength(&schedule, f64::NAN).is_err());
+        // DDPM counts every timestep.
+        let (ddpm, start) = Sampler::ddpm(DdpmVariance::BetaTilde).plan_from_strength(&schedule, 0.25).unwrap();
+        assert_eq!((ddpm.len(), start.t), (250, 250));
     }
 }

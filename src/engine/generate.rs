@@ -8,9 +8,9 @@ use std::time::Instant;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::diffusion::{BetaSchedule, NoiseSource, Sampler};
+use crate::diffusion::{BetaSchedule, NoiseLevel, NoiseSource, Sampler, SamplingPlan, edit};
 use crate::model::{LoadedAutoencoder, LoadedUnet};
-use crate::model::denoise::denoise;
+use crate::model::denoise::{Inpaint, denoise};
 
 /// Everything that decides the pixels of a run; saved into PNGs so a run can be restored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -27,6 +27,65 @@ pub struct GenerateRequest {
     pub class: Option<usize>,
     /// Classifier-free guidance scale w.
     pub guidance: f64,
+    /// Image-to-image and inpainting: start from a picture instead of pure noise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitImage>,
+}
+
+/// The picture an image-to-image or inpainting run starts from, kept whole in the request (a 28x28
+/// picture is 784 bytes) so that a PNG's settings reproduce the run without the original file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InitImage {
+    /// Where it came from, for labels: "test image 17", a file name, "frame t = 400 of the last run".
+    pub label: String,
+    /// [channels, height, width]: the model's image size.
+    pub shape: [usize; 3],
+    /// 8-bit values, channel-major (CHW).
+    pub pixels: Vec<u8>,
+    /// How far into the forward process the picture goes before the reverse process (SDEdit): 0 keeps it
+    /// as it is, 1 starts from pure noise, as Generate does.
+    pub strength: f64,
+    /// Inpainting: [height, width], nonzero where the model repaints; the rest of the picture stays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<Vec<u8>>,
+    /// RePaint's resampling: each step taken this many times (1 = once).
+    #[serde(default = "one")]
+    pub resample: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Most times RePaint may take each step: each costs a whole step.
+pub const MAX_RESAMPLE: usize = 20;
+
+impl InitImage {
+    /// Checks the picture against a model's images.
+    pub fn validate(&self, channels: usize, size: usize) -> Result<(), GenerateError> {
+        let bad = |why: String| Err(GenerateError::Init(why));
+        if self.shape != [channels, size, size] {
+            return bad(format!("the picture is {:?} (channels, height, width), the model makes {channels}x{size}x{size}", self.shape));
+        }
+        if self.pixels.len() != channels * size * size {
+            return bad(format!("{} pixel values for a {channels}x{size}x{size} picture", self.pixels.len()));
+        }
+        if !(0.0..=1.0).contains(&self.strength) {
+            return bad(format!("strength must be in [0, 1], got {}", self.strength));
+        }
+        if self.mask.as_ref().is_some_and(|m| m.len() != size * size) {
+            return bad(format!("the mask must be {size}x{size}"));
+        }
+        if !(1..=MAX_RESAMPLE).contains(&self.resample) {
+            return bad(format!("resampling must be between 1 and {MAX_RESAMPLE}, got {}", self.resample));
+        }
+        Ok(())
+    }
+
+    /// The picture as values in [-1, 1], [channels, height, width].
+    pub fn values(&self) -> Vec<f32> {
+        self.pixels.iter().map(|p| crate::data::unit_from_u8(*p)).collect()
+    }
 }
 
 pub const MAX_BATCH: usize = 64;
@@ -158,6 +217,8 @@ pub enum GenerateError {
     Readback(String),
     #[error("this latent model has no autoencoder to turn its latents into pixels")]
     NoAutoencoder,
+    #[error("the starting picture cannot be used: {0}")]
+    Init(String),
 }
 
 impl GenerateRequest {
@@ -175,6 +236,19 @@ impl GenerateRequest {
             return Err(GenerateError::Guidance(self.guidance));
         }
         Ok(())
+    }
+
+    /// The steps this request takes and the level it starts from: the whole plan from pure noise, or for
+    /// image-to-image the last steps, from the picture noised to where they start.
+    pub fn plan(&self, schedule: &crate::diffusion::NoiseSchedule) -> Result<(SamplingPlan, NoiseLevel), GenerateError> {
+        match &self.init {
+            Some(init) => Ok(self.sampler.plan_from_strength(schedule, init.strength)?),
+            None => {
+                let plan = self.sampler.plan(schedule)?;
+                let start = plan.steps.first().map_or(NoiseLevel::CLEAN, |s| s.level());
+                Ok((plan, start))
+            }
+        }
     }
 }
 
@@ -277,18 +351,30 @@ pub fn run_generate(
     };
     let started = Instant::now();
     let schedule = request.schedule.build()?;
-    let plan = request.sampler.plan(&schedule)?.with_x0_bound(model.x0_bound());
+    let (plan, start) = request.plan(&schedule)?;
+    let plan = plan.with_x0_bound(model.x0_bound());
     let (c, size) = (model.config.image_channels, model.config.image_size);
     let shape = [request.batch, c, size, size];
     let mut noise = NoiseSource::new(request.seed);
-    let x_start = noise.tensor(shape, device);
+    // The seed's first draw: x_T of a plain run, the noise that image-to-image adds to its picture.
+    let eps = noise.tensor(shape, device);
+    let (x_start, inpaint) = match &request.init {
+        None => (eps, None),
+        Some(init) => {
+            let x0 = start_picture(init, model, decoder, request.batch, device)?;
+            // Strength 1 starts from pure noise, exactly as Generate does.
+            let x_start = if init.strength >= 1.0 { eps } else { edit::noised_to(x0.clone(), &start, eps) };
+            let inpaint = init.mask.as_ref().map(|mask| Inpaint { keep: keep_mask(mask, init.shape[1], shape, device), x0, resample: init.resample });
+            (x_start, inpaint)
+        }
+    };
     let label = request.class.unwrap_or(model.config.num_classes) as i64;
     let classes = Tensor::<1, Int>::full([request.batch], label, device);
     // Unconditional requests have no conditional branch to guide towards.
     let guidance = if request.class.is_some() { request.guidance } else { 0.0 };
 
     let zeros = Arc::new(vec![0.0; shape.iter().product()]);
-    let big_t = plan.steps.first().map_or(0, |s| s.t);
+
     let mut budget = DecodeBudget::new(started);
     let x_start_decoded = match decoder {
         Some(ae) => Some(budget.decode(ae, &x_start, None)?),
@@ -296,8 +382,8 @@ pub fn run_generate(
     };
     (hooks.emit)(Frame {
         index: 0,
-        t: big_t,
-        log_snr: plan.steps.first().map_or(f64::NEG_INFINITY, |s| s.log_snr),
+        t: start.t,
+        log_snr: start.log_snr,
         shape,
         x_t: Arc::new(values_from_tensor(&x_start)?),
         x0_pred: zeros.clone(),
@@ -310,7 +396,7 @@ pub fn run_generate(
     let mut cancelled = false;
     let total = plan.len();
     let emit = hooks.emit;
-    denoise(&model.model, &plan, x_start, &classes, guidance, &mut noise, |step| {
+    denoise(&model.model, &plan, x_start, &classes, guidance, &mut noise, inpaint.as_ref(), |step| {
         steps_done = step.index + 1;
         let last = steps_done == total;
         if hooks.stream || last {
@@ -354,4 +440,46 @@ pub fn run_generate(
         return Err(e);
     }
     Ok(RunSummary { steps_done, cancelled, seconds: started.elapsed().as_secs_f64() })
+}
+
+/// The picture of an image-to-image or inpainting run as the diffusion sees it, repeated over the batch:
+/// pixels in [-1, 1], or for a latent model the mean of E(x), scaled.
+fn start_picture(
+    init: &InitImage,
+    model: &LoadedUnet,
+    decoder: Option<&LoadedAutoencoder>,
+    batch: usize,
+    device: &Device,
+) -> Result<Tensor<4>, GenerateError> {
+    let (c, size) = (model.config.image_channels, model.config.image_size);
+    let x = match decoder {
+        Some(ae) => {
+            let [pc, ph, pw] = init.shape;
+            init.validate(ae.config.image_channels, ae.config.image_size)?;
+            let pixels = Tensor::<4>::from_data(TensorData::new(init.values(), [1, pc, ph, pw]), device);
+            ae.encode_scaled(pixels)
+        }
+        None => {
+            init.validate(c, size)?;
+            Tensor::<4>::from_data(TensorData::new(init.values(), [1, c, size, size]), device)
+        }
+    };
+    Ok(x.repeat_dim(0, batch))
+}
+
+/// Inpainting's `keep` at the diffusion's resolution, [batch, channels, s, s] of `shape`, from a mask of
+/// `mask_size` x `mask_size` pixels (nonzero = repaint). A latent cell stays only if every pixel it covers
+/// stays: the model repaints a little more than was painted rather than less.
+fn keep_mask(mask: &[u8], mask_size: usize, shape: [usize; 4], device: &Device) -> Tensor<4> {
+    let [batch, channels, s, _] = shape;
+    let keep: Vec<f32> = (0..s * s)
+        .map(|cell| {
+            let (cy, cx) = (cell / s, cell % s);
+            let (y0, y1) = (cy * mask_size / s, ((cy + 1) * mask_size).div_ceil(s));
+            let (x0, x1) = (cx * mask_size / s, ((cx + 1) * mask_size).div_ceil(s));
+            let repaint = (y0..y1).any(|y| (x0..x1).any(|x| mask[y * mask_size + x] != 0));
+            if repaint { 0.0 } else { 1.0 }
+        })
+        .collect();
+    Tensor::<4>::from_data(TensorData::new(keep, [1, 1, s, s]), device).repeat_dim(0, batch).repeat_dim(1, channels)
 }

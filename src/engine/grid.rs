@@ -191,6 +191,7 @@ mod tests {
             batch: 16,
             class: Some(2),
             guidance: 2.0,
+            init: None,
         }
     }
 

@@ -349,12 +349,7 @@ fn worker(
                         send(Event::Failed { job, message: format!("model `{}` is not loaded", request.model) });
                         return;
                     };
-                    let total_steps = request
-                        .schedule
-                        .build()
-                        .ok()
-                        .and_then(|s| request.sampler.plan(&s).ok())
-                        .map_or(0, |p| p.len());
+                    let total_steps = request.schedule.build().ok().and_then(|s| request.plan(&s).ok()).map_or(0, |(p, _)| p.len());
                     let keep_going = || current_job.load(Ordering::SeqCst) == job;
                     let mut recorded = DecodeBacklog { job, model: request.model.clone(), frames: Vec::new(), stride: 1, first: None, pending: Vec::new() };
                     let mut emit = |frame: Frame| {
@@ -437,6 +432,7 @@ fn warm_up(unet: &LoadedUnet, autoencoder: Option<&LoadedAutoencoder>, device: &
         batch: WARM_UP_BATCH,
         class: Some(0),
         guidance: crate::model::denoise::DEFAULT_GUIDANCE,
+        init: None,
     };
     let keep_going = || true;
     let mut emit = |_frame: Frame| {};

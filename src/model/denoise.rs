@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 use burn::prelude::*;
 
 use super::UNet;
-use crate::diffusion::{NoiseSource, SamplingPlan};
+use crate::diffusion::{NoiseSource, SamplingPlan, edit};
 
 /// What each step hands to the caller (to stream, record or drop).
 pub struct StepFrame<'a> {
@@ -47,8 +47,21 @@ pub fn guided_epsilon(model: &UNet, x_t: Tensor<4>, log_snr: f64, classes: &Tens
     unconditional.clone().add(conditional.sub(unconditional).mul_scalar(guidance))
 }
 
+/// Inpainting (RePaint, Lugmayr et al. 2022): after every step the region where `keep` is 1 is replaced by
+/// the original `x0` noised to the step's level, so at the end it is `x0` exactly; the model repaints the
+/// rest in agreement with it. With `resample` > 1 each step is taken that many times, going back up to
+/// its level with fresh noise in between, which lets the repainted region follow the known one.
+pub struct Inpaint {
+    /// The original, [batch, channels, h, w] (a latent model's: its latent).
+    pub x0: Tensor<4>,
+    /// 1 where the original stays, 0 where the model repaints; broadcast over `x0`.
+    pub keep: Tensor<4>,
+    pub resample: usize,
+}
+
 /// Runs `plan` from `x_start` (x_T), calling `on_step` after every step; stops early when it breaks.
-/// Returns the last x (x_0 when the plan ran to the end).
+/// Returns the last x (x_0 when the plan ran to the end). `inpaint` keeps a known region.
+#[allow(clippy::too_many_arguments)]
 pub fn denoise(
     model: &UNet,
     plan: &SamplingPlan,
@@ -56,6 +69,7 @@ pub fn denoise(
     classes: &Tensor<1, Int>,
     guidance: f64,
     noise: &mut NoiseSource,
+    inpaint: Option<&Inpaint>,
     mut on_step: impl FnMut(StepFrame<'_>) -> ControlFlow<()>,
 ) -> Tensor<4> {
     let shape = x_start.dims();
@@ -63,12 +77,25 @@ pub fn denoise(
     let mut x = x_start;
     let mut previous_x0 = None;
     let keep_x0 = plan.uses_previous_x0();
+    let resample = inpaint.map_or(1, |i| i.resample.max(1));
     for index in 0..plan.len() {
         let step = plan.steps[index];
-        let eps = guided_epsilon(model, x.clone(), step.log_snr, classes, guidance);
-        let z = plan.needs_noise(index).then(|| noise.tensor(shape, &device));
-        let mut evaluate = |x: Tensor<4>, log_snr: f64| guided_epsilon(model, x, log_snr, classes, guidance);
-        let out = plan.step(index, x, eps.clone(), z, previous_x0.as_ref(), &mut evaluate);
+        let mut round = 0;
+        let (out, eps) = loop {
+            let eps = guided_epsilon(model, x.clone(), step.log_snr, classes, guidance);
+            let z = plan.needs_noise(index).then(|| noise.tensor(shape, &device));
+            let mut evaluate = |x: Tensor<4>, log_snr: f64| guided_epsilon(model, x, log_snr, classes, guidance);
+            let mut out = plan.step(index, x.clone(), eps.clone(), z, previous_x0.as_ref(), &mut evaluate);
+            let Some(inpaint) = inpaint else { break (out, eps) };
+            let to = step.level_prev();
+            let known = edit::noised_to(inpaint.x0.clone(), &to, noise.tensor(shape, &device));
+            out.x_prev = edit::merge_known(out.x_prev, known, inpaint.keep.clone());
+            round += 1;
+            if round >= resample || to.alpha_bar >= 1.0 {
+                break (out, eps);
+            }
+            x = edit::renoise(out.x_prev, &to, &step.level(), noise.tensor(shape, &device));
+        };
         let flow = on_step(StepFrame { index, t: step.t, x_prev: &out.x_prev, x0_pred: &out.x0_pred, eps: &eps });
         x = out.x_prev;
         previous_x0 = keep_x0.then_some(out.x0_pred);

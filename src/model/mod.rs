@@ -146,6 +146,11 @@ impl LoadedAutoencoder {
         })
     }
 
+    /// scale · mean of E(x): pixels to the latent the diffusion works on.
+    pub fn encode_scaled(&self, x: Tensor<4>) -> Tensor<4> {
+        self.model.encode(x).mean.mul_scalar(self.config.latent_scale)
+    }
+
     /// D(z / scale): a diffusion latent back to pixels.
     pub fn decode_scaled(&self, z: Tensor<4>) -> Tensor<4> {
         self.model.decode(z.mul_scalar(1.0 / self.config.latent_scale))
