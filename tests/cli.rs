@@ -344,3 +344,42 @@ fn grid_writes_labelled_cells_that_equal_plain_runs_of_their_settings() {
     let same = diffusion_lab(&["grid", "--x", "steps=2,3", "--y", "steps=2", "--out", out.to_str().unwrap()]);
     assert!(stderr(&same).contains("pick two different settings"), "{}", stderr(&same));
 }
+
+/// `sample --init-image`: at strength 0 the picture comes back unchanged; with `--mask` the unmasked pixels
+/// stay exactly; the PNG's settings carry the picture, so the window can restore the run.
+#[test]
+fn sample_from_an_init_image_and_a_mask() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    let run = diffusion_lab(&["sample", "--n", "1", "--class", "0", "--sampling-steps", "4", "--device", "cpu", "--out-dir", source.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let picture = source.join("00000-class0.png");
+    let original = image::open(&picture).unwrap().to_luma8();
+
+    let kept = dir.path().join("kept");
+    let args = ["sample", "--init-image", picture.to_str().unwrap(), "--strength", "0", "--n", "1", "--class", "7", "--device", "cpu"];
+    let run = diffusion_lab(&[&args[..], &["--out-dir", kept.to_str().unwrap()]].concat());
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(image::open(kept.join("00000-class7.png")).unwrap().to_luma8(), original);
+
+    let mask = dir.path().join("mask.png");
+    image::GrayImage::from_fn(28, 28, |_, y| image::Luma([if y < 10 { 255 } else { 0 }])).save(&mask).unwrap();
+    let painted = dir.path().join("painted");
+    let args = ["sample", "--init-image", picture.to_str().unwrap(), "--mask", mask.to_str().unwrap(), "--strength", "1", "--n", "2", "--class", "7"];
+    let run = diffusion_lab(&[&args[..], &["--sampling-steps", "6", "--device", "cpu", "--out-dir", painted.to_str().unwrap()]].concat());
+    assert!(run.status.success(), "{}", stderr(&run));
+    let result = image::open(painted.join("00001-class7.png")).unwrap().to_luma8();
+    for (x, y, pixel) in result.enumerate_pixels() {
+        if y >= 10 {
+            assert_eq!(pixel, original.get_pixel(x, y), "({x}, {y}) is outside the mask");
+        }
+    }
+    let request = diffusion_lab::app::export::settings_from_png(&painted.join("00001-class7.png")).unwrap();
+    let init = request.init.expect("the settings carry the picture");
+    assert_eq!((init.strength, init.pixels.len(), init.mask.map(|m| m.len())), (1.0, 784, Some(784)));
+
+    let bad = diffusion_lab(&["sample", "--init-image", "/no/such.png", "--grid", "x.png"]);
+    assert!(!bad.status.success() && stderr(&bad).contains("/no/such.png"), "{}", stderr(&bad));
+    let bad = diffusion_lab(&["sample", "--init-image", picture.to_str().unwrap(), "--all-classes", "--n", "10", "--grid", "x.png"]);
+    assert!(stderr(&bad).contains("one class"), "{}", stderr(&bad));
+}

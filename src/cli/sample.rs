@@ -38,6 +38,43 @@ pub struct SampleArgs {
     /// Write one PNG per image (the class is in the file name).
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
+    /// Image-to-image (SDEdit): start from this picture (any size and format; resized to the model's),
+    /// noised to --strength, instead of from pure noise. At most 64 images, one class (or none).
+    #[arg(long)]
+    pub init_image: Option<PathBuf>,
+    /// How far into the forward process the picture goes: 0 keeps it, 1 is a plain Generate.
+    #[arg(long, default_value_t = 0.8, requires = "init_image")]
+    pub strength: f64,
+    /// Inpainting: an image as large as the picture (or any size; resized), white (> 50 %) where the
+    /// model repaints; the rest of --init-image stays. Usually with --strength 1.
+    #[arg(long, requires = "init_image")]
+    pub mask: Option<PathBuf>,
+    /// RePaint's resampling for inpainting: each step taken this many times (1 = once).
+    #[arg(long, default_value_t = 1, requires = "mask")]
+    pub resample: usize,
+}
+
+/// `--init-image` (and `--mask`) as the request's starting picture, at the model's image size.
+fn init_image(args: &SampleArgs, channels: usize, size: usize) -> anyhow::Result<Option<diffusion_lab::engine::generate::InitImage>> {
+    let Some(path) = &args.init_image else { return Ok(None) };
+    let to_u8 = |values: Vec<f32>| values.into_iter().map(data::u8_from_unit).collect::<Vec<u8>>();
+    let pixels = to_u8(data::folder::load_image(path, size, size, channels).with_context(|| format!("cannot use {} as the starting picture", path.display()))?);
+    let mask = match &args.mask {
+        Some(mask) => {
+            let values = data::folder::load_image(mask, size, size, 1).with_context(|| format!("cannot use {} as the mask", mask.display()))?;
+            Some(values.into_iter().map(|v| if v > 0.0 { 255 } else { 0 }).collect())
+        }
+        None => None,
+    };
+    let label = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    Ok(Some(diffusion_lab::engine::generate::InitImage {
+        label,
+        shape: [channels, size, size],
+        pixels,
+        strength: args.strength,
+        mask,
+        resample: args.resample,
+    }))
 }
 
 pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
@@ -65,11 +102,41 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     let schedule = args.schedule.beta_schedule_or(checkpoint.header.training_schedule.unwrap_or_default());
     // Everything the user typed is checked before the (possibly slow) device and model start.
     let evaluations = sampler.plan(&schedule.build()?)?.evaluations();
+    // Pictures come in at the size of the images the model makes (a latent model's: its autoencoder's).
+    let (channels, size) = match builtin_autoencoder.map(Checkpoint::from_bytes).transpose()? {
+        Some(ae) => (ae.header.config["image_channels"].as_u64().unwrap_or(1) as usize, ae.header.config["image_size"].as_u64().unwrap_or(28) as usize),
+        None => (config.image_channels, config.image_size),
+    };
+    let init = init_image(args, channels, size)?;
+    if let Some(init) = &init {
+        if args.all_classes || args.n > diffusion_lab::engine::generate::MAX_BATCH {
+            bail!("with --init-image: at most {} images of one class (--class) or none", diffusion_lab::engine::generate::MAX_BATCH);
+        }
+        sampler.plan_from_strength(&schedule.build()?, init.strength)?;
+    }
     let device = open_device(args.device)?;
     let model = LoadedUnet::from_checkpoint(&checkpoint, &device.device)?;
     eprintln!("sampling {} images with {} ({evaluations} network evaluations each) on {}", args.n, sampler.label(), device.description);
     let decoder = decoder_for(&args.model, &model, builtin_autoencoder, args.autoencoder.as_deref(), &device.device)?;
-    let pictures = generate(&model, decoder.as_ref(), &classes, args.guidance, sampler, schedule, args.seed, &device.device)?;
+    let pictures = match &init {
+        None => generate(&model, decoder.as_ref(), &classes, args.guidance, sampler, schedule, args.seed, &device.device)?,
+        Some(init) => {
+            let request = diffusion_lab::engine::GenerateRequest {
+                model: app_model_name(&args.model),
+                schedule,
+                sampler,
+                seed: args.seed,
+                batch: args.n,
+                class: args.class,
+                guidance: args.guidance,
+                init: Some(init.clone()),
+            };
+            let mut last = None;
+            let hooks = diffusion_lab::engine::generate::RunHooks { keep_going: &|| true, stream: false, emit: &mut |f| last = Some(f) };
+            diffusion_lab::engine::generate::run_generate(&model, decoder.as_ref(), &request, &device.device, hooks)?;
+            last.map(|f: diffusion_lab::engine::Frame| f.pictures()).unwrap_or_default()
+        }
+    };
     // The window's settings format: a request that the window's "Open settings from PNG…" restores. The
     // window draws x_T for a batch from the seed as `sample` draws its first batch, so an image of the
     // first batch (up to the window's largest batch) comes back as it is here.
@@ -83,7 +150,7 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
             batch: classes.len().min(SAMPLE_BATCH).min(diffusion_lab::engine::generate::MAX_BATCH),
             class: (class < num_classes).then_some(class),
             guidance: args.guidance,
-            init: None,
+            init: init.clone(),
         })
         .unwrap_or_default()
     };
