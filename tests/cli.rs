@@ -383,3 +383,46 @@ fn sample_from_an_init_image_and_a_mask() {
     let bad = diffusion_lab(&["sample", "--init-image", picture.to_str().unwrap(), "--all-classes", "--n", "10", "--grid", "x.png"]);
     assert!(stderr(&bad).contains("one class"), "{}", stderr(&bad));
 }
+
+/// `interpolate`: the strip's ends are the two plain runs (seeds: x_T slerped; classes: τ_θ mixed), and
+/// the frames between differ from both.
+#[test]
+fn interpolation_strips_end_at_the_two_plain_runs() {
+    use diffusion_lab::engine::GenerateRequest;
+    use diffusion_lab::engine::generate::{RunHooks, run_generate};
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = diffusion_lab::model::checkpoint::Checkpoint::from_bytes(diffusion_lab::model::embedded::MODELS[0].unet).unwrap();
+    let device = burn::prelude::Device::flex();
+    let model = diffusion_lab::model::LoadedUnet::from_checkpoint(&checkpoint, &device).unwrap();
+    let plain = |request: &GenerateRequest| {
+        let mut last = None;
+        let hooks = RunHooks { keep_going: &|| true, stream: false, emit: &mut |f| last = Some(f) };
+        run_generate(&model, None, request, &device, hooks).unwrap();
+        last.unwrap().x_t.to_vec()
+    };
+    for (flag, value) in [("--seeds", "3,8"), ("--classes", "0,7")] {
+        let out = dir.path().join("strip.png");
+        let gif = dir.path().join("strip.gif");
+        let args = ["interpolate", flag, value, "--frames", "4", "--sampling-steps", "5", "--seed", "3", "--class", "0", "--device", "cpu"];
+        let run = diffusion_lab(&[&args[..], &["--out", out.to_str().unwrap(), "--gif", gif.to_str().unwrap()]].concat());
+        assert!(run.status.success(), "{}", stderr(&run));
+        assert!(std::fs::read(&gif).unwrap().starts_with(b"GIF89a"));
+        let text = diffusion_lab::images::png_text(&out).unwrap();
+        let settings: serde_json::Value = serde_json::from_str(&text[0].1).unwrap();
+        let frames: Vec<GenerateRequest> = serde_json::from_value(settings["interpolation"].clone()).unwrap();
+        assert_eq!(frames.len(), 4);
+        let results: Vec<Vec<f32>> = frames.iter().map(plain).collect();
+        let (start, end) = (GenerateRequest { interpolate: None, ..frames[0].clone() }, frames[3].clone());
+        let end = match flag {
+            "--seeds" => GenerateRequest { seed: 8, interpolate: None, ..end },
+            _ => GenerateRequest { class: Some(7), interpolate: None, ..end },
+        };
+        assert_eq!(results[0], plain(&start), "{flag}: u = 0 is the first plain run");
+        assert_eq!(results[3], plain(&end), "{flag}: u = 1 is the second plain run");
+        assert!(results[1] != results[0] && results[1] != results[3], "{flag}: in between differs from both");
+    }
+    let bad = diffusion_lab(&["interpolate", "--classes", "0,12", "--out", "x.png"]);
+    assert!(stderr(&bad).contains("class 12"), "{}", stderr(&bad));
+    let bad = diffusion_lab(&["interpolate", "--seeds", "3", "--out", "x.png"]);
+    assert!(stderr(&bad).contains("two numbers"), "{}", stderr(&bad));
+}

@@ -42,6 +42,7 @@ fn request(model: &Model, init: Option<InitImage>) -> GenerateRequest {
         class: Some(3),
         guidance: 2.0,
         init,
+        interpolate: None,
     }
 }
 

@@ -24,6 +24,7 @@ fn request(steps: usize, sampler: Sampler) -> GenerateRequest {
         class: Some(1),
         guidance: 2.0,
         init: None,
+        interpolate: None,
     }
 }
 

@@ -39,7 +39,7 @@ fn every_extreme_setting_is_refused_or_runs_never_panics() {
                 for sampler in samplers {
                     for guidance in [0.0, 2.0, 10.0, -1.0, f64::NAN, f64::INFINITY, 1e300] {
                         let request =
-                            GenerateRequest { model: "tiny".into(), schedule, sampler, seed: 1, batch: 1, class: Some(1), guidance, init: None };
+                            GenerateRequest { model: "tiny".into(), schedule, sampler, seed: 1, batch: 1, class: Some(1), guidance, init: None, interpolate: None };
                         if request.validate(model.config.num_classes).is_err() {
                             refused += 1;
                             continue;

@@ -87,7 +87,7 @@ fn latent_model_samples_its_class() {
     let plan = Sampler::ddim(25, 0.0).plan(&schedule).unwrap().with_x0_bound(unet.x0_bound());
     let mut noise = NoiseSource::new(5);
     let z_t = noise.tensor([n, c, s, s], &device);
-    let z0 = denoise(&unet.model, &plan, z_t, &classes, 3.0, &mut noise, None, |_| std::ops::ControlFlow::Continue(()));
+    let z0 = denoise(&unet.model, &plan, z_t, &diffusion_lab::model::denoise::Condition::classes(classes), 3.0, &mut noise, None, |_| std::ops::ControlFlow::Continue(()));
     let pixels: Vec<f32> = autoencoder.decode_scaled(z0).clamp(-1.0, 1.0).into_data().try_to_vec::<f32>().unwrap();
 
     let samples = Dataset {

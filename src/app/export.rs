@@ -6,8 +6,6 @@
 use std::path::{Path, PathBuf};
 
 use eframe::egui::{self, ColorImage};
-use image::codecs::gif::{GifEncoder, Repeat};
-use image::{Delay, Frame as GifFrame, RgbaImage};
 
 use super::state::{ColorMap, Trajectory, View};
 use super::view::color_image;
@@ -77,22 +75,16 @@ pub fn save_animation_to(
     }
     let write_error = |detail: String| ExportError::Write { path: path.display().to_string(), detail };
     let indices = spread(trajectory.frames.len(), MAX_ANIMATION_FRAMES);
-    let mut bytes = Vec::new();
-    {
-        let mut encoder = GifEncoder::new_with_speed(&mut bytes, 10);
-        encoder.set_repeat(Repeat::Infinite).map_err(|e| write_error(e.to_string()))?;
-        for (k, i) in indices.iter().enumerate() {
+    let frames: Vec<(Picture, u32)> = indices
+        .iter()
+        .enumerate()
+        .map(|(k, i)| {
             let image = scaled(&picture_from_color_image(&color_image(&trajectory.frames[*i], view, map)), zoom);
-            let rgba: Vec<u8> = image.pixels.chunks_exact(3).flat_map(|c| [c[0], c[1], c[2], 255]).collect();
-            let buffer = RgbaImage::from_raw(image.width as u32, image.height as u32, rgba)
-                .ok_or_else(|| write_error("frame size mismatch".into()))?;
             // Hold the final image for two seconds so it can be seen.
-            let delay = if k + 1 == indices.len() { 2000 } else { 60 };
-            encoder
-                .encode_frame(GifFrame::from_parts(buffer, 0, 0, Delay::from_numer_denom_ms(delay, 1)))
-                .map_err(|e| write_error(e.to_string()))?;
-        }
-    }
+            (image, if k + 1 == indices.len() { 2000 } else { 60 })
+        })
+        .collect();
+    let bytes = crate::images::gif_bytes(&frames).map_err(|e| write_error(e.to_string()))?;
     crate::files::write_atomic(path, &bytes).map_err(|e| write_error(e.to_string()))
 }
 

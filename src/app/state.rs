@@ -130,6 +130,7 @@ impl Settings {
             class: self.class,
             guidance: self.guidance,
             init: None,
+            interpolate: None,
         }
     }
 

@@ -179,6 +179,7 @@ impl<'a> SamplingBench<'a> {
             class: Some(0),
             guidance,
             init: None,
+            interpolate: None,
         };
         Self { model, decoder, device, request }
     }

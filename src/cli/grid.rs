@@ -60,6 +60,7 @@ pub(super) fn grid(args: &GridArgs) -> anyhow::Result<()> {
         class,
         guidance: args.guidance,
         init: None,
+        interpolate: None,
     };
     let cells = grid_requests(&base, &args.x, &args.y)?;
     let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())

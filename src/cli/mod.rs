@@ -15,7 +15,7 @@ use diffusion_lab::eval::Judge;
 use diffusion_lab::model::checkpoint::Checkpoint;
 use diffusion_lab::model::classifier::ClassifierConfig;
 use diffusion_lab::model::embedded;
-use diffusion_lab::model::denoise::{DEFAULT_GUIDANCE, denoise};
+use diffusion_lab::model::denoise::{Condition, DEFAULT_GUIDANCE, denoise};
 use diffusion_lab::model::checkpoint::ModelKind;
 use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet, UNetConfig};
 use diffusion_lab::train::ddpm::{DdpmTrainer, RunFiles, TrainConfig};
@@ -23,6 +23,7 @@ use diffusion_lab::train::ddpm::{DdpmTrainer, RunFiles, TrainConfig};
 mod bench;
 mod eval;
 mod grid;
+mod interpolate;
 mod sample;
 mod schedule;
 mod train;
@@ -55,6 +56,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// An X/Y plot: one image per pair of values of two settings (e.g. guidance x steps), labelled, in one PNG.
     Grid(grid::GridArgs),
+    /// A strip of images between two seeds (x_T interpolated spherically) or two classes (τ_θ(y)), as PNG and GIF.
+    Interpolate(interpolate::InterpolateArgs),
 }
 
 /// The flags that describe a β schedule; shared by every subcommand that takes one. What is not given
@@ -128,6 +131,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Eval(args) => eval::eval(&args),
         Command::Bench(args) => bench::bench(&args),
         Command::Grid(args) => grid::grid(&args),
+        Command::Interpolate(args) => interpolate::interpolate(&args),
     }
 }
 
@@ -264,7 +268,7 @@ fn generate(
         let x_start = noise.tensor([n, c, size, size], device);
         let labels: Vec<i64> = chunk.iter().map(|c| *c as i64).collect();
         let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), device);
-        let x0 = denoise(&model.model, &plan, x_start, &labels, guidance, &mut noise, None, |_| {
+        let x0 = denoise(&model.model, &plan, x_start, &Condition::classes(labels), guidance, &mut noise, None, |_| {
             bar.inc(1);
             ControlFlow::Continue(())
         });

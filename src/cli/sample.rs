@@ -130,6 +130,7 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
                 class: args.class,
                 guidance: args.guidance,
                 init: Some(init.clone()),
+                interpolate: None,
             };
             let mut last = None;
             let hooks = diffusion_lab::engine::generate::RunHooks { keep_going: &|| true, stream: false, emit: &mut |f| last = Some(f) };
@@ -151,6 +152,7 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
             class: (class < num_classes).then_some(class),
             guidance: args.guidance,
             init: init.clone(),
+            interpolate: None,
         })
         .unwrap_or_default()
     };

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::diffusion::{BetaSchedule, NoiseLevel, NoiseSource, Sampler, SamplingPlan, edit};
 use crate::model::{LoadedAutoencoder, LoadedUnet};
-use crate::model::denoise::{Inpaint, denoise};
+use crate::model::denoise::{Condition, Inpaint, denoise};
 
 /// Everything that decides the pixels of a run; saved into PNGs so a run can be restored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -30,6 +30,20 @@ pub struct GenerateRequest {
     /// Image-to-image and inpainting: start from a picture instead of pure noise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<InitImage>,
+    /// Interpolation towards another seed's noise and/or another class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpolate: Option<Interpolate>,
+}
+
+/// One point between two runs: x_T spherically between this seed's noise and `seed_b`'s, and the class
+/// context between τ_θ(class) and τ_θ(`class_b`), at `u` (0 = this run, 1 = the other).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Interpolate {
+    pub u: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_b: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_b: Option<usize>,
 }
 
 /// The picture an image-to-image or inpainting run starts from, kept whole in the request (a 28x28
@@ -219,6 +233,8 @@ pub enum GenerateError {
     NoAutoencoder,
     #[error("the starting picture cannot be used: {0}")]
     Init(String),
+    #[error("cannot interpolate: {0}")]
+    Interpolate(String),
 }
 
 impl GenerateRequest {
@@ -234,6 +250,16 @@ impl GenerateRequest {
         }
         if !(self.guidance.is_finite() && self.guidance >= 0.0) {
             return Err(GenerateError::Guidance(self.guidance));
+        }
+        if let Some(i) = &self.interpolate {
+            if !(0.0..=1.0).contains(&i.u) {
+                return Err(GenerateError::Interpolate(format!("u must be in [0, 1], got {}", i.u)));
+            }
+            match (i.class_b, self.class) {
+                (Some(b), _) if b >= num_classes => return Err(GenerateError::Class { class: b, classes: num_classes }),
+                (Some(_), None) => return Err(GenerateError::Interpolate("a class to start from is needed to interpolate classes".into())),
+                _ => {}
+            }
         }
         Ok(())
     }
@@ -357,7 +383,15 @@ pub fn run_generate(
     let shape = [request.batch, c, size, size];
     let mut noise = NoiseSource::new(request.seed);
     // The seed's first draw: x_T of a plain run, the noise that image-to-image adds to its picture.
-    let eps = noise.tensor(shape, device);
+    let eps = match request.interpolate.and_then(|i| i.seed_b.map(|b| (b, i.u))) {
+        None => noise.tensor(shape, device),
+        Some((seed_b, u)) => {
+            let (a, b) = (noise.values(shape.iter().product()), NoiseSource::new(seed_b).values(shape.iter().product()));
+            let per_image = a.len() / request.batch;
+            let mixed: Vec<f32> = a.chunks(per_image).zip(b.chunks(per_image)).flat_map(|(a, b)| edit::slerp(a, b, u)).collect();
+            Tensor::<4>::from_data(TensorData::new(mixed, shape), device)
+        }
+    };
     let (x_start, inpaint) = match &request.init {
         None => (eps, None),
         Some(init) => {
@@ -370,6 +404,8 @@ pub fn run_generate(
     };
     let label = request.class.unwrap_or(model.config.num_classes) as i64;
     let classes = Tensor::<1, Int>::full([request.batch], label, device);
+    let towards = request.interpolate.and_then(|i| i.class_b.map(|b| (Tensor::<1, Int>::full([request.batch], b as i64, device), i.u)));
+    let condition = Condition { classes, towards };
     // Unconditional requests have no conditional branch to guide towards.
     let guidance = if request.class.is_some() { request.guidance } else { 0.0 };
 
@@ -396,7 +432,7 @@ pub fn run_generate(
     let mut cancelled = false;
     let total = plan.len();
     let emit = hooks.emit;
-    denoise(&model.model, &plan, x_start, &classes, guidance, &mut noise, inpaint.as_ref(), |step| {
+    denoise(&model.model, &plan, x_start, &condition, guidance, &mut noise, inpaint.as_ref(), |step| {
         steps_done = step.index + 1;
         let last = steps_done == total;
         if hooks.stream || last {

@@ -192,6 +192,7 @@ mod tests {
             class: Some(2),
             guidance: 2.0,
             init: None,
+            interpolate: None,
         }
     }
 

@@ -433,6 +433,7 @@ fn warm_up(unet: &LoadedUnet, autoencoder: Option<&LoadedAutoencoder>, device: &
         class: Some(0),
         guidance: crate::model::denoise::DEFAULT_GUIDANCE,
         init: None,
+        interpolate: None,
     };
     let keep_going = || true;
     let mut emit = |_frame: Frame| {};

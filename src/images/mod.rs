@@ -103,7 +103,7 @@ impl GridLayout {
         let longest = labels.columns.iter().map(|l| font::text_width(l, 1)).max().unwrap_or(0);
         let scale = if 2 * longest <= cell.0 { 2 } else { 1 };
         let line = (font::HEIGHT + 3) * scale;
-        let y_title = format!("y: {}", labels.y_title);
+        let y_title = y_title_text(labels);
         let row_label_width =
             labels.rows.iter().chain([&y_title]).map(|l| font::text_width(l, scale)).max().unwrap_or(0) + font::ADVANCE * scale + gap;
         let header = 2 * line + gap;
@@ -120,6 +120,11 @@ impl GridLayout {
     }
 }
 
+/// "y: <title>", or nothing for a single unlabelled row (a strip).
+fn y_title_text(labels: &GridLabels) -> String {
+    if labels.y_title.is_empty() { String::new() } else { format!("y: {}", labels.y_title) }
+}
+
 /// Cells (row-major, `labels.columns.len()` per row; `None` for a cell not drawn yet, left blank) under a
 /// header of column labels and beside a column of row labels, as an X/Y plot: "x: <title>" above the
 /// columns, "y: <title>" above the row labels.
@@ -129,7 +134,7 @@ pub fn labelled_grid(cells: &[Option<Picture>], labels: &GridLabels, gap: usize)
     let (scale, line) = (layout.scale, layout.line);
     let mut picture = Picture { width: layout.width, height: layout.height, channels: c, pixels: vec![PAPER; layout.width * layout.height * c] };
     font::draw_text(&mut picture, layout.row_label_width, gap, &format!("x: {}", labels.x_title), scale, INK);
-    font::draw_text(&mut picture, gap, line + gap, &format!("y: {}", labels.y_title), scale, INK);
+    font::draw_text(&mut picture, gap, line + gap, &y_title_text(labels), scale, INK);
     for (i, label) in labels.columns.iter().enumerate() {
         font::draw_text(&mut picture, layout.cell_origin(i).0, line + gap, label, scale, INK);
     }
@@ -178,6 +183,29 @@ pub fn png_bytes(picture: &Picture, text: &[(String, String)]) -> Result<Vec<u8>
         writer.finish().map_err(|e| ImageError::Encode(e.to_string()))?;
     }
     Ok(out)
+}
+
+/// An endlessly looping animated GIF of `frames` (gray or RGB pictures of one size), each shown for its
+/// delay in milliseconds.
+pub fn gif_bytes(frames: &[(Picture, u32)]) -> Result<Vec<u8>, ImageError> {
+    use image::codecs::gif::{GifEncoder, Repeat};
+    let encode_error = |e: image::ImageError| ImageError::Encode(e.to_string());
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = GifEncoder::new_with_speed(&mut bytes, 10);
+        encoder.set_repeat(Repeat::Infinite).map_err(encode_error)?;
+        for (picture, delay) in frames {
+            let rgba: Vec<u8> = match picture.channels {
+                3 => picture.pixels.chunks_exact(3).flat_map(|c| [c[0], c[1], c[2], 255]).collect(),
+                _ => picture.pixels.iter().flat_map(|v| [*v, *v, *v, 255]).collect(),
+            };
+            let buffer = image::RgbaImage::from_raw(picture.width as u32, picture.height as u32, rgba)
+                .ok_or_else(|| ImageError::Encode("frame size mismatch".into()))?;
+            let frame = image::Frame::from_parts(buffer, 0, 0, image::Delay::from_numer_denom_ms(*delay, 1));
+            encoder.encode_frame(frame).map_err(encode_error)?;
+        }
+    }
+    Ok(bytes)
 }
 
 /// Writes a PNG atomically (temporary file, then rename).

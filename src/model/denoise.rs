@@ -27,26 +27,6 @@ pub struct StepFrame<'a> {
 /// at 8.7x the floor; w = 2 gives 95.8 % at 3.6x (n = 1000).
 pub const DEFAULT_GUIDANCE: f64 = 2.0;
 
-/// Classifier-free guidance: ε = ε_θ(x, λ, ∅) + w (ε_θ(x, λ, y) - ε_θ(x, λ, ∅)).
-/// w = 0 is unconditional, w = 1 purely conditional, w > 1 sharpens towards the class.
-pub fn guided_epsilon(model: &UNet, x_t: Tensor<4>, log_snr: f64, classes: &Tensor<1, Int>, guidance: f64) -> Tensor<4> {
-    let [batch, ..] = x_t.dims();
-    let device = x_t.device();
-    let null = Tensor::<1, Int>::full([batch], model.null_class() as i64, &device);
-    let lambda = |n: usize| Tensor::<1>::full([n], log_snr, &device);
-    if guidance == 0.0 {
-        return model.forward(x_t, lambda(batch), null);
-    }
-    if guidance == 1.0 {
-        return model.forward(x_t, lambda(batch), classes.clone());
-    }
-    // One forward over [conditional; unconditional]: the same work, half the calls.
-    let both = model.forward(Tensor::cat(vec![x_t.clone(), x_t], 0), lambda(2 * batch), Tensor::cat(vec![classes.clone(), null], 0));
-    let conditional = both.clone().narrow(0, 0, batch);
-    let unconditional = both.narrow(0, batch, batch);
-    unconditional.clone().add(conditional.sub(unconditional).mul_scalar(guidance))
-}
-
 /// Inpainting (RePaint, Lugmayr et al. 2022): after every step the region where `keep` is 1 is replaced by
 /// the original `x0` noised to the step's level, so at the end it is `x0` exactly; the model repaints the
 /// rest in agreement with it. With `resample` > 1 each step is taken that many times, going back up to
@@ -59,6 +39,52 @@ pub struct Inpaint {
     pub resample: usize,
 }
 
+/// What the network is conditioned on: a class per image (the null class for none), or for class
+/// interpolation a mix of two classes' contexts, τ = (1 - u) τ_θ(y) + u τ_θ(y_b).
+#[derive(Clone, Debug)]
+pub struct Condition {
+    /// [batch] labels.
+    pub classes: Tensor<1, Int>,
+    /// [batch] labels of the second class, and u.
+    pub towards: Option<(Tensor<1, Int>, f64)>,
+}
+
+impl Condition {
+    pub fn classes(classes: Tensor<1, Int>) -> Self {
+        Self { classes, towards: None }
+    }
+
+    /// The context of the conditional branch, [batch, tokens, context_dim].
+    fn context(&self, model: &UNet) -> Tensor<3> {
+        let context = model.context(self.classes.clone());
+        match &self.towards {
+            Some((other, u)) => context.mul_scalar(1.0 - u).add(model.context(other.clone()).mul_scalar(*u)),
+            None => context,
+        }
+    }
+}
+
+/// Classifier-free guidance: ε = ε_θ(x, λ, ∅) + w (ε_θ(x, λ, c) - ε_θ(x, λ, ∅)), c the condition.
+/// w = 0 is unconditional, w = 1 purely conditional, w > 1 sharpens towards the class.
+pub fn guided_epsilon(model: &UNet, x_t: Tensor<4>, log_snr: f64, condition: &Condition, guidance: f64) -> Tensor<4> {
+    let [batch, ..] = x_t.dims();
+    let device = x_t.device();
+    let null = || model.context(Tensor::<1, Int>::full([batch], model.null_class() as i64, &device));
+    let lambda = |n: usize| Tensor::<1>::full([n], log_snr, &device);
+    if guidance == 0.0 {
+        return model.forward_with_context(x_t, lambda(batch), null());
+    }
+    if guidance == 1.0 {
+        return model.forward_with_context(x_t, lambda(batch), condition.context(model));
+    }
+    // One forward over [conditional; unconditional]: the same work, half the calls.
+    let contexts = Tensor::cat(vec![condition.context(model), null()], 0);
+    let both = model.forward_with_context(Tensor::cat(vec![x_t.clone(), x_t], 0), lambda(2 * batch), contexts);
+    let conditional = both.clone().narrow(0, 0, batch);
+    let unconditional = both.narrow(0, batch, batch);
+    unconditional.clone().add(conditional.sub(unconditional).mul_scalar(guidance))
+}
+
 /// Runs `plan` from `x_start` (x_T), calling `on_step` after every step; stops early when it breaks.
 /// Returns the last x (x_0 when the plan ran to the end). `inpaint` keeps a known region.
 #[allow(clippy::too_many_arguments)]
@@ -66,7 +92,7 @@ pub fn denoise(
     model: &UNet,
     plan: &SamplingPlan,
     x_start: Tensor<4>,
-    classes: &Tensor<1, Int>,
+    condition: &Condition,
     guidance: f64,
     noise: &mut NoiseSource,
     inpaint: Option<&Inpaint>,
@@ -82,9 +108,9 @@ pub fn denoise(
         let step = plan.steps[index];
         let mut round = 0;
         let (out, eps) = loop {
-            let eps = guided_epsilon(model, x.clone(), step.log_snr, classes, guidance);
+            let eps = guided_epsilon(model, x.clone(), step.log_snr, condition, guidance);
             let z = plan.needs_noise(index).then(|| noise.tensor(shape, &device));
-            let mut evaluate = |x: Tensor<4>, log_snr: f64| guided_epsilon(model, x, log_snr, classes, guidance);
+            let mut evaluate = |x: Tensor<4>, log_snr: f64| guided_epsilon(model, x, log_snr, condition, guidance);
             let mut out = plan.step(index, x.clone(), eps.clone(), z, previous_x0.as_ref(), &mut evaluate);
             let Some(inpaint) = inpaint else { break (out, eps) };
             let to = step.level_prev();

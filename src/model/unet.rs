@@ -239,8 +239,17 @@ impl UNet {
 
     /// ε_θ(x_t, λ, y). x_t: [batch, channels, h, w]; log_snr: [batch]; class: [batch] in 0..=num_classes.
     pub fn forward(&self, x_t: Tensor<4>, log_snr: Tensor<1>, class: Tensor<1, Int>) -> Tensor<4> {
+        self.forward_with_context(x_t, log_snr, self.context(class))
+    }
+
+    /// τ_θ(y), what cross-attention attends to: [batch] labels -> [batch, tokens, context_dim].
+    pub fn context(&self, class: Tensor<1, Int>) -> Tensor<3> {
+        self.class_encoder.forward(class)
+    }
+
+    /// ε_θ with a given context in place of τ_θ(y) (e.g. a mix of two classes').
+    pub fn forward_with_context(&self, x_t: Tensor<4>, log_snr: Tensor<1>, context: Tensor<3>) -> Tensor<4> {
         let embedding = self.noise_level.forward(log_snr); // [batch, embed_dim]
-        let context = self.class_encoder.forward(class); // [batch, tokens, context_dim]
 
         let mut h = conv2d(&self.stem, x_t);
         let mut skips = Vec::with_capacity(self.down.len());

@@ -1,0 +1,135 @@
+//! `interpolate`: a strip of images between two seeds (spherical interpolation of x_T) or two classes
+//! (interpolation of τ_θ(y)), as a labelled PNG and optionally an animated GIF.
+
+use super::*;
+use diffusion_lab::engine::generate::{Interpolate, RunHooks, run_generate};
+use diffusion_lab::engine::{Frame, GenerateRequest};
+use diffusion_lab::images::GridLabels;
+
+#[derive(Args, Debug)]
+pub struct InterpolateArgs {
+    /// Between two seeds' noises: A,B (the class stays --class).
+    #[arg(long, conflicts_with = "classes", required_unless_present = "classes")]
+    pub seeds: Option<String>,
+    /// Between two classes: A,B (the noise stays --seed's).
+    #[arg(long)]
+    pub classes: Option<String>,
+    /// Images in the strip, both ends included.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(2..=64))]
+    pub frames: u64,
+    /// The PNG strip to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write the strip as an animated GIF (there and back).
+    #[arg(long)]
+    pub gif: Option<PathBuf>,
+    /// A built-in model (`fashion`, `latent`) or a checkpoint file.
+    #[arg(long, default_value = "fashion")]
+    pub model: String,
+    /// For a latent checkpoint file: the autoencoder that decodes it.
+    #[arg(long)]
+    pub autoencoder: Option<PathBuf>,
+    /// The class when interpolating seeds, or `any`.
+    #[arg(long, default_value = "0")]
+    pub class: String,
+    /// The seed when interpolating classes.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = DEFAULT_GUIDANCE)]
+    pub guidance: f64,
+    #[command(flatten)]
+    pub sampler: SamplerOptions,
+    #[command(flatten)]
+    pub schedule: ScheduleOptions,
+    /// auto, cpu or wgpu.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Output pixels per image pixel.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub zoom: u64,
+}
+
+fn pair<T: std::str::FromStr>(flag: &str, text: &str) -> anyhow::Result<(T, T)> {
+    let parse = |s: &str| s.trim().parse::<T>().map_err(|_| anyhow::anyhow!("--{flag} takes two numbers A,B, got `{text}`"));
+    match text.split_once(',') {
+        Some((a, b)) => Ok((parse(a)?, parse(b)?)),
+        None => bail!("--{flag} takes two numbers A,B, got `{text}`"),
+    }
+}
+
+pub(super) fn interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
+    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.model)?;
+    let schedule = args.schedule.beta_schedule_or(checkpoint.header.training_schedule.unwrap_or_default());
+    let class = match args.class.trim() {
+        "any" | "none" => None,
+        c => Some(c.parse::<usize>().map_err(|_| anyhow::anyhow!("--class must be a class number or `any`, got `{c}`"))?),
+    };
+    let (base, seed_b, class_b, what) = match (&args.seeds, &args.classes) {
+        (Some(seeds), _) => {
+            let (a, b): (u64, u64) = pair("seeds", seeds)?;
+            (GenerateRequest { seed: a, class, ..base_request(args, schedule) }, Some(b), None, format!("seed {a} -> {b}"))
+        }
+        (None, Some(classes)) => {
+            let (a, b): (usize, usize) = pair("classes", classes)?;
+            (GenerateRequest { seed: args.seed, class: Some(a), ..base_request(args, schedule) }, None, Some(b), format!("class {a} -> {b}"))
+        }
+        (None, None) => bail!("give --seeds A,B or --classes A,B"),
+    };
+    let frames = args.frames as usize;
+    let requests: Vec<GenerateRequest> = (0..frames)
+        .map(|k| GenerateRequest { interpolate: Some(Interpolate { u: k as f64 / (frames - 1) as f64, seed_b, class_b }), ..base.clone() })
+        .collect();
+    let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
+        .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))?;
+    for request in &requests {
+        request.validate(config.num_classes)?;
+    }
+    let device = open_device(args.device)?;
+    let model = LoadedUnet::from_checkpoint(&checkpoint, &device.device)?;
+    let decoder = decoder_for(&args.model, &model, builtin_autoencoder, args.autoencoder.as_deref(), &device.device)?;
+    eprintln!("{frames} images, {what}, on {}", device.description);
+    let bar = progress_bar(frames as u64, 0);
+    let mut pictures = Vec::with_capacity(frames);
+    for request in &requests {
+        let mut last: Option<Frame> = None;
+        let hooks = RunHooks { keep_going: &|| true, stream: false, emit: &mut |frame| last = Some(frame) };
+        run_generate(&model, decoder.as_ref(), request, &device.device, hooks)?;
+        let picture = last.and_then(|frame| frame.pictures().into_iter().next()).context("a run ended without an image")?;
+        pictures.push(images::scaled(&picture, args.zoom as usize));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let labels = GridLabels {
+        x_title: format!("u, {what}"),
+        columns: requests.iter().map(|r| format!("{:.2}", r.interpolate.map_or(0.0, |i| i.u))).collect(),
+        y_title: String::new(),
+        rows: vec![String::new()],
+    };
+    let cells: Vec<Option<images::Picture>> = pictures.iter().cloned().map(Some).collect();
+    let extra = serde_json::json!({ "interpolation": requests });
+    images::save_png(&args.out, &images::labelled_grid(&cells, &labels, 4), &images::settings_text(serde_json::to_value(&base)?, extra))?;
+    eprintln!("wrote {}", args.out.display());
+    if let Some(path) = &args.gif {
+        // There and back, each end held a little longer.
+        let there_and_back = pictures.iter().chain(pictures.iter().rev().skip(1).take(frames - 2));
+        let delays = |i: usize| if i == 0 || i == frames - 1 { 600 } else { 120 };
+        let gif: Vec<(images::Picture, u32)> = there_and_back.enumerate().map(|(i, p)| (p.clone(), delays(i.min(2 * frames - 2 - i)))).collect();
+        diffusion_lab::files::write_atomic(path, &images::gif_bytes(&gif)?).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn base_request(args: &InterpolateArgs, schedule: BetaSchedule) -> GenerateRequest {
+    GenerateRequest {
+        model: app_model_name(&args.model),
+        schedule,
+        sampler: args.sampler.sampler(),
+        seed: args.seed,
+        batch: 1,
+        class: None,
+        guidance: args.guidance,
+        init: None,
+        interpolate: None,
+    }
+}
