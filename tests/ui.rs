@@ -631,3 +631,69 @@ fn a_three_by_three_grid_fills_in_and_saves_one_labelled_png() {
     let layout = diffusion_lab::images::GridLayout::new(&cells, &grid.labels(), 4);
     assert_eq!((png.width() as usize, png.height() as usize), (layout.width, layout.height));
 }
+
+/// Image-to-image and inpainting from the Forward process panel, through its labels: "Denoise from here" at
+/// t = 600 of 1000 runs the last 3 of 5 steps from that x_t; a rectangle painted on x_0 is repainted while
+/// every other pixel ends exactly as it was.
+#[test]
+fn denoise_from_here_and_inpainting_in_the_forward_panel() {
+    let mut harness = harness(quick_settings());
+    harness.state_mut().fashion_mnist_dir = common::fashion_mnist_fixture();
+    harness.get_by_label("Forward process").click();
+    step_until(&mut harness, "x_0 loads", |app| app.forward.x0.is_some());
+    harness.get_by_role_and_label(Role::Slider, "Forward t").set_value_accesskit(600.0);
+    harness.run_steps(2);
+    harness.get_by_role_and_label(Role::Button, "Denoise from here").click();
+    step_until(&mut harness, "image-to-image finishes", finished);
+    let trajectory = harness.state().trajectory.clone().unwrap();
+    let init = trajectory.request.init.clone().expect("the run starts from the picture");
+    assert_eq!(init.strength, 0.6);
+    assert_eq!(trajectory.frames.len(), 1 + 3, "the last 3 of 5 DDIM steps");
+    assert!(trajectory.frames[0].t < 1000 && trajectory.frames[0].t >= 600);
+
+    // Paint a rectangle over the top-left of x_0.
+    harness.get_by_label("Rectangle").click();
+    harness.run_steps(2);
+    let rect = harness.get_by_role_and_label(Role::Image, "clean image x_0").rect();
+    let (from, to) = (rect.min + rect.size() * 0.05, rect.min + rect.size() * 0.5);
+    harness.hover_at(from);
+    harness.run_steps(1);
+    harness.drag_at(from);
+    harness.run_steps(1);
+    for k in 1..=5 {
+        harness.hover_at(from + (to - from) * (k as f32 / 5.0));
+        harness.run_steps(1);
+    }
+    harness.drop_at(to);
+    harness.run_steps(2);
+    let mask = harness.state().forward.mask.clone().expect("a mask was painted");
+    let painted = mask.iter().filter(|m| **m != 0).count();
+    assert!((100..=250).contains(&painted), "about a quarter of 28 x 28: {painted}");
+    assert!(mask[29] != 0 && mask[27 * 28 + 27] == 0);
+
+    harness.get_by_role_and_label(Role::Slider, "Forward t").set_value_accesskit(1000.0);
+    harness.run_steps(2);
+    harness.get_by_role_and_label(Role::Button, "Denoise from here").click();
+    harness.run_steps(2);
+    step_until(&mut harness, "inpainting finishes", finished);
+    let app = harness.state();
+    assert!(matches!(app.run, RunState::Finished { cancelled: false, .. }), "{:?} {:?}", app.run, app.status);
+    let (x0, ..) = app.forward.x0.clone().unwrap();
+    let trajectory = app.trajectory.as_ref().unwrap();
+    assert_eq!(trajectory.request.init.as_ref().and_then(|i| i.mask.clone()), Some(mask.clone()));
+    let last = trajectory.frames.last().unwrap();
+    for b in 0..2 {
+        for i in 0..784 {
+            let original = diffusion_lab::data::unit_from_u8(diffusion_lab::data::u8_from_unit(x0[i]));
+            if mask[i] == 0 {
+                assert_eq!(last.x_t[b * 784 + i], original, "image {b} pixel {i} is outside the mask");
+            }
+        }
+    }
+    harness.get_by_role_and_label(Role::Button, "Invert mask").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().forward.mask.as_ref().unwrap().iter().filter(|m| **m != 0).count(), 784 - painted);
+    harness.get_by_role_and_label(Role::Button, "Clear mask").click();
+    harness.run_steps(2);
+    assert!(!harness.state().forward.has_mask());
+}

@@ -261,7 +261,14 @@ impl LabApp {
 
     /// Starts a run with the current settings; a run in progress is cancelled and its frames dropped.
     fn start_single(&mut self) {
-        let request = self.settings.request();
+        self.start_request(self.settings.request());
+    }
+
+    /// Starts `request` as the main run (Generate, or "Denoise from here"); a run in progress is cancelled
+    /// and its frames dropped.
+    pub fn start_request(&mut self, request: crate::engine::GenerateRequest) {
+        self.compare.clear_queue();
+        self.compare.running = None;
         self.job = self.engine.generate(request.clone(), true);
         self.trajectory = Some(Trajectory { budget_bytes: self.trajectory_budget, ..Trajectory::new(request) });
         self.run = RunState::Running { job: self.job, started: Instant::now() };
@@ -396,6 +403,9 @@ impl LabApp {
                         self.set_status(format!("settings restored from {path}, but its model `{model}` is not loaded: using {}", self.settings.model), true);
                     }
                     self.sanitize_settings();
+                    if let Some(init) = &request.init {
+                        forward_ui::restore_init(self, init);
+                    }
                 }
             }
         }

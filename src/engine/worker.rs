@@ -33,6 +33,8 @@ pub enum ForwardSource {
     TestImage { dir: std::path::PathBuf, index: usize },
     /// An image file of the user's, converted to the model's size and channels.
     File(std::path::PathBuf),
+    /// Pixels in [-1, 1] the window already has (a frame of the last run), at the model's size.
+    Pixels { values: Vec<f32>, label: String },
 }
 
 pub enum Command {
@@ -451,8 +453,7 @@ struct ForwardX0 {
 /// E(x) · scale: an image to the latent a latent model diffuses.
 fn encode_scaled(ae: &LoadedAutoencoder, x: &[f32], shape: [usize; 4], device: &burn::prelude::Device) -> Result<(Vec<f32>, [usize; 4]), String> {
     use burn::prelude::*;
-    let x = Tensor::<4>::from_data(TensorData::new(x.to_vec(), shape), device);
-    let z = ae.model.encode(x).mean.mul_scalar(ae.config.latent_scale);
+    let z = ae.encode_scaled(Tensor::<4>::from_data(TensorData::new(x.to_vec(), shape), device));
     let z_shape = z.dims();
     crate::model::read_f32(z).map(|values| (values, z_shape)).map_err(|e| e.to_string())
 }
@@ -495,6 +496,8 @@ fn forward_image(
 ) -> Result<(Vec<f32>, String), String> {
     use crate::data::{Dataset, FASHION_MNIST_CLASSES, Split, folder::load_image};
     match source {
+        ForwardSource::Pixels { values, label } if values.len() == channels * size * size => Ok((values.clone(), label.clone())),
+        ForwardSource::Pixels { values, .. } => Err(format!("{} values are not a {channels}x{size}x{size} picture", values.len())),
         ForwardSource::File(path) => {
             let x0 = load_image(path, size, size, channels).map_err(|e| e.to_string())?;
             Ok((x0, path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())))
