@@ -697,3 +697,37 @@ fn denoise_from_here_and_inpainting_in_the_forward_panel() {
     harness.run_steps(2);
     assert!(!harness.state().forward.has_mask());
 }
+
+#[test]
+fn an_interpolation_strip_between_two_seeds_fills_in_and_saves_as_png_and_gif() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = harness(quick_settings());
+    harness.state_mut().file_dialogs = false;
+    harness.state_mut().export_dir = dir.path().to_path_buf();
+    harness.get_by_label("Interpolate").click();
+    harness.run_steps(2);
+    harness.get_by_label("Between seeds").click();
+    harness.get_by_role_and_label(Role::Slider, "Frames").set_value_accesskit(4.0);
+    harness.run_steps(2);
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    harness.run_steps(2);
+    step_until(&mut harness, "the strip fills", |app| all_done(app) && app.compare.grid.as_ref().is_some_and(|g| g.finished_cells() == 4));
+    let strip = harness.state().compare.grid.clone().unwrap();
+    assert!(strip.cells.iter().all(Option::is_some));
+    assert_eq!(strip.labels.x_title, "u, seed 7 -> 8");
+    assert_eq!(strip.requests[3].interpolate.unwrap().u, 1.0);
+    assert_ne!(strip.cells[0], strip.cells[3]);
+    for button in ["Save strip…", "Save strip GIF…"] {
+        harness.state_mut().status = None;
+        harness.get_by_role_and_label(Role::Button, button).click();
+        step_until(&mut harness, "the save reports", |app| app.status.is_some());
+        assert!(!harness.state().status.as_ref().unwrap().is_error, "{:?}", harness.state().status);
+    }
+    let mut saved: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    saved.sort();
+    assert_eq!(saved.len(), 2);
+    assert!(std::fs::read(&saved[1]).unwrap().starts_with(b"GIF89a"), "{saved:?}");
+    let settings = diffusion_lab::images::png_text(&saved[0]).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&settings[0].1).unwrap();
+    assert_eq!(json["interpolation"].as_array().unwrap().len(), 4);
+}

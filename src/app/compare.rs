@@ -11,6 +11,7 @@ use super::LabApp;
 use super::state::Trajectory;
 use crate::diffusion::{BetaSchedule, Sampler, ScheduleKind};
 use crate::engine::grid::{GridAxis, GridSetting, grid_requests};
+
 use crate::engine::{Frame, GenerateRequest};
 use crate::images::{GridLabels, Picture};
 
@@ -23,6 +24,17 @@ pub enum Mode {
     AB,
     /// An X/Y grid over two settings.
     Grid,
+    /// A strip between two seeds or two classes.
+    Interpolate,
+}
+
+/// What an interpolation strip goes between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Between {
+    /// A's seed's noise and `seed_b`'s (spherically), A's class throughout.
+    Seeds,
+    /// A's class and `class_b` (their τ_θ(y)), A's noise throughout.
+    Classes,
 }
 
 /// What B changes from A; everything else (seed, batch, class, clipping) is A's, so both start from the
@@ -35,11 +47,13 @@ pub struct BSettings {
     pub schedule: BetaSchedule,
 }
 
-/// A grid in progress (or done): its axes, every cell's request and what has arrived.
+/// A grid or an interpolation strip in progress (or done): its labels, every cell's request and what has
+/// arrived.
 #[derive(Clone, Debug)]
 pub struct GridRun {
-    pub x: GridAxis,
-    pub y: GridAxis,
+    pub labels: GridLabels,
+    /// What its PNG's settings text holds beside the base request: the axes and cells, or the strip.
+    pub settings: serde_json::Value,
     pub base: GenerateRequest,
     pub requests: Vec<GenerateRequest>,
     /// Each cell's image once its run has finished.
@@ -52,7 +66,13 @@ pub struct GridRun {
 
 impl GridRun {
     pub fn labels(&self) -> GridLabels {
-        GridLabels { x_title: self.x.title().into(), columns: self.x.values.clone(), y_title: self.y.title().into(), rows: self.y.values.clone() }
+        self.labels.clone()
+    }
+
+    /// A run of `requests` (row-major) with these labels.
+    fn new(labels: GridLabels, settings: serde_json::Value, base: GenerateRequest, requests: Vec<GenerateRequest>) -> Self {
+        let n = requests.len();
+        Self { labels, settings, base, requests, cells: vec![None; n], errors: vec![None; n], serial: 0 }
     }
 
     pub fn finished_cells(&self) -> usize {
@@ -77,6 +97,11 @@ pub struct CompareState {
     pub y_setting: GridSetting,
     pub y_values: String,
     pub grid: Option<GridRun>,
+    pub between: Between,
+    pub seed_b: u64,
+    pub class_b: usize,
+    /// Images in a strip, both ends included.
+    pub frames: usize,
     /// Runs waiting for the engine, in order; `running` is the one it has.
     pub queue: VecDeque<(Target, GenerateRequest)>,
     pub running: Option<(u64, Target)>,
@@ -102,6 +127,10 @@ impl CompareState {
             y_setting: GridSetting::Steps,
             y_values: "10, 20, 50".into(),
             grid: None,
+            between: Between::Seeds,
+            seed_b: settings.seed + 1,
+            class_b: 7,
+            frames: 8,
             queue: VecDeque::new(),
             running: None,
             b_job: None,
@@ -137,6 +166,18 @@ impl CompareState {
         let (x, y) = self.axes()?;
         let requests = grid_requests(base, &x, &y).map_err(|e| e.to_string())?;
         Ok((x, y, requests))
+    }
+
+    /// Every image's request of a strip from `base` (A's settings) to the other seed or class.
+    pub fn strip_requests(&self, base: &GenerateRequest) -> (GridLabels, Vec<GenerateRequest>) {
+        let n = self.frames.max(2);
+        let (seed_b, class_b, what) = match self.between {
+            Between::Seeds => (Some(self.seed_b), None, format!("seed {} -> {}", base.seed, self.seed_b)),
+            Between::Classes => (None, Some(self.class_b), format!("class {} -> {}", base.class.map_or("any".into(), |c| c.to_string()), self.class_b)),
+        };
+        let requests = crate::engine::grid::interpolation_requests(base, seed_b, class_b, n);
+        let columns = requests.iter().map(|r| format!("{:.2}", r.interpolate.map_or(0.0, |i| i.u))).collect();
+        (GridLabels { x_title: format!("u, {what}"), columns, y_title: String::new(), rows: vec![String::new()] }, requests)
     }
 
     /// A frame of one of our jobs has arrived.
@@ -226,11 +267,24 @@ impl LabApp {
                 return;
             }
         };
+        let labels = GridLabels { x_title: x.title().into(), columns: x.values.clone(), y_title: y.title().into(), rows: y.values.clone() };
+        let settings = crate::engine::grid::grid_settings_json(&x, &y, &requests);
+        self.start_cells(GridRun::new(labels, settings, base, requests));
+    }
+
+    /// Generate in interpolation mode: the strip's images one after the other, filled in as they finish.
+    pub fn start_interpolation(&mut self) {
+        let base = self.settings.request();
+        let (labels, requests) = self.compare.strip_requests(&base);
+        let settings = serde_json::json!({ "interpolation": requests });
+        self.start_cells(GridRun::new(labels, settings, base, requests));
+    }
+
+    fn start_cells(&mut self, run: GridRun) {
         self.cancel();
         self.compare.clear_queue();
-        let n = requests.len();
-        self.compare.queue = requests.iter().cloned().enumerate().map(|(i, r)| (Target::Cell(i), r)).collect();
-        self.compare.grid = Some(GridRun { x, y, base, requests, cells: vec![None; n], errors: vec![None; n], serial: 0 });
+        self.compare.queue = run.requests.iter().cloned().enumerate().map(|(i, r)| (Target::Cell(i), r)).collect();
+        self.compare.grid = Some(run);
         self.compare.running = None;
         self.status = None;
         self.start_next_queued();
@@ -248,6 +302,11 @@ impl LabApp {
                 request.validate(model.config.num_classes).err().map(|e| format!("B: {e}"))
             }
             Mode::Grid => self.compare.axes().err(),
+            Mode::Interpolate => {
+                let model = self.model_info()?;
+                let (_, requests) = self.compare.strip_requests(&self.settings.request());
+                requests.iter().find_map(|r| r.validate(model.config.num_classes).err()).map(|e| e.to_string())
+            }
         }
     }
 
@@ -277,6 +336,7 @@ pub fn compare_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         ui.selectable_value(&mut app.compare.mode, Mode::Single, "Off");
         ui.selectable_value(&mut app.compare.mode, Mode::AB, "A/B");
         ui.selectable_value(&mut app.compare.mode, Mode::Grid, "X/Y grid");
+        ui.selectable_value(&mut app.compare.mode, Mode::Interpolate, "Interpolate");
     });
     match app.compare.mode {
         Mode::Single => {}
@@ -301,6 +361,33 @@ pub fn compare_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                 };
             }
         }
+        Mode::Interpolate => {
+            ui.horizontal(|ui| {
+                ui.selectable_value(&mut app.compare.between, Between::Seeds, "Between seeds");
+                ui.selectable_value(&mut app.compare.between, Between::Classes, "Between classes");
+            });
+            match app.compare.between {
+                Between::Seeds => {
+                    ui.add(egui::DragValue::new(&mut app.compare.seed_b).prefix("to seed ")).on_hover_text("Seed B: x_T moves from A's seed's noise to this one's, on the sphere");
+                }
+                Between::Classes => {
+                    let classes = app.model_info().map_or(10, |m| m.config.num_classes);
+                    ui.add(egui::Slider::new(&mut app.compare.class_b, 0..=classes.saturating_sub(1)).text("to class"))
+                        .on_hover_text("τ_θ(y) moves from A's class to this one; the noise stays");
+                }
+            }
+            ui.add(egui::Slider::new(&mut app.compare.frames, 2..=32).text("Frames"));
+            grid_progress_ui(app, ui);
+            let done = app.compare.grid.as_ref().is_some_and(|g| g.finished_cells() == g.cells.len() && g.cells.iter().all(Option::is_some));
+            ui.horizontal(|ui| {
+                if ui.add_enabled(done, egui::Button::new("Save strip…")).on_disabled_hover_text("run the strip to the end first").clicked() {
+                    super::export::save_grid_in_background(app, ui.ctx().clone());
+                }
+                if ui.add_enabled(done, egui::Button::new("Save strip GIF…")).on_disabled_hover_text("run the strip to the end first").clicked() {
+                    super::export::save_strip_gif_in_background(app, ui.ctx().clone());
+                }
+            });
+        }
         Mode::Grid => {
             for (axis, setting, values) in [
                 ("X", &mut app.compare.x_setting, &mut app.compare.x_values),
@@ -317,16 +404,21 @@ pub fn compare_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                     ui.label(format!("{axis} values")).id,
                 );
             }
-            if let Some(grid) = &app.compare.grid {
-                ui.label(format!("{} of {} cells done", grid.finished_cells(), grid.cells.len()));
-                for (i, error) in grid.errors.iter().enumerate().filter_map(|(i, e)| e.as_ref().map(|e| (i, e))) {
-                    ui.colored_label(ui.visuals().warn_fg_color, format!("cell {}: {error}", i + 1));
-                }
-            }
+            grid_progress_ui(app, ui);
             let done = app.compare.grid.as_ref().is_some_and(|g| g.finished_cells() == g.cells.len() && g.cells.iter().any(Option::is_some));
             if ui.add_enabled(done, egui::Button::new("Save grid…")).on_disabled_hover_text("run the grid to the end first").clicked() {
                 super::export::save_grid_in_background(app, ui.ctx().clone());
             }
+        }
+    }
+}
+
+/// How many cells of the grid or strip are done, and why any failed.
+fn grid_progress_ui(app: &LabApp, ui: &mut egui::Ui) {
+    if let Some(grid) = &app.compare.grid {
+        ui.label(format!("{} of {} cells done", grid.finished_cells(), grid.cells.len()));
+        for (i, error) in grid.errors.iter().enumerate().filter_map(|(i, e)| e.as_ref().map(|e| (i, e))) {
+            ui.colored_label(ui.visuals().warn_fg_color, format!("cell {}: {error}", i + 1));
         }
     }
 }

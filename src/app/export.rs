@@ -213,14 +213,28 @@ fn save_in_background(
 pub fn save_grid_to(path: &Path, grid: &super::compare::GridRun, zoom: usize) -> Result<(), ExportError> {
     let cells: Vec<Option<Picture>> = grid.cells.iter().map(|c| c.as_ref().map(|p| scaled(p, zoom))).collect();
     let picture = crate::images::labelled_grid(&cells, &grid.labels(), 4);
-    let extra = crate::engine::grid::grid_settings_json(&grid.x, &grid.y, &grid.requests);
-    Ok(save_png(path, &picture, &settings_text(&grid.base, extra))?)
+    Ok(save_png(path, &picture, &settings_text(&grid.base, grid.settings.clone()))?)
+}
+
+/// Writes a finished interpolation strip as an animated GIF, there and back, each end held longer.
+pub fn save_strip_gif_to(path: &Path, grid: &super::compare::GridRun, zoom: usize) -> Result<(), ExportError> {
+    let write_error = |detail: String| ExportError::Write { path: path.display().to_string(), detail };
+    let pictures: Vec<Picture> = grid.cells.iter().flatten().map(|p| scaled(p, zoom)).collect();
+    let bytes = crate::images::gif_bytes(&crate::images::there_and_back(&pictures)).map_err(|e| write_error(e.to_string()))?;
+    crate::files::write_atomic(path, &bytes).map_err(|e| write_error(e.to_string()))
+}
+
+pub fn save_strip_gif_in_background(app: &LabApp, ctx: egui::Context) {
+    let Some(grid) = app.compare.grid.clone() else { return };
+    let zoom = app.settings.zoom.round().max(1.0) as usize;
+    let name = format!("diffusion-lab-strip-seed{}.gif", grid.base.seed);
+    save_in_background(app, name, ("gif", "GIF animation"), ctx, move |path| save_strip_gif_to(path, &grid, zoom));
 }
 
 pub fn save_grid_in_background(app: &LabApp, ctx: egui::Context) {
     let Some(grid) = app.compare.grid.clone() else { return };
     let zoom = app.settings.zoom.round().max(1.0) as usize;
-    let name = format!("diffusion-lab-grid-{}-{}-seed{}.png", grid.x.title(), grid.y.title(), grid.base.seed);
+    let name = format!("diffusion-lab-grid-seed{}.png", grid.base.seed);
     save_in_background(app, name, ("png", "PNG image"), ctx, move |path| save_grid_to(path, &grid, zoom));
 }
 

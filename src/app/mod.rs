@@ -235,7 +235,7 @@ impl LabApp {
         };
         let request = self.settings.request();
         // A grid varies the settings: its cells are checked one by one as they run.
-        if self.compare.mode != compare::Mode::Grid
+        if !matches!(self.compare.mode, compare::Mode::Grid | compare::Mode::Interpolate)
             && let Err(e) = request.validate(model.config.num_classes)
         {
             return Some(e.to_string());
@@ -256,6 +256,7 @@ impl LabApp {
             compare::Mode::Single => self.start_single(),
             compare::Mode::AB => self.start_ab(),
             compare::Mode::Grid => self.start_grid(),
+            compare::Mode::Interpolate => self.start_interpolation(),
         }
     }
 
@@ -552,7 +553,7 @@ impl LabApp {
                 self.view_toolbar_ui(ui);
                 compare::ab_view_ui(self, ui);
             }
-            compare::Mode::Grid => compare::grid_view_ui(self, ui),
+            compare::Mode::Grid | compare::Mode::Interpolate => compare::grid_view_ui(self, ui),
         });
     }
 

@@ -2,7 +2,7 @@
 //! (interpolation of τ_θ(y)), as a labelled PNG and optionally an animated GIF.
 
 use super::*;
-use diffusion_lab::engine::generate::{Interpolate, RunHooks, run_generate};
+use diffusion_lab::engine::generate::{RunHooks, run_generate};
 use diffusion_lab::engine::{Frame, GenerateRequest};
 use diffusion_lab::images::GridLabels;
 
@@ -76,9 +76,7 @@ pub(super) fn interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
         (None, None) => bail!("give --seeds A,B or --classes A,B"),
     };
     let frames = args.frames as usize;
-    let requests: Vec<GenerateRequest> = (0..frames)
-        .map(|k| GenerateRequest { interpolate: Some(Interpolate { u: k as f64 / (frames - 1) as f64, seed_b, class_b }), ..base.clone() })
-        .collect();
+    let requests = diffusion_lab::engine::grid::interpolation_requests(&base, seed_b, class_b, frames);
     let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
         .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))?;
     for request in &requests {
@@ -110,11 +108,8 @@ pub(super) fn interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
     images::save_png(&args.out, &images::labelled_grid(&cells, &labels, 4), &images::settings_text(serde_json::to_value(&base)?, extra))?;
     eprintln!("wrote {}", args.out.display());
     if let Some(path) = &args.gif {
-        // There and back, each end held a little longer.
-        let there_and_back = pictures.iter().chain(pictures.iter().rev().skip(1).take(frames - 2));
-        let delays = |i: usize| if i == 0 || i == frames - 1 { 600 } else { 120 };
-        let gif: Vec<(images::Picture, u32)> = there_and_back.enumerate().map(|(i, p)| (p.clone(), delays(i.min(2 * frames - 2 - i)))).collect();
-        diffusion_lab::files::write_atomic(path, &images::gif_bytes(&gif)?).with_context(|| format!("cannot write {}", path.display()))?;
+        let gif = images::gif_bytes(&images::there_and_back(&pictures))?;
+        diffusion_lab::files::write_atomic(path, &gif).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

@@ -165,6 +165,19 @@ pub fn grid_requests(base: &GenerateRequest, x: &GridAxis, y: &GridAxis) -> Resu
     Ok(requests)
 }
 
+/// The `n` requests of an interpolation strip from `base` (one image each): u = 0, 1/(n-1), ..., 1 of the
+/// way to `seed_b`'s noise and/or `class_b`'s context.
+pub fn interpolation_requests(base: &GenerateRequest, seed_b: Option<u64>, class_b: Option<usize>, n: usize) -> Vec<GenerateRequest> {
+    let n = n.max(2);
+    (0..n)
+        .map(|k| GenerateRequest {
+            batch: 1,
+            interpolate: Some(super::generate::Interpolate { u: k as f64 / (n - 1) as f64, seed_b, class_b }),
+            ..base.clone()
+        })
+        .collect()
+}
+
 /// The part of a grid PNG's settings text beside its `request` (the base request, which "Open settings
 /// from PNG…" restores): both axes, and every cell's request with its place.
 pub fn grid_settings_json(x: &GridAxis, y: &GridAxis, cells: &[GenerateRequest]) -> serde_json::Value {

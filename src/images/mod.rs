@@ -208,6 +208,17 @@ pub fn gif_bytes(frames: &[(Picture, u32)]) -> Result<Vec<u8>, ImageError> {
     Ok(bytes)
 }
 
+/// The frames of a strip played there and back (1, 2, ..., n, ..., 2), each end held longer, for [`gif_bytes`].
+pub fn there_and_back(pictures: &[Picture]) -> Vec<(Picture, u32)> {
+    let n = pictures.len();
+    pictures
+        .iter()
+        .chain(pictures.iter().rev().skip(1).take(n.saturating_sub(2)))
+        .enumerate()
+        .map(|(i, p)| (p.clone(), if i == 0 || i + 1 == n { 600 } else { 120 }))
+        .collect()
+}
+
 /// Writes a PNG atomically (temporary file, then rename).
 /// The PNG text chunk keyword under which every PNG diffusion-lab writes (the window's exports and
 /// `sample`'s images and grids) carries its settings.
