@@ -259,7 +259,11 @@ impl LabApp {
 
     /// Generate in grid mode: every cell, one after the other, each filled in as it finishes.
     pub fn start_grid(&mut self) {
-        let base = self.settings.request();
+        let mut base = self.settings.request();
+        // A strength axis edits the Forward process panel's picture.
+        if [self.compare.x_setting, self.compare.y_setting].contains(&GridSetting::Strength) {
+            base.init = super::forward_ui::init_from_panel(self);
+        }
         let (x, y, requests) = match self.compare.grid_requests(&base) {
             Ok(grid) => grid,
             Err(e) => {

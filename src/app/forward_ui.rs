@@ -167,18 +167,23 @@ pub fn restore_init(app: &mut LabApp, init: &crate::engine::generate::InitImage)
 /// "Denoise from here": the reverse process from the forward panel's x_t, i.e. image-to-image from x_0 at
 /// strength t / T, with the painted mask (inpainting) if there is one.
 pub fn denoise_from_here(app: &mut LabApp) {
-    let Some((x0, shape, label)) = app.forward.x0.clone() else { return };
+    let Some(init) = init_from_panel(app) else { return };
+    let request = crate::engine::GenerateRequest { init: Some(init), ..app.settings.request() };
+    app.start_request(request);
+}
+
+/// The panel's x_0 as a run's starting picture: strength t / T, and the painted mask if there is one.
+pub fn init_from_panel(app: &LabApp) -> Option<crate::engine::generate::InitImage> {
+    let (x0, shape, label) = app.forward.x0.clone()?;
     let [_, c, h, w] = shape;
-    let init = crate::engine::generate::InitImage {
+    Some(crate::engine::generate::InitImage {
         label,
         shape: [c, h, w],
         pixels: x0.iter().map(|v| crate::data::u8_from_unit(*v)).collect(),
         strength: app.forward.t as f64 / app.settings.schedule.steps.max(1) as f64,
         mask: app.forward.mask.clone().filter(|_| app.forward.has_mask()),
         resample: app.forward.resample,
-    };
-    let request = crate::engine::GenerateRequest { init: Some(init), ..app.settings.request() };
-    app.start_request(request);
+    })
 }
 
 pub fn forward_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {

@@ -9,7 +9,7 @@ use diffusion_lab::images::GridLabels;
 #[derive(Args, Debug)]
 pub struct GridArgs {
     /// The columns: SETTING=VALUE,VALUE,... with SETTING one of guidance, steps, sampler, spacing, eta,
-    /// class, seed, timesteps, schedule.
+    /// class, seed, timesteps, schedule, strength (with --init-image).
     #[arg(long)]
     pub x: GridAxis,
     /// The rows, written as --x.
@@ -39,6 +39,15 @@ pub struct GridArgs {
     /// auto, cpu or wgpu.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    /// Start every cell from this picture (image-to-image; vary `strength` along an axis).
+    #[arg(long)]
+    pub init_image: Option<PathBuf>,
+    /// The strength of every cell that starts from --init-image (unless an axis varies it).
+    #[arg(long, default_value_t = 0.8, requires = "init_image")]
+    pub strength: f64,
+    /// Inpainting: white where the model repaints --init-image.
+    #[arg(long, requires = "init_image")]
+    pub mask: Option<PathBuf>,
     /// PNG pixels per image pixel.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=16))]
     pub zoom: u64,
@@ -51,6 +60,9 @@ pub(super) fn grid(args: &GridArgs) -> anyhow::Result<()> {
         "any" | "none" => None,
         c => Some(c.parse::<usize>().map_err(|_| anyhow::anyhow!("--class must be a class number or `any`, got `{c}`"))?),
     };
+    let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
+        .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))?;
+    let init = init_image(args.init_image.as_deref(), args.mask.as_deref(), args.strength, 1, picture_shape(&config, builtin_autoencoder)?)?;
     let base = GenerateRequest {
         model: app_model_name(&args.model),
         schedule,
@@ -59,12 +71,10 @@ pub(super) fn grid(args: &GridArgs) -> anyhow::Result<()> {
         batch: 1,
         class,
         guidance: args.guidance,
-        init: None,
+        init,
         interpolate: None,
     };
     let cells = grid_requests(&base, &args.x, &args.y)?;
-    let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
-        .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))?;
     // Every cell is checked before the first (slow) one runs.
     for (i, cell) in cells.iter().enumerate() {
         let (column, row) = (i % args.x.values.len(), i / args.x.values.len());

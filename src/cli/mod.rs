@@ -306,6 +306,39 @@ pub(crate) fn checkpoint_of_model(model: &str) -> anyhow::Result<(Checkpoint, Op
     }
 }
 
+/// (channels, size) of the pictures a model makes: a latent model's are its autoencoder's.
+fn picture_shape(config: &UNetConfig, builtin_autoencoder: Option<&'static [u8]>) -> anyhow::Result<(usize, usize)> {
+    match builtin_autoencoder.map(Checkpoint::from_bytes).transpose()? {
+        Some(ae) => {
+            let ae: diffusion_lab::model::autoencoder::AutoencoderConfig = serde_json::from_value(ae.header.config)?;
+            Ok((ae.image_channels, ae.image_size))
+        }
+        None => Ok((config.image_channels, config.image_size)),
+    }
+}
+
+/// `--init-image` (and `--mask`) as a request's starting picture, resized to `(channels, size)`.
+fn init_image(
+    path: Option<&std::path::Path>,
+    mask: Option<&std::path::Path>,
+    strength: f64,
+    resample: usize,
+    (channels, size): (usize, usize),
+) -> anyhow::Result<Option<diffusion_lab::engine::generate::InitImage>> {
+    let Some(path) = path else { return Ok(None) };
+    let to_u8 = |values: Vec<f32>| values.into_iter().map(data::u8_from_unit).collect::<Vec<u8>>();
+    let pixels = to_u8(data::folder::load_image(path, size, size, channels).with_context(|| format!("cannot use {} as the starting picture", path.display()))?);
+    let mask = match mask {
+        Some(mask) => {
+            let values = data::folder::load_image(mask, size, size, 1).with_context(|| format!("cannot use {} as the mask", mask.display()))?;
+            Some(values.into_iter().map(|v| if v > 0.0 { 255 } else { 0 }).collect())
+        }
+        None => None,
+    };
+    let label = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    Ok(Some(diffusion_lab::engine::generate::InitImage { label, shape: [channels, size, size], pixels, strength, mask, resample }))
+}
+
 /// The name the window lists a `--model` value under (saved in PNG settings, so that the window's "Open
 /// settings from PNG…" finds the model).
 fn app_model_name(model: &str) -> String {

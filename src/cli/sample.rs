@@ -54,29 +54,6 @@ pub struct SampleArgs {
     pub resample: usize,
 }
 
-/// `--init-image` (and `--mask`) as the request's starting picture, at the model's image size.
-fn init_image(args: &SampleArgs, channels: usize, size: usize) -> anyhow::Result<Option<diffusion_lab::engine::generate::InitImage>> {
-    let Some(path) = &args.init_image else { return Ok(None) };
-    let to_u8 = |values: Vec<f32>| values.into_iter().map(data::u8_from_unit).collect::<Vec<u8>>();
-    let pixels = to_u8(data::folder::load_image(path, size, size, channels).with_context(|| format!("cannot use {} as the starting picture", path.display()))?);
-    let mask = match &args.mask {
-        Some(mask) => {
-            let values = data::folder::load_image(mask, size, size, 1).with_context(|| format!("cannot use {} as the mask", mask.display()))?;
-            Some(values.into_iter().map(|v| if v > 0.0 { 255 } else { 0 }).collect())
-        }
-        None => None,
-    };
-    let label = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-    Ok(Some(diffusion_lab::engine::generate::InitImage {
-        label,
-        shape: [channels, size, size],
-        pixels,
-        strength: args.strength,
-        mask,
-        resample: args.resample,
-    }))
-}
-
 pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     if args.grid.is_none() && args.out_dir.is_none() {
         bail!("nothing to write: give --grid FILE.png and/or --out-dir DIR");
@@ -102,12 +79,7 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     let schedule = args.schedule.beta_schedule_or(checkpoint.header.training_schedule.unwrap_or_default());
     // Everything the user typed is checked before the (possibly slow) device and model start.
     let evaluations = sampler.plan(&schedule.build()?)?.evaluations();
-    // Pictures come in at the size of the images the model makes (a latent model's: its autoencoder's).
-    let (channels, size) = match builtin_autoencoder.map(Checkpoint::from_bytes).transpose()? {
-        Some(ae) => (ae.header.config["image_channels"].as_u64().unwrap_or(1) as usize, ae.header.config["image_size"].as_u64().unwrap_or(28) as usize),
-        None => (config.image_channels, config.image_size),
-    };
-    let init = init_image(args, channels, size)?;
+    let init = init_image(args.init_image.as_deref(), args.mask.as_deref(), args.strength, args.resample, picture_shape(&config, builtin_autoencoder)?)?;
     if let Some(init) = &init {
         if args.all_classes || args.n > diffusion_lab::engine::generate::MAX_BATCH {
             bail!("with --init-image: at most {} images of one class (--class) or none", diffusion_lab::engine::generate::MAX_BATCH);

@@ -32,10 +32,12 @@ pub enum GridSetting {
     Timesteps,
     /// The schedule's kind (linear, cosine, quadratic, sigmoid), at its usual β range.
     Schedule,
+    /// Image-to-image's strength (cells that start from a picture).
+    Strength,
 }
 
 impl GridSetting {
-    pub const ALL: [GridSetting; 9] = [
+    pub const ALL: [GridSetting; 10] = [
         GridSetting::Guidance,
         GridSetting::Steps,
         GridSetting::Sampler,
@@ -45,6 +47,7 @@ impl GridSetting {
         GridSetting::Seed,
         GridSetting::Timesteps,
         GridSetting::Schedule,
+        GridSetting::Strength,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +61,7 @@ impl GridSetting {
             GridSetting::Seed => "seed",
             GridSetting::Timesteps => "timesteps",
             GridSetting::Schedule => "schedule",
+            GridSetting::Strength => "strength",
         }
     }
 
@@ -85,6 +89,11 @@ impl GridSetting {
                 let kind = ScheduleKind::from_str(value).map_err(|e| bad(&e.to_string()))?;
                 request.schedule = BetaSchedule::default_for(kind, request.schedule.steps);
             }
+            GridSetting::Strength => {
+                let strength = number()?;
+                let init = request.init.as_mut().ok_or_else(|| bad("strength needs a picture to start from (--init-image, or the Forward process panel's)"))?;
+                init.strength = strength;
+            }
         }
         Ok(request)
     }
@@ -103,7 +112,7 @@ impl FromStr for GridSetting {
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum GridError {
-    #[error("unknown grid setting `{0}`: use guidance, steps, sampler, spacing, eta, class, seed, timesteps or schedule")]
+    #[error("unknown grid setting `{0}`: use guidance, steps, sampler, spacing, eta, class, seed, timesteps, schedule or strength")]
     UnknownSetting(String),
     #[error("an axis is written SETTING=VALUE,VALUE,... (e.g. guidance=0,1,2,4), got `{0}`")]
     Syntax(String),
