@@ -730,4 +730,9 @@ fn an_interpolation_strip_between_two_seeds_fills_in_and_saves_as_png_and_gif() 
     let settings = diffusion_lab::images::png_text(&saved[0]).unwrap();
     let json: serde_json::Value = serde_json::from_str(&settings[0].1).unwrap();
     assert_eq!(json["interpolation"].as_array().unwrap().len(), 4);
+    // Its settings restore the strip: A's seed, and interpolation towards seed 8.
+    let restored = export::settings_from_png(&saved[0]).unwrap();
+    assert_eq!((restored.seed, restored.interpolate.and_then(|i| i.seed_b)), (7, Some(8)));
+    harness.state_mut().compare.restore_interpolation(&restored.interpolate.unwrap());
+    assert_eq!(harness.state().compare.seed_b, 8);
 }

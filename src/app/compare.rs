@@ -180,6 +180,22 @@ impl CompareState {
         (GridLabels { x_title: format!("u, {what}"), columns, y_title: String::new(), rows: vec![String::new()] }, requests)
     }
 
+    /// Restored settings of a strip (its request says where u = 1 goes): back to interpolation mode.
+    pub fn restore_interpolation(&mut self, interpolate: &crate::engine::generate::Interpolate) {
+        self.mode = Mode::Interpolate;
+        match (interpolate.seed_b, interpolate.class_b) {
+            (Some(seed), _) => {
+                self.between = Between::Seeds;
+                self.seed_b = seed;
+            }
+            (None, Some(class)) => {
+                self.between = Between::Classes;
+                self.class_b = class;
+            }
+            (None, None) => {}
+        }
+    }
+
     /// A frame of one of our jobs has arrived.
     pub fn on_frame(&mut self, job: u64, frame: Frame, total_steps: usize) {
         match self.running {
@@ -281,6 +297,8 @@ impl LabApp {
         let base = self.settings.request();
         let (labels, requests) = self.compare.strip_requests(&base);
         let settings = serde_json::json!({ "interpolation": requests });
+        // The strip's PNG restores as its far end's settings: A's seed and class, and where u = 1 goes.
+        let base = GenerateRequest { interpolate: requests.last().and_then(|r| r.interpolate), ..base };
         self.start_cells(GridRun::new(labels, settings, base, requests));
     }
 

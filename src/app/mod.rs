@@ -407,6 +407,9 @@ impl LabApp {
                     if let Some(init) = &request.init {
                         forward_ui::restore_init(self, init);
                     }
+                    if let Some(interpolate) = &request.interpolate {
+                        self.compare.restore_interpolation(interpolate);
+                    }
                 }
             }
         }
