@@ -1,9 +1,8 @@
 //! `grid`: an X/Y plot from the command line, e.g. `grid --x guidance=0,1,2,4 --y steps=10,20,50 --out g.png`.
 
 use super::*;
-use diffusion_lab::engine::generate::{RunHooks, run_generate};
 use diffusion_lab::engine::grid::{GridAxis, grid_requests, grid_settings_json};
-use diffusion_lab::engine::{Frame, GenerateRequest};
+use diffusion_lab::engine::GenerateRequest;
 use diffusion_lab::images::GridLabels;
 
 #[derive(Args, Debug)]
@@ -18,12 +17,8 @@ pub struct GridArgs {
     /// The PNG to write.
     #[arg(long)]
     pub out: PathBuf,
-    /// A built-in model (`fashion`, `latent`) or a checkpoint file.
-    #[arg(long, default_value = "fashion")]
-    pub model: String,
-    /// For a latent checkpoint file: the autoencoder that decodes it.
-    #[arg(long)]
-    pub autoencoder: Option<PathBuf>,
+    #[command(flatten)]
+    pub models: ModelOptions,
     /// The class of every cell (unless an axis varies it), or `any`.
     #[arg(long, default_value = "0")]
     pub class: String,
@@ -36,9 +31,6 @@ pub struct GridArgs {
     pub sampler: SamplerOptions,
     #[command(flatten)]
     pub schedule: ScheduleOptions,
-    /// auto, cpu or wgpu.
-    #[arg(long, default_value = "auto")]
-    pub device: DeviceChoice,
     /// Start every cell from this picture (image-to-image; vary `strength` along an axis).
     #[arg(long)]
     pub init_image: Option<PathBuf>,
@@ -54,17 +46,14 @@ pub struct GridArgs {
 }
 
 pub(super) fn grid(args: &GridArgs) -> anyhow::Result<()> {
-    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.model)?;
+    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.models.model)?;
     let schedule = args.schedule.beta_schedule_or(checkpoint.header.training_schedule.unwrap_or_default());
-    let class = match args.class.trim() {
-        "any" | "none" => None,
-        c => Some(c.parse::<usize>().map_err(|_| anyhow::anyhow!("--class must be a class number or `any`, got `{c}`"))?),
-    };
+    let class = parse_class(&args.class)?;
     let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
         .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))?;
     let init = init_image(args.init_image.as_deref(), args.mask.as_deref(), args.strength, 1, picture_shape(&config, builtin_autoencoder)?)?;
     let base = GenerateRequest {
-        model: app_model_name(&args.model),
+        model: app_model_name(&args.models.model),
         schedule,
         sampler: args.sampler.sampler(),
         seed: args.seed,
@@ -82,17 +71,14 @@ pub(super) fn grid(args: &GridArgs) -> anyhow::Result<()> {
             format!("cell {} = {}, {} = {}", args.x.title(), args.x.values[column], args.y.title(), args.y.values[row])
         })?;
     }
-    let device = open_device(args.device)?;
+    let device = open_device(args.models.device)?;
     let model = LoadedUnet::from_checkpoint(&checkpoint, &device.device)?;
-    let decoder = decoder_for(&args.model, &model, builtin_autoencoder, args.autoencoder.as_deref(), &device.device)?;
+    let decoder = decoder_for(&args.models.model, &model, builtin_autoencoder, args.models.autoencoder.as_deref(), &device.device)?;
     eprintln!("{} cells ({} x {}) on {}", cells.len(), args.x.values.len(), args.y.values.len(), device.description);
     let bar = progress_bar(cells.len() as u64, 0);
     let mut pictures = Vec::with_capacity(cells.len());
     for cell in &cells {
-        let mut last: Option<Frame> = None;
-        let hooks = RunHooks { keep_going: &|| true, stream: false, emit: &mut |frame| last = Some(frame) };
-        run_generate(&model, decoder.as_ref(), cell, &device.device, hooks)?;
-        let picture = last.and_then(|frame| frame.pictures().into_iter().next()).context("a run ended without an image")?;
+        let picture = final_picture(&model, decoder.as_ref(), cell, &device.device)?;
         pictures.push(Some(images::scaled(&picture, args.zoom as usize)));
         bar.inc(1);
     }

@@ -2,8 +2,7 @@
 //! (interpolation of τ_θ(y)), as a labelled PNG and optionally an animated GIF.
 
 use super::*;
-use diffusion_lab::engine::generate::{RunHooks, run_generate};
-use diffusion_lab::engine::{Frame, GenerateRequest};
+use diffusion_lab::engine::GenerateRequest;
 use diffusion_lab::images::GridLabels;
 
 #[derive(Args, Debug)]
@@ -23,12 +22,8 @@ pub struct InterpolateArgs {
     /// Also write the strip as an animated GIF (there and back).
     #[arg(long)]
     pub gif: Option<PathBuf>,
-    /// A built-in model (`fashion`, `latent`) or a checkpoint file.
-    #[arg(long, default_value = "fashion")]
-    pub model: String,
-    /// For a latent checkpoint file: the autoencoder that decodes it.
-    #[arg(long)]
-    pub autoencoder: Option<PathBuf>,
+    #[command(flatten)]
+    pub models: ModelOptions,
     /// The class when interpolating seeds, or `any`.
     #[arg(long, default_value = "0")]
     pub class: String,
@@ -41,9 +36,6 @@ pub struct InterpolateArgs {
     pub sampler: SamplerOptions,
     #[command(flatten)]
     pub schedule: ScheduleOptions,
-    /// auto, cpu or wgpu.
-    #[arg(long, default_value = "auto")]
-    pub device: DeviceChoice,
     /// Output pixels per image pixel.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=16))]
     pub zoom: u64,
@@ -58,12 +50,9 @@ fn pair<T: std::str::FromStr>(flag: &str, text: &str) -> anyhow::Result<(T, T)> 
 }
 
 pub(super) fn interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
-    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.model)?;
+    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.models.model)?;
     let schedule = args.schedule.beta_schedule_or(checkpoint.header.training_schedule.unwrap_or_default());
-    let class = match args.class.trim() {
-        "any" | "none" => None,
-        c => Some(c.parse::<usize>().map_err(|_| anyhow::anyhow!("--class must be a class number or `any`, got `{c}`"))?),
-    };
+    let class = parse_class(&args.class)?;
     let (base, seed_b, class_b, what) = match (&args.seeds, &args.classes) {
         (Some(seeds), _) => {
             let (a, b): (u64, u64) = pair("seeds", seeds)?;
@@ -82,17 +71,14 @@ pub(super) fn interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
     for request in &requests {
         request.validate(config.num_classes)?;
     }
-    let device = open_device(args.device)?;
+    let device = open_device(args.models.device)?;
     let model = LoadedUnet::from_checkpoint(&checkpoint, &device.device)?;
-    let decoder = decoder_for(&args.model, &model, builtin_autoencoder, args.autoencoder.as_deref(), &device.device)?;
+    let decoder = decoder_for(&args.models.model, &model, builtin_autoencoder, args.models.autoencoder.as_deref(), &device.device)?;
     eprintln!("{frames} images, {what}, on {}", device.description);
     let bar = progress_bar(frames as u64, 0);
     let mut pictures = Vec::with_capacity(frames);
     for request in &requests {
-        let mut last: Option<Frame> = None;
-        let hooks = RunHooks { keep_going: &|| true, stream: false, emit: &mut |frame| last = Some(frame) };
-        run_generate(&model, decoder.as_ref(), request, &device.device, hooks)?;
-        let picture = last.and_then(|frame| frame.pictures().into_iter().next()).context("a run ended without an image")?;
+        let picture = final_picture(&model, decoder.as_ref(), request, &device.device)?;
         pictures.push(images::scaled(&picture, args.zoom as usize));
         bar.inc(1);
     }
@@ -119,7 +105,7 @@ pub(super) fn interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
 
 fn base_request(args: &InterpolateArgs, schedule: BetaSchedule) -> GenerateRequest {
     GenerateRequest {
-        model: app_model_name(&args.model),
+        model: app_model_name(&args.models.model),
         schedule,
         sampler: args.sampler.sampler(),
         seed: args.seed,

@@ -306,6 +306,42 @@ pub(crate) fn checkpoint_of_model(model: &str) -> anyhow::Result<(Checkpoint, Op
     }
 }
 
+/// The flags that choose a model and where it runs; shared by `sample`, `grid` and `interpolate`.
+#[derive(Args, Debug, Clone)]
+pub struct ModelOptions {
+    /// A built-in model (`fashion`: pixel space, `latent`: the autoencoder's latent space) or a
+    /// checkpoint file written by `train`.
+    #[arg(long, default_value = "fashion")]
+    pub model: String,
+    /// For a latent checkpoint file: the autoencoder that turns its latents into pixels.
+    #[arg(long)]
+    pub autoencoder: Option<PathBuf>,
+    /// auto, cpu or wgpu.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+}
+
+/// `--class`: a class number, or `any` (none) for unconditional images.
+fn parse_class(text: &str) -> anyhow::Result<Option<usize>> {
+    match text.trim() {
+        "any" | "none" => Ok(None),
+        c => Ok(Some(c.parse::<usize>().map_err(|_| anyhow::anyhow!("--class must be a class number or `any`, got `{c}`"))?)),
+    }
+}
+
+/// The first image `request` ends with (decoded for a latent model), through the engine's own run.
+fn final_picture(
+    model: &LoadedUnet,
+    decoder: Option<&LoadedAutoencoder>,
+    request: &diffusion_lab::engine::GenerateRequest,
+    device: &Device,
+) -> anyhow::Result<Picture> {
+    let mut last: Option<diffusion_lab::engine::Frame> = None;
+    let hooks = diffusion_lab::engine::generate::RunHooks { keep_going: &|| true, stream: false, emit: &mut |frame| last = Some(frame) };
+    diffusion_lab::engine::generate::run_generate(model, decoder, request, device, hooks)?;
+    last.and_then(|frame| frame.pictures().into_iter().next()).context("a run ended without an image")
+}
+
 /// (channels, size) of the pictures a model makes: a latent model's are its autoencoder's.
 fn picture_shape(config: &UNetConfig, builtin_autoencoder: Option<&'static [u8]>) -> anyhow::Result<(usize, usize)> {
     match builtin_autoencoder.map(Checkpoint::from_bytes).transpose()? {

@@ -4,10 +4,8 @@ use super::*;
 
 #[derive(Args, Debug)]
 pub struct SampleArgs {
-    /// A built-in model (`fashion`: pixel space, `latent`: the autoencoder's latent space) or a
-    /// checkpoint file written by `train`.
-    #[arg(long, default_value = "fashion")]
-    pub model: String,
+    #[command(flatten)]
+    pub models: ModelOptions,
     /// Number of images.
     #[arg(long, default_value_t = 16)]
     pub n: usize,
@@ -26,12 +24,6 @@ pub struct SampleArgs {
     pub schedule: ScheduleOptions,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// auto, cpu or wgpu.
-    #[arg(long, default_value = "auto")]
-    pub device: DeviceChoice,
-    /// For a latent model: the autoencoder that turns its latents into pixels.
-    #[arg(long)]
-    pub autoencoder: Option<PathBuf>,
     /// Write all images as one grid PNG.
     #[arg(long)]
     pub grid: Option<PathBuf>,
@@ -61,7 +53,7 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     if args.n == 0 {
         bail!("--n must be at least 1");
     }
-    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.model)?;
+    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.models.model)?;
     let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
         .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))?;
     let num_classes = config.num_classes;
@@ -86,15 +78,15 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
         }
         sampler.plan_from_strength(&schedule.build()?, init.strength)?;
     }
-    let device = open_device(args.device)?;
+    let device = open_device(args.models.device)?;
     let model = LoadedUnet::from_checkpoint(&checkpoint, &device.device)?;
     eprintln!("sampling {} images with {} ({evaluations} network evaluations each) on {}", args.n, sampler.label(), device.description);
-    let decoder = decoder_for(&args.model, &model, builtin_autoencoder, args.autoencoder.as_deref(), &device.device)?;
+    let decoder = decoder_for(&args.models.model, &model, builtin_autoencoder, args.models.autoencoder.as_deref(), &device.device)?;
     let pictures = match &init {
         None => generate(&model, decoder.as_ref(), &classes, args.guidance, sampler, schedule, args.seed, &device.device)?,
         Some(init) => {
             let request = diffusion_lab::engine::GenerateRequest {
-                model: app_model_name(&args.model),
+                model: app_model_name(&args.models.model),
                 schedule,
                 sampler,
                 seed: args.seed,
@@ -113,7 +105,7 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     // The window's settings format: a request that the window's "Open settings from PNG…" restores. The
     // window draws x_T for a batch from the seed as `sample` draws its first batch, so an image of the
     // first batch (up to the window's largest batch) comes back as it is here.
-    let app_model = app_model_name(&args.model);
+    let app_model = app_model_name(&args.models.model);
     let request_for = |class: usize| {
         serde_json::to_value(diffusion_lab::engine::GenerateRequest {
             model: app_model.clone(),
