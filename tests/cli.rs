@@ -126,7 +126,7 @@ fn sample_rejects_bad_requests_with_one_line() {
         (vec!["sample", "--n", "2"], "nothing to write"),
         (vec!["sample", "--model", "/no/such/model.dlab", "--grid", "x.png"], "cannot load the model /no/such/model.dlab"),
         (vec!["sample", "--model", "latnet", "--grid", "x.png"], "no built-in model `latnet` (built in: fashion, latent)"),
-        (vec!["sample", "--sampling-steps", "0", "--grid", "x.png"], "DDIM steps must be between 1"),
+        (vec!["sample", "--sampling-steps", "0", "--grid", "x.png"], "DPM++ 2M steps must be between 1"),
         (vec!["sample", "--kind", "linear", "--beta-start", "0.5", "--beta-end", "0.1", "--grid", "x.png"], "beta_start (0.5)"),
     ] {
         let out = diffusion_lab(&args);

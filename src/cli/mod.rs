@@ -102,10 +102,10 @@ fn parse_kind(s: &str) -> Result<ScheduleKind, String> {
 #[derive(Args, Debug, Clone)]
 pub struct SamplerOptions {
     /// ddpm (every timestep), ddim, euler, euler-a, heun, dpmpp-2m or dpmpp-2m-sde.
-    #[arg(long, default_value = "ddim")]
+    #[arg(long, default_value = "dpmpp-2m")]
     pub sampler: Method,
     /// Sampling steps (network evaluations: as many, Heun's about twice; DDPM takes every timestep).
-    #[arg(long = "sampling-steps", default_value_t = 50)]
+    #[arg(long = "sampling-steps", default_value_t = 20)]
     pub sampling_steps: usize,
     /// Where the steps sit: trailing (from pure noise), leading, linspace, or karras (σ spacing).
     #[arg(long, default_value = "trailing")]
