@@ -426,3 +426,22 @@ fn interpolation_strips_end_at_the_two_plain_runs() {
     let bad = diffusion_lab(&["interpolate", "--seeds", "3", "--out", "x.png"]);
     assert!(stderr(&bad).contains("two numbers"), "{}", stderr(&bad));
 }
+
+/// `eval --edits` on the shipped fixture: at strength 0 nothing moves; at strength 1 the results are plain
+/// samples of the target class.
+#[test]
+fn eval_edits_measures_image_to_image_towards_another_class() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist");
+    let out = diffusion_lab(&["eval", "--edits", "0,1", "--n", "6", "--fashion-mnist-dir", fixture.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let rows: Vec<Vec<String>> = text
+        .lines()
+        .filter(|l| l.starts_with("| 0") || l.starts_with("| 1"))
+        .map(|l| l.trim_matches('|').split('|').map(|c| c.trim().to_string()).collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert_eq!((rows[0][4].as_str(), rows[0][5].as_str()), ("0.000", "0.000"), "strength 0 keeps every pixel: {text}");
+    assert_eq!(rows[0][2], "0.0 %", "unchanged images are not judged as the next class: {text}");
+    assert!(rows[1][4].parse::<f64>().unwrap() > 0.2, "strength 1 replaces the image: {text}");
+}
