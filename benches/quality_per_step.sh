@@ -3,11 +3,12 @@
 # (guidance 2, the same seed for every sampler, so the same x_T) at 10, 20 and 50 network evaluations, then
 # `eval` them (Fréchet distance of the classifier's features against the test set, and class accuracy).
 #
-#   benches/quality_per_step.sh [N] [MODEL] > table.md      (N = 500 by default; needs dataset-fashion-mnist)
+#   benches/quality_per_step.sh [N] [MODEL] > table.md      (N = 300 by default; needs dataset-fashion-mnist)
+#   N=1000 EVALUATIONS=20 CASES="dpmpp-2m karras" benches/quality_per_step.sh       (one row; CASES split by ';')
 #
 # Heun takes two evaluations per step (but the last, and steps it leaves uncorrected): 5, 10 and 25 steps.
 set -euo pipefail
-N=${N:-${1:-500}}
+N=${N:-${1:-300}}
 MODEL=${2:-fashion}
 BIN=${BIN:-target/release/diffusion-lab}
 WORK=$(mktemp -d)

@@ -49,17 +49,7 @@ pub enum ColorMap {
     Diverging,
 }
 
-/// The sampler the window and `sample` start with: DPM++ 2M at 20 steps scores as DDIM at 50 (FD 9.34 vs 8.66,
-/// 94.2 % vs 94.3 % of the intended class at n = 1000) in 2.5x fewer network evaluations; see the
-/// quality-per-step table in assets/models/README.md.
-pub const DEFAULT_SAMPLER: Sampler = Sampler {
-    method: crate::diffusion::Method::DpmSolver2M,
-    steps: 20,
-    spacing: crate::diffusion::Spacing::Trailing,
-    eta: 0.0,
-    ddpm_variance: crate::diffusion::DdpmVariance::BetaTilde,
-    clip_x0: true,
-};
+pub use crate::model::denoise::DEFAULT_SAMPLER;
 
 fn sampler_or_default<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Sampler, D::Error> {
     #[derive(Deserialize)]
