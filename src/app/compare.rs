@@ -475,6 +475,10 @@ pub fn ab_view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         None => None,
     };
     let waiting_b = if app.compare.trajectory_b.is_some() { "waiting for A to finish…" } else { "not run yet" };
+    // Both halves in view: shrink the zoom until two grids fit side by side (never below 1).
+    let widest = [&a_texture, &b_texture].iter().filter_map(|t| t.as_ref().map(|t| t.size_vec2().x)).fold(1.0f32, f32::max);
+    let half = (ui.available_width() - 24.0) / 2.0;
+    let zoom = zoom.min((half / widest).floor()).max(1.0);
     egui::ScrollArea::both().show(ui, |ui| {
         ui.horizontal_top(|ui| {
             ui.vertical(|ui| {
