@@ -31,15 +31,9 @@ pub struct GridArgs {
     pub sampler: SamplerOptions,
     #[command(flatten)]
     pub schedule: ScheduleOptions,
-    /// Start every cell from this picture (image-to-image; vary `strength` along an axis).
-    #[arg(long)]
-    pub init_image: Option<PathBuf>,
-    /// The strength of every cell that starts from --init-image (unless an axis varies it).
-    #[arg(long, default_value_t = 0.8, requires = "init_image")]
-    pub strength: f64,
-    /// Inpainting: white where the model repaints --init-image.
-    #[arg(long, requires = "init_image")]
-    pub mask: Option<PathBuf>,
+    /// Cells that start from a picture (vary `strength` along an axis).
+    #[command(flatten)]
+    pub edit: EditOptions,
     /// PNG pixels per image pixel.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=16))]
     pub zoom: u64,
@@ -51,7 +45,7 @@ pub(super) fn grid(args: &GridArgs) -> anyhow::Result<()> {
     let class = parse_class(&args.class)?;
     let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
         .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))?;
-    let init = init_image(args.init_image.as_deref(), args.mask.as_deref(), args.strength, 1, picture_shape(&config, builtin_autoencoder)?)?;
+    let init = init_image(&args.edit, picture_shape(&config, builtin_autoencoder)?)?;
     let base = GenerateRequest {
         model: app_model_name(&args.models.model),
         schedule,

@@ -328,6 +328,25 @@ pub struct ModelOptions {
     pub device: DeviceChoice,
 }
 
+/// The flags that start runs from a picture (image-to-image, inpainting); shared by `sample` and `grid`.
+#[derive(Args, Debug, Clone)]
+pub struct EditOptions {
+    /// Image-to-image (SDEdit): start from this picture (any size and format; resized to the model's),
+    /// noised to --strength, instead of from pure noise.
+    #[arg(long)]
+    pub init_image: Option<PathBuf>,
+    /// How far into the forward process the picture goes: 0 keeps it, 1 is a plain Generate.
+    #[arg(long, default_value_t = 0.8, requires = "init_image")]
+    pub strength: f64,
+    /// Inpainting: an image (any size; resized), white (> 50 %) where the model repaints; the rest of
+    /// --init-image stays. Usually with --strength 1.
+    #[arg(long, requires = "init_image")]
+    pub mask: Option<PathBuf>,
+    /// RePaint's resampling for inpainting: each step taken this many times (1 = once).
+    #[arg(long, default_value_t = 1, requires = "mask")]
+    pub resample: usize,
+}
+
 /// `--class`: a class number, or `any` (none) for unconditional images.
 fn parse_class(text: &str) -> anyhow::Result<Option<usize>> {
     match text.trim() {
@@ -361,14 +380,9 @@ fn picture_shape(config: &UNetConfig, builtin_autoencoder: Option<&'static [u8]>
 }
 
 /// `--init-image` (and `--mask`) as a request's starting picture, resized to `(channels, size)`.
-fn init_image(
-    path: Option<&std::path::Path>,
-    mask: Option<&std::path::Path>,
-    strength: f64,
-    resample: usize,
-    (channels, size): (usize, usize),
-) -> anyhow::Result<Option<diffusion_lab::engine::generate::InitImage>> {
-    let Some(path) = path else { return Ok(None) };
+fn init_image(edit: &EditOptions, (channels, size): (usize, usize)) -> anyhow::Result<Option<diffusion_lab::engine::generate::InitImage>> {
+    let Some(path) = edit.init_image.as_deref() else { return Ok(None) };
+    let (mask, strength, resample) = (edit.mask.as_deref(), edit.strength, edit.resample);
     let to_u8 = |values: Vec<f32>| values.into_iter().map(data::u8_from_unit).collect::<Vec<u8>>();
     let pixels = to_u8(data::folder::load_image(path, size, size, channels).with_context(|| format!("cannot use {} as the starting picture", path.display()))?);
     let mask = match mask {

@@ -30,20 +30,8 @@ pub struct SampleArgs {
     /// Write one PNG per image (the class is in the file name).
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
-    /// Image-to-image (SDEdit): start from this picture (any size and format; resized to the model's),
-    /// noised to --strength, instead of from pure noise. At most 64 images, one class (or none).
-    #[arg(long)]
-    pub init_image: Option<PathBuf>,
-    /// How far into the forward process the picture goes: 0 keeps it, 1 is a plain Generate.
-    #[arg(long, default_value_t = 0.8, requires = "init_image")]
-    pub strength: f64,
-    /// Inpainting: an image as large as the picture (or any size; resized), white (> 50 %) where the
-    /// model repaints; the rest of --init-image stays. Usually with --strength 1.
-    #[arg(long, requires = "init_image")]
-    pub mask: Option<PathBuf>,
-    /// RePaint's resampling for inpainting: each step taken this many times (1 = once).
-    #[arg(long, default_value_t = 1, requires = "mask")]
-    pub resample: usize,
+    #[command(flatten)]
+    pub edit: EditOptions,
 }
 
 pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
@@ -71,7 +59,7 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     let schedule = args.schedule.beta_schedule_or(checkpoint.header.training_schedule.unwrap_or_default());
     // Everything the user typed is checked before the (possibly slow) device and model start.
     let evaluations = sampler.plan(&schedule.build()?)?.evaluations();
-    let init = init_image(args.init_image.as_deref(), args.mask.as_deref(), args.strength, args.resample, picture_shape(&config, builtin_autoencoder)?)?;
+    let init = init_image(&args.edit, picture_shape(&config, builtin_autoencoder)?)?;
     if let Some(init) = &init {
         if args.all_classes || args.n > diffusion_lab::engine::generate::MAX_BATCH {
             bail!("with --init-image: at most {} images of one class (--class) or none", diffusion_lab::engine::generate::MAX_BATCH);
