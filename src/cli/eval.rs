@@ -80,7 +80,7 @@ pub(super) fn eval(args: &EvalArgs) -> anyhow::Result<()> {
 fn edits_table(args: &EvalArgs, judge: &Judge, test: &Dataset, device: &Device) -> anyhow::Result<()> {
     use diffusion_lab::diffusion::{Method, Sampler};
     use diffusion_lab::engine::GenerateRequest;
-    use diffusion_lab::engine::generate::{InitImage, RunHooks, run_generate};
+    use diffusion_lab::engine::generate::InitImage;
     if args.n == 0 {
         bail!("--n must be at least 1");
     }
@@ -113,10 +113,7 @@ fn edits_table(args: &EvalArgs, judge: &Judge, test: &Dataset, device: &Device) 
                 init: Some(init),
                 interpolate: None,
             };
-            let mut last = None;
-            let hooks = RunHooks { keep_going: &|| true, stream: false, emit: &mut |f| last = Some(f) };
-            run_generate(&model, None, &request, device, hooks)?;
-            let frame: diffusion_lab::engine::Frame = last.context("a run ended without an image")?;
+            let frame = final_frame(&model, None, &request, device)?;
             // As the PNG would hold it: 8-bit.
             images.extend(frame.x_t.iter().map(|v| data::unit_from_u8(data::u8_from_unit(*v))));
             targets.push(target);

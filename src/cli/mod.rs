@@ -355,17 +355,27 @@ fn parse_class(text: &str) -> anyhow::Result<Option<usize>> {
     }
 }
 
-/// The first image `request` ends with (decoded for a latent model), through the engine's own run.
+/// The last frame of `request`, run to the end through the engine's own run (not streamed).
+fn final_frame(
+    model: &LoadedUnet,
+    decoder: Option<&LoadedAutoencoder>,
+    request: &diffusion_lab::engine::GenerateRequest,
+    device: &Device,
+) -> anyhow::Result<diffusion_lab::engine::Frame> {
+    let mut last = None;
+    let hooks = diffusion_lab::engine::generate::RunHooks { keep_going: &|| true, stream: false, emit: &mut |frame| last = Some(frame) };
+    diffusion_lab::engine::generate::run_generate(model, decoder, request, device, hooks)?;
+    last.context("a run ended without an image")
+}
+
+/// The first image `request` ends with (decoded for a latent model).
 fn final_picture(
     model: &LoadedUnet,
     decoder: Option<&LoadedAutoencoder>,
     request: &diffusion_lab::engine::GenerateRequest,
     device: &Device,
 ) -> anyhow::Result<Picture> {
-    let mut last: Option<diffusion_lab::engine::Frame> = None;
-    let hooks = diffusion_lab::engine::generate::RunHooks { keep_going: &|| true, stream: false, emit: &mut |frame| last = Some(frame) };
-    diffusion_lab::engine::generate::run_generate(model, decoder, request, device, hooks)?;
-    last.and_then(|frame| frame.pictures().into_iter().next()).context("a run ended without an image")
+    final_frame(model, decoder, request, device)?.pictures().into_iter().next().context("a run ended without an image")
 }
 
 /// (channels, size) of the pictures a model makes: a latent model's are its autoencoder's.

@@ -84,10 +84,7 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
                 init: Some(init.clone()),
                 interpolate: None,
             };
-            let mut last = None;
-            let hooks = diffusion_lab::engine::generate::RunHooks { keep_going: &|| true, stream: false, emit: &mut |f| last = Some(f) };
-            diffusion_lab::engine::generate::run_generate(&model, decoder.as_ref(), &request, &device.device, hooks)?;
-            last.map(|f: diffusion_lab::engine::Frame| f.pictures()).unwrap_or_default()
+            final_frame(&model, decoder.as_ref(), &request, &device.device)?.pictures()
         }
     };
     // The window's settings format: a request that the window's "Open settings from PNG…" restores. The
