@@ -10,6 +10,7 @@ pub mod gpu_display;
 pub mod schedule_ui;
 pub mod state;
 pub mod timeline_ui;
+pub mod train_ui;
 pub mod view;
 
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -74,6 +75,14 @@ pub enum FileEvent {
     SettingsLoaded(Box<crate::engine::GenerateRequest>, String),
     ForwardImagePicked(std::path::PathBuf),
     CheckpointPicked(std::path::PathBuf),
+    TrainFolderPicked(train_ui::FolderTarget, std::path::PathBuf),
+}
+
+/// The window's two pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Page {
+    Generate,
+    Train,
 }
 
 pub struct LabApp {
@@ -120,6 +129,9 @@ pub struct LabApp {
     pub gpu_display: bool,
     /// A/B runs and X/Y grids.
     pub compare: compare::CompareState,
+    pub page: Page,
+    /// The Train view: the run's loss curve and samples.
+    pub train: train_ui::TrainState,
 }
 
 /// Mean and worst UI frame time since the last reset.
@@ -203,6 +215,8 @@ impl LabApp {
             frame_times: FrameTimes::default(),
             gpu_display: false,
             compare,
+            page: Page::Generate,
+            train: train_ui::TrainState::default(),
         }
     }
 
@@ -388,6 +402,7 @@ impl LabApp {
                     self.forward.frame_serial += 1;
                 }
                 Event::ForwardFailed { message } => self.forward.error = Some(message),
+                Event::Train(event) => train_ui::on_train_event(self, event),
             }
         }
         while let Ok(event) = self.files.1.try_recv() {
@@ -396,6 +411,7 @@ impl LabApp {
                 FileEvent::Failed(message) => self.set_status(message, true),
                 FileEvent::ForwardImagePicked(path) => forward_ui::load_file_image(self, path),
                 FileEvent::CheckpointPicked(path) => self.open_checkpoint(path),
+                FileEvent::TrainFolderPicked(target, path) => train_ui::on_folder_picked(self, target, path),
                 FileEvent::SettingsLoaded(request, path) => {
                     self.settings.apply_request(&request);
                     self.set_status(format!("settings restored from {path}"), false);
@@ -524,8 +540,12 @@ impl LabApp {
     pub fn ui(&mut self, ui: &mut egui::Ui) {
         let started = Instant::now();
         self.ui_contents(ui);
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
         if self.is_running() {
-            self.frame_times.record(started.elapsed().as_secs_f64() * 1000.0);
+            self.frame_times.record(ms);
+        }
+        if self.train.is_training() {
+            self.train.frame_times.record(ms);
         }
     }
 
@@ -536,7 +556,28 @@ impl LabApp {
         self.advance_playback(&ctx);
         self.request_cursor_decode();
 
+        egui::Panel::top("pages").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.selectable_value(&mut self.page, Page::Generate, "Generate view");
+                let training = match self.train.phase {
+                    train_ui::Phase::Running | train_ui::Phase::Starting => " (training…)",
+                    train_ui::Phase::Paused => " (paused)",
+                    train_ui::Phase::Idle => "",
+                };
+                ui.selectable_value(&mut self.page, Page::Train, "Train view").on_hover_text(format!("Train a model on your own images{training}"));
+                if !training.is_empty() {
+                    ui.label(format!("training: step {} of {}", self.train.step, self.train.steps));
+                }
+            });
+        });
         egui::Panel::bottom("status_bar").show(ui, |ui| self.status_bar_ui(ui));
+        if self.page == Page::Train {
+            egui::Panel::left("train_panel").resizable(false).default_size(320.0).show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| train_ui::train_panel_ui(self, ui));
+            });
+            egui::CentralPanel::default().show(ui, |ui| train_ui::train_view_ui(self, ui));
+            return;
+        }
         egui::Panel::left("generate_panel").resizable(false).default_size(300.0).show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
                 generate_ui::generate_panel_ui(self, ui);
@@ -678,8 +719,13 @@ impl eframe::App for LabApp {
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         self.ui_contents(ui);
         // eframe's measure of the previous frame: building the UI, tessellating and painting it.
-        if let (true, Some(seconds)) = (self.is_running(), frame.info().cpu_usage) {
-            self.frame_times.record(seconds as f64 * 1000.0);
+        if let Some(seconds) = frame.info().cpu_usage {
+            if self.is_running() {
+                self.frame_times.record(seconds as f64 * 1000.0);
+            }
+            if self.train.is_training() {
+                self.train.frame_times.record(seconds as f64 * 1000.0);
+            }
         }
     }
 

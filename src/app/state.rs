@@ -89,6 +89,8 @@ pub struct Settings {
     pub device: crate::engine::DeviceChoice,
     /// Timesteps per sample in an exported filmstrip.
     pub filmstrip_steps: usize,
+    /// The Train view's choices.
+    pub train: super::train_ui::TrainSettings,
 }
 
 impl Default for Settings {
@@ -107,6 +109,7 @@ impl Default for Settings {
             play_speed: 30.0,
             device: crate::engine::DeviceChoice::Auto,
             filmstrip_steps: 10,
+            train: Default::default(),
         }
     }
 }

@@ -16,9 +16,9 @@ use diffusion_lab::model::checkpoint::Checkpoint;
 use diffusion_lab::model::classifier::ClassifierConfig;
 use diffusion_lab::model::embedded;
 use diffusion_lab::model::denoise::{Condition, DEFAULT_GUIDANCE, denoise};
-use diffusion_lab::model::checkpoint::ModelKind;
 use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet, UNetConfig};
-use diffusion_lab::train::ddpm::{DdpmTrainer, RunFiles, TrainConfig};
+use diffusion_lab::train::ddpm::RunFiles;
+use diffusion_lab::train::run::{DataSource, RunError, RunOptions, TrainRun, load_training_data};
 
 mod bench;
 mod eval;
@@ -162,23 +162,24 @@ pub struct DataArgs {
 
 impl DataArgs {
     fn load(&self) -> anyhow::Result<(Dataset, String)> {
-        if self.data == "fashion-mnist" {
-            let data = Dataset::fashion_mnist(&self.fashion_mnist_dir, Split::Train)?;
-            Ok((data, format!("Fashion-MNIST train split ({})", self.fashion_mnist_dir.display())))
-        } else {
-            let dir = PathBuf::from(&self.data);
-            let folder = data::folder::load_folder(&dir, self.image_size, self.image_size, self.image_channels)?;
-            if !folder.skipped.is_empty() {
-                eprintln!("skipped {} files that are not usable images:", folder.skipped.len());
-                for (_, reason) in folder.skipped.iter().take(20) {
-                    eprintln!("  {reason}");
-                }
-                if folder.skipped.len() > 20 {
-                    eprintln!("  … and {} more", folder.skipped.len() - 20);
-                }
+        let loaded = load_training_data(&self.source(), self.image_size, self.image_channels)?;
+        if !loaded.skipped.is_empty() {
+            eprintln!("skipped {} files that are not usable images:", loaded.skipped.len());
+            for (_, reason) in loaded.skipped.iter().take(20) {
+                eprintln!("  {reason}");
             }
-            let data = folder.data;
-            Ok((data, format!("folder {}", dir.display())))
+            if loaded.skipped.len() > 20 {
+                eprintln!("  … and {} more", loaded.skipped.len() - 20);
+            }
+        }
+        Ok((loaded.data, loaded.description))
+    }
+
+    fn source(&self) -> DataSource {
+        if self.data == "fashion-mnist" {
+            DataSource::FashionMnist { dir: self.fashion_mnist_dir.clone() }
+        } else {
+            DataSource::Folder { dir: PathBuf::from(&self.data) }
         }
     }
 }
@@ -193,34 +194,9 @@ fn progress_bar(total: u64, position: u64) -> indicatif::ProgressBar {
     bar
 }
 
-/// Opens a run's CSV log (first column: the step) for appending, writing `header` if the file is new. Rows
-/// after `step`, the step of the checkpoint the run continues from (0 for a new run), are dropped first: a
-/// killed run logged steps that its last checkpoint does not hold, and the resumed run logs them again.
+/// Opens a run's CSV log for appending, dropping rows after `step` ([`diffusion_lab::train::run::csv_log_from_step`]).
 fn csv_log_from_step(path: &std::path::Path, header: &str, step: u64) -> anyhow::Result<std::fs::File> {
-    if let Ok(text) = std::fs::read_to_string(path) {
-        let mut lines = text.lines();
-        let kept: Vec<&str> = lines
-            .next()
-            .into_iter()
-            .chain(lines.filter(|row| row.split(',').next().and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s <= step)))
-            .collect();
-        if kept.len() < text.lines().count() {
-            let mut trimmed = kept.join("\n");
-            trimmed.push('\n');
-            diffusion_lab::files::write_atomic(path, trimmed.as_bytes()).with_context(|| format!("cannot rewrite {}", path.display()))?;
-        }
-    }
-    csv_log(path, header)
-}
-
-/// Opens a CSV log for appending, writing `header` if the file is new.
-fn csv_log(path: &std::path::Path, header: &str) -> anyhow::Result<std::fs::File> {
-    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    if log.metadata()?.len() == 0 {
-        writeln!(log, "{header}")?;
-    }
-    Ok(log)
+    Ok(diffusion_lab::train::run::csv_log_from_step(path, header, step)?)
 }
 
 fn load_autoencoder(path: &std::path::Path, device: &Device) -> anyhow::Result<LoadedAutoencoder> {

@@ -42,94 +42,63 @@ pub struct TrainArgs {
     pub export: Option<PathBuf>,
 }
 
+impl TrainArgs {
+    /// The run these flags describe.
+    pub fn run_options(&self) -> RunOptions {
+        RunOptions {
+            out: self.out.clone(),
+            steps: self.steps,
+            batch_size: self.batch_size,
+            learning_rate: self.learning_rate,
+            channels: self.channels.clone(),
+            autoencoder: self.autoencoder.clone().filter(|_| self.latent),
+            seed: self.seed,
+            checkpoint_every: self.checkpoint_every,
+            preview_every: self.preview_every,
+            export: self.export.clone(),
+        }
+    }
+}
+
 pub(super) fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let (pixels, description) = args.data.load()?;
-    let files = RunFiles::new(&args.out);
-    std::fs::create_dir_all(&files.dir).with_context(|| format!("cannot create {}", files.dir.display()))?;
     let device = Device::flex();
-    let autoencoder = match (&args.autoencoder, args.latent) {
-        (Some(path), true) => Some(load_autoencoder(path, &device)?),
-        _ => None,
-    };
-    let (data, description) = match &autoencoder {
-        Some(ae) => {
-            eprintln!("encoding {} images with the autoencoder…", pixels.count);
-            let latents = diffusion_lab::train::autoencoder::latent_dataset(&ae.model, &ae.config, &pixels, &device)?;
-            (latents, format!("latents of {description}"))
-        }
-        None => (pixels, description),
-    };
-    let mut trainer = if args.resume {
-        let checkpoint = Checkpoint::read(&files.checkpoint())
-            .with_context(|| format!("cannot resume from {}", files.checkpoint().display()))?;
-        DdpmTrainer::resume(&checkpoint, &device, Some(args.steps))?
-    } else {
-        if files.checkpoint().exists() {
-            bail!("{} already holds a run: pass --resume to continue it, or choose another --out", files.dir.display());
-        }
-        let num_classes = data.num_classes().max(1);
-        let default_channels = if args.latent { vec![64, 128] } else { vec![32, 64, 128] };
-        let channels = args.channels.clone().unwrap_or(default_channels);
-        if channels.is_empty() {
-            bail!("--channels needs at least one level");
-        }
-        let levels = channels.len();
-        let unet = UNetConfig::new()
-            .with_self_attention_levels(vec![levels - 1])
-            .with_cross_attention_levels((1..levels).collect())
-            .with_channels(channels)
-            .with_image_channels(data.channels)
-            .with_image_size(data.height)
-            .with_num_classes(num_classes);
-        unet.validate().map_err(|e| anyhow::anyhow!("cannot train this UNet: {e}"))?;
-        let config = TrainConfig::new()
-            .with_steps(args.steps)
-            .with_batch_size(args.batch_size)
-            .with_learning_rate(args.learning_rate)
-            .with_seed(args.seed);
-        let trainer = DdpmTrainer::new(config, unet, &device, description);
-        match &args.autoencoder {
-            Some(path) if args.latent => trainer.latent(path.display().to_string()),
-            _ => trainer,
-        }
-    };
-    if trainer.kind == ModelKind::LatentUnet && autoencoder.is_none() {
-        bail!("this run trains a latent model: pass --latent --autoencoder {}", trainer.autoencoder.clone().unwrap_or_default());
+    if args.latent {
+        eprintln!("encoding {} images with the autoencoder…", pixels.count);
     }
-    if data.channels != trainer.unet_config.image_channels {
-        bail!("the data has {} channels but the model expects {}", data.channels, trainer.unet_config.image_channels);
-    }
-    let parameters = trainer.ema.parameter_count();
-    eprintln!("training a {parameters}-parameter UNet on {} images, step {} of {}", data.count, trainer.step, trainer.config.steps);
+    let mut run = TrainRun::open(args.run_options(), pixels, description, args.resume, &device).map_err(|e| match e {
+        RunError::AlreadyHoldsRun { dir, .. } => {
+            anyhow::anyhow!("{} already holds a run: pass --resume to continue it, or choose another --out", dir.display())
+        }
+        other => other.into(),
+    })?;
+    let parameters = run.trainer.ema.parameter_count();
+    eprintln!("training a {parameters}-parameter UNet on {} images, step {} of {}", run.data.count, run.step_count(), run.total_steps());
 
-    let mut log = csv_log_from_step(&files.loss_log(), "step,loss,learning_rate,images_per_second,wall_seconds", trainer.step)?;
-    let total = trainer.config.steps;
-    let bar = progress_bar(total, trainer.step);
-    let stop_at = args.max_steps_now.map_or(total, |n| (trainer.step + n).min(total));
-    let mut smoothed: Option<f64> = None;
-    while trainer.step < stop_at {
-        let report = trainer.train_step(&data);
-        let loss = smoothed.map_or(report.loss, |s| 0.98 * s + 0.02 * report.loss);
-        smoothed = Some(loss);
-        bar.set_position(report.step);
-        bar.set_message(format!("loss {loss:.4}  {:.1} img/s", report.images_per_second));
-        writeln!(log, "{},{},{},{:.2},{:.1}", report.step, report.loss, report.learning_rate, report.images_per_second, trainer.wall_seconds)?;
-        let last = trainer.step == stop_at;
-        if trainer.step % args.checkpoint_every == 0 || last {
-            trainer.checkpoint()?.write(&files.checkpoint())?;
-            if let Some(path) = &args.export {
-                trainer.export()?.write(path)?;
-            }
-            log.flush()?;
+    let total = run.total_steps();
+    let bar = progress_bar(total, run.step_count());
+    let stop_at = args.max_steps_now.map_or(total, |n| (run.step_count() + n).min(total));
+    while run.step_count() < stop_at {
+        let outcome = run.step()?;
+        bar.set_position(outcome.report.step);
+        bar.set_message(format!("loss {:.4}  {:.1} img/s", outcome.smoothed, outcome.report.images_per_second));
+        let last = run.step_count() == stop_at;
+        if last && !outcome.checkpointed {
+            run.checkpoint()?;
         }
-        if trainer.step % args.preview_every == 0 || last {
+        if run.preview_due() || last {
             // Through the export, so that the preview shows the weights as shipped (EMA in f16).
-            let model = LoadedUnet::from_checkpoint(&trainer.export()?, &device)?;
-            let grid = class_grid(&model, autoencoder.as_ref(), 4, DEFAULT_GUIDANCE, Sampler::ddim(50, 0.0), BetaSchedule::cosine(1000), 0, &device)?;
-            images::save_png(&files.preview(trainer.step), &grid, &[])?;
+            let model = run.model(&device)?;
+            let grid = class_grid(&model, run.autoencoder.as_ref(), 4, DEFAULT_GUIDANCE, Sampler::ddim(50, 0.0), BetaSchedule::cosine(1000), 0, &device)?;
+            images::save_png(&run.files.preview(run.step_count()), &grid, &[])?;
         }
     }
     bar.finish();
-    eprintln!("stopped at step {} ({:.0} s of training in all); checkpoint in {}", trainer.step, trainer.wall_seconds, files.checkpoint().display());
+    eprintln!(
+        "stopped at step {} ({:.0} s of training in all); checkpoint in {}",
+        run.step_count(),
+        run.trainer.wall_seconds,
+        run.files.checkpoint().display()
+    );
     Ok(())
 }

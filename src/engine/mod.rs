@@ -3,6 +3,7 @@
 pub mod device;
 pub mod generate;
 pub mod grid;
+pub mod train;
 pub mod worker;
 
 pub use device::{ComputeDevice, DeviceChoice, open_device};

@@ -14,6 +14,7 @@ use burn::module::Module;
 
 use super::device::{ComputeDevice, DeviceChoice, open_device};
 use super::generate::{Frame, GenerateRequest, RunHooks, RunSummary, decode_frame, run_generate};
+use super::train::{Publish, TrainCommand, TrainEvent, TrainerState};
 use crate::model::{LoadedAutoencoder, LoadedUnet};
 use crate::model::checkpoint::Checkpoint;
 
@@ -55,6 +56,8 @@ pub enum Command {
     /// and the worker keeps serving.
     #[doc(hidden)]
     InjectPanic { job: u64 },
+    /// The Train view's commands (see [`super::train`]).
+    Train(TrainCommand),
     Shutdown,
 }
 
@@ -88,6 +91,7 @@ pub enum Event {
     ForwardFrame { t: usize, x_t: Arc<Vec<f32>>, shape: [usize; 4] },
     /// A forward-process command that could not be done (bad file, no data set, bad schedule).
     ForwardFailed { message: String },
+    Train(TrainEvent),
 }
 
 /// The UI's handle on the engine thread.
@@ -157,6 +161,10 @@ impl Engine {
         let _ = self.commands.send(Command::LoadModel { name: name.to_owned(), source, autoencoder });
     }
 
+    pub fn train(&self, command: TrainCommand) {
+        let _ = self.commands.send(Command::Train(command));
+    }
+
     /// Every event that has arrived, without waiting.
     pub fn poll(&self) -> Vec<Event> {
         self.events.try_iter().collect()
@@ -200,10 +208,34 @@ fn worker(
     let mut test_set: Option<(std::path::PathBuf, crate::data::Dataset)> = None;
     let mut backlog: Option<DecodeBacklog> = None;
 
+    let mut trainer = TrainerState::default();
+    let train_send = |event: TrainEvent| send(Event::Train(event));
+    let publish = |published: Option<Publish>, models: &mut BTreeMap<String, (LoadedUnet, Option<LoadedAutoencoder>)>| {
+        if let Some((name, unet, ae)) = published {
+            send(Event::ModelLoaded(model_info(&name, &unet)));
+            models.insert(name, (unet, ae));
+        }
+    };
+
     loop {
-        // Between commands, decode the last run's undecoded latent frames one at a time, so that a new
-        // command waits for at most one decode.
+        // Between commands, decode the last run's undecoded latent frames one at a time, then train one
+        // step at a time, so that a new command waits for at most one decode or one training step.
         let command = match backlog.as_mut().and_then(|b| b.pending.last().copied().map(|index| (b, index))) {
+            None if trainer.is_training() => match commands.try_recv() {
+                Ok(command) => command,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| trainer.step(&device.device, &train_send)));
+                    match stepped {
+                        Ok(published) => publish(published, &mut models),
+                        Err(payload) => {
+                            trainer.session = None;
+                            train_send(TrainEvent::Failed { message: format!("training failed with an internal error: {}", panic_message(payload.as_ref())) });
+                        }
+                    }
+                    continue;
+                }
+            },
             None => match commands.recv() {
                 Ok(command) => command,
                 Err(_) => break,
@@ -318,19 +350,17 @@ fn worker(
                                 send(Event::Preparing { name: name.clone() });
                                 warm_up(&unet, ae.as_ref(), &device.device);
                             }
-                            send(Event::ModelLoaded(ModelInfo {
-                                name: name.clone(),
-                                header: unet.header.clone(),
-                                config: unet.config.clone(),
-                                parameters: unet.model.parameter_count(),
-                                is_latent: unet.is_latent(),
-                            }));
+                            send(Event::ModelLoaded(model_info(&name, &unet)));
                             models.insert(name, (unet, ae));
                         }
                         Err(e) => send(Event::ModelFailed { name, message: e.to_string() }),
                     }
                 }
                 Command::InjectPanic { job } => panic!("injected panic in job {job}"),
+                Command::Train(command) => {
+                    let published = trainer.handle(command, &device.device, &train_send);
+                    publish(published, &mut models);
+                }
                 Command::Decode { job, index } => {
                     if let Some(b) = backlog.as_mut().filter(|b| b.job == job) {
                         // Move it to the end of the stack: decoded next.
@@ -406,7 +436,18 @@ fn panic_event(command: &Command) -> Box<dyn FnOnce(String) -> Event> {
         Command::LoadForwardImage { .. } | Command::Forward { .. } => {
             Box::new(move |m| Event::ForwardFailed { message: internal("the forward process", m) })
         }
+        Command::Train(_) => Box::new(move |m| Event::Train(TrainEvent::Failed { message: internal("training", m) })),
         Command::SetDevice(_) | Command::Shutdown => Box::new(move |m| Event::DeviceFailed { message: internal("switching the device", m) }),
+    }
+}
+
+fn model_info(name: &str, unet: &LoadedUnet) -> ModelInfo {
+    ModelInfo {
+        name: name.to_owned(),
+        header: unet.header.clone(),
+        config: unet.config.clone(),
+        parameters: unet.model.parameter_count(),
+        is_latent: unet.is_latent(),
     }
 }
 

@@ -135,7 +135,8 @@ pub struct DdpmTrainer {
     device: Device,
     autodiff: Device,
     log_snr: LogSnrSampler,
-    data_description: String,
+    /// What the run learns from (kept in the checkpoint).
+    pub data_description: String,
     /// The current epoch's order, and which epoch it is.
     order: (u64, Vec<usize>),
 }

@@ -1,0 +1,357 @@
+//! A training run of the diffusion UNet as both `diffusion-lab train` and the window's Train view drive it:
+//! the data, the run folder (checkpoint, loss log, previews), new or resumed, one optimizer step at a time,
+//! with atomic checkpoints every N steps. The command line and the window differ only in what they show.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::prelude::Device;
+use serde::{Deserialize, Serialize};
+
+use super::ddpm::{DdpmTrainer, RunFiles, StepReport, TrainConfig};
+use crate::data::folder::load_folder;
+use crate::data::{DataError, Dataset, Split};
+use crate::model::checkpoint::{Checkpoint, CheckpointError, ModelKind};
+use crate::model::{LoadedAutoencoder, LoadedUnet, ReadbackError, UNetConfig};
+
+/// Where training images come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum DataSource {
+    /// Fashion-MNIST's train split: the IDX files in `dir` (the Debian package's folder by default).
+    FashionMnist { dir: PathBuf },
+    /// A folder of PNG / JPEG images; sub-folder names become class labels.
+    Folder { dir: PathBuf },
+}
+
+impl DataSource {
+    pub fn dir(&self) -> &Path {
+        match self {
+            DataSource::FashionMnist { dir } | DataSource::Folder { dir } => dir,
+        }
+    }
+}
+
+/// Training images, what they are, and the files of a folder that could not be used (each with why).
+#[derive(Debug)]
+pub struct TrainingData {
+    pub data: Dataset,
+    pub description: String,
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// Loads `source`; a folder's images are converted to `channels` x `image_size` x `image_size`.
+/// Unreadable images of a folder are listed in [`TrainingData::skipped`], never fatal.
+pub fn load_training_data(source: &DataSource, image_size: usize, channels: usize) -> Result<TrainingData, DataError> {
+    match source {
+        DataSource::FashionMnist { dir } => Ok(TrainingData {
+            data: Dataset::fashion_mnist(dir, Split::Train)?,
+            description: format!("Fashion-MNIST train split ({})", dir.display()),
+            skipped: Vec::new(),
+        }),
+        DataSource::Folder { dir } => {
+            let folder = load_folder(dir, image_size, image_size, channels)?;
+            Ok(TrainingData { data: folder.data, description: format!("folder {}", dir.display()), skipped: folder.skipped })
+        }
+    }
+}
+
+/// How a run is set up: everything `train`'s flags and the Train view's controls choose.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// The run folder: checkpoint, loss log, previews.
+    pub out: PathBuf,
+    /// Total optimizer steps (a resumed run may extend it).
+    pub steps: u64,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    /// Feature channels per resolution level; `None`: 32,64,128 on pixels, 64,128 on latents.
+    pub channels: Option<Vec<usize>>,
+    /// Latent diffusion on the latents of this autoencoder checkpoint; `None`: on pixels.
+    pub autoencoder: Option<PathBuf>,
+    pub seed: u64,
+    pub checkpoint_every: u64,
+    pub preview_every: u64,
+    /// Also write the shippable model (EMA weights in f16) here at every checkpoint.
+    pub export: Option<PathBuf>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            out: PathBuf::from("runs/unet"),
+            steps: 30_000,
+            batch_size: 64,
+            learning_rate: 5e-4,
+            channels: None,
+            autoencoder: None,
+            seed: 1,
+            checkpoint_every: 500,
+            preview_every: 2000,
+            export: None,
+        }
+    }
+}
+
+/// The UNet `train` builds for new runs: self-attention at the lowest resolution, cross-attention to the
+/// class below the top level.
+pub fn unet_config_for(channels: Vec<usize>, image_channels: usize, image_size: usize, num_classes: usize) -> UNetConfig {
+    let levels = channels.len().max(1);
+    UNetConfig::new()
+        .with_self_attention_levels(vec![levels - 1])
+        .with_cross_attention_levels((1..levels).collect())
+        .with_channels(channels)
+        .with_image_channels(image_channels)
+        .with_image_size(image_size)
+        .with_num_classes(num_classes)
+}
+
+/// The channels of a new run when none are given.
+pub fn default_channels(latent: bool) -> Vec<usize> {
+    if latent { vec![64, 128] } else { vec![32, 64, 128] }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("{what} {}: {source}", path.display())]
+    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("{} already holds a run (step {step} of {steps}): resume it, or choose another folder", dir.display())]
+    AlreadyHoldsRun { dir: PathBuf, step: u64, steps: u64 },
+    #[error("cannot resume from {}: {source}", path.display())]
+    NoRunToResume { path: PathBuf, source: CheckpointError },
+    #[error("cannot load the autoencoder {}: {source}", path.display())]
+    Autoencoder { path: PathBuf, source: CheckpointError },
+    #[error("encoding the images with the autoencoder: {0}")]
+    Encode(#[from] ReadbackError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What one call of [`TrainRun::step`] did.
+#[derive(Clone, Debug)]
+pub struct StepOutcome {
+    pub report: StepReport,
+    /// The loss smoothed over about 50 steps (an exponential moving average).
+    pub smoothed: f64,
+    /// Whether this step wrote the checkpoint.
+    pub checkpointed: bool,
+}
+
+/// Where a run folder's run stands, read from its checkpoint header.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunProgress {
+    pub step: u64,
+    pub steps: u64,
+    pub latent: bool,
+    pub data: String,
+}
+
+/// The run in `dir`, if it holds a checkpoint.
+pub fn run_progress(dir: &Path) -> Result<Option<RunProgress>, CheckpointError> {
+    let path = RunFiles::new(dir).checkpoint();
+    if !path.exists() {
+        return Ok(None);
+    }
+    let checkpoint = Checkpoint::read(&path)?;
+    let (_, record, config): (serde_json::Value, super::ddpm::TrainRecord, TrainConfig) = super::resume_header(&checkpoint)?;
+    Ok(Some(RunProgress {
+        step: checkpoint.header.step,
+        steps: config.steps,
+        latent: checkpoint.header.kind == ModelKind::LatentUnet,
+        data: record.data,
+    }))
+}
+
+pub const LOSS_LOG_HEADER: &str = "step,loss,learning_rate,images_per_second,wall_seconds";
+
+pub struct TrainRun {
+    pub trainer: DdpmTrainer,
+    /// What the UNet learns from: the pixels, or their latents for a latent model.
+    pub data: Dataset,
+    pub files: RunFiles,
+    pub autoencoder: Option<LoadedAutoencoder>,
+    pub options: RunOptions,
+    log: std::fs::File,
+    smoothed: Option<f64>,
+}
+
+impl TrainRun {
+    /// A new run in `options.out` (refused if the folder already holds one), or with `resume` the run the
+    /// folder holds, continued exactly where its checkpoint left it (to `options.steps`).
+    pub fn open(options: RunOptions, pixels: Dataset, description: String, resume: bool, device: &Device) -> Result<Self, RunError> {
+        let files = RunFiles::new(&options.out);
+        std::fs::create_dir_all(&files.dir).map_err(|source| RunError::Io { what: "cannot create", path: files.dir.clone(), source })?;
+        let autoencoder = match &options.autoencoder {
+            Some(path) => Some(
+                Checkpoint::read(path)
+                    .and_then(|c| LoadedAutoencoder::from_checkpoint(&c, device))
+                    .map_err(|source| RunError::Autoencoder { path: path.clone(), source })?,
+            ),
+            None => None,
+        };
+        if let Some(ae) = &autoencoder {
+            let wanted = [ae.config.image_channels, ae.config.image_size, ae.config.image_size];
+            if [pixels.channels, pixels.height, pixels.width] != wanted {
+                return Err(RunError::Invalid(format!(
+                    "the autoencoder encodes {}x{}x{} images but the data is {}x{}x{}",
+                    wanted[0], wanted[1], wanted[2], pixels.channels, pixels.height, pixels.width
+                )));
+            }
+        }
+        let (data, description) = match &autoencoder {
+            Some(ae) => (super::autoencoder::latent_dataset(&ae.model, &ae.config, &pixels, device)?, format!("latents of {description}")),
+            None => (pixels, description),
+        };
+        let trainer = if resume {
+            let path = files.checkpoint();
+            let checkpoint = Checkpoint::read(&path).map_err(|source| RunError::NoRunToResume { path: path.clone(), source })?;
+            DdpmTrainer::resume(&checkpoint, device, Some(options.steps))?
+        } else {
+            if let Some(progress) = run_progress(&files.dir).ok().flatten() {
+                return Err(RunError::AlreadyHoldsRun { dir: files.dir.clone(), step: progress.step, steps: progress.steps });
+            }
+            let channels = options.channels.clone().unwrap_or_else(|| default_channels(autoencoder.is_some()));
+            if channels.is_empty() {
+                return Err(RunError::Invalid("the UNet needs at least one level of channels".into()));
+            }
+            let unet = unet_config_for(channels, data.channels, data.height, data.num_classes().max(1));
+            unet.validate().map_err(|e| RunError::Invalid(format!("cannot train this UNet: {e}")))?;
+            if options.batch_size == 0 || options.steps == 0 || !(options.learning_rate > 0.0 && options.learning_rate < 1.0) {
+                return Err(RunError::Invalid(format!(
+                    "steps and batch size must be at least 1 and the learning rate in (0, 1): got {} steps, batch {}, rate {}",
+                    options.steps, options.batch_size, options.learning_rate
+                )));
+            }
+            let config = TrainConfig::new()
+                // A short run warms up over its first tenth: 500 steps of warm-up would be all of it.
+                .with_warmup_steps((options.steps / 10).clamp(1, 500))
+                .with_steps(options.steps)
+                .with_batch_size(options.batch_size)
+                .with_learning_rate(options.learning_rate)
+                .with_seed(options.seed);
+            let trainer = DdpmTrainer::new(config, unet, device, description);
+            match &options.autoencoder {
+                Some(path) => trainer.latent(path.display().to_string()),
+                None => trainer,
+            }
+        };
+        if trainer.kind == ModelKind::LatentUnet && autoencoder.is_none() {
+            return Err(RunError::Invalid(format!(
+                "this run trains a latent model: choose its autoencoder {}",
+                trainer.autoencoder.clone().unwrap_or_default()
+            )));
+        }
+        if trainer.kind == ModelKind::Unet && autoencoder.is_some() {
+            return Err(RunError::Invalid("this run trains a pixel model: resume it without an autoencoder".into()));
+        }
+        let expected = [trainer.unet_config.image_channels, trainer.unet_config.image_size];
+        if [data.channels, data.height] != expected || data.width != data.height {
+            return Err(RunError::Invalid(format!(
+                "the data is {}x{}x{} but the model learns {}x{s}x{s}",
+                data.channels,
+                data.height,
+                data.width,
+                expected[0],
+                s = expected[1]
+            )));
+        }
+        let log = csv_log_from_step(&files.loss_log(), LOSS_LOG_HEADER, trainer.step)?;
+        Ok(Self { trainer, data, files, autoencoder, options, log, smoothed: None })
+    }
+
+    pub fn step_count(&self) -> u64 {
+        self.trainer.step
+    }
+
+    pub fn total_steps(&self) -> u64 {
+        self.trainer.config.steps
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.trainer.step >= self.trainer.config.steps
+    }
+
+    /// One optimizer step, logged; the checkpoint is written every `checkpoint_every` steps and at the last.
+    pub fn step(&mut self) -> Result<StepOutcome, RunError> {
+        let report = self.trainer.train_step(&self.data);
+        let smoothed = self.smoothed.map_or(report.loss, |s| 0.98 * s + 0.02 * report.loss);
+        self.smoothed = Some(smoothed);
+        let io = |source| RunError::Io { what: "cannot write", path: self.files.loss_log(), source };
+        writeln!(
+            self.log,
+            "{},{},{},{:.2},{:.1}",
+            report.step, report.loss, report.learning_rate, report.images_per_second, self.trainer.wall_seconds
+        )
+        .map_err(io)?;
+        let checkpointed = self.trainer.step % self.options.checkpoint_every.max(1) == 0 || self.is_finished();
+        if checkpointed {
+            self.checkpoint()?;
+        }
+        Ok(StepOutcome { report, smoothed, checkpointed })
+    }
+
+    /// Writes the checkpoint (atomically: a kill leaves the previous one) and the export, if any.
+    pub fn checkpoint(&mut self) -> Result<(), RunError> {
+        self.log.flush().map_err(|source| RunError::Io { what: "cannot write", path: self.files.loss_log(), source })?;
+        self.trainer.checkpoint()?.write(&self.files.checkpoint())?;
+        if let Some(path) = &self.options.export {
+            self.trainer.export()?.write(path)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the step just done should show samples: every `preview_every` steps and at the last.
+    pub fn preview_due(&self) -> bool {
+        self.trainer.step % self.options.preview_every.max(1) == 0 || self.is_finished()
+    }
+
+    /// The model as shipped (EMA weights in f16), ready to sample.
+    pub fn model(&self, device: &Device) -> Result<LoadedUnet, RunError> {
+        Ok(LoadedUnet::from_checkpoint(&self.trainer.export()?, device)?)
+    }
+}
+
+/// Opens a run's CSV log (first column: the step) for appending, writing `header` if the file is new. Rows
+/// after `step`, the step of the checkpoint the run continues from (0 for a new run), are dropped first: a
+/// killed run logged steps that its last checkpoint does not hold, and the resumed run logs them again.
+pub fn csv_log_from_step(path: &Path, header: &str, step: u64) -> Result<std::fs::File, RunError> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let mut lines = text.lines();
+        let kept: Vec<&str> = lines
+            .next()
+            .into_iter()
+            .chain(lines.filter(|row| row.split(',').next().and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s <= step)))
+            .collect();
+        if kept.len() < text.lines().count() {
+            let mut trimmed = kept.join("\n");
+            trimmed.push('\n');
+            crate::files::write_atomic(path, trimmed.as_bytes()).map_err(|source| RunError::Io { what: "cannot rewrite", path: path.into(), source })?;
+        }
+    }
+    csv_log(path, header)
+}
+
+/// Opens a CSV log for appending, writing `header` if the file is new.
+pub fn csv_log(path: &Path, header: &str) -> Result<std::fs::File, RunError> {
+    let io = |source| RunError::Io { what: "cannot open", path: path.into(), source };
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
+    if log.metadata().map_err(io)?.len() == 0 {
+        writeln!(log, "{header}").map_err(io)?;
+    }
+    Ok(log)
+}
+
+/// The (step, loss) rows of a run's loss log, for a resumed run's plot.
+pub fn read_loss_log(path: &Path) -> Vec<(u64, f64)> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
+    text.lines()
+        .skip(1)
+        .filter_map(|row| {
+            let mut fields = row.split(',');
+            Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+        })
+        .collect()
+}
