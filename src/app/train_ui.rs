@@ -400,7 +400,7 @@ pub fn on_train_event(app: &mut LabApp, event: TrainEvent) {
                 train.snapshots.clear();
             }
             train.found = Some((out, None));
-            app.status = Some(super::StatusMessage { text: format!("training: step {step} of {steps}"), is_error: false });
+            app.status = None;
         }
         TrainEvent::Step { step, loss, smoothed, images_per_second, step_seconds, .. } => {
             train.on_step(step, loss, smoothed, images_per_second, step_seconds);
@@ -412,7 +412,10 @@ pub fn on_train_event(app: &mut LabApp, event: TrainEvent) {
             report_frame_times(train, "paused");
             app.set_status(format!("training paused at step {step}; checkpoint saved; the model is in Generate's picker"), false);
         }
-        TrainEvent::Continued => train.phase = Phase::Running,
+        TrainEvent::Continued => {
+            train.phase = Phase::Running;
+            app.status = None;
+        }
         TrainEvent::Stopped { step, finished } => {
             train.phase = Phase::Idle;
             report_frame_times(train, if finished { "finished" } else { "stopped" });
@@ -446,17 +449,10 @@ fn report_frame_times(train: &TrainState, what: &str) {
     );
 }
 
-/// An exponential moving average of a loss curve, as the trainer smooths it.
+/// A loss curve smoothed as the trainer smooths it.
 fn smooth(points: &[[f64; 2]]) -> Vec<[f64; 2]> {
-    let mut s: Option<f64> = None;
-    points
-        .iter()
-        .map(|[step, loss]| {
-            let value = s.map_or(*loss, |s| 0.98 * s + 0.02 * loss);
-            s = Some(value);
-            [*step, value]
-        })
-        .collect()
+    let mut smoothing = crate::train::run::LossSmoothing::default();
+    points.iter().map(|[step, loss]| [*step, smoothing.add(*loss)]).collect()
 }
 
 /// Asks the engine to load (and describe) the chosen data.
@@ -828,6 +824,7 @@ pub fn train_view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         .legend(Legend::default())
         .x_axis_label("step")
         .y_axis_label("loss")
+        .include_y(0.0)
         .show(ui, |plot| {
             plot.line(Line::new("loss", PlotPoints::from(raw)).color(Color32::from_gray(140)));
             plot.line(Line::new("smoothed", PlotPoints::from(smoothed)).color(Color32::LIGHT_BLUE).width(2.0));

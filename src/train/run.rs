@@ -134,7 +134,7 @@ pub enum RunError {
 #[derive(Clone, Debug)]
 pub struct StepOutcome {
     pub report: StepReport,
-    /// The loss smoothed over about 50 steps (an exponential moving average).
+    /// The loss smoothed over about 50 steps ([`LossSmoothing`]).
     pub smoothed: f64,
     /// Whether this step wrote the checkpoint.
     pub checkpointed: bool,
@@ -175,7 +175,7 @@ pub struct TrainRun {
     pub autoencoder: Option<LoadedAutoencoder>,
     pub options: RunOptions,
     log: std::fs::File,
-    smoothed: Option<f64>,
+    smoothing: LossSmoothing,
 }
 
 impl TrainRun {
@@ -259,7 +259,14 @@ impl TrainRun {
             )));
         }
         let log = csv_log_from_step(&files.loss_log(), LOSS_LOG_HEADER, trainer.step)?;
-        Ok(Self { trainer, data, files, autoencoder, options, log, smoothed: None })
+        // A resumed run's curve carries on smoothly from the steps it has logged.
+        let mut smoothing = LossSmoothing::default();
+        if trainer.step > 0 {
+            for (_, loss) in read_loss_log(&files.loss_log()) {
+                smoothing.add(loss);
+            }
+        }
+        Ok(Self { trainer, data, files, autoencoder, options, log, smoothing })
     }
 
     pub fn step_count(&self) -> u64 {
@@ -277,8 +284,7 @@ impl TrainRun {
     /// One optimizer step, logged; the checkpoint is written every `checkpoint_every` steps and at the last.
     pub fn step(&mut self) -> Result<StepOutcome, RunError> {
         let report = self.trainer.train_step(&self.data);
-        let smoothed = self.smoothed.map_or(report.loss, |s| 0.98 * s + 0.02 * report.loss);
-        self.smoothed = Some(smoothed);
+        let smoothed = self.smoothing.add(report.loss);
         let io = |source| RunError::Io { what: "cannot write", path: self.files.loss_log(), source };
         writeln!(
             self.log,
@@ -311,6 +317,26 @@ impl TrainRun {
     /// The model as shipped (EMA weights in f16), ready to sample.
     pub fn model(&self, device: &Device) -> Result<LoadedUnet, RunError> {
         Ok(LoadedUnet::from_checkpoint(&self.trainer.export()?, device)?)
+    }
+}
+
+/// An exponential moving average of the loss over about 50 steps (decay 0.98), divided by 1 - 0.98^n as
+/// Adam debiases its moments: without that, the first steps' average leans towards 0 (or, started at the
+/// first loss, towards it for a hundred steps).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LossSmoothing {
+    average: f64,
+    weight: f64,
+}
+
+impl LossSmoothing {
+    pub const DECAY: f64 = 0.98;
+
+    /// Adds a step's loss; returns the smoothed loss so far.
+    pub fn add(&mut self, loss: f64) -> f64 {
+        self.average = Self::DECAY * self.average + (1.0 - Self::DECAY) * loss;
+        self.weight = Self::DECAY * self.weight + (1.0 - Self::DECAY);
+        self.average / self.weight
     }
 }
 
@@ -354,4 +380,22 @@ pub fn read_loss_log(path: &Path) -> Vec<(u64, f64)> {
             Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smoothing_is_unbiased_from_the_first_step() {
+        let mut smoothing = LossSmoothing::default();
+        assert!((smoothing.add(0.5) - 0.5).abs() < 1e-12, "one loss smooths to itself");
+        for _ in 0..10 {
+            smoothing.add(0.5);
+        }
+        assert!((smoothing.add(0.5) - 0.5).abs() < 1e-12, "a constant loss stays constant");
+        let mut falling = LossSmoothing::default();
+        let last = (0..400).map(|i| falling.add(if i < 200 { 1.0 } else { 0.1 })).last().unwrap();
+        assert!((last - 0.1).abs() < 0.02, "200 steps after a drop the average has followed it: {last}");
+    }
 }
