@@ -252,3 +252,42 @@ fn killed_window_training_resumes_on_the_loss_curve_of_an_uninterrupted_run() {
     assert_eq!(a, b, "every step logged once, with the loss of the uninterrupted command-line run");
 }
 
+
+/// A latent run from the engine's Train commands, on the built-in autoencoder: the autoencoder is copied
+/// into the run folder, the samples come decoded, and the model it hands to Generate is latent.
+#[test]
+fn a_latent_run_on_the_built_in_autoencoder_samples_decoded_pictures() {
+    use diffusion_lab::engine::Event;
+    use diffusion_lab::engine::train::{DataRequest, TrainCommand, TrainEvent, TrainRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let pictures = halves_folder(dir.path(), 12);
+    let out = dir.path().join("latent run");
+    let settings = TrainSettings { latent: true, image_dir: pictures.display().to_string(), steps: 6, preview_every: 3, batch_size: 4, ..train_settings(&out, 6) };
+    let engine = Engine::spawn(DeviceChoice::Cpu, || {});
+    engine.train(TrainCommand::Start(TrainRequest {
+        data: DataRequest { image_size: 28, image_channels: 1, ..settings.data_request() },
+        options: settings.run_options(),
+        resume: false,
+        model_name: "trained: latent".into(),
+        built_in_autoencoder: Some(diffusion_lab::model::embedded::FASHION_AUTOENCODER),
+    }));
+    let (mut samples, mut latent_model, mut finished) = (Vec::new(), false, false);
+    while !finished {
+        match engine.recv_timeout(Duration::from_secs(300)).expect("the engine answers") {
+            Event::Train(TrainEvent::Failed { message }) => panic!("{message}"),
+            Event::Train(TrainEvent::Samples { step, frames, .. }) => samples.push((step, frames)),
+            Event::Train(TrainEvent::Stopped { step, finished: true }) => {
+                assert_eq!(step, 6);
+                finished = true;
+            }
+            Event::ModelLoaded(info) if info.name == "trained: latent" => latent_model = info.is_latent,
+            _ => {}
+        }
+    }
+    assert!(latent_model, "the latent model is offered to Generate");
+    assert!(out.join("autoencoder.dlab").exists() && out.join("checkpoint.dlab").exists());
+    assert_eq!(samples.iter().map(|(step, _)| *step).collect::<Vec<_>>(), vec![3, 6]);
+    let frames = &samples[1].1;
+    assert!(frames.iter().all(|f| f.decoded.as_ref().is_some_and(|d| d.shape == [8, 1, 28, 28])), "every frame decoded to pixels");
+    assert_eq!(frames[0].shape, [8, 4, 7, 7], "the diffusion runs on 4x7x7 latents");
+}
