@@ -41,6 +41,21 @@ fn schedule_json_alpha_bar_is_product_of_alphas() {
 }
 
 #[test]
+fn schedule_prints_the_terminal_signal_and_warns_when_x_t_is_not_pure_noise() {
+    let out = diffusion_lab(&["schedule", "--kind", "sigmoid", "--timesteps", "300"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("signal left at t = T: sqrt(ᾱ_T) = 0.219 (ᾱ_T = 0.0478), λ_T = -2.99"), "{stderr}");
+    assert!(stderr.contains("warning: x_T is not pure noise") && stderr.contains("FD 56.1 with 78.0 %"), "{stderr}");
+    assert!(stderr.contains("fix: --timesteps 477, or --beta-end 0.0317"), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 301, "stdout stays the CSV table");
+
+    let out = diffusion_lab(&["schedule", "--kind", "sigmoid", "--timesteps", "477"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("signal left at t = T") && !stderr.contains("warning"), "{stderr}");
+}
+
+#[test]
 fn schedule_csv_has_a_row_per_timestep() {
     let out = diffusion_lab(&["schedule", "--kind", "cosine", "--timesteps", "50"]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -70,3 +70,25 @@ fn readme_latent_filmstrip() {
     export::save_filmstrip_to(&dir.join("latent-channels.png"), trajectory, 10, View::LatentChannels, app.settings.color_map, 3)
         .unwrap();
 }
+
+/// The Schedule panel's terminal-signal warning (sigmoid, T = 300: the example), with the Forward
+/// process panel at t = T beside pure noise, after a run under that schedule: rendered by egui_kittest.
+#[test]
+#[ignore = "writes assets/readme/; run by hand after the schedule panel changes"]
+fn readme_terminal_signal_warning() {
+    let schedule = diffusion_lab::diffusion::BetaSchedule::default_for(diffusion_lab::diffusion::ScheduleKind::Sigmoid, 300);
+    let settings = Settings { schedule, batch: 16, class: Some(3), seed: 2, ..Settings::default() };
+    let mut harness = run_in_window(settings);
+    harness.state_mut().fashion_mnist_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist");
+    harness.state_mut().forward.test_index = 3;
+    harness.get_by_label("Show x_T next to pure noise").click();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !harness.state().forward.x_t.as_ref().is_some_and(|(t, ..)| *t == 300) {
+        assert!(Instant::now() < deadline, "x_T never arrived");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    harness.run_steps(4);
+    let image = harness.render().unwrap();
+    image.save(readme_dir().join("window-terminal-warning.png")).unwrap();
+}

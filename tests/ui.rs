@@ -736,3 +736,69 @@ fn an_interpolation_strip_between_two_seeds_fills_in_and_saves_as_png_and_gif() 
     harness.state_mut().compare.restore_interpolation(&restored.interpolate.unwrap());
     assert_eq!(harness.state().compare.seed_b, 8);
 }
+
+/// The Schedule panel warns when x_T keeps part of the image, and clears the warning when T, β_end or the
+/// kind move back out of that region; its fixes work, and the Forward process panel shows x_T next to
+/// pure noise.
+#[test]
+fn schedule_sliders_warn_when_x_t_is_not_pure_noise() {
+    const WARNING: &str = "x_T is not pure noise";
+    let warned = |harness: &Harness<'static, LabApp>| harness.query_all_by_label_contains(WARNING).next().is_some();
+    let mut harness = harness(quick_settings());
+    harness.state_mut().fashion_mnist_dir = common::fashion_mnist_fixture();
+    harness.run_steps(2);
+    harness.get_by_label_contains("Signal left at t = T: sqrt(ᾱ_T) = 0.000");
+    assert!(!warned(&harness), "the model's own cosine schedule ends in pure noise");
+
+    harness.get_by_label("Kind").click();
+    harness.run_steps(2);
+    harness.get_by_label("linear").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().settings.schedule, diffusion_lab::diffusion::BetaSchedule::linear(1000));
+    assert!(!warned(&harness), "linear, T = 1000: ᾱ_T = 4e-5");
+
+    // T down to 300: ᾱ_T = 0.048, sqrt 0.22.
+    harness.get_by_role_and_label(Role::Slider, "T").set_value_accesskit(300.0);
+    harness.run_steps(3);
+    assert_eq!(harness.state().settings.schedule.steps, 300);
+    assert!(warned(&harness), "T = 300 leaves 22 % of the image in x_T");
+    harness.get_by_label_contains("still holds 22 % of the image");
+    harness.get_by_label_contains("FD 55.4 with 78.0 % judged their class");
+
+    // Shown, not only said: x_T beside pure noise in the Forward process panel.
+    harness.get_by_label("Show x_T next to pure noise").click();
+    step_until(&mut harness, "x_T arrives", |app| app.forward.x_t.as_ref().is_some_and(|(t, ..)| *t == 300));
+    harness.run_steps(3);
+    harness.get_by_role_and_label(Role::Image, "pure noise");
+    harness.get_by_label_contains("x_T still shows the image (22 % of it)");
+
+    // Back out of the region by T, by the fix button.
+    let schedule = harness.state().settings.schedule;
+    let fixed_steps = diffusion_lab::diffusion::schedule::terminal_fixes(&schedule).0.unwrap();
+    harness.get_by_label(&format!("Raise T to {fixed_steps}")).click();
+    harness.run_steps(3);
+    assert_eq!(harness.state().settings.schedule.steps, fixed_steps);
+    assert!(!warned(&harness), "T = {fixed_steps} ends in pure noise");
+
+    // Into the region by β_end and out again.
+    harness.get_by_role_and_label(Role::Slider, "T").set_value_accesskit(1000.0);
+    harness.get_by_role_and_label(Role::Slider, "β_end").set_value_accesskit(0.005);
+    harness.run_steps(3);
+    assert!(warned(&harness), "β_end = 0.005 leaves 28 % of the image");
+    harness.get_by_role_and_label(Role::Slider, "β_end").set_value_accesskit(0.02);
+    harness.run_steps(3);
+    assert!(!warned(&harness));
+
+    // Into it by T again, out by the kind: cosine ends in pure noise at any T.
+    harness.get_by_role_and_label(Role::Slider, "T").set_value_accesskit(200.0);
+    harness.run_steps(3);
+    assert!(warned(&harness));
+    harness.get_by_label("Kind").click();
+    harness.run_steps(2);
+    harness.get_by_label("cosine").click();
+    harness.run_steps(3);
+    assert_eq!(harness.state().settings.schedule.kind, diffusion_lab::diffusion::ScheduleKind::Cosine);
+    assert!(!warned(&harness), "cosine, T = 200");
+    harness.get_by_role_and_label(Role::Slider, "T").set_value_accesskit(1000.0);
+    harness.run_steps(3);
+}

@@ -22,11 +22,13 @@ pub struct ForwardState {
     pub t: usize,
     pub x0: Option<(Arc<Vec<f32>>, [usize; 4], String)>,
     pub x_t: Option<(usize, Arc<Vec<f32>>, [usize; 4])>,
+    /// The ε that x_t was noised with: pure noise, what sampling starts from (shown beside x_T).
+    pub noise: Option<Arc<Vec<f32>>>,
     /// What was last asked of the engine, so a request is sent only when something changed.
     requested: Option<(BetaSchedule, usize, usize)>,
     /// Bumped whenever a new x_0 arrives.
     generation: usize,
-    textures: Option<(TextureHandle, TextureHandle)>,
+    textures: Option<(TextureHandle, TextureHandle, Option<TextureHandle>)>,
     /// The textures show this: (x_0 generation, x_t serial, colour map, mask serial).
     texture_key: Option<(usize, usize, super::state::ColorMap, usize)>,
     /// Bumped whenever an x_t arrives: a schedule edit at the same t brings a new x_t.
@@ -245,15 +247,21 @@ pub fn forward_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             None => color_image_of(&x0, shape, map),
         };
         let ctx = ui.ctx();
+        let noise = match (&app.forward.x_t, &app.forward.noise) {
+            (Some((_, _, shape)), Some(noise)) => Some(ctx.load_texture("forward_noise", color_image_of(noise, *shape, map), TextureOptions::NEAREST)),
+            _ => None,
+        };
         app.forward.textures = Some((
             ctx.load_texture("forward_x0", clean, TextureOptions::NEAREST),
             ctx.load_texture("forward_xt", noisy, TextureOptions::NEAREST),
+            noise,
         ));
         app.forward.texture_key = Some(key);
     }
-    if let Some((clean, noisy)) = app.forward.textures.clone() {
+    if let Some((clean, noisy, noise)) = app.forward.textures.clone() {
         let zoom = app.settings.zoom;
-        ui.horizontal(|ui| {
+        let at_t_max = app.forward.x_t.as_ref().is_some_and(|(t, ..)| *t == steps);
+        ui.horizontal_wrapped(|ui| {
             ui.vertical(|ui| {
                 ui.label("x_0");
                 let image = egui::Image::new((clean.id(), clean.size_vec2() * zoom)).alt_text("clean image x_0").sense(egui::Sense::drag());
@@ -265,7 +273,28 @@ pub fn forward_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                 ui.label(format!("x_t, t = {t}"));
                 ui.add(egui::Image::new((noisy.id(), noisy.size_vec2() * zoom)).alt_text("noised image x_t"));
             });
+            // At t = T: x_T beside pure noise, which is what sampling starts from.
+            if let (true, Some(noise)) = (at_t_max, noise) {
+                ui.vertical(|ui| {
+                    ui.label("pure noise ε");
+                    ui.add(egui::Image::new((noise.id(), noise.size_vec2() * zoom)).alt_text("pure noise"));
+                });
+            }
         });
+        if at_t_max {
+            match schedule.build().map(|s| s.terminal_signal()) {
+                Ok(terminal) if !terminal.is_pure_noise() => {
+                    ui.colored_label(
+                        ui.visuals().warn_fg_color,
+                        format!("x_T still shows the image ({:.0} % of it): sampling starts from pure noise instead.", 100.0 * terminal.signal()),
+                    );
+                }
+                Ok(_) => {
+                    ui.weak("x_T is indistinguishable from pure noise: sampling can start there.");
+                }
+                Err(_) => {}
+            }
+        }
     }
     ui.weak(label);
     editing_ui(app, ui);

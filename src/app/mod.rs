@@ -397,8 +397,9 @@ impl LabApp {
                 }
                 Event::Frame { .. } | Event::Done { .. } | Event::Failed { .. } | Event::Decoded { .. } => {} // A superseded job.
                 Event::ForwardImage { x0, shape, label } => self.forward.set_x0(x0, shape, label),
-                Event::ForwardFrame { t, x_t, shape } => {
+                Event::ForwardFrame { t, x_t, noise, shape } => {
                     self.forward.x_t = Some((t, x_t, shape));
+                    self.forward.noise = Some(noise);
                     self.forward.frame_serial += 1;
                 }
                 Event::ForwardFailed { message } => self.forward.error = Some(message),

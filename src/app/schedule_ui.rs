@@ -55,6 +55,61 @@ pub fn range_warning(edited: (f64, f64), trained: Option<(f64, f64)>) -> Option<
     }
 }
 
+/// The signal left at t = T beside the model's trained range, and, where x_T is not pure noise, the
+/// warning with the measured cost and the fixes: raise T, raise β_end, reset, and a look at x_T next to
+/// pure noise in the Forward process panel.
+fn terminal_signal_ui(app: &mut LabApp, ui: &mut egui::Ui, trained_range: Option<(f64, f64)>, trained_schedule: Option<BetaSchedule>) {
+    let schedule = app.settings.schedule;
+    let Ok(built) = schedule.build() else { return };
+    let terminal = built.terminal_signal();
+    ui.label(format!("Signal left at t = T: {}", terminal.describe()));
+    let trained_end = trained_schedule.and_then(|s| s.build().ok()).map(|s| s.terminal_signal());
+    match (trained_range, trained_end) {
+        (Some((low, high)), Some(end)) => {
+            ui.weak(format!("The model was trained on λ from {low:.0} to {high:.0}; its own schedule ends at λ_T = {:.1}.", end.log_snr));
+        }
+        (Some((low, high)), None) => {
+            ui.weak(format!("The model was trained on λ from {low:.0} to {high:.0}."));
+        }
+        _ => {}
+    }
+    let Some(warning) = crate::diffusion::schedule::terminal_warning(&built) else { return };
+    egui::Frame::group(ui.style()).stroke(egui::Stroke::new(1.0, ui.visuals().warn_fg_color)).show(ui, |ui| {
+        ui.colored_label(ui.visuals().warn_fg_color, "x_T is not pure noise");
+        ui.label(warning);
+        let (steps, beta_end) = crate::diffusion::schedule::terminal_fixes(&schedule);
+        ui.horizontal_wrapped(|ui| {
+            if let Some(steps) = steps
+                && ui.button(format!("Raise T to {steps}")).clicked()
+            {
+                app.settings.schedule.steps = steps;
+            }
+            if let Some(beta_end) = beta_end
+                && ui.button(format!("Raise β_end to {beta_end}")).clicked()
+            {
+                app.settings.schedule.beta_end = beta_end;
+            }
+            if let Some(trained) = trained_schedule
+                && ui.button("Use the model's schedule").clicked()
+            {
+                app.settings.schedule = trained;
+            }
+            if ui.button("Show x_T next to pure noise").on_hover_text("The Forward process panel at t = T").clicked() {
+                show_terminal_in_forward_panel(app);
+            }
+        });
+    });
+}
+
+/// Opens the Forward process panel at t = T of the edited schedule, where it shows x_T beside pure noise.
+pub fn show_terminal_in_forward_panel(app: &mut LabApp) {
+    app.forward.open = true;
+    if app.forward.x0.is_none() {
+        super::forward_ui::load_test_image(app);
+    }
+    app.forward.t = app.settings.schedule.steps;
+}
+
 pub fn schedule_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     ui.heading("Schedule");
     let schedule = &mut app.settings.schedule;
@@ -93,7 +148,9 @@ pub fn schedule_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             ui.colored_label(ui.visuals().error_fg_color, format!("Invalid schedule: {e}"));
         }
         (Some(curves), Ok(())) => {
-            if let Some(warning) = range_warning(curves.log_snr_range, trained_range) {
+            let edited_range = curves.log_snr_range;
+            terminal_signal_ui(app, ui, trained_range, trained_schedule);
+            if let Some(warning) = range_warning(edited_range, trained_range) {
                 ui.colored_label(ui.visuals().warn_fg_color, warning);
             }
         }

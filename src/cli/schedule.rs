@@ -30,7 +30,28 @@ pub(super) fn schedule(args: &ScheduleArgs) -> anyhow::Result<()> {
         }
     }
     out.flush()?;
+    // On stderr, so that the table on stdout stays a table.
+    for line in terminal_lines(&schedule) {
+        eprintln!("{line}");
+    }
     Ok(())
+}
+
+/// The signal left at t = T and, where x_T is not pure noise, the warning with its measured cost and the
+/// flags that fix it (the window's Schedule panel says the same).
+pub(super) fn terminal_lines(schedule: &NoiseSchedule) -> Vec<String> {
+    use diffusion_lab::diffusion::schedule::{terminal_fixes, terminal_warning};
+    let mut lines = vec![format!("signal left at t = T: {}", schedule.terminal_signal().describe())];
+    if let Some(warning) = terminal_warning(schedule) {
+        lines.push(format!("warning: x_T is not pure noise. {warning}"));
+        let (steps, beta_end) = terminal_fixes(&schedule.source);
+        let mut fixes: Vec<String> = Vec::new();
+        fixes.extend(steps.map(|t| format!("--timesteps {t}")));
+        fixes.extend(beta_end.map(|b| format!("--beta-end {b}")));
+        fixes.push("the models' own schedule (--kind cosine --timesteps 1000)".into());
+        lines.push(format!("fix: {}", fixes.join(", or ")));
+    }
+    lines
 }
 
 /// The derived quantities, in the order the CSV and the JSON list them.

@@ -303,6 +303,174 @@ impl NoiseSchedule {
     pub fn log_snr_range(&self) -> (f64, f64) {
         (self.log_snr[self.steps() - 1], self.log_snr[0])
     }
+
+    /// What x_T = sqrt(ᾱ_T) x_0 + sqrt(1 - ᾱ_T) ε keeps of the image.
+    pub fn terminal_signal(&self) -> TerminalSignal {
+        let last = self.steps() - 1;
+        TerminalSignal { alpha_bar: self.alpha_bar[last], log_snr: self.log_snr[last] }
+    }
+}
+
+/// The signal left at t = T. Sampling starts from pure noise x_T ~ N(0, I); that is only the distribution
+/// of x_T when ᾱ_T ≈ 0. Where the schedule leaves sqrt(ᾱ_T) of the image in x_T, the first step is asked
+/// to denoise an input that lacks the signal the model expects at that noise level, and samples lose
+/// their class and contrast (Lin et al. 2023, "Common diffusion noise schedules and sample steps are
+/// flawed"). How much is measured in [`SCHEDULE_SWEEP`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TerminalSignal {
+    /// ᾱ_T.
+    pub alpha_bar: f64,
+    /// λ_T = ln(ᾱ_T / (1 - ᾱ_T)).
+    pub log_snr: f64,
+}
+
+/// Above this ᾱ_T, x_T is measurably not pure noise: samples of the built-in pixel model lose quality
+/// (see [`SCHEDULE_SWEEP`]: every schedule with ᾱ_T ≤ 0.0064 scores FD 10.1 to 11.4, ᾱ_T ≈ 0.008 about
+/// 12, ᾱ_T = 0.0105 already 13.2 to 13.5, ᾱ_T = 0.017 about 17.5, and it keeps falling from there).
+pub const TERMINAL_ALPHA_BAR_LIMIT: f64 = 0.008;
+
+impl TerminalSignal {
+    /// sqrt(ᾱ_T): the share of x_0 in x_T.
+    pub fn signal(&self) -> f64 {
+        self.alpha_bar.sqrt()
+    }
+
+    /// Whether x_T is close enough to N(0, I) for sampling to start from pure noise.
+    pub fn is_pure_noise(&self) -> bool {
+        self.alpha_bar <= TERMINAL_ALPHA_BAR_LIMIT
+    }
+
+    /// "sqrt(ᾱ_T) = 0.219 (ᾱ_T = 0.04782), λ_T = -2.99"
+    pub fn describe(&self) -> String {
+        format!("sqrt(ᾱ_T) = {:.3} (ᾱ_T = {}), λ_T = {:.2}", self.signal(), alpha_bar_text(self.alpha_bar), self.log_snr)
+    }
+}
+
+/// ᾱ as people read it: 0.04782, or 2.43e-9 when tiny.
+fn alpha_bar_text(alpha_bar: f64) -> String {
+    if alpha_bar >= 1e-3 { format!("{alpha_bar:.4}") } else { format!("{alpha_bar:.2e}") }
+}
+
+/// One row of the schedule sweep in assets/models/README.md (`benches/schedule_sweep.sh`): 300 samples of
+/// every class from the built-in pixel model (DPM++ 2M, Karras spacing, 20 steps, guidance 2, seed 0)
+/// under one schedule, judged by the built-in classifier.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SweepRow {
+    pub kind: ScheduleKind,
+    pub steps: usize,
+    /// `None`: the kind's usual β_end.
+    pub beta_end: Option<f64>,
+    pub alpha_bar: f64,
+    pub frechet_distance: f64,
+    /// Per cent of samples the classifier judged the class they were asked for.
+    pub accuracy: f64,
+}
+
+const fn row(kind: ScheduleKind, steps: usize, beta_end: Option<f64>, alpha_bar: f64, frechet_distance: f64, accuracy: f64) -> SweepRow {
+    SweepRow { kind, steps, beta_end, alpha_bar, frechet_distance, accuracy }
+}
+
+/// The measured sweep, sorted by ᾱ_T; the same numbers as the table in assets/models/README.md (a test
+/// checks that they agree).
+pub const SCHEDULE_SWEEP: &[SweepRow] = &[
+    row(ScheduleKind::Cosine, 1000, None, 2.43e-09, 10.899, 96.0),
+    row(ScheduleKind::Cosine, 100, None, 2.43e-07, 11.118, 96.3),
+    row(ScheduleKind::Cosine, 50, None, 9.71e-07, 11.310, 96.0),
+    row(ScheduleKind::Sigmoid, 1000, None, 3.97e-05, 11.044, 95.7),
+    row(ScheduleKind::Linear, 1000, None, 4.04e-05, 11.016, 95.7),
+    row(ScheduleKind::Sigmoid, 300, Some(0.04), 0.0022, 10.206, 95.7),
+    row(ScheduleKind::Sigmoid, 600, None, 0.00229, 10.089, 95.7),
+    row(ScheduleKind::Quadratic, 1000, None, 0.00466, 10.860, 95.7),
+    row(ScheduleKind::Linear, 1000, Some(0.01), 0.0063, 11.360, 95.0),
+    row(ScheduleKind::Linear, 500, None, 0.00635, 11.399, 95.0),
+    row(ScheduleKind::Sigmoid, 480, None, 0.00771, 11.862, 95.0),
+    row(ScheduleKind::Linear, 1000, Some(0.0095), 0.0081, 12.081, 94.7),
+    row(ScheduleKind::Linear, 475, None, 0.00818, 12.089, 94.0),
+    row(ScheduleKind::Linear, 450, None, 0.0105, 13.519, 94.0),
+    row(ScheduleKind::Sigmoid, 450, None, 0.0105, 13.247, 94.3),
+    row(ScheduleKind::Linear, 1000, Some(0.008), 0.0172, 17.435, 92.0),
+    row(ScheduleKind::Sigmoid, 400, None, 0.0174, 17.726, 91.3),
+    row(ScheduleKind::Linear, 400, None, 0.0175, 17.811, 91.7),
+    row(ScheduleKind::Quadratic, 700, None, 0.0233, 22.408, 88.7),
+    row(ScheduleKind::Linear, 1000, Some(0.007), 0.0285, 28.610, 86.7),
+    row(ScheduleKind::Linear, 350, None, 0.029, 29.083, 86.7),
+    row(ScheduleKind::Quadratic, 600, None, 0.0399, 42.572, 81.7),
+    row(ScheduleKind::Sigmoid, 300, None, 0.0478, 56.084, 78.0),
+    row(ScheduleKind::Linear, 300, None, 0.0481, 55.353, 78.0),
+    row(ScheduleKind::Quadratic, 500, None, 0.0682, 93.651, 70.7),
+    row(ScheduleKind::Linear, 1000, Some(0.005), 0.0777, 116.590, 66.0),
+    row(ScheduleKind::Linear, 200, None, 0.132, 236.353, 43.3),
+    row(ScheduleKind::Quadratic, 300, None, 0.2, 340.477, 23.0),
+    row(ScheduleKind::Linear, 100, None, 0.364, 432.114, 11.7),
+];
+
+/// The measured row nearest `alpha_bar` (in log ᾱ_T), and the row of the models' own schedule (cosine,
+/// T = 1000), for a warning to cite.
+pub fn sweep_rows_near(alpha_bar: f64) -> (SweepRow, SweepRow) {
+    let distance = |row: &SweepRow| (row.alpha_bar.ln() - alpha_bar.max(1e-300).ln()).abs();
+    let own = SCHEDULE_SWEEP.iter().copied().find(|r| r.kind == ScheduleKind::Cosine && r.steps == 1000).unwrap_or(SCHEDULE_SWEEP[0]);
+    let nearest = SCHEDULE_SWEEP.iter().copied().min_by(|a, b| distance(a).total_cmp(&distance(b))).unwrap_or(own);
+    (nearest, own)
+}
+
+/// Why the schedule's x_T is not pure noise and what that does to samples, with the measured numbers; `None`
+/// when it is.
+pub fn terminal_warning(schedule: &NoiseSchedule) -> Option<String> {
+    let terminal = schedule.terminal_signal();
+    if terminal.is_pure_noise() {
+        return None;
+    }
+    let (near, own) = sweep_rows_near(terminal.alpha_bar);
+    let beta_end = near.beta_end.map_or(String::new(), |b| format!(", β_end {b}"));
+    Some(format!(
+        "x_T still holds {:.0} % of the image (sqrt(ᾱ_T) = {:.3}), but sampling starts from pure noise, so the first steps denoise something the schedule never makes and samples lose class and contrast. Measured (built-in pixel model, 300 samples): {} T = {}{beta_end} (ᾱ_T = {}) scores FD {:.1} with {:.1} % judged their class, its own cosine schedule FD {:.1} and {:.1} %; quality falls once ᾱ_T passes about {TERMINAL_ALPHA_BAR_LIMIT}.",
+        100.0 * terminal.signal(),
+        terminal.signal(),
+        near.kind,
+        near.steps,
+        alpha_bar_text(near.alpha_bar),
+        near.frechet_distance,
+        near.accuracy,
+        own.frechet_distance,
+        own.accuracy,
+    ))
+}
+
+/// Fixes for a schedule whose x_T is not pure noise: the smallest T (same kind and β range) and the smallest
+/// β_end (same kind and T; for kinds that use it) that bring ᾱ_T down to [`TERMINAL_ALPHA_BAR_LIMIT`].
+/// `None` where no value within the sliders' ranges does.
+pub fn terminal_fixes(schedule: &BetaSchedule) -> (Option<usize>, Option<f64>) {
+    let pure = |s: BetaSchedule| s.build().is_ok_and(|n| n.terminal_signal().is_pure_noise());
+    if pure(*schedule) {
+        return (None, None);
+    }
+    // ᾱ_T falls as T grows (more factors below 1) and as β_end grows: bisect each.
+    let steps = pure(BetaSchedule { steps: MAX_STEPS, ..*schedule }).then(|| {
+        let (mut low, mut high) = (schedule.steps, MAX_STEPS);
+        while high - low > 1 {
+            let mid = (low + high) / 2;
+            if pure(BetaSchedule { steps: mid, ..*schedule }) { high = mid } else { low = mid }
+        }
+        high
+    });
+    const MAX_BETA_END: f64 = 0.999;
+    // The upper end of the bisection: the smallest of a few β_end that reaches pure noise (too large a one
+    // can leave ᾱ_T below what an f32 can invert, which is not a schedule either).
+    let upper = [0.05, 0.1, 0.2, 0.5, MAX_BETA_END]
+        .into_iter()
+        .filter(|b| *b > schedule.beta_end)
+        .find(|b| pure(BetaSchedule { beta_end: *b, ..*schedule }));
+    let beta_end = upper.filter(|_| schedule.kind.uses_beta_range()).map(|upper| {
+        let (mut low, mut high) = (schedule.beta_end, upper);
+        for _ in 0..60 {
+            let mid = 0.5 * (low + high);
+            if pure(BetaSchedule { beta_end: mid, ..*schedule }) { high = mid } else { low = mid }
+        }
+        // Rounded up to three significant digits, as the slider shows it, staying on the pure side.
+        let scale = 10f64.powi(2 - high.log10().floor() as i32);
+        (high * scale).ceil() / scale
+    });
+    (steps, beta_end)
 }
 
 /// ᾱ from a log-SNR: ᾱ = sigmoid(λ), the inverse of λ = ln(ᾱ / (1 - ᾱ)).
@@ -454,6 +622,57 @@ mod tests {
         let s = BetaSchedule::linear(1000).build().unwrap();
         for i in [0, 300, 999] {
             assert!(close(alpha_bar_from_log_snr(s.log_snr[i]), s.alpha_bar[i], 1e-9));
+        }
+    }
+
+    #[test]
+    fn terminal_signal_is_the_last_step() {
+        let s = BetaSchedule::default_for(ScheduleKind::Sigmoid, 300).build().unwrap();
+        let terminal = s.terminal_signal();
+        assert!((terminal.alpha_bar - 0.0478).abs() < 1e-3, "{terminal:?}");
+        assert!((terminal.signal() - 0.219).abs() < 1e-3);
+        assert!((terminal.log_snr - (terminal.alpha_bar / (1.0 - terminal.alpha_bar)).ln()).abs() < 1e-9);
+        assert!(!terminal.is_pure_noise());
+        assert!(BetaSchedule::cosine(1000).build().unwrap().terminal_signal().is_pure_noise());
+        assert!(BetaSchedule::linear(1000).build().unwrap().terminal_signal().is_pure_noise());
+        let warning = terminal_warning(&s).unwrap();
+        assert!(warning.contains("22 % of the image") && warning.contains("FD 56.1") && warning.contains("78.0 %"), "{warning}");
+        assert!(terminal_warning(&BetaSchedule::cosine(50).build().unwrap()).is_none());
+    }
+
+    #[test]
+    fn terminal_fixes_are_the_smallest_that_reach_pure_noise() {
+        let schedule = BetaSchedule::default_for(ScheduleKind::Sigmoid, 300);
+        let (steps, beta_end) = terminal_fixes(&schedule);
+        let steps = steps.unwrap();
+        let pure = |s: BetaSchedule| s.build().unwrap().terminal_signal().is_pure_noise();
+        assert!(pure(BetaSchedule { steps, ..schedule }) && !pure(BetaSchedule { steps: steps - 1, ..schedule }), "T = {steps}");
+        let beta_end = beta_end.unwrap();
+        assert!(pure(BetaSchedule { beta_end, ..schedule }), "β_end = {beta_end}");
+        assert!(!pure(BetaSchedule { beta_end: beta_end * 0.98, ..schedule }), "β_end = {beta_end} is about the smallest");
+        // Cosine ignores β_end; a schedule that is already pure noise needs nothing.
+        assert_eq!(terminal_fixes(&BetaSchedule { steps: 5, ..BetaSchedule::cosine(5) }).1, None);
+        assert_eq!(terminal_fixes(&BetaSchedule::linear(1000)), (None, None));
+    }
+
+    #[test]
+    fn the_sweep_in_code_is_the_table_in_the_models_readme() {
+        let readme = include_str!("../../assets/models/README.md");
+        let rows: Vec<Vec<String>> = readme
+            .lines()
+            .skip_while(|l| !l.starts_with("| kind | T | β_end | ᾱ_T"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.trim_matches('|').split('|').map(|c| c.trim().to_string()).collect())
+            .collect();
+        assert_eq!(rows.len(), SCHEDULE_SWEEP.len(), "{rows:?}");
+        for (row, measured) in rows.iter().zip(SCHEDULE_SWEEP) {
+            let number = |i: usize| row[i].trim_end_matches(" %").parse::<f64>().unwrap();
+            assert_eq!(row[0], measured.kind.name(), "{row:?}");
+            assert_eq!(number(1) as usize, measured.steps, "{row:?}");
+            assert_eq!(row[2].parse::<f64>().ok(), measured.beta_end, "{row:?}");
+            assert!((number(3) - measured.alpha_bar).abs() <= 1e-3 * measured.alpha_bar, "{row:?}");
+            assert_eq!((number(6), number(7)), (measured.frechet_distance, measured.accuracy), "{row:?}");
         }
     }
 }

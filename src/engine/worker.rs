@@ -88,7 +88,9 @@ pub enum Event {
     /// A latent frame that the run left undecoded, decoded after the run (or on request).
     Decoded { job: u64, index: usize, decoded: super::generate::Decoded },
     ForwardImage { x0: Arc<Vec<f32>>, shape: [usize; 4], label: String },
-    ForwardFrame { t: usize, x_t: Arc<Vec<f32>>, shape: [usize; 4] },
+    /// x_t, and the ε it was noised with: pure noise, what sampling starts from (both decoded for a latent
+    /// model).
+    ForwardFrame { t: usize, x_t: Arc<Vec<f32>>, noise: Arc<Vec<f32>>, shape: [usize; 4] },
     /// A forward-process command that could not be done (bad file, no data set, bad schedule).
     ForwardFailed { message: String },
     Train(TrainEvent),
@@ -312,12 +314,16 @@ fn worker(
                         return;
                     };
                     let autoencoder = x0.latent_model.as_ref().and_then(|m| models.get(m)).and_then(|(_, ae)| ae.as_ref());
-                    let noised = forward_step(&x0.values, x0.shape, schedule, t, seed, &device.device).and_then(|x_t| match autoencoder {
-                        Some(ae) => decode_scaled_values(ae, x_t, x0.shape, &device.device),
-                        None => Ok((x_t, x0.shape)),
+                    let noised = forward_step(&x0.values, x0.shape, schedule, t, seed, &device.device).and_then(|(x_t, noise)| match autoencoder {
+                        Some(ae) => {
+                            let (x_t, shape) = decode_scaled_values(ae, x_t, x0.shape, &device.device)?;
+                            let (noise, _) = decode_scaled_values(ae, noise, x0.shape, &device.device)?;
+                            Ok((x_t, noise, shape))
+                        }
+                        None => Ok((x_t, noise, x0.shape)),
                     });
                     match noised {
-                        Ok((x_t, shape)) => send(Event::ForwardFrame { t, x_t: Arc::new(x_t), shape }),
+                        Ok((x_t, noise, shape)) => send(Event::ForwardFrame { t, x_t: Arc::new(x_t), noise: Arc::new(noise), shape }),
                         Err(message) => send(Event::ForwardFailed { message }),
                     }
                 }
@@ -569,12 +575,13 @@ fn forward_step(
     t: usize,
     seed: u64,
     device: &burn::prelude::Device,
-) -> Result<Vec<f32>, String> {
+) -> Result<(Vec<f32>, Vec<f32>), String> {
     use burn::prelude::*;
     let schedule = schedule.build().map_err(|e| format!("invalid schedule: {e}"))?;
     let t = t.clamp(1, schedule.steps());
     let x0 = Tensor::<4>::from_data(TensorData::new(x0.to_vec(), shape), device);
-    let eps = crate::diffusion::NoiseSource::new(seed).tensor(shape, device);
+    let noise = crate::diffusion::NoiseSource::new(seed).values(shape.iter().product());
+    let eps = Tensor::<4>::from_data(TensorData::new(noise.clone(), shape), device);
     let x_t = crate::diffusion::q_sample(&schedule, x0, t, eps);
-    super::generate::values_from_tensor(&x_t).map_err(|e| e.to_string())
+    Ok((super::generate::values_from_tensor(&x_t).map_err(|e| e.to_string())?, noise))
 }
