@@ -291,3 +291,36 @@ fn a_latent_run_on_the_built_in_autoencoder_samples_decoded_pictures() {
     assert!(frames.iter().all(|f| f.decoded.as_ref().is_some_and(|d| d.shape == [8, 1, 28, 28])), "every frame decoded to pixels");
     assert_eq!(frames[0].shape, [8, 4, 7, 7], "the diffusion runs on 4x7x7 latents");
 }
+
+/// Closing the window mid-run (the engine shuts down) writes the checkpoint, so no step done is lost even
+/// between two scheduled checkpoints.
+#[test]
+fn closing_the_window_mid_run_keeps_every_step_done() {
+    use diffusion_lab::engine::Event;
+    use diffusion_lab::engine::train::{TrainCommand, TrainEvent, TrainRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let pictures = halves_folder(dir.path(), 12);
+    let out = dir.path().join("closed");
+    let settings = TrainSettings { image_dir: pictures.display().to_string(), checkpoint_every: 1000, ..train_settings(&out, 1000) };
+    let engine = Engine::spawn(DeviceChoice::Cpu, || {});
+    engine.train(TrainCommand::Start(TrainRequest {
+        data: settings.data_request(),
+        options: settings.run_options(),
+        resume: false,
+        model_name: "trained: closed".into(),
+        built_in_autoencoder: None,
+    }));
+    let mut last = 0;
+    while last < 5 {
+        match engine.recv_timeout(Duration::from_secs(300)).expect("the engine answers") {
+            Event::Train(TrainEvent::Failed { message }) => panic!("{message}"),
+            Event::Train(TrainEvent::Step { step, .. }) => last = step,
+            _ => {}
+        }
+    }
+    assert!(diffusion_lab::train::run::run_progress(&out).unwrap().is_none(), "no checkpoint is due before step 1000");
+    drop(engine);
+    let progress = diffusion_lab::train::run::run_progress(&out).unwrap().expect("a checkpoint at shutdown");
+    assert!(progress.step >= last, "the checkpoint holds step {} of the {last} reported", progress.step);
+    assert_eq!(diffusion_lab::train::run::read_loss_log(&out.join("loss.csv")).len() as u64, progress.step, "the log holds every step");
+}

@@ -227,6 +227,13 @@ impl TrainerState {
         publish
     }
 
+    /// Writes the running session's checkpoint (the window is closing); a failure has no one left to tell.
+    pub fn save_on_exit(&mut self) {
+        if let Some(session) = self.session.as_mut() {
+            let _ = session.run.checkpoint();
+        }
+    }
+
     /// The data of `request`, from the cache or loaded (and cached).
     fn load(&mut self, request: &DataRequest) -> Result<&TrainingData, String> {
         if self.data.as_ref().is_none_or(|(cached, _)| cached != request) {

@@ -261,6 +261,8 @@ fn worker(
             },
         };
         if matches!(command, Command::Shutdown) {
+            // Closing the window mid-run keeps every step done: the run resumes from here.
+            trainer.save_on_exit();
             break;
         }
         // A panic inside a job (a bug, or a model that burn cannot run) fails that job with a message; the
