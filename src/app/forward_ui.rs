@@ -260,7 +260,10 @@ pub fn forward_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     }
     if let Some((clean, noisy, noise)) = app.forward.textures.clone() {
         let zoom = app.settings.zoom;
-        let at_t_max = app.forward.x_t.as_ref().is_some_and(|(t, ..)| *t == steps);
+        // From the slider, not from the x_t that arrives later: the layout changes in the frame the slider
+        // moves, never under the pointer on its way to a button.
+        let at_t_max = app.forward.t == steps;
+        let noise_is_current = app.forward.x_t.as_ref().is_some_and(|(t, ..)| *t == steps);
         ui.horizontal_wrapped(|ui| {
             ui.vertical(|ui| {
                 ui.label("x_0");
@@ -274,10 +277,17 @@ pub fn forward_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                 ui.add(egui::Image::new((noisy.id(), noisy.size_vec2() * zoom)).alt_text("noised image x_t"));
             });
             // At t = T: x_T beside pure noise, which is what sampling starts from.
-            if let (true, Some(noise)) = (at_t_max, noise) {
+            if at_t_max {
                 ui.vertical(|ui| {
                     ui.label("pure noise ε");
-                    ui.add(egui::Image::new((noise.id(), noise.size_vec2() * zoom)).alt_text("pure noise"));
+                    match noise.filter(|_| noise_is_current) {
+                        Some(noise) => {
+                            ui.add(egui::Image::new((noise.id(), noise.size_vec2() * zoom)).alt_text("pure noise"));
+                        }
+                        None => {
+                            ui.allocate_space(noisy.size_vec2() * zoom);
+                        }
+                    }
                 });
             }
         });

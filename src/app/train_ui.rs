@@ -229,7 +229,10 @@ pub struct TrainState {
     pub follow: bool,
     pub view: View,
     texture: Option<TextureHandle>,
-    texture_key: Option<(usize, usize, View, super::state::ColorMap)>,
+    /// What the texture shows: (serial of the data or sample grids, snapshot, frame, view, colours).
+    texture_key: Option<(usize, usize, usize, View, super::state::ColorMap)>,
+    /// Bumped when data arrives and when a sample grid arrives: the same indices then mean other pictures.
+    serial: usize,
     /// UI frame times while training.
     pub frame_times: FrameTimes,
     pub started_at: Option<Instant>,
@@ -265,6 +268,7 @@ impl Default for TrainState {
             view: View::Noisy,
             texture: None,
             texture_key: None,
+            serial: 0,
             frame_times: FrameTimes::default(),
             started_at: None,
             model_name: None,
@@ -328,6 +332,7 @@ impl TrainState {
         }
         self.snapshots.retain(|s| s.step != step);
         self.snapshots.push(Snapshot { step, trajectory });
+        self.serial += 1;
         if self.follow {
             self.snapshot = self.snapshots.len() - 1;
             self.frame = usize::MAX;
@@ -340,7 +345,7 @@ impl TrainState {
         let frame_index = self.frame.min(trajectory.frames.len().saturating_sub(1));
         let frame = trajectory.frames.get(frame_index)?;
         let view = if frame.decoded.is_some() && self.view == View::PredictedNoise { View::Noisy } else { self.view };
-        let key = (self.snapshot, frame_index, view, map);
+        let key = (self.serial, self.snapshot, frame_index, view, map);
         if self.texture_key != Some(key) || self.texture.is_none() {
             let image = super::view::color_image(frame, view, map);
             match &mut self.texture {
@@ -362,6 +367,7 @@ pub fn on_train_event(app: &mut LabApp, event: TrainEvent) {
                 train.loading_data = false;
                 train.data_error = None;
                 train.data = Some(summary);
+                train.serial += 1;
             }
         }
         TrainEvent::DataFailed { request, message } => {
@@ -856,7 +862,7 @@ fn data_preview_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     };
     ui.label(format!("The first {} training images ({})", data.preview_count, data.description));
     let [c, h, w] = data.shape;
-    let key = (usize::MAX, data.preview_count, View::Noisy, app.settings.color_map);
+    let key = (app.train.serial, usize::MAX, data.preview_count, View::Noisy, app.settings.color_map);
     if app.train.texture_key != Some(key) {
         let image = super::view::color_image_of(&data.preview, [data.preview_count, c, h, w], app.settings.color_map);
         app.train.texture = Some(ui.ctx().load_texture("training data", image, TextureOptions::NEAREST));
