@@ -324,3 +324,45 @@ fn closing_the_window_mid_run_keeps_every_step_done() {
     assert!(progress.step >= last, "the checkpoint holds step {} of the {last} reported", progress.step);
     assert_eq!(diffusion_lab::train::run::read_loss_log(&out.join("loss.csv")).len() as u64, progress.step, "the log holds every step");
 }
+
+/// A chosen folder of IDX files is Fashion-MNIST's train split wherever it is; a folder without them says
+/// what is missing, and the view keeps working.
+#[test]
+fn an_idx_folder_loads_and_a_folder_without_idx_files_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = dir.path().join("idx");
+    std::fs::create_dir_all(&idx).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist");
+    // The fixture's 500 test images, under the train split's names.
+    std::fs::copy(fixture.join("t10k-images-idx3-ubyte.gz"), idx.join("train-images-idx3-ubyte.gz")).unwrap();
+    std::fs::copy(fixture.join("t10k-labels-idx1-ubyte.gz"), idx.join("train-labels-idx1-ubyte.gz")).unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+
+    let mut harness = harness(train_settings(&dir.path().join("run"), 10));
+    harness.get_by_label("Train view").click();
+    harness.run_steps(2);
+    harness.get_by_label("IDX folder").click();
+    harness.run_steps(2);
+    for (folder, loaded) in [(&empty, false), (&idx, true)] {
+        harness.get_by_label("IDX folder path").click();
+        harness.run_steps(1);
+        harness.key_press_modifiers(eframe::egui::Modifiers::COMMAND, eframe::egui::Key::A);
+        harness.get_by_label("IDX folder path").type_text(&folder.display().to_string());
+        harness.run_steps(2);
+        harness.get_by_label("Load data").click();
+        harness.run_steps(1);
+        step_until(&mut harness, "the folder is read", |app| !app.train.loading_data);
+        let app = harness.state();
+        if loaded {
+            let data = app.train.data.as_ref().unwrap();
+            assert_eq!((data.count, data.shape, data.classes.len()), (500, [1, 28, 28], 10));
+            harness.get_by_label_contains("500 images, 1x28x28");
+            harness.get_by_label_contains("10 classes: T-shirt/top (");
+        } else {
+            let error = app.train.data_error.clone().unwrap();
+            assert!(error.contains("Fashion-MNIST not found") && error.contains("train-images-idx3-ubyte"), "{error}");
+            harness.get_by_label_contains("Fashion-MNIST not found");
+        }
+    }
+}
