@@ -366,3 +366,45 @@ fn an_idx_folder_loads_and_a_folder_without_idx_files_says_why() {
         }
     }
 }
+
+/// Bad choices fail the start with a message naming the cause; the engine keeps serving and the next
+/// start works.
+#[test]
+fn bad_train_settings_fail_with_a_message_and_the_next_start_works() {
+    use diffusion_lab::engine::Event;
+    use diffusion_lab::engine::train::{TrainCommand, TrainEvent, TrainRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let pictures = halves_folder(dir.path(), 6);
+    let a_file = dir.path().join("a file");
+    std::fs::write(&a_file, b"x").unwrap();
+    let engine = Engine::spawn(DeviceChoice::Cpu, || {});
+    let start = |settings: &TrainSettings| {
+        engine.train(TrainCommand::Start(TrainRequest {
+            data: settings.data_request(),
+            options: settings.run_options(),
+            resume: false,
+            model_name: "trained: bad".into(),
+            built_in_autoencoder: None,
+        }));
+        loop {
+            match engine.recv_timeout(Duration::from_secs(300)).expect("the engine answers") {
+                Event::Train(TrainEvent::Failed { message }) => return Err(message),
+                Event::Train(TrainEvent::Stopped { step, .. }) => return Ok(step),
+                _ => {}
+            }
+        }
+    };
+    let good = TrainSettings { image_dir: pictures.display().to_string(), ..train_settings(&dir.path().join("run"), 2) };
+    let cases = [
+        (TrainSettings { out: a_file.join("run").display().to_string(), ..good.clone() }, "cannot create"),
+        (TrainSettings { latent: true, autoencoder: dir.path().join("missing.dlab").display().to_string(), ..good.clone() }, "cannot load the autoencoder"),
+        (TrainSettings { image_dir: dir.path().join("nowhere").display().to_string(), ..good.clone() }, "nowhere"),
+    ];
+    for (settings, expected) in cases {
+        let message = start(&settings).expect_err("a bad setting fails");
+        assert!(message.contains(expected), "{expected:?} in {message:?}");
+    }
+    assert_eq!(start(&good), Ok(2), "the engine still trains");
+    let again = start(&good).expect_err("the folder now holds a run");
+    assert!(again.contains("already holds a run (step 2 of 2)"), "{again}");
+}
