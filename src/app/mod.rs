@@ -16,7 +16,7 @@ pub mod view;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Instant;
 
-use eframe::egui::{self, TextureHandle, TextureOptions};
+use eframe::egui::{self, TextureHandle};
 
 use crate::engine::{Engine, Event, ModelInfo, ModelSource};
 use crate::model::embedded;
@@ -527,10 +527,7 @@ impl LabApp {
         let key = (self.job, frame.index, self.settings.view, self.settings.color_map);
         if self.texture_key != Some(key) || self.texture.is_none() {
             let image = view::color_image(frame, self.settings.view, self.settings.color_map);
-            match &mut self.texture {
-                Some(texture) => texture.set(image, TextureOptions::NEAREST),
-                None => self.texture = Some(ctx.load_texture("frame", image, TextureOptions::NEAREST)),
-            }
+            view::upload(&mut self.texture, ctx, "frame", image);
             self.texture_key = Some(key);
         }
         self.texture.clone()

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use eframe::egui::{self, Color32, TextureHandle, TextureOptions};
+use eframe::egui::{self, Color32, TextureHandle};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 use serde::{Deserialize, Serialize};
 
@@ -348,10 +348,7 @@ impl TrainState {
         let key = (self.serial, self.snapshot, frame_index, view, map);
         if self.texture_key != Some(key) || self.texture.is_none() {
             let image = super::view::color_image(frame, view, map);
-            match &mut self.texture {
-                Some(texture) => texture.set(image, TextureOptions::NEAREST),
-                None => self.texture = Some(ctx.load_texture("training samples", image, TextureOptions::NEAREST)),
-            }
+            super::view::upload(&mut self.texture, ctx, "training samples", image);
             self.texture_key = Some(key);
         }
         self.texture.clone()
@@ -444,11 +441,10 @@ pub fn on_train_event(app: &mut LabApp, event: TrainEvent) {
 /// Prints the UI frame times of a training session (the note's measurement, as Generate's runs print theirs).
 fn report_frame_times(train: &TrainState, what: &str) {
     let t = train.frame_times;
-    let mean_rate = if train.losses.is_empty() { 0.0 } else { train.images_per_second };
     eprintln!(
         "training {what} at step {}: {:.1} images/s (smoothed); UI thread {} frames, mean {:.2} ms, worst {:.2} ms",
         train.step,
-        mean_rate,
+        train.images_per_second,
         t.frames,
         t.mean_ms(),
         t.max_ms
@@ -629,7 +625,7 @@ fn data_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         }
     }
     let changed = app.settings.train.data_request() != before;
-    if ui.button("Load data").clicked() || (changed && app.settings.train.data != DataKind::ImageFolder && app.settings.train.data != DataKind::IdxFolder) {
+    if ui.button("Load data").clicked() || (changed && app.settings.train.data == DataKind::FashionMnist) {
         load_data(app);
     }
     let train = &app.train;
@@ -865,7 +861,7 @@ fn data_preview_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let key = (app.train.serial, usize::MAX, data.preview_count, View::Noisy, app.settings.color_map);
     if app.train.texture_key != Some(key) {
         let image = super::view::color_image_of(&data.preview, [data.preview_count, c, h, w], app.settings.color_map);
-        app.train.texture = Some(ui.ctx().load_texture("training data", image, TextureOptions::NEAREST));
+        super::view::upload(&mut app.train.texture, ui.ctx(), "training data", image);
         app.train.texture_key = Some(key);
     }
     if let Some(texture) = &app.train.texture {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use eframe::egui::{Color32, ColorImage};
+use eframe::egui::{self, Color32, ColorImage};
 
 use super::state::{ColorMap, View};
 use crate::engine::Frame;
@@ -136,5 +136,13 @@ mod tests {
         assert_eq!(image.size, [3 * 2 + 2 * 2, 2 * 2 + 2]);
         assert_eq!(image.pixels[0], Color32::from_gray(255));
         assert_eq!(image.pixels[4], Color32::from_gray(0));
+    }
+}
+
+/// Puts `image` in the texture of `slot`: the texture is updated in place when there is one, else made.
+pub fn upload(slot: &mut Option<egui::TextureHandle>, ctx: &egui::Context, name: &str, image: ColorImage) {
+    match slot {
+        Some(texture) => texture.set(image, egui::TextureOptions::NEAREST),
+        None => *slot = Some(ctx.load_texture(name, image, egui::TextureOptions::NEAREST)),
     }
 }

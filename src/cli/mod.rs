@@ -18,7 +18,7 @@ use diffusion_lab::model::embedded;
 use diffusion_lab::model::denoise::{Condition, DEFAULT_GUIDANCE, denoise};
 use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet, UNetConfig};
 use diffusion_lab::train::ddpm::RunFiles;
-use diffusion_lab::train::run::{DataSource, RunError, RunOptions, TrainRun, load_training_data};
+use diffusion_lab::train::run::{DataSource, RunError, RunOptions, TrainRun, csv_log_from_step, load_training_data};
 
 mod bench;
 mod eval;
@@ -194,10 +194,6 @@ fn progress_bar(total: u64, position: u64) -> indicatif::ProgressBar {
     bar
 }
 
-/// Opens a run's CSV log for appending, dropping rows after `step` ([`diffusion_lab::train::run::csv_log_from_step`]).
-fn csv_log_from_step(path: &std::path::Path, header: &str, step: u64) -> anyhow::Result<std::fs::File> {
-    Ok(diffusion_lab::train::run::csv_log_from_step(path, header, step)?)
-}
 
 fn load_autoencoder(path: &std::path::Path, device: &Device) -> anyhow::Result<LoadedAutoencoder> {
     let checkpoint = Checkpoint::read(path).with_context(|| format!("cannot load the autoencoder {}", path.display()))?;
