@@ -388,12 +388,33 @@ fn a_long_run_is_recorded_within_the_memory_budget_and_the_timeline_says_so() {
     harness.get_by_label_contains("keeping every 8th step");
 }
 
+/// For a test that measures the whole process (its threads, its memory): outside that test's own process,
+/// runs it again alone in a child process, asserts that it passed there, and returns true (the caller
+/// returns); inside the child, returns false and the caller measures.
+fn ran_in_own_process(test: &str) -> bool {
+    const ALONE: &str = "DIFFUSION_LAB_TEST_ALONE";
+    if std::env::var_os(ALONE).is_some() {
+        return false;
+    }
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
+        .env(ALONE, "1")
+        .status()
+        .unwrap();
+    assert!(status.success(), "`{test}` failed in its own process (its output is above)");
+    true
+}
+
 fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
 }
 
 #[test]
 fn fifty_rapid_generate_and_cancel_clicks_leave_no_stale_frame_deadlock_or_thread() {
+    // It counts the process's threads: the engines of UI tests running in parallel must not count.
+    if ran_in_own_process("fifty_rapid_generate_and_cancel_clicks_leave_no_stale_frame_deadlock_or_thread") {
+        return;
+    }
     let mut harness = harness(Settings { sampler: Sampler::ddpm(DdpmVariance::BetaTilde), schedule: diffusion_lab::diffusion::BetaSchedule::cosine(200), ..quick_settings() });
     // One run first, so that the compute threads exist before counting.
     harness.get_by_role_and_label(Role::Button, "Generate").click();
@@ -434,16 +455,8 @@ fn rss_mib() -> f64 {
 
 #[test]
 fn a_hundred_runs_in_a_row_keep_memory_flat() {
-    // RSS is the whole process's: measured in a process of its own, so that the UI tests running in
-    // parallel beside it do not count as its growth.
-    const ALONE: &str = "DIFFUSION_LAB_TEST_MEMORY_ALONE";
-    if std::env::var_os(ALONE).is_none() {
-        let status = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "a_hundred_runs_in_a_row_keep_memory_flat", "--nocapture", "--test-threads", "1"])
-            .env(ALONE, "1")
-            .status()
-            .unwrap();
-        assert!(status.success(), "the measurement in its own process failed (its output is above)");
+    // RSS is the whole process's: the UI tests running in parallel beside it must not count as its growth.
+    if ran_in_own_process("a_hundred_runs_in_a_row_keep_memory_flat") {
         return;
     }
     let mut harness = harness(quick_settings());
