@@ -78,7 +78,8 @@ fn another_kind_another_version_another_size_and_bad_configs_are_errors() {
 
     // An autoencoder where a UNet is expected.
     use diffusion_lab::model::autoencoder::AutoencoderConfig;
-    let ae_config = AutoencoderConfig::new().with_image_size(8).with_channels(vec![8, 16]).with_groups(4).with_latent_channels(2);
+    let ae_config =
+        AutoencoderConfig::new().with_image_size(8).with_channels(vec![8, 16]).with_groups(4).with_latent_channels(2);
     let ae = ae_config.init(&Device::flex());
     let ae_bytes = Checkpoint::new(header(ModelKind::Autoencoder, serde_json::to_value(&ae_config).unwrap()))
         .with_section("weights", bytes_from_module(&ae, false).unwrap())
@@ -86,7 +87,9 @@ fn another_kind_another_version_another_size_and_bad_configs_are_errors() {
     let error = load("an autoencoder", &ae_bytes).unwrap_err();
     assert!(error.contains("wrong kind"), "{error}");
     // And a UNet where an autoencoder is expected.
-    let error = Checkpoint::from_bytes(&good).and_then(|c| LoadedAutoencoder::from_checkpoint(&c, &Device::flex())).unwrap_err();
+    let error = Checkpoint::from_bytes(&good)
+        .and_then(|c| LoadedAutoencoder::from_checkpoint(&c, &Device::flex()))
+        .unwrap_err();
     assert!(error.to_string().contains("wrong kind"), "{error}");
 
     // The right kind, but weights of another size than its config says.
@@ -164,7 +167,17 @@ fn the_command_line_names_the_file_and_the_cause() {
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"))
-            .args(["sample", "--n", "1", "--device", "cpu", "--model", path.to_str().unwrap(), "--out-dir", dir.path().join("out").to_str().unwrap()])
+            .args([
+                "sample",
+                "--n",
+                "1",
+                "--device",
+                "cpu",
+                "--model",
+                path.to_str().unwrap(),
+                "--out-dir",
+                dir.path().join("out").to_str().unwrap(),
+            ])
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stderr);
@@ -174,7 +187,17 @@ fn the_command_line_names_the_file_and_the_cause() {
     }
     // A directory.
     let out = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"))
-        .args(["sample", "--n", "1", "--device", "cpu", "--model", dir.path().to_str().unwrap(), "--out-dir", dir.path().join("out").to_str().unwrap()])
+        .args([
+            "sample",
+            "--n",
+            "1",
+            "--device",
+            "cpu",
+            "--model",
+            dir.path().to_str().unwrap(),
+            "--out-dir",
+            dir.path().join("out").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stderr);

@@ -35,7 +35,16 @@ fn schedule_json_alpha_bar_is_product_of_alphas() {
     assert!(relative < 1e-6, "alpha_bar[999] = {} vs product {product}", alpha_bar[999]);
     assert_eq!(json["schedule"]["kind"], "linear");
     assert_eq!(json["t"][0], 1);
-    for key in ["beta", "alpha", "sqrt_alpha_bar", "sqrt_one_minus_alpha_bar", "beta_tilde", "posterior_coef_x0", "posterior_coef_xt", "log_snr"] {
+    for key in [
+        "beta",
+        "alpha",
+        "sqrt_alpha_bar",
+        "sqrt_one_minus_alpha_bar",
+        "beta_tilde",
+        "posterior_coef_x0",
+        "posterior_coef_xt",
+        "log_snr",
+    ] {
         assert_eq!(json[key].as_array().map(|a| a.len()), Some(1000), "{key}");
     }
 }
@@ -74,7 +83,10 @@ fn schedule_csv_has_a_row_per_timestep() {
 #[test]
 fn bad_schedules_exit_non_zero_with_one_line() {
     for (args, needle) in [
-        (vec!["schedule", "--kind", "linear", "--beta-start", "0.5", "--beta-end", "0.2"], "beta_start (0.5) must not be greater than beta_end (0.2)"),
+        (
+            vec!["schedule", "--kind", "linear", "--beta-start", "0.5", "--beta-end", "0.2"],
+            "beta_start (0.5) must not be greater than beta_end (0.2)",
+        ),
         (vec!["schedule", "--timesteps", "0"], "steps must be between 1 and 10000"),
         (vec!["schedule", "--beta-end", "1.5"], "beta_end must be in the open interval (0, 1)"),
         (vec!["schedule", "--beta-end", "NaN"], "beta_end must be a finite number"),
@@ -102,7 +114,20 @@ fn sample_with_the_built_in_model_is_deterministic() {
     let dir = tempfile::tempdir().unwrap();
     let run = |name: &str| {
         let out = dir.path().join(name);
-        let args = ["sample", "--class", "7", "--n", "2", "--sampling-steps", "4", "--seed", "5", "--device", "cpu", "--out-dir"];
+        let args = [
+            "sample",
+            "--class",
+            "7",
+            "--n",
+            "2",
+            "--sampling-steps",
+            "4",
+            "--seed",
+            "5",
+            "--device",
+            "cpu",
+            "--out-dir",
+        ];
         let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         args.push(out.display().to_string());
         args.extend(["--grid".to_string(), dir.path().join(format!("{name}.png")).display().to_string()]);
@@ -126,7 +151,18 @@ fn sample_with_the_built_in_latent_model_decodes_to_pixels() {
     let grid_path = dir.path().join("latent.png");
     let grid = grid_path.display().to_string();
     let out = diffusion_lab(&[
-        "sample", "--model", "latent", "--all-classes", "--n", "20", "--sampling-steps", "5", "--device", "cpu", "--grid", &grid,
+        "sample",
+        "--model",
+        "latent",
+        "--all-classes",
+        "--n",
+        "20",
+        "--sampling-steps",
+        "5",
+        "--device",
+        "cpu",
+        "--grid",
+        &grid,
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let grid = image::open(&grid_path).unwrap();
@@ -139,10 +175,19 @@ fn sample_rejects_bad_requests_with_one_line() {
     for (args, needle) in [
         (vec!["sample", "--class", "12", "--grid", "x.png"], "--class must be below 10"),
         (vec!["sample", "--n", "2"], "nothing to write"),
-        (vec!["sample", "--model", "/no/such/model.dlab", "--grid", "x.png"], "cannot load the model /no/such/model.dlab"),
-        (vec!["sample", "--model", "latnet", "--grid", "x.png"], "no built-in model `latnet` (built in: fashion, latent)"),
+        (
+            vec!["sample", "--model", "/no/such/model.dlab", "--grid", "x.png"],
+            "cannot load the model /no/such/model.dlab",
+        ),
+        (
+            vec!["sample", "--model", "latnet", "--grid", "x.png"],
+            "no built-in model `latnet` (built in: fashion, latent)",
+        ),
         (vec!["sample", "--sampling-steps", "0", "--grid", "x.png"], "DPM++ 2M steps must be between 1"),
-        (vec!["sample", "--kind", "linear", "--beta-start", "0.5", "--beta-end", "0.1", "--grid", "x.png"], "beta_start (0.5)"),
+        (
+            vec!["sample", "--kind", "linear", "--beta-start", "0.5", "--beta-end", "0.1", "--grid", "x.png"],
+            "beta_start (0.5)",
+        ),
     ] {
         let out = diffusion_lab(&args);
         assert!(!out.status.success(), "{args:?}");
@@ -243,8 +288,19 @@ fn sample_pngs_carry_settings_the_window_restores_to_the_same_pixels() {
     use diffusion_lab::engine::generate::{RunHooks, run_generate};
     let dir = tempfile::tempdir().unwrap();
     let out = diffusion_lab(&[
-        "sample", "--n", "3", "--class", "4", "--seed", "9", "--sampling-steps", "4", "--device", "cpu",
-        "--out-dir", dir.path().to_str().unwrap(),
+        "sample",
+        "--n",
+        "3",
+        "--class",
+        "4",
+        "--seed",
+        "9",
+        "--sampling-steps",
+        "4",
+        "--device",
+        "cpu",
+        "--out-dir",
+        dir.path().to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let path = dir.path().join("00001-class4.png");
@@ -260,7 +316,8 @@ fn sample_pngs_carry_settings_the_window_restores_to_the_same_pixels() {
     let mut last = None;
     let mut emit = |frame: diffusion_lab::engine::Frame| last = Some(frame);
     let keep_going = || true;
-    run_generate(&model, None, &request, &device, RunHooks { keep_going: &keep_going, stream: false, emit: &mut emit }).unwrap();
+    run_generate(&model, None, &request, &device, RunHooks { keep_going: &keep_going, stream: false, emit: &mut emit })
+        .unwrap();
     let frame = last.unwrap();
     let pictures = diffusion_lab::images::pictures_from_batch(&frame.x_t, 3, 1, 28, 28);
     let written = image::open(&path).unwrap().to_luma8().into_raw();
@@ -291,7 +348,19 @@ fn grid_writes_labelled_cells_that_equal_plain_runs_of_their_settings() {
     use diffusion_lab::images::{GridLabels, GridLayout, Picture, labelled_grid, scaled};
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("grid.png");
-    let args = ["grid", "--x", "guidance=0,1,4", "--y", "sampler=ddim,dpmpp-2m,euler-a", "--sampling-steps", "3", "--seed", "5", "--zoom", "2"];
+    let args = [
+        "grid",
+        "--x",
+        "guidance=0,1,4",
+        "--y",
+        "sampler=ddim,dpmpp-2m,euler-a",
+        "--sampling-steps",
+        "3",
+        "--seed",
+        "5",
+        "--zoom",
+        "2",
+    ];
     let run = diffusion_lab(&[&args[..], &["--device", "cpu", "--out", out.to_str().unwrap()]].concat());
     assert!(run.status.success(), "{}", stderr(&run));
 
@@ -308,7 +377,9 @@ fn grid_writes_labelled_cells_that_equal_plain_runs_of_their_settings() {
     assert!(cells.iter().all(|c| c.seed == 5 && c.batch == 1 && c.sampler.steps == 3));
 
     // Each cell, run on its own through the engine's code.
-    let checkpoint = diffusion_lab::model::checkpoint::Checkpoint::from_bytes(diffusion_lab::model::embedded::MODELS[0].unet).unwrap();
+    let checkpoint =
+        diffusion_lab::model::checkpoint::Checkpoint::from_bytes(diffusion_lab::model::embedded::MODELS[0].unet)
+            .unwrap();
     let device = burn::prelude::Device::flex();
     let model = diffusion_lab::model::LoadedUnet::from_checkpoint(&checkpoint, &device).unwrap();
     let expected: Vec<Option<Picture>> = cells
@@ -332,16 +403,21 @@ fn grid_writes_labelled_cells_that_equal_plain_runs_of_their_settings() {
     let (w, h, _) = layout.cell;
     for (i, cell) in expected.iter().enumerate() {
         let (x0, y0) = layout.cell_origin(i);
-        let got: Vec<u8> = (0..h).flat_map(|y| (0..w).map(move |x| (x0 + x, y0 + y))).map(|(x, y)| png.get_pixel(x as u32, y as u32)[0]).collect();
+        let got: Vec<u8> = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x0 + x, y0 + y)))
+            .map(|(x, y)| png.get_pixel(x as u32, y as u32)[0])
+            .collect();
         assert_eq!(got, cell.as_ref().unwrap().pixels, "cell {i}");
     }
     // Everything outside the cells is the labels: the same pixels as the labels drawn alone.
     let blank = Picture { width: w, height: h, channels: 1, pixels: vec![255; w * h] };
     let labels_only = labelled_grid(&vec![Some(blank); 9], &labels, 4);
-    let inside = |x: usize, y: usize| (0..9).any(|i| {
-        let (x0, y0) = layout.cell_origin(i);
-        (x0..x0 + w).contains(&x) && (y0..y0 + h).contains(&y)
-    });
+    let inside = |x: usize, y: usize| {
+        (0..9).any(|i| {
+            let (x0, y0) = layout.cell_origin(i);
+            (x0..x0 + w).contains(&x) && (y0..y0 + h).contains(&y)
+        })
+    };
     let mut ink = 0;
     for y in 0..layout.height {
         for x in (0..layout.width).filter(|x| !inside(*x, y)) {
@@ -366,13 +442,37 @@ fn grid_writes_labelled_cells_that_equal_plain_runs_of_their_settings() {
 fn sample_from_an_init_image_and_a_mask() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("source");
-    let run = diffusion_lab(&["sample", "--n", "1", "--class", "0", "--sampling-steps", "4", "--device", "cpu", "--out-dir", source.to_str().unwrap()]);
+    let run = diffusion_lab(&[
+        "sample",
+        "--n",
+        "1",
+        "--class",
+        "0",
+        "--sampling-steps",
+        "4",
+        "--device",
+        "cpu",
+        "--out-dir",
+        source.to_str().unwrap(),
+    ]);
     assert!(run.status.success(), "{}", stderr(&run));
     let picture = source.join("00000-class0.png");
     let original = image::open(&picture).unwrap().to_luma8();
 
     let kept = dir.path().join("kept");
-    let args = ["sample", "--init-image", picture.to_str().unwrap(), "--strength", "0", "--n", "1", "--class", "7", "--device", "cpu"];
+    let args = [
+        "sample",
+        "--init-image",
+        picture.to_str().unwrap(),
+        "--strength",
+        "0",
+        "--n",
+        "1",
+        "--class",
+        "7",
+        "--device",
+        "cpu",
+    ];
     let run = diffusion_lab(&[&args[..], &["--out-dir", kept.to_str().unwrap()]].concat());
     assert!(run.status.success(), "{}", stderr(&run));
     assert_eq!(image::open(kept.join("00000-class7.png")).unwrap().to_luma8(), original);
@@ -380,8 +480,22 @@ fn sample_from_an_init_image_and_a_mask() {
     let mask = dir.path().join("mask.png");
     image::GrayImage::from_fn(28, 28, |_, y| image::Luma([if y < 10 { 255 } else { 0 }])).save(&mask).unwrap();
     let painted = dir.path().join("painted");
-    let args = ["sample", "--init-image", picture.to_str().unwrap(), "--mask", mask.to_str().unwrap(), "--strength", "1", "--n", "2", "--class", "7"];
-    let run = diffusion_lab(&[&args[..], &["--sampling-steps", "6", "--device", "cpu", "--out-dir", painted.to_str().unwrap()]].concat());
+    let args = [
+        "sample",
+        "--init-image",
+        picture.to_str().unwrap(),
+        "--mask",
+        mask.to_str().unwrap(),
+        "--strength",
+        "1",
+        "--n",
+        "2",
+        "--class",
+        "7",
+    ];
+    let run = diffusion_lab(
+        &[&args[..], &["--sampling-steps", "6", "--device", "cpu", "--out-dir", painted.to_str().unwrap()]].concat(),
+    );
     assert!(run.status.success(), "{}", stderr(&run));
     let result = image::open(painted.join("00001-class7.png")).unwrap().to_luma8();
     for (x, y, pixel) in result.enumerate_pixels() {
@@ -395,7 +509,16 @@ fn sample_from_an_init_image_and_a_mask() {
 
     let bad = diffusion_lab(&["sample", "--init-image", "/no/such.png", "--grid", "x.png"]);
     assert!(!bad.status.success() && stderr(&bad).contains("/no/such.png"), "{}", stderr(&bad));
-    let bad = diffusion_lab(&["sample", "--init-image", picture.to_str().unwrap(), "--all-classes", "--n", "10", "--grid", "x.png"]);
+    let bad = diffusion_lab(&[
+        "sample",
+        "--init-image",
+        picture.to_str().unwrap(),
+        "--all-classes",
+        "--n",
+        "10",
+        "--grid",
+        "x.png",
+    ]);
     assert!(stderr(&bad).contains("one class"), "{}", stderr(&bad));
 }
 
@@ -406,7 +529,9 @@ fn interpolation_strips_end_at_the_two_plain_runs() {
     use diffusion_lab::engine::GenerateRequest;
     use diffusion_lab::engine::generate::{RunHooks, run_generate};
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = diffusion_lab::model::checkpoint::Checkpoint::from_bytes(diffusion_lab::model::embedded::MODELS[0].unet).unwrap();
+    let checkpoint =
+        diffusion_lab::model::checkpoint::Checkpoint::from_bytes(diffusion_lab::model::embedded::MODELS[0].unet)
+            .unwrap();
     let device = burn::prelude::Device::flex();
     let model = diffusion_lab::model::LoadedUnet::from_checkpoint(&checkpoint, &device).unwrap();
     let plain = |request: &GenerateRequest| {
@@ -418,8 +543,23 @@ fn interpolation_strips_end_at_the_two_plain_runs() {
     for (flag, value) in [("--seeds", "3,8"), ("--classes", "0,7")] {
         let out = dir.path().join("strip.png");
         let gif = dir.path().join("strip.gif");
-        let args = ["interpolate", flag, value, "--frames", "4", "--sampling-steps", "5", "--seed", "3", "--class", "0", "--device", "cpu"];
-        let run = diffusion_lab(&[&args[..], &["--out", out.to_str().unwrap(), "--gif", gif.to_str().unwrap()]].concat());
+        let args = [
+            "interpolate",
+            flag,
+            value,
+            "--frames",
+            "4",
+            "--sampling-steps",
+            "5",
+            "--seed",
+            "3",
+            "--class",
+            "0",
+            "--device",
+            "cpu",
+        ];
+        let run =
+            diffusion_lab(&[&args[..], &["--out", out.to_str().unwrap(), "--gif", gif.to_str().unwrap()]].concat());
         assert!(run.status.success(), "{}", stderr(&run));
         assert!(std::fs::read(&gif).unwrap().starts_with(b"GIF89a"));
         let text = diffusion_lab::images::png_text(&out).unwrap();

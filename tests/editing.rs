@@ -6,9 +6,9 @@ mod common;
 use burn::prelude::*;
 use diffusion_lab::data::{Dataset, Split, u8_from_unit};
 use diffusion_lab::diffusion::{BetaSchedule, Method, Sampler};
+use diffusion_lab::engine::generate::InitImage;
 use diffusion_lab::engine::generate::{RunHooks, run_generate};
 use diffusion_lab::engine::{Frame, GenerateRequest};
-use diffusion_lab::engine::generate::InitImage;
 use diffusion_lab::model::checkpoint::Checkpoint;
 use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet, embedded};
 
@@ -22,7 +22,9 @@ fn model(short_name: &str) -> Model {
     let device = Device::flex();
     let builtin = embedded::model_by_short_name(short_name).unwrap();
     let unet = LoadedUnet::from_checkpoint(&Checkpoint::from_bytes(builtin.unet).unwrap(), &device).unwrap();
-    let decoder = builtin.autoencoder.map(|b| LoadedAutoencoder::from_checkpoint(&Checkpoint::from_bytes(b).unwrap(), &device).unwrap());
+    let decoder = builtin
+        .autoencoder
+        .map(|b| LoadedAutoencoder::from_checkpoint(&Checkpoint::from_bytes(b).unwrap(), &device).unwrap());
     Model { unet, decoder, name: builtin.name }
 }
 
@@ -102,7 +104,8 @@ fn inpainting_keeps_every_unmasked_pixel_exactly() {
                 }
             }
         }
-        let repainted: f32 = (0..14 * 28).map(|i| (result[i] - diffusion_lab::data::unit_from_u8(picture[i])).abs()).sum();
+        let repainted: f32 =
+            (0..14 * 28).map(|i| (result[i] - diffusion_lab::data::unit_from_u8(picture[i])).abs()).sum();
         assert!(repainted > 1.0, "the masked half is repainted");
     }
 }
@@ -118,11 +121,19 @@ fn latent_inpainting_keeps_the_region_within_the_decoders_error() {
     let frames = run(&latent, &request(&latent, Some(init(picture.clone(), 1.0, Some(mask.clone())))));
     let result = final_pixels(&frames);
     let ae = latent.decoder.as_ref().unwrap();
-    let x = Tensor::<4>::from_data(TensorData::new(picture.iter().map(|p| diffusion_lab::data::unit_from_u8(*p)).collect::<Vec<_>>(), [1, 1, 28, 28]), &device);
+    let x = Tensor::<4>::from_data(
+        TensorData::new(
+            picture.iter().map(|p| diffusion_lab::data::unit_from_u8(*p)).collect::<Vec<_>>(),
+            [1, 1, 28, 28],
+        ),
+        &device,
+    );
     let reconstructed: Vec<f32> = ae.decode_scaled(ae.encode_scaled(x)).into_data().try_to_vec().unwrap();
     // Columns 16.. are 4 pixels (one latent cell) clear of the mask's edge.
     let far: Vec<usize> = (0..28 * 28).filter(|i| i % 28 >= 16).collect();
-    let error = |values: &[f32]| far.iter().map(|i| (values[*i] - diffusion_lab::data::unit_from_u8(picture[*i])).abs()).fold(0.0f32, f32::max);
+    let error = |values: &[f32]| {
+        far.iter().map(|i| (values[*i] - diffusion_lab::data::unit_from_u8(picture[*i])).abs()).fold(0.0f32, f32::max)
+    };
     let (kept, decoder) = (error(&result), error(&reconstructed));
     eprintln!("latent inpainting: kept region off by at most {kept:.4}; D(E(x)) alone: {decoder:.4}");
     assert!(kept <= decoder + 0.05, "kept region off by {kept}, the decoder alone by {decoder}");
@@ -140,7 +151,9 @@ fn a_bad_picture_is_refused_with_the_reason() {
     ];
     for (bad, expected) in cases {
         let hooks = RunHooks { keep_going: &|| true, stream: false, emit: &mut |_| {} };
-        let error = run_generate(&pixel.unet, None, &request(&pixel, Some(bad)), &Device::flex(), hooks).unwrap_err().to_string();
+        let error = run_generate(&pixel.unet, None, &request(&pixel, Some(bad)), &Device::flex(), hooks)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains(expected), "{error}");
     }
 }

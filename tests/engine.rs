@@ -99,7 +99,10 @@ fn a_second_generate_supersedes_the_first_and_cancel_stops() {
     let second = engine.generate(request(10, Sampler::ddim(5, 0.0)), true);
     let (events, end) = run_to_end(&engine, second);
     assert!(matches!(end, Event::Done { .. }));
-    let stale_after_second = events.iter().skip_while(|e| !matches!(e, Event::Frame { job, .. } if *job == second)).any(|e| matches!(e, Event::Frame { job, .. } if *job == first));
+    let stale_after_second = events
+        .iter()
+        .skip_while(|e| !matches!(e, Event::Frame { job, .. } if *job == second))
+        .any(|e| matches!(e, Event::Frame { job, .. } if *job == first));
     assert!(!stale_after_second, "no frame of the first run after the second started");
     assert!(events.iter().any(|e| matches!(e, Event::Done { job, summary } if *job == first && summary.cancelled)));
 
@@ -143,7 +146,8 @@ fn a_latent_model_streams_decoded_frames() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::flex();
     // An 8x8 autoencoder with a 2x4x4 latent, and a UNet on that latent.
-    let ae_config = AutoencoderConfig::new().with_image_size(8).with_channels(vec![8, 16]).with_groups(4).with_latent_channels(2);
+    let ae_config =
+        AutoencoderConfig::new().with_image_size(8).with_channels(vec![8, 16]).with_groups(4).with_latent_channels(2);
     let ae = ae_config.init(&device);
     let ae_header = CheckpointHeader {
         kind: ModelKind::Autoencoder,
@@ -168,7 +172,10 @@ fn a_latent_model_streams_decoded_frames() {
         sections: Vec::new(),
     };
     let unet_path = dir.path().join("latent.dlab");
-    Checkpoint::new(header).with_section("weights", bytes_from_module(&unet, false).unwrap()).write(&unet_path).unwrap();
+    Checkpoint::new(header)
+        .with_section("weights", bytes_from_module(&unet, false).unwrap())
+        .write(&unet_path)
+        .unwrap();
 
     let mut engine = Engine::spawn(DeviceChoice::Cpu, || {});
     engine.load_model("latent-alone", ModelSource::File(unet_path.clone()), None);
@@ -196,7 +203,13 @@ fn a_latent_model_streams_decoded_frames() {
     assert!(matches!(end, Event::Done { .. }), "{end:?}");
     // Ask for frame 1 first: it must come within the first two decodes (one may already be under way).
     engine.decode(job, 1);
-    let mut frames: Vec<_> = events.iter().filter_map(|e| match e { Event::Frame { frame, .. } => Some(frame.clone()), _ => None }).collect();
+    let mut frames: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Frame { frame, .. } => Some(frame.clone()),
+            _ => None,
+        })
+        .collect();
     assert_eq!(frames.len(), 4);
     assert!(frames[0].decoded.is_some(), "x_T comes decoded");
     assert!(frames[3].decoded.is_some(), "the result comes decoded");
@@ -225,10 +238,21 @@ fn a_latent_model_streams_decoded_frames() {
     // Decoding after the run gives the pixels decoding during the run gives: the last frame of a plain run.
     let job = engine.generate(latent_request, false);
     let (events, _) = run_to_end(&engine, job);
-    let last = events.iter().rev().find_map(|e| match e { Event::Frame { frame, .. } => Some(frame.clone()), _ => None }).unwrap();
+    let last = events
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Event::Frame { frame, .. } => Some(frame.clone()),
+            _ => None,
+        })
+        .unwrap();
     assert_eq!(last.decoded.as_ref().unwrap().x_t, frames[3].decoded.as_ref().unwrap().x_t);
     let recomputed = diffusion_lab::engine::generate::decode_frame(
-        &diffusion_lab::model::LoadedAutoencoder::from_checkpoint(&Checkpoint::read(&dir.path().join("ae.dlab")).unwrap(), &device).unwrap(),
+        &diffusion_lab::model::LoadedAutoencoder::from_checkpoint(
+            &Checkpoint::read(&dir.path().join("ae.dlab")).unwrap(),
+            &device,
+        )
+        .unwrap(),
         &frames[2],
         &device,
     )
@@ -244,7 +268,9 @@ fn a_panicking_job_fails_with_a_message_and_the_worker_keeps_serving() {
     let job = engine.inject_panic();
     let (_, end) = run_to_end(&engine, job);
     match end {
-        Event::Failed { message, .. } => assert!(message.contains("internal error") && message.contains("injected panic"), "{message}"),
+        Event::Failed { message, .. } => {
+            assert!(message.contains("internal error") && message.contains("injected panic"), "{message}")
+        }
         other => panic!("expected a failure, got {other:?}"),
     }
     // The same worker runs the next request to the end.
@@ -273,7 +299,10 @@ fn a_checkpoint_with_an_invalid_config_is_refused_with_the_reason() {
             sections: Vec::new(),
         };
         let path = dir.path().join(format!("{name}.dlab"));
-        Checkpoint::new(header).with_section("weights", bytes_from_module(&model, false).unwrap()).write(&path).unwrap();
+        Checkpoint::new(header)
+            .with_section("weights", bytes_from_module(&model, false).unwrap())
+            .write(&path)
+            .unwrap();
         engine.load_model(name, ModelSource::File(path), None);
         loop {
             match engine.recv_timeout(Duration::from_secs(60)).expect("engine answers") {
@@ -328,7 +357,13 @@ fn a_non_finite_value_stops_the_run_naming_the_step_and_keeps_the_frames_so_far(
         Event::Failed { message, .. } => assert!(message.contains("non-finite values at t = 50"), "{message}"),
         other => panic!("expected a failure, got {other:?}"),
     }
-    let frames: Vec<_> = events.iter().filter_map(|e| match e { Event::Frame { frame, .. } => Some(frame.clone()), _ => None }).collect();
+    let frames: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Frame { frame, .. } => Some(frame.clone()),
+            _ => None,
+        })
+        .collect();
     assert_eq!(frames.len(), 1, "x_T, the frame before the bad step, was handed out");
     assert!(frames[0].x_t.iter().all(|v| v.is_finite()));
     // The engine goes on serving.

@@ -17,13 +17,15 @@ use diffusion_lab::model::checkpoint::Checkpoint;
 fn every_extreme_setting_is_refused_or_runs_never_panics() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::flex();
-    let model = LoadedUnet::from_checkpoint(&Checkpoint::read(&common::tiny_unet_file(dir.path())).unwrap(), &device).unwrap();
+    let model =
+        LoadedUnet::from_checkpoint(&Checkpoint::read(&common::tiny_unet_file(dir.path())).unwrap(), &device).unwrap();
     let kinds = [ScheduleKind::Linear, ScheduleKind::Cosine, ScheduleKind::Quadratic, ScheduleKind::Sigmoid];
     let betas = [f64::NAN, -1.0, 0.0, 1e-9, 1e-6, 0.02, 0.5, 0.999, 1.0, 2.0, f64::INFINITY];
     let (mut refused, mut ran, mut diverged, mut long) = (0, 0, 0, 0);
     for kind in kinds {
         for steps in [0, 1, 2, 10, 10_000, 10_001] {
-            for (&beta_start, &beta_end) in betas.iter().zip(betas.iter().rev()).chain([(&1e-4, &0.02), (&0.5, &0.999)]) {
+            for (&beta_start, &beta_end) in betas.iter().zip(betas.iter().rev()).chain([(&1e-4, &0.02), (&0.5, &0.999)])
+            {
                 let schedule = BetaSchedule { kind, steps, beta_start, beta_end };
                 let samplers = [
                     Sampler::ddim(0, 0.0),
@@ -38,8 +40,17 @@ fn every_extreme_setting_is_refused_or_runs_never_panics() {
                 ];
                 for sampler in samplers {
                     for guidance in [0.0, 2.0, 10.0, -1.0, f64::NAN, f64::INFINITY, 1e300] {
-                        let request =
-                            GenerateRequest { model: "tiny".into(), schedule, sampler, seed: 1, batch: 1, class: Some(1), guidance, init: None, interpolate: None };
+                        let request = GenerateRequest {
+                            model: "tiny".into(),
+                            schedule,
+                            sampler,
+                            seed: 1,
+                            batch: 1,
+                            class: Some(1),
+                            guidance,
+                            init: None,
+                            interpolate: None,
+                        };
                         if request.validate(model.config.num_classes).is_err() {
                             refused += 1;
                             continue;
@@ -53,7 +64,13 @@ fn every_extreme_setting_is_refused_or_runs_never_panics() {
                         let outcome = catch_unwind(AssertUnwindSafe(|| {
                             let keep_going = || true;
                             let mut emit = |_frame| {};
-                            run_generate(&model, None, &request, &device, RunHooks { keep_going: &keep_going, stream: true, emit: &mut emit })
+                            run_generate(
+                                &model,
+                                None,
+                                &request,
+                                &device,
+                                RunHooks { keep_going: &keep_going, stream: true, emit: &mut emit },
+                            )
                         }));
                         match outcome {
                             Ok(Ok(_)) => ran += 1,

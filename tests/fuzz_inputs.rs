@@ -28,7 +28,9 @@ fn fuzz_dir(kind: &str, target: &str) -> PathBuf {
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries.map(|e| e.unwrap().path()).filter(|p| p.is_file() && !p.ends_with("README.md")).collect(),
+        Ok(entries) => {
+            entries.map(|e| e.unwrap().path()).filter(|p| p.is_file() && !p.ends_with("README.md")).collect()
+        }
         Err(_) => Vec::new(),
     };
     files.sort();
@@ -141,10 +143,16 @@ fn write_seeds() {
         .with_class_tokens(1)
         .with_self_attention_levels(vec![1])
         .with_cross_attention_levels(vec![1]);
-    let autoencoder = AutoencoderConfig::new().with_image_size(4).with_channels(vec![2, 2]).with_groups(1).with_latent_channels(1);
+    let autoencoder =
+        AutoencoderConfig::new().with_image_size(4).with_channels(vec![2, 2]).with_groups(1).with_latent_channels(1);
     let classifier = ClassifierConfig::new().with_image_size(4).with_feature_dim(2).with_num_classes(2);
     let files = [
-        ("unet.dlab", ModelKind::Unet, serde_json::to_value(&unet).unwrap(), bytes_from_module(&unet.init(&device), true).unwrap()),
+        (
+            "unet.dlab",
+            ModelKind::Unet,
+            serde_json::to_value(&unet).unwrap(),
+            bytes_from_module(&unet.init(&device), true).unwrap(),
+        ),
         (
             "autoencoder.dlab",
             ModelKind::Autoencoder,

@@ -62,7 +62,14 @@ fn round_trip_keeps(test: &Dataset, n: usize) {
 
     // The latent scale makes E(x) unit-variance for the diffusion model.
     let x = Tensor::<4>::from_data(TensorData::new(originals.images.clone(), [originals.count, 1, 28, 28]), &device);
-    let z: Vec<f32> = autoencoder.model.encode(x).mean.mul_scalar(autoencoder.config.latent_scale).into_data().try_to_vec::<f32>().unwrap();
+    let z: Vec<f32> = autoencoder
+        .model
+        .encode(x)
+        .mean
+        .mul_scalar(autoencoder.config.latent_scale)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     let mean = z.iter().map(|v| *v as f64).sum::<f64>() / z.len() as f64;
     let std = (z.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / z.len() as f64).sqrt();
     assert!((0.8..1.25).contains(&std), "scaled latent std {std}");
@@ -87,7 +94,16 @@ fn latent_model_samples_its_class() {
     let plan = Sampler::ddim(25, 0.0).plan(&schedule).unwrap().with_x0_bound(unet.x0_bound());
     let mut noise = NoiseSource::new(5);
     let z_t = noise.tensor([n, c, s, s], &device);
-    let z0 = denoise(&unet.model, &plan, z_t, &diffusion_lab::model::denoise::Condition::classes(classes), 3.0, &mut noise, None, |_| std::ops::ControlFlow::Continue(()));
+    let z0 = denoise(
+        &unet.model,
+        &plan,
+        z_t,
+        &diffusion_lab::model::denoise::Condition::classes(classes),
+        3.0,
+        &mut noise,
+        None,
+        |_| std::ops::ControlFlow::Continue(()),
+    );
     let pixels: Vec<f32> = autoencoder.decode_scaled(z0).clamp(-1.0, 1.0).into_data().try_to_vec::<f32>().unwrap();
 
     let samples = Dataset {

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use diffusion_lab::app::state::{RunState, Settings, View};
-use diffusion_lab::diffusion::Sampler;
 use diffusion_lab::app::{LabApp, export};
+use diffusion_lab::diffusion::Sampler;
 use diffusion_lab::engine::{DeviceChoice, Engine};
 use eframe::egui::accesskit::Role;
 use egui_kittest::Harness;
@@ -15,7 +15,8 @@ use egui_kittest::kittest::Queryable;
 /// Runs `settings` in the window to the end and returns the app.
 fn run_in_window(settings: Settings) -> Harness<'static, LabApp> {
     let app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), settings);
-    let mut harness = Harness::builder().with_size([1280.0, 860.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
+    let mut harness =
+        Harness::builder().with_size([1280.0, 860.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
     let deadline = Instant::now() + Duration::from_secs(1800);
     while harness.state().model_info().is_none() {
         harness.step();
@@ -45,8 +46,10 @@ fn readme_animation_and_filmstrip() {
     let app = harness.state();
     let trajectory = app.trajectory.as_ref().expect("a run");
     let dir = readme_dir();
-    export::save_animation_to(&dir.join("denoising.gif"), trajectory, app.settings.view, app.settings.color_map, 2).unwrap();
-    export::save_filmstrip_to(&dir.join("filmstrip.png"), trajectory, 10, app.settings.view, app.settings.color_map, 3).unwrap();
+    export::save_animation_to(&dir.join("denoising.gif"), trajectory, app.settings.view, app.settings.color_map, 2)
+        .unwrap();
+    export::save_filmstrip_to(&dir.join("filmstrip.png"), trajectory, 10, app.settings.view, app.settings.color_map, 3)
+        .unwrap();
 }
 
 #[test]
@@ -66,9 +69,24 @@ fn readme_latent_filmstrip() {
     assert!(trajectory.frames.iter().all(|f| f.decoded.is_some()), "latent frames come decoded");
     let dir = readme_dir();
     // D(z_t) at ten timesteps, then the raw latent channels z_t.
-    export::save_filmstrip_to(&dir.join("latent-filmstrip.png"), trajectory, 10, View::Noisy, app.settings.color_map, 3).unwrap();
-    export::save_filmstrip_to(&dir.join("latent-channels.png"), trajectory, 10, View::LatentChannels, app.settings.color_map, 3)
-        .unwrap();
+    export::save_filmstrip_to(
+        &dir.join("latent-filmstrip.png"),
+        trajectory,
+        10,
+        View::Noisy,
+        app.settings.color_map,
+        3,
+    )
+    .unwrap();
+    export::save_filmstrip_to(
+        &dir.join("latent-channels.png"),
+        trajectory,
+        10,
+        View::LatentChannels,
+        app.settings.color_map,
+        3,
+    )
+    .unwrap();
 }
 
 /// The Schedule panel's terminal-signal warning (sigmoid, T = 300: the example), with the Forward
@@ -76,10 +94,12 @@ fn readme_latent_filmstrip() {
 #[test]
 #[ignore = "writes assets/readme/; run by hand after the schedule panel changes"]
 fn readme_terminal_signal_warning() {
-    let schedule = diffusion_lab::diffusion::BetaSchedule::default_for(diffusion_lab::diffusion::ScheduleKind::Sigmoid, 300);
+    let schedule =
+        diffusion_lab::diffusion::BetaSchedule::default_for(diffusion_lab::diffusion::ScheduleKind::Sigmoid, 300);
     let settings = Settings { schedule, batch: 16, class: Some(3), seed: 2, ..Settings::default() };
     let mut harness = run_in_window(settings);
-    harness.state_mut().fashion_mnist_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist");
+    harness.state_mut().fashion_mnist_dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist");
     harness.state_mut().forward.test_index = 3;
     harness.get_by_label("Show x_T next to pure noise").click();
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -12,8 +12,27 @@ const STEPS: &str = "60";
 
 fn train(data: &Path, out: &Path, resume: bool) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"));
-    command.args(["train", "--data", data.to_str().unwrap(), "--image-size", "8", "--channels", "8,16", "--batch-size", "4"]);
-    command.args(["--steps", STEPS, "--checkpoint-every", "1", "--preview-every", "1000", "--out", out.to_str().unwrap()]);
+    command.args([
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--image-size",
+        "8",
+        "--channels",
+        "8,16",
+        "--batch-size",
+        "4",
+    ]);
+    command.args([
+        "--steps",
+        STEPS,
+        "--checkpoint-every",
+        "1",
+        "--preview-every",
+        "1000",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     if resume {
         command.arg("--resume");
     }
@@ -39,7 +58,12 @@ fn network_output(checkpoint: &Checkpoint, section: &str) -> Vec<f32> {
     use burn::prelude::*;
     let device = Device::flex();
     let config: diffusion_lab::model::UNetConfig = serde_json::from_value(checkpoint.header.config.clone()).unwrap();
-    let model = diffusion_lab::model::checkpoint::module_from_bytes(config.init(&device), checkpoint.section(section).unwrap(), section).unwrap();
+    let model = diffusion_lab::model::checkpoint::module_from_bytes(
+        config.init(&device),
+        checkpoint.section(section).unwrap(),
+        section,
+    )
+    .unwrap();
     let x = diffusion_lab::diffusion::NoiseSource::new(5).tensor([2, 1, 8, 8], &device);
     let log_snr = Tensor::<1>::from_floats([-3.0, 2.0], &device);
     let classes = Tensor::<1, Int>::from_ints([0, 2], &device);
@@ -53,7 +77,9 @@ fn training_killed_at_random_moments_resumes_exactly() {
     for (class, shade) in [("dark", 40u8), ("light", 210)] {
         std::fs::create_dir_all(data.join(class)).unwrap();
         for i in 0..8u8 {
-            let image = image::GrayImage::from_fn(8, 8, |x, y| image::Luma([shade.wrapping_add((x as u8 * 7 + y as u8 * 3) ^ i)]));
+            let image = image::GrayImage::from_fn(8, 8, |x, y| {
+                image::Luma([shade.wrapping_add((x as u8 * 7 + y as u8 * 3) ^ i)])
+            });
             image.save(data.join(class).join(format!("{i}.png"))).unwrap();
         }
     }

@@ -53,7 +53,8 @@ fn harness(train: TrainSettings) -> Harness<'static, LabApp> {
     let settings = Settings { train, ..Settings::default() };
     let mut app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), settings);
     app.file_dialogs = false;
-    let mut harness = Harness::builder().with_size([1280.0, 860.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
+    let mut harness =
+        Harness::builder().with_size([1280.0, 860.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
     step_until(&mut harness, "the engine is ready", |app| app.device.is_some());
     harness
 }
@@ -62,7 +63,13 @@ fn step_until(harness: &mut Harness<'static, LabApp>, what: &str, done: impl Fn(
     let deadline = Instant::now() + Duration::from_secs(600);
     while !done(harness.state()) {
         let app = harness.state();
-        assert!(Instant::now() < deadline, "timed out waiting until {what}: {:?} {:?} {:?}", app.train.phase, app.train.error, app.status);
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting until {what}: {:?} {:?} {:?}",
+            app.train.phase,
+            app.train.error,
+            app.status
+        );
         harness.step();
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -80,14 +87,21 @@ fn choose_folder(harness: &mut Harness<'static, LabApp>, pictures: &Path) {
     harness.get_by_label("Image folder").type_text(&pictures.display().to_string());
     harness.run_steps(2);
     harness.get_by_label("Load data").click();
-    step_until(harness, "the pictures load", |app| app.train.data.as_ref().is_some_and(|d| d.request.source.dir() == pictures));
+    step_until(harness, "the pictures load", |app| {
+        app.train.data.as_ref().is_some_and(|d| d.request.source.dir() == pictures)
+    });
 }
 
 fn loss_log(out: &Path) -> Vec<String> {
-    std::fs::read_to_string(out.join("loss.csv")).unwrap().lines().skip(1).map(|row| {
-        // step and loss: the speed and wall-clock columns differ from run to run.
-        row.split(',').take(2).collect::<Vec<_>>().join(",")
-    }).collect()
+    std::fs::read_to_string(out.join("loss.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|row| {
+            // step and loss: the speed and wall-clock columns differ from run to run.
+            row.split(',').take(2).collect::<Vec<_>>().join(",")
+        })
+        .collect()
 }
 
 #[test]
@@ -119,9 +133,15 @@ fn a_run_on_a_folder_of_pictures_trains_from_the_train_view_and_its_checkpoint_s
     harness.run_steps(2);
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     harness.run_steps(2);
-    assert!(!matches!(harness.state().run, diffusion_lab::app::state::RunState::Idle), "Generate starts during training");
+    assert!(
+        !matches!(harness.state().run, diffusion_lab::app::state::RunState::Idle),
+        "Generate starts during training"
+    );
     step_until(&mut harness, "a generation finishes during training", |app| {
-        matches!(app.run, diffusion_lab::app::state::RunState::Finished { .. } | diffusion_lab::app::state::RunState::Failed(_))
+        matches!(
+            app.run,
+            diffusion_lab::app::state::RunState::Finished { .. } | diffusion_lab::app::state::RunState::Failed(_)
+        )
     });
     assert!(matches!(harness.state().run, diffusion_lab::app::state::RunState::Finished { cancelled: false, .. }));
     harness.get_by_label("Train view").click();
@@ -130,7 +150,9 @@ fn a_run_on_a_folder_of_pictures_trains_from_the_train_view_and_its_checkpoint_s
     let app = harness.state();
     assert!(app.train.error.is_none(), "{:?}", app.train.error);
     assert_eq!(app.train.losses.len(), 200);
-    let mean = |range: std::ops::Range<usize>| app.train.losses[range.clone()].iter().map(|p| p[1]).sum::<f64>() / range.len() as f64;
+    let mean = |range: std::ops::Range<usize>| {
+        app.train.losses[range.clone()].iter().map(|p| p[1]).sum::<f64>() / range.len() as f64
+    };
     assert!(mean(180..200) < 0.7 * mean(0..20), "the loss falls: {} -> {}", mean(0..20), mean(180..200));
     let steps: Vec<u64> = app.train.snapshots.iter().map(|s| s.step).collect();
     assert_eq!(steps, vec![100, 200], "samples every 100 steps and at the end");
@@ -147,7 +169,11 @@ fn a_run_on_a_folder_of_pictures_trains_from_the_train_view_and_its_checkpoint_s
 
     // The model is in Generate's picker at once, and generates there.
     let name = "trained: my run";
-    assert!(harness.state().models.iter().any(|m| m.name == name), "{:?}", harness.state().models.iter().map(|m| &m.name).collect::<Vec<_>>());
+    assert!(
+        harness.state().models.iter().any(|m| m.name == name),
+        "{:?}",
+        harness.state().models.iter().map(|m| &m.name).collect::<Vec<_>>()
+    );
     harness.get_by_label("Generate view").click();
     harness.state_mut().settings.model = name.into();
     harness.state_mut().settings.class = Some(1);
@@ -155,7 +181,10 @@ fn a_run_on_a_folder_of_pictures_trains_from_the_train_view_and_its_checkpoint_s
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     harness.run_steps(2);
     step_until(&mut harness, "the trained model generates", |app| {
-        matches!(app.run, diffusion_lab::app::state::RunState::Finished { .. } | diffusion_lab::app::state::RunState::Failed(_))
+        matches!(
+            app.run,
+            diffusion_lab::app::state::RunState::Finished { .. } | diffusion_lab::app::state::RunState::Failed(_)
+        )
     });
     let app = harness.state();
     assert!(matches!(app.run, diffusion_lab::app::state::RunState::Finished { cancelled: false, .. }), "{:?}", app.run);
@@ -165,7 +194,19 @@ fn a_run_on_a_folder_of_pictures_trains_from_the_train_view_and_its_checkpoint_s
     let checkpoint = out.join("checkpoint.dlab");
     let samples = dir.path().join("samples");
     let output = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"))
-        .args(["sample", "--model", checkpoint.to_str().unwrap(), "--n", "4", "--class", "0", "--sampling-steps", "5", "--device", "cpu"])
+        .args([
+            "sample",
+            "--model",
+            checkpoint.to_str().unwrap(),
+            "--n",
+            "4",
+            "--class",
+            "0",
+            "--sampling-steps",
+            "5",
+            "--device",
+            "cpu",
+        ])
         .args(["--out-dir", samples.to_str().unwrap()])
         .output()
         .unwrap();
@@ -203,8 +244,27 @@ fn killed_window_training_resumes_on_the_loss_curve_of_an_uninterrupted_run() {
     // The same run from the command line, uninterrupted.
     let straight = dir.path().join("straight");
     let status = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"))
-        .args(["train", "--data", pictures.to_str().unwrap(), "--image-size", "16", "--channels", "16,32", "--batch-size", "8"])
-        .args(["--learning-rate", "0.001", "--steps", &RESUME_STEPS.to_string(), "--checkpoint-every", "10", "--preview-every", "1000"])
+        .args([
+            "train",
+            "--data",
+            pictures.to_str().unwrap(),
+            "--image-size",
+            "16",
+            "--channels",
+            "16,32",
+            "--batch-size",
+            "8",
+        ])
+        .args([
+            "--learning-rate",
+            "0.001",
+            "--steps",
+            &RESUME_STEPS.to_string(),
+            "--checkpoint-every",
+            "10",
+            "--preview-every",
+            "1000",
+        ])
         .args(["--seed", "1", "--out", straight.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -235,14 +295,22 @@ fn killed_window_training_resumes_on_the_loss_curve_of_an_uninterrupted_run() {
         std::thread::sleep(Duration::from_millis(20));
     };
     let progress = diffusion_lab::train::run::run_progress(&window).unwrap().unwrap();
-    assert!(progress.step >= killed_at && progress.step < RESUME_STEPS, "killed mid-run: checkpoint at {}", progress.step);
+    assert!(
+        progress.step >= killed_at && progress.step < RESUME_STEPS,
+        "killed mid-run: checkpoint at {}",
+        progress.step
+    );
 
     // A new window: the Train view finds the run and Resume continues from its checkpoint.
     let mut harness = harness(train_settings(&window, RESUME_STEPS));
     choose_folder(&mut harness, &pictures);
-    step_until(&mut harness, "the run folder is read", |app| app.train.found.as_ref().is_some_and(|(_, p)| p.is_some()));
+    step_until(&mut harness, "the run folder is read", |app| {
+        app.train.found.as_ref().is_some_and(|(_, p)| p.is_some())
+    });
     harness.get_by_label_contains(&format!("Resume training (step {} of {RESUME_STEPS})", progress.step)).click();
-    step_until(&mut harness, "the resumed run finishes", |app| app.train.phase == Phase::Idle && app.train.step == RESUME_STEPS);
+    step_until(&mut harness, "the resumed run finishes", |app| {
+        app.train.phase == Phase::Idle && app.train.step == RESUME_STEPS
+    });
     assert!(harness.state().train.error.is_none(), "{:?}", harness.state().train.error);
     let resumed_from = harness.state().train.losses.first().map(|p| p[0]);
     assert_eq!(resumed_from, Some(1.0), "the plot shows the loss log from step 1, the resumed steps after it");
@@ -251,7 +319,6 @@ fn killed_window_training_resumes_on_the_loss_curve_of_an_uninterrupted_run() {
     assert_eq!(a.len(), RESUME_STEPS as usize);
     assert_eq!(a, b, "every step logged once, with the loss of the uninterrupted command-line run");
 }
-
 
 /// A latent run from the engine's Train commands, on the built-in autoencoder: the autoencoder is copied
 /// into the run folder, the samples come decoded, and the model it hands to Generate is latent.
@@ -262,7 +329,14 @@ fn a_latent_run_on_the_built_in_autoencoder_samples_decoded_pictures() {
     let dir = tempfile::tempdir().unwrap();
     let pictures = halves_folder(dir.path(), 12);
     let out = dir.path().join("latent run");
-    let settings = TrainSettings { latent: true, image_dir: pictures.display().to_string(), steps: 6, preview_every: 3, batch_size: 4, ..train_settings(&out, 6) };
+    let settings = TrainSettings {
+        latent: true,
+        image_dir: pictures.display().to_string(),
+        steps: 6,
+        preview_every: 3,
+        batch_size: 4,
+        ..train_settings(&out, 6)
+    };
     let engine = Engine::spawn(DeviceChoice::Cpu, || {});
     engine.train(TrainCommand::Start(TrainRequest {
         data: DataRequest { image_size: 28, image_channels: 1, ..settings.data_request() },
@@ -288,7 +362,10 @@ fn a_latent_run_on_the_built_in_autoencoder_samples_decoded_pictures() {
     assert!(out.join("autoencoder.dlab").exists() && out.join("checkpoint.dlab").exists());
     assert_eq!(samples.iter().map(|(step, _)| *step).collect::<Vec<_>>(), vec![3, 6]);
     let frames = &samples[1].1;
-    assert!(frames.iter().all(|f| f.decoded.as_ref().is_some_and(|d| d.shape == [8, 1, 28, 28])), "every frame decoded to pixels");
+    assert!(
+        frames.iter().all(|f| f.decoded.as_ref().is_some_and(|d| d.shape == [8, 1, 28, 28])),
+        "every frame decoded to pixels"
+    );
     assert_eq!(frames[0].shape, [8, 4, 7, 7], "the diffusion runs on 4x7x7 latents");
 }
 
@@ -301,7 +378,11 @@ fn closing_the_window_mid_run_keeps_every_step_done() {
     let dir = tempfile::tempdir().unwrap();
     let pictures = halves_folder(dir.path(), 12);
     let out = dir.path().join("closed");
-    let settings = TrainSettings { image_dir: pictures.display().to_string(), checkpoint_every: 1000, ..train_settings(&out, 1000) };
+    let settings = TrainSettings {
+        image_dir: pictures.display().to_string(),
+        checkpoint_every: 1000,
+        ..train_settings(&out, 1000)
+    };
     let engine = Engine::spawn(DeviceChoice::Cpu, || {});
     engine.train(TrainCommand::Start(TrainRequest {
         data: settings.data_request(),
@@ -322,7 +403,11 @@ fn closing_the_window_mid_run_keeps_every_step_done() {
     drop(engine);
     let progress = diffusion_lab::train::run::run_progress(&out).unwrap().expect("a checkpoint at shutdown");
     assert!(progress.step >= last, "the checkpoint holds step {} of the {last} reported", progress.step);
-    assert_eq!(diffusion_lab::train::run::read_loss_log(&out.join("loss.csv")).len() as u64, progress.step, "the log holds every step");
+    assert_eq!(
+        diffusion_lab::train::run::read_loss_log(&out.join("loss.csv")).len() as u64,
+        progress.step,
+        "the log holds every step"
+    );
 }
 
 /// A chosen folder of IDX files is Fashion-MNIST's train split wherever it is; a folder without them says
@@ -394,10 +479,18 @@ fn bad_train_settings_fail_with_a_message_and_the_next_start_works() {
             }
         }
     };
-    let good = TrainSettings { image_dir: pictures.display().to_string(), ..train_settings(&dir.path().join("run"), 2) };
+    let good =
+        TrainSettings { image_dir: pictures.display().to_string(), ..train_settings(&dir.path().join("run"), 2) };
     let cases = [
         (TrainSettings { out: a_file.join("run").display().to_string(), ..good.clone() }, "cannot create"),
-        (TrainSettings { latent: true, autoencoder: dir.path().join("missing.dlab").display().to_string(), ..good.clone() }, "cannot load the autoencoder"),
+        (
+            TrainSettings {
+                latent: true,
+                autoencoder: dir.path().join("missing.dlab").display().to_string(),
+                ..good.clone()
+            },
+            "cannot load the autoencoder",
+        ),
         (TrainSettings { image_dir: dir.path().join("nowhere").display().to_string(), ..good.clone() }, "nowhere"),
     ];
     for (settings, expected) in cases {

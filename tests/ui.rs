@@ -5,12 +5,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use diffusion_lab::app::state::{RunState, Settings};
-use diffusion_lab::diffusion::{DdpmVariance, Sampler};
 use diffusion_lab::app::{LabApp, export};
 use diffusion_lab::diffusion::NoiseSource;
+use diffusion_lab::diffusion::{DdpmVariance, Sampler};
 use diffusion_lab::engine::{DeviceChoice, Engine};
-use egui_kittest::Harness;
 use eframe::egui::accesskit::Role;
+use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
 fn quick_settings() -> Settings {
@@ -19,7 +19,8 @@ fn quick_settings() -> Settings {
 
 fn harness(settings: Settings) -> Harness<'static, LabApp> {
     let app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), settings);
-    let mut harness = Harness::builder().with_size([1280.0, 860.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
+    let mut harness =
+        Harness::builder().with_size([1280.0, 860.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
     step_until(&mut harness, "the model loads", |app| app.model_info().is_some() && app.device.is_some());
     harness
 }
@@ -28,7 +29,12 @@ fn harness(settings: Settings) -> Harness<'static, LabApp> {
 fn step_until(harness: &mut Harness<'static, LabApp>, what: &str, done: impl Fn(&LabApp) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(300);
     while !done(harness.state()) {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}: run {:?}, status {:?}", harness.state().run, harness.state().status);
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting until {what}: run {:?}, status {:?}",
+            harness.state().run,
+            harness.state().status
+        );
         harness.step();
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -76,7 +82,9 @@ fn cancel_stops_a_run() {
 fn a_second_generate_shows_only_the_new_run() {
     let mut harness = harness(Settings { sampler: Sampler::ddpm(DdpmVariance::BetaTilde), ..quick_settings() });
     harness.get_by_role_and_label(Role::Button, "Generate").click();
-    step_until(&mut harness, "the first run streams", |app| app.trajectory.as_ref().is_some_and(|t| t.frames.len() > 2));
+    step_until(&mut harness, "the first run streams", |app| {
+        app.trajectory.as_ref().is_some_and(|t| t.frames.len() > 2)
+    });
     {
         let settings = &mut harness.state_mut().settings;
         settings.sampler = Sampler::ddim(5, 0.0);
@@ -100,7 +108,8 @@ fn a_second_generate_shows_only_the_new_run() {
 
 #[test]
 fn moving_beta_end_changes_the_plot_and_the_next_run() {
-    let mut harness = harness(Settings { schedule: diffusion_lab::diffusion::BetaSchedule::linear(1000), ..quick_settings() });
+    let mut harness =
+        harness(Settings { schedule: diffusion_lab::diffusion::BetaSchedule::linear(1000), ..quick_settings() });
     harness.run_steps(2);
     let before = harness.state().plotted.clone().unwrap();
     harness.get_by_role_and_label(Role::Slider, "β_end").set_value_accesskit(0.05);
@@ -115,7 +124,8 @@ fn moving_beta_end_changes_the_plot_and_the_next_run() {
 
 #[test]
 fn an_invalid_schedule_disables_generate_and_says_why() {
-    let mut harness = harness(Settings { schedule: diffusion_lab::diffusion::BetaSchedule::linear(1000), ..quick_settings() });
+    let mut harness =
+        harness(Settings { schedule: diffusion_lab::diffusion::BetaSchedule::linear(1000), ..quick_settings() });
     harness.get_by_role_and_label(Role::Slider, "β_start").set_value_accesskit(0.3);
     harness.run_steps(3);
     let reason = harness.state().generate_blocker().unwrap();
@@ -268,7 +278,9 @@ fn the_model_picker_switches_between_pixel_and_latent_models() {
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     step_until(&mut harness, "the latent run finishes", finished);
     // Frames between x_T and the result get their pixels after the run (the window never waits for them).
-    step_until(&mut harness, "the latent frames are decoded", |app| app.trajectory.as_ref().is_some_and(|t| t.undecoded() == 0));
+    step_until(&mut harness, "the latent frames are decoded", |app| {
+        app.trajectory.as_ref().is_some_and(|t| t.undecoded() == 0)
+    });
     {
         let app = harness.state();
         assert!(matches!(app.run, RunState::Finished { cancelled: false, .. }), "{:?}", app.run);
@@ -313,7 +325,11 @@ fn invalid_saved_or_restored_settings_fall_back_to_defaults_with_a_message() {
         assert_eq!(app.settings.class, Some(0));
         assert_eq!(app.settings.batch, Settings::default().batch);
         let status = app.status.as_ref().expect("the reset is reported");
-        assert!(status.is_error && status.text.contains("class 12") && status.text.contains("batch 0"), "{}", status.text);
+        assert!(
+            status.is_error && status.text.contains("class 12") && status.text.contains("batch 0"),
+            "{}",
+            status.text
+        );
     }
     // Settings read back from a PNG with a class the model does not know.
     let mut request = quick_settings().request();
@@ -415,7 +431,11 @@ fn fifty_rapid_generate_and_cancel_clicks_leave_no_stale_frame_deadlock_or_threa
     if ran_in_own_process("fifty_rapid_generate_and_cancel_clicks_leave_no_stale_frame_deadlock_or_thread") {
         return;
     }
-    let mut harness = harness(Settings { sampler: Sampler::ddpm(DdpmVariance::BetaTilde), schedule: diffusion_lab::diffusion::BetaSchedule::cosine(200), ..quick_settings() });
+    let mut harness = harness(Settings {
+        sampler: Sampler::ddpm(DdpmVariance::BetaTilde),
+        schedule: diffusion_lab::diffusion::BetaSchedule::cosine(200),
+        ..quick_settings()
+    });
     // One run first, so that the compute threads exist before counting.
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     step_until(&mut harness, "the first run finishes", finished);
@@ -436,7 +456,9 @@ fn fifty_rapid_generate_and_cancel_clicks_leave_no_stale_frame_deadlock_or_threa
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     harness.step();
     assert_eq!(harness.state().job, 52, "the click started a new run");
-    step_until(&mut harness, "the last run finishes", |app| matches!(app.run, RunState::Finished { cancelled: false, .. }));
+    step_until(&mut harness, "the last run finishes", |app| {
+        matches!(app.run, RunState::Finished { cancelled: false, .. })
+    });
     harness.run_steps(5);
     let app = harness.state();
     let trajectory = app.trajectory.as_ref().unwrap();
@@ -450,7 +472,13 @@ fn fifty_rapid_generate_and_cancel_clicks_leave_no_stale_frame_deadlock_or_threa
 
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 1024.0
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
 }
 
 #[test]
@@ -486,7 +514,11 @@ impl TmpMount {
         let dir = tempfile::tempdir().ok()?;
         let point = dir.path().join("mount point");
         std::fs::create_dir(&point).ok()?;
-        let status = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", options, "tmpfs"]).arg(&point).status().ok()?;
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(&point)
+            .status()
+            .ok()?;
         status.success().then(|| Self { point, _dir: dir })
     }
 }
@@ -537,11 +569,16 @@ fn every_kind_of_bad_model_file_is_refused_and_the_window_keeps_its_model() {
     version[8] = 42;
     let mut bad_config = Checkpoint::from_bytes(&bytes).unwrap();
     bad_config.header.config["groups"] = serde_json::json!(3);
-    let autoencoder = diffusion_lab::model::embedded::model_by_short_name("latent").unwrap().autoencoder.unwrap().to_vec();
+    let autoencoder =
+        diffusion_lab::model::embedded::model_by_short_name("latent").unwrap().autoencoder.unwrap().to_vec();
     let cases: Vec<(&str, Option<Vec<u8>>, &str)> = vec![
         ("empty.dlab", Some(Vec::new()), "not a diffusion-lab checkpoint"),
         ("truncated.dlab", Some(bytes[..bytes.len() / 2].to_vec()), "truncated"),
-        ("random.dlab", Some((0..3000u32).map(|i| (i * 2654435761u32 >> 24) as u8).collect()), "not a diffusion-lab checkpoint"),
+        (
+            "random.dlab",
+            Some((0..3000u32).map(|i| (i * 2654435761u32 >> 24) as u8).collect()),
+            "not a diffusion-lab checkpoint",
+        ),
         ("version.dlab", Some(version), "format version 42"),
         ("autoencoder.dlab", Some(autoencoder), "wrong kind"),
         ("config.dlab", Some(bad_config.to_bytes()), "GroupNorm groups"),
@@ -585,7 +622,9 @@ fn an_ab_run_shows_two_runs_from_the_same_noise_side_by_side_scrubbed_by_noise_l
     harness.get_by_role_and_label(Role::Slider, "B: guidance").set_value_accesskit(4.0);
     harness.run_steps(2);
     harness.get_by_role_and_label(Role::Button, "Generate").click();
-    step_until(&mut harness, "A and B finish", |app| all_done(app) && app.compare.trajectory_b.as_ref().is_some_and(|t| t.is_complete()));
+    step_until(&mut harness, "A and B finish", |app| {
+        all_done(app) && app.compare.trajectory_b.as_ref().is_some_and(|t| t.is_complete())
+    });
     let app = harness.state();
     let a = app.trajectory.as_ref().unwrap();
     let b = app.compare.trajectory_b.as_ref().unwrap();
@@ -605,7 +644,15 @@ fn an_ab_run_shows_two_runs_from_the_same_noise_side_by_side_scrubbed_by_noise_l
         harness.run_steps(2);
         let app = harness.state();
         let (a, b) = (app.current_frame().unwrap(), app.current_frame_b().unwrap());
-        let best = app.compare.trajectory_b.as_ref().unwrap().frames.iter().map(|f| (noise(f.log_snr) - noise(a.log_snr)).abs()).fold(f64::INFINITY, f64::min);
+        let best = app
+            .compare
+            .trajectory_b
+            .as_ref()
+            .unwrap()
+            .frames
+            .iter()
+            .map(|f| (noise(f.log_snr) - noise(a.log_snr)).abs())
+            .fold(f64::INFINITY, f64::min);
         assert_eq!((noise(b.log_snr) - noise(a.log_snr)).abs(), best, "cursor {cursor}");
     }
     let app = harness.state();
@@ -628,9 +675,14 @@ fn a_three_by_three_grid_fills_in_and_saves_one_labelled_png() {
         harness.get_by_label(label).type_text(text);
         harness.run_steps(2);
     }
-    assert_eq!((harness.state().compare.x_values.as_str(), harness.state().compare.y_values.as_str()), ("0, 1, 3", "2, 3, 4"));
+    assert_eq!(
+        (harness.state().compare.x_values.as_str(), harness.state().compare.y_values.as_str()),
+        ("0, 1, 3", "2, 3, 4")
+    );
     harness.get_by_role_and_label(Role::Button, "Generate").click();
-    step_until(&mut harness, "the grid fills", |app| all_done(app) && app.compare.grid.as_ref().is_some_and(|g| g.finished_cells() == 9));
+    step_until(&mut harness, "the grid fills", |app| {
+        all_done(app) && app.compare.grid.as_ref().is_some_and(|g| g.finished_cells() == 9)
+    });
     let grid = harness.state().compare.grid.clone().unwrap();
     assert!(grid.errors.iter().all(Option::is_none), "{:?}", grid.errors);
     assert!(grid.cells.iter().all(Option::is_some));
@@ -736,7 +788,9 @@ fn an_interpolation_strip_between_two_seeds_fills_in_and_saves_as_png_and_gif() 
     harness.run_steps(2);
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     harness.run_steps(2);
-    step_until(&mut harness, "the strip fills", |app| all_done(app) && app.compare.grid.as_ref().is_some_and(|g| g.finished_cells() == 4));
+    step_until(&mut harness, "the strip fills", |app| {
+        all_done(app) && app.compare.grid.as_ref().is_some_and(|g| g.finished_cells() == 4)
+    });
     let strip = harness.state().compare.grid.clone().unwrap();
     assert!(strip.cells.iter().all(Option::is_some));
     assert_eq!(strip.labels.x_title, "u, seed 7 -> 8");

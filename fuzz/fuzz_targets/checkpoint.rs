@@ -11,7 +11,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {
     let Ok(checkpoint) = Checkpoint::from_bytes(bytes) else { return };
-    let again = Checkpoint::from_bytes(&checkpoint.to_bytes()).expect("a checkpoint that was read writes back readable");
+    let again =
+        Checkpoint::from_bytes(&checkpoint.to_bytes()).expect("a checkpoint that was read writes back readable");
     assert_eq!(again.header, checkpoint.header);
     let device = Device::flex();
     let _ = LoadedUnet::from_checkpoint(&checkpoint, &device);

@@ -70,7 +70,12 @@ impl GridRun {
     }
 
     /// A run of `requests` (row-major) with these labels.
-    fn new(labels: GridLabels, settings: serde_json::Value, base: GenerateRequest, requests: Vec<GenerateRequest>) -> Self {
+    fn new(
+        labels: GridLabels,
+        settings: serde_json::Value,
+        base: GenerateRequest,
+        requests: Vec<GenerateRequest>,
+    ) -> Self {
         let n = requests.len();
         Self { labels, settings, base, requests, cells: vec![None; n], errors: vec![None; n], serial: 0 }
     }
@@ -157,7 +162,9 @@ impl CompareState {
 
     /// The grid's axes from what the user typed.
     pub fn axes(&self) -> Result<(GridAxis, GridAxis), String> {
-        let axis = |setting: GridSetting, values: &str| format!("{}={values}", setting.name()).parse::<GridAxis>().map_err(|e| e.to_string());
+        let axis = |setting: GridSetting, values: &str| {
+            format!("{}={values}", setting.name()).parse::<GridAxis>().map_err(|e| e.to_string())
+        };
         Ok((axis(self.x_setting, &self.x_values)?, axis(self.y_setting, &self.y_values)?))
     }
 
@@ -173,11 +180,18 @@ impl CompareState {
         let n = self.frames.max(2);
         let (seed_b, class_b, what) = match self.between {
             Between::Seeds => (Some(self.seed_b), None, format!("seed {} -> {}", base.seed, self.seed_b)),
-            Between::Classes => (None, Some(self.class_b), format!("class {} -> {}", base.class.map_or("any".into(), |c| c.to_string()), self.class_b)),
+            Between::Classes => (
+                None,
+                Some(self.class_b),
+                format!("class {} -> {}", base.class.map_or("any".into(), |c| c.to_string()), self.class_b),
+            ),
         };
         let requests = crate::engine::grid::interpolation_requests(base, seed_b, class_b, n);
         let columns = requests.iter().map(|r| format!("{:.2}", r.interpolate.map_or(0.0, |i| i.u))).collect();
-        (GridLabels { x_title: format!("u, {what}"), columns, y_title: String::new(), rows: vec![String::new()] }, requests)
+        (
+            GridLabels { x_title: format!("u, {what}"), columns, y_title: String::new(), rows: vec![String::new()] },
+            requests,
+        )
     }
 
     /// Restored settings of a strip (its request says where u = 1 goes): back to interpolation mode.
@@ -268,7 +282,8 @@ impl LabApp {
         let request_b = self.compare.request_b(&self.settings.request());
         self.start_single();
         if self.is_running() {
-            self.compare.trajectory_b = Some(Trajectory { budget_bytes: self.trajectory_budget, ..Trajectory::new(request_b.clone()) });
+            self.compare.trajectory_b =
+                Some(Trajectory { budget_bytes: self.trajectory_budget, ..Trajectory::new(request_b.clone()) });
             self.compare.queue.push_back((Target::B, request_b));
         }
     }
@@ -287,7 +302,12 @@ impl LabApp {
                 return;
             }
         };
-        let labels = GridLabels { x_title: x.title().into(), columns: x.values.clone(), y_title: y.title().into(), rows: y.values.clone() };
+        let labels = GridLabels {
+            x_title: x.title().into(),
+            columns: x.values.clone(),
+            y_title: y.title().into(),
+            rows: y.values.clone(),
+        };
         let settings = crate::engine::grid::grid_settings_json(&x, &y, &requests);
         self.start_cells(GridRun::new(labels, settings, base, requests));
     }
@@ -390,7 +410,8 @@ pub fn compare_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             });
             match app.compare.between {
                 Between::Seeds => {
-                    ui.add(egui::DragValue::new(&mut app.compare.seed_b).prefix("to seed ")).on_hover_text("Seed B: x_T moves from A's seed's noise to this one's, on the sphere");
+                    ui.add(egui::DragValue::new(&mut app.compare.seed_b).prefix("to seed "))
+                        .on_hover_text("Seed B: x_T moves from A's seed's noise to this one's, on the sphere");
                 }
                 Between::Classes => {
                     let classes = app.model_info().map_or(10, |m| m.config.num_classes);
@@ -400,12 +421,24 @@ pub fn compare_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             }
             ui.add(egui::Slider::new(&mut app.compare.frames, 2..=32).text("Frames"));
             grid_progress_ui(app, ui);
-            let done = app.compare.grid.as_ref().is_some_and(|g| g.finished_cells() == g.cells.len() && g.cells.iter().all(Option::is_some));
+            let done = app
+                .compare
+                .grid
+                .as_ref()
+                .is_some_and(|g| g.finished_cells() == g.cells.len() && g.cells.iter().all(Option::is_some));
             ui.horizontal(|ui| {
-                if ui.add_enabled(done, egui::Button::new("Save strip…")).on_disabled_hover_text("run the strip to the end first").clicked() {
+                if ui
+                    .add_enabled(done, egui::Button::new("Save strip…"))
+                    .on_disabled_hover_text("run the strip to the end first")
+                    .clicked()
+                {
                     super::export::save_grid_in_background(app, ui.ctx().clone());
                 }
-                if ui.add_enabled(done, egui::Button::new("Save strip GIF…")).on_disabled_hover_text("run the strip to the end first").clicked() {
+                if ui
+                    .add_enabled(done, egui::Button::new("Save strip GIF…"))
+                    .on_disabled_hover_text("run the strip to the end first")
+                    .clicked()
+                {
                     super::export::save_strip_gif_in_background(app, ui.ctx().clone());
                 }
             });
@@ -416,19 +449,29 @@ pub fn compare_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                 ("Y", &mut app.compare.y_setting, &mut app.compare.y_values),
             ] {
                 ui.horizontal(|ui| {
-                    egui::ComboBox::from_label(format!("{axis} setting")).selected_text(setting.name()).show_ui(ui, |ui| {
-                        for s in GridSetting::ALL {
-                            ui.selectable_value(setting, s, s.name());
-                        }
-                    });
+                    egui::ComboBox::from_label(format!("{axis} setting")).selected_text(setting.name()).show_ui(
+                        ui,
+                        |ui| {
+                            for s in GridSetting::ALL {
+                                ui.selectable_value(setting, s, s.name());
+                            }
+                        },
+                    );
                 });
-                ui.add(egui::TextEdit::singleline(values).hint_text("values, comma-separated")).labelled_by(
-                    ui.label(format!("{axis} values")).id,
-                );
+                ui.add(egui::TextEdit::singleline(values).hint_text("values, comma-separated"))
+                    .labelled_by(ui.label(format!("{axis} values")).id);
             }
             grid_progress_ui(app, ui);
-            let done = app.compare.grid.as_ref().is_some_and(|g| g.finished_cells() == g.cells.len() && g.cells.iter().any(Option::is_some));
-            if ui.add_enabled(done, egui::Button::new("Save grid…")).on_disabled_hover_text("run the grid to the end first").clicked() {
+            let done = app
+                .compare
+                .grid
+                .as_ref()
+                .is_some_and(|g| g.finished_cells() == g.cells.len() && g.cells.iter().any(Option::is_some));
+            if ui
+                .add_enabled(done, egui::Button::new("Save grid…"))
+                .on_disabled_hover_text("run the grid to the end first")
+                .clicked()
+            {
                 super::export::save_grid_in_background(app, ui.ctx().clone());
             }
         }
@@ -449,7 +492,13 @@ fn grid_progress_ui(app: &LabApp, ui: &mut egui::Ui) {
 pub fn ab_view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let (view, map, zoom) = (app.settings.view, app.settings.color_map, app.settings.zoom);
     let label_of = |request: &GenerateRequest| {
-        format!("{} · {} · w = {} · {} schedule", request.model, request.sampler.label(), request.guidance, request.schedule.kind)
+        format!(
+            "{} · {} · w = {} · {} schedule",
+            request.model,
+            request.sampler.label(),
+            request.guidance,
+            request.schedule.kind
+        )
     };
     let a_label = app.trajectory.as_ref().map(|t| label_of(&t.request)).unwrap_or_default();
     let b_label = app.compare.trajectory_b.as_ref().map(|t| label_of(&t.request)).unwrap_or_default();
@@ -476,7 +525,8 @@ pub fn ab_view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     };
     let waiting_b = if app.compare.trajectory_b.is_some() { "waiting for A to finish…" } else { "not run yet" };
     // Both halves in view: shrink the zoom until two grids fit side by side (never below 1).
-    let widest = [&a_texture, &b_texture].iter().filter_map(|t| t.as_ref().map(|t| t.size_vec2().x)).fold(1.0f32, f32::max);
+    let widest =
+        [&a_texture, &b_texture].iter().filter_map(|t| t.as_ref().map(|t| t.size_vec2().x)).fold(1.0f32, f32::max);
     let half = (ui.available_width() - 24.0) / 2.0;
     let zoom = zoom.min((half / widest).floor()).max(1.0);
     egui::ScrollArea::both().show(ui, |ui| {
@@ -523,7 +573,8 @@ pub fn grid_view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let texture = match &app.compare.grid_texture {
         Some((texture, s)) if *s == serial => texture.clone(),
         _ => {
-            let cells: Vec<Option<Picture>> = grid.cells.iter().map(|c| c.as_ref().map(|p| crate::images::scaled(p, zoom))).collect();
+            let cells: Vec<Option<Picture>> =
+                grid.cells.iter().map(|c| c.as_ref().map(|p| crate::images::scaled(p, zoom))).collect();
             let picture = crate::images::labelled_grid(&cells, &grid.labels(), 4);
             let image = egui_image_from_picture(&picture);
             let texture = ui.ctx().load_texture("grid", image, TextureOptions::NEAREST);

@@ -7,8 +7,7 @@
 use std::path::{Path, PathBuf};
 
 /// What the status bar says when a file has to be chosen and no dialog can open.
-pub const NO_DIALOG: &str =
-    "no file dialog is available on this desktop (it needs the XDG desktop portal or zenity)";
+pub const NO_DIALOG: &str = "no file dialog is available on this desktop (it needs the XDG desktop portal or zenity)";
 
 /// Whether rfd can show a file dialog here.
 pub fn file_dialog_available() -> bool {

@@ -42,7 +42,13 @@ fn settings_text(request: &GenerateRequest, extra: serde_json::Value) -> Vec<(St
 }
 
 /// Writes the frame at `cursor` as shown (view and colour map) to a PNG with the settings as text.
-pub fn save_frame_to(path: &Path, trajectory: &Trajectory, cursor: usize, view: View, map: ColorMap) -> Result<(), ExportError> {
+pub fn save_frame_to(
+    path: &Path,
+    trajectory: &Trajectory,
+    cursor: usize,
+    view: View,
+    map: ColorMap,
+) -> Result<(), ExportError> {
     let frame = trajectory.frames.get(cursor).ok_or(ExportError::Empty)?;
     let picture = picture_from_color_image(&color_image(frame, view, map));
     let extra = serde_json::json!({ "t": frame.t, "view": view, "color_map": map });
@@ -134,8 +140,10 @@ pub fn settings_from_png(path: &Path) -> Result<GenerateRequest, ExportError> {
 
 /// The generation settings among a PNG's text chunks; `source` names the file in errors.
 pub fn request_from_png_text(text: &[(String, String)], source: &str) -> Result<GenerateRequest, ExportError> {
-    let (_, json) =
-        text.iter().find(|(k, _)| k == SETTINGS_CHUNK).ok_or_else(|| ExportError::NoSettings { path: source.to_owned() })?;
+    let (_, json) = text
+        .iter()
+        .find(|(k, _)| k == SETTINGS_CHUNK)
+        .ok_or_else(|| ExportError::NoSettings { path: source.to_owned() })?;
     request_from_settings_json(json, source)
 }
 
@@ -161,12 +169,23 @@ fn export_in_background(app: &LabApp, kind: Export, ctx: egui::Context) {
     let Some(trajectory) = app.trajectory.clone() else {
         return;
     };
-    let (cursor, view, map, steps) = (app.cursor, app.settings.view, app.settings.color_map, app.settings.filmstrip_steps);
+    let (cursor, view, map, steps) =
+        (app.cursor, app.settings.view, app.settings.color_map, app.settings.filmstrip_steps);
     let zoom = app.settings.zoom.round().max(1.0) as usize;
     let (name, extension, filter) = match kind {
-        Export::Image => (format!("diffusion-lab-seed{}-t{}.png", trajectory.request.seed, trajectory.frames.get(cursor).map_or(0, |f| f.t)), "png", "PNG image"),
+        Export::Image => (
+            format!(
+                "diffusion-lab-seed{}-t{}.png",
+                trajectory.request.seed,
+                trajectory.frames.get(cursor).map_or(0, |f| f.t)
+            ),
+            "png",
+            "PNG image",
+        ),
         Export::Animation => (format!("diffusion-lab-seed{}.gif", trajectory.request.seed), "gif", "GIF animation"),
-        Export::Filmstrip => (format!("diffusion-lab-seed{}-filmstrip.png", trajectory.request.seed), "png", "PNG image"),
+        Export::Filmstrip => {
+            (format!("diffusion-lab-seed{}-filmstrip.png", trajectory.request.seed), "png", "PNG image")
+        }
     };
     save_in_background(app, name, (extension, filter), ctx, move |path| match kind {
         Export::Image => save_frame_to(path, &trajectory, cursor, view, map),
@@ -191,7 +210,11 @@ fn save_in_background(
             // No dialog can ask: the default folder, under a name that overwrites nothing.
             Some(dir) => {
                 if let Err(e) = std::fs::create_dir_all(&dir) {
-                    let _ = events.send(FileEvent::Failed(format!("{}, and the default folder {} cannot be created: {e}", super::dialogs::NO_DIALOG, dir.display())));
+                    let _ = events.send(FileEvent::Failed(format!(
+                        "{}, and the default folder {} cannot be created: {e}",
+                        super::dialogs::NO_DIALOG,
+                        dir.display()
+                    )));
                     ctx.request_repaint();
                     return;
                 }
@@ -222,7 +245,8 @@ pub fn save_grid_to(path: &Path, grid: &super::compare::GridRun, zoom: usize) ->
 pub fn save_strip_gif_to(path: &Path, grid: &super::compare::GridRun, zoom: usize) -> Result<(), ExportError> {
     let write_error = |detail: String| ExportError::Write { path: path.display().to_string(), detail };
     let pictures: Vec<Picture> = grid.cells.iter().flatten().map(|p| scaled(p, zoom)).collect();
-    let bytes = crate::images::gif_bytes(&crate::images::there_and_back(&pictures)).map_err(|e| write_error(e.to_string()))?;
+    let bytes =
+        crate::images::gif_bytes(&crate::images::there_and_back(&pictures)).map_err(|e| write_error(e.to_string()))?;
     crate::files::write_atomic(path, &bytes).map_err(|e| write_error(e.to_string()))
 }
 
@@ -269,14 +293,26 @@ pub fn export_buttons_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         .is_some_and(|t| t.frames.get(app.cursor).is_some_and(|f| f.decoded.is_some() || !t.is_latent()));
     let waiting = format!("decoding the run's latent frames ({undecoded} to go)…");
     ui.horizontal_wrapped(|ui| {
-        if ui.add_enabled(has_frames && cursor_decoded, egui::Button::new("Save image…")).on_disabled_hover_text(&waiting).clicked() {
+        if ui
+            .add_enabled(has_frames && cursor_decoded, egui::Button::new("Save image…"))
+            .on_disabled_hover_text(&waiting)
+            .clicked()
+        {
             export_in_background(app, Export::Image, ui.ctx().clone());
         }
         let all_decoded = has_frames && undecoded == 0;
-        if ui.add_enabled(all_decoded, egui::Button::new("Export animation…")).on_disabled_hover_text(&waiting).clicked() {
+        if ui
+            .add_enabled(all_decoded, egui::Button::new("Export animation…"))
+            .on_disabled_hover_text(&waiting)
+            .clicked()
+        {
             export_in_background(app, Export::Animation, ui.ctx().clone());
         }
-        if ui.add_enabled(all_decoded, egui::Button::new("Export filmstrip…")).on_disabled_hover_text(&waiting).clicked() {
+        if ui
+            .add_enabled(all_decoded, egui::Button::new("Export filmstrip…"))
+            .on_disabled_hover_text(&waiting)
+            .clicked()
+        {
             export_in_background(app, Export::Filmstrip, ui.ctx().clone());
         }
         ui.add(egui::DragValue::new(&mut app.settings.filmstrip_steps).range(2..=40).suffix(" steps"))

@@ -211,7 +211,8 @@ pub fn forward_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         use_frame_on_screen(app);
     }
     // x_0 was loaded for another model (a latent one encodes it): load it again for this one.
-    if app.forward.x0.is_some() && app.forward.model.as_ref() != Some(&app.settings.model) && app.model_info().is_some() {
+    if app.forward.x0.is_some() && app.forward.model.as_ref() != Some(&app.settings.model) && app.model_info().is_some()
+    {
         match app.forward.source.clone() {
             Some(source) => load_image(app, source),
             None => load_test_image(app),
@@ -248,7 +249,9 @@ pub fn forward_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         };
         let ctx = ui.ctx();
         let noise = match (&app.forward.x_t, &app.forward.noise) {
-            (Some((_, _, shape)), Some(noise)) => Some(ctx.load_texture("forward_noise", color_image_of(noise, *shape, map), TextureOptions::NEAREST)),
+            (Some((_, _, shape)), Some(noise)) => {
+                Some(ctx.load_texture("forward_noise", color_image_of(noise, *shape, map), TextureOptions::NEAREST))
+            }
             _ => None,
         };
         app.forward.textures = Some((
@@ -267,7 +270,9 @@ pub fn forward_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         ui.horizontal_wrapped(|ui| {
             ui.vertical(|ui| {
                 ui.label("x_0");
-                let image = egui::Image::new((clean.id(), clean.size_vec2() * zoom)).alt_text("clean image x_0").sense(egui::Sense::drag());
+                let image = egui::Image::new((clean.id(), clean.size_vec2() * zoom))
+                    .alt_text("clean image x_0")
+                    .sense(egui::Sense::drag());
                 let response = ui.add(image);
                 paint_mask(&mut app.forward, &response, zoom, shape[2]);
             });
@@ -296,7 +301,10 @@ pub fn forward_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                 Ok(terminal) if !terminal.is_pure_noise() => {
                     ui.colored_label(
                         ui.visuals().warn_fg_color,
-                        format!("x_T still shows the image ({:.0} % of it): sampling starts from pure noise instead.", 100.0 * terminal.signal()),
+                        format!(
+                            "x_T still shows the image ({:.0} % of it): sampling starts from pure noise instead.",
+                            100.0 * terminal.signal()
+                        ),
                     );
                 }
                 Ok(_) => {
@@ -329,7 +337,8 @@ fn paint_mask(forward: &mut ForwardState, response: &egui::Response, zoom: f32, 
             if let Some((x0, y0)) = forward.rectangle_from.take() {
                 let (xa, xb) = (x0.min(px), x0.max(px));
                 let (ya, yb) = (y0.min(py), y0.max(py));
-                forward.paint(size, |x, y| (xa..=xb).contains(&(x as f32 + 0.5)) && (ya..=yb).contains(&(y as f32 + 0.5)));
+                forward
+                    .paint(size, |x, y| (xa..=xb).contains(&(x as f32 + 0.5)) && (ya..=yb).contains(&(y as f32 + 0.5)));
             }
         }
         _ => {}

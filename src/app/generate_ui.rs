@@ -19,7 +19,9 @@ fn device_label(choice: DeviceChoice) -> &'static str {
 fn class_name(class: Option<usize>, num_classes: usize) -> String {
     match class {
         None => "any (unconditional)".into(),
-        Some(c) if num_classes == FASHION_MNIST_CLASSES.len() && c < num_classes => format!("{c}: {}", FASHION_MNIST_CLASSES[c]),
+        Some(c) if num_classes == FASHION_MNIST_CLASSES.len() && c < num_classes => {
+            format!("{c}: {}", FASHION_MNIST_CLASSES[c])
+        }
         Some(c) => format!("class {c}"),
     }
 }
@@ -41,7 +43,8 @@ pub fn generate_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             let events = app.file_events();
             let ctx = ui.ctx().clone();
             std::thread::spawn(move || {
-                if let Some(path) = rfd::FileDialog::new().add_filter("diffusion-lab checkpoint", &["dlab"]).pick_file() {
+                if let Some(path) = rfd::FileDialog::new().add_filter("diffusion-lab checkpoint", &["dlab"]).pick_file()
+                {
                     let _ = events.send(super::FileEvent::CheckpointPicked(path));
                     ctx.request_repaint();
                 }
@@ -51,7 +54,11 @@ pub fn generate_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     if let Some(info) = app.model_info() {
         ui.weak(format!(
             "{} parameters, trained {} steps, {}x{}x{}",
-            info.parameters, info.header.step, info.config.image_channels, info.config.image_size, info.config.image_size
+            info.parameters,
+            info.header.step,
+            info.config.image_channels,
+            info.config.image_size,
+            info.config.image_size
         ));
     }
     let num_classes = app.model_info().map_or(FASHION_MNIST_CLASSES.len(), |m| m.config.num_classes);

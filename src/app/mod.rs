@@ -177,7 +177,11 @@ impl LabApp {
     /// A window over `engine`, with the embedded models registered.
     pub fn new(engine: Engine, mut settings: Settings) -> Self {
         for model in embedded::MODELS {
-            engine.load_model(model.name, ModelSource::Embedded(model.unet), model.autoencoder.map(ModelSource::Embedded));
+            engine.load_model(
+                model.name,
+                ModelSource::Embedded(model.unet),
+                model.autoencoder.map(ModelSource::Embedded),
+            );
         }
         if embedded::model_by_name(&settings.model).is_none() {
             settings.model = default_model_name();
@@ -315,7 +319,10 @@ impl LabApp {
                 }
                 Event::DeviceFailed { message } => self.set_status(format!("could not switch device: {message}"), true),
                 Event::Preparing { name } => {
-                    self.set_status(format!("preparing the GPU for {name}… (compiling and tuning its kernels, once)"), false);
+                    self.set_status(
+                        format!("preparing the GPU for {name}… (compiling and tuning its kernels, once)"),
+                        false,
+                    );
                 }
                 Event::ModelLoaded(info) => {
                     if self.status.as_ref().is_some_and(|s| s.text.starts_with("preparing the GPU")) {
@@ -332,7 +339,11 @@ impl LabApp {
                     self.set_status(format!("could not load {name}: {message}"), true);
                     if self.settings.model == name {
                         self.settings.model = match self.model_before_open.take() {
-                            Some((opened, previous)) if opened == name && self.models.iter().any(|m| m.name == previous) => previous,
+                            Some((opened, previous))
+                                if opened == name && self.models.iter().any(|m| m.name == previous) =>
+                            {
+                                previous
+                            }
                             _ => default_model_name(),
                         };
                     }
@@ -358,7 +369,11 @@ impl LabApp {
                     let t = self.frame_times;
                     eprintln!(
                         "run {job}: {} steps in {:.2} s; UI thread {} frames, mean {:.2} ms, worst {:.2} ms",
-                        summary.steps_done, summary.seconds, t.frames, t.mean_ms(), t.max_ms
+                        summary.steps_done,
+                        summary.seconds,
+                        t.frames,
+                        t.mean_ms(),
+                        t.max_ms
                     );
                     if summary.cancelled {
                         self.set_status(format!("cancelled after {} steps", summary.steps_done), false);
@@ -376,7 +391,9 @@ impl LabApp {
                         trajectory.set_decoded(index, decoded);
                     }
                 }
-                Event::Frame { job, frame, total_steps } if self.compare.owns(job) => self.compare.on_frame(job, frame, total_steps),
+                Event::Frame { job, frame, total_steps } if self.compare.owns(job) => {
+                    self.compare.on_frame(job, frame, total_steps)
+                }
                 Event::Done { job, summary } if self.compare.owns(job) => {
                     self.compare.running = None;
                     if summary.cancelled {
@@ -418,7 +435,13 @@ impl LabApp {
                     self.set_status(format!("settings restored from {path}"), false);
                     if embedded::model_by_name(&self.settings.model).is_none() && self.model_info().is_none() {
                         let model = std::mem::replace(&mut self.settings.model, default_model_name());
-                        self.set_status(format!("settings restored from {path}, but its model `{model}` is not loaded: using {}", self.settings.model), true);
+                        self.set_status(
+                            format!(
+                                "settings restored from {path}, but its model `{model}` is not loaded: using {}",
+                                self.settings.model
+                            ),
+                            true,
+                        );
                     }
                     self.sanitize_settings();
                     if let Some(init) = &request.init {
@@ -434,7 +457,10 @@ impl LabApp {
 
     /// Loads a checkpoint file written by `train` as another model, and selects it once it has loaded.
     pub fn open_checkpoint(&mut self, path: std::path::PathBuf) {
-        let name = format!("file: {}", path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()));
+        let name = format!(
+            "file: {}",
+            path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+        );
         self.engine.load_model(&name, ModelSource::File(path), None);
         let previous = std::mem::replace(&mut self.settings.model, name.clone());
         // A file that fails to load must not cost the user the model they had.
@@ -562,7 +588,8 @@ impl LabApp {
                     train_ui::Phase::Paused => " (paused)",
                     train_ui::Phase::Idle => "",
                 };
-                ui.selectable_value(&mut self.page, Page::Train, "Train view").on_hover_text(format!("Train a model on your own images{training}"));
+                ui.selectable_value(&mut self.page, Page::Train, "Train view")
+                    .on_hover_text(format!("Train a model on your own images{training}"));
                 if !training.is_empty() {
                     ui.label(format!("training: step {} of {}", self.train.step, self.train.steps));
                 }

@@ -27,7 +27,11 @@ impl Curves {
         let n = s.steps();
         let stride = n.div_ceil(MAX_POINTS).max(1);
         let points = |values: &[f64]| -> Vec<[f64; 2]> {
-            (0..n).step_by(stride).chain(std::iter::once(n - 1)).map(|i| [(i + 1) as f64 / n as f64, values[i]]).collect()
+            (0..n)
+                .step_by(stride)
+                .chain(std::iter::once(n - 1))
+                .map(|i| [(i + 1) as f64 / n as f64, values[i]])
+                .collect()
         };
         Some(Self {
             source: *schedule,
@@ -58,7 +62,12 @@ pub fn range_warning(edited: (f64, f64), trained: Option<(f64, f64)>) -> Option<
 /// The signal left at t = T beside the model's trained range, and, where x_T is not pure noise, the
 /// warning with the measured cost and the fixes: raise T, raise β_end, reset, and a look at x_T next to
 /// pure noise in the Forward process panel.
-fn terminal_signal_ui(app: &mut LabApp, ui: &mut egui::Ui, trained_range: Option<(f64, f64)>, trained_schedule: Option<BetaSchedule>) {
+fn terminal_signal_ui(
+    app: &mut LabApp,
+    ui: &mut egui::Ui,
+    trained_range: Option<(f64, f64)>,
+    trained_schedule: Option<BetaSchedule>,
+) {
     let schedule = app.settings.schedule;
     let Ok(built) = schedule.build() else { return };
     let terminal = built.terminal_signal();
@@ -66,7 +75,10 @@ fn terminal_signal_ui(app: &mut LabApp, ui: &mut egui::Ui, trained_range: Option
     let trained_end = trained_schedule.and_then(|s| s.build().ok()).map(|s| s.terminal_signal());
     match (trained_range, trained_end) {
         (Some((low, high)), Some(end)) => {
-            ui.weak(format!("The model was trained on λ from {low:.0} to {high:.0}; its own schedule ends at λ_T = {:.1}.", end.log_snr));
+            ui.weak(format!(
+                "The model was trained on λ from {low:.0} to {high:.0}; its own schedule ends at λ_T = {:.1}.",
+                end.log_snr
+            ));
         }
         (Some((low, high)), None) => {
             ui.weak(format!("The model was trained on λ from {low:.0} to {high:.0}."));
@@ -123,7 +135,9 @@ pub fn schedule_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         // A new kind starts from its usual β range.
         *schedule = BetaSchedule::default_for(kind, schedule.steps);
     }
-    ui.add(egui::Slider::new(&mut schedule.steps, 1..=crate::diffusion::schedule::MAX_STEPS).logarithmic(true).text("T"));
+    ui.add(
+        egui::Slider::new(&mut schedule.steps, 1..=crate::diffusion::schedule::MAX_STEPS).logarithmic(true).text("T"),
+    );
     ui.add_enabled_ui(kind.uses_beta_range(), |ui| {
         ui.add(egui::Slider::new(&mut schedule.beta_start, 1e-6..=0.5).logarithmic(true).text("β_start"));
         ui.add(egui::Slider::new(&mut schedule.beta_end, 1e-5..=0.999).logarithmic(true).text("β_end"));

@@ -142,28 +142,38 @@ impl Settings {
             }
         };
         let batch = self.batch;
-        check((1..=crate::engine::generate::MAX_BATCH).contains(&batch), format!("batch {batch}"), &mut || self.batch = defaults.batch);
+        check((1..=crate::engine::generate::MAX_BATCH).contains(&batch), format!("batch {batch}"), &mut || {
+            self.batch = defaults.batch
+        });
         if let Some(class) = self.class.filter(|c| *c >= num_classes) {
             let default = defaults.class.filter(|c| *c < num_classes);
             check(false, format!("class {class} (the model knows {num_classes})"), &mut || self.class = default);
         }
         let guidance = self.guidance;
-        check((0.0..=10.0).contains(&guidance), format!("guidance {guidance}"), &mut || self.guidance = defaults.guidance);
+        check((0.0..=10.0).contains(&guidance), format!("guidance {guidance}"), &mut || {
+            self.guidance = defaults.guidance
+        });
         let schedule = self.schedule;
         check(schedule.build().is_ok(), format!("schedule {schedule:?}"), &mut || self.schedule = defaults.schedule);
         let (steps, max) = (self.sampler.steps, self.schedule.steps);
         let default_steps = defaults.sampler.steps.min(max);
-        check(!self.sampler.method.has_steps() || (1..=max).contains(&steps), format!("sampling steps {steps}"), &mut || {
-            self.sampler.steps = default_steps
-        });
+        check(
+            !self.sampler.method.has_steps() || (1..=max).contains(&steps),
+            format!("sampling steps {steps}"),
+            &mut || self.sampler.steps = default_steps,
+        );
         let eta = self.sampler.eta;
         check((0.0..=1.0).contains(&eta), format!("η {eta}"), &mut || self.sampler.eta = defaults.sampler.eta);
         let zoom = self.zoom;
         check((1.0..=16.0).contains(&zoom), format!("zoom {zoom}"), &mut || self.zoom = defaults.zoom);
         let speed = self.play_speed;
-        check((1.0..=240.0).contains(&speed), format!("playback speed {speed}"), &mut || self.play_speed = defaults.play_speed);
+        check((1.0..=240.0).contains(&speed), format!("playback speed {speed}"), &mut || {
+            self.play_speed = defaults.play_speed
+        });
         let film = self.filmstrip_steps;
-        check((2..=40).contains(&film), format!("filmstrip steps {film}"), &mut || self.filmstrip_steps = defaults.filmstrip_steps);
+        check((2..=40).contains(&film), format!("filmstrip steps {film}"), &mut || {
+            self.filmstrip_steps = defaults.filmstrip_steps
+        });
         fixed
     }
 
@@ -194,7 +204,13 @@ pub struct Trajectory {
 
 impl Trajectory {
     pub fn new(request: GenerateRequest) -> Self {
-        Self { request, frames: Vec::new(), stride: 1, budget_bytes: crate::engine::generate::TRAJECTORY_BUDGET_BYTES, total_steps: 0 }
+        Self {
+            request,
+            frames: Vec::new(),
+            stride: 1,
+            budget_bytes: crate::engine::generate::TRAJECTORY_BUDGET_BYTES,
+            total_steps: 0,
+        }
     }
 
     pub fn is_complete(&self) -> bool {
@@ -204,7 +220,13 @@ impl Trajectory {
     /// Records a frame within the memory budget (see [`crate::engine::generate::push_within_budget`]).
     pub fn push(&mut self, frame: Frame) {
         let bytes = crate::engine::generate::frame_budget_bytes(&frame, self.frames.first());
-        crate::engine::generate::push_within_budget(&mut self.frames, frame, &mut self.stride, self.budget_bytes, bytes);
+        crate::engine::generate::push_within_budget(
+            &mut self.frames,
+            frame,
+            &mut self.stride,
+            self.budget_bytes,
+            bytes,
+        );
     }
 
     /// Whether this is a latent model's run, whose views show decoded pixels: x_T's frame always comes
@@ -276,7 +298,8 @@ mod tests {
         assert!(older.clone().sanitize(10).is_empty(), "an older file's values are valid");
         assert_eq!((older.batch, older.seed, older.sampler), (3, 5, DEFAULT_SAMPLER));
         // Before the sampler was one value: the other settings survive it.
-        let older: Settings = serde_json::from_str(r#"{"batch": 4, "sampler": "Ddim", "ddim_steps": 20, "eta": 0.5}"#).unwrap();
+        let older: Settings =
+            serde_json::from_str(r#"{"batch": 4, "sampler": "Ddim", "ddim_steps": 20, "eta": 0.5}"#).unwrap();
         assert_eq!((older.batch, older.sampler), (4, DEFAULT_SAMPLER));
     }
 
@@ -301,7 +324,11 @@ mod tests {
         let mut storage = Memory::default();
         for method in crate::diffusion::Method::ALL {
             for spacing in crate::diffusion::Spacing::ALL {
-                let settings = Settings { sampler: Sampler { spacing, ..Sampler::new(method, 17) }, batch: 3, ..Settings::default() };
+                let settings = Settings {
+                    sampler: Sampler { spacing, ..Sampler::new(method, 17) },
+                    batch: 3,
+                    ..Settings::default()
+                };
                 eframe::set_value(&mut storage, "s", &settings);
                 assert_eq!(eframe::get_value::<Settings>(&storage, "s"), Some(settings), "{:?}", storage.0["s"]);
             }

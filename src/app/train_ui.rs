@@ -170,7 +170,8 @@ impl TrainSettings {
 
     /// Parameters of the UNet a new run would build on `summary`'s data (the latent model's 4x7x7 latents).
     pub fn parameter_count(&self, num_classes: usize) -> Result<usize, String> {
-        let (channels, size) = if self.latent { (4, 7) } else { (self.data_request().image_channels, self.data_request().image_size) };
+        let (channels, size) =
+            if self.latent { (4, 7) } else { (self.data_request().image_channels, self.data_request().image_size) };
         let config = unet_config_for(self.channels(), channels, size, num_classes.max(1));
         config.validate()?;
         Ok(config.parameter_count())
@@ -307,8 +308,11 @@ impl TrainState {
         self.step = step;
         self.losses.push([step as f64, loss]);
         self.smoothed.push([step as f64, smoothed]);
-        self.images_per_second =
-            if self.images_per_second == 0.0 { images_per_second } else { 0.9 * self.images_per_second + 0.1 * images_per_second };
+        self.images_per_second = if self.images_per_second == 0.0 {
+            images_per_second
+        } else {
+            0.9 * self.images_per_second + 0.1 * images_per_second
+        };
         if self.first_step_seconds.len() <= ESTIMATE_STEPS {
             self.first_step_seconds.push(step_seconds);
         }
@@ -413,7 +417,10 @@ pub fn on_train_event(app: &mut LabApp, event: TrainEvent) {
         TrainEvent::Paused { step } => {
             train.phase = Phase::Paused;
             report_frame_times(train, "paused");
-            app.set_status(format!("training paused at step {step}; checkpoint saved; the model is in Generate's picker"), false);
+            app.set_status(
+                format!("training paused at step {step}; checkpoint saved; the model is in Generate's picker"),
+                false,
+            );
         }
         TrainEvent::Continued => {
             train.phase = Phase::Running;
@@ -484,7 +491,8 @@ pub fn start_training(app: &mut LabApp, resume: bool) {
         options,
         resume,
         model_name: settings.model_name(),
-        built_in_autoencoder: (settings.latent && settings.autoencoder.trim().is_empty()).then_some(crate::model::embedded::FASHION_AUTOENCODER),
+        built_in_autoencoder: (settings.latent && settings.autoencoder.trim().is_empty())
+            .then_some(crate::model::embedded::FASHION_AUTOENCODER),
     };
     app.train.model_name = Some(request.model_name.clone());
     app.train.phase = Phase::Starting;
@@ -515,7 +523,10 @@ pub fn start_blocker(app: &LabApp) -> Option<String> {
     if let Some((dir, Some(progress))) = &app.train.found
         && *dir == settings.out_dir()
     {
-        return Some(format!("the run folder holds a run (step {} of {}): Resume it, or choose another folder", progress.step, progress.steps));
+        return Some(format!(
+            "the run folder holds a run (step {} of {}): Resume it, or choose another folder",
+            progress.step, progress.steps
+        ));
     }
     None
 }
@@ -583,7 +594,8 @@ pub fn train_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
 fn data_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let before = app.settings.train.data_request();
     let train = &mut app.settings.train;
-    ui.radio_value(&mut train.data, DataKind::FashionMnist, "Fashion-MNIST").on_hover_text(crate::data::fashion_mnist_dir().display().to_string());
+    ui.radio_value(&mut train.data, DataKind::FashionMnist, "Fashion-MNIST")
+        .on_hover_text(crate::data::fashion_mnist_dir().display().to_string());
     ui.radio_value(&mut train.data, DataKind::IdxFolder, "IDX folder");
     ui.radio_value(&mut train.data, DataKind::ImageFolder, "Your images");
     let mut choose = None;
@@ -601,8 +613,12 @@ fn data_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         DataKind::ImageFolder => {
             ui.horizontal(|ui| {
                 let label = ui.label("Image folder");
-                ui.add(egui::TextEdit::singleline(&mut train.image_dir).desired_width(150.0).hint_text("a folder of PNG/JPEG"))
-                    .labelled_by(label.id);
+                ui.add(
+                    egui::TextEdit::singleline(&mut train.image_dir)
+                        .desired_width(150.0)
+                        .hint_text("a folder of PNG/JPEG"),
+                )
+                .labelled_by(label.id);
                 if ui.button("Choose…").clicked() {
                     choose = Some(FolderTarget::Images);
                 }
@@ -668,21 +684,27 @@ fn model_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     if train.latent {
         ui.horizontal(|ui| {
             let label = ui.label("Autoencoder");
-            ui.add(egui::TextEdit::singleline(&mut train.autoencoder).desired_width(150.0).hint_text("built-in (Fashion-MNIST)"))
-                .labelled_by(label.id);
+            ui.add(
+                egui::TextEdit::singleline(&mut train.autoencoder)
+                    .desired_width(150.0)
+                    .hint_text("built-in (Fashion-MNIST)"),
+            )
+            .labelled_by(label.id);
         });
         ui.small("Latent diffusion learns the autoencoder's latents of 28x28 gray pictures.");
     }
     let parameters = |preset: SizePreset, settings: &TrainSettings| {
         let mut s = settings.clone();
         s.preset = preset;
-        s.parameter_count(classes).map_or_else(|e| format!("cannot build: {e}"), |p| format!("{:.2} M parameters", p as f64 / 1e6))
+        s.parameter_count(classes)
+            .map_or_else(|e| format!("cannot build: {e}"), |p| format!("{:.2} M parameters", p as f64 / 1e6))
     };
     let selected = format!("{} ({})", train.preset.name(), parameters(train.preset, train));
     let snapshot = train.clone();
     egui::ComboBox::from_label("Size").selected_text(selected).show_ui(ui, |ui| {
         for preset in SizePreset::ALL {
-            let text = format!("{} {:?}: {}", preset.name(), preset.channels(snapshot.latent), parameters(preset, &snapshot));
+            let text =
+                format!("{} {:?}: {}", preset.name(), preset.channels(snapshot.latent), parameters(preset, &snapshot));
             ui.selectable_value(&mut train.preset, preset, text);
         }
     });
@@ -781,7 +803,10 @@ fn progress_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         return;
     }
     let total = train.steps.max(1);
-    ui.add(egui::ProgressBar::new(train.step as f32 / total as f32).text(format!("step {} of {}", train.step, train.steps)));
+    ui.add(
+        egui::ProgressBar::new(train.step as f32 / total as f32)
+            .text(format!("step {} of {}", train.step, train.steps)),
+    );
     ui.label(format!("{:.2} M parameters, {} training images", train.parameters as f64 / 1e6, train.images));
     if train.images_per_second > 0.0 {
         ui.label(format!("{:.1} images/s", train.images_per_second));
@@ -800,7 +825,11 @@ fn progress_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         ui.label(format!("last checkpoint: step {step}"));
     }
     if train.frame_times.frames > 0 {
-        ui.small(format!("UI frames while training: mean {:.1} ms, worst {:.1} ms", train.frame_times.mean_ms(), train.frame_times.max_ms));
+        ui.small(format!(
+            "UI frames while training: mean {:.1} ms, worst {:.1} ms",
+            train.frame_times.mean_ms(),
+            train.frame_times.max_ms
+        ));
     }
 }
 

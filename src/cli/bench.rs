@@ -244,7 +244,10 @@ fn bench_json(choice: DeviceChoice, repeats: usize) -> anyhow::Result<()> {
     put("pixel_parameters", pixel.model.parameter_count().into());
     for (batch, calls) in [(1, 20), (16, 5), (32, 5)] {
         let calls = if repeats == 1 { 1 } else { calls };
-        put(&format!("pixel_forward_b{batch}_ms"), json_number(1e3 * forward_seconds(&pixel, batch, calls, &device.device)?));
+        put(
+            &format!("pixel_forward_b{batch}_ms"),
+            json_number(1e3 * forward_seconds(&pixel, batch, calls, &device.device)?),
+        );
     }
     let ddim = SamplingBench::new(&pixel, None, &device, Sampler::ddim(50, 0.0), 16, DEFAULT_GUIDANCE);
     sampling_json(&ddim, "pixel_ddim50_w2_b16", repeats.min(2), &mut put)?;
@@ -253,13 +256,23 @@ fn bench_json(choice: DeviceChoice, repeats: usize) -> anyhow::Result<()> {
     put("latent_parameters", latent.model.parameter_count().into());
     let ddim = SamplingBench::new(&latent, decoder.as_ref(), &device, Sampler::ddim(50, 0.0), 16, DEFAULT_GUIDANCE);
     sampling_json(&ddim, "latent_ddim50_w2_b16", repeats, &mut put)?;
-    let ddpm = SamplingBench::new(&latent, decoder.as_ref(), &device, Sampler::ddpm(DdpmVariance::BetaTilde), 16, DEFAULT_GUIDANCE);
+    let ddpm = SamplingBench::new(
+        &latent,
+        decoder.as_ref(),
+        &device,
+        Sampler::ddpm(DdpmVariance::BetaTilde),
+        16,
+        DEFAULT_GUIDANCE,
+    );
     put("latent_ddpm1000_w2_b16_plain_s", json_number(ddpm.run(false)?.seconds));
 
     // The batch sizes the built-in models were trained with (assets/models/README.md).
     let steps = if repeats == 1 { 1 } else { 5 };
     put("pixel_train_b64_images_per_s", json_number(training_images_per_second(&pixel, 64, steps, &device.device)?));
-    put("latent_train_b128_images_per_s", json_number(training_images_per_second(&latent, 128, steps, &device.device)?));
+    put(
+        "latent_train_b128_images_per_s",
+        json_number(training_images_per_second(&latent, 128, steps, &device.device)?),
+    );
 
     put("peak_rss_mib", peak_rss_mib().map_or(serde_json::Value::Null, json_number));
     put("suite_seconds", json_number(suite_started.elapsed().as_secs_f64()));
@@ -323,7 +336,11 @@ fn training_images_per_second(model: &LoadedUnet, batch: usize, steps: usize, de
     let channels = model.config.image_channels;
     let count = 4 * batch;
     let data = Dataset {
-        images: NoiseSource::new(2).values(count * channels * size * size).into_iter().map(|v| v.clamp(-1.0, 1.0)).collect(),
+        images: NoiseSource::new(2)
+            .values(count * channels * size * size)
+            .into_iter()
+            .map(|v| v.clamp(-1.0, 1.0))
+            .collect(),
         count,
         channels,
         height: size,

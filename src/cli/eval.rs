@@ -70,8 +70,18 @@ pub(super) fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     let floor = judge.score(&real, &reference)?;
     let percent = |a: Option<f64>| a.map_or("n/a".to_string(), |a| format!("{:.1} %", 100.0 * a));
     let what = if args.samples.is_some() { "samples:  " } else { "D(E(x)):  " };
-    println!("{what} n = {:5}  FD = {:8.3}  class accuracy = {}", score.count, score.frechet_distance, percent(score.class_accuracy));
-    println!("real data: n = {:5}  FD = {:8.3}  class accuracy = {}", floor.count, floor.frechet_distance, percent(floor.class_accuracy));
+    println!(
+        "{what} n = {:5}  FD = {:8.3}  class accuracy = {}",
+        score.count,
+        score.frechet_distance,
+        percent(score.class_accuracy)
+    );
+    println!(
+        "real data: n = {:5}  FD = {:8.3}  class accuracy = {}",
+        floor.count,
+        floor.frechet_distance,
+        percent(floor.class_accuracy)
+    );
     println!("FD ratio (samples / real) = {:.2}", score.frechet_distance / floor.frechet_distance);
     Ok(())
 }
@@ -91,7 +101,9 @@ fn edits_table(args: &EvalArgs, judge: &Judge, test: &Dataset, device: &Device) 
     let classes = test.num_classes();
     let originals = test.pick(&test.shuffled_indices(7)[..args.n.min(test.count)]);
     let plane = originals.image_len();
-    println!("| strength | n | judged as the target class | judged as their own class | mean abs. change (of 2) | RMSE |");
+    println!(
+        "| strength | n | judged as the target class | judged as their own class | mean abs. change (of 2) | RMSE |"
+    );
     println!("| --- | --- | --- | --- | --- | --- |");
     for &strength in &args.edits {
         let mut images = Vec::with_capacity(originals.count * plane);
@@ -101,7 +113,14 @@ fn edits_table(args: &EvalArgs, judge: &Judge, test: &Dataset, device: &Device) 
             let label = originals.label(i).context("the test set is labelled")?;
             let target = (label + 1) % classes;
             let pixels: Vec<u8> = originals.image(i).iter().map(|v| data::u8_from_unit(*v)).collect();
-            let init = InitImage { label: format!("test image {i}"), shape: [originals.channels, originals.height, originals.width], pixels, strength, mask: None, resample: 1 };
+            let init = InitImage {
+                label: format!("test image {i}"),
+                shape: [originals.channels, originals.height, originals.width],
+                pixels,
+                strength,
+                mask: None,
+                resample: 1,
+            };
             let request = GenerateRequest {
                 model: builtin.name.into(),
                 schedule,
@@ -125,10 +144,16 @@ fn edits_table(args: &EvalArgs, judge: &Judge, test: &Dataset, device: &Device) 
         let n = originals.count as f64;
         let as_target = predictions.iter().zip(&targets).filter(|(p, t)| p == t).count() as f64 / n;
         let as_own = (0..originals.count).filter(|i| originals.label(*i) == Some(predictions[*i])).count() as f64 / n;
-        let differences: Vec<f64> = edited.images.iter().zip(&originals.images).map(|(a, b)| (*a as f64 - *b as f64).abs()).collect();
+        let differences: Vec<f64> =
+            edited.images.iter().zip(&originals.images).map(|(a, b)| (*a as f64 - *b as f64).abs()).collect();
         let mean = differences.iter().sum::<f64>() / differences.len() as f64;
         let rmse = (differences.iter().map(|d| d * d).sum::<f64>() / differences.len() as f64).sqrt();
-        println!("| {strength} | {} | {:.1} % | {:.1} % | {mean:.3} | {rmse:.3} |", originals.count, 100.0 * as_target, 100.0 * as_own);
+        println!(
+            "| {strength} | {} | {:.1} % | {:.1} % | {mean:.3} | {rmse:.3} |",
+            originals.count,
+            100.0 * as_target,
+            100.0 * as_own
+        );
     }
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! `grid`: an X/Y plot from the command line, e.g. `grid --x guidance=0,1,2,4 --y steps=10,20,50 --out g.png`.
 
 use super::*;
-use diffusion_lab::engine::grid::{GridAxis, grid_requests, grid_settings_json};
 use diffusion_lab::engine::GenerateRequest;
+use diffusion_lab::engine::grid::{GridAxis, grid_requests, grid_settings_json};
 use diffusion_lab::images::GridLabels;
 
 #[derive(Args, Debug)]
@@ -67,7 +67,13 @@ pub(super) fn grid(args: &GridArgs) -> anyhow::Result<()> {
     }
     let device = open_device(args.models.device)?;
     let model = LoadedUnet::from_checkpoint(&checkpoint, &device.device)?;
-    let decoder = decoder_for(&args.models.model, &model, builtin_autoencoder, args.models.autoencoder.as_deref(), &device.device)?;
+    let decoder = decoder_for(
+        &args.models.model,
+        &model,
+        builtin_autoencoder,
+        args.models.autoencoder.as_deref(),
+        &device.device,
+    )?;
     eprintln!("{} cells ({} x {}) on {}", cells.len(), args.x.values.len(), args.y.values.len(), device.description);
     let bar = progress_bar(cells.len() as u64, 0);
     let mut pictures = Vec::with_capacity(cells.len());
@@ -85,7 +91,11 @@ pub(super) fn grid(args: &GridArgs) -> anyhow::Result<()> {
     };
     let picture = images::labelled_grid(&pictures, &labels, 4);
     let base_json = serde_json::to_value(&base)?;
-    images::save_png(&args.out, &picture, &images::settings_text(base_json, grid_settings_json(&args.x, &args.y, &cells)))?;
+    images::save_png(
+        &args.out,
+        &picture,
+        &images::settings_text(base_json, grid_settings_json(&args.x, &args.y, &cells)),
+    )?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }

@@ -42,7 +42,8 @@ pub struct InterpolateArgs {
 }
 
 fn pair<T: std::str::FromStr>(flag: &str, text: &str) -> anyhow::Result<(T, T)> {
-    let parse = |s: &str| s.trim().parse::<T>().map_err(|_| anyhow::anyhow!("--{flag} takes two numbers A,B, got `{text}`"));
+    let parse =
+        |s: &str| s.trim().parse::<T>().map_err(|_| anyhow::anyhow!("--{flag} takes two numbers A,B, got `{text}`"));
     match text.split_once(',') {
         Some((a, b)) => Ok((parse(a)?, parse(b)?)),
         None => bail!("--{flag} takes two numbers A,B, got `{text}`"),
@@ -56,11 +57,21 @@ pub(super) fn interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
     let (base, seed_b, class_b, what) = match (&args.seeds, &args.classes) {
         (Some(seeds), _) => {
             let (a, b): (u64, u64) = pair("seeds", seeds)?;
-            (GenerateRequest { seed: a, class, ..base_request(args, schedule) }, Some(b), None, format!("seed {a} -> {b}"))
+            (
+                GenerateRequest { seed: a, class, ..base_request(args, schedule) },
+                Some(b),
+                None,
+                format!("seed {a} -> {b}"),
+            )
         }
         (None, Some(classes)) => {
             let (a, b): (usize, usize) = pair("classes", classes)?;
-            (GenerateRequest { seed: args.seed, class: Some(a), ..base_request(args, schedule) }, None, Some(b), format!("class {a} -> {b}"))
+            (
+                GenerateRequest { seed: args.seed, class: Some(a), ..base_request(args, schedule) },
+                None,
+                Some(b),
+                format!("class {a} -> {b}"),
+            )
         }
         (None, None) => bail!("give --seeds A,B or --classes A,B"),
     };
@@ -73,7 +84,13 @@ pub(super) fn interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
     }
     let device = open_device(args.models.device)?;
     let model = LoadedUnet::from_checkpoint(&checkpoint, &device.device)?;
-    let decoder = decoder_for(&args.models.model, &model, builtin_autoencoder, args.models.autoencoder.as_deref(), &device.device)?;
+    let decoder = decoder_for(
+        &args.models.model,
+        &model,
+        builtin_autoencoder,
+        args.models.autoencoder.as_deref(),
+        &device.device,
+    )?;
     eprintln!("{frames} images, {what}, on {}", device.description);
     let bar = progress_bar(frames as u64, 0);
     let mut pictures = Vec::with_capacity(frames);
@@ -93,7 +110,11 @@ pub(super) fn interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
     let extra = serde_json::json!({ "interpolation": requests });
     // Restored in the window, the strip's settings are its far end's: A's seed and class, and where u = 1 goes.
     let far_end = GenerateRequest { interpolate: requests.last().and_then(|r| r.interpolate), ..base.clone() };
-    images::save_png(&args.out, &images::labelled_grid(&cells, &labels, 4), &images::settings_text(serde_json::to_value(&far_end)?, extra))?;
+    images::save_png(
+        &args.out,
+        &images::labelled_grid(&cells, &labels, 4),
+        &images::settings_text(serde_json::to_value(&far_end)?, extra),
+    )?;
     eprintln!("wrote {}", args.out.display());
     if let Some(path) = &args.gif {
         let gif = images::gif_bytes(&images::there_and_back(&pictures))?;

@@ -10,12 +10,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use diffusion_lab::data::{self, Dataset, Split};
 use diffusion_lab::diffusion::{BetaSchedule, Method, NoiseSchedule, NoiseSource, Sampler, ScheduleKind, Spacing};
 use diffusion_lab::engine::{DeviceChoice, open_device};
-use diffusion_lab::images::{self, Picture};
 use diffusion_lab::eval::Judge;
+use diffusion_lab::images::{self, Picture};
 use diffusion_lab::model::checkpoint::Checkpoint;
 use diffusion_lab::model::classifier::ClassifierConfig;
-use diffusion_lab::model::embedded;
 use diffusion_lab::model::denoise::{Condition, DEFAULT_GUIDANCE, denoise};
+use diffusion_lab::model::embedded;
 use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet, UNetConfig};
 use diffusion_lab::train::ddpm::RunFiles;
 use diffusion_lab::train::run::{DataSource, RunError, RunOptions, TrainRun, csv_log_from_step, load_training_data};
@@ -194,9 +194,9 @@ fn progress_bar(total: u64, position: u64) -> indicatif::ProgressBar {
     bar
 }
 
-
 fn load_autoencoder(path: &std::path::Path, device: &Device) -> anyhow::Result<LoadedAutoencoder> {
-    let checkpoint = Checkpoint::read(path).with_context(|| format!("cannot load the autoencoder {}", path.display()))?;
+    let checkpoint =
+        Checkpoint::read(path).with_context(|| format!("cannot load the autoencoder {}", path.display()))?;
     Ok(LoadedAutoencoder::from_checkpoint(&checkpoint, device)?)
 }
 
@@ -323,7 +323,9 @@ pub struct EditOptions {
 fn parse_class(text: &str) -> anyhow::Result<Option<usize>> {
     match text.trim() {
         "any" | "none" => Ok(None),
-        c => Ok(Some(c.parse::<usize>().map_err(|_| anyhow::anyhow!("--class must be a class number or `any`, got `{c}`"))?)),
+        c => Ok(Some(
+            c.parse::<usize>().map_err(|_| anyhow::anyhow!("--class must be a class number or `any`, got `{c}`"))?,
+        )),
     }
 }
 
@@ -335,7 +337,11 @@ fn final_frame(
     device: &Device,
 ) -> anyhow::Result<diffusion_lab::engine::Frame> {
     let mut last = None;
-    let hooks = diffusion_lab::engine::generate::RunHooks { keep_going: &|| true, stream: false, emit: &mut |frame| last = Some(frame) };
+    let hooks = diffusion_lab::engine::generate::RunHooks {
+        keep_going: &|| true,
+        stream: false,
+        emit: &mut |frame| last = Some(frame),
+    };
     diffusion_lab::engine::generate::run_generate(model, decoder, request, device, hooks)?;
     last.context("a run ended without an image")
 }
@@ -362,27 +368,46 @@ fn picture_shape(config: &UNetConfig, builtin_autoencoder: Option<&'static [u8]>
 }
 
 /// `--init-image` (and `--mask`) as a request's starting picture, resized to `(channels, size)`.
-fn init_image(edit: &EditOptions, (channels, size): (usize, usize)) -> anyhow::Result<Option<diffusion_lab::engine::generate::InitImage>> {
+fn init_image(
+    edit: &EditOptions,
+    (channels, size): (usize, usize),
+) -> anyhow::Result<Option<diffusion_lab::engine::generate::InitImage>> {
     let Some(path) = edit.init_image.as_deref() else { return Ok(None) };
     let (mask, strength, resample) = (edit.mask.as_deref(), edit.strength, edit.resample);
     let to_u8 = |values: Vec<f32>| values.into_iter().map(data::u8_from_unit).collect::<Vec<u8>>();
-    let pixels = to_u8(data::folder::load_image(path, size, size, channels).with_context(|| format!("cannot use {} as the starting picture", path.display()))?);
+    let pixels = to_u8(
+        data::folder::load_image(path, size, size, channels)
+            .with_context(|| format!("cannot use {} as the starting picture", path.display()))?,
+    );
     let mask = match mask {
         Some(mask) => {
-            let values = data::folder::load_image(mask, size, size, 1).with_context(|| format!("cannot use {} as the mask", mask.display()))?;
+            let values = data::folder::load_image(mask, size, size, 1)
+                .with_context(|| format!("cannot use {} as the mask", mask.display()))?;
             Some(values.into_iter().map(|v| if v > 0.0 { 255 } else { 0 }).collect())
         }
         None => None,
     };
     let label = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-    Ok(Some(diffusion_lab::engine::generate::InitImage { label, shape: [channels, size, size], pixels, strength, mask, resample }))
+    Ok(Some(diffusion_lab::engine::generate::InitImage {
+        label,
+        shape: [channels, size, size],
+        pixels,
+        strength,
+        mask,
+        resample,
+    }))
 }
 
 /// The name the window lists a `--model` value under (saved in PNG settings, so that the window's "Open
 /// settings from PNG…" finds the model).
 fn app_model_name(model: &str) -> String {
     embedded::model_by_short_name(model).map_or_else(
-        || format!("file: {}", std::path::Path::new(model).file_name().map_or(model.to_owned(), |n| n.to_string_lossy().into_owned())),
+        || {
+            format!(
+                "file: {}",
+                std::path::Path::new(model).file_name().map_or(model.to_owned(), |n| n.to_string_lossy().into_owned())
+            )
+        },
         |builtin| builtin.name.to_string(),
     )
 }
@@ -398,8 +423,12 @@ pub(crate) fn decoder_for(
 ) -> anyhow::Result<Option<LoadedAutoencoder>> {
     match (given, builtin, unet.is_latent()) {
         (Some(path), _, _) => Ok(Some(load_autoencoder(path, device)?)),
-        (None, Some(bytes), true) => Ok(Some(LoadedAutoencoder::from_checkpoint(&Checkpoint::from_bytes(bytes)?, device)?)),
-        (None, None, true) => bail!("{model} is a latent model: pass --autoencoder with the autoencoder it was trained on"),
+        (None, Some(bytes), true) => {
+            Ok(Some(LoadedAutoencoder::from_checkpoint(&Checkpoint::from_bytes(bytes)?, device)?))
+        }
+        (None, None, true) => {
+            bail!("{model} is a latent model: pass --autoencoder with the autoencoder it was trained on")
+        }
         (None, _, false) => Ok(None),
     }
 }

@@ -62,16 +62,32 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     let init = init_image(&args.edit, picture_shape(&config, builtin_autoencoder)?)?;
     if let Some(init) = &init {
         if args.all_classes || args.n > diffusion_lab::engine::generate::MAX_BATCH {
-            bail!("with --init-image: at most {} images of one class (--class) or none", diffusion_lab::engine::generate::MAX_BATCH);
+            bail!(
+                "with --init-image: at most {} images of one class (--class) or none",
+                diffusion_lab::engine::generate::MAX_BATCH
+            );
         }
         sampler.plan_from_strength(&schedule.build()?, init.strength)?;
     }
     let device = open_device(args.models.device)?;
     let model = LoadedUnet::from_checkpoint(&checkpoint, &device.device)?;
-    eprintln!("sampling {} images with {} ({evaluations} network evaluations each) on {}", args.n, sampler.label(), device.description);
-    let decoder = decoder_for(&args.models.model, &model, builtin_autoencoder, args.models.autoencoder.as_deref(), &device.device)?;
+    eprintln!(
+        "sampling {} images with {} ({evaluations} network evaluations each) on {}",
+        args.n,
+        sampler.label(),
+        device.description
+    );
+    let decoder = decoder_for(
+        &args.models.model,
+        &model,
+        builtin_autoencoder,
+        args.models.autoencoder.as_deref(),
+        &device.device,
+    )?;
     let pictures = match &init {
-        None => generate(&model, decoder.as_ref(), &classes, args.guidance, sampler, schedule, args.seed, &device.device)?,
+        None => {
+            generate(&model, decoder.as_ref(), &classes, args.guidance, sampler, schedule, args.seed, &device.device)?
+        }
         Some(init) => {
             let request = diffusion_lab::engine::GenerateRequest {
                 model: app_model_name(&args.models.model),
@@ -106,7 +122,8 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
         .unwrap_or_default()
     };
     if let Some(path) = &args.grid {
-        let columns = if args.all_classes { args.n.div_ceil(num_classes) } else { (args.n as f64).sqrt().ceil() as usize };
+        let columns =
+            if args.all_classes { args.n.div_ceil(num_classes) } else { (args.n as f64).sqrt().ceil() as usize };
         let text = images::settings_text(request_for(classes[0]), serde_json::json!({ "classes": classes }));
         images::save_png(path, &images::grid(&pictures, columns, 2), &text)?;
         eprintln!("wrote {}", path.display());
@@ -114,7 +131,8 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.out_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         for (i, (picture, class)) in pictures.iter().zip(&classes).enumerate() {
-            let name = if *class < num_classes { format!("{i:05}-class{class}.png") } else { format!("{i:05}-any.png") };
+            let name =
+                if *class < num_classes { format!("{i:05}-class{class}.png") } else { format!("{i:05}-any.png") };
             let text = images::settings_text(request_for(*class), serde_json::json!({ "index": i }));
             images::save_png(&dir.join(name), picture, &text)?;
         }

@@ -17,7 +17,6 @@ pub enum TableFormat {
     Json,
 }
 
-
 pub(super) fn schedule(args: &ScheduleArgs) -> anyhow::Result<()> {
     let schedule = args.schedule.beta_schedule_or(BetaSchedule::linear(1000)).build().context("invalid schedule")?;
     let stdout = std::io::stdout();

@@ -66,14 +66,23 @@ pub(super) fn train(args: &TrainArgs) -> anyhow::Result<()> {
     if args.latent {
         eprintln!("encoding {} images with the autoencoder…", pixels.count);
     }
-    let mut run = TrainRun::open(args.run_options(), pixels, description, args.resume, &device).map_err(|e| match e {
-        RunError::AlreadyHoldsRun { dir, .. } => {
-            anyhow::anyhow!("{} already holds a run: pass --resume to continue it, or choose another --out", dir.display())
-        }
-        other => other.into(),
-    })?;
+    let mut run =
+        TrainRun::open(args.run_options(), pixels, description, args.resume, &device).map_err(|e| match e {
+            RunError::AlreadyHoldsRun { dir, .. } => {
+                anyhow::anyhow!(
+                    "{} already holds a run: pass --resume to continue it, or choose another --out",
+                    dir.display()
+                )
+            }
+            other => other.into(),
+        })?;
     let parameters = run.trainer.ema.parameter_count();
-    eprintln!("training a {parameters}-parameter UNet on {} images, step {} of {}", run.data.count, run.step_count(), run.total_steps());
+    eprintln!(
+        "training a {parameters}-parameter UNet on {} images, step {} of {}",
+        run.data.count,
+        run.step_count(),
+        run.total_steps()
+    );
 
     let total = run.total_steps();
     let bar = progress_bar(total, run.step_count());
@@ -89,7 +98,16 @@ pub(super) fn train(args: &TrainArgs) -> anyhow::Result<()> {
         if run.preview_due() || last {
             // Through the export, so that the preview shows the weights as shipped (EMA in f16).
             let model = run.model(&device)?;
-            let grid = class_grid(&model, run.autoencoder.as_ref(), 4, DEFAULT_GUIDANCE, Sampler::ddim(50, 0.0), BetaSchedule::cosine(1000), 0, &device)?;
+            let grid = class_grid(
+                &model,
+                run.autoencoder.as_ref(),
+                4,
+                DEFAULT_GUIDANCE,
+                Sampler::ddim(50, 0.0),
+                BetaSchedule::cosine(1000),
+                0,
+                &device,
+            )?;
             images::save_png(&run.files.preview(run.step_count()), &grid, &[])?;
         }
     }

@@ -85,11 +85,21 @@ pub(super) fn train_autoencoder(args: &TrainAutoencoderArgs) -> anyhow::Result<(
     while trainer.step < stop_at {
         let r = trainer.train_step(&data);
         bar.set_position(r.step);
-        bar.set_message(format!("L1 {:.4}  perceptual {:.4}  {:.1} img/s", r.reconstruction, r.perceptual, r.images_per_second));
+        bar.set_message(format!(
+            "L1 {:.4}  perceptual {:.4}  {:.1} img/s",
+            r.reconstruction, r.perceptual, r.images_per_second
+        ));
         writeln!(
             log,
             "{},{},{},{},{},{},{:.2},{:.1}",
-            r.step, r.reconstruction, r.perceptual, r.kl, r.generator, r.discriminator, r.images_per_second, trainer.wall_seconds
+            r.step,
+            r.reconstruction,
+            r.perceptual,
+            r.kl,
+            r.generator,
+            r.discriminator,
+            r.images_per_second,
+            trainer.wall_seconds
         )?;
         let last = trainer.step == stop_at;
         if trainer.step % args.checkpoint_every == 0 || last {
@@ -105,7 +115,12 @@ pub(super) fn train_autoencoder(args: &TrainAutoencoderArgs) -> anyhow::Result<(
         }
     }
     bar.finish();
-    eprintln!("stopped at step {} ({:.0} s of training in all); checkpoint in {}", trainer.step, trainer.wall_seconds, files.checkpoint().display());
+    eprintln!(
+        "stopped at step {} ({:.0} s of training in all); checkpoint in {}",
+        trainer.step,
+        trainer.wall_seconds,
+        files.checkpoint().display()
+    );
     Ok(())
 }
 
@@ -118,7 +133,11 @@ fn reconstruction_grid(
     let (pixels, _) = data.gather(&(0..data.count).collect::<Vec<_>>());
     let shape = [data.count, data.channels, data.height, data.width];
     let x = Tensor::<4>::from_data(TensorData::new(pixels.clone(), shape), device);
-    let decoded: Vec<f32> = autoencoder.decode(autoencoder.encode(x).mean).into_data().try_to_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let decoded: Vec<f32> = autoencoder
+        .decode(autoencoder.encode(x).mean)
+        .into_data()
+        .try_to_vec()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let mut pictures = images::pictures_from_batch(&pixels, data.count, data.channels, data.height, data.width);
     pictures.extend(images::pictures_from_batch(&decoded, data.count, data.channels, data.height, data.width));
     Ok(images::grid(&pictures, data.count, 2))

@@ -20,13 +20,17 @@ pub(super) fn train_classifier(args: &TrainClassifierArgs) -> anyhow::Result<()>
     let config = ClassifierConfig::new();
     let mut last_accuracy = 0.0;
     let started = std::time::Instant::now();
-    let model = diffusion_lab::train::classifier::train_classifier(&config, &train, &test, args.epochs, &device, |report| {
-        last_accuracy = report.test_accuracy;
-        eprintln!(
-            "epoch {}: mean loss {:.4}, test accuracy {:.2} % ({:.0} s)",
-            report.epoch, report.mean_loss, 100.0 * report.test_accuracy, started.elapsed().as_secs_f64()
-        );
-    })?;
+    let model =
+        diffusion_lab::train::classifier::train_classifier(&config, &train, &test, args.epochs, &device, |report| {
+            last_accuracy = report.test_accuracy;
+            eprintln!(
+                "epoch {}: mean loss {:.4}, test accuracy {:.2} % ({:.0} s)",
+                report.epoch,
+                report.mean_loss,
+                100.0 * report.test_accuracy,
+                started.elapsed().as_secs_f64()
+            );
+        })?;
     diffusion_lab::train::classifier::classifier_checkpoint(&model, &config, last_accuracy)?.write(&args.out)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())

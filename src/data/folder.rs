@@ -201,9 +201,14 @@ mod tests {
         let folder = load_folder(dir.path(), 4, 4, 3).unwrap();
         assert_eq!(folder.data.count, 2);
         assert_eq!(folder.data.labels, Some(vec![0, 1]), "labels follow the images that loaded");
-        let names: Vec<String> = folder.skipped.iter().map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        let names: Vec<String> =
+            folder.skipped.iter().map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
         assert_eq!(names, ["empty.png", "text ü.jpg", "huge.png"]);
-        assert!(folder.skipped.iter().all(|(p, reason)| reason.contains(&p.display().to_string())), "{:?}", folder.skipped);
+        assert!(
+            folder.skipped.iter().all(|(p, reason)| reason.contains(&p.display().to_string())),
+            "{:?}",
+            folder.skipped
+        );
         // Nothing usable at all is an error.
         let only_bad = tempfile::tempdir().unwrap();
         std::fs::write(only_bad.path().join("broken.png"), b"not really a png").unwrap();

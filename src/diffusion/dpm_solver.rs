@@ -7,7 +7,12 @@
 
 use super::sampler::{NoiseLevel, PlannedStep};
 
-pub(super) fn dpm_solver_step(previous: Option<NoiseLevel>, from: NoiseLevel, to: NoiseLevel, sde: bool) -> PlannedStep {
+pub(super) fn dpm_solver_step(
+    previous: Option<NoiseLevel>,
+    from: NoiseLevel,
+    to: NoiseLevel,
+    sde: bool,
+) -> PlannedStep {
     let step = PlannedStep::between(from, to);
     if to.alpha_bar >= 1.0 {
         // λ' = ∞: the first-order update into σ = 0 is x̂_0 itself.

@@ -2,8 +2,8 @@
 //! No UI, no threads, no files; nothing else of ours is imported here.
 
 pub mod ddim;
-pub mod edit;
 pub mod dpm_solver;
+pub mod edit;
 pub mod forward;
 pub mod heun;
 pub mod noise;

@@ -212,7 +212,14 @@ pub enum SamplerError {
 impl Sampler {
     /// `method` over `steps` steps, trailing spacing, x̂_0 clipped.
     pub fn new(method: Method, steps: usize) -> Self {
-        Self { method, steps, spacing: Spacing::Trailing, eta: 0.0, ddpm_variance: DdpmVariance::BetaTilde, clip_x0: true }
+        Self {
+            method,
+            steps,
+            spacing: Spacing::Trailing,
+            eta: 0.0,
+            ddpm_variance: DdpmVariance::BetaTilde,
+            clip_x0: true,
+        }
     }
 
     pub fn ddpm(variance: DdpmVariance) -> Self {
@@ -306,7 +313,11 @@ impl Sampler {
     /// the last ⌊N · strength⌋ of the N steps, planned afresh from where they start (so a multistep
     /// solver's first step is first order again), and the level they start from. Strength 0 is no step:
     /// the image stays as it is; strength 1 is the whole run.
-    pub fn plan_from_strength(&self, schedule: &NoiseSchedule, strength: f64) -> Result<(SamplingPlan, NoiseLevel), SamplerError> {
+    pub fn plan_from_strength(
+        &self,
+        schedule: &NoiseSchedule,
+        strength: f64,
+    ) -> Result<(SamplingPlan, NoiseLevel), SamplerError> {
         if !(0.0..=1.0).contains(&strength) {
             return Err(SamplerError::Strength(strength));
         }
@@ -355,8 +366,12 @@ pub fn sampler_current_or_legacy<'de, D: serde::Deserializer<'de>>(deserializer:
     }
     Ok(match AnySampler::deserialize(deserializer)? {
         AnySampler::Current(sampler) => sampler,
-        AnySampler::Legacy { kind: LegacyKind::Ddpm { variance }, clip_x0 } => Sampler::ddpm(variance).with_clip_x0(clip_x0),
-        AnySampler::Legacy { kind: LegacyKind::Ddim { eta, steps }, clip_x0 } => Sampler::ddim(steps, eta).with_clip_x0(clip_x0),
+        AnySampler::Legacy { kind: LegacyKind::Ddpm { variance }, clip_x0 } => {
+            Sampler::ddpm(variance).with_clip_x0(clip_x0)
+        }
+        AnySampler::Legacy { kind: LegacyKind::Ddim { eta, steps }, clip_x0 } => {
+            Sampler::ddim(steps, eta).with_clip_x0(clip_x0)
+        }
     })
 }
 
@@ -460,7 +475,12 @@ pub struct Correction {
 impl PlannedStep {
     /// The level this step starts from.
     pub fn level(&self) -> NoiseLevel {
-        NoiseLevel { t: self.t, alpha_bar: self.alpha_bar, one_minus_alpha_bar: self.one_minus_alpha_bar, log_snr: self.log_snr }
+        NoiseLevel {
+            t: self.t,
+            alpha_bar: self.alpha_bar,
+            one_minus_alpha_bar: self.one_minus_alpha_bar,
+            log_snr: self.log_snr,
+        }
     }
 
     /// The level this step ends on.
@@ -551,7 +571,13 @@ impl SamplingPlan {
         self.x0_at(step.alpha_bar, step.one_minus_alpha_bar, x_t, eps)
     }
 
-    fn x0_at<const D: usize>(&self, alpha_bar: f64, one_minus_alpha_bar: f64, x_t: Tensor<D>, eps: Tensor<D>) -> Tensor<D> {
+    fn x0_at<const D: usize>(
+        &self,
+        alpha_bar: f64,
+        one_minus_alpha_bar: f64,
+        x_t: Tensor<D>,
+        eps: Tensor<D>,
+    ) -> Tensor<D> {
         let inv_sqrt_alpha_bar = 1.0 / alpha_bar.sqrt();
         let noise_to_signal = one_minus_alpha_bar.sqrt() * inv_sqrt_alpha_bar;
         let x0 = x_t.mul_scalar(inv_sqrt_alpha_bar).sub(eps.mul_scalar(noise_to_signal));
@@ -559,7 +585,14 @@ impl SamplingPlan {
     }
 
     /// ε̂ consistent with the (possibly clipped) x̂_0: ε̂ = (x_t - sqrt(ᾱ_t) x̂_0) / sqrt(1 - ᾱ_t).
-    fn eps_at<const D: usize>(&self, alpha_bar: f64, one_minus_alpha_bar: f64, x_t: Tensor<D>, x0: &Tensor<D>, eps: Tensor<D>) -> Tensor<D> {
+    fn eps_at<const D: usize>(
+        &self,
+        alpha_bar: f64,
+        one_minus_alpha_bar: f64,
+        x_t: Tensor<D>,
+        x0: &Tensor<D>,
+        eps: Tensor<D>,
+    ) -> Tensor<D> {
         if self.clip_x0 {
             x_t.sub(x0.clone().mul_scalar(alpha_bar.sqrt())).mul_scalar(1.0 / one_minus_alpha_bar.sqrt())
         } else {
@@ -589,7 +622,8 @@ impl SamplingPlan {
             x_prev = x_prev.add(x_t.clone().mul_scalar(step.coef_xt));
         }
         let needs_eps_hat = step.coef_eps != 0.0 || step.correction.is_some();
-        let eps_hat = needs_eps_hat.then(|| self.eps_at(step.alpha_bar, step.one_minus_alpha_bar, x_t.clone(), &x0_pred, eps));
+        let eps_hat =
+            needs_eps_hat.then(|| self.eps_at(step.alpha_bar, step.one_minus_alpha_bar, x_t.clone(), &x0_pred, eps));
         if let Some(eps_hat) = eps_hat.clone().filter(|_| step.coef_eps != 0.0) {
             x_prev = x_prev.add(eps_hat.mul_scalar(step.coef_eps));
         }
@@ -661,7 +695,11 @@ mod tests {
             assert_eq!(a.t, b.t);
             let i = a.t - 1;
             let variance = a.noise_std * a.noise_std;
-            assert!((variance - schedule.beta_tilde[i]).abs() <= 1e-9 * schedule.beta_tilde[i].max(1e-300), "t={}", a.t);
+            assert!(
+                (variance - schedule.beta_tilde[i]).abs() <= 1e-9 * schedule.beta_tilde[i].max(1e-300),
+                "t={}",
+                a.t
+            );
             // Same mean for a given x_t and x̂_0: c_x0 x̂_0 + c_eps ε̂ with ε̂ = (x_t - sqrt(ᾱ) x̂_0)/sqrt(1-ᾱ).
             let (x_t, x0) = (0.4, -0.2);
             let eps_hat = (x_t - a.alpha_bar.sqrt() * x0) / (1.0 - a.alpha_bar).sqrt();
@@ -690,7 +728,10 @@ mod tests {
                 let mut x = noise.tensor([2, 3], &device);
                 for i in 0..plan.len() {
                     let s = plan.steps[i];
-                    let eps = x.clone().sub(x0.clone().mul_scalar(s.alpha_bar.sqrt())).mul_scalar(1.0 / (1.0 - s.alpha_bar).sqrt());
+                    let eps = x
+                        .clone()
+                        .sub(x0.clone().mul_scalar(s.alpha_bar.sqrt()))
+                        .mul_scalar(1.0 / (1.0 - s.alpha_bar).sqrt());
                     let z = plan.needs_noise(i).then(|| noise.tensor([2, 3], &device));
                     let out = plan.step(i, x, eps, z, None, &mut |_, _| unreachable!());
                     if i > 0 {
@@ -722,7 +763,8 @@ mod tests {
             let t_index = plan.steps[i].t - 1;
             let out = plan.step(i, x_t.clone(), eps.clone(), Some(z.clone()), None, &mut |_, _| unreachable!());
             let (beta, alpha) = (schedule.beta[t_index], schedule.alpha[t_index]);
-            let expected = x_t.clone()
+            let expected = x_t
+                .clone()
                 .sub(eps.clone().mul_scalar(beta / schedule.sqrt_one_minus_alpha_bar[t_index]))
                 .mul_scalar(1.0 / alpha.sqrt())
                 .add(z.clone().mul_scalar(beta.sqrt()));
@@ -759,7 +801,9 @@ mod tests {
         let device = Device::flex();
         let schedule = BetaSchedule::quadratic(1000).build().unwrap();
         let plan = sampler.plan(&schedule).unwrap();
-        let vector = |f: &dyn Fn(usize) -> f64| Tensor::<1>::from_floats((0..4).map(f).map(|v| v as f32).collect::<Vec<_>>().as_slice(), &device);
+        let vector = |f: &dyn Fn(usize) -> f64| {
+            Tensor::<1>::from_floats((0..4).map(f).map(|v| v as f32).collect::<Vec<_>>().as_slice(), &device)
+        };
         let eps = |k: usize| vector(&|j| 0.8 * (0.37 * k as f64 + 0.9 * j as f64).sin() + 0.3 * (1.7 * j as f64).cos());
         let noise = |k: usize| vector(&|j| (0.53 * k as f64 + 1.3 * j as f64).cos());
         let mut x = vector(&|j| 0.9 * (1.0 + 2.1 * j as f64).sin());

@@ -36,12 +36,8 @@ pub enum ScheduleKind {
 }
 
 impl ScheduleKind {
-    pub const ALL: [ScheduleKind; 4] = [
-        ScheduleKind::Linear,
-        ScheduleKind::Cosine,
-        ScheduleKind::Quadratic,
-        ScheduleKind::Sigmoid,
-    ];
+    pub const ALL: [ScheduleKind; 4] =
+        [ScheduleKind::Linear, ScheduleKind::Cosine, ScheduleKind::Quadratic, ScheduleKind::Sigmoid];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -260,9 +256,8 @@ impl NoiseSchedule {
         let one_minus_alpha_bar: Vec<f64> = log_alpha_bar.iter().map(|l| -l.exp_m1()).collect();
         let alpha_bar_prev: Vec<f64> =
             std::iter::once(1.0).chain(alpha_bar.iter().copied().take(steps.saturating_sub(1))).collect();
-        let one_minus_alpha_bar_prev: Vec<f64> = std::iter::once(0.0)
-            .chain(one_minus_alpha_bar.iter().copied().take(steps.saturating_sub(1)))
-            .collect();
+        let one_minus_alpha_bar_prev: Vec<f64> =
+            std::iter::once(0.0).chain(one_minus_alpha_bar.iter().copied().take(steps.saturating_sub(1))).collect();
 
         let mut beta_tilde = Vec::with_capacity(steps);
         let mut posterior_coef_x0 = Vec::with_capacity(steps);
@@ -272,11 +267,8 @@ impl NoiseSchedule {
             posterior_coef_x0.push(alpha_bar_prev[i].sqrt() * beta[i] / one_minus_alpha_bar[i]);
             posterior_coef_xt.push(alpha[i].sqrt() * one_minus_alpha_bar_prev[i] / one_minus_alpha_bar[i]);
         }
-        let log_snr = log_alpha_bar
-            .iter()
-            .zip(&one_minus_alpha_bar)
-            .map(|(log_ab, one_minus)| log_ab - one_minus.ln())
-            .collect();
+        let log_snr =
+            log_alpha_bar.iter().zip(&one_minus_alpha_bar).map(|(log_ab, one_minus)| log_ab - one_minus.ln()).collect();
 
         Self {
             source,
@@ -342,7 +334,12 @@ impl TerminalSignal {
 
     /// "sqrt(ᾱ_T) = 0.219 (ᾱ_T = 0.04782), λ_T = -2.99"
     pub fn describe(&self) -> String {
-        format!("sqrt(ᾱ_T) = {:.3} (ᾱ_T = {}), λ_T = {:.2}", self.signal(), alpha_bar_text(self.alpha_bar), self.log_snr)
+        format!(
+            "sqrt(ᾱ_T) = {:.3} (ᾱ_T = {}), λ_T = {:.2}",
+            self.signal(),
+            alpha_bar_text(self.alpha_bar),
+            self.log_snr
+        )
     }
 }
 
@@ -366,7 +363,14 @@ pub struct SweepRow {
     pub accuracy: f64,
 }
 
-const fn row(kind: ScheduleKind, steps: usize, beta_end: Option<f64>, alpha_bar: f64, frechet_distance: f64, accuracy: f64) -> SweepRow {
+const fn row(
+    kind: ScheduleKind,
+    steps: usize,
+    beta_end: Option<f64>,
+    alpha_bar: f64,
+    frechet_distance: f64,
+    accuracy: f64,
+) -> SweepRow {
     SweepRow { kind, steps, beta_end, alpha_bar, frechet_distance, accuracy }
 }
 
@@ -408,7 +412,11 @@ pub const SCHEDULE_SWEEP: &[SweepRow] = &[
 /// T = 1000), for a warning to cite.
 pub fn sweep_rows_near(alpha_bar: f64) -> (SweepRow, SweepRow) {
     let distance = |row: &SweepRow| (row.alpha_bar.ln() - alpha_bar.max(1e-300).ln()).abs();
-    let own = SCHEDULE_SWEEP.iter().copied().find(|r| r.kind == ScheduleKind::Cosine && r.steps == 1000).unwrap_or(SCHEDULE_SWEEP[0]);
+    let own = SCHEDULE_SWEEP
+        .iter()
+        .copied()
+        .find(|r| r.kind == ScheduleKind::Cosine && r.steps == 1000)
+        .unwrap_or(SCHEDULE_SWEEP[0]);
     let nearest = SCHEDULE_SWEEP.iter().copied().min_by(|a, b| distance(a).total_cmp(&distance(b))).unwrap_or(own);
     (nearest, own)
 }
@@ -593,11 +601,13 @@ mod tests {
         assert!(bad(|s| s.beta_end = 1.0).contains("beta_end must be in the open interval (0, 1)"));
         assert!(bad(|s| s.beta_end = f64::NAN).contains("beta_end must be a finite number"));
         assert!(bad(|s| s.beta_start = f64::INFINITY).contains("beta_start must be a finite number"));
-        assert!(bad(|s| {
-            s.beta_start = 0.5;
-            s.beta_end = 0.2
-        })
-        .contains("beta_start (0.5) must not be greater than beta_end (0.2)"));
+        assert!(
+            bad(|s| {
+                s.beta_start = 0.5;
+                s.beta_end = 0.2
+            })
+            .contains("beta_start (0.5) must not be greater than beta_end (0.2)")
+        );
         let zero_snr = bad(|s| {
             s.steps = 10_000;
             s.beta_start = 0.5;
@@ -636,7 +646,10 @@ mod tests {
         assert!(BetaSchedule::cosine(1000).build().unwrap().terminal_signal().is_pure_noise());
         assert!(BetaSchedule::linear(1000).build().unwrap().terminal_signal().is_pure_noise());
         let warning = terminal_warning(&s).unwrap();
-        assert!(warning.contains("22 % of the image") && warning.contains("FD 56.1") && warning.contains("78.0 %"), "{warning}");
+        assert!(
+            warning.contains("22 % of the image") && warning.contains("FD 56.1") && warning.contains("78.0 %"),
+            "{warning}"
+        );
         assert!(terminal_warning(&BetaSchedule::cosine(50).build().unwrap()).is_none());
     }
 
@@ -646,10 +659,16 @@ mod tests {
         let (steps, beta_end) = terminal_fixes(&schedule);
         let steps = steps.unwrap();
         let pure = |s: BetaSchedule| s.build().unwrap().terminal_signal().is_pure_noise();
-        assert!(pure(BetaSchedule { steps, ..schedule }) && !pure(BetaSchedule { steps: steps - 1, ..schedule }), "T = {steps}");
+        assert!(
+            pure(BetaSchedule { steps, ..schedule }) && !pure(BetaSchedule { steps: steps - 1, ..schedule }),
+            "T = {steps}"
+        );
         let beta_end = beta_end.unwrap();
         assert!(pure(BetaSchedule { beta_end, ..schedule }), "β_end = {beta_end}");
-        assert!(!pure(BetaSchedule { beta_end: beta_end * 0.98, ..schedule }), "β_end = {beta_end} is about the smallest");
+        assert!(
+            !pure(BetaSchedule { beta_end: beta_end * 0.98, ..schedule }),
+            "β_end = {beta_end} is about the smallest"
+        );
         // Cosine ignores β_end; a schedule that is already pure noise needs nothing.
         assert_eq!(terminal_fixes(&BetaSchedule { steps: 5, ..BetaSchedule::cosine(5) }).1, None);
         assert_eq!(terminal_fixes(&BetaSchedule::linear(1000)), (None, None));

@@ -9,8 +9,8 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::diffusion::{BetaSchedule, NoiseLevel, NoiseSource, Sampler, SamplingPlan, edit};
-use crate::model::{LoadedAutoencoder, LoadedUnet};
 use crate::model::denoise::{Condition, Inpaint, denoise};
+use crate::model::{LoadedAutoencoder, LoadedUnet};
 
 /// Everything that decides the pixels of a run; saved into PNGs so a run can be restored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -79,7 +79,10 @@ impl InitImage {
     pub fn validate(&self, channels: usize, size: usize) -> Result<(), GenerateError> {
         let bad = |why: String| Err(GenerateError::Init(why));
         if self.shape != [channels, size, size] {
-            return bad(format!("the picture is {:?} (channels, height, width), the model makes {channels}x{size}x{size}", self.shape));
+            return bad(format!(
+                "the picture is {:?} (channels, height, width), the model makes {channels}x{size}x{size}",
+                self.shape
+            ));
         }
         if self.pixels.len() != channels * size * size {
             return bad(format!("{} pixel values for a {channels}x{size}x{size} picture", self.pixels.len()));
@@ -141,7 +144,13 @@ pub const TRAJECTORY_BUDGET_BYTES: usize = 768 << 20;
 /// every 2nd step, then every 4th... (`stride`, doubled as needed), always with x_T and the newest frame
 /// (the one on screen while a run streams). A frame before the newest that is off the stride is dropped
 /// when the next one arrives.
-pub fn push_within_budget(frames: &mut Vec<Frame>, frame: Frame, stride: &mut usize, budget: usize, frame_bytes: usize) {
+pub fn push_within_budget(
+    frames: &mut Vec<Frame>,
+    frame: Frame,
+    stride: &mut usize,
+    budget: usize,
+    frame_bytes: usize,
+) {
     let stride_now = (*stride).max(1);
     if frames.len() > 1 && frames.last().is_some_and(|last| last.index % stride_now != 0) {
         frames.pop();
@@ -186,7 +195,16 @@ mod budget_tests {
     fn frame(index: usize) -> Frame {
         let values = Arc::new(vec![0.0; 10]);
         let log_snr = index as f64;
-        Frame { index, t: 1000 - index, log_snr, shape: [1, 1, 2, 5], x_t: values.clone(), x0_pred: values.clone(), eps: values, decoded: None }
+        Frame {
+            index,
+            t: 1000 - index,
+            log_snr,
+            shape: [1, 1, 2, 5],
+            x_t: values.clone(),
+            x0_pred: values.clone(),
+            eps: values,
+            decoded: None,
+        }
     }
 
     #[test]
@@ -256,8 +274,14 @@ impl GenerateRequest {
                 return Err(GenerateError::Interpolate(format!("u must be in [0, 1], got {}", i.u)));
             }
             match (i.class_b, self.class) {
-                (Some(b), _) if b >= num_classes => return Err(GenerateError::Class { class: b, classes: num_classes }),
-                (Some(_), None) => return Err(GenerateError::Interpolate("a class to start from is needed to interpolate classes".into())),
+                (Some(b), _) if b >= num_classes => {
+                    return Err(GenerateError::Class { class: b, classes: num_classes });
+                }
+                (Some(_), None) => {
+                    return Err(GenerateError::Interpolate(
+                        "a class to start from is needed to interpolate classes".into(),
+                    ));
+                }
                 _ => {}
             }
         }
@@ -266,7 +290,10 @@ impl GenerateRequest {
 
     /// The steps this request takes and the level it starts from: the whole plan from pure noise, or for
     /// image-to-image the last steps, from the picture noised to where they start.
-    pub fn plan(&self, schedule: &crate::diffusion::NoiseSchedule) -> Result<(SamplingPlan, NoiseLevel), GenerateError> {
+    pub fn plan(
+        &self,
+        schedule: &crate::diffusion::NoiseSchedule,
+    ) -> Result<(SamplingPlan, NoiseLevel), GenerateError> {
         match &self.init {
             Some(init) => Ok(self.sampler.plan_from_strength(schedule, init.strength)?),
             None => {
@@ -314,7 +341,12 @@ impl DecodeBudget {
         self.spent + self.last <= DECODE_BUDGET * self.started.elapsed().as_secs_f64()
     }
 
-    fn decode(&mut self, ae: &LoadedAutoencoder, x_t: &Tensor<4>, x0: Option<&Tensor<4>>) -> Result<Decoded, GenerateError> {
+    fn decode(
+        &mut self,
+        ae: &LoadedAutoencoder,
+        x_t: &Tensor<4>,
+        x0: Option<&Tensor<4>>,
+    ) -> Result<Decoded, GenerateError> {
         let started = Instant::now();
         let decoded = decode_latents(ae, x_t, x0)?;
         self.last = started.elapsed().as_secs_f64();
@@ -348,7 +380,8 @@ fn decode_latents(ae: &LoadedAutoencoder, x_t: &Tensor<4>, x0: Option<&Tensor<4>
 pub fn decode_frame(ae: &LoadedAutoencoder, frame: &Frame, device: &Device) -> Result<Decoded, GenerateError> {
     let x_t = Tensor::<4>::from_data(TensorData::new(frame.x_t.to_vec(), frame.shape), device);
     // x_T's frame has no prediction yet: decode x_t alone, as the run did.
-    let x0 = (frame.index > 0).then(|| Tensor::<4>::from_data(TensorData::new(frame.x0_pred.to_vec(), frame.shape), device));
+    let x0 =
+        (frame.index > 0).then(|| Tensor::<4>::from_data(TensorData::new(frame.x0_pred.to_vec(), frame.shape), device));
     decode_latents(ae, &x_t, x0.as_ref())
 }
 
@@ -386,9 +419,11 @@ pub fn run_generate(
     let eps = match request.interpolate.and_then(|i| i.seed_b.map(|b| (b, i.u))) {
         None => noise.tensor(shape, device),
         Some((seed_b, u)) => {
-            let (a, b) = (noise.values(shape.iter().product()), NoiseSource::new(seed_b).values(shape.iter().product()));
+            let (a, b) =
+                (noise.values(shape.iter().product()), NoiseSource::new(seed_b).values(shape.iter().product()));
             let per_image = a.len() / request.batch;
-            let mixed: Vec<f32> = a.chunks(per_image).zip(b.chunks(per_image)).flat_map(|(a, b)| edit::slerp(a, b, u)).collect();
+            let mixed: Vec<f32> =
+                a.chunks(per_image).zip(b.chunks(per_image)).flat_map(|(a, b)| edit::slerp(a, b, u)).collect();
             Tensor::<4>::from_data(TensorData::new(mixed, shape), device)
         }
     };
@@ -398,13 +433,19 @@ pub fn run_generate(
             let x0 = start_picture(init, model, decoder, request.batch, device)?;
             // Strength 1 starts from pure noise, exactly as Generate does.
             let x_start = if init.strength >= 1.0 { eps } else { edit::noised_to(x0.clone(), &start, eps) };
-            let inpaint = init.mask.as_ref().map(|mask| Inpaint { keep: keep_mask(mask, init.shape[1], shape, device), x0, resample: init.resample });
+            let inpaint = init.mask.as_ref().map(|mask| Inpaint {
+                keep: keep_mask(mask, init.shape[1], shape, device),
+                x0,
+                resample: init.resample,
+            });
             (x_start, inpaint)
         }
     };
     let label = request.class.unwrap_or(model.config.num_classes) as i64;
     let classes = Tensor::<1, Int>::full([request.batch], label, device);
-    let towards = request.interpolate.and_then(|i| i.class_b.map(|b| (Tensor::<1, Int>::full([request.batch], b as i64, device), i.u)));
+    let towards = request
+        .interpolate
+        .and_then(|i| i.class_b.map(|b| (Tensor::<1, Int>::full([request.batch], b as i64, device), i.u)));
     let condition = Condition { classes, towards };
     // Unconditional requests have no conditional branch to guide towards.
     let guidance = if request.class.is_some() { request.guidance } else { 0.0 };

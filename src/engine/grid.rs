@@ -68,14 +68,32 @@ impl GridSetting {
     /// `request` with this setting at `value` (as typed: "2.5", "dpmpp-2m", "any"...).
     pub fn apply(self, request: &GenerateRequest, value: &str) -> Result<GenerateRequest, GridError> {
         let bad = |why: &str| GridError::Value { setting: self, value: value.to_owned(), why: why.to_owned() };
-        let number = || value.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| bad("not a number of at least 0"));
-        let count = || value.trim().parse::<usize>().ok().filter(|v| *v >= 1).ok_or_else(|| bad("not a whole number of at least 1"));
+        let number = || {
+            value
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| bad("not a number of at least 0"))
+        };
+        let count = || {
+            value
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|v| *v >= 1)
+                .ok_or_else(|| bad("not a whole number of at least 1"))
+        };
         let mut request = request.clone();
         match self {
             GridSetting::Guidance => request.guidance = number()?,
             GridSetting::Steps => request.sampler.steps = count()?,
-            GridSetting::Sampler => request.sampler.method = Method::from_str(value).map_err(|e| bad(&e.to_string()))?,
-            GridSetting::Spacing => request.sampler.spacing = Spacing::from_str(value).map_err(|e| bad(&e.to_string()))?,
+            GridSetting::Sampler => {
+                request.sampler.method = Method::from_str(value).map_err(|e| bad(&e.to_string()))?
+            }
+            GridSetting::Spacing => {
+                request.sampler.spacing = Spacing::from_str(value).map_err(|e| bad(&e.to_string()))?
+            }
             GridSetting::Eta => request.sampler.eta = number()?,
             GridSetting::Class => {
                 request.class = match value.trim() {
@@ -91,7 +109,9 @@ impl GridSetting {
             }
             GridSetting::Strength => {
                 let strength = number()?;
-                let init = request.init.as_mut().ok_or_else(|| bad("strength needs a picture to start from (--init-image, or the Forward process panel's)"))?;
+                let init = request.init.as_mut().ok_or_else(|| {
+                    bad("strength needs a picture to start from (--init-image, or the Forward process panel's)")
+                })?;
                 init.strength = strength;
             }
         }
@@ -112,7 +132,9 @@ impl FromStr for GridSetting {
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum GridError {
-    #[error("unknown grid setting `{0}`: use guidance, steps, sampler, spacing, eta, class, seed, timesteps, schedule or strength")]
+    #[error(
+        "unknown grid setting `{0}`: use guidance, steps, sampler, spacing, eta, class, seed, timesteps, schedule or strength"
+    )]
     UnknownSetting(String),
     #[error("an axis is written SETTING=VALUE,VALUE,... (e.g. guidance=0,1,2,4), got `{0}`")]
     Syntax(String),
@@ -176,7 +198,12 @@ pub fn grid_requests(base: &GenerateRequest, x: &GridAxis, y: &GridAxis) -> Resu
 
 /// The `n` requests of an interpolation strip from `base` (one image each): u = 0, 1/(n-1), ..., 1 of the
 /// way to `seed_b`'s noise and/or `class_b`'s context.
-pub fn interpolation_requests(base: &GenerateRequest, seed_b: Option<u64>, class_b: Option<usize>, n: usize) -> Vec<GenerateRequest> {
+pub fn interpolation_requests(
+    base: &GenerateRequest,
+    seed_b: Option<u64>,
+    class_b: Option<usize>,
+    n: usize,
+) -> Vec<GenerateRequest> {
     let n = n.max(2);
     (0..n)
         .map(|k| GenerateRequest {
@@ -240,7 +267,12 @@ mod tests {
         assert_eq!(apply(GridSetting::Seed, "9").seed, 9);
         assert_eq!(apply(GridSetting::Timesteps, "200").schedule.steps, 200);
         assert_eq!(apply(GridSetting::Schedule, "linear").schedule, BetaSchedule::linear(1000));
-        for (setting, value) in [(GridSetting::Guidance, "-1"), (GridSetting::Guidance, "NaN"), (GridSetting::Steps, "0"), (GridSetting::Sampler, "plms")] {
+        for (setting, value) in [
+            (GridSetting::Guidance, "-1"),
+            (GridSetting::Guidance, "NaN"),
+            (GridSetting::Steps, "0"),
+            (GridSetting::Sampler, "plms"),
+        ] {
             let error = setting.apply(&b, value).unwrap_err().to_string();
             assert!(error.contains(value), "{error}");
         }
@@ -249,8 +281,10 @@ mod tests {
         assert!(matches!("guidance=".parse::<GridAxis>(), Err(GridError::Syntax(_))));
         let x: GridAxis = "seed=1,2".parse().unwrap();
         assert!(matches!(grid_requests(&b, &x, &x), Err(GridError::SameSetting(GridSetting::Seed))));
-        let big: GridAxis = format!("seed={}", (0..11).map(|i| i.to_string()).collect::<Vec<_>>().join(",")).parse().unwrap();
-        let y: GridAxis = format!("guidance={}", (0..10).map(|i| i.to_string()).collect::<Vec<_>>().join(",")).parse().unwrap();
+        let big: GridAxis =
+            format!("seed={}", (0..11).map(|i| i.to_string()).collect::<Vec<_>>().join(",")).parse().unwrap();
+        let y: GridAxis =
+            format!("guidance={}", (0..10).map(|i| i.to_string()).collect::<Vec<_>>().join(",")).parse().unwrap();
         assert!(matches!(grid_requests(&b, &big, &y), Err(GridError::TooLarge(110))));
     }
 }

@@ -15,7 +15,9 @@ use crate::data::Dataset;
 use crate::diffusion::BetaSchedule;
 use crate::model::denoise::{DEFAULT_GUIDANCE, DEFAULT_SAMPLER};
 use crate::model::{LoadedAutoencoder, LoadedUnet};
-use crate::train::run::{DataSource, RunOptions, RunProgress, TrainRun, TrainingData, load_training_data, read_loss_log, run_progress};
+use crate::train::run::{
+    DataSource, RunOptions, RunProgress, TrainRun, TrainingData, load_training_data, read_loss_log, run_progress,
+};
 
 /// The x_T of every sample grid during a run: the same noise each time, so the grids show the model
 /// learning, not the noise changing.
@@ -76,8 +78,15 @@ pub struct DataSummary {
 #[derive(Clone, Debug)]
 pub enum TrainEvent {
     DataLoaded(DataSummary),
-    DataFailed { request: DataRequest, message: String },
-    RunFound { dir: PathBuf, progress: Option<RunProgress>, error: Option<String> },
+    DataFailed {
+        request: DataRequest,
+        message: String,
+    },
+    RunFound {
+        dir: PathBuf,
+        progress: Option<RunProgress>,
+        error: Option<String>,
+    },
     Started {
         step: u64,
         steps: u64,
@@ -88,14 +97,34 @@ pub enum TrainEvent {
         /// For a resumed run: the loss log up to its checkpoint.
         history: Vec<(u64, f64)>,
     },
-    Step { step: u64, loss: f64, smoothed: f64, learning_rate: f64, images_per_second: f64, step_seconds: f64 },
-    Checkpointed { step: u64 },
+    Step {
+        step: u64,
+        loss: f64,
+        smoothed: f64,
+        learning_rate: f64,
+        images_per_second: f64,
+        step_seconds: f64,
+    },
+    Checkpointed {
+        step: u64,
+    },
     /// A sample grid of the EMA weights after `step`: every frame of its denoising, as Generate's.
-    Samples { step: u64, request: GenerateRequest, frames: Vec<Frame> },
-    Paused { step: u64 },
+    Samples {
+        step: u64,
+        request: GenerateRequest,
+        frames: Vec<Frame>,
+    },
+    Paused {
+        step: u64,
+    },
     Continued,
-    Stopped { step: u64, finished: bool },
-    Failed { message: String },
+    Stopped {
+        step: u64,
+        finished: bool,
+    },
+    Failed {
+        message: String,
+    },
 }
 
 /// The run in progress.
@@ -156,7 +185,11 @@ impl TrainerState {
                             images: run.data.count,
                             description: run.trainer.data_description.clone(),
                             out: run.files.dir.clone(),
-                            history: if run.step_count() > 0 { read_loss_log(&run.files.loss_log()) } else { Vec::new() },
+                            history: if run.step_count() > 0 {
+                                read_loss_log(&run.files.loss_log())
+                            } else {
+                                Vec::new()
+                            },
                         });
                         self.session = Some(session);
                     }
@@ -175,7 +208,9 @@ impl TrainerState {
             TrainCommand::Continue => {
                 let session = self.session.as_mut()?;
                 if session.run.is_finished() {
-                    send(TrainEvent::Failed { message: "the run has done all its steps: raise Steps and resume it".into() });
+                    send(TrainEvent::Failed {
+                        message: "the run has done all its steps: raise Steps and resume it".into(),
+                    });
                 } else {
                     session.paused = false;
                     send(TrainEvent::Continued);
@@ -198,7 +233,9 @@ impl TrainerState {
             Ok(outcome) => outcome,
             Err(e) => {
                 // Stop the run but keep its last checkpoint; the message says why.
-                send(TrainEvent::Failed { message: format!("training stopped at step {}: {e}", session.run.step_count()) });
+                send(TrainEvent::Failed {
+                    message: format!("training stopped at step {}: {e}", session.run.step_count()),
+                });
                 self.session = None;
                 return None;
             }
@@ -238,7 +275,8 @@ impl TrainerState {
     fn load(&mut self, request: &DataRequest) -> Result<&TrainingData, String> {
         if self.data.as_ref().is_none_or(|(cached, _)| cached != request) {
             self.data = None;
-            let loaded = load_training_data(&request.source, request.image_size, request.image_channels).map_err(|e| e.to_string())?;
+            let loaded = load_training_data(&request.source, request.image_size, request.image_channels)
+                .map_err(|e| e.to_string())?;
             self.data = Some((request.clone(), loaded));
         }
         self.data.as_ref().map(|(_, data)| data).ok_or_else(|| "no data".into())
@@ -257,7 +295,8 @@ impl TrainerState {
         // The run takes the images; a later Inspect loads them again.
         let (_, data) = self.data.take().ok_or("no data")?;
         let labelled = data.data.labels.is_some();
-        let run = TrainRun::open(request.options, data.data, data.description, request.resume, device).map_err(|e| e.to_string())?;
+        let run = TrainRun::open(request.options, data.data, data.description, request.resume, device)
+            .map_err(|e| e.to_string())?;
         Ok(TrainSession { run, paused: false, model_name: request.model_name, labelled })
     }
 }
@@ -283,12 +322,17 @@ impl TrainSession {
     fn samples(&mut self, device: &Device, send: &dyn Fn(TrainEvent)) -> Option<Publish> {
         let step = self.run.step_count();
         let result = self.run.model(device).map_err(|e| e.to_string()).and_then(|model| {
-            let (request, frames) = preview_frames(&model, self.run.autoencoder.as_ref(), &self.model_name, self.labelled, device)?;
+            let (request, frames) =
+                preview_frames(&model, self.run.autoencoder.as_ref(), &self.model_name, self.labelled, device)?;
             if let Some(last) = frames.last() {
                 let pictures = last.pictures();
                 let columns = if self.labelled { pictures.len().div_ceil(2).max(1) } else { 4 };
                 // A preview that cannot be written is not worth stopping the run for: the window has it.
-                let _ = crate::images::save_png(&self.run.files.preview(step), &crate::images::grid(&pictures, columns, 2), &[]);
+                let _ = crate::images::save_png(
+                    &self.run.files.preview(step),
+                    &crate::images::grid(&pictures, columns, 2),
+                    &[],
+                );
             }
             Ok((model, request, frames))
         });
@@ -361,7 +405,8 @@ pub fn concat_batches(runs: &[Vec<Frame>]) -> Vec<Frame> {
             let batch: usize = runs.iter().map(|run| run[i].shape[0]).sum();
             let [_, c, h, w] = base.shape;
             let decoded = base.decoded.as_ref().and_then(|d| {
-                let parts: Option<Vec<&super::generate::Decoded>> = runs.iter().map(|run| run[i].decoded.as_ref()).collect();
+                let parts: Option<Vec<&super::generate::Decoded>> =
+                    runs.iter().map(|run| run[i].decoded.as_ref()).collect();
                 let parts = parts?;
                 let [_, dc, dh, dw] = d.shape;
                 Some(super::generate::Decoded {

@@ -15,8 +15,8 @@ use burn::module::Module;
 use super::device::{ComputeDevice, DeviceChoice, open_device};
 use super::generate::{Frame, GenerateRequest, RunHooks, RunSummary, decode_frame, run_generate};
 use super::train::{Publish, TrainCommand, TrainEvent, TrainerState};
-use crate::model::{LoadedAutoencoder, LoadedUnet};
 use crate::model::checkpoint::Checkpoint;
+use crate::model::{LoadedAutoencoder, LoadedUnet};
 
 /// Where a model comes from.
 #[derive(Clone, Debug)]
@@ -39,23 +39,45 @@ pub enum ForwardSource {
 }
 
 pub enum Command {
-    Generate { job: u64, request: GenerateRequest, stream: bool },
+    Generate {
+        job: u64,
+        request: GenerateRequest,
+        stream: bool,
+    },
     /// Load x_0 for the forward process, as `channels` x `size` x `size`.
     /// For a latent model (`model`), x_0 is the image at its autoencoder's size, encoded: the forward
     /// process then noises the latent z_0 and each x_t comes back decoded, D(z_t).
-    LoadForwardImage { source: ForwardSource, size: usize, channels: usize, model: Option<String> },
+    LoadForwardImage {
+        source: ForwardSource,
+        size: usize,
+        channels: usize,
+        model: Option<String>,
+    },
     /// x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) ε of the loaded x_0, with ε drawn from `seed`.
-    Forward { schedule: crate::diffusion::BetaSchedule, t: usize, seed: u64 },
+    Forward {
+        schedule: crate::diffusion::BetaSchedule,
+        t: usize,
+        seed: u64,
+    },
     /// Load a UNet under `name`; a latent UNet comes with the autoencoder that decodes its latents.
-    LoadModel { name: String, source: ModelSource, autoencoder: Option<ModelSource> },
+    LoadModel {
+        name: String,
+        source: ModelSource,
+        autoencoder: Option<ModelSource>,
+    },
     /// Decode frame `index` of run `job` (a latent model's) next, before the rest of that run's frames.
-    Decode { job: u64, index: usize },
+    Decode {
+        job: u64,
+        index: usize,
+    },
     /// Move the engine (and its models) to another device.
     SetDevice(DeviceChoice),
     /// Panics inside the worker as job `job`: lets tests prove that a panicking job fails with a message
     /// and the worker keeps serving.
     #[doc(hidden)]
-    InjectPanic { job: u64 },
+    InjectPanic {
+        job: u64,
+    },
     /// The Train view's commands (see [`super::train`]).
     Train(TrainCommand),
     Shutdown,
@@ -75,24 +97,59 @@ pub struct ModelInfo {
 #[derive(Clone, Debug)]
 pub enum Event {
     /// The device is open; `description` belongs in the status bar.
-    Ready { device: String, is_gpu: bool },
+    Ready {
+        device: String,
+        is_gpu: bool,
+    },
     /// The device asked for could not be opened; the engine stays where it was.
-    DeviceFailed { message: String },
+    DeviceFailed {
+        message: String,
+    },
     /// A model is being prepared on the GPU (kernels compiled and tuned before the first Generate).
-    Preparing { name: String },
+    Preparing {
+        name: String,
+    },
     ModelLoaded(ModelInfo),
-    ModelFailed { name: String, message: String },
-    Frame { job: u64, frame: Frame, total_steps: usize },
-    Done { job: u64, summary: RunSummary },
-    Failed { job: u64, message: String },
+    ModelFailed {
+        name: String,
+        message: String,
+    },
+    Frame {
+        job: u64,
+        frame: Frame,
+        total_steps: usize,
+    },
+    Done {
+        job: u64,
+        summary: RunSummary,
+    },
+    Failed {
+        job: u64,
+        message: String,
+    },
     /// A latent frame that the run left undecoded, decoded after the run (or on request).
-    Decoded { job: u64, index: usize, decoded: super::generate::Decoded },
-    ForwardImage { x0: Arc<Vec<f32>>, shape: [usize; 4], label: String },
+    Decoded {
+        job: u64,
+        index: usize,
+        decoded: super::generate::Decoded,
+    },
+    ForwardImage {
+        x0: Arc<Vec<f32>>,
+        shape: [usize; 4],
+        label: String,
+    },
     /// x_t, and the ε it was noised with: pure noise, what sampling starts from (both decoded for a latent
     /// model).
-    ForwardFrame { t: usize, x_t: Arc<Vec<f32>>, noise: Arc<Vec<f32>>, shape: [usize; 4] },
+    ForwardFrame {
+        t: usize,
+        x_t: Arc<Vec<f32>>,
+        noise: Arc<Vec<f32>>,
+        shape: [usize; 4],
+    },
     /// A forward-process command that could not be done (bad file, no data set, bad schedule).
-    ForwardFailed { message: String },
+    ForwardFailed {
+        message: String,
+    },
     Train(TrainEvent),
 }
 
@@ -212,7 +269,8 @@ fn worker(
 
     let mut trainer = TrainerState::default();
     let train_send = |event: TrainEvent| send(Event::Train(event));
-    let publish = |published: Option<Publish>, models: &mut BTreeMap<String, (LoadedUnet, Option<LoadedAutoencoder>)>| {
+    let publish = |published: Option<Publish>,
+                   models: &mut BTreeMap<String, (LoadedUnet, Option<LoadedAutoencoder>)>| {
         if let Some((name, unet, ae)) = published {
             send(Event::ModelLoaded(model_info(&name, &unet)));
             models.insert(name, (unet, ae));
@@ -227,12 +285,19 @@ fn worker(
                 Ok(command) => command,
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
                 Err(std::sync::mpsc::TryRecvError::Empty) => {
-                    let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| trainer.step(&device.device, &train_send)));
+                    let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        trainer.step(&device.device, &train_send)
+                    }));
                     match stepped {
                         Ok(published) => publish(published, &mut models),
                         Err(payload) => {
                             trainer.session = None;
-                            train_send(TrainEvent::Failed { message: format!("training failed with an internal error: {}", panic_message(payload.as_ref())) });
+                            train_send(TrainEvent::Failed {
+                                message: format!(
+                                    "training failed with an internal error: {}",
+                                    panic_message(payload.as_ref())
+                                ),
+                            });
                         }
                     }
                     continue;
@@ -247,7 +312,9 @@ fn worker(
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
                 Err(std::sync::mpsc::TryRecvError::Empty) => {
                     b.pending.pop();
-                    if let (Some(frame), Some((_, Some(ae)))) = (b.frames.iter().find(|f| f.index == index), models.get(&b.model)) {
+                    if let (Some(frame), Some((_, Some(ae)))) =
+                        (b.frames.iter().find(|f| f.index == index), models.get(&b.model))
+                    {
                         match decode_frame(ae, frame, &device.device) {
                             Ok(decoded) => send(Event::Decoded { job: b.job, index, decoded }),
                             Err(e) => {
@@ -291,9 +358,11 @@ fn worker(
                     Err(e) => send(Event::DeviceFailed { message: e.to_string() }),
                 },
                 Command::LoadForwardImage { source, size, channels, model } => {
-                    let latent = model.filter(|m| models.get(m).is_some_and(|(unet, ae)| unet.is_latent() && ae.is_some()));
+                    let latent =
+                        model.filter(|m| models.get(m).is_some_and(|(unet, ae)| unet.is_latent() && ae.is_some()));
                     let autoencoder = latent.as_ref().and_then(|m| models.get(m)).and_then(|(_, ae)| ae.as_ref());
-                    let (size, channels) = autoencoder.map_or((size, channels), |ae| (ae.config.image_size, ae.config.image_channels));
+                    let (size, channels) =
+                        autoencoder.map_or((size, channels), |ae| (ae.config.image_size, ae.config.image_channels));
                     let loaded = forward_image(&source, size, channels, &mut test_set).and_then(|(x0, label)| {
                         let shape = [1, channels, size, size];
                         let values = match autoencoder {
@@ -315,17 +384,22 @@ fn worker(
                         send(Event::ForwardFailed { message: "no image loaded for the forward process".into() });
                         return;
                     };
-                    let autoencoder = x0.latent_model.as_ref().and_then(|m| models.get(m)).and_then(|(_, ae)| ae.as_ref());
-                    let noised = forward_step(&x0.values, x0.shape, schedule, t, seed, &device.device).and_then(|(x_t, noise)| match autoencoder {
-                        Some(ae) => {
-                            let (x_t, shape) = decode_scaled_values(ae, x_t, x0.shape, &device.device)?;
-                            let (noise, _) = decode_scaled_values(ae, noise, x0.shape, &device.device)?;
-                            Ok((x_t, noise, shape))
-                        }
-                        None => Ok((x_t, noise, x0.shape)),
-                    });
+                    let autoencoder =
+                        x0.latent_model.as_ref().and_then(|m| models.get(m)).and_then(|(_, ae)| ae.as_ref());
+                    let noised = forward_step(&x0.values, x0.shape, schedule, t, seed, &device.device).and_then(
+                        |(x_t, noise)| match autoencoder {
+                            Some(ae) => {
+                                let (x_t, shape) = decode_scaled_values(ae, x_t, x0.shape, &device.device)?;
+                                let (noise, _) = decode_scaled_values(ae, noise, x0.shape, &device.device)?;
+                                Ok((x_t, noise, shape))
+                            }
+                            None => Ok((x_t, noise, x0.shape)),
+                        },
+                    );
                     match noised {
-                        Ok((x_t, noise, shape)) => send(Event::ForwardFrame { t, x_t: Arc::new(x_t), noise: Arc::new(noise), shape }),
+                        Ok((x_t, noise, shape)) => {
+                            send(Event::ForwardFrame { t, x_t: Arc::new(x_t), noise: Arc::new(noise), shape })
+                        }
                         Err(message) => send(Event::ForwardFailed { message }),
                     }
                 }
@@ -343,16 +417,17 @@ fn worker(
                                 .map(|path| ModelSource::File(path.into()));
                             let source = autoencoder.clone().or(recorded.filter(|_| unet.is_latent()));
                             let ae = match &source {
-                                Some(source) => Some(LoadedAutoencoder::from_checkpoint(&checkpoint_of(source)?, &device.device)?),
+                                Some(source) => {
+                                    Some(LoadedAutoencoder::from_checkpoint(&checkpoint_of(source)?, &device.device)?)
+                                }
                                 None => None,
                             };
                             Ok((unet, ae))
                         });
                     match loaded {
-                        Ok((unet, None)) if unet.is_latent() => send(Event::ModelFailed {
-                            name,
-                            message: "a latent model needs its autoencoder".into(),
-                        }),
+                        Ok((unet, None)) if unet.is_latent() => {
+                            send(Event::ModelFailed { name, message: "a latent model needs its autoencoder".into() })
+                        }
                         Ok((unet, ae)) => {
                             if device.is_gpu {
                                 send(Event::Preparing { name: name.clone() });
@@ -389,9 +464,17 @@ fn worker(
                         send(Event::Failed { job, message: format!("model `{}` is not loaded", request.model) });
                         return;
                     };
-                    let total_steps = request.schedule.build().ok().and_then(|s| request.plan(&s).ok()).map_or(0, |(p, _)| p.len());
+                    let total_steps =
+                        request.schedule.build().ok().and_then(|s| request.plan(&s).ok()).map_or(0, |(p, _)| p.len());
                     let keep_going = || current_job.load(Ordering::SeqCst) == job;
-                    let mut recorded = DecodeBacklog { job, model: request.model.clone(), frames: Vec::new(), stride: 1, first: None, pending: Vec::new() };
+                    let mut recorded = DecodeBacklog {
+                        job,
+                        model: request.model.clone(),
+                        frames: Vec::new(),
+                        stride: 1,
+                        first: None,
+                        pending: Vec::new(),
+                    };
                     let mut emit = |frame: Frame| {
                         if model.is_latent() {
                             if frame.decoded.is_none() {
@@ -399,17 +482,17 @@ fn worker(
                             }
                             // The values are shared with the event, not copied.
                             let bytes = super::generate::frame_budget_bytes(&frame, recorded.first.as_ref());
-                        if frame.index == 0 {
-                            recorded.first = Some(frame.clone());
-                        }
-                        let undecoded = Frame { decoded: None, ..frame.clone() };
-                        super::generate::push_within_budget(
-                            &mut recorded.frames,
-                            undecoded,
-                            &mut recorded.stride,
-                            super::generate::TRAJECTORY_BUDGET_BYTES,
-                            bytes,
-                        );
+                            if frame.index == 0 {
+                                recorded.first = Some(frame.clone());
+                            }
+                            let undecoded = Frame { decoded: None, ..frame.clone() };
+                            super::generate::push_within_budget(
+                                &mut recorded.frames,
+                                undecoded,
+                                &mut recorded.stride,
+                                super::generate::TRAJECTORY_BUDGET_BYTES,
+                                bytes,
+                            );
                         }
                         send(Event::Frame { job, frame, total_steps });
                     };
@@ -445,7 +528,9 @@ fn panic_event(command: &Command) -> Box<dyn FnOnce(String) -> Event> {
             Box::new(move |m| Event::ForwardFailed { message: internal("the forward process", m) })
         }
         Command::Train(_) => Box::new(move |m| Event::Train(TrainEvent::Failed { message: internal("training", m) })),
-        Command::SetDevice(_) | Command::Shutdown => Box::new(move |m| Event::DeviceFailed { message: internal("switching the device", m) }),
+        Command::SetDevice(_) | Command::Shutdown => {
+            Box::new(move |m| Event::DeviceFailed { message: internal("switching the device", m) })
+        }
     }
 }
 
@@ -500,7 +585,12 @@ struct ForwardX0 {
 }
 
 /// E(x) · scale: an image to the latent a latent model diffuses.
-fn encode_scaled(ae: &LoadedAutoencoder, x: &[f32], shape: [usize; 4], device: &burn::prelude::Device) -> Result<(Vec<f32>, [usize; 4]), String> {
+fn encode_scaled(
+    ae: &LoadedAutoencoder,
+    x: &[f32],
+    shape: [usize; 4],
+    device: &burn::prelude::Device,
+) -> Result<(Vec<f32>, [usize; 4]), String> {
     use burn::prelude::*;
     let z = ae.encode_scaled(Tensor::<4>::from_data(TensorData::new(x.to_vec(), shape), device));
     let z_shape = z.dims();
@@ -508,7 +598,12 @@ fn encode_scaled(ae: &LoadedAutoencoder, x: &[f32], shape: [usize; 4], device: &
 }
 
 /// D(z / scale): a latent back to pixels.
-fn decode_scaled_values(ae: &LoadedAutoencoder, z: Vec<f32>, shape: [usize; 4], device: &burn::prelude::Device) -> Result<(Vec<f32>, [usize; 4]), String> {
+fn decode_scaled_values(
+    ae: &LoadedAutoencoder,
+    z: Vec<f32>,
+    shape: [usize; 4],
+    device: &burn::prelude::Device,
+) -> Result<(Vec<f32>, [usize; 4]), String> {
     use burn::prelude::*;
     let pixels = ae.decode_scaled(Tensor::<4>::from_data(TensorData::new(z, shape), device));
     let pixel_shape = pixels.dims();
@@ -545,8 +640,12 @@ fn forward_image(
 ) -> Result<(Vec<f32>, String), String> {
     use crate::data::{Dataset, FASHION_MNIST_CLASSES, Split, folder::load_image};
     match source {
-        ForwardSource::Pixels { values, label } if values.len() == channels * size * size => Ok((values.clone(), label.clone())),
-        ForwardSource::Pixels { values, .. } => Err(format!("{} values are not a {channels}x{size}x{size} picture", values.len())),
+        ForwardSource::Pixels { values, label } if values.len() == channels * size * size => {
+            Ok((values.clone(), label.clone()))
+        }
+        ForwardSource::Pixels { values, .. } => {
+            Err(format!("{} values are not a {channels}x{size}x{size} picture", values.len()))
+        }
         ForwardSource::File(path) => {
             let x0 = load_image(path, size, size, channels).map_err(|e| e.to_string())?;
             Ok((x0, path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())))

@@ -5,10 +5,10 @@ pub mod frechet;
 
 use std::path::Path;
 
-use burn::prelude::*;
 use crate::model::{ReadbackError, read_f32, read_i64};
+use burn::prelude::*;
 
-use crate::data::{Dataset, DataError, unit_from_u8};
+use crate::data::{DataError, Dataset, unit_from_u8};
 use crate::model::checkpoint::{Checkpoint, CheckpointError, ModelKind, module_from_bytes};
 use crate::model::classifier::{Classifier, ClassifierConfig};
 use frechet::{Gaussian, frechet_distance};
@@ -90,7 +90,12 @@ pub fn load_samples(dir: &Path, channels: usize, size: usize) -> Result<Dataset,
     for path in &paths {
         let image = image::open(path).map_err(|source| DataError::Decode { path: path.clone(), source })?;
         if image.width() as usize != size || image.height() as usize != size {
-            return Err(DataError::WrongSize { path: path.clone(), expected: size, width: image.width(), height: image.height() });
+            return Err(DataError::WrongSize {
+                path: path.clone(),
+                expected: size,
+                width: image.width(),
+                height: image.height(),
+            });
         }
         if channels == 1 {
             images.extend(image.to_luma8().into_raw().into_iter().map(unit_from_u8));
@@ -101,7 +106,12 @@ pub fn load_samples(dir: &Path, channels: usize, size: usize) -> Result<Dataset,
             }
         }
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        labels.push(name.split("class").nth(1).and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()).and_then(|d| d.parse().ok()));
+        labels.push(
+            name.split("class")
+                .nth(1)
+                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|d| d.parse().ok()),
+        );
     }
     let count = paths.len();
     let labels = labels.iter().all(Option::is_some).then(|| labels.into_iter().flatten().collect());

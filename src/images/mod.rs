@@ -34,9 +34,8 @@ pub fn pictures_from_batch(values: &[f32], batch: usize, channels: usize, height
         .map(|b| {
             let image = &values[b * channels * plane..(b + 1) * channels * plane];
             // CHW -> HWC
-            let pixels = (0..plane)
-                .flat_map(|p| (0..channels).map(move |c| u8_from_unit(image[c * plane + p])))
-                .collect();
+            let pixels =
+                (0..plane).flat_map(|p| (0..channels).map(move |c| u8_from_unit(image[c * plane + p]))).collect();
             Picture { width, height, channels, pixels }
         })
         .collect()
@@ -105,7 +104,9 @@ impl GridLayout {
         let line = (font::HEIGHT + 3) * scale;
         let y_title = y_title_text(labels);
         let row_label_width =
-            labels.rows.iter().chain([&y_title]).map(|l| font::text_width(l, scale)).max().unwrap_or(0) + font::ADVANCE * scale + gap;
+            labels.rows.iter().chain([&y_title]).map(|l| font::text_width(l, scale)).max().unwrap_or(0)
+                + font::ADVANCE * scale
+                + gap;
         let header = 2 * line + gap;
         let rows = labels.rows.len().max(cells.len().div_ceil(columns));
         let width = row_label_width + columns * (cell.0 + gap);
@@ -116,7 +117,10 @@ impl GridLayout {
     /// (x, y) of the top-left pixel of cell `index` (row-major).
     pub fn cell_origin(&self, index: usize) -> (usize, usize) {
         let (w, h, _) = self.cell;
-        (self.row_label_width + (index % self.columns) * (w + self.gap), self.header + (index / self.columns) * (h + self.gap))
+        (
+            self.row_label_width + (index % self.columns) * (w + self.gap),
+            self.header + (index / self.columns) * (h + self.gap),
+        )
     }
 }
 
@@ -132,7 +136,12 @@ pub fn labelled_grid(cells: &[Option<Picture>], labels: &GridLabels, gap: usize)
     let layout = GridLayout::new(cells, labels, gap);
     let (w, h, c) = layout.cell;
     let (scale, line) = (layout.scale, layout.line);
-    let mut picture = Picture { width: layout.width, height: layout.height, channels: c, pixels: vec![PAPER; layout.width * layout.height * c] };
+    let mut picture = Picture {
+        width: layout.width,
+        height: layout.height,
+        channels: c,
+        pixels: vec![PAPER; layout.width * layout.height * c],
+    };
     font::draw_text(&mut picture, layout.row_label_width, gap, &format!("x: {}", labels.x_title), scale, INK);
     font::draw_text(&mut picture, gap, line + gap, &y_title_text(labels), scale, INK);
     for (i, label) in labels.columns.iter().enumerate() {
@@ -160,7 +169,8 @@ pub fn scaled(picture: &Picture, factor: usize) -> Picture {
     let width = w * factor;
     let mut pixels = Vec::with_capacity(picture.pixels.len() * factor * factor);
     for row in picture.pixels.chunks_exact(w * c) {
-        let wide: Vec<u8> = row.chunks_exact(c).flat_map(|px| std::iter::repeat_n(px, factor).flatten().copied()).collect();
+        let wide: Vec<u8> =
+            row.chunks_exact(c).flat_map(|px| std::iter::repeat_n(px, factor).flatten().copied()).collect();
         for _ in 0..factor {
             pixels.extend_from_slice(&wide);
         }
@@ -236,7 +246,8 @@ pub fn settings_text(request: serde_json::Value, extra: serde_json::Value) -> Ve
 
 pub fn save_png(path: &Path, picture: &Picture, text: &[(String, String)]) -> Result<(), ImageError> {
     let bytes = png_bytes(picture, text)?;
-    crate::files::write_atomic(path, &bytes).map_err(|source| ImageError::Write { path: path.display().to_string(), source })
+    crate::files::write_atomic(path, &bytes)
+        .map_err(|source| ImageError::Write { path: path.display().to_string(), source })
 }
 
 /// The text chunks of a PNG file (tEXt, zTXt and iTXt), as (keyword, value).

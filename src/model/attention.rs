@@ -46,7 +46,8 @@ impl Attention {
     pub fn forward(&self, x: Tensor<4>, context: Option<Tensor<3>>) -> Tensor<4> {
         let [batch, channels, height, width] = x.dims();
         // [batch, channels, h, w] -> [batch, h*w, channels]
-        let tokens = super::cpu::group_norm(&self.norm, x.clone()).reshape([batch, channels, height * width]).swap_dims(1, 2);
+        let tokens =
+            super::cpu::group_norm(&self.norm, x.clone()).reshape([batch, channels, height * width]).swap_dims(1, 2);
         let source = context.unwrap_or_else(|| tokens.clone());
         let q = self.split_heads(self.query.forward(tokens));
         let k = self.split_heads(self.key.forward(source.clone()));

@@ -70,7 +70,9 @@ impl AutoencoderConfig {
         let c = &self.channels;
         Autoencoder {
             encoder_in: conv3x3(self.image_channels, c[0], device),
-            encoder_blocks: (0..levels).map(|l| AeBlock::new(c[if l == 0 { 0 } else { l - 1 }], c[l], self.groups, device)).collect(),
+            encoder_blocks: (0..levels)
+                .map(|l| AeBlock::new(c[if l == 0 { 0 } else { l - 1 }], c[l], self.groups, device))
+                .collect(),
             encoder_down: (0..levels - 1).map(|l| downsample(c[l], device)).collect(),
             encoder_norm: GroupNormConfig::new(self.groups, c[levels - 1]).init(device),
             encoder_out: conv3x3(c[levels - 1], 2 * self.latent_channels, device),
@@ -157,7 +159,14 @@ impl Posterior {
     /// KL(q(z|x) || N(0, I)) = ½ (μ² + σ² - 1 - ln σ²), averaged over every latent value.
     pub fn kl(&self) -> Tensor<1> {
         let variance = self.log_variance.clone().exp();
-        self.mean.clone().powi_scalar(2).add(variance).sub_scalar(1.0).sub(self.log_variance.clone()).mean().mul_scalar(0.5)
+        self.mean
+            .clone()
+            .powi_scalar(2)
+            .add(variance)
+            .sub_scalar(1.0)
+            .sub(self.log_variance.clone())
+            .mean()
+            .mul_scalar(0.5)
     }
 }
 
@@ -225,7 +234,10 @@ impl DiscriminatorConfig {
     pub fn init(&self, device: &Device) -> Discriminator {
         let c = self.channels;
         let strided = |i, o| {
-            Conv2dConfig::new([i, o], [4, 4]).with_stride([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device)
+            Conv2dConfig::new([i, o], [4, 4])
+                .with_stride([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device)
         };
         Discriminator {
             conv1: strided(self.image_channels, c),

@@ -1,8 +1,8 @@
 //! A small Fashion-MNIST classifier: the judge of sample quality (its penultimate features give the
 //! Fréchet distance, its predictions the class accuracy). Trained by `diffusion-lab train-classifier`.
 
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -59,11 +59,15 @@ impl ClassifierConfig {
         let pooled = self.image_size / 4;
         let conv = |i: usize, o: usize| 9 * i * o + o;
         let linear = |i: usize, o: usize| i * o + o;
-        conv(self.image_channels, 32) + conv(32, 64) + linear(64 * pooled * pooled, self.feature_dim) + linear(self.feature_dim, self.num_classes)
+        conv(self.image_channels, 32)
+            + conv(32, 64)
+            + linear(64 * pooled * pooled, self.feature_dim)
+            + linear(self.feature_dim, self.num_classes)
     }
 
     pub fn init(&self, device: &Device) -> Classifier {
-        let conv = |i, o| Conv2dConfig::new([i, o], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device);
+        let conv =
+            |i, o| Conv2dConfig::new([i, o], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device);
         let pooled = self.image_size / 4;
         Classifier {
             conv1: conv(self.image_channels, 32),

@@ -157,8 +157,8 @@ impl AutoencoderConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::prelude::*;
     use burn::module::Module;
+    use burn::prelude::*;
 
     /// The walk above is only worth its numbers if it visits the layers `init` builds: the parameter
     /// counts must agree exactly.

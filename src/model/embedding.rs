@@ -12,8 +12,7 @@ const LOG_SNR_EMBED_SCALE: f64 = 100.0;
 pub fn sinusoidal_embedding(log_snr: Tensor<1>, dim: usize) -> Tensor<2> {
     let half = dim / 2;
     let device = log_snr.device();
-    let frequencies: Vec<f32> =
-        (0..half).map(|k| (-(10000f64.ln()) * k as f64 / half as f64).exp() as f32).collect();
+    let frequencies: Vec<f32> = (0..half).map(|k| (-(10000f64.ln()) * k as f64 / half as f64).exp() as f32).collect();
     let frequencies = Tensor::<1>::from_data(TensorData::new(frequencies, [half]), &device);
     // [batch, 1] * [1, half] -> [batch, half]
     let angles = log_snr.mul_scalar(LOG_SNR_EMBED_SCALE).unsqueeze_dim::<2>(1).mul(frequencies.unsqueeze_dim(0));

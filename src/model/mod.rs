@@ -5,10 +5,10 @@ pub mod autoencoder;
 pub mod checkpoint;
 pub mod classifier;
 pub mod cost;
+pub mod cpu;
 pub mod denoise;
 pub mod embedded;
 pub mod embedding;
-pub mod cpu;
 pub mod unet;
 
 pub use unet::{UNet, UNetConfig};
@@ -124,13 +124,20 @@ impl LoadedAutoencoder {
 
     /// D(mean of E(x)) of every image of `data`, labels kept: what the autoencoder keeps of real images,
     /// the ceiling of a latent model's quality.
-    pub fn reconstruct(&self, data: &crate::data::Dataset, device: &Device) -> Result<crate::data::Dataset, ReadbackError> {
+    pub fn reconstruct(
+        &self,
+        data: &crate::data::Dataset,
+        device: &Device,
+    ) -> Result<crate::data::Dataset, ReadbackError> {
         let mut images = Vec::with_capacity(data.images.len());
         let indices: Vec<usize> = (0..data.count).collect();
         for chunk in indices.chunks(250) {
             let (pixels, _) = data.gather(chunk);
             // [chunk, channels, h, w]
-            let x = Tensor::<4>::from_data(TensorData::new(pixels, [chunk.len(), data.channels, data.height, data.width]), device);
+            let x = Tensor::<4>::from_data(
+                TensorData::new(pixels, [chunk.len(), data.channels, data.height, data.width]),
+                device,
+            );
             let decoded = self.model.decode(self.model.encode(x).mean).clamp(-1.0, 1.0);
             images.extend(read_f32(decoded)?);
         }

@@ -161,7 +161,10 @@ impl UNetConfig {
             }
         }
         if self.channels[0] % 2 != 0 {
-            return Err(format!("the first level's channels ({}) must be even (the noise-level sinusoids)", self.channels[0]));
+            return Err(format!(
+                "the first level's channels ({}) must be even (the noise-level sinusoids)",
+                self.channels[0]
+            ));
         }
         let levels = self.channels.len();
         if let Some(l) = self.self_attention_levels.iter().chain(&self.cross_attention_levels).find(|l| **l >= levels) {
@@ -191,9 +194,10 @@ impl UNetConfig {
         let levels = self.channels.len();
         let stage = |level: usize, input: usize| Stage {
             res: ResBlock::new(input, self.channels[level], embed_dim, self.groups, device),
-            self_attention: self.self_attention_levels.contains(&level).then(|| {
-                AttentionConfig::new(self.channels[level], self.groups).init(device)
-            }),
+            self_attention: self
+                .self_attention_levels
+                .contains(&level)
+                .then(|| AttentionConfig::new(self.channels[level], self.groups).init(device)),
             cross_attention: self.cross_attention_levels.contains(&level).then(|| {
                 AttentionConfig::new(self.channels[level], self.groups)
                     .with_context_dim(Some(self.context_dim))
@@ -294,7 +298,14 @@ mod tests {
             (UNetConfig::new().with_groups(0), "groups"),
             (UNetConfig::new().with_self_attention_levels(vec![3]), "level 3"),
             (UNetConfig::new().with_num_classes(0), "num_classes"),
-            (UNetConfig::new().with_channels(vec![32, 100]).with_groups(4).with_self_attention_levels(vec![1]).with_cross_attention_levels(vec![]), "heads"),
+            (
+                UNetConfig::new()
+                    .with_channels(vec![32, 100])
+                    .with_groups(4)
+                    .with_self_attention_levels(vec![1])
+                    .with_cross_attention_levels(vec![]),
+                "heads",
+            ),
         ] {
             let error = config.validate().expect_err(says);
             assert!(error.contains(says), "{error}");

@@ -4,10 +4,10 @@
 
 use std::time::Instant;
 
+use crate::model::{ReadbackError, read_f32};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use crate::model::{ReadbackError, read_f32};
 use burn::tensor::activation::relu;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -15,7 +15,9 @@ use rand_chacha::ChaCha8Rng;
 use crate::data::Dataset;
 use crate::diffusion::NoiseSource;
 use crate::model::autoencoder::{Autoencoder, AutoencoderConfig, Discriminator, DiscriminatorConfig};
-use crate::model::checkpoint::{Checkpoint, CheckpointError, CheckpointHeader, ModelKind, bytes_from_module, module_from_bytes};
+use crate::model::checkpoint::{
+    Checkpoint, CheckpointError, CheckpointHeader, ModelKind, bytes_from_module, module_from_bytes,
+};
 use crate::model::classifier::{Classifier, ClassifierConfig};
 
 use super::ddpm::{TrainRecord, epoch_order_index};
@@ -140,8 +142,9 @@ impl AutoencoderTrainer {
     pub fn train_step(&mut self, data: &Dataset) -> AutoencoderStepReport {
         let started = Instant::now();
         let batch = self.config.batch_size;
-        let indices: Vec<usize> =
-            (0..batch as u64).map(|j| epoch_order_index(&mut self.order, data, self.config.seed, self.step * batch as u64 + j)).collect();
+        let indices: Vec<usize> = (0..batch as u64)
+            .map(|j| epoch_order_index(&mut self.order, data, self.config.seed, self.step * batch as u64 + j))
+            .collect();
         let (pixels, _) = data.gather(&indices);
         let shape = [batch, data.channels, data.height, data.width];
         let device = &self.autodiff;
@@ -157,7 +160,8 @@ impl AutoencoderTrainer {
         let adversarial = self.step >= self.config.adversarial_start;
         let generator = adversarial.then(|| self.discriminator.forward(x_hat.clone()).mean().neg());
         let report_value = |t: &Tensor<1>| t.clone().into_scalar::<f32>() as f64;
-        let (rec_value, perceptual_value, kl_value) = (report_value(&reconstruction), report_value(&perceptual), report_value(&kl));
+        let (rec_value, perceptual_value, kl_value) =
+            (report_value(&reconstruction), report_value(&perceptual), report_value(&kl));
         let generator_value = generator.as_ref().map_or(0.0, report_value);
 
         let mut loss = reconstruction
@@ -252,7 +256,10 @@ pub fn latent_dataset(
     let indices: Vec<usize> = (0..data.count).collect();
     for chunk in indices.chunks(500) {
         let (pixels, _) = data.gather(chunk);
-        let x = Tensor::<4>::from_data(TensorData::new(pixels, [chunk.len(), data.channels, data.height, data.width]), device);
+        let x = Tensor::<4>::from_data(
+            TensorData::new(pixels, [chunk.len(), data.channels, data.height, data.width]),
+            device,
+        );
         let z = autoencoder.encode(x).mean.mul_scalar(config.latent_scale);
         images.extend(read_f32(z)?);
     }
@@ -268,13 +275,21 @@ pub fn latent_dataset(
 }
 
 /// 1 / std of the encoder's means over (at most) `count` images: multiplies z so diffusion sees unit variance.
-pub fn latent_scale(autoencoder: &Autoencoder, data: &Dataset, count: usize, device: &Device) -> Result<f64, ReadbackError> {
+pub fn latent_scale(
+    autoencoder: &Autoencoder,
+    data: &Dataset,
+    count: usize,
+    device: &Device,
+) -> Result<f64, ReadbackError> {
     let count = count.min(data.count);
     let mut values: Vec<f32> = Vec::new();
     let indices: Vec<usize> = (0..count).collect();
     for chunk in indices.chunks(250) {
         let (pixels, _) = data.gather(chunk);
-        let x = Tensor::<4>::from_data(TensorData::new(pixels, [chunk.len(), data.channels, data.height, data.width]), device);
+        let x = Tensor::<4>::from_data(
+            TensorData::new(pixels, [chunk.len(), data.channels, data.height, data.width]),
+            device,
+        );
         values.extend(read_f32(autoencoder.encode(x).mean)?);
     }
     let n = values.len().max(2) as f64;
@@ -312,7 +327,11 @@ mod tests {
             .with_steps(steps)
             .with_learning_rate(2e-3)
             .with_adversarial_start(adversarial_start);
-        let ae = AutoencoderConfig::new().with_image_size(8).with_channels(vec![8, 16]).with_groups(4).with_latent_channels(2);
+        let ae = AutoencoderConfig::new()
+            .with_image_size(8)
+            .with_channels(vec![8, 16])
+            .with_groups(4)
+            .with_latent_channels(2);
         (config, ae, classifier)
     }
 
@@ -338,12 +357,15 @@ mod tests {
         let device = Device::flex();
         let data = corners(16);
         let (config, ae, classifier) = setup(6, 2);
-        let mut straight = AutoencoderTrainer::new(config.clone(), ae.clone(), &classifier, &device, "c".into()).unwrap();
-        let mut first = AutoencoderTrainer::resume(&straight.checkpoint().unwrap(), &classifier, &device, None).unwrap();
+        let mut straight =
+            AutoencoderTrainer::new(config.clone(), ae.clone(), &classifier, &device, "c".into()).unwrap();
+        let mut first =
+            AutoencoderTrainer::resume(&straight.checkpoint().unwrap(), &classifier, &device, None).unwrap();
         let expected: Vec<f64> = (0..6).map(|_| straight.train_step(&data).reconstruction).collect();
         let mut got: Vec<f64> = (0..3).map(|_| first.train_step(&data).reconstruction).collect();
         let bytes = first.checkpoint().unwrap().to_bytes();
-        let mut resumed = AutoencoderTrainer::resume(&Checkpoint::from_bytes(&bytes).unwrap(), &classifier, &device, None).unwrap();
+        let mut resumed =
+            AutoencoderTrainer::resume(&Checkpoint::from_bytes(&bytes).unwrap(), &classifier, &device, None).unwrap();
         got.extend((0..3).map(|_| resumed.train_step(&data).reconstruction));
         for (a, b) in expected.iter().zip(&got) {
             assert!((a - b).abs() < 1e-5 * (1.0 + a.abs()), "{expected:?} vs {got:?}");

@@ -1,10 +1,10 @@
 //! Training the judge: cross-entropy on labelled images with AdamW.
 
+use crate::model::{ReadbackError, read_i64};
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
-use crate::model::{ReadbackError, read_i64};
 
 use crate::data::Dataset;
 use crate::model::checkpoint::{Checkpoint, CheckpointError, CheckpointHeader, ModelKind, bytes_from_module};
@@ -37,7 +37,10 @@ pub fn train_classifier(
         let mut batches = 0;
         for chunk in order.chunks(batch_size) {
             let (pixels, labels) = train.gather(chunk);
-            let x = Tensor::<4>::from_data(TensorData::new(pixels, [chunk.len(), train.channels, train.height, train.width]), &autodiff);
+            let x = Tensor::<4>::from_data(
+                TensorData::new(pixels, [chunk.len(), train.channels, train.height, train.width]),
+                &autodiff,
+            );
             let y: Vec<i64> = labels.iter().map(|l| l.unwrap_or(0) as i64).collect();
             let y = Tensor::<1, Int>::from_data(TensorData::new(y, [chunk.len()]), &autodiff);
             let loss = loss_fn.forward(model.forward(x), y);
@@ -58,7 +61,10 @@ pub fn predict(model: &Classifier, data: &Dataset, device: &Device) -> Result<Ve
     let mut predictions = Vec::with_capacity(data.count);
     for chunk in indices.chunks(500) {
         let (pixels, _) = data.gather(chunk);
-        let x = Tensor::<4>::from_data(TensorData::new(pixels, [chunk.len(), data.channels, data.height, data.width]), device);
+        let x = Tensor::<4>::from_data(
+            TensorData::new(pixels, [chunk.len(), data.channels, data.height, data.width]),
+            device,
+        );
         let classes = read_i64(model.forward(x).argmax(1))?;
         predictions.extend(classes.into_iter().map(|c| c as usize));
     }
@@ -71,7 +77,11 @@ pub fn accuracy(model: &Classifier, data: &Dataset, device: &Device) -> Result<f
     Ok(correct as f64 / data.count.max(1) as f64)
 }
 
-pub fn classifier_checkpoint(model: &Classifier, config: &ClassifierConfig, test_accuracy: f64) -> Result<Checkpoint, CheckpointError> {
+pub fn classifier_checkpoint(
+    model: &Classifier,
+    config: &ClassifierConfig,
+    test_accuracy: f64,
+) -> Result<Checkpoint, CheckpointError> {
     let header = CheckpointHeader {
         kind: ModelKind::Classifier,
         config: serde_json::to_value(config).unwrap_or_default(),

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -19,7 +19,9 @@ use super::ema::update_ema;
 use crate::data::Dataset;
 use crate::diffusion::schedule::alpha_bar_from_log_snr;
 use crate::diffusion::{BetaSchedule, NoiseSource, q_sample_batch};
-use crate::model::checkpoint::{Checkpoint, CheckpointError, CheckpointHeader, ModelKind, bytes_from_module, module_from_bytes};
+use crate::model::checkpoint::{
+    Checkpoint, CheckpointError, CheckpointHeader, ModelKind, bytes_from_module, module_from_bytes,
+};
 use crate::model::{UNet, UNetConfig};
 
 #[derive(Config, Debug, PartialEq)]
@@ -183,7 +185,8 @@ impl DdpmTrainer {
         if checkpoint.header.kind != ModelKind::LatentUnet {
             checkpoint.expect_kind(ModelKind::Unet)?;
         }
-        let (unet_config, record, mut config): (UNetConfig, TrainRecord, TrainConfig) = super::resume_header(checkpoint)?;
+        let (unet_config, record, mut config): (UNetConfig, TrainRecord, TrainConfig) =
+            super::resume_header(checkpoint)?;
         unet_config.validate().map_err(|e| CheckpointError::Header(format!("UNet config: {e}")))?;
         if let Some(steps) = steps {
             config.steps = steps;
@@ -348,7 +351,15 @@ mod tests {
             }
             labels.push(class);
         }
-        Dataset { images, count, channels: 1, height: h, width: w, labels: Some(labels), class_names: vec!["left".into(), "right".into()] }
+        Dataset {
+            images,
+            count,
+            channels: 1,
+            height: h,
+            width: w,
+            labels: Some(labels),
+            class_names: vec!["left".into(), "right".into()],
+        }
     }
 
     #[test]
@@ -376,7 +387,8 @@ mod tests {
     fn a_few_steps_lower_the_loss() {
         let device = Device::flex();
         let data = halves(64);
-        let config = TrainConfig::new().with_batch_size(16).with_warmup_steps(5).with_steps(60).with_learning_rate(3e-3);
+        let config =
+            TrainConfig::new().with_batch_size(16).with_warmup_steps(5).with_steps(60).with_learning_rate(3e-3);
         let mut trainer = DdpmTrainer::new(config, tiny_unet(), &device, "halves".into());
         let losses: Vec<f64> = (0..60).map(|_| trainer.train_step(&data).loss).collect();
         let first: f64 = losses[..10].iter().sum::<f64>() / 10.0;

@@ -50,7 +50,11 @@ pub fn load_training_data(source: &DataSource, image_size: usize, channels: usiz
         }),
         DataSource::Folder { dir } => {
             let folder = load_folder(dir, image_size, image_size, channels)?;
-            Ok(TrainingData { data: folder.data, description: format!("folder {}", dir.display()), skipped: folder.skipped })
+            Ok(TrainingData {
+                data: folder.data,
+                description: format!("folder {}", dir.display()),
+                skipped: folder.skipped,
+            })
         }
     }
 }
@@ -94,7 +98,12 @@ impl Default for RunOptions {
 
 /// The UNet `train` builds for new runs: self-attention at the lowest resolution, cross-attention to the
 /// class below the top level.
-pub fn unet_config_for(channels: Vec<usize>, image_channels: usize, image_size: usize, num_classes: usize) -> UNetConfig {
+pub fn unet_config_for(
+    channels: Vec<usize>,
+    image_channels: usize,
+    image_size: usize,
+    num_classes: usize,
+) -> UNetConfig {
     let levels = channels.len().max(1);
     UNetConfig::new()
         .with_self_attention_levels(vec![levels - 1])
@@ -156,7 +165,8 @@ pub fn run_progress(dir: &Path) -> Result<Option<RunProgress>, CheckpointError> 
         return Ok(None);
     }
     let checkpoint = Checkpoint::read(&path)?;
-    let (_, record, config): (serde_json::Value, super::ddpm::TrainRecord, TrainConfig) = super::resume_header(&checkpoint)?;
+    let (_, record, config): (serde_json::Value, super::ddpm::TrainRecord, TrainConfig) =
+        super::resume_header(&checkpoint)?;
     Ok(Some(RunProgress {
         step: checkpoint.header.step,
         steps: config.steps,
@@ -181,9 +191,19 @@ pub struct TrainRun {
 impl TrainRun {
     /// A new run in `options.out` (refused if the folder already holds one), or with `resume` the run the
     /// folder holds, continued exactly where its checkpoint left it (to `options.steps`).
-    pub fn open(options: RunOptions, pixels: Dataset, description: String, resume: bool, device: &Device) -> Result<Self, RunError> {
+    pub fn open(
+        options: RunOptions,
+        pixels: Dataset,
+        description: String,
+        resume: bool,
+        device: &Device,
+    ) -> Result<Self, RunError> {
         let files = RunFiles::new(&options.out);
-        std::fs::create_dir_all(&files.dir).map_err(|source| RunError::Io { what: "cannot create", path: files.dir.clone(), source })?;
+        std::fs::create_dir_all(&files.dir).map_err(|source| RunError::Io {
+            what: "cannot create",
+            path: files.dir.clone(),
+            source,
+        })?;
         let autoencoder = match &options.autoencoder {
             Some(path) => Some(
                 Checkpoint::read(path)
@@ -202,16 +222,24 @@ impl TrainRun {
             }
         }
         let (data, description) = match &autoencoder {
-            Some(ae) => (super::autoencoder::latent_dataset(&ae.model, &ae.config, &pixels, device)?, format!("latents of {description}")),
+            Some(ae) => (
+                super::autoencoder::latent_dataset(&ae.model, &ae.config, &pixels, device)?,
+                format!("latents of {description}"),
+            ),
             None => (pixels, description),
         };
         let trainer = if resume {
             let path = files.checkpoint();
-            let checkpoint = Checkpoint::read(&path).map_err(|source| RunError::NoRunToResume { path: path.clone(), source })?;
+            let checkpoint =
+                Checkpoint::read(&path).map_err(|source| RunError::NoRunToResume { path: path.clone(), source })?;
             DdpmTrainer::resume(&checkpoint, device, Some(options.steps))?
         } else {
             if let Some(progress) = run_progress(&files.dir).ok().flatten() {
-                return Err(RunError::AlreadyHoldsRun { dir: files.dir.clone(), step: progress.step, steps: progress.steps });
+                return Err(RunError::AlreadyHoldsRun {
+                    dir: files.dir.clone(),
+                    step: progress.step,
+                    steps: progress.steps,
+                });
             }
             let channels = options.channels.clone().unwrap_or_else(|| default_channels(autoencoder.is_some()));
             if channels.is_empty() {
@@ -219,7 +247,10 @@ impl TrainRun {
             }
             let unet = unet_config_for(channels, data.channels, data.height, data.num_classes().max(1));
             unet.validate().map_err(|e| RunError::Invalid(format!("cannot train this UNet: {e}")))?;
-            if options.batch_size == 0 || options.steps == 0 || !(options.learning_rate > 0.0 && options.learning_rate < 1.0) {
+            if options.batch_size == 0
+                || options.steps == 0
+                || !(options.learning_rate > 0.0 && options.learning_rate < 1.0)
+            {
                 return Err(RunError::Invalid(format!(
                     "steps and batch size must be at least 1 and the learning rate in (0, 1): got {} steps, batch {}, rate {}",
                     options.steps, options.batch_size, options.learning_rate
@@ -301,7 +332,11 @@ impl TrainRun {
 
     /// Writes the checkpoint (atomically: a kill leaves the previous one) and the export, if any.
     pub fn checkpoint(&mut self) -> Result<(), RunError> {
-        self.log.flush().map_err(|source| RunError::Io { what: "cannot write", path: self.files.loss_log(), source })?;
+        self.log.flush().map_err(|source| RunError::Io {
+            what: "cannot write",
+            path: self.files.loss_log(),
+            source,
+        })?;
         self.trainer.checkpoint()?.write(&self.files.checkpoint())?;
         if let Some(path) = &self.options.export {
             self.trainer.export()?.write(path)?;
@@ -349,12 +384,19 @@ pub fn csv_log_from_step(path: &Path, header: &str, step: u64) -> Result<std::fs
         let kept: Vec<&str> = lines
             .next()
             .into_iter()
-            .chain(lines.filter(|row| row.split(',').next().and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s <= step)))
+            .chain(
+                lines
+                    .filter(|row| row.split(',').next().and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s <= step)),
+            )
             .collect();
         if kept.len() < text.lines().count() {
             let mut trimmed = kept.join("\n");
             trimmed.push('\n');
-            crate::files::write_atomic(path, trimmed.as_bytes()).map_err(|source| RunError::Io { what: "cannot rewrite", path: path.into(), source })?;
+            crate::files::write_atomic(path, trimmed.as_bytes()).map_err(|source| RunError::Io {
+                what: "cannot rewrite",
+                path: path.into(),
+                source,
+            })?;
         }
     }
     csv_log(path, header)

@@ -73,7 +73,9 @@ fn fused(conv: &Conv2d, x: Tensor<4>) -> Result<Tensor<4>, Tensor<4>> {
         return Err(x);
     }
     let out_size = |size: usize, k: usize, s: usize, p: usize| (size + 2 * p).checked_sub(k).map(|d| d / s + 1);
-    let (Some(h_out), Some(w_out)) = (out_size(h, kh, conv.stride[0], padding[0]), out_size(w, kw, conv.stride[1], padding[1])) else {
+    let (Some(h_out), Some(w_out)) =
+        (out_size(h, kh, conv.stride[0], padding[0]), out_size(w, kw, conv.stride[1], padding[1]))
+    else {
         return Err(x);
     };
     let geometry = Geometry { c_in, h, w, c_out, kernel: [kh, kw], stride: conv.stride, padding, h_out, w_out };
@@ -130,7 +132,14 @@ fn convolve(input: &[f32], batch: usize, weights: &[f32], bias: Option<&[f32]>, 
 }
 
 /// out[c_out, pixels] (+)= weights[c_out, k] · columns[k, pixels], all row-major.
-fn gemm_into(out: &mut [f32], weights: &[f32], columns: &[f32], g: Geometry, accumulate: bool, parallelism: gemm::Parallelism) {
+fn gemm_into(
+    out: &mut [f32],
+    weights: &[f32],
+    columns: &[f32],
+    g: Geometry,
+    accumulate: bool,
+    parallelism: gemm::Parallelism,
+) {
     let (m, n, k) = (g.c_out, g.pixels(), g.k());
     debug_assert!(out.len() == m * n && weights.len() == m * k && columns.len() >= k * n);
     // SAFETY: the three matrices lie inside their slices with the strides given (checked above: out is
@@ -250,14 +259,25 @@ mod tests {
             (2, 3, [3, 3], [1, 1], 1, true, 1),
         ];
         for (c_in, c_out, kernel, stride, padding, bias, size) in cases {
-            let padding = if padding == 0 { PaddingConfig2d::Valid } else { PaddingConfig2d::Explicit(padding, padding, padding, padding) };
-            let conv = Conv2dConfig::new([c_in, c_out], kernel).with_stride(stride).with_padding(padding).with_bias(bias).init(&device);
+            let padding = if padding == 0 {
+                PaddingConfig2d::Valid
+            } else {
+                PaddingConfig2d::Explicit(padding, padding, padding, padding)
+            };
+            let conv = Conv2dConfig::new([c_in, c_out], kernel)
+                .with_stride(stride)
+                .with_padding(padding)
+                .with_bias(bias)
+                .init(&device);
             for batch in [1, 3, 40] {
                 let x = noise.tensor([batch, c_in, size, size], &device);
                 let reference = conv.forward(x.clone());
                 let ours = fused(&conv, x).expect("flex takes this path");
                 let worst = super::super::max_difference(reference, ours);
-                assert!(worst < 1e-5, "{c_in}->{c_out} {kernel:?} stride {stride:?} size {size} batch {batch}: {worst}");
+                assert!(
+                    worst < 1e-5,
+                    "{c_in}->{c_out} {kernel:?} stride {stride:?} size {size} batch {batch}: {worst}"
+                );
             }
         }
     }

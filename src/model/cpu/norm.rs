@@ -36,7 +36,9 @@ fn fused(norm: &GroupNorm, x: Tensor<4>, with_silu: bool) -> Result<Tensor<4>, T
         return Err(x);
     }
     let affine = match (&norm.gamma, &norm.beta) {
-        (Some(gamma), Some(beta)) if norm.affine => super::param_values(gamma.val()).zip(super::param_values(beta.val())),
+        (Some(gamma), Some(beta)) if norm.affine => {
+            super::param_values(gamma.val()).zip(super::param_values(beta.val()))
+        }
         _ if !norm.affine => Some((vec![1.0; channels], vec![0.0; channels])),
         _ => None,
     };
@@ -78,12 +80,26 @@ fn normalize_group(values: &mut [f32], plane: usize, gamma: &[f32], beta: &[f32]
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn normalize_group_avx2(values: &mut [f32], plane: usize, gamma: &[f32], beta: &[f32], epsilon: f32, with_silu: bool) {
+unsafe fn normalize_group_avx2(
+    values: &mut [f32],
+    plane: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f32,
+    with_silu: bool,
+) {
     normalize_group_generic(values, plane, gamma, beta, epsilon, with_silu);
 }
 
 #[inline(always)]
-fn normalize_group_generic(values: &mut [f32], plane: usize, gamma: &[f32], beta: &[f32], epsilon: f32, with_silu: bool) {
+fn normalize_group_generic(
+    values: &mut [f32],
+    plane: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f32,
+    with_silu: bool,
+) {
     let n = values.len() as f32;
     // Two-pass statistics (as burn's: mean, then the mean of squared deviations) for accuracy.
     let mean = lane_sum(values, |v| v) / n;
