@@ -522,7 +522,7 @@ def generate(model: UNet, decoder: Decoder | None, plan: list[Step], batch: int,
 # ----------------------------------------------------------------------------------------------------
 
 
-class LogSnrSampler:
+class LogSnrDistribution:
     """45 % from the linear and 45 % from the cosine schedule's lambda (t uniform, interpolated), 10 %
     uniform in [min, max]; vectorised, since per-draw Python would cost more than burn's Rust loop."""
 
@@ -574,7 +574,7 @@ class Trainer:
         # PyTorch's own default implementation for CPU tensors is used (no foreach/fused forced).
         self.optimizer = torch.optim.AdamW(self.params, lr=config.learning_rate, betas=(0.9, 0.999), eps=1e-5, weight_decay=config.weight_decay)
         self.rng = np.random.default_rng(seed)
-        self.log_snr = LogSnrSampler()
+        self.log_snr = LogSnrDistribution()
         c, s = model.config.image_channels, model.config.image_size
         self.data = torch.rand((pool, c, s, s)) * 2.0 - 1.0
         self.data_labels = torch.from_numpy(self.rng.integers(0, model.config.num_classes, pool))

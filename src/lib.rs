@@ -1,7 +1,8 @@
 //! diffusion-lab: watch a diffusion model turn noise into an image, step by step.
 //!
 //! The window (`app`) and the command line (`cli`, in the binary) are two faces over the same math
-//! (`diffusion`). See ARCHITECTURE.md in the shared folder for who may use whom.
+//! (`diffusion`). ARCHITECTURE.md at the repository's root is the map: the rooms, who may use whom, the
+//! threads, and where to change what.
 
 pub mod app;
 pub mod data;

@@ -304,7 +304,8 @@ fn sample_pngs_carry_settings_the_window_restores_to_the_same_pixels() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let path = dir.path().join("00001-class4.png");
-    let request = diffusion_lab::app::export::settings_from_png(&path).expect("the window reads sample's settings");
+    let request =
+        diffusion_lab::engine::png_settings::settings_from_png(&path).expect("the window reads sample's settings");
     assert_eq!((request.class, request.seed, request.batch), (Some(4), 9, 3));
     assert_eq!(request.model, "Fashion-MNIST (pixel UNet)");
 
@@ -503,7 +504,7 @@ fn sample_from_an_init_image_and_a_mask() {
             assert_eq!(pixel, original.get_pixel(x, y), "({x}, {y}) is outside the mask");
         }
     }
-    let request = diffusion_lab::app::export::settings_from_png(&painted.join("00001-class7.png")).unwrap();
+    let request = diffusion_lab::engine::png_settings::settings_from_png(&painted.join("00001-class7.png")).unwrap();
     let init = request.init.expect("the settings carry the picture");
     assert_eq!((init.strength, init.pixels.len(), init.mask.map(|m| m.len())), (1.0, 784, Some(784)));
 

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use diffusion_lab::app::colors::color_image_of;
 use diffusion_lab::app::gpu_display::{DisplayCallback, DisplayResources};
 use diffusion_lab::app::state::ColorMap;
-use diffusion_lab::app::view::color_image_of;
 use eframe::wgpu;
 
 fn device() -> Option<(wgpu::Device, wgpu::Queue)> {

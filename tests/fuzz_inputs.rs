@@ -12,9 +12,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use diffusion_lab::app::export::{request_from_png_text, request_from_settings_json};
 use diffusion_lab::app::state::Settings;
 use diffusion_lab::data::idx::{parse_idx, write_idx};
+use diffusion_lab::engine::png_settings::{request_from_png_text, request_from_settings_json};
 use diffusion_lab::eval::Judge;
 use diffusion_lab::images::{Picture, png_bytes, png_text_from_bytes, settings_text};
 use diffusion_lab::model::checkpoint::{Checkpoint, CheckpointHeader, ModelKind, bytes_from_module};

@@ -73,6 +73,6 @@ fn the_png_settings_reader_never_panics() {
     let path = dir.path().join("settings.png");
     never_panics("PNG settings", 4, &png, 3_000, |bytes| {
         std::fs::write(&path, bytes).unwrap();
-        drop(diffusion_lab::app::export::settings_from_png(&path));
+        drop(diffusion_lab::engine::png_settings::settings_from_png(&path));
     });
 }

@@ -24,7 +24,7 @@ fn run_in_window(settings: Settings) -> Harness<'static, LabApp> {
     }
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     harness.step();
-    while !matches!(harness.state().run, RunState::Finished { .. } | RunState::Failed(_)) {
+    while !matches!(harness.state().generate.run, RunState::Finished { .. } | RunState::Failed(_)) {
         assert!(Instant::now() < deadline, "generation timed out");
         harness.step();
         std::thread::sleep(Duration::from_millis(20));
@@ -44,12 +44,25 @@ fn readme_animation_and_filmstrip() {
     let settings = Settings { batch: 16, class: None, sampler: Sampler::ddim(60, 0.0), seed: 3, ..Settings::default() };
     let harness = run_in_window(settings);
     let app = harness.state();
-    let trajectory = app.trajectory.as_ref().expect("a run");
+    let trajectory = app.generate.viewer.trajectory.as_ref().expect("a run");
     let dir = readme_dir();
-    export::save_animation_to(&dir.join("denoising.gif"), trajectory, app.settings.view, app.settings.color_map, 2)
-        .unwrap();
-    export::save_filmstrip_to(&dir.join("filmstrip.png"), trajectory, 10, app.settings.view, app.settings.color_map, 3)
-        .unwrap();
+    export::save_animation_to(
+        &dir.join("denoising.gif"),
+        trajectory,
+        app.ctx.settings.view,
+        app.ctx.settings.color_map,
+        2,
+    )
+    .unwrap();
+    export::save_filmstrip_to(
+        &dir.join("filmstrip.png"),
+        trajectory,
+        10,
+        app.ctx.settings.view,
+        app.ctx.settings.color_map,
+        3,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -65,7 +78,7 @@ fn readme_latent_filmstrip() {
     };
     let harness = run_in_window(settings);
     let app = harness.state();
-    let trajectory = app.trajectory.as_ref().expect("a run");
+    let trajectory = app.generate.viewer.trajectory.as_ref().expect("a run");
     assert!(trajectory.frames.iter().all(|f| f.decoded.is_some()), "latent frames come decoded");
     let dir = readme_dir();
     // D(z_t) at ten timesteps, then the raw latent channels z_t.
@@ -74,7 +87,7 @@ fn readme_latent_filmstrip() {
         trajectory,
         10,
         View::Noisy,
-        app.settings.color_map,
+        app.ctx.settings.color_map,
         3,
     )
     .unwrap();
@@ -83,7 +96,7 @@ fn readme_latent_filmstrip() {
         trajectory,
         10,
         View::LatentChannels,
-        app.settings.color_map,
+        app.ctx.settings.color_map,
         3,
     )
     .unwrap();
@@ -98,7 +111,7 @@ fn readme_terminal_signal_warning() {
         diffusion_lab::diffusion::BetaSchedule::default_for(diffusion_lab::diffusion::ScheduleKind::Sigmoid, 300);
     let settings = Settings { schedule, batch: 16, class: Some(3), seed: 2, ..Settings::default() };
     let mut harness = run_in_window(settings);
-    harness.state_mut().fashion_mnist_dir =
+    harness.state_mut().ctx.fashion_mnist_dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist");
     harness.state_mut().forward.test_index = 3;
     harness.get_by_label("Show x_T next to pure noise").click();

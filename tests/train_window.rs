@@ -52,10 +52,10 @@ fn train_settings(out: &Path, steps: u64) -> TrainSettings {
 fn harness(train: TrainSettings) -> Harness<'static, LabApp> {
     let settings = Settings { train, ..Settings::default() };
     let mut app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), settings);
-    app.file_dialogs = false;
+    app.ctx.dialogs.available = false;
     let mut harness =
         Harness::builder().with_size([1280.0, 860.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
-    step_until(&mut harness, "the engine is ready", |app| app.device.is_some());
+    step_until(&mut harness, "the engine is ready", |app| app.ctx.models.device.is_some());
     harness
 }
 
@@ -68,7 +68,7 @@ fn step_until(harness: &mut Harness<'static, LabApp>, what: &str, done: impl Fn(
             "timed out waiting until {what}: {:?} {:?} {:?}",
             app.train.phase,
             app.train.error,
-            app.status
+            app.ctx.status
         );
         harness.step();
         std::thread::sleep(Duration::from_millis(5));
@@ -128,22 +128,25 @@ fn a_run_on_a_folder_of_pictures_trains_from_the_train_view_and_its_checkpoint_s
     // Generating stays possible while the model trains (with a built-in model).
     harness.get_by_label("Generate view").click();
     harness.run_steps(2);
-    harness.state_mut().settings.batch = 1;
-    harness.state_mut().settings.sampler = diffusion_lab::diffusion::Sampler::ddim(3, 0.0);
+    harness.state_mut().ctx.settings.batch = 1;
+    harness.state_mut().ctx.settings.sampler = diffusion_lab::diffusion::Sampler::ddim(3, 0.0);
     harness.run_steps(2);
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     harness.run_steps(2);
     assert!(
-        !matches!(harness.state().run, diffusion_lab::app::state::RunState::Idle),
+        !matches!(harness.state().generate.run, diffusion_lab::app::state::RunState::Idle),
         "Generate starts during training"
     );
     step_until(&mut harness, "a generation finishes during training", |app| {
         matches!(
-            app.run,
+            app.generate.run,
             diffusion_lab::app::state::RunState::Finished { .. } | diffusion_lab::app::state::RunState::Failed(_)
         )
     });
-    assert!(matches!(harness.state().run, diffusion_lab::app::state::RunState::Finished { cancelled: false, .. }));
+    assert!(matches!(
+        harness.state().generate.run,
+        diffusion_lab::app::state::RunState::Finished { cancelled: false, .. }
+    ));
     harness.get_by_label("Train view").click();
     step_until(&mut harness, "the run finishes", |app| app.train.phase == Phase::Idle && app.train.step == 200);
 
@@ -164,31 +167,35 @@ fn a_run_on_a_folder_of_pictures_trains_from_the_train_view_and_its_checkpoint_s
     harness.get_by_role_and_label(Role::Slider, "Samples over training").set_value_accesskit(0.0);
     harness.get_by_role_and_label(Role::Slider, "Denoising step").set_value_accesskit(3.0);
     harness.run_steps(2);
-    assert_eq!((harness.state().train.snapshot, harness.state().train.frame), (0, 3));
+    assert_eq!((harness.state().train.selected, harness.state().train.viewer.cursor), (0, 3));
     assert!(out.join("preview-000100.png").exists() && out.join("preview-000200.png").exists());
 
     // The model is in Generate's picker at once, and generates there.
     let name = "trained: my run";
     assert!(
-        harness.state().models.iter().any(|m| m.name == name),
+        harness.state().ctx.models.loaded.iter().any(|m| m.name == name),
         "{:?}",
-        harness.state().models.iter().map(|m| &m.name).collect::<Vec<_>>()
+        harness.state().ctx.models.loaded.iter().map(|m| &m.name).collect::<Vec<_>>()
     );
     harness.get_by_label("Generate view").click();
-    harness.state_mut().settings.model = name.into();
-    harness.state_mut().settings.class = Some(1);
+    harness.state_mut().ctx.settings.model = diffusion_lab::model::ModelId::from_label(name);
+    harness.state_mut().ctx.settings.class = Some(1);
     harness.run_steps(2);
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     harness.run_steps(2);
     step_until(&mut harness, "the trained model generates", |app| {
         matches!(
-            app.run,
+            app.generate.run,
             diffusion_lab::app::state::RunState::Finished { .. } | diffusion_lab::app::state::RunState::Failed(_)
         )
     });
     let app = harness.state();
-    assert!(matches!(app.run, diffusion_lab::app::state::RunState::Finished { cancelled: false, .. }), "{:?}", app.run);
-    assert_eq!(app.trajectory.as_ref().unwrap().frames.last().unwrap().shape, [1, 1, 16, 16]);
+    assert!(
+        matches!(app.generate.run, diffusion_lab::app::state::RunState::Finished { cancelled: false, .. }),
+        "{:?}",
+        app.generate.run
+    );
+    assert_eq!(app.generate.viewer.trajectory.as_ref().unwrap().frames.last().unwrap().shape, [1, 1, 16, 16]);
 
     // The checkpoint it wrote loads in `diffusion-lab sample --model PATH`.
     let checkpoint = out.join("checkpoint.dlab");
@@ -285,12 +292,12 @@ fn killed_window_training_resumes_on_the_loss_curve_of_an_uninterrupted_run() {
     let killed_at = loop {
         assert!(Instant::now() < deadline, "the window never wrote a checkpoint");
         assert!(child.try_wait().unwrap().is_none(), "the window process ended by itself");
-        if let Ok(Some(progress)) = diffusion_lab::train::run::run_progress(&window) {
-            if progress.step >= 20 {
-                child.kill().unwrap();
-                child.wait().unwrap();
-                break progress.step;
-            }
+        if let Ok(Some(progress)) = diffusion_lab::train::run::run_progress(&window)
+            && progress.step >= 20
+        {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break progress.step;
         }
         std::thread::sleep(Duration::from_millis(20));
     };

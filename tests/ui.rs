@@ -8,6 +8,7 @@ use diffusion_lab::app::state::{RunState, Settings};
 use diffusion_lab::app::{LabApp, export};
 use diffusion_lab::diffusion::NoiseSource;
 use diffusion_lab::diffusion::{DdpmVariance, Sampler};
+use diffusion_lab::engine::png_settings;
 use diffusion_lab::engine::{DeviceChoice, Engine};
 use eframe::egui::accesskit::Role;
 use egui_kittest::Harness;
@@ -21,7 +22,7 @@ fn harness(settings: Settings) -> Harness<'static, LabApp> {
     let app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), settings);
     let mut harness =
         Harness::builder().with_size([1280.0, 860.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
-    step_until(&mut harness, "the model loads", |app| app.model_info().is_some() && app.device.is_some());
+    step_until(&mut harness, "the model loads", |app| app.model_info().is_some() && app.ctx.models.device.is_some());
     harness
 }
 
@@ -32,8 +33,8 @@ fn step_until(harness: &mut Harness<'static, LabApp>, what: &str, done: impl Fn(
         assert!(
             Instant::now() < deadline,
             "timed out waiting until {what}: run {:?}, status {:?}",
-            harness.state().run,
-            harness.state().status
+            harness.state().generate.run,
+            harness.state().ctx.status
         );
         harness.step();
         std::thread::sleep(Duration::from_millis(5));
@@ -42,7 +43,7 @@ fn step_until(harness: &mut Harness<'static, LabApp>, what: &str, done: impl Fn(
 }
 
 fn finished(app: &LabApp) -> bool {
-    matches!(app.run, RunState::Finished { .. } | RunState::Failed(_))
+    matches!(app.generate.run, RunState::Finished { .. } | RunState::Failed(_))
 }
 
 #[test]
@@ -51,31 +52,33 @@ fn generate_runs_to_the_end_and_fills_the_timeline() {
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     step_until(&mut harness, "the run finishes", finished);
     let app = harness.state();
-    assert!(matches!(app.run, RunState::Finished { cancelled: false, .. }), "{:?}", app.run);
-    let trajectory = app.trajectory.as_ref().unwrap();
+    assert!(matches!(app.generate.run, RunState::Finished { cancelled: false, .. }), "{:?}", app.generate.run);
+    let trajectory = app.generate.viewer.trajectory.as_ref().unwrap();
     assert_eq!(trajectory.frames.len(), 6, "x_T and five DDIM steps");
     assert_eq!(trajectory.frames.last().unwrap().t, 0);
-    assert_eq!(app.cursor, 5, "the view follows the newest frame");
+    assert_eq!(app.generate.viewer.cursor, 5, "the view follows the newest frame");
 
     // The scrubber replays any step, and the arrow keys move one t.
     harness.get_by_role_and_label(Role::Slider, "Timestep").set_value_accesskit(1.0);
     harness.run_steps(2);
-    assert_eq!(harness.state().cursor, 1);
+    assert_eq!(harness.state().generate.viewer.cursor, 1);
     harness.key_press(eframe::egui::Key::ArrowRight);
     harness.run_steps(2);
-    assert_eq!(harness.state().cursor, 2);
+    assert_eq!(harness.state().generate.viewer.cursor, 2);
 }
 
 #[test]
 fn cancel_stops_a_run() {
     let mut harness = harness(Settings { sampler: Sampler::ddpm(DdpmVariance::BetaTilde), ..quick_settings() });
     harness.get_by_role_and_label(Role::Button, "Generate").click();
-    step_until(&mut harness, "a few steps arrive", |app| app.trajectory.as_ref().is_some_and(|t| t.frames.len() > 3));
+    step_until(&mut harness, "a few steps arrive", |app| {
+        app.generate.viewer.trajectory.as_ref().is_some_and(|t| t.frames.len() > 3)
+    });
     harness.get_by_role_and_label(Role::Button, "Cancel").click();
     step_until(&mut harness, "the run stops", finished);
     let app = harness.state();
-    assert!(matches!(app.run, RunState::Finished { cancelled: true, .. }), "{:?}", app.run);
-    assert!(app.trajectory.as_ref().unwrap().frames.len() < 1001);
+    assert!(matches!(app.generate.run, RunState::Finished { cancelled: true, .. }), "{:?}", app.generate.run);
+    assert!(app.generate.viewer.trajectory.as_ref().unwrap().frames.len() < 1001);
 }
 
 #[test]
@@ -83,10 +86,10 @@ fn a_second_generate_shows_only_the_new_run() {
     let mut harness = harness(Settings { sampler: Sampler::ddpm(DdpmVariance::BetaTilde), ..quick_settings() });
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     step_until(&mut harness, "the first run streams", |app| {
-        app.trajectory.as_ref().is_some_and(|t| t.frames.len() > 2)
+        app.generate.viewer.trajectory.as_ref().is_some_and(|t| t.frames.len() > 2)
     });
     {
-        let settings = &mut harness.state_mut().settings;
+        let settings = &mut harness.state_mut().ctx.settings;
         settings.sampler = Sampler::ddim(5, 0.0);
         settings.seed = 99;
     }
@@ -98,7 +101,7 @@ fn a_second_generate_shows_only_the_new_run() {
         harness.step();
         std::thread::sleep(Duration::from_millis(5));
     }
-    let trajectory = harness.state().trajectory.clone().unwrap();
+    let trajectory = harness.state().generate.viewer.trajectory.clone().unwrap();
     assert_eq!(trajectory.request.seed, 99);
     assert_eq!(trajectory.frames.len(), 6);
     let x_t: Vec<f32> = NoiseSource::new(99).values(trajectory.frames[0].x_t.len());
@@ -111,15 +114,15 @@ fn moving_beta_end_changes_the_plot_and_the_next_run() {
     let mut harness =
         harness(Settings { schedule: diffusion_lab::diffusion::BetaSchedule::linear(1000), ..quick_settings() });
     harness.run_steps(2);
-    let before = harness.state().plotted.clone().unwrap();
+    let before = harness.state().schedule.plotted.clone().unwrap();
     harness.get_by_role_and_label(Role::Slider, "β_end").set_value_accesskit(0.05);
     harness.run_steps(3);
-    let after = harness.state().plotted.clone().unwrap();
+    let after = harness.state().schedule.plotted.clone().unwrap();
     assert_eq!(after.source.beta_end, 0.05);
     assert_ne!(before.alpha_bar, after.alpha_bar);
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     step_until(&mut harness, "the run finishes", finished);
-    assert_eq!(harness.state().trajectory.as_ref().unwrap().request.schedule.beta_end, 0.05);
+    assert_eq!(harness.state().generate.viewer.trajectory.as_ref().unwrap().request.schedule.beta_end, 0.05);
 }
 
 #[test]
@@ -133,7 +136,7 @@ fn an_invalid_schedule_disables_generate_and_says_why() {
     harness.get_by_label_contains("Generate is off: invalid schedule");
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     harness.run_steps(3);
-    assert!(harness.state().trajectory.is_none(), "a disabled Generate starts nothing");
+    assert!(harness.state().generate.viewer.trajectory.is_none(), "a disabled Generate starts nothing");
 }
 
 #[test]
@@ -143,27 +146,38 @@ fn save_writes_a_png_with_the_settings() {
     step_until(&mut harness, "the run finishes", finished);
     let dir = tempfile::tempdir().unwrap();
     let app = harness.state();
-    let trajectory = app.trajectory.as_ref().unwrap();
+    let trajectory = app.generate.viewer.trajectory.as_ref().unwrap();
     let path = dir.path().join("shown.png");
-    export::save_frame_to(&path, trajectory, app.cursor, app.settings.view, app.settings.color_map).unwrap();
-    let restored = export::settings_from_png(&path).unwrap();
+    export::save_frame_to(
+        &path,
+        trajectory,
+        app.generate.viewer.cursor,
+        app.ctx.settings.view,
+        app.ctx.settings.color_map,
+    )
+    .unwrap();
+    let restored = png_settings::settings_from_png(&path).unwrap();
     assert_eq!(restored, trajectory.request);
     let decoded = image::open(&path).unwrap();
     assert!(decoded.width() >= 28 && decoded.height() >= 28);
 
     let gif = dir.path().join("run.gif");
-    export::save_animation_to(&gif, trajectory, app.settings.view, app.settings.color_map, 2).unwrap();
+    export::save_animation_to(&gif, trajectory, app.ctx.settings.view, app.ctx.settings.color_map, 2).unwrap();
     assert!(std::fs::read(&gif).unwrap().starts_with(b"GIF89a"));
     let strip = dir.path().join("strip.png");
-    export::save_filmstrip_to(&strip, trajectory, 10, app.settings.view, app.settings.color_map, 1).unwrap();
-    assert_eq!(export::settings_from_png(&strip).unwrap(), trajectory.request);
+    export::save_filmstrip_to(&strip, trajectory, 10, app.ctx.settings.view, app.ctx.settings.color_map, 1).unwrap();
+    assert_eq!(png_settings::settings_from_png(&strip).unwrap(), trajectory.request);
 
     // A file that is not ours is refused with a message, and nothing is lost.
     let foreign = dir.path().join("foreign.png");
     image::GrayImage::new(2, 2).save(&foreign).unwrap();
-    assert!(export::settings_from_png(&foreign).unwrap_err().to_string().contains("holds no diffusion-lab settings"));
+    assert!(
+        png_settings::settings_from_png(&foreign).unwrap_err().to_string().contains("holds no diffusion-lab settings")
+    );
     let unwritable = dir.path().join("no/such/folder/x.png");
-    assert!(export::save_frame_to(&unwritable, trajectory, 0, app.settings.view, app.settings.color_map).is_err());
+    assert!(
+        export::save_frame_to(&unwritable, trajectory, 0, app.ctx.settings.view, app.ctx.settings.color_map).is_err()
+    );
 }
 
 #[test]
@@ -177,7 +191,7 @@ fn main_window_snapshot() {
 fn forward_process_noises_a_test_image() {
     let mut harness = harness(quick_settings());
     // The fixture's 500 test images: the test runs without the data set package.
-    harness.state_mut().fashion_mnist_dir = common::fashion_mnist_fixture();
+    harness.state_mut().ctx.fashion_mnist_dir = common::fashion_mnist_fixture();
     harness.get_by_label("Forward process").click();
     step_until(&mut harness, "x_0 loads", |app| app.forward.x0.is_some());
     harness.get_by_role_and_label(Role::Slider, "Forward t").set_value_accesskit(1.0);
@@ -199,15 +213,15 @@ fn forward_process_noises_a_test_image() {
     harness.get_by_role_and_label(Role::Slider, "Forward t").set_value_accesskit(300.0);
     step_until(&mut harness, "x_300 arrives", |app| app.forward.x_t.as_ref().is_some_and(|(t, ..)| *t == 300));
     let (before, serial) = (harness.state().forward.x_t.clone().unwrap().1, harness.state().forward.frame_serial);
-    harness.state_mut().settings.schedule = diffusion_lab::diffusion::BetaSchedule::linear(1000);
+    harness.state_mut().ctx.settings.schedule = diffusion_lab::diffusion::BetaSchedule::linear(1000);
     step_until(&mut harness, "the edited schedule's x_300 arrives", |app| app.forward.frame_serial > serial);
     let after = harness.state().forward.x_t.clone().unwrap().1;
     assert_ne!(before, after, "cosine and linear noise x_0 differently at t = 300");
     harness.run_steps(2);
-    let map = harness.state().settings.color_map;
+    let map = harness.state().ctx.settings.color_map;
     assert!(harness.state().forward.pictures_are_current(map), "the picture shows the new x_t");
     let other = diffusion_lab::app::state::ColorMap::Diverging;
-    harness.state_mut().settings.color_map = other;
+    harness.state_mut().ctx.settings.color_map = other;
     harness.run_steps(2);
     assert!(harness.state().forward.pictures_are_current(other), "and follows the colour map");
 }
@@ -215,10 +229,10 @@ fn forward_process_noises_a_test_image() {
 #[test]
 fn forward_process_works_with_the_latent_model_through_its_autoencoder() {
     let mut harness = harness(quick_settings());
-    harness.state_mut().fashion_mnist_dir = common::fashion_mnist_fixture();
-    step_until(&mut harness, "the latent model loads", |app| app.models.iter().any(|m| m.is_latent));
-    let latent = harness.state().models.iter().find(|m| m.is_latent).unwrap().name.clone();
-    harness.state_mut().settings.model = latent;
+    harness.state_mut().ctx.fashion_mnist_dir = common::fashion_mnist_fixture();
+    step_until(&mut harness, "the latent model loads", |app| app.ctx.models.loaded.iter().any(|m| m.is_latent));
+    let latent = harness.state().ctx.models.loaded.iter().find(|m| m.is_latent).unwrap().name.clone();
+    harness.state_mut().ctx.settings.model = diffusion_lab::model::ModelId::from_label(&latent);
     harness.get_by_label("Forward process").click();
     step_until(&mut harness, "x_0 loads", |app| app.forward.x0.is_some());
     assert_eq!(harness.state().forward.x0.as_ref().unwrap().1, [1, 1, 28, 28], "x_0 is the image itself");
@@ -236,30 +250,36 @@ fn forward_process_works_with_the_latent_model_through_its_autoencoder() {
 fn keyboard_generates_and_cancels() {
     let mut harness = harness(Settings { sampler: Sampler::ddpm(DdpmVariance::BetaTilde), ..quick_settings() });
     harness.key_press_modifiers(eframe::egui::Modifiers::COMMAND, eframe::egui::Key::Enter);
-    step_until(&mut harness, "a few steps arrive", |app| app.trajectory.as_ref().is_some_and(|t| t.frames.len() > 3));
+    step_until(&mut harness, "a few steps arrive", |app| {
+        app.generate.viewer.trajectory.as_ref().is_some_and(|t| t.frames.len() > 3)
+    });
     harness.key_press(eframe::egui::Key::Escape);
     step_until(&mut harness, "the run stops", finished);
-    assert!(matches!(harness.state().run, RunState::Finished { cancelled: true, .. }), "{:?}", harness.state().run);
+    assert!(
+        matches!(harness.state().generate.run, RunState::Finished { cancelled: true, .. }),
+        "{:?}",
+        harness.state().generate.run
+    );
 }
 
 #[test]
 fn a_checkpoint_file_becomes_a_model_and_a_bad_one_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut harness = harness(quick_settings());
-    harness.state_mut().open_checkpoint(common::tiny_unet_file(dir.path()));
-    step_until(&mut harness, "the file loads", |app| app.models.iter().any(|m| m.name == "file: tiny.dlab"));
-    assert_eq!(harness.state().settings.model, "file: tiny.dlab");
+    harness.state_mut().ctx.open_checkpoint(common::tiny_unet_file(dir.path()));
+    step_until(&mut harness, "the file loads", |app| app.ctx.models.loaded.iter().any(|m| m.name == "file: tiny.dlab"));
+    assert_eq!(harness.state().ctx.settings.model.label(), "file: tiny.dlab");
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     step_until(&mut harness, "the run finishes", finished);
-    assert_eq!(harness.state().trajectory.as_ref().unwrap().frames[0].shape, [2, 1, 8, 8]);
+    assert_eq!(harness.state().generate.viewer.trajectory.as_ref().unwrap().frames[0].shape, [2, 1, 8, 8]);
 
     let junk = dir.path().join("junk.dlab");
     std::fs::write(&junk, b"not a checkpoint").unwrap();
-    harness.state_mut().open_checkpoint(junk);
-    step_until(&mut harness, "the refusal", |app| app.status.as_ref().is_some_and(|s| s.is_error));
-    let status = harness.state().status.clone().unwrap();
+    harness.state_mut().ctx.open_checkpoint(junk);
+    step_until(&mut harness, "the refusal", |app| app.ctx.status.as_ref().is_some_and(|s| s.is_error));
+    let status = harness.state().ctx.status.clone().unwrap();
     assert!(status.text.contains("not a diffusion-lab checkpoint"), "{}", status.text);
-    assert_eq!(harness.state().settings.model, "file: tiny.dlab", "the model it had");
+    assert_eq!(harness.state().ctx.settings.model.label(), "file: tiny.dlab", "the model it had");
 }
 
 #[test]
@@ -267,24 +287,24 @@ fn the_model_picker_switches_between_pixel_and_latent_models() {
     const PIXEL: &str = "Fashion-MNIST (pixel UNet)";
     const LATENT: &str = "Fashion-MNIST (latent UNet)";
     let mut harness = harness(quick_settings());
-    step_until(&mut harness, "both built-in models load", |app| app.models.iter().any(|m| m.name == LATENT));
+    step_until(&mut harness, "both built-in models load", |app| app.ctx.models.loaded.iter().any(|m| m.name == LATENT));
     assert!(harness.query_by_label("latent channels").is_none(), "no latent view for the pixel model");
 
     harness.get_by_role_and_label(Role::ComboBox, "Model").click();
     harness.run_steps(2);
     harness.get_by_label(LATENT).click();
     harness.run_steps(2);
-    assert_eq!(harness.state().settings.model, LATENT);
+    assert_eq!(harness.state().ctx.settings.model.label(), LATENT);
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     step_until(&mut harness, "the latent run finishes", finished);
     // Frames between x_T and the result get their pixels after the run (the window never waits for them).
     step_until(&mut harness, "the latent frames are decoded", |app| {
-        app.trajectory.as_ref().is_some_and(|t| t.undecoded() == 0)
+        app.generate.viewer.trajectory.as_ref().is_some_and(|t| t.undecoded() == 0)
     });
     {
         let app = harness.state();
-        assert!(matches!(app.run, RunState::Finished { cancelled: false, .. }), "{:?}", app.run);
-        let frames = &app.trajectory.as_ref().unwrap().frames;
+        assert!(matches!(app.generate.run, RunState::Finished { cancelled: false, .. }), "{:?}", app.generate.run);
+        let frames = &app.generate.viewer.trajectory.as_ref().unwrap().frames;
         assert_eq!(frames.len(), 6);
         assert_eq!(frames[0].shape, [2, 4, 7, 7], "the latent model works on 4x7x7 latents");
         for frame in frames {
@@ -303,13 +323,13 @@ fn the_model_picker_switches_between_pixel_and_latent_models() {
     harness.run_steps(2);
     harness.get_by_label(PIXEL).click();
     harness.run_steps(2);
-    assert_eq!(harness.state().settings.model, PIXEL);
+    assert_eq!(harness.state().ctx.settings.model.label(), PIXEL);
     assert!(harness.query_by_label("latent channels").is_none());
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     harness.step();
     assert!(harness.state().is_running(), "the click starts a new run");
     step_until(&mut harness, "the pixel run finishes", finished);
-    let frames = &harness.state().trajectory.as_ref().unwrap().frames;
+    let frames = &harness.state().generate.viewer.trajectory.as_ref().unwrap().frames;
     assert_eq!(frames[0].shape, [2, 1, 28, 28]);
     assert!(frames.iter().all(|f| f.decoded.is_none()));
 }
@@ -322,9 +342,9 @@ fn invalid_saved_or_restored_settings_fall_back_to_defaults_with_a_message() {
     harness.run_steps(2);
     {
         let app = harness.state();
-        assert_eq!(app.settings.class, Some(0));
-        assert_eq!(app.settings.batch, Settings::default().batch);
-        let status = app.status.as_ref().expect("the reset is reported");
+        assert_eq!(app.ctx.settings.class, Some(0));
+        assert_eq!(app.ctx.settings.batch, Settings::default().batch);
+        let status = app.ctx.status.as_ref().expect("the reset is reported");
         assert!(
             status.is_error && status.text.contains("class 12") && status.text.contains("batch 0"),
             "{}",
@@ -333,15 +353,15 @@ fn invalid_saved_or_restored_settings_fall_back_to_defaults_with_a_message() {
     }
     // Settings read back from a PNG with a class the model does not know.
     let mut request = quick_settings().request();
-    request.model = harness.state().settings.model.clone();
+    request.model = harness.state().ctx.settings.model.label();
     request.class = Some(99);
     request.batch = 2;
-    let events = harness.state().file_events();
-    events.send(diffusion_lab::app::FileEvent::SettingsLoaded(Box::new(request), "odd.png".into())).unwrap();
+    let events = harness.state().ctx.dialogs.sender();
+    events.send(diffusion_lab::app::dialogs::FileEvent::SettingsLoaded(Box::new(request), "odd.png".into())).unwrap();
     harness.run_steps(2);
     let app = harness.state();
-    assert_eq!(app.settings.class, Some(0));
-    assert!(app.status.as_ref().unwrap().text.contains("class 99"), "{:?}", app.status);
+    assert_eq!(app.ctx.settings.class, Some(0));
+    assert!(app.ctx.status.as_ref().unwrap().text.contains("class 99"), "{:?}", app.ctx.status);
     assert!(app.generate_blocker().is_none(), "Generate works with the repaired settings");
 }
 
@@ -349,36 +369,36 @@ fn invalid_saved_or_restored_settings_fall_back_to_defaults_with_a_message() {
 fn without_a_file_dialog_save_writes_to_the_default_folder_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let mut harness = harness(quick_settings());
-    harness.state_mut().file_dialogs = false;
-    harness.state_mut().export_dir = dir.path().join("exports with spaces ü");
+    harness.state_mut().ctx.dialogs.available = false;
+    harness.state_mut().ctx.dialogs.export_dir = dir.path().join("exports with spaces ü");
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     step_until(&mut harness, "the run finishes", finished);
     for expected in ["diffusion-lab-seed7-t0.png", "diffusion-lab-seed7-t0-2.png"] {
-        harness.state_mut().status = None;
+        harness.state_mut().ctx.status = None;
         harness.get_by_role_and_label(Role::Button, "Save image…").click();
-        step_until(&mut harness, "the save reports", |app| app.status.is_some());
-        let status = harness.state().status.clone().unwrap();
+        step_until(&mut harness, "the save reports", |app| app.ctx.status.is_some());
+        let status = harness.state().ctx.status.clone().unwrap();
         assert!(!status.is_error && status.text.contains("default folder"), "{}", status.text);
         let path = dir.path().join("exports with spaces ü").join(expected);
         assert!(status.text.contains(&path.display().to_string()), "{}", status.text);
-        let request = export::settings_from_png(&path).expect("the saved PNG carries its settings");
+        let request = png_settings::settings_from_png(&path).expect("the saved PNG carries its settings");
         assert_eq!(request.seed, 7);
     }
     // A default folder that cannot be made: the error says why, and the run stays in the window.
     let blocker = dir.path().join("a file");
     std::fs::write(&blocker, b"not a folder").unwrap();
-    harness.state_mut().export_dir = blocker.join("exports");
-    harness.state_mut().status = None;
+    harness.state_mut().ctx.dialogs.export_dir = blocker.join("exports");
+    harness.state_mut().ctx.status = None;
     harness.get_by_role_and_label(Role::Button, "Save image…").click();
-    step_until(&mut harness, "the failure reports", |app| app.status.is_some());
-    let status = harness.state().status.clone().unwrap();
+    step_until(&mut harness, "the failure reports", |app| app.ctx.status.is_some());
+    let status = harness.state().ctx.status.clone().unwrap();
     assert!(status.is_error && status.text.contains("no file dialog"), "{}", status.text);
-    assert!(harness.state().trajectory.as_ref().is_some_and(|t| t.is_complete()), "nothing lost");
+    assert!(harness.state().generate.viewer.trajectory.as_ref().is_some_and(|t| t.is_complete()), "nothing lost");
     // Choosing a file to open cannot work without a dialog: said, not silently ignored.
-    harness.state_mut().status = None;
+    harness.state_mut().ctx.status = None;
     harness.get_by_role_and_label(Role::Button, "Open settings from PNG…").click();
     harness.run_steps(2);
-    assert!(harness.state().status.as_ref().is_some_and(|s| s.is_error && s.text.contains("no file dialog")));
+    assert!(harness.state().ctx.status.as_ref().is_some_and(|s| s.is_error && s.text.contains("no file dialog")));
 }
 
 #[test]
@@ -391,10 +411,10 @@ fn a_long_run_is_recorded_within_the_memory_budget_and_the_timeline_says_so() {
     let mut harness = harness(settings);
     // Room for 40 frames of 2 images (x_t, x̂_0 and ε of 28x28 each).
     let frame_bytes = 4 * 3 * 2 * 28 * 28;
-    harness.state_mut().trajectory_budget = 40 * frame_bytes;
+    harness.state_mut().ctx.trajectory_budget = 40 * frame_bytes;
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     step_until(&mut harness, "the run finishes", finished);
-    let trajectory = harness.state().trajectory.clone().unwrap();
+    let trajectory = harness.state().generate.viewer.trajectory.clone().unwrap();
     assert!(trajectory.frames.len() <= 40 && trajectory.frames.len() >= 20, "{} frames", trajectory.frames.len());
     assert_eq!(trajectory.stride, 8);
     assert_eq!(trajectory.frames.first().unwrap().t, 300, "x_T kept");
@@ -442,26 +462,26 @@ fn fifty_rapid_generate_and_cancel_clicks_leave_no_stale_frame_deadlock_or_threa
     let threads = thread_count();
     for i in 0..50 {
         // A Generate click and a Cancel click, one frame apart.
-        harness.state_mut().settings.seed = 100 + i;
+        harness.state_mut().ctx.settings.seed = 100 + i;
         harness.get_by_role_and_label(Role::Button, "Generate").click();
         harness.step();
         harness.get_by_role_and_label(Role::Button, "Cancel").click();
         harness.step();
     }
     // The last word: one more run, which must finish with only its own frames.
-    harness.state_mut().settings.seed = 999;
-    harness.state_mut().settings.sampler = Sampler::ddim(5, 0.0);
+    harness.state_mut().ctx.settings.seed = 999;
+    harness.state_mut().ctx.settings.sampler = Sampler::ddim(5, 0.0);
     // Let the layout settle first (DDIM adds sliders above the button, and a click lands where it was).
     harness.run_steps(2);
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     harness.step();
-    assert_eq!(harness.state().job, 52, "the click started a new run");
+    assert_eq!(harness.state().generate.job, 52, "the click started a new run");
     step_until(&mut harness, "the last run finishes", |app| {
-        matches!(app.run, RunState::Finished { cancelled: false, .. })
+        matches!(app.generate.run, RunState::Finished { cancelled: false, .. })
     });
     harness.run_steps(5);
     let app = harness.state();
-    let trajectory = app.trajectory.as_ref().unwrap();
+    let trajectory = app.generate.viewer.trajectory.as_ref().unwrap();
     assert_eq!(trajectory.request.seed, 999);
     assert_eq!(trajectory.frames.len(), 6, "x_T and five DDIM steps, nothing from the cancelled runs");
     assert!(trajectory.frames.windows(2).all(|w| w[1].index == w[0].index + 1));
@@ -490,7 +510,7 @@ fn a_hundred_runs_in_a_row_keep_memory_flat() {
     let mut harness = harness(quick_settings());
     let mut samples = Vec::new();
     for run in 1..=100 {
-        harness.state_mut().settings.seed = run;
+        harness.state_mut().ctx.settings.seed = run;
         harness.state_mut().start_generate();
         step_until(&mut harness, "the run finishes", finished);
         if run == 20 || run == 60 || run == 100 {
@@ -538,8 +558,8 @@ fn a_full_or_read_only_disk_fails_the_save_with_the_reason_and_keeps_the_run() {
     let mut harness = harness(Settings { batch: 16, ..quick_settings() });
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     step_until(&mut harness, "the run finishes", finished);
-    let trajectory = harness.state().trajectory.clone().unwrap();
-    let (view, map) = (harness.state().settings.view, harness.state().settings.color_map);
+    let trajectory = harness.state().generate.viewer.trajectory.clone().unwrap();
+    let (view, map) = (harness.state().ctx.settings.view, harness.state().ctx.settings.color_map);
     // The animation of 16 images at zoom 8 does not fit in 8 kB.
     let error = export::save_animation_to(&full.point.join("run ü.gif"), &trajectory, view, map, 8).unwrap_err();
     assert!(error.to_string().contains("No space left on device"), "{error}");
@@ -552,7 +572,7 @@ fn a_full_or_read_only_disk_fails_the_save_with_the_reason_and_keeps_the_run() {
     // Nothing of the run was lost: it saves elsewhere.
     let elsewhere = tempfile::tempdir().unwrap();
     export::save_animation_to(&elsewhere.path().join("run ü.gif"), &trajectory, view, map, 8).unwrap();
-    assert_eq!(harness.state().trajectory.as_ref().unwrap().frames.len(), trajectory.frames.len());
+    assert_eq!(harness.state().generate.viewer.trajectory.as_ref().unwrap().frames.len(), trajectory.frames.len());
 }
 
 #[test]
@@ -562,8 +582,10 @@ fn every_kind_of_bad_model_file_is_refused_and_the_window_keeps_its_model() {
     let good = common::tiny_unet_file(dir.path());
     let bytes = std::fs::read(&good).unwrap();
     let mut harness = harness(quick_settings());
-    harness.state_mut().open_checkpoint(good);
-    step_until(&mut harness, "the good file loads", |app| app.models.iter().any(|m| m.name == "file: tiny.dlab"));
+    harness.state_mut().ctx.open_checkpoint(good);
+    step_until(&mut harness, "the good file loads", |app| {
+        app.ctx.models.loaded.iter().any(|m| m.name == "file: tiny.dlab")
+    });
 
     let mut version = bytes.clone();
     version[8] = 42;
@@ -590,16 +612,16 @@ fn every_kind_of_bad_model_file_is_refused_and_the_window_keeps_its_model() {
             Some(content) => std::fs::write(&path, content).unwrap(),
             None => std::fs::create_dir(&path).unwrap(),
         }
-        harness.state_mut().status = None;
-        harness.state_mut().open_checkpoint(path);
-        step_until(&mut harness, "the refusal", |app| app.status.as_ref().is_some_and(|s| s.is_error));
-        let status = harness.state().status.clone().unwrap();
+        harness.state_mut().ctx.status = None;
+        harness.state_mut().ctx.open_checkpoint(path);
+        step_until(&mut harness, "the refusal", |app| app.ctx.status.as_ref().is_some_and(|s| s.is_error));
+        let status = harness.state().ctx.status.clone().unwrap();
         assert!(status.text.contains(name) && status.text.contains(cause), "{name}: {}", status.text);
-        assert_eq!(harness.state().settings.model, "file: tiny.dlab", "{name}: the window keeps its model");
+        assert_eq!(harness.state().ctx.settings.model.label(), "file: tiny.dlab", "{name}: the window keeps its model");
     }
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     step_until(&mut harness, "a run with the kept model", finished);
-    assert!(matches!(harness.state().run, RunState::Finished { cancelled: false, .. }));
+    assert!(matches!(harness.state().generate.run, RunState::Finished { cancelled: false, .. }));
 }
 
 /// Whether nothing of ours is running or queued.
@@ -623,11 +645,11 @@ fn an_ab_run_shows_two_runs_from_the_same_noise_side_by_side_scrubbed_by_noise_l
     harness.run_steps(2);
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     step_until(&mut harness, "A and B finish", |app| {
-        all_done(app) && app.compare.trajectory_b.as_ref().is_some_and(|t| t.is_complete())
+        all_done(app) && app.compare.viewer_b.trajectory.as_ref().is_some_and(|t| t.is_complete())
     });
     let app = harness.state();
-    let a = app.trajectory.as_ref().unwrap();
-    let b = app.compare.trajectory_b.as_ref().unwrap();
+    let a = app.generate.viewer.trajectory.as_ref().unwrap();
+    let b = app.compare.viewer_b.trajectory.as_ref().unwrap();
     assert_eq!((a.frames.len(), b.frames.len()), (6, 4), "x_T and 5 DDIM steps; x_T and 3 DPM++ 2M steps");
     assert_eq!(b.request.sampler.method, Method::DpmSolver2M);
     assert_eq!(b.request.guidance, 4.0);
@@ -646,7 +668,8 @@ fn an_ab_run_shows_two_runs_from_the_same_noise_side_by_side_scrubbed_by_noise_l
         let (a, b) = (app.current_frame().unwrap(), app.current_frame_b().unwrap());
         let best = app
             .compare
-            .trajectory_b
+            .viewer_b
+            .trajectory
             .as_ref()
             .unwrap()
             .frames
@@ -664,8 +687,8 @@ fn a_three_by_three_grid_fills_in_and_saves_one_labelled_png() {
     use eframe::egui::{Key, Modifiers};
     let dir = tempfile::tempdir().unwrap();
     let mut harness = harness(quick_settings());
-    harness.state_mut().file_dialogs = false;
-    harness.state_mut().export_dir = dir.path().to_path_buf();
+    harness.state_mut().ctx.dialogs.available = false;
+    harness.state_mut().ctx.dialogs.export_dir = dir.path().to_path_buf();
     harness.get_by_label("X/Y grid").click();
     harness.run_steps(2);
     for (label, text) in [("X values", "0, 1, 3"), ("Y values", "2, 3, 4")] {
@@ -692,18 +715,18 @@ fn a_three_by_three_grid_fills_in_and_saves_one_labelled_png() {
     harness.get_by_role_and_label(Role::Image, "X/Y grid");
 
     harness.get_by_role_and_label(Role::Button, "Save grid…").click();
-    step_until(&mut harness, "the save reports", |app| app.status.is_some());
-    let status = harness.state().status.clone().unwrap();
+    step_until(&mut harness, "the save reports", |app| app.ctx.status.is_some());
+    let status = harness.state().ctx.status.clone().unwrap();
     assert!(!status.is_error, "{}", status.text);
     let saved = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
-    let restored = export::settings_from_png(&saved).unwrap();
+    let restored = png_settings::settings_from_png(&saved).unwrap();
     assert_eq!(restored, grid.base, "the PNG restores the settings the grid was built around");
     let text = diffusion_lab::images::png_text(&saved).unwrap();
     let settings: serde_json::Value = serde_json::from_str(&text[0].1).unwrap();
     assert_eq!(settings["grid"]["cells"].as_array().unwrap().len(), 9);
     assert_eq!(settings["grid"]["x"]["values"], serde_json::json!(["0", "1", "3"]));
     let png = image::open(&saved).unwrap();
-    let zoom = harness.state().settings.zoom as usize;
+    let zoom = harness.state().ctx.settings.zoom as usize;
     let cells: Vec<_> = grid.cells.iter().map(|c| c.as_ref().map(|p| diffusion_lab::images::scaled(p, zoom))).collect();
     let layout = diffusion_lab::images::GridLayout::new(&cells, &grid.labels(), 4);
     assert_eq!((png.width() as usize, png.height() as usize), (layout.width, layout.height));
@@ -715,14 +738,14 @@ fn a_three_by_three_grid_fills_in_and_saves_one_labelled_png() {
 #[test]
 fn denoise_from_here_and_inpainting_in_the_forward_panel() {
     let mut harness = harness(quick_settings());
-    harness.state_mut().fashion_mnist_dir = common::fashion_mnist_fixture();
+    harness.state_mut().ctx.fashion_mnist_dir = common::fashion_mnist_fixture();
     harness.get_by_label("Forward process").click();
     step_until(&mut harness, "x_0 loads", |app| app.forward.x0.is_some());
     harness.get_by_role_and_label(Role::Slider, "Forward t").set_value_accesskit(600.0);
     harness.run_steps(2);
     harness.get_by_role_and_label(Role::Button, "Denoise from here").click();
     step_until(&mut harness, "image-to-image finishes", finished);
-    let trajectory = harness.state().trajectory.clone().unwrap();
+    let trajectory = harness.state().generate.viewer.trajectory.clone().unwrap();
     let init = trajectory.request.init.clone().expect("the run starts from the picture");
     assert_eq!(init.strength, 0.6);
     assert_eq!(trajectory.frames.len(), 1 + 3, "the last 3 of 5 DDIM steps");
@@ -754,9 +777,14 @@ fn denoise_from_here_and_inpainting_in_the_forward_panel() {
     harness.run_steps(2);
     step_until(&mut harness, "inpainting finishes", finished);
     let app = harness.state();
-    assert!(matches!(app.run, RunState::Finished { cancelled: false, .. }), "{:?} {:?}", app.run, app.status);
+    assert!(
+        matches!(app.generate.run, RunState::Finished { cancelled: false, .. }),
+        "{:?} {:?}",
+        app.generate.run,
+        app.ctx.status
+    );
     let (x0, ..) = app.forward.x0.clone().unwrap();
-    let trajectory = app.trajectory.as_ref().unwrap();
+    let trajectory = app.generate.viewer.trajectory.as_ref().unwrap();
     assert_eq!(trajectory.request.init.as_ref().and_then(|i| i.mask.clone()), Some(mask.clone()));
     let last = trajectory.frames.last().unwrap();
     for b in 0..2 {
@@ -779,8 +807,8 @@ fn denoise_from_here_and_inpainting_in_the_forward_panel() {
 fn an_interpolation_strip_between_two_seeds_fills_in_and_saves_as_png_and_gif() {
     let dir = tempfile::tempdir().unwrap();
     let mut harness = harness(quick_settings());
-    harness.state_mut().file_dialogs = false;
-    harness.state_mut().export_dir = dir.path().to_path_buf();
+    harness.state_mut().ctx.dialogs.available = false;
+    harness.state_mut().ctx.dialogs.export_dir = dir.path().to_path_buf();
     harness.get_by_label("Interpolate").click();
     harness.run_steps(2);
     harness.get_by_label("Between seeds").click();
@@ -797,10 +825,10 @@ fn an_interpolation_strip_between_two_seeds_fills_in_and_saves_as_png_and_gif() 
     assert_eq!(strip.requests[3].interpolate.unwrap().u, 1.0);
     assert_ne!(strip.cells[0], strip.cells[3]);
     for button in ["Save strip…", "Save strip GIF…"] {
-        harness.state_mut().status = None;
+        harness.state_mut().ctx.status = None;
         harness.get_by_role_and_label(Role::Button, button).click();
-        step_until(&mut harness, "the save reports", |app| app.status.is_some());
-        assert!(!harness.state().status.as_ref().unwrap().is_error, "{:?}", harness.state().status);
+        step_until(&mut harness, "the save reports", |app| app.ctx.status.is_some());
+        assert!(!harness.state().ctx.status.as_ref().unwrap().is_error, "{:?}", harness.state().ctx.status);
     }
     let mut saved: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
     saved.sort();
@@ -810,7 +838,7 @@ fn an_interpolation_strip_between_two_seeds_fills_in_and_saves_as_png_and_gif() 
     let json: serde_json::Value = serde_json::from_str(&settings[0].1).unwrap();
     assert_eq!(json["interpolation"].as_array().unwrap().len(), 4);
     // Its settings restore the strip: A's seed, and interpolation towards seed 8.
-    let restored = export::settings_from_png(&saved[0]).unwrap();
+    let restored = png_settings::settings_from_png(&saved[0]).unwrap();
     assert_eq!((restored.seed, restored.interpolate.and_then(|i| i.seed_b)), (7, Some(8)));
     harness.state_mut().compare.restore_interpolation(&restored.interpolate.unwrap());
     assert_eq!(harness.state().compare.seed_b, 8);
@@ -824,7 +852,7 @@ fn schedule_sliders_warn_when_x_t_is_not_pure_noise() {
     const WARNING: &str = "x_T is not pure noise";
     let warned = |harness: &Harness<'static, LabApp>| harness.query_all_by_label_contains(WARNING).next().is_some();
     let mut harness = harness(quick_settings());
-    harness.state_mut().fashion_mnist_dir = common::fashion_mnist_fixture();
+    harness.state_mut().ctx.fashion_mnist_dir = common::fashion_mnist_fixture();
     harness.run_steps(2);
     harness.get_by_label_contains("Signal left at t = T: sqrt(ᾱ_T) = 0.000");
     assert!(!warned(&harness), "the model's own cosine schedule ends in pure noise");
@@ -833,13 +861,13 @@ fn schedule_sliders_warn_when_x_t_is_not_pure_noise() {
     harness.run_steps(2);
     harness.get_by_label("linear").click();
     harness.run_steps(2);
-    assert_eq!(harness.state().settings.schedule, diffusion_lab::diffusion::BetaSchedule::linear(1000));
+    assert_eq!(harness.state().ctx.settings.schedule, diffusion_lab::diffusion::BetaSchedule::linear(1000));
     assert!(!warned(&harness), "linear, T = 1000: ᾱ_T = 4e-5");
 
     // T down to 300: ᾱ_T = 0.048, sqrt 0.22.
     harness.get_by_role_and_label(Role::Slider, "T").set_value_accesskit(300.0);
     harness.run_steps(3);
-    assert_eq!(harness.state().settings.schedule.steps, 300);
+    assert_eq!(harness.state().ctx.settings.schedule.steps, 300);
     assert!(warned(&harness), "T = 300 leaves 22 % of the image in x_T");
     harness.get_by_label_contains("still holds 22 % of the image");
     harness.get_by_label_contains("FD 55.4 with 78.0 % judged their class");
@@ -852,11 +880,11 @@ fn schedule_sliders_warn_when_x_t_is_not_pure_noise() {
     harness.get_by_label_contains("x_T still shows the image (22 % of it)");
 
     // Back out of the region by T, by the fix button.
-    let schedule = harness.state().settings.schedule;
+    let schedule = harness.state().ctx.settings.schedule;
     let fixed_steps = diffusion_lab::diffusion::schedule::terminal_fixes(&schedule).0.unwrap();
     harness.get_by_label(&format!("Raise T to {fixed_steps}")).click();
     harness.run_steps(3);
-    assert_eq!(harness.state().settings.schedule.steps, fixed_steps);
+    assert_eq!(harness.state().ctx.settings.schedule.steps, fixed_steps);
     assert!(!warned(&harness), "T = {fixed_steps} ends in pure noise");
 
     // Into the region by β_end and out again.
@@ -876,7 +904,7 @@ fn schedule_sliders_warn_when_x_t_is_not_pure_noise() {
     harness.run_steps(2);
     harness.get_by_label("cosine").click();
     harness.run_steps(3);
-    assert_eq!(harness.state().settings.schedule.kind, diffusion_lab::diffusion::ScheduleKind::Cosine);
+    assert_eq!(harness.state().ctx.settings.schedule.kind, diffusion_lab::diffusion::ScheduleKind::Cosine);
     assert!(!warned(&harness), "cosine, T = 200");
     harness.get_by_role_and_label(Role::Slider, "T").set_value_accesskit(1000.0);
     harness.run_steps(3);

@@ -2,7 +2,7 @@
 //! and whatever settings chunk they hold is parsed without a panic.
 #![no_main]
 
-use diffusion_lab::app::export::request_from_png_text;
+use diffusion_lab::engine::png_settings::request_from_png_text;
 use diffusion_lab::images::png_text_from_bytes;
 use libfuzzer_sys::fuzz_target;
 

@@ -3,7 +3,7 @@
 //! settings the window can use: a second check finds nothing left to fix, and the schedule builds.
 #![no_main]
 
-use diffusion_lab::app::export::request_from_settings_json;
+use diffusion_lab::engine::png_settings::request_from_settings_json;
 use diffusion_lab::app::state::Settings;
 use libfuzzer_sys::fuzz_target;
 

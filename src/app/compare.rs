@@ -5,14 +5,18 @@
 
 use std::collections::VecDeque;
 
-use eframe::egui::{self, TextureHandle, TextureOptions};
+use eframe::egui;
 
-use super::LabApp;
+use super::colors::TextureCache;
+use super::context::PanelContext;
+use super::generate_ui::RunEnd;
 use super::state::Trajectory;
+use super::viewer::TrajectoryViewer;
 use crate::diffusion::{BetaSchedule, Sampler, ScheduleKind};
 use crate::engine::grid::{GridAxis, GridSetting, grid_requests};
+use crate::model::ModelId;
 
-use crate::engine::{Frame, GenerateRequest};
+use crate::engine::{Event, Frame, GenerateRequest};
 use crate::images::{GridLabels, Picture};
 
 /// What Generate runs and the middle of the window shows.
@@ -41,7 +45,7 @@ pub enum Between {
 /// same x_T.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BSettings {
-    pub model: String,
+    pub model: ModelId,
     pub sampler: Sampler,
     pub guidance: f64,
     pub schedule: BetaSchedule,
@@ -92,10 +96,13 @@ pub enum Target {
     Cell(usize),
 }
 
-pub struct CompareState {
+/// The comparison controls and what they run: A/B's B (a viewer of its own, scrubbed along with A's),
+/// the X/Y grid and the interpolation strip, with the queue of runs they wait in.
+pub struct ComparePanel {
     pub mode: Mode,
     pub b: BSettings,
-    pub trajectory_b: Option<Trajectory>,
+    /// B's run; its cursor follows A's noise level.
+    pub viewer_b: TrajectoryViewer,
     /// The grid's axes as the user types them: a setting and its comma-separated values.
     pub x_setting: GridSetting,
     pub x_values: String,
@@ -112,11 +119,10 @@ pub struct CompareState {
     pub running: Option<(u64, Target)>,
     /// B's job, kept after it finishes for the frames decoded later.
     pub b_job: Option<u64>,
-    texture_b: Option<(TextureHandle, (u64, usize, super::state::View, super::state::ColorMap))>,
-    grid_texture: Option<(TextureHandle, u64)>,
+    pub(super) grid_texture: TextureCache<u64>,
 }
 
-impl CompareState {
+impl ComparePanel {
     pub fn new(settings: &super::state::Settings) -> Self {
         Self {
             mode: Mode::Single,
@@ -126,7 +132,7 @@ impl CompareState {
                 guidance: settings.guidance,
                 schedule: settings.schedule,
             },
-            trajectory_b: None,
+            viewer_b: TrajectoryViewer::new("frame-b", "B images"),
             x_setting: GridSetting::Guidance,
             x_values: "0, 1, 2, 4".into(),
             y_setting: GridSetting::Steps,
@@ -139,20 +145,19 @@ impl CompareState {
             queue: VecDeque::new(),
             running: None,
             b_job: None,
-            texture_b: None,
-            grid_texture: None,
+            grid_texture: TextureCache::new("grid"),
         }
     }
 
-    /// Whether `job` is one of ours.
+    /// Whether `job` is one of ours: running, or B's, whose frames the engine decodes after it.
     pub fn owns(&self, job: u64) -> bool {
-        self.running.is_some_and(|(j, _)| j == job)
+        self.running.is_some_and(|(j, _)| j == job) || self.b_job == Some(job)
     }
 
     /// The request B runs, for A's `request`.
     pub fn request_b(&self, request: &GenerateRequest) -> GenerateRequest {
         GenerateRequest {
-            model: self.b.model.clone(),
+            model: self.b.model.label(),
             schedule: self.b.schedule,
             sampler: Sampler { clip_x0: request.sampler.clip_x0, ..self.b.sampler },
             guidance: self.b.guidance,
@@ -210,15 +215,40 @@ impl CompareState {
         }
     }
 
-    /// A frame of one of our jobs has arrived.
-    pub fn on_frame(&mut self, job: u64, frame: Frame, total_steps: usize) {
-        match self.running {
-            Some((j, Target::B)) if j == job => {
-                if let Some(trajectory) = &mut self.trajectory_b {
-                    trajectory.total_steps = total_steps;
-                    trajectory.push(frame);
-                }
+    /// An event of one of our jobs: frames go to B's viewer or to their cell; the end of a run is returned.
+    pub fn on_run_event(&mut self, ctx: &mut PanelContext, event: Event) -> Option<RunEnd> {
+        match event {
+            Event::Frame { job, frame, total_steps } => {
+                self.on_frame(job, frame, total_steps);
+                None
             }
+            Event::Done { job, summary } if self.running.is_some_and(|(j, _)| j == job) => {
+                self.running = None;
+                if summary.cancelled {
+                    ctx.set_status(format!("cancelled after {} steps", summary.steps_done), false);
+                    return Some(RunEnd::Stopped);
+                }
+                Some(RunEnd::Finished)
+            }
+            Event::Failed { job, message } => {
+                if let Some(message) = self.on_failed(job, &message) {
+                    ctx.set_status(message, true);
+                }
+                // A failed cell does not stop the grid: the next one runs.
+                Some(RunEnd::Finished)
+            }
+            Event::Decoded { job, index, decoded } if self.b_job == Some(job) => {
+                self.viewer_b.set_decoded(index, decoded);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// A frame of one of our jobs has arrived.
+    fn on_frame(&mut self, job: u64, frame: Frame, total_steps: usize) {
+        match self.running {
+            Some((j, Target::B)) if j == job => self.viewer_b.push(frame, total_steps),
             // Cells run without streaming: the frame after x_T is the result.
             Some((j, Target::Cell(i))) if j == job && frame.index > 0 => {
                 if let Some(grid) = &mut self.grid
@@ -233,7 +263,7 @@ impl CompareState {
     }
 
     /// One of our jobs has failed: a cell keeps the reason, B's failure goes to the status bar.
-    pub fn on_failed(&mut self, job: u64, message: &str) -> Option<String> {
+    fn on_failed(&mut self, job: u64, message: &str) -> Option<String> {
         match self.running.take() {
             Some((j, Target::Cell(i))) if j == job => {
                 if let Some(grid) = &mut self.grid {
@@ -250,10 +280,9 @@ impl CompareState {
         }
     }
 
-    /// Whether decoded frames of `job` belong to B: B's job, running or finished (the engine decodes a
-    /// latent run's frames after it).
-    pub fn decodes(&self, job: u64) -> bool {
-        self.b_job == Some(job)
+    /// Drops B when it waits for an A that was cancelled or failed.
+    pub fn drop_queued_b(&mut self) {
+        self.queue.retain(|(target, _)| *target != Target::B);
     }
 
     /// Drops what is queued (Cancel, or a new Generate).
@@ -262,43 +291,47 @@ impl CompareState {
     }
 }
 
-impl LabApp {
-    /// Starts the next queued comparison run, if the engine is free.
-    pub fn start_next_queued(&mut self) {
-        if self.is_running() {
+impl ComparePanel {
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Starts the next queued comparison run, if the engine is free of ours (`main_running`: the main run
+    /// still runs; B waits for A).
+    pub fn start_next_queued(&mut self, ctx: &mut PanelContext, main_running: bool) {
+        if main_running || self.running.is_some() {
             return;
         }
-        let Some((target, request)) = self.compare.queue.pop_front() else { return };
+        let Some((target, request)) = self.queue.pop_front() else { return };
         // B streams like A (it is scrubbed); a grid cell needs only its result.
-        let job = self.engine.generate(request, target == Target::B);
-        self.compare.running = Some((job, target));
+        let job = ctx.engine.generate(request, target == Target::B);
+        self.running = Some((job, target));
+        ctx.running = true;
         if target == Target::B {
-            self.compare.b_job = Some(job);
+            self.b_job = Some(job);
         }
     }
 
-    /// Generate in A/B mode: A as always, then B from the same x_T.
-    pub fn start_ab(&mut self) {
-        let request_b = self.compare.request_b(&self.settings.request());
-        self.start_single();
-        if self.is_running() {
-            self.compare.trajectory_b =
-                Some(Trajectory { budget_bytes: self.trajectory_budget, ..Trajectory::new(request_b.clone()) });
-            self.compare.queue.push_back((Target::B, request_b));
-        }
+    /// A/B: B from the same x_T as A's `request_a`, queued to run after A.
+    pub fn queue_b(&mut self, ctx: &PanelContext, request_a: &GenerateRequest) {
+        let request_b = self.request_b(request_a);
+        let trajectory = Trajectory { budget_bytes: ctx.trajectory_budget, ..Trajectory::new(request_b.clone()) };
+        self.viewer_b.show(trajectory, 0);
+        self.b_job = None;
+        self.queue.push_back((Target::B, request_b));
     }
 
-    /// Generate in grid mode: every cell, one after the other, each filled in as it finishes.
-    pub fn start_grid(&mut self) {
-        let mut base = self.settings.request();
-        // A strength axis edits the Forward process panel's picture.
-        if [self.compare.x_setting, self.compare.y_setting].contains(&GridSetting::Strength) {
-            base.init = super::forward_ui::init_from_panel(self);
+    /// Generate in grid mode: every cell, one after the other, each filled in as it finishes. `init` is
+    /// the Forward process panel's picture, which a strength axis edits.
+    pub fn start_grid(&mut self, ctx: &mut PanelContext, init: Option<crate::engine::generate::InitImage>) {
+        let mut base = ctx.settings.request();
+        if [self.x_setting, self.y_setting].contains(&GridSetting::Strength) {
+            base.init = init;
         }
-        let (x, y, requests) = match self.compare.grid_requests(&base) {
+        let (x, y, requests) = match self.grid_requests(&base) {
             Ok(grid) => grid,
             Err(e) => {
-                self.set_status(format!("cannot run the grid: {e}"), true);
+                ctx.set_status(format!("cannot run the grid: {e}"), true);
                 return;
             }
         };
@@ -309,55 +342,65 @@ impl LabApp {
             rows: y.values.clone(),
         };
         let settings = crate::engine::grid::grid_settings_json(&x, &y, &requests);
-        self.start_cells(GridRun::new(labels, settings, base, requests));
+        self.start_cells(ctx, GridRun::new(labels, settings, base, requests));
     }
 
     /// Generate in interpolation mode: the strip's images one after the other, filled in as they finish.
-    pub fn start_interpolation(&mut self) {
-        let base = self.settings.request();
-        let (labels, requests) = self.compare.strip_requests(&base);
+    pub fn start_interpolation(&mut self, ctx: &mut PanelContext) {
+        let base = ctx.settings.request();
+        let (labels, requests) = self.strip_requests(&base);
         let settings = serde_json::json!({ "interpolation": requests });
         // The strip's PNG restores as its far end's settings: A's seed and class, and where u = 1 goes.
         let base = GenerateRequest { interpolate: requests.last().and_then(|r| r.interpolate), ..base };
-        self.start_cells(GridRun::new(labels, settings, base, requests));
+        self.start_cells(ctx, GridRun::new(labels, settings, base, requests));
     }
 
-    fn start_cells(&mut self, run: GridRun) {
-        self.cancel();
-        self.compare.clear_queue();
-        self.compare.queue = run.requests.iter().cloned().enumerate().map(|(i, r)| (Target::Cell(i), r)).collect();
-        self.compare.grid = Some(run);
-        self.compare.running = None;
-        self.status = None;
-        self.start_next_queued();
+    /// Queues every cell of `run` (what was running was cancelled by the window, which then starts the
+    /// first cell with [`ComparePanel::start_next_queued`]).
+    fn start_cells(&mut self, ctx: &mut PanelContext, run: GridRun) {
+        self.queue = run.requests.iter().cloned().enumerate().map(|(i, r)| (Target::Cell(i), r)).collect();
+        self.grid = Some(run);
+        self.running = None;
+        ctx.clear_status();
     }
 
-    /// Why the comparison of the current mode cannot run, if it cannot (A's own reasons come first).
-    pub fn compare_blocker(&self) -> Option<String> {
-        match self.compare.mode {
-            Mode::Single => None,
-            Mode::AB => {
-                let Some(model) = self.models.iter().find(|m| m.name == self.compare.b.model) else {
-                    return Some(format!("B's model {} is not loaded", self.compare.b.model));
-                };
-                let request = self.compare.request_b(&self.settings.request());
-                request.validate(model.config.num_classes).err().map(|e| format!("B: {e}"))
+    /// B's or the grid's part of the status bar.
+    pub fn progress_ui(&self, ui: &mut egui::Ui) {
+        match (self.running, &self.grid) {
+            (Some((_, Target::B)), _) => {
+                let done = self.viewer_b.len().saturating_sub(1);
+                let total = self.viewer_b.trajectory.as_ref().map_or(0, |t| t.total_steps);
+                ui.label(format!("running B: step {done} of {total}"));
             }
-            Mode::Grid => self.compare.axes().err(),
-            Mode::Interpolate => {
-                let model = self.model_info()?;
-                let (_, requests) = self.compare.strip_requests(&self.settings.request());
-                requests.iter().find_map(|r| r.validate(model.config.num_classes).err()).map(|e| e.to_string())
+            (Some((_, Target::Cell(i))), Some(grid)) => {
+                ui.add(
+                    egui::ProgressBar::new(grid.finished_cells() as f32 / grid.cells.len().max(1) as f32)
+                        .desired_width(220.0)
+                        .text(format!("grid: cell {} of {}", i + 1, grid.cells.len())),
+                );
             }
+            _ => {}
         }
     }
 
-    /// The frame of B nearest in noise level to A's frame on screen.
-    pub fn current_frame_b(&self) -> Option<&Frame> {
-        let a = self.current_frame()?;
-        let b = self.compare.trajectory_b.as_ref()?;
-        let position = b.nearest_noise_level(a.log_snr)?;
-        b.frames.get(b.display_position(position, self.settings.view))
+    /// Why the comparison of the current mode cannot run, if it cannot (A's own reasons come first).
+    pub fn blocker(&self, ctx: &PanelContext) -> Option<String> {
+        match self.mode {
+            Mode::Single => None,
+            Mode::AB => {
+                let Some(model) = ctx.models.info(&self.b.model) else {
+                    return Some(format!("B's model {} is not loaded", self.b.model));
+                };
+                let request = self.request_b(&ctx.settings.request());
+                request.validate(model.config.num_classes).err().map(|e| format!("B: {e}"))
+            }
+            Mode::Grid => self.axes().err(),
+            Mode::Interpolate => {
+                let model = ctx.model_info()?;
+                let (_, requests) = self.strip_requests(&ctx.settings.request());
+                requests.iter().find_map(|r| r.validate(model.config.num_classes).err()).map(|e| e.to_string())
+            }
+        }
     }
 }
 
@@ -371,226 +414,125 @@ fn schedule_kind_ui(ui: &mut egui::Ui, label: &str, schedule: &mut BetaSchedule)
     });
 }
 
-/// The comparison controls in the Generate panel: the mode, then B's settings or the grid's axes.
-pub fn compare_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    ui.horizontal(|ui| {
-        ui.label("Compare:");
-        ui.selectable_value(&mut app.compare.mode, Mode::Single, "Off");
-        ui.selectable_value(&mut app.compare.mode, Mode::AB, "A/B");
-        ui.selectable_value(&mut app.compare.mode, Mode::Grid, "X/Y grid");
-        ui.selectable_value(&mut app.compare.mode, Mode::Interpolate, "Interpolate");
-    });
-    match app.compare.mode {
-        Mode::Single => {}
-        Mode::AB => {
-            ui.label("B starts from A's x_T (seed, batch, class); it changes:");
-            let names: Vec<String> = app.models.iter().map(|m| m.name.clone()).collect();
-            egui::ComboBox::from_label("B: model").selected_text(&app.compare.b.model).show_ui(ui, |ui| {
-                for name in names {
-                    ui.selectable_value(&mut app.compare.b.model, name.clone(), name);
-                }
-            });
-            let steps = app.compare.b.schedule.steps;
-            super::generate_ui::sampler_ui(ui, "B: ", &mut app.compare.b.sampler, steps);
-            ui.add(egui::Slider::new(&mut app.compare.b.guidance, 0.0..=10.0).step_by(0.1).text("B: guidance"));
-            schedule_kind_ui(ui, "B: schedule", &mut app.compare.b.schedule);
-            if ui.button("B = A").on_hover_text("Copy A's model, sampler, guidance and schedule into B").clicked() {
-                app.compare.b = BSettings {
-                    model: app.settings.model.clone(),
-                    sampler: app.settings.sampler,
-                    guidance: app.settings.guidance,
-                    schedule: app.settings.schedule,
-                };
+impl ComparePanel {
+    /// The comparison controls in the Generate panel: the mode, then B's settings or the grid's axes.
+    pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
+        ui.horizontal(|ui| {
+            ui.label("Compare:");
+            ui.selectable_value(&mut self.mode, Mode::Single, "Off");
+            ui.selectable_value(&mut self.mode, Mode::AB, "A/B");
+            ui.selectable_value(&mut self.mode, Mode::Grid, "X/Y grid");
+            ui.selectable_value(&mut self.mode, Mode::Interpolate, "Interpolate");
+        });
+        match self.mode {
+            Mode::Single => {}
+            Mode::AB => self.b_settings_ui(ui, ctx),
+            Mode::Interpolate => self.strip_settings_ui(ui, ctx),
+            Mode::Grid => self.grid_settings_ui(ui, ctx),
+        }
+    }
+
+    /// What B changes from A.
+    fn b_settings_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
+        ui.label("B starts from A's x_T (seed, batch, class); it changes:");
+        let ids: Vec<ModelId> = ctx.models.loaded.iter().map(|m| ModelId::from_label(&m.name)).collect();
+        egui::ComboBox::from_label("B: model").selected_text(self.b.model.label()).show_ui(ui, |ui| {
+            for id in ids {
+                let label = id.label();
+                ui.selectable_value(&mut self.b.model, id, label);
+            }
+        });
+        let steps = self.b.schedule.steps;
+        super::generate_ui::sampler_ui(ui, "B: ", &mut self.b.sampler, steps);
+        ui.add(egui::Slider::new(&mut self.b.guidance, 0.0..=10.0).step_by(0.1).text("B: guidance"));
+        schedule_kind_ui(ui, "B: schedule", &mut self.b.schedule);
+        if ui.button("B = A").on_hover_text("Copy A's model, sampler, guidance and schedule into B").clicked() {
+            self.b = BSettings {
+                model: ctx.settings.model.clone(),
+                sampler: ctx.settings.sampler,
+                guidance: ctx.settings.guidance,
+                schedule: ctx.settings.schedule,
+            };
+        }
+    }
+
+    /// Between which seeds or classes, how many images; Save.
+    fn strip_settings_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.between, Between::Seeds, "Between seeds");
+            ui.selectable_value(&mut self.between, Between::Classes, "Between classes");
+        });
+        match self.between {
+            Between::Seeds => {
+                ui.add(egui::DragValue::new(&mut self.seed_b).prefix("to seed "))
+                    .on_hover_text("Seed B: x_T moves from A's seed's noise to this one's, on the sphere");
+            }
+            Between::Classes => {
+                let classes = ctx.num_classes();
+                ui.add(egui::Slider::new(&mut self.class_b, 0..=classes.saturating_sub(1)).text("to class"))
+                    .on_hover_text("τ_θ(y) moves from A's class to this one; the noise stays");
             }
         }
-        Mode::Interpolate => {
-            ui.horizontal(|ui| {
-                ui.selectable_value(&mut app.compare.between, Between::Seeds, "Between seeds");
-                ui.selectable_value(&mut app.compare.between, Between::Classes, "Between classes");
-            });
-            match app.compare.between {
-                Between::Seeds => {
-                    ui.add(egui::DragValue::new(&mut app.compare.seed_b).prefix("to seed "))
-                        .on_hover_text("Seed B: x_T moves from A's seed's noise to this one's, on the sphere");
-                }
-                Between::Classes => {
-                    let classes = app.model_info().map_or(10, |m| m.config.num_classes);
-                    ui.add(egui::Slider::new(&mut app.compare.class_b, 0..=classes.saturating_sub(1)).text("to class"))
-                        .on_hover_text("τ_θ(y) moves from A's class to this one; the noise stays");
-                }
-            }
-            ui.add(egui::Slider::new(&mut app.compare.frames, 2..=32).text("Frames"));
-            grid_progress_ui(app, ui);
-            let done = app
-                .compare
-                .grid
-                .as_ref()
-                .is_some_and(|g| g.finished_cells() == g.cells.len() && g.cells.iter().all(Option::is_some));
-            ui.horizontal(|ui| {
-                if ui
-                    .add_enabled(done, egui::Button::new("Save strip…"))
-                    .on_disabled_hover_text("run the strip to the end first")
-                    .clicked()
-                {
-                    super::export::save_grid_in_background(app, ui.ctx().clone());
-                }
-                if ui
-                    .add_enabled(done, egui::Button::new("Save strip GIF…"))
-                    .on_disabled_hover_text("run the strip to the end first")
-                    .clicked()
-                {
-                    super::export::save_strip_gif_in_background(app, ui.ctx().clone());
-                }
-            });
-        }
-        Mode::Grid => {
-            for (axis, setting, values) in [
-                ("X", &mut app.compare.x_setting, &mut app.compare.x_values),
-                ("Y", &mut app.compare.y_setting, &mut app.compare.y_values),
-            ] {
-                ui.horizontal(|ui| {
-                    egui::ComboBox::from_label(format!("{axis} setting")).selected_text(setting.name()).show_ui(
-                        ui,
-                        |ui| {
-                            for s in GridSetting::ALL {
-                                ui.selectable_value(setting, s, s.name());
-                            }
-                        },
-                    );
-                });
-                ui.add(egui::TextEdit::singleline(values).hint_text("values, comma-separated"))
-                    .labelled_by(ui.label(format!("{axis} values")).id);
-            }
-            grid_progress_ui(app, ui);
-            let done = app
-                .compare
-                .grid
-                .as_ref()
-                .is_some_and(|g| g.finished_cells() == g.cells.len() && g.cells.iter().any(Option::is_some));
+        ui.add(egui::Slider::new(&mut self.frames, 2..=32).text("Frames"));
+        grid_progress_ui(self.grid.as_ref(), ui);
+        let done = self
+            .grid
+            .as_ref()
+            .is_some_and(|g| g.finished_cells() == g.cells.len() && g.cells.iter().all(Option::is_some));
+        ui.horizontal(|ui| {
             if ui
-                .add_enabled(done, egui::Button::new("Save grid…"))
-                .on_disabled_hover_text("run the grid to the end first")
+                .add_enabled(done, egui::Button::new("Save strip…"))
+                .on_disabled_hover_text("run the strip to the end first")
                 .clicked()
             {
-                super::export::save_grid_in_background(app, ui.ctx().clone());
+                super::export::save_grid_in_background(ctx, ui.ctx(), self.grid.clone());
             }
+            if ui
+                .add_enabled(done, egui::Button::new("Save strip GIF…"))
+                .on_disabled_hover_text("run the strip to the end first")
+                .clicked()
+            {
+                super::export::save_strip_gif_in_background(ctx, ui.ctx(), self.grid.clone());
+            }
+        });
+    }
+
+    /// The two axes (a setting and its values each); Save.
+    fn grid_settings_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
+        for (axis, setting, values) in
+            [("X", &mut self.x_setting, &mut self.x_values), ("Y", &mut self.y_setting, &mut self.y_values)]
+        {
+            ui.horizontal(|ui| {
+                egui::ComboBox::from_label(format!("{axis} setting")).selected_text(setting.name()).show_ui(ui, |ui| {
+                    for s in GridSetting::ALL {
+                        ui.selectable_value(setting, s, s.name());
+                    }
+                });
+            });
+            ui.add(egui::TextEdit::singleline(values).hint_text("values, comma-separated"))
+                .labelled_by(ui.label(format!("{axis} values")).id);
+        }
+        grid_progress_ui(self.grid.as_ref(), ui);
+        let done = self
+            .grid
+            .as_ref()
+            .is_some_and(|g| g.finished_cells() == g.cells.len() && g.cells.iter().any(Option::is_some));
+        if ui
+            .add_enabled(done, egui::Button::new("Save grid…"))
+            .on_disabled_hover_text("run the grid to the end first")
+            .clicked()
+        {
+            super::export::save_grid_in_background(ctx, ui.ctx(), self.grid.clone());
         }
     }
 }
 
 /// How many cells of the grid or strip are done, and why any failed.
-fn grid_progress_ui(app: &LabApp, ui: &mut egui::Ui) {
-    if let Some(grid) = &app.compare.grid {
+fn grid_progress_ui(grid: Option<&GridRun>, ui: &mut egui::Ui) {
+    if let Some(grid) = grid {
         ui.label(format!("{} of {} cells done", grid.finished_cells(), grid.cells.len()));
         for (i, error) in grid.errors.iter().enumerate().filter_map(|(i, e)| e.as_ref().map(|e| (i, e))) {
             ui.colored_label(ui.visuals().warn_fg_color, format!("cell {}: {error}", i + 1));
         }
     }
-}
-
-/// The middle of the window in A/B mode: A and B side by side, each labelled with what it is.
-pub fn ab_view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    let (view, map, zoom) = (app.settings.view, app.settings.color_map, app.settings.zoom);
-    let label_of = |request: &GenerateRequest| {
-        format!(
-            "{} · {} · w = {} · {} schedule",
-            request.model,
-            request.sampler.label(),
-            request.guidance,
-            request.schedule.kind
-        )
-    };
-    let a_label = app.trajectory.as_ref().map(|t| label_of(&t.request)).unwrap_or_default();
-    let b_label = app.compare.trajectory_b.as_ref().map(|t| label_of(&t.request)).unwrap_or_default();
-    let a_level = app.current_frame().map(|f| (f.t, f.log_snr));
-    let b_level = app.current_frame_b().map(|f| (f.t, f.log_snr, f.index));
-    let a_texture = app.frame_texture(ui.ctx());
-    // B's texture is rebuilt only when the frame to show, the view or the colours change.
-    let b_texture = match b_level {
-        Some((_, _, index)) => {
-            let key = (app.compare.b_job.unwrap_or(0), index, view, map);
-            match &app.compare.texture_b {
-                Some((texture, k)) if *k == key => Some(texture.clone()),
-                _ => {
-                    let image = app.current_frame_b().map(|f| super::view::color_image(f, view, map));
-                    image.map(|image| {
-                        let texture = ui.ctx().load_texture("frame-b", image, TextureOptions::NEAREST);
-                        app.compare.texture_b = Some((texture.clone(), key));
-                        texture
-                    })
-                }
-            }
-        }
-        None => None,
-    };
-    let waiting_b = if app.compare.trajectory_b.is_some() { "waiting for A to finish…" } else { "not run yet" };
-    // Both halves in view: shrink the zoom until two grids fit side by side (never below 1).
-    let widest =
-        [&a_texture, &b_texture].iter().filter_map(|t| t.as_ref().map(|t| t.size_vec2().x)).fold(1.0f32, f32::max);
-    let half = (ui.available_width() - 24.0) / 2.0;
-    let zoom = zoom.min((half / widest).floor()).max(1.0);
-    egui::ScrollArea::both().show(ui, |ui| {
-        ui.horizontal_top(|ui| {
-            ui.vertical(|ui| {
-                ui.strong(format!("A: {a_label}"));
-                match (a_level, a_texture) {
-                    (Some((t, log_snr)), Some(texture)) => {
-                        ui.label(format!("t = {t}, λ = {log_snr:.2}"));
-                        ui.add(egui::Image::new((texture.id(), texture.size_vec2() * zoom)).alt_text("A images"));
-                    }
-                    _ => {
-                        ui.label("Press Generate: A runs first, then B.");
-                    }
-                }
-            });
-            ui.separator();
-            ui.vertical(|ui| {
-                ui.strong(format!("B: {b_label}"));
-                match (b_level, b_texture) {
-                    (Some((t, log_snr, _)), Some(texture)) => {
-                        ui.label(format!("t = {t}, λ = {log_snr:.2} (nearest noise level to A's)"));
-                        ui.add(egui::Image::new((texture.id(), texture.size_vec2() * zoom)).alt_text("B images"));
-                    }
-                    _ => {
-                        ui.label(waiting_b);
-                    }
-                }
-            });
-        });
-    });
-}
-
-/// The middle of the window in grid mode: the labelled grid, cells appearing as they finish.
-pub fn grid_view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    let Some(grid) = &app.compare.grid else {
-        ui.centered_and_justified(|ui| {
-            ui.label("Pick two settings and their values on the left, then press Generate: one image per pair.");
-        });
-        return;
-    };
-    let serial = grid.serial;
-    let zoom = app.settings.zoom.round().max(1.0) as usize;
-    let texture = match &app.compare.grid_texture {
-        Some((texture, s)) if *s == serial => texture.clone(),
-        _ => {
-            let cells: Vec<Option<Picture>> =
-                grid.cells.iter().map(|c| c.as_ref().map(|p| crate::images::scaled(p, zoom))).collect();
-            let picture = crate::images::labelled_grid(&cells, &grid.labels(), 4);
-            let image = egui_image_from_picture(&picture);
-            let texture = ui.ctx().load_texture("grid", image, TextureOptions::NEAREST);
-            app.compare.grid_texture = Some((texture.clone(), serial));
-            texture
-        }
-    };
-    egui::ScrollArea::both().show(ui, |ui| {
-        ui.add(egui::Image::new((texture.id(), texture.size_vec2())).alt_text("X/Y grid"));
-    });
-}
-
-fn egui_image_from_picture(picture: &Picture) -> egui::ColorImage {
-    let pixels = match picture.channels {
-        3 => picture.pixels.chunks_exact(3).map(|p| egui::Color32::from_rgb(p[0], p[1], p[2])).collect(),
-        _ => picture.pixels.iter().map(|v| egui::Color32::from_gray(*v)).collect(),
-    };
-    egui::ColorImage::new([picture.width, picture.height], pixels)
 }

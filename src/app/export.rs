@@ -1,4 +1,4 @@
-//! Save image, Export animation, Export filmstrip, Open settings from PNG.
+//! Save image, Export animation, Export filmstrip, Open settings from PNG; grids and strips.
 //!
 //! Choosing a path (an rfd dialog, on a thread of its own so the window keeps drawing) is kept apart from
 //! writing the file (the `*_to` functions), so tests give a path directly.
@@ -7,14 +7,15 @@ use std::path::{Path, PathBuf};
 
 use eframe::egui::{self, ColorImage};
 
+use super::colors::color_image;
+use super::compare::GridRun;
+use super::context::PanelContext;
+use super::dialogs::{FileEvent, Pick};
 use super::state::{ColorMap, Trajectory, View};
-use super::view::color_image;
-use super::{FileEvent, LabApp};
-use crate::engine::GenerateRequest;
-use crate::images::{Picture, png_text, save_png, scaled};
+use super::viewer::TrajectoryViewer;
+use crate::engine::png_settings::{settings_from_png, settings_text};
+use crate::images::{Picture, save_png, scaled};
 
-/// The PNG text chunk keyword that holds the generation settings (JSON).
-pub use crate::images::SETTINGS_CHUNK;
 /// Most frames an animation gets; longer runs are subsampled evenly (the last frame always included).
 pub const MAX_ANIMATION_FRAMES: usize = 120;
 
@@ -26,19 +27,11 @@ pub enum ExportError {
     Image(#[from] crate::images::ImageError),
     #[error("could not write {path}: {detail}")]
     Write { path: String, detail: String },
-    #[error("{path} holds no diffusion-lab settings (it was not saved by diffusion-lab)")]
-    NoSettings { path: String },
-    #[error("{path}: the saved settings are damaged: {detail}")]
-    BadSettings { path: String, detail: String },
 }
 
 fn picture_from_color_image(image: &ColorImage) -> Picture {
     let pixels = image.pixels.iter().flat_map(|c| [c.r(), c.g(), c.b()]).collect();
     Picture { width: image.size[0], height: image.size[1], channels: 3, pixels }
-}
-
-fn settings_text(request: &GenerateRequest, extra: serde_json::Value) -> Vec<(String, String)> {
-    crate::images::settings_text(serde_json::to_value(request).unwrap_or_default(), extra)
 }
 
 /// Writes the frame at `cursor` as shown (view and colour map) to a PNG with the settings as text.
@@ -105,7 +98,7 @@ pub fn save_filmstrip_to(
     zoom: usize,
 ) -> Result<(), ExportError> {
     let last = trajectory.frames.last().ok_or(ExportError::Empty)?;
-    let [batch, channels, h, w] = super::view::frame_values(last, view).1;
+    let [batch, channels, h, w] = super::colors::frame_values(last, view).1;
     let indices = spread(trajectory.frames.len(), steps);
     let gap = 2;
     let columns = indices.len();
@@ -114,10 +107,10 @@ pub fn save_filmstrip_to(
     let mut pixels = vec![24u8; width * height * 3];
     let plane = channels * h * w;
     for (column, i) in indices.iter().enumerate() {
-        let (values, _) = super::view::frame_values(&trajectory.frames[*i], view);
+        let (values, _) = super::colors::frame_values(&trajectory.frames[*i], view);
         for b in 0..batch {
             // Sample b of this frame, coloured the same way as the window.
-            let image = super::view::color_image_of(&values[b * plane..(b + 1) * plane], [1, channels, h, w], map);
+            let image = super::colors::color_image_of(&values[b * plane..(b + 1) * plane], [1, channels, h, w], map);
             for y in 0..h {
                 for x in 0..w {
                     let c = image.pixels[y * w + x];
@@ -133,29 +126,6 @@ pub fn save_filmstrip_to(
     Ok(save_png(path, &picture, &settings_text(&trajectory.request, extra))?)
 }
 
-/// The generation settings saved in a PNG by [`save_frame_to`] or [`save_filmstrip_to`].
-pub fn settings_from_png(path: &Path) -> Result<GenerateRequest, ExportError> {
-    request_from_png_text(&png_text(path)?, &path.display().to_string())
-}
-
-/// The generation settings among a PNG's text chunks; `source` names the file in errors.
-pub fn request_from_png_text(text: &[(String, String)], source: &str) -> Result<GenerateRequest, ExportError> {
-    let (_, json) = text
-        .iter()
-        .find(|(k, _)| k == SETTINGS_CHUNK)
-        .ok_or_else(|| ExportError::NoSettings { path: source.to_owned() })?;
-    request_from_settings_json(json, source)
-}
-
-/// Parses the settings chunk's JSON ({"request": ..., ...}) into the request it holds.
-pub fn request_from_settings_json(json: &str, source: &str) -> Result<GenerateRequest, ExportError> {
-    let bad = |e: serde_json::Error| ExportError::BadSettings { path: source.to_owned(), detail: e.to_string() };
-    let mut value: serde_json::Value = serde_json::from_str(json).map_err(bad)?;
-    // `value["request"]` on a mutable non-object panics (found by the `settings` fuzz target with "8").
-    let request = value.get_mut("request").map(serde_json::Value::take).unwrap_or_default();
-    serde_json::from_value(request).map_err(bad)
-}
-
 /// Which export a dialog was opened for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Export {
@@ -165,84 +135,39 @@ enum Export {
 }
 
 /// Opens a save dialog on a thread of its own, then writes the file there and reports back.
-fn export_in_background(app: &LabApp, kind: Export, ctx: egui::Context) {
-    let Some(trajectory) = app.trajectory.clone() else {
+fn export_in_background(ctx: &PanelContext, egui_ctx: &egui::Context, viewer: &TrajectoryViewer, kind: Export) {
+    let Some(trajectory) = viewer.trajectory.clone() else {
         return;
     };
-    let (cursor, view, map, steps) =
-        (app.cursor, app.settings.view, app.settings.color_map, app.settings.filmstrip_steps);
-    let zoom = app.settings.zoom.round().max(1.0) as usize;
+    let cursor = viewer.cursor;
+    let (view, map, steps) = (ctx.settings.view, ctx.settings.color_map, ctx.settings.filmstrip_steps);
+    let zoom = ctx.settings.zoom.round().max(1.0) as usize;
+    let seed = trajectory.request.seed;
     let (name, extension, filter) = match kind {
-        Export::Image => (
-            format!(
-                "diffusion-lab-seed{}-t{}.png",
-                trajectory.request.seed,
-                trajectory.frames.get(cursor).map_or(0, |f| f.t)
-            ),
-            "png",
-            "PNG image",
-        ),
-        Export::Animation => (format!("diffusion-lab-seed{}.gif", trajectory.request.seed), "gif", "GIF animation"),
-        Export::Filmstrip => {
-            (format!("diffusion-lab-seed{}-filmstrip.png", trajectory.request.seed), "png", "PNG image")
+        Export::Image => {
+            let t = trajectory.frames.get(cursor).map_or(0, |f| f.t);
+            (format!("diffusion-lab-seed{seed}-t{t}.png"), "png", "PNG image")
         }
+        Export::Animation => (format!("diffusion-lab-seed{seed}.gif"), "gif", "GIF animation"),
+        Export::Filmstrip => (format!("diffusion-lab-seed{seed}-filmstrip.png"), "png", "PNG image"),
     };
-    save_in_background(app, name, (extension, filter), ctx, move |path| match kind {
+    ctx.dialogs.save_in_background(egui_ctx, name, (extension, filter), move |path| match kind {
         Export::Image => save_frame_to(path, &trajectory, cursor, view, map),
         Export::Animation => save_animation_to(path, &trajectory, view, map, zoom),
         Export::Filmstrip => save_filmstrip_to(path, &trajectory, steps, view, map, zoom),
     });
 }
 
-/// Asks where to save `name` (a dialog on a thread of its own; without one, a new name in the default
-/// folder), then runs `write` there and reports the outcome as a [`FileEvent`].
-fn save_in_background(
-    app: &LabApp,
-    name: String,
-    (extension, filter): (&'static str, &'static str),
-    ctx: egui::Context,
-    write: impl FnOnce(&Path) -> Result<(), ExportError> + Send + 'static,
-) {
-    let events = app.file_events();
-    let fallback = (!app.file_dialogs).then(|| app.export_dir.clone());
-    std::thread::spawn(move || {
-        let (path, note) = match fallback {
-            // No dialog can ask: the default folder, under a name that overwrites nothing.
-            Some(dir) => {
-                if let Err(e) = std::fs::create_dir_all(&dir) {
-                    let _ = events.send(FileEvent::Failed(format!(
-                        "{}, and the default folder {} cannot be created: {e}",
-                        super::dialogs::NO_DIALOG,
-                        dir.display()
-                    )));
-                    ctx.request_repaint();
-                    return;
-                }
-                (super::dialogs::unique_path(&dir, &name), " (no file dialog here: saved to the default folder)")
-            }
-            None => match rfd::FileDialog::new().set_file_name(&name).add_filter(filter, &[extension]).save_file() {
-                Some(path) => (path, ""),
-                None => return, // Cancelled: nothing to do, nothing lost.
-            },
-        };
-        let _ = events.send(match write(&path) {
-            Ok(()) => FileEvent::Saved(format!("{}{note}", path.display())),
-            Err(e) => FileEvent::Failed(format!("save failed: {e} (the run is still here: try another folder)")),
-        });
-        ctx.request_repaint();
-    });
-}
-
 /// Writes a finished X/Y grid as one PNG: cells enlarged `zoom` times, both axes labelled, and in its
 /// settings text the base request (what "Open settings from PNG…" restores), the axes and every cell's request.
-pub fn save_grid_to(path: &Path, grid: &super::compare::GridRun, zoom: usize) -> Result<(), ExportError> {
+pub fn save_grid_to(path: &Path, grid: &GridRun, zoom: usize) -> Result<(), ExportError> {
     let cells: Vec<Option<Picture>> = grid.cells.iter().map(|c| c.as_ref().map(|p| scaled(p, zoom))).collect();
     let picture = crate::images::labelled_grid(&cells, &grid.labels(), 4);
     Ok(save_png(path, &picture, &settings_text(&grid.base, grid.settings.clone()))?)
 }
 
 /// Writes a finished interpolation strip as an animated GIF, there and back, each end held longer.
-pub fn save_strip_gif_to(path: &Path, grid: &super::compare::GridRun, zoom: usize) -> Result<(), ExportError> {
+pub fn save_strip_gif_to(path: &Path, grid: &GridRun, zoom: usize) -> Result<(), ExportError> {
     let write_error = |detail: String| ExportError::Write { path: path.display().to_string(), detail };
     let pictures: Vec<Picture> = grid.cells.iter().flatten().map(|p| scaled(p, zoom)).collect();
     let bytes =
@@ -250,75 +175,58 @@ pub fn save_strip_gif_to(path: &Path, grid: &super::compare::GridRun, zoom: usiz
     crate::files::write_atomic(path, &bytes).map_err(|e| write_error(e.to_string()))
 }
 
-pub fn save_strip_gif_in_background(app: &LabApp, ctx: egui::Context) {
-    let Some(grid) = app.compare.grid.clone() else { return };
-    let zoom = app.settings.zoom.round().max(1.0) as usize;
+pub fn save_strip_gif_in_background(ctx: &PanelContext, egui_ctx: &egui::Context, grid: Option<GridRun>) {
+    let Some(grid) = grid else { return };
+    let zoom = ctx.settings.zoom.round().max(1.0) as usize;
     let name = format!("diffusion-lab-strip-seed{}.gif", grid.base.seed);
-    save_in_background(app, name, ("gif", "GIF animation"), ctx, move |path| save_strip_gif_to(path, &grid, zoom));
+    let file = ("gif", "GIF animation");
+    ctx.dialogs.save_in_background(egui_ctx, name, file, move |path| save_strip_gif_to(path, &grid, zoom));
 }
 
-pub fn save_grid_in_background(app: &LabApp, ctx: egui::Context) {
-    let Some(grid) = app.compare.grid.clone() else { return };
-    let zoom = app.settings.zoom.round().max(1.0) as usize;
+pub fn save_grid_in_background(ctx: &PanelContext, egui_ctx: &egui::Context, grid: Option<GridRun>) {
+    let Some(grid) = grid else { return };
+    let zoom = ctx.settings.zoom.round().max(1.0) as usize;
     let name = format!("diffusion-lab-grid-seed{}.png", grid.base.seed);
-    save_in_background(app, name, ("png", "PNG image"), ctx, move |path| save_grid_to(path, &grid, zoom));
+    ctx.dialogs.save_in_background(egui_ctx, name, ("png", "PNG image"), move |path| save_grid_to(path, &grid, zoom));
 }
 
-fn open_settings_in_background(app: &mut LabApp, ctx: egui::Context) {
-    if !app.file_dialogs {
-        app.set_status(format!("{}: cannot choose a PNG to read settings from", super::dialogs::NO_DIALOG), true);
-        return;
+/// Asks for a PNG (on a thread of its own) and reads the settings it carries.
+fn open_settings_in_background(ctx: &mut PanelContext, egui_ctx: &egui::Context) {
+    let chosen = |path: PathBuf| match settings_from_png(&path) {
+        Ok(request) => FileEvent::SettingsLoaded(Box::new(request), path.display().to_string()),
+        Err(e) => FileEvent::Failed(e.to_string()),
+    };
+    let pick = Pick::File("PNG image", &["png"]);
+    if let Err(message) = ctx.dialogs.pick_in_background(egui_ctx, pick, "a PNG to read settings from", chosen) {
+        ctx.set_status(message, true);
     }
-    let events = app.file_events();
-    std::thread::spawn(move || {
-        let Some(path): Option<PathBuf> = rfd::FileDialog::new().add_filter("PNG image", &["png"]).pick_file() else {
-            return;
-        };
-        let _ = events.send(match settings_from_png(&path) {
-            Ok(request) => FileEvent::SettingsLoaded(Box::new(request), path.display().to_string()),
-            Err(e) => FileEvent::Failed(e.to_string()),
-        });
-        ctx.request_repaint();
-    });
 }
 
-pub fn export_buttons_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    let has_frames = app.trajectory.as_ref().is_some_and(|t| !t.frames.is_empty());
+/// Save image, Export animation, Export filmstrip (of `viewer`'s run), and Open settings from PNG.
+pub fn export_ui(ui: &mut egui::Ui, ctx: &mut PanelContext, viewer: &TrajectoryViewer) {
+    let trajectory = viewer.trajectory.as_ref();
+    let has_frames = trajectory.is_some_and(|t| !t.frames.is_empty());
     // A latent run's frames get their pixels after the run; exports wait for all of them, and Save for the
     // frame on screen, rather than write a stand-in.
-    let undecoded = app.trajectory.as_ref().map_or(0, |t| t.undecoded());
-    let cursor_decoded = app
-        .trajectory
-        .as_ref()
-        .is_some_and(|t| t.frames.get(app.cursor).is_some_and(|f| f.decoded.is_some() || !t.is_latent()));
+    let undecoded = trajectory.map_or(0, |t| t.undecoded());
+    let cursor_decoded =
+        trajectory.is_some_and(|t| t.frames.get(viewer.cursor).is_some_and(|f| f.decoded.is_some() || !t.is_latent()));
     let waiting = format!("decoding the run's latent frames ({undecoded} to go)…");
     ui.horizontal_wrapped(|ui| {
-        if ui
-            .add_enabled(has_frames && cursor_decoded, egui::Button::new("Save image…"))
-            .on_disabled_hover_text(&waiting)
-            .clicked()
-        {
-            export_in_background(app, Export::Image, ui.ctx().clone());
-        }
         let all_decoded = has_frames && undecoded == 0;
-        if ui
-            .add_enabled(all_decoded, egui::Button::new("Export animation…"))
-            .on_disabled_hover_text(&waiting)
-            .clicked()
-        {
-            export_in_background(app, Export::Animation, ui.ctx().clone());
+        for (kind, label, enabled) in [
+            (Export::Image, "Save image…", has_frames && cursor_decoded),
+            (Export::Animation, "Export animation…", all_decoded),
+            (Export::Filmstrip, "Export filmstrip…", all_decoded),
+        ] {
+            if ui.add_enabled(enabled, egui::Button::new(label)).on_disabled_hover_text(&waiting).clicked() {
+                export_in_background(ctx, ui.ctx(), viewer, kind);
+            }
         }
-        if ui
-            .add_enabled(all_decoded, egui::Button::new("Export filmstrip…"))
-            .on_disabled_hover_text(&waiting)
-            .clicked()
-        {
-            export_in_background(app, Export::Filmstrip, ui.ctx().clone());
-        }
-        ui.add(egui::DragValue::new(&mut app.settings.filmstrip_steps).range(2..=40).suffix(" steps"))
+        ui.add(egui::DragValue::new(&mut ctx.settings.filmstrip_steps).range(2..=40).suffix(" steps"))
             .on_hover_text("Timesteps per sample in the filmstrip");
         if ui.button("Open settings from PNG…").clicked() {
-            open_settings_in_background(app, ui.ctx().clone());
+            open_settings_in_background(ctx, ui.ctx());
         }
     });
 }

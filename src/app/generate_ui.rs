@@ -1,12 +1,20 @@
-//! The Generate panel: model, batch, class, guidance, sampler, seed; Generate / Cancel; Save.
+//! The Generate panel: the main run (its viewer, state and speed) and its controls: model, batch, class,
+//! guidance, sampler, seed; Generate / Cancel.
+
+use std::time::Instant;
 
 use eframe::egui;
 
-use super::LabApp;
+use super::context::{PaintTimes, PanelContext, Request};
+use super::dialogs::{FileEvent, Pick};
+use super::state::{RunState, Trajectory};
+use super::viewer::{StepRate, TrajectoryViewer};
 use crate::data::FASHION_MNIST_CLASSES;
 use crate::diffusion::{DdpmVariance, Method, Sampler, Spacing};
 use crate::engine::DeviceChoice;
 use crate::engine::generate::MAX_BATCH;
+use crate::engine::{Event, GenerateRequest};
+use crate::model::ModelId;
 
 fn device_label(choice: DeviceChoice) -> &'static str {
     match choice {
@@ -26,104 +34,244 @@ fn class_name(class: Option<usize>, num_classes: usize) -> String {
     }
 }
 
-pub fn generate_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    ui.heading("Generate");
-    let model_names: Vec<String> = app.models.iter().map(|m| m.name.clone()).collect();
+/// The Generate page's main run: its frames in a viewer, where it stands, and how fast it goes.
+pub struct GeneratePanel {
+    pub viewer: TrajectoryViewer,
+    pub run: RunState,
+    /// The engine's job of the run on screen (events of other jobs are not this panel's).
+    pub job: u64,
+    pub rate: StepRate,
+    /// Time the UI thread spends building each frame of the window during the current run.
+    pub paint_times: PaintTimes,
+    /// The (job, frame index) last asked to be decoded first, so that it is asked once.
+    decode_requested: Option<(u64, usize)>,
+}
+
+impl Default for GeneratePanel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// How a run of a panel ended, for the window to carry on (B after A, the next grid cell).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunEnd {
+    Finished,
+    /// Cancelled or failed: what was queued after it is dropped.
+    Stopped,
+}
+
+impl GeneratePanel {
+    pub fn new() -> Self {
+        Self {
+            viewer: TrajectoryViewer::new("frame", "generated images"),
+            run: RunState::Idle,
+            job: 0,
+            rate: StepRate::default(),
+            paint_times: PaintTimes::default(),
+            decode_requested: None,
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        matches!(self.run, RunState::Running { .. })
+    }
+
+    /// Whether `job` is this panel's (running, or finished with frames still being decoded).
+    pub fn owns(&self, job: u64) -> bool {
+        job == self.job && job != 0
+    }
+
+    /// Starts `request` as the main run; a run in progress is cancelled (by the new job id) and its frames
+    /// dropped.
+    pub fn start(&mut self, ctx: &mut PanelContext, request: GenerateRequest) {
+        self.job = ctx.engine.generate(request.clone(), true);
+        let trajectory = Trajectory { budget_bytes: ctx.trajectory_budget, ..Trajectory::new(request) };
+        self.viewer.show(trajectory, self.job);
+        self.run = RunState::Running { job: self.job, started: Instant::now() };
+        self.rate = StepRate::default();
+        self.paint_times = PaintTimes::default();
+        ctx.clear_status();
+    }
+
+    /// An event of this panel's job: frames go to the viewer; the end of the run is returned.
+    pub fn on_run_event(&mut self, ctx: &mut PanelContext, event: Event) -> Option<RunEnd> {
+        match event {
+            Event::Frame { frame, total_steps, .. } => {
+                self.rate.frame_arrived();
+                self.viewer.push(frame, total_steps);
+                None
+            }
+            Event::Done { job, summary } => {
+                self.run = RunState::Finished { seconds: summary.seconds, cancelled: summary.cancelled };
+                let t = self.paint_times;
+                eprintln!(
+                    "run {job}: {} steps in {:.2} s; UI thread {} frames, mean {:.2} ms, worst {:.2} ms",
+                    summary.steps_done,
+                    summary.seconds,
+                    t.frames,
+                    t.mean_ms(),
+                    t.max_ms
+                );
+                if summary.cancelled {
+                    ctx.set_status(format!("cancelled after {} steps", summary.steps_done), false);
+                    return Some(RunEnd::Stopped);
+                }
+                Some(RunEnd::Finished)
+            }
+            Event::Failed { message, .. } => {
+                self.run = RunState::Failed(message.clone());
+                ctx.set_status(message, true);
+                Some(RunEnd::Stopped)
+            }
+            Event::Decoded { index, decoded, .. } => {
+                self.viewer.set_decoded(index, decoded);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Asks the engine to decode the cursor's latent frame next when it has no pixels yet.
+    pub fn request_cursor_decode(&mut self, ctx: &PanelContext) {
+        let Some(trajectory) = &self.viewer.trajectory else { return };
+        if ctx.running || !trajectory.is_latent() {
+            return;
+        }
+        let Some(frame) = self.viewer.cursor_frame().filter(|f| f.decoded.is_none()) else { return };
+        let wanted = (self.job, frame.index);
+        if self.decode_requested != Some(wanted) {
+            ctx.engine.decode(wanted.0, wanted.1);
+            self.decode_requested = Some(wanted);
+        }
+    }
+
+    /// The run's part of the status bar: progress, rate and ETA while it runs, its time once done.
+    pub fn progress_ui(&self, ui: &mut egui::Ui) {
+        if let (RunState::Running { started, .. }, Some(t)) = (&self.run, &self.viewer.trajectory) {
+            let done = t.frames.len().saturating_sub(1);
+            let total = t.total_steps.max(1);
+            let steps_per_second = self.rate.steps_per_second;
+            let remaining = total.saturating_sub(done) as f64 / steps_per_second.max(1e-9);
+            ui.add(
+                egui::ProgressBar::new(done as f32 / total as f32)
+                    .desired_width(220.0)
+                    .text(format!("t = {}  ({done}/{total})", t.frames.last().map_or(0, |f| f.t))),
+            );
+            ui.label(status_rate_text(steps_per_second, remaining, started.elapsed().as_secs_f64()));
+        } else if let RunState::Finished { seconds, cancelled: false } = self.run {
+            ui.label(format!(
+                "done in {seconds:.1} s (UI frames: mean {:.1} ms, worst {:.1} ms)",
+                self.paint_times.mean_ms(),
+                self.paint_times.max_ms
+            ));
+        }
+    }
+
+    /// Model, device, batch, class, guidance, sampler and seed.
+    pub fn settings_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
+        ui.heading("Generate");
+        model_picker_ui(ui, ctx);
+        if let Some(info) = ctx.model_info() {
+            ui.weak(format!(
+                "{} parameters, trained {} steps, {}x{}x{}",
+                info.parameters,
+                info.header.step,
+                info.config.image_channels,
+                info.config.image_size,
+                info.config.image_size
+            ));
+        }
+        let num_classes = ctx.num_classes();
+        let previous_device = ctx.settings.device;
+        let settings = &mut ctx.settings;
+        egui::ComboBox::from_label("Device").selected_text(device_label(settings.device)).show_ui(ui, |ui| {
+            for choice in [DeviceChoice::Auto, DeviceChoice::Cpu, DeviceChoice::Wgpu] {
+                ui.selectable_value(&mut settings.device, choice, device_label(choice));
+            }
+        });
+        ui.add(egui::Slider::new(&mut settings.batch, 1..=MAX_BATCH).text("Batch"));
+        egui::ComboBox::from_label("Class").selected_text(class_name(settings.class, num_classes)).show_ui(ui, |ui| {
+            ui.selectable_value(&mut settings.class, None, class_name(None, num_classes));
+            for c in 0..num_classes {
+                ui.selectable_value(&mut settings.class, Some(c), class_name(Some(c), num_classes));
+            }
+        });
+        ui.add_enabled(
+            settings.class.is_some(),
+            egui::Slider::new(&mut settings.guidance, 0.0..=10.0).step_by(0.1).text("Guidance"),
+        )
+        .on_hover_text("Classifier-free guidance w: 0 = unconditional, 1 = conditional, more = stronger class");
+        sampler_ui(ui, "", &mut settings.sampler, settings.schedule.steps);
+        let clip_label = if ctx.is_latent() {
+            format!("Clip predicted z_0 to ±{}", crate::model::autoencoder::LATENT_X0_BOUND)
+        } else {
+            "Clip predicted x_0 to [-1, 1]".to_string()
+        };
+        let settings = &mut ctx.settings;
+        ui.checkbox(&mut settings.sampler.clip_x0, clip_label).on_hover_text(
+            "At t = T, ᾱ_T is tiny, and x̂_0 = (x_t - sqrt(1 - ᾱ_t) ε̂) / sqrt(ᾱ_t) magnifies the network's error: \
+             clipping keeps x̂_0 in the data range",
+        );
+        ui.horizontal(|ui| {
+            ui.add(egui::DragValue::new(&mut settings.seed).prefix("Seed ")).on_hover_text("Seed");
+            if ui.button("New seed").clicked() {
+                settings.seed = rand::random::<u32>() as u64;
+            }
+        });
+        if ctx.settings.device != previous_device {
+            ctx.requests.push(Request::Cancel);
+            ctx.models.device = None;
+            ctx.engine.set_device(ctx.settings.device);
+        }
+    }
+
+    /// Generate and Cancel, and why Generate is off when it is.
+    pub fn buttons_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext, blocker: Option<String>) {
+        ui.horizontal(|ui| {
+            let generate = ui.add_enabled(blocker.is_none(), egui::Button::new("Generate")).on_hover_text("Ctrl+Enter");
+            if generate.clicked() {
+                ctx.requests.push(Request::Generate);
+            }
+            if ui.add_enabled(ctx.running, egui::Button::new("Cancel")).on_hover_text("Esc").clicked() {
+                ctx.requests.push(Request::Cancel);
+            }
+        });
+        if let Some(reason) = blocker {
+            ui.colored_label(ui.visuals().warn_fg_color, format!("Generate is off: {reason}"));
+        }
+    }
+}
+
+/// The model picker and "Open checkpoint…".
+fn model_picker_ui(ui: &mut egui::Ui, ctx: &mut PanelContext) {
+    let ids: Vec<ModelId> = ctx.models.loaded.iter().map(|m| ModelId::from_label(&m.name)).collect();
     ui.horizontal(|ui| {
-        egui::ComboBox::from_label("Model").selected_text(app.settings.model.clone()).show_ui(ui, |ui| {
-            for name in &model_names {
-                ui.selectable_value(&mut app.settings.model, name.clone(), name);
+        let settings = &mut ctx.settings;
+        egui::ComboBox::from_label("Model").selected_text(settings.model.label()).show_ui(ui, |ui| {
+            for id in ids {
+                let label = id.label();
+                ui.selectable_value(&mut settings.model, id, label);
             }
         });
         if ui.button("Open checkpoint…").on_hover_text("A model file written by diffusion-lab train").clicked() {
-            if !app.file_dialogs {
-                app.set_status(format!("{}: cannot choose a checkpoint", super::dialogs::NO_DIALOG), true);
-                return;
+            let pick = Pick::File("diffusion-lab checkpoint", &["dlab"]);
+            if let Err(message) =
+                ctx.dialogs.pick_in_background(ui.ctx(), pick, "a checkpoint", FileEvent::CheckpointPicked)
+            {
+                ctx.set_status(message, true);
             }
-            let events = app.file_events();
-            let ctx = ui.ctx().clone();
-            std::thread::spawn(move || {
-                if let Some(path) = rfd::FileDialog::new().add_filter("diffusion-lab checkpoint", &["dlab"]).pick_file()
-                {
-                    let _ = events.send(super::FileEvent::CheckpointPicked(path));
-                    ctx.request_repaint();
-                }
-            });
         }
     });
-    if let Some(info) = app.model_info() {
-        ui.weak(format!(
-            "{} parameters, trained {} steps, {}x{}x{}",
-            info.parameters,
-            info.header.step,
-            info.config.image_channels,
-            info.config.image_size,
-            info.config.image_size
-        ));
-    }
-    let num_classes = app.model_info().map_or(FASHION_MNIST_CLASSES.len(), |m| m.config.num_classes);
-    let previous_device = app.settings.device;
-    egui::ComboBox::from_label("Device").selected_text(device_label(app.settings.device)).show_ui(ui, |ui| {
-        for choice in [DeviceChoice::Auto, DeviceChoice::Cpu, DeviceChoice::Wgpu] {
-            ui.selectable_value(&mut app.settings.device, choice, device_label(choice));
-        }
-    });
-    if app.settings.device != previous_device {
-        app.cancel();
-        app.device = None;
-        app.engine.set_device(app.settings.device);
-    }
+}
 
-    ui.add(egui::Slider::new(&mut app.settings.batch, 1..=MAX_BATCH).text("Batch"));
-    egui::ComboBox::from_label("Class").selected_text(class_name(app.settings.class, num_classes)).show_ui(ui, |ui| {
-        ui.selectable_value(&mut app.settings.class, None, class_name(None, num_classes));
-        for c in 0..num_classes {
-            ui.selectable_value(&mut app.settings.class, Some(c), class_name(Some(c), num_classes));
-        }
-    });
-    ui.add_enabled(
-        app.settings.class.is_some(),
-        egui::Slider::new(&mut app.settings.guidance, 0.0..=10.0).step_by(0.1).text("Guidance"),
-    )
-    .on_hover_text("Classifier-free guidance w: 0 = unconditional, 1 = conditional, more = stronger class");
-
-    sampler_ui(ui, "", &mut app.settings.sampler, app.settings.schedule.steps);
-    let latent = app.model_info().is_some_and(|m| m.is_latent);
-    let clip_label = if latent {
-        format!("Clip predicted z_0 to ±{}", crate::model::autoencoder::LATENT_X0_BOUND)
+/// "12.3 steps/s, ETA 4 s, 1 s elapsed"; before the second frame there is no rate yet, and no ETA.
+pub fn status_rate_text(steps_per_second: f64, remaining_seconds: f64, elapsed: f64) -> String {
+    if steps_per_second > 0.0 && remaining_seconds.is_finite() {
+        format!("{steps_per_second:.1} steps/s, ETA {remaining_seconds:.0} s, {elapsed:.0} s elapsed")
     } else {
-        "Clip predicted x_0 to [-1, 1]".to_string()
-    };
-    ui.checkbox(&mut app.settings.sampler.clip_x0, clip_label).on_hover_text(
-        "At t = T, ᾱ_T is tiny, and x̂_0 = (x_t - sqrt(1 - ᾱ_t) ε̂) / sqrt(ᾱ_t) magnifies the network's error: \
-         clipping keeps x̂_0 in the data range",
-    );
-    ui.horizontal(|ui| {
-        ui.add(egui::DragValue::new(&mut app.settings.seed).prefix("Seed ")).on_hover_text("Seed");
-        if ui.button("New seed").clicked() {
-            app.settings.seed = rand::random::<u32>() as u64;
-        }
-    });
-
-    ui.add_space(6.0);
-    super::compare::compare_panel_ui(app, ui);
-    ui.add_space(6.0);
-    let blocker = app.generate_blocker();
-    ui.horizontal(|ui| {
-        let generate = ui.add_enabled(blocker.is_none(), egui::Button::new("Generate")).on_hover_text("Ctrl+Enter");
-        if generate.clicked() {
-            app.start_generate();
-        }
-        if ui.add_enabled(app.is_running(), egui::Button::new("Cancel")).on_hover_text("Esc").clicked() {
-            app.cancel();
-        }
-    });
-    if let Some(reason) = blocker {
-        ui.colored_label(ui.visuals().warn_fg_color, format!("Generate is off: {reason}"));
+        format!("measuring speed…, {elapsed:.0} s elapsed")
     }
-
-    ui.add_space(6.0);
-    super::export::export_buttons_ui(app, ui);
 }
 
 /// The sampler's controls: method, then what that method has (steps and spacing; η for DDIM; the
@@ -166,5 +314,17 @@ pub fn sampler_ui(ui: &mut egui::Ui, prefix: &str, sampler: &mut Sampler, schedu
             ui.add(egui::Slider::new(&mut sampler.eta, 0.0..=1.0).text(format!("{prefix}η")));
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::status_rate_text;
+
+    #[test]
+    fn no_eta_before_the_rate_is_known() {
+        assert_eq!(status_rate_text(0.0, f64::INFINITY, 0.4), "measuring speed…, 0 s elapsed");
+        assert!(!status_rate_text(0.0, f64::NAN, 2.0).contains("NaN"));
+        assert_eq!(status_rate_text(10.0, 4.2, 1.0), "10.0 steps/s, ETA 4 s, 1 s elapsed");
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use eframe::egui_wgpu::{self, CallbackResources, CallbackTrait, ScreenDescriptor};
 use eframe::wgpu;
 
+use super::colors::{GRID_GAP, grid_columns};
 use super::state::ColorMap;
-use super::view::{GRID_GAP, grid_columns};
 
 pub const SHADER: &str = include_str!("../../shaders/display.wgsl");
 const UNIFORM_SIZE: u64 = 48;

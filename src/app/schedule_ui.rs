@@ -4,7 +4,7 @@
 use eframe::egui::{self, Color32};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
-use super::LabApp;
+use super::context::{PanelContext, Request};
 use crate::diffusion::{BetaSchedule, ScheduleKind};
 
 /// The curves of one schedule against t / T (so schedules with different T line up).
@@ -63,12 +63,12 @@ pub fn range_warning(edited: (f64, f64), trained: Option<(f64, f64)>) -> Option<
 /// warning with the measured cost and the fixes: raise T, raise β_end, reset, and a look at x_T next to
 /// pure noise in the Forward process panel.
 fn terminal_signal_ui(
-    app: &mut LabApp,
+    ctx: &mut PanelContext,
     ui: &mut egui::Ui,
     trained_range: Option<(f64, f64)>,
     trained_schedule: Option<BetaSchedule>,
 ) {
-    let schedule = app.settings.schedule;
+    let schedule = ctx.settings.schedule;
     let Ok(built) = schedule.build() else { return };
     let terminal = built.terminal_signal();
     ui.label(format!("Signal left at t = T: {}", terminal.describe()));
@@ -94,105 +94,107 @@ fn terminal_signal_ui(
             if let Some(steps) = steps
                 && ui.button(format!("Raise T to {steps}")).clicked()
             {
-                app.settings.schedule.steps = steps;
+                ctx.settings.schedule.steps = steps;
             }
             if let Some(beta_end) = beta_end
                 && ui.button(format!("Raise β_end to {beta_end}")).clicked()
             {
-                app.settings.schedule.beta_end = beta_end;
+                ctx.settings.schedule.beta_end = beta_end;
             }
             if let Some(trained) = trained_schedule
                 && ui.button("Use the model's schedule").clicked()
             {
-                app.settings.schedule = trained;
+                ctx.settings.schedule = trained;
             }
             if ui.button("Show x_T next to pure noise").on_hover_text("The Forward process panel at t = T").clicked() {
-                show_terminal_in_forward_panel(app);
+                ctx.requests.push(Request::ShowTerminalNoise);
             }
         });
     });
 }
 
-/// Opens the Forward process panel at t = T of the edited schedule, where it shows x_T beside pure noise.
-pub fn show_terminal_in_forward_panel(app: &mut LabApp) {
-    app.forward.open = true;
-    if app.forward.x0.is_none() {
-        super::forward_ui::load_test_image(app);
-    }
-    app.forward.t = app.settings.schedule.steps;
+/// The Schedule panel: the β schedule's sliders and its curves beside the model's own.
+#[derive(Default)]
+pub struct SchedulePanel {
+    /// The curves of the schedule being edited, recomputed when it changes.
+    pub plotted: Option<Curves>,
 }
 
-pub fn schedule_panel_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    ui.heading("Schedule");
-    let schedule = &mut app.settings.schedule;
-    let mut kind = schedule.kind;
-    egui::ComboBox::from_label("Kind").selected_text(kind.name()).show_ui(ui, |ui| {
-        for k in ScheduleKind::ALL {
-            ui.selectable_value(&mut kind, k, k.name());
+impl SchedulePanel {
+    pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
+        ui.heading("Schedule");
+        let schedule = &mut ctx.settings.schedule;
+        let mut kind = schedule.kind;
+        egui::ComboBox::from_label("Kind").selected_text(kind.name()).show_ui(ui, |ui| {
+            for k in ScheduleKind::ALL {
+                ui.selectable_value(&mut kind, k, k.name());
+            }
+        });
+        if kind != schedule.kind {
+            // A new kind starts from its usual β range.
+            *schedule = BetaSchedule::default_for(kind, schedule.steps);
         }
-    });
-    if kind != schedule.kind {
-        // A new kind starts from its usual β range.
-        *schedule = BetaSchedule::default_for(kind, schedule.steps);
-    }
-    ui.add(
-        egui::Slider::new(&mut schedule.steps, 1..=crate::diffusion::schedule::MAX_STEPS).logarithmic(true).text("T"),
-    );
-    ui.add_enabled_ui(kind.uses_beta_range(), |ui| {
-        ui.add(egui::Slider::new(&mut schedule.beta_start, 1e-6..=0.5).logarithmic(true).text("β_start"));
-        ui.add(egui::Slider::new(&mut schedule.beta_end, 1e-5..=0.999).logarithmic(true).text("β_end"));
-    });
-    if ui.button("Reset to the model's schedule").clicked() {
-        if let Some(trained) = app.model_info().and_then(|m| m.header.training_schedule) {
-            app.settings.schedule = trained;
-        }
-    }
-    if app.settings.sampler.method.has_steps() {
-        app.settings.sampler.steps = app.settings.sampler.steps.min(app.settings.schedule.steps).max(1);
-    }
-
-    let schedule = app.settings.schedule;
-    if app.plotted.as_ref().is_none_or(|c| c.source != schedule) {
-        app.plotted = Curves::of(&schedule);
-    }
-    let trained_schedule = app.model_info().and_then(|m| m.header.training_schedule);
-    let trained_range = app.model_info().and_then(|m| m.header.log_snr_range);
-    match (&app.plotted, schedule.validate()) {
-        (_, Err(e)) => {
-            ui.colored_label(ui.visuals().error_fg_color, format!("Invalid schedule: {e}"));
-        }
-        (Some(curves), Ok(())) => {
-            let edited_range = curves.log_snr_range;
-            terminal_signal_ui(app, ui, trained_range, trained_schedule);
-            if let Some(warning) = range_warning(edited_range, trained_range) {
-                ui.colored_label(ui.visuals().warn_fg_color, warning);
+        ui.add(
+            egui::Slider::new(&mut schedule.steps, 1..=crate::diffusion::schedule::MAX_STEPS)
+                .logarithmic(true)
+                .text("T"),
+        );
+        ui.add_enabled_ui(kind.uses_beta_range(), |ui| {
+            ui.add(egui::Slider::new(&mut schedule.beta_start, 1e-6..=0.5).logarithmic(true).text("β_start"));
+            ui.add(egui::Slider::new(&mut schedule.beta_end, 1e-5..=0.999).logarithmic(true).text("β_end"));
+        });
+        if ui.button("Reset to the model's schedule").clicked() {
+            if let Some(trained) = ctx.model_info().and_then(|m| m.header.training_schedule) {
+                ctx.settings.schedule = trained;
             }
         }
-        (None, Ok(())) => {}
-    }
-    let trained_curves = trained_schedule.and_then(|s| Curves::of(&s));
-    let edited = app.plotted.clone();
-    for (title, pick) in [
-        ("β_t", (|c: &Curves| c.beta.clone()) as fn(&Curves) -> Vec<[f64; 2]>),
-        ("ᾱ_t", |c: &Curves| c.alpha_bar.clone()),
-        ("log-SNR λ_t", |c: &Curves| c.log_snr.clone()),
-    ] {
-        ui.label(title);
-        Plot::new(title)
-            .height(110.0)
-            .legend(Legend::default())
-            .allow_drag(false)
-            .allow_zoom(false)
-            .allow_scroll(false)
-            .x_axis_label("t / T")
-            .show(ui, |plot| {
-                if let Some(c) = &trained_curves {
-                    plot.line(Line::new("trained", PlotPoints::from(pick(c))).color(Color32::GRAY));
+        if ctx.settings.sampler.method.has_steps() {
+            ctx.settings.sampler.steps = ctx.settings.sampler.steps.min(ctx.settings.schedule.steps).max(1);
+        }
+
+        let schedule = ctx.settings.schedule;
+        if self.plotted.as_ref().is_none_or(|c| c.source != schedule) {
+            self.plotted = Curves::of(&schedule);
+        }
+        let trained_schedule = ctx.model_info().and_then(|m| m.header.training_schedule);
+        let trained_range = ctx.model_info().and_then(|m| m.header.log_snr_range);
+        match (&self.plotted, schedule.validate()) {
+            (_, Err(e)) => {
+                ui.colored_label(ui.visuals().error_fg_color, format!("Invalid schedule: {e}"));
+            }
+            (Some(curves), Ok(())) => {
+                let edited_range = curves.log_snr_range;
+                terminal_signal_ui(ctx, ui, trained_range, trained_schedule);
+                if let Some(warning) = range_warning(edited_range, trained_range) {
+                    ui.colored_label(ui.visuals().warn_fg_color, warning);
                 }
-                if let Some(c) = &edited {
-                    plot.line(Line::new("edited", PlotPoints::from(pick(c))).color(Color32::LIGHT_BLUE));
-                }
-            });
+            }
+            (None, Ok(())) => {}
+        }
+        let trained_curves = trained_schedule.and_then(|s| Curves::of(&s));
+        let edited = self.plotted.clone();
+        for (title, pick) in [
+            ("β_t", (|c: &Curves| c.beta.clone()) as fn(&Curves) -> Vec<[f64; 2]>),
+            ("ᾱ_t", |c: &Curves| c.alpha_bar.clone()),
+            ("log-SNR λ_t", |c: &Curves| c.log_snr.clone()),
+        ] {
+            ui.label(title);
+            Plot::new(title)
+                .height(110.0)
+                .legend(Legend::default())
+                .allow_drag(false)
+                .allow_zoom(false)
+                .allow_scroll(false)
+                .x_axis_label("t / T")
+                .show(ui, |plot| {
+                    if let Some(c) = &trained_curves {
+                        plot.line(Line::new("trained", PlotPoints::from(pick(c))).color(Color32::GRAY));
+                    }
+                    if let Some(c) = &edited {
+                        plot.line(Line::new("edited", PlotPoints::from(pick(c))).color(Color32::LIGHT_BLUE));
+                    }
+                });
+        }
     }
 }
 

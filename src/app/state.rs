@@ -68,7 +68,8 @@ fn sampler_or_default<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Resu
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    pub model: String,
+    /// Saved as its label, as settings of older versions were.
+    pub model: crate::model::ModelId,
     pub batch: usize,
     /// `None` = any class (unconditional).
     pub class: Option<usize>,
@@ -96,7 +97,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            model: String::new(),
+            model: crate::model::ModelId::default(),
             batch: 16,
             class: Some(0),
             guidance: crate::model::denoise::DEFAULT_GUIDANCE,
@@ -117,7 +118,7 @@ impl Default for Settings {
 impl Settings {
     pub fn request(&self) -> GenerateRequest {
         GenerateRequest {
-            model: self.model.clone(),
+            model: self.model.label(),
             schedule: self.schedule,
             sampler: self.sampler,
             seed: self.seed,
@@ -179,7 +180,7 @@ impl Settings {
 
     /// Takes the generation settings of a saved request (from a PNG's text chunk).
     pub fn apply_request(&mut self, request: &GenerateRequest) {
-        self.model = request.model.clone();
+        self.model = crate::model::ModelId::from_label(&request.model);
         self.schedule = request.schedule;
         self.seed = request.seed;
         self.batch = request.batch;

@@ -401,15 +401,11 @@ fn init_image(
 /// The name the window lists a `--model` value under (saved in PNG settings, so that the window's "Open
 /// settings from PNG…" finds the model).
 fn app_model_name(model: &str) -> String {
-    embedded::model_by_short_name(model).map_or_else(
-        || {
-            format!(
-                "file: {}",
-                std::path::Path::new(model).file_name().map_or(model.to_owned(), |n| n.to_string_lossy().into_owned())
-            )
-        },
-        |builtin| builtin.name.to_string(),
-    )
+    let id = match embedded::model_by_short_name(model) {
+        Some(builtin) => diffusion_lab::model::ModelId::BuiltIn(builtin.name.to_string()),
+        None => diffusion_lab::model::ModelId::File(model.into()),
+    };
+    id.label()
 }
 
 /// The decoder a latent model's samples go through: `--autoencoder` when given, else the built-in

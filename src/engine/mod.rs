@@ -3,6 +3,7 @@
 pub mod device;
 pub mod generate;
 pub mod grid;
+pub mod png_settings;
 pub mod train;
 pub mod worker;
 

@@ -9,8 +9,10 @@ pub mod cpu;
 pub mod denoise;
 pub mod embedded;
 pub mod embedding;
+pub mod id;
 pub mod unet;
 
+pub use id::ModelId;
 pub use unet::{UNet, UNetConfig};
 
 /// A tensor could not be read back from its device (a lost or failed GPU, say): the computation that

@@ -1,7 +1,7 @@
 //! Training ε_θ on L = E ||ε - ε_θ(x_t, λ, y)||², x_t = sqrt(ᾱ) x_0 + sqrt(1 - ᾱ) ε, ᾱ = sigmoid(λ).
 //!
-//! λ is drawn to cover every schedule the app offers (see [`LogSnrSampler`]), so that a schedule edited in
-//! the window feeds the network noise levels it has seen. Everything random is derived from (seed, step),
+//! λ is drawn to cover every schedule the app offers (see [`LogSnrDistribution`]), so that a schedule edited
+//! in the window feeds the network noise levels it has seen. Everything random is derived from (seed, step),
 //! so a run resumed from a checkpoint continues exactly as if it had never stopped.
 
 use std::path::{Path, PathBuf};
@@ -70,14 +70,14 @@ impl TrainConfig {
 /// Draws training noise levels: 45 % from the linear and 45 % from the cosine schedule at T = 1000
 /// (t uniform, λ interpolated between neighbouring steps), 10 % uniform over [min, max]. The quadratic and
 /// sigmoid schedules' ranges lie inside the union of the first two.
-pub struct LogSnrSampler {
+pub struct LogSnrDistribution {
     linear: Vec<f64>,
     cosine: Vec<f64>,
     min: f64,
     max: f64,
 }
 
-impl LogSnrSampler {
+impl LogSnrDistribution {
     pub fn new(min: f64, max: f64) -> Self {
         let log_snr = |s: BetaSchedule| s.build().map(|n| n.log_snr).unwrap_or_default();
         Self { linear: log_snr(BetaSchedule::linear(1000)), cosine: log_snr(BetaSchedule::cosine(1000)), min, max }
@@ -136,7 +136,7 @@ pub struct DdpmTrainer {
     pub wall_seconds: f64,
     device: Device,
     autodiff: Device,
-    log_snr: LogSnrSampler,
+    log_snr: LogSnrDistribution,
     /// What the run learns from (kept in the checkpoint).
     pub data_description: String,
     /// The current epoch's order, and which epoch it is.
@@ -160,7 +160,7 @@ impl DdpmTrainer {
         Self {
             kind: ModelKind::Unet,
             autoencoder: None,
-            log_snr: LogSnrSampler::new(config.log_snr_min, config.log_snr_max),
+            log_snr: LogSnrDistribution::new(config.log_snr_min, config.log_snr_max),
             optimizer: optimizer_from_config(&config),
             config,
             unet_config,
@@ -374,9 +374,9 @@ mod tests {
 
     #[test]
     fn log_snr_samples_cover_the_range() {
-        let sampler = LogSnrSampler::new(-20.0, 10.0);
+        let distribution = LogSnrDistribution::new(-20.0, 10.0);
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let samples: Vec<f64> = (0..20_000).map(|_| sampler.sample(&mut rng)).collect();
+        let samples: Vec<f64> = (0..20_000).map(|_| distribution.sample(&mut rng)).collect();
         assert!(samples.iter().all(|l| (-20.0..=10.0).contains(l)));
         assert!(samples.iter().any(|l| *l < -15.0) && samples.iter().any(|l| *l > 8.0));
         let middle = samples.iter().filter(|l| (-5.0..5.0).contains(*l)).count();

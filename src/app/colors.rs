@@ -146,3 +146,42 @@ pub fn upload(slot: &mut Option<egui::TextureHandle>, ctx: &egui::Context, name:
         None => *slot = Some(ctx.load_texture(name, image, egui::TextureOptions::NEAREST)),
     }
 }
+
+/// A texture re-uploaded only when what it shows changes: `key` says what that is (a run's serial, a
+/// frame, the quantity and the colour map…).
+pub struct TextureCache<K> {
+    texture: Option<egui::TextureHandle>,
+    key: Option<K>,
+    name: &'static str,
+}
+
+impl<K: PartialEq> TextureCache<K> {
+    pub fn new(name: &'static str) -> Self {
+        Self { texture: None, key: None, name }
+    }
+
+    /// The texture for `key`, made by `image` only when the key changed (or `image` gives nothing).
+    pub fn get(
+        &mut self,
+        ctx: &egui::Context,
+        key: K,
+        image: impl FnOnce() -> Option<ColorImage>,
+    ) -> Option<egui::TextureHandle> {
+        if self.key.as_ref() != Some(&key) || self.texture.is_none() {
+            let image = image()?;
+            upload(&mut self.texture, ctx, self.name, image);
+            self.key = Some(key);
+        }
+        self.texture.clone()
+    }
+
+    /// Whether the texture shows `key`.
+    pub fn shows(&self, key: &K) -> bool {
+        self.texture.is_some() && self.key.as_ref() == Some(key)
+    }
+
+    /// Forgets the key, so the next [`TextureCache::get`] uploads again.
+    pub fn invalidate(&mut self) {
+        self.key = None;
+    }
+}

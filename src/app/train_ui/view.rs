@@ -1,0 +1,197 @@
+//! What the Train view shows: the run's progress and the data's summary in the left panel, and the centre
+//! (the loss curve, the data's first pictures before a run, and the sample grids over training, each
+//! scrubbed through its denoising steps in [`TrainPanel::viewer`]).
+
+use eframe::egui::{self, Color32};
+use egui_plot::{Legend, Line, Plot, PlotPoints};
+
+use super::{Phase, TrainPanel, duration_text};
+use crate::app::colors;
+use crate::app::context::PanelContext;
+use crate::app::state::View;
+use crate::app::viewer::Look;
+use crate::engine::train::DataSummary;
+
+/// Points of a loss curve drawn at most (a long run's log is thinned for the plot, not in memory).
+const MAX_PLOTTED: usize = 2000;
+
+impl TrainPanel {
+    /// Where the run stands: step, speed, ETA, last checkpoint, and the UI's paint times while training.
+    pub(super) fn progress_ui(&self, ui: &mut egui::Ui) {
+        if self.phase == Phase::Idle && self.losses.is_empty() {
+            return;
+        }
+        let total = self.steps.max(1);
+        ui.add(
+            egui::ProgressBar::new(self.step as f32 / total as f32)
+                .text(format!("step {} of {}", self.step, self.steps)),
+        );
+        ui.label(format!("{:.2} M parameters, {} training images", self.parameters as f64 / 1e6, self.images));
+        if self.images_per_second > 0.0 {
+            ui.label(format!("{:.1} images/s", self.images_per_second));
+        }
+        match self.seconds_per_step() {
+            Some(seconds) => {
+                let remaining = self.steps.saturating_sub(self.step) as f64 * seconds;
+                ui.label(format!(
+                    "{seconds:.3} s/step (measured on the first steps); ETA {}",
+                    duration_text(remaining)
+                ));
+            }
+            None if self.phase == Phase::Running => {
+                ui.label("measuring the speed on the first steps…");
+            }
+            None => {}
+        }
+        if let Some(step) = self.last_checkpoint {
+            ui.label(format!("last checkpoint: step {step}"));
+        }
+        if self.paint_times.frames > 0 {
+            ui.small(format!(
+                "UI frames while training: mean {:.1} ms, worst {:.1} ms",
+                self.paint_times.mean_ms(),
+                self.paint_times.max_ms
+            ));
+        }
+    }
+
+    /// The centre: the loss curve, the data's first pictures before a run, and the samples over training.
+    pub fn view_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
+        let available = ui.available_height();
+        ui.label("Loss L = ||ε - ε_θ(x_t, t)||² per step");
+        let raw = thinned(&self.losses);
+        let smoothed = thinned(&self.smoothed);
+        Plot::new("training loss")
+            .height((available * 0.35).clamp(120.0, 320.0))
+            .legend(Legend::default())
+            .x_axis_label("step")
+            .y_axis_label("loss")
+            .include_y(0.0)
+            .show(ui, |plot| {
+                plot.line(Line::new("loss", PlotPoints::from(raw)).color(Color32::from_gray(140)));
+                plot.line(Line::new("smoothed", PlotPoints::from(smoothed)).color(Color32::LIGHT_BLUE).width(2.0));
+            });
+        ui.separator();
+        if self.snapshots.is_empty() {
+            self.data_preview_ui(ui, ctx);
+        } else {
+            self.samples_ui(ui, ctx);
+        }
+    }
+
+    fn data_preview_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
+        let Some(data) = &self.data else {
+            ui.label("Choose the data, then Start training: samples of the model appear here as it learns.");
+            return;
+        };
+        ui.label(format!("The first {} training images ({})", data.preview_count, data.description));
+        let [c, h, w] = data.shape;
+        let map = ctx.settings.color_map;
+        let texture = self.data_texture.get(ui.ctx(), (self.serial, map), || {
+            Some(colors::color_image_of(&data.preview, [data.preview_count, c, h, w], map))
+        });
+        if let Some(texture) = texture {
+            let size = texture.size_vec2() * ctx.settings.zoom.min(4.0);
+            egui::ScrollArea::both().show(ui, |ui| {
+                ui.add(egui::Image::new((texture.id(), size)).alt_text("training images"));
+            });
+        }
+    }
+
+    fn samples_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
+        let latent = self.shown_frame().is_some_and(|f| f.decoded.is_some());
+        ui.horizontal_wrapped(|ui| {
+            ui.label("Show:");
+            for v in View::ALL.into_iter().filter(|v| v.applies(latent)) {
+                ui.selectable_value(&mut self.view, v, v.label(latent));
+            }
+            ui.separator();
+            ui.add(egui::Slider::new(&mut ctx.settings.zoom, 1.0..=16.0).step_by(1.0).text("zoom"));
+        });
+        self.snapshot_slider_ui(ui);
+        self.denoising_slider_ui(ui);
+        // A latent grid's predicted noise is shown as its decoded x_t, as before the viewer.
+        let view = if latent && self.view == View::PredictedNoise { View::Noisy } else { self.view };
+        let look = Look { view, color_map: ctx.settings.color_map, zoom: ctx.settings.zoom, gpu: ctx.gpu_display };
+        self.viewer.image_ui(ui, look, "no samples yet");
+    }
+
+    /// "Samples over training": which grid is on screen.
+    fn snapshot_slider_ui(&mut self, ui: &mut egui::Ui) {
+        let count = self.snapshots.len();
+        let mut selected = self.selected.min(count - 1);
+        let steps: Vec<u64> = self.snapshots.iter().map(|s| s.step).collect();
+        ui.horizontal(|ui| {
+            let response = ui.add(
+                egui::Slider::new(&mut selected, 0..=count - 1)
+                    .text("Samples over training")
+                    .show_value(false)
+                    .custom_formatter(|i, _| format!("step {}", steps.get(i as usize).copied().unwrap_or(0))),
+            );
+            ui.label(format!("after step {} ({} of {count})", steps[selected], selected + 1));
+            if response.changed() {
+                self.follow_newest = selected + 1 == count;
+                self.select(selected, false);
+            }
+        });
+    }
+
+    /// "Denoising step": the viewer's cursor in the grid's frames.
+    fn denoising_slider_ui(&mut self, ui: &mut egui::Ui) {
+        let frames = self.viewer.len();
+        if frames > 1 {
+            let mut cursor = self.viewer.cursor.min(frames - 1);
+            let ts: Vec<usize> =
+                self.viewer.trajectory.as_ref().map(|t| t.frames.iter().map(|f| f.t).collect()).unwrap_or_default();
+            let t_of = |i: usize| ts.get(i).copied().unwrap_or(0);
+            ui.horizontal(|ui| {
+                let response = ui.add(
+                    egui::Slider::new(&mut cursor, 0..=frames - 1)
+                        .text("Denoising step")
+                        .show_value(false)
+                        .custom_formatter(|i, _| format!("t = {}", t_of(i as usize))),
+                );
+                ui.label(format!("t = {}  (frame {} of {frames})", t_of(cursor), cursor + 1));
+                if response.changed() {
+                    self.viewer.seek(cursor);
+                }
+            });
+        } else if frames == 1 {
+            ui.small("older sample grids keep their final images only");
+        }
+    }
+}
+
+/// At most [`MAX_PLOTTED`] points of a curve, evenly spaced, the last one kept.
+fn thinned(points: &[[f64; 2]]) -> Vec<[f64; 2]> {
+    let stride = points.len().div_ceil(MAX_PLOTTED).max(1);
+    let mut kept: Vec<[f64; 2]> = points.iter().step_by(stride).copied().collect();
+    if let (Some(last), Some(kept_last)) = (points.last(), kept.last())
+        && last != kept_last
+    {
+        kept.push(*last);
+    }
+    kept
+}
+
+/// What the loaded data holds: count, shape, classes and the files skipped.
+pub(super) fn data_summary_ui(ui: &mut egui::Ui, data: &DataSummary) {
+    let [c, h, w] = data.shape;
+    ui.label(format!("{} images, {c}x{h}x{w}", data.count));
+    if data.classes.is_empty() {
+        ui.label("no classes (no sub-folders): the model learns unconditional samples");
+    } else {
+        let list: Vec<String> = data.classes.iter().map(|(name, n)| format!("{name} ({n})")).collect();
+        ui.label(format!("{} classes: {}", data.classes.len(), list.join(", ")));
+    }
+    if !data.skipped.is_empty() {
+        egui::CollapsingHeader::new(format!("{} files skipped", data.skipped.len())).show(ui, |ui| {
+            for (file, reason) in data.skipped.iter().take(50) {
+                ui.label(format!("{file}: {reason}")).on_hover_text(reason);
+            }
+            if data.skipped.len() > 50 {
+                ui.label(format!("… and {} more", data.skipped.len() - 50));
+            }
+        });
+    }
+}
