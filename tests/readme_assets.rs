@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use diffusion_lab::app::state::{RunState, Settings, View};
+use diffusion_lab::app::state::{Quantity, RunStatus, Settings};
 use diffusion_lab::app::{LabApp, export};
 use diffusion_lab::diffusion::Sampler;
 use diffusion_lab::engine::{DeviceChoice, Engine};
@@ -24,7 +24,7 @@ fn run_in_window(settings: Settings) -> Harness<'static, LabApp> {
     }
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     harness.step();
-    while !matches!(harness.state().generate.run, RunState::Finished { .. } | RunState::Failed(_)) {
+    while !matches!(harness.state().generate.run, RunStatus::Finished { .. } | RunStatus::Failed(_)) {
         assert!(Instant::now() < deadline, "generation timed out");
         harness.step();
         std::thread::sleep(Duration::from_millis(20));
@@ -49,7 +49,7 @@ fn readme_animation_and_filmstrip() {
     export::save_animation_to(
         &dir.join("denoising.gif"),
         trajectory,
-        app.ctx.settings.view,
+        app.ctx.settings.quantity,
         app.ctx.settings.color_map,
         2,
     )
@@ -58,7 +58,7 @@ fn readme_animation_and_filmstrip() {
         &dir.join("filmstrip.png"),
         trajectory,
         10,
-        app.ctx.settings.view,
+        app.ctx.settings.quantity,
         app.ctx.settings.color_map,
         3,
     )
@@ -86,7 +86,7 @@ fn readme_latent_filmstrip() {
         &dir.join("latent-filmstrip.png"),
         trajectory,
         10,
-        View::Noisy,
+        Quantity::Noisy,
         app.ctx.settings.color_map,
         3,
     )
@@ -95,7 +95,7 @@ fn readme_latent_filmstrip() {
         &dir.join("latent-channels.png"),
         trajectory,
         10,
-        View::LatentChannels,
+        Quantity::LatentChannels,
         app.ctx.settings.color_map,
         3,
     )
@@ -116,7 +116,7 @@ fn readme_terminal_signal_warning() {
     harness.state_mut().forward.test_index = 3;
     harness.get_by_label("Show x_T next to pure noise").click();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !harness.state().forward.x_t.as_ref().is_some_and(|(t, ..)| *t == 300) {
+    while harness.state().forward.x_t.as_ref().is_none_or(|(t, ..)| *t != 300) {
         assert!(Instant::now() < deadline, "x_T never arrived");
         harness.step();
         std::thread::sleep(Duration::from_millis(10));

@@ -134,18 +134,18 @@ fn a_run_on_a_folder_of_pictures_trains_from_the_train_view_and_its_checkpoint_s
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     harness.run_steps(2);
     assert!(
-        !matches!(harness.state().generate.run, diffusion_lab::app::state::RunState::Idle),
+        !matches!(harness.state().generate.run, diffusion_lab::app::state::RunStatus::Idle),
         "Generate starts during training"
     );
     step_until(&mut harness, "a generation finishes during training", |app| {
         matches!(
             app.generate.run,
-            diffusion_lab::app::state::RunState::Finished { .. } | diffusion_lab::app::state::RunState::Failed(_)
+            diffusion_lab::app::state::RunStatus::Finished { .. } | diffusion_lab::app::state::RunStatus::Failed(_)
         )
     });
     assert!(matches!(
         harness.state().generate.run,
-        diffusion_lab::app::state::RunState::Finished { cancelled: false, .. }
+        diffusion_lab::app::state::RunStatus::Finished { cancelled: false, .. }
     ));
     harness.get_by_label("Train view").click();
     step_until(&mut harness, "the run finishes", |app| app.train.phase == Phase::Idle && app.train.step == 200);
@@ -186,12 +186,12 @@ fn a_run_on_a_folder_of_pictures_trains_from_the_train_view_and_its_checkpoint_s
     step_until(&mut harness, "the trained model generates", |app| {
         matches!(
             app.generate.run,
-            diffusion_lab::app::state::RunState::Finished { .. } | diffusion_lab::app::state::RunState::Failed(_)
+            diffusion_lab::app::state::RunStatus::Finished { .. } | diffusion_lab::app::state::RunStatus::Failed(_)
         )
     });
     let app = harness.state();
     assert!(
-        matches!(app.generate.run, diffusion_lab::app::state::RunState::Finished { cancelled: false, .. }),
+        matches!(app.generate.run, diffusion_lab::app::state::RunStatus::Finished { cancelled: false, .. }),
         "{:?}",
         app.generate.run
     );

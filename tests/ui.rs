@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use diffusion_lab::app::state::{RunState, Settings};
+use diffusion_lab::app::state::{RunStatus, Settings};
 use diffusion_lab::app::{LabApp, export};
 use diffusion_lab::diffusion::NoiseSource;
 use diffusion_lab::diffusion::{DdpmVariance, Sampler};
@@ -43,7 +43,7 @@ fn step_until(harness: &mut Harness<'static, LabApp>, what: &str, done: impl Fn(
 }
 
 fn finished(app: &LabApp) -> bool {
-    matches!(app.generate.run, RunState::Finished { .. } | RunState::Failed(_))
+    matches!(app.generate.run, RunStatus::Finished { .. } | RunStatus::Failed(_))
 }
 
 #[test]
@@ -52,7 +52,7 @@ fn generate_runs_to_the_end_and_fills_the_timeline() {
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     step_until(&mut harness, "the run finishes", finished);
     let app = harness.state();
-    assert!(matches!(app.generate.run, RunState::Finished { cancelled: false, .. }), "{:?}", app.generate.run);
+    assert!(matches!(app.generate.run, RunStatus::Finished { cancelled: false, .. }), "{:?}", app.generate.run);
     let trajectory = app.generate.viewer.trajectory.as_ref().unwrap();
     assert_eq!(trajectory.frames.len(), 6, "x_T and five DDIM steps");
     assert_eq!(trajectory.frames.last().unwrap().t, 0);
@@ -77,7 +77,7 @@ fn cancel_stops_a_run() {
     harness.get_by_role_and_label(Role::Button, "Cancel").click();
     step_until(&mut harness, "the run stops", finished);
     let app = harness.state();
-    assert!(matches!(app.generate.run, RunState::Finished { cancelled: true, .. }), "{:?}", app.generate.run);
+    assert!(matches!(app.generate.run, RunStatus::Finished { cancelled: true, .. }), "{:?}", app.generate.run);
     assert!(app.generate.viewer.trajectory.as_ref().unwrap().frames.len() < 1001);
 }
 
@@ -152,7 +152,7 @@ fn save_writes_a_png_with_the_settings() {
         &path,
         trajectory,
         app.generate.viewer.cursor,
-        app.ctx.settings.view,
+        app.ctx.settings.quantity,
         app.ctx.settings.color_map,
     )
     .unwrap();
@@ -162,10 +162,11 @@ fn save_writes_a_png_with_the_settings() {
     assert!(decoded.width() >= 28 && decoded.height() >= 28);
 
     let gif = dir.path().join("run.gif");
-    export::save_animation_to(&gif, trajectory, app.ctx.settings.view, app.ctx.settings.color_map, 2).unwrap();
+    export::save_animation_to(&gif, trajectory, app.ctx.settings.quantity, app.ctx.settings.color_map, 2).unwrap();
     assert!(std::fs::read(&gif).unwrap().starts_with(b"GIF89a"));
     let strip = dir.path().join("strip.png");
-    export::save_filmstrip_to(&strip, trajectory, 10, app.ctx.settings.view, app.ctx.settings.color_map, 1).unwrap();
+    export::save_filmstrip_to(&strip, trajectory, 10, app.ctx.settings.quantity, app.ctx.settings.color_map, 1)
+        .unwrap();
     assert_eq!(png_settings::settings_from_png(&strip).unwrap(), trajectory.request);
 
     // A file that is not ours is refused with a message, and nothing is lost.
@@ -176,7 +177,8 @@ fn save_writes_a_png_with_the_settings() {
     );
     let unwritable = dir.path().join("no/such/folder/x.png");
     assert!(
-        export::save_frame_to(&unwritable, trajectory, 0, app.ctx.settings.view, app.ctx.settings.color_map).is_err()
+        export::save_frame_to(&unwritable, trajectory, 0, app.ctx.settings.quantity, app.ctx.settings.color_map)
+            .is_err()
     );
 }
 
@@ -256,7 +258,7 @@ fn keyboard_generates_and_cancels() {
     harness.key_press(eframe::egui::Key::Escape);
     step_until(&mut harness, "the run stops", finished);
     assert!(
-        matches!(harness.state().generate.run, RunState::Finished { cancelled: true, .. }),
+        matches!(harness.state().generate.run, RunStatus::Finished { cancelled: true, .. }),
         "{:?}",
         harness.state().generate.run
     );
@@ -303,7 +305,7 @@ fn the_model_picker_switches_between_pixel_and_latent_models() {
     });
     {
         let app = harness.state();
-        assert!(matches!(app.generate.run, RunState::Finished { cancelled: false, .. }), "{:?}", app.generate.run);
+        assert!(matches!(app.generate.run, RunStatus::Finished { cancelled: false, .. }), "{:?}", app.generate.run);
         let frames = &app.generate.viewer.trajectory.as_ref().unwrap().frames;
         assert_eq!(frames.len(), 6);
         assert_eq!(frames[0].shape, [2, 4, 7, 7], "the latent model works on 4x7x7 latents");
@@ -477,7 +479,7 @@ fn fifty_rapid_generate_and_cancel_clicks_leave_no_stale_frame_deadlock_or_threa
     harness.step();
     assert_eq!(harness.state().generate.job, 52, "the click started a new run");
     step_until(&mut harness, "the last run finishes", |app| {
-        matches!(app.generate.run, RunState::Finished { cancelled: false, .. })
+        matches!(app.generate.run, RunStatus::Finished { cancelled: false, .. })
     });
     harness.run_steps(5);
     let app = harness.state();
@@ -559,19 +561,19 @@ fn a_full_or_read_only_disk_fails_the_save_with_the_reason_and_keeps_the_run() {
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     step_until(&mut harness, "the run finishes", finished);
     let trajectory = harness.state().generate.viewer.trajectory.clone().unwrap();
-    let (view, map) = (harness.state().ctx.settings.view, harness.state().ctx.settings.color_map);
+    let (quantity, map) = (harness.state().ctx.settings.quantity, harness.state().ctx.settings.color_map);
     // The animation of 16 images at zoom 8 does not fit in 8 kB.
-    let error = export::save_animation_to(&full.point.join("run ü.gif"), &trajectory, view, map, 8).unwrap_err();
+    let error = export::save_animation_to(&full.point.join("run ü.gif"), &trajectory, quantity, map, 8).unwrap_err();
     assert!(error.to_string().contains("No space left on device"), "{error}");
     assert_eq!(std::fs::read_dir(&full.point).unwrap().count(), 0, "no half-written or temporary file left");
-    let error = export::save_frame_to(&read_only.point.join("frame.png"), &trajectory, 0, view, map).unwrap_err();
+    let error = export::save_frame_to(&read_only.point.join("frame.png"), &trajectory, 0, quantity, map).unwrap_err();
     assert!(error.to_string().contains("Read-only file system"), "{error}");
     let missing = full.point.join("no such folder").join("frame.png");
-    let error = export::save_frame_to(&missing, &trajectory, 0, view, map).unwrap_err();
+    let error = export::save_frame_to(&missing, &trajectory, 0, quantity, map).unwrap_err();
     assert!(error.to_string().contains("No such file or directory"), "{error}");
     // Nothing of the run was lost: it saves elsewhere.
     let elsewhere = tempfile::tempdir().unwrap();
-    export::save_animation_to(&elsewhere.path().join("run ü.gif"), &trajectory, view, map, 8).unwrap();
+    export::save_animation_to(&elsewhere.path().join("run ü.gif"), &trajectory, quantity, map, 8).unwrap();
     assert_eq!(harness.state().generate.viewer.trajectory.as_ref().unwrap().frames.len(), trajectory.frames.len());
 }
 
@@ -621,7 +623,7 @@ fn every_kind_of_bad_model_file_is_refused_and_the_window_keeps_its_model() {
     }
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     step_until(&mut harness, "a run with the kept model", finished);
-    assert!(matches!(harness.state().generate.run, RunState::Finished { cancelled: false, .. }));
+    assert!(matches!(harness.state().generate.run, RunStatus::Finished { cancelled: false, .. }));
 }
 
 /// Whether nothing of ours is running or queued.
@@ -778,7 +780,7 @@ fn denoise_from_here_and_inpainting_in_the_forward_panel() {
     step_until(&mut harness, "inpainting finishes", finished);
     let app = harness.state();
     assert!(
-        matches!(app.generate.run, RunState::Finished { cancelled: false, .. }),
+        matches!(app.generate.run, RunStatus::Finished { cancelled: false, .. }),
         "{:?} {:?}",
         app.generate.run,
         app.ctx.status

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use eframe::egui::{self, Color32, ColorImage};
 
-use super::state::{ColorMap, View};
+use super::state::{ColorMap, Quantity};
 use crate::engine::Frame;
 
 /// Pixels between the images of a batch grid.
@@ -19,18 +19,18 @@ pub fn grid_columns(batch: usize) -> usize {
 /// The values a view of a frame shows and their [batch, channels, h, w] layout (a shared buffer: cheap to
 /// clone into a GPU callback). Tensors whose channels are not an image's (1 or 3: a latent) are shown one
 /// tile per channel, which is the same memory read as [batch * channels, 1, h, w].
-pub fn frame_values(frame: &Frame, view: View) -> (Arc<Vec<f32>>, [usize; 4]) {
+pub fn frame_values(frame: &Frame, quantity: Quantity) -> (Arc<Vec<f32>>, [usize; 4]) {
     let tiled = |values: &Arc<Vec<f32>>, [b, c, h, w]: [usize; 4]| {
         let shape = if c == 1 || c == 3 { [b, c, h, w] } else { [b * c, 1, h, w] };
         (values.clone(), shape)
     };
-    match (view, &frame.decoded) {
-        (View::Noisy, Some(decoded)) => (decoded.x_t.clone(), decoded.shape),
-        (View::PredictedClean, Some(decoded)) => (decoded.x0_pred.clone(), decoded.shape),
-        (View::Noisy, None) => tiled(&frame.x_t, frame.shape),
-        (View::PredictedClean, None) => tiled(&frame.x0_pred, frame.shape),
-        (View::PredictedNoise, _) => tiled(&frame.eps, frame.shape),
-        (View::LatentChannels, _) => {
+    match (quantity, &frame.decoded) {
+        (Quantity::Noisy, Some(decoded)) => (decoded.x_t.clone(), decoded.shape),
+        (Quantity::PredictedClean, Some(decoded)) => (decoded.x0_pred.clone(), decoded.shape),
+        (Quantity::Noisy, None) => tiled(&frame.x_t, frame.shape),
+        (Quantity::PredictedClean, None) => tiled(&frame.x0_pred, frame.shape),
+        (Quantity::PredictedNoise, _) => tiled(&frame.eps, frame.shape),
+        (Quantity::LatentChannels, _) => {
             let [b, c, h, w] = frame.shape;
             (frame.x_t.clone(), [b * c, 1, h, w])
         }
@@ -66,8 +66,8 @@ pub fn diverging_color(v: f32, scale: f32) -> Color32 {
 }
 
 /// The whole batch of one frame as one image: a grid, each pixel coloured by `map`.
-pub fn color_image(frame: &Frame, view: View, map: ColorMap) -> ColorImage {
-    let (values, shape) = frame_values(frame, view);
+pub fn color_image(frame: &Frame, quantity: Quantity, map: ColorMap) -> ColorImage {
+    let (values, shape) = frame_values(frame, quantity);
     color_image_of(&values, shape, map)
 }
 
@@ -103,40 +103,6 @@ pub fn color_image_of(values: &[f32], shape: [usize; 4], map: ColorMap) -> Color
         }
     }
     ColorImage::new([width, height], pixels)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gray_marks_values_outside_the_image_range() {
-        assert_eq!(gray_color(-1.0), Color32::from_gray(0));
-        assert_eq!(gray_color(1.0), Color32::from_gray(255));
-        assert_eq!(gray_color(3.0), Color32::from_rgb(255, 0, 0));
-        assert_eq!(gray_color(-3.0), Color32::from_rgb(0, 0, 255));
-        assert_ne!(gray_color(1.5), gray_color(1.0));
-    }
-
-    #[test]
-    fn grid_lays_out_the_batch() {
-        let values: Vec<f32> = (0..5 * 4).map(|i| if i < 4 { 1.0 } else { -1.0 }).collect();
-        let frame = Frame {
-            index: 0,
-            t: 10,
-            log_snr: -5.0,
-            shape: [5, 1, 2, 2],
-            x_t: Arc::new(values.clone()),
-            x0_pred: Arc::new(values.clone()),
-            eps: Arc::new(values),
-            decoded: None,
-        };
-        let image = color_image(&frame, View::Noisy, ColorMap::Gray);
-        // 5 images -> 3 columns, 2 rows of 2x2 with 2-pixel gaps.
-        assert_eq!(image.size, [3 * 2 + 2 * 2, 2 * 2 + 2]);
-        assert_eq!(image.pixels[0], Color32::from_gray(255));
-        assert_eq!(image.pixels[4], Color32::from_gray(0));
-    }
 }
 
 /// Puts `image` in the texture of `slot`: the texture is updated in place when there is one, else made.
@@ -183,5 +149,39 @@ impl<K: PartialEq> TextureCache<K> {
     /// Forgets the key, so the next [`TextureCache::get`] uploads again.
     pub fn invalidate(&mut self) {
         self.key = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gray_marks_values_outside_the_image_range() {
+        assert_eq!(gray_color(-1.0), Color32::from_gray(0));
+        assert_eq!(gray_color(1.0), Color32::from_gray(255));
+        assert_eq!(gray_color(3.0), Color32::from_rgb(255, 0, 0));
+        assert_eq!(gray_color(-3.0), Color32::from_rgb(0, 0, 255));
+        assert_ne!(gray_color(1.5), gray_color(1.0));
+    }
+
+    #[test]
+    fn grid_lays_out_the_batch() {
+        let values: Vec<f32> = (0..5 * 4).map(|i| if i < 4 { 1.0 } else { -1.0 }).collect();
+        let frame = Frame {
+            index: 0,
+            t: 10,
+            log_snr: -5.0,
+            shape: [5, 1, 2, 2],
+            x_t: Arc::new(values.clone()),
+            x0_pred: Arc::new(values.clone()),
+            eps: Arc::new(values),
+            decoded: None,
+        };
+        let image = color_image(&frame, Quantity::Noisy, ColorMap::Gray);
+        // 5 images -> 3 columns, 2 rows of 2x2 with 2-pixel gaps.
+        assert_eq!(image.size, [3 * 2 + 2 * 2, 2 * 2 + 2]);
+        assert_eq!(image.pixels[0], Color32::from_gray(255));
+        assert_eq!(image.pixels[4], Color32::from_gray(0));
     }
 }

@@ -11,7 +11,7 @@ impl ComparePanel {
     /// The middle of the window in A/B mode: A and B side by side, each labelled with what it is; B shows
     /// the frame nearest in noise level to A's.
     pub fn ab_view_ui(&mut self, ui: &mut egui::Ui, viewer_a: &mut TrajectoryViewer, look: Look) {
-        let (view, map) = (look.view, look.color_map);
+        let (quantity, map) = (look.quantity, look.color_map);
         let label_of = |request: &GenerateRequest| {
             format!(
                 "{} · {} · w = {} · {} schedule",
@@ -23,14 +23,14 @@ impl ComparePanel {
         };
         let a_label = viewer_a.trajectory.as_ref().map(|t| label_of(&t.request)).unwrap_or_default();
         let b_label = self.viewer_b.trajectory.as_ref().map(|t| label_of(&t.request)).unwrap_or_default();
-        let a_level = viewer_a.shown_frame(view).map(|f| (f.t, f.log_snr));
+        let a_level = viewer_a.shown_frame(quantity).map(|f| (f.t, f.log_snr));
         if let Some((_, log_snr)) = a_level {
             self.viewer_b.seek_noise_level(log_snr);
         }
         self.viewer_b.serial = self.b_job.unwrap_or(0);
-        let b_level = self.viewer_b.shown_frame(view).map(|f| (f.t, f.log_snr));
-        let a_texture = viewer_a.texture(ui.ctx(), view, map);
-        let b_texture = b_level.and_then(|_| self.viewer_b.texture(ui.ctx(), view, map));
+        let b_level = self.viewer_b.shown_frame(quantity).map(|f| (f.t, f.log_snr));
+        let a_texture = viewer_a.texture(ui.ctx(), quantity, map);
+        let b_texture = b_level.and_then(|_| self.viewer_b.texture(ui.ctx(), quantity, map));
         let waiting_b = if self.viewer_b.trajectory.is_some() { "waiting for A to finish…" } else { "not run yet" };
         // Both halves in view: shrink the zoom until two grids fit side by side (never below 1).
         let widest =

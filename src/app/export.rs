@@ -11,7 +11,7 @@ use super::colors::color_image;
 use super::compare::GridRun;
 use super::context::PanelContext;
 use super::dialogs::{FileEvent, Pick};
-use super::state::{ColorMap, Trajectory, View};
+use super::state::{ColorMap, Quantity, Trajectory};
 use super::viewer::TrajectoryViewer;
 use crate::engine::png_settings::{settings_from_png, settings_text};
 use crate::images::{Picture, save_png, scaled};
@@ -39,12 +39,12 @@ pub fn save_frame_to(
     path: &Path,
     trajectory: &Trajectory,
     cursor: usize,
-    view: View,
+    quantity: Quantity,
     map: ColorMap,
 ) -> Result<(), ExportError> {
     let frame = trajectory.frames.get(cursor).ok_or(ExportError::Empty)?;
-    let picture = picture_from_color_image(&color_image(frame, view, map));
-    let extra = serde_json::json!({ "t": frame.t, "view": view, "color_map": map });
+    let picture = picture_from_color_image(&color_image(frame, quantity, map));
+    let extra = serde_json::json!({ "t": frame.t, "view": quantity, "color_map": map });
     Ok(save_png(path, &picture, &settings_text(&trajectory.request, extra))?)
 }
 
@@ -65,7 +65,7 @@ pub fn spread(frames: usize, count: usize) -> Vec<usize> {
 pub fn save_animation_to(
     path: &Path,
     trajectory: &Trajectory,
-    view: View,
+    quantity: Quantity,
     map: ColorMap,
     zoom: usize,
 ) -> Result<(), ExportError> {
@@ -78,7 +78,7 @@ pub fn save_animation_to(
         .iter()
         .enumerate()
         .map(|(k, i)| {
-            let image = scaled(&picture_from_color_image(&color_image(&trajectory.frames[*i], view, map)), zoom);
+            let image = scaled(&picture_from_color_image(&color_image(&trajectory.frames[*i], quantity, map)), zoom);
             // Hold the final image for two seconds so it can be seen.
             (image, if k + 1 == indices.len() { 2000 } else { 60 })
         })
@@ -93,12 +93,12 @@ pub fn save_filmstrip_to(
     path: &Path,
     trajectory: &Trajectory,
     steps: usize,
-    view: View,
+    quantity: Quantity,
     map: ColorMap,
     zoom: usize,
 ) -> Result<(), ExportError> {
     let last = trajectory.frames.last().ok_or(ExportError::Empty)?;
-    let [batch, channels, h, w] = super::colors::frame_values(last, view).1;
+    let [batch, channels, h, w] = super::colors::frame_values(last, quantity).1;
     let indices = spread(trajectory.frames.len(), steps);
     let gap = 2;
     let columns = indices.len();
@@ -107,7 +107,7 @@ pub fn save_filmstrip_to(
     let mut pixels = vec![24u8; width * height * 3];
     let plane = channels * h * w;
     for (column, i) in indices.iter().enumerate() {
-        let (values, _) = super::colors::frame_values(&trajectory.frames[*i], view);
+        let (values, _) = super::colors::frame_values(&trajectory.frames[*i], quantity);
         for b in 0..batch {
             // Sample b of this frame, coloured the same way as the window.
             let image = super::colors::color_image_of(&values[b * plane..(b + 1) * plane], [1, channels, h, w], map);
@@ -122,7 +122,7 @@ pub fn save_filmstrip_to(
     }
     let timesteps: Vec<usize> = indices.iter().map(|i| trajectory.frames[*i].t).collect();
     let picture = scaled(&Picture { width, height, channels: 3, pixels }, zoom);
-    let extra = serde_json::json!({ "timesteps": timesteps, "view": view });
+    let extra = serde_json::json!({ "timesteps": timesteps, "view": quantity });
     Ok(save_png(path, &picture, &settings_text(&trajectory.request, extra))?)
 }
 
@@ -140,7 +140,7 @@ fn export_in_background(ctx: &PanelContext, egui_ctx: &egui::Context, viewer: &T
         return;
     };
     let cursor = viewer.cursor;
-    let (view, map, steps) = (ctx.settings.view, ctx.settings.color_map, ctx.settings.filmstrip_steps);
+    let (quantity, map, steps) = (ctx.settings.quantity, ctx.settings.color_map, ctx.settings.filmstrip_steps);
     let zoom = ctx.settings.zoom.round().max(1.0) as usize;
     let seed = trajectory.request.seed;
     let (name, extension, filter) = match kind {
@@ -152,9 +152,9 @@ fn export_in_background(ctx: &PanelContext, egui_ctx: &egui::Context, viewer: &T
         Export::Filmstrip => (format!("diffusion-lab-seed{seed}-filmstrip.png"), "png", "PNG image"),
     };
     ctx.dialogs.save_in_background(egui_ctx, name, (extension, filter), move |path| match kind {
-        Export::Image => save_frame_to(path, &trajectory, cursor, view, map),
-        Export::Animation => save_animation_to(path, &trajectory, view, map, zoom),
-        Export::Filmstrip => save_filmstrip_to(path, &trajectory, steps, view, map, zoom),
+        Export::Image => save_frame_to(path, &trajectory, cursor, quantity, map),
+        Export::Animation => save_animation_to(path, &trajectory, quantity, map, zoom),
+        Export::Filmstrip => save_filmstrip_to(path, &trajectory, steps, quantity, map, zoom),
     });
 }
 

@@ -7,7 +7,7 @@ use eframe::egui;
 
 use super::context::{PaintTimes, PanelContext, Request};
 use super::dialogs::{FileEvent, Pick};
-use super::state::{RunState, Trajectory};
+use super::state::{RunStatus, Trajectory};
 use super::viewer::{StepRate, TrajectoryViewer};
 use crate::data::FASHION_MNIST_CLASSES;
 use crate::diffusion::{DdpmVariance, Method, Sampler, Spacing};
@@ -37,7 +37,7 @@ fn class_name(class: Option<usize>, num_classes: usize) -> String {
 /// The Generate page's main run: its frames in a viewer, where it stands, and how fast it goes.
 pub struct GeneratePanel {
     pub viewer: TrajectoryViewer,
-    pub run: RunState,
+    pub run: RunStatus,
     /// The engine's job of the run on screen (events of other jobs are not this panel's).
     pub job: u64,
     pub rate: StepRate,
@@ -65,7 +65,7 @@ impl GeneratePanel {
     pub fn new() -> Self {
         Self {
             viewer: TrajectoryViewer::new("frame", "generated images"),
-            run: RunState::Idle,
+            run: RunStatus::Idle,
             job: 0,
             rate: StepRate::default(),
             paint_times: PaintTimes::default(),
@@ -74,7 +74,7 @@ impl GeneratePanel {
     }
 
     pub fn is_running(&self) -> bool {
-        matches!(self.run, RunState::Running { .. })
+        matches!(self.run, RunStatus::Running { .. })
     }
 
     /// Whether `job` is this panel's (running, or finished with frames still being decoded).
@@ -88,7 +88,7 @@ impl GeneratePanel {
         self.job = ctx.engine.generate(request.clone(), true);
         let trajectory = Trajectory { budget_bytes: ctx.trajectory_budget, ..Trajectory::new(request) };
         self.viewer.show(trajectory, self.job);
-        self.run = RunState::Running { job: self.job, started: Instant::now() };
+        self.run = RunStatus::Running { job: self.job, started: Instant::now() };
         self.rate = StepRate::default();
         self.paint_times = PaintTimes::default();
         ctx.clear_status();
@@ -103,7 +103,7 @@ impl GeneratePanel {
                 None
             }
             Event::Done { job, summary } => {
-                self.run = RunState::Finished { seconds: summary.seconds, cancelled: summary.cancelled };
+                self.run = RunStatus::Finished { seconds: summary.seconds, cancelled: summary.cancelled };
                 let t = self.paint_times;
                 eprintln!(
                     "run {job}: {} steps in {:.2} s; UI thread {} frames, mean {:.2} ms, worst {:.2} ms",
@@ -120,7 +120,7 @@ impl GeneratePanel {
                 Some(RunEnd::Finished)
             }
             Event::Failed { message, .. } => {
-                self.run = RunState::Failed(message.clone());
+                self.run = RunStatus::Failed(message.clone());
                 ctx.set_status(message, true);
                 Some(RunEnd::Stopped)
             }
@@ -148,7 +148,7 @@ impl GeneratePanel {
 
     /// The run's part of the status bar: progress, rate and ETA while it runs, its time once done.
     pub fn progress_ui(&self, ui: &mut egui::Ui) {
-        if let (RunState::Running { started, .. }, Some(t)) = (&self.run, &self.viewer.trajectory) {
+        if let (RunStatus::Running { started, .. }, Some(t)) = (&self.run, &self.viewer.trajectory) {
             let done = t.frames.len().saturating_sub(1);
             let total = t.total_steps.max(1);
             let steps_per_second = self.rate.steps_per_second;
@@ -159,7 +159,7 @@ impl GeneratePanel {
                     .text(format!("t = {}  ({done}/{total})", t.frames.last().map_or(0, |f| f.t))),
             );
             ui.label(status_rate_text(steps_per_second, remaining, started.elapsed().as_secs_f64()));
-        } else if let RunState::Finished { seconds, cancelled: false } = self.run {
+        } else if let RunStatus::Finished { seconds, cancelled: false } = self.run {
             ui.label(format!(
                 "done in {seconds:.1} s (UI frames: mean {:.1} ms, worst {:.1} ms)",
                 self.paint_times.mean_ms(),

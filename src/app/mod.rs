@@ -136,7 +136,7 @@ impl LabApp {
 
     /// The Generate page's frame on screen (see [`viewer::TrajectoryViewer::shown_frame`]).
     pub fn current_frame(&self) -> Option<&crate::engine::Frame> {
-        self.generate.viewer.shown_frame(self.ctx.settings.view)
+        self.generate.viewer.shown_frame(self.ctx.settings.quantity)
     }
 
     /// The frame of B nearest in noise level to A's frame on screen.
@@ -144,7 +144,7 @@ impl LabApp {
         let a = self.current_frame()?;
         let b = self.compare.viewer_b.trajectory.as_ref()?;
         let position = b.nearest_noise_level(a.log_snr)?;
-        b.frames.get(b.display_position(position, self.ctx.settings.view))
+        b.frames.get(b.display_position(position, self.ctx.settings.quantity))
     }
 
     /// Checks the settings against the selected model once it has loaded; says what was reset.
@@ -252,7 +252,12 @@ impl LabApp {
     /// How the Generate page draws frames: the settings' quantity, colours and zoom.
     fn look(&self) -> Look {
         let settings = &self.ctx.settings;
-        Look { view: settings.view, color_map: settings.color_map, zoom: settings.zoom, gpu: self.ctx.gpu_display }
+        Look {
+            quantity: settings.quantity,
+            color_map: settings.color_map,
+            zoom: settings.zoom,
+            gpu: self.ctx.gpu_display,
+        }
     }
 
     /// The whole window (without eframe, as in tests: times only the UI code itself).
@@ -279,7 +284,7 @@ impl LabApp {
         self.ctx.running = self.is_running();
         self.generate.request_cursor_decode(&self.ctx);
         self.ctx.generate_blocker = self.generate_blocker();
-        self.ctx.frame_on_screen = self.generate.viewer.shown_frame(self.ctx.settings.view).cloned();
+        self.ctx.frame_on_screen = self.generate.viewer.shown_frame(self.ctx.settings.quantity).cloned();
 
         egui::Panel::top("pages").show(ui, |ui| self.tabs_ui(ui));
         egui::Panel::bottom("status_bar").show(ui, |ui| self.status_bar_ui(ui));
@@ -310,7 +315,7 @@ impl LabApp {
         egui::Panel::left("train_panel").resizable(false).default_size(320.0).show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| self.train.panel_ui(ui, &mut self.ctx));
         });
-        egui::CentralPanel::default().show(ui, |ui| self.train.view_ui(ui, &mut self.ctx));
+        egui::CentralPanel::default().show(ui, |ui| self.train.centre_ui(ui, &mut self.ctx));
     }
 
     fn generate_page_ui(&mut self, ui: &mut egui::Ui) {
@@ -378,11 +383,11 @@ impl LabApp {
         ui.horizontal_wrapped(|ui| {
             let settings = &mut self.ctx.settings;
             ui.label("Show:");
-            if !settings.view.applies(latent) {
-                settings.view = state::View::Noisy;
+            if !settings.quantity.applies(latent) {
+                settings.quantity = state::Quantity::Noisy;
             }
-            for v in state::View::ALL.into_iter().filter(|v| v.applies(latent)) {
-                ui.selectable_value(&mut settings.view, v, v.label(latent));
+            for v in state::Quantity::ALL.into_iter().filter(|v| v.applies(latent)) {
+                ui.selectable_value(&mut settings.quantity, v, v.label(latent));
             }
             ui.separator();
             ui.label("Colours:");

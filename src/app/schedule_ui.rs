@@ -143,10 +143,10 @@ impl SchedulePanel {
             ui.add(egui::Slider::new(&mut schedule.beta_start, 1e-6..=0.5).logarithmic(true).text("β_start"));
             ui.add(egui::Slider::new(&mut schedule.beta_end, 1e-5..=0.999).logarithmic(true).text("β_end"));
         });
-        if ui.button("Reset to the model's schedule").clicked() {
-            if let Some(trained) = ctx.model_info().and_then(|m| m.header.training_schedule) {
-                ctx.settings.schedule = trained;
-            }
+        if ui.button("Reset to the model's schedule").clicked()
+            && let Some(trained) = ctx.model_info().and_then(|m| m.header.training_schedule)
+        {
+            ctx.settings.schedule = trained;
         }
         if ctx.settings.sampler.method.has_steps() {
             ctx.settings.sampler.steps = ctx.settings.sampler.steps.min(ctx.settings.schedule.steps).max(1);

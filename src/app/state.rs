@@ -8,7 +8,7 @@ use crate::engine::{Frame, GenerateRequest};
 
 /// Which tensor of a step the image shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum View {
+pub enum Quantity {
     /// x_t, the state of the chain.
     Noisy,
     /// x̂_0, the clean image the network predicts at this step.
@@ -19,24 +19,25 @@ pub enum View {
     LatentChannels,
 }
 
-impl View {
-    pub const ALL: [View; 4] = [View::Noisy, View::PredictedClean, View::PredictedNoise, View::LatentChannels];
+impl Quantity {
+    pub const ALL: [Quantity; 4] =
+        [Quantity::Noisy, Quantity::PredictedClean, Quantity::PredictedNoise, Quantity::LatentChannels];
 
     /// The button label; a latent model shows decoded images, D(z).
     pub fn label(self, latent: bool) -> &'static str {
         match (self, latent) {
-            (View::Noisy, false) => "x_t",
-            (View::Noisy, true) => "D(z_t)",
-            (View::PredictedClean, false) => "predicted x_0",
-            (View::PredictedClean, true) => "D(predicted z_0)",
-            (View::PredictedNoise, _) => "predicted noise",
-            (View::LatentChannels, _) => "latent channels",
+            (Quantity::Noisy, false) => "x_t",
+            (Quantity::Noisy, true) => "D(z_t)",
+            (Quantity::PredictedClean, false) => "predicted x_0",
+            (Quantity::PredictedClean, true) => "D(predicted z_0)",
+            (Quantity::PredictedNoise, _) => "predicted noise",
+            (Quantity::LatentChannels, _) => "latent channels",
         }
     }
 
     /// Whether the view means anything for this kind of model.
     pub fn applies(self, latent: bool) -> bool {
-        latent || self != View::LatentChannels
+        latent || self != Quantity::LatentChannels
     }
 }
 
@@ -80,7 +81,9 @@ pub struct Settings {
     pub sampler: Sampler,
     pub seed: u64,
     pub schedule: BetaSchedule,
-    pub view: View,
+    /// What the pictures show (saved as `view` before the name settled).
+    #[serde(alias = "view")]
+    pub quantity: Quantity,
     pub color_map: ColorMap,
     /// Screen pixels per image pixel.
     pub zoom: f32,
@@ -104,7 +107,7 @@ impl Default for Settings {
             sampler: DEFAULT_SAMPLER,
             seed: 1,
             schedule: BetaSchedule::cosine(1000),
-            view: View::Noisy,
+            quantity: Quantity::Noisy,
             color_map: ColorMap::Gray,
             zoom: 4.0,
             play_speed: 30.0,
@@ -265,8 +268,8 @@ impl Trajectory {
 
     /// The frame to draw for the cursor at `position` in `view`: itself, or, while a latent frame waits
     /// for its pixels in a decoded view, the nearest decoded frame before it (after it, if none is before).
-    pub fn display_position(&self, position: usize, view: View) -> usize {
-        let decoded_view = matches!(view, View::Noisy | View::PredictedClean);
+    pub fn display_position(&self, position: usize, quantity: Quantity) -> usize {
+        let decoded_view = matches!(quantity, Quantity::Noisy | Quantity::PredictedClean);
         if !decoded_view || !self.is_latent() || self.frames.get(position).is_none_or(|f| f.decoded.is_some()) {
             return position;
         }
@@ -278,7 +281,7 @@ impl Trajectory {
 
 /// What the engine is doing for us.
 #[derive(Clone, Debug, PartialEq)]
-pub enum RunState {
+pub enum RunStatus {
     Idle,
     Running { job: u64, started: std::time::Instant },
     Finished { seconds: f64, cancelled: bool },

@@ -7,13 +7,13 @@ use std::time::Instant;
 use eframe::egui;
 
 use super::colors::{self, TextureCache};
-use super::state::{ColorMap, Trajectory, View};
+use super::state::{ColorMap, Quantity, Trajectory};
 use crate::engine::{Decoded, Frame};
 
 /// How a viewer draws its picture: what the settings say, shared by every viewer on the page.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Look {
-    pub view: View,
+    pub quantity: Quantity,
     pub color_map: ColorMap,
     /// Screen pixels per image pixel.
     pub zoom: f32,
@@ -33,7 +33,7 @@ pub struct TrajectoryViewer {
     /// Which run the trajectory is (a job id, or a serial for runs that are not jobs): frames of two runs
     /// with the same index are different pictures.
     pub serial: u64,
-    texture: TextureCache<(u64, usize, View, ColorMap)>,
+    texture: TextureCache<(u64, usize, Quantity, ColorMap)>,
     /// What the picture is called for screen readers and tests.
     alt_text: &'static str,
 }
@@ -102,9 +102,9 @@ impl TrajectoryViewer {
 
     /// The frame on screen for `view`: the cursor's, or while a latent frame waits for its pixels, the
     /// nearest decoded one (see [`Trajectory::display_position`]).
-    pub fn shown_frame(&self, view: View) -> Option<&Frame> {
+    pub fn shown_frame(&self, quantity: Quantity) -> Option<&Frame> {
         let trajectory = self.trajectory.as_ref()?;
-        trajectory.frames.get(trajectory.display_position(self.cursor, view))
+        trajectory.frames.get(trajectory.display_position(self.cursor, quantity))
     }
 
     /// Moves the cursor to `position` (clamped), as a user does: following stops unless it is the newest.
@@ -167,11 +167,11 @@ impl TrajectoryViewer {
     }
 
     /// The texture of the frame on screen, re-uploaded only when the frame, quantity or colours change.
-    pub fn texture(&mut self, ctx: &egui::Context, view: View, map: ColorMap) -> Option<egui::TextureHandle> {
+    pub fn texture(&mut self, ctx: &egui::Context, quantity: Quantity, map: ColorMap) -> Option<egui::TextureHandle> {
         let trajectory = self.trajectory.as_ref()?;
-        let frame = trajectory.frames.get(trajectory.display_position(self.cursor, view))?;
-        let key = (self.serial, frame.index, view, map);
-        self.texture.get(ctx, key, || Some(colors::color_image(frame, view, map)))
+        let frame = trajectory.frames.get(trajectory.display_position(self.cursor, quantity))?;
+        let key = (self.serial, frame.index, quantity, map);
+        self.texture.get(ctx, key, || Some(colors::color_image(frame, quantity, map)))
     }
 
     /// The scrubber over every recorded frame, with play / pause and the playback speed.
@@ -218,9 +218,9 @@ impl TrajectoryViewer {
     /// The frame on screen at `look`'s zoom and colours; `placeholder` where there is none yet.
     pub fn image_ui(&mut self, ui: &mut egui::Ui, look: Look, placeholder: &str) {
         if look.gpu
-            && let Some(frame) = self.shown_frame(look.view)
+            && let Some(frame) = self.shown_frame(look.quantity)
         {
-            let (values, shape) = colors::frame_values(frame, look.view);
+            let (values, shape) = colors::frame_values(frame, look.quantity);
             let callback = super::gpu_display::DisplayCallback { values, shape, map: look.color_map };
             let [w, h] = callback.grid_size();
             let size = egui::vec2(w as f32, h as f32) * look.zoom;
@@ -232,7 +232,7 @@ impl TrajectoryViewer {
             });
             return;
         }
-        match self.texture(ui.ctx(), look.view, look.color_map) {
+        match self.texture(ui.ctx(), look.quantity, look.color_map) {
             Some(texture) => {
                 let size = texture.size_vec2() * look.zoom;
                 egui::ScrollArea::both().show(ui, |ui| {

@@ -144,7 +144,7 @@ impl BetaSchedule {
         let betas = self.betas();
         let log_alpha_bar_t: f64 = betas.iter().map(|beta| (-beta).ln_1p()).sum();
         let alpha_bar_t = log_alpha_bar_t.exp();
-        if !(alpha_bar_t >= MIN_TERMINAL_ALPHA_BAR) {
+        if alpha_bar_t.is_nan() || alpha_bar_t < MIN_TERMINAL_ALPHA_BAR {
             return Err(ScheduleError::ZeroTerminalSnr { alpha_bar: alpha_bar_t });
         }
         Ok(())

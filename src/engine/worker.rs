@@ -337,7 +337,7 @@ fn worker(
         let on_panic = panic_event(&command);
         let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             match command {
-                Command::Shutdown => return,
+                Command::Shutdown => {}
                 Command::SetDevice(choice) => match open_device(choice) {
                     Ok(opened) => {
                         for (unet, autoencoder) in models.values_mut() {

@@ -8,7 +8,7 @@ use super::UNet;
 use crate::diffusion::{NoiseSource, Sampler, SamplingPlan, edit};
 
 /// What each step hands to the caller (to stream, record or drop).
-pub struct StepFrame<'a> {
+pub struct StepOutput<'a> {
     /// Position in the plan, 0 = the first (noisiest) step.
     pub index: usize,
     /// The timestep this step started from.
@@ -109,7 +109,7 @@ pub fn denoise(
     guidance: f64,
     noise: &mut NoiseSource,
     inpaint: Option<&Inpaint>,
-    mut on_step: impl FnMut(StepFrame<'_>) -> ControlFlow<()>,
+    mut on_step: impl FnMut(StepOutput<'_>) -> ControlFlow<()>,
 ) -> Tensor<4> {
     let shape = x_start.dims();
     let device = x_start.device();
@@ -135,7 +135,7 @@ pub fn denoise(
             }
             x = edit::renoise(out.x_prev, &to, &step.level(), noise.tensor(shape, &device));
         };
-        let flow = on_step(StepFrame { index, t: step.t, x_prev: &out.x_prev, x0_pred: &out.x0_pred, eps: &eps });
+        let flow = on_step(StepOutput { index, t: step.t, x_prev: &out.x_prev, x0_pred: &out.x0_pred, eps: &eps });
         x = out.x_prev;
         previous_x0 = keep_x0.then_some(out.x0_pred);
         if flow.is_break() {

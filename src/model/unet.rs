@@ -160,7 +160,7 @@ impl UNetConfig {
                 return Err(format!("`{name}` must be at least 1"));
             }
         }
-        if self.channels[0] % 2 != 0 {
+        if !self.channels[0].is_multiple_of(2) {
             return Err(format!(
                 "the first level's channels ({}) must be even (the noise-level sinusoids)",
                 self.channels[0]

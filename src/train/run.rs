@@ -323,7 +323,7 @@ impl TrainRun {
             report.step, report.loss, report.learning_rate, report.images_per_second, self.trainer.wall_seconds
         )
         .map_err(io)?;
-        let checkpointed = self.trainer.step % self.options.checkpoint_every.max(1) == 0 || self.is_finished();
+        let checkpointed = self.trainer.step.is_multiple_of(self.options.checkpoint_every.max(1)) || self.is_finished();
         if checkpointed {
             self.checkpoint()?;
         }
@@ -346,7 +346,7 @@ impl TrainRun {
 
     /// Whether the step just done should show samples: every `preview_every` steps and at the last.
     pub fn preview_due(&self) -> bool {
-        self.trainer.step % self.options.preview_every.max(1) == 0 || self.is_finished()
+        self.trainer.step.is_multiple_of(self.options.preview_every.max(1)) || self.is_finished()
     }
 
     /// The model as shipped (EMA weights in f16), ready to sample.

@@ -14,14 +14,14 @@ use eframe::egui;
 use super::colors::TextureCache;
 use super::context::{PaintTimes, PanelContext};
 use super::dialogs::{FileEvent, Pick};
-use super::state::{ColorMap, Trajectory, View};
+use super::state::{ColorMap, Quantity, Trajectory};
 use super::viewer::TrajectoryViewer;
 use crate::engine::train::{DataRequest, DataSummary, TrainCommand, TrainEvent, TrainRequest};
 use crate::engine::{Frame, GenerateRequest};
 use crate::train::run::RunProgress;
 
+mod centre;
 mod settings;
-mod view;
 
 pub use settings::{BUILT_IN_AUTOENCODER_FILE, DataKind, SizePreset, TrainSettings, default_run_dir};
 
@@ -83,7 +83,7 @@ pub struct TrainPanel {
     /// The selected snapshot's trajectory; its cursor is the denoising step on screen.
     pub viewer: TrajectoryViewer,
     /// What the sample grids show (the Train view's own choice, apart from Generate's).
-    pub view: View,
+    pub quantity: Quantity,
     /// The first pictures of the data, before a run has samples.
     data_texture: TextureCache<(u64, ColorMap)>,
     /// Bumped when data arrives and when a sample grid arrives: the same indices then mean other pictures.
@@ -126,7 +126,7 @@ impl TrainPanel {
             selected: 0,
             follow_newest: true,
             viewer: TrajectoryViewer::new("training samples", "samples during training"),
-            view: View::Noisy,
+            quantity: Quantity::Noisy,
             data_texture: TextureCache::new("training data"),
             serial: 0,
             paint_times: PaintTimes::default(),
@@ -489,7 +489,7 @@ impl TrainPanel {
         } else if let Some(error) = &self.data_error {
             ui.colored_label(ui.visuals().error_fg_color, error);
         } else if let Some(data) = &self.data {
-            view::data_summary_ui(ui, data);
+            centre::data_summary_ui(ui, data);
         }
     }
 

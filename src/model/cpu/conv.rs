@@ -62,6 +62,8 @@ fn symmetric_padding(padding: &PaddingConfig2d) -> Option<[usize; 2]> {
     }
 }
 
+// The Err side hands the input back for burn's own operation (it is no error), so its size is the tensor's.
+#[allow(clippy::result_large_err)]
 fn fused(conv: &Conv2d, x: Tensor<4>) -> Result<Tensor<4>, Tensor<4>> {
     let device = x.device();
     let [batch, c_in, h, w] = x.dims();
@@ -246,7 +248,9 @@ mod tests {
     fn matches_burns_convolution() {
         let device = Device::flex();
         let mut noise = crate::diffusion::NoiseSource::new(5);
-        let cases: [(usize, usize, [usize; 2], [usize; 2], usize, bool, usize); 9] = [
+        // (c_in, c_out, kernel, stride, padding, bias, size)
+        type Case = (usize, usize, [usize; 2], [usize; 2], usize, bool, usize);
+        let cases: [Case; 9] = [
             // (c_in, c_out, kernel, stride, padding, bias, size)
             (3, 5, [3, 3], [1, 1], 1, true, 7),
             (3, 5, [3, 3], [1, 1], 1, true, 8),

@@ -35,6 +35,8 @@ pub fn is_plain_cpu(device: &Device) -> bool {
 
 /// The values of a float tensor, without a copy when the tensor is not shared; the tensor back when it
 /// is not f32.
+// The Err side hands the input back for burn's own operation (it is no error), so its size is the tensor's.
+#[allow(clippy::result_large_err)]
 fn values<const D: usize>(x: Tensor<D>) -> Result<Vec<f32>, Tensor<D>> {
     let device = x.device();
     let data = x.into_data();

@@ -8,7 +8,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints};
 use super::{Phase, TrainPanel, duration_text};
 use crate::app::colors;
 use crate::app::context::PanelContext;
-use crate::app::state::View;
+use crate::app::state::Quantity;
 use crate::app::viewer::Look;
 use crate::engine::train::DataSummary;
 
@@ -56,7 +56,7 @@ impl TrainPanel {
     }
 
     /// The centre: the loss curve, the data's first pictures before a run, and the samples over training.
-    pub fn view_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
+    pub fn centre_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
         let available = ui.available_height();
         ui.label("Loss L = ||ε - ε_θ(x_t, t)||² per step");
         let raw = thinned(&self.losses);
@@ -102,8 +102,8 @@ impl TrainPanel {
         let latent = self.shown_frame().is_some_and(|f| f.decoded.is_some());
         ui.horizontal_wrapped(|ui| {
             ui.label("Show:");
-            for v in View::ALL.into_iter().filter(|v| v.applies(latent)) {
-                ui.selectable_value(&mut self.view, v, v.label(latent));
+            for v in Quantity::ALL.into_iter().filter(|v| v.applies(latent)) {
+                ui.selectable_value(&mut self.quantity, v, v.label(latent));
             }
             ui.separator();
             ui.add(egui::Slider::new(&mut ctx.settings.zoom, 1.0..=16.0).step_by(1.0).text("zoom"));
@@ -111,8 +111,9 @@ impl TrainPanel {
         self.snapshot_slider_ui(ui);
         self.denoising_slider_ui(ui);
         // A latent grid's predicted noise is shown as its decoded x_t, as before the viewer.
-        let view = if latent && self.view == View::PredictedNoise { View::Noisy } else { self.view };
-        let look = Look { view, color_map: ctx.settings.color_map, zoom: ctx.settings.zoom, gpu: ctx.gpu_display };
+        let quantity =
+            if latent && self.quantity == Quantity::PredictedNoise { Quantity::Noisy } else { self.quantity };
+        let look = Look { quantity, color_map: ctx.settings.color_map, zoom: ctx.settings.zoom, gpu: ctx.gpu_display };
         self.viewer.image_ui(ui, look, "no samples yet");
     }
 
