@@ -83,8 +83,15 @@ pub fn forward_step(
     Ok((super::generate::values_from_tensor(&x_t)?, noise))
 }
 
-/// x_t and ε of `x0` at `t` as the panel shows them: decoded to pixels when x_0 is a latent (`autoencoder`
-/// is then its model's). Returns them with their shape.
+/// x_t and the ε it was noised with, as the panel shows them.
+pub struct NoisedFrame {
+    pub x_t: Vec<f32>,
+    pub noise: Vec<f32>,
+    /// Of both: pixels, [1, channels, h, w].
+    pub shape: [usize; 4],
+}
+
+/// x_t and ε of `x0` at `t`, decoded to pixels when x_0 is a latent (`autoencoder` is then its model's).
 pub fn forward_frame(
     x0: &ForwardX0,
     autoencoder: Option<&LoadedAutoencoder>,
@@ -92,15 +99,15 @@ pub fn forward_frame(
     t: usize,
     seed: u64,
     device: &Device,
-) -> Result<(Vec<f32>, Vec<f32>, [usize; 4]), EngineError> {
+) -> Result<NoisedFrame, EngineError> {
     let (x_t, noise) = forward_step(&x0.values, x0.shape, schedule, t, seed, device)?;
     match autoencoder {
         Some(ae) => {
             let (x_t, shape) = decode_scaled_values(ae, x_t, x0.shape, device)?;
             let (noise, _) = decode_scaled_values(ae, noise, x0.shape, device)?;
-            Ok((x_t, noise, shape))
+            Ok(NoisedFrame { x_t, noise, shape })
         }
-        None => Ok((x_t, noise, x0.shape)),
+        None => Ok(NoisedFrame { x_t, noise, shape: x0.shape }),
     }
 }
 

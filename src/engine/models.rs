@@ -38,7 +38,7 @@ impl LoadedModel {
         Ok(Self { unet, autoencoder })
     }
 
-    pub fn to_device(&mut self, device: &Device) {
+    pub fn move_to(&mut self, device: &Device) {
         self.unet.model = self.unet.model.clone().to_device(device);
         if let Some(ae) = &mut self.autoencoder {
             ae.model = ae.model.clone().to_device(device);

@@ -9,7 +9,7 @@ use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use super::backlog::DecodeBacklog;
 use super::device::{ComputeDevice, DeviceChoice, open_device};
 use super::error::EngineError;
-use super::forward::{ForwardX0, TestSetCache, encode_scaled, forward_frame, forward_image};
+use super::forward::{ForwardX0, NoisedFrame, TestSetCache, encode_scaled, forward_frame, forward_image};
 use super::generate::{Frame, GenerateRequest, RunHooks, RunSummary, decode_frame, run_generate};
 use super::models::LoadedModel;
 use super::train::{Publish, TrainCommand, TrainEvent, TrainerState};
@@ -277,7 +277,7 @@ impl Worker {
         let autoencoder =
             x0.latent_model.as_ref().and_then(|m| self.models.get(m)).and_then(|m| m.autoencoder.as_ref());
         match forward_frame(x0, autoencoder, schedule, t, seed, &self.device.device) {
-            Ok((x_t, noise, shape)) => {
+            Ok(NoisedFrame { x_t, noise, shape }) => {
                 self.send(Event::ForwardFrame { t, x_t: Arc::new(x_t), noise: Arc::new(noise), shape })
             }
             Err(e) => self.send(Event::ForwardFailed { message: e.to_string() }),
@@ -295,7 +295,7 @@ impl Worker {
             }
         };
         for model in self.models.values_mut() {
-            model.to_device(&opened.device);
+            model.move_to(&opened.device);
         }
         self.device = opened;
         if self.device.is_gpu {
