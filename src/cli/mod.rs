@@ -201,6 +201,8 @@ fn load_autoencoder(path: &std::path::Path, device: &Device) -> anyhow::Result<L
 }
 
 /// `per_class` samples of every class, one row per class.
+// The arguments are `generate`'s, which the CLI's subcommands pass from their own flags.
+#[allow(clippy::too_many_arguments)]
 fn class_grid(
     model: &LoadedUnet,
     decoder: Option<&LoadedAutoencoder>,
@@ -218,6 +220,7 @@ fn class_grid(
 
 /// Runs the whole reverse process for one image per entry of `classes`; a latent model's result is decoded
 /// to pixels by `decoder`.
+// Each argument is a flag of `sample` / `train --preview`; a struct would only rename them.
 #[allow(clippy::too_many_arguments)]
 fn generate(
     model: &LoadedUnet,

@@ -9,7 +9,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::diffusion::{BetaSchedule, NoiseLevel, NoiseSource, Sampler, SamplingPlan, edit};
-use crate::model::denoise::{Condition, Inpaint, denoise};
+use crate::model::denoise::{Condition, Inpaint, StepOutput, denoise};
 use crate::model::{LoadedAutoencoder, LoadedUnet};
 
 /// Everything that decides the pixels of a run; saved into PNGs so a run can be restored.
@@ -415,18 +415,7 @@ pub fn run_generate(
     let (c, size) = (model.config.image_channels, model.config.image_size);
     let shape = [request.batch, c, size, size];
     let mut noise = NoiseSource::new(request.seed);
-    // The seed's first draw: x_T of a plain run, the noise that image-to-image adds to its picture.
-    let eps = match request.interpolate.and_then(|i| i.seed_b.map(|b| (b, i.u))) {
-        None => noise.tensor(shape, device),
-        Some((seed_b, u)) => {
-            let (a, b) =
-                (noise.values(shape.iter().product()), NoiseSource::new(seed_b).values(shape.iter().product()));
-            let per_image = a.len() / request.batch;
-            let mixed: Vec<f32> =
-                a.chunks(per_image).zip(b.chunks(per_image)).flat_map(|(a, b)| edit::slerp(a, b, u)).collect();
-            Tensor::<4>::from_data(TensorData::new(mixed, shape), device)
-        }
-    };
+    let eps = first_noise(request, &mut noise, shape, device);
     let (x_start, inpaint) = match &request.init {
         None => (eps, None),
         Some(init) => {
@@ -441,22 +430,13 @@ pub fn run_generate(
             (x_start, inpaint)
         }
     };
-    let label = request.class.unwrap_or(model.config.num_classes) as i64;
-    let classes = Tensor::<1, Int>::full([request.batch], label, device);
-    let towards = request
-        .interpolate
-        .and_then(|i| i.class_b.map(|b| (Tensor::<1, Int>::full([request.batch], b as i64, device), i.u)));
-    let condition = Condition { classes, towards };
+    let condition = condition(request, model.config.num_classes, device);
     // Unconditional requests have no conditional branch to guide towards.
     let guidance = if request.class.is_some() { request.guidance } else { 0.0 };
 
-    let zeros = Arc::new(vec![0.0; shape.iter().product()]);
-
     let mut budget = DecodeBudget::new(started);
-    let x_start_decoded = match decoder {
-        Some(ae) => Some(budget.decode(ae, &x_start, None)?),
-        None => None,
-    };
+    let x_start_decoded = decoder.map(|ae| budget.decode(ae, &x_start, None)).transpose()?;
+    let zeros = Arc::new(vec![0.0; shape.iter().product()]);
     (hooks.emit)(Frame {
         index: 0,
         t: start.t,
@@ -477,29 +457,7 @@ pub fn run_generate(
         steps_done = step.index + 1;
         let last = steps_done == total;
         if hooks.stream || last {
-            let frame = (|| -> Result<Frame, GenerateError> {
-                let x_t = values_from_tensor(step.x_prev)?;
-                if x_t.iter().any(|v| !v.is_finite()) {
-                    return Err(GenerateError::NonFinite { t: step.t });
-                }
-                // A latent frame is decoded only while decoding stays within its share of the run's
-                // time (and always at the end); the others are decoded after the run, on demand.
-                let decoded = match decoder {
-                    Some(ae) if last || budget.allows() => Some(budget.decode(ae, step.x_prev, Some(step.x0_pred))?),
-                    _ => None,
-                };
-                Ok(Frame {
-                    index: step.index + 1,
-                    t: plan.steps[step.index].t_prev,
-                    log_snr: plan.steps[step.index].log_snr_prev,
-                    shape,
-                    x_t: Arc::new(x_t),
-                    x0_pred: Arc::new(values_from_tensor(step.x0_pred)?),
-                    eps: Arc::new(values_from_tensor(step.eps)?),
-                    decoded,
-                })
-            })();
-            match frame {
+            match step_frame(&step, &plan, shape, decoder, &mut budget, last) {
                 Ok(frame) => emit(frame),
                 Err(e) => {
                     failure = Some(e);
@@ -517,6 +475,65 @@ pub fn run_generate(
         return Err(e);
     }
     Ok(RunSummary { steps_done, cancelled, seconds: started.elapsed().as_secs_f64() })
+}
+
+/// The seed's first draw: x_T of a plain run, the noise that image-to-image adds to its picture. Seed
+/// interpolation mixes it with seed B's, image by image.
+fn first_noise(request: &GenerateRequest, noise: &mut NoiseSource, shape: [usize; 4], device: &Device) -> Tensor<4> {
+    match request.interpolate.and_then(|i| i.seed_b.map(|b| (b, i.u))) {
+        None => noise.tensor(shape, device),
+        Some((seed_b, u)) => {
+            let (a, b) =
+                (noise.values(shape.iter().product()), NoiseSource::new(seed_b).values(shape.iter().product()));
+            let per_image = a.len() / request.batch;
+            let mixed: Vec<f32> =
+                a.chunks(per_image).zip(b.chunks(per_image)).flat_map(|(a, b)| edit::slerp(a, b, u)).collect();
+            Tensor::<4>::from_data(TensorData::new(mixed, shape), device)
+        }
+    }
+}
+
+/// The class of every image of the batch (the null class, `num_classes`, for none), and for class
+/// interpolation the second class.
+fn condition(request: &GenerateRequest, num_classes: usize, device: &Device) -> Condition {
+    let label = request.class.unwrap_or(num_classes) as i64;
+    let classes = Tensor::<1, Int>::full([request.batch], label, device);
+    let towards = request
+        .interpolate
+        .and_then(|i| i.class_b.map(|b| (Tensor::<1, Int>::full([request.batch], b as i64, device), i.u)));
+    Condition { classes, towards }
+}
+
+/// A denoising step read back as a frame; a latent run's (`decoder`) with its pixels when `budget` allows.
+fn step_frame(
+    step: &StepOutput<'_>,
+    plan: &SamplingPlan,
+    shape: [usize; 4],
+    decoder: Option<&LoadedAutoencoder>,
+    budget: &mut DecodeBudget,
+    last: bool,
+) -> Result<Frame, GenerateError> {
+    let x_t = values_from_tensor(step.x_prev)?;
+    if x_t.iter().any(|v| !v.is_finite()) {
+        return Err(GenerateError::NonFinite { t: step.t });
+    }
+    // A latent frame is decoded only while decoding stays within its share of the run's time (and always
+    // at the end); the others are decoded after the run, on demand. Asked after the read-back above, which
+    // waits for the step: the time it took counts.
+    let decoded = match decoder {
+        Some(ae) if last || budget.allows() => Some(budget.decode(ae, step.x_prev, Some(step.x0_pred))?),
+        _ => None,
+    };
+    Ok(Frame {
+        index: step.index + 1,
+        t: plan.steps[step.index].t_prev,
+        log_snr: plan.steps[step.index].log_snr_prev,
+        shape,
+        x_t: Arc::new(x_t),
+        x0_pred: Arc::new(values_from_tensor(step.x0_pred)?),
+        eps: Arc::new(values_from_tensor(step.eps)?),
+        decoded,
+    })
 }
 
 /// The picture of an image-to-image or inpainting run as the diffusion sees it, repeated over the batch:

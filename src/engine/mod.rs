@@ -1,12 +1,18 @@
 //! The only place with threads: owns the device and the loaded models, runs Generate and the rest.
 
+mod backlog;
 pub mod device;
+pub mod error;
+mod forward;
 pub mod generate;
 pub mod grid;
+mod models;
 pub mod png_settings;
+mod thread;
 pub mod train;
 pub mod worker;
 
 pub use device::{ComputeDevice, DeviceChoice, open_device};
+pub use error::EngineError;
 pub use generate::{Decoded, Frame, GenerateRequest, RunSummary};
 pub use worker::{Command, Engine, Event, ForwardSource, ModelInfo, ModelSource};

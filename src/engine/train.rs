@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use burn::prelude::Device;
 
+use super::error::EngineError;
 use super::generate::{Frame, GenerateRequest, RunHooks, decode_frame, run_generate};
 use crate::data::Dataset;
 use crate::diffusion::BetaSchedule;
@@ -158,7 +159,7 @@ impl TrainerState {
             TrainCommand::Inspect(request) => {
                 match self.load(&request) {
                     Ok(loaded) => send(TrainEvent::DataLoaded(summary(&request, loaded))),
-                    Err(message) => send(TrainEvent::DataFailed { request, message }),
+                    Err(e) => send(TrainEvent::DataFailed { request, message: e.to_string() }),
                 }
                 None
             }
@@ -193,7 +194,7 @@ impl TrainerState {
                         });
                         self.session = Some(session);
                     }
-                    Err(message) => send(TrainEvent::Failed { message }),
+                    Err(e) => send(TrainEvent::Failed { message: e.to_string() }),
                 }
                 None
             }
@@ -272,31 +273,35 @@ impl TrainerState {
     }
 
     /// The data of `request`, from the cache or loaded (and cached).
-    fn load(&mut self, request: &DataRequest) -> Result<&TrainingData, String> {
-        if self.data.as_ref().is_none_or(|(cached, _)| cached != request) {
-            self.data = None;
-            let loaded = load_training_data(&request.source, request.image_size, request.image_channels)
-                .map_err(|e| e.to_string())?;
-            self.data = Some((request.clone(), loaded));
-        }
-        self.data.as_ref().map(|(_, data)| data).ok_or_else(|| "no data".into())
+    fn load(&mut self, request: &DataRequest) -> Result<&TrainingData, EngineError> {
+        let data = self.take_data(request)?;
+        Ok(&self.data.insert((request.clone(), data)).1)
     }
 
-    fn start(&mut self, request: TrainRequest, device: &Device) -> Result<TrainSession, String> {
+    /// The data of `request`, taken from the cache or loaded; the cache is left empty.
+    fn take_data(&mut self, request: &DataRequest) -> Result<TrainingData, EngineError> {
+        match self.data.take() {
+            Some((cached, data)) if cached == *request => Ok(data),
+            _ => load_training_data(&request.source, request.image_size, request.image_channels)
+                .map_err(EngineError::DataSet),
+        }
+    }
+
+    fn start(&mut self, request: TrainRequest, device: &Device) -> Result<TrainSession, EngineError> {
         if let (Some(bytes), Some(path)) = (request.built_in_autoencoder, &request.options.autoencoder)
             && !path.exists()
         {
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|source| EngineError::CreateFolder { path: dir.to_path_buf(), source })?;
             }
-            crate::files::write_atomic(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            crate::files::write_atomic(path, bytes)
+                .map_err(|source| EngineError::WriteFile { path: path.clone(), source })?;
         }
-        self.load(&request.data)?;
         // The run takes the images; a later Inspect loads them again.
-        let (_, data) = self.data.take().ok_or("no data")?;
+        let data = self.take_data(&request.data)?;
         let labelled = data.data.labels.is_some();
-        let run = TrainRun::open(request.options, data.data, data.description, request.resume, device)
-            .map_err(|e| e.to_string())?;
+        let run = TrainRun::open(request.options, data.data, data.description, request.resume, device)?;
         Ok(TrainSession { run, paused: false, model_name: request.model_name, labelled })
     }
 }
@@ -321,7 +326,7 @@ impl TrainSession {
     /// checkpoint (as `train` does) and hands the model to the picker.
     fn samples(&mut self, device: &Device, send: &dyn Fn(TrainEvent)) -> Option<Publish> {
         let step = self.run.step_count();
-        let result = self.run.model(device).map_err(|e| e.to_string()).and_then(|model| {
+        let result = self.run.model(device).map_err(EngineError::from).and_then(|model| {
             let (request, frames) =
                 preview_frames(&model, self.run.autoencoder.as_ref(), &self.model_name, self.labelled, device)?;
             if let Some(last) = frames.last() {
@@ -341,8 +346,8 @@ impl TrainSession {
                 send(TrainEvent::Samples { step, request, frames });
                 Some((self.model_name.clone(), model, self.run.autoencoder.clone()))
             }
-            Err(message) => {
-                send(TrainEvent::Failed { message: format!("sampling at step {step}: {message}") });
+            Err(e) => {
+                send(TrainEvent::Failed { message: format!("sampling at step {step}: {e}") });
                 None
             }
         }
@@ -357,7 +362,7 @@ fn preview_frames(
     name: &str,
     labelled: bool,
     device: &Device,
-) -> Result<(GenerateRequest, Vec<Frame>), String> {
+) -> Result<(GenerateRequest, Vec<Frame>), EngineError> {
     let classes = model.config.num_classes;
     let per_class = if labelled { PREVIEW_IMAGES.div_ceil(classes).max(1) } else { PREVIEW_IMAGES };
     let runs: Vec<Option<usize>> = if labelled { (0..classes).map(Some).collect() } else { vec![None] };
@@ -378,10 +383,10 @@ fn preview_frames(
         let keep_going = || true;
         let mut emit = |frame: Frame| frames.push(frame);
         let hooks = RunHooks { keep_going: &keep_going, stream: true, emit: &mut emit };
-        run_generate(model, autoencoder, &request_for(*class, per_class), device, hooks).map_err(|e| e.to_string())?;
+        run_generate(model, autoencoder, &request_for(*class, per_class), device, hooks)?;
         if let Some(ae) = autoencoder {
             for frame in frames.iter_mut().filter(|f| f.decoded.is_none()) {
-                frame.decoded = Some(decode_frame(ae, frame, device).map_err(|e| e.to_string())?);
+                frame.decoded = Some(decode_frame(ae, frame, device)?);
             }
         }
         columns.push(frames);
