@@ -307,11 +307,11 @@ fn sample_pngs_carry_settings_the_window_restores_to_the_same_pixels() {
     let request =
         diffusion_lab::engine::png_settings::settings_from_png(&path).expect("the window reads sample's settings");
     assert_eq!((request.class, request.seed, request.batch), (Some(4), 9, 3));
-    assert_eq!(request.model, "Fashion-MNIST (pixel UNet)");
+    assert_eq!(request.model.label(), "Fashion-MNIST (pixel UNet)");
 
     // The restored request, run as the window runs it, gives the same image.
     let device = burn::prelude::Device::flex();
-    let builtin = diffusion_lab::model::embedded::model_by_name(&request.model).unwrap();
+    let builtin = diffusion_lab::model::embedded::model_by_name(&request.model.label()).unwrap();
     let checkpoint = diffusion_lab::model::checkpoint::Checkpoint::from_bytes(builtin.unet).unwrap();
     let model = diffusion_lab::model::LoadedUnet::from_checkpoint(&checkpoint, &device).unwrap();
     let mut last = None;

@@ -30,11 +30,11 @@ fn request(steps: usize, sampler: Sampler) -> GenerateRequest {
 
 fn engine_with_tiny_model(dir: &std::path::Path) -> Engine {
     let engine = Engine::spawn(DeviceChoice::Cpu, || {});
-    engine.load_model("tiny", ModelSource::File(tiny_model_file(dir)), None);
+    engine.load_model("tiny".into(), ModelSource::File(tiny_model_file(dir)), None);
     loop {
         match engine.recv_timeout(Duration::from_secs(60)).expect("engine answers") {
             Event::ModelLoaded(info) => {
-                assert_eq!(info.name, "tiny");
+                assert_eq!(info.id.label(), "tiny");
                 return engine;
             }
             Event::ModelFailed { message, .. } => panic!("{message}"),
@@ -131,10 +131,10 @@ fn bad_requests_fail_with_a_message() {
     unknown.model = "nope".into();
     let job = engine.generate(unknown, true);
     assert!(matches!(run_to_end(&engine, job).1, Event::Failed { message, .. } if message.contains("not loaded")));
-    engine.load_model("broken", ModelSource::File(dir.path().join("missing.dlab")), None);
+    engine.load_model("broken".into(), ModelSource::File(dir.path().join("missing.dlab")), None);
     loop {
-        if let Some(Event::ModelFailed { name, .. }) = engine.recv_timeout(Duration::from_secs(30)) {
-            assert_eq!(name, "broken");
+        if let Some(Event::ModelFailed { id: name, .. }) = engine.recv_timeout(Duration::from_secs(30)) {
+            assert_eq!(name.label(), "broken");
             break;
         }
     }
@@ -178,8 +178,8 @@ fn a_latent_model_streams_decoded_frames() {
         .unwrap();
 
     let mut engine = Engine::spawn(DeviceChoice::Cpu, || {});
-    engine.load_model("latent-alone", ModelSource::File(unet_path.clone()), None);
-    engine.load_model("latent", ModelSource::File(unet_path), Some(ModelSource::File(ae_path)));
+    engine.load_model("latent-alone".into(), ModelSource::File(unet_path.clone()), None);
+    engine.load_model("latent".into(), ModelSource::File(unet_path), Some(ModelSource::File(ae_path)));
     let mut loaded = false;
     let mut refused = false;
     while !(loaded && refused) {
@@ -188,8 +188,8 @@ fn a_latent_model_streams_decoded_frames() {
                 assert!(info.is_latent);
                 loaded = true;
             }
-            Event::ModelFailed { name, message } => {
-                assert_eq!(name, "latent-alone");
+            Event::ModelFailed { id: name, message } => {
+                assert_eq!(name.label(), "latent-alone");
                 assert!(message.contains("needs its autoencoder"), "{message}");
                 refused = true;
             }
@@ -303,15 +303,15 @@ fn a_checkpoint_with_an_invalid_config_is_refused_with_the_reason() {
             .with_section("weights", bytes_from_module(&model, false).unwrap())
             .write(&path)
             .unwrap();
-        engine.load_model(name, ModelSource::File(path), None);
+        engine.load_model(name.into(), ModelSource::File(path), None);
         loop {
             match engine.recv_timeout(Duration::from_secs(60)).expect("engine answers") {
-                Event::ModelFailed { name: failed, message } => {
-                    assert_eq!(failed, name);
+                Event::ModelFailed { id: failed, message } => {
+                    assert_eq!(failed.label(), name);
                     assert!(message.contains("UNet config"), "{message}");
                     break;
                 }
-                Event::ModelLoaded(info) => panic!("{} loaded", info.name),
+                Event::ModelLoaded(info) => panic!("{} loaded", info.id.label()),
                 _ => {}
             }
         }

@@ -173,9 +173,9 @@ fn a_run_on_a_folder_of_pictures_trains_from_the_train_view_and_its_checkpoint_s
     // The model is in Generate's picker at once, and generates there.
     let name = "trained: my run";
     assert!(
-        harness.state().ctx.models.loaded.iter().any(|m| m.name == name),
+        harness.state().ctx.models.loaded.iter().any(|m| m.id.label() == name),
         "{:?}",
-        harness.state().ctx.models.loaded.iter().map(|m| &m.name).collect::<Vec<_>>()
+        harness.state().ctx.models.loaded.iter().map(|m| m.id.label()).collect::<Vec<_>>()
     );
     harness.get_by_label("Generate view").click();
     harness.state_mut().ctx.settings.model = diffusion_lab::model::ModelId::from_label(name);
@@ -349,7 +349,7 @@ fn a_latent_run_on_the_built_in_autoencoder_samples_decoded_pictures() {
         data: DataRequest { image_size: 28, image_channels: 1, ..settings.data_request() },
         options: settings.run_options(),
         resume: false,
-        model_name: "trained: latent".into(),
+        model: "trained: latent".into(),
         built_in_autoencoder: Some(diffusion_lab::model::embedded::FASHION_AUTOENCODER),
     }));
     let (mut samples, mut latent_model, mut finished) = (Vec::new(), false, false);
@@ -361,7 +361,7 @@ fn a_latent_run_on_the_built_in_autoencoder_samples_decoded_pictures() {
                 assert_eq!(step, 6);
                 finished = true;
             }
-            Event::ModelLoaded(info) if info.name == "trained: latent" => latent_model = info.is_latent,
+            Event::ModelLoaded(info) if info.id.label() == "trained: latent" => latent_model = info.is_latent,
             _ => {}
         }
     }
@@ -395,7 +395,7 @@ fn closing_the_window_mid_run_keeps_every_step_done() {
         data: settings.data_request(),
         options: settings.run_options(),
         resume: false,
-        model_name: "trained: closed".into(),
+        model: "trained: closed".into(),
         built_in_autoencoder: None,
     }));
     let mut last = 0;
@@ -475,7 +475,7 @@ fn bad_train_settings_fail_with_a_message_and_the_next_start_works() {
             data: settings.data_request(),
             options: settings.run_options(),
             resume: false,
-            model_name: "trained: bad".into(),
+            model: "trained: bad".into(),
             built_in_autoencoder: None,
         }));
         loop {

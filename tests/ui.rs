@@ -233,8 +233,8 @@ fn forward_process_works_with_the_latent_model_through_its_autoencoder() {
     let mut harness = harness(quick_settings());
     harness.state_mut().ctx.fashion_mnist_dir = common::fashion_mnist_fixture();
     step_until(&mut harness, "the latent model loads", |app| app.ctx.models.loaded.iter().any(|m| m.is_latent));
-    let latent = harness.state().ctx.models.loaded.iter().find(|m| m.is_latent).unwrap().name.clone();
-    harness.state_mut().ctx.settings.model = diffusion_lab::model::ModelId::from_label(&latent);
+    let latent = harness.state().ctx.models.loaded.iter().find(|m| m.is_latent).unwrap().id.clone();
+    harness.state_mut().ctx.settings.model = latent;
     harness.get_by_label("Forward process").click();
     step_until(&mut harness, "x_0 loads", |app| app.forward.x0.is_some());
     assert_eq!(harness.state().forward.x0.as_ref().unwrap().1, [1, 1, 28, 28], "x_0 is the image itself");
@@ -269,7 +269,9 @@ fn a_checkpoint_file_becomes_a_model_and_a_bad_one_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut harness = harness(quick_settings());
     harness.state_mut().ctx.open_checkpoint(common::tiny_unet_file(dir.path()));
-    step_until(&mut harness, "the file loads", |app| app.ctx.models.loaded.iter().any(|m| m.name == "file: tiny.dlab"));
+    step_until(&mut harness, "the file loads", |app| {
+        app.ctx.models.loaded.iter().any(|m| m.id.label() == "file: tiny.dlab")
+    });
     assert_eq!(harness.state().ctx.settings.model.label(), "file: tiny.dlab");
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     step_until(&mut harness, "the run finishes", finished);
@@ -289,7 +291,9 @@ fn the_model_picker_switches_between_pixel_and_latent_models() {
     const PIXEL: &str = "Fashion-MNIST (pixel UNet)";
     const LATENT: &str = "Fashion-MNIST (latent UNet)";
     let mut harness = harness(quick_settings());
-    step_until(&mut harness, "both built-in models load", |app| app.ctx.models.loaded.iter().any(|m| m.name == LATENT));
+    step_until(&mut harness, "both built-in models load", |app| {
+        app.ctx.models.loaded.iter().any(|m| m.id.label() == LATENT)
+    });
     assert!(harness.query_by_label("latent channels").is_none(), "no latent view for the pixel model");
 
     harness.get_by_role_and_label(Role::ComboBox, "Model").click();
@@ -355,7 +359,7 @@ fn invalid_saved_or_restored_settings_fall_back_to_defaults_with_a_message() {
     }
     // Settings read back from a PNG with a class the model does not know.
     let mut request = quick_settings().request();
-    request.model = harness.state().ctx.settings.model.label();
+    request.model = harness.state().ctx.settings.model.clone();
     request.class = Some(99);
     request.batch = 2;
     let events = harness.state().ctx.dialogs.sender();
@@ -586,7 +590,7 @@ fn every_kind_of_bad_model_file_is_refused_and_the_window_keeps_its_model() {
     let mut harness = harness(quick_settings());
     harness.state_mut().ctx.open_checkpoint(good);
     step_until(&mut harness, "the good file loads", |app| {
-        app.ctx.models.loaded.iter().any(|m| m.name == "file: tiny.dlab")
+        app.ctx.models.loaded.iter().any(|m| m.id.label() == "file: tiny.dlab")
     });
 
     let mut version = bytes.clone();

@@ -157,7 +157,7 @@ impl ComparePanel {
     /// The request B runs, for A's `request`.
     pub fn request_b(&self, request: &GenerateRequest) -> GenerateRequest {
         GenerateRequest {
-            model: self.b.model.label(),
+            model: self.b.model.clone(),
             schedule: self.b.schedule,
             sampler: Sampler { clip_x0: request.sampler.clip_x0, ..self.b.sampler },
             guidance: self.b.guidance,
@@ -435,7 +435,7 @@ impl ComparePanel {
     /// What B changes from A.
     fn b_settings_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
         ui.label("B starts from A's x_T (seed, batch, class); it changes:");
-        let ids: Vec<ModelId> = ctx.models.loaded.iter().map(|m| ModelId::from_label(&m.name)).collect();
+        let ids: Vec<ModelId> = ctx.models.loaded.iter().map(|m| m.id.clone()).collect();
         egui::ComboBox::from_label("B: model").selected_text(self.b.model.label()).show_ui(ui, |ui| {
             for id in ids {
                 let label = id.label();

@@ -40,8 +40,7 @@ pub struct Models {
 
 impl Models {
     pub fn info(&self, id: &ModelId) -> Option<&ModelInfo> {
-        let label = id.label();
-        self.loaded.iter().find(|m| m.name == label)
+        self.loaded.iter().find(|m| m.id == *id)
     }
 }
 
@@ -138,7 +137,7 @@ impl PanelContext {
     /// Loads a checkpoint file written by `train` as another model, and selects it once it has loaded.
     pub fn open_checkpoint(&mut self, path: PathBuf) {
         let id = ModelId::File(path.clone());
-        self.engine.load_model(&id.label(), crate::engine::ModelSource::File(path), None);
+        self.engine.load_model(id.clone(), crate::engine::ModelSource::File(path), None);
         let previous = std::mem::replace(&mut self.settings.model, id.clone());
         // A file that fails to load must not cost the user the model they had.
         if previous != id {

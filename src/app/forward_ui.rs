@@ -154,7 +154,7 @@ impl ForwardPanel {
 
     fn load_image(&mut self, ctx: &mut PanelContext, source: ForwardSource) {
         let (size, channels) = ctx.model_shape();
-        ctx.engine.load_forward_image(source.clone(), size, channels, Some(ctx.settings.model.label()));
+        ctx.engine.load_forward_image(source.clone(), size, channels, Some(ctx.settings.model.clone()));
         self.model = Some(ctx.settings.model.clone());
         self.source = Some(source);
     }

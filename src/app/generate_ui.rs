@@ -245,7 +245,7 @@ impl GeneratePanel {
 
 /// The model picker and "Open checkpoint…".
 fn model_picker_ui(ui: &mut egui::Ui, ctx: &mut PanelContext) {
-    let ids: Vec<ModelId> = ctx.models.loaded.iter().map(|m| ModelId::from_label(&m.name)).collect();
+    let ids: Vec<ModelId> = ctx.models.loaded.iter().map(|m| m.id.clone()).collect();
     ui.horizontal(|ui| {
         let settings = &mut ctx.settings;
         egui::ComboBox::from_label("Model").selected_text(settings.model.label()).show_ui(ui, |ui| {

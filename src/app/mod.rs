@@ -103,7 +103,7 @@ impl LabApp {
     pub fn new(engine: Engine, mut settings: Settings) -> Self {
         for model in embedded::MODELS {
             let autoencoder = model.autoencoder.map(ModelSource::Embedded);
-            engine.load_model(model.name, ModelSource::Embedded(model.unet), autoencoder);
+            engine.load_model(ModelId::BuiltIn(model.name.into()), ModelSource::Embedded(model.unet), autoencoder);
         }
         if !settings.model.is_built_in() {
             settings.model = ModelId::default_built_in();

@@ -62,24 +62,23 @@ impl LabApp {
                 self.ctx.models.device = Some(device);
             }
             Event::DeviceFailed { message } => self.ctx.set_status(format!("could not switch device: {message}"), true),
-            Event::Preparing { name } => {
-                let text = format!("preparing the GPU for {name}… (compiling and tuning its kernels, once)");
+            Event::Preparing { id } => {
+                let text = format!("preparing the GPU for {id}… (compiling and tuning its kernels, once)");
                 self.ctx.set_status(text, false);
             }
             Event::ModelLoaded(info) => {
                 if preparing(&self.ctx.status) {
                     self.ctx.clear_status();
                 }
-                self.ctx.models.loaded.retain(|m| m.name != info.name);
-                let selected = info.name == self.ctx.settings.model.label();
+                self.ctx.models.loaded.retain(|m| m.id != info.id);
+                let selected = info.id == self.ctx.settings.model;
                 self.ctx.models.loaded.push(info);
                 if selected {
                     self.sanitize_settings();
                 }
             }
-            Event::ModelFailed { name, message } => {
-                self.ctx.set_status(format!("could not load {name}: {message}"), true);
-                let failed = ModelId::from_label(&name);
+            Event::ModelFailed { id: failed, message } => {
+                self.ctx.set_status(format!("could not load {failed}: {message}"), true);
                 if self.ctx.settings.model == failed {
                     self.ctx.settings.model = match self.ctx.models.before_open.take() {
                         Some((opened, previous)) if opened == failed && self.ctx.models.info(&previous).is_some() => {

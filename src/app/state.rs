@@ -121,7 +121,7 @@ impl Default for Settings {
 impl Settings {
     pub fn request(&self) -> GenerateRequest {
         GenerateRequest {
-            model: self.model.label(),
+            model: self.model.clone(),
             schedule: self.schedule,
             sampler: self.sampler,
             seed: self.seed,
@@ -183,7 +183,7 @@ impl Settings {
 
     /// Takes the generation settings of a saved request (from a PNG's text chunk).
     pub fn apply_request(&mut self, request: &GenerateRequest) {
-        self.model = crate::model::ModelId::from_label(&request.model);
+        self.model = request.model.clone();
         self.schedule = request.schedule;
         self.seed = request.seed;
         self.batch = request.batch;

@@ -171,7 +171,7 @@ impl<'a> SamplingBench<'a> {
         guidance: f64,
     ) -> Self {
         let request = GenerateRequest {
-            model: String::new(),
+            model: diffusion_lab::model::ModelId::default(),
             schedule: model.header.training_schedule.unwrap_or_default(),
             sampler,
             seed: 0,

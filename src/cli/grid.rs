@@ -47,7 +47,7 @@ pub(super) fn grid(args: &GridArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))?;
     let init = init_image(&args.edit, picture_shape(&config, builtin_autoencoder)?)?;
     let base = GenerateRequest {
-        model: app_model_name(&args.models.model),
+        model: app_model_id(&args.models.model),
         schedule,
         sampler: args.sampler.sampler(),
         seed: args.seed,

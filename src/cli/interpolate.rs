@@ -126,7 +126,7 @@ pub(super) fn interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
 
 fn base_request(args: &InterpolateArgs, schedule: BetaSchedule) -> GenerateRequest {
     GenerateRequest {
-        model: app_model_name(&args.models.model),
+        model: app_model_id(&args.models.model),
         schedule,
         sampler: args.sampler.sampler(),
         seed: args.seed,

@@ -403,12 +403,11 @@ fn init_image(
 
 /// The name the window lists a `--model` value under (saved in PNG settings, so that the window's "Open
 /// settings from PNG…" finds the model).
-fn app_model_name(model: &str) -> String {
-    let id = match embedded::model_by_short_name(model) {
+fn app_model_id(model: &str) -> diffusion_lab::model::ModelId {
+    match embedded::model_by_short_name(model) {
         Some(builtin) => diffusion_lab::model::ModelId::BuiltIn(builtin.name.to_string()),
         None => diffusion_lab::model::ModelId::File(model.into()),
-    };
-    id.label()
+    }
 }
 
 /// The decoder a latent model's samples go through: `--autoencoder` when given, else the built-in

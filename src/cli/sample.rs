@@ -90,7 +90,7 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
         }
         Some(init) => {
             let request = diffusion_lab::engine::GenerateRequest {
-                model: app_model_name(&args.models.model),
+                model: app_model_id(&args.models.model),
                 schedule,
                 sampler,
                 seed: args.seed,
@@ -106,7 +106,7 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     // The window's settings format: a request that the window's "Open settings from PNG…" restores. The
     // window draws x_T for a batch from the seed as `sample` draws its first batch, so an image of the
     // first batch (up to the window's largest batch) comes back as it is here.
-    let app_model = app_model_name(&args.models.model);
+    let app_model = app_model_id(&args.models.model);
     let request_for = |class: usize| {
         serde_json::to_value(diffusion_lab::engine::GenerateRequest {
             model: app_model.clone(),

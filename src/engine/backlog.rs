@@ -4,7 +4,7 @@ use super::generate::{Frame, TRAJECTORY_BUDGET_BYTES, frame_budget_bytes, push_w
 
 pub struct DecodeBacklog {
     pub job: u64,
-    pub model: String,
+    pub model: crate::model::ModelId,
     /// The frames of the run within the memory budget, thinned as the window thins them (values shared
     /// with the window's copies).
     frames: Vec<Frame>,
@@ -16,7 +16,7 @@ pub struct DecodeBacklog {
 }
 
 impl DecodeBacklog {
-    pub fn new(job: u64, model: String) -> Self {
+    pub fn new(job: u64, model: crate::model::ModelId) -> Self {
         Self { job, model, frames: Vec::new(), stride: 1, first: None, pending: Vec::new() }
     }
 

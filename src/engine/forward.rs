@@ -14,7 +14,7 @@ use crate::model::LoadedAutoencoder;
 pub struct ForwardX0 {
     pub values: Vec<f32>,
     pub shape: [usize; 4],
-    pub latent_model: Option<String>,
+    pub latent_model: Option<crate::model::ModelId>,
 }
 
 /// The Fashion-MNIST test split last read, kept so that stepping through its images reads it once.

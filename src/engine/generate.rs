@@ -16,7 +16,8 @@ use crate::model::{LoadedAutoencoder, LoadedUnet};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GenerateRequest {
     /// The model's name as the app lists it.
-    pub model: String,
+    /// Saved in PNG settings as its label.
+    pub model: crate::model::ModelId,
     pub schedule: BetaSchedule,
     #[serde(deserialize_with = "crate::diffusion::sampler::sampler_current_or_legacy")]
     pub sampler: Sampler,

@@ -1,6 +1,7 @@
 //! The models the engine holds: loading them from checkpoints, describing them to the window, and warming
 //! them up on a GPU.
 
+use crate::model::ModelId;
 use burn::module::Module;
 use burn::prelude::Device;
 
@@ -45,8 +46,8 @@ impl LoadedModel {
         }
     }
 
-    pub fn info(&self, name: &str) -> ModelInfo {
-        model_info(name, &self.unet)
+    pub fn info(&self, id: &ModelId) -> ModelInfo {
+        model_info(id, &self.unet)
     }
 
     /// Runs a short guided run (and a decode, for a latent model) so that the first Generate on a GPU does
@@ -54,7 +55,7 @@ impl LoadedModel {
     /// report it.
     pub fn warm_up(&self, device: &Device) {
         let request = GenerateRequest {
-            model: String::new(),
+            model: ModelId::default(),
             schedule: self.unet.header.training_schedule.unwrap_or_default(),
             sampler: crate::diffusion::Sampler::ddim(2, 0.0),
             seed: 0,
@@ -75,9 +76,9 @@ impl LoadedModel {
 /// autotunes its kernels per shape at their first use, which would otherwise stall the first run.
 const WARM_UP_BATCH: usize = 16;
 
-pub fn model_info(name: &str, unet: &LoadedUnet) -> ModelInfo {
+pub fn model_info(id: &ModelId, unet: &LoadedUnet) -> ModelInfo {
     ModelInfo {
-        name: name.to_owned(),
+        id: id.clone(),
         header: unet.header.clone(),
         config: unet.config.clone(),
         parameters: unet.model.parameter_count(),

@@ -1,5 +1,6 @@
 //! The engine's thread: the [`Worker`] that owns the device and the models and serves the commands.
 
+use crate::model::ModelId;
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -50,7 +51,7 @@ impl Outbox {
 /// event, and the worker serves the next one.
 pub(crate) struct Worker {
     device: ComputeDevice,
-    models: BTreeMap<String, LoadedModel>,
+    models: BTreeMap<ModelId, LoadedModel>,
     forward_x0: Option<ForwardX0>,
     test_set: TestSetCache,
     backlog: Option<DecodeBacklog>,
@@ -120,7 +121,7 @@ impl Worker {
         let served = catch_unwind(AssertUnwindSafe(|| match command {
             Command::Generate { job, request, stream } => self.generate(job, &request, stream),
             Command::Decode { job, index } => self.decode(job, index),
-            Command::LoadModel { name, source, autoencoder } => self.load_model(name, &source, autoencoder.as_ref()),
+            Command::LoadModel { id, source, autoencoder } => self.load_model(id, &source, autoencoder.as_ref()),
             Command::LoadForwardImage { source, size, channels, model } => {
                 self.load_forward_image(&source, size, channels, model)
             }
@@ -201,7 +202,7 @@ impl Worker {
             return;
         }
         let Some(model) = self.models.get(&request.model) else {
-            let message = EngineError::ModelNotLoaded(request.model.clone()).to_string();
+            let message = EngineError::ModelNotLoaded(request.model.label()).to_string();
             self.send(Event::Failed { job, message });
             return;
         };
@@ -230,23 +231,23 @@ impl Worker {
         }
     }
 
-    fn load_model(&mut self, name: String, source: &ModelSource, autoencoder: Option<&ModelSource>) {
+    fn load_model(&mut self, name: ModelId, source: &ModelSource, autoencoder: Option<&ModelSource>) {
         match LoadedModel::load(source, autoencoder, &self.device.device) {
             Ok(model) => {
                 if self.device.is_gpu {
-                    self.send(Event::Preparing { name: name.clone() });
+                    self.send(Event::Preparing { id: name.clone() });
                     model.warm_up(&self.device.device);
                 }
                 self.send(Event::ModelLoaded(model.info(&name)));
                 self.models.insert(name, model);
             }
-            Err(e) => self.send(Event::ModelFailed { name, message: e.to_string() }),
+            Err(e) => self.send(Event::ModelFailed { id: name, message: e.to_string() }),
         }
     }
 
     /// Loads x_0; for a latent model (`model`, if it is one with its autoencoder) the image comes at the
     /// autoencoder's size and x_0 is its latent.
-    fn load_forward_image(&mut self, source: &ForwardSource, size: usize, channels: usize, model: Option<String>) {
+    fn load_forward_image(&mut self, source: &ForwardSource, size: usize, channels: usize, model: Option<ModelId>) {
         let latent =
             model.filter(|m| self.models.get(m).is_some_and(|m| m.unet.is_latent() && m.autoencoder.is_some()));
         let autoencoder = latent.as_ref().and_then(|m| self.models.get(m)).and_then(|m| m.autoencoder.as_ref());
@@ -300,7 +301,7 @@ impl Worker {
         self.device = opened;
         if self.device.is_gpu {
             for (name, model) in &self.models {
-                self.send(Event::Preparing { name: name.clone() });
+                self.send(Event::Preparing { id: name.clone() });
                 model.warm_up(&self.device.device);
             }
         }
@@ -327,9 +328,9 @@ fn panic_event(command: &Command) -> Box<dyn FnOnce(String) -> Event> {
             let job = *job;
             Box::new(move |m| Event::Failed { job, message: internal_error("the run", m) })
         }
-        Command::LoadModel { name, .. } => {
-            let name = name.clone();
-            Box::new(move |m| Event::ModelFailed { name, message: internal_error("loading the model", m) })
+        Command::LoadModel { id, .. } => {
+            let id = id.clone();
+            Box::new(move |m| Event::ModelFailed { id, message: internal_error("loading the model", m) })
         }
         Command::LoadForwardImage { .. } | Command::Forward { .. } => {
             Box::new(move |m| Event::ForwardFailed { message: internal_error("the forward process", m) })

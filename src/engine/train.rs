@@ -43,7 +43,7 @@ pub struct TrainRequest {
     /// Continue the run in `options.out` instead of starting one.
     pub resume: bool,
     /// The name the model gets in Generate's model picker.
-    pub model_name: String,
+    pub model: crate::model::ModelId,
     /// For a latent run on the built-in autoencoder: its checkpoint, written to `options.autoencoder`
     /// first (so that the run folder holds everything `sample --model` needs).
     pub built_in_autoencoder: Option<&'static [u8]>,
@@ -132,7 +132,7 @@ pub enum TrainEvent {
 pub struct TrainSession {
     pub run: TrainRun,
     pub paused: bool,
-    pub model_name: String,
+    pub model: crate::model::ModelId,
     /// Whether the data has labels: samples are then one per class, guided.
     labelled: bool,
 }
@@ -146,7 +146,7 @@ pub struct TrainerState {
 }
 
 /// A trained model for the worker to register under `name` (Generate's picker shows it at once).
-pub type Publish = (String, LoadedUnet, Option<LoadedAutoencoder>);
+pub type Publish = (crate::model::ModelId, LoadedUnet, Option<LoadedAutoencoder>);
 
 impl TrainerState {
     /// Whether a step is waiting to run.
@@ -302,7 +302,7 @@ impl TrainerState {
         let data = self.take_data(&request.data)?;
         let labelled = data.data.labels.is_some();
         let run = TrainRun::open(request.options, data.data, data.description, request.resume, device)?;
-        Ok(TrainSession { run, paused: false, model_name: request.model_name, labelled })
+        Ok(TrainSession { run, paused: false, model: request.model, labelled })
     }
 }
 
@@ -314,7 +314,7 @@ impl TrainSession {
             Err(e) => send(TrainEvent::Failed { message: format!("could not save the checkpoint: {e}") }),
         }
         match self.run.model(device) {
-            Ok(model) => Some((self.model_name.clone(), model, self.run.autoencoder.clone())),
+            Ok(model) => Some((self.model.clone(), model, self.run.autoencoder.clone())),
             Err(e) => {
                 send(TrainEvent::Failed { message: format!("could not prepare the trained model: {e}") });
                 None
@@ -328,7 +328,7 @@ impl TrainSession {
         let step = self.run.step_count();
         let result = self.run.model(device).map_err(EngineError::from).and_then(|model| {
             let (request, frames) =
-                preview_frames(&model, self.run.autoencoder.as_ref(), &self.model_name, self.labelled, device)?;
+                preview_frames(&model, self.run.autoencoder.as_ref(), &self.model, self.labelled, device)?;
             if let Some(last) = frames.last() {
                 let pictures = last.pictures();
                 let columns = if self.labelled { pictures.len().div_ceil(2).max(1) } else { 4 };
@@ -344,7 +344,7 @@ impl TrainSession {
         match result {
             Ok((model, request, frames)) => {
                 send(TrainEvent::Samples { step, request, frames });
-                Some((self.model_name.clone(), model, self.run.autoencoder.clone()))
+                Some((self.model.clone(), model, self.run.autoencoder.clone()))
             }
             Err(e) => {
                 send(TrainEvent::Failed { message: format!("sampling at step {step}: {e}") });
@@ -359,7 +359,7 @@ impl TrainSession {
 fn preview_frames(
     model: &LoadedUnet,
     autoencoder: Option<&LoadedAutoencoder>,
-    name: &str,
+    id: &crate::model::ModelId,
     labelled: bool,
     device: &Device,
 ) -> Result<(GenerateRequest, Vec<Frame>), EngineError> {
@@ -367,7 +367,7 @@ fn preview_frames(
     let per_class = if labelled { PREVIEW_IMAGES.div_ceil(classes).max(1) } else { PREVIEW_IMAGES };
     let runs: Vec<Option<usize>> = if labelled { (0..classes).map(Some).collect() } else { vec![None] };
     let request_for = |class: Option<usize>, batch: usize| GenerateRequest {
-        model: name.to_owned(),
+        model: id.clone(),
         schedule: model.header.training_schedule.unwrap_or_else(|| BetaSchedule::cosine(1000)),
         sampler: DEFAULT_SAMPLER,
         seed: PREVIEW_SEED,

@@ -5,6 +5,7 @@
 //! before each step, so a newer Generate or a Cancel stops the old run within one step, and the UI drops
 //! any event whose job is not the current one.
 
+use crate::model::ModelId;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -48,7 +49,7 @@ pub enum Command {
         source: ForwardSource,
         size: usize,
         channels: usize,
-        model: Option<String>,
+        model: Option<ModelId>,
     },
     /// x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) ε of the loaded x_0, with ε drawn from `seed`.
     Forward {
@@ -58,7 +59,7 @@ pub enum Command {
     },
     /// Load a UNet under `name`; a latent UNet comes with the autoencoder that decodes its latents.
     LoadModel {
-        name: String,
+        id: ModelId,
         source: ModelSource,
         autoencoder: Option<ModelSource>,
     },
@@ -83,7 +84,7 @@ pub enum Command {
 /// What the model behind a name looks like, for the UI.
 #[derive(Clone, Debug)]
 pub struct ModelInfo {
-    pub name: String,
+    pub id: ModelId,
     pub header: crate::model::checkpoint::CheckpointHeader,
     pub config: crate::model::UNetConfig,
     pub parameters: usize,
@@ -104,11 +105,11 @@ pub enum Event {
     },
     /// A model is being prepared on the GPU (kernels compiled and tuned before the first Generate).
     Preparing {
-        name: String,
+        id: ModelId,
     },
     ModelLoaded(ModelInfo),
     ModelFailed {
-        name: String,
+        id: ModelId,
         message: String,
     },
     Frame {
@@ -186,7 +187,7 @@ impl Engine {
         self.current_job.store(0, Ordering::SeqCst);
     }
 
-    pub fn load_forward_image(&self, source: ForwardSource, size: usize, channels: usize, model: Option<String>) {
+    pub fn load_forward_image(&self, source: ForwardSource, size: usize, channels: usize, model: Option<ModelId>) {
         let _ = self.commands.send(Command::LoadForwardImage { source, size, channels, model });
     }
 
@@ -213,8 +214,8 @@ impl Engine {
         let _ = self.commands.send(Command::SetDevice(choice));
     }
 
-    pub fn load_model(&self, name: &str, source: ModelSource, autoencoder: Option<ModelSource>) {
-        let _ = self.commands.send(Command::LoadModel { name: name.to_owned(), source, autoencoder });
+    pub fn load_model(&self, id: ModelId, source: ModelSource, autoencoder: Option<ModelSource>) {
+        let _ = self.commands.send(Command::LoadModel { id, source, autoencoder });
     }
 
     pub fn train(&self, command: TrainCommand) {

@@ -12,10 +12,14 @@ pub enum ModelId {
     BuiltIn(String),
     /// A checkpoint file written by `train`.
     File(PathBuf),
+    /// What a training run in the window hands to Generate, by its run folder's name.
+    Trained(String),
 }
 
 /// What a file's label starts with; a built-in name never does.
 const FILE_PREFIX: &str = "file: ";
+/// What the label of a model trained in the window starts with.
+const TRAINED_PREFIX: &str = "trained: ";
 
 impl ModelId {
     /// "fashion-unet" for a built-in model, "file: NAME.dlab" for a file (its name, not its folder).
@@ -26,14 +30,18 @@ impl ModelId {
                 let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into());
                 format!("{FILE_PREFIX}{name}")
             }
+            ModelId::Trained(folder) => format!("{TRAINED_PREFIX}{folder}"),
         }
     }
 
     /// The id a label names (settings saved to disk or to a PNG keep the label).
     pub fn from_label(label: &str) -> Self {
-        match label.strip_prefix(FILE_PREFIX) {
-            Some(name) => ModelId::File(PathBuf::from(name)),
-            None => ModelId::BuiltIn(label.to_owned()),
+        if let Some(name) = label.strip_prefix(FILE_PREFIX) {
+            ModelId::File(PathBuf::from(name))
+        } else if let Some(folder) = label.strip_prefix(TRAINED_PREFIX) {
+            ModelId::Trained(folder.to_owned())
+        } else {
+            ModelId::BuiltIn(label.to_owned())
         }
     }
 
@@ -65,6 +73,18 @@ impl Eq for ModelId {}
 impl std::hash::Hash for ModelId {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.label().hash(state);
+    }
+}
+
+impl PartialOrd for ModelId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ModelId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.label().cmp(&other.label())
     }
 }
 
@@ -109,5 +129,8 @@ mod tests {
         assert_eq!(serde_json::from_str::<ModelId>("\"fashion-unet\"").unwrap(), built_in);
         assert!(ModelId::default_built_in().is_built_in());
         assert!(!file.is_built_in());
+        let trained = ModelId::Trained("run 1".into());
+        assert_eq!(trained.label(), "trained: run 1");
+        assert_eq!(ModelId::from_label("trained: run 1"), trained);
     }
 }

@@ -92,7 +92,7 @@ pub struct TrainPanel {
     pub paint_times: PaintTimes,
     pub started_at: Option<Instant>,
     /// The model the run hands to Generate's picker.
-    pub model_name: Option<String>,
+    pub model_id: Option<crate::model::ModelId>,
     pub error: Option<String>,
     data_requested: Option<DataRequest>,
     run_requested: Option<PathBuf>,
@@ -131,7 +131,7 @@ impl TrainPanel {
             serial: 0,
             paint_times: PaintTimes::default(),
             started_at: None,
-            model_name: None,
+            model_id: None,
             error: None,
             data_requested: None,
             run_requested: None,
@@ -296,7 +296,7 @@ impl TrainPanel {
                 self.phase = Phase::Idle;
                 self.report_paint_times(if finished { "finished" } else { "stopped" });
                 let what = if finished { "training finished" } else { "training stopped" };
-                let name = self.model_name.clone().unwrap_or_default();
+                let name = self.model_id.clone().unwrap_or_default();
                 ctx.set_status(
                     format!("{what} at step {step}; checkpoint saved; `{name}` is in Generate's picker"),
                     false,
@@ -354,11 +354,11 @@ impl TrainPanel {
             data: settings.data_request(),
             options,
             resume,
-            model_name: settings.model_name(),
+            model: settings.model_id(),
             built_in_autoencoder: (settings.latent && settings.autoencoder.trim().is_empty())
                 .then_some(crate::model::embedded::FASHION_AUTOENCODER),
         };
-        self.model_name = Some(request.model_name.clone());
+        self.model_id = Some(request.model.clone());
         self.phase = Phase::Starting;
         self.error = None;
         self.data_requested = Some(request.data.clone());

@@ -136,9 +136,10 @@ impl TrainSettings {
     }
 
     /// The name of the trained model in Generate's picker.
-    pub fn model_name(&self) -> String {
+    /// The model this run hands to Generate's picker, named by its run folder.
+    pub fn model_id(&self) -> crate::model::ModelId {
         let folder = self.out_dir().file_name().map_or_else(|| self.out.clone(), |n| n.to_string_lossy().into_owned());
-        format!("trained: {folder}")
+        crate::model::ModelId::Trained(folder)
     }
 
     pub fn autoencoder_path(&self) -> PathBuf {
