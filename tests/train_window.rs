@@ -292,7 +292,7 @@ fn killed_window_training_resumes_on_the_loss_curve_of_an_uninterrupted_run() {
     let killed_at = loop {
         assert!(Instant::now() < deadline, "the window never wrote a checkpoint");
         assert!(child.try_wait().unwrap().is_none(), "the window process ended by itself");
-        if let Ok(Some(progress)) = diffusion_lab::train::run::run_progress(&window)
+        if let Ok(Some(progress)) = diffusion_lab::train::training::training_progress(&window)
             && progress.step >= 20
         {
             child.kill().unwrap();
@@ -301,7 +301,7 @@ fn killed_window_training_resumes_on_the_loss_curve_of_an_uninterrupted_run() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let progress = diffusion_lab::train::run::run_progress(&window).unwrap().unwrap();
+    let progress = diffusion_lab::train::training::training_progress(&window).unwrap().unwrap();
     assert!(
         progress.step >= killed_at && progress.step < RESUME_STEPS,
         "killed mid-run: checkpoint at {}",
@@ -406,12 +406,15 @@ fn closing_the_window_mid_run_keeps_every_step_done() {
             _ => {}
         }
     }
-    assert!(diffusion_lab::train::run::run_progress(&out).unwrap().is_none(), "no checkpoint is due before step 1000");
+    assert!(
+        diffusion_lab::train::training::training_progress(&out).unwrap().is_none(),
+        "no checkpoint is due before step 1000"
+    );
     drop(engine);
-    let progress = diffusion_lab::train::run::run_progress(&out).unwrap().expect("a checkpoint at shutdown");
+    let progress = diffusion_lab::train::training::training_progress(&out).unwrap().expect("a checkpoint at shutdown");
     assert!(progress.step >= last, "the checkpoint holds step {} of the {last} reported", progress.step);
     assert_eq!(
-        diffusion_lab::train::run::read_loss_log(&out.join("loss.csv")).len() as u64,
+        diffusion_lab::train::training::read_loss_log(&out.join("loss.csv")).len() as u64,
         progress.step,
         "the log holds every step"
     );

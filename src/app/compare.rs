@@ -54,7 +54,7 @@ pub struct BSettings {
 /// A grid or an interpolation strip in progress (or done): its labels, every cell's request and what has
 /// arrived.
 #[derive(Clone, Debug)]
-pub struct GridRun {
+pub struct Grid {
     pub labels: GridLabels,
     /// What its PNG's settings text holds beside the base request: the axes and cells, or the strip.
     pub settings: serde_json::Value,
@@ -68,7 +68,7 @@ pub struct GridRun {
     pub serial: u64,
 }
 
-impl GridRun {
+impl Grid {
     pub fn labels(&self) -> GridLabels {
         self.labels.clone()
     }
@@ -108,7 +108,7 @@ pub struct ComparePanel {
     pub x_values: String,
     pub y_setting: GridSetting,
     pub y_values: String,
-    pub grid: Option<GridRun>,
+    pub grid: Option<Grid>,
     pub between: Between,
     pub seed_b: u64,
     pub class_b: usize,
@@ -342,7 +342,7 @@ impl ComparePanel {
             rows: y.values.clone(),
         };
         let settings = crate::engine::grid::grid_settings_json(&x, &y, &requests);
-        self.start_cells(ctx, GridRun::new(labels, settings, base, requests));
+        self.start_cells(ctx, Grid::new(labels, settings, base, requests));
     }
 
     /// Generate in interpolation mode: the strip's images one after the other, filled in as they finish.
@@ -352,12 +352,12 @@ impl ComparePanel {
         let settings = serde_json::json!({ "interpolation": requests });
         // The strip's PNG restores as its far end's settings: A's seed and class, and where u = 1 goes.
         let base = GenerateRequest { interpolate: requests.last().and_then(|r| r.interpolate), ..base };
-        self.start_cells(ctx, GridRun::new(labels, settings, base, requests));
+        self.start_cells(ctx, Grid::new(labels, settings, base, requests));
     }
 
     /// Queues every cell of `run` (what was running was cancelled by the window, which then starts the
     /// first cell with [`ComparePanel::start_next_queued`]).
-    fn start_cells(&mut self, ctx: &mut PanelContext, run: GridRun) {
+    fn start_cells(&mut self, ctx: &mut PanelContext, run: Grid) {
         self.queue = run.requests.iter().cloned().enumerate().map(|(i, r)| (Target::Cell(i), r)).collect();
         self.grid = Some(run);
         self.running = None;
@@ -528,7 +528,7 @@ impl ComparePanel {
 }
 
 /// How many cells of the grid or strip are done, and why any failed.
-fn grid_progress_ui(grid: Option<&GridRun>, ui: &mut egui::Ui) {
+fn grid_progress_ui(grid: Option<&Grid>, ui: &mut egui::Ui) {
     if let Some(grid) = grid {
         ui.label(format!("{} of {} cells done", grid.finished_cells(), grid.cells.len()));
         for (i, error) in grid.errors.iter().enumerate().filter_map(|(i, e)| e.as_ref().map(|e| (i, e))) {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use eframe::egui::{self, ColorImage};
 
 use super::colors::color_image;
-use super::compare::GridRun;
+use super::compare::Grid;
 use super::context::PanelContext;
 use super::dialogs::{FileEvent, Pick};
 use super::state::{ColorMap, Quantity, Trajectory};
@@ -160,14 +160,14 @@ fn export_in_background(ctx: &PanelContext, egui_ctx: &egui::Context, viewer: &T
 
 /// Writes a finished X/Y grid as one PNG: cells enlarged `zoom` times, both axes labelled, and in its
 /// settings text the base request (what "Open settings from PNG…" restores), the axes and every cell's request.
-pub fn save_grid_to(path: &Path, grid: &GridRun, zoom: usize) -> Result<(), ExportError> {
+pub fn save_grid_to(path: &Path, grid: &Grid, zoom: usize) -> Result<(), ExportError> {
     let cells: Vec<Option<Picture>> = grid.cells.iter().map(|c| c.as_ref().map(|p| scaled(p, zoom))).collect();
     let picture = crate::images::labelled_grid(&cells, &grid.labels(), 4);
     Ok(save_png(path, &picture, &settings_text(&grid.base, grid.settings.clone()))?)
 }
 
 /// Writes a finished interpolation strip as an animated GIF, there and back, each end held longer.
-pub fn save_strip_gif_to(path: &Path, grid: &GridRun, zoom: usize) -> Result<(), ExportError> {
+pub fn save_strip_gif_to(path: &Path, grid: &Grid, zoom: usize) -> Result<(), ExportError> {
     let write_error = |detail: String| ExportError::Write { path: path.display().to_string(), detail };
     let pictures: Vec<Picture> = grid.cells.iter().flatten().map(|p| scaled(p, zoom)).collect();
     let bytes =
@@ -175,7 +175,7 @@ pub fn save_strip_gif_to(path: &Path, grid: &GridRun, zoom: usize) -> Result<(),
     crate::files::write_atomic(path, &bytes).map_err(|e| write_error(e.to_string()))
 }
 
-pub fn save_strip_gif_in_background(ctx: &PanelContext, egui_ctx: &egui::Context, grid: Option<GridRun>) {
+pub fn save_strip_gif_in_background(ctx: &PanelContext, egui_ctx: &egui::Context, grid: Option<Grid>) {
     let Some(grid) = grid else { return };
     let zoom = ctx.settings.zoom.round().max(1.0) as usize;
     let name = format!("diffusion-lab-strip-seed{}.gif", grid.base.seed);
@@ -183,7 +183,7 @@ pub fn save_strip_gif_in_background(ctx: &PanelContext, egui_ctx: &egui::Context
     ctx.dialogs.save_in_background(egui_ctx, name, file, move |path| save_strip_gif_to(path, &grid, zoom));
 }
 
-pub fn save_grid_in_background(ctx: &PanelContext, egui_ctx: &egui::Context, grid: Option<GridRun>) {
+pub fn save_grid_in_background(ctx: &PanelContext, egui_ctx: &egui::Context, grid: Option<Grid>) {
     let Some(grid) = grid else { return };
     let zoom = ctx.settings.zoom.round().max(1.0) as usize;
     let name = format!("diffusion-lab-grid-seed{}.png", grid.base.seed);

@@ -154,7 +154,7 @@ struct SamplingBench<'a> {
 }
 
 /// What one timed run did.
-struct RunTiming {
+struct TrainingTiming {
     seconds: f64,
     frames: usize,
     /// Frames that came with decoded pixels (latent models only).
@@ -206,11 +206,11 @@ impl<'a> SamplingBench<'a> {
         self.run_request(&request, true).map(|_| ())
     }
 
-    fn run(&self, stream: bool) -> anyhow::Result<RunTiming> {
+    fn run(&self, stream: bool) -> anyhow::Result<TrainingTiming> {
         self.run_request(&self.request, stream)
     }
 
-    fn run_request(&self, request: &GenerateRequest, stream: bool) -> anyhow::Result<RunTiming> {
+    fn run_request(&self, request: &GenerateRequest, stream: bool) -> anyhow::Result<TrainingTiming> {
         let (mut frames, mut decoded) = (0usize, 0usize);
         let mut emit = |frame: diffusion_lab::engine::Frame| {
             frames += 1;
@@ -219,7 +219,7 @@ impl<'a> SamplingBench<'a> {
         let keep_going = || true;
         let hooks = RunHooks { keep_going: &keep_going, stream, emit: &mut emit };
         let summary = run_generate(self.model, self.decoder, request, &self.device.device, hooks)?;
-        Ok(RunTiming { seconds: summary.seconds, frames, decoded })
+        Ok(TrainingTiming { seconds: summary.seconds, frames, decoded })
     }
 }
 

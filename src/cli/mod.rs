@@ -17,8 +17,10 @@ use diffusion_lab::model::classifier::ClassifierConfig;
 use diffusion_lab::model::denoise::{Condition, DEFAULT_GUIDANCE, denoise};
 use diffusion_lab::model::embedded;
 use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet, UNetConfig};
-use diffusion_lab::train::ddpm::RunFiles;
-use diffusion_lab::train::run::{DataSource, RunError, RunOptions, TrainRun, csv_log_from_step, load_training_data};
+use diffusion_lab::train::ddpm::TrainingFiles;
+use diffusion_lab::train::training::{
+    DataSource, Training, TrainingError, TrainingOptions, csv_log_from_step, load_training_data,
+};
 
 mod bench;
 mod eval;

@@ -44,8 +44,8 @@ pub struct TrainArgs {
 
 impl TrainArgs {
     /// The run these flags describe.
-    pub fn run_options(&self) -> RunOptions {
-        RunOptions {
+    pub fn run_options(&self) -> TrainingOptions {
+        TrainingOptions {
             out: self.out.clone(),
             steps: self.steps,
             batch_size: self.batch_size,
@@ -67,8 +67,8 @@ pub(super) fn train(args: &TrainArgs) -> anyhow::Result<()> {
         eprintln!("encoding {} images with the autoencoder…", pixels.count);
     }
     let mut run =
-        TrainRun::open(args.run_options(), pixels, description, args.resume, &device).map_err(|e| match e {
-            RunError::AlreadyHoldsRun { dir, .. } => {
+        Training::open(args.run_options(), pixels, description, args.resume, &device).map_err(|e| match e {
+            TrainingError::AlreadyHoldsRun { dir, .. } => {
                 anyhow::anyhow!(
                     "{} already holds a run: pass --resume to continue it, or choose another --out",
                     dir.display()

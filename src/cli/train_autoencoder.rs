@@ -49,7 +49,7 @@ pub(super) fn train_autoencoder(args: &TrainAutoencoderArgs) -> anyhow::Result<(
     use diffusion_lab::train::autoencoder::{AutoencoderTrainConfig, AutoencoderTrainer};
     let (data, description) = args.data.load()?;
     let classifier = classifier_checkpoint(&args.classifier)?;
-    let files = RunFiles::new(&args.out);
+    let files = TrainingFiles::new(&args.out);
     std::fs::create_dir_all(&files.dir).with_context(|| format!("cannot create {}", files.dir.display()))?;
     let device = Device::flex();
     let mut trainer = if args.resume {

@@ -7,7 +7,7 @@ use crate::data::DataError;
 use crate::diffusion::ScheduleError;
 use crate::model::ReadbackError;
 use crate::model::checkpoint::CheckpointError;
-use crate::train::run::RunError;
+use crate::train::training::TrainingError;
 
 use super::generate::GenerateError;
 
@@ -46,7 +46,7 @@ pub enum EngineError {
     Decode { index: usize, source: GenerateError },
     /// A training run that could not be opened, saved or sampled.
     #[error(transparent)]
-    Run(#[from] RunError),
+    Run(#[from] TrainingError),
     #[error("cannot create {}: {source}", path.display())]
     CreateFolder { path: PathBuf, source: std::io::Error },
     #[error("cannot write {}: {source}", path.display())]

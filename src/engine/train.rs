@@ -2,7 +2,7 @@
 //! whenever no command is waiting, so a Generate (with any loaded model, the one being trained included)
 //! runs between two steps, and Pause / Stop take effect after the step in progress.
 //!
-//! The run itself is [`TrainRun`], the same as `diffusion-lab train`: the same folder layout, loss log,
+//! The run itself is [`Training`], the same as `diffusion-lab train`: the same folder layout, loss log,
 //! checkpoints and resume.
 
 use std::path::PathBuf;
@@ -16,8 +16,9 @@ use crate::data::Dataset;
 use crate::diffusion::BetaSchedule;
 use crate::model::denoise::{DEFAULT_GUIDANCE, DEFAULT_SAMPLER};
 use crate::model::{LoadedAutoencoder, LoadedUnet};
-use crate::train::run::{
-    DataSource, RunOptions, RunProgress, TrainRun, TrainingData, load_training_data, read_loss_log, run_progress,
+use crate::train::training::{
+    DataSource, Training, TrainingData, TrainingOptions, TrainingProgress, load_training_data, read_loss_log,
+    training_progress,
 };
 
 /// The x_T of every sample grid during a run: the same noise each time, so the grids show the model
@@ -39,7 +40,7 @@ pub struct DataRequest {
 #[derive(Clone, Debug)]
 pub struct TrainRequest {
     pub data: DataRequest,
-    pub options: RunOptions,
+    pub options: TrainingOptions,
     /// Continue the run in `options.out` instead of starting one.
     pub resume: bool,
     /// The name the model gets in Generate's model picker.
@@ -83,9 +84,9 @@ pub enum TrainEvent {
         request: DataRequest,
         message: String,
     },
-    RunFound {
+    TrainingFound {
         dir: PathBuf,
-        progress: Option<RunProgress>,
+        progress: Option<TrainingProgress>,
         error: Option<String>,
     },
     Started {
@@ -130,7 +131,7 @@ pub enum TrainEvent {
 
 /// The run in progress.
 pub struct TrainSession {
-    pub run: TrainRun,
+    pub run: Training,
     pub paused: bool,
     pub model: crate::model::ModelId,
     /// Whether the data has labels: samples are then one per class, guided.
@@ -164,11 +165,11 @@ impl TrainerState {
                 None
             }
             TrainCommand::FindRun(dir) => {
-                let (progress, error) = match run_progress(&dir) {
+                let (progress, error) = match training_progress(&dir) {
                     Ok(progress) => (progress, None),
                     Err(e) => (None, Some(e.to_string())),
                 };
-                send(TrainEvent::RunFound { dir, progress, error });
+                send(TrainEvent::TrainingFound { dir, progress, error });
                 None
             }
             TrainCommand::Start(request) => {
@@ -301,7 +302,7 @@ impl TrainerState {
         // The run takes the images; a later Inspect loads them again.
         let data = self.take_data(&request.data)?;
         let labelled = data.data.labels.is_some();
-        let run = TrainRun::open(request.options, data.data, data.description, request.resume, device)?;
+        let run = Training::open(request.options, data.data, data.description, request.resume, device)?;
         Ok(TrainSession { run, paused: false, model: request.model, labelled })
     }
 }

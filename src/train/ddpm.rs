@@ -309,11 +309,11 @@ pub fn epoch_order_index(order: &mut (u64, Vec<usize>), data: &Dataset, seed: u6
 }
 
 /// Where a run keeps its files.
-pub struct RunFiles {
+pub struct TrainingFiles {
     pub dir: PathBuf,
 }
 
-impl RunFiles {
+impl TrainingFiles {
     pub fn new(dir: &Path) -> Self {
         Self { dir: dir.to_path_buf() }
     }

@@ -4,7 +4,7 @@ pub mod autoencoder;
 pub mod classifier;
 pub mod ddpm;
 pub mod ema;
-pub mod run;
+pub mod training;
 
 use burn::optim::ModuleOptimizer;
 use serde::de::DeserializeOwned;

@@ -18,7 +18,7 @@ use super::state::{ColorMap, Quantity, Trajectory};
 use super::viewer::TrajectoryViewer;
 use crate::engine::train::{DataRequest, DataSummary, TrainCommand, TrainEvent, TrainRequest};
 use crate::engine::{Frame, GenerateRequest};
-use crate::train::run::RunProgress;
+use crate::train::training::TrainingProgress;
 
 mod centre;
 mod settings;
@@ -62,7 +62,7 @@ pub struct TrainPanel {
     pub data_error: Option<String>,
     pub loading_data: bool,
     /// The run the chosen folder holds, and where it stands.
-    pub found: Option<(PathBuf, Option<RunProgress>)>,
+    pub found: Option<(PathBuf, Option<TrainingProgress>)>,
     /// (step, loss) of every step of this run, and the smoothed curve.
     pub losses: Vec<[f64; 2]>,
     pub smoothed: Vec<[f64; 2]>,
@@ -244,7 +244,7 @@ impl TrainPanel {
                     self.phase = Phase::Idle;
                 }
             }
-            TrainEvent::RunFound { dir, progress, error } => {
+            TrainEvent::TrainingFound { dir, progress, error } => {
                 if self.run_requested.as_ref() == Some(&dir) {
                     self.found = Some((dir, progress));
                     if let Some(error) = error {
@@ -426,13 +426,13 @@ impl TrainPanel {
 
 /// A loss curve smoothed as the trainer smooths it.
 fn smooth(points: &[[f64; 2]]) -> Vec<[f64; 2]> {
-    let mut smoothing = crate::train::run::LossSmoothing::default();
+    let mut smoothing = crate::train::training::LossSmoothing::default();
     points.iter().map(|[step, loss]| [*step, smoothing.add(*loss)]).collect()
 }
 
 /// The total a resumed run trains to: the Steps setting where it lies beyond the run's step, else the
 /// run's own total.
-pub fn resume_total(steps: u64, progress: &RunProgress) -> u64 {
+pub fn resume_total(steps: u64, progress: &TrainingProgress) -> u64 {
     if steps > progress.step { steps } else { progress.steps }
 }
 

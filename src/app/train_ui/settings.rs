@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::FolderTarget;
 
 use crate::engine::train::DataRequest;
-use crate::train::run::{DataSource, RunOptions, default_channels, unet_config_for};
+use crate::train::training::{DataSource, TrainingOptions, default_channels, unet_config_for};
 
 /// Where training images come from, as the view offers it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,8 +150,8 @@ impl TrainSettings {
         }
     }
 
-    pub fn run_options(&self) -> RunOptions {
-        RunOptions {
+    pub fn run_options(&self) -> TrainingOptions {
+        TrainingOptions {
             out: self.out_dir(),
             steps: self.steps,
             batch_size: self.batch_size,

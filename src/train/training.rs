@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::Device;
 use serde::{Deserialize, Serialize};
 
-use super::ddpm::{DdpmTrainer, RunFiles, StepReport, TrainConfig};
+use super::ddpm::{DdpmTrainer, StepReport, TrainConfig, TrainingFiles};
 use crate::data::folder::load_folder;
 use crate::data::{DataError, Dataset, Split};
 use crate::model::checkpoint::{Checkpoint, CheckpointError, ModelKind};
@@ -61,7 +61,7 @@ pub fn load_training_data(source: &DataSource, image_size: usize, channels: usiz
 
 /// How a run is set up: everything `train`'s flags and the Train view's controls choose.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunOptions {
+pub struct TrainingOptions {
     /// The run folder: checkpoint, loss log, previews.
     pub out: PathBuf,
     /// Total optimizer steps (a resumed run may extend it).
@@ -79,7 +79,7 @@ pub struct RunOptions {
     pub export: Option<PathBuf>,
 }
 
-impl Default for RunOptions {
+impl Default for TrainingOptions {
     fn default() -> Self {
         Self {
             out: PathBuf::from("runs/unet"),
@@ -120,7 +120,7 @@ pub fn default_channels(latent: bool) -> Vec<usize> {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
+pub enum TrainingError {
     #[error(transparent)]
     Data(#[from] DataError),
     #[error(transparent)]
@@ -139,7 +139,7 @@ pub enum RunError {
     Invalid(String),
 }
 
-/// What one call of [`TrainRun::step`] did.
+/// What one call of [`Training::step`] did.
 #[derive(Clone, Debug)]
 pub struct StepOutcome {
     pub report: StepReport,
@@ -151,7 +151,7 @@ pub struct StepOutcome {
 
 /// Where a run folder's run stands, read from its checkpoint header.
 #[derive(Clone, Debug, PartialEq)]
-pub struct RunProgress {
+pub struct TrainingProgress {
     pub step: u64,
     pub steps: u64,
     pub latent: bool,
@@ -159,15 +159,15 @@ pub struct RunProgress {
 }
 
 /// The run in `dir`, if it holds a checkpoint.
-pub fn run_progress(dir: &Path) -> Result<Option<RunProgress>, CheckpointError> {
-    let path = RunFiles::new(dir).checkpoint();
+pub fn training_progress(dir: &Path) -> Result<Option<TrainingProgress>, CheckpointError> {
+    let path = TrainingFiles::new(dir).checkpoint();
     if !path.exists() {
         return Ok(None);
     }
     let checkpoint = Checkpoint::read(&path)?;
     let (_, record, config): (serde_json::Value, super::ddpm::TrainRecord, TrainConfig) =
         super::resume_header(&checkpoint)?;
-    Ok(Some(RunProgress {
+    Ok(Some(TrainingProgress {
         step: checkpoint.header.step,
         steps: config.steps,
         latent: checkpoint.header.kind == ModelKind::LatentUnet,
@@ -177,29 +177,29 @@ pub fn run_progress(dir: &Path) -> Result<Option<RunProgress>, CheckpointError> 
 
 pub const LOSS_LOG_HEADER: &str = "step,loss,learning_rate,images_per_second,wall_seconds";
 
-pub struct TrainRun {
+pub struct Training {
     pub trainer: DdpmTrainer,
     /// What the UNet learns from: the pixels, or their latents for a latent model.
     pub data: Dataset,
-    pub files: RunFiles,
+    pub files: TrainingFiles,
     pub autoencoder: Option<LoadedAutoencoder>,
-    pub options: RunOptions,
+    pub options: TrainingOptions,
     log: std::fs::File,
     smoothing: LossSmoothing,
 }
 
-impl TrainRun {
+impl Training {
     /// A new run in `options.out` (refused if the folder already holds one), or with `resume` the run the
     /// folder holds, continued exactly where its checkpoint left it (to `options.steps`).
     pub fn open(
-        options: RunOptions,
+        options: TrainingOptions,
         pixels: Dataset,
         description: String,
         resume: bool,
         device: &Device,
-    ) -> Result<Self, RunError> {
-        let files = RunFiles::new(&options.out);
-        std::fs::create_dir_all(&files.dir).map_err(|source| RunError::Io {
+    ) -> Result<Self, TrainingError> {
+        let files = TrainingFiles::new(&options.out);
+        std::fs::create_dir_all(&files.dir).map_err(|source| TrainingError::Io {
             what: "cannot create",
             path: files.dir.clone(),
             source,
@@ -208,14 +208,14 @@ impl TrainRun {
             Some(path) => Some(
                 Checkpoint::read(path)
                     .and_then(|c| LoadedAutoencoder::from_checkpoint(&c, device))
-                    .map_err(|source| RunError::Autoencoder { path: path.clone(), source })?,
+                    .map_err(|source| TrainingError::Autoencoder { path: path.clone(), source })?,
             ),
             None => None,
         };
         if let Some(ae) = &autoencoder {
             let wanted = [ae.config.image_channels, ae.config.image_size, ae.config.image_size];
             if [pixels.channels, pixels.height, pixels.width] != wanted {
-                return Err(RunError::Invalid(format!(
+                return Err(TrainingError::Invalid(format!(
                     "the autoencoder encodes {}x{}x{} images but the data is {}x{}x{}",
                     wanted[0], wanted[1], wanted[2], pixels.channels, pixels.height, pixels.width
                 )));
@@ -230,12 +230,12 @@ impl TrainRun {
         };
         let trainer = if resume {
             let path = files.checkpoint();
-            let checkpoint =
-                Checkpoint::read(&path).map_err(|source| RunError::NoRunToResume { path: path.clone(), source })?;
+            let checkpoint = Checkpoint::read(&path)
+                .map_err(|source| TrainingError::NoRunToResume { path: path.clone(), source })?;
             DdpmTrainer::resume(&checkpoint, device, Some(options.steps))?
         } else {
-            if let Some(progress) = run_progress(&files.dir).ok().flatten() {
-                return Err(RunError::AlreadyHoldsRun {
+            if let Some(progress) = training_progress(&files.dir).ok().flatten() {
+                return Err(TrainingError::AlreadyHoldsRun {
                     dir: files.dir.clone(),
                     step: progress.step,
                     steps: progress.steps,
@@ -243,15 +243,15 @@ impl TrainRun {
             }
             let channels = options.channels.clone().unwrap_or_else(|| default_channels(autoencoder.is_some()));
             if channels.is_empty() {
-                return Err(RunError::Invalid("the UNet needs at least one level of channels".into()));
+                return Err(TrainingError::Invalid("the UNet needs at least one level of channels".into()));
             }
             let unet = unet_config_for(channels, data.channels, data.height, data.num_classes().max(1));
-            unet.validate().map_err(|e| RunError::Invalid(format!("cannot train this UNet: {e}")))?;
+            unet.validate().map_err(|e| TrainingError::Invalid(format!("cannot train this UNet: {e}")))?;
             if options.batch_size == 0
                 || options.steps == 0
                 || !(options.learning_rate > 0.0 && options.learning_rate < 1.0)
             {
-                return Err(RunError::Invalid(format!(
+                return Err(TrainingError::Invalid(format!(
                     "steps and batch size must be at least 1 and the learning rate in (0, 1): got {} steps, batch {}, rate {}",
                     options.steps, options.batch_size, options.learning_rate
                 )));
@@ -270,17 +270,19 @@ impl TrainRun {
             }
         };
         if trainer.kind == ModelKind::LatentUnet && autoencoder.is_none() {
-            return Err(RunError::Invalid(format!(
+            return Err(TrainingError::Invalid(format!(
                 "this run trains a latent model: choose its autoencoder {}",
                 trainer.autoencoder.clone().unwrap_or_default()
             )));
         }
         if trainer.kind == ModelKind::Unet && autoencoder.is_some() {
-            return Err(RunError::Invalid("this run trains a pixel model: resume it without an autoencoder".into()));
+            return Err(TrainingError::Invalid(
+                "this run trains a pixel model: resume it without an autoencoder".into(),
+            ));
         }
         let expected = [trainer.unet_config.image_channels, trainer.unet_config.image_size];
         if [data.channels, data.height] != expected || data.width != data.height {
-            return Err(RunError::Invalid(format!(
+            return Err(TrainingError::Invalid(format!(
                 "the data is {}x{}x{} but the model learns {}x{s}x{s}",
                 data.channels,
                 data.height,
@@ -313,10 +315,10 @@ impl TrainRun {
     }
 
     /// One optimizer step, logged; the checkpoint is written every `checkpoint_every` steps and at the last.
-    pub fn step(&mut self) -> Result<StepOutcome, RunError> {
+    pub fn step(&mut self) -> Result<StepOutcome, TrainingError> {
         let report = self.trainer.train_step(&self.data);
         let smoothed = self.smoothing.add(report.loss);
-        let io = |source| RunError::Io { what: "cannot write", path: self.files.loss_log(), source };
+        let io = |source| TrainingError::Io { what: "cannot write", path: self.files.loss_log(), source };
         writeln!(
             self.log,
             "{},{},{},{:.2},{:.1}",
@@ -331,8 +333,8 @@ impl TrainRun {
     }
 
     /// Writes the checkpoint (atomically: a kill leaves the previous one) and the export, if any.
-    pub fn checkpoint(&mut self) -> Result<(), RunError> {
-        self.log.flush().map_err(|source| RunError::Io {
+    pub fn checkpoint(&mut self) -> Result<(), TrainingError> {
+        self.log.flush().map_err(|source| TrainingError::Io {
             what: "cannot write",
             path: self.files.loss_log(),
             source,
@@ -350,7 +352,7 @@ impl TrainRun {
     }
 
     /// The model as shipped (EMA weights in f16), ready to sample.
-    pub fn model(&self, device: &Device) -> Result<LoadedUnet, RunError> {
+    pub fn model(&self, device: &Device) -> Result<LoadedUnet, TrainingError> {
         Ok(LoadedUnet::from_checkpoint(&self.trainer.export()?, device)?)
     }
 }
@@ -378,7 +380,7 @@ impl LossSmoothing {
 /// Opens a run's CSV log (first column: the step) for appending, writing `header` if the file is new. Rows
 /// after `step`, the step of the checkpoint the run continues from (0 for a new run), are dropped first: a
 /// killed run logged steps that its last checkpoint does not hold, and the resumed run logs them again.
-pub fn csv_log_from_step(path: &Path, header: &str, step: u64) -> Result<std::fs::File, RunError> {
+pub fn csv_log_from_step(path: &Path, header: &str, step: u64) -> Result<std::fs::File, TrainingError> {
     if let Ok(text) = std::fs::read_to_string(path) {
         let mut lines = text.lines();
         let kept: Vec<&str> = lines
@@ -392,7 +394,7 @@ pub fn csv_log_from_step(path: &Path, header: &str, step: u64) -> Result<std::fs
         if kept.len() < text.lines().count() {
             let mut trimmed = kept.join("\n");
             trimmed.push('\n');
-            crate::files::write_atomic(path, trimmed.as_bytes()).map_err(|source| RunError::Io {
+            crate::files::write_atomic(path, trimmed.as_bytes()).map_err(|source| TrainingError::Io {
                 what: "cannot rewrite",
                 path: path.into(),
                 source,
@@ -403,8 +405,8 @@ pub fn csv_log_from_step(path: &Path, header: &str, step: u64) -> Result<std::fs
 }
 
 /// Opens a CSV log for appending, writing `header` if the file is new.
-pub fn csv_log(path: &Path, header: &str) -> Result<std::fs::File, RunError> {
-    let io = |source| RunError::Io { what: "cannot open", path: path.into(), source };
+pub fn csv_log(path: &Path, header: &str) -> Result<std::fs::File, TrainingError> {
+    let io = |source| TrainingError::Io { what: "cannot open", path: path.into(), source };
     let mut log = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
     if log.metadata().map_err(io)?.len() == 0 {
         writeln!(log, "{header}").map_err(io)?;
