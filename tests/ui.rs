@@ -184,7 +184,7 @@ fn forward_process_noises_a_test_image() {
     step_until(&mut harness, "x_1 arrives", |app| app.forward.x_t.as_ref().is_some_and(|(t, ..)| *t == 1));
     let (x0, ..) = harness.state().forward.x0.clone().unwrap();
     let (_, x1, _) = harness.state().forward.x_t.clone().unwrap();
-    let distance = x0.iter().zip(x1.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let distance = common::max_difference(&x0, &x1);
     assert!(distance < 0.2, "at t = 1 the image is almost clean: {distance}");
 
     harness.get_by_role_and_label(Role::Slider, "Forward t").set_value_accesskit(1000.0);

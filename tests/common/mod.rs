@@ -30,3 +30,19 @@ pub fn tiny_unet_file(dir: &std::path::Path) -> std::path::PathBuf {
 pub fn fashion_mnist_fixture() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist")
 }
+
+/// |a - b|, with equal values (NaN and NaN, or the same infinity) 0 and a NaN facing a number infinite:
+/// `f32::max` drops NaN, so without this a NaN in a result would compare as a perfect match.
+pub fn difference(a: f32, b: f32) -> f32 {
+    if a == b || (a.is_nan() && b.is_nan()) {
+        return 0.0;
+    }
+    let d = (a - b).abs();
+    if d.is_nan() { f32::INFINITY } else { d }
+}
+
+/// The largest [`difference`] between two equally long slices.
+pub fn max_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "compared values differ in length");
+    a.iter().zip(b).map(|(a, b)| difference(*a, *b)).fold(0.0f32, f32::max)
+}
