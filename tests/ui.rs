@@ -412,17 +412,30 @@ fn ran_in_own_process(test: &str) -> bool {
     if std::env::var_os(ALONE).is_some() {
         return false;
     }
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", test, "--nocapture", "--test-threads", "1"])
         .env(ALONE, "1")
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success(), "`{test}` failed in its own process (its output is above)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // Shown as it would have been, had the child written to the terminal itself.
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "`{test}` failed in its own process (its output is above)");
+    // A renamed test, or a filter that matches nothing, passes with 0 tests run: it must have run once.
+    let passed = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("test result: ok. ")?.split(' ').next()?.parse::<usize>().ok());
+    assert_eq!(passed, Some(1), "`{test}` must run exactly once in its own process (its output is above)");
     true
 }
 
 fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+    // A failed read must fail the test: a count of 0 would pass the "no more threads" check trivially.
+    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task lists the process's threads");
+    let count = tasks.count();
+    assert!(count > 0, "/proc/self/task lists no thread");
+    count
 }
 
 #[test]
@@ -471,14 +484,16 @@ fn fifty_rapid_generate_and_cancel_clicks_leave_no_stale_frame_deadlock_or_threa
 }
 
 fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
+    // A failed read must fail the test: an RSS of 0 every time would look perfectly flat.
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status is readable");
+    let kib = status
         .lines()
         .find(|l| l.starts_with("VmRSS:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/self/status:\n{status}"));
+    assert!(kib > 0.0, "VmRSS of 0 kB in /proc/self/status");
+    kib / 1024.0
 }
 
 #[test]
