@@ -233,9 +233,11 @@ const BENCH_KEYS: [&str; 21] = [
 
 #[test]
 fn bench_json_reports_every_key_without_a_data_set() {
-    let out = diffusion_lab(&["bench", "--json", "--quick", "--device", "cpu"]);
+    // One thread, as benches/torch_reference.py asks for a 1-thread PyTorch comparison.
+    let out = diffusion_lab(&["bench", "--json", "--quick", "--device", "cpu", "--threads", "1"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("stdout is one JSON object");
+    assert_eq!(report["threads"], 1, "the suite ran on the pool --threads asked for");
     for key in BENCH_KEYS {
         assert!(report.get(key).is_some_and(|v| !v.is_null()), "missing {key}: {report}");
     }
@@ -245,6 +247,13 @@ fn bench_json_reports_every_key_without_a_data_set() {
     }
     assert_eq!(report["pixel_parameters"], 2_163_457);
     assert_eq!(report["latent_parameters"], 1_257_988);
+}
+
+#[test]
+fn bench_refuses_zero_threads() {
+    let out = diffusion_lab(&["bench", "--threads", "0"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--threads must be at least 1"), "{}", stderr(&out));
 }
 
 #[test]
