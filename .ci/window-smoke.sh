@@ -31,16 +31,38 @@ done
 # measured from a screenshot of a fresh start under this Xvfb); synthetic key
 # presses do not reach a winit window without a window manager, clicks do. Generate stays disabled until
 # the engine has opened its device and loaded the embedded model, so try again until something is drawn.
+#
+# "Drawn" means a run's pictures cover the image area: the share of its pixels that are not its background
+# (its most common gray, give or take 4 %). The idle window's placeholder line ("Press Generate to watch
+# noise turn into images.") covers a few per cent of it; a batch of noisy or finished images most of it.
+# (A plain spread of gray levels is not enough: the placeholder alone has a standard deviation of 0.022.)
+threshold=0.25
+covered() {
+  convert "$1" -crop 600x400+450+150 +repage -colorspace Gray -depth 8 -compress none pgm:- | awk '
+    { for (i = 1; i <= NF; i++) { n++; if (n == 4) max = $i; else if (n > 4) { count[$i]++; total++ } } }
+    END {
+      for (v in count) if (count[v] > count[mode]) mode = v
+      for (v in count) if (v - mode > 0.04 * max || mode - v > 0.04 * max) off += count[v]
+      printf "%.4f\n", total ? off / total : 0
+    }'
+}
+sleep 5
+# The check must tell the idle window from a run, here and now: measured on the window before any click.
+import -window root "$shot"
+idle=$(covered "$shot")
+if awk -v c="$idle" -v t="$threshold" 'BEGIN { exit !(c > t) }'; then
+  echo "smoke: the idle window already covers $idle of the image area (threshold $threshold): the check means nothing"
+  exit 1
+fi
 drawn=""
 for attempt in $(seq 1 8); do
-  sleep 5
+  [ "$attempt" -gt 1 ] && sleep 5
   xdotool mousemove --window "$window" 42 344 click 1
   sleep 10
   kill -0 "$app" 2>/dev/null || { echo "smoke: the app died after Generate"; cat "$runtime/app.log"; exit 1; }
   import -window root "$shot"
-  # The image area is plain background until a run draws into it.
-  spread=$(convert "$shot" -crop 600x400+450+150 -colorspace Gray -format '%[fx:standard_deviation]' info:)
-  if awk -v s="$spread" 'BEGIN { exit !(s > 0.02) }'; then drawn=yes; break; fi
+  cover=$(covered "$shot")
+  if awk -v c="$cover" -v t="$threshold" 'BEGIN { exit !(c > t) }'; then drawn=yes; break; fi
 done
-[ -n "$drawn" ] || { echo "smoke: nothing was drawn after Generate (spread $spread)"; exit 1; }
-echo "smoke: window up, Generate clicked, images drawn, still running; screenshot in $shot"
+[ -n "$drawn" ] || { echo "smoke: nothing was drawn after Generate (image area covered $cover, idle $idle, threshold $threshold)"; exit 1; }
+echo "smoke: window up, Generate clicked, images drawn (image area covered $cover, idle $idle), still running; screenshot in $shot"

@@ -39,6 +39,10 @@ Usage:
     python benches/torch_reference.py                         # torch only, threads 2 then 1
     python benches/torch_reference.py --quick                 # smoke test: a few seconds of each
     python benches/torch_reference.py --diffusion-lab target/release/diffusion-lab --json cmp.json
+
+With --diffusion-lab, the binary runs `bench --json --threads N` with N the thread count the ratios are
+taken against (2 when --threads lists it, else the first one listed), so that both sides compute on as
+many cores; --diffusion-lab-args "--threads M" overrides it.
 """
 
 from __future__ import annotations
@@ -739,9 +743,13 @@ def run_torch(threads: int, budget: Budget, sdpa: bool, log) -> dict:
 # ----------------------------------------------------------------------------------------------------
 
 
-def run_diffusion_lab(binary: str, extra_args: list[str], log) -> dict:
-    """`BINARY bench --json [extra]`: its stdout is one JSON object (parsed leniently: the last {...})."""
-    command = [binary, "bench", "--json", *extra_args]
+def run_diffusion_lab(binary: str, threads: int, extra_args: list[str], log) -> dict:
+    """`BINARY bench --json --threads THREADS [extra]`: its stdout is one JSON object (parsed leniently:
+    the last {...}). Without --threads it would use every core while PyTorch is held to `threads`."""
+    command = [binary, "bench", "--json"]
+    if not any(arg == "--threads" or arg.startswith("--threads=") for arg in extra_args):
+        command += ["--threads", str(threads)]
+    command += extra_args
     log(f"running {shlex.join(command)} ...")
     start = time.perf_counter()
     try:
@@ -855,9 +863,13 @@ def main(argv: list[str] | None = None) -> int:
     log(f"parameters match the Rust models: {report['parameters']}")
     del nets
 
+    # The PyTorch thread count the ratios compare against, and the one diffusion-lab is held to.
+    reference_threads = 2 if 2 in threads else threads[0]
     if args.diffusion_lab:
         # Run first and alone, so the two never share the cores.
-        report["diffusion_lab"] = run_diffusion_lab(args.diffusion_lab, shlex.split(args.diffusion_lab_args), log)
+        report["diffusion_lab"] = run_diffusion_lab(
+            args.diffusion_lab, reference_threads, shlex.split(args.diffusion_lab_args), log
+        )
 
     started = time.perf_counter()
     results: dict[str, dict] = {}
@@ -872,8 +884,7 @@ def main(argv: list[str] | None = None) -> int:
         ours = report["diffusion_lab"]
         if "error" in ours:
             print(f"\ndiffusion-lab bench: {ours['error']}")
-        reference = "2" if "2" in results else next(iter(results))
-        table = comparison_table(results, ours, reference)
+        table = comparison_table(results, ours, str(reference_threads))
         report["comparison_markdown"] = table
         print()
         print(table)

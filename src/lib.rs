@@ -10,6 +10,7 @@ pub mod diffusion;
 pub mod engine;
 pub mod eval;
 pub mod files;
+pub mod fuzz_checks;
 pub mod images;
 pub mod model;
 pub mod train;

@@ -12,6 +12,9 @@ use diffusion_lab::model::checkpoint::{Checkpoint, CheckpointHeader, ModelKind, 
 use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet, UNetConfig};
 use rand::{Rng, SeedableRng};
 
+/// Each refusal takes well under a second; a hung binary fails the test instead of hanging it.
+const COMMAND_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Loads `bytes` as a UNet the way the window and `sample` do; a panic fails the test with the case name.
 fn load(case: &str, bytes: &[u8]) -> Result<LoadedUnet, String> {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -166,40 +169,38 @@ fn the_command_line_names_the_file_and_the_cause() {
     for (name, bytes, cause) in cases {
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"))
-            .args([
-                "sample",
-                "--n",
-                "1",
-                "--device",
-                "cpu",
-                "--model",
-                path.to_str().unwrap(),
-                "--out-dir",
-                dir.path().join("out").to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{name}: {text}");
-        assert!(text.contains(name) && text.contains(cause), "{name}: {text}");
-        assert_eq!(text.trim().lines().count(), 1, "one line: {text}");
-    }
-    // A directory.
-    let out = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"))
-        .args([
+        let mut command = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"));
+        command.args([
             "sample",
             "--n",
             "1",
             "--device",
             "cpu",
             "--model",
-            dir.path().to_str().unwrap(),
+            path.to_str().unwrap(),
             "--out-dir",
             dir.path().join("out").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+        ]);
+        let out = common::output_within(&mut command, COMMAND_LIMIT, &format!("sample --model {name}"));
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {text}");
+        assert!(text.contains(name) && text.contains(cause), "{name}: {text}");
+        assert_eq!(text.trim().lines().count(), 1, "one line: {text}");
+    }
+    // A directory.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"));
+    command.args([
+        "sample",
+        "--n",
+        "1",
+        "--device",
+        "cpu",
+        "--model",
+        dir.path().to_str().unwrap(),
+        "--out-dir",
+        dir.path().join("out").to_str().unwrap(),
+    ]);
+    let out = common::output_within(&mut command, COMMAND_LIMIT, "sample --model on a directory");
     let text = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains(dir.path().to_str().unwrap()) && text.contains("directory"), "{text}");

@@ -1,9 +1,17 @@
 //! The command line, end to end: the real binary, its output and its exit codes.
 
+mod common;
+
 use std::process::{Command, Output};
+use std::time::Duration;
+
+/// The longest any one command here may take, far beyond the slowest (`bench --json --quick`): a hung
+/// binary fails the test instead of hanging it.
+const COMMAND_LIMIT: Duration = Duration::from_secs(900);
 
 fn diffusion_lab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_diffusion-lab")).args(args).output().expect("binary runs")
+    let mut command = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"));
+    common::output_within(command.args(args), COMMAND_LIMIT, &format!("diffusion-lab {}", args.join(" ")))
 }
 
 fn stdout(out: &Output) -> String {
@@ -225,9 +233,11 @@ const BENCH_KEYS: [&str; 21] = [
 
 #[test]
 fn bench_json_reports_every_key_without_a_data_set() {
-    let out = diffusion_lab(&["bench", "--json", "--quick", "--device", "cpu"]);
+    // One thread, as benches/torch_reference.py asks for a 1-thread PyTorch comparison.
+    let out = diffusion_lab(&["bench", "--json", "--quick", "--device", "cpu", "--threads", "1"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("stdout is one JSON object");
+    assert_eq!(report["threads"], 1, "the suite ran on the pool --threads asked for");
     for key in BENCH_KEYS {
         assert!(report.get(key).is_some_and(|v| !v.is_null()), "missing {key}: {report}");
     }
@@ -237,6 +247,13 @@ fn bench_json_reports_every_key_without_a_data_set() {
     }
     assert_eq!(report["pixel_parameters"], 2_163_457);
     assert_eq!(report["latent_parameters"], 1_257_988);
+}
+
+#[test]
+fn bench_refuses_zero_threads() {
+    let out = diffusion_lab(&["bench", "--threads", "0"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--threads must be at least 1"), "{}", stderr(&out));
 }
 
 #[test]
@@ -329,11 +346,11 @@ fn sample_pngs_carry_settings_the_window_restores_to_the_same_pixels() {
 fn a_cpu_run_without_a_runtime_dir_prints_no_alarming_noise() {
     let dir = tempfile::tempdir().unwrap();
     // Device auto: the GPU probe runs (Mesa's Vulkan drivers complain without XDG_RUNTIME_DIR).
-    let out = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"));
+    command
         .args(["sample", "--n", "1", "--sampling-steps", "2", "--out-dir", dir.path().to_str().unwrap()])
-        .env_remove("XDG_RUNTIME_DIR")
-        .output()
-        .unwrap();
+        .env_remove("XDG_RUNTIME_DIR");
+    let out = common::output_within(&mut command, COMMAND_LIMIT, "sample without XDG_RUNTIME_DIR");
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stderr(&out);
     assert!(!text.to_lowercase().contains("error"), "{text}");

@@ -66,7 +66,10 @@ fn render(device: &wgpu::Device, queue: &wgpu::Queue, callback: &DisplayCallback
     );
     queue.submit([encoder.finish()]);
     readback.map_async(wgpu::MapMode::Read, .., |result| result.expect("map"));
-    device.poll(wgpu::PollType::wait_indefinitely()).expect("poll");
+    // A deadline, so that a stuck driver fails the test instead of hanging it.
+    device
+        .poll(wgpu::PollType::Wait { submission_index: None, timeout: Some(std::time::Duration::from_secs(60)) })
+        .expect("the GPU finishes the copy within 60 s");
     let mapped = readback.get_mapped_range(..).expect("mapped");
     let pixels = (0..height).flat_map(|y| mapped[y * row..y * row + width * 4].to_vec()).collect();
     (width, height, pixels)

@@ -132,7 +132,9 @@ fn latent_inpainting_keeps_the_region_within_the_decoders_error() {
     // Columns 16.. are 4 pixels (one latent cell) clear of the mask's edge.
     let far: Vec<usize> = (0..28 * 28).filter(|i| i % 28 >= 16).collect();
     let error = |values: &[f32]| {
-        far.iter().map(|i| (values[*i] - diffusion_lab::data::unit_from_u8(picture[*i])).abs()).fold(0.0f32, f32::max)
+        far.iter()
+            .map(|i| common::difference(values[*i], diffusion_lab::data::unit_from_u8(picture[*i])))
+            .fold(0.0f32, f32::max)
     };
     let (kept, decoder) = (error(&result), error(&reconstructed));
     eprintln!("latent inpainting: kept region off by at most {kept:.4}; D(E(x)) alone: {decoder:.4}");

@@ -4,11 +4,16 @@ mod common;
 
 use std::time::Duration;
 
+use common::wait_for;
+
 use burn::prelude::*;
 use diffusion_lab::diffusion::{BetaSchedule, Sampler};
 use diffusion_lab::engine::{DeviceChoice, Engine, Event, GenerateRequest, ModelSource};
 use diffusion_lab::model::UNetConfig;
 use diffusion_lab::model::checkpoint::{Checkpoint, CheckpointHeader, ModelKind, bytes_from_module};
+
+/// How long loading a tiny model, or a whole run of it, may take (each takes well under a second alone).
+const LIMIT: Duration = Duration::from_secs(300);
 
 fn tiny_model_file(dir: &std::path::Path) -> std::path::PathBuf {
     common::tiny_unet_file(dir)
@@ -31,28 +36,28 @@ fn request(steps: usize, sampler: Sampler) -> GenerateRequest {
 fn engine_with_tiny_model(dir: &std::path::Path) -> Engine {
     let engine = Engine::spawn(DeviceChoice::Cpu, || {});
     engine.load_model("tiny".into(), ModelSource::File(tiny_model_file(dir)), None);
-    loop {
-        match engine.recv_timeout(Duration::from_secs(60)).expect("engine answers") {
-            Event::ModelLoaded(info) => {
-                assert_eq!(info.id.label(), "tiny");
-                return engine;
-            }
-            Event::ModelFailed { message, .. } => panic!("{message}"),
-            _ => {}
+    wait_for(&engine, LIMIT, "the tiny model to load", |event| match event {
+        Event::ModelLoaded(info) => {
+            assert_eq!(info.id.label(), "tiny");
+            Some(())
         }
-    }
+        Event::ModelFailed { message, .. } => panic!("{message}"),
+        _ => None,
+    });
+    engine
 }
 
 /// Collects events until the job is done or failed.
 fn run_to_end(engine: &Engine, job: u64) -> (Vec<Event>, Event) {
     let mut frames = Vec::new();
-    loop {
-        let event = engine.recv_timeout(Duration::from_secs(120)).expect("engine answers");
-        match &event {
-            Event::Done { job: j, .. } | Event::Failed { job: j, .. } if *j == job => return (frames, event),
-            _ => frames.push(event),
+    let end = wait_for(engine, LIMIT, &format!("the end of job {job}"), |event| match &event {
+        Event::Done { job: j, .. } | Event::Failed { job: j, .. } if *j == job => Some(event),
+        _ => {
+            frames.push(event);
+            None
         }
-    }
+    });
+    (frames, end)
 }
 
 #[test]
@@ -89,13 +94,10 @@ fn a_second_generate_supersedes_the_first_and_cancel_stops() {
     let mut engine = engine_with_tiny_model(dir.path());
     let first = engine.generate(request(1000, Sampler::default()), true);
     // Let it start, then supersede it.
-    loop {
-        if let Some(Event::Frame { job, .. }) = engine.recv_timeout(Duration::from_secs(60)) {
-            if job == first {
-                break;
-            }
-        }
-    }
+    wait_for(&engine, LIMIT, "a frame of the first run", |event| match event {
+        Event::Frame { job, .. } if job == first => Some(()),
+        _ => None,
+    });
     let second = engine.generate(request(10, Sampler::ddim(5, 0.0)), true);
     let (events, end) = run_to_end(&engine, second);
     assert!(matches!(end, Event::Done { .. }));
@@ -132,12 +134,13 @@ fn bad_requests_fail_with_a_message() {
     let job = engine.generate(unknown, true);
     assert!(matches!(run_to_end(&engine, job).1, Event::Failed { message, .. } if message.contains("not loaded")));
     engine.load_model("broken".into(), ModelSource::File(dir.path().join("missing.dlab")), None);
-    loop {
-        if let Some(Event::ModelFailed { id: name, .. }) = engine.recv_timeout(Duration::from_secs(30)) {
+    wait_for(&engine, LIMIT, "the missing model file to fail", |event| match event {
+        Event::ModelFailed { id: name, .. } => {
             assert_eq!(name.label(), "broken");
-            break;
+            Some(())
         }
-    }
+        _ => None,
+    });
 }
 
 #[test]
@@ -182,8 +185,8 @@ fn a_latent_model_streams_decoded_frames() {
     engine.load_model("latent".into(), ModelSource::File(unet_path), Some(ModelSource::File(ae_path)));
     let mut loaded = false;
     let mut refused = false;
-    while !(loaded && refused) {
-        match engine.recv_timeout(Duration::from_secs(60)).expect("engine answers") {
+    wait_for(&engine, LIMIT, "the latent model to load and the one without its autoencoder to fail", |event| {
+        match event {
             Event::ModelLoaded(info) => {
                 assert!(info.is_latent);
                 loaded = true;
@@ -195,40 +198,58 @@ fn a_latent_model_streams_decoded_frames() {
             }
             _ => {}
         }
-    }
-    let mut latent_request = request(10, Sampler::ddim(3, 0.0));
+        (loaded && refused).then_some(())
+    });
+    // 50 steps: x_T and the result come decoded, and most of the 49 frames between are left for after the
+    // run (decoding during it stays within 3 % of its time), to be decoded newest first.
+    const STEPS: usize = 50;
+    let mut latent_request = request(1000, Sampler::ddim(STEPS, 0.0));
     latent_request.model = "latent".into();
     let job = engine.generate(latent_request.clone(), true);
+    // Ask for the oldest frame the run leaves undecoded as soon as it arrives, while the run goes on: the
+    // worker reads the request before it decodes anything after the run, so that frame must come first
+    // where it would otherwise come last. (Within the first two, in case the run ended and one decode
+    // began before the request got there.)
+    let mut frames = Vec::new();
+    let asked = wait_for(&engine, LIMIT, "the first frame the run leaves undecoded", |event| match event {
+        Event::Frame { job: j, frame, .. } if j == job => {
+            let undecoded = frame.decoded.is_none().then_some(frame.index);
+            frames.push(frame);
+            undecoded
+        }
+        Event::Done { job: j, .. } if j == job => panic!("the run left no frame undecoded"),
+        Event::Failed { message, .. } => panic!("{message}"),
+        _ => None,
+    });
+    engine.decode(job, asked);
     let (events, end) = run_to_end(&engine, job);
     assert!(matches!(end, Event::Done { .. }), "{end:?}");
-    // Ask for frame 1 first: it must come within the first two decodes (one may already be under way).
-    engine.decode(job, 1);
-    let mut frames: Vec<_> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Frame { frame, .. } => Some(frame.clone()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(frames.len(), 4);
+    frames.extend(events.into_iter().filter_map(|e| match e {
+        Event::Frame { frame, .. } => Some(frame),
+        _ => None,
+    }));
+    assert_eq!(frames.len(), STEPS + 1, "x_T and one frame per step");
     assert!(frames[0].decoded.is_some(), "x_T comes decoded");
-    assert!(frames[3].decoded.is_some(), "the result comes decoded");
+    assert!(frames[STEPS].decoded.is_some(), "the result comes decoded");
     // The steps in between are decoded during the run only within its time budget, the rest after it.
+    let undecoded = frames.iter().filter(|f| f.decoded.is_none()).count();
+    // With two or fewer left, "within the first two" would hold whatever the order.
+    assert!(undecoded >= 4, "only {undecoded} frames were left to decode after the run: the order test needs more");
     let mut order = Vec::new();
     while frames.iter().any(|f| f.decoded.is_none()) {
-        match engine.recv_timeout(Duration::from_secs(60)).expect("the undecoded frames follow the run") {
+        let (index, decoded) = wait_for(&engine, LIMIT, "the undecoded frames after the run", |event| match event {
             Event::Decoded { job: j, index, decoded } => {
                 assert_eq!(j, job);
-                assert!(frames[index].decoded.is_none(), "frame {index} decoded twice");
-                order.push(index);
-                frames[index].decoded = Some(decoded);
+                Some((index, decoded))
             }
             other => panic!("unexpected {other:?}"),
-        }
+        });
+        assert!(frames[index].decoded.is_none(), "frame {index} decoded twice");
+        order.push(index);
+        frames[index].decoded = Some(decoded);
     }
-    if let Some(position) = order.iter().position(|i| *i == 1) {
-        assert!(position < 2, "frame 1 was asked for first, but came in {order:?}");
-    }
+    let position = order.iter().position(|i| *i == asked).expect("the frame asked for is decoded");
+    assert!(position < 2, "frame {asked} was asked for first, but came in {order:?}");
     for frame in &frames {
         assert_eq!(frame.shape, [2, 2, 4, 4], "the chain runs on latents");
         let decoded = frame.decoded.as_ref().expect("every latent frame ends up decoded");
@@ -246,7 +267,7 @@ fn a_latent_model_streams_decoded_frames() {
             _ => None,
         })
         .unwrap();
-    assert_eq!(last.decoded.as_ref().unwrap().x_t, frames[3].decoded.as_ref().unwrap().x_t);
+    assert_eq!(last.decoded.as_ref().unwrap().x_t, frames[STEPS].decoded.as_ref().unwrap().x_t);
     let recomputed = diffusion_lab::engine::generate::decode_frame(
         &diffusion_lab::model::LoadedAutoencoder::from_checkpoint(
             &Checkpoint::read(&dir.path().join("ae.dlab")).unwrap(),
@@ -304,17 +325,15 @@ fn a_checkpoint_with_an_invalid_config_is_refused_with_the_reason() {
             .write(&path)
             .unwrap();
         engine.load_model(name.into(), ModelSource::File(path), None);
-        loop {
-            match engine.recv_timeout(Duration::from_secs(60)).expect("engine answers") {
-                Event::ModelFailed { id: failed, message } => {
-                    assert_eq!(failed.label(), name);
-                    assert!(message.contains("UNet config"), "{message}");
-                    break;
-                }
-                Event::ModelLoaded(info) => panic!("{} loaded", info.id.label()),
-                _ => {}
+        wait_for(&engine, LIMIT, &format!("the refusal of `{name}`"), |event| match event {
+            Event::ModelFailed { id: failed, message } => {
+                assert_eq!(failed.label(), name);
+                assert!(message.contains("UNet config"), "{message}");
+                Some(())
             }
-        }
+            Event::ModelLoaded(info) => panic!("{} loaded", info.id.label()),
+            _ => None,
+        });
     }
 }
 
@@ -325,11 +344,12 @@ fn cancel_in_the_middle_of_a_run_stops_it_there() {
     let job = engine.generate(request(1000, Sampler::default()), true);
     // Cancel after the fifth step has been handed out: mid-run, not before the first step.
     let mut frames = 0;
-    while frames < 6 {
-        if let Some(Event::Frame { job: j, .. }) = engine.recv_timeout(Duration::from_secs(60)) {
+    wait_for(&engine, LIMIT, "the run's sixth frame", |event| {
+        if let Event::Frame { job: j, .. } = event {
             frames += usize::from(j == job);
         }
-    }
+        (frames == 6).then_some(())
+    });
     engine.cancel();
     let (events, end) = run_to_end(&engine, job);
     let frames = frames + events.iter().filter(|e| matches!(e, Event::Frame { job: j, .. } if *j == job)).count();

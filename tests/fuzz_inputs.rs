@@ -2,7 +2,8 @@
 //! - fuzz/seeds/<target>: one valid file of each kind, so that fuzzing starts deep inside each parser.
 //!   They must stay valid, or the fuzzer would start from the outside again.
 //! - fuzz/regressions/<target>: every input a fuzzer found that once crashed or hung. Each must now be
-//!   an error or a value, never a panic, with the same checks as the fuzz target.
+//!   an error or a value, never a panic, with the same checks as the fuzz target: both call
+//!   `diffusion_lab::fuzz_checks`.
 //!
 //! `cargo test --release --test fuzz_inputs -- --ignored` rewrites the seeds (after a format change).
 
@@ -13,93 +14,66 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use diffusion_lab::app::state::Settings;
-use diffusion_lab::data::idx::{parse_idx, write_idx};
-use diffusion_lab::engine::png_settings::{request_from_png_text, request_from_settings_json};
-use diffusion_lab::eval::Judge;
-use diffusion_lab::images::{Picture, png_bytes, png_text_from_bytes, settings_text};
+use diffusion_lab::data::idx::write_idx;
+use diffusion_lab::fuzz_checks::TARGETS;
+use diffusion_lab::images::{Picture, png_bytes, settings_text};
 use diffusion_lab::model::checkpoint::{Checkpoint, CheckpointHeader, ModelKind, bytes_from_module};
-use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet};
-
-const TARGETS: [&str; 4] = ["idx", "checkpoint", "png_text", "settings"];
 
 fn fuzz_dir(kind: &str, target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz").join(kind).join(target)
 }
 
+/// The input files in `dir`, sorted; a folder that is not there is none, any other read error fails.
 fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => {
-            entries.map(|e| e.unwrap().path()).filter(|p| p.is_file() && !p.ends_with("README.md")).collect()
-        }
-        Err(_) => Vec::new(),
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => panic!("cannot read {}: {e}", dir.display()),
     };
+    let mut files: Vec<PathBuf> = entries
+        .map(|e| e.unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display())).path())
+        .filter(|p| p.is_file() && !p.ends_with("README.md"))
+        .collect();
     files.sort();
     files
 }
 
-/// What the fuzz target `target` checks, returning whether the input was accepted (parsed into a value).
-fn check(target: &str, bytes: &[u8]) -> bool {
-    match target {
-        "idx" => {
-            let Ok(array) = parse_idx(bytes, Path::new("fuzz.idx")) else { return false };
-            assert_eq!(array.dims.iter().product::<usize>(), array.data.len());
-            if !bytes.starts_with(&[0x1f, 0x8b]) {
-                assert_eq!(write_idx(&array.dims, &array.data), bytes);
-            }
-            true
-        }
-        "checkpoint" => {
-            let Ok(checkpoint) = Checkpoint::from_bytes(bytes) else { return false };
-            let again = Checkpoint::from_bytes(&checkpoint.to_bytes()).unwrap();
-            assert_eq!(again.header, checkpoint.header);
-            let device = Device::flex();
-            let loaded = [
-                LoadedUnet::from_checkpoint(&checkpoint, &device).is_ok(),
-                LoadedAutoencoder::from_checkpoint(&checkpoint, &device).is_ok(),
-                Judge::from_checkpoint(&checkpoint, &device).is_ok(),
-            ];
-            loaded.contains(&true)
-        }
-        "png_text" => {
-            let Ok(text) = png_text_from_bytes(bytes) else { return false };
-            request_from_png_text(&text, "fuzz.png").is_ok()
-        }
-        "settings" => {
-            let Ok(json) = std::str::from_utf8(bytes) else { return false };
-            let Ok(request) = request_from_settings_json(json, "fuzz.png") else { return false };
-            let mut settings = Settings::default();
-            settings.apply_request(&request);
-            settings.sanitize(10);
-            assert_eq!(settings.sanitize(10), Vec::<String>::new());
-            assert!(settings.schedule.build().is_ok());
-            true
-        }
-        other => panic!("no fuzz target {other}"),
-    }
-}
-
 #[test]
 fn every_seed_is_a_valid_input_of_its_kind() {
-    for target in TARGETS {
+    for (target, check) in TARGETS {
         let seeds = files_in(&fuzz_dir("seeds", target));
         assert!(!seeds.is_empty(), "fuzz/seeds/{target} is empty");
         for seed in seeds {
             let bytes = std::fs::read(&seed).unwrap();
-            assert!(check(target, &bytes), "{} is not accepted", seed.display());
+            assert!(check(&bytes), "{} is not accepted", seed.display());
         }
     }
 }
 
 #[test]
 fn no_input_the_fuzzers_found_crashes() {
-    for target in TARGETS {
-        for input in files_in(&fuzz_dir("regressions", target)) {
-            let bytes = std::fs::read(&input).unwrap();
-            if catch_unwind(AssertUnwindSafe(|| check(target, &bytes))).is_err() {
-                panic!("{} panicked", input.display());
-            }
+    // Without the folder (a bad checkout, a rename) the loop below would replay nothing and pass.
+    let regressions = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+    assert!(regressions.is_dir(), "{} is missing: nothing would be replayed", regressions.display());
+    // A folder named for no target (a typo, a renamed target) would be skipped silently.
+    for entry in std::fs::read_dir(&regressions).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(TARGETS.iter().any(|(target, _)| *target == name), "fuzz/regressions/{name} is no fuzz target");
         }
     }
+    let mut replayed = 0;
+    for (target, check) in TARGETS {
+        for input in files_in(&fuzz_dir("regressions", target)) {
+            let bytes = std::fs::read(&input).unwrap();
+            if catch_unwind(AssertUnwindSafe(|| check(&bytes))).is_err() {
+                panic!("{} panicked", input.display());
+            }
+            replayed += 1;
+        }
+    }
+    assert!(replayed > 0, "{} holds no input: nothing was replayed", regressions.display());
 }
 
 fn header(kind: ModelKind, config: serde_json::Value) -> CheckpointHeader {

@@ -19,13 +19,14 @@ fn run_in_window(settings: Settings) -> Harness<'static, LabApp> {
         Harness::builder().with_size([1280.0, 860.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
     let deadline = Instant::now() + Duration::from_secs(1800);
     while harness.state().model_info().is_none() {
+        assert!(Instant::now() < deadline, "timed out waiting for the model to load");
         harness.step();
         std::thread::sleep(Duration::from_millis(10));
     }
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     harness.step();
     while !matches!(harness.state().generate.run, RunStatus::Finished { .. } | RunStatus::Failed(_)) {
-        assert!(Instant::now() < deadline, "generation timed out");
+        assert!(Instant::now() < deadline, "timed out waiting for the generation to end");
         harness.step();
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -117,7 +118,7 @@ fn readme_terminal_signal_warning() {
     harness.get_by_label("Show x_T next to pure noise").click();
     let deadline = Instant::now() + Duration::from_secs(60);
     while harness.state().forward.x_t.as_ref().is_none_or(|(t, ..)| *t != 300) {
-        assert!(Instant::now() < deadline, "x_T never arrived");
+        assert!(Instant::now() < deadline, "timed out waiting for x_T (t = 300) to arrive");
         harness.step();
         std::thread::sleep(Duration::from_millis(10));
     }

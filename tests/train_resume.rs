@@ -1,9 +1,11 @@
 //! `train` killed with SIGKILL at random moments and resumed each time ends where an uninterrupted run
 //! ends: the same step count, the same loss curve (which needs the optimizer state), the same EMA and raw weights.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diffusion_lab::model::checkpoint::Checkpoint;
 use rand::{Rng, SeedableRng};
@@ -84,31 +86,52 @@ fn training_killed_at_random_moments_resumes_exactly() {
         }
     }
     let straight = dir.path().join("straight");
-    assert!(train(&data, &straight, false).status().unwrap().success());
+    let limit = Duration::from_secs(600);
+    assert!(common::status_within(&mut train(&data, &straight, false), limit, "the uninterrupted run").success());
 
+    // Each run is killed once its checkpoint reaches a random step: kills land mid-run however fast the
+    // machine (sleeps would miss a run that ends first), and anywhere within the step after it (training,
+    // or writing the next checkpoint). A run that ends by itself before its kill starts over from scratch.
     let killed = dir.path().join("killed");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-    let mut kills = 0;
-    let mut finished = false;
-    for attempt in 0..20 {
+    let deadline = Instant::now() + limit;
+    let steps: u64 = STEPS.parse().unwrap();
+    let mut kills: Vec<u64> = Vec::new();
+    loop {
+        assert!(Instant::now() < deadline, "timed out after {limit:?} with kills at steps {kills:?}");
         let resume = killed.join("checkpoint.dlab").exists();
         let mut child = train(&data, &killed, resume).spawn().unwrap();
-        if attempt < 6 {
-            std::thread::sleep(Duration::from_millis(rng.random_range(150..500)));
-            if child.try_wait().unwrap().is_none() {
-                child.kill().unwrap(); // SIGKILL: no chance to clean up.
-                child.wait().unwrap();
-                kills += 1;
-                continue;
-            }
+        if kills.len() == 2 {
+            let status = common::wait_within(&mut child, limit, "the last resumed run");
+            assert!(status.success(), "the last resumed run failed: {status}");
+            break;
         }
-        assert!(child.wait().unwrap().success(), "attempt {attempt}");
-        finished = true;
-        break;
+        // The first kill in the first half, the second after the first; both before the end.
+        let after = kills.last().copied().unwrap_or(0);
+        let target = if kills.is_empty() { rng.random_range(1..steps / 2) } else { rng.random_range(after + 1..steps) };
+        let status = loop {
+            assert!(Instant::now() < deadline, "timed out waiting for step {target} (kills at steps {kills:?})");
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            let step = diffusion_lab::train::training::training_progress(&killed).ok().flatten().map_or(0, |p| p.step);
+            if step >= target {
+                child.kill().unwrap(); // SIGKILL: no chance to clean up.
+                break child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        let progress = diffusion_lab::train::training::training_progress(&killed).unwrap().map_or(0, |p| p.step);
+        if status.success() || progress + 1 >= steps {
+            // It ended (or all but ended) before the kill landed: too little left to interrupt; start again.
+            std::fs::remove_dir_all(&killed).unwrap();
+            kills.clear();
+        } else {
+            assert_eq!(status.code(), None, "a run failed by itself before its kill: {status}");
+            kills.push(progress);
+        }
     }
-    assert!(finished);
-    assert!(kills >= 2, "the run was killed {kills} times: make it slower or the kills earlier");
-
+    eprintln!("killed at steps {kills:?}, then resumed to the end");
     let a = Checkpoint::read(&straight.join("checkpoint.dlab")).unwrap();
     let b = Checkpoint::read(&killed.join("checkpoint.dlab")).unwrap();
     assert_eq!(a.header.step, 60);
@@ -117,7 +140,7 @@ fn training_killed_at_random_moments_resumes_exactly() {
     // the outputs of the EMA and raw networks on a fixed input (bit for bit).
     for section in ["weights", "train_weights"] {
         let outputs: Vec<Vec<f32>> = [&a, &b].iter().map(|checkpoint| network_output(checkpoint, section)).collect();
-        assert!(outputs[0] == outputs[1], "section `{section}` holds other values after {kills} kills");
+        assert!(outputs[0] == outputs[1], "section `{section}` holds other values after kills at steps {kills:?}");
     }
     let (curve_a, curve_b) = (loss_curve(&straight), loss_curve(&killed));
     assert_eq!(curve_a.len(), 60);

@@ -2,9 +2,15 @@
 //! from start to its checkpoint (which `sample` then loads), and a window killed mid-run that resumes on
 //! exactly the loss curve of an uninterrupted `diffusion-lab train`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// How long one of the training runs here, or a command, may take (minutes on two shared cores): a hang
+/// fails the test instead of hanging it.
+const LIMIT: Duration = Duration::from_secs(600);
 
 use diffusion_lab::app::LabApp;
 use diffusion_lab::app::state::Settings;
@@ -178,7 +184,7 @@ fn a_run_on_a_folder_of_pictures_trains_from_the_train_view_and_its_checkpoint_s
         harness.state().ctx.models.loaded.iter().map(|m| m.id.label()).collect::<Vec<_>>()
     );
     harness.get_by_label("Generate view").click();
-    harness.state_mut().ctx.settings.model = diffusion_lab::model::ModelId::from_label(name);
+    harness.state_mut().ctx.settings.model = name.into();
     harness.state_mut().ctx.settings.class = Some(1);
     harness.run_steps(2);
     harness.get_by_role_and_label(Role::Button, "Generate").click();
@@ -200,7 +206,8 @@ fn a_run_on_a_folder_of_pictures_trains_from_the_train_view_and_its_checkpoint_s
     // The checkpoint it wrote loads in `diffusion-lab sample --model PATH`.
     let checkpoint = out.join("checkpoint.dlab");
     let samples = dir.path().join("samples");
-    let output = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"));
+    command
         .args([
             "sample",
             "--model",
@@ -214,9 +221,8 @@ fn a_run_on_a_folder_of_pictures_trains_from_the_train_view_and_its_checkpoint_s
             "--device",
             "cpu",
         ])
-        .args(["--out-dir", samples.to_str().unwrap()])
-        .output()
-        .unwrap();
+        .args(["--out-dir", samples.to_str().unwrap()]);
+    let output = common::output_within(&mut command, LIMIT, "sample from the window's checkpoint");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let written: Vec<_> = std::fs::read_dir(&samples).unwrap().collect();
     assert!(written.len() >= 4, "{written:?}");
@@ -250,7 +256,8 @@ fn killed_window_training_resumes_on_the_loss_curve_of_an_uninterrupted_run() {
 
     // The same run from the command line, uninterrupted.
     let straight = dir.path().join("straight");
-    let status = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"));
+    command
         .args([
             "train",
             "--data",
@@ -274,9 +281,8 @@ fn killed_window_training_resumes_on_the_loss_curve_of_an_uninterrupted_run() {
         ])
         .args(["--seed", "1", "--out", straight.to_str().unwrap()])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
+        .stderr(Stdio::null());
+    let status = common::status_within(&mut command, LIMIT, "the uninterrupted command-line run");
     assert!(status.success());
 
     // The window, killed (SIGKILL) once its run has written a checkpoint past step 20.
@@ -352,19 +358,23 @@ fn a_latent_run_on_the_built_in_autoencoder_samples_decoded_pictures() {
         model: "trained: latent".into(),
         built_in_autoencoder: Some(diffusion_lab::model::embedded::FASHION_AUTOENCODER),
     }));
-    let (mut samples, mut latent_model, mut finished) = (Vec::new(), false, false);
-    while !finished {
-        match engine.recv_timeout(Duration::from_secs(300)).expect("the engine answers") {
-            Event::Train(TrainEvent::Failed { message }) => panic!("{message}"),
-            Event::Train(TrainEvent::Samples { step, frames, .. }) => samples.push((step, frames)),
-            Event::Train(TrainEvent::Stopped { step, finished: true }) => {
-                assert_eq!(step, 6);
-                finished = true;
-            }
-            Event::ModelLoaded(info) if info.id.label() == "trained: latent" => latent_model = info.is_latent,
-            _ => {}
+    let (mut samples, mut latent_model) = (Vec::new(), false);
+    common::wait_for(&engine, LIMIT, "the latent run to finish", |event| match event {
+        Event::Train(TrainEvent::Failed { message }) => panic!("{message}"),
+        Event::Train(TrainEvent::Samples { step, frames, .. }) => {
+            samples.push((step, frames));
+            None
         }
-    }
+        Event::Train(TrainEvent::Stopped { step, finished: true }) => {
+            assert_eq!(step, 6);
+            Some(())
+        }
+        Event::ModelLoaded(info) if info.id.label() == "trained: latent" => {
+            latent_model = info.is_latent;
+            None
+        }
+        _ => None,
+    });
     assert!(latent_model, "the latent model is offered to Generate");
     assert!(out.join("autoencoder.dlab").exists() && out.join("checkpoint.dlab").exists());
     assert_eq!(samples.iter().map(|(step, _)| *step).collect::<Vec<_>>(), vec![3, 6]);
@@ -398,14 +408,11 @@ fn closing_the_window_mid_run_keeps_every_step_done() {
         model: "trained: closed".into(),
         built_in_autoencoder: None,
     }));
-    let mut last = 0;
-    while last < 5 {
-        match engine.recv_timeout(Duration::from_secs(300)).expect("the engine answers") {
-            Event::Train(TrainEvent::Failed { message }) => panic!("{message}"),
-            Event::Train(TrainEvent::Step { step, .. }) => last = step,
-            _ => {}
-        }
-    }
+    let last = common::wait_for(&engine, LIMIT, "step 5 of the run", |event| match event {
+        Event::Train(TrainEvent::Failed { message }) => panic!("{message}"),
+        Event::Train(TrainEvent::Step { step, .. }) if step >= 5 => Some(step),
+        _ => None,
+    });
     assert!(
         diffusion_lab::train::training::training_progress(&out).unwrap().is_none(),
         "no checkpoint is due before step 1000"
@@ -481,13 +488,11 @@ fn bad_train_settings_fail_with_a_message_and_the_next_start_works() {
             model: "trained: bad".into(),
             built_in_autoencoder: None,
         }));
-        loop {
-            match engine.recv_timeout(Duration::from_secs(300)).expect("the engine answers") {
-                Event::Train(TrainEvent::Failed { message }) => return Err(message),
-                Event::Train(TrainEvent::Stopped { step, .. }) => return Ok(step),
-                _ => {}
-            }
-        }
+        common::wait_for(&engine, LIMIT, "the start to fail or the run to stop", |event| match event {
+            Event::Train(TrainEvent::Failed { message }) => Some(Err(message)),
+            Event::Train(TrainEvent::Stopped { step, .. }) => Some(Ok(step)),
+            _ => None,
+        })
     };
     let good =
         TrainSettings { image_dir: pictures.display().to_string(), ..train_settings(&dir.path().join("run"), 2) };

@@ -200,7 +200,7 @@ fn forward_process_noises_a_test_image() {
     step_until(&mut harness, "x_1 arrives", |app| app.forward.x_t.as_ref().is_some_and(|(t, ..)| *t == 1));
     let (x0, ..) = harness.state().forward.x0.clone().unwrap();
     let (_, x1, _) = harness.state().forward.x_t.clone().unwrap();
-    let distance = x0.iter().zip(x1.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let distance = common::max_difference(&x0, &x1);
     assert!(distance < 0.2, "at t = 1 the image is almost clean: {distance}");
 
     harness.get_by_role_and_label(Role::Slider, "Forward t").set_value_accesskit(1000.0);
@@ -438,17 +438,56 @@ fn ran_in_own_process(test: &str) -> bool {
     if std::env::var_os(ALONE).is_some() {
         return false;
     }
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", test, "--nocapture", "--test-threads", "1"])
         .env(ALONE, "1")
-        .status()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    // Read both pipes while waiting, so that a chatty child never blocks on a full pipe.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    // A hung child fails the test instead of hanging it.
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("`{test}` did not finish within 900 s in its own process");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = stdout.join().unwrap();
+    // Shown as it would have been, had the child written to the terminal itself.
+    print!("{stdout}");
+    eprint!("{}", stderr.join().unwrap());
     assert!(status.success(), "`{test}` failed in its own process (its output is above)");
+    // A renamed test, or a filter that matches nothing, passes with 0 tests run: it must have run once.
+    let passed = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("test result: ok. ")?.split(' ').next()?.parse::<usize>().ok());
+    assert_eq!(passed, Some(1), "`{test}` must run exactly once in its own process (its output is above)");
     true
 }
 
 fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+    // A failed read must fail the test: a count of 0 would pass the "no more threads" check trivially.
+    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task lists the process's threads");
+    let count = tasks.count();
+    assert!(count > 0, "/proc/self/task lists no thread");
+    count
 }
 
 #[test]
@@ -497,14 +536,16 @@ fn fifty_rapid_generate_and_cancel_clicks_leave_no_stale_frame_deadlock_or_threa
 }
 
 fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
+    // A failed read must fail the test: an RSS of 0 every time would look perfectly flat.
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status is readable");
+    let kib = status
         .lines()
         .find(|l| l.starts_with("VmRSS:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/self/status:\n{status}"));
+    assert!(kib > 0.0, "VmRSS of 0 kB in /proc/self/status");
+    kib / 1024.0
 }
 
 #[test]
@@ -604,7 +645,7 @@ fn every_kind_of_bad_model_file_is_refused_and_the_window_keeps_its_model() {
         ("truncated.dlab", Some(bytes[..bytes.len() / 2].to_vec()), "truncated"),
         (
             "random.dlab",
-            Some((0..3000u32).map(|i| (i * 2654435761u32 >> 24) as u8).collect()),
+            Some((0..3000u32).map(|i| ((i * 2654435761u32) >> 24) as u8).collect()),
             "not a diffusion-lab checkpoint",
         ),
         ("version.dlab", Some(version), "format version 42"),

@@ -44,12 +44,17 @@ pub struct BenchArgs {
     #[arg(long, value_enum)]
     pub only: Option<BenchMode>,
     /// Run the fixed suite (forward passes, guided DDIM-50 and DDPM-1000 runs, training steps of both
-    /// built-in models) and print one JSON object; the other flags except --device are ignored.
+    /// built-in models) and print one JSON object; the other flags except --device and --threads are
+    /// ignored.
     #[arg(long)]
     pub json: bool,
     /// With --json: one timed repeat of everything (a smoke test of the suite; timings are noisier).
     #[arg(long, requires = "json")]
     pub quick: bool,
+    /// CPU threads to compute on [default: one per core]. `benches/torch_reference.py` passes the thread
+    /// count it gives PyTorch, so that both sides run on as many cores.
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +63,27 @@ pub enum BenchMode {
     Plain,
 }
 
+/// Runs the benchmark, within a pool of `--threads` threads when given.
+///
+/// Every CPU thread the benchmark computes on is one of rayon's: burn-flex's parallel operations use
+/// rayon's parallel iterators, its GEMM calls pass `gemm::Parallelism::Rayon(0)` ("all threads"), which
+/// gemm reads as `rayon::current_num_threads()` and splits with `into_par_iter`, and our kernels in
+/// `model::cpu` do the same (read in burn-flex 0.22.1 `ops/matmul.rs`, gemm-common 0.19 `gemm.rs`).
+/// Neither spawns threads of its own (burn-flex builds thread pools only in its tests), so all of it runs
+/// on the pool of whatever `install` it is called under, and nothing needs limiting separately.
 pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
+    match args.threads {
+        None => bench_on_current_pool(args),
+        Some(0) => bail!("--threads must be at least 1"),
+        Some(threads) => {
+            let pool =
+                rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("bench-{i}")).build()?;
+            pool.install(|| bench_on_current_pool(args))
+        }
+    }
+}
+
+fn bench_on_current_pool(args: &BenchArgs) -> anyhow::Result<()> {
     if args.json {
         return bench_json(args.device, if args.quick { 1 } else { 3 });
     }
@@ -87,7 +112,13 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             cost.flops as f64 / 1e6
         );
     }
-    println!("{} images, {} ({steps} steps), on {}", args.batch, sampler.label(), device.description);
+    println!(
+        "{} images, {} ({steps} steps), on {} ({} CPU threads)",
+        args.batch,
+        sampler.label(),
+        device.description,
+        rayon::current_num_threads()
+    );
     bench.warm_up()?;
     let modes: &[bool] = match args.only {
         Some(BenchMode::Streamed) => &[true],

@@ -30,3 +30,111 @@ pub fn tiny_unet_file(dir: &std::path::Path) -> std::path::PathBuf {
 pub fn fashion_mnist_fixture() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist")
 }
+
+/// |a - b|, with equal values (NaN and NaN, or the same infinity) 0 and a NaN facing a number infinite:
+/// `f32::max` drops NaN, so without this a NaN in a result would compare as a perfect match.
+pub fn difference(a: f32, b: f32) -> f32 {
+    if a == b || (a.is_nan() && b.is_nan()) {
+        return 0.0;
+    }
+    let d = (a - b).abs();
+    if d.is_nan() { f32::INFINITY } else { d }
+}
+
+/// The largest [`difference`] between two equally long slices.
+pub fn max_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "compared values differ in length");
+    a.iter().zip(b).map(|(a, b)| difference(*a, *b)).fold(0.0f32, f32::max)
+}
+
+/// Events of `engine` until `pick` returns a value for one of them (it sees every event, in order), within
+/// `limit` in all. Fails naming `what` it waited for: on the deadline, or at once if the engine thread is
+/// gone (its channel closed), where a loop that skipped `None` would spin forever.
+pub fn wait_for<T>(
+    engine: &diffusion_lab::engine::Engine,
+    limit: std::time::Duration,
+    what: &str,
+    mut pick: impl FnMut(diffusion_lab::engine::Event) -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(!left.is_zero(), "timed out after {limit:?} waiting for {what}");
+        let asked = std::time::Instant::now();
+        match engine.recv_timeout(left) {
+            Some(event) => {
+                if let Some(found) = pick(event) {
+                    return found;
+                }
+            }
+            // recv_timeout gives None early only when the channel is closed: the worker has ended.
+            None if asked.elapsed() < left => panic!("the engine thread ended while waiting for {what}"),
+            None => panic!("timed out after {limit:?} waiting for {what}"),
+        }
+    }
+}
+
+/// Waits for `child` to end within `limit`; past it, kills the child and fails naming `what`.
+pub fn wait_within(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("timed out after {limit:?} waiting for {what} (killed it)");
+            }
+            Err(e) => panic!("cannot wait for {what}: {e}"),
+        }
+    }
+}
+
+/// `command`'s exit status (its output goes where the command sends it), within `limit`.
+pub fn status_within(
+    command: &mut std::process::Command,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    wait_within(&mut child, limit, what)
+}
+
+/// Like [`std::process::Command::output`], within `limit`.
+pub fn output_within(
+    command: &mut std::process::Command,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    // Both pipes are drained while the child runs: a child blocked on a full pipe would never end.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let status = wait_within(&mut child, limit, what);
+    let stdout = stdout.join().expect("the stdout reader does not panic");
+    let stderr = stderr.join().expect("the stderr reader does not panic");
+    std::process::Output { status, stdout, stderr }
+}

@@ -55,10 +55,41 @@ fn param_values<const D: usize>(x: Tensor<D>) -> Option<Vec<f32>> {
     crate::model::read_f32(x).ok()
 }
 
-/// The largest absolute difference between two tensors of the same shape (the kernels' tests).
+/// The largest absolute difference between two tensors of the same shape (the kernels' tests). A NaN on
+/// one side only counts as an infinite difference: `f32::max` drops NaN, so a kernel writing NaN would
+/// otherwise compare as equal.
 #[cfg(test)]
 fn max_difference<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     assert_eq!(a.dims(), b.dims());
     let (a, b) = (crate::model::read_f32(a).unwrap(), crate::model::read_f32(b).unwrap());
-    a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max)
+    a.iter().zip(&b).map(|(a, b)| difference(*a, *b)).fold(0.0f32, f32::max)
+}
+
+/// |a - b|, with equal values (NaN and NaN, or the same infinity) 0 and a NaN facing a number infinite.
+#[cfg(test)]
+fn difference(a: f32, b: f32) -> f32 {
+    if a == b || (a.is_nan() && b.is_nan()) {
+        return 0.0;
+    }
+    let d = (a - b).abs();
+    if d.is_nan() { f32::INFINITY } else { d }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nan_on_one_side_is_an_infinite_difference() {
+        assert_eq!(difference(1.0, f32::NAN), f32::INFINITY);
+        assert_eq!(difference(f32::NAN, -2.0), f32::INFINITY);
+        assert_eq!(difference(f32::NAN, f32::NAN), 0.0);
+        assert_eq!(difference(f32::INFINITY, f32::INFINITY), 0.0);
+        assert_eq!(difference(f32::INFINITY, 1.0), f32::INFINITY);
+        assert_eq!(difference(1.0, 3.5), 2.5);
+        let device = Device::flex();
+        let a = Tensor::<1>::from_floats([1.0, 2.0, 3.0], &device);
+        let b = Tensor::<1>::from_floats([1.0, f32::NAN, 3.0], &device);
+        assert_eq!(max_difference(a, b), f32::INFINITY);
+    }
 }
