@@ -44,7 +44,7 @@ pub fn save_frame_to(
 ) -> Result<(), ExportError> {
     let frame = trajectory.frames.get(cursor).ok_or(ExportError::Empty)?;
     let picture = picture_from_color_image(&color_image(frame, quantity, map));
-    let extra = serde_json::json!({ "t": frame.t, "view": quantity, "color_map": map });
+    let extra = serde_json::json!({ "t": frame.t, "quantity": quantity, "color_map": map });
     Ok(save_png(path, &picture, &settings_text(&trajectory.request, extra))?)
 }
 
@@ -122,7 +122,7 @@ pub fn save_filmstrip_to(
     }
     let timesteps: Vec<usize> = indices.iter().map(|i| trajectory.frames[*i].t).collect();
     let picture = scaled(&Picture { width, height, channels: 3, pixels }, zoom);
-    let extra = serde_json::json!({ "timesteps": timesteps, "view": quantity });
+    let extra = serde_json::json!({ "timesteps": timesteps, "quantity": quantity });
     Ok(save_png(path, &picture, &settings_text(&trajectory.request, extra))?)
 }
 

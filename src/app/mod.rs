@@ -5,7 +5,7 @@
 
 pub mod colors;
 pub mod compare;
-pub mod compare_view;
+pub mod compare_pictures;
 pub mod context;
 pub mod dialogs;
 pub mod export;
@@ -343,7 +343,7 @@ impl LabApp {
         }
         egui::CentralPanel::default().show(ui, |ui| {
             if self.compare.mode != Mode::Grid && self.compare.mode != Mode::Interpolate {
-                self.view_toolbar_ui(ui);
+                self.picture_toolbar_ui(ui);
             }
             let look = self.look();
             match self.compare.mode {
@@ -351,8 +351,8 @@ impl LabApp {
                     let placeholder = "Press Generate to watch noise turn into images.";
                     self.generate.viewer.image_ui(ui, look, placeholder);
                 }
-                Mode::AB => self.compare.ab_view_ui(ui, &mut self.generate.viewer, look),
-                Mode::Grid | Mode::Interpolate => self.compare.grid_view_ui(ui, look.zoom),
+                Mode::AB => self.compare.ab_pictures_ui(ui, &mut self.generate.viewer, look),
+                Mode::Grid | Mode::Interpolate => self.compare.grid_picture_ui(ui, look.zoom),
             }
         });
     }
@@ -377,7 +377,7 @@ impl LabApp {
     }
 
     /// What the images show, in which colours and how large; and the Forward process panel's switch.
-    fn view_toolbar_ui(&mut self, ui: &mut egui::Ui) {
+    fn picture_toolbar_ui(&mut self, ui: &mut egui::Ui) {
         let latent = self.ctx.is_latent();
         // Wrapped, so that no control falls off a narrow window.
         ui.horizontal_wrapped(|ui| {

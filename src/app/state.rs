@@ -269,8 +269,8 @@ impl Trajectory {
     /// The frame to draw for the cursor at `position` in `view`: itself, or, while a latent frame waits
     /// for its pixels in a decoded view, the nearest decoded frame before it (after it, if none is before).
     pub fn display_position(&self, position: usize, quantity: Quantity) -> usize {
-        let decoded_view = matches!(quantity, Quantity::Noisy | Quantity::PredictedClean);
-        if !decoded_view || !self.is_latent() || self.frames.get(position).is_none_or(|f| f.decoded.is_some()) {
+        let decoded_quantity = matches!(quantity, Quantity::Noisy | Quantity::PredictedClean);
+        if !decoded_quantity || !self.is_latent() || self.frames.get(position).is_none_or(|f| f.decoded.is_some()) {
             return position;
         }
         let before = self.frames[..position].iter().rposition(|f| f.decoded.is_some());

@@ -10,7 +10,7 @@ use crate::images::Picture;
 impl ComparePanel {
     /// The middle of the window in A/B mode: A and B side by side, each labelled with what it is; B shows
     /// the frame nearest in noise level to A's.
-    pub fn ab_view_ui(&mut self, ui: &mut egui::Ui, viewer_a: &mut TrajectoryViewer, look: Look) {
+    pub fn ab_pictures_ui(&mut self, ui: &mut egui::Ui, viewer_a: &mut TrajectoryViewer, look: Look) {
         let (quantity, map) = (look.quantity, look.color_map);
         let label_of = |request: &GenerateRequest| {
             format!(
@@ -69,7 +69,7 @@ impl ComparePanel {
     }
 
     /// The middle of the window in grid mode: the labelled grid, cells appearing as they finish.
-    pub fn grid_view_ui(&mut self, ui: &mut egui::Ui, zoom: f32) {
+    pub fn grid_picture_ui(&mut self, ui: &mut egui::Ui, zoom: f32) {
         let Some(grid) = &self.grid else {
             ui.centered_and_justified(|ui| {
                 ui.label("Pick two settings and their values on the left, then press Generate: one image per pair.");
