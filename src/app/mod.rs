@@ -17,9 +17,8 @@ pub mod state;
 pub mod train_ui;
 pub mod viewer;
 
+mod pages;
 mod routing;
-
-use std::time::Instant;
 
 use eframe::egui;
 
@@ -32,7 +31,6 @@ use generate_ui::GeneratePanel;
 use schedule_ui::SchedulePanel;
 use state::Settings;
 use train_ui::TrainPanel;
-use viewer::Look;
 
 const SETTINGS_KEY: &str = "diffusion-lab-settings";
 
@@ -247,158 +245,6 @@ impl LabApp {
             self.start_generate();
         }
         self.generate.viewer.keys(left, right, space);
-    }
-
-    /// How the Generate page draws frames: the settings' quantity, colours and zoom.
-    fn look(&self) -> Look {
-        let settings = &self.ctx.settings;
-        Look {
-            quantity: settings.quantity,
-            color_map: settings.color_map,
-            zoom: settings.zoom,
-            gpu: self.ctx.gpu_display,
-        }
-    }
-
-    /// The whole window (without eframe, as in tests: times only the UI code itself).
-    pub fn ui(&mut self, ui: &mut egui::Ui) {
-        let started = Instant::now();
-        self.ui_contents(ui);
-        self.record_paint_time(started.elapsed().as_secs_f64() * 1000.0);
-    }
-
-    fn record_paint_time(&mut self, ms: f64) {
-        if self.is_running() {
-            self.generate.paint_times.record(ms);
-        }
-        if self.train.is_training() {
-            self.train.paint_times.record(ms);
-        }
-    }
-
-    fn ui_contents(&mut self, ui: &mut egui::Ui) {
-        let egui_ctx = ui.ctx().clone();
-        self.handle_events();
-        self.keyboard(&egui_ctx);
-        self.generate.viewer.advance_playback(&egui_ctx, self.ctx.settings.play_speed);
-        self.ctx.running = self.is_running();
-        self.generate.request_cursor_decode(&self.ctx);
-        self.ctx.generate_blocker = self.generate_blocker();
-        self.ctx.frame_on_screen = self.generate.viewer.shown_frame(self.ctx.settings.quantity).cloned();
-
-        egui::Panel::top("pages").show(ui, |ui| self.tabs_ui(ui));
-        egui::Panel::bottom("status_bar").show(ui, |ui| self.status_bar_ui(ui));
-        match self.page {
-            Page::Train => self.train_page_ui(ui),
-            Page::Generate => self.generate_page_ui(ui),
-        }
-        self.handle_requests();
-    }
-
-    fn tabs_ui(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
-            ui.selectable_value(&mut self.page, Page::Generate, "Generate view");
-            let training = match self.train.phase {
-                train_ui::Phase::Running | train_ui::Phase::Starting => " (training…)",
-                train_ui::Phase::Paused => " (paused)",
-                train_ui::Phase::Idle => "",
-            };
-            ui.selectable_value(&mut self.page, Page::Train, "Train view")
-                .on_hover_text(format!("Train a model on your own images{training}"));
-            if !training.is_empty() {
-                ui.label(format!("training: step {} of {}", self.train.step, self.train.steps));
-            }
-        });
-    }
-
-    fn train_page_ui(&mut self, ui: &mut egui::Ui) {
-        egui::Panel::left("train_panel").resizable(false).default_size(320.0).show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| self.train.panel_ui(ui, &mut self.ctx));
-        });
-        egui::CentralPanel::default().show(ui, |ui| self.train.centre_ui(ui, &mut self.ctx));
-    }
-
-    fn generate_page_ui(&mut self, ui: &mut egui::Ui) {
-        egui::Panel::left("generate_panel").resizable(false).default_size(300.0).show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| {
-                self.generate.settings_ui(ui, &mut self.ctx);
-                ui.add_space(6.0);
-                self.compare.ui(ui, &mut self.ctx);
-                ui.add_space(6.0);
-                let blocker = self.ctx.generate_blocker.clone();
-                self.generate.buttons_ui(ui, &mut self.ctx, blocker);
-                ui.add_space(6.0);
-                export::export_ui(ui, &mut self.ctx, &self.generate.viewer);
-                ui.separator();
-                self.schedule.ui(ui, &mut self.ctx);
-            });
-        });
-        egui::Panel::bottom("timeline").show(ui, |ui| {
-            self.generate.viewer.timeline_ui(ui, &mut self.ctx.settings.play_speed);
-        });
-        if self.forward.open {
-            egui::Panel::right("forward_panel").resizable(true).default_size(300.0).show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| self.forward.ui(ui, &mut self.ctx));
-            });
-        }
-        egui::CentralPanel::default().show(ui, |ui| {
-            if self.compare.mode != Mode::Grid && self.compare.mode != Mode::Interpolate {
-                self.picture_toolbar_ui(ui);
-            }
-            let look = self.look();
-            match self.compare.mode {
-                Mode::Single => {
-                    let placeholder = "Press Generate to watch noise turn into images.";
-                    self.generate.viewer.image_ui(ui, look, placeholder);
-                }
-                Mode::AB => self.compare.ab_pictures_ui(ui, &mut self.generate.viewer, look),
-                Mode::Grid | Mode::Interpolate => self.compare.grid_picture_ui(ui, look.zoom),
-            }
-        });
-    }
-
-    fn status_bar_ui(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
-            ui.label(self.ctx.models.device.as_deref().unwrap_or("opening the compute device…"));
-            ui.separator();
-            ui.label(if self.ctx.gpu_display { "display: GPU shader" } else { "display: CPU texture" });
-            ui.separator();
-            self.generate.progress_ui(ui);
-            self.compare.progress_ui(ui);
-            if let Some(status) = &self.ctx.status {
-                ui.separator();
-                if status.is_error {
-                    ui.colored_label(ui.visuals().error_fg_color, &status.text);
-                } else {
-                    ui.label(&status.text);
-                }
-            }
-        });
-    }
-
-    /// What the images show, in which colours and how large; and the Forward process panel's switch.
-    fn picture_toolbar_ui(&mut self, ui: &mut egui::Ui) {
-        let latent = self.ctx.is_latent();
-        // Wrapped, so that no control falls off a narrow window.
-        ui.horizontal_wrapped(|ui| {
-            let settings = &mut self.ctx.settings;
-            ui.label("Show:");
-            if !settings.quantity.applies(latent) {
-                settings.quantity = state::Quantity::Noisy;
-            }
-            for v in state::Quantity::ALL.into_iter().filter(|v| v.applies(latent)) {
-                ui.selectable_value(&mut settings.quantity, v, v.label(latent));
-            }
-            ui.separator();
-            ui.label("Colours:");
-            ui.selectable_value(&mut settings.color_map, state::ColorMap::Gray, "gray (out-of-range tinted)");
-            ui.selectable_value(&mut settings.color_map, state::ColorMap::Diverging, "diverging");
-            ui.separator();
-            ui.add(egui::Slider::new(&mut settings.zoom, 1.0..=16.0).step_by(1.0).text("zoom"));
-            ui.separator();
-            self.forward.toggle_ui(ui, &mut self.ctx);
-        });
-        ui.separator();
     }
 }
 
