@@ -34,6 +34,21 @@ pub struct SampleArgs {
     pub edit: EditOptions,
 }
 
+/// The class of each image: `--all-classes` in turn, one `--class`, or none (the unconditional label,
+/// `num_classes`).
+fn classes_of(args: &SampleArgs, num_classes: usize) -> anyhow::Result<Vec<usize>> {
+    Ok(if args.all_classes {
+        let per_class = args.n.div_ceil(num_classes);
+        (0..num_classes).flat_map(|c| std::iter::repeat_n(c, per_class)).take(args.n).collect()
+    } else {
+        match args.class {
+            Some(c) if c >= num_classes => bail!("--class must be below {num_classes}, got {c}"),
+            Some(c) => vec![c; args.n],
+            None => vec![num_classes; args.n],
+        }
+    })
+}
+
 pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     if args.grid.is_none() && args.out_dir.is_none() {
         bail!("nothing to write: give --grid FILE.png and/or --out-dir DIR");
@@ -45,16 +60,7 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
         .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))?;
     let num_classes = config.num_classes;
-    let classes: Vec<usize> = if args.all_classes {
-        let per_class = args.n.div_ceil(num_classes);
-        (0..num_classes).flat_map(|c| std::iter::repeat_n(c, per_class)).take(args.n).collect()
-    } else {
-        match args.class {
-            Some(c) if c >= num_classes => bail!("--class must be below {num_classes}, got {c}"),
-            Some(c) => vec![c; args.n],
-            None => vec![num_classes; args.n],
-        }
-    };
+    let classes = classes_of(args, num_classes)?;
     let sampler = args.sampler.sampler();
     let schedule = args.schedule.beta_schedule_or(checkpoint.header.training_schedule.unwrap_or_default());
     // Everything the user typed is checked before the (possibly slow) device and model start.

@@ -188,6 +188,49 @@ pub struct Training {
     smoothing: LossSmoothing,
 }
 
+/// The trainer of a new run: refused where the folder holds one; the UNet for `data` (latents when
+/// `latent`), checked, with the warm-up fitted to the run's length.
+fn new_trainer(
+    options: &TrainingOptions,
+    files: &TrainingFiles,
+    data: &Dataset,
+    latent: bool,
+    description: String,
+    device: &Device,
+) -> Result<DdpmTrainer, TrainingError> {
+    if let Some(progress) = training_progress(&files.dir).ok().flatten() {
+        return Err(TrainingError::AlreadyHoldsRun {
+            dir: files.dir.clone(),
+            step: progress.step,
+            steps: progress.steps,
+        });
+    }
+    let channels = options.channels.clone().unwrap_or_else(|| default_channels(latent));
+    if channels.is_empty() {
+        return Err(TrainingError::Invalid("the UNet needs at least one level of channels".into()));
+    }
+    let unet = unet_config_for(channels, data.channels, data.height, data.num_classes().max(1));
+    unet.validate().map_err(|e| TrainingError::Invalid(format!("cannot train this UNet: {e}")))?;
+    if options.batch_size == 0 || options.steps == 0 || !(options.learning_rate > 0.0 && options.learning_rate < 1.0) {
+        return Err(TrainingError::Invalid(format!(
+            "steps and batch size must be at least 1 and the learning rate in (0, 1): got {} steps, batch {}, rate {}",
+            options.steps, options.batch_size, options.learning_rate
+        )));
+    }
+    let config = TrainConfig::new()
+        // A short run warms up over its first tenth: 500 steps of warm-up would be all of it.
+        .with_warmup_steps((options.steps / 10).clamp(1, 500))
+        .with_steps(options.steps)
+        .with_batch_size(options.batch_size)
+        .with_learning_rate(options.learning_rate)
+        .with_seed(options.seed);
+    let trainer = DdpmTrainer::new(config, unet, device, description);
+    Ok(match &options.autoencoder {
+        Some(path) => trainer.latent(path.display().to_string()),
+        None => trainer,
+    })
+}
+
 impl Training {
     /// A new run in `options.out` (refused if the folder already holds one), or with `resume` the run the
     /// folder holds, continued exactly where its checkpoint left it (to `options.steps`).
@@ -234,40 +277,7 @@ impl Training {
                 .map_err(|source| TrainingError::NoRunToResume { path: path.clone(), source })?;
             DdpmTrainer::resume(&checkpoint, device, Some(options.steps))?
         } else {
-            if let Some(progress) = training_progress(&files.dir).ok().flatten() {
-                return Err(TrainingError::AlreadyHoldsRun {
-                    dir: files.dir.clone(),
-                    step: progress.step,
-                    steps: progress.steps,
-                });
-            }
-            let channels = options.channels.clone().unwrap_or_else(|| default_channels(autoencoder.is_some()));
-            if channels.is_empty() {
-                return Err(TrainingError::Invalid("the UNet needs at least one level of channels".into()));
-            }
-            let unet = unet_config_for(channels, data.channels, data.height, data.num_classes().max(1));
-            unet.validate().map_err(|e| TrainingError::Invalid(format!("cannot train this UNet: {e}")))?;
-            if options.batch_size == 0
-                || options.steps == 0
-                || !(options.learning_rate > 0.0 && options.learning_rate < 1.0)
-            {
-                return Err(TrainingError::Invalid(format!(
-                    "steps and batch size must be at least 1 and the learning rate in (0, 1): got {} steps, batch {}, rate {}",
-                    options.steps, options.batch_size, options.learning_rate
-                )));
-            }
-            let config = TrainConfig::new()
-                // A short run warms up over its first tenth: 500 steps of warm-up would be all of it.
-                .with_warmup_steps((options.steps / 10).clamp(1, 500))
-                .with_steps(options.steps)
-                .with_batch_size(options.batch_size)
-                .with_learning_rate(options.learning_rate)
-                .with_seed(options.seed);
-            let trainer = DdpmTrainer::new(config, unet, device, description);
-            match &options.autoencoder {
-                Some(path) => trainer.latent(path.display().to_string()),
-                None => trainer,
-            }
+            new_trainer(&options, &files, &data, autoencoder.is_some(), description, device)?
         };
         if trainer.kind == ModelKind::LatentUnet && autoencoder.is_none() {
             return Err(TrainingError::Invalid(format!(
