@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use diffusion_lab::app::LabApp;
-use diffusion_lab::app::state::{RunState, Settings};
+use diffusion_lab::app::state::{RunStatus, Settings};
 use diffusion_lab::app::train_ui::{DataKind, SizePreset, TrainSettings};
 use diffusion_lab::diffusion::Sampler;
 use diffusion_lab::engine::{DeviceChoice, Engine};
@@ -54,29 +54,29 @@ const WINDOW: [f32; 2] = [1280.0, 860.0];
 /// legitimately holds small next to the memory bound (see [`MEMORY_GROWTH_MIB`]).
 const TRAJECTORY_BUDGET: usize = 16 << 20;
 
-// --- The test's only reach into the window's fields. The panels are being redesigned: repoint these. ---
+// --- The test's only reach into the window's fields. (panels own their state; `ctx` is what they share) ---
 
 /// File dialogs off (Save / Export then write into `exports`, Open / Choose say there is no dialog), and
 /// a small budget for recorded frames.
 fn sandbox(app: &mut LabApp, exports: &Path) {
-    app.file_dialogs = false;
-    app.export_dir = exports.to_path_buf();
-    app.trajectory_budget = TRAJECTORY_BUDGET;
+    app.ctx.dialogs.available = false;
+    app.ctx.dialogs.export_dir = exports.to_path_buf();
+    app.ctx.trajectory_budget = TRAJECTORY_BUDGET;
 }
 
 /// How the last Generate ended: `None` while it runs, `Some(Err(..))` when it failed or was cancelled.
 fn run_outcome(app: &LabApp) -> Option<Result<(), String>> {
-    match &app.run {
-        RunState::Finished { cancelled: false, .. } => Some(Ok(())),
-        RunState::Running { .. } => None,
-        other => Some(Err(format!("{other:?}, status {:?}", app.status))),
+    match &app.generate.run {
+        RunStatus::Finished { cancelled: false, .. } => Some(Ok(())),
+        RunStatus::Running { .. } => None,
+        other => Some(Err(format!("{other:?}, status {:?}", app.ctx.status))),
     }
 }
 
 /// Why training with the Train view's settings would be too slow or large for this test, if it would.
 /// The monkey does not press Start / Resume then (the window would train; it is the test's budget).
 fn costly_training(app: &LabApp) -> Option<String> {
-    let t = &app.settings.train;
+    let t = &app.ctx.settings.train;
     let folder = t.data == DataKind::ImageFolder && !t.latent;
     let (size, channels) = if folder { (t.image_size, t.image_channels) } else { (28, 1) };
     if t.batch_size > 32 {
