@@ -618,3 +618,41 @@ fn eval_edits_measures_image_to_image_towards_another_class() {
     assert_eq!(rows[0][2], "0.0 %", "unchanged images are not judged as the next class: {text}");
     assert!(rows[1][4].parse::<f64>().unwrap() > 0.2, "strength 1 replaces the image: {text}");
 }
+
+/// Resuming a run on data with more classes than its model learns is refused with the reason (it used to
+/// panic inside the class embedding; found by tests/monkey.rs), and the run's checkpoint is left as it was.
+#[test]
+fn resuming_on_data_with_more_classes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // Labelled folders: one sub-folder a class.
+    let folder = |name: &str, classes: &[&str]| {
+        let images = dir.path().join(name);
+        for (k, class) in classes.iter().enumerate() {
+            std::fs::create_dir_all(images.join(class)).unwrap();
+            for i in 0..3 {
+                let picture = image::GrayImage::from_pixel(16, 16, image::Luma([40 + 60 * k as u8 + i * 5]));
+                picture.save(images.join(class).join(format!("{i}.png"))).unwrap();
+            }
+        }
+        images
+    };
+    let (two, three) = (folder("two classes", &["a", "b"]), folder("three classes", &["a", "b", "c"]));
+    let run = dir.path().join("run");
+    let run_arg = run.to_str().unwrap();
+    let train = |data: &std::path::Path, more: &[&str]| {
+        let mut args = vec!["train", "--data", data.to_str().unwrap(), "--image-size", "16", "--out", run_arg];
+        args.extend(["--channels", "16,32", "--batch-size", "4", "--steps", "4", "--checkpoint-every", "2"]);
+        args.extend(more);
+        diffusion_lab(&args)
+    };
+    let out = train(&two, &["--max-steps-now", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let checkpoint = std::fs::read(run.join("checkpoint.dlab")).unwrap();
+    let out = train(&three, &["--resume"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("the data has 3 classes but the model learns 2"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(run.join("checkpoint.dlab")).unwrap(), checkpoint, "the run is left as it was");
+    // The same data resumes.
+    let out = train(&two, &["--resume"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -120,6 +120,16 @@ impl PanelContext {
         self.models.info(&self.settings.model)
     }
 
+    /// Checks the settings against the selected model once it has loaded (a model picked, loaded or
+    /// restored may know fewer classes); says what was reset.
+    pub fn sanitize_settings(&mut self) {
+        let Some(num_classes) = self.model_info().map(|m| m.config.num_classes) else { return };
+        let fixed = self.settings.sanitize(num_classes);
+        if !fixed.is_empty() {
+            self.set_status(super::reset_message(&fixed), true);
+        }
+    }
+
     /// The selected model's image size and channels (Fashion-MNIST's before it has loaded).
     pub fn model_shape(&self) -> (usize, usize) {
         self.model_info().map_or((28, 1), |m| (m.config.image_size, m.config.image_channels))

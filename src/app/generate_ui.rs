@@ -248,12 +248,16 @@ fn model_picker_ui(ui: &mut egui::Ui, ctx: &mut PanelContext) {
     let ids: Vec<ModelId> = ctx.models.loaded.iter().map(|m| m.id.clone()).collect();
     ui.horizontal(|ui| {
         let settings = &mut ctx.settings;
+        let before = settings.model.clone();
         egui::ComboBox::from_label("Model").selected_text(settings.model.label()).show_ui(ui, |ui| {
             for id in ids {
                 let label = id.label();
                 ui.selectable_value(&mut settings.model, id, label);
             }
         });
+        if ctx.settings.model != before {
+            ctx.sanitize_settings();
+        }
         if ui.button("Open checkpoint…").on_hover_text("A model file written by diffusion-lab train").clicked() {
             let pick = Pick::File("diffusion-lab checkpoint", &["dlab"]);
             if let Err(message) =

@@ -92,7 +92,7 @@ pub struct LabApp {
 }
 
 /// The status line for settings that were reset to their defaults.
-fn reset_message(fixed: &[String]) -> String {
+pub(crate) fn reset_message(fixed: &[String]) -> String {
     format!("invalid saved settings reset to their defaults: {}", fixed.join(", "))
 }
 
@@ -143,15 +143,6 @@ impl LabApp {
         let b = self.compare.viewer_b.trajectory.as_ref()?;
         let position = b.nearest_noise_level(a.log_snr)?;
         b.frames.get(b.display_position(position, self.ctx.settings.quantity))
-    }
-
-    /// Checks the settings against the selected model once it has loaded; says what was reset.
-    fn sanitize_settings(&mut self) {
-        let Some(num_classes) = self.model_info().map(|m| m.config.num_classes) else { return };
-        let fixed = self.ctx.settings.sanitize(num_classes);
-        if !fixed.is_empty() {
-            self.ctx.set_status(reset_message(&fixed), true);
-        }
     }
 
     /// Why Generate cannot run now, if it cannot.

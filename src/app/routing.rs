@@ -74,7 +74,7 @@ impl LabApp {
                 let selected = info.id == self.ctx.settings.model;
                 self.ctx.models.loaded.push(info);
                 if selected {
-                    self.sanitize_settings();
+                    self.ctx.sanitize_settings();
                 }
             }
             Event::ModelFailed { id: failed, message } => {
@@ -115,7 +115,7 @@ impl LabApp {
             );
             self.ctx.set_status(text, true);
         }
-        self.sanitize_settings();
+        self.ctx.sanitize_settings();
         if let Some(init) = &request.init {
             self.forward.restore_init(&mut self.ctx, init);
         }

@@ -301,6 +301,15 @@ impl Training {
                 s = expected[1]
             )));
         }
+        // A label past the model's classes would index outside its class embedding (a resumed run on other data).
+        let model_classes = trainer.unet_config.num_classes;
+        if data.num_classes() > model_classes {
+            return Err(TrainingError::Invalid(format!(
+                "the data has {} classes but the model learns {model_classes}: resume it on data with at most \
+                 {model_classes} classes, or start a new run",
+                data.num_classes()
+            )));
+        }
         let log = csv_log_from_step(&files.loss_log(), LOSS_LOG_HEADER, trainer.step)?;
         // A resumed run's curve carries on smoothly from the steps it has logged.
         let mut smoothing = LossSmoothing::default();

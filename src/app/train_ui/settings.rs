@@ -263,20 +263,23 @@ pub(super) fn model_settings_ui(ui: &mut egui::Ui, train: &mut TrainSettings, cl
 /// "Choose…" was clicked.
 pub(super) fn run_settings_ui(ui: &mut egui::Ui, train: &mut TrainSettings) -> bool {
     egui::Grid::new("train_settings").num_columns(2).show(ui, |ui| {
-        ui.label("Steps");
-        ui.add(egui::DragValue::new(&mut train.steps).range(1..=1_000_000).speed(10.0));
+        let label = ui.label("Steps");
+        ui.add(egui::DragValue::new(&mut train.steps).range(1..=1_000_000).speed(10.0)).labelled_by(label.id);
         ui.end_row();
-        ui.label("Batch size");
-        ui.add(egui::DragValue::new(&mut train.batch_size).range(1..=1024));
+        let label = ui.label("Batch size");
+        ui.add(egui::DragValue::new(&mut train.batch_size).range(1..=1024)).labelled_by(label.id);
         ui.end_row();
-        ui.label("Learning rate");
-        ui.add(egui::DragValue::new(&mut train.learning_rate).range(1e-6..=0.1).speed(1e-5).max_decimals(6));
+        let label = ui.label("Learning rate");
+        let rate = egui::DragValue::new(&mut train.learning_rate).range(1e-6..=0.1).speed(1e-5).max_decimals(6);
+        ui.add(rate).labelled_by(label.id);
         ui.end_row();
-        ui.label("Checkpoint every");
-        ui.add(egui::DragValue::new(&mut train.checkpoint_every).range(1..=100_000).suffix(" steps"));
+        let label = ui.label("Checkpoint every");
+        ui.add(egui::DragValue::new(&mut train.checkpoint_every).range(1..=100_000).suffix(" steps"))
+            .labelled_by(label.id);
         ui.end_row();
-        ui.label("Samples every");
-        ui.add(egui::DragValue::new(&mut train.preview_every).range(1..=100_000).suffix(" steps"));
+        let label = ui.label("Samples every");
+        ui.add(egui::DragValue::new(&mut train.preview_every).range(1..=100_000).suffix(" steps"))
+            .labelled_by(label.id);
         ui.end_row();
     });
     let mut choose = false;
