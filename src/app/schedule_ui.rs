@@ -51,8 +51,8 @@ pub fn range_warning(edited: (f64, f64), trained: Option<(f64, f64)>) -> Option<
     let slack = 0.25;
     if noisiest < low - slack || cleanest > high + slack {
         Some(format!(
-            "This schedule visits log-SNR {noisiest:.1} .. {cleanest:.1}; the model was trained on {low:.1} .. {high:.1}. \
-             Outside that range its predictions are extrapolations."
+            "This schedule visits log-SNR {noisiest:.1} .. {cleanest:.1}; the model was trained on \
+             {low:.1} .. {high:.1}. Outside that range its predictions are extrapolations."
         ))
     } else {
         None

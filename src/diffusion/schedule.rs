@@ -86,7 +86,8 @@ pub enum ScheduleError {
     BetaOrder { start: f64, end: f64 },
     #[error(
         "the terminal alpha_bar of this schedule is {alpha_bar:e} (at most zero signal): epsilon prediction \
-         would divide by zero; lower beta_end or the number of steps (alpha_bar_T must be at least {MIN_TERMINAL_ALPHA_BAR:e})"
+         would divide by zero; lower beta_end or the number of steps (alpha_bar_T must be at least \
+         {MIN_TERMINAL_ALPHA_BAR:e})"
     )]
     ZeroTerminalSnr { alpha_bar: f64 },
 }
@@ -431,7 +432,11 @@ pub fn terminal_warning(schedule: &NoiseSchedule) -> Option<String> {
     let (near, own) = sweep_rows_near(terminal.alpha_bar);
     let beta_end = near.beta_end.map_or(String::new(), |b| format!(", β_end {b}"));
     Some(format!(
-        "x_T still holds {:.0} % of the image (sqrt(ᾱ_T) = {:.3}), but sampling starts from pure noise, so the first steps denoise something the schedule never makes and samples lose class and contrast. Measured (built-in pixel model, 300 samples): {} T = {}{beta_end} (ᾱ_T = {}) scores FD {:.1} with {:.1} % judged their class, its own cosine schedule FD {:.1} and {:.1} %; quality falls once ᾱ_T passes about {TERMINAL_ALPHA_BAR_LIMIT}.",
+        "x_T still holds {:.0} % of the image (sqrt(ᾱ_T) = {:.3}), but sampling starts from pure noise, so the \
+         first steps denoise something the schedule never makes and samples lose class and contrast. Measured \
+         (built-in pixel model, 300 samples): {} T = {}{beta_end} (ᾱ_T = {}) scores FD {:.1} with {:.1} % judged \
+         their class, its own cosine schedule FD {:.1} and {:.1} %; quality falls once ᾱ_T passes about \
+         {TERMINAL_ALPHA_BAR_LIMIT}.",
         100.0 * terminal.signal(),
         terminal.signal(),
         near.kind,

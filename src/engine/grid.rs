@@ -133,7 +133,8 @@ impl FromStr for GridSetting {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum GridError {
     #[error(
-        "unknown grid setting `{0}`: use guidance, steps, sampler, spacing, eta, class, seed, timesteps, schedule or strength"
+        "unknown grid setting `{0}`: use guidance, steps, sampler, spacing, eta, class, seed, timesteps, \
+         schedule or strength"
     )]
     UnknownSetting(String),
     #[error("an axis is written SETTING=VALUE,VALUE,... (e.g. guidance=0,1,2,4), got `{0}`")]

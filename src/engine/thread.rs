@@ -365,10 +365,8 @@ mod tests {
         assert_eq!(literal.as_deref(), Some("plain"));
 
         let event = panic_event(&Command::InjectPanic { job: 4 })("boom".into());
-        assert!(
-            matches!(&event, Event::Failed { job: 4, message } if message == "the run failed with an internal error: boom"),
-            "{event:?}"
-        );
+        let expected = "the run failed with an internal error: boom";
+        assert!(matches!(&event, Event::Failed { job: 4, message } if message == expected), "{event:?}");
         let event =
             panic_event(&Command::Forward { schedule: crate::diffusion::BetaSchedule::linear(10), t: 1, seed: 0 })(
                 "boom".into(),
