@@ -640,6 +640,95 @@ impl SamplingPlan {
     }
 }
 
+/// One weighted term of a step's update: x_{t'} is the sum over the terms of `coefficient` × `value`.
+#[derive(Clone, Debug)]
+pub struct Term<const D: usize> {
+    /// What the update multiplies, as the formula writes it (see [`SamplingPlan::terms`]).
+    pub symbol: &'static str,
+    pub coefficient: f64,
+    pub value: Tensor<D>,
+}
+
+/// A step taken apart: x̂_0 before and after clipping, and the weighted terms whose sum is x_{t'}.
+#[derive(Clone, Debug)]
+pub struct StepTerms<const D: usize> {
+    /// (x_t - sqrt(1 - ᾱ_t) ε̂) / sqrt(ᾱ_t) before clipping; its difference to `x0_pred` is what clipping
+    /// removed.
+    pub x0_unclipped: Tensor<D>,
+    pub x0_pred: Tensor<D>,
+    pub terms: Vec<Term<D>>,
+}
+
+impl<const D: usize> StepTerms<D> {
+    /// x_{t'}: the sum of the weighted terms (`None` for a step without any).
+    pub fn sum(&self) -> Option<Tensor<D>> {
+        self.terms.iter().map(|t| t.value.clone().mul_scalar(t.coefficient)).reduce(|a, b| a.add(b))
+    }
+}
+
+/// The symbols [`SamplingPlan::terms`] names its terms with.
+pub const X0: &str = "x̂_0";
+pub const X0_PREVIOUS: &str = "x̂_0 of the previous step";
+pub const X_T: &str = "x_t";
+pub const EPS: &str = "ε̂";
+pub const EPS_SECOND: &str = "ε̂' at the Euler point";
+pub const NOISE: &str = "z";
+
+impl SamplingPlan {
+    /// Step `i` as a sum of weighted terms, from the same inputs as [`Self::step`], whose result it equals:
+    /// DDPM's c₀ x̂_0 + c₁ x_t + σ z; DDIM's (and Euler's) sqrt(ᾱ_{t'}) x̂_0 + sqrt(1 - ᾱ_{t'} - σ²) ε̂ + σ z;
+    /// DPM-Solver++(2M)'s two x̂_0 (this step's and the previous one's) beside x_t; Heun's
+    /// c x_t + c' ε̂ + c' ε̂', with ε̂' the network at the point the Euler step reached. ε̂ is the one consistent
+    /// with the clipped x̂_0. Terms with a zero coefficient are left out.
+    pub fn terms<const D: usize>(
+        &self,
+        i: usize,
+        x_t: Tensor<D>,
+        eps: Tensor<D>,
+        noise: Option<Tensor<D>>,
+        previous_x0: Option<&Tensor<D>>,
+        evaluate: &mut dyn FnMut(Tensor<D>, f64) -> Tensor<D>,
+    ) -> StepTerms<D> {
+        let step = self.steps[i];
+        let inv_sqrt_alpha_bar = 1.0 / step.alpha_bar.sqrt();
+        let x0_unclipped = x_t
+            .clone()
+            .mul_scalar(inv_sqrt_alpha_bar)
+            .sub(eps.clone().mul_scalar(step.one_minus_alpha_bar.sqrt() * inv_sqrt_alpha_bar));
+        let x0_pred = self.predict_x0(i, x_t.clone(), eps.clone());
+        let eps_hat = self.eps_at(step.alpha_bar, step.one_minus_alpha_bar, x_t.clone(), &x0_pred, eps);
+        let term = |symbol, coefficient, value: &Tensor<D>| Term { symbol, coefficient, value: value.clone() };
+        let mut terms = vec![term(X0, step.coef_x0, &x0_pred)];
+        if let Some(previous) = previous_x0.filter(|_| step.coef_x0_prev != 0.0) {
+            terms.push(term(X0_PREVIOUS, step.coef_x0_prev, previous));
+        }
+        if step.coef_xt != 0.0 {
+            terms.push(term(X_T, step.coef_xt, &x_t));
+        }
+        if step.coef_eps != 0.0 {
+            terms.push(term(EPS, step.coef_eps, &eps_hat));
+        }
+        if let Some(z) = noise.filter(|_| step.noise_std > 0.0) {
+            terms.push(term(NOISE, step.noise_std, &z));
+        }
+        terms.retain(|t| t.coefficient != 0.0);
+        // Heun: the terms above are the Euler step; its end is where the second evaluation looks.
+        if let Some(c) = step.correction {
+            let euler = StepTerms { x0_unclipped: x0_unclipped.clone(), x0_pred: x0_pred.clone(), terms };
+            let point = euler.sum().unwrap_or_else(|| x_t.zeros_like());
+            let eps_next = evaluate(point.clone(), c.log_snr);
+            let x0_next = self.x0_at(c.alpha_bar, c.one_minus_alpha_bar, point.clone(), eps_next.clone());
+            let eps_next = self.eps_at(c.alpha_bar, c.one_minus_alpha_bar, point, &x0_next, eps_next);
+            terms = vec![
+                term(X_T, c.coef_xt, &x_t),
+                term(EPS, c.coef_eps, &eps_hat),
+                term(EPS_SECOND, c.coef_eps, &eps_next),
+            ];
+        }
+        StepTerms { x0_unclipped, x0_pred, terms }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -792,6 +881,48 @@ mod tests {
         let inside = values(plan.predict_x0(9, x_t.clone(), Tensor::<2>::zeros([1, 2], &device)));
         let alpha_bar = plan.steps[9].alpha_bar as f32;
         assert!((inside[0] - 0.5 / alpha_bar.sqrt()).abs() < 1e-5 && inside[0].abs() < 4.0, "{inside:?}");
+    }
+
+    /// The terms of a step add up to the step's x_{t'}, for every sampler, at its first, a middle and its
+    /// last step, with clipping on (ε̂ then differs from the network's ε) and a second evaluation for Heun.
+    #[test]
+    fn the_terms_of_every_sampler_add_up_to_its_step() {
+        let device = Device::flex();
+        let schedule = BetaSchedule::cosine(1000).build().unwrap();
+        let samplers = [
+            Sampler::ddpm(DdpmVariance::BetaTilde),
+            Sampler::ddpm(DdpmVariance::Beta),
+            Sampler::ddim(20, 0.0),
+            Sampler::ddim(20, 1.0),
+            Sampler::new(Method::Euler, 20),
+            Sampler::new(Method::EulerAncestral, 20),
+            Sampler::new(Method::Heun, 10),
+            Sampler::new(Method::DpmSolver2M, 20),
+            Sampler::new(Method::DpmSolver2MSde, 20),
+        ];
+        let mut source = NoiseSource::new(11);
+        let mut tensor = |scale: f32| {
+            let values: Vec<f32> = source.values(2 * 16).into_iter().map(|v| v * scale).collect();
+            Tensor::<2>::from_data(burn::tensor::TensorData::new(values, [2, 16]), &device)
+        };
+        for sampler in samplers {
+            let plan = sampler.with_clip_x0(true).plan(&schedule).unwrap();
+            let last = plan.len() - 1;
+            for i in [0, last / 2, last] {
+                let (x_t, eps, z, previous) = (tensor(1.0), tensor(1.0), tensor(1.0), tensor(0.5));
+                // A network of the point it is asked about, the same in both calls.
+                let net = |x: Tensor<2>, log_snr: f64| x.mul_scalar(0.3).add_scalar(0.01 * log_snr.clamp(-20.0, 20.0));
+                let step =
+                    plan.step(i, x_t.clone(), eps.clone(), Some(z.clone()), Some(&previous), &mut |x, l| net(x, l));
+                let parts = plan.terms(i, x_t, eps, Some(z), Some(&previous), &mut |x, l| net(x, l));
+                let difference = values(parts.sum().unwrap().sub(step.x_prev))
+                    .iter()
+                    .fold(0.0f32, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d.abs()) });
+                assert!(difference < 1e-4, "{}, step {i}: terms differ from the step by {difference}", sampler.label());
+                assert_eq!(values(parts.x0_pred), values(step.x0_pred), "{}, step {i}", sampler.label());
+                assert!(parts.terms.iter().all(|t| t.coefficient != 0.0 && t.coefficient.is_finite()));
+            }
+        }
     }
 
     /// Runs `sampler` over the quadratic schedule (T = 1000) from a fixed x_T, with the k-th network evaluation
