@@ -7,6 +7,7 @@ pub mod edit;
 pub mod forward;
 pub mod heun;
 pub mod noise;
+pub mod posterior;
 pub mod sampler;
 pub mod schedule;
 
