@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use eframe::egui::{self, TextureHandle, TextureOptions};
+use eframe::egui::{self, TextureHandle};
 
+use super::colors::TextureCache;
 use super::colors::color_image_of;
 use super::context::{PanelContext, Request};
 use super::dialogs::{FileEvent, Pick};
@@ -15,6 +16,27 @@ use crate::engine::{Event, ForwardSource};
 
 /// Fixed so that scrubbing t shows one noise pattern growing, not a new one each time.
 const FORWARD_NOISE_SEED: u64 = 2020;
+
+/// x_0, x_t and the pure noise ε as drawn.
+type Pictures = (TextureHandle, TextureHandle, Option<TextureHandle>);
+
+/// The panel's three textures, each keyed by what it shows: x_0 by (its generation, colour map, mask), x_t by
+/// (x_0's generation, x_t's serial, colour map), ε by (x_t's serial, colour map).
+struct ForwardTextures {
+    clean: TextureCache<(usize, ColorMap, usize)>,
+    noisy: TextureCache<(usize, usize, ColorMap)>,
+    noise: TextureCache<(usize, ColorMap)>,
+}
+
+impl Default for ForwardTextures {
+    fn default() -> Self {
+        Self {
+            clean: TextureCache::new("forward_x0"),
+            noisy: TextureCache::new("forward_xt"),
+            noise: TextureCache::new("forward_noise"),
+        }
+    }
+}
 
 /// The Forward process panel: its x_0 (a test image, a file or a frame of the run), t, the x_t and ε the
 /// engine noised it with, and the inpainting mask painted on x_0.
@@ -32,9 +54,7 @@ pub struct ForwardPanel {
     requested: Option<(BetaSchedule, usize, usize)>,
     /// Bumped whenever a new x_0 arrives.
     generation: usize,
-    textures: Option<(TextureHandle, TextureHandle, Option<TextureHandle>)>,
-    /// The textures show this: (x_0 generation, x_t serial, colour map, mask serial).
-    texture_key: Option<(usize, usize, super::state::ColorMap, usize)>,
+    textures: ForwardTextures,
     /// Bumped whenever an x_t arrives: a schedule edit at the same t brings a new x_t.
     pub frame_serial: usize,
     /// The model x_0 was loaded for (a latent model encodes it), and the file it came from, if any.
@@ -87,8 +107,9 @@ impl ForwardPanel {
     }
 
     /// Whether the pictures on screen show the latest x_0 and x_t in `map`.
-    pub fn pictures_are_current(&self, map: super::state::ColorMap) -> bool {
-        self.texture_key == Some((self.generation, self.frame_serial, map, self.mask_serial))
+    pub fn pictures_are_current(&self, map: ColorMap) -> bool {
+        self.textures.clean.shows(&(self.generation, map, self.mask_serial))
+            && self.textures.noisy.shows(&(self.generation, self.frame_serial, map))
     }
 
     pub fn set_x0(&mut self, x0: Arc<Vec<f32>>, shape: [usize; 4], label: String) {
@@ -209,45 +230,42 @@ impl ForwardPanel {
         })
     }
 
-    /// x_0 (with the mask tinted), x_t and ε as textures, made again only when one of them changed.
-    fn update_textures(&mut self, egui_ctx: &egui::Context, x0: &[f32], shape: [usize; 4], map: ColorMap) {
-        let key = (self.generation, self.frame_serial, map, self.mask_serial);
-        if self.texture_key != Some(key) {
+    /// x_0 (with the mask tinted), x_t and the pure noise ε as textures, each made again only when what it
+    /// shows changed; the noise only once an x_t has come with it.
+    fn textures(&mut self, egui_ctx: &egui::Context, x0: &[f32], shape: [usize; 4], map: ColorMap) -> Option<Pictures> {
+        let (mask, x_t, noise) = (&self.mask, &self.x_t, &self.noise);
+        let clean = self.textures.clean.get(egui_ctx, (self.generation, map, self.mask_serial), || {
             let mut clean = color_image_of(x0, shape, map);
             // The region to repaint, tinted.
-            if let Some(mask) = self.mask.as_ref().filter(|m| m.len() == clean.pixels.len()) {
+            if let Some(mask) = mask.as_ref().filter(|m| m.len() == clean.pixels.len()) {
                 for (pixel, m) in clean.pixels.iter_mut().zip(mask) {
                     if *m != 0 {
                         *pixel = egui::Color32::from_rgb(pixel.r() / 2 + 120, pixel.g() / 3, pixel.b() / 3);
                     }
                 }
             }
-            let noisy = match &self.x_t {
+            Some(clean)
+        })?;
+        let noisy = self.textures.noisy.get(egui_ctx, (self.generation, self.frame_serial, map), || {
+            Some(match x_t {
                 Some((_, x_t, shape)) => color_image_of(x_t, *shape, map),
                 None => color_image_of(x0, shape, map),
-            };
-            let noise = match (&self.x_t, &self.noise) {
-                (Some((_, _, shape)), Some(noise)) => Some(egui_ctx.load_texture(
-                    "forward_noise",
-                    color_image_of(noise, *shape, map),
-                    TextureOptions::NEAREST,
-                )),
-                _ => None,
-            };
-            self.textures = Some((
-                egui_ctx.load_texture("forward_x0", clean, TextureOptions::NEAREST),
-                egui_ctx.load_texture("forward_xt", noisy, TextureOptions::NEAREST),
-                noise,
-            ));
-            self.texture_key = Some(key);
-        }
+            })
+        })?;
+        let noise = match (x_t, noise) {
+            (Some((_, _, shape)), Some(noise)) => {
+                self.textures.noise.get(egui_ctx, (self.frame_serial, map), || Some(color_image_of(noise, *shape, map)))
+            }
+            _ => None,
+        };
+        Some((clean, noisy, noise))
     }
 
     /// x_0 (painted on with the mask tools), x_t, and at t = T pure noise beside it with what that means.
-    fn pictures_ui(&mut self, ui: &mut egui::Ui, ctx: &PanelContext, size: usize) {
+    fn pictures_ui(&mut self, ui: &mut egui::Ui, ctx: &PanelContext, size: usize, pictures: Option<Pictures>) {
         let schedule = ctx.settings.schedule;
         let steps = schedule.steps.max(1);
-        if let Some((clean, noisy, noise)) = self.textures.clone() {
+        if let Some((clean, noisy, noise)) = pictures {
             let zoom = ctx.settings.zoom;
             // From the slider, not from the x_t that arrives later: the layout changes in the frame the slider
             // moves, never under the pointer on its way to a button.
@@ -344,8 +362,8 @@ impl ForwardPanel {
             let i = self.t - 1;
             ui.label(format!("ᾱ_t = {:.4}, log-SNR = {:.2}", s.alpha_bar[i], s.log_snr[i]));
         }
-        self.update_textures(ui.ctx(), &x0, shape, ctx.settings.color_map);
-        self.pictures_ui(ui, ctx, shape[2]);
+        let pictures = self.textures(ui.ctx(), &x0, shape, ctx.settings.color_map);
+        self.pictures_ui(ui, ctx, shape[2], pictures);
         ui.weak(label);
         self.editing_ui(ui, ctx);
     }
