@@ -578,10 +578,24 @@ impl SamplingPlan {
         x_t: Tensor<D>,
         eps: Tensor<D>,
     ) -> Tensor<D> {
-        let inv_sqrt_alpha_bar = 1.0 / alpha_bar.sqrt();
-        let noise_to_signal = one_minus_alpha_bar.sqrt() * inv_sqrt_alpha_bar;
-        let x0 = x_t.mul_scalar(inv_sqrt_alpha_bar).sub(eps.mul_scalar(noise_to_signal));
+        self.clip(x0_unclipped(alpha_bar, one_minus_alpha_bar, x_t, eps))
+    }
+
+    /// x̂_0 clipped to [-bound, bound] when the plan clips.
+    fn clip<const D: usize>(&self, x0: Tensor<D>) -> Tensor<D> {
         if self.clip_x0 { x0.clamp(-self.x0_bound, self.x0_bound) } else { x0 }
+    }
+
+    /// Heun's ε̂' at the point the Euler step reached (consistent with its clipped x̂_0, as ε̂ is).
+    fn second_evaluation<const D: usize>(
+        &self,
+        c: Correction,
+        point: Tensor<D>,
+        evaluate: &mut dyn FnMut(Tensor<D>, f64) -> Tensor<D>,
+    ) -> Tensor<D> {
+        let eps_next = evaluate(point.clone(), c.log_snr);
+        let x0_next = self.x0_at(c.alpha_bar, c.one_minus_alpha_bar, point.clone(), eps_next.clone());
+        self.eps_at(c.alpha_bar, c.one_minus_alpha_bar, point, &x0_next, eps_next)
     }
 
     /// ε̂ consistent with the (possibly clipped) x̂_0: ε̂ = (x_t - sqrt(ᾱ_t) x̂_0) / sqrt(1 - ᾱ_t).
@@ -631,13 +645,18 @@ impl SamplingPlan {
             x_prev = x_prev.add(z.mul_scalar(step.noise_std));
         }
         if let (Some(c), Some(eps_hat)) = (step.correction, eps_hat) {
-            let eps_next = evaluate(x_prev.clone(), c.log_snr);
-            let x0_next = self.x0_at(c.alpha_bar, c.one_minus_alpha_bar, x_prev.clone(), eps_next.clone());
-            let eps_next = self.eps_at(c.alpha_bar, c.one_minus_alpha_bar, x_prev, &x0_next, eps_next);
+            let eps_next = self.second_evaluation(c, x_prev, evaluate);
             x_prev = x_t.mul_scalar(c.coef_xt).add(eps_hat.add(eps_next).mul_scalar(c.coef_eps));
         }
         StepOutput { x_prev, x0_pred }
     }
+}
+
+/// x̂_0 = (x_t - sqrt(1 - ᾱ) ε) / sqrt(ᾱ), before any clipping.
+fn x0_unclipped<const D: usize>(alpha_bar: f64, one_minus_alpha_bar: f64, x_t: Tensor<D>, eps: Tensor<D>) -> Tensor<D> {
+    let inv_sqrt_alpha_bar = 1.0 / alpha_bar.sqrt();
+    let noise_to_signal = one_minus_alpha_bar.sqrt() * inv_sqrt_alpha_bar;
+    x_t.mul_scalar(inv_sqrt_alpha_bar).sub(eps.mul_scalar(noise_to_signal))
 }
 
 /// One weighted term of a step's update: x_{t'} is the sum over the terms of `coefficient` × `value`.
@@ -690,12 +709,8 @@ impl SamplingPlan {
         evaluate: &mut dyn FnMut(Tensor<D>, f64) -> Tensor<D>,
     ) -> StepTerms<D> {
         let step = self.steps[i];
-        let inv_sqrt_alpha_bar = 1.0 / step.alpha_bar.sqrt();
-        let x0_unclipped = x_t
-            .clone()
-            .mul_scalar(inv_sqrt_alpha_bar)
-            .sub(eps.clone().mul_scalar(step.one_minus_alpha_bar.sqrt() * inv_sqrt_alpha_bar));
-        let x0_pred = self.predict_x0(i, x_t.clone(), eps.clone());
+        let x0_unclipped = x0_unclipped(step.alpha_bar, step.one_minus_alpha_bar, x_t.clone(), eps.clone());
+        let x0_pred = self.clip(x0_unclipped.clone());
         let eps_hat = self.eps_at(step.alpha_bar, step.one_minus_alpha_bar, x_t.clone(), &x0_pred, eps);
         let term = |symbol, coefficient, value: &Tensor<D>| Term { symbol, coefficient, value: value.clone() };
         let mut terms = vec![term(X0, step.coef_x0, &x0_pred)];
@@ -716,9 +731,7 @@ impl SamplingPlan {
         if let Some(c) = step.correction {
             let euler = StepTerms { x0_unclipped: x0_unclipped.clone(), x0_pred: x0_pred.clone(), terms };
             let point = euler.sum().unwrap_or_else(|| x_t.zeros_like());
-            let eps_next = evaluate(point.clone(), c.log_snr);
-            let x0_next = self.x0_at(c.alpha_bar, c.one_minus_alpha_bar, point.clone(), eps_next.clone());
-            let eps_next = self.eps_at(c.alpha_bar, c.one_minus_alpha_bar, point, &x0_next, eps_next);
+            let eps_next = self.second_evaluation(c, point, evaluate);
             terms = vec![
                 term(X_T, c.coef_xt, &x_t),
                 term(EPS, c.coef_eps, &eps_hat),
