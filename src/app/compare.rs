@@ -306,7 +306,6 @@ impl ComparePanel {
         // B streams like A (it is scrubbed); a grid cell needs only its result.
         let job = ctx.engine.generate(request, target == Target::B);
         self.running = Some((job, target));
-        ctx.running = true;
         if target == Target::B {
             self.b_job = Some(job);
         }

@@ -82,7 +82,8 @@ pub struct PanelContext {
     pub generate_blocker: Option<String>,
     /// The Generate page's frame on screen this frame (for "Use the frame on screen").
     pub frame_on_screen: Option<Frame>,
-    /// Whether the engine is busy with a run of ours (the main run, B or a grid cell).
+    /// Whether the engine is busy with a run of ours (the main run, B or a grid cell), as the frame began
+    /// (like `generate_blocker` and `frame_on_screen`, set by the window before the panels draw).
     pub running: bool,
     /// What the panels asked for this frame, in order.
     pub requests: Vec<Request>,
@@ -110,7 +111,7 @@ impl PanelContext {
         self.status = Some(StatusMessage { text: text.into(), is_error });
     }
 
-    /// Clears the status line unless it shows an error (an error stays until the next message).
+    /// Clears the status line (a new run or training start: what it said no longer applies).
     pub fn clear_status(&mut self) {
         self.status = None;
     }

@@ -194,7 +194,6 @@ impl LabApp {
         self.compare.clear_queue();
         self.compare.running = None;
         self.generate.start(&mut self.ctx, request);
-        self.ctx.running = true;
     }
 
     pub fn cancel(&mut self) {

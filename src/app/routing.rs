@@ -46,7 +46,6 @@ impl LabApp {
         if end.is_some() {
             self.compare.start_next_queued(&mut self.ctx, self.generate.is_running());
         }
-        self.ctx.running = self.is_running();
     }
 
     /// The device and the models: what the status bar and the model pickers show.
