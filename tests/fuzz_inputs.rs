@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use diffusion_lab::app::state::Settings;
 use diffusion_lab::data::idx::write_idx;
+use diffusion_lab::engine::png_settings::settings_text;
 use diffusion_lab::fuzz_checks::TARGETS;
-use diffusion_lab::images::{Picture, png_bytes, settings_text};
+use diffusion_lab::images::{Picture, png_bytes};
 use diffusion_lab::model::checkpoint::{Checkpoint, CheckpointHeader, ModelKind, bytes_from_module};
 
 fn fuzz_dir(kind: &str, target: &str) -> PathBuf {
@@ -145,8 +146,8 @@ fn write_seeds() {
     }
 
     // A PNG as the app writes it, and its settings text alone.
-    let request = serde_json::to_value(Settings::default().request()).unwrap();
-    let text = settings_text(request, serde_json::json!({ "t": 0 }));
+    let request = Settings::default().request();
+    let text = settings_text(&request, serde_json::json!({ "t": 0 }));
     let picture = Picture { width: 2, height: 2, channels: 1, pixels: vec![0, 64, 128, 255] };
     write("png_text", "frame.png", &png_bytes(&picture, &text).unwrap());
     write("settings", "settings.json", text[0].1.as_bytes());

@@ -69,10 +69,11 @@ fn the_checkpoint_header_never_panics() {
 
 #[test]
 fn the_png_settings_reader_never_panics() {
-    use diffusion_lab::images::{Picture, png_bytes, settings_text};
-    let request = serde_json::to_value(diffusion_lab::app::state::Settings::default().request()).unwrap();
+    use diffusion_lab::engine::png_settings::settings_text;
+    use diffusion_lab::images::{Picture, png_bytes};
+    let request = diffusion_lab::app::state::Settings::default().request();
     let picture = Picture { width: 4, height: 4, channels: 1, pixels: vec![128; 16] };
-    let png = png_bytes(&picture, &settings_text(request, serde_json::json!({ "t": 0 }))).unwrap();
+    let png = png_bytes(&picture, &settings_text(&request, serde_json::json!({ "t": 0 }))).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("settings.png");
     never_panics("PNG settings", 4, &png, 3_000, |bytes| {

@@ -3,6 +3,7 @@
 use super::*;
 use diffusion_lab::engine::GenerateRequest;
 use diffusion_lab::engine::grid::{GridAxis, grid_requests, grid_settings_json};
+use diffusion_lab::engine::png_settings::settings_text;
 use diffusion_lab::images::GridLabels;
 
 #[derive(Args, Debug)]
@@ -90,12 +91,7 @@ pub(super) fn grid(args: &GridArgs) -> anyhow::Result<()> {
         rows: args.y.values.clone(),
     };
     let picture = images::labelled_grid(&pictures, &labels, 4);
-    let base_json = serde_json::to_value(&base)?;
-    images::save_png(
-        &args.out,
-        &picture,
-        &images::settings_text(base_json, grid_settings_json(&args.x, &args.y, &cells)),
-    )?;
+    images::save_png(&args.out, &picture, &settings_text(&base, grid_settings_json(&args.x, &args.y, &cells)))?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 use super::*;
 use diffusion_lab::engine::GenerateRequest;
+use diffusion_lab::engine::png_settings::settings_text;
 use diffusion_lab::images::GridLabels;
 
 #[derive(Args, Debug)]
@@ -110,11 +111,7 @@ pub(super) fn interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
     let extra = serde_json::json!({ "interpolation": requests });
     // Restored in the window, the strip's settings are its far end's: A's seed and class, and where u = 1 goes.
     let far_end = GenerateRequest { interpolate: requests.last().and_then(|r| r.interpolate), ..base.clone() };
-    images::save_png(
-        &args.out,
-        &images::labelled_grid(&cells, &labels, 4),
-        &images::settings_text(serde_json::to_value(&far_end)?, extra),
-    )?;
+    images::save_png(&args.out, &images::labelled_grid(&cells, &labels, 4), &settings_text(&far_end, extra))?;
     eprintln!("wrote {}", args.out.display());
     if let Some(path) = &args.gif {
         let gif = images::gif_bytes(&images::there_and_back(&pictures))?;

@@ -1,6 +1,7 @@
 //! `sample`: images from a trained model, as a grid and/or one PNG each, with their settings.
 
 use super::*;
+use diffusion_lab::engine::png_settings::settings_text;
 
 #[derive(Args, Debug)]
 pub struct SampleArgs {
@@ -113,24 +114,21 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     // window draws x_T for a batch from the seed as `sample` draws its first batch, so an image of the
     // first batch (up to the window's largest batch) comes back as it is here.
     let app_model = app_model_id(&args.models.model);
-    let request_for = |class: usize| {
-        serde_json::to_value(diffusion_lab::engine::GenerateRequest {
-            model: app_model.clone(),
-            schedule,
-            sampler,
-            seed: args.seed,
-            batch: classes.len().min(SAMPLE_BATCH).min(diffusion_lab::engine::generate::MAX_BATCH),
-            class: (class < num_classes).then_some(class),
-            guidance: args.guidance,
-            init: init.clone(),
-            interpolate: None,
-        })
-        .unwrap_or_default()
+    let request_for = |class: usize| diffusion_lab::engine::GenerateRequest {
+        model: app_model.clone(),
+        schedule,
+        sampler,
+        seed: args.seed,
+        batch: classes.len().min(SAMPLE_BATCH).min(diffusion_lab::engine::generate::MAX_BATCH),
+        class: (class < num_classes).then_some(class),
+        guidance: args.guidance,
+        init: init.clone(),
+        interpolate: None,
     };
     if let Some(path) = &args.grid {
         let columns =
             if args.all_classes { args.n.div_ceil(num_classes) } else { (args.n as f64).sqrt().ceil() as usize };
-        let text = images::settings_text(request_for(classes[0]), serde_json::json!({ "classes": classes }));
+        let text = settings_text(&request_for(classes[0]), serde_json::json!({ "classes": classes }));
         images::save_png(path, &images::grid(&pictures, columns, 2), &text)?;
         eprintln!("wrote {}", path.display());
     }
@@ -139,7 +137,7 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
         for (i, (picture, class)) in pictures.iter().zip(&classes).enumerate() {
             let name =
                 if *class < num_classes { format!("{i:05}-class{class}.png") } else { format!("{i:05}-any.png") };
-            let text = images::settings_text(request_for(*class), serde_json::json!({ "index": i }));
+            let text = settings_text(&request_for(*class), serde_json::json!({ "index": i }));
             images::save_png(&dir.join(name), picture, &text)?;
         }
         eprintln!("wrote {} images to {}", pictures.len(), dir.display());

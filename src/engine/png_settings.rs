@@ -5,7 +5,11 @@
 use std::path::Path;
 
 use super::GenerateRequest;
-use crate::images::{ImageError, SETTINGS_CHUNK, png_text};
+use crate::images::{ImageError, png_text};
+
+/// The PNG text chunk keyword under which every PNG diffusion-lab writes (the window's exports and
+/// `sample`'s images and grids) carries its settings.
+pub const SETTINGS_CHUNK: &str = "diffusion-lab";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PngSettingsError {
@@ -20,7 +24,11 @@ pub enum PngSettingsError {
 /// The PNG text chunks for `request` and what else the picture records (`extra`: t, the quantity shown,
 /// a grid's axes…): `{"request": …, …extra}` under [`SETTINGS_CHUNK`].
 pub fn settings_text(request: &GenerateRequest, extra: serde_json::Value) -> Vec<(String, String)> {
-    crate::images::settings_text(serde_json::to_value(request).unwrap_or_default(), extra)
+    let mut value = serde_json::json!({ "request": request });
+    if let (Some(map), serde_json::Value::Object(extra)) = (value.as_object_mut(), extra) {
+        map.extend(extra);
+    }
+    vec![(SETTINGS_CHUNK.to_string(), value.to_string())]
 }
 
 /// The generation settings saved in the PNG at `path`.

@@ -230,20 +230,6 @@ pub fn there_and_back(pictures: &[Picture]) -> Vec<(Picture, u32)> {
 }
 
 /// Writes a PNG atomically (temporary file, then rename).
-/// The PNG text chunk keyword under which every PNG diffusion-lab writes (the window's exports and
-/// `sample`'s images and grids) carries its settings.
-pub const SETTINGS_CHUNK: &str = "diffusion-lab";
-
-/// The settings text of a PNG: `{"request": <a GenerateRequest as JSON>, ...extra}` under
-/// [`SETTINGS_CHUNK`]. The window's "Open settings from PNG…" reads the `request` back.
-pub fn settings_text(request: serde_json::Value, extra: serde_json::Value) -> Vec<(String, String)> {
-    let mut value = serde_json::json!({ "request": request });
-    if let (Some(map), serde_json::Value::Object(extra)) = (value.as_object_mut(), extra) {
-        map.extend(extra);
-    }
-    vec![(SETTINGS_CHUNK.to_string(), value.to_string())]
-}
-
 pub fn save_png(path: &Path, picture: &Picture, text: &[(String, String)]) -> Result<(), ImageError> {
     let bytes = png_bytes(picture, text)?;
     crate::files::write_atomic(path, &bytes)
