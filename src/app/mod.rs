@@ -137,12 +137,9 @@ impl LabApp {
         self.generate.viewer.shown_frame(self.ctx.settings.quantity)
     }
 
-    /// The frame of B nearest in noise level to A's frame on screen.
+    /// B's frame on screen: the one nearest in noise level to A's (B's viewer follows A's as it draws).
     pub fn current_frame_b(&self) -> Option<&crate::engine::Frame> {
-        let a = self.current_frame()?;
-        let b = self.compare.viewer_b.trajectory.as_ref()?;
-        let position = b.nearest_noise_level(a.log_snr)?;
-        b.frames.get(b.display_position(position, self.ctx.settings.quantity))
+        self.compare.viewer_b.shown_frame(self.ctx.settings.quantity)
     }
 
     /// Why Generate cannot run now, if it cannot.
