@@ -308,6 +308,8 @@ impl ComparePanel {
         self.running = Some((job, target));
         if target == Target::B {
             self.b_job = Some(job);
+            // Its frames are this job's: textures of an earlier B at the same index are not reused.
+            self.viewer_b.serial = job;
         }
     }
 

@@ -27,7 +27,6 @@ impl ComparePanel {
         if let Some((_, log_snr)) = a_level {
             self.viewer_b.seek_noise_level(log_snr);
         }
-        self.viewer_b.serial = self.b_job.unwrap_or(0);
         let b_level = self.viewer_b.shown_frame(quantity).map(|f| (f.t, f.log_snr));
         let a_texture = viewer_a.texture(ui.ctx(), quantity, map);
         let b_texture = b_level.and_then(|_| self.viewer_b.texture(ui.ctx(), quantity, map));
