@@ -145,11 +145,6 @@ impl<K: PartialEq> TextureCache<K> {
     pub fn shows(&self, key: &K) -> bool {
         self.texture.is_some() && self.key.as_ref() == Some(key)
     }
-
-    /// Forgets the key, so the next [`TextureCache::get`] uploads again.
-    pub fn invalidate(&mut self) {
-        self.key = None;
-    }
 }
 
 #[cfg(test)]
