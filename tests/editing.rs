@@ -43,6 +43,7 @@ fn request(model: &Model, init: Option<InitImage>) -> GenerateRequest {
         batch: 2,
         class: Some(3),
         guidance: 2.0,
+        guidance_interval: None,
         init,
         interpolate: None,
     }

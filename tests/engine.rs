@@ -28,6 +28,7 @@ fn request(steps: usize, sampler: Sampler) -> GenerateRequest {
         batch: 2,
         class: Some(1),
         guidance: 2.0,
+        guidance_interval: None,
         init: None,
         interpolate: None,
     }

@@ -48,6 +48,7 @@ fn every_extreme_setting_is_refused_or_runs_never_panics() {
                             batch: 1,
                             class: Some(1),
                             guidance,
+                            guidance_interval: None,
                             init: None,
                             interpolate: None,
                         };

@@ -172,6 +172,7 @@ mod tests {
             x0_pred: Arc::new(values.clone()),
             eps: Arc::new(values),
             decoded: None,
+            parts: None,
         };
         let image = color_image(&frame, Quantity::Noisy, ColorMap::Gray);
         // 5 images -> 3 columns, 2 rows of 2x2 with 2-pixel gaps.

@@ -128,6 +128,7 @@ impl Settings {
             batch: self.batch,
             class: self.class,
             guidance: self.guidance,
+            guidance_interval: None,
             init: None,
             interpolate: None,
         }

@@ -209,6 +209,7 @@ impl<'a> SamplingBench<'a> {
             batch,
             class: Some(0),
             guidance,
+            guidance_interval: None,
             init: None,
             interpolate: None,
         };

@@ -129,6 +129,7 @@ fn edits_table(args: &EvalArgs, judge: &Judge, test: &Dataset, device: &Device) 
                 batch: 1,
                 class: Some(target),
                 guidance: DEFAULT_GUIDANCE,
+                guidance_interval: None,
                 init: Some(init),
                 interpolate: None,
             };

@@ -55,6 +55,7 @@ pub(super) fn grid(args: &GridArgs) -> anyhow::Result<()> {
         batch: 1,
         class,
         guidance: args.guidance,
+        guidance_interval: None,
         init,
         interpolate: None,
     };

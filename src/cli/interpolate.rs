@@ -130,6 +130,7 @@ fn base_request(args: &InterpolateArgs, schedule: BetaSchedule) -> GenerateReque
         batch: 1,
         class: None,
         guidance: args.guidance,
+        guidance_interval: None,
         init: None,
         interpolate: None,
     }

@@ -14,7 +14,7 @@ use diffusion_lab::eval::Judge;
 use diffusion_lab::images::{self, Picture};
 use diffusion_lab::model::checkpoint::Checkpoint;
 use diffusion_lab::model::classifier::ClassifierConfig;
-use diffusion_lab::model::denoise::{Condition, DEFAULT_GUIDANCE, denoise};
+use diffusion_lab::model::denoise::{Condition, DEFAULT_GUIDANCE, Guidance, denoise};
 use diffusion_lab::model::embedded;
 use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet, UNetConfig};
 use diffusion_lab::train::ddpm::TrainingFiles;
@@ -216,7 +216,7 @@ fn class_grid(
     device: &Device,
 ) -> anyhow::Result<Picture> {
     let classes: Vec<usize> = (0..model.config.num_classes).flat_map(|c| std::iter::repeat_n(c, per_class)).collect();
-    let pictures = generate(model, decoder, &classes, guidance, sampler, schedule, seed, device)?;
+    let pictures = generate(model, decoder, &classes, guidance.into(), sampler, schedule, seed, device)?;
     Ok(images::grid(&pictures, per_class, 2))
 }
 
@@ -228,7 +228,7 @@ fn generate(
     model: &LoadedUnet,
     decoder: Option<&LoadedAutoencoder>,
     classes: &[usize],
-    guidance: f64,
+    guidance: Guidance,
     sampler: Sampler,
     schedule: BetaSchedule,
     seed: u64,
@@ -268,6 +268,20 @@ fn generate(
     }
     bar.finish_and_clear();
     Ok(pictures)
+}
+
+/// `--guidance-interval LO,HI`: the range of noise levels λ where guidance applies.
+pub(crate) fn guidance_interval_from_arg(text: &str) -> Result<[f64; 2], String> {
+    let values: Vec<&str> = text.split(',').map(str::trim).collect();
+    let [low, high] = values[..] else {
+        return Err(format!("expected two noise levels LO,HI (λ, e.g. -3.4,2.5), got `{text}`"));
+    };
+    let parse = |v: &str| v.parse::<f64>().map_err(|_| format!("`{v}` is not a number"));
+    let (low, high) = (parse(low)?, parse(high)?);
+    if low.is_nan() || high.is_nan() || low > high {
+        return Err(format!("the interval must go from low to high λ, got {low} to {high}"));
+    }
+    Ok([low, high])
 }
 
 /// Images sampled together (twice that through the network with classifier-free guidance).

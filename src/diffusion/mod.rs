@@ -4,6 +4,7 @@
 pub mod ddim;
 pub mod dpm_solver;
 pub mod edit;
+pub mod equation;
 pub mod forward;
 pub mod heun;
 pub mod noise;

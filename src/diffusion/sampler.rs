@@ -521,6 +521,9 @@ pub struct StepOutput<const D: usize> {
     pub x_prev: Tensor<D>,
     /// x̂_0, the clean image the network's ε implies at this step.
     pub x0_pred: Tensor<D>,
+    /// Heun's second evaluation as the network returned it, at the point the Euler step reached: what
+    /// [`SamplingPlan::terms`] needs to take the step apart again without the network.
+    pub eps_second: Option<Tensor<D>>,
 }
 
 /// A sampler laid out over a schedule: every step's timestep and coefficients.
@@ -644,11 +647,17 @@ impl SamplingPlan {
         if let Some(z) = noise.filter(|_| step.noise_std > 0.0) {
             x_prev = x_prev.add(z.mul_scalar(step.noise_std));
         }
+        let mut eps_second = None;
         if let (Some(c), Some(eps_hat)) = (step.correction, eps_hat) {
-            let eps_next = self.second_evaluation(c, x_prev, evaluate);
+            let mut recording = |x: Tensor<D>, log_snr: f64| {
+                let eps = evaluate(x, log_snr);
+                eps_second = Some(eps.clone());
+                eps
+            };
+            let eps_next = self.second_evaluation(c, x_prev, &mut recording);
             x_prev = x_t.mul_scalar(c.coef_xt).add(eps_hat.add(eps_next).mul_scalar(c.coef_eps));
         }
-        StepOutput { x_prev, x0_pred }
+        StepOutput { x_prev, x0_pred, eps_second }
     }
 }
 

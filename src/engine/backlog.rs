@@ -74,6 +74,7 @@ mod tests {
             x0_pred: values.clone(),
             eps: values.clone(),
             decoded: decoded.then(|| Decoded { shape: [1, 1, 4, 4], x_t: values.clone(), x0_pred: values.clone() }),
+            parts: None,
         }
     }
 

@@ -9,7 +9,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::diffusion::{BetaSchedule, NoiseLevel, NoiseSource, Sampler, SamplingPlan, edit};
-use crate::model::denoise::{Condition, Inpaint, StepOutput, denoise};
+use crate::model::denoise::{Condition, Guidance, Inpaint, StepOutput, denoise};
 use crate::model::{LoadedAutoencoder, LoadedUnet};
 
 /// Everything that decides the pixels of a run; saved into PNGs so a run can be restored.
@@ -28,6 +28,10 @@ pub struct GenerateRequest {
     pub class: Option<usize>,
     /// Classifier-free guidance scale w.
     pub guidance: f64,
+    /// Guidance only within this range of noise levels, [lowest λ, highest λ]; w = 1 elsewhere
+    /// (see [`crate::model::denoise::Guidance`]). `None`: at every level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guidance_interval: Option<[f64; 2]>,
     /// Image-to-image and inpainting: start from a picture instead of pure noise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<InitImage>,
@@ -127,6 +131,35 @@ pub struct Frame {
     pub eps: Arc<Vec<f32>>,
     /// For a latent model: x_t and x̂_0 decoded to pixels by the autoencoder, D(z / scale).
     pub decoded: Option<Decoded>,
+    /// What the step that made this frame combined, beyond x̂_0 and ε̂: recorded while a run streams, so
+    /// that "This step" can take the step apart without the network (`None` for x_T's frame).
+    pub parts: Option<StepParts>,
+}
+
+/// The inputs of a step that a frame does not otherwise keep, all [batch, channels, h, w] like x_t.
+#[derive(Clone, Debug, Default)]
+pub struct StepParts {
+    /// w at this step (1 outside a guidance interval; 0 for an unconditional run).
+    pub guidance: f64,
+    /// ε̂_∅ = ε_θ(x_t, ∅), where evaluated (w ≠ 1).
+    pub unconditional: Option<Arc<Vec<f32>>>,
+    /// ε̂_y = ε_θ(x_t, y), where evaluated (w ≠ 0).
+    pub conditional: Option<Arc<Vec<f32>>>,
+    /// The fresh noise z the sampler drew at this step (stochastic samplers).
+    pub noise: Option<Arc<Vec<f32>>>,
+    /// Heun's second guided evaluation, at the point its Euler step reached.
+    pub eps_second: Option<Arc<Vec<f32>>>,
+}
+
+impl StepParts {
+    /// Values kept, for the memory budget.
+    fn len(&self) -> usize {
+        [&self.unconditional, &self.conditional, &self.noise, &self.eps_second]
+            .into_iter()
+            .flatten()
+            .map(|v| v.len())
+            .sum()
+    }
 }
 
 /// The bytes a frame of a run counts for against the budget: its values, and for a latent run the pixels
@@ -134,7 +167,8 @@ pub struct Frame {
 /// and the engine's backlog count the same, so they thin a run alike.
 pub fn frame_budget_bytes(frame: &Frame, first: Option<&Frame>) -> usize {
     let pixels = first.unwrap_or(frame).decoded.as_ref().or(frame.decoded.as_ref()).map_or(0, |d| 2 * d.x_t.len());
-    4 * (3 * frame.x_t.len() + pixels)
+    let parts = frame.parts.as_ref().map_or(0, StepParts::len);
+    4 * (3 * frame.x_t.len() + pixels + parts)
 }
 
 /// How much memory the frames of one run may take, in the window and in the engine's decoding backlog.
@@ -205,6 +239,7 @@ mod budget_tests {
             x0_pred: values.clone(),
             eps: values,
             decoded: None,
+            parts: None,
         }
     }
 
@@ -244,6 +279,8 @@ pub enum GenerateError {
     Class { class: usize, classes: usize },
     #[error("guidance must be a finite number of at least 0, got {0}")]
     Guidance(f64),
+    #[error("the guidance interval must be two noise levels λ from low to high, got {0} to {1}")]
+    GuidanceInterval(f64, f64),
     #[error("the sampler produced non-finite values at t = {t}: the schedule or guidance is too extreme")]
     NonFinite { t: usize },
     #[error("reading a step back from the device failed: {0}")]
@@ -269,6 +306,11 @@ impl GenerateRequest {
         }
         if !(self.guidance.is_finite() && self.guidance >= 0.0) {
             return Err(GenerateError::Guidance(self.guidance));
+        }
+        if let Some([low, high]) = self.guidance_interval
+            && !(low <= high)
+        {
+            return Err(GenerateError::GuidanceInterval(low, high));
         }
         if let Some(i) = &self.interpolate {
             if !(0.0..=1.0).contains(&i.u) {
@@ -433,7 +475,10 @@ pub fn run_generate(
     };
     let condition = condition(request, model.config.num_classes, device);
     // Unconditional requests have no conditional branch to guide towards.
-    let guidance = if request.class.is_some() { request.guidance } else { 0.0 };
+    let guidance = match request.class {
+        Some(_) => Guidance { scale: request.guidance, interval: request.guidance_interval },
+        None => Guidance::from(0.0),
+    };
 
     let mut budget = DecodeBudget::new(started);
     let x_start_decoded = decoder.map(|ae| budget.decode(ae, &x_start, None)).transpose()?;
@@ -447,6 +492,7 @@ pub fn run_generate(
         x0_pred: zeros.clone(),
         eps: zeros,
         decoded: x_start_decoded,
+        parts: None,
     });
 
     let mut failure = None;
@@ -534,6 +580,19 @@ fn step_frame(
         x0_pred: Arc::new(values_from_tensor(step.x0_pred)?),
         eps: Arc::new(values_from_tensor(step.eps)?),
         decoded,
+        parts: Some(step_parts(step)?),
+    })
+}
+
+/// The parts of a step [`Frame::parts`] keeps, read back.
+fn step_parts(step: &StepOutput<'_>) -> Result<StepParts, GenerateError> {
+    let read = |t: Option<&Tensor<4>>| t.map(|t| values_from_tensor(t).map(Arc::new)).transpose();
+    Ok(StepParts {
+        guidance: step.guidance,
+        unconditional: read(step.unconditional)?,
+        conditional: read(step.conditional)?,
+        noise: read(step.noise)?,
+        eps_second: read(step.eps_second)?,
     })
 }
 
@@ -563,18 +622,23 @@ fn start_picture(
 }
 
 /// Inpainting's `keep` at the diffusion's resolution, [batch, channels, s, s] of `shape`, from a mask of
-/// `mask_size` x `mask_size` pixels (nonzero = repaint). A latent cell stays only if every pixel it covers
-/// stays: the model repaints a little more than was painted rather than less.
+/// `mask_size` x `mask_size` pixels (nonzero = repaint).
 fn keep_mask(mask: &[u8], mask_size: usize, shape: [usize; 4], device: &Device) -> Tensor<4> {
+    Tensor::<4>::from_data(TensorData::new(keep_values(mask, mask_size, shape), shape), device)
+}
+
+/// [`keep_mask`]'s values: 1 where the original stays, 0 where the model repaints. A latent cell stays only
+/// if every pixel it covers stays: the model repaints a little more than was painted rather than less.
+pub(crate) fn keep_values(mask: &[u8], mask_size: usize, shape: [usize; 4]) -> Vec<f32> {
     let [batch, channels, s, _] = shape;
-    let keep: Vec<f32> = (0..s * s)
+    let plane: Vec<f32> = (0..s * s)
         .map(|cell| {
             let (cy, cx) = (cell / s, cell % s);
             let (y0, y1) = (cy * mask_size / s, ((cy + 1) * mask_size).div_ceil(s));
             let (x0, x1) = (cx * mask_size / s, ((cx + 1) * mask_size).div_ceil(s));
-            let repaint = (y0..y1).any(|y| (x0..x1).any(|x| mask[y * mask_size + x] != 0));
+            let repaint = (y0..y1).any(|y| (x0..x1).any(|x| mask.get(y * mask_size + x).is_some_and(|m| *m != 0)));
             if repaint { 0.0 } else { 1.0 }
         })
         .collect();
-    Tensor::<4>::from_data(TensorData::new(keep, [1, 1, s, s]), device).repeat_dim(0, batch).repeat_dim(1, channels)
+    plane.iter().copied().cycle().take(batch * channels * s * s).collect()
 }

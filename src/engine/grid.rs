@@ -241,6 +241,7 @@ mod tests {
             batch: 16,
             class: Some(2),
             guidance: 2.0,
+            guidance_interval: None,
             init: None,
             interpolate: None,
         }

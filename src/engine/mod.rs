@@ -3,6 +3,7 @@
 mod backlog;
 pub mod device;
 pub mod error;
+pub mod explain;
 mod forward;
 pub mod generate;
 pub mod grid;

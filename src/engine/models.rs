@@ -62,6 +62,7 @@ impl LoadedModel {
             batch: WARM_UP_BATCH,
             class: Some(0),
             guidance: crate::model::denoise::DEFAULT_GUIDANCE,
+            guidance_interval: None,
             init: None,
             interpolate: None,
         };

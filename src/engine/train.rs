@@ -375,6 +375,7 @@ fn preview_frames(
         batch,
         class,
         guidance: DEFAULT_GUIDANCE,
+        guidance_interval: None,
         init: None,
         interpolate: None,
     };
@@ -396,6 +397,23 @@ fn preview_frames(
     let mut request = request_for(None, per_class * runs.len());
     request.class = runs.first().copied().flatten();
     Ok((request, frames))
+}
+
+/// The step parts of frame `i` of every run, joined along the batch: each part where every run has it.
+fn joined_parts(runs: &[Vec<Frame>], i: usize) -> Option<super::generate::StepParts> {
+    let parts: Vec<&super::generate::StepParts> =
+        runs.iter().map(|run| run[i].parts.as_ref()).collect::<Option<_>>()?;
+    let join = |part: &dyn Fn(&super::generate::StepParts) -> Option<Arc<Vec<f32>>>| -> Option<Arc<Vec<f32>>> {
+        let values: Vec<Arc<Vec<f32>>> = parts.iter().map(|p| part(p)).collect::<Option<_>>()?;
+        Some(Arc::new(values.iter().flat_map(|v| v.iter().copied()).collect()))
+    };
+    Some(super::generate::StepParts {
+        guidance: parts.first()?.guidance,
+        unconditional: join(&|p| p.unconditional.clone()),
+        conditional: join(&|p| p.conditional.clone()),
+        noise: join(&|p| p.noise.clone()),
+        eps_second: join(&|p| p.eps_second.clone()),
+    })
 }
 
 /// Frames of runs with the same plan, joined along the batch: frame i holds every run's frame i.
@@ -430,6 +448,7 @@ pub fn concat_batches(runs: &[Vec<Frame>]) -> Vec<Frame> {
                 x0_pred: joined(&|f| f.x0_pred.clone(), i),
                 eps: joined(&|f| f.eps.clone(), i),
                 decoded,
+                parts: joined_parts(runs, i),
             }
         })
         .collect()

@@ -19,6 +19,54 @@ pub struct StepOutput<'a> {
     pub x0_pred: &'a Tensor<4>,
     /// The guided ε used at t.
     pub eps: &'a Tensor<4>,
+    /// Its two branches, ε_θ(x_t, ∅) and ε_θ(x_t, y), where the step evaluated them (one is missing where
+    /// w is 0 or 1: only that branch runs).
+    pub unconditional: Option<&'a Tensor<4>>,
+    pub conditional: Option<&'a Tensor<4>>,
+    /// The guidance scale w used at this step (1 outside a guidance interval).
+    pub guidance: f64,
+    /// The fresh noise z the sampler added (stochastic samplers), as drawn.
+    pub noise: Option<&'a Tensor<4>>,
+    /// Heun's second (guided) evaluation at the point its Euler step reached.
+    pub eps_second: Option<&'a Tensor<4>>,
+}
+
+/// Classifier-free guidance w, applied where the noise level is within `interval` (λ from, to) and
+/// replaced by w = 1 (the conditional model alone) elsewhere: Kynkäänniemi et al. 2024, "Applying guidance
+/// in a limited interval improves sample and distribution quality". No interval: everywhere.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Guidance {
+    pub scale: f64,
+    /// [lowest λ, highest λ] where `scale` applies.
+    pub interval: Option<[f64; 2]>,
+}
+
+impl Guidance {
+    /// The scale used at noise level λ = `log_snr`.
+    pub fn scale_at(&self, log_snr: f64) -> f64 {
+        match self.interval {
+            Some([low, high]) if !(low..=high).contains(&log_snr) => 1.0,
+            _ => self.scale,
+        }
+    }
+}
+
+impl From<f64> for Guidance {
+    fn from(scale: f64) -> Self {
+        Self { scale, interval: None }
+    }
+}
+
+/// The guided ε and the branches it was made from.
+#[derive(Clone, Debug)]
+pub struct GuidedEpsilon {
+    /// ε̂ = ε̂_∅ + w (ε̂_y - ε̂_∅).
+    pub guided: Tensor<4>,
+    /// ε̂_∅ = ε_θ(x_t, λ, ∅), where it was evaluated (w ≠ 1).
+    pub unconditional: Option<Tensor<4>>,
+    /// ε̂_y = ε_θ(x_t, λ, y), where it was evaluated (w ≠ 0).
+    pub conditional: Option<Tensor<4>>,
+    pub scale: f64,
 }
 
 /// The guidance w the app and the command line start with: the built-in models' measured balance between
@@ -80,22 +128,36 @@ impl Condition {
 /// Classifier-free guidance: ε = ε_θ(x, λ, ∅) + w (ε_θ(x, λ, c) - ε_θ(x, λ, ∅)), c the condition.
 /// w = 0 is unconditional, w = 1 purely conditional, w > 1 sharpens towards the class.
 pub fn guided_epsilon(model: &UNet, x_t: Tensor<4>, log_snr: f64, condition: &Condition, guidance: f64) -> Tensor<4> {
+    guided_epsilon_parts(model, x_t, log_snr, condition, guidance).guided
+}
+
+/// [`guided_epsilon`] with its branches kept.
+pub fn guided_epsilon_parts(
+    model: &UNet,
+    x_t: Tensor<4>,
+    log_snr: f64,
+    condition: &Condition,
+    guidance: f64,
+) -> GuidedEpsilon {
     let [batch, ..] = x_t.dims();
     let device = x_t.device();
     let null = || model.context(Tensor::<1, Int>::full([batch], model.null_class() as i64, &device));
     let lambda = |n: usize| Tensor::<1>::full([n], log_snr, &device);
     if guidance == 0.0 {
-        return model.forward_with_context(x_t, lambda(batch), null());
+        let eps = model.forward_with_context(x_t, lambda(batch), null());
+        return GuidedEpsilon { guided: eps.clone(), unconditional: Some(eps), conditional: None, scale: guidance };
     }
     if guidance == 1.0 {
-        return model.forward_with_context(x_t, lambda(batch), condition.context(model));
+        let eps = model.forward_with_context(x_t, lambda(batch), condition.context(model));
+        return GuidedEpsilon { guided: eps.clone(), unconditional: None, conditional: Some(eps), scale: guidance };
     }
     // One forward over [conditional; unconditional]: the same work, half the calls.
     let contexts = Tensor::cat(vec![condition.context(model), null()], 0);
     let both = model.forward_with_context(Tensor::cat(vec![x_t.clone(), x_t], 0), lambda(2 * batch), contexts);
     let conditional = both.clone().narrow(0, 0, batch);
     let unconditional = both.narrow(0, batch, batch);
-    unconditional.clone().add(conditional.sub(unconditional).mul_scalar(guidance))
+    let guided = unconditional.clone().add(conditional.clone().sub(unconditional.clone()).mul_scalar(guidance));
+    GuidedEpsilon { guided, unconditional: Some(unconditional), conditional: Some(conditional), scale: guidance }
 }
 
 /// Runs `plan` from `x_start` (x_T), calling `on_step` after every step; stops early when it breaks.
@@ -106,11 +168,12 @@ pub fn denoise(
     plan: &SamplingPlan,
     x_start: Tensor<4>,
     condition: &Condition,
-    guidance: f64,
+    guidance: impl Into<Guidance>,
     noise: &mut NoiseSource,
     inpaint: Option<&Inpaint>,
     mut on_step: impl FnMut(StepOutput<'_>) -> ControlFlow<()>,
 ) -> Tensor<4> {
+    let guidance = guidance.into();
     let shape = x_start.dims();
     let device = x_start.device();
     let mut x = x_start;
@@ -120,22 +183,35 @@ pub fn denoise(
     for index in 0..plan.len() {
         let step = plan.steps[index];
         let mut round = 0;
-        let (out, eps) = loop {
-            let eps = guided_epsilon(model, x.clone(), step.log_snr, condition, guidance);
+        let (out, eps, z) = loop {
+            let eps = guided_epsilon_parts(model, x.clone(), step.log_snr, condition, guidance.scale_at(step.log_snr));
             let z = plan.needs_noise(index).then(|| noise.tensor(shape, &device));
-            let mut evaluate = |x: Tensor<4>, log_snr: f64| guided_epsilon(model, x, log_snr, condition, guidance);
-            let mut out = plan.step(index, x.clone(), eps.clone(), z, previous_x0.as_ref(), &mut evaluate);
-            let Some(inpaint) = inpaint else { break (out, eps) };
+            let mut evaluate =
+                |x: Tensor<4>, log_snr: f64| guided_epsilon(model, x, log_snr, condition, guidance.scale_at(log_snr));
+            let mut out =
+                plan.step(index, x.clone(), eps.guided.clone(), z.clone(), previous_x0.as_ref(), &mut evaluate);
+            let Some(inpaint) = inpaint else { break (out, eps, z) };
             let to = step.level_prev();
             let known = edit::noised_to(inpaint.x0.clone(), &to, noise.tensor(shape, &device));
             out.x_prev = edit::merge_known(out.x_prev, known, inpaint.keep.clone());
             round += 1;
             if round >= resample || to.alpha_bar >= 1.0 {
-                break (out, eps);
+                break (out, eps, z);
             }
             x = edit::renoise(out.x_prev, &to, &step.level(), noise.tensor(shape, &device));
         };
-        let flow = on_step(StepOutput { index, t: step.t, x_prev: &out.x_prev, x0_pred: &out.x0_pred, eps: &eps });
+        let flow = on_step(StepOutput {
+            index,
+            t: step.t,
+            x_prev: &out.x_prev,
+            x0_pred: &out.x0_pred,
+            eps: &eps.guided,
+            unconditional: eps.unconditional.as_ref(),
+            conditional: eps.conditional.as_ref(),
+            guidance: eps.scale,
+            noise: z.as_ref(),
+            eps_second: out.eps_second.as_ref(),
+        });
         x = out.x_prev;
         previous_x0 = keep_x0.then_some(out.x0_pred);
         if flow.is_break() {

@@ -1,0 +1,196 @@
+//! "This step": a recorded step of a run taken apart into its update's weighted terms, with the guidance
+//! branches and the method's equation, from what the run recorded ([`Frame::parts`]). No network runs
+//! here: the run recorded every input the step combined, so taking it apart costs a few vector operations
+//! (cheap enough for the UI thread) and never slows or waits for a run.
+
+use std::sync::Arc;
+
+use burn::prelude::*;
+
+use super::generate::{Frame, GenerateError, GenerateRequest};
+use crate::diffusion::equation::{Equation, equation};
+use crate::diffusion::sampler::NOISE;
+
+/// One weighted term of the update: `weighted` = `coefficient` × the symbol's values.
+#[derive(Clone, Debug)]
+pub struct TermValues {
+    pub symbol: &'static str,
+    pub coefficient: f64,
+    /// [batch, channels, h, w], like x_t.
+    pub weighted: Vec<f32>,
+}
+
+/// A step of a run, taken apart. All pictures are [batch, channels, h, w] like x_t (a latent model's are
+/// latents).
+#[derive(Clone, Debug)]
+pub struct StepExplanation {
+    /// The step's position in its plan (0 = the first) and the plan's length.
+    pub step: usize,
+    pub total_steps: usize,
+    pub equation: Equation,
+    pub shape: [usize; 4],
+    /// w at this step (1 outside a guidance interval, 0 for an unconditional run).
+    pub guidance: f64,
+    pub x_t: Arc<Vec<f32>>,
+    pub eps_unconditional: Option<Arc<Vec<f32>>>,
+    pub eps_conditional: Option<Arc<Vec<f32>>>,
+    /// w (ε̂_y - ε̂_∅): what guidance added to the unconditional ε̂ (where both branches ran).
+    pub guidance_added: Option<Vec<f32>>,
+    /// The guided ε̂ the step used.
+    pub eps: Arc<Vec<f32>>,
+    /// x̂_0 before clipping and after: their difference is what clipping removed.
+    pub x0_unclipped: Vec<f32>,
+    pub x0_pred: Vec<f32>,
+    pub terms: Vec<TermValues>,
+    /// The sum of the weighted terms: the step's x_{t'}.
+    pub x_next: Vec<f32>,
+    /// What is special about this step (inpainting, resampling), for the caption.
+    pub note: Option<String>,
+}
+
+impl StepExplanation {
+    /// Share of x̂_0's values that clipping changed.
+    pub fn clipped_share(&self) -> f64 {
+        let changed = self.x0_unclipped.iter().zip(&self.x0_pred).filter(|(a, b)| a != b).count();
+        changed as f64 / self.x0_pred.len().max(1) as f64
+    }
+
+    /// Mean |ε̂_y - ε̂_∅| of each image of the batch (`None` where one branch did not run).
+    pub fn guidance_size(&self) -> Option<Vec<f32>> {
+        guidance_size(self.eps_unconditional.as_deref()?, self.eps_conditional.as_deref()?, self.shape[0])
+    }
+}
+
+/// Mean |ε̂_y - ε̂_∅| of each image: how much the class changes the network's answer.
+pub fn guidance_size(unconditional: &[f32], conditional: &[f32], batch: usize) -> Option<Vec<f32>> {
+    let per_image = unconditional.len() / batch.max(1);
+    (per_image > 0 && unconditional.len() == conditional.len()).then(|| {
+        unconditional
+            .chunks(per_image)
+            .zip(conditional.chunks(per_image))
+            .map(|(u, c)| u.iter().zip(c).map(|(u, c)| (c - u).abs()).sum::<f32>() / per_image as f32)
+            .collect()
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    #[error("x_T is where the run starts: pure noise z ~ N(0, I); no step made it")]
+    Start,
+    #[error("the frame before this one was not kept (the run was thinned to fit memory): step to a kept neighbour")]
+    Thinned,
+    #[error("this run was not streamed, so its steps' parts were not recorded")]
+    NotRecorded,
+    #[error(transparent)]
+    Request(#[from] GenerateError),
+}
+
+/// Takes apart the step that made `frame` from `previous` (the frame just before it) of a run of
+/// `request`. `x0_bound` is the model's clipping bound ([`crate::model::LoadedUnet::x0_bound`]).
+pub fn explain_step(
+    request: &GenerateRequest,
+    x0_bound: f64,
+    previous: &Frame,
+    frame: &Frame,
+) -> Result<StepExplanation, ExplainError> {
+    if frame.index == 0 {
+        return Err(ExplainError::Start);
+    }
+    if previous.index + 1 != frame.index {
+        return Err(ExplainError::Thinned);
+    }
+    let parts = frame.parts.as_ref().ok_or(ExplainError::NotRecorded)?;
+    let schedule = request.schedule.build().map_err(GenerateError::from)?;
+    let (plan, _) = request.plan(&schedule)?;
+    let plan = plan.with_x0_bound(x0_bound);
+    let i = previous.index;
+    if i >= plan.len() {
+        return Err(ExplainError::NotRecorded);
+    }
+    let device = Device::flex();
+    let shape = frame.shape;
+    let tensor = |values: &[f32]| Tensor::<4>::from_data(TensorData::new(values.to_vec(), shape), &device);
+    let read = |t: Tensor<4>| t.into_data().try_into_vec::<f32>().unwrap_or_default();
+    let x_t = tensor(&previous.x_t);
+    let noise = parts.noise.as_ref().map(|z| tensor(z));
+    // DPM-Solver++(2M) combines the previous step's x̂_0, which the previous frame holds.
+    let previous_x0 = (i > 0 && plan.uses_previous_x0()).then(|| tensor(&previous.x0_pred));
+    let eps_second = parts.eps_second.as_ref().map(|e| tensor(e));
+    let mut recorded_second = |x: Tensor<4>, _: f64| eps_second.clone().unwrap_or_else(|| x.zeros_like());
+    let taken = plan.terms(i, x_t, tensor(&frame.eps), noise, previous_x0.as_ref(), &mut recorded_second);
+
+    let mut note = None;
+    let mut terms: Vec<TermValues> = taken
+        .terms
+        .iter()
+        .map(|t| TermValues {
+            symbol: t.symbol,
+            coefficient: t.coefficient,
+            weighted: read(t.value.clone().mul_scalar(t.coefficient)),
+        })
+        .collect();
+    if let Some(init) = request.init.as_ref().filter(|i| i.mask.is_some()) {
+        // RePaint replaced the kept region by the original noised to t': those pixels are the recorded
+        // x_{t'}, the others the sampler's terms.
+        let keep = super::generate::keep_values(init.mask.as_deref().unwrap_or_default(), init.shape[1], shape);
+        for term in &mut terms {
+            for (v, k) in term.weighted.iter_mut().zip(&keep) {
+                *v *= 1.0 - k;
+            }
+        }
+        let known: Vec<f32> = frame.x_t.iter().zip(&keep).map(|(x, k)| x * k).collect();
+        terms.push(TermValues { symbol: KNOWN, coefficient: 1.0, weighted: known });
+        note = Some(if init.resample > 1 {
+            format!(
+                "Inpainting with resampling: this step was taken {} times; the terms are its last pass from the \
+                 recorded x_t, so they may not add up to x_{{t'}} exactly.",
+                init.resample
+            )
+        } else {
+            "Inpainting: the kept region is the original noised to t' (RePaint); the model's terms fill the rest."
+                .to_string()
+        });
+    }
+    let x_next = sum_of(&terms, shape.iter().product());
+    let guidance_added = match (&parts.unconditional, &parts.conditional) {
+        (Some(u), Some(c)) => Some(u.iter().zip(c.iter()).map(|(u, c)| (parts.guidance as f32) * (c - u)).collect()),
+        _ => None,
+    };
+    if noise_missing(&terms, &plan, i) {
+        note = Some("The fresh noise z of this step was not recorded.".into());
+    }
+    Ok(StepExplanation {
+        step: i,
+        total_steps: plan.len(),
+        equation: equation(&request.sampler, &plan, i),
+        shape,
+        guidance: parts.guidance,
+        x_t: previous.x_t.clone(),
+        eps_unconditional: parts.unconditional.clone(),
+        eps_conditional: parts.conditional.clone(),
+        guidance_added,
+        eps: frame.eps.clone(),
+        x0_unclipped: read(taken.x0_unclipped),
+        x0_pred: read(taken.x0_pred),
+        terms,
+        x_next,
+        note,
+    })
+}
+
+/// The inpainting term: the original, noised to t', where it is kept.
+pub const KNOWN: &str = "kept region";
+
+fn noise_missing(terms: &[TermValues], plan: &crate::diffusion::SamplingPlan, i: usize) -> bool {
+    plan.needs_noise(i) && !terms.iter().any(|t| t.symbol == NOISE)
+}
+
+fn sum_of(terms: &[TermValues], len: usize) -> Vec<f32> {
+    let mut sum = vec![0.0f32; len];
+    for term in terms {
+        for (s, v) in sum.iter_mut().zip(&term.weighted) {
+            *s += v;
+        }
+    }
+    sum
+}

@@ -1,0 +1,150 @@
+//! "This step": a recorded step taken apart must add up to the frame the run recorded next, for every
+//! sampler, at its first, a middle and its last step (issue 20), and the parts it shows must be the run's.
+
+mod common;
+
+use burn::prelude::*;
+use diffusion_lab::diffusion::{DdpmVariance, Method, Sampler};
+use diffusion_lab::engine::Frame;
+use diffusion_lab::engine::explain::{ExplainError, explain_step};
+use diffusion_lab::engine::generate::{GenerateRequest, RunHooks, run_generate};
+use diffusion_lab::model::checkpoint::Checkpoint;
+use diffusion_lab::model::{LoadedUnet, ModelId, embedded};
+
+fn pixel_model(device: &Device) -> LoadedUnet {
+    let builtin = embedded::model_by_short_name("fashion").expect("the built-in pixel model");
+    LoadedUnet::from_checkpoint(&Checkpoint::from_bytes(builtin.unet).unwrap(), device).unwrap()
+}
+
+fn request(sampler: Sampler) -> GenerateRequest {
+    GenerateRequest {
+        model: ModelId::BuiltIn("Fashion-MNIST (pixel UNet)".into()),
+        schedule: diffusion_lab::diffusion::BetaSchedule::linear(1000),
+        sampler,
+        seed: 5,
+        batch: 2,
+        class: Some(7),
+        guidance: 2.0,
+        guidance_interval: None,
+        init: None,
+        interpolate: None,
+    }
+}
+
+fn record(model: &LoadedUnet, request: &GenerateRequest, device: &Device) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    let mut emit = |frame: Frame| frames.push(frame);
+    let keep_going = || true;
+    run_generate(model, None, request, device, RunHooks { keep_going: &keep_going, stream: true, emit: &mut emit })
+        .unwrap();
+    frames
+}
+
+/// The largest difference relative to the values' size.
+fn relative_difference(a: &[f32], b: &[f32]) -> f32 {
+    let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    common::max_difference(a, b) / scale
+}
+
+#[test]
+fn the_terms_of_every_sampler_add_up_to_the_recorded_next_frame() {
+    let device = Device::flex();
+    let model = pixel_model(&device);
+    let samplers = [
+        ("DDPM β̃", Sampler::ddpm(DdpmVariance::BetaTilde)),
+        ("DDPM β", Sampler::ddpm(DdpmVariance::Beta)),
+        ("DDIM η = 0", Sampler::ddim(6, 0.0)),
+        ("DDIM η = 1", Sampler::ddim(6, 1.0)),
+        ("Euler", Sampler::new(Method::Euler, 6)),
+        ("Euler a", Sampler::new(Method::EulerAncestral, 6)),
+        ("Heun", Sampler::new(Method::Heun, 6)),
+        ("DPM++ 2M", Sampler::new(Method::DpmSolver2M, 6)),
+        ("DPM++ 2M SDE", Sampler::new(Method::DpmSolver2MSde, 6)),
+    ];
+    for (name, sampler) in samplers {
+        // DDPM visits all 1000 timesteps: a 20-step schedule keeps the test quick with the same arithmetic.
+        let mut request = request(sampler);
+        if sampler.method == Method::Ddpm {
+            request.schedule = diffusion_lab::diffusion::BetaSchedule::linear(20);
+        }
+        let frames = record(&model, &request, &device);
+        let steps = frames.len() - 1;
+        for step in [0, steps / 2, steps - 1] {
+            let (previous, frame) = (&frames[step], &frames[step + 1]);
+            let explained = explain_step(&request, model.x0_bound(), previous, frame)
+                .unwrap_or_else(|e| panic!("{name} step {step}: {e}"));
+            assert_eq!(explained.step, step);
+            let difference = relative_difference(&explained.x_next, &frame.x_t);
+            assert!(difference < 1e-5, "{name}, step {step}: the terms miss the recorded x_t' by {difference}");
+            // Not a sum that holds whatever the parts: the terms really are the step's pieces.
+            // (The last step of DDPM and the DPM-Solvers lands on x̂_0 alone.)
+            assert!(explained.terms.len() >= 2 || step + 1 == steps, "{name}: {} terms", explained.terms.len());
+            assert_eq!(explained.x0_pred, *frame.x0_pred, "{name}: x̂_0 is the run's");
+            let schedule = request.schedule.build().unwrap();
+            let stochastic = request.plan(&schedule).unwrap().0.needs_noise(step);
+            let expected_stochastic =
+                matches!(sampler.method, Method::Ddpm | Method::EulerAncestral | Method::DpmSolver2MSde)
+                    || sampler.eta > 0.0;
+            assert!(stochastic == expected_stochastic || step + 1 == steps, "{name} step {step}");
+            assert_eq!(
+                explained.terms.iter().any(|t| t.symbol == "z"),
+                stochastic,
+                "{name} step {step}: a noise term where the sampler adds noise"
+            );
+            // The guidance branches recombine into the guided ε̂: ε̂ = ε̂_∅ + w (ε̂_y - ε̂_∅).
+            let (u, added) =
+                (explained.eps_unconditional.as_ref().unwrap(), explained.guidance_added.as_ref().unwrap());
+            let recombined: Vec<f32> = u.iter().zip(added).map(|(u, a)| u + a).collect();
+            assert!(relative_difference(&recombined, &frame.eps) < 1e-5, "{name}: guidance parts");
+        }
+    }
+}
+
+#[test]
+fn a_changed_part_no_longer_adds_up() {
+    let device = Device::flex();
+    let model = pixel_model(&device);
+    let request = request(Sampler::new(Method::DpmSolver2MSde, 6));
+    let frames = record(&model, &request, &device);
+    let mut frame = frames[3].clone();
+    let parts = frame.parts.as_mut().unwrap();
+    let mut noise = parts.noise.as_deref().unwrap().clone();
+    noise[10] += 1.0;
+    parts.noise = Some(std::sync::Arc::new(noise));
+    let explained = explain_step(&request, model.x0_bound(), &frames[2], &frame).unwrap();
+    assert!(relative_difference(&explained.x_next, &frame.x_t) > 1e-3, "the sum follows the recorded z");
+}
+
+#[test]
+fn steps_that_cannot_be_taken_apart_say_why() {
+    let device = Device::flex();
+    let model = pixel_model(&device);
+    let request = request(Sampler::ddim(4, 0.0));
+    let frames = record(&model, &request, &device);
+    let bound = model.x0_bound();
+    assert!(matches!(explain_step(&request, bound, &frames[0], &frames[0]), Err(ExplainError::Start)));
+    assert!(matches!(explain_step(&request, bound, &frames[1], &frames[3]), Err(ExplainError::Thinned)));
+    let unrecorded = Frame { parts: None, ..frames[2].clone() };
+    assert!(matches!(explain_step(&request, bound, &frames[1], &unrecorded), Err(ExplainError::NotRecorded)));
+}
+
+#[test]
+fn guidance_in_an_interval_is_w_inside_and_one_outside() {
+    let device = Device::flex();
+    let model = pixel_model(&device);
+    let mut request = request(Sampler::ddim(10, 0.0));
+    request.guidance_interval = Some([-3.0, 2.0]);
+    let frames = record(&model, &request, &device);
+    for pair in frames.windows(2) {
+        let step_level = pair[0].log_snr;
+        let parts = pair[1].parts.as_ref().unwrap();
+        let expected = if (-3.0..=2.0).contains(&step_level) { 2.0 } else { 1.0 };
+        assert_eq!(parts.guidance, expected, "λ = {step_level}");
+        // Outside the interval only the conditional branch runs.
+        assert_eq!(parts.unconditional.is_some(), expected != 1.0);
+    }
+    assert!(frames.windows(2).any(|p| p[1].parts.as_ref().unwrap().guidance == 1.0));
+    assert!(frames.windows(2).any(|p| p[1].parts.as_ref().unwrap().guidance == 2.0));
+    request.guidance_interval = Some([2.0, -3.0]);
+    assert!(request.validate(10).is_err(), "an interval from high to low is refused");
+}
