@@ -202,6 +202,7 @@ impl GeneratePanel {
             egui::Slider::new(&mut settings.guidance, 0.0..=10.0).step_by(0.1).text("Guidance"),
         )
         .on_hover_text("Classifier-free guidance w: 0 = unconditional, 1 = conditional, more = stronger class");
+        guidance_interval_ui(ui, &mut settings.guidance_interval, settings.class.is_some());
         sampler_ui(ui, "", &mut settings.sampler, settings.schedule.steps);
         let clip_label = if ctx.is_latent() {
             format!("Clip predicted z_0 to ±{}", crate::model::autoencoder::LATENT_X0_BOUND)
@@ -319,6 +320,29 @@ pub fn sampler_ui(ui: &mut egui::Ui, prefix: &str, sampler: &mut Sampler, schedu
         }
         _ => {}
     }
+}
+
+/// Guidance limited to a range of noise levels (Kynkäänniemi et al. 2024): a switch and the range in λ.
+fn guidance_interval_ui(ui: &mut egui::Ui, interval: &mut Option<[f64; 2]>, enabled: bool) {
+    ui.add_enabled_ui(enabled, |ui| {
+        let mut limited = interval.is_some();
+        ui.checkbox(&mut limited, "Guide only within a λ interval").on_hover_text(
+            "ε̂ = ε̂_Ø + w (ε̂_y - ε̂_Ø) only where λ = ln(ᾱ / (1 - ᾱ)) is in [from, to]; elsewhere w = 1 (the \
+             conditional model alone). Guidance at the noisiest levels mostly narrows variety; at the least \
+             noisy it barely matters (Kynkäänniemi et al. 2024).",
+        );
+        match (limited, interval.as_mut()) {
+            (false, _) => *interval = None,
+            (true, None) => *interval = Some([-3.4, 2.5]),
+            (true, Some([low, high])) => {
+                ui.add(egui::Slider::new(low, -20.0..=20.0).step_by(0.1).text("guide from λ"));
+                ui.add(egui::Slider::new(high, -20.0..=20.0).step_by(0.1).text("guide to λ"));
+                if *low > *high {
+                    *high = *low;
+                }
+            }
+        }
+    });
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod generate_ui;
 pub mod gpu_display;
 pub mod schedule_ui;
 pub mod state;
+pub mod step_ui;
 pub mod train_ui;
 pub mod viewer;
 

@@ -19,6 +19,18 @@ impl LabApp {
             color_map: settings.color_map,
             zoom: settings.zoom,
             gpu: self.ctx.gpu_display,
+            this_step: settings.this_step,
+            overlay: settings.overlay,
+            attention: settings.attention,
+        }
+    }
+
+    /// Sends what the viewers' "This step" panels asked of the engine while drawing.
+    fn send_viewer_requests(&mut self) {
+        for viewer in [&mut self.generate.viewer, &mut self.compare.viewer_b, &mut self.train.viewer] {
+            if let Some((key, request, inputs)) = viewer.step.take_attention_request() {
+                self.ctx.engine.attention(key, request, inputs);
+            }
         }
     }
 
@@ -54,6 +66,7 @@ impl LabApp {
             Page::Train => self.train_page_ui(ui),
             Page::Generate => self.generate_page_ui(ui),
         }
+        self.send_viewer_requests();
         self.handle_requests();
     }
 
@@ -158,8 +171,24 @@ impl LabApp {
             ui.separator();
             ui.add(egui::Slider::new(&mut settings.zoom, 1.0..=16.0).step_by(1.0).text("zoom"));
             ui.separator();
+            ui.toggle_value(&mut settings.this_step, "This step").on_hover_text(
+                "Beside the picture: the step that made it, as its equation with this step's numbers and its terms \
+                 as pictures",
+            );
+            ui.label("Overlay:");
+            ui.selectable_value(&mut settings.overlay, state::Overlay::Off, "none");
+            ui.selectable_value(&mut settings.overlay, state::Overlay::Guidance, "guidance |ε̂_y - ε̂_Ø|")
+                .on_hover_text("Where the class changed the network's noise estimate at the step that made this frame");
+            ui.selectable_value(&mut settings.overlay, state::Overlay::Attention, "cross-attention")
+                .on_hover_text("Where the UNet's cross-attention looked at one of the class's tokens τ_θ(y)");
+            ui.separator();
             self.forward.toggle_ui(ui, &mut self.ctx);
         });
+        if self.ctx.settings.overlay == state::Overlay::Attention {
+            ui.horizontal_wrapped(|ui| {
+                self.generate.viewer.step.attention_picker_ui(ui, &mut self.ctx.settings.attention);
+            });
+        }
         ui.separator();
     }
 }

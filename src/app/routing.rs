@@ -21,6 +21,12 @@ impl LabApp {
                     self.forward.on_event(event)
                 }
                 Event::Train(event) => self.train.on_event(&mut self.ctx, event),
+                // Attention belongs to the viewer showing that run (each checks the key).
+                Event::Attention { key, attention } => {
+                    for viewer in [&mut self.generate.viewer, &mut self.compare.viewer_b, &mut self.train.viewer] {
+                        viewer.step.on_attention(key, attention.clone());
+                    }
+                }
                 event => self.on_model_event(event),
             }
         }

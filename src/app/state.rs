@@ -75,6 +75,8 @@ pub struct Settings {
     /// `None` = any class (unconditional).
     pub class: Option<usize>,
     pub guidance: f64,
+    /// Guidance only within [lowest λ, highest λ] (w = 1 elsewhere); `None`: at every noise level.
+    pub guidance_interval: Option<[f64; 2]>,
     /// Settings saved by versions before the sampler choice became one value (`"Ddim"`, with `ddim_steps`
     /// and `eta` beside it) load with the default sampler rather than losing every other setting.
     #[serde(deserialize_with = "sampler_or_default")]
@@ -95,6 +97,35 @@ pub struct Settings {
     pub filmstrip_steps: usize,
     /// The Train view's choices.
     pub train: super::train_ui::TrainSettings,
+    /// "This step" is open beside the pictures.
+    pub this_step: bool,
+    /// What is drawn over the pictures.
+    pub overlay: Overlay,
+    /// Which cross-attention map the attention overlay shows.
+    pub attention: AttentionPick,
+}
+
+/// Which cross-attention map to draw: a layer of the UNet, a token of τ_θ(y), one head or their mean, at
+/// the step on screen or summed over the run's steps (as DAAM aggregates).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AttentionPick {
+    pub layer: usize,
+    pub token: usize,
+    /// `None`: the mean over heads.
+    pub head: Option<usize>,
+    pub summed: bool,
+}
+
+/// What the picture toolbar draws over the frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Overlay {
+    #[default]
+    Off,
+    /// |ε̂_y - ε̂_Ø| of the step that made the frame: where the class changed the network's answer.
+    Guidance,
+    /// Cross-attention weights to one of τ_θ(y)'s tokens.
+    Attention,
 }
 
 impl Default for Settings {
@@ -104,6 +135,7 @@ impl Default for Settings {
             batch: 16,
             class: Some(0),
             guidance: crate::model::denoise::DEFAULT_GUIDANCE,
+            guidance_interval: None,
             sampler: DEFAULT_SAMPLER,
             seed: 1,
             schedule: BetaSchedule::cosine(1000),
@@ -114,6 +146,9 @@ impl Default for Settings {
             device: crate::engine::DeviceChoice::Auto,
             filmstrip_steps: 10,
             train: Default::default(),
+            this_step: false,
+            overlay: Overlay::Off,
+            attention: AttentionPick::default(),
         }
     }
 }
@@ -128,7 +163,7 @@ impl Settings {
             batch: self.batch,
             class: self.class,
             guidance: self.guidance,
-            guidance_interval: None,
+            guidance_interval: self.guidance_interval,
             init: None,
             interpolate: None,
         }
@@ -157,6 +192,10 @@ impl Settings {
         let guidance = self.guidance;
         check((0.0..=10.0).contains(&guidance), format!("guidance {guidance}"), &mut || {
             self.guidance = defaults.guidance
+        });
+        let interval = self.guidance_interval;
+        check(interval.is_none_or(|[low, high]| low <= high), format!("guidance interval {interval:?}"), &mut || {
+            self.guidance_interval = None
         });
         let schedule = self.schedule;
         check(schedule.build().is_ok(), format!("schedule {schedule:?}"), &mut || self.schedule = defaults.schedule);
@@ -190,6 +229,7 @@ impl Settings {
         self.batch = request.batch;
         self.class = request.class;
         self.guidance = request.guidance;
+        self.guidance_interval = request.guidance_interval;
         self.sampler = request.sampler;
     }
 }

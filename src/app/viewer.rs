@@ -7,7 +7,8 @@ use std::time::Instant;
 use eframe::egui;
 
 use super::colors::{self, TextureCache};
-use super::state::{ColorMap, Quantity, Trajectory};
+use super::state::{AttentionPick, ColorMap, Overlay, Quantity, Trajectory};
+use super::step_ui::StepPanel;
 use crate::engine::{Decoded, Frame};
 
 /// How a viewer draws its picture: what the settings say, shared by every viewer on the page.
@@ -19,6 +20,10 @@ pub struct Look {
     pub zoom: f32,
     /// Colour on the GPU (shaders/display.wgsl) instead of uploading a CPU texture.
     pub gpu: bool,
+    /// "This step" beside the picture.
+    pub this_step: bool,
+    pub overlay: Overlay,
+    pub attention: AttentionPick,
 }
 
 pub struct TrajectoryViewer {
@@ -36,6 +41,8 @@ pub struct TrajectoryViewer {
     texture: TextureCache<(u64, usize, Quantity, ColorMap)>,
     /// What the picture is called for screen readers and tests.
     alt_text: &'static str,
+    /// "This step" for the frame under the cursor, and the guidance overlay.
+    pub step: StepPanel,
 }
 
 impl TrajectoryViewer {
@@ -49,6 +56,7 @@ impl TrajectoryViewer {
             serial: 0,
             texture: TextureCache::new(texture_name),
             alt_text,
+            step: StepPanel::default(),
         }
     }
 
@@ -215,8 +223,29 @@ impl TrajectoryViewer {
         });
     }
 
-    /// The frame on screen at `look`'s zoom and colours; `placeholder` where there is none yet.
+    /// The frame on screen at `look`'s zoom and colours (with "This step" beside it when open);
+    /// `placeholder` where there is none yet.
     pub fn image_ui(&mut self, ui: &mut egui::Ui, look: Look, placeholder: &str) {
+        if !(look.this_step && self.trajectory.is_some()) {
+            self.picture_ui(ui, look, placeholder);
+            return;
+        }
+        ui.horizontal_top(|ui| {
+            let picture_width = (ui.available_width() * 0.45).max(120.0);
+            ui.allocate_ui(egui::vec2(picture_width, ui.available_height()), |ui| {
+                self.picture_ui(ui, look, placeholder);
+            });
+            ui.separator();
+            egui::ScrollArea::vertical().id_salt(("this_step", self.alt_text)).show(ui, |ui| {
+                if let Some(trajectory) = &self.trajectory {
+                    self.step.ui(ui, trajectory, self.serial, self.cursor, look.color_map);
+                }
+            });
+        });
+    }
+
+    /// The picture alone, with the overlay over it.
+    fn picture_ui(&mut self, ui: &mut egui::Ui, look: Look, placeholder: &str) {
         if look.gpu
             && let Some(frame) = self.shown_frame(look.quantity)
         {
@@ -229,14 +258,19 @@ impl TrajectoryViewer {
                 let (rect, response) = ui.allocate_exact_size(size, egui::Sense::hover());
                 response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, alt_text));
                 ui.painter().add(eframe::egui_wgpu::Callback::new_paint_callback(rect, callback));
+                self.overlay_ui(ui, &response, look, shape);
             });
             return;
         }
         match self.texture(ui.ctx(), look.quantity, look.color_map) {
             Some(texture) => {
                 let size = texture.size_vec2() * look.zoom;
+                let shape = self.shown_frame(look.quantity).map(|f| colors::frame_values(f, look.quantity).1);
                 egui::ScrollArea::both().show(ui, |ui| {
-                    ui.add(egui::Image::new((texture.id(), size)).alt_text(self.alt_text));
+                    let response = ui.add(egui::Image::new((texture.id(), size)).alt_text(self.alt_text));
+                    if let Some(shape) = shape {
+                        self.overlay_ui(ui, &response, look, shape);
+                    }
                 });
             }
             None => {
@@ -244,6 +278,35 @@ impl TrajectoryViewer {
                     ui.label(placeholder);
                 });
             }
+        }
+    }
+
+    /// The overlay over the picture at `response` (showing values of `display` shape), and which image
+    /// of the batch "This step" follows: the one under the mouse.
+    fn overlay_ui(&mut self, ui: &egui::Ui, response: &egui::Response, look: Look, display: [usize; 4]) {
+        let Some(trajectory) = &self.trajectory else { return };
+        let [batch, _, h, w] = display;
+        if look.this_step
+            && batch == trajectory.request.batch
+            && let Some(pointer) = response.hover_pos()
+        {
+            let cell = |offset: f32, size: usize| ((offset / look.zoom) as usize) / (size + colors::GRID_GAP);
+            let (column, row) = (cell(pointer.x - response.rect.left(), w), cell(pointer.y - response.rect.top(), h));
+            let image = row * colors::grid_columns(batch) + column;
+            if image < batch && self.step.image.is_some() {
+                self.step.image = Some(image);
+            }
+        }
+        let texture = match look.overlay {
+            Overlay::Off => None,
+            Overlay::Guidance => self.step.guidance_overlay(ui.ctx(), trajectory, self.serial, self.cursor, display),
+            Overlay::Attention => {
+                self.step.attention_overlay(ui.ctx(), trajectory, self.serial, self.cursor, display, look.attention)
+            }
+        };
+        if let Some(texture) = texture {
+            let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
+            ui.painter().image(texture.id(), response.rect, uv, egui::Color32::WHITE);
         }
     }
 }

@@ -34,7 +34,7 @@ pub struct StepExplanation {
     pub x_t: Arc<Vec<f32>>,
     pub eps_unconditional: Option<Arc<Vec<f32>>>,
     pub eps_conditional: Option<Arc<Vec<f32>>>,
-    /// w (ε̂_y - ε̂_∅): what guidance added to the unconditional ε̂ (where both branches ran).
+    /// w (ε̂_y - ε̂_Ø): what guidance added to the unconditional ε̂ (where both branches ran).
     pub guidance_added: Option<Vec<f32>>,
     /// The guided ε̂ the step used.
     pub eps: Arc<Vec<f32>>,
@@ -55,13 +55,13 @@ impl StepExplanation {
         changed as f64 / self.x0_pred.len().max(1) as f64
     }
 
-    /// Mean |ε̂_y - ε̂_∅| of each image of the batch (`None` where one branch did not run).
+    /// Mean |ε̂_y - ε̂_Ø| of each image of the batch (`None` where one branch did not run).
     pub fn guidance_size(&self) -> Option<Vec<f32>> {
         guidance_size(self.eps_unconditional.as_deref()?, self.eps_conditional.as_deref()?, self.shape[0])
     }
 }
 
-/// Mean |ε̂_y - ε̂_∅| of each image: how much the class changes the network's answer.
+/// Mean |ε̂_y - ε̂_Ø| of each image: how much the class changes the network's answer.
 pub fn guidance_size(unconditional: &[f32], conditional: &[f32], batch: usize) -> Option<Vec<f32>> {
     let per_image = unconditional.len() / batch.max(1);
     (per_image > 0 && unconditional.len() == conditional.len()).then(|| {
@@ -193,4 +193,85 @@ fn sum_of(terms: &[TermValues], len: usize) -> Vec<f32> {
         }
     }
     sum
+}
+
+/// One cross-attention layer's weights at one step, read back: from every position of its feature map to
+/// each of τ_θ(y)'s tokens, per head.
+#[derive(Clone, Debug)]
+pub struct LayerAttention {
+    /// Where in the UNet: "down 14x14", "middle 7x7", …
+    pub layer: String,
+    pub height: usize,
+    pub width: usize,
+    pub heads: usize,
+    pub tokens: usize,
+    /// [batch, heads, height * width, tokens]; sums to 1 over the tokens.
+    pub weights: Vec<f32>,
+}
+
+impl LayerAttention {
+    /// Image `b`'s map of `token`: per position, head `head`'s weight, or the mean over the heads.
+    pub fn map(&self, b: usize, token: usize, head: Option<usize>) -> Vec<f32> {
+        let positions = self.height * self.width;
+        let at = |h: usize, p: usize| self.weights[((b * self.heads + h) * positions + p) * self.tokens + token];
+        (0..positions)
+            .map(|p| match head {
+                Some(h) => at(h.min(self.heads - 1), p),
+                None => (0..self.heads).map(|h| at(h, p)).sum::<f32>() / self.heads as f32,
+            })
+            .collect()
+    }
+}
+
+/// The cross-attention of the step that made frame `frame_index`.
+#[derive(Clone, Debug)]
+pub struct StepAttention {
+    pub frame_index: usize,
+    pub layers: Vec<LayerAttention>,
+}
+
+/// One step's input as the run recorded it: the frame it made, its input's λ and x_t.
+#[derive(Clone, Debug)]
+pub struct AttentionInput {
+    pub frame_index: usize,
+    pub log_snr: f64,
+    pub x_t: Arc<Vec<f32>>,
+}
+
+/// Where the conditional branch ε_θ(x_t, y) of `request`'s run looked at each given step: every
+/// cross-attention layer's weights, from the network run again on the recorded x_t (the weights are not
+/// kept during a run, so reading them costs nothing unless asked for).
+pub fn attention_of_run(
+    model: &crate::model::LoadedUnet,
+    request: &GenerateRequest,
+    inputs: &[AttentionInput],
+    device: &Device,
+) -> Result<Vec<StepAttention>, GenerateError> {
+    let (c, size) = (model.config.image_channels, model.config.image_size);
+    let shape = [request.batch, c, size, size];
+    let class = request.class.unwrap_or(model.config.num_classes) as i64;
+    let context = model.model.context(Tensor::<1, Int>::full([request.batch], class, device));
+    inputs
+        .iter()
+        .map(|input| {
+            let x_t = Tensor::<4>::from_data(TensorData::new(input.x_t.to_vec(), shape), device);
+            let lambda = Tensor::<1>::full([request.batch], input.log_snr, device);
+            let (_, layers) = model.model.forward_with_attention(x_t, lambda, context.clone());
+            let layers = layers
+                .into_iter()
+                .map(|l| {
+                    let [_, heads, _, tokens] = l.weights.dims();
+                    Ok(LayerAttention {
+                        layer: l.layer,
+                        height: l.height,
+                        width: l.width,
+                        heads,
+                        tokens,
+                        weights: super::generate::values_from_tensor(&l.weights)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, GenerateError>>()?;
+            Ok(StepAttention { frame_index: input.frame_index, layers })
+        })
+        .collect()
 }

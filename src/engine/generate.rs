@@ -308,7 +308,7 @@ impl GenerateRequest {
             return Err(GenerateError::Guidance(self.guidance));
         }
         if let Some([low, high]) = self.guidance_interval
-            && !(low <= high)
+            && (low.is_nan() || high.is_nan() || low > high)
         {
             return Err(GenerateError::GuidanceInterval(low, high));
         }

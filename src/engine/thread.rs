@@ -126,6 +126,7 @@ impl Worker {
                 self.load_forward_image(&source, size, channels, model)
             }
             Command::Forward { schedule, t, seed } => self.forward(schedule, t, seed),
+            Command::Attention { key, request, inputs } => self.attention(key, &request, &inputs),
             Command::SetDevice(choice) => self.set_device(choice),
             Command::Train(command) => self.train(command),
             Command::InjectPanic { job } => panic!("injected panic in job {job}"),
@@ -191,6 +192,16 @@ impl Worker {
             self.send(Event::ModelLoaded(model.info(&name)));
             self.models.insert(name, model);
         }
+    }
+
+    fn attention(&mut self, key: u64, request: &GenerateRequest, inputs: &[super::explain::AttentionInput]) {
+        let attention = match self.models.get(&request.model) {
+            None => Err(EngineError::ModelNotLoaded(request.model.label()).to_string()),
+            Some(model) => super::explain::attention_of_run(&model.unet, request, inputs, &self.device.device)
+                .map(Arc::new)
+                .map_err(|e| e.to_string()),
+        };
+        self.send(Event::Attention { key, attention });
     }
 
     fn generate(&mut self, job: u64, request: &GenerateRequest, stream: bool) {
@@ -337,6 +348,10 @@ fn panic_event(command: &Command) -> Box<dyn FnOnce(String) -> Event> {
         }
         Command::Train(_) => {
             Box::new(move |m| Event::Train(TrainEvent::Failed { message: internal_error("training", m) }))
+        }
+        Command::Attention { key, .. } => {
+            let key = *key;
+            Box::new(move |m| Event::Attention { key, attention: Err(internal_error("reading attention", m)) })
         }
         Command::SetDevice(_) | Command::Shutdown => {
             Box::new(move |m| Event::DeviceFailed { message: internal_error("switching the device", m) })

@@ -68,6 +68,13 @@ pub enum Command {
         job: u64,
         index: usize,
     },
+    /// Cross-attention weights of a run's steps (the conditional branch re-run on recorded inputs), for
+    /// the viewer whose run is `key`.
+    Attention {
+        key: u64,
+        request: GenerateRequest,
+        inputs: Vec<super::explain::AttentionInput>,
+    },
     /// Move the engine (and its models) to another device.
     SetDevice(DeviceChoice),
     /// Panics inside the worker as job `job`: lets tests prove that a panicking job fails with a message
@@ -124,6 +131,11 @@ pub enum Event {
     Failed {
         job: u64,
         message: String,
+    },
+    /// The answer to [`Command::Attention`] for run `key`.
+    Attention {
+        key: u64,
+        attention: Result<Arc<Vec<super::explain::StepAttention>>, String>,
     },
     /// A latent frame that the run left undecoded, decoded after the run (or on request).
     Decoded {
@@ -206,6 +218,11 @@ impl Engine {
     }
 
     /// Asks for frame `index` of `job` to be decoded before the other undecoded frames of that run.
+    /// Asks for the cross-attention of run `key`'s steps at `inputs` ([`Event::Attention`] answers).
+    pub fn attention(&self, key: u64, request: GenerateRequest, inputs: Vec<super::explain::AttentionInput>) {
+        let _ = self.commands.send(Command::Attention { key, request, inputs });
+    }
+
     pub fn decode(&self, job: u64, index: usize) {
         let _ = self.commands.send(Command::Decode { job, index });
     }

@@ -92,16 +92,46 @@ pub struct Stage {
 }
 
 impl Stage {
-    fn forward(&self, x: Tensor<4>, embedding: Tensor<2>, context: &Tensor<3>) -> Tensor<4> {
+    /// `record`: where to keep the cross-attention weights, named `part` (nothing is kept without it).
+    fn forward(
+        &self,
+        x: Tensor<4>,
+        embedding: Tensor<2>,
+        context: &Tensor<3>,
+        record: &mut Option<&mut Vec<CrossAttentionWeights>>,
+        part: &str,
+    ) -> Tensor<4> {
         let mut h = self.res.forward(x, embedding);
         if let Some(attention) = &self.self_attention {
             h = attention.forward(h, None);
         }
         if let Some(attention) = &self.cross_attention {
-            h = attention.forward(h, Some(context.clone()));
+            let [_, _, height, width] = h.dims();
+            let (out, weights) = attention.forward_with_weights(h, Some(context.clone()));
+            if let Some(record) = record.as_mut() {
+                record.push(CrossAttentionWeights {
+                    layer: format!("{part} {height}x{width}"),
+                    height,
+                    width,
+                    weights,
+                });
+            }
+            h = out;
         }
         h
     }
+}
+
+/// One cross-attention layer's weights in a forward pass: from every position of its feature map to each
+/// of τ_θ(y)'s tokens.
+#[derive(Clone, Debug)]
+pub struct CrossAttentionWeights {
+    /// Where in the UNet: "down 14x14", "middle 7x7", "up 14x14", …
+    pub layer: String,
+    pub height: usize,
+    pub width: usize,
+    /// [batch, heads, height * width, tokens], summing to 1 over the tokens.
+    pub weights: Tensor<4>,
 }
 
 #[derive(Module, Debug)]
@@ -253,18 +283,40 @@ impl UNet {
 
     /// ε_θ with a given context in place of τ_θ(y) (e.g. a mix of two classes').
     pub fn forward_with_context(&self, x_t: Tensor<4>, log_snr: Tensor<1>, context: Tensor<3>) -> Tensor<4> {
+        self.forward_recording(x_t, log_snr, context, None)
+    }
+
+    /// ε_θ and every cross-attention layer's weights, in the order the forward pass meets them.
+    pub fn forward_with_attention(
+        &self,
+        x_t: Tensor<4>,
+        log_snr: Tensor<1>,
+        context: Tensor<3>,
+    ) -> (Tensor<4>, Vec<CrossAttentionWeights>) {
+        let mut weights = Vec::new();
+        let eps = self.forward_recording(x_t, log_snr, context, Some(&mut weights));
+        (eps, weights)
+    }
+
+    fn forward_recording(
+        &self,
+        x_t: Tensor<4>,
+        log_snr: Tensor<1>,
+        context: Tensor<3>,
+        mut record: Option<&mut Vec<CrossAttentionWeights>>,
+    ) -> Tensor<4> {
         let embedding = self.noise_level.forward(log_snr); // [batch, embed_dim]
 
         let mut h = conv2d(&self.stem, x_t);
         let mut skips = Vec::with_capacity(self.down.len());
         for (level, stage) in self.down.iter().enumerate() {
-            h = stage.forward(h, embedding.clone(), &context);
+            h = stage.forward(h, embedding.clone(), &context, &mut record, "down");
             skips.push(h.clone());
             if let Some(downsample) = self.downsample.get(level) {
                 h = conv2d(downsample, h);
             }
         }
-        h = self.mid_first.forward(h, embedding.clone(), &context);
+        h = self.mid_first.forward(h, embedding.clone(), &context, &mut record, "middle");
         h = self.mid_second.forward(h, embedding.clone());
         for ((level, stage), skip) in self.up.iter().enumerate().rev().zip(skips.into_iter().rev()) {
             if let Some(upsample) = self.upsample.get(level) {
@@ -273,7 +325,7 @@ impl UNet {
                 let options = InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([height, width]);
                 h = conv2d(upsample, interpolate(h, options));
             }
-            h = stage.forward(Tensor::cat(vec![h, skip], 1), embedding.clone(), &context);
+            h = stage.forward(Tensor::cat(vec![h, skip], 1), embedding.clone(), &context, &mut record, "up");
         }
         conv2d(&self.out_conv, group_norm_silu(&self.out_norm, h))
     }

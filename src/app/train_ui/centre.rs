@@ -113,7 +113,16 @@ impl TrainPanel {
         // A latent grid's predicted noise is shown as its decoded x_t, as before the viewer.
         let quantity =
             if latent && self.quantity == Quantity::PredictedNoise { Quantity::Noisy } else { self.quantity };
-        let look = Look { quantity, color_map: ctx.settings.color_map, zoom: ctx.settings.zoom, gpu: ctx.gpu_display };
+        let settings = &ctx.settings;
+        let look = Look {
+            quantity,
+            color_map: settings.color_map,
+            zoom: settings.zoom,
+            gpu: ctx.gpu_display,
+            this_step: settings.this_step,
+            overlay: settings.overlay,
+            attention: settings.attention,
+        };
         self.viewer.image_ui(ui, look, "no samples yet");
     }
 

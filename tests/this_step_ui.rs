@@ -1,0 +1,101 @@
+//! "This step" and the overlays in the window, through egui_kittest by accessible labels (issue 20).
+
+use std::time::{Duration, Instant};
+
+use diffusion_lab::app::LabApp;
+use diffusion_lab::app::state::{RunStatus, Settings};
+use diffusion_lab::diffusion::Sampler;
+use diffusion_lab::engine::{DeviceChoice, Engine};
+use egui_kittest::Harness;
+use egui_kittest::kittest::{By, NodeT, Queryable};
+
+fn step_until(harness: &mut Harness<'static, LabApp>, what: &str, done: impl Fn(&LabApp) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !done(harness.state()) {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    harness.step();
+}
+
+/// The value of the label "NAME = VALUE" on screen (exactly one).
+fn shown_number(harness: &Harness<'static, LabApp>, name: &str) -> f64 {
+    let prefix = format!("{name} = ");
+    let values: Vec<f64> = texts_starting_with(harness, &prefix)
+        .iter()
+        .filter_map(|label| label[prefix.len()..].trim().parse().ok())
+        .collect();
+    assert_eq!(values.len(), 1, "one number `{prefix}…`: {values:?}");
+    values[0]
+}
+
+/// The text of every label on screen that starts with `prefix` (egui gives a label's text as its value).
+fn texts_starting_with(harness: &Harness<'static, LabApp>, prefix: &str) -> Vec<String> {
+    let text = |n: &egui_kittest::kittest::AccessKitNode<'_>| n.label().or_else(|| n.value()).unwrap_or_default();
+    harness
+        .query_all(By::new().predicate(move |n| text(n).starts_with(prefix)).include_labels())
+        .map(|node| text(&node.accesskit_node()))
+        .collect()
+}
+
+fn close(shown: f64, exact: f64) -> bool {
+    (shown - exact).abs() <= 6e-5 * exact.abs().max(1.0)
+}
+
+#[test]
+fn this_step_shows_the_schedules_numbers_and_the_overlays_change_the_picture() {
+    let settings = Settings {
+        batch: 2,
+        sampler: Sampler::ddim(5, 0.0),
+        seed: 4,
+        class: Some(3),
+        guidance: 2.0,
+        ..Settings::default()
+    };
+    let app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), settings);
+    let mut harness =
+        Harness::builder().with_size([1500.0, 1000.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
+    step_until(&mut harness, "the model loads", |app| app.model_info().is_some());
+    harness.get_by_label("This step").click();
+    harness.get_by_role_and_label(eframe::egui::accesskit::Role::Button, "Generate").click();
+    step_until(&mut harness, "the run finishes", |app| matches!(app.generate.run, RunStatus::Finished { .. }));
+    let times = harness.state().generate.paint_times;
+    let (worst_ms, mean_ms) = (times.max_ms, times.mean_ms());
+    println!("UI paint time during the run with This step open: worst {worst_ms:.1} ms, mean {mean_ms:.1} ms");
+
+    // Scrub to a middle step: frame 3 is what step 3 (of 5) made.
+    harness.get_by_role_and_label(eframe::egui::accesskit::Role::Slider, "Timestep").set_value_accesskit(3.0);
+    harness.run_steps(3);
+    let app = harness.state();
+    let trajectory = app.generate.viewer.trajectory.as_ref().unwrap();
+    let (before, after) = (&trajectory.frames[2], &trajectory.frames[3]);
+    let schedule = trajectory.request.schedule.build().unwrap();
+    let alpha_bar = |t: usize| if t == 0 { 1.0 } else { schedule.alpha_bar[t - 1] };
+    assert_eq!(shown_number(&harness, "t") as usize, before.t);
+    assert!(close(shown_number(&harness, "ᾱ_t"), alpha_bar(before.t)), "ᾱ_t at t = {}", before.t);
+    assert!(close(shown_number(&harness, "ᾱ_{t'}"), alpha_bar(after.t)));
+    // DDIM η = 0: x_{t'} = sqrt(ᾱ_{t'}) x̂_0 + sqrt(1 - ᾱ_{t'}) ε̂, with this step's numbers.
+    assert!(close(shown_number(&harness, "sqrt(ᾱ_{t'})"), alpha_bar(after.t).sqrt()));
+    assert!(close(shown_number(&harness, "sqrt(1 - ᾱ_{t'} - σ²)"), (1.0 - alpha_bar(after.t)).sqrt()));
+    assert!(texts_starting_with(&harness, "0.").iter().any(|t| t.ends_with("· x̂_0")), "the update's x̂_0 term");
+    assert!(harness.query_all_by_label("= x_{t'} (the sum)").next().is_some(), "the sum's picture");
+
+    // The overlays: guidance, then cross-attention at two layers and two tokens; each changes the picture.
+    harness.get_by_label("guidance |ε̂_y - ε̂_Ø|").click();
+    harness.run_steps(2);
+    let guidance = harness.state().generate.viewer.step.overlay_digest.expect("a guidance heat map");
+    harness.get_by_label("cross-attention").click();
+    step_until(&mut harness, "the attention arrives", |app| app.generate.viewer.step.overlay_digest != Some(guidance));
+    let first = harness.state().generate.viewer.step.overlay_digest.unwrap();
+    harness.get_by_label("Layer").click();
+    harness.run_steps(2);
+    harness.get_by_label("middle 7x7").click();
+    harness.run_steps(3);
+    assert_ne!(harness.state().ctx.settings.attention.layer, 0, "the middle layer picked");
+    let middle = harness.state().generate.viewer.step.overlay_digest.unwrap();
+    assert_ne!(middle, first, "another layer, another map");
+    harness.state_mut().ctx.settings.attention.token = 1;
+    harness.run_steps(3);
+    assert_ne!(harness.state().generate.viewer.step.overlay_digest.unwrap(), middle, "another token, another map");
+}
