@@ -656,3 +656,41 @@ fn resuming_on_data_with_more_classes_is_refused() {
     let out = train(&two, &["--resume"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn explain_writes_a_step_figure_and_prints_the_steps_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("step.png");
+    let out = diffusion_lab(&[
+        "explain",
+        "--class",
+        "9",
+        "--seed",
+        "3",
+        "--step",
+        "10",
+        "--device",
+        "cpu",
+        "--out",
+        path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("Step 10 of 20: x_{t'} = (σ_{t'}/σ_t) x_t"), "DPM++ 2M's form: {text}");
+    // The numbers are the schedule's at the step's t.
+    let request = diffusion_lab::engine::png_settings::settings_from_png(&path).expect("the figure carries its run");
+    let schedule = request.schedule.build().unwrap();
+    let t: usize = text.split("t = ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    let shown: f64 = text.split("ᾱ_t = ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    assert!((shown - schedule.alpha_bar[t - 1]).abs() < 1e-4, "ᾱ_t at t = {t}: {shown}");
+    let figure = image::open(&path).unwrap();
+    assert!(figure.width() > 11 * 28 * 4, "a row of term pictures: {}", figure.width());
+
+    let out = diffusion_lab(&["explain", "--step", "21", "--device", "cpu", "--out", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--step must be between 1 and 20"), "{}", stderr(&out));
+    let out =
+        diffusion_lab(&["explain", "--guidance-interval", "2,-3", "--device", "cpu", "--out", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("from low to high"), "{}", stderr(&out));
+}

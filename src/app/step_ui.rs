@@ -268,7 +268,9 @@ impl StepPanel {
 
 /// A number as the panel prints it: 4 significant digits, or scientific when tiny or huge.
 pub fn number_text(v: f64) -> String {
-    if v.is_nan() {
+    if v.fract() == 0.0 && v.abs() >= 1.0 && v.abs() < 1e6 {
+        format!("{v:.0}")
+    } else if v.is_nan() {
         "—".into()
     } else if v == 0.0 || (1e-3..1e4).contains(&v.abs()) {
         format!("{v:.4}")

@@ -24,6 +24,7 @@ use diffusion_lab::train::training::{
 
 mod bench;
 mod eval;
+mod explain;
 mod grid;
 mod interpolate;
 mod sample;
@@ -60,6 +61,8 @@ pub enum Command {
     Grid(grid::GridArgs),
     /// A strip of images between two seeds (x_T interpolated spherically) or two classes (τ_θ(y)), as PNG and GIF.
     Interpolate(interpolate::InterpolateArgs),
+    /// One step of a run as a figure: the update with its numbers and every term as a picture.
+    Explain(explain::ExplainArgs),
 }
 
 /// The flags that describe a β schedule; shared by every subcommand that takes one. What is not given
@@ -141,6 +144,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Bench(args) => bench::bench(&args),
         Command::Grid(args) => grid::grid(&args),
         Command::Interpolate(args) => interpolate::interpolate(&args),
+        Command::Explain(args) => explain::explain(&args),
     }
 }
 
