@@ -415,8 +415,9 @@ fn a_long_run_is_recorded_within_the_memory_budget_and_the_timeline_says_so() {
         ..quick_settings()
     };
     let mut harness = harness(settings);
-    // Room for 40 frames of 2 images (x_t, x̂_0 and ε of 28x28 each).
-    let frame_bytes = 4 * 3 * 2 * 28 * 28;
+    // Room for 40 frames of 2 images: x_t, x̂_0 and ε, and the parts of the step that made it (ε̂_Ø, ε̂_y
+    // and the fresh noise z), 28x28 each.
+    let frame_bytes = 4 * 6 * 2 * 28 * 28;
     harness.state_mut().ctx.trajectory_budget = 40 * frame_bytes;
     harness.get_by_role_and_label(Role::Button, "Generate").click();
     step_until(&mut harness, "the run finishes", finished);
