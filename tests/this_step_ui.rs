@@ -22,10 +22,12 @@ fn step_until(harness: &mut Harness<'static, LabApp>, what: &str, done: impl Fn(
 /// The value of the label "NAME = VALUE" on screen (exactly one).
 fn shown_number(harness: &Harness<'static, LabApp>, name: &str) -> f64 {
     let prefix = format!("{name} = ");
-    let values: Vec<f64> = texts_starting_with(harness, &prefix)
+    // (A label that names the widget after it is found as itself and as that widget's name: the same value.)
+    let mut values: Vec<f64> = texts_starting_with(harness, &prefix)
         .iter()
         .filter_map(|label| label[prefix.len()..].trim().parse().ok())
         .collect();
+    values.dedup();
     assert_eq!(values.len(), 1, "one number `{prefix}…`: {values:?}");
     values[0]
 }
@@ -98,4 +100,36 @@ fn this_step_shows_the_schedules_numbers_and_the_overlays_change_the_picture() {
     harness.state_mut().ctx.settings.attention.token = 1;
     harness.run_steps(3);
     assert_ne!(harness.state().generate.viewer.step.overlay_digest.unwrap(), middle, "another token, another map");
+}
+
+#[test]
+fn the_forward_panels_posterior_shows_its_coefficients_and_the_kl_plot() {
+    let app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), Settings::default());
+    let mut harness =
+        Harness::builder().with_size([1500.0, 1200.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
+    step_until(&mut harness, "the model loads", |app| app.model_info().is_some());
+    // The fixture's test images: the test runs without the data set package.
+    harness.state_mut().ctx.fashion_mnist_dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist");
+    harness.get_by_label("Forward process").click();
+    step_until(&mut harness, "x_0 loads", |app| app.forward.x0.is_some());
+    harness.get_by_role_and_label(eframe::egui::accesskit::Role::Slider, "Forward t").set_value_accesskit(300.0);
+    harness.run_steps(2);
+    harness.get_by_label("Posterior q(x_{t-1} | x_t, x_0) and the model's step").click();
+    step_until(&mut harness, "the posterior at t = 300 and its KL curve arrive", |app| {
+        let posterior = &app.forward.posterior;
+        posterior.view.as_ref().is_some_and(|v| v.t == 300) && !posterior.curve.is_empty()
+    });
+    harness.run_steps(2);
+    let schedule = harness.state().ctx.settings.schedule.build().unwrap();
+    assert!(close(shown_number(&harness, "c₀"), schedule.posterior_coef_x0[299]));
+    assert!(close(shown_number(&harness, "c₁"), schedule.posterior_coef_xt[299]));
+    assert!(close(shown_number(&harness, "β̃_t"), schedule.beta_tilde[299]));
+    let mut kl = texts_starting_with(&harness, "L_{t-1} = KL(q || p_θ) = ");
+    kl.dedup();
+    assert_eq!(kl.len(), 1, "the KL at t is shown: {kl:?}");
+    let curve = &harness.state().forward.posterior.curve;
+    assert!(curve.len() >= 40, "the KL plot across t has {} points", curve.len());
+    assert!(curve.iter().all(|(t, kl)| *t >= 2 && kl.is_finite() && *kl >= 0.0), "{curve:?}");
+    assert!(harness.query_all_by_label("μ̃_t (knows x_0)").next().is_some(), "μ̃ as a picture");
 }

@@ -15,7 +15,7 @@ use crate::diffusion::BetaSchedule;
 use crate::engine::{Event, ForwardSource};
 
 /// Fixed so that scrubbing t shows one noise pattern growing, not a new one each time.
-const FORWARD_NOISE_SEED: u64 = 2020;
+pub const FORWARD_NOISE_SEED: u64 = 2020;
 
 /// x_0, x_t and the pure noise ε as drawn.
 type Pictures = (TextureHandle, TextureHandle, Option<TextureHandle>);
@@ -74,6 +74,8 @@ pub struct ForwardPanel {
     mask_serial: usize,
     /// RePaint's resampling for "Denoise from here" with a mask.
     pub resample: usize,
+    /// The posterior at t on this x_0, beside the model's step.
+    pub posterior: super::posterior_ui::PosteriorPanel,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -142,7 +144,11 @@ impl ForwardPanel {
                 self.noise = Some(noise);
                 self.frame_serial += 1;
             }
-            Event::ForwardFailed { message } => self.error = Some(message),
+            Event::ForwardFailed { message } => {
+                self.posterior.on_failure();
+                self.error = Some(message);
+            }
+            Event::Posterior(view) => self.posterior.on_view(view),
             _ => {}
         }
     }
@@ -365,6 +371,7 @@ impl ForwardPanel {
         let pictures = self.textures(ui.ctx(), &x0, shape, ctx.settings.color_map);
         self.pictures_ui(ui, ctx, shape[2], pictures);
         ui.weak(label);
+        self.posterior.ui(ui, ctx, self.generation, self.t);
         self.editing_ui(ui, ctx);
     }
 }

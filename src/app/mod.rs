@@ -12,6 +12,7 @@ pub mod export;
 pub mod forward_ui;
 pub mod generate_ui;
 pub mod gpu_display;
+pub mod posterior_ui;
 pub mod schedule_ui;
 pub mod state;
 pub mod step_ui;

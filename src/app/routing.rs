@@ -17,9 +17,10 @@ impl LabApp {
                 | Event::Done { job, .. }
                 | Event::Failed { job, .. }
                 | Event::Decoded { job, .. } => self.on_run_event(job, event),
-                Event::ForwardImage { .. } | Event::ForwardFrame { .. } | Event::ForwardFailed { .. } => {
-                    self.forward.on_event(event)
-                }
+                Event::ForwardImage { .. }
+                | Event::ForwardFrame { .. }
+                | Event::ForwardFailed { .. }
+                | Event::Posterior(_) => self.forward.on_event(event),
                 Event::Train(event) => self.train.on_event(&mut self.ctx, event),
                 // Attention belongs to the viewer showing that run (each checks the key).
                 Event::Attention { key, attention } => {

@@ -8,6 +8,7 @@ use egui_plot::{Line, Plot, PlotPoints, VLine};
 
 use super::colors::{self, GRID_GAP};
 use super::state::{AttentionPick, ColorMap, Trajectory};
+use crate::diffusion::equation::number_text;
 use crate::engine::explain::{AttentionInput, StepAttention, StepExplanation, explain_step, guidance_size};
 
 /// The symbol of a picture that is not one of the update's terms (hovering it highlights nothing).
@@ -263,19 +264,6 @@ impl StepPanel {
                     plot.vline(VLine::new("this step", level));
                 }
             });
-    }
-}
-
-/// A number as the panel prints it: 4 significant digits, or scientific when tiny or huge.
-pub fn number_text(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() >= 1.0 && v.abs() < 1e6 {
-        format!("{v:.0}")
-    } else if v.is_nan() {
-        "—".into()
-    } else if v == 0.0 || (1e-3..1e4).contains(&v.abs()) {
-        format!("{v:.4}")
-    } else {
-        format!("{v:.3e}")
     }
 }
 

@@ -4,6 +4,7 @@
 use std::cell::Cell;
 
 use super::*;
+use diffusion_lab::diffusion::equation::number_text;
 use diffusion_lab::engine::GenerateRequest;
 use diffusion_lab::engine::explain::{StepExplanation, explain_step};
 use diffusion_lab::engine::generate::{RunHooks, run_generate};
@@ -37,9 +38,18 @@ pub struct ExplainArgs {
     /// The figure to write (PNG).
     #[arg(long)]
     pub out: PathBuf,
+    /// Instead of one step: where guidance acts in this model. Runs `--runs-per-class` images of every
+    /// class and prints (and plots into `--out`) the mean |ε̂_y - ε̂_Ø| at each step against its noise level.
+    #[arg(long, conflicts_with_all = ["class", "step"])]
+    pub guidance_curve: bool,
+    #[arg(long, default_value_t = 100, requires = "guidance_curve")]
+    pub runs_per_class: usize,
 }
 
 pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
+    if args.guidance_curve {
+        return guidance_curve(args);
+    }
     let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.models.model)?;
     let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
         .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))?;
@@ -97,12 +107,8 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
 fn text_of(e: &StepExplanation) -> Vec<String> {
     let eq = &e.equation;
     let mut lines = vec![format!("Step {} of {}: {}", e.step + 1, e.total_steps, eq.form), eq.meaning.to_string()];
-    let numbers: Vec<String> = eq
-        .levels
-        .iter()
-        .chain(&eq.numbers)
-        .map(|n| format!("{} = {}", n.name, diffusion_lab_number(n.value)))
-        .collect();
+    let numbers: Vec<String> =
+        eq.levels.iter().chain(&eq.numbers).map(|n| format!("{} = {}", n.name, number_text(n.value))).collect();
     lines.extend(numbers.chunks(4).map(|chunk| chunk.join("   ")));
     let mut sum = String::new();
     for (k, t) in e.terms.iter().enumerate() {
@@ -112,27 +118,15 @@ fn text_of(e: &StepExplanation) -> Vec<String> {
             (_, false) => " + ",
             (_, true) => " - ",
         };
-        sum += &format!("{sign}{} · {}", diffusion_lab_number(t.coefficient.abs()), t.symbol);
+        sum += &format!("{sign}{} · {}", number_text(t.coefficient.abs()), t.symbol);
     }
     lines.push(format!("x_{{t'}} = {sum}"));
     lines.push(format!(
         "guidance w = {}; clipping changed {:.1} % of x̂_0",
-        diffusion_lab_number(e.guidance),
+        number_text(e.guidance),
         100.0 * e.clipped_share()
     ));
     lines
-}
-
-fn diffusion_lab_number(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() >= 1.0 && v.abs() < 1e6 {
-        format!("{v:.0}")
-    } else if v.is_nan() {
-        "-".into()
-    } else if v == 0.0 || (1e-3..1e4).contains(&v.abs()) {
-        format!("{v:.4}")
-    } else {
-        format!("{v:.3e}")
-    }
 }
 
 /// The labels' font is ASCII: Greek letters and accents spelled out.
@@ -189,7 +183,7 @@ fn figure_of(e: &StepExplanation, text: &[String], zoom: usize) -> images::Pictu
     cells.push((picture(&e.x0_pred), "x0^".into()));
     for term in &e.terms {
         let symbol = term.symbol.replace(" of the previous step", ",prev").replace(" at the Euler point", "");
-        let label = format!("{}*{symbol}", diffusion_lab_number(term.coefficient));
+        let label = format!("{}*{symbol}", number_text(term.coefficient));
         cells.push((picture(&term.weighted), ascii_from_math(&label)));
     }
     cells.push((picture(&e.x_next), "= x_t'".into()));
@@ -221,4 +215,160 @@ fn figure_of(e: &StepExplanation, text: &[String], zoom: usize) -> images::Pictu
         figure.pixels[to..to + grid.width * channels].copy_from_slice(&grid.pixels[from..from + grid.width * channels]);
     }
     figure
+}
+
+/// Mean |ε̂_y - ε̂_Ø| at every step of `--runs-per-class` runs of each class: at which noise levels the
+/// class changes the network's answer. Printed as a table (step, t, λ, mean, per class) and plotted.
+fn guidance_curve(args: &ExplainArgs) -> anyhow::Result<()> {
+    use diffusion_lab::engine::explain::guidance_size;
+    if args.runs_per_class == 0 {
+        bail!("--runs-per-class must be at least 1");
+    }
+    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.models.model)?;
+    let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
+        .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))?;
+    let base = GenerateRequest {
+        model: app_model_id(&args.models.model),
+        schedule: args.schedule.beta_schedule_or(checkpoint.header.training_schedule.unwrap_or_default()),
+        sampler: args.sampler.sampler(),
+        seed: args.seed,
+        batch: 1,
+        class: Some(0),
+        guidance: args.guidance,
+        guidance_interval: args.guidance_interval,
+        init: None,
+        interpolate: None,
+    };
+    base.validate(config.num_classes)?;
+    let device = open_device(args.models.device)?;
+    let model = LoadedUnet::from_checkpoint(&checkpoint, &device.device)?;
+    let decoder = decoder_for(
+        &args.models.model,
+        &model,
+        builtin_autoencoder,
+        args.models.autoencoder.as_deref(),
+        &device.device,
+    )?;
+    let classes = config.num_classes;
+    let chunk = diffusion_lab::engine::generate::MAX_BATCH.min(args.runs_per_class);
+    // levels[step] = (t, λ); sizes[class][step] = summed size, counts alike.
+    let mut levels: Vec<(usize, f64)> = Vec::new();
+    let mut sums = vec![Vec::<f64>::new(); classes];
+    let mut counts = vec![Vec::<usize>::new(); classes];
+    let bar = progress_bar((classes * args.runs_per_class.div_ceil(chunk)) as u64, 0);
+    for class in 0..classes {
+        let mut done = 0;
+        while done < args.runs_per_class {
+            let batch = chunk.min(args.runs_per_class - done);
+            let request = GenerateRequest {
+                class: Some(class),
+                batch,
+                seed: args.seed.wrapping_add((class * 1_000_003 + done) as u64),
+                ..base.clone()
+            };
+            let mut frames = Vec::new();
+            let keep_going = || true;
+            let mut emit = |frame: diffusion_lab::engine::Frame| frames.push(frame);
+            run_generate(
+                &model,
+                decoder.as_ref(),
+                &request,
+                &device.device,
+                RunHooks { keep_going: &keep_going, stream: true, emit: &mut emit },
+            )?;
+            for (step, pair) in frames.windows(2).enumerate() {
+                if levels.len() <= step {
+                    levels.push((pair[0].t, pair[0].log_snr));
+                }
+                let parts = pair[1].parts.as_ref();
+                let size =
+                    parts.and_then(|p| guidance_size(p.unconditional.as_deref()?, p.conditional.as_deref()?, batch));
+                if sums[class].len() <= step {
+                    sums[class].resize(step + 1, 0.0);
+                    counts[class].resize(step + 1, 0);
+                }
+                if let Some(size) = size {
+                    sums[class][step] += size.iter().map(|v| *v as f64).sum::<f64>();
+                    counts[class][step] += size.len();
+                }
+            }
+            done += batch;
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    let mean = |class: usize, step: usize| {
+        let n = counts[class].get(step).copied().unwrap_or(0);
+        (n > 0).then(|| sums[class][step] / n as f64)
+    };
+    let header: Vec<String> = (0..classes).map(|c| format!("class {c}")).collect();
+    println!("| step | t | λ | mean over classes | {} |", header.join(" | "));
+    println!("| --- | --- | --- | --- |{}", " --- |".repeat(classes));
+    let mut curve = Vec::new();
+    for (step, (t, lambda)) in levels.iter().enumerate() {
+        let per_class: Vec<Option<f64>> = (0..classes).map(|c| mean(c, step)).collect();
+        let known: Vec<f64> = per_class.iter().flatten().copied().collect();
+        let overall = (!known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64);
+        let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+        println!(
+            "| {} | {t} | {lambda:.2} | {} | {} |",
+            step + 1,
+            cell(overall),
+            per_class.iter().map(|v| cell(*v)).collect::<Vec<_>>().join(" | ")
+        );
+        if let Some(overall) = overall {
+            curve.push((*lambda, overall));
+        }
+    }
+    let title = format!(
+        "mean |eps_y - eps_null| per step, {} runs of each of {classes} classes, w = {}",
+        args.runs_per_class, args.guidance
+    );
+    images::save_png(&args.out, &curve_plot(&curve, &title), &[])?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// A line plot of (λ, value) points: λ along x (noisy on the left), the value up, with its range labelled.
+fn curve_plot(points: &[(f64, f64)], title: &str) -> images::Picture {
+    let (width, height, margin) = (560usize, 260usize, 40usize);
+    let mut picture = images::Picture { width, height, channels: 1, pixels: vec![255; width * height] };
+    let dot = |picture: &mut images::Picture, x: usize, y: usize, v: u8| {
+        if x < width && y < height {
+            picture.pixels[y * width + x] = v;
+        }
+    };
+    let (plot_w, plot_h) = (width - 2 * margin, height - 2 * margin);
+    for x in 0..=plot_w {
+        dot(&mut picture, margin + x, margin + plot_h, 0);
+    }
+    for y in 0..=plot_h {
+        dot(&mut picture, margin, margin + y, 0);
+    }
+    let (lo, hi) = points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (l, _)| (lo.min(*l), hi.max(*l)));
+    let top = points.iter().fold(1e-9f64, |m, (_, v)| m.max(*v));
+    let at = |l: f64, v: f64| {
+        let x = margin as f64 + (l - lo) / (hi - lo).max(1e-9) * plot_w as f64;
+        let y = (margin + plot_h) as f64 - v / top * plot_h as f64;
+        (x, y)
+    };
+    for pair in points.windows(2) {
+        let ((x0, y0), (x1, y1)) = (at(pair[0].0, pair[0].1), at(pair[1].0, pair[1].1));
+        let n = ((x1 - x0).abs().max((y1 - y0).abs()).ceil() as usize).max(1);
+        for k in 0..=n {
+            let f = k as f64 / n as f64;
+            let (x, y) = (x0 + f * (x1 - x0), y0 + f * (y1 - y0));
+            for d in 0..2 {
+                dot(&mut picture, x as usize + d, y as usize, 0);
+            }
+        }
+    }
+    let ink = |p: &mut images::Picture, x, y, text: &str| images::font::draw_text(p, x, y, text, 1, 0);
+    ink(&mut picture, margin, 12, title);
+    ink(&mut picture, 4, margin - 4, &format!("{top:.3}"));
+    ink(&mut picture, 4, margin + plot_h - 4, "0");
+    ink(&mut picture, margin, margin + plot_h + 6, &format!("lambda {lo:.1} (noisy)"));
+    let right = format!("lambda {hi:.1} (clean)");
+    ink(&mut picture, margin + plot_w - images::font::text_width(&right, 1), margin + plot_h + 6, &right);
+    picture
 }

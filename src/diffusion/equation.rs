@@ -136,6 +136,20 @@ pub fn equation(sampler: &Sampler, plan: &SamplingPlan, i: usize) -> Equation {
     Equation { form, meaning, levels, numbers }
 }
 
+/// A number as "This step" and `explain` print it: whole numbers as they are, else 4 decimals, or
+/// scientific notation when tiny or huge; "—" for none (NaN).
+pub fn number_text(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() >= 1.0 && v.abs() < 1e6 {
+        format!("{v:.0}")
+    } else if v.is_nan() {
+        "—".into()
+    } else if v == 0.0 || (1e-3..1e4).contains(&v.abs()) {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
 fn sampler_eta(sampler: &Sampler) -> f64 {
     match sampler.method {
         Method::EulerAncestral => 1.0,

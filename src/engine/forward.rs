@@ -169,3 +169,104 @@ mod tests {
         assert_eq!((x_t.len(), noise.len()), (4, 4));
     }
 }
+
+/// The Forward panel's posterior at t: q(x_{t-1} | x_t, x_0) = N(μ̃_t, β̃_t I) of the loaded x_0 beside the
+/// model's p_θ(x_{t-1} | x_t) = N(μ_θ, β̃_t I) (ε̂ from the unconditional branch), and the variational
+/// bound's L_{t-1} between them, at t and (when asked) across the noise scale.
+#[derive(Clone, Debug)]
+pub struct PosteriorView {
+    pub t: usize,
+    /// [1, channels, h, w] of the diffusion's space (a latent model's latent).
+    pub shape: [usize; 4],
+    /// μ̃_t = c₀ x_0 + c₁ x_t.
+    pub coef_x0: f64,
+    pub coef_xt: f64,
+    pub beta_tilde: f64,
+    pub posterior_mean: Vec<f32>,
+    pub model_mean: Vec<f32>,
+    /// L_{t-1} in bits per dimension (`None` at t = 1, where the bound has a decoder term instead).
+    pub kl_bits: Option<f64>,
+    /// (t, L_{t-1}) at evenly spaced t from 2 to T: empty unless asked for.
+    pub curve: Vec<(usize, f64)>,
+}
+
+/// Points of [`PosteriorView::curve`].
+pub const POSTERIOR_CURVE_POINTS: usize = 50;
+
+/// Computes the posterior view of `x0` noised to `t` with ε from `seed` (the forward panel's x_t).
+pub fn posterior_view(
+    x0: &ForwardX0,
+    model: &crate::model::LoadedUnet,
+    schedule: crate::diffusion::BetaSchedule,
+    t: usize,
+    seed: u64,
+    curve: bool,
+    device: &Device,
+) -> Result<PosteriorView, EngineError> {
+    use crate::diffusion::{DdpmVariance, posterior};
+    let schedule = schedule.build()?;
+    let steps = schedule.steps();
+    let t = t.clamp(1, steps);
+    let [_, c, h, w] = x0.shape;
+    if [c, h, w] != [model.config.image_channels, model.config.image_size, model.config.image_size] {
+        return Err(EngineError::ShapeMismatch {
+            values: x0.values.len(),
+            channels: model.config.image_channels,
+            size: model.config.image_size,
+        });
+    }
+    let noise = crate::diffusion::NoiseSource::new(seed).values(x0.values.len());
+    let noised = |t: usize| -> Vec<f32> {
+        let (a, s) = (schedule.sqrt_alpha_bar[t - 1], schedule.sqrt_one_minus_alpha_bar[t - 1]);
+        x0.values.iter().zip(&noise).map(|(x, e)| (a * *x as f64 + s * *e as f64) as f32).collect()
+    };
+    // ε̂ at several t in one batch: each image its own λ, all without a class.
+    let epsilon_at = |ts: &[usize]| -> Result<Vec<Vec<f32>>, EngineError> {
+        let n = ts.len();
+        let values: Vec<f32> = ts.iter().flat_map(|t| noised(*t)).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(values, [n, c, h, w]), device);
+        let lambdas: Vec<f32> = ts.iter().map(|t| schedule.log_snr[t - 1] as f32).collect();
+        let lambda = Tensor::<1>::from_data(TensorData::new(lambdas, [n]), device);
+        let null = Tensor::<1, Int>::full([n], model.model.null_class() as i64, device);
+        let eps = model.model.forward_with_context(x, lambda, model.model.context(null));
+        let eps = super::generate::values_from_tensor(&eps)?;
+        Ok(eps.chunks(c * h * w).map(<[f32]>::to_vec).collect())
+    };
+    let x_t = noised(t);
+    let eps = epsilon_at(&[t])?.remove(0);
+    let (posterior_mean, model_mean) = if t >= 2 {
+        (
+            posterior::posterior_mean(&schedule, t, &x0.values, &x_t).iter().map(|v| *v as f32).collect(),
+            posterior::model_mean(&schedule, t, &x_t, &eps).iter().map(|v| *v as f32).collect(),
+        )
+    } else {
+        (x0.values.clone(), posterior::predicted_x0(&schedule, t, &x_t, &eps))
+    };
+    let kl_bits = posterior::l_t_minus_1_bits(&schedule, t, &x0.values, &x_t, &eps, DdpmVariance::BetaTilde);
+    let mut points = Vec::new();
+    if curve && steps >= 2 {
+        let ts: Vec<usize> = (0..POSTERIOR_CURVE_POINTS)
+            .map(|k| 2 + k * (steps - 2) / (POSTERIOR_CURVE_POINTS - 1).max(1))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for chunk in ts.chunks(25) {
+            for (t, eps) in chunk.iter().zip(epsilon_at(chunk)?) {
+                let kl =
+                    posterior::l_t_minus_1_bits(&schedule, *t, &x0.values, &noised(*t), &eps, DdpmVariance::BetaTilde);
+                points.extend(kl.map(|kl| (*t, kl)));
+            }
+        }
+    }
+    Ok(PosteriorView {
+        t,
+        shape: x0.shape,
+        coef_x0: schedule.posterior_coef_x0[t - 1],
+        coef_xt: schedule.posterior_coef_xt[t - 1],
+        beta_tilde: schedule.beta_tilde[t - 1],
+        posterior_mean,
+        model_mean,
+        kl_bits,
+        curve: points,
+    })
+}

@@ -15,5 +15,6 @@ pub mod worker;
 
 pub use device::{ComputeDevice, DeviceChoice, open_device};
 pub use error::EngineError;
+pub use forward::{POSTERIOR_CURVE_POINTS, PosteriorView};
 pub use generate::{Decoded, Frame, GenerateRequest, RunSummary};
 pub use worker::{Command, Engine, Event, ForwardSource, ModelInfo, ModelSource};

@@ -126,6 +126,7 @@ impl Worker {
                 self.load_forward_image(&source, size, channels, model)
             }
             Command::Forward { schedule, t, seed } => self.forward(schedule, t, seed),
+            Command::Posterior { model, schedule, t, seed, curve } => self.posterior(&model, schedule, t, seed, curve),
             Command::Attention { key, request, inputs } => self.attention(key, &request, &inputs),
             Command::SetDevice(choice) => self.set_device(choice),
             Command::Train(command) => self.train(command),
@@ -296,6 +297,23 @@ impl Worker {
         }
     }
 
+    fn posterior(&self, model: &ModelId, schedule: crate::diffusion::BetaSchedule, t: usize, seed: u64, curve: bool) {
+        let Some(x0) = &self.forward_x0 else {
+            self.send(Event::ForwardFailed { message: EngineError::NoForwardImage.to_string() });
+            return;
+        };
+        // A latent x_0 belongs to the latent model that encoded it.
+        let id = x0.latent_model.as_ref().unwrap_or(model);
+        let Some(loaded) = self.models.get(id) else {
+            self.send(Event::ForwardFailed { message: EngineError::ModelNotLoaded(id.label()).to_string() });
+            return;
+        };
+        match super::forward::posterior_view(x0, &loaded.unet, schedule, t, seed, curve, &self.device.device) {
+            Ok(view) => self.send(Event::Posterior(Arc::new(view))),
+            Err(e) => self.send(Event::ForwardFailed { message: format!("posterior: {e}") }),
+        }
+    }
+
     /// Moves every model to the device `choice` opens (and warms them up there, on a GPU); if it cannot
     /// be opened, everything stays where it is.
     fn set_device(&mut self, choice: DeviceChoice) {
@@ -343,7 +361,7 @@ fn panic_event(command: &Command) -> Box<dyn FnOnce(String) -> Event> {
             let id = id.clone();
             Box::new(move |m| Event::ModelFailed { id, message: internal_error("loading the model", m) })
         }
-        Command::LoadForwardImage { .. } | Command::Forward { .. } => {
+        Command::LoadForwardImage { .. } | Command::Forward { .. } | Command::Posterior { .. } => {
             Box::new(move |m| Event::ForwardFailed { message: internal_error("the forward process", m) })
         }
         Command::Train(_) => {

@@ -57,6 +57,15 @@ pub enum Command {
         t: usize,
         seed: u64,
     },
+    /// The posterior q(x_{t-1} | x_t, x_0) of the loaded x_0 at `t` beside model `model`'s step, and (with
+    /// `curve`) the bound's L_{t-1} across the noise scale.
+    Posterior {
+        model: ModelId,
+        schedule: crate::diffusion::BetaSchedule,
+        t: usize,
+        seed: u64,
+        curve: bool,
+    },
     /// Load a UNet under `name`; a latent UNet comes with the autoencoder that decodes its latents.
     LoadModel {
         id: ModelId,
@@ -156,6 +165,8 @@ pub enum Event {
         noise: Arc<Vec<f32>>,
         shape: [usize; 4],
     },
+    /// The answer to [`Command::Posterior`].
+    Posterior(Arc<super::PosteriorView>),
     /// A forward-process command that could not be done (bad file, no data set, bad schedule).
     ForwardFailed {
         message: String,
@@ -205,6 +216,18 @@ impl Engine {
 
     pub fn forward(&self, schedule: crate::diffusion::BetaSchedule, t: usize, seed: u64) {
         let _ = self.commands.send(Command::Forward { schedule, t, seed });
+    }
+
+    /// Asks for the posterior view of the forward panel's x_0 at `t` ([`Event::Posterior`] answers).
+    pub fn posterior(
+        &self,
+        model: ModelId,
+        schedule: crate::diffusion::BetaSchedule,
+        t: usize,
+        seed: u64,
+        curve: bool,
+    ) {
+        let _ = self.commands.send(Command::Posterior { model, schedule, t, seed, curve });
     }
 
     /// Sends a job that panics in the worker (for tests); returns its job id.
