@@ -126,3 +126,63 @@ fn readme_terminal_signal_warning() {
     let image = harness.render().unwrap();
     image.save(readme_dir().join("window-terminal-warning.png")).unwrap();
 }
+
+/// "This step" beside a run in progress, then the cross-attention overlay and the Forward panel's posterior
+/// after it: the README's pictures of issue 20, rendered by egui_kittest.
+#[test]
+#[ignore = "writes assets/readme/; run by hand after This step, the overlays or the posterior panel change"]
+fn readme_this_step_attention_and_posterior() {
+    use diffusion_lab::app::state::Overlay;
+    let settings = Settings {
+        batch: 4,
+        class: Some(7),
+        seed: 11,
+        sampler: Sampler::ddim(50, 0.0),
+        this_step: true,
+        ..Settings::default()
+    };
+    let app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), settings);
+    let mut harness =
+        Harness::builder().with_size([1600.0, 1000.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let step_until = |harness: &mut Harness<'static, LabApp>, what: &str, done: &dyn Fn(&LabApp) -> bool| {
+        while !done(harness.state()) {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            harness.step();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        harness.run_steps(3);
+    };
+    step_until(&mut harness, "the model loads", &|app| app.model_info().is_some());
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "half the run arrives", &|app| {
+        app.generate.viewer.trajectory.as_ref().is_some_and(|t| t.frames.len() > 25)
+    });
+    harness.state_mut().ctx.settings.overlay = Overlay::Guidance;
+    harness.run_steps(3);
+    harness.render().unwrap().save(readme_dir().join("this-step-mid-run.png")).unwrap();
+
+    step_until(&mut harness, "the run finishes", &|app| matches!(app.generate.run, RunStatus::Finished { .. }));
+    harness.state_mut().ctx.settings.this_step = false;
+    harness.state_mut().ctx.settings.overlay = Overlay::Attention;
+    harness.state_mut().ctx.settings.zoom = 8.0;
+    harness.state_mut().ctx.settings.attention.summed = true;
+    harness.state_mut().ctx.settings.attention.layer = 2;
+    step_until(&mut harness, "the attention arrives", &|app| {
+        app.generate.viewer.step.attention_ready(app.generate.viewer.serial)
+    });
+    harness.render().unwrap().save(readme_dir().join("attention-overlay.png")).unwrap();
+
+    harness.state_mut().ctx.settings.overlay = Overlay::Off;
+    harness.state_mut().ctx.fashion_mnist_dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist");
+    harness.state_mut().forward.test_index = 3;
+    harness.state_mut().forward.posterior.open = true;
+    harness.get_by_label("Forward process").click();
+    step_until(&mut harness, "x_0 loads", &|app| app.forward.x0.is_some());
+    harness.state_mut().forward.t = 300;
+    step_until(&mut harness, "the posterior and its KL curve arrive", &|app| {
+        app.forward.posterior.view.as_ref().is_some_and(|v| v.t == 300) && !app.forward.posterior.curve.is_empty()
+    });
+    harness.render().unwrap().save(readme_dir().join("forward-posterior.png")).unwrap();
+}

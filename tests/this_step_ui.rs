@@ -83,12 +83,27 @@ fn this_step_shows_the_schedules_numbers_and_the_overlays_change_the_picture() {
     assert!(texts_starting_with(&harness, "0.").iter().any(|t| t.ends_with("· x̂_0")), "the update's x̂_0 term");
     assert!(harness.query_all_by_label("= x_{t'} (the sum)").next().is_some(), "the sum's picture");
 
+    // The step as a figure for slides, saved (no file dialog here: to the default folder) with its settings.
+    let dir = tempfile::tempdir().unwrap();
+    harness.state_mut().ctx.dialogs.available = false;
+    harness.state_mut().ctx.dialogs.export_dir = dir.path().to_path_buf();
+    harness.state_mut().ctx.status = None;
+    harness.get_by_label("Save step figure…").click();
+    step_until(&mut harness, "the figure is saved", |app| app.ctx.status.is_some());
+    let path = dir.path().join("diffusion-lab-step3.png");
+    let request = diffusion_lab::engine::png_settings::settings_from_png(&path).expect("the figure and its settings");
+    assert_eq!((request.seed, request.class), (4, Some(3)));
+    assert!(image::open(&path).unwrap().width() > 10 * 28 * 4, "a row of term pictures");
+
     // The overlays: guidance, then cross-attention at two layers and two tokens; each changes the picture.
     harness.get_by_label("guidance |ε̂_y - ε̂_Ø|").click();
     harness.run_steps(2);
     let guidance = harness.state().generate.viewer.step.overlay_digest.expect("a guidance heat map");
     harness.get_by_label("cross-attention").click();
-    step_until(&mut harness, "the attention arrives", |app| app.generate.viewer.step.overlay_digest != Some(guidance));
+    step_until(&mut harness, "the attention arrives", |app| {
+        app.generate.viewer.step.attention_ready(app.generate.viewer.serial)
+            && app.generate.viewer.step.overlay_digest != Some(guidance)
+    });
     let first = harness.state().generate.viewer.step.overlay_digest.unwrap();
     harness.get_by_label("Layer").click();
     harness.run_steps(2);

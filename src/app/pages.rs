@@ -25,11 +25,23 @@ impl LabApp {
         }
     }
 
-    /// Sends what the viewers' "This step" panels asked of the engine while drawing.
-    fn send_viewer_requests(&mut self) {
+    /// Sends what the viewers' "This step" panels asked for while drawing: attention of the engine, a
+    /// step figure to a file.
+    fn send_viewer_requests(&mut self, egui_ctx: &egui::Context) {
         for viewer in [&mut self.generate.viewer, &mut self.compare.viewer_b, &mut self.train.viewer] {
             if let Some((key, request, inputs)) = viewer.step.take_attention_request() {
                 self.ctx.engine.attention(key, request, inputs);
+            }
+            match viewer.step.take_figure() {
+                Some(Ok(png)) => {
+                    let file = ("png", "PNG image");
+                    let name = format!("diffusion-lab-step{}.png", viewer.cursor);
+                    self.ctx
+                        .dialogs
+                        .save_in_background(egui_ctx, name, file, move |path| crate::files::write_atomic(path, &png));
+                }
+                Some(Err(message)) => self.ctx.set_status(format!("cannot save the step figure: {message}"), true),
+                None => {}
             }
         }
     }
@@ -66,7 +78,7 @@ impl LabApp {
             Page::Train => self.train_page_ui(ui),
             Page::Generate => self.generate_page_ui(ui),
         }
-        self.send_viewer_requests();
+        self.send_viewer_requests(&egui_ctx);
         self.handle_requests();
     }
 
@@ -184,10 +196,25 @@ impl LabApp {
             ui.separator();
             self.forward.toggle_ui(ui, &mut self.ctx);
         });
-        if self.ctx.settings.overlay == state::Overlay::Attention {
-            ui.horizontal_wrapped(|ui| {
-                self.generate.viewer.step.attention_picker_ui(ui, &mut self.ctx.settings.attention);
-            });
+        match self.ctx.settings.overlay {
+            state::Overlay::Attention => {
+                ui.horizontal_wrapped(|ui| {
+                    self.generate.viewer.step.attention_picker_ui(ui, &mut self.ctx.settings.attention);
+                });
+            }
+            state::Overlay::Guidance => {
+                let range = self.generate.viewer.step.overlay_range;
+                ui.label(match range {
+                    Some((low, high)) => format!(
+                        "|ε̂_y - ε̂_Ø| of the step that made this frame: where the class changed the network's noise \
+                         estimate; colours {} (clear) to {} (red)",
+                        crate::diffusion::equation::number_text(low as f64),
+                        crate::diffusion::equation::number_text(high as f64)
+                    ),
+                    None => "No guidance map for this frame: x_T, or a step where w was 0 or 1 (one branch ran)".into(),
+                });
+            }
+            state::Overlay::Off => {}
         }
         ui.separator();
     }

@@ -115,15 +115,18 @@ impl PosteriorPanel {
         let [_, c, h, w] = view.shape;
         let shape = if c == 1 || c == 3 { [1, c, h, w] } else { [c, 1, h, w] };
         let difference: Vec<f32> = view.posterior_mean.iter().zip(&view.model_mean).map(|(q, p)| q - p).collect();
-        let key = (self.serial, 0, map);
+        let largest = difference.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let difference_label = format!("μ̃_t - μ_θ (blue -, red +; up to ±{})", number_text(largest as f64));
+        // The difference is small beside the means: diverging colours scaled to it, whatever the view's map.
         let pictures = [
-            ("μ̃_t (knows x_0)", &view.posterior_mean),
-            ("μ_θ (the model)", &view.model_mean),
-            ("μ̃_t - μ_θ", &difference),
+            ("μ̃_t (knows x_0)", &view.posterior_mean, map),
+            ("μ_θ (the model)", &view.model_mean, map),
+            (difference_label.as_str(), &difference, ColorMap::Diverging),
         ];
         ui.horizontal_wrapped(|ui| {
-            for ((label, values), cache) in pictures.iter().zip(&mut self.textures) {
-                let texture = cache.get(ui.ctx(), key, || Some(color_image_of(values, shape, map)));
+            for ((label, values, map), cache) in pictures.iter().zip(&mut self.textures) {
+                let key = (self.serial, 0, *map);
+                let texture = cache.get(ui.ctx(), key, || Some(color_image_of(values, shape, *map)));
                 ui.vertical(|ui| {
                     ui.label(RichText::new(*label).small());
                     if let Some(texture) = texture {

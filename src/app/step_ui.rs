@@ -42,6 +42,10 @@ pub struct StepPanel {
     attention: Option<(u64, Attention)>,
     /// A hash of the overlay's pixels when it was last made: what tests compare to see it change.
     pub overlay_digest: Option<u64>,
+    /// The values the overlay's colours run between (clear to red), for its caption.
+    pub overlay_range: Option<(f32, f32)>,
+    /// "Save step figure…" was pressed: the PNG (figure and settings) waiting for its file dialog.
+    pending_figure: Option<Result<Vec<u8>, String>>,
 }
 
 impl Default for StepPanel {
@@ -57,6 +61,8 @@ impl Default for StepPanel {
             overlay: colors::TextureCache::new("step_overlay"),
             attention: None,
             overlay_digest: None,
+            pending_figure: None,
+            overlay_range: None,
         }
     }
 }
@@ -101,6 +107,7 @@ impl StepPanel {
         }
         let difference: Vec<f32> = u.iter().zip(c.iter()).map(|(u, c)| (c - u).abs()).collect();
         let key = (serial ^ (1 << 63), explained.step, display);
+        self.overlay_range = Some(value_range(&difference));
         let digest = &mut self.overlay_digest;
         self.overlay.get(ctx, key, || Some(digested(heat_overlay(&difference, shape, display), digest)))
     }
@@ -134,7 +141,16 @@ impl StepPanel {
             None => {
                 ui.label("No frame yet.");
             }
-            Some(Ok(_)) => self.explained_ui(ui, map),
+            Some(Ok(_)) => {
+                if ui
+                    .button("Save step figure…")
+                    .on_hover_text("This step as a PNG for slides (as `explain` writes it)")
+                    .clicked()
+                {
+                    self.pending_figure = Some(self.figure_png(trajectory));
+                }
+                self.explained_ui(ui, map);
+            }
         }
         ui.separator();
         self.guidance_curve_ui(ui, trajectory, serial, cursor);
@@ -227,6 +243,22 @@ impl StepPanel {
         if hovered.is_some() || !ui.ui_contains_pointer() {
             self.hovered = hovered;
         }
+    }
+
+    /// The step (for the image the panel shows, the first for the whole batch) as a PNG figure with the
+    /// run's settings.
+    fn figure_png(&self, trajectory: &Trajectory) -> Result<Vec<u8>, String> {
+        let Some(Ok(e)) = &self.explained else { return Err("no step to save".into()) };
+        let one = e.image(self.image.unwrap_or(0));
+        let figure = crate::engine::explain::step_figure(&one, &crate::engine::explain::step_text(&one), 4);
+        let extra = serde_json::json!({ "explain_step": e.step + 1 });
+        let text = crate::engine::png_settings::settings_text(&trajectory.request, extra);
+        crate::images::png_bytes(&figure, &text).map_err(|e| e.to_string())
+    }
+
+    /// The figure "Save step figure…" made, for the file dialog.
+    pub fn take_figure(&mut self) -> Option<Result<Vec<u8>, String>> {
+        self.pending_figure.take()
     }
 
     /// Mean |ε̂_y - ε̂_Ø| at every recorded step of the run, against λ: at which noise levels the class
@@ -329,13 +361,16 @@ fn heat_overlay(difference: &[f32], shape: [usize; 4], display: [usize; 4]) -> e
             (0..c).map(|ch| difference[(b * c + ch) * plane + p]).sum::<f32>() / c as f32
         })
         .collect();
-    let top = heat.iter().fold(1e-6f32, |m, v| m.max(*v));
+    // Stretched from the map's least to its most: attention to one token is often nearly even, and its
+    // differences are what the picture is for (the range is printed beside the pickers).
+    let (low, high) = value_range(&heat);
+    let span = (high - low).max(1e-9);
     let mut pixels = vec![Color32::TRANSPARENT; width * height];
     for b in 0..batch {
         let (x0, y0) = ((b % columns) * (dw + GRID_GAP), (b / columns) * (dh + GRID_GAP));
         for y in 0..dh {
             for x in 0..dw {
-                let v = heat[b * plane + (y * h / dh) * w + x * w / dw] / top;
+                let v = (heat[b * plane + (y * h / dh) * w + x * w / dw] - low) / span;
                 let alpha = (200.0 * v) as u8;
                 pixels[(y0 + y) * width + x0 + x] =
                     Color32::from_rgba_unmultiplied(255, (200.0 * (1.0 - v)) as u8, 0, alpha);
@@ -391,6 +426,7 @@ impl StepPanel {
             }
         }
         let key = (serial ^ (pick_code(pick) << 40), if pick.summed { usize::MAX } else { index }, display);
+        self.overlay_range = Some(value_range(&maps));
         let digest = &mut self.overlay_digest;
         self.overlay.get(ctx, key, || Some(digested(heat_overlay(&maps, [batch, 1, h, w], display), digest)))
     }
@@ -422,6 +458,11 @@ impl StepPanel {
             .collect();
         self.attention = Some((serial, Attention::Asked(Some(Box::new((trajectory.request.clone(), inputs))))));
         None
+    }
+
+    /// Whether the cross-attention of run `serial` has arrived.
+    pub fn attention_ready(&self, serial: u64) -> bool {
+        matches!(&self.attention, Some((s, Attention::Ready(_))) if *s == serial)
     }
 
     /// The attention request waiting to go to the engine, as (run serial, request, inputs).
@@ -485,6 +526,14 @@ impl StepPanel {
         });
         ui.checkbox(&mut pick.summed, "Summed over steps")
             .on_hover_text("Add the maps of every step (as DAAM does) instead of the step on screen");
+        if let Some((low, high)) = self.overlay_range {
+            let what = if pick.summed { "summed over the steps" } else { "at this step" };
+            ui.label(format!(
+                "colours: {} (clear) to {} (red), {what}",
+                number_text(low as f64),
+                number_text(high as f64)
+            ));
+        }
         ui.label("softmax(Q K^T / sqrt(d)): the share of each position's attention that goes to the token")
             .on_hover_text(
                 "Q from the image features at this layer, K from τ_θ(y); the shares sum to 1 over the tokens",
@@ -498,6 +547,14 @@ fn pick_code(pick: AttentionPick) -> u64 {
         | (pick.token as u64) << 8
         | pick.head.map_or(255, |h| h as u64)
         | u64::from(pick.summed) << 20
+}
+
+/// The least and the most of `values` (finite ones).
+fn value_range(values: &[f32]) -> (f32, f32) {
+    values
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)))
 }
 
 /// `image`, with a hash of its pixels left in `digest`.

@@ -236,10 +236,13 @@ impl TrajectoryViewer {
                 self.picture_ui(ui, look, placeholder);
             });
             ui.separator();
-            egui::ScrollArea::vertical().id_salt(("this_step", self.alt_text)).show(ui, |ui| {
-                if let Some(trajectory) = &self.trajectory {
-                    self.step.ui(ui, trajectory, self.serial, self.cursor, look.color_map);
-                }
+            // The panel reads top to bottom (the row around it lays out left to right).
+            ui.vertical(|ui| {
+                egui::ScrollArea::vertical().id_salt(("this_step", self.alt_text)).show(ui, |ui| {
+                    if let Some(trajectory) = &self.trajectory {
+                        self.step.ui(ui, trajectory, self.serial, self.cursor, look.color_map);
+                    }
+                });
             });
         });
     }

@@ -67,15 +67,7 @@ pub(super) fn grid(args: &GridArgs) -> anyhow::Result<()> {
             format!("cell {} = {}, {} = {}", args.x.title(), args.x.values[column], args.y.title(), args.y.values[row])
         })?;
     }
-    let device = open_device(args.models.device)?;
-    let model = LoadedUnet::from_checkpoint(&checkpoint, &device.device)?;
-    let decoder = decoder_for(
-        &args.models.model,
-        &model,
-        builtin_autoencoder,
-        args.models.autoencoder.as_deref(),
-        &device.device,
-    )?;
+    let OpenedModel { device, model, decoder } = args.models.open(&checkpoint, builtin_autoencoder)?;
     eprintln!("{} cells ({} x {}) on {}", cells.len(), args.x.values.len(), args.y.values.len(), device.description);
     let bar = progress_bar(cells.len() as u64, 0);
     let mut pictures = Vec::with_capacity(cells.len());

@@ -83,15 +83,7 @@ pub(super) fn interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
     for request in &requests {
         request.validate(config.num_classes)?;
     }
-    let device = open_device(args.models.device)?;
-    let model = LoadedUnet::from_checkpoint(&checkpoint, &device.device)?;
-    let decoder = decoder_for(
-        &args.models.model,
-        &model,
-        builtin_autoencoder,
-        args.models.autoencoder.as_deref(),
-        &device.device,
-    )?;
+    let OpenedModel { device, model, decoder } = args.models.open(&checkpoint, builtin_autoencoder)?;
     eprintln!("{frames} images, {what}, on {}", device.description);
     let bar = progress_bar(frames as u64, 0);
     let mut pictures = Vec::with_capacity(frames);

@@ -430,6 +430,29 @@ fn app_model_id(model: &str) -> diffusion_lab::model::ModelId {
     }
 }
 
+/// A model ready to sample: the device it runs on, its UNet and, for a latent model, its decoder.
+pub(crate) struct OpenedModel {
+    pub device: diffusion_lab::engine::ComputeDevice,
+    pub model: LoadedUnet,
+    pub decoder: Option<LoadedAutoencoder>,
+}
+
+impl ModelOptions {
+    /// Opens `--device` and loads `checkpoint` (what `--model` names; `builtin_autoencoder` for a built-in
+    /// latent model) with the decoder its samples go through.
+    pub(crate) fn open(
+        &self,
+        checkpoint: &Checkpoint,
+        builtin_autoencoder: Option<&'static [u8]>,
+    ) -> anyhow::Result<OpenedModel> {
+        let device = open_device(self.device)?;
+        let model = LoadedUnet::from_checkpoint(checkpoint, &device.device)?;
+        let decoder =
+            decoder_for(&self.model, &model, builtin_autoencoder, self.autoencoder.as_deref(), &device.device)?;
+        Ok(OpenedModel { device, model, decoder })
+    }
+}
+
 /// The decoder a latent model's samples go through: `--autoencoder` when given, else the built-in
 /// model's own; `None` for a pixel model.
 pub(crate) fn decoder_for(

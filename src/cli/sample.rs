@@ -80,21 +80,13 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
         }
         sampler.plan_from_strength(&schedule.build()?, init.strength)?;
     }
-    let device = open_device(args.models.device)?;
-    let model = LoadedUnet::from_checkpoint(&checkpoint, &device.device)?;
+    let OpenedModel { device, model, decoder } = args.models.open(&checkpoint, builtin_autoencoder)?;
     eprintln!(
         "sampling {} images with {} ({evaluations} network evaluations each) on {}",
         args.n,
         sampler.label(),
         device.description
     );
-    let decoder = decoder_for(
-        &args.models.model,
-        &model,
-        builtin_autoencoder,
-        args.models.autoencoder.as_deref(),
-        &device.device,
-    )?;
     let pictures = match &init {
         None => {
             let guidance = Guidance { scale: args.guidance, interval: args.guidance_interval };

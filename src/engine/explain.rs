@@ -8,7 +8,7 @@ use std::sync::Arc;
 use burn::prelude::*;
 
 use super::generate::{Frame, GenerateError, GenerateRequest};
-use crate::diffusion::equation::{Equation, equation};
+use crate::diffusion::equation::{Equation, equation, number_text};
 use crate::diffusion::sampler::NOISE;
 
 /// One weighted term of the update: `weighted` = `coefficient` × the symbol's values.
@@ -53,6 +53,31 @@ impl StepExplanation {
     pub fn clipped_share(&self) -> f64 {
         let changed = self.x0_unclipped.iter().zip(&self.x0_pred).filter(|(a, b)| a != b).count();
         changed as f64 / self.x0_pred.len().max(1) as f64
+    }
+
+    /// The same step for image `b` of the batch alone.
+    pub fn image(&self, b: usize) -> StepExplanation {
+        let [batch, c, h, w] = self.shape;
+        let (b, n) = (b.min(batch.saturating_sub(1)), c * h * w);
+        let one = |v: &[f32]| v.get(b * n..(b + 1) * n).map_or_else(Vec::new, <[f32]>::to_vec);
+        let shared = |v: &Arc<Vec<f32>>| Arc::new(one(v));
+        StepExplanation {
+            shape: [1, c, h, w],
+            x_t: shared(&self.x_t),
+            eps_unconditional: self.eps_unconditional.as_ref().map(shared),
+            eps_conditional: self.eps_conditional.as_ref().map(shared),
+            guidance_added: self.guidance_added.as_deref().map(one),
+            eps: shared(&self.eps),
+            x0_unclipped: one(&self.x0_unclipped),
+            x0_pred: one(&self.x0_pred),
+            terms: self
+                .terms
+                .iter()
+                .map(|t| TermValues { symbol: t.symbol, coefficient: t.coefficient, weighted: one(&t.weighted) })
+                .collect(),
+            x_next: one(&self.x_next),
+            ..self.clone()
+        }
     }
 
     /// Mean |ε̂_y - ε̂_Ø| of each image of the batch (`None` where one branch did not run).
@@ -274,4 +299,124 @@ pub fn attention_of_run(
             Ok(StepAttention { frame_index: input.frame_index, layers })
         })
         .collect()
+}
+
+/// The step in words and numbers, as the window's "This step" writes it.
+pub fn step_text(e: &StepExplanation) -> Vec<String> {
+    let eq = &e.equation;
+    let mut lines = vec![format!("Step {} of {}: {}", e.step + 1, e.total_steps, eq.form), eq.meaning.to_string()];
+    let numbers: Vec<String> =
+        eq.levels.iter().chain(&eq.numbers).map(|n| format!("{} = {}", n.name, number_text(n.value))).collect();
+    lines.extend(numbers.chunks(4).map(|chunk| chunk.join("   ")));
+    let mut sum = String::new();
+    for (k, t) in e.terms.iter().enumerate() {
+        let sign = match (k, t.coefficient < 0.0) {
+            (0, false) => "",
+            (0, true) => "-",
+            (_, false) => " + ",
+            (_, true) => " - ",
+        };
+        sum += &format!("{sign}{} · {}", number_text(t.coefficient.abs()), t.symbol);
+    }
+    lines.push(format!("x_{{t'}} = {sum}"));
+    lines.push(format!(
+        "guidance w = {}; clipping changed {:.1} % of x̂_0",
+        number_text(e.guidance),
+        100.0 * e.clipped_share()
+    ));
+    lines
+}
+
+/// The labels' font is ASCII: Greek letters and accents spelled out.
+fn ascii_from_math(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            'ᾱ' => "abar".to_string(),
+            'α' => "alpha".into(),
+            'β' => "beta".into(),
+            'ε' => "eps".into(),
+            'σ' => "sigma".into(),
+            'λ' => "lambda".into(),
+            'η' => "eta".into(),
+            'μ' => "mu".into(),
+            'θ' => "theta".into(),
+            'τ' => "tau".into(),
+            'Δ' => "d".into(),
+            'Ø' => "0".into(),
+            '\u{302}' => "^".into(),
+            '\u{303}' => "~".into(),
+            '₀' => "0".into(),
+            '₁' => "1".into(),
+            '²' => "^2".into(),
+            '·' => "*".into(),
+            '—' | '–' => "-".into(),
+            c if c.is_ascii() => c.to_string(),
+            _ => "?".into(),
+        })
+        .collect()
+}
+
+/// The step as a figure for slides (what `explain` and the window's "Save step figure" write): `text`
+/// above a row of labelled pictures: x_t, the guidance branches, ε̂, x̂_0 before and after
+/// clipping, each weighted term, and their sum.
+pub fn step_figure(e: &StepExplanation, text: &[String], zoom: usize) -> crate::images::Picture {
+    let [_, c, h, w] = e.shape;
+    let picture = |values: &[f32]| -> crate::images::Picture {
+        // A latent's channels side by side.
+        let tiles = crate::images::pictures_from_batch(
+            values,
+            if c == 1 || c == 3 { 1 } else { c },
+            if c == 3 { 3 } else { 1 },
+            h,
+            w,
+        );
+        crate::images::scaled(&crate::images::grid(&tiles, tiles.len(), 1), zoom)
+    };
+    let mut cells = vec![(picture(&e.x_t), "x_t".to_string())];
+    if let Some(u) = &e.eps_unconditional {
+        cells.push((picture(u), "eps_null".into()));
+    }
+    if let Some(y) = &e.eps_conditional {
+        cells.push((picture(y), "eps_y".into()));
+    }
+    if let Some(added) = &e.guidance_added {
+        cells.push((picture(added), "w(eps_y-eps_null)".into()));
+    }
+    cells.push((picture(&e.eps), "eps^ guided".into()));
+    cells.push((picture(&e.x0_unclipped), "x0^ unclipped".into()));
+    cells.push((picture(&e.x0_pred), "x0^".into()));
+    for term in &e.terms {
+        let symbol = term.symbol.replace(" of the previous step", ",prev").replace(" at the Euler point", "");
+        let label = format!("{}*{symbol}", number_text(term.coefficient));
+        cells.push((picture(&term.weighted), ascii_from_math(&label)));
+    }
+    cells.push((picture(&e.x_next), "= x_t'".into()));
+    let labels = crate::images::GridLabels {
+        x_title: "the terms (values in [-1, 1] as black to white) add up to x_t'".into(),
+        columns: cells.iter().map(|(_, l)| l.clone()).collect(),
+        y_title: String::new(),
+        rows: vec![String::new()],
+    };
+    let pictures: Vec<Option<crate::images::Picture>> = cells.into_iter().map(|(p, _)| Some(p)).collect();
+    let grid = crate::images::labelled_grid(&pictures, &labels, 6);
+    let lines: Vec<String> = text.iter().map(|l| ascii_from_math(l)).collect();
+    let line_height = 10;
+    let width = lines.iter().map(|l| crate::images::font::text_width(l, 1) + 8).max().unwrap_or(0).max(grid.width);
+    let top = lines.len() * line_height + 8;
+    let channels = grid.channels;
+    let mut figure = crate::images::Picture {
+        width,
+        height: top + grid.height,
+        channels,
+        pixels: vec![0; width * (top + grid.height) * channels],
+    };
+    for (k, line) in lines.iter().enumerate() {
+        crate::images::font::draw_text(&mut figure, 4, 4 + k * line_height, line, 1, 255);
+    }
+    for y in 0..grid.height {
+        let from = y * grid.width * channels;
+        let to = ((top + y) * width) * channels;
+        figure.pixels[to..to + grid.width * channels].copy_from_slice(&grid.pixels[from..from + grid.width * channels]);
+    }
+    figure
 }
