@@ -113,7 +113,17 @@ impl StepPanel {
     }
 
     /// The panel for the frame under `cursor` of `trajectory` (`serial`: which run it is).
-    pub fn ui(&mut self, ui: &mut egui::Ui, trajectory: &Trajectory, serial: u64, cursor: usize, map: ColorMap) {
+    /// The term pictures take `look`'s colours and zoom (halved for the whole batch, which is a grid).
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        trajectory: &Trajectory,
+        serial: u64,
+        cursor: usize,
+        look: super::viewer::Look,
+    ) {
+        let map = look.color_map;
+        let zoom = if self.image.is_some() { look.zoom } else { (look.zoom / 2.0).max(1.0) };
         ui.heading("This step");
         ui.label(
             "How the sampler made the picture on screen from the one before: each term below is a picture, and \
@@ -149,14 +159,14 @@ impl StepPanel {
                 {
                     self.pending_figure = Some(self.figure_png(trajectory));
                 }
-                self.explained_ui(ui, map);
+                self.explained_ui(ui, map, zoom);
             }
         }
         ui.separator();
         self.guidance_curve_ui(ui, trajectory, serial, cursor);
     }
 
-    fn explained_ui(&mut self, ui: &mut egui::Ui, map: ColorMap) {
+    fn explained_ui(&mut self, ui: &mut egui::Ui, map: ColorMap, zoom: f32) {
         let Some(Ok(e)) = &self.explained else { return };
         let key = self.key.map(|(serial, index)| (serial, index, map, self.image));
         if self.pictures_key != key {
@@ -232,7 +242,7 @@ impl StepPanel {
                         label = label.strong().color(Color32::from_rgb(255, 160, 0));
                     }
                     ui.label(label);
-                    let size = picture.texture.size_vec2() * 3.0;
+                    let size = picture.texture.size_vec2() * zoom;
                     let response = ui.add(egui::Image::new((picture.texture.id(), size)).alt_text(&picture.label));
                     if response.hovered() && !picture.symbol.is_empty() {
                         hovered = Some(picture.symbol);

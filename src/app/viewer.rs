@@ -240,7 +240,7 @@ impl TrajectoryViewer {
             ui.vertical(|ui| {
                 egui::ScrollArea::vertical().id_salt(("this_step", self.alt_text)).show(ui, |ui| {
                     if let Some(trajectory) = &self.trajectory {
-                        self.step.ui(ui, trajectory, self.serial, self.cursor, look.color_map);
+                        self.step.ui(ui, trajectory, self.serial, self.cursor, look);
                     }
                 });
             });
