@@ -112,8 +112,9 @@ fn this_step_shows_the_schedules_numbers_and_the_overlays_change_the_picture() {
     assert_ne!(harness.state().ctx.settings.attention.layer, 0, "the middle layer picked");
     let middle = harness.state().generate.viewer.step.overlay_digest.unwrap();
     assert_ne!(middle, first, "another layer, another map");
-    harness.state_mut().ctx.settings.attention.token = 1;
+    harness.get_by_label("Token").set_value_accesskit(2.0);
     harness.run_steps(3);
+    assert_eq!(harness.state().ctx.settings.attention.token, 1, "the second token picked");
     assert_ne!(harness.state().generate.viewer.step.overlay_digest.unwrap(), middle, "another token, another map");
 }
 

@@ -524,7 +524,9 @@ impl StepPanel {
             }
         });
         let mut token = pick.token.min(tokens - 1) + 1;
-        ui.add(egui::DragValue::new(&mut token).range(1..=tokens).prefix("token "))
+        let label = ui.label("Token");
+        ui.add(egui::DragValue::new(&mut token).range(1..=tokens).suffix(format!(" of {tokens}")))
+            .labelled_by(label.id)
             .on_hover_text("Which of the class's τ_θ(y) tokens: the map shows how much each position attends to it");
         pick.token = token - 1;
         let head_text = |h: Option<usize>| h.map_or("mean of heads".to_string(), |h| format!("head {}", h + 1));

@@ -107,6 +107,9 @@ impl TrainPanel {
             }
             ui.separator();
             ui.add(egui::Slider::new(&mut ctx.settings.zoom, 1.0..=16.0).step_by(1.0).text("zoom"));
+            ui.separator();
+            ui.toggle_value(&mut ctx.settings.this_step, "This step")
+                .on_hover_text("Beside the samples: the denoising step that made them, as its equation and its terms");
         });
         self.snapshot_slider_ui(ui);
         self.denoising_slider_ui(ui);
