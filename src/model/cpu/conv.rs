@@ -15,8 +15,13 @@ use burn::prelude::*;
 use rayon::prelude::*;
 
 /// `conv.forward(x)`; x: [batch, c_in, h, w] -> [batch, c_out, h_out, w_out].
+/// Training (autodiff on flex) takes [`super::train_conv`], with its own backward pass.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    match fused(conv, x) {
+    let x = match fused(conv, x) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    match super::train_conv::conv2d_autodiff(conv, x) {
         Ok(y) => y,
         Err(x) => conv.forward(x),
     }
@@ -24,37 +29,37 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 
 /// The geometry of one convolution.
 #[derive(Clone, Copy, Debug)]
-struct Geometry {
-    c_in: usize,
-    h: usize,
-    w: usize,
-    c_out: usize,
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    padding: [usize; 2],
-    h_out: usize,
-    w_out: usize,
+pub(super) struct Geometry {
+    pub(super) c_in: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) c_out: usize,
+    pub(super) kernel: [usize; 2],
+    pub(super) stride: [usize; 2],
+    pub(super) padding: [usize; 2],
+    pub(super) h_out: usize,
+    pub(super) w_out: usize,
 }
 
 impl Geometry {
     /// Rows of the im2col matrix: c_in * kh * kw.
-    fn k(&self) -> usize {
+    pub(super) fn k(&self) -> usize {
         self.c_in * self.kernel[0] * self.kernel[1]
     }
 
     /// Output pixels per image, the im2col matrix's columns.
-    fn pixels(&self) -> usize {
+    pub(super) fn pixels(&self) -> usize {
         self.h_out * self.w_out
     }
 
     /// A 1x1 convolution with stride 1 and no padding reads the image itself as its im2col matrix.
-    fn is_pointwise(&self) -> bool {
+    pub(super) fn is_pointwise(&self) -> bool {
         self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
     }
 }
 
 /// Symmetric padding (top = bottom, left = right) as [h, w], or `None` for what this path does not take.
-fn symmetric_padding(padding: &PaddingConfig2d) -> Option<[usize; 2]> {
+pub(super) fn symmetric_padding(padding: &PaddingConfig2d) -> Option<[usize; 2]> {
     match *padding {
         PaddingConfig2d::Valid => Some([0, 0]),
         PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => Some([top, left]),
@@ -97,11 +102,11 @@ fn fused(conv: &Conv2d, x: Tensor<4>) -> Result<Tensor<4>, Tensor<4>> {
 thread_local! {
     /// Each worker thread's im2col buffer, reused between calls (it is up to a few MB; allocating it
     /// fresh per image would page-fault it in every time).
-    static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    pub(super) static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The convolution of `batch` NCHW images.
-fn convolve(input: &[f32], batch: usize, weights: &[f32], bias: Option<&[f32]>, g: Geometry) -> Vec<f32> {
+pub(super) fn convolve(input: &[f32], batch: usize, weights: &[f32], bias: Option<&[f32]>, g: Geometry) -> Vec<f32> {
     let image_in = g.c_in * g.h * g.w;
     let image_out = g.c_out * g.pixels();
     let mut output = vec![0.0f32; batch * image_out];
@@ -172,7 +177,7 @@ fn gemm_into(
 }
 
 /// columns[(c, i, j), (oy, ox)] = x[c, oy * sy + i - py, ox * sx + j - px], zero outside the image.
-fn im2col(x: &[f32], columns: &mut [f32], g: Geometry) {
+pub(super) fn im2col(x: &[f32], columns: &mut [f32], g: Geometry) {
     let [kh, kw] = g.kernel;
     let pixels = g.pixels();
     // "Same" convolutions (stride 1, output the input's size) take the fast path: every row of the im2col

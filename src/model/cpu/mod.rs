@@ -5,12 +5,16 @@
 //! - [`conv2d`]: a convolution as im2col + one GEMM per image, straight from and to NCHW, with the bias
 //!   folded into the GEMM, split over the cores by image.
 //!
-//! Only plain (non-autodiff) flex tensors take these paths; training (autodiff) and GPU devices keep
-//! burn's operations, so gradients and GPU kernels are untouched. Each kernel is tested against burn's
-//! operation it replaces.
+//! - [`train_conv`]: training's convolution (autodiff on flex) with its own backward pass, the input and
+//!   weight gradients as GEMMs over the same im2col layout.
+//!
+//! Only flex tensors take these paths (the inference kernels plain tensors, the training convolution
+//! autodiff ones); GPU devices keep burn's operations. Each kernel is tested against burn's operation it
+//! replaces, the training convolution against burn's gradients too.
 
 mod conv;
 mod norm;
+mod train_conv;
 
 pub use conv::conv2d;
 pub use norm::{exp, group_norm, group_norm_silu};

@@ -1,0 +1,410 @@
+//! The convolution of training (autodiff on the flex CPU backend) with its own backward pass: the same
+//! im2col + GEMM forward as inference, and the gradients as GEMMs over the same im2col layout, NCHW in
+//! and out. burn's default backward takes the input gradient as a transposed convolution and the weight
+//! gradient through NHWC copies and narrow GEMMs (README, Speed: the training profile).
+//!
+//! For y = W ∗ x + b, with col(x) the im2col matrix [k = c_in·kh·kw, pixels] of one image:
+//! - ∂L/∂b[c] = Σ over images and pixels of ∂L/∂y[c, p]
+//! - ∂L/∂W = Σ over images of ∂L/∂y [c_out, pixels] · col(x)ᵀ [pixels, k]
+//! - ∂L/∂x = col2im(Wᵀ [k, c_out] · ∂L/∂y [c_out, pixels]), col2im adding each column entry back where
+//!   im2col read it.
+
+use burn::backend::TensorMetadata;
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Flex};
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use burn_flex::FlexTensor;
+use rayon::prelude::*;
+
+use super::conv::{COLUMNS, Geometry, convolve, im2col, symmetric_padding};
+
+/// `conv.forward(x)` for an autodiff flex tensor, with this file's backward pass; `Err(x)` hands the input
+/// back for burn's own operation (another device, another geometry).
+// The Err side hands the input back (it is no error), so its size is the tensor's.
+#[allow(clippy::result_large_err)]
+pub fn conv2d_autodiff(conv: &Conv2d, x: Tensor<4>) -> Result<Tensor<4>, Tensor<4>> {
+    let device = x.device();
+    if !super::kernels_enabled() || !device.is_autodiff() || x.dtype() != burn::tensor::DType::F32 {
+        return Err(x);
+    }
+    let Some(geometry) = geometry_of(conv, x.dims()) else { return Err(x) };
+    let weight = conv.weight.val();
+    let bias = conv.bias.as_ref().map(|b| b.val());
+    // The device's gradient-checkpointing strategy is a type parameter of its autodiff backend.
+    macro_rules! on_strategy {
+        ($strategy:ty) => {{
+            (|| -> Option<Tensor<4>> {
+                type B = Autodiff<Flex, $strategy>;
+                let x = x.clone().try_into_primitive::<B>().ok()?;
+                let w = weight.clone().try_into_primitive::<B>().ok()?;
+                let b = match bias.clone() {
+                    Some(b) => Some(b.try_into_primitive::<B>().ok()?),
+                    None => None,
+                };
+                Some(Tensor::from_primitive::<B>(record::<$strategy>(x, w, b, geometry)))
+            })()
+        }};
+    }
+    match on_strategy!(NoCheckpointing).or_else(|| on_strategy!(BalancedCheckpointing)) {
+        Some(y) => Ok(y),
+        None => Err(x),
+    }
+}
+
+fn geometry_of(conv: &Conv2d, [_, c_in, h, w]: [usize; 4]) -> Option<Geometry> {
+    let [c_out, c_in_weight, kh, kw] = conv.weight.dims();
+    let padding = symmetric_padding(&conv.padding)?;
+    if conv.groups != 1 || conv.dilation != [1, 1] || c_in_weight != c_in || conv.stride.contains(&0) {
+        return None;
+    }
+    let out_size = |size: usize, k: usize, s: usize, p: usize| (size + 2 * p).checked_sub(k).map(|d| d / s + 1);
+    let h_out = out_size(h, kh, conv.stride[0], padding[0])?;
+    let w_out = out_size(w, kw, conv.stride[1], padding[1])?;
+    Some(Geometry { c_in, h, w, c_out, kernel: [kh, kw], stride: conv.stride, padding, h_out, w_out })
+}
+
+/// The convolution recorded on the autodiff graph with [`ConvBackward`] (or [`ConvNoBiasBackward`]).
+fn record<C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<Flex, C>>,
+    weight: FloatTensor<Autodiff<Flex, C>>,
+    bias: Option<FloatTensor<Autodiff<Flex, C>>>,
+    g: Geometry,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    let batch = x.shape().dims::<4>()[0];
+    let forward = |x: &FlexTensor, w: &FlexTensor, b: Option<&FlexTensor>| -> FlexTensor {
+        let (x, w) = (f32_values(x), f32_values(w));
+        let b = b.map(f32_values);
+        let y = convolve(&x, batch, &w, b.as_deref(), g);
+        FlexTensor::from_data(TensorData::new(y, [batch, g.c_out, g.h_out, g.w_out]))
+    };
+    match bias {
+        Some(bias) => {
+            let op = ConvBackward { geometry: g };
+            match op.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
+                OpsKind::Tracked(mut prep) => {
+                    let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
+                    let y = forward(x.primitive(), weight.primitive(), Some(bias.primitive()));
+                    prep.finish(state, y)
+                }
+                OpsKind::UnTracked(prep) => {
+                    prep.finish(forward(x.primitive(), weight.primitive(), Some(bias.primitive())))
+                }
+            }
+        }
+        None => {
+            let op = ConvNoBiasBackward { geometry: g };
+            match op.prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
+                OpsKind::Tracked(mut prep) => {
+                    let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
+                    let y = forward(x.primitive(), weight.primitive(), None);
+                    prep.finish(state, y)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive(), weight.primitive(), None)),
+            }
+        }
+    }
+}
+
+/// A flex tensor's values as f32, contiguous.
+fn f32_values(t: &FlexTensor) -> Vec<f32> {
+    match t.as_slice::<f32>().filter(|_| t.is_contiguous()) {
+        Some(values) => values.to_vec(),
+        None => t.to_contiguous().into_data().try_to_vec::<f32>().unwrap_or_default(),
+    }
+}
+
+#[derive(Debug)]
+struct ConvBackward {
+    geometry: Geometry,
+}
+
+#[derive(Debug)]
+struct ConvNoBiasBackward {
+    geometry: Geometry,
+}
+
+impl Backward<Flex, 3> for ConvBackward {
+    type State = (NodeId, NodeId);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (x_state, weight_state) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
+        let weight = checkpointer.retrieve_node_output::<FlexTensor>(weight_state);
+        let wanted = [node_x.is_some(), node_weight.is_some(), node_bias.is_some()];
+        let [dx, dw, db] = gradients(&x, &weight, &grad, self.geometry, wanted);
+        for (node, g) in [(node_x, dx), (node_weight, dw), (node_bias, db)] {
+            if let (Some(node), Some(g)) = (node, g) {
+                grads.register::<Flex>(node.id, g);
+            }
+        }
+    }
+}
+
+impl Backward<Flex, 2> for ConvNoBiasBackward {
+    type State = (NodeId, NodeId);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let [node_x, node_weight] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (x_state, weight_state) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
+        let weight = checkpointer.retrieve_node_output::<FlexTensor>(weight_state);
+        let wanted = [node_x.is_some(), node_weight.is_some(), false];
+        let [dx, dw, _] = gradients(&x, &weight, &grad, self.geometry, wanted);
+        for (node, g) in [(node_x, dx), (node_weight, dw)] {
+            if let (Some(node), Some(g)) = (node, g) {
+                grads.register::<Flex>(node.id, g);
+            }
+        }
+    }
+}
+
+/// [∂L/∂x, ∂L/∂W, ∂L/∂b] for the ones `wanted`, as flex tensors.
+fn gradients(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    grad: &FlexTensor,
+    g: Geometry,
+    wanted: [bool; 3],
+) -> [Option<FlexTensor>; 3] {
+    let batch = x.shape().dims::<4>()[0];
+    let (x, weight, dy) = (f32_values(x), f32_values(weight), f32_values(grad));
+    let [kh, kw] = g.kernel;
+    let tensor = |values: Vec<f32>, shape: Vec<usize>| FlexTensor::from_data(TensorData::new(values, shape));
+    let dx = wanted[0].then(|| tensor(input_gradient(&dy, &weight, batch, g), vec![batch, g.c_in, g.h, g.w]));
+    let dw = wanted[1].then(|| tensor(weight_gradient(&x, &dy, batch, g), vec![g.c_out, g.c_in, kh, kw]));
+    let db = wanted[2].then(|| {
+        let pixels = g.pixels();
+        let mut sums = vec![0.0f32; g.c_out];
+        for image in dy.chunks_exact(g.c_out * pixels) {
+            for (sum, row) in sums.iter_mut().zip(image.chunks_exact(pixels)) {
+                *sum += row.iter().sum::<f32>();
+            }
+        }
+        tensor(sums, vec![g.c_out])
+    });
+    [dx, dw, db]
+}
+
+/// ∂L/∂W [c_out, k] = Σ_images ∂L/∂y [c_out, pixels] · col(x)ᵀ, the images split over the cores.
+fn weight_gradient(x: &[f32], dy: &[f32], batch: usize, g: Geometry) -> Vec<f32> {
+    let (image_in, image_out, k, pixels) = (g.c_in * g.h * g.w, g.c_out * g.pixels(), g.k(), g.pixels());
+    let add_image = |mut acc: Vec<f32>, image: usize| {
+        let dy_n = &dy[image * image_out..(image + 1) * image_out];
+        let x_n = &x[image * image_in..(image + 1) * image_in];
+        let mut run = |columns: &[f32]| {
+            // acc[c_out, k] += dy_n [c_out, pixels] · columnsᵀ (columns is [k, pixels] row-major).
+            product(&mut acc, [g.c_out, k, pixels], true, (dy_n, [1, pixels]), (columns, [pixels, 1]));
+        };
+        if g.is_pointwise() {
+            run(x_n);
+        } else {
+            COLUMNS.with_borrow_mut(|columns| {
+                columns.resize(k * pixels, 0.0);
+                im2col(x_n, columns, g);
+                run(columns);
+            });
+        }
+        acc
+    };
+    // Images in fixed groups, each summed in order, then the groups in order: the same sum in the same
+    // order on any number of cores (a resumed training run must repeat an uninterrupted one bit for bit).
+    let images: Vec<usize> = (0..batch).collect();
+    let partials: Vec<Vec<f32>> = images
+        .par_chunks(IMAGES_PER_PARTIAL)
+        .map(|group| group.iter().fold(vec![0.0f32; g.c_out * k], |acc, image| add_image(acc, *image)))
+        .collect();
+    let mut total = vec![0.0f32; g.c_out * k];
+    for partial in partials {
+        total.iter_mut().zip(partial).for_each(|(t, p)| *t += p);
+    }
+    total
+}
+
+/// Images whose weight gradients one task sums before the tasks' sums are added.
+const IMAGES_PER_PARTIAL: usize = 4;
+
+/// ∂L/∂x = col2im(Wᵀ · ∂L/∂y), one image per task.
+fn input_gradient(dy: &[f32], weight: &[f32], batch: usize, g: Geometry) -> Vec<f32> {
+    let (image_in, image_out, k, pixels) = (g.c_in * g.h * g.w, g.c_out * g.pixels(), g.k(), g.pixels());
+    let mut dx = vec![0.0f32; batch * image_in];
+    dx.par_chunks_mut(image_in).enumerate().for_each(|(image, dx_n)| {
+        let dy_n = &dy[image * image_out..(image + 1) * image_out];
+        let run = |columns: &mut [f32]| {
+            // columns [k, pixels] = Wᵀ (weight is [c_out, k] row-major, read transposed) · dy_n.
+            product(columns, [k, pixels, g.c_out], false, (weight, [k, 1]), (dy_n, [1, pixels]));
+        };
+        if g.is_pointwise() {
+            run(dx_n);
+        } else {
+            COLUMNS.with_borrow_mut(|columns| {
+                columns.resize(k * pixels, 0.0);
+                run(columns);
+                col2im(columns, dx_n, g);
+            });
+        }
+    });
+    dx
+}
+
+/// dst [m, n] (+)= lhs [m, inner] · rhs [inner, n], dst row-major, each input read with its own
+/// [column step, row step] (a transposed matrix is read with its steps swapped); one thread.
+fn product(
+    dst: &mut [f32],
+    [m, n, inner]: [usize; 3],
+    accumulate: bool,
+    (lhs, [lhs_cs, lhs_rs]): (&[f32], [usize; 2]),
+    (rhs, [rhs_cs, rhs_rs]): (&[f32], [usize; 2]),
+) {
+    let last = |cs: usize, rs: usize, rows: usize, cols: usize| (rows - 1) * rs + (cols - 1) * cs;
+    assert!(dst.len() >= m * n && m > 0 && n > 0 && inner > 0);
+    assert!(lhs.len() > last(lhs_cs, lhs_rs, m, inner) && rhs.len() > last(rhs_cs, rhs_rs, inner, n));
+    // SAFETY: every element read or written lies inside its slice (asserted above), and dst does not
+    // overlap the inputs (it is borrowed mutably).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            inner,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// dx[c, iy, ix] += columns[(c, i, j), (oy, ox)] wherever im2col read x[c, iy, ix] into that entry.
+fn col2im(columns: &[f32], dx: &mut [f32], g: Geometry) {
+    let [kh, kw] = g.kernel;
+    let [sy, sx] = g.stride;
+    let [py, px] = g.padding;
+    let pixels = g.pixels();
+    for c in 0..g.c_in {
+        let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for i in 0..kh {
+            for j in 0..kw {
+                let row = &columns[((c * kh + i) * kw + j) * pixels..][..pixels];
+                for oy in 0..g.h_out {
+                    let iy = (oy * sy + i) as isize - py as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        continue;
+                    }
+                    let in_row = &mut plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    for (ox, v) in row[oy * g.w_out..(oy + 1) * g.w_out].iter().enumerate() {
+                        let ix = (ox * sx + j) as isize - px as isize;
+                        if ix >= 0 && ix < g.w as isize {
+                            in_row[ix as usize] += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::conv::Conv2dConfig;
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    fn worst(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        a.iter()
+            .zip(b)
+            .map(|(a, b)| if a.is_nan() != b.is_nan() { f32::INFINITY } else { (a - b).abs() })
+            .fold(0.0, f32::max)
+            / scale
+    }
+
+    /// Values and all three gradients equal burn's own convolution's, for every geometry the models use.
+    #[test]
+    fn values_and_gradients_match_burns_convolution() {
+        let device = Device::flex().autodiff();
+        let mut noise = crate::diffusion::NoiseSource::new(8);
+        type Case = (usize, usize, [usize; 2], [usize; 2], usize, bool, usize);
+        let cases: [Case; 7] = [
+            (3, 5, [3, 3], [1, 1], 1, true, 7),
+            (3, 5, [3, 3], [1, 1], 1, true, 8),
+            (4, 6, [3, 3], [2, 2], 1, true, 7),
+            (4, 6, [3, 3], [2, 2], 1, true, 14),
+            (6, 2, [1, 1], [1, 1], 0, true, 5),
+            (2, 3, [3, 3], [1, 1], 1, false, 6),
+            (2, 3, [5, 5], [1, 1], 2, true, 9),
+        ];
+        for (c_in, c_out, kernel, stride, padding, bias, size) in cases {
+            let padding = match padding {
+                0 => PaddingConfig2d::Valid,
+                p => PaddingConfig2d::Explicit(p, p, p, p),
+            };
+            let conv = Conv2dConfig::new([c_in, c_out], kernel)
+                .with_stride(stride)
+                .with_padding(padding)
+                .with_bias(bias)
+                .init(&device);
+            for batch in [1, 5] {
+                let x = noise.tensor::<4>([batch, c_in, size, size], &device).require_grad();
+                let what = format!("{c_in}->{c_out} {kernel:?} stride {stride:?} size {size} batch {batch}");
+                // A loss that weighs every output differently, so every gradient entry is tested.
+                let [_, _, h_out, w_out] = conv.forward(x.clone()).dims();
+                let weights = noise.tensor::<4>([batch, c_out, h_out, w_out], &device);
+                let reference = conv.forward(x.clone());
+                let ours = conv2d_autodiff(&conv, x.clone()).unwrap_or_else(|_| panic!("{what}: takes this path"));
+                assert!(worst(&values(ours.clone()), &values(reference.clone())) < 1e-5, "{what}: values");
+                let grads_ref = reference.mul(weights.clone()).sum().backward();
+                let grads_ours = ours.mul(weights).sum().backward();
+                let pairs = [
+                    ("x", x.grad(&grads_ref).map(values), x.grad(&grads_ours).map(values)),
+                    (
+                        "W",
+                        conv.weight.val().grad(&grads_ref).map(values),
+                        conv.weight.val().grad(&grads_ours).map(values),
+                    ),
+                ];
+                for (name, a, b) in pairs {
+                    let (a, b) =
+                        (a.expect("burn's gradient"), b.unwrap_or_else(|| panic!("{what}: our {name} gradient")));
+                    assert!(worst(&b, &a) < 1e-4, "{what}: ∂L/∂{name} off by {}", worst(&b, &a));
+                }
+                if let Some(b) = &conv.bias {
+                    let (a, o) =
+                        (b.val().grad(&grads_ref).map(values).unwrap(), b.val().grad(&grads_ours).map(values).unwrap());
+                    assert!(worst(&o, &a) < 1e-4, "{what}: ∂L/∂b");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn plain_tensors_are_handed_back() {
+        let device = Device::flex();
+        let conv = Conv2dConfig::new([2, 2], [3, 3]).init(&device);
+        assert!(conv2d_autodiff(&conv, Tensor::<4>::ones([1, 2, 4, 4], &device)).is_err());
+    }
+}
