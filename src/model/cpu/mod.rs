@@ -7,14 +7,17 @@
 //!
 //! - [`train_conv`]: training's convolution (autodiff on flex) with its own backward pass, the input and
 //!   weight gradients as GEMMs over the same im2col layout.
+//! - [`train_norm`]: training's GroupNorm + SiLU as one autodiff operation, its backward one pass per
+//!   (image, group).
 //!
 //! Only flex tensors take these paths (the inference kernels plain tensors, the training convolution
 //! autodiff ones); GPU devices keep burn's operations. Each kernel is tested against burn's operation it
-//! replaces, the training convolution against burn's gradients too.
+//! replaces, the training kernels against burn's gradients too.
 
 mod conv;
 mod norm;
 mod train_conv;
+mod train_norm;
 
 pub use conv::conv2d;
 pub use norm::{exp, group_norm, group_norm_silu};
@@ -77,6 +80,22 @@ fn difference(a: f32, b: f32) -> f32 {
     }
     let d = (a - b).abs();
     if d.is_nan() { f32::INFINITY } else { d }
+}
+
+/// A tensor's values (the kernels' tests).
+#[cfg(test)]
+fn tensor_values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+/// The largest difference between `ours` and `reference`, relative to the reference's size (at least 1);
+/// a NaN on one side only is an infinite difference (the training kernels' tests).
+#[cfg(test)]
+fn relative_difference(ours: &[f32], reference: &[f32]) -> f32 {
+    assert_eq!(ours.len(), reference.len());
+    let scale = reference.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    let far = |(a, b): (&f32, &f32)| if a.is_nan() != b.is_nan() { f32::INFINITY } else { (a - b).abs() };
+    ours.iter().zip(reference).map(far).fold(0.0, f32::max) / scale
 }
 
 #[cfg(test)]

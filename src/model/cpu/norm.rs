@@ -12,7 +12,12 @@ use rayon::prelude::*;
 
 /// GN(x) then SiLU: `silu(norm.forward(x))`. x: [batch, channels, h, w].
 pub fn group_norm_silu(norm: &GroupNorm, x: Tensor<4>) -> Tensor<4> {
-    match fused(norm, x, true) {
+    let x = match fused(norm, x, true) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    // Training takes [`super::train_norm`], with its own backward pass.
+    match super::train_norm::group_norm_autodiff(norm, x, true) {
         Ok(y) => y,
         Err(x) => silu(norm.forward(x)),
     }
@@ -20,7 +25,12 @@ pub fn group_norm_silu(norm: &GroupNorm, x: Tensor<4>) -> Tensor<4> {
 
 /// GN(x) alone: `norm.forward(x)`, fused where [`group_norm_silu`] is.
 pub fn group_norm(norm: &GroupNorm, x: Tensor<4>) -> Tensor<4> {
-    match fused(norm, x, false) {
+    let x = match fused(norm, x, false) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    // Training takes [`super::train_norm`], with its own backward pass.
+    match super::train_norm::group_norm_autodiff(norm, x, false) {
         Ok(y) => y,
         Err(x) => norm.forward(x),
     }
@@ -70,7 +80,14 @@ fn fused(norm: &GroupNorm, x: Tensor<4>, with_silu: bool) -> Result<Tensor<4>, T
 
 /// Normalises one group in place: y = (x - mean) / sqrt(var + eps) * gamma_c + beta_c, then SiLU.
 /// `values` holds `gamma.len()` channel planes of `plane` values each.
-fn normalize_group(values: &mut [f32], plane: usize, gamma: &[f32], beta: &[f32], epsilon: f32, with_silu: bool) {
+pub(super) fn normalize_group(
+    values: &mut [f32],
+    plane: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f32,
+    with_silu: bool,
+) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has the features the function is compiled for.

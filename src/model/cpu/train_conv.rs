@@ -112,7 +112,7 @@ fn record<C: CheckpointStrategy>(
 }
 
 /// A flex tensor's values as f32, contiguous.
-fn f32_values(t: &FlexTensor) -> Vec<f32> {
+pub(super) fn f32_values(t: &FlexTensor) -> Vec<f32> {
     match t.as_slice::<f32>().filter(|_| t.is_contiguous()) {
         Some(values) => values.to_vec(),
         None => t.to_contiguous().into_data().try_to_vec::<f32>().unwrap_or_default(),
@@ -329,19 +329,7 @@ mod tests {
     use burn::nn::PaddingConfig2d;
     use burn::nn::conv::Conv2dConfig;
 
-    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().try_to_vec::<f32>().unwrap()
-    }
-
-    fn worst(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-        a.iter()
-            .zip(b)
-            .map(|(a, b)| if a.is_nan() != b.is_nan() { f32::INFINITY } else { (a - b).abs() })
-            .fold(0.0, f32::max)
-            / scale
-    }
+    use super::super::{relative_difference as worst, tensor_values as values};
 
     /// Values and all three gradients equal burn's own convolution's, for every geometry the models use.
     #[test]
