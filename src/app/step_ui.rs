@@ -14,8 +14,39 @@ use crate::engine::explain::{AttentionInput, StepAttention, StepExplanation, exp
 /// The symbol of a picture that is not one of the update's terms (hovering it highlights nothing).
 const NONE: &str = "";
 
-/// Mean |ε̂_y - ε̂_Ø| at each recorded step as (λ, size), for (run serial, frames recorded).
-type GuidanceCurve = ((u64, usize), Vec<[f64; 2]>);
+/// Mean |ε̂_y - ε̂_Ø| over the batch at each recorded step of run `serial`: the frame the step made -> (λ
+/// where the step started, size). Kept up to date frame by frame while a run streams, not recomputed.
+#[derive(Default)]
+struct GuidanceCurve {
+    serial: u64,
+    points: std::collections::BTreeMap<usize, [f64; 2]>,
+}
+
+impl GuidanceCurve {
+    /// Adds the steps recorded since the last call (and forgets frames the memory budget thinned out).
+    fn update(&mut self, trajectory: &Trajectory, serial: u64) {
+        if self.serial != serial {
+            *self = Self { serial, ..Self::default() };
+        }
+        let batch = trajectory.request.batch;
+        // A step's start level is its previous frame's: only steps whose previous frame is kept count.
+        for pair in trajectory.frames.windows(2).filter(|p| p[0].index + 1 == p[1].index) {
+            if self.points.contains_key(&pair[1].index) {
+                continue;
+            }
+            let Some(parts) = pair[1].parts.as_ref() else { continue };
+            let (Some(u), Some(c)) = (parts.unconditional.as_deref(), parts.conditional.as_deref()) else { continue };
+            if let Some(size) = guidance_size(u, c, batch) {
+                let mean = size.iter().sum::<f32>() as f64 / size.len().max(1) as f64;
+                self.points.insert(pair[1].index, [pair[0].log_snr, mean]);
+            }
+        }
+        if self.points.len() >= trajectory.frames.len() {
+            let kept: std::collections::BTreeSet<usize> = trajectory.frames.iter().map(|f| f.index).collect();
+            self.points.retain(|index, _| kept.contains(index));
+        }
+    }
+}
 
 struct TermPicture {
     label: String,
@@ -36,7 +67,7 @@ pub struct StepPanel {
     /// The image of the batch the pictures show (`None`: the whole batch).
     pub image: Option<usize>,
     /// Mean |ε̂_y - ε̂_Ø| over the batch at each recorded step: (λ of the step, size), for (run, frames).
-    curve: Option<GuidanceCurve>,
+    curve: GuidanceCurve,
     overlay: colors::TextureCache<(u64, usize, [usize; 4])>,
     /// The cross-attention of run `serial`'s steps.
     attention: Option<(u64, Attention)>,
@@ -57,7 +88,7 @@ impl Default for StepPanel {
             pictures: Vec::new(),
             hovered: None,
             image: Some(0),
-            curve: None,
+            curve: GuidanceCurve::default(),
             overlay: colors::TextureCache::new("step_overlay"),
             attention: None,
             overlay_digest: None,
@@ -274,22 +305,8 @@ impl StepPanel {
     /// Mean |ε̂_y - ε̂_Ø| at every recorded step of the run, against λ: at which noise levels the class
     /// changes the network's answer.
     fn guidance_curve_ui(&mut self, ui: &mut egui::Ui, trajectory: &Trajectory, serial: u64, cursor: usize) {
-        let key = (serial, trajectory.frames.len());
-        if self.curve.as_ref().map(|(k, _)| *k) != Some(key) {
-            let batch = trajectory.request.batch;
-            let points = trajectory
-                .frames
-                .windows(2)
-                .filter_map(|pair| {
-                    let parts = pair[1].parts.as_ref()?;
-                    let size = guidance_size(parts.unconditional.as_deref()?, parts.conditional.as_deref()?, batch)?;
-                    let mean = size.iter().sum::<f32>() as f64 / size.len().max(1) as f64;
-                    Some([pair[0].log_snr, mean])
-                })
-                .collect();
-            self.curve = Some((key, points));
-        }
-        let Some((_, points)) = &self.curve else { return };
+        self.curve.update(trajectory, serial);
+        let points: Vec<[f64; 2]> = self.curve.points.values().copied().collect();
         ui.label("Where guidance acts: mean |ε̂_y - ε̂_Ø| at each step, against the step's noise level λ");
         if points.is_empty() {
             ui.label("(no step of this run ran both branches: guidance w was 0 or 1 throughout)");
@@ -301,7 +318,7 @@ impl StepPanel {
             .x_axis_label("λ (left: noisy, right: clean)")
             .allow_scroll(false)
             .show(ui, |plot| {
-                plot.line(Line::new("|ε̂_y - ε̂_Ø|", PlotPoints::from(points.clone())));
+                plot.line(Line::new("|ε̂_y - ε̂_Ø|", PlotPoints::from(points)));
                 if let Some(level) = cursor_level.filter(|l| l.is_finite()) {
                     plot.vline(VLine::new("this step", level));
                 }
