@@ -14,6 +14,25 @@
 //! autodiff ones); GPU devices keep burn's operations. Each kernel is tested against burn's operation it
 //! replaces, the training kernels against burn's gradients too.
 
+/// Evaluates `$body` (an `Option`, with `?` allowed) with `$B` the autodiff flex backend of gradient-
+/// checkpointing strategy `$C`, for each strategy in turn until one gives `Some`: a device's strategy is a
+/// type parameter of its backend, and the trait that names it is private in burn 0.22 (ARCHITECTURE.md,
+/// stack notes), so the training kernels try both.
+macro_rules! on_autodiff_flex {
+    (|$B:ident, $C:ident| $body:expr) => {{
+        let without_checkpointing = {
+            type $C = burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+            type $B = burn::backend::Autodiff<burn::backend::Flex, $C>;
+            (|| -> Option<_> { $body })()
+        };
+        without_checkpointing.or_else(|| {
+            type $C = burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
+            type $B = burn::backend::Autodiff<burn::backend::Flex, $C>;
+            (|| -> Option<_> { $body })()
+        })
+    }};
+}
+
 mod conv;
 mod norm;
 mod train_conv;

@@ -110,6 +110,16 @@ unsafe fn normalize_group_avx2(
     normalize_group_generic(values, plane, gamma, beta, epsilon, with_silu);
 }
 
+/// A group's mean and 1 / sqrt(variance + ε): two passes (as burn's: the mean, then the mean of squared
+/// deviations) for accuracy. The training backward pass recomputes them with this same function.
+#[inline(always)]
+pub(super) fn statistics(values: &[f32], epsilon: f32) -> (f32, f32) {
+    let n = values.len() as f32;
+    let mean = lane_sum(values, |v| v) / n;
+    let variance = lane_sum(values, |v| (v - mean) * (v - mean)) / n;
+    (mean, 1.0 / (variance + epsilon).sqrt())
+}
+
 #[inline(always)]
 fn normalize_group_generic(
     values: &mut [f32],
@@ -119,11 +129,7 @@ fn normalize_group_generic(
     epsilon: f32,
     with_silu: bool,
 ) {
-    let n = values.len() as f32;
-    // Two-pass statistics (as burn's: mean, then the mean of squared deviations) for accuracy.
-    let mean = lane_sum(values, |v| v) / n;
-    let variance = lane_sum(values, |v| (v - mean) * (v - mean)) / n;
-    let inv_std = 1.0 / (variance + epsilon).sqrt();
+    let (mean, inv_std) = statistics(values, epsilon);
     for (c, channel) in values.chunks_exact_mut(plane).enumerate() {
         let scale = inv_std * gamma[c];
         let shift = beta[c] - mean * scale;

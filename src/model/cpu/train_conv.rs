@@ -12,7 +12,7 @@
 use burn::backend::TensorMetadata;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
@@ -36,25 +36,16 @@ pub fn conv2d_autodiff(conv: &Conv2d, x: Tensor<4>) -> Result<Tensor<4>, Tensor<
     let Some(geometry) = geometry_of(conv, x.dims()) else { return Err(x) };
     let weight = conv.weight.val();
     let bias = conv.bias.as_ref().map(|b| b.val());
-    // The device's gradient-checkpointing strategy is a type parameter of its autodiff backend.
-    macro_rules! on_strategy {
-        ($strategy:ty) => {{
-            (|| -> Option<Tensor<4>> {
-                type B = Autodiff<Flex, $strategy>;
-                let x = x.clone().try_into_primitive::<B>().ok()?;
-                let w = weight.clone().try_into_primitive::<B>().ok()?;
-                let b = match bias.clone() {
-                    Some(b) => Some(b.try_into_primitive::<B>().ok()?),
-                    None => None,
-                };
-                Some(Tensor::from_primitive::<B>(record::<$strategy>(x, w, b, geometry)))
-            })()
-        }};
-    }
-    match on_strategy!(NoCheckpointing).or_else(|| on_strategy!(BalancedCheckpointing)) {
-        Some(y) => Ok(y),
-        None => Err(x),
-    }
+    let y = on_autodiff_flex!(|B, C| {
+        let x = x.clone().try_into_primitive::<B>().ok()?;
+        let w = weight.clone().try_into_primitive::<B>().ok()?;
+        let b = match bias.clone() {
+            Some(b) => Some(b.try_into_primitive::<B>().ok()?),
+            None => None,
+        };
+        Some(Tensor::from_primitive::<B>(record::<C>(x, w, b, geometry)))
+    });
+    y.ok_or(x)
 }
 
 fn geometry_of(conv: &Conv2d, [_, c_in, h, w]: [usize; 4]) -> Option<Geometry> {

@@ -9,7 +9,7 @@
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
@@ -59,22 +59,13 @@ pub fn group_norm_autodiff(norm: &GroupNorm, x: Tensor<4>, silu: bool) -> Result
     }
     let g = Geometry { batch, channels, plane: h * w, groups, epsilon: norm.epsilon as f32, silu };
     let (gamma, beta) = (gamma.val(), beta.val());
-    // The device's gradient-checkpointing strategy is a type parameter of its autodiff backend.
-    macro_rules! on_strategy {
-        ($strategy:ty) => {{
-            (|| -> Option<Tensor<4>> {
-                type B = Autodiff<Flex, $strategy>;
-                let x = x.clone().try_into_primitive::<B>().ok()?;
-                let gamma = gamma.clone().try_into_primitive::<B>().ok()?;
-                let beta = beta.clone().try_into_primitive::<B>().ok()?;
-                Some(Tensor::from_primitive::<B>(record::<$strategy>(x, gamma, beta, g, [batch, channels, h, w])))
-            })()
-        }};
-    }
-    match on_strategy!(NoCheckpointing).or_else(|| on_strategy!(BalancedCheckpointing)) {
-        Some(y) => Ok(y),
-        None => Err(x),
-    }
+    let y = on_autodiff_flex!(|B, C| {
+        let x = x.clone().try_into_primitive::<B>().ok()?;
+        let gamma = gamma.clone().try_into_primitive::<B>().ok()?;
+        let beta = beta.clone().try_into_primitive::<B>().ok()?;
+        Some(Tensor::from_primitive::<B>(record::<C>(x, gamma, beta, g, [batch, channels, h, w])))
+    });
+    y.ok_or(x)
 }
 
 fn record<C: CheckpointStrategy>(
@@ -177,10 +168,8 @@ fn group_gradient(
     g: Geometry,
 ) -> (Vec<f32>, Vec<f32>) {
     let n = x.len() as f32;
-    // The statistics as the forward pass computed them (two passes).
-    let mean = x.iter().sum::<f32>() / n;
-    let variance = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
-    let inv_std = 1.0 / (variance + g.epsilon).sqrt();
+    // The statistics exactly as the forward pass computed them.
+    let (mean, inv_std) = super::norm::statistics(x, g.epsilon);
     let per_group = gamma.len();
     let (mut dgamma, mut dbeta) = (vec![0.0f32; per_group], vec![0.0f32; per_group]);
     let (mut sum_g, mut sum_g_xhat) = (0.0f32, 0.0f32);
