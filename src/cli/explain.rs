@@ -21,11 +21,8 @@ pub struct ExplainArgs {
     /// Which step to take apart: 1 = the first (from x_T), up to the sampler's number of steps.
     #[arg(long, default_value_t = 1)]
     pub step: usize,
-    #[arg(long, default_value_t = DEFAULT_GUIDANCE)]
-    pub guidance: f64,
-    /// Guide only at noise levels λ from LO to HI (w = 1 elsewhere).
-    #[arg(long, value_name = "LO,HI", value_parser = guidance_interval_from_arg, allow_hyphen_values = true)]
-    pub guidance_interval: Option<[f64; 2]>,
+    #[command(flatten)]
+    pub guidance: GuidanceOptions,
     #[command(flatten)]
     pub sampler: SamplerOptions,
     #[command(flatten)]
@@ -91,8 +88,8 @@ fn request_of(args: &ExplainArgs, checkpoint: &Checkpoint, class: Option<usize>)
         seed: args.seed,
         batch: 1,
         class,
-        guidance: args.guidance,
-        guidance_interval: args.guidance_interval,
+        guidance: args.guidance.guidance,
+        guidance_interval: args.guidance.guidance_interval,
         init: None,
         interpolate: None,
     }
@@ -184,7 +181,7 @@ fn guidance_curve(args: &ExplainArgs) -> anyhow::Result<()> {
     }
     let title = format!(
         "mean |eps_y - eps_null| per step, {} runs of each of {classes} classes, w = {}",
-        args.runs_per_class, args.guidance
+        args.runs_per_class, args.guidance.guidance
     );
     images::save_png(&args.out, &curve_plot(&curve, &title), &[])?;
     eprintln!("wrote {}", args.out.display());

@@ -274,6 +274,24 @@ fn generate(
     Ok(pictures)
 }
 
+/// The flags of classifier-free guidance; shared by `sample` and `explain`.
+#[derive(Args, Debug, Clone)]
+pub struct GuidanceOptions {
+    /// Classifier-free guidance scale w: 0 = unconditional, 1 = conditional, more = stronger.
+    #[arg(long, default_value_t = DEFAULT_GUIDANCE)]
+    pub guidance: f64,
+    /// Guide only at noise levels λ = ln(ᾱ / (1 - ᾱ)) from LO to HI, e.g. -3.4,2.5 (w = 1 elsewhere:
+    /// Kynkäänniemi et al. 2024, guidance in a limited interval).
+    #[arg(long, value_name = "LO,HI", value_parser = guidance_interval_from_arg, allow_hyphen_values = true)]
+    pub guidance_interval: Option<[f64; 2]>,
+}
+
+impl GuidanceOptions {
+    pub fn guidance(&self) -> Guidance {
+        Guidance { scale: self.guidance, interval: self.guidance_interval }
+    }
+}
+
 /// `--guidance-interval LO,HI`: the range of noise levels λ where guidance applies.
 pub(crate) fn guidance_interval_from_arg(text: &str) -> Result<[f64; 2], String> {
     let values: Vec<&str> = text.split(',').map(str::trim).collect();

@@ -16,13 +16,8 @@ pub struct SampleArgs {
     /// Cycle through every class, n / classes images each (one grid row per class).
     #[arg(long)]
     pub all_classes: bool,
-    /// Classifier-free guidance scale w: 0 = unconditional, 1 = conditional, more = stronger.
-    #[arg(long, default_value_t = DEFAULT_GUIDANCE)]
-    pub guidance: f64,
-    /// Guide only at noise levels λ = ln(ᾱ / (1 - ᾱ)) from LO to HI, e.g. -3.4,2.5 (w = 1 elsewhere:
-    /// Kynkäänniemi et al. 2024, guidance in a limited interval).
-    #[arg(long, value_name = "LO,HI", value_parser = guidance_interval_from_arg, allow_hyphen_values = true)]
-    pub guidance_interval: Option<[f64; 2]>,
+    #[command(flatten)]
+    pub guidance: GuidanceOptions,
     #[command(flatten)]
     pub sampler: SamplerOptions,
     #[command(flatten)]
@@ -89,7 +84,7 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     );
     let pictures = match &init {
         None => {
-            let guidance = Guidance { scale: args.guidance, interval: args.guidance_interval };
+            let guidance = args.guidance.guidance();
             generate(&model, decoder.as_ref(), &classes, guidance, sampler, schedule, args.seed, &device.device)?
         }
         Some(init) => {
@@ -100,8 +95,8 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
                 seed: args.seed,
                 batch: args.n,
                 class: args.class,
-                guidance: args.guidance,
-                guidance_interval: args.guidance_interval,
+                guidance: args.guidance.guidance,
+                guidance_interval: args.guidance.guidance_interval,
                 init: Some(init.clone()),
                 interpolate: None,
             };
@@ -119,8 +114,8 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
         seed: args.seed,
         batch: classes.len().min(SAMPLE_BATCH).min(diffusion_lab::engine::generate::MAX_BATCH),
         class: (class < num_classes).then_some(class),
-        guidance: args.guidance,
-        guidance_interval: args.guidance_interval,
+        guidance: args.guidance.guidance,
+        guidance_interval: args.guidance.guidance_interval,
         init: init.clone(),
         interpolate: None,
     };
