@@ -16,6 +16,19 @@ pub fn grid_columns(batch: usize) -> usize {
     (batch as f64).sqrt().ceil().max(1.0) as usize
 }
 
+/// [width, height] in pixels of the grid a batch of `batch` images of h x w is shown in.
+pub fn grid_size(batch: usize, h: usize, w: usize) -> [usize; 2] {
+    let columns = grid_columns(batch);
+    let rows = batch.div_ceil(columns);
+    [columns * w + (columns - 1) * GRID_GAP, rows * h + (rows - 1) * GRID_GAP]
+}
+
+/// Where image `b` of that grid starts, (x, y) in pixels.
+pub fn cell_origin(b: usize, batch: usize, h: usize, w: usize) -> (usize, usize) {
+    let columns = grid_columns(batch);
+    ((b % columns) * (w + GRID_GAP), (b / columns) * (h + GRID_GAP))
+}
+
 /// The values a view of a frame shows and their [batch, channels, h, w] layout (a shared buffer: cheap to
 /// clone into a GPU callback). Tensors whose channels are not an image's (1 or 3: a latent) are shown one
 /// tile per channel, which is the same memory read as [batch * channels, 1, h, w].
@@ -74,15 +87,12 @@ pub fn color_image(frame: &Frame, quantity: Quantity, map: ColorMap) -> ColorIma
 /// A batch of values, [batch, channels, h, w], as one grid image coloured by `map`.
 pub fn color_image_of(values: &[f32], shape: [usize; 4], map: ColorMap) -> ColorImage {
     let [batch, channels, h, w] = shape;
-    let columns = grid_columns(batch);
-    let rows = batch.div_ceil(columns);
-    let width = columns * w + (columns - 1) * GRID_GAP;
-    let height = rows * h + (rows - 1) * GRID_GAP;
+    let [width, height] = grid_size(batch, h, w);
     let scale = values.iter().fold(0.0f32, |m, v| if v.is_finite() { m.max(v.abs()) } else { m });
     let plane = h * w;
     let mut pixels = vec![Color32::from_gray(24); width * height];
     for b in 0..batch {
-        let (x0, y0) = ((b % columns) * (w + GRID_GAP), (b / columns) * (h + GRID_GAP));
+        let (x0, y0) = cell_origin(b, batch, h, w);
         let image = &values[b * channels * plane..(b + 1) * channels * plane];
         for y in 0..h {
             for x in 0..w {

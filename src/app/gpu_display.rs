@@ -159,9 +159,7 @@ impl DisplayCallback {
     /// Width and height of the grid in image pixels (as the CPU path lays it out).
     pub fn grid_size(&self) -> [usize; 2] {
         let [batch, _, h, w] = self.shape;
-        let columns = grid_columns(batch);
-        let rows = batch.div_ceil(columns);
-        [columns * w + (columns - 1) * GRID_GAP, rows * h + (rows - 1) * GRID_GAP]
+        super::colors::grid_size(batch, h, w)
     }
 
     fn uniform_bytes(&self, linear_output: bool) -> Vec<u8> {

@@ -6,7 +6,7 @@
 use eframe::egui::{self, Color32, RichText};
 use egui_plot::{Line, Plot, PlotPoints, VLine};
 
-use super::colors::{self, GRID_GAP};
+use super::colors;
 use super::state::{AttentionPick, ColorMap, Trajectory};
 use crate::diffusion::equation::number_text;
 use crate::engine::explain::{AttentionInput, StepAttention, StepExplanation, explain_step, guidance_size};
@@ -378,9 +378,7 @@ fn term_pictures(ctx: &egui::Context, e: &StepExplanation, map: ColorMap, image:
 fn heat_overlay(difference: &[f32], shape: [usize; 4], display: [usize; 4]) -> egui::ColorImage {
     let [batch, c, h, w] = shape;
     let [_, _, dh, dw] = display;
-    let columns = colors::grid_columns(batch);
-    let rows = batch.div_ceil(columns);
-    let (width, height) = (columns * dw + (columns - 1) * GRID_GAP, rows * dh + (rows - 1) * GRID_GAP);
+    let [width, height] = colors::grid_size(batch, dh, dw);
     let plane = h * w;
     let heat: Vec<f32> = (0..batch * plane)
         .map(|k| {
@@ -394,7 +392,7 @@ fn heat_overlay(difference: &[f32], shape: [usize; 4], display: [usize; 4]) -> e
     let span = (high - low).max(1e-9);
     let mut pixels = vec![Color32::TRANSPARENT; width * height];
     for b in 0..batch {
-        let (x0, y0) = ((b % columns) * (dw + GRID_GAP), (b / columns) * (dh + GRID_GAP));
+        let (x0, y0) = colors::cell_origin(b, batch, dh, dw);
         for y in 0..dh {
             for x in 0..dw {
                 let v = (heat[b * plane + (y * h / dh) * w + x * w / dw] - low) / span;
