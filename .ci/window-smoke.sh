@@ -7,26 +7,62 @@ shot=$2
 runtime=$(mktemp -d)
 chmod 700 "$runtime"
 app=""
-# Xvfb picks a free display itself and writes its number to the file once it accepts connections.
-Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp 3>"$runtime/display" >/dev/null 2>&1 &
-xvfb=$!
+xvfb=""
 trap 'kill $app $xvfb 2>/dev/null || true; rm -rf "$runtime"' EXIT
-for _ in $(seq 1 50); do
-  [ -s "$runtime/display" ] && break
-  sleep 0.2
+# A display number no X server here uses: neither a lock file in this /tmp nor a listening socket, abstract
+# ones included. (Xvfb's own -displayfd only looks at lock files; on a machine where another sandbox shares
+# the network namespace but not /tmp, its server's abstract socket @/tmp/.X11-unix/X0 is visible to our
+# clients, which try abstract sockets first and so reach the wrong server: "Failed to open connection".)
+free_display() {
+  local n
+  for _ in $(seq 1 100); do
+    n=$((100 + RANDOM % 30000))
+    [ -e "/tmp/.X$n-lock" ] && continue
+    grep -q "/tmp/.X11-unix/X$n\$" /proc/net/unix 2>/dev/null && continue
+    echo "$n"
+    return
+  done
+  return 1
+}
+# Starts Xvfb and the app. Returns 2 (with the logs printed) if the X server cannot be reached, 1 if the app
+# failed otherwise.
+start() {
+  local display
+  display=$(free_display) || { echo "smoke: no free display number"; return 1; }
+  Xvfb ":$display" -screen 0 1280x800x24 -nolisten tcp >"$runtime/xvfb.log" 2>&1 &
+  xvfb=$!
+  export DISPLAY=":$display" XDG_RUNTIME_DIR=$runtime HOME=$runtime
+  for _ in $(seq 1 50); do
+    xdotool getdisplaygeometry >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  xdotool getdisplaygeometry >/dev/null 2>&1 || { echo "smoke: Xvfb on $DISPLAY takes no connection"; cat "$runtime/xvfb.log"; return 2; }
+  "$binary" >"$runtime/app.log" 2>&1 &
+  app=$!
+  window=""
+  for _ in $(seq 1 60); do
+    window=$(xdotool search --name '^diffusion-lab$' 2>/dev/null | head -n 1 || true)
+    [ -n "$window" ] && return 0
+    kill -0 "$app" 2>/dev/null || { echo "smoke: the app died before its window appeared on $DISPLAY"; cat "$runtime/app.log"; echo "Xvfb:"; cat "$runtime/xvfb.log"; grep X11 /proc/net/unix || true
+      grep -q "open connection to X server" "$runtime/app.log" && return 2
+      return 1; }
+    sleep 1
+  done
+  echo "smoke: no window after 60 s"; cat "$runtime/app.log"
+  return 1
+}
+# A failure to reach the X server is the machine's, not the app's: try a fresh server (three times at most).
+started=""
+for try in 1 2 3; do
+  if start; then started=yes; break; fi
+  kill $app $xvfb 2>/dev/null || true
+  wait $app $xvfb 2>/dev/null || true
+  app=""
+  xvfb=""
+  grep -q "open connection to X server\|takes no connection" "$runtime/app.log" "$runtime/xvfb.log" 2>/dev/null || exit 1
+  echo "smoke: try $try could not reach the X server; starting another"
 done
-[ -s "$runtime/display" ] || { echo "smoke: Xvfb did not start"; exit 1; }
-export DISPLAY=":$(head -n 1 "$runtime/display")" XDG_RUNTIME_DIR=$runtime HOME=$runtime
-"$binary" >"$runtime/app.log" 2>&1 &
-app=$!
-window=""
-for _ in $(seq 1 60); do
-  window=$(xdotool search --name '^diffusion-lab$' 2>/dev/null | head -n 1 || true)
-  [ -n "$window" ] && break
-  kill -0 "$app" 2>/dev/null || { echo "smoke: the app died before its window appeared"; cat "$runtime/app.log"; exit 1; }
-  sleep 1
-done
-[ -n "$window" ] || { echo "smoke: no window after 60 s"; cat "$runtime/app.log"; exit 1; }
+[ -n "$started" ] || exit 1
 # Generate sits at (42, 367) of the window's own layout with the default settings (DPM++ 2M: no η row;
 # measured from a screenshot of a fresh start under this Xvfb); synthetic key
 # presses do not reach a winit window without a window manager, clicks do. Generate stays disabled until
