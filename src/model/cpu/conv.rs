@@ -215,10 +215,11 @@ fn shifted_plane(plane: &[f32], row: &mut [f32], g: Geometry, i: usize, j: usize
     // Output columns ox with ox + column_shift outside 0..w: at most px on each side.
     let left = (-column_shift).clamp(0, g.w as isize) as usize;
     let right = (g.w as isize - column_shift).clamp(0, g.w as isize) as usize;
-    if left > 0 || right < g.w {
-        for image_row in row.chunks_exact_mut(g.w) {
-            image_row[..left].fill(0.0);
-            image_row[right..].fill(0.0);
+    // Column by column with a stride (at most px columns per side): a fill per image row was a libc
+    // memset call for one or two values, 3 % of a training step.
+    for column in (0..left).chain(right..g.w) {
+        for value in row[column..].iter_mut().step_by(g.w) {
+            *value = 0.0;
         }
     }
 }
