@@ -107,16 +107,19 @@ impl Stage {
         }
         if let Some(attention) = &self.cross_attention {
             let [_, _, height, width] = h.dims();
-            let (out, weights) = attention.forward_with_weights(h, Some(context.clone()));
-            if let Some(record) = record.as_mut() {
-                record.push(CrossAttentionWeights {
-                    layer: format!("{part} {height}x{width}"),
-                    height,
-                    width,
-                    weights,
-                });
-            }
-            h = out;
+            h = match record.as_mut() {
+                Some(record) => {
+                    let (out, weights) = attention.forward_with_weights(h, Some(context.clone()));
+                    record.push(CrossAttentionWeights {
+                        layer: format!("{part} {height}x{width}"),
+                        height,
+                        width,
+                        weights,
+                    });
+                    out
+                }
+                None => attention.forward(h, Some(context.clone())),
+            };
         }
         h
     }

@@ -12,7 +12,6 @@ use std::cell::RefCell;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use rayon::prelude::*;
 
 /// `conv.forward(x)`; x: [batch, c_in, h, w] -> [batch, c_out, h_out, w_out].
 /// Training (autodiff on flex) takes [`super::train_conv`], with its own backward pass.
@@ -94,8 +93,8 @@ fn fused(conv: &Conv2d, x: Tensor<4>) -> Result<Tensor<4>, Tensor<4>> {
         },
         None => None,
     };
-    let input = super::values(x)?;
-    let output = convolve(&input, batch, &weights, bias.as_deref(), geometry);
+    let Some(input) = super::flex_primitive(&x) else { return Err(x) };
+    let output = convolve(&super::train_conv::f32_values(&input), batch, &weights, bias.as_deref(), geometry);
     Ok(Tensor::from_data(TensorData::new(output, [batch, c_out, h_out, w_out]), &device))
 }
 
@@ -109,11 +108,10 @@ thread_local! {
 pub(super) fn convolve(input: &[f32], batch: usize, weights: &[f32], bias: Option<&[f32]>, g: Geometry) -> Vec<f32> {
     let image_in = g.c_in * g.h * g.w;
     let image_out = g.c_out * g.pixels();
-    let mut output = vec![0.0f32; batch * image_out];
     // Images in parallel, one single-threaded GEMM each; a lone image lets the GEMM use every core.
     let threads = rayon::current_num_threads();
     let gemm_parallelism = if batch >= threads { gemm::Parallelism::None } else { gemm::Parallelism::Rayon(0) };
-    let run = |(image, out): (usize, &mut [f32])| {
+    super::filled_in_parallel(batch * image_out, image_out, |image, out| {
         let x = &input[image * image_in..(image + 1) * image_in];
         if let Some(bias) = bias {
             for (row, b) in out.chunks_exact_mut(g.pixels()).zip(bias) {
@@ -129,13 +127,7 @@ pub(super) fn convolve(input: &[f32], batch: usize, weights: &[f32], bias: Optio
                 gemm_into(out, weights, columns, g, bias.is_some(), gemm_parallelism);
             });
         }
-    };
-    if batch >= threads {
-        output.par_chunks_mut(image_out).enumerate().for_each(run);
-    } else {
-        output.chunks_mut(image_out).enumerate().for_each(run);
-    }
-    output
+    })
 }
 
 /// out[c_out, pixels] (+)= weights[c_out, k] · columns[k, pixels], all row-major.

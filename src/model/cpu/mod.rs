@@ -5,6 +5,8 @@
 //! - [`conv2d`]: a convolution as im2col + one GEMM per image, straight from and to NCHW, with the bias
 //!   folded into the GEMM, split over the cores by image.
 //!
+//! - [`attention`]: attention's core (the Q, K, V and output projections, softmax(Q Kᵀ / √d) V) per image
+//!   in the feature map's own layout, forward and backward, for plain and autodiff tensors.
 //! - [`train_conv`]: training's convolution (autodiff on flex) with its own backward pass, the input and
 //!   weight gradients as GEMMs over the same im2col layout.
 //! - [`train_norm`]: training's GroupNorm + SiLU as one autodiff operation, its backward one pass per
@@ -33,16 +35,17 @@ macro_rules! on_autodiff_flex {
     }};
 }
 
+mod attention;
 mod conv;
 mod norm;
 mod train_conv;
 mod train_norm;
 
+pub use attention::{AttentionLayer, AttentionOutput, attention};
 pub use conv::conv2d;
 pub use norm::{exp, group_norm, group_norm_silu};
 
 use burn::prelude::*;
-use burn::tensor::DType;
 
 /// Set to `off` to run burn's own operations instead of these kernels (to compare them: README, Speed).
 pub const KERNELS_ENV: &str = "DIFFUSION_LAB_CPU_KERNELS";
@@ -59,21 +62,30 @@ pub fn is_plain_cpu(device: &Device) -> bool {
     kernels_enabled() && !device.is_autodiff() && *device == Device::flex()
 }
 
-/// The values of a float tensor, without a copy when the tensor is not shared; the tensor back when it
-/// is not f32.
-// The Err side hands the input back for burn's own operation (it is no error), so its size is the tensor's.
-#[allow(clippy::result_large_err)]
-fn values<const D: usize>(x: Tensor<D>) -> Result<Vec<f32>, Tensor<D>> {
-    let device = x.device();
-    let data = x.into_data();
-    if data.dtype() != DType::F32 || data.as_slice::<f32>().is_err() {
-        return Err(Tensor::from_data(data, &device));
-    }
-    match data.try_into_vec::<f32>() {
-        Ok(values) => Ok(values),
-        // as_slice::<f32> above read the same bytes as f32.
-        Err(e) => unreachable!("f32 data that reads as a slice converts to a Vec: {e:?}"),
-    }
+/// A plain flex tensor's primitive, whose values [`train_conv::f32_values`] reads in place (a tensor still
+/// shared with the caller, as a residual block's input is, was copied on one core by `into_data`).
+fn flex_primitive<const D: usize>(x: &Tensor<D>) -> Option<burn_flex::FlexTensor> {
+    x.clone().try_into_primitive::<burn::backend::Flex>().ok()
+}
+
+/// A vector of `n` values whose chunks of `chunk` values (the last maybe shorter) are zeroed and then
+/// handed to `fill` (with the chunk's index) on the pool's threads: the first write to a large output,
+/// a memset on one core otherwise, is spread over the cores and happens where the values are computed.
+fn filled_in_parallel(n: usize, chunk: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+    use rayon::prelude::*;
+    use std::mem::MaybeUninit;
+    let mut values: Vec<f32> = Vec::with_capacity(n);
+    values.spare_capacity_mut()[..n].par_chunks_mut(chunk.max(1)).enumerate().for_each(|(index, part)| {
+        for value in part.iter_mut() {
+            value.write(0.0);
+        }
+        // SAFETY: every element of `part` was initialised just above, and MaybeUninit<f32> has f32's layout.
+        let part = unsafe { &mut *(part as *mut [MaybeUninit<f32>] as *mut [f32]) };
+        fill(index, part);
+    });
+    // SAFETY: the chunks cover the first n elements, each initialised above.
+    unsafe { values.set_len(n) };
+    values
 }
 
 /// Like [`values`], for parameters (small, shared with the module: always copied).

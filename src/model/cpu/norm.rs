@@ -8,7 +8,6 @@
 use burn::nn::GroupNorm;
 use burn::prelude::*;
 use burn::tensor::activation::silu;
-use rayon::prelude::*;
 
 /// GN(x) then SiLU: `silu(norm.forward(x))`. x: [batch, channels, h, w].
 pub fn group_norm_silu(norm: &GroupNorm, x: Tensor<4>) -> Tensor<4> {
@@ -58,12 +57,14 @@ fn fused(norm: &GroupNorm, x: Tensor<4>, with_silu: bool) -> Result<Tensor<4>, T
     if x.dtype() != burn::tensor::DType::F32 {
         return Err(x);
     }
-    let mut values = super::values(x)?;
+    let Some(input) = super::flex_primitive(&x) else { return Err(x) };
+    let input = super::train_conv::f32_values(&input);
     let plane = height * width;
     let per_group = channels / groups;
     let epsilon = norm.epsilon as f32;
     // One chunk is one group of one image: contiguous in [batch, channels, h, w].
-    values.par_chunks_mut(per_group * plane).enumerate().for_each(|(chunk, group_values)| {
+    let values = super::filled_in_parallel(input.len(), per_group * plane, |chunk, group_values| {
+        group_values.copy_from_slice(&input[chunk * per_group * plane..][..group_values.len()]);
         let first_channel = (chunk % groups) * per_group;
         normalize_group(
             group_values,

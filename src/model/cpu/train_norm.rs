@@ -76,10 +76,10 @@ fn record<C: CheckpointStrategy>(
     shape: [usize; 4],
 ) -> FloatTensor<Autodiff<Flex, C>> {
     let forward = |x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor| -> FlexTensor {
-        let (gamma, beta) = (f32_values(gamma), f32_values(beta));
-        let mut values = f32_values(x).into_owned();
+        let (gamma, beta, input) = (f32_values(gamma), f32_values(beta), f32_values(x));
         let per_group = g.per_group();
-        values.par_chunks_mut(per_group * g.plane).enumerate().for_each(|(chunk, group)| {
+        let values = super::filled_in_parallel(input.len(), per_group * g.plane, |chunk, group| {
+            group.copy_from_slice(&input[chunk * per_group * g.plane..][..group.len()]);
             let first = (chunk % g.groups) * per_group;
             let (gamma, beta) = (&gamma[first..first + per_group], &beta[first..first + per_group]);
             super::norm::normalize_group(group, g.plane, gamma, beta, g.epsilon, g.silu);
