@@ -516,3 +516,66 @@ fn bad_train_settings_fail_with_a_message_and_the_next_start_works() {
     let again = start(&good).expect_err("the folder now holds a run");
     assert!(again.contains("already holds a run (step 2 of 2)"), "{again}");
 }
+
+/// Images per second of a loss log's rows after the first `skip` (the warm-up), as the run logged them.
+fn logged_speed(out: &Path, skip: usize) -> f64 {
+    let speeds: Vec<f64> = std::fs::read_to_string(out.join("loss.csv"))
+        .unwrap()
+        .lines()
+        .skip(1 + skip)
+        .map(|row| row.split(',').nth(3).unwrap().parse().unwrap())
+        .collect();
+    speeds.iter().sum::<f64>() / speeds.len() as f64
+}
+
+/// The Train view's speed beside `train`'s on Fashion-MNIST at the built-in model's size (Medium, batch
+/// 64): the same steps, seed and settings, so the same loss curve (asserted) and the images/s of each
+/// (printed; README, Speed). A measurement, not a test of speed: run it alone, on a quiet machine:
+/// `cargo test --release --test train_window -- --ignored train_view_speed --nocapture`
+#[test]
+#[ignore = "a measurement: run alone with --ignored --nocapture"]
+fn train_view_speed_against_the_command_line() {
+    let idx = diffusion_lab::data::fashion_mnist_dir();
+    if !idx.join("train-images-idx3-ubyte.gz").exists() {
+        eprintln!("skipped: no Fashion-MNIST in {} (apt-get install dataset-fashion-mnist)", idx.display());
+        return;
+    }
+    const STEPS: u64 = 24;
+    let dir = tempfile::tempdir().unwrap();
+    let cli = dir.path().join("cli");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"));
+    command
+        .args(["train", "--fashion-mnist-dir", idx.to_str().unwrap(), "--batch-size", "64", "--learning-rate", "0.001"])
+        .args(["--steps", &STEPS.to_string(), "--checkpoint-every", "1000", "--preview-every", "1000"])
+        .args(["--seed", "1", "--out", cli.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    assert!(common::status_within(&mut command, LIMIT, "the command-line run").success());
+
+    let window = dir.path().join("window");
+    let settings = TrainSettings {
+        idx_dir: idx.display().to_string(),
+        preset: SizePreset::Medium,
+        steps: STEPS,
+        batch_size: 64,
+        learning_rate: 1e-3,
+        out: window.display().to_string(),
+        checkpoint_every: 1000,
+        preview_every: 1000,
+        seed: 1,
+        ..TrainSettings::default()
+    };
+    let mut harness = harness(settings);
+    harness.get_by_label("Train view").click();
+    harness.run_steps(2);
+    harness.get_by_label("Load data").click();
+    step_until(&mut harness, "Fashion-MNIST loads", |app| app.train.data.is_some());
+    harness.get_by_role_and_label(Role::Button, "Start training").click();
+    step_until(&mut harness, "the run finishes", |app| app.train.phase == Phase::Idle && app.train.step == STEPS);
+    assert_eq!(loss_log(&cli), loss_log(&window), "the window trains exactly as the command line does");
+    let (cli_speed, window_speed) = (logged_speed(&cli, 4), logged_speed(&window, 4));
+    eprintln!(
+        "images/s after 4 warm-up steps: train {cli_speed:.1}, Train view {window_speed:.1} ({:+.1} %)",
+        100.0 * (window_speed / cli_speed - 1.0)
+    );
+}
