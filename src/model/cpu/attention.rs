@@ -114,7 +114,7 @@ pub fn attention(
     if !super::is_plain_cpu(&device) {
         return Err((x, context));
     }
-    let Some(params) = tensors.into_iter().map(|t| super::param_values(t)).collect::<Option<Vec<_>>>() else {
+    let Some(params) = tensors.into_iter().map(super::param_values).collect::<Option<Vec<_>>>() else {
         return Err((x, context));
     };
     let x_primitive = super::flex_primitive(&x);
