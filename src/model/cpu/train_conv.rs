@@ -301,16 +301,22 @@ pub(super) fn product(
 }
 
 /// dx[c, iy, ix] += columns[(c, i, j), (oy, ox)] wherever im2col read x[c, iy, ix] into that entry.
-fn col2im(columns: &[f32], dx: &mut [f32], g: Geometry) {
+fn col2im(columns: &mut [f32], dx: &mut [f32], g: Geometry) {
     let [kh, kw] = g.kernel;
     let [sy, sx] = g.stride;
     let [py, px] = g.padding;
     let pixels = g.pixels();
+    // "Same" convolutions (stride 1, output the input's size) take the fast path, im2col's in reverse.
+    let same = g.stride == [1, 1] && g.h_out == g.h && g.w_out == g.w;
     for c in 0..g.c_in {
         let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..kh {
             for j in 0..kw {
-                let row = &columns[((c * kh + i) * kw + j) * pixels..][..pixels];
+                let row = &mut columns[((c * kh + i) * kw + j) * pixels..][..pixels];
+                if same {
+                    add_shifted_plane(row, plane, g, i, j);
+                    continue;
+                }
                 // The output columns whose input column ix = ox·sx + j - px lies inside the image: one
                 // range per (i, j), so the inner loop has no test and vectorises (for stride 1).
                 let first_ox = px.saturating_sub(j).div_ceil(sx);
@@ -338,6 +344,30 @@ fn col2im(columns: &[f32], dx: &mut [f32], g: Geometry) {
                 }
             }
         }
+    }
+}
+
+/// One im2col row of a stride-1 "same" convolution added back: plane[p + shift] += row[p] with shift =
+/// (i - py) w + (j - px), as one long add. The entries whose column ox + j - px falls outside the image
+/// would land in the neighbouring image row, so they are zeroed in `row` first (it is scratch); rows
+/// outside the image fall outside [start, end). On 7x7 and 4x4 maps the row-by-row loop was mostly
+/// loop overhead.
+fn add_shifted_plane(row: &mut [f32], plane: &mut [f32], g: Geometry, i: usize, j: usize) {
+    let n = plane.len() as isize;
+    let column_shift = j as isize - g.padding[1] as isize;
+    let left = (-column_shift).clamp(0, g.w as isize) as usize;
+    let right = (g.w as isize - column_shift).clamp(0, g.w as isize) as usize;
+    for column in (0..left).chain(right..g.w) {
+        for value in row[column..].iter_mut().step_by(g.w) {
+            *value = 0.0;
+        }
+    }
+    let shift = (i as isize - g.padding[0] as isize) * g.w as isize + column_shift;
+    let start = (-shift).clamp(0, n) as usize;
+    let end = (n - shift).clamp(start as isize, n) as usize;
+    let target = &mut plane[(start as isize + shift) as usize..(end as isize + shift) as usize];
+    for (d, v) in target.iter_mut().zip(&row[start..end]) {
+        *d += v;
     }
 }
 
