@@ -102,45 +102,106 @@ thread_local! {
     /// Each worker thread's im2col buffer, reused between calls (it is up to a few MB; allocating it
     /// fresh per image would page-fault it in every time).
     pub(super) static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// Each worker thread's buffer for a group's [c_out, images x pixels] matrix (see [`images_per_gemm`]).
+    pub(super) static GROUP: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Images whose pixels one GEMM takes side by side, for maps of `pixels` pixels in a batch of `batch`.
+/// The GEMM kernel runs along the pixels (the contiguous side of NCHW) in blocks of 16 rows: a 7x7 map
+/// alone leaves a 1-row tail on its 49 rows (a quarter of the work wasted) and a 4x4 map runs the thin
+/// 16-row kernel only, so small maps go in groups of up to 16 (about 512 pixels), but at most a quarter
+/// of the batch so that the groups spread over the cores. A function of the shapes only: results do not
+/// depend on the number of threads (a resumed training run repeats an uninterrupted one exactly).
+pub(super) fn images_per_gemm(batch: usize, pixels: usize) -> usize {
+    (512 / pixels.max(1)).clamp(1, 16).min(batch.div_ceil(4)).max(1)
 }
 
 /// The convolution of `batch` NCHW images.
 pub(super) fn convolve(input: &[f32], batch: usize, weights: &[f32], bias: Option<&[f32]>, g: Geometry) -> Vec<f32> {
     let image_in = g.c_in * g.h * g.w;
     let image_out = g.c_out * g.pixels();
-    // Images in parallel, one single-threaded GEMM each; a lone image lets the GEMM use every core.
+    let group = images_per_gemm(batch, g.pixels());
+    // Groups in parallel, one single-threaded GEMM each; a lone image lets the GEMM use every core.
     let threads = rayon::current_num_threads();
     let gemm_parallelism = if batch >= threads { gemm::Parallelism::None } else { gemm::Parallelism::Rayon(0) };
-    super::filled_in_parallel(batch * image_out, image_out, |image, out| {
-        let x = &input[image * image_in..(image + 1) * image_in];
-        if let Some(bias) = bias {
-            for (row, b) in out.chunks_exact_mut(g.pixels()).zip(bias) {
-                row.fill(*b);
+    super::filled_in_parallel(batch * image_out, group * image_out, |index, out| {
+        let first = index * group;
+        let images = out.len() / image_out;
+        let x = &input[first * image_in..(first + images) * image_in];
+        if images == 1 {
+            if let Some(bias) = bias {
+                for (row, b) in out.chunks_exact_mut(g.pixels()).zip(bias) {
+                    row.fill(*b);
+                }
             }
+            let shape = [g.c_out, g.pixels(), g.k()];
+            if g.is_pointwise() {
+                gemm_into(out, weights, x, shape, bias.is_some(), gemm_parallelism);
+            } else {
+                COLUMNS.with_borrow_mut(|columns| {
+                    columns.resize(g.k() * g.pixels(), 0.0);
+                    im2col(x, columns, g, g.pixels(), 0);
+                    gemm_into(out, weights, columns, shape, bias.is_some(), gemm_parallelism);
+                });
+            }
+            return;
         }
-        if g.is_pointwise() {
-            gemm_into(out, weights, x, g, bias.is_some(), gemm_parallelism);
-        } else {
-            COLUMNS.with_borrow_mut(|columns| {
-                columns.resize(g.k() * g.pixels(), 0.0);
-                im2col(x, columns, g);
-                gemm_into(out, weights, columns, g, bias.is_some(), gemm_parallelism);
+        // [c_out, images x pixels] = W · [k, images x pixels], then each image's columns to its place.
+        let width = images * g.pixels();
+        COLUMNS.with_borrow_mut(|columns| {
+            GROUP.with_borrow_mut(|product| {
+                columns.resize(g.k() * width, 0.0);
+                product.resize(g.c_out * width, 0.0);
+                for (image, x_n) in x.chunks_exact(image_in).enumerate() {
+                    im2col(x_n, columns, g, width, image * g.pixels());
+                }
+                gemm_into(product, weights, columns, [g.c_out, width, g.k()], false, gemm_parallelism);
+                scatter(product, out, g.c_out, g.pixels(), images, bias);
             });
-        }
+        });
     })
 }
 
-/// out[c_out, pixels] (+)= weights[c_out, k] · columns[k, pixels], all row-major.
+/// out[n, c, p] = grouped[c, n·pixels + p] (+ bias[c]): a group's GEMM result back to NCHW.
+pub(super) fn scatter(
+    grouped: &[f32],
+    out: &mut [f32],
+    channels: usize,
+    pixels: usize,
+    images: usize,
+    bias: Option<&[f32]>,
+) {
+    let width = images * pixels;
+    for (image, out_n) in out.chunks_exact_mut(channels * pixels).enumerate() {
+        for (c, row) in out_n.chunks_exact_mut(pixels).enumerate() {
+            let source = &grouped[c * width + image * pixels..][..pixels];
+            let b = bias.map_or(0.0, |b| b[c]);
+            row.iter_mut().zip(source).for_each(|(o, v)| *o = v + b);
+        }
+    }
+}
+
+/// grouped[c, n·pixels + p] = values[n, c, p]: NCHW images side by side for one GEMM.
+pub(super) fn gather(values: &[f32], grouped: &mut [f32], channels: usize, pixels: usize) {
+    let images = values.len() / (channels * pixels);
+    let width = images * pixels;
+    for (image, values_n) in values.chunks_exact(channels * pixels).enumerate() {
+        for (c, row) in values_n.chunks_exact(pixels).enumerate() {
+            grouped[c * width + image * pixels..][..pixels].copy_from_slice(row);
+        }
+    }
+}
+
+/// out[m, n] (+)= weights[m, k] · columns[k, n], all row-major.
 fn gemm_into(
     out: &mut [f32],
     weights: &[f32],
     columns: &[f32],
-    g: Geometry,
+    [m, n, k]: [usize; 3],
     accumulate: bool,
     parallelism: gemm::Parallelism,
 ) {
-    let (m, n, k) = (g.c_out, g.pixels(), g.k());
-    debug_assert!(out.len() == m * n && weights.len() == m * k && columns.len() >= k * n);
+    assert!(out.len() >= m * n && weights.len() >= m * k && columns.len() >= k * n);
     // SAFETY: the three matrices lie inside their slices with the strides given (checked above: out is
     // m x n, weights m x k, columns k x n, row-major), and `out` does not overlap the inputs.
     unsafe {
@@ -169,7 +230,9 @@ fn gemm_into(
 }
 
 /// columns[(c, i, j), (oy, ox)] = x[c, oy * sy + i - py, ox * sx + j - px], zero outside the image.
-pub(super) fn im2col(x: &[f32], columns: &mut [f32], g: Geometry) {
+/// Row r of the matrix is `columns[r·stride + offset..][..pixels]` (stride = pixels, offset 0 for one image;
+/// a group's images sit side by side).
+pub(super) fn im2col(x: &[f32], columns: &mut [f32], g: Geometry, stride: usize, offset: usize) {
     let [kh, kw] = g.kernel;
     let pixels = g.pixels();
     // "Same" convolutions (stride 1, output the input's size) take the fast path: every row of the im2col
@@ -179,7 +242,7 @@ pub(super) fn im2col(x: &[f32], columns: &mut [f32], g: Geometry) {
         let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..kh {
             for j in 0..kw {
-                let row = &mut columns[((c * kh + i) * kw + j) * pixels..][..pixels];
+                let row = &mut columns[((c * kh + i) * kw + j) * stride + offset..][..pixels];
                 if same {
                     shifted_plane(plane, row, g, i, j);
                 } else {

@@ -24,7 +24,7 @@ use burn::prelude::*;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::conv::{COLUMNS, Geometry, convolve, im2col, symmetric_padding};
+use super::conv::{COLUMNS, GROUP, Geometry, convolve, gather, im2col, images_per_gemm, symmetric_padding};
 
 /// `conv.forward(x)` for an autodiff flex tensor, with this file's backward pass; `Err(x)` hands the input
 /// back for burn's own operation (another device, another geometry).
@@ -202,34 +202,39 @@ fn bias_gradient(dy: &[f32], g: Geometry) -> Vec<f32> {
     total
 }
 
-/// ∂L/∂W [c_out, k] = Σ_images ∂L/∂y [c_out, pixels] · col(x)ᵀ, the images split over the cores.
+/// ∂L/∂W [c_out, k] = Σ_images ∂L/∂y [c_out, pixels] · col(x)ᵀ, the images split over the cores in the
+/// forward pass's groups ([`images_per_gemm`]: small maps side by side in one GEMM).
 fn weight_gradient(x: &[f32], dy: &[f32], batch: usize, g: Geometry) -> Vec<f32> {
     let (image_in, image_out, k, pixels) = (g.c_in * g.h * g.w, g.c_out * g.pixels(), g.k(), g.pixels());
-    let add_image = |mut acc: Vec<f32>, image: usize| {
-        let dy_n = &dy[image * image_out..(image + 1) * image_out];
-        let x_n = &x[image * image_in..(image + 1) * image_in];
-        let mut run = |columns: &[f32]| {
-            // acc[c_out, k] += dy_n [c_out, pixels] · columnsᵀ (columns is [k, pixels] row-major).
-            product(&mut acc, [g.c_out, k, pixels], true, (dy_n, [1, pixels]), (columns, [pixels, 1]));
-        };
-        if g.is_pointwise() {
-            run(x_n);
-        } else {
-            COLUMNS.with_borrow_mut(|columns| {
-                columns.resize(k * pixels, 0.0);
-                im2col(x_n, columns, g);
-                run(columns);
+    let group = images_per_gemm(batch, pixels);
+    let partial = |first: usize| {
+        let images = group.min(batch - first);
+        let width = images * pixels;
+        let dy_group = &dy[first * image_out..(first + images) * image_out];
+        let x_group = &x[first * image_in..(first + images) * image_in];
+        let mut acc = vec![0.0f32; g.c_out * k];
+        COLUMNS.with_borrow_mut(|columns| {
+            GROUP.with_borrow_mut(|grouped| {
+                let dy_matrix = side_by_side(dy_group, grouped, g.c_out, pixels);
+                let columns: &[f32] = if images == 1 && g.is_pointwise() {
+                    x_group
+                } else {
+                    columns.resize(k * width, 0.0);
+                    for (image, x_n) in x_group.chunks_exact(image_in).enumerate() {
+                        im2col(x_n, columns, g, width, image * pixels);
+                    }
+                    columns
+                };
+                // acc[c_out, k] = ∂y [c_out, width] · columnsᵀ (columns is [k, width] row-major).
+                product(&mut acc, [g.c_out, k, width], false, (dy_matrix, [1, width]), (columns, [width, 1]));
             });
-        }
+        });
         acc
     };
-    // Images in fixed groups, each summed in order, then the groups in order: the same sum in the same
-    // order on any number of cores (a resumed training run must repeat an uninterrupted one bit for bit).
-    let images: Vec<usize> = (0..batch).collect();
-    let partials: Vec<Vec<f32>> = images
-        .par_chunks(IMAGES_PER_PARTIAL)
-        .map(|group| group.iter().fold(vec![0.0f32; g.c_out * k], |acc, image| add_image(acc, *image)))
-        .collect();
+    // One partial sum per group, then the groups in order: the same sums in the same order on any number
+    // of cores (a resumed training run must repeat an uninterrupted one bit for bit).
+    let firsts: Vec<usize> = (0..batch).step_by(group).collect();
+    let partials: Vec<Vec<f32>> = firsts.par_iter().map(|first| partial(*first)).collect();
     let mut total = vec![0.0f32; g.c_out * k];
     for partial in partials {
         total.iter_mut().zip(partial).for_each(|(t, p)| *t += p);
@@ -237,27 +242,45 @@ fn weight_gradient(x: &[f32], dy: &[f32], batch: usize, g: Geometry) -> Vec<f32>
     total
 }
 
-/// Images whose weight gradients one task sums before the tasks' sums are added.
+/// A group's ∂L/∂y as one [c_out, images x pixels] matrix: the image itself when it is alone, else its
+/// images gathered side by side into `buffer`.
+fn side_by_side<'a>(dy: &'a [f32], buffer: &'a mut Vec<f32>, channels: usize, pixels: usize) -> &'a [f32] {
+    if dy.len() == channels * pixels {
+        return dy;
+    }
+    buffer.resize(dy.len(), 0.0);
+    gather(dy, buffer, channels, pixels);
+    buffer
+}
+
+/// Images whose bias gradients one task sums before the tasks' sums are added.
 const IMAGES_PER_PARTIAL: usize = 4;
 
-/// ∂L/∂x = col2im(Wᵀ · ∂L/∂y), one image per task.
+/// ∂L/∂x = col2im(Wᵀ · ∂L/∂y), the forward pass's groups of images per task.
 fn input_gradient(dy: &[f32], weight: &[f32], batch: usize, g: Geometry) -> Vec<f32> {
     let (image_in, image_out, k, pixels) = (g.c_in * g.h * g.w, g.c_out * g.pixels(), g.k(), g.pixels());
-    super::filled_in_parallel(batch * image_in, image_in, |image, dx_n| {
-        let dy_n = &dy[image * image_out..(image + 1) * image_out];
-        let run = |columns: &mut [f32]| {
-            // columns [k, pixels] = Wᵀ (weight is [c_out, k] row-major, read transposed) · dy_n.
-            product(columns, [k, pixels, g.c_out], false, (weight, [k, 1]), (dy_n, [1, pixels]));
-        };
-        if g.is_pointwise() {
-            run(dx_n);
-        } else {
-            COLUMNS.with_borrow_mut(|columns| {
-                columns.resize(k * pixels, 0.0);
-                run(columns);
-                col2im(columns, dx_n, g);
-            });
+    let group = images_per_gemm(batch, pixels);
+    super::filled_in_parallel(batch * image_in, group * image_in, |index, dx_group| {
+        let first = index * group;
+        let images = dx_group.len() / image_in;
+        let width = images * pixels;
+        let dy_group = &dy[first * image_out..(first + images) * image_out];
+        if images == 1 && g.is_pointwise() {
+            // dx [c_in, pixels] = Wᵀ (weight is [c_out, k] row-major, read transposed) · dy.
+            product(dx_group, [k, pixels, g.c_out], false, (weight, [k, 1]), (dy_group, [1, pixels]));
+            return;
         }
+        COLUMNS.with_borrow_mut(|columns| {
+            GROUP.with_borrow_mut(|grouped| {
+                let dy_matrix = side_by_side(dy_group, grouped, g.c_out, pixels);
+                columns.resize(k * width, 0.0);
+                // columns [k, width] = Wᵀ · ∂y [c_out, width].
+                product(columns, [k, width, g.c_out], false, (weight, [k, 1]), (dy_matrix, [1, width]));
+                for (image, dx_n) in dx_group.chunks_exact_mut(image_in).enumerate() {
+                    col2im(columns, dx_n, g, width, image * pixels);
+                }
+            });
+        });
     })
 }
 
@@ -301,7 +324,8 @@ pub(super) fn product(
 }
 
 /// dx[c, iy, ix] += columns[(c, i, j), (oy, ox)] wherever im2col read x[c, iy, ix] into that entry.
-fn col2im(columns: &mut [f32], dx: &mut [f32], g: Geometry) {
+/// Row r of the matrix is `columns[r·stride + offset..][..pixels]`, as [`im2col`] wrote it.
+fn col2im(columns: &mut [f32], dx: &mut [f32], g: Geometry, stride: usize, offset: usize) {
     let [kh, kw] = g.kernel;
     let [sy, sx] = g.stride;
     let [py, px] = g.padding;
@@ -312,7 +336,7 @@ fn col2im(columns: &mut [f32], dx: &mut [f32], g: Geometry) {
         let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..kh {
             for j in 0..kw {
-                let row = &mut columns[((c * kh + i) * kw + j) * pixels..][..pixels];
+                let row = &mut columns[((c * kh + i) * kw + j) * stride + offset..][..pixels];
                 if same {
                     add_shifted_plane(row, plane, g, i, j);
                     continue;
