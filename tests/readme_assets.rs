@@ -30,6 +30,17 @@ fn run_in_window(settings: Settings) -> Harness<'static, LabApp> {
         harness.step();
         std::thread::sleep(Duration::from_millis(20));
     }
+    // A latent run's frames are decoded after the run (the decode backlog): wait for all of them.
+    let undecoded = |app: &LabApp| {
+        app.generate.viewer.trajectory.as_ref().is_some_and(|t| {
+            app.model_info().is_some_and(|m| m.is_latent) && t.frames.iter().any(|f| f.decoded.is_none())
+        })
+    };
+    while undecoded(harness.state()) {
+        assert!(Instant::now() < deadline, "timed out waiting for the frames to be decoded");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
     harness
 }
 
