@@ -35,6 +35,31 @@ macro_rules! on_autodiff_flex {
     }};
 }
 
+/// Defines the function written inside it so that its body runs compiled for AVX2 + FMA where the CPU has
+/// them and as it is otherwise (the binary targets baseline x86-64, whose SSE2 loops run 4 lanes wide): the
+/// kernels' loops are written plainly and the compiler vectorises them for whichever CPU runs them.
+macro_rules! with_avx2 {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn generic($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    generic($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU has the features `avx2` is compiled for.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            generic($($arg),*)
+        }
+    };
+}
+
 mod attention;
 mod conv;
 mod norm;

@@ -79,38 +79,6 @@ fn fused(norm: &GroupNorm, x: Tensor<4>, with_silu: bool) -> Result<Tensor<4>, T
     Ok(Tensor::from_data(TensorData::new(values, [batch, channels, height, width]), &device))
 }
 
-/// Normalises one group in place: y = (x - mean) / sqrt(var + eps) * gamma_c + beta_c, then SiLU.
-/// `values` holds `gamma.len()` channel planes of `plane` values each.
-pub(super) fn normalize_group(
-    values: &mut [f32],
-    plane: usize,
-    gamma: &[f32],
-    beta: &[f32],
-    epsilon: f32,
-    with_silu: bool,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features the function is compiled for.
-        unsafe { normalize_group_avx2(values, plane, gamma, beta, epsilon, with_silu) };
-        return;
-    }
-    normalize_group_generic(values, plane, gamma, beta, epsilon, with_silu);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn normalize_group_avx2(
-    values: &mut [f32],
-    plane: usize,
-    gamma: &[f32],
-    beta: &[f32],
-    epsilon: f32,
-    with_silu: bool,
-) {
-    normalize_group_generic(values, plane, gamma, beta, epsilon, with_silu);
-}
-
 /// A group's mean and 1 / sqrt(variance + ε): two passes (as burn's: the mean, then the mean of squared
 /// deviations) for accuracy. The training backward pass recomputes them with this same function.
 #[inline(always)]
@@ -121,27 +89,30 @@ pub(super) fn statistics(values: &[f32], epsilon: f32) -> (f32, f32) {
     (mean, 1.0 / (variance + epsilon).sqrt())
 }
 
-#[inline(always)]
-fn normalize_group_generic(
-    values: &mut [f32],
-    plane: usize,
-    gamma: &[f32],
-    beta: &[f32],
-    epsilon: f32,
-    with_silu: bool,
-) {
-    let (mean, inv_std) = statistics(values, epsilon);
-    for (c, channel) in values.chunks_exact_mut(plane).enumerate() {
-        let scale = inv_std * gamma[c];
-        let shift = beta[c] - mean * scale;
-        if with_silu {
-            for v in channel.iter_mut() {
-                let y = *v * scale + shift;
-                *v = y / (1.0 + exp(-y));
-            }
-        } else {
-            for v in channel.iter_mut() {
-                *v = *v * scale + shift;
+with_avx2! {
+    /// Normalises one group in place: y = (x - mean) / sqrt(var + eps) * gamma_c + beta_c, then SiLU.
+    /// `values` holds `gamma.len()` channel planes of `plane` values each.
+    pub(super) fn normalize_group(
+        values: &mut [f32],
+        plane: usize,
+        gamma: &[f32],
+        beta: &[f32],
+        epsilon: f32,
+        with_silu: bool,
+    ) {
+        let (mean, inv_std) = statistics(values, epsilon);
+        for (c, channel) in values.chunks_exact_mut(plane).enumerate() {
+            let scale = inv_std * gamma[c];
+            let shift = beta[c] - mean * scale;
+            if with_silu {
+                for v in channel.iter_mut() {
+                    let y = *v * scale + shift;
+                    *v = y / (1.0 + exp(-y));
+                }
+            } else {
+                for v in channel.iter_mut() {
+                    *v = *v * scale + shift;
+                }
             }
         }
     }

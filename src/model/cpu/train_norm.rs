@@ -159,103 +159,75 @@ fn gradients(x: &[f32], gamma: &[f32], beta: &[f32], dz: &[f32], g: Geometry) ->
     (dx, dgamma, dbeta)
 }
 
-/// One group's ∂L/∂x into `dx`, and its channels' (∂L/∂γ, ∂L/∂β).
-fn group_gradient(
-    x: &[f32],
-    dz: &[f32],
-    dx: &mut [f32],
-    gamma: &[f32],
-    beta: &[f32],
-    g: Geometry,
-) -> (Vec<f32>, Vec<f32>) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { group_gradient_avx2(x, dz, dx, gamma, beta, g) };
-    }
-    group_gradient_generic(x, dz, dx, gamma, beta, g)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn group_gradient_avx2(
-    x: &[f32],
-    dz: &[f32],
-    dx: &mut [f32],
-    gamma: &[f32],
-    beta: &[f32],
-    g: Geometry,
-) -> (Vec<f32>, Vec<f32>) {
-    group_gradient_generic(x, dz, dx, gamma, beta, g)
-}
-
 /// Lanes of the per-channel sums: the sums run in eight independent accumulators so that the loop
 /// vectorises (in a fixed order: the result does not depend on the machine's threads).
 const LANES: usize = 8;
 
-#[inline(always)]
-fn group_gradient_generic(
-    x: &[f32],
-    dz: &[f32],
-    dx: &mut [f32],
-    gamma: &[f32],
-    beta: &[f32],
-    g: Geometry,
-) -> (Vec<f32>, Vec<f32>) {
-    let n = x.len() as f32;
-    // The statistics exactly as the forward pass computed them.
-    let (mean, inv_std) = super::norm::statistics(x, g.epsilon);
-    let per_group = gamma.len();
-    let (mut dgamma, mut dbeta) = (vec![0.0f32; per_group], vec![0.0f32; per_group]);
-    // First pass, per channel: ∂L/∂y, the parameter gradients, and g = γ ∂L/∂y (kept in dx).
-    for c in 0..per_group {
-        let span = c * g.plane..(c + 1) * g.plane;
-        let (gamma_c, beta_c) = (gamma[c], beta[c]);
-        let (mut dg, mut db) = ([0.0f32; LANES], [0.0f32; LANES]);
-        let one = |xv: f32, dzv: f32| -> (f32, f32) {
-            let x_hat = (xv - mean) * inv_std;
-            let dy = if g.silu {
-                let y = gamma_c * x_hat + beta_c;
-                let s = 1.0 / (1.0 + super::exp(-y));
-                dzv * (s + y * s * (1.0 - s))
-            } else {
-                dzv
+with_avx2! {
+    /// One group's ∂L/∂x into `dx`, and its channels' (∂L/∂γ, ∂L/∂β).
+    fn group_gradient(
+        x: &[f32],
+        dz: &[f32],
+        dx: &mut [f32],
+        gamma: &[f32],
+        beta: &[f32],
+        g: Geometry,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let n = x.len() as f32;
+        // The statistics exactly as the forward pass computed them.
+        let (mean, inv_std) = super::norm::statistics(x, g.epsilon);
+        let per_group = gamma.len();
+        let (mut dgamma, mut dbeta) = (vec![0.0f32; per_group], vec![0.0f32; per_group]);
+        // First pass, per channel: ∂L/∂y, the parameter gradients, and g = γ ∂L/∂y (kept in dx).
+        for c in 0..per_group {
+            let span = c * g.plane..(c + 1) * g.plane;
+            let (gamma_c, beta_c) = (gamma[c], beta[c]);
+            let (mut dg, mut db) = ([0.0f32; LANES], [0.0f32; LANES]);
+            let one = |xv: f32, dzv: f32| -> (f32, f32) {
+                let x_hat = (xv - mean) * inv_std;
+                let dy = if g.silu {
+                    let y = gamma_c * x_hat + beta_c;
+                    let s = 1.0 / (1.0 + super::exp(-y));
+                    dzv * (s + y * s * (1.0 - s))
+                } else {
+                    dzv
+                };
+                (dy, x_hat)
             };
-            (dy, x_hat)
-        };
-        let (x_c, dz_c, dx_c) = (&x[span.clone()], &dz[span.clone()], &mut dx[span]);
-        let whole = g.plane / LANES * LANES;
-        for ((xs, dzs), outs) in x_c[..whole]
-            .chunks_exact(LANES)
-            .zip(dz_c[..whole].chunks_exact(LANES))
-            .zip(dx_c[..whole].chunks_exact_mut(LANES))
-        {
-            for l in 0..LANES {
-                let (dy, x_hat) = one(xs[l], dzs[l]);
-                dg[l] += dy * x_hat;
-                db[l] += dy;
-                outs[l] = gamma_c * dy;
+            let (x_c, dz_c, dx_c) = (&x[span.clone()], &dz[span.clone()], &mut dx[span]);
+            let whole = g.plane / LANES * LANES;
+            for ((xs, dzs), outs) in x_c[..whole]
+                .chunks_exact(LANES)
+                .zip(dz_c[..whole].chunks_exact(LANES))
+                .zip(dx_c[..whole].chunks_exact_mut(LANES))
+            {
+                for l in 0..LANES {
+                    let (dy, x_hat) = one(xs[l], dzs[l]);
+                    dg[l] += dy * x_hat;
+                    db[l] += dy;
+                    outs[l] = gamma_c * dy;
+                }
             }
+            for ((xv, dzv), out) in x_c[whole..].iter().zip(&dz_c[whole..]).zip(&mut dx_c[whole..]) {
+                let (dy, x_hat) = one(*xv, *dzv);
+                dg[0] += dy * x_hat;
+                db[0] += dy;
+                *out = gamma_c * dy;
+            }
+            dgamma[c] = dg.iter().sum();
+            dbeta[c] = db.iter().sum();
         }
-        for ((xv, dzv), out) in x_c[whole..].iter().zip(&dz_c[whole..]).zip(&mut dx_c[whole..]) {
-            let (dy, x_hat) = one(*xv, *dzv);
-            dg[0] += dy * x_hat;
-            db[0] += dy;
-            *out = gamma_c * dy;
+        // Σ g = Σ_c γ_c Σ ∂L/∂y and Σ g x̂ = Σ_c γ_c Σ ∂L/∂y x̂: the channel sums already hold them.
+        let sum_g: f32 = gamma.iter().zip(&dbeta).map(|(a, b)| a * b).sum();
+        let sum_g_xhat: f32 = gamma.iter().zip(&dgamma).map(|(a, b)| a * b).sum();
+        // Second pass: ∂L/∂x = (g - mean(g) - x̂ mean(g x̂)) / σ.
+        let (mean_g, mean_g_xhat) = (sum_g / n, sum_g_xhat / n);
+        for (out, xv) in dx.iter_mut().zip(x) {
+            let x_hat = (xv - mean) * inv_std;
+            *out = (*out - mean_g - x_hat * mean_g_xhat) * inv_std;
         }
-        dgamma[c] = dg.iter().sum();
-        dbeta[c] = db.iter().sum();
+        (dgamma, dbeta)
     }
-    // Σ g = Σ_c γ_c Σ ∂L/∂y and Σ g x̂ = Σ_c γ_c Σ ∂L/∂y x̂: the channel sums already hold them.
-    let sum_g: f32 = gamma.iter().zip(&dbeta).map(|(a, b)| a * b).sum();
-    let sum_g_xhat: f32 = gamma.iter().zip(&dgamma).map(|(a, b)| a * b).sum();
-    // Second pass: ∂L/∂x = (g - mean(g) - x̂ mean(g x̂)) / σ.
-    let (mean_g, mean_g_xhat) = (sum_g / n, sum_g_xhat / n);
-    for (out, xv) in dx.iter_mut().zip(x) {
-        let x_hat = (xv - mean) * inv_std;
-        *out = (*out - mean_g - x_hat * mean_g_xhat) * inv_std;
-    }
-    (dgamma, dbeta)
 }
 
 #[cfg(test)]
