@@ -619,6 +619,55 @@ fn eval_edits_measures_image_to_image_towards_another_class() {
     assert!(rows[1][4].parse::<f64>().unwrap() > 0.2, "strength 1 replaces the image: {text}");
 }
 
+/// `eval --nll` on the shipped fixture, for both built-in models: the bound is its three terms' sum, the
+/// table and the CSV hold every evaluated t, and a bad stride is refused with the reason.
+#[test]
+fn eval_nll_prints_the_bound_and_its_terms() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist");
+    let dir = tempfile::tempdir().unwrap();
+    for model in ["fashion", "latent"] {
+        let csv = dir.path().join(format!("{model}.csv"));
+        let out = diffusion_lab(&[
+            "eval",
+            "--nll",
+            "--model",
+            model,
+            "--n",
+            "4",
+            "--stride",
+            "100",
+            "--fashion-mnist-dir",
+            fixture.to_str().unwrap(),
+            "--csv",
+            csv.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        let number_after = |line: &str, key: &str| -> f64 {
+            let rest = &line[line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len()..];
+            rest.split_whitespace().next().unwrap().parse().unwrap()
+        };
+        let first = text.lines().next().unwrap();
+        let total = number_after(first, "(offset seeded): ");
+        let terms = text.lines().nth(1).unwrap();
+        let sum = number_after(terms, "L_T (prior) ")
+            + number_after(terms, "Σ L_(t-1) ")
+            + number_after(terms, "L_0 (decoder) ");
+        // Bits of 8-bit pixels are positive; a density of continuous latents can exceed 1 (negative bits).
+        assert!(total.is_finite() && (model == "latent" || total > 0.0), "{model}: {text}");
+        assert!((total - sum).abs() < 2e-3, "{model}: {total} is not the sum of its terms {sum}: {text}");
+        let unit = if model == "fashion" { "bits per pixel" } else { "bits per latent dimension" };
+        assert!(first.contains(unit), "{model}: {first}");
+        let rows = std::fs::read_to_string(&csv).unwrap();
+        // t = 1 and every 100th t ≥ 2 of T = 1000.
+        assert_eq!(rows.lines().count(), 1 + 1 + 10, "{model}: {rows}");
+        assert!(rows.lines().nth(1).unwrap().starts_with("1,"), "{rows}");
+    }
+    let out = diffusion_lab(&["eval", "--nll", "--stride", "0", "--fashion-mnist-dir", fixture.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--stride must be at least 1"), "{}", stderr(&out));
+}
+
 /// Resuming a run on data with more classes than its model learns is refused with the reason (it used to
 /// panic inside the class embedding; found by tests/monkey.rs), and the run's checkpoint is left as it was.
 #[test]

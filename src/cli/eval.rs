@@ -5,7 +5,7 @@ use super::*;
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// Folder of sample PNGs (as `sample --out-dir` writes them; `classN` in a name is the intended class).
-    #[arg(required_unless_present_any = ["reconstructions", "edits"])]
+    #[arg(required_unless_present_any = ["reconstructions", "edits", "nll"])]
     pub samples: Option<PathBuf>,
     /// Instead of samples, score an autoencoder's reconstructions D(E(x)) of test images: `latent` (the
     /// built-in latent model's autoencoder) or an autoencoder checkpoint file.
@@ -17,7 +17,28 @@ pub struct EvalArgs {
     /// how far the results moved from the inputs.
     #[arg(long, value_delimiter = ',', conflicts_with_all = ["samples", "reconstructions"])]
     pub edits: Vec<f64>,
-    /// How many test images to reconstruct or edit.
+    /// Instead of samples, the variational bound on the negative log-likelihood of test images under
+    /// `--model` (Ho et al. 2020, eq. 5: L_T + Σ L_{t-1} + L_0), in bits per dimension, with its split over t
+    /// and the error of x̂_0 at each t (the schedule: the model's training schedule, T = 1000).
+    #[arg(long, conflicts_with_all = ["samples", "reconstructions"])]
+    pub nll: bool,
+    /// --nll: the model, `fashion` or `latent` (built in) or a checkpoint file; a latent model's bound is on
+    /// the autoencoder's latents of the test images, not on their pixels.
+    #[arg(long, default_value = "fashion")]
+    pub model: String,
+    /// --nll: evaluate every this-many-th timestep t ≥ 2 (1: all T; each evaluated term stands for this many).
+    #[arg(long, default_value_t = 10)]
+    pub stride: usize,
+    /// --nll: σ_t² of the reverse process p_θ(x_{t-1} | x_t) = N(μ_θ, σ_t² I).
+    #[arg(long, value_enum, default_value_t = VarianceArg::BetaTilde)]
+    pub variance: VarianceArg,
+    /// --nll: ε̂ given each test image's label (a bound on -log p(x_0 | y)); without it, unconditional.
+    #[arg(long)]
+    pub conditional: bool,
+    /// --nll: write the bound's terms at every evaluated t here (CSV: t, λ, bits, RMSE of x̂_0).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// How many test images to reconstruct, edit or take the bound of.
     #[arg(long, default_value_t = 1000)]
     pub n: usize,
     /// The judge: `fashion` (the classifier built into diffusion-lab) or a checkpoint written by `train-classifier`.
@@ -27,8 +48,20 @@ pub struct EvalArgs {
     pub fashion_mnist_dir: PathBuf,
 }
 
+/// σ_t² of the reverse process, as `--variance` names it.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VarianceArg {
+    /// β̃_t = (1 - ᾱ_{t-1}) / (1 - ᾱ_t) β_t, the posterior's own variance
+    BetaTilde,
+    /// β_t
+    Beta,
+}
+
 pub(super) fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     let device = Device::flex();
+    if args.nll {
+        return nll_table(args, &device);
+    }
     let checkpoint = match args.classifier.as_str() {
         "fashion" => Checkpoint::from_bytes(embedded::FASHION_CLASSIFIER)?,
         path => Checkpoint::read(path.as_ref()).with_context(|| format!("cannot load {path}"))?,
@@ -155,6 +188,110 @@ fn edits_table(args: &EvalArgs, judge: &Judge, test: &Dataset, device: &Device) 
             100.0 * as_target,
             100.0 * as_own
         );
+    }
+    Ok(())
+}
+
+/// `eval --nll`: the bound in bits per dimension, its terms, and a table of where the bits go over t.
+fn nll_table(args: &EvalArgs, device: &Device) -> anyhow::Result<()> {
+    use diffusion_lab::diffusion::DdpmVariance;
+    use diffusion_lab::eval::nll::{self, DataKind, NllOptions};
+    if args.n == 0 || args.stride == 0 {
+        bail!("--n and --stride must be at least 1");
+    }
+    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.model)?;
+    let model = LoadedUnet::from_checkpoint(&checkpoint, device)?;
+    let autoencoder = decoder_for(&args.model, &model, builtin_autoencoder, None, device)?;
+    let schedule = checkpoint.header.training_schedule.unwrap_or_default().build()?;
+    let test = Dataset::fashion_mnist(&args.fashion_mnist_dir, Split::Test)?;
+    let images = test.pick(&test.shuffled_indices(7)[..args.n.min(test.count)]);
+    let (values, dims, kind) = match &autoencoder {
+        None => (images.images.clone(), [images.channels, images.height, images.width], DataKind::Pixels8Bit),
+        Some(autoencoder) => {
+            let latents = diffusion_lab::train::autoencoder::latent_dataset(
+                &autoencoder.model,
+                &autoencoder.config,
+                &images,
+                device,
+            )?;
+            let dims = [latents.channels, latents.height, latents.width];
+            (latents.images, dims, DataKind::Continuous)
+        }
+    };
+    if values.len() != images.count * dims.iter().product::<usize>() {
+        bail!("the model takes {dims:?} inputs, which these test images are not");
+    }
+    let variance = match args.variance {
+        VarianceArg::BetaTilde => DdpmVariance::BetaTilde,
+        VarianceArg::Beta => DdpmVariance::Beta,
+    };
+    let options = NllOptions {
+        stride: args.stride,
+        seed: 11,
+        variance,
+        conditional: args.conditional,
+        kind,
+        batch: 50,
+        x0_bound: model.x0_bound(),
+    };
+    let bar = progress_bar(0, 0);
+    let labels: Vec<Option<usize>> = (0..images.count).map(|i| images.label(i)).collect();
+    let sums = nll::bound(&model, &schedule, &values, &labels, dims, &options, device, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    let total = sums.total_bits().context("the bound needs L_T, L_0 and one t ≥ 2")?;
+    let steps = schedule.steps();
+    let middle: Vec<usize> = (2..=steps).filter(|t| sums.counts[t - 1] > 0).collect();
+    let middle_sum =
+        middle.iter().filter_map(|t| sums.mean_term(*t)).sum::<f64>() / middle.len().max(1) as f64 * (steps - 1) as f64;
+    let what = match kind {
+        DataKind::Pixels8Bit => "bits per pixel of the 8-bit test images",
+        DataKind::Continuous => {
+            "bits per latent dimension of the test images' scaled latents (a density's bound: not per pixel, \
+             and below 0 where the density exceeds 1)"
+        }
+    };
+    println!(
+        "{}: n = {}, T = {steps}, σ_t² = {}, {}, every {}th t (offset seeded): {total:.3} {what}",
+        args.model,
+        images.count,
+        match variance {
+            DdpmVariance::BetaTilde => "β̃_t (decoder: β̃_2)",
+            DdpmVariance::Beta => "β_t (decoder: β_1)",
+        },
+        if args.conditional { "given the label" } else { "unconditional" },
+        args.stride
+    );
+    println!(
+        "  L_T (prior) {:.4} + Σ L_(t-1) {middle_sum:.4} + L_0 (decoder) {:.4}",
+        sums.prior / sums.prior_count.max(1) as f64,
+        sums.mean_term(1).unwrap_or(f64::NAN)
+    );
+    let scale = if kind == DataKind::Pixels8Bit { 127.5 } else { 1.0 };
+    let unit = if kind == DataKind::Pixels8Bit { "levels of 255" } else { "latent units" };
+    println!("| t | λ_t | bits/dim at t | bits sent after t (rate) | RMSE of x̂_0 ({unit}) |");
+    println!("| ---: | ---: | ---: | ---: | ---: |");
+    let evaluated: Vec<usize> = std::iter::once(1).chain(middle.iter().copied()).collect();
+    let shown = evaluated.len().div_ceil(12).max(1);
+    let mut csv = String::from("t,log_snr,bits,rate_bits,rmse\n");
+    for (k, &t) in evaluated.iter().enumerate() {
+        let bits = sums.mean_term(t).unwrap_or(f64::NAN);
+        // The bits a receiver has after x_t is known (Ho et al., Figure 5): L_T and the terms of the steps
+        // above t, each evaluated one standing for `stride`.
+        let rate = sums.prior / sums.prior_count.max(1) as f64
+            + middle.iter().filter(|s| **s > t).filter_map(|s| sums.mean_term(*s)).sum::<f64>() * args.stride as f64;
+        let rmse = sums.rmse(t).unwrap_or(f64::NAN) * scale;
+        csv.push_str(&format!("{t},{},{bits},{rate},{rmse}\n", schedule.log_snr[t - 1]));
+        if k % shown == 0 || t == *evaluated.last().unwrap_or(&1) {
+            println!("| {t} | {:.2} | {bits:.4} | {rate:.3} | {rmse:.2} |", schedule.log_snr[t - 1]);
+        }
+    }
+    if let Some(path) = &args.csv {
+        diffusion_lab::files::write_atomic(path, csv.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
     }
     Ok(())
 }

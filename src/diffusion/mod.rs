@@ -1,4 +1,4 @@
-//! The seed's mathematics: the noise schedule, the forward process and the samplers.
+//! The seed's mathematics: the noise schedule, the forward process, the samplers and the likelihood bound.
 //! No UI, no threads, no files; nothing else of ours is imported here.
 
 pub mod ddim;
@@ -7,6 +7,7 @@ pub mod edit;
 pub mod equation;
 pub mod forward;
 pub mod heun;
+pub mod likelihood;
 pub mod noise;
 pub mod posterior;
 pub mod sampler;

@@ -1,0 +1,140 @@
+//! `eval --nll`: the variational bound on -log p_θ(x_0) of a trained UNet on real data, in bits per
+//! dimension (the terms: `diffusion::likelihood`), with its split over t and the distortion of x̂_0 at each t.
+//!
+//! The network runs once per (batch of images, evaluated t): all T = 1000 timesteps per image would cost a
+//! thousand forward passes, so t ≥ 2 is evaluated every `stride` steps from a seeded offset (a stratified
+//! estimate of the sum: each evaluated term stands for `stride` of them), L_0 and L_T always.
+
+use burn::prelude::*;
+
+use crate::diffusion::likelihood::{self, BoundSums};
+use crate::diffusion::{DdpmVariance, NoiseSchedule, NoiseSource, posterior};
+use crate::model::{LoadedUnet, ReadbackError, read_f32};
+
+/// What the data's values are, which decides the decoder term L_0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataKind {
+    /// 8-bit images scaled to [-1, 1]: Ho et al.'s discretized decoder, a likelihood of the image itself.
+    Pixels8Bit,
+    /// Continuous values (an autoencoder's latents): the Gaussian density, a bound on the latents' density
+    /// (not comparable with bits per pixel).
+    Continuous,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct NllOptions {
+    /// Evaluate every `stride`-th t ≥ 2.
+    pub stride: usize,
+    pub seed: u64,
+    /// σ_t² of the reverse process: β̃_t or β_t.
+    pub variance: DdpmVariance,
+    /// ε̂ given each image's own label (a bound on -log p(x_0 | y)); otherwise without a class.
+    pub conditional: bool,
+    pub kind: DataKind,
+    /// Images per forward pass.
+    pub batch: usize,
+    /// x̂_0 is clipped to [-b, b] for its distortion, as the samplers clip it (the model's `x0_bound`): at
+    /// large t the unclipped x̂_0 = (x_t - sqrt(1 - ᾱ_t) ε̂) / sqrt(ᾱ_t) divides by nearly 0.
+    pub x0_bound: f64,
+}
+
+/// The timesteps evaluated: 1 (the decoder L_0), then t = 2 + offset, 2 + offset + stride, … ≤ T with a
+/// seeded offset in [0, stride).
+pub fn evaluated_steps(steps: usize, stride: usize, seed: u64) -> Vec<usize> {
+    let stride = stride.max(1);
+    let offset = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 33) as usize % stride;
+    std::iter::once(1).chain((2 + offset..=steps).step_by(stride)).filter(|t| *t <= steps).collect()
+}
+
+/// The bound's sums over `count` examples of `values` ([count, c, h, w] flattened), labels for
+/// `conditional`; `progress(done, total)` after each forward pass.
+#[allow(clippy::too_many_arguments)]
+pub fn bound(
+    model: &LoadedUnet,
+    schedule: &NoiseSchedule,
+    values: &[f32],
+    labels: &[Option<usize>],
+    [c, h, w]: [usize; 3],
+    options: &NllOptions,
+    device: &Device,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<BoundSums, ReadbackError> {
+    let size = c * h * w;
+    let count = values.len() / size.max(1);
+    let steps = evaluated_steps(schedule.steps(), options.stride, options.seed);
+    let batch = options.batch.max(1);
+    let total = count.div_ceil(batch) * steps.len();
+    let mut sums = BoundSums::new(schedule.steps());
+    let mut done = 0;
+    for (index, first) in (0..count).step_by(batch).enumerate() {
+        let n = batch.min(count - first);
+        let x0 = &values[first * size..(first + n) * size];
+        for image in x0.chunks_exact(size) {
+            sums.add_prior(likelihood::prior_bits(schedule, image));
+        }
+        let classes: Vec<i64> = (first..first + n)
+            .map(|i| match (options.conditional, labels.get(i).copied().flatten()) {
+                (true, Some(label)) => label as i64,
+                _ => model.model.null_class() as i64,
+            })
+            .collect();
+        // [n, tokens, d]: the same context at every t.
+        let context = model.model.context(Tensor::<1, Int>::from_data(TensorData::new(classes, [n]), device));
+        for &t in &steps {
+            let i = t - 1;
+            // Fresh noise per (batch, t), reproducible from the seed.
+            let noise = NoiseSource::new(options.seed ^ ((index as u64) << 32 | t as u64)).values(n * size);
+            let x_t: Vec<f32> = x0
+                .iter()
+                .zip(&noise)
+                .map(|(x, e)| {
+                    (schedule.sqrt_alpha_bar[i] * f64::from(*x) + schedule.sqrt_one_minus_alpha_bar[i] * f64::from(*e))
+                        as f32
+                })
+                .collect();
+            // [n, c, h, w]
+            let input = Tensor::<4>::from_data(TensorData::new(x_t.clone(), [n, c, h, w]), device);
+            let lambda = Tensor::<1>::full([n], schedule.log_snr[i] as f32, device);
+            let eps_hat = read_f32(model.model.forward_with_context(input, lambda, context.clone()))?;
+            for ((x0, x_t), eps) in x0.chunks_exact(size).zip(x_t.chunks_exact(size)).zip(eps_hat.chunks_exact(size)) {
+                let bits = if t == 1 {
+                    let mean = posterior::model_mean(schedule, 1, x_t, eps);
+                    let variance = likelihood::decoder_variance(schedule, options.variance);
+                    match options.kind {
+                        DataKind::Pixels8Bit => likelihood::discretized_decoder_bits(&mean, variance, x0),
+                        DataKind::Continuous => likelihood::gaussian_decoder_bits(&mean, variance, x0),
+                    }
+                } else {
+                    posterior::l_t_minus_1_bits(schedule, t, x0, x_t, eps, options.variance).unwrap_or(0.0)
+                };
+                let x0_hat = posterior::predicted_x0(schedule, t, x_t, eps);
+                let bound = options.x0_bound;
+                let error =
+                    x0.iter().zip(&x0_hat).map(|(a, b)| (f64::from(*a) - f64::from(*b).clamp(-bound, bound)).powi(2));
+                let error = error.sum::<f64>() / size as f64;
+                sums.add(t, bits, error);
+            }
+            done += 1;
+            progress(done, total);
+        }
+    }
+    Ok(sums)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_decoder_and_every_stride_th_step_are_evaluated() {
+        assert_eq!(evaluated_steps(10, 1, 3), (1..=10).collect::<Vec<_>>());
+        for seed in 0..20 {
+            let steps = evaluated_steps(1000, 10, seed);
+            assert_eq!(steps[0], 1);
+            assert_eq!(steps.len(), 1 + 100, "seed {seed}: {steps:?}");
+            assert!(steps[1] >= 2 && steps[1] < 12);
+            assert!(steps.windows(2).skip(1).all(|w| w[1] - w[0] == 10));
+        }
+        assert_eq!(evaluated_steps(1, 10, 0), vec![1]);
+    }
+}
