@@ -663,6 +663,19 @@ fn eval_nll_prints_the_bound_and_its_terms() {
         assert_eq!(rows.lines().count(), 1 + 1 + 10, "{model}: {rows}");
         assert!(rows.lines().nth(1).unwrap().starts_with("1,"), "{rows}");
     }
+    // The loss by noise level: a row per bin of λ, and near pure noise (x_t ≈ ε) far below nearly clean.
+    let out = diffusion_lab(&["eval", "--loss-by-level", "--n", "4", "--fashion-mnist-dir", fixture.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let rows: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+            Some((cells.first()?.parse().ok()?, cells.get(2)?.parse().ok()?))
+        })
+        .collect();
+    assert_eq!(rows.len(), 15, "{text}");
+    assert!(rows[0].1 < rows[rows.len() - 1].1, "{text}");
     let out = diffusion_lab(&["eval", "--nll", "--stride", "0", "--fashion-mnist-dir", fixture.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--stride must be at least 1"), "{}", stderr(&out));

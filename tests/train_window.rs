@@ -163,6 +163,21 @@ fn a_run_on_a_folder_of_pictures_trains_from_the_train_view_and_its_checkpoint_s
         app.train.losses[range.clone()].iter().map(|p| p[1]).sum::<f64>() / range.len() as f64
     };
     assert!(mean(180..200) < 0.7 * mean(0..20), "the loss falls: {} -> {}", mean(0..20), mean(180..200));
+    // The loss by noise level: every image of every step in its bin of λ, most bins drawn, and the levels
+    // near pure noise (x_t ≈ ε: the noise reads off) easier than the nearly clean ones.
+    use diffusion_lab::train::levels::{BINS, bin_centre};
+    assert_eq!(app.train.levels.samples, 200 * 8);
+    let filled: Vec<usize> = (0..BINS).filter(|i| app.train.levels.recent(*i).is_some()).collect();
+    assert!(filled.len() >= BINS - 2, "bins with samples: {filled:?}");
+    let mean_of = |keep: &dyn Fn(f64) -> bool| {
+        let values: Vec<f64> =
+            (0..BINS).filter(|i| keep(bin_centre(*i))).filter_map(|i| app.train.levels.recent(i)).collect();
+        values.iter().sum::<f64>() / values.len().max(1) as f64
+    };
+    let (noisy, clean) = (mean_of(&|l| l < -10.0), mean_of(&|l| l > 4.0));
+    assert!(noisy < clean, "loss near pure noise {noisy} against nearly clean {clean}");
+    harness.get_by_label_contains("L(λ) = mean ||ε - ε_θ(x_t, λ)||²");
+    harness.get_by_label_contains("Hardest now: λ ≈");
     let steps: Vec<u64> = app.train.snapshots.iter().map(|s| s.step).collect();
     assert_eq!(steps, vec![100, 200], "samples every 100 steps and at the end");
     let last = app.train.shown().unwrap();

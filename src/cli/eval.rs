@@ -5,7 +5,7 @@ use super::*;
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// Folder of sample PNGs (as `sample --out-dir` writes them; `classN` in a name is the intended class).
-    #[arg(required_unless_present_any = ["reconstructions", "edits", "nll"])]
+    #[arg(required_unless_present_any = ["reconstructions", "edits", "nll", "loss_by_level"])]
     pub samples: Option<PathBuf>,
     /// Instead of samples, score an autoencoder's reconstructions D(E(x)) of test images: `latent` (the
     /// built-in latent model's autoencoder) or an autoencoder checkpoint file.
@@ -22,7 +22,11 @@ pub struct EvalArgs {
     /// and the error of x̂_0 at each t (the schedule: the model's training schedule, T = 1000).
     #[arg(long, conflicts_with_all = ["samples", "reconstructions"])]
     pub nll: bool,
-    /// --nll: the model, `fashion` or `latent` (built in) or a checkpoint file; a latent model's bound is on
+    /// Instead of samples, the training loss ||ε - ε_θ(x_t, λ)||² of `--model` on test images at the centre of
+    /// each noise-level bin (λ from -20 to 10, as the Train view splits it): what it learned at each level.
+    #[arg(long, conflicts_with_all = ["samples", "reconstructions", "nll"])]
+    pub loss_by_level: bool,
+    /// --nll, --loss-by-level: the model, `fashion` or `latent` (built in) or a checkpoint file; a latent model's bound is on
     /// the autoencoder's latents of the test images, not on their pixels.
     #[arg(long, default_value = "fashion")]
     pub model: String,
@@ -32,7 +36,7 @@ pub struct EvalArgs {
     /// --nll: σ_t² of the reverse process p_θ(x_{t-1} | x_t) = N(μ_θ, σ_t² I).
     #[arg(long, value_enum, default_value_t = VarianceArg::BetaTilde)]
     pub variance: VarianceArg,
-    /// --nll: ε̂ given each test image's label (a bound on -log p(x_0 | y)); without it, unconditional.
+    /// --nll, --loss-by-level: ε̂ given each test image's label (a bound on -log p(x_0 | y)); without it, unconditional.
     #[arg(long)]
     pub conditional: bool,
     /// --nll: write the bound's terms at every evaluated t here (CSV: t, λ, bits, RMSE of x̂_0).
@@ -59,7 +63,7 @@ pub enum VarianceArg {
 
 pub(super) fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     let device = Device::flex();
-    if args.nll {
+    if args.nll || args.loss_by_level {
         return nll_table(args, &device);
     }
     let checkpoint = match args.classifier.as_str() {
@@ -221,6 +225,10 @@ fn nll_table(args: &EvalArgs, device: &Device) -> anyhow::Result<()> {
     if values.len() != images.count * dims.iter().product::<usize>() {
         bail!("the model takes {dims:?} inputs, which these test images are not");
     }
+    let labels: Vec<Option<usize>> = (0..images.count).map(|i| images.label(i)).collect();
+    if args.loss_by_level {
+        return loss_by_level_table(args, &model, &values, &labels, dims, device);
+    }
     let variance = match args.variance {
         VarianceArg::BetaTilde => DdpmVariance::BetaTilde,
         VarianceArg::Beta => DdpmVariance::Beta,
@@ -235,7 +243,6 @@ fn nll_table(args: &EvalArgs, device: &Device) -> anyhow::Result<()> {
         x0_bound: model.x0_bound(),
     };
     let bar = progress_bar(0, 0);
-    let labels: Vec<Option<usize>> = (0..images.count).map(|i| images.label(i)).collect();
     let sums = nll::bound(&model, &schedule, &values, &labels, dims, &options, device, |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
@@ -292,6 +299,45 @@ fn nll_table(args: &EvalArgs, device: &Device) -> anyhow::Result<()> {
         diffusion_lab::files::write_atomic(path, csv.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `eval --loss-by-level`: the loss at each noise level's bin centre, as a table.
+fn loss_by_level_table(
+    args: &EvalArgs,
+    model: &LoadedUnet,
+    values: &[f32],
+    labels: &[Option<usize>],
+    dims: [usize; 3],
+    device: &Device,
+) -> anyhow::Result<()> {
+    let bar = progress_bar(0, 0);
+    let losses = diffusion_lab::eval::nll::loss_by_level(
+        model,
+        values,
+        labels,
+        dims,
+        args.conditional,
+        11,
+        device,
+        |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )?;
+    bar.finish_and_clear();
+    println!(
+        "{}: ||ε - ε_θ(x_t, λ)||² per value on n = {} test images, {}",
+        args.model,
+        labels.len(),
+        if args.conditional { "given the label" } else { "unconditional" }
+    );
+    println!("| λ | ᾱ | loss |");
+    println!("| ---: | ---: | ---: |");
+    for (log_snr, loss) in losses {
+        let alpha_bar = diffusion_lab::diffusion::schedule::alpha_bar_from_log_snr(log_snr);
+        println!("| {log_snr:.0} | {alpha_bar:.2e} | {loss:.4} |");
     }
     Ok(())
 }

@@ -106,6 +106,8 @@ pub enum TrainEvent {
         learning_rate: f64,
         images_per_second: f64,
         step_seconds: f64,
+        /// (λ, loss) of each image of the step's batch.
+        levels: Vec<[f64; 2]>,
     },
     Checkpointed {
         step: u64,
@@ -250,6 +252,7 @@ impl TrainerState {
             learning_rate: report.learning_rate,
             images_per_second: report.images_per_second,
             step_seconds: session.run.trainer.config.batch_size as f64 / report.images_per_second.max(1e-9),
+            levels: report.levels.clone(),
         });
         if outcome.checkpointed {
             send(TrainEvent::Checkpointed { step: report.step });

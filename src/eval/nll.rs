@@ -121,6 +121,60 @@ pub fn bound(
     Ok(sums)
 }
 
+/// The training loss ||ε - ε_θ(x_t, λ)||² (mean over values and examples) at the centre of every noise-level
+/// bin of `train::levels`, on `values` ([count, c, h, w] flattened): what the finished model learned at
+/// each level, on data it was not trained on. The same noise for every level (seeded).
+#[allow(clippy::too_many_arguments)]
+pub fn loss_by_level(
+    model: &LoadedUnet,
+    values: &[f32],
+    labels: &[Option<usize>],
+    [c, h, w]: [usize; 3],
+    conditional: bool,
+    seed: u64,
+    device: &Device,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<(f64, f64)>, ReadbackError> {
+    use crate::train::levels::{BINS, bin_centre};
+    let size = c * h * w;
+    let count = values.len() / size.max(1);
+    let batch = 50;
+    let total = count.div_ceil(batch) * BINS;
+    let mut sums = vec![0.0f64; BINS];
+    let mut done = 0;
+    for (index, first) in (0..count).step_by(batch).enumerate() {
+        let n = batch.min(count - first);
+        let x0 = &values[first * size..(first + n) * size];
+        let noise = NoiseSource::new(seed ^ (index as u64) << 32).values(n * size);
+        let classes: Vec<i64> = (first..first + n)
+            .map(|i| match (conditional, labels.get(i).copied().flatten()) {
+                (true, Some(label)) => label as i64,
+                _ => model.model.null_class() as i64,
+            })
+            .collect();
+        let context = model.model.context(Tensor::<1, Int>::from_data(TensorData::new(classes, [n]), device));
+        for (bin, sum) in sums.iter_mut().enumerate() {
+            let log_snr = bin_centre(bin);
+            let alpha_bar = crate::diffusion::schedule::alpha_bar_from_log_snr(log_snr);
+            let (signal, noise_scale) = (alpha_bar.sqrt(), (1.0 - alpha_bar).sqrt());
+            let x_t: Vec<f32> = x0
+                .iter()
+                .zip(&noise)
+                .map(|(x, e)| (signal * f64::from(*x) + noise_scale * f64::from(*e)) as f32)
+                .collect();
+            // [n, c, h, w]
+            let input = Tensor::<4>::from_data(TensorData::new(x_t, [n, c, h, w]), device);
+            let lambda = Tensor::<1>::full([n], log_snr as f32, device);
+            let eps_hat = read_f32(model.model.forward_with_context(input, lambda, context.clone()))?;
+            *sum += eps_hat.iter().zip(&noise).map(|(a, b)| f64::from(a - b).powi(2)).sum::<f64>();
+            done += 1;
+            progress(done, total);
+        }
+    }
+    let values_seen = (count * size).max(1) as f64;
+    Ok(sums.into_iter().enumerate().map(|(bin, sum)| (bin_centre(bin), sum / values_seen)).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -106,6 +106,9 @@ pub struct StepReport {
     pub loss: f64,
     pub learning_rate: f64,
     pub images_per_second: f64,
+    /// (λ, ||ε - ε_θ||² averaged over the image's values) of every image of the batch: the loss by noise
+    /// level ([`super::levels`]).
+    pub levels: Vec<[f64; 2]>,
 }
 
 /// Where the training data came from, kept in the checkpoint.
@@ -233,11 +236,16 @@ impl DdpmTrainer {
         let eps = noise.tensor(shape, device);
         let alpha_bar = Tensor::<1>::from_data(TensorData::new(alpha_bar, [batch]), device);
         let x_t = q_sample_batch(x0, alpha_bar, eps.clone());
+        let level_values = log_snr.clone();
         let log_snr = Tensor::<1>::from_data(TensorData::new(log_snr, [batch]), device);
         let classes = Tensor::<1, Int>::from_data(TensorData::new(classes, [batch]), device);
 
         let predicted = self.model.forward(x_t, log_snr, classes);
-        let loss = predicted.sub(eps).powi_scalar(2).mean();
+        // [batch, c, h, w]
+        let squared = predicted.sub(eps).powi_scalar(2);
+        // Each image's own loss, off the graph: [batch, c·h·w] -> [batch, 1].
+        let per_image = squared.clone().detach().reshape([batch, shape[1] * shape[2] * shape[3]]).mean_dim(1);
+        let loss = squared.mean();
         let loss_value: f64 = loss.clone().into_scalar::<f32>() as f64;
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         let learning_rate = self.config.learning_rate_at(self.step);
@@ -247,7 +255,17 @@ impl DdpmTrainer {
 
         let seconds = started.elapsed().as_secs_f64();
         self.wall_seconds += seconds;
-        StepReport { step: self.step, loss: loss_value, learning_rate, images_per_second: batch as f64 / seconds }
+        // A failed read-back leaves this step out of the plot by level; the step itself went through.
+        let levels = crate::model::read_f32(per_image)
+            .map(|losses| level_values.iter().zip(losses).map(|(l, v)| [f64::from(*l), f64::from(v)]).collect())
+            .unwrap_or_default();
+        StepReport {
+            step: self.step,
+            loss: loss_value,
+            learning_rate,
+            images_per_second: batch as f64 / seconds,
+            levels,
+        }
     }
 
     /// Early on, a long average would remember the random initialisation: warm the decay up

@@ -4,6 +4,7 @@ pub mod autoencoder;
 pub mod classifier;
 pub mod ddpm;
 pub mod ema;
+pub mod levels;
 pub mod training;
 
 use burn::optim::ModuleOptimizer;

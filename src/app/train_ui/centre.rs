@@ -58,11 +58,26 @@ impl TrainPanel {
     /// The centre: the loss curve, the data's first pictures before a run, and the samples over training.
     pub fn centre_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
         let available = ui.available_height();
+        let height = (available * 0.35).clamp(120.0, 320.0);
+        ui.columns(2, |columns| {
+            self.loss_curve_ui(&mut columns[0], height);
+            self.loss_by_level_ui(&mut columns[1], height);
+        });
+        ui.separator();
+        if self.snapshots.is_empty() {
+            self.data_preview_ui(ui, ctx);
+        } else {
+            self.samples_ui(ui, ctx);
+        }
+    }
+
+    /// The loss of every step and its smoothed curve.
+    fn loss_curve_ui(&self, ui: &mut egui::Ui, height: f32) {
         ui.label("Loss L = ||ε - ε_θ(x_t, t)||² per step");
         let raw = thinned(&self.losses);
         let smoothed = thinned(&self.smoothed);
         Plot::new("training loss")
-            .height((available * 0.35).clamp(120.0, 320.0))
+            .height(height)
             .legend(Legend::default())
             .x_axis_label("step")
             .y_axis_label("loss")
@@ -71,12 +86,38 @@ impl TrainPanel {
                 plot.line(Line::new("loss", PlotPoints::from(raw)).color(Color32::from_gray(140)));
                 plot.line(Line::new("smoothed", PlotPoints::from(smoothed)).color(Color32::LIGHT_BLUE).width(2.0));
             });
-        ui.separator();
-        if self.snapshots.is_empty() {
-            self.data_preview_ui(ui, ctx);
-        } else {
-            self.samples_ui(ui, ctx);
-        }
+    }
+
+    /// The same loss split by noise level: a bar per bin of λ, now (recent steps) and at the start.
+    fn loss_by_level_ui(&self, ui: &mut egui::Ui, height: f32) {
+        use crate::train::levels::{BINS, WIDTH, bin_centre};
+        use egui_plot::{Bar, BarChart};
+        ui.label("L(λ) = mean ||ε - ε_θ(x_t, λ)||² of the images drawn at noise level λ = ln(ᾱ / (1 - ᾱ))");
+        let bars = |value: &dyn Fn(usize) -> Option<f64>| -> Vec<Bar> {
+            (0..BINS).filter_map(|i| value(i).map(|v| Bar::new(bin_centre(i), v).width(WIDTH * 0.8))).collect()
+        };
+        let now = bars(&|i| self.levels.recent(i));
+        let start = bars(&|i| self.levels.at_start(i));
+        let hardest =
+            (0..BINS).filter_map(|i| self.levels.recent(i).map(|v| (i, v))).max_by(|a, b| a.1.total_cmp(&b.1));
+        Plot::new("loss by noise level")
+            .height(height)
+            .legend(Legend::default())
+            .x_axis_label("λ (left: almost pure noise, right: almost clean)")
+            .y_axis_label("loss")
+            .include_y(0.0)
+            .show(ui, |plot| {
+                plot.bar_chart(BarChart::new("at the start", start).color(Color32::from_gray(110)));
+                plot.bar_chart(BarChart::new("recent steps", now).color(Color32::LIGHT_BLUE));
+            });
+        match hardest {
+            Some((i, loss)) => ui.small(format!(
+                "Hardest now: λ ≈ {:.0} (loss {loss:.3}). At low λ, x_t is nearly all noise and ε ≈ x_t is easy to \
+                 read off; at high λ the noise is a faint layer over the image, hard to tell from its texture.",
+                bin_centre(i)
+            )),
+            None => ui.small("The bars fill in as training draws images at each noise level."),
+        };
     }
 
     fn data_preview_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {

@@ -66,6 +66,8 @@ pub struct TrainPanel {
     /// (step, loss) of every step of this run, and the smoothed curve.
     pub losses: Vec<[f64; 2]>,
     pub smoothed: Vec<[f64; 2]>,
+    /// This session's loss split by noise level (recent, and at its start).
+    pub levels: crate::train::levels::LossByLevel,
     pub step: u64,
     pub steps: u64,
     pub parameters: usize,
@@ -114,6 +116,7 @@ impl TrainPanel {
             found: None,
             losses: Vec::new(),
             smoothed: Vec::new(),
+            levels: crate::train::levels::LossByLevel::new(),
             step: 0,
             steps: 0,
             parameters: 0,
@@ -262,6 +265,7 @@ impl TrainPanel {
                 self.error = None;
                 self.losses = history.iter().map(|(s, l)| [*s as f64, *l]).collect();
                 self.smoothed = smooth(&self.losses);
+                self.levels = crate::train::levels::LossByLevel::new();
                 self.first_step_seconds.clear();
                 self.images_per_second = 0.0;
                 self.paint_times = PaintTimes::default();
@@ -275,8 +279,11 @@ impl TrainPanel {
                 self.found = Some((out, None));
                 ctx.clear_status();
             }
-            TrainEvent::Step { step, loss, smoothed, images_per_second, step_seconds, .. } => {
+            TrainEvent::Step { step, loss, smoothed, images_per_second, step_seconds, levels, .. } => {
                 self.on_step(step, loss, smoothed, images_per_second, step_seconds);
+                for [log_snr, loss] in levels {
+                    self.levels.add(log_snr, loss);
+                }
             }
             TrainEvent::Checkpointed { step } => self.last_checkpoint = Some(step),
             TrainEvent::Samples { step, request, frames } => self.on_samples(step, request, frames),
