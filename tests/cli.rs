@@ -648,7 +648,7 @@ fn eval_nll_prints_the_bound_and_its_terms() {
             rest.split_whitespace().next().unwrap().parse().unwrap()
         };
         let first = text.lines().next().unwrap();
-        let total = number_after(first, "(offset seeded): ");
+        let total = number_after(first, " wide): ");
         let terms = text.lines().nth(1).unwrap();
         let sum = number_after(terms, "L_T (prior) ")
             + number_after(terms, "Σ L_(t-1) ")
@@ -659,8 +659,10 @@ fn eval_nll_prints_the_bound_and_its_terms() {
         let unit = if model == "fashion" { "bits per pixel" } else { "bits per latent dimension" };
         assert!(first.contains(unit), "{model}: {first}");
         let rows = std::fs::read_to_string(&csv).unwrap();
-        // t = 1 and every 100th t ≥ 2 of T = 1000.
-        assert_eq!(rows.lines().count(), 1 + 1 + 10, "{model}: {rows}");
+        // The header, t = 1 and one t per stratum of 2..=1000 (one wide near the ends, up to 100 between).
+        let strata = diffusion_lab::eval::nll::evaluated_steps(1000, 100, 11).len();
+        assert_eq!(rows.lines().count(), 1 + strata, "{model}: {rows}");
+        assert!(first.contains(&format!("{strata} of the t evaluated")), "{first}");
         assert!(rows.lines().nth(1).unwrap().starts_with("1,"), "{rows}");
     }
     // The loss by noise level: a row per bin of λ, and near pure noise (x_t ≈ ε) far below nearly clean.

@@ -121,6 +121,8 @@ pub struct BoundSums {
     /// Examples summed at each t, and for the prior.
     pub counts: Vec<usize>,
     pub prior_count: usize,
+    /// How many timesteps the term at t stands for in the sum (1 where every t is evaluated).
+    pub weights: Vec<usize>,
 }
 
 impl BoundSums {
@@ -131,11 +133,14 @@ impl BoundSums {
             squared_error: vec![0.0; steps],
             counts: vec![0; steps],
             prior_count: 0,
+            weights: vec![1; steps],
         }
     }
 
     /// Adds one example's terms at timestep `t` (1-based): L_0 for t = 1, else L_{t-1}; and its x̂_0 error.
-    pub fn add(&mut self, t: usize, bits: f64, squared_error: f64) {
+    /// The term stands for `weight` timesteps of the sum (a stratum of t's of which t was drawn).
+    pub fn add(&mut self, t: usize, weight: usize, bits: f64, squared_error: f64) {
+        self.weights[t - 1] = weight;
         self.terms[t - 1] += bits;
         self.squared_error[t - 1] += squared_error;
         self.counts[t - 1] += 1;
@@ -156,20 +161,29 @@ impl BoundSums {
         (self.counts[t - 1] > 0).then(|| (self.squared_error[t - 1] / self.counts[t - 1] as f64).sqrt())
     }
 
-    /// The bound in bits per dimension: mean L_T + L_0 + Σ_{t≥2} L_{t-1}, each unevaluated t standing in
-    /// for by the evaluated ones around it: the evaluated terms of t ≥ 2 averaged and multiplied by T - 1
-    /// (with evenly strided t, the stratified estimate of the sum). `None` until L_T, L_0 and one t ≥ 2 are in.
+    /// Σ_{t > after, t ≥ 2} L_{t-1}, each evaluated term times the timesteps it stands for.
+    pub fn sum_of_steps_after(&self, after: usize) -> f64 {
+        (after.max(1) + 1..=self.terms.len())
+            .filter_map(|t| self.mean_term(t).map(|m| m * self.weights[t - 1] as f64))
+            .sum()
+    }
+
+    /// The mean L_T.
+    pub fn mean_prior(&self) -> Option<f64> {
+        (self.prior_count > 0).then(|| self.prior / self.prior_count as f64)
+    }
+
+    /// The bound in bits per dimension: mean L_T + L_0 + Σ_{t≥2} L_{t-1}, each evaluated term standing for
+    /// its stratum's timesteps (the stratified estimate of the sum). `None` until L_T, L_0 and, for T ≥ 2,
+    /// one t ≥ 2 are in.
     pub fn total_bits(&self) -> Option<f64> {
         let steps = self.terms.len();
-        let prior = (self.prior_count > 0).then(|| self.prior / self.prior_count as f64)?;
+        let prior = self.mean_prior()?;
         let decoder = self.mean_term(1)?;
-        let middle: Vec<f64> = (2..=steps).filter_map(|t| self.mean_term(t)).collect();
-        if steps >= 2 && middle.is_empty() {
+        if steps >= 2 && (2..=steps).all(|t| self.counts[t - 1] == 0) {
             return None;
         }
-        let sum =
-            if middle.is_empty() { 0.0 } else { middle.iter().sum::<f64>() / middle.len() as f64 * (steps - 1) as f64 };
-        Some(prior + decoder + sum)
+        Some(prior + decoder + self.sum_of_steps_after(1))
     }
 }
 
@@ -254,7 +268,7 @@ mod tests {
                 };
                 let x0_hat = predicted_x0(schedule, t, &x_t, &eps_hat);
                 let error = x0.iter().zip(&x0_hat).map(|(a, b)| f64::from(a - b).powi(2)).sum::<f64>() / n as f64;
-                sums.add(t, bits, error);
+                sums.add(t, 1, bits, error);
             }
             sums.total_bits().unwrap()
         }

@@ -38,12 +38,25 @@ pub struct NllOptions {
     pub x0_bound: f64,
 }
 
-/// The timesteps evaluated: 1 (the decoder L_0), then t = 2 + offset, 2 + offset + stride, … ≤ T with a
-/// seeded offset in [0, stride).
-pub fn evaluated_steps(steps: usize, stride: usize, seed: u64) -> Vec<usize> {
+/// The timesteps evaluated, each with the number of timesteps it stands for: t = 1 (the decoder L_0), then
+/// one t drawn (seeded) from each stratum of t ≥ 2. Strata are one step wide within 20 steps of either end
+/// and widen away from them up to `stride` (width: a tenth of the distance to the nearer end). The terms
+/// change fastest at the ends: L_{t-1} falls from 0.09 bits at t = 6 to 0.017 at t = 26 for the built-in
+/// pixel model, and the cosine schedule's last step (β_T capped at 0.999) alone costs 0.43 bits, its
+/// neighbours a hundredth of that; evenly strided t made the sum depend on where the stride landed (1.9 to
+/// 7.2 bits per pixel).
+pub fn evaluated_steps(steps: usize, stride: usize, seed: u64) -> Vec<(usize, usize)> {
     let stride = stride.max(1);
-    let offset = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 33) as usize % stride;
-    std::iter::once(1).chain((2 + offset..=steps).step_by(stride)).filter(|t| *t <= steps).collect()
+    let mut chosen = vec![(1, 1)];
+    let mut start = 2;
+    while start <= steps {
+        let width = (start.min(steps - start) / 10).clamp(1, stride).min(steps - start + 1);
+        let draw = (seed ^ (start as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        chosen.push((start + (draw >> 33) as usize % width, width));
+        start += width;
+    }
+    chosen.truncate(steps.max(1));
+    chosen
 }
 
 /// The bound's sums over `count` examples of `values` ([count, c, h, w] flattened), labels for
@@ -80,7 +93,7 @@ pub fn bound(
             .collect();
         // [n, tokens, d]: the same context at every t.
         let context = model.model.context(Tensor::<1, Int>::from_data(TensorData::new(classes, [n]), device));
-        for &t in &steps {
+        for &(t, weight) in &steps {
             let i = t - 1;
             // Fresh noise per (batch, t), reproducible from the seed.
             let noise = NoiseSource::new(options.seed ^ ((index as u64) << 32 | t as u64)).values(n * size);
@@ -112,7 +125,7 @@ pub fn bound(
                 let error =
                     x0.iter().zip(&x0_hat).map(|(a, b)| (f64::from(*a) - f64::from(*b).clamp(-bound, bound)).powi(2));
                 let error = error.sum::<f64>() / size as f64;
-                sums.add(t, bits, error);
+                sums.add(t, weight, bits, error);
             }
             done += 1;
             progress(done, total);
@@ -180,15 +193,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_decoder_and_every_stride_th_step_are_evaluated() {
-        assert_eq!(evaluated_steps(10, 1, 3), (1..=10).collect::<Vec<_>>());
+    fn every_timestep_is_in_one_stratum_and_the_first_ones_alone() {
+        assert_eq!(evaluated_steps(10, 1, 3), (1..=10).map(|t| (t, 1)).collect::<Vec<_>>());
         for seed in 0..20 {
             let steps = evaluated_steps(1000, 10, seed);
-            assert_eq!(steps[0], 1);
-            assert_eq!(steps.len(), 1 + 100, "seed {seed}: {steps:?}");
-            assert!(steps[1] >= 2 && steps[1] < 12);
-            assert!(steps.windows(2).skip(1).all(|w| w[1] - w[0] == 10));
+            assert_eq!(steps[0], (1, 1));
+            // The strata tile 2..=1000: each drawn t lies in its own, and their widths add up to T - 1.
+            let mut start = 2;
+            for &(t, width) in &steps[1..] {
+                assert!(t >= start && t < start + width, "seed {seed}: {t} outside {start}..{}", start + width);
+                start += width;
+            }
+            assert_eq!(start, 1001);
+            assert!(steps[1..19].iter().enumerate().all(|(k, s)| *s == (k + 2, 1)), "{steps:?}");
+            assert!(steps[steps.len() - 10..].iter().all(|(_, w)| *w == 1), "{steps:?}");
+            assert_eq!(steps.last(), Some(&(1000, 1)));
+            assert!(steps.iter().all(|(_, w)| *w <= 10));
+            assert!(steps.len() < 170, "{} evaluations", steps.len());
         }
-        assert_eq!(evaluated_steps(1, 10, 0), vec![1]);
+        assert_eq!(evaluated_steps(1, 10, 0), vec![(1, 1)]);
     }
 }
