@@ -112,8 +112,10 @@ impl TrainPanel {
             });
         match hardest {
             Some((i, loss)) => ui.small(format!(
-                "Hardest now: λ ≈ {:.0} (loss {loss:.3}). At low λ, x_t is nearly all noise and ε ≈ x_t is easy to \
-                 read off; at high λ the noise is a faint layer over the image, hard to tell from its texture.",
+                "Hardest now: λ ≈ {:.0} (loss {loss:.3}). Left, x_t is almost all noise: ε ≈ x_t, easy once \
+                 learned, but λ below -10 is drawn rarely (only by the uniform tenth of the λ distribution), so it \
+                 is learned last. Right, the noise is a faint layer over the image, hard to tell from its texture: \
+                 the loss stays highest there.",
                 bin_centre(i)
             )),
             None => ui.small("The bars fill in as training draws images at each noise level."),
