@@ -2,8 +2,8 @@
 //! dimension (the terms: `diffusion::likelihood`), with its split over t and the distortion of x̂_0 at each t.
 //!
 //! The network runs once per (batch of images, evaluated t): all T = 1000 timesteps per image would cost a
-//! thousand forward passes, so t ≥ 2 is evaluated every `stride` steps from a seeded offset (a stratified
-//! estimate of the sum: each evaluated term stands for `stride` of them), L_0 and L_T always.
+//! thousand forward passes, so t ≥ 2 is evaluated once per stratum of timesteps ([`evaluated_steps`]: a
+//! stratified estimate of the sum, each evaluated term weighted by its stratum's width), L_0 and L_T always.
 
 use burn::prelude::*;
 
@@ -23,7 +23,7 @@ pub enum DataKind {
 
 #[derive(Clone, Copy, Debug)]
 pub struct NllOptions {
-    /// Evaluate every `stride`-th t ≥ 2.
+    /// The widest stratum of t ≥ 2 ([`evaluated_steps`]).
     pub stride: usize,
     pub seed: u64,
     /// σ_t² of the reverse process: β̃_t or β_t.
@@ -55,7 +55,6 @@ pub fn evaluated_steps(steps: usize, stride: usize, seed: u64) -> Vec<(usize, us
         chosen.push((start + (draw >> 33) as usize % width, width));
         start += width;
     }
-    chosen.truncate(steps.max(1));
     chosen
 }
 
@@ -85,14 +84,8 @@ pub fn bound(
         for image in x0.chunks_exact(size) {
             sums.add_prior(likelihood::prior_bits(schedule, image));
         }
-        let classes: Vec<i64> = (first..first + n)
-            .map(|i| match (options.conditional, labels.get(i).copied().flatten()) {
-                (true, Some(label)) => label as i64,
-                _ => model.model.null_class() as i64,
-            })
-            .collect();
         // [n, tokens, d]: the same context at every t.
-        let context = model.model.context(Tensor::<1, Int>::from_data(TensorData::new(classes, [n]), device));
+        let context = context_of(model, &labels[first.min(labels.len())..], n, options.conditional, device);
         for &(t, weight) in &steps {
             let i = t - 1;
             // Fresh noise per (batch, t), reproducible from the seed.
@@ -134,6 +127,18 @@ pub fn bound(
     Ok(sums)
 }
 
+/// τ_θ of `n` examples: each one's label from `labels` where `conditional` (and it has one), else the
+/// "no class" token. [n, tokens, d]
+fn context_of(model: &LoadedUnet, labels: &[Option<usize>], n: usize, conditional: bool, device: &Device) -> Tensor<3> {
+    let classes: Vec<i64> = (0..n)
+        .map(|i| match (conditional, labels.get(i).copied().flatten()) {
+            (true, Some(label)) => label as i64,
+            _ => model.model.null_class() as i64,
+        })
+        .collect();
+    model.model.context(Tensor::<1, Int>::from_data(TensorData::new(classes, [n]), device))
+}
+
 /// The training loss ||ε - ε_θ(x_t, λ)||² (mean over values and examples) at the centre of every noise-level
 /// bin of `train::levels`, on `values` ([count, c, h, w] flattened): what the finished model learned at
 /// each level, on data it was not trained on. The same noise for every level (seeded).
@@ -159,13 +164,7 @@ pub fn loss_by_level(
         let n = batch.min(count - first);
         let x0 = &values[first * size..(first + n) * size];
         let noise = NoiseSource::new(seed ^ (index as u64) << 32).values(n * size);
-        let classes: Vec<i64> = (first..first + n)
-            .map(|i| match (conditional, labels.get(i).copied().flatten()) {
-                (true, Some(label)) => label as i64,
-                _ => model.model.null_class() as i64,
-            })
-            .collect();
-        let context = model.model.context(Tensor::<1, Int>::from_data(TensorData::new(classes, [n]), device));
+        let context = context_of(model, &labels[first.min(labels.len())..], n, conditional, device);
         for (bin, sum) in sums.iter_mut().enumerate() {
             let log_snr = bin_centre(bin);
             let alpha_bar = crate::diffusion::schedule::alpha_bar_from_log_snr(log_snr);
