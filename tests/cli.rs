@@ -758,3 +758,82 @@ fn explain_writes_a_step_figure_and_prints_the_steps_numbers() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("from low to high"), "{}", stderr(&out));
 }
+
+#[test]
+fn sample_from_a_png_continues_its_run_from_a_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let sampler = ["--sampler", "euler-a", "--sampling-steps", "6", "--seed", "4", "--class", "2"];
+    let out = diffusion_lab(&[&["sample", "--n", "2", "--grid", &path("parent.png")][..], &sampler[..]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Nothing changed (a stochastic sampler, the parent's seed): the parent's own images.
+    let out = diffusion_lab(&["sample", "--from", &path("parent.png"), "--at-step", "3", "--grid", &path("same.png")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("from step 3"), "{}", stderr(&out));
+    let pixels = |name: &str| image::open(dir.path().join(name)).unwrap().to_luma8().into_raw();
+    assert_eq!(pixels("same.png"), pixels("parent.png"), "an unchanged branch reproduces its parent");
+    // Another class from step 3, and the branch's settings (parent and step) in its PNG.
+    let out = diffusion_lab(&[
+        "sample",
+        "--from",
+        &path("parent.png"),
+        "--at-step",
+        "3",
+        "--class",
+        "7",
+        "--grid",
+        &path("boot.png"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_ne!(pixels("boot.png"), pixels("parent.png"));
+    let branch = diffusion_lab::engine::png_settings::settings_from_png(&dir.path().join("boot.png")).unwrap();
+    let parent = diffusion_lab::engine::png_settings::settings_from_png(&dir.path().join("parent.png")).unwrap();
+    assert_eq!(branch.class, Some(7));
+    let continued = branch.branch.expect("a branch");
+    assert_eq!((continued.at_step, *continued.parent), (3, parent));
+    // Bad steps and settings are refused with the reason.
+    let out = diffusion_lab(&["sample", "--from", &path("parent.png"), "--at-step", "6", "--grid", &path("x.png")]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not before the end of its run, which has 6 steps"), "{}", stderr(&out));
+    let out = diffusion_lab(&["sample", "--at-step", "2", "--grid", &path("x.png")]);
+    assert!(!out.status.success(), "--at-step needs --from");
+}
+
+#[test]
+fn decided_measures_when_the_class_is_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("decided.csv");
+    let rows = dir.path().join("rows.png");
+    let out = diffusion_lab(&[
+        "decided",
+        "--model",
+        "latent",
+        "--runs",
+        "3",
+        "--continuations",
+        "3",
+        "--points",
+        "3",
+        "--sampling-steps",
+        "6",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--rows",
+        rows.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let table: Vec<Vec<f64>> =
+        text.lines().skip(1).map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+    assert_eq!(table.iter().map(|r| r[0]).collect::<Vec<_>>(), vec![0.0, 2.0, 5.0], "steps 0, 2 and 5 of 6");
+    for row in &table {
+        assert!((0.0..=1.0).contains(&row[3]) && (0.0..=1.0).contains(&row[4]), "{row:?}");
+    }
+    assert!(table[0][4] > table[2][4], "continuations from x_T spread more than from the last step: {table:?}");
+    assert!(stdout(&out).contains("same class"), "{}", stdout(&out));
+    assert!(image::open(&rows).unwrap().width() > 4 * 28);
+    // A deterministic sampler cannot make different continuations: refused with the reason.
+    let out = diffusion_lab(&["decided", "--model", "latent", "--eta", "0", "--runs", "1"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("is deterministic"), "{}", stderr(&out));
+}

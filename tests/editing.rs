@@ -46,6 +46,7 @@ fn request(model: &Model, init: Option<InitImage>) -> GenerateRequest {
         guidance_interval: None,
         init,
         interpolate: None,
+        branch: None,
     }
 }
 

@@ -31,6 +31,7 @@ fn request(steps: usize, sampler: Sampler) -> GenerateRequest {
         guidance_interval: None,
         init: None,
         interpolate: None,
+        branch: None,
     }
 }
 

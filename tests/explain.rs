@@ -28,6 +28,7 @@ fn request(sampler: Sampler) -> GenerateRequest {
         guidance_interval: None,
         init: None,
         interpolate: None,
+        branch: None,
     }
 }
 

@@ -51,6 +51,7 @@ fn every_extreme_setting_is_refused_or_runs_never_panics() {
                             guidance_interval: None,
                             init: None,
                             interpolate: None,
+                            branch: None,
                         };
                         if request.validate(model.config.num_classes).is_err() {
                             refused += 1;

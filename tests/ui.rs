@@ -957,3 +957,84 @@ fn schedule_sliders_warn_when_x_t_is_not_pure_noise() {
     harness.get_by_role_and_label(Role::Slider, "T").set_value_accesskit(1000.0);
     harness.run_steps(3);
 }
+
+#[test]
+fn continue_from_here_branches_a_run_with_another_class_and_its_png_reopens_to_the_branch() {
+    let mut harness = harness(quick_settings());
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "A finishes", finished);
+    // Scrub to a middle step, pick another class, and continue from there.
+    harness.get_by_role_and_label(Role::Slider, "Timestep").set_value_accesskit(2.0);
+    harness.run_steps(2);
+    harness.get_by_role_and_label(Role::ComboBox, "Class").click();
+    harness.run_steps(2);
+    harness.get_by_role_and_label(Role::Button, "7: Sneaker").click();
+    harness.run_steps(2);
+    harness.get_by_role_and_label(Role::Button, "Continue from here").click();
+    step_until(&mut harness, "the branch finishes", |app| {
+        all_done(app) && app.compare.viewer_b.trajectory.as_ref().is_some_and(|t| t.is_complete())
+    });
+    let app = harness.state();
+    let a = app.generate.viewer.trajectory.as_ref().unwrap();
+    let b = app.compare.viewer_b.trajectory.as_ref().unwrap();
+    let branch = b.request.branch.as_ref().expect("B is a branch");
+    assert_eq!((branch.at_step, &*branch.parent), (2, &a.request), "B continues A from step 2");
+    assert_eq!((a.request.class, b.request.class), (Some(0), Some(7)));
+    assert_eq!(b.frames.len(), 4, "x_t at step 2, then A's 3 remaining steps with the new class");
+    assert_eq!(b.frames[0].x_t, a.frames[2].x_t, "B starts from A's x_t at the step");
+    assert_ne!(b.frames[3].x_t, a.frames[5].x_t, "and ends elsewhere");
+    harness.get_by_role_and_label(Role::Image, "A images");
+    harness.get_by_role_and_label(Role::Image, "B images");
+    harness.get_by_label_contains("continued from A's step 2");
+    harness.get_by_label_contains("B continues A from its step 2");
+    // Scrubbed together: at A's last step B shows its own last.
+    harness.get_by_role_and_label(Role::Slider, "Timestep").set_value_accesskit(5.0);
+    harness.run_steps(2);
+    assert_eq!(harness.state().current_frame_b().unwrap().index, 3);
+
+    // The branch's PNG carries its parent and step, and reopens to the same branch.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("branch.png");
+    let app = harness.state();
+    let b = app.compare.viewer_b.trajectory.as_ref().unwrap();
+    export::save_frame_to(&path, b, 3, app.ctx.settings.quantity, app.ctx.settings.color_map).unwrap();
+    let saved = png_settings::settings_from_png(&path).unwrap();
+    assert_eq!(saved, b.request);
+    let mut other = crate::harness(quick_settings());
+    other.state_mut().restore_settings(&saved, "branch.png");
+    other.run_steps(2);
+    let app = other.state();
+    assert_eq!(app.compare.branch_request(&app.ctx.settings).as_ref(), Some(&saved), "the same branch");
+    other.get_by_label_contains("B continues A from its step 2");
+    other.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut other, "the reopened branch runs (its parent first)", |app| {
+        all_done(app) && app.compare.viewer_b.trajectory.as_ref().is_some_and(|t| t.is_complete())
+    });
+    let reopened = other.state().compare.viewer_b.trajectory.as_ref().unwrap();
+    let first = harness.state().compare.viewer_b.trajectory.as_ref().unwrap();
+    assert_eq!(reopened.frames.last().unwrap().x_t, first.frames.last().unwrap().x_t, "the same pixels");
+}
+
+#[test]
+fn when_is_it_decided_shows_a_row_of_continuations_per_step() {
+    let mut harness = harness(quick_settings());
+    harness.get_by_label("When is it decided?").click();
+    harness.run_steps(2);
+    harness.get_by_role_and_label(Role::Slider, "Continuations per step").set_value_accesskit(3.0);
+    harness.get_by_role_and_label(Role::Slider, "Steps continued from").set_value_accesskit(4.0);
+    harness.run_steps(2);
+    // DDIM η = 0 adds no noise: the window says its stochastic sibling continues.
+    harness.get_by_label_contains("its stochastic sibling continues");
+    harness.get_by_label_contains("x_t' = c₀ x̂_0 + c₁ x_t + σ z");
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "the rows arrive", |app| app.compare.grid.is_some() && app.compare.decided_job.is_none());
+    let grid = harness.state().compare.grid.as_ref().unwrap();
+    assert_eq!(grid.labels.rows.len(), 4, "a row per step continued from");
+    assert_eq!(grid.labels.columns.len(), 4, "x_t, then 3 continuations");
+    assert!(grid.cells.iter().all(Option::is_some));
+    assert!(grid.labels.rows[0].starts_with("t=1000"), "{:?}", grid.labels.rows);
+    // From x_T the continuations are different images; from the last step they are one.
+    let spread = |row: &str| row.rsplit(' ').next().unwrap().parse::<f64>().unwrap();
+    assert!(spread(&grid.labels.rows[0]) > spread(&grid.labels.rows[3]), "{:?}", grid.labels.rows);
+    harness.get_by_role_and_label(Role::Button, "Save rows…");
+}

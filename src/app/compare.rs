@@ -16,6 +16,7 @@ use crate::diffusion::{BetaSchedule, Sampler, ScheduleKind};
 use crate::engine::grid::{GridAxis, GridSetting, grid_requests};
 use crate::model::ModelId;
 
+use crate::engine::generate::Branch;
 use crate::engine::{Event, Frame, GenerateRequest};
 use crate::images::{GridLabels, Picture};
 
@@ -30,6 +31,11 @@ pub enum Mode {
     Grid,
     /// A strip between two seeds or two classes.
     Interpolate,
+    /// A run continued from a step of the main run ("Continue from here"), beside it.
+    Branch,
+    /// When is it decided: one run continued from several of its steps, several times each (DDPM's
+    /// Figure 7), as rows.
+    Decided,
 }
 
 /// What an interpolation strip goes between.
@@ -119,6 +125,13 @@ pub struct ComparePanel {
     pub running: Option<(u64, Target)>,
     /// B's job, kept after it finishes for the frames decoded later.
     pub b_job: Option<u64>,
+    /// In branch mode: the run (A) and the step B continues from.
+    pub branch: Option<Branch>,
+    /// "When is it decided": continuations per step, and how many steps.
+    pub decided_continuations: usize,
+    pub decided_points: usize,
+    /// The engine's job computing the rows, while it does.
+    pub decided_job: Option<u64>,
     pub(super) grid_texture: TextureCache<u64>,
 }
 
@@ -145,6 +158,10 @@ impl ComparePanel {
             queue: VecDeque::new(),
             running: None,
             b_job: None,
+            branch: None,
+            decided_continuations: 8,
+            decided_points: 6,
+            decided_job: None,
             grid_texture: TextureCache::new("grid"),
         }
     }
@@ -163,6 +180,40 @@ impl ComparePanel {
             guidance: self.b.guidance,
             ..request.clone()
         }
+    }
+
+    /// The branch B runs in branch mode: A's run from the step chosen, with the settings on the left
+    /// (class, guidance, sampler and steps, seed); the model, schedule, batch and starting picture are A's.
+    pub fn branch_request(&self, settings: &super::state::Settings) -> Option<GenerateRequest> {
+        let branch = self.branch.as_ref()?;
+        Some(GenerateRequest {
+            sampler: Sampler { clip_x0: branch.parent.sampler.clip_x0, ..settings.sampler },
+            seed: settings.seed,
+            class: settings.class,
+            guidance: settings.guidance,
+            guidance_interval: settings.guidance_interval,
+            interpolate: None,
+            branch: Some(branch.clone()),
+            ..(*branch.parent).clone()
+        })
+    }
+
+    /// "Continue from here" (or Generate in branch mode): B continues `branch`, queued to run after A.
+    pub fn queue_branch(&mut self, ctx: &PanelContext, branch: Branch) {
+        self.mode = Mode::Branch;
+        self.branch = Some(branch);
+        let Some(request) = self.branch_request(&ctx.settings) else { return };
+        let trajectory = Trajectory { budget_bytes: ctx.trajectory_budget, ..Trajectory::new(request.clone()) };
+        self.viewer_b.show(trajectory, 0);
+        self.b_job = None;
+        self.drop_queued_b();
+        self.queue.push_back((Target::B, request));
+    }
+
+    /// Restored settings of a branch: back to branch mode, Generate runs its parent and then it.
+    pub fn restore_branch(&mut self, branch: &Branch) {
+        self.mode = Mode::Branch;
+        self.branch = Some(branch.clone());
     }
 
     /// The grid's axes from what the user typed.
@@ -396,6 +447,14 @@ impl ComparePanel {
                 request.validate(model.config.num_classes).err().map(|e| format!("B: {e}"))
             }
             Mode::Grid => self.axes().err(),
+            Mode::Branch => {
+                let Some(request) = self.branch_request(&ctx.settings) else {
+                    return Some("nothing to continue: scrub a run to a step and press Continue from here".into());
+                };
+                let model = ctx.models.info(&request.model)?;
+                request.validate(model.config.num_classes).err().map(|e| format!("the branch: {e}"))
+            }
+            Mode::Decided => None,
             Mode::Interpolate => {
                 let model = ctx.model_info()?;
                 let (_, requests) = self.strip_requests(&ctx.settings.request());
@@ -424,9 +483,16 @@ impl ComparePanel {
             ui.selectable_value(&mut self.mode, Mode::AB, "A/B");
             ui.selectable_value(&mut self.mode, Mode::Grid, "X/Y grid");
             ui.selectable_value(&mut self.mode, Mode::Interpolate, "Interpolate");
+            ui.selectable_value(&mut self.mode, Mode::Branch, "Branch")
+                .on_hover_text("A run continued from a step of another: press Continue from here below the timeline");
+            ui.selectable_value(&mut self.mode, Mode::Decided, "When is it decided?").on_hover_text(
+                "One run continued from several of its steps, several times each with fresh noise (DDPM's Figure 7)",
+            );
         });
         match self.mode {
             Mode::Single => {}
+            Mode::Decided => self.decided_settings_ui(ui, ctx),
+            Mode::Branch => self.branch_settings_ui(ui, ctx),
             Mode::AB => self.b_settings_ui(ui, ctx),
             Mode::Interpolate => self.strip_settings_ui(ui, ctx),
             Mode::Grid => self.grid_settings_ui(ui, ctx),
@@ -455,6 +521,149 @@ impl ComparePanel {
                 schedule: ctx.settings.schedule,
             };
         }
+    }
+
+    /// How many continuations from how many steps, what they show, and Save.
+    fn decided_settings_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
+        ui.add(egui::Slider::new(&mut self.decided_continuations, 2..=12).text("Continuations per step"));
+        ui.add(egui::Slider::new(&mut self.decided_points, 2..=12).text("Steps continued from"));
+        let sampler = crate::eval::decided::stochastic_sibling(ctx.settings.sampler);
+        ui.monospace(format!(
+            "x_t kept, then each continuation:\nx_t' = c₀ x̂_0 + c₁ x_t + σ z,  z ~ N(0, I) fresh\n({}, the first image \
+             of seed {})",
+            sampler.label(),
+            ctx.settings.seed
+        ));
+        ui.label(
+            "Each row starts from the same x_t of one run and finishes it several times with different noise. Near \
+             pure noise (top) the endings are different garments; where a row's endings agree on the garment, the \
+             image was decided at that noise level; the spread is how far apart they still end (0 to 1 per pixel).",
+        );
+        if sampler != ctx.settings.sampler {
+            ui.weak(format!("{} adds no noise: its stochastic sibling continues", ctx.settings.sampler.label()));
+        }
+        if self.decided_job.is_some() {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("continuing the run…");
+            });
+        }
+        if ui.add_enabled(self.grid.is_some(), egui::Button::new("Save rows…")).clicked() {
+            super::export::save_grid_in_background(ctx, ui.ctx(), self.grid.clone());
+        }
+    }
+
+    /// Generate in "when is it decided" mode: the engine continues the first image's run from its steps.
+    pub fn start_decided(&mut self, ctx: &mut PanelContext) {
+        let request = GenerateRequest { batch: 1, ..ctx.settings.request() };
+        self.grid = None;
+        self.decided_job = Some(ctx.engine.decided(request, self.decided_continuations, self.decided_points));
+        ctx.clear_status();
+    }
+
+    /// The rows of "when is it decided" have arrived: they become a labelled grid (x_t, then the ends).
+    pub fn on_decided(
+        &mut self,
+        ctx: &mut PanelContext,
+        job: u64,
+        rows: Result<std::sync::Arc<Vec<crate::eval::decided::ContinuedRow>>, String>,
+    ) {
+        if self.decided_job != Some(job) {
+            return;
+        }
+        self.decided_job = None;
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(message) => {
+                ctx.set_status(format!("cannot continue the run: {message}"), true);
+                return;
+            }
+        };
+        let Some([c, h, w]) = rows.first().map(|r| r.shape) else { return };
+        let picture = |values: &[f32]| crate::images::pictures_from_batch(values, 1, c, h, w).into_iter().next();
+        let n = rows.first().map_or(0, |r| r.ends.len());
+        let cells = rows
+            .iter()
+            .flat_map(|row| std::iter::once(picture(&row.x_t)).chain(row.ends.iter().map(|e| picture(e))))
+            .collect::<Vec<_>>();
+        let spread = |row: &crate::eval::decided::ContinuedRow| {
+            let mut sum = 0.0;
+            let mut pairs = 0;
+            for i in 0..row.ends.len() {
+                for j in i + 1..row.ends.len() {
+                    sum += crate::eval::decided::pixel_distance(&row.ends[i], &row.ends[j]);
+                    pairs += 1;
+                }
+            }
+            sum / pairs.max(1) as f64
+        };
+        let labels = GridLabels {
+            x_title: "x_t, then where each continuation ended".into(),
+            columns: std::iter::once("x_t".to_string()).chain((1..=n).map(|i| i.to_string())).collect(),
+            y_title: "continued from".into(),
+            rows: rows.iter().map(|r| format!("t={} λ={:.1} spread {:.2}", r.t, r.log_snr, spread(r))).collect(),
+        };
+        let request = GenerateRequest { batch: 1, ..ctx.settings.request() };
+        let settings = serde_json::json!({
+            "decided": { "continuations": n, "steps": rows.iter().map(|r| r.step).collect::<Vec<_>>() }
+        });
+        let count = cells.len();
+        self.grid = Some(Grid {
+            labels,
+            settings,
+            base: request,
+            requests: Vec::new(),
+            cells,
+            errors: vec![None; count],
+            serial: job,
+        });
+    }
+
+    /// Where the branch starts and what it changes, as its formula with the step's numbers; Save.
+    fn branch_settings_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
+        let Some(branch) = &self.branch else {
+            ui.label(
+                "Scrub a run to any step and press \"Continue from here\" below the timeline: a new run starts from \
+                 that x_t with the settings above and is shown beside it.",
+            );
+            return;
+        };
+        let level = branch.parent.schedule.build().ok().and_then(|s| {
+            let request = self.branch_request(&ctx.settings)?;
+            request.plan(&s).ok().map(|(plan, level)| (plan.len(), level))
+        });
+        let parent = &branch.parent;
+        let class = |c: Option<usize>| c.map_or("any".to_string(), |c| c.to_string());
+        ui.strong(format!("B continues A from its step {}", branch.at_step));
+        if let Some((steps, level)) = level {
+            ui.monospace(format!(
+                "x_t(B) = x_t(A) at t = {}, λ = {:.2}\n  = sqrt(ᾱ) x_0 + sqrt(1 - ᾱ) ε, ᾱ = {:.4}\nthen {} steps of {}, y = {}, w = {}",
+                level.t,
+                level.log_snr,
+                level.alpha_bar,
+                steps,
+                ctx.settings.sampler.label(),
+                class(ctx.settings.class),
+                ctx.settings.guidance,
+            ));
+        }
+        ui.label(format!(
+            "A: {}, y = {}, w = {}, seed {}. Everything up to step {} is A's; B changes only what follows. Change \
+             the class, guidance, sampler or seed above and press Generate: if B still ends as A's garment, that \
+             much was already decided at this noise level. The model, schedule and batch stay A's.",
+            parent.sampler.label(),
+            class(parent.class),
+            parent.guidance,
+            parent.seed,
+            branch.at_step,
+        ));
+        ui.horizontal(|ui| {
+            super::export::save_image_button_ui(ui, ctx, &self.viewer_b, "Save branch image…");
+            if ui.button("Forget the branch").clicked() {
+                self.branch = None;
+                self.mode = Mode::Single;
+            }
+        });
     }
 
     /// Between which seeds or classes, how many images; Save.

@@ -12,14 +12,22 @@ impl ComparePanel {
     /// the frame nearest in noise level to A's.
     pub fn ab_pictures_ui(&mut self, ui: &mut egui::Ui, viewer_a: &mut TrajectoryViewer, look: Look) {
         let (quantity, map) = (look.quantity, look.color_map);
-        let label_of = |request: &GenerateRequest| {
-            format!(
+        let label_of = |request: &GenerateRequest| match &request.branch {
+            Some(branch) => format!(
+                "continued from A's step {} · class {} · {} · w = {} · seed {}",
+                branch.at_step,
+                request.class.map_or("any".into(), |c| c.to_string()),
+                request.sampler.label(),
+                request.guidance,
+                request.seed
+            ),
+            None => format!(
                 "{} · {} · w = {} · {} schedule",
                 request.model,
                 request.sampler.label(),
                 request.guidance,
                 request.schedule.kind
-            )
+            ),
         };
         let a_label = viewer_a.trajectory.as_ref().map(|t| label_of(&t.request)).unwrap_or_default();
         let b_label = self.viewer_b.trajectory.as_ref().map(|t| label_of(&t.request)).unwrap_or_default();

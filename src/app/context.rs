@@ -26,6 +26,8 @@ pub enum Request {
     Cancel,
     /// Open the Forward process panel at t = T (the Schedule panel's "Show x_T next to pure noise").
     ShowTerminalNoise,
+    /// Branch the main run at the frame under the cursor (the timeline's "Continue from here").
+    ContinueFromHere,
 }
 
 /// The models the engine has loaded, the device it runs on, and a checkpoint being opened.

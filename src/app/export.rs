@@ -190,6 +190,17 @@ pub fn save_grid_in_background(ctx: &PanelContext, egui_ctx: &egui::Context, gri
     ctx.dialogs.save_in_background(egui_ctx, name, ("png", "PNG image"), move |path| save_grid_to(path, &grid, zoom));
 }
 
+/// One Save image button for `viewer`'s frame on screen (B's, a branch's), with the settings of its run.
+pub fn save_image_button_ui(ui: &mut egui::Ui, ctx: &PanelContext, viewer: &TrajectoryViewer, label: &str) {
+    let trajectory = viewer.trajectory.as_ref();
+    let ready = trajectory.is_some_and(|t| {
+        t.frames.get(viewer.cursor).is_some_and(|f| f.decoded.is_some() || !t.is_latent()) && t.is_complete()
+    });
+    if ui.add_enabled(ready, egui::Button::new(label)).on_disabled_hover_text("run it to the end first").clicked() {
+        export_in_background(ctx, ui.ctx(), viewer, Export::Image);
+    }
+}
+
 /// Asks for a PNG (on a thread of its own) and reads the settings it carries.
 fn open_settings_in_background(ctx: &mut PanelContext, egui_ctx: &egui::Context) {
     let chosen = |path: PathBuf| match settings_from_png(&path) {

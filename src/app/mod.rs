@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use eframe::egui;
 
+use crate::engine::generate::Branch;
 use crate::engine::{Engine, ModelSource};
 use crate::model::{ModelId, embedded};
 use compare::{ComparePanel, Mode};
@@ -204,8 +205,65 @@ impl LabApp {
                 self.cancel();
                 self.compare.start_interpolation(&mut self.ctx);
             }
+            Mode::Decided => {
+                self.cancel();
+                self.compare.start_decided(&mut self.ctx);
+            }
+            Mode::Branch => {
+                let Some(branch) = self.compare.branch.clone() else { return };
+                // A on screen is the branch's parent, whole: only B runs again.
+                let parent_shown = self
+                    .generate
+                    .viewer
+                    .trajectory
+                    .as_ref()
+                    .is_some_and(|t| t.request == *branch.parent && t.is_complete());
+                if parent_shown && !self.generate.is_running() {
+                    self.cancel();
+                } else {
+                    self.start_run((*branch.parent).clone());
+                }
+                self.compare.queue_branch(&self.ctx, branch);
+            }
         }
         self.compare.start_next_queued(&mut self.ctx, self.generate.is_running());
+    }
+
+    /// "Continue from here": B continues the main run from the frame under the cursor with the settings on
+    /// the left, beside it (branch mode).
+    pub fn continue_from_here(&mut self) {
+        let Some(reason) = self.continue_blocker() else {
+            let (Some(trajectory), Some(frame)) =
+                (&self.generate.viewer.trajectory, self.generate.viewer.cursor_frame())
+            else {
+                return;
+            };
+            let branch = Branch { parent: Box::new(trajectory.request.clone()), at_step: frame.index };
+            self.cancel();
+            self.compare.queue_branch(&self.ctx, branch);
+            if let Some(reason) = self.generate_blocker() {
+                self.compare.drop_queued_b();
+                self.ctx.set_status(format!("cannot continue: {reason}"), true);
+                return;
+            }
+            self.compare.start_next_queued(&mut self.ctx, self.generate.is_running());
+            return;
+        };
+        self.ctx.set_status(format!("cannot continue from here: {reason}"), true);
+    }
+
+    /// Why "Continue from here" cannot start now, if it cannot.
+    pub fn continue_blocker(&self) -> Option<String> {
+        if self.is_running() {
+            return Some("a run is in progress".into());
+        }
+        let trajectory = self.generate.viewer.trajectory.as_ref().filter(|t| !t.frames.is_empty());
+        let Some(trajectory) = trajectory else { return Some("no run yet: press Generate".into()) };
+        let frame = self.generate.viewer.cursor_frame()?;
+        if frame.index >= trajectory.total_steps {
+            return Some("this is the run's last step: scrub back to where the branch should start".into());
+        }
+        None
     }
 
     /// Starts `request` as the main run (Generate, or "Denoise from here"); a run in progress is cancelled
@@ -231,6 +289,7 @@ impl LabApp {
                 Request::Run(request) => self.start_run(*request),
                 Request::Cancel => self.cancel(),
                 Request::ShowTerminalNoise => self.forward.show_terminal_noise(&mut self.ctx),
+                Request::ContinueFromHere => self.continue_from_here(),
             }
         }
     }

@@ -122,6 +122,7 @@ impl LabApp {
         });
         egui::Panel::bottom("timeline").show(ui, |ui| {
             self.generate.viewer.timeline_ui(ui, &mut self.ctx.settings.play_speed);
+            self.continue_ui(ui);
         });
         if self.forward.open {
             egui::Panel::right("forward_panel").resizable(true).default_size(300.0).show(ui, |ui| {
@@ -129,7 +130,7 @@ impl LabApp {
             });
         }
         egui::CentralPanel::default().show(ui, |ui| {
-            if self.compare.mode != Mode::Grid && self.compare.mode != Mode::Interpolate {
+            if !matches!(self.compare.mode, Mode::Grid | Mode::Interpolate | Mode::Decided) {
                 self.picture_toolbar_ui(ui);
             }
             let look = self.look();
@@ -138,8 +139,30 @@ impl LabApp {
                     let placeholder = "Press Generate to watch noise turn into images.";
                     self.generate.viewer.image_ui(ui, look, placeholder);
                 }
-                Mode::AB => self.compare.ab_pictures_ui(ui, &mut self.generate.viewer, look),
-                Mode::Grid | Mode::Interpolate => self.compare.grid_picture_ui(ui, look.zoom),
+                Mode::AB | Mode::Branch => self.compare.ab_pictures_ui(ui, &mut self.generate.viewer, look),
+                Mode::Grid | Mode::Interpolate | Mode::Decided => self.compare.grid_picture_ui(ui, look.zoom),
+            }
+        });
+    }
+
+    /// "Continue from here": branch the run on screen at the frame under the cursor.
+    fn continue_ui(&mut self, ui: &mut egui::Ui) {
+        let blocker = self.continue_blocker();
+        let at = self.generate.viewer.cursor_frame().map(|f| (f.index, f.t, f.log_snr));
+        ui.horizontal_wrapped(|ui| {
+            let button = ui.add_enabled(blocker.is_none(), egui::Button::new("Continue from here")).on_hover_text(
+                "Start a new run from this x_t with the settings on the left (class, guidance, sampler and steps, \
+                     seed), shown beside this one and scrubbed with it: how much of the image is already decided here?",
+            );
+            let button = match &blocker {
+                Some(reason) => button.on_disabled_hover_text(reason),
+                None => button,
+            };
+            if button.clicked() {
+                self.ctx.requests.push(super::context::Request::ContinueFromHere);
+            }
+            if let (None, Some((index, t, log_snr))) = (&blocker, at) {
+                ui.label(format!("from step {index}: t = {t}, λ = {log_snr:.2}"));
             }
         });
     }

@@ -28,6 +28,7 @@ impl LabApp {
                         viewer.step.on_attention(key, attention.clone());
                     }
                 }
+                Event::Decided { job, rows } => self.compare.on_decided(&mut self.ctx, job, rows),
                 event => self.on_model_event(event),
             }
         }
@@ -109,9 +110,13 @@ impl LabApp {
         }
     }
 
-    /// "Open settings from PNG…": the settings, the Forward panel's picture of an edit, a strip's far end.
+    /// "Open settings from PNG…": the settings, the Forward panel's picture of an edit, a strip's far end, a
+    /// branch (its own settings on the left, its parent and step in branch mode: Generate runs both).
     pub fn restore_settings(&mut self, request: &GenerateRequest, path: &str) {
         self.ctx.settings.apply_request(request);
+        if let Some(branch) = &request.branch {
+            self.compare.restore_branch(branch);
+        }
         self.ctx.set_status(format!("settings restored from {path}"), false);
         if !self.ctx.settings.model.is_built_in() && self.model_info().is_none() {
             let model = std::mem::replace(&mut self.ctx.settings.model, ModelId::default_built_in());

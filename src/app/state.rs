@@ -166,6 +166,7 @@ impl Settings {
             guidance_interval: self.guidance_interval,
             init: None,
             interpolate: None,
+            branch: None,
         }
     }
 

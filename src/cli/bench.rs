@@ -212,6 +212,7 @@ impl<'a> SamplingBench<'a> {
             guidance_interval: None,
             init: None,
             interpolate: None,
+            branch: None,
         };
         Self { model, decoder, device, request }
     }

@@ -170,6 +170,7 @@ fn edits_table(args: &EvalArgs, judge: &Judge, test: &Dataset, device: &Device) 
                 guidance_interval: None,
                 init: Some(init),
                 interpolate: None,
+                branch: None,
             };
             let frame = final_frame(&model, None, &request, device)?;
             // As the PNG would hold it: 8-bit.

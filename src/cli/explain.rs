@@ -92,6 +92,7 @@ fn request_of(args: &ExplainArgs, checkpoint: &Checkpoint, class: Option<usize>)
         guidance_interval: args.guidance.guidance_interval,
         init: None,
         interpolate: None,
+        branch: None,
     }
 }
 

@@ -58,6 +58,7 @@ pub(super) fn grid(args: &GridArgs) -> anyhow::Result<()> {
         guidance_interval: None,
         init,
         interpolate: None,
+        branch: None,
     };
     let cells = grid_requests(&base, &args.x, &args.y)?;
     // Every cell is checked before the first (slow) one runs.

@@ -125,5 +125,6 @@ fn base_request(args: &InterpolateArgs, schedule: BetaSchedule) -> GenerateReque
         guidance_interval: None,
         init: None,
         interpolate: None,
+        branch: None,
     }
 }

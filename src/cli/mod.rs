@@ -23,6 +23,7 @@ use diffusion_lab::train::training::{
 };
 
 mod bench;
+mod decided;
 mod eval;
 mod explain;
 mod grid;
@@ -63,6 +64,8 @@ pub enum Command {
     Interpolate(interpolate::InterpolateArgs),
     /// One step of a run as a figure: the update with its numbers and every term as a picture.
     Explain(explain::ExplainArgs),
+    /// When is an image decided? Runs continued from their own x_t with fresh noise (DDPM's Figure 7, measured).
+    Decided(decided::DecidedArgs),
 }
 
 /// The flags that describe a β schedule; shared by every subcommand that takes one. What is not given
@@ -145,6 +148,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Grid(args) => grid::grid(&args),
         Command::Interpolate(args) => interpolate::interpolate(&args),
         Command::Explain(args) => explain::explain(&args),
+        Command::Decided(args) => decided::decided_table(&args),
     }
 }
 
@@ -441,6 +445,20 @@ fn init_image(
 
 /// The name the window lists a `--model` value under (saved in PNG settings, so that the window's "Open
 /// settings from PNG…" finds the model).
+/// Which flags of `subcommand` the user typed (rather than left at their defaults), by their argument id
+/// (the field's name). Read again from the process's arguments, which clap has already accepted.
+pub(crate) fn explicit_flags(subcommand: &str) -> impl Fn(&str) -> bool {
+    use clap::CommandFactory;
+    let matches = Cli::command().try_get_matches_from(std::env::args_os()).ok();
+    let matches = matches.and_then(|m| m.subcommand_matches(subcommand).cloned());
+    move |id: &str| {
+        matches.as_ref().is_some_and(|m| {
+            matches!(m.try_contains_id(id), Ok(true))
+                && m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+        })
+    }
+}
+
 fn app_model_id(model: &str) -> diffusion_lab::model::ModelId {
     match embedded::model_by_short_name(model) {
         Some(builtin) => diffusion_lab::model::ModelId::BuiltIn(builtin.name.to_string()),

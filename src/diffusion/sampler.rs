@@ -328,6 +328,48 @@ impl Sampler {
         Ok((self.plan_over(schedule, levels), levels[0]))
     }
 
+    /// The steps from `from` (a level a run reached, e.g. the step a branch continues from) to the clean
+    /// image, planned afresh: `steps` of them (at most one per timestep below `from`), Karras spacing
+    /// between `from`'s σ and the schedule's smallest, every other spacing evenly over the timesteps
+    /// below `from` (trailing: leading and linspace differ only in where the top step of a whole run sits,
+    /// and here the top is `from` itself); DDPM visits every timestep from `from`'s (the nearest one, for a
+    /// level between timesteps: DDPM's steps are the schedule's own). A multistep solver's first step
+    /// is first order (nothing before it). From the clean image: no step.
+    pub fn plan_from_level(&self, schedule: &NoiseSchedule, from: NoiseLevel) -> Result<SamplingPlan, SamplerError> {
+        self.validate(schedule.steps())?;
+        if from.alpha_bar >= 1.0 || from.t == 0 {
+            return Ok(self.plan_over(schedule, &[from]));
+        }
+        let top = from.t.min(schedule.steps());
+        let below: Vec<NoiseLevel> = match (self.method, self.spacing) {
+            (Method::Ddpm, _) => (1..top).rev().map(|t| NoiseLevel::at(schedule, t)).collect(),
+            (_, Spacing::Karras) => {
+                let n = self.steps.min(top);
+                let max = from.karras_sigma().min(KARRAS_SIGMA_MAX).powf(1.0 / KARRAS_RHO);
+                let min = NoiseLevel::at(schedule, 1).karras_sigma().powf(1.0 / KARRAS_RHO);
+                // The ramp's first point is `from` itself; a σ at or above it would be a step backwards.
+                (1..n)
+                    .map(|i| {
+                        NoiseLevel::from_karras_sigma(
+                            schedule,
+                            (max + i as f64 / (n - 1) as f64 * (min - max)).powf(KARRAS_RHO),
+                        )
+                    })
+                    .filter(|level| level.log_snr > from.log_snr)
+                    .collect()
+            }
+            _ => {
+                let n = self.steps.min(top);
+                let ratio = top as f64 / n as f64;
+                (1..n)
+                    .map(|k| NoiseLevel::at(schedule, (top as f64 - k as f64 * ratio).round_ties_even() as usize))
+                    .collect()
+            }
+        };
+        let levels: Vec<NoiseLevel> = [from].into_iter().chain(below).chain([NoiseLevel::CLEAN]).collect();
+        Ok(self.plan_over(schedule, &levels))
+    }
+
     fn plan_over(&self, schedule: &NoiseSchedule, levels: &[NoiseLevel]) -> SamplingPlan {
         let steps = (0..levels.len() - 1)
             .map(|k| {
@@ -547,6 +589,15 @@ impl SamplingPlan {
 
     pub fn len(&self) -> usize {
         self.steps.len()
+    }
+
+    /// The level a run of this plan is at after `k` steps (0: where it starts). `None` past the end or
+    /// for a plan of no steps.
+    pub fn level_after(&self, k: usize) -> Option<NoiseLevel> {
+        match k {
+            0 => self.steps.first().map(PlannedStep::level),
+            k => self.steps.get(k - 1).map(PlannedStep::level_prev),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -1121,5 +1172,41 @@ mod tests {
         // DDPM counts every timestep.
         let (ddpm, start) = Sampler::ddpm(DdpmVariance::BetaTilde).plan_from_strength(&schedule, 0.25).unwrap();
         assert_eq!((ddpm.len(), start.t), (250, 250));
+    }
+
+    /// A plan made afresh from a level goes from exactly that level to the clean image in the steps asked
+    /// for, its levels falling; from the top of a trailing run it is that run's plan.
+    #[test]
+    fn a_plan_from_a_level_starts_there_and_takes_the_steps_asked_for() {
+        let schedule = BetaSchedule::cosine(1000).build().unwrap();
+        let whole = Sampler::ddim(20, 0.0).plan(&schedule).unwrap();
+        let top = whole.steps[0].level();
+        assert_eq!(Sampler::ddim(20, 0.0).plan_from_level(&schedule, top).unwrap(), whole);
+        let karras = Sampler::new(Method::DpmSolver2M, 20).with_spacing(Spacing::Karras);
+        let middle = karras.plan(&schedule).unwrap().steps[7].level();
+        for sampler in [
+            Sampler::ddim(10, 0.0),
+            Sampler::new(Method::Heun, 5),
+            karras.with_spacing(Spacing::Karras),
+            Sampler::new(Method::EulerAncestral, 10).with_spacing(Spacing::Linspace),
+            Sampler::ddpm(DdpmVariance::BetaTilde),
+        ] {
+            let plan = sampler.plan_from_level(&schedule, middle).unwrap();
+            let expected = if sampler.method == Method::Ddpm { middle.t } else { sampler.steps };
+            assert_eq!(plan.len(), expected, "{}", sampler.label());
+            if sampler.method == Method::Ddpm {
+                // DDPM's steps are the schedule's own: it starts from the timestep nearest the level.
+                assert_eq!(plan.steps[0].t, middle.t);
+            } else {
+                assert_eq!(plan.steps[0].level(), middle, "{}", sampler.label());
+            }
+            assert_eq!(plan.steps.last().unwrap().level_prev(), NoiseLevel::CLEAN);
+            assert!(plan.steps.iter().all(|s| s.log_snr < s.log_snr_prev), "{}: levels fall", sampler.label());
+            assert_eq!(plan.steps[0].coef_x0_prev, 0.0, "nothing before the first step");
+        }
+        // Near the clean end there are fewer timesteps than steps asked for: one per timestep.
+        let low = NoiseLevel::at(&schedule, 3);
+        assert_eq!(Sampler::ddim(20, 0.0).plan_from_level(&schedule, low).unwrap().len(), 3);
+        assert!(Sampler::ddim(20, 0.0).plan_from_level(&schedule, NoiseLevel::CLEAN).unwrap().is_empty());
     }
 }

@@ -138,8 +138,9 @@ pub fn explain_step(
     let read = |t: Tensor<4>| t.into_data().try_into_vec::<f32>().unwrap_or_default();
     let x_t = tensor(&previous.x_t);
     let noise = parts.noise.as_ref().map(|z| tensor(z));
-    // DPM-Solver++(2M) combines the previous step's x̂_0, which the previous frame holds.
-    let previous_x0 = (i > 0 && plan.uses_previous_x0()).then(|| tensor(&previous.x0_pred));
+    // DPM-Solver++(2M) combines the previous step's x̂_0, which the previous frame holds (a branch's first
+    // frame holds its parent's; a run's first step has no such term).
+    let previous_x0 = plan.uses_previous_x0().then(|| tensor(&previous.x0_pred));
     let eps_second = parts.eps_second.as_ref().map(|e| tensor(e));
     let mut recorded_second = |x: Tensor<4>, _: f64| eps_second.clone().unwrap_or_else(|| x.zeros_like());
     let taken = plan.terms(i, x_t, tensor(&frame.eps), noise, previous_x0.as_ref(), &mut recorded_second);

@@ -9,7 +9,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::diffusion::{BetaSchedule, NoiseLevel, NoiseSource, Sampler, SamplingPlan, edit};
-use crate::model::denoise::{Condition, Guidance, Inpaint, StepOutput, denoise};
+use crate::model::denoise::{Condition, DenoiseState, Guidance, Inpaint, StepOutput, denoise_from};
 use crate::model::{LoadedAutoencoder, LoadedUnet};
 
 /// Everything that decides the pixels of a run; saved into PNGs so a run can be restored.
@@ -38,6 +38,27 @@ pub struct GenerateRequest {
     /// Interpolation towards another seed's noise and/or another class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interpolate: Option<Interpolate>,
+    /// Continue another run from one of its steps with these settings ("Continue from here").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<Branch>,
+}
+
+/// A run continued from a recorded step of another (its parent): x at that step is the parent's, exactly
+/// (the parent is run again up to it: the same seed gives the same x), and from there this request's own
+/// class, guidance, sampler and seed take over. The model, schedule, batch and starting picture are the
+/// parent's.
+///
+/// What carries over: with the parent's sampler and steps, the rest of the parent's plan (and a multistep
+/// solver's previous x̂_0), so a branch that changes nothing else reproduces the parent's frames; with
+/// another sampler or step count, a plan made afresh from that noise level
+/// ([`Sampler::plan_from_level`]). With the parent's seed, the parent's noise stream continues (a
+/// stochastic sampler draws what the parent drew); with another seed, the fresh noise comes from that seed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Branch {
+    /// The run branched from, whole (itself possibly a branch).
+    pub parent: Box<GenerateRequest>,
+    /// The parent's frame continued from: 0 = its x_T, k = after its k-th step.
+    pub at_step: usize,
 }
 
 /// One point between two runs: x_T spherically between this seed's noise and `seed_b`'s, and the class
@@ -291,9 +312,25 @@ pub enum GenerateError {
     Init(String),
     #[error("cannot interpolate: {0}")]
     Interpolate(String),
+    #[error("cannot continue from that step: {0}")]
+    Branch(String),
 }
 
+/// How many branches of branches a request may stack: each level runs its parent again up to its step.
+pub const MAX_BRANCH_DEPTH: usize = 16;
+
 impl GenerateRequest {
+    /// How many branches deep this request is: 0 for a run of its own.
+    pub fn branch_depth(&self) -> usize {
+        let mut depth = 0;
+        let mut request = self;
+        while let Some(branch) = &request.branch {
+            depth += 1;
+            request = &branch.parent;
+        }
+        depth
+    }
+
     /// Checks the request against a model that knows `num_classes` classes.
     pub fn validate(&self, num_classes: usize) -> Result<(), GenerateError> {
         let schedule = self.schedule.build()?;
@@ -328,15 +365,48 @@ impl GenerateRequest {
                 _ => {}
             }
         }
+        if let Some(branch) = &self.branch {
+            let parent = &branch.parent;
+            if self.branch_depth() > MAX_BRANCH_DEPTH {
+                return Err(GenerateError::Branch(format!("branches nest at most {MAX_BRANCH_DEPTH} deep")));
+            }
+            parent.validate(num_classes)?;
+            let same = self.model == parent.model
+                && self.schedule == parent.schedule
+                && self.batch == parent.batch
+                && self.init == parent.init;
+            if !same {
+                return Err(GenerateError::Branch(
+                    "a branch keeps its parent's model, schedule, batch and starting picture".into(),
+                ));
+            }
+            self.plan(&schedule)?;
+        }
         Ok(())
     }
 
     /// The steps this request takes and the level it starts from: the whole plan from pure noise, or for
-    /// image-to-image the last steps, from the picture noised to where they start.
+    /// image-to-image the last steps, from the picture noised to where they start; for a branch, the rest
+    /// of its parent's plan or a plan made afresh from the step it continues from (see [`Branch`]).
     pub fn plan(
         &self,
         schedule: &crate::diffusion::NoiseSchedule,
     ) -> Result<(SamplingPlan, NoiseLevel), GenerateError> {
+        if let Some(branch) = &self.branch {
+            let (parent_plan, parent_start) = branch.parent.plan(schedule)?;
+            let k = branch.at_step;
+            if k >= parent_plan.len() {
+                return Err(GenerateError::Branch(format!(
+                    "step {k} is not before the end of its run, which has {} steps",
+                    parent_plan.len()
+                )));
+            }
+            let level = if k == 0 { parent_start } else { parent_plan.steps[k - 1].level_prev() };
+            if self.sampler == branch.parent.sampler {
+                return Ok((SamplingPlan { steps: parent_plan.steps[k..].to_vec(), ..parent_plan }, level));
+            }
+            return Ok((self.sampler.plan_from_level(schedule, level)?, level));
+        }
         match &self.init {
             Some(init) => Ok(self.sampler.plan_from_strength(schedule, init.strength)?),
             None => {
@@ -452,44 +522,25 @@ pub fn run_generate(
         (false, _) => None,
     };
     let started = Instant::now();
-    let schedule = request.schedule.build()?;
-    let (plan, start) = request.plan(&schedule)?;
-    let plan = plan.with_x0_bound(model.x0_bound());
-    let (c, size) = (model.config.image_channels, model.config.image_size);
-    let shape = [request.batch, c, size, size];
-    let mut noise = NoiseSource::new(request.seed);
-    let eps = first_noise(request, &mut noise, shape, device);
-    let (x_start, inpaint) = match &request.init {
-        None => (eps, None),
-        Some(init) => {
-            let x0 = start_picture(init, model, decoder, request.batch, device)?;
-            // Strength 1 starts from pure noise, exactly as Generate does.
-            let x_start = if init.strength >= 1.0 { eps } else { edit::noised_to(x0.clone(), &start, eps) };
-            let inpaint = init.mask.as_ref().map(|mask| Inpaint {
-                keep: keep_mask(mask, init.shape[1], shape, device),
-                x0,
-                resample: init.resample,
-            });
-            (x_start, inpaint)
-        }
-    };
+    let RunStart { plan, level: start, x: x_start, previous_x0, mut noise, inpaint } =
+        run_start(model, decoder, request, device)?;
+    let shape = x_start.dims();
     let condition = condition(request, model.config.num_classes, device);
-    // Unconditional requests have no conditional branch to guide towards.
-    let guidance = match request.class {
-        Some(_) => Guidance { scale: request.guidance, interval: request.guidance_interval },
-        None => Guidance::from(0.0),
-    };
+    let guidance = guidance_of(request);
 
     let mut budget = DecodeBudget::new(started);
     let x_start_decoded = decoder.map(|ae| budget.decode(ae, &x_start, None)).transpose()?;
     let zeros = Arc::new(vec![0.0; shape.iter().product()]);
+    // A branch's first frame carries the x̂_0 its first step combines (a multistep solver's previous one),
+    // so that "This step" can take that step apart too.
+    let x0_carried = previous_x0.as_ref().map(values_from_tensor).transpose()?.map(Arc::new);
     (hooks.emit)(Frame {
         index: 0,
         t: start.t,
         log_snr: start.log_snr,
         shape,
         x_t: Arc::new(values_from_tensor(&x_start)?),
-        x0_pred: zeros.clone(),
+        x0_pred: x0_carried.unwrap_or_else(|| zeros.clone()),
         eps: zeros,
         decoded: x_start_decoded,
         parts: None,
@@ -500,7 +551,8 @@ pub fn run_generate(
     let mut cancelled = false;
     let total = plan.len();
     let emit = hooks.emit;
-    denoise(&model.model, &plan, x_start, &condition, guidance, &mut noise, inpaint.as_ref(), |step| {
+    let state = DenoiseState { x: x_start, previous_x0 };
+    denoise_from(&model.model, &plan, state, &condition, guidance, &mut noise, inpaint.as_ref(), |step| {
         steps_done = step.index + 1;
         let last = steps_done == total;
         if hooks.stream || last {
@@ -522,6 +574,81 @@ pub fn run_generate(
         return Err(e);
     }
     Ok(RunSummary { steps_done, cancelled, seconds: started.elapsed().as_secs_f64() })
+}
+
+/// Where a run's denoising begins: x at its first level, the plan from there, the noise stream as it
+/// stands, what a multistep solver carries into the first step, and inpainting's known region.
+struct RunStart {
+    plan: SamplingPlan,
+    level: NoiseLevel,
+    /// [batch, channels, h, w]
+    x: Tensor<4>,
+    previous_x0: Option<Tensor<4>>,
+    noise: NoiseSource,
+    inpaint: Option<Inpaint>,
+}
+
+/// The start of `request`: x_T (or an edit's noised picture) from its seed; for a branch, its parent's
+/// run taken up to the step it continues from (see [`Branch`]).
+fn run_start(
+    model: &LoadedUnet,
+    decoder: Option<&LoadedAutoencoder>,
+    request: &GenerateRequest,
+    device: &Device,
+) -> Result<RunStart, GenerateError> {
+    let schedule = request.schedule.build()?;
+    let (plan, level) = request.plan(&schedule)?;
+    let plan = plan.with_x0_bound(model.x0_bound());
+    let Some(branch) = &request.branch else {
+        let (c, size) = (model.config.image_channels, model.config.image_size);
+        let shape = [request.batch, c, size, size];
+        let mut noise = NoiseSource::new(request.seed);
+        let eps = first_noise(request, &mut noise, shape, device);
+        let (x, inpaint) = match &request.init {
+            None => (eps, None),
+            Some(init) => {
+                let x0 = start_picture(init, model, decoder, request.batch, device)?;
+                // Strength 1 starts from pure noise, exactly as Generate does.
+                let x_start = if init.strength >= 1.0 { eps } else { edit::noised_to(x0.clone(), &level, eps) };
+                let inpaint = init.mask.as_ref().map(|mask| Inpaint {
+                    keep: keep_mask(mask, init.shape[1], shape, device),
+                    x0,
+                    resample: init.resample,
+                });
+                (x_start, inpaint)
+            }
+        };
+        return Ok(RunStart { plan, level, x, previous_x0: None, noise, inpaint });
+    };
+    let parent = &branch.parent;
+    let RunStart { plan: parent_plan, x, previous_x0, mut noise, inpaint, .. } =
+        run_start(model, decoder, parent, device)?;
+    let before = SamplingPlan { steps: parent_plan.steps[..branch.at_step].to_vec(), ..parent_plan };
+    let condition = condition(parent, model.config.num_classes, device);
+    let state = DenoiseState { x, previous_x0 };
+    let state = denoise_from(
+        &model.model,
+        &before,
+        state,
+        &condition,
+        guidance_of(parent),
+        &mut noise,
+        inpaint.as_ref(),
+        |_| ControlFlow::Continue(()),
+    );
+    let same_plan = request.sampler == parent.sampler;
+    let noise = if request.seed == parent.seed { noise } else { NoiseSource::new(request.seed) };
+    let previous_x0 = state.previous_x0.filter(|_| same_plan);
+    Ok(RunStart { plan, level, x: state.x, previous_x0, noise, inpaint })
+}
+
+/// Classifier-free guidance as `request` asks for it: unconditional requests have no conditional branch
+/// to guide towards.
+fn guidance_of(request: &GenerateRequest) -> Guidance {
+    match request.class {
+        Some(_) => Guidance { scale: request.guidance, interval: request.guidance_interval },
+        None => Guidance::from(0.0),
+    }
 }
 
 /// The seed's first draw: x_T of a plain run, the noise that image-to-image adds to its picture. Seed

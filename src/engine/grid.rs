@@ -244,6 +244,7 @@ mod tests {
             guidance_interval: None,
             init: None,
             interpolate: None,
+            branch: None,
         }
     }
 

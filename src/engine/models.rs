@@ -65,6 +65,7 @@ impl LoadedModel {
             guidance_interval: None,
             init: None,
             interpolate: None,
+            branch: None,
         };
         let keep_going = || true;
         let mut emit = |_frame: Frame| {};

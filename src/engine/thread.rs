@@ -128,6 +128,9 @@ impl Worker {
             Command::Forward { schedule, t, seed } => self.forward(schedule, t, seed),
             Command::Posterior { model, schedule, t, seed, curve } => self.posterior(&model, schedule, t, seed, curve),
             Command::Attention { key, request, inputs } => self.attention(key, &request, &inputs),
+            Command::Decided { job, request, continuations, points } => {
+                self.decided(job, &request, continuations, points)
+            }
             Command::SetDevice(choice) => self.set_device(choice),
             Command::Train(command) => self.train(command),
             Command::InjectPanic { job } => panic!("injected panic in job {job}"),
@@ -203,6 +206,34 @@ impl Worker {
                 .map_err(|e| e.to_string()),
         };
         self.send(Event::Attention { key, attention });
+    }
+
+    fn decided(&mut self, job: u64, request: &GenerateRequest, continuations: usize, points: usize) {
+        let rows = match self.models.get(&request.model) {
+            None => Err(EngineError::ModelNotLoaded(request.model.label()).to_string()),
+            Some(model) => {
+                let options = crate::eval::decided::DecidedOptions {
+                    runs: 1,
+                    continuations,
+                    sampler: crate::eval::decided::stochastic_sibling(request.sampler),
+                    class: request.class,
+                    guidance: request.guidance,
+                    seed: request.seed,
+                    points,
+                };
+                request
+                    .schedule
+                    .build()
+                    .map_err(|e| e.to_string())
+                    .and_then(|schedule| {
+                        let (unet, ae, device) = (&model.unet, model.autoencoder.as_ref(), &self.device.device);
+                        crate::eval::decided::continued_rows(unet, ae, &schedule, &options, device)
+                            .map_err(|e| e.to_string())
+                    })
+                    .map(Arc::new)
+            }
+        };
+        self.send(Event::Decided { job, rows });
     }
 
     fn generate(&mut self, job: u64, request: &GenerateRequest, stream: bool) {
@@ -370,6 +401,10 @@ fn panic_event(command: &Command) -> Box<dyn FnOnce(String) -> Event> {
         Command::Attention { key, .. } => {
             let key = *key;
             Box::new(move |m| Event::Attention { key, attention: Err(internal_error("reading attention", m)) })
+        }
+        Command::Decided { job, .. } => {
+            let job = *job;
+            Box::new(move |m| Event::Decided { job, rows: Err(internal_error("continuing the run", m)) })
         }
         Command::SetDevice(_) | Command::Shutdown => {
             Box::new(move |m| Event::DeviceFailed { message: internal_error("switching the device", m) })

@@ -381,6 +381,7 @@ fn preview_frames(
         guidance_interval: None,
         init: None,
         interpolate: None,
+        branch: None,
     };
     let mut columns: Vec<Vec<Frame>> = Vec::with_capacity(runs.len());
     for class in &runs {

@@ -84,6 +84,14 @@ pub enum Command {
         request: GenerateRequest,
         inputs: Vec<super::explain::AttentionInput>,
     },
+    /// When is it decided: the first image of `request`'s run continued from `points` of its steps,
+    /// `continuations` times each with fresh noise (a stochastic sampler: the request's, or its sibling).
+    Decided {
+        job: u64,
+        request: GenerateRequest,
+        continuations: usize,
+        points: usize,
+    },
     /// Move the engine (and its models) to another device.
     SetDevice(DeviceChoice),
     /// Panics inside the worker as job `job`: lets tests prove that a panicking job fails with a message
@@ -145,6 +153,11 @@ pub enum Event {
     Attention {
         key: u64,
         attention: Result<Arc<Vec<super::explain::StepAttention>>, String>,
+    },
+    /// The answer to [`Command::Decided`]: a row per step continued from.
+    Decided {
+        job: u64,
+        rows: Result<Arc<Vec<crate::eval::decided::ContinuedRow>>, String>,
     },
     /// A latent frame that the run left undecoded, decoded after the run (or on request).
     Decoded {
@@ -244,6 +257,14 @@ impl Engine {
     /// Asks for the cross-attention of run `key`'s steps at `inputs` ([`Event::Attention`] answers).
     pub fn attention(&self, key: u64, request: GenerateRequest, inputs: Vec<super::explain::AttentionInput>) {
         let _ = self.commands.send(Command::Attention { key, request, inputs });
+    }
+
+    /// Starts [`Command::Decided`]; its rows come back as [`Event::Decided`] with the job returned.
+    pub fn decided(&mut self, request: GenerateRequest, continuations: usize, points: usize) -> u64 {
+        let job = self.next_job;
+        self.next_job += 1;
+        let _ = self.commands.send(Command::Decided { job, request, continuations, points });
+        job
     }
 
     pub fn decode(&self, job: u64, index: usize) {

@@ -1,6 +1,7 @@
 //! Measuring sample quality with the project's Fashion-MNIST classifier: the Fréchet distance of its
 //! features against the test set, and the share of samples classified as the class they were asked for.
 
+pub mod decided;
 pub mod frechet;
 pub mod nll;
 
@@ -56,6 +57,21 @@ impl Judge {
             predictions.extend(classes.into_iter().map(|c| c as usize));
         }
         Ok((features, predictions))
+    }
+
+    /// The class the judge gives each image of `images`, [count, channels, h, w] in [-1, 1].
+    pub fn predictions(&self, images: &[f32], [c, h, w]: [usize; 3]) -> Result<Vec<usize>, ReadbackError> {
+        let per_image = (c * h * w).max(1);
+        let mut predictions = Vec::with_capacity(images.len() / per_image);
+        for chunk in images.chunks(500 * per_image) {
+            let x = Tensor::<4>::from_data(
+                TensorData::new(chunk.to_vec(), [chunk.len() / per_image, c, h, w]),
+                &self.device,
+            );
+            let classes = read_i64(self.model.logits_from_features(self.model.features(x)).argmax(1))?;
+            predictions.extend(classes.into_iter().map(|c| c as usize));
+        }
+        Ok(predictions)
     }
 
     pub fn gaussian(&self, data: &Dataset) -> Result<Gaussian, ReadbackError> {

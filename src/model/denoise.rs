@@ -160,6 +160,15 @@ pub fn guided_epsilon_parts(
     GuidedEpsilon { guided, unconditional: Some(unconditional), conditional: Some(conditional), scale: guidance }
 }
 
+/// Where a reverse loop stands between two steps: x and, for a multistep solver, the x̂_0 of the step
+/// before (which its next step combines).
+#[derive(Clone, Debug)]
+pub struct DenoiseState {
+    /// [batch, channels, h, w]
+    pub x: Tensor<4>,
+    pub previous_x0: Option<Tensor<4>>,
+}
+
 /// Runs `plan` from `x_start` (x_T), calling `on_step` after every step; stops early when it breaks.
 /// Returns the last x (x_0 when the plan ran to the end). `inpaint` keeps a known region.
 #[allow(clippy::too_many_arguments)]
@@ -171,13 +180,29 @@ pub fn denoise(
     guidance: impl Into<Guidance>,
     noise: &mut NoiseSource,
     inpaint: Option<&Inpaint>,
-    mut on_step: impl FnMut(StepOutput<'_>) -> ControlFlow<()>,
+    on_step: impl FnMut(StepOutput<'_>) -> ControlFlow<()>,
 ) -> Tensor<4> {
+    let start = DenoiseState { x: x_start, previous_x0: None };
+    denoise_from(model, plan, start, condition, guidance, noise, inpaint, on_step).x
+}
+
+/// [`denoise`] from a state a loop reached (a branch continues its parent's run from one of its steps),
+/// returning the state it ends in.
+#[allow(clippy::too_many_arguments)]
+pub fn denoise_from(
+    model: &UNet,
+    plan: &SamplingPlan,
+    start: DenoiseState,
+    condition: &Condition,
+    guidance: impl Into<Guidance>,
+    noise: &mut NoiseSource,
+    inpaint: Option<&Inpaint>,
+    mut on_step: impl FnMut(StepOutput<'_>) -> ControlFlow<()>,
+) -> DenoiseState {
     let guidance = guidance.into();
-    let shape = x_start.dims();
-    let device = x_start.device();
-    let mut x = x_start;
-    let mut previous_x0 = None;
+    let shape = start.x.dims();
+    let device = start.x.device();
+    let DenoiseState { mut x, mut previous_x0 } = start;
     let keep_x0 = plan.uses_previous_x0();
     let resample = inpaint.map_or(1, |i| i.resample.max(1));
     for index in 0..plan.len() {
@@ -218,5 +243,5 @@ pub fn denoise(
             break;
         }
     }
-    x
+    DenoiseState { x, previous_x0 }
 }

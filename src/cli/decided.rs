@@ -1,0 +1,139 @@
+//! `decided`: when is an image decided? Runs continued from their own x_t at several steps with fresh
+//! noise (Ho et al. 2020, Figure 7, measured): how often the judge puts a continuation in the class of its
+//! run's own end, and how far apart the continuations end.
+
+use super::*;
+use diffusion_lab::eval::decided::{DecidedOptions, continued_rows, decided};
+
+#[derive(Args, Debug)]
+pub struct DecidedArgs {
+    #[command(flatten)]
+    pub models: ModelOptions,
+    /// Independent runs, each from its own x_T.
+    #[arg(long, default_value_t = 100)]
+    pub runs: usize,
+    /// Continuations of each run from each step, each with fresh noise.
+    #[arg(long, default_value_t = 8)]
+    pub continuations: usize,
+    /// Steps to continue from, spread evenly from x_T to the run's last step.
+    #[arg(long, default_value_t = 11)]
+    pub points: usize,
+    /// A stochastic sampler: ddpm, ddim (with --eta > 0), euler-a or dpmpp-2m-sde.
+    #[arg(long, default_value = "ddim")]
+    pub sampler: Method,
+    #[arg(long = "sampling-steps", default_value_t = 20)]
+    pub sampling_steps: usize,
+    /// DDIM's η: 1 is DDPM's ancestral sampling over the chosen steps.
+    #[arg(long, default_value_t = 1.0)]
+    pub eta: f64,
+    /// Ask for this class (with --guidance); without it unconditional, where which garment it becomes is the
+    /// model's own choice.
+    #[arg(long)]
+    pub class: Option<usize>,
+    #[arg(long, default_value_t = DEFAULT_GUIDANCE, requires = "class")]
+    pub guidance: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The judge: `fashion` (built in) or a checkpoint written by `train-classifier`.
+    #[arg(long, default_value = "fashion")]
+    pub classifier: String,
+    /// Write the table here as CSV (step, t, λ, same class, spread, distance from the run's end).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Write Figure 7 for the first run here: a row per step (x_t, then its continuations' ends).
+    #[arg(long)]
+    pub rows: Option<PathBuf>,
+}
+
+pub(super) fn decided_table(args: &DecidedArgs) -> anyhow::Result<()> {
+    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.models.model)?;
+    let schedule = checkpoint.header.training_schedule.unwrap_or_default().build()?;
+    let options = DecidedOptions {
+        runs: args.runs,
+        continuations: args.continuations,
+        sampler: Sampler { eta: args.eta, ..Sampler::new(args.sampler, args.sampling_steps) },
+        class: args.class,
+        guidance: args.guidance,
+        seed: args.seed,
+        points: args.points,
+    };
+    diffusion_lab::eval::decided::check(&options, &schedule)?;
+    let judge_checkpoint = match args.classifier.as_str() {
+        "fashion" => Checkpoint::from_bytes(embedded::FASHION_CLASSIFIER)?,
+        path => Checkpoint::read(path.as_ref()).with_context(|| format!("cannot load {path}"))?,
+    };
+    let OpenedModel { device, model, decoder } = args.models.open(&checkpoint, builtin_autoencoder)?;
+    if let Some(class) = args.class.filter(|c| *c >= model.config.num_classes) {
+        bail!("--class must be below {}, got {class}", model.config.num_classes);
+    }
+    let judge = Judge::from_checkpoint(&judge_checkpoint, &device.device)?;
+    eprintln!(
+        "{} runs of {} ({}), each continued {} times from {} of its steps, on {}",
+        args.runs,
+        options.sampler.label(),
+        args.class.map_or("unconditional".to_string(), |c| format!("class {c}, w = {}", args.guidance)),
+        args.continuations,
+        args.points,
+        device.description
+    );
+    if let Some(path) = &args.rows {
+        let rows = continued_rows(&model, decoder.as_ref(), &schedule, &options, &device.device)?;
+        let [c, h, w] = match decoder.as_ref() {
+            Some(ae) => [ae.config.image_channels, ae.config.image_size, ae.config.image_size],
+            None => [model.config.image_channels, model.config.image_size, model.config.image_size],
+        };
+        let picture = |values: &[f32]| images::pictures_from_batch(values, 1, c, h, w).into_iter().next();
+        let cells: Vec<Option<Picture>> = rows
+            .iter()
+            .flat_map(|row| std::iter::once(picture(&row.x_t)).chain(row.ends.iter().map(|end| picture(end))))
+            .collect();
+        let labels = images::GridLabels {
+            x_title: "x_t, then where each continuation ended".into(),
+            columns: std::iter::once("x_t".to_string())
+                .chain((1..=args.continuations).map(|i| i.to_string()))
+                .collect(),
+            y_title: "continued from".into(),
+            rows: rows.iter().map(|r| format!("t={} λ={:.1}", r.t, r.log_snr)).collect(),
+        };
+        let grid = images::scaled(&images::labelled_grid(&cells, &labels, 2), 2);
+        images::save_png(path, &grid, &[])?;
+        eprintln!("wrote {}", path.display());
+    }
+    let bar = indicatif::ProgressBar::new(args.runs as u64);
+    let rows = decided(&model, decoder.as_ref(), &judge, &schedule, &options, &device.device, |done| {
+        bar.set_position(done as u64)
+    })?;
+    bar.finish_and_clear();
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    writeln!(out, "step     t        λ  same class  spread  from the end")?;
+    for row in &rows {
+        writeln!(
+            out,
+            "{:>4} {:>5} {:>8.2} {:>10.1} % {:>7.3} {:>13.3}",
+            row.step,
+            row.t,
+            row.log_snr,
+            100.0 * row.same_class,
+            row.spread,
+            row.from_original
+        )?;
+    }
+    writeln!(
+        out,
+        "same class: share of continuations the judge puts in the class of their run's own end; spread: mean \
+         difference per pixel (0 to 1) between two continuations of one x_t"
+    )?;
+    out.flush()?;
+    if let Some(path) = &args.csv {
+        let mut text = String::from("step,t,log_snr,same_class,spread,from_original\n");
+        for row in &rows {
+            text.push_str(&format!(
+                "{},{},{},{},{},{}\n",
+                row.step, row.t, row.log_snr, row.same_class, row.spread, row.from_original
+            ));
+        }
+        diffusion_lab::files::write_atomic(path, text.as_bytes())?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,313 @@
+//! When is an image decided? Ho et al. 2020 answer with their Figure 7: samples continued from the same
+//! x_t share their large-scale features, and share more the later x_t is taken. Here it is measured: runs
+//! of a stochastic sampler are continued from their own x_t at several steps, each several times with
+//! fresh noise; the judge says how often a continuation ends as the same class as its run's own end, and
+//! the pixels say how far apart the continuations of one x_t end.
+
+use burn::prelude::*;
+
+use crate::diffusion::{NoiseLevel, NoiseSource, Sampler, SamplingPlan};
+use crate::model::denoise::{Condition, DenoiseState, Guidance, denoise_from};
+use crate::model::{LoadedAutoencoder, LoadedUnet, ReadbackError, read_f32};
+
+use super::Judge;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DecidedOptions {
+    /// Independent runs (each its own x_T).
+    pub runs: usize,
+    /// Continuations of each run from each step.
+    pub continuations: usize,
+    /// A stochastic sampler: continuations of one x_t differ only by its fresh noise.
+    pub sampler: Sampler,
+    /// The class asked for (`None`: unconditional, where "which garment" is the model's own choice).
+    pub class: Option<usize>,
+    pub guidance: f64,
+    pub seed: u64,
+    /// How many steps to continue from, spread evenly over the run from x_T to its last step.
+    pub points: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecidedError {
+    #[error(
+        "{0} is deterministic: continuations from one x_t would all be the same; use a stochastic sampler (ddpm, \
+         ddim with η > 0, euler-a, dpmpp-2m-sde)"
+    )]
+    Deterministic(String),
+    #[error("need at least 1 run, 2 continuations and 1 step to continue from")]
+    TooFew,
+    #[error("this latent model has no autoencoder to turn its latents into pixels")]
+    NoAutoencoder,
+    #[error(transparent)]
+    Sampler(#[from] crate::diffusion::sampler::SamplerError),
+    #[error(transparent)]
+    Readback(#[from] ReadbackError),
+}
+
+/// What the continuations from one step share.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecidedRow {
+    /// The step continued from: 0 = x_T, k = after k steps.
+    pub step: usize,
+    pub t: usize,
+    /// λ = ln(ᾱ / (1 - ᾱ)) of x_t there.
+    pub log_snr: f64,
+    /// Share of continuations the judge puts in the class it puts their run's own end in.
+    pub same_class: f64,
+    /// Mean absolute difference per pixel (on a 0..1 scale) between two continuations of one x_t.
+    pub spread: f64,
+    /// Mean absolute difference per pixel between a continuation and its run's own end.
+    pub from_original: f64,
+}
+
+/// One run's picture at a step and where its continuations from there ended, for the window's rows.
+#[derive(Clone, Debug)]
+pub struct ContinuedRow {
+    pub step: usize,
+    pub t: usize,
+    pub log_snr: f64,
+    /// [channels, h, w] of the pictures.
+    pub shape: [usize; 3],
+    /// x_t decoded to pixels for a latent model, [channels, h, w] in [-1, 1].
+    pub x_t: Vec<f32>,
+    /// The continuations' ends, each [channels, h, w] in [-1, 1].
+    pub ends: Vec<Vec<f32>>,
+}
+
+/// A stochastic sampler close to `sampler`: itself if it adds fresh noise; else its stochastic sibling
+/// (DDIM η = 0 -> η = 1, Euler and Heun -> Euler a, DPM++ 2M -> DPM++ 2M SDE), same steps and spacing.
+pub fn stochastic_sibling(sampler: Sampler) -> Sampler {
+    use crate::diffusion::Method;
+    match sampler.method {
+        Method::Ddim if sampler.eta == 0.0 => Sampler { eta: 1.0, ..sampler },
+        Method::Euler | Method::Heun => Sampler { method: Method::EulerAncestral, ..sampler },
+        Method::DpmSolver2M => Sampler { method: Method::DpmSolver2MSde, ..sampler },
+        _ => sampler,
+    }
+}
+
+/// The steps continued from: `points` of them spread from 0 (x_T) to the plan's last step.
+pub fn continued_steps(plan_len: usize, points: usize) -> Vec<usize> {
+    let last = plan_len.saturating_sub(1);
+    let points = points.clamp(1, plan_len.max(1));
+    let mut steps: Vec<usize> = (0..points).map(|i| if points == 1 { 0 } else { i * last / (points - 1) }).collect();
+    steps.dedup();
+    steps
+}
+
+/// The images of one batch of runs and their continuations, in pixels: [runs] ends and, per step,
+/// [runs * continuations] ends (a run's continuations together), with x_t of every run at every step.
+struct BatchResult {
+    shape: [usize; 3],
+    ends: Vec<f32>,
+    continued: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+/// Checks `options` before any network runs.
+pub fn check(options: &DecidedOptions, schedule: &crate::diffusion::NoiseSchedule) -> Result<(), DecidedError> {
+    if options.runs == 0 || options.continuations < 2 || options.points == 0 {
+        return Err(DecidedError::TooFew);
+    }
+    let plan_probe = options.sampler.plan(schedule)?;
+    if !(0..plan_probe.len()).any(|i| plan_probe.needs_noise(i)) {
+        return Err(DecidedError::Deterministic(options.sampler.label()));
+    }
+    Ok(())
+}
+
+/// Runs `runs` images of `options` from `seed` and continues each from every step of `steps`.
+#[allow(clippy::too_many_arguments)]
+fn run_batch(
+    model: &LoadedUnet,
+    decoder: Option<&LoadedAutoencoder>,
+    plan: &SamplingPlan,
+    options: &DecidedOptions,
+    runs: usize,
+    seed: u64,
+    steps: &[usize],
+    device: &Device,
+) -> Result<BatchResult, DecidedError> {
+    let (c, size) = (model.config.image_channels, model.config.image_size);
+    let label = options.class.unwrap_or(model.config.num_classes) as i64;
+    let condition = |n: usize| Condition::classes(Tensor::<1, Int>::full([n], label, device));
+    let guidance = Guidance::from(if options.class.is_some() { options.guidance } else { 0.0 });
+    let pixels = |x: Tensor<4>| -> Result<Vec<f32>, DecidedError> {
+        let x = match decoder {
+            Some(ae) => ae.decode_scaled(x),
+            None => x,
+        };
+        Ok(read_f32(x.clamp(-1.0, 1.0))?)
+    };
+    let mut noise = NoiseSource::new(seed);
+    let x_start = noise.tensor([runs, c, size, size], device);
+    // The run itself, keeping x_t (and a multistep solver's x̂_0) at every step continued from.
+    let mut kept: Vec<(usize, DenoiseState)> = Vec::new();
+    if steps.contains(&0) {
+        kept.push((0, DenoiseState { x: x_start.clone(), previous_x0: None }));
+    }
+    let start = DenoiseState { x: x_start, previous_x0: None };
+    let end = denoise_from(&model.model, plan, start, &condition(runs), guidance, &mut noise, None, |step| {
+        if steps.contains(&(step.index + 1)) {
+            let previous_x0 = plan.uses_previous_x0().then(|| step.x0_pred.clone());
+            kept.push((step.index + 1, DenoiseState { x: step.x_prev.clone(), previous_x0 }));
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    let ends = pixels(end.x)?;
+    let n = options.continuations;
+    let repeat = |x: Tensor<4>| x.unsqueeze_dim::<5>(1).repeat_dim(1, n).reshape([runs * n, c, size, size]);
+    let mut continued = Vec::with_capacity(kept.len());
+    for (step, state) in kept {
+        let rest = SamplingPlan { steps: plan.steps[step..].to_vec(), ..plan.clone() };
+        let x_t = pixels(state.x.clone())?;
+        let start = DenoiseState { x: repeat(state.x), previous_x0: state.previous_x0.map(repeat) };
+        // Fresh noise for every step's continuations, apart from the run's own stream.
+        let mut fresh = NoiseSource::new(seed ^ (step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let end = denoise_from(&model.model, &rest, start, &condition(runs * n), guidance, &mut fresh, None, |_| {
+            std::ops::ControlFlow::Continue(())
+        });
+        continued.push((x_t, pixels(end.x)?));
+    }
+    let shape = match decoder {
+        Some(ae) => [ae.config.image_channels, ae.config.image_size, ae.config.image_size],
+        None => [c, size, size],
+    };
+    Ok(BatchResult { shape, ends, continued })
+}
+
+/// Mean absolute difference per pixel on a 0..1 scale (values in [-1, 1]).
+pub fn pixel_distance(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(a, b)| f64::from((a - b).abs())).sum::<f64>() / (2.0 * a.len().max(1) as f64)
+}
+
+/// Images through the judge as it sees samples: quantized to 8 bits first.
+fn judged(judge: &Judge, images: &[f32], shape: [usize; 3]) -> Result<Vec<usize>, ReadbackError> {
+    let quantized: Vec<f32> = images.iter().map(|v| crate::data::unit_from_u8(crate::data::u8_from_unit(*v))).collect();
+    judge.predictions(&quantized, shape)
+}
+
+/// The checked plan of a measurement and the steps continued from.
+fn prepare(
+    model: &LoadedUnet,
+    decoder: Option<&LoadedAutoencoder>,
+    schedule: &crate::diffusion::NoiseSchedule,
+    options: &DecidedOptions,
+) -> Result<(SamplingPlan, Vec<usize>), DecidedError> {
+    check(options, schedule)?;
+    if model.is_latent() && decoder.is_none() {
+        return Err(DecidedError::NoAutoencoder);
+    }
+    let plan = options.sampler.plan(schedule)?.with_x0_bound(model.x0_bound());
+    let steps = continued_steps(plan.len(), options.points);
+    Ok((plan, steps))
+}
+
+/// Measures when `model`'s images are decided: one row per step continued from.
+pub fn decided(
+    model: &LoadedUnet,
+    decoder: Option<&LoadedAutoencoder>,
+    judge: &Judge,
+    schedule: &crate::diffusion::NoiseSchedule,
+    options: &DecidedOptions,
+    device: &Device,
+    mut progress: impl FnMut(usize),
+) -> Result<Vec<DecidedRow>, DecidedError> {
+    let (plan, steps) = prepare(model, decoder, schedule, options)?;
+    let n = options.continuations;
+    // About 128 images through the network at a time.
+    let per_batch = (128 / n).max(1);
+    let mut same = vec![0usize; steps.len()];
+    let mut spread = vec![0.0; steps.len()];
+    let mut from_original = vec![0.0; steps.len()];
+    let mut done = 0;
+    while done < options.runs {
+        let runs = per_batch.min(options.runs - done);
+        let seed = options.seed.wrapping_add(done as u64);
+        let batch = run_batch(model, decoder, &plan, options, runs, seed, &steps, device)?;
+        let per_image = batch.shape.iter().product::<usize>();
+        let end_classes = judged(judge, &batch.ends, batch.shape)?;
+        for (k, (_, ends)) in batch.continued.iter().enumerate() {
+            let classes = judged(judge, ends, batch.shape)?;
+            for run in 0..runs {
+                let image = |i: usize| &ends[(run * n + i) * per_image..(run * n + i + 1) * per_image];
+                let original = &batch.ends[run * per_image..(run + 1) * per_image];
+                same[k] += classes[run * n..(run + 1) * n].iter().filter(|c| **c == end_classes[run]).count();
+                let pairs = n * (n - 1) / 2;
+                let mut sum = 0.0;
+                for i in 0..n {
+                    from_original[k] += pixel_distance(image(i), original) / n as f64;
+                    for j in i + 1..n {
+                        sum += pixel_distance(image(i), image(j));
+                    }
+                }
+                spread[k] += sum / pairs as f64;
+            }
+        }
+        done += runs;
+        progress(done);
+    }
+    let runs = options.runs as f64;
+    Ok(steps
+        .iter()
+        .enumerate()
+        .map(|(k, &step)| {
+            let level = plan.level_after(step).unwrap_or(NoiseLevel::CLEAN);
+            DecidedRow {
+                step,
+                t: level.t,
+                log_snr: level.log_snr,
+                same_class: same[k] as f64 / (runs * n as f64),
+                spread: spread[k] / runs,
+                from_original: from_original[k] / runs,
+            }
+        })
+        .collect())
+}
+
+/// One run (the `seed`'s first image) continued from `options.points` of its steps: its x_t at each and
+/// where the continuations ended, for the window's rows (Figure 7 of Ho et al. 2020).
+pub fn continued_rows(
+    model: &LoadedUnet,
+    decoder: Option<&LoadedAutoencoder>,
+    schedule: &crate::diffusion::NoiseSchedule,
+    options: &DecidedOptions,
+    device: &Device,
+) -> Result<Vec<ContinuedRow>, DecidedError> {
+    let (plan, steps) = prepare(model, decoder, schedule, options)?;
+    let batch = run_batch(model, decoder, &plan, options, 1, options.seed, &steps, device)?;
+    let per_image = batch.shape.iter().product::<usize>();
+    Ok(steps
+        .iter()
+        .zip(batch.continued)
+        .map(|(&step, (x_t, ends))| {
+            let level = plan.level_after(step).unwrap_or(NoiseLevel::CLEAN);
+            ContinuedRow {
+                step,
+                t: level.t,
+                log_snr: level.log_snr,
+                shape: batch.shape,
+                x_t,
+                ends: ends.chunks(per_image).map(<[f32]>::to_vec).collect(),
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continued_steps_spread_from_x_t_to_the_last_step() {
+        assert_eq!(continued_steps(20, 5), vec![0, 4, 9, 14, 19]);
+        assert_eq!(continued_steps(20, 1), vec![0]);
+        assert_eq!(continued_steps(3, 10), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn pixel_distance_is_on_a_zero_to_one_scale() {
+        assert_eq!(pixel_distance(&[-1.0, 1.0], &[1.0, 1.0]), 0.5);
+        assert_eq!(pixel_distance(&[0.3; 4], &[0.3; 4]), 0.0);
+    }
+}
