@@ -197,3 +197,45 @@ fn readme_this_step_attention_and_posterior() {
     });
     harness.render().unwrap().save(readme_dir().join("forward-posterior.png")).unwrap();
 }
+
+/// "Continue from here" (a run of any garment continued as an ankle boot from its step 6) and "When is it
+/// decided?": the README's pictures of issue 22, rendered by egui_kittest.
+#[test]
+#[ignore = "writes assets/readme/; run by hand after branching, the decided rows or the pixel model change"]
+fn readme_branch_and_decided() {
+    use diffusion_lab::app::compare::Mode;
+    let settings = Settings { batch: 4, class: None, seed: 3, sampler: Sampler::ddim(20, 0.0), ..Settings::default() };
+    let app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), settings);
+    let mut harness =
+        Harness::builder().with_size([1400.0, 900.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let step_until = |harness: &mut Harness<'static, LabApp>, what: &str, done: &dyn Fn(&LabApp) -> bool| {
+        while !done(harness.state()) {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            harness.step();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        harness.run_steps(3);
+    };
+    step_until(&mut harness, "the model loads", &|app| app.model_info().is_some());
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "the run finishes", &|app| matches!(app.generate.run, RunStatus::Finished { .. }));
+    harness.get_by_role_and_label(Role::Slider, "Timestep").set_value_accesskit(6.0);
+    harness.run_steps(2);
+    harness.state_mut().ctx.settings.class = Some(9);
+    harness.get_by_role_and_label(Role::Button, "Continue from here").click();
+    step_until(&mut harness, "the branch finishes", &|app| {
+        !app.is_running() && app.compare.viewer_b.trajectory.as_ref().is_some_and(|t| t.is_complete())
+    });
+    harness.get_by_role_and_label(Role::Slider, "Timestep").set_value_accesskit(20.0);
+    harness.run_steps(3);
+    harness.render().unwrap().save(readme_dir().join("window-branch.png")).unwrap();
+
+    harness.state_mut().ctx.settings.class = None;
+    harness.state_mut().compare.mode = Mode::Decided;
+    harness.state_mut().ctx.settings.zoom = 2.0;
+    harness.run_steps(2);
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "the rows arrive", &|app| app.compare.grid.is_some() && app.compare.decided_job.is_none());
+    harness.render().unwrap().save(readme_dir().join("window-decided.png")).unwrap();
+}

@@ -93,7 +93,7 @@ pub(super) fn decided_table(args: &DecidedArgs) -> anyhow::Result<()> {
                 .chain((1..=args.continuations).map(|i| i.to_string()))
                 .collect(),
             y_title: "continued from".into(),
-            rows: rows.iter().map(|r| format!("t={} λ={:.1}", r.t, r.log_snr)).collect(),
+            rows: rows.iter().map(|r| format!("t={} lambda={:.1}", r.t, r.log_snr)).collect(),
         };
         let grid = images::scaled(&images::labelled_grid(&cells, &labels, 2), 2);
         images::save_png(path, &grid, &[])?;
