@@ -343,8 +343,9 @@ impl ComparePanel {
 }
 
 impl ComparePanel {
+    /// Whether a run of ours (B, a cell) or the decided rows are with the engine.
     pub fn is_running(&self) -> bool {
-        self.running.is_some()
+        self.running.is_some() || self.decided_job.is_some()
     }
 
     /// Starts the next queued comparison run, if the engine is free of ours (`main_running`: the main run
@@ -574,6 +575,10 @@ impl ComparePanel {
         self.decided_job = None;
         let rows = match rows {
             Ok(rows) => rows,
+            Err(message) if message == crate::eval::decided::DecidedError::Cancelled.to_string() => {
+                ctx.set_status("cancelled", false);
+                return;
+            }
             Err(message) => {
                 ctx.set_status(format!("cannot continue the run: {message}"), true);
                 return;

@@ -77,7 +77,7 @@ pub(super) fn decided_table(args: &DecidedArgs) -> anyhow::Result<()> {
         device.description
     );
     if let Some(path) = &args.rows {
-        let rows = continued_rows(&model, decoder.as_ref(), &schedule, &options, &device.device)?;
+        let rows = continued_rows(&model, decoder.as_ref(), &schedule, &options, &device.device, &|| true)?;
         let [c, h, w] = match decoder.as_ref() {
             Some(ae) => [ae.config.image_channels, ae.config.image_size, ae.config.image_size],
             None => [model.config.image_channels, model.config.image_size, model.config.image_size],

@@ -227,7 +227,9 @@ impl Worker {
                     .map_err(|e| e.to_string())
                     .and_then(|schedule| {
                         let (unet, ae, device) = (&model.unet, model.autoencoder.as_ref(), &self.device.device);
-                        crate::eval::decided::continued_rows(unet, ae, &schedule, &options, device)
+                        // Cancel, or any newer job, stops it within a step.
+                        let keep_going = || self.current_job.load(Ordering::SeqCst) == job;
+                        crate::eval::decided::continued_rows(unet, ae, &schedule, &options, device, &keep_going)
                             .map_err(|e| e.to_string())
                     })
                     .map(Arc::new)

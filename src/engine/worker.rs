@@ -263,6 +263,8 @@ impl Engine {
     pub fn decided(&mut self, request: GenerateRequest, continuations: usize, points: usize) -> u64 {
         let job = self.next_job;
         self.next_job += 1;
+        // Like a run: Cancel or the next job stops it.
+        self.current_job.store(job, Ordering::SeqCst);
         let _ = self.commands.send(Command::Decided { job, request, continuations, points });
         job
     }

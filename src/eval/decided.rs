@@ -37,6 +37,8 @@ pub enum DecidedError {
     Deterministic(String),
     #[error("need at least 1 run, 2 continuations and 1 step to continue from")]
     TooFew,
+    #[error("cancelled")]
+    Cancelled,
     #[error("this latent model has no autoencoder to turn its latents into pixels")]
     NoAutoencoder,
     #[error(transparent)]
@@ -127,7 +129,9 @@ fn run_batch(
     seed: u64,
     steps: &[usize],
     device: &Device,
+    keep_going: &dyn Fn() -> bool,
 ) -> Result<BatchResult, DecidedError> {
+    let flow = || if keep_going() { std::ops::ControlFlow::Continue(()) } else { std::ops::ControlFlow::Break(()) };
     let (c, size) = (model.config.image_channels, model.config.image_size);
     let label = options.class.unwrap_or(model.config.num_classes) as i64;
     let condition = |n: usize| Condition::classes(Tensor::<1, Int>::full([n], label, device));
@@ -152,8 +156,11 @@ fn run_batch(
             let previous_x0 = plan.uses_previous_x0().then(|| step.x0_pred.clone());
             kept.push((step.index + 1, DenoiseState { x: step.x_prev.clone(), previous_x0 }));
         }
-        std::ops::ControlFlow::Continue(())
+        flow()
     });
+    if !keep_going() {
+        return Err(DecidedError::Cancelled);
+    }
     let ends = pixels(end.x)?;
     let n = options.continuations;
     let repeat = |x: Tensor<4>| x.unsqueeze_dim::<5>(1).repeat_dim(1, n).reshape([runs * n, c, size, size]);
@@ -224,7 +231,7 @@ pub fn decided(
     while done < options.runs {
         let runs = per_batch.min(options.runs - done);
         let seed = options.seed.wrapping_add(done as u64);
-        let batch = run_batch(model, decoder, &plan, options, runs, seed, &steps, device)?;
+        let batch = run_batch(model, decoder, &plan, options, runs, seed, &steps, device, &|| true)?;
         let per_image = batch.shape.iter().product::<usize>();
         let end_classes = judged(judge, &batch.ends, batch.shape)?;
         for (k, (_, ends)) in batch.continued.iter().enumerate() {
@@ -266,16 +273,18 @@ pub fn decided(
 }
 
 /// One run (the `seed`'s first image) continued from `options.points` of its steps: its x_t at each and
-/// where the continuations ended, for the window's rows (Figure 7 of Ho et al. 2020).
+/// where the continuations ended, for the window's rows (Figure 7 of Ho et al. 2020). Stops with
+/// [`DecidedError::Cancelled`] when `keep_going` turns false (asked before every step).
 pub fn continued_rows(
     model: &LoadedUnet,
     decoder: Option<&LoadedAutoencoder>,
     schedule: &crate::diffusion::NoiseSchedule,
     options: &DecidedOptions,
     device: &Device,
+    keep_going: &dyn Fn() -> bool,
 ) -> Result<Vec<ContinuedRow>, DecidedError> {
     let (plan, steps) = prepare(model, decoder, schedule, options)?;
-    let batch = run_batch(model, decoder, &plan, options, 1, options.seed, &steps, device)?;
+    let batch = run_batch(model, decoder, &plan, options, 1, options.seed, &steps, device, keep_going)?;
     let per_image = batch.shape.iter().product::<usize>();
     Ok(steps
         .iter()
