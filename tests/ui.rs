@@ -32,9 +32,10 @@ fn step_until(harness: &mut Harness<'static, LabApp>, what: &str, done: impl Fn(
     while !done(harness.state()) {
         assert!(
             Instant::now() < deadline,
-            "timed out waiting until {what}: run {:?}, status {:?}",
+            "timed out waiting until {what}: run {:?}, status {:?}, forward panel {:?}",
             harness.state().generate.run,
-            harness.state().ctx.status
+            harness.state().ctx.status,
+            harness.state().forward.error
         );
         harness.step();
         std::thread::sleep(Duration::from_millis(5));
@@ -235,6 +236,8 @@ fn forward_process_works_with_the_latent_model_through_its_autoencoder() {
     step_until(&mut harness, "the latent model loads", |app| app.ctx.models.loaded.iter().any(|m| m.is_latent));
     let latent = harness.state().ctx.models.loaded.iter().find(|m| m.is_latent).unwrap().id.clone();
     harness.state_mut().ctx.settings.model = latent;
+    // The latent model's toolbar has more views: let it lay out before clicking in it.
+    harness.run_steps(2);
     harness.get_by_label("Forward process").click();
     step_until(&mut harness, "x_0 loads", |app| app.forward.x0.is_some());
     assert_eq!(harness.state().forward.x0.as_ref().unwrap().1, [1, 1, 28, 28], "x_0 is the image itself");
