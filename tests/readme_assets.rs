@@ -44,6 +44,21 @@ fn run_in_window(settings: Settings) -> Harness<'static, LabApp> {
     harness
 }
 
+/// Steps the window until `done` holds (or `deadline` passes), then three frames more for it to settle.
+fn step_until_by(
+    harness: &mut Harness<'static, LabApp>,
+    deadline: Instant,
+    what: &str,
+    done: &dyn Fn(&LabApp) -> bool,
+) {
+    while !done(harness.state()) {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    harness.run_steps(3);
+}
+
 fn readme_dir() -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/readme");
     std::fs::create_dir_all(&dir).unwrap();
@@ -157,12 +172,7 @@ fn readme_this_step_attention_and_posterior() {
         Harness::builder().with_size([1600.0, 1000.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
     let deadline = Instant::now() + Duration::from_secs(1800);
     let step_until = |harness: &mut Harness<'static, LabApp>, what: &str, done: &dyn Fn(&LabApp) -> bool| {
-        while !done(harness.state()) {
-            assert!(Instant::now() < deadline, "timed out waiting until {what}");
-            harness.step();
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        harness.run_steps(3);
+        step_until_by(harness, deadline, what, done)
     };
     step_until(&mut harness, "the model loads", &|app| app.model_info().is_some());
     harness.get_by_role_and_label(Role::Button, "Generate").click();
@@ -210,12 +220,7 @@ fn readme_branch_and_decided() {
         Harness::builder().with_size([1400.0, 900.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
     let deadline = Instant::now() + Duration::from_secs(1800);
     let step_until = |harness: &mut Harness<'static, LabApp>, what: &str, done: &dyn Fn(&LabApp) -> bool| {
-        while !done(harness.state()) {
-            assert!(Instant::now() < deadline, "timed out waiting until {what}");
-            harness.step();
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        harness.run_steps(3);
+        step_until_by(harness, deadline, what, done)
     };
     step_until(&mut harness, "the model loads", &|app| app.model_info().is_some());
     harness.get_by_role_and_label(Role::Button, "Generate").click();

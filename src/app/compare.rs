@@ -592,15 +592,8 @@ impl ComparePanel {
             .flat_map(|row| std::iter::once(picture(&row.x_t)).chain(row.ends.iter().map(|e| picture(e))))
             .collect::<Vec<_>>();
         let spread = |row: &crate::eval::decided::ContinuedRow| {
-            let mut sum = 0.0;
-            let mut pairs = 0;
-            for i in 0..row.ends.len() {
-                for j in i + 1..row.ends.len() {
-                    sum += crate::eval::decided::pixel_distance(&row.ends[i], &row.ends[j]);
-                    pairs += 1;
-                }
-            }
-            sum / pairs.max(1) as f64
+            let ends: Vec<&[f32]> = row.ends.iter().map(Vec::as_slice).collect();
+            crate::eval::decided::mean_pairwise_distance(&ends)
         };
         let labels = GridLabels {
             x_title: "x_t, then where each continuation ended".into(),

@@ -184,8 +184,21 @@ fn run_batch(
 }
 
 /// Mean absolute difference per pixel on a 0..1 scale (values in [-1, 1]).
-pub fn pixel_distance(a: &[f32], b: &[f32]) -> f64 {
+fn pixel_distance(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(a, b)| f64::from((a - b).abs())).sum::<f64>() / (2.0 * a.len().max(1) as f64)
+}
+
+/// [`pixel_distance`] averaged over every pair of `images`: how far apart continuations of one x_t end.
+pub fn mean_pairwise_distance(images: &[&[f32]]) -> f64 {
+    let mut sum = 0.0;
+    let mut pairs = 0;
+    for (i, a) in images.iter().enumerate() {
+        for b in &images[i + 1..] {
+            sum += pixel_distance(a, b);
+            pairs += 1;
+        }
+    }
+    sum / pairs.max(1) as f64
 }
 
 /// Images through the judge as it sees samples: quantized to 8 bits first.
@@ -240,15 +253,9 @@ pub fn decided(
                 let image = |i: usize| &ends[(run * n + i) * per_image..(run * n + i + 1) * per_image];
                 let original = &batch.ends[run * per_image..(run + 1) * per_image];
                 same[k] += classes[run * n..(run + 1) * n].iter().filter(|c| **c == end_classes[run]).count();
-                let pairs = n * (n - 1) / 2;
-                let mut sum = 0.0;
-                for i in 0..n {
-                    from_original[k] += pixel_distance(image(i), original) / n as f64;
-                    for j in i + 1..n {
-                        sum += pixel_distance(image(i), image(j));
-                    }
-                }
-                spread[k] += sum / pairs as f64;
+                let images: Vec<&[f32]> = (0..n).map(image).collect();
+                from_original[k] += images.iter().map(|i| pixel_distance(i, original)).sum::<f64>() / n as f64;
+                spread[k] += mean_pairwise_distance(&images);
             }
         }
         done += runs;
