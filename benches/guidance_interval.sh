@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Guidance in a limited interval of noise levels (Kynkäänniemi et al. 2024) against guidance at every
 # level, for the built-in pixel and latent models: `sample` 1000 images (100 per class, DPM++ 2M Karras 20
-# steps, w = 2, seed 0), then `eval` (Fréchet distance of the classifier's features against the test set,
+# steps, the default w, seed 0), then `eval` (Fréchet distance of the classifier's features against the test set,
 # and the share judged as the intended class). Usage: benches/guidance_interval.sh [BINARY] [OUT_DIR] [LO,HI]
 set -euo pipefail
 bin=${1:-target/release/diffusion-lab}

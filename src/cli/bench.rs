@@ -14,6 +14,11 @@ use diffusion_lab::diffusion::{DdpmVariance, NoiseSource, Sampler};
 use diffusion_lab::engine::generate::{GenerateRequest, RunHooks, run_generate};
 use diffusion_lab::engine::{ComputeDevice, DeviceChoice, open_device};
 use diffusion_lab::model::denoise::DEFAULT_GUIDANCE;
+
+/// The guidance of the `--json` suite's sampling runs, fixed so its keys (`…_w2_…`) and the PyTorch reference
+/// (`benches/torch_reference.py`, w = 2) keep measuring the same work when the app's default changes. Any
+/// w other than 0 and 1 costs the same: two network evaluations per step.
+const SUITE_GUIDANCE: f64 = 2.0;
 use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet};
 use diffusion_lab::train::ddpm::{DdpmTrainer, TrainConfig};
 
@@ -221,10 +226,11 @@ impl<'a> SamplingBench<'a> {
         Ok(self.request.sampler.plan(&self.request.schedule.build()?)?.len())
     }
 
-    /// Guidance w != 0 evaluates the network twice per step (with and without the class).
+    /// Guidance w other than 0 (unconditional only) and 1 (conditional only) evaluates the network twice per
+    /// step, with and without the class.
     fn flops_per_image_step(&self) -> u64 {
         let size = self.model.config.image_size;
-        let evaluations = if self.request.guidance == 0.0 { 1 } else { 2 };
+        let evaluations = if self.request.guidance == 0.0 || self.request.guidance == 1.0 { 1 } else { 2 };
         evaluations * self.model.config.cost(size, size).flops
     }
 
@@ -282,12 +288,12 @@ fn bench_json(choice: DeviceChoice, repeats: usize) -> anyhow::Result<()> {
             json_number(1e3 * forward_seconds(&pixel, batch, calls, &device.device)?),
         );
     }
-    let ddim = SamplingBench::new(&pixel, None, &device, Sampler::ddim(50, 0.0), 16, DEFAULT_GUIDANCE);
+    let ddim = SamplingBench::new(&pixel, None, &device, Sampler::ddim(50, 0.0), 16, SUITE_GUIDANCE);
     sampling_json(&ddim, "pixel_ddim50_w2_b16", repeats.min(2), &mut put)?;
 
     let (latent, decoder) = load_model("latent", None, &device.device)?;
     put("latent_parameters", latent.model.parameter_count().into());
-    let ddim = SamplingBench::new(&latent, decoder.as_ref(), &device, Sampler::ddim(50, 0.0), 16, DEFAULT_GUIDANCE);
+    let ddim = SamplingBench::new(&latent, decoder.as_ref(), &device, Sampler::ddim(50, 0.0), 16, SUITE_GUIDANCE);
     sampling_json(&ddim, "latent_ddim50_w2_b16", repeats, &mut put)?;
     let ddpm = SamplingBench::new(
         &latent,
@@ -295,7 +301,7 @@ fn bench_json(choice: DeviceChoice, repeats: usize) -> anyhow::Result<()> {
         &device,
         Sampler::ddpm(DdpmVariance::BetaTilde),
         16,
-        DEFAULT_GUIDANCE,
+        SUITE_GUIDANCE,
     );
     put("latent_ddpm1000_w2_b16_plain_s", json_number(ddpm.run(false)?.seconds));
 
