@@ -14,3 +14,8 @@ pub mod fuzz_checks;
 pub mod images;
 pub mod model;
 pub mod train;
+
+/// The desktop's name for the app: the Wayland app id and X11 WM_CLASS of the window, and the name of the
+/// package's desktop entry, icon and AppStream metainfo (assets/packaging/), which is how a desktop
+/// matches the running window to its launcher and icon.
+pub const APP_ID: &str = "io.github.diffusionlab.DiffusionLab";

@@ -57,9 +57,28 @@ pub fn run() -> anyhow::Result<()> {
     }
 }
 
+/// The package's 256-pixel icon (assets/packaging/, drawn by `diffusion-lab package-files`), for the
+/// window's title bar and task switcher where no desktop entry supplies one; empty (the platform's default)
+/// if it cannot be decoded, which tests/packaging.rs rules out.
+fn window_icon() -> egui::IconData {
+    const PNG: &[u8] =
+        include_bytes!("../../assets/packaging/icons/hicolor/256x256/apps/io.github.diffusionlab.DiffusionLab.png");
+    match image::load_from_memory(PNG) {
+        Ok(picture) => {
+            let rgba = picture.to_rgba8();
+            egui::IconData { width: rgba.width(), height: rgba.height(), rgba: rgba.into_raw() }
+        }
+        Err(_) => egui::IconData::default(),
+    }
+}
+
 fn open_window(renderer: eframe::Renderer) -> Result<(), eframe::Error> {
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default().with_title("diffusion-lab").with_inner_size([1280.0, 800.0]),
+        viewport: egui::ViewportBuilder::default()
+            .with_title("diffusion-lab")
+            .with_app_id(crate::APP_ID)
+            .with_icon(Arc::new(window_icon()))
+            .with_inner_size([1280.0, 800.0]),
         renderer,
         ..Default::default()
     };

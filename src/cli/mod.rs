@@ -28,6 +28,7 @@ mod eval;
 mod explain;
 mod grid;
 mod interpolate;
+mod package;
 mod sample;
 mod schedule;
 mod train;
@@ -66,6 +67,9 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// When is an image decided? Runs continued from their own x_t with fresh noise (DDPM's Figure 7, measured).
     Decided(decided::DecidedArgs),
+    /// Write the files a desktop package installs beside the binary (man pages, shell completions, icons).
+    #[command(hide = true)]
+    PackageFiles(package::PackageFilesArgs),
 }
 
 /// The flags that describe a β schedule; shared by every subcommand that takes one. What is not given
@@ -149,6 +153,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Interpolate(args) => interpolate::interpolate(&args),
         Command::Explain(args) => explain::explain(&args),
         Command::Decided(args) => decided::decided_table(&args),
+        Command::PackageFiles(args) => package::package_files(&args),
     }
 }
 

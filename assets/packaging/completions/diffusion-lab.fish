@@ -1,0 +1,239 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_diffusion_lab_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_diffusion_lab_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_diffusion_lab_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_diffusion_lab_using_subcommand
+    set -l cmd (__fish_diffusion_lab_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c diffusion-lab -n "__fish_diffusion_lab_needs_command" -s h -l help -d 'Print help'
+complete -c diffusion-lab -n "__fish_diffusion_lab_needs_command" -s V -l version -d 'Print version'
+complete -c diffusion-lab -n "__fish_diffusion_lab_needs_command" -f -a "schedule" -d 'Print every derived quantity of a noise schedule for every timestep t = 1..T'
+complete -c diffusion-lab -n "__fish_diffusion_lab_needs_command" -f -a "train" -d 'Train the noise-prediction UNet on Fashion-MNIST or a folder of images (resumable)'
+complete -c diffusion-lab -n "__fish_diffusion_lab_needs_command" -f -a "sample" -d 'Generate images with a trained model'
+complete -c diffusion-lab -n "__fish_diffusion_lab_needs_command" -f -a "train-autoencoder" -d 'Train latent diffusion\'s autoencoder (reconstruction + perceptual + KL + PatchGAN; resumable)'
+complete -c diffusion-lab -n "__fish_diffusion_lab_needs_command" -f -a "train-classifier" -d 'Train the Fashion-MNIST classifier that `eval` uses as its judge'
+complete -c diffusion-lab -n "__fish_diffusion_lab_needs_command" -f -a "eval" -d 'Score a folder of samples: Fréchet distance of classifier features against the test set, and class accuracy'
+complete -c diffusion-lab -n "__fish_diffusion_lab_needs_command" -f -a "bench" -d 'Time sampling through the engine, with and without streaming every step'
+complete -c diffusion-lab -n "__fish_diffusion_lab_needs_command" -f -a "grid" -d 'An X/Y plot: one image per pair of values of two settings (e.g. guidance x steps), labelled, in one PNG'
+complete -c diffusion-lab -n "__fish_diffusion_lab_needs_command" -f -a "interpolate" -d 'A strip of images between two seeds (x_T interpolated spherically) or two classes (τ_θ(y)), as PNG and GIF'
+complete -c diffusion-lab -n "__fish_diffusion_lab_needs_command" -f -a "explain" -d 'One step of a run as a figure: the update with its numbers and every term as a picture'
+complete -c diffusion-lab -n "__fish_diffusion_lab_needs_command" -f -a "decided" -d 'When is an image decided? Runs continued from their own x_t with fresh noise (DDPM\'s Figure 7, measured)'
+complete -c diffusion-lab -n "__fish_diffusion_lab_needs_command" -f -a "package-files" -d 'Write the files a desktop package installs beside the binary (man pages, shell completions, icons)'
+complete -c diffusion-lab -n "__fish_diffusion_lab_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand schedule" -l kind -d 'How β_t grows: linear, cosine, quadratic (linear in sqrt β) or sigmoid' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand schedule" -l timesteps -d 'T, the number of diffusion timesteps of the schedule (1..=10000) [default: 1000]. Not the number of sampling steps, which is `sample --sampling-steps`' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand schedule" -l beta-start -d 'β_1 [default: the kind\'s usual value; 1e-4 for linear and sigmoid, 0.00085 for quadratic]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand schedule" -l beta-end -d 'β_T [default: the kind\'s usual value; 0.02 for linear and sigmoid, 0.012 for quadratic]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand schedule" -l format -d 'Output format' -r -f -a "csv\t''
+json\t''"
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand schedule" -s h -l help -d 'Print help'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l data -d 'Training images: `fashion-mnist` (the Debian package\'s IDX files) or a folder of PNG/JPEG images (sub-folder names become class labels)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l fashion-mnist-dir -d 'Where the Fashion-MNIST IDX files are' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l image-size -d 'Image size for a folder of images (Fashion-MNIST is 28)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l image-channels -d 'Image channels for a folder of images: 1 (gray) or 3 (RGB)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l out -d 'Folder for the checkpoint, the loss log and the preview grids' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l steps -d 'Total optimizer steps of the run' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l batch-size -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l learning-rate -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l channels -d 'Feature channels per resolution level [default: 32,64,128 on pixels, 64,128 on latents]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l autoencoder -d 'The autoencoder (a checkpoint from `train-autoencoder`) whose latents a --latent model learns' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l checkpoint-every -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l preview-every -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l max-steps-now -d 'Stop after this many steps of this invocation (the run itself stays resumable)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l seed -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l export -d 'Also write the shippable model (EMA weights in f16) to this path at every checkpoint' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l resume -d 'Continue from the checkpoint in --out (weights, optimizer, EMA and step)'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l latent -d 'Train latent diffusion: the UNet works on the latents of --autoencoder'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -s h -l help -d 'Print help'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l model -d 'A built-in model (`fashion`: pixel space, `latent`: the autoencoder\'s latent space) or a checkpoint file written by `train`' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l autoencoder -d 'For a latent checkpoint file: the autoencoder that turns its latents into pixels' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l device -d 'auto, cpu or wgpu' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l n -d 'Number of images' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l class -d 'Generate this class (0..9 for Fashion-MNIST); without it and --all-classes, unconditional' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l guidance -d 'Classifier-free guidance scale w: 0 = unconditional, 1 = conditional, more = stronger' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l guidance-interval -d 'Guide only at noise levels λ = ln(ᾱ / (1 - ᾱ)) from LO to HI, e.g. -3.4,2.5 (w = 1 elsewhere: Kynkäänniemi et al. 2024, guidance in a limited interval)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l sampler -d 'ddpm (every timestep), ddim, euler, euler-a, heun, dpmpp-2m or dpmpp-2m-sde [default: dpmpp-2m, with karras spacing: the measured best at 20 steps, see assets/models/README.md]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l sampling-steps -d 'Sampling steps (network evaluations: as many, Heun\'s about twice; DDPM takes every timestep)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l spacing -d 'Where the steps sit: trailing (from pure noise), leading, linspace, or karras (σ spacing) [default: karras for the default sampler, trailing for one given with --sampler]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l eta -d 'DDIM\'s η in [0, 1]: 0 deterministic, 1 as noisy as DDPM' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l kind -d 'How β_t grows: linear, cosine, quadratic (linear in sqrt β) or sigmoid' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l timesteps -d 'T, the number of diffusion timesteps of the schedule (1..=10000) [default: 1000]. Not the number of sampling steps, which is `sample --sampling-steps`' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l beta-start -d 'β_1 [default: the kind\'s usual value; 1e-4 for linear and sigmoid, 0.00085 for quadratic]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l beta-end -d 'β_T [default: the kind\'s usual value; 0.02 for linear and sigmoid, 0.012 for quadratic]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l seed -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l grid -d 'Write all images as one grid PNG' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l out-dir -d 'Write one PNG per image (the class is in the file name)' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l init-image -d 'Image-to-image (SDEdit): start from this picture (any size and format; resized to the model\'s), noised to --strength, instead of from pure noise' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l strength -d 'How far into the forward process the picture goes: 0 keeps it, 1 is a plain Generate' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l mask -d 'Inpainting: an image (any size; resized), white (> 50 %) where the model repaints; the rest of --init-image stays. Usually with --strength 1' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l resample -d 'RePaint\'s resampling for inpainting: each step taken this many times (1 = once)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l from -d 'Branch: continue the run this PNG\'s settings describe (one saved by diffusion-lab) from its step --at-step, with the settings given here changed (--class, --guidance, --guidance-interval, the sampler flags, --seed); the rest is the PNG\'s. Its whole batch continues' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l at-step -d 'The step of --from\'s run to continue from: 0 = its x_T, k = after its k-th step' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l all-classes -d 'Cycle through every class, n / classes images each (one grid row per class)'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -s h -l help -d 'Print help'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-autoencoder" -l data -d 'Training images: `fashion-mnist` (the Debian package\'s IDX files) or a folder of PNG/JPEG images (sub-folder names become class labels)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-autoencoder" -l fashion-mnist-dir -d 'Where the Fashion-MNIST IDX files are' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-autoencoder" -l image-size -d 'Image size for a folder of images (Fashion-MNIST is 28)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-autoencoder" -l image-channels -d 'Image channels for a folder of images: 1 (gray) or 3 (RGB)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-autoencoder" -l out -d 'Folder for the checkpoint, the loss log and the reconstruction previews' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-autoencoder" -l steps -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-autoencoder" -l batch-size -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-autoencoder" -l adversarial-start -d 'Steps before the PatchGAN discriminator joins' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-autoencoder" -l latent-channels -d 'Channels of the latent (its side is the image\'s / 4)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-autoencoder" -l classifier -d 'The perceptual loss\'s classifier: `fashion` (built in) or a checkpoint from `train-classifier`' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-autoencoder" -l checkpoint-every -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-autoencoder" -l preview-every -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-autoencoder" -l max-steps-now -d 'Stop after this many steps of this invocation (the run itself stays resumable)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-autoencoder" -l export -d 'Also write the shippable autoencoder (f16, with its latent scale) here at every checkpoint' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-autoencoder" -l resume -d 'Continue from the checkpoint in --out'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-autoencoder" -s h -l help -d 'Print help'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-classifier" -l fashion-mnist-dir -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-classifier" -l epochs -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-classifier" -l out -d 'Where to write the classifier checkpoint' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-classifier" -s h -l help -d 'Print help'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l reconstructions -d 'Instead of samples, score an autoencoder\'s reconstructions D(E(x)) of test images: `latent` (the built-in latent model\'s autoencoder) or an autoencoder checkpoint file' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l edits -d 'Instead of samples, measure image-to-image on test images at these strengths (e.g. 0.6,0.8,1.0): each image pushed towards the next class ((label + 1) mod 10) with the built-in pixel model (DPM++ 2M, 20 steps, guidance 2); prints the share judged as that class, as their own class, and how far the results moved from the inputs' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l model -d '--nll, --loss-by-level: the model, `fashion` or `latent` (built in) or a checkpoint file; a latent model\'s bound is on the autoencoder\'s latents of the test images, not on their pixels' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l stride -d '--nll: one t is evaluated per stratum of timesteps, strata one step wide within 20 steps of t = 1 and of t = T and at most this wide between (1: every t; the default evaluates 155 of the 1000)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l variance -d '--nll: σ_t² of the reverse process p_θ(x_{t-1} | x_t) = N(μ_θ, σ_t² I)' -r -f -a "beta-tilde\t'β̃_t = (1 - ᾱ_{t-1}) / (1 - ᾱ_t) β_t, the posterior\'s own variance'
+beta\t'β_t'"
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l csv -d '--nll: write the bound\'s terms at every evaluated t here (CSV: t, λ, bits, RMSE of x̂_0)' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l n -d 'How many test images to reconstruct, edit or take the bound of' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l classifier -d 'The judge: `fashion` (the classifier built into diffusion-lab) or a checkpoint written by `train-classifier`' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l fashion-mnist-dir -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l nll -d 'Instead of samples, the variational bound on the negative log-likelihood of test images under `--model` (Ho et al. 2020, eq. 5: L_T + Σ L_{t-1} + L_0), in bits per dimension, with its split over t and the error of x̂_0 at each t (the schedule: the model\'s training schedule, T = 1000)'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l loss-by-level -d 'Instead of samples, the training loss ||ε - ε_θ(x_t, λ)||² of `--model` on test images at the centre of each noise-level bin (λ from -20 to 10, as the Train view splits it): what it learned at each level'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l conditional -d '--nll, --loss-by-level: ε̂ given each test image\'s label (a bound on -log p(x_0 | y)); without it, unconditional'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -l model -d 'A built-in model (`fashion`, `latent`) or a checkpoint file' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -l autoencoder -d 'For a latent checkpoint file: the autoencoder that decodes it' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -l batch -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -l sampler -d 'ddpm (every timestep), ddim, euler, euler-a, heun, dpmpp-2m or dpmpp-2m-sde [default: dpmpp-2m, with karras spacing: the measured best at 20 steps, see assets/models/README.md]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -l sampling-steps -d 'Sampling steps (network evaluations: as many, Heun\'s about twice; DDPM takes every timestep)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -l spacing -d 'Where the steps sit: trailing (from pure noise), leading, linspace, or karras (σ spacing) [default: karras for the default sampler, trailing for one given with --sampler]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -l eta -d 'DDIM\'s η in [0, 1]: 0 deterministic, 1 as noisy as DDPM' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -l guidance -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -l device -d 'auto, cpu or wgpu' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -l repeats -d 'Timed runs of each kind' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -l only -d 'Time only streamed runs (what the app does: every x_t handed out, and decoded for a latent model) or only plain ones (what `sample` does); both, for the comparison, by default' -r -f -a "streamed\t''
+plain\t''"
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -l threads -d 'CPU threads to compute on [default: one per core]. `benches/torch_reference.py` passes the thread count it gives PyTorch, so that both sides run on as many cores' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -l json -d 'Run the fixed suite (forward passes, guided DDIM-50 and DDPM-1000 runs, training steps of both built-in models) and print one JSON object; the other flags except --device and --threads are ignored'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -l quick -d 'With --json: one timed repeat of everything (a smoke test of the suite; timings are noisier)'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -s h -l help -d 'Print help'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l x -d 'The columns: SETTING=VALUE,VALUE,... with SETTING one of guidance, steps, sampler, spacing, eta, class, seed, timesteps, schedule, strength (with --init-image)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l y -d 'The rows, written as --x' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l out -d 'The PNG to write' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l model -d 'A built-in model (`fashion`: pixel space, `latent`: the autoencoder\'s latent space) or a checkpoint file written by `train`' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l autoencoder -d 'For a latent checkpoint file: the autoencoder that turns its latents into pixels' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l device -d 'auto, cpu or wgpu' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l class -d 'The class of every cell (unless an axis varies it), or `any`' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l guidance -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l seed -d 'The seed of every cell: all start from the same x_T' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l sampler -d 'ddpm (every timestep), ddim, euler, euler-a, heun, dpmpp-2m or dpmpp-2m-sde [default: dpmpp-2m, with karras spacing: the measured best at 20 steps, see assets/models/README.md]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l sampling-steps -d 'Sampling steps (network evaluations: as many, Heun\'s about twice; DDPM takes every timestep)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l spacing -d 'Where the steps sit: trailing (from pure noise), leading, linspace, or karras (σ spacing) [default: karras for the default sampler, trailing for one given with --sampler]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l eta -d 'DDIM\'s η in [0, 1]: 0 deterministic, 1 as noisy as DDPM' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l kind -d 'How β_t grows: linear, cosine, quadratic (linear in sqrt β) or sigmoid' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l timesteps -d 'T, the number of diffusion timesteps of the schedule (1..=10000) [default: 1000]. Not the number of sampling steps, which is `sample --sampling-steps`' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l beta-start -d 'β_1 [default: the kind\'s usual value; 1e-4 for linear and sigmoid, 0.00085 for quadratic]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l beta-end -d 'β_T [default: the kind\'s usual value; 0.02 for linear and sigmoid, 0.012 for quadratic]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l init-image -d 'Image-to-image (SDEdit): start from this picture (any size and format; resized to the model\'s), noised to --strength, instead of from pure noise' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l strength -d 'How far into the forward process the picture goes: 0 keeps it, 1 is a plain Generate' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l mask -d 'Inpainting: an image (any size; resized), white (> 50 %) where the model repaints; the rest of --init-image stays. Usually with --strength 1' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l resample -d 'RePaint\'s resampling for inpainting: each step taken this many times (1 = once)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l zoom -d 'PNG pixels per image pixel' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -s h -l help -d 'Print help'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l seeds -d 'Between two seeds\' noises: A,B (the class stays --class)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l classes -d 'Between two classes: A,B (the noise stays --seed\'s)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l frames -d 'Images in the strip, both ends included' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l out -d 'The PNG strip to write' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l gif -d 'Also write the strip as an animated GIF (there and back)' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l model -d 'A built-in model (`fashion`: pixel space, `latent`: the autoencoder\'s latent space) or a checkpoint file written by `train`' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l autoencoder -d 'For a latent checkpoint file: the autoencoder that turns its latents into pixels' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l device -d 'auto, cpu or wgpu' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l class -d 'The class when interpolating seeds, or `any`' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l seed -d 'The seed when interpolating classes' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l guidance -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l sampler -d 'ddpm (every timestep), ddim, euler, euler-a, heun, dpmpp-2m or dpmpp-2m-sde [default: dpmpp-2m, with karras spacing: the measured best at 20 steps, see assets/models/README.md]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l sampling-steps -d 'Sampling steps (network evaluations: as many, Heun\'s about twice; DDPM takes every timestep)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l spacing -d 'Where the steps sit: trailing (from pure noise), leading, linspace, or karras (σ spacing) [default: karras for the default sampler, trailing for one given with --sampler]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l eta -d 'DDIM\'s η in [0, 1]: 0 deterministic, 1 as noisy as DDPM' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l kind -d 'How β_t grows: linear, cosine, quadratic (linear in sqrt β) or sigmoid' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l timesteps -d 'T, the number of diffusion timesteps of the schedule (1..=10000) [default: 1000]. Not the number of sampling steps, which is `sample --sampling-steps`' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l beta-start -d 'β_1 [default: the kind\'s usual value; 1e-4 for linear and sigmoid, 0.00085 for quadratic]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l beta-end -d 'β_T [default: the kind\'s usual value; 0.02 for linear and sigmoid, 0.012 for quadratic]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l zoom -d 'Output pixels per image pixel' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -s h -l help -d 'Print help'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l model -d 'A built-in model (`fashion`: pixel space, `latent`: the autoencoder\'s latent space) or a checkpoint file written by `train`' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l autoencoder -d 'For a latent checkpoint file: the autoencoder that turns its latents into pixels' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l device -d 'auto, cpu or wgpu' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l class -d 'The class to draw (0..9 for Fashion-MNIST); without it, unconditional' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l seed -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l step -d 'Which step to take apart: 1 = the first (from x_T), up to the sampler\'s number of steps' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l guidance -d 'Classifier-free guidance scale w: 0 = unconditional, 1 = conditional, more = stronger' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l guidance-interval -d 'Guide only at noise levels λ = ln(ᾱ / (1 - ᾱ)) from LO to HI, e.g. -3.4,2.5 (w = 1 elsewhere: Kynkäänniemi et al. 2024, guidance in a limited interval)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l sampler -d 'ddpm (every timestep), ddim, euler, euler-a, heun, dpmpp-2m or dpmpp-2m-sde [default: dpmpp-2m, with karras spacing: the measured best at 20 steps, see assets/models/README.md]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l sampling-steps -d 'Sampling steps (network evaluations: as many, Heun\'s about twice; DDPM takes every timestep)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l spacing -d 'Where the steps sit: trailing (from pure noise), leading, linspace, or karras (σ spacing) [default: karras for the default sampler, trailing for one given with --sampler]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l eta -d 'DDIM\'s η in [0, 1]: 0 deterministic, 1 as noisy as DDPM' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l kind -d 'How β_t grows: linear, cosine, quadratic (linear in sqrt β) or sigmoid' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l timesteps -d 'T, the number of diffusion timesteps of the schedule (1..=10000) [default: 1000]. Not the number of sampling steps, which is `sample --sampling-steps`' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l beta-start -d 'β_1 [default: the kind\'s usual value; 1e-4 for linear and sigmoid, 0.00085 for quadratic]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l beta-end -d 'β_T [default: the kind\'s usual value; 0.02 for linear and sigmoid, 0.012 for quadratic]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l zoom -d 'Output pixels per image pixel' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l out -d 'The figure to write (PNG)' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l runs-per-class -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l guidance-curve -d 'Instead of one step: where guidance acts in this model. Runs `--runs-per-class` images of every class and prints (and plots into `--out`) the mean |ε̂_y - ε̂_Ø| at each step against its noise level'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -s h -l help -d 'Print help'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l model -d 'A built-in model (`fashion`: pixel space, `latent`: the autoencoder\'s latent space) or a checkpoint file written by `train`' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l autoencoder -d 'For a latent checkpoint file: the autoencoder that turns its latents into pixels' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l device -d 'auto, cpu or wgpu' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l runs -d 'Independent runs, each from its own x_T' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l continuations -d 'Continuations of each run from each step, each with fresh noise' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l points -d 'Steps to continue from, spread evenly from x_T to the run\'s last step' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l sampler -d 'A stochastic sampler: ddpm, ddim (with --eta > 0), euler-a or dpmpp-2m-sde' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l sampling-steps -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l eta -d 'DDIM\'s η: 1 is DDPM\'s ancestral sampling over the chosen steps' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l class -d 'Ask for this class (with --guidance); without it unconditional, where which garment it becomes is the model\'s own choice' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l guidance -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l seed -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l classifier -d 'The judge: `fashion` (built in) or a checkpoint written by `train-classifier`' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l csv -d 'Write the table here as CSV (step, t, λ, same class, spread, distance from the run\'s end)' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l rows -d 'Write Figure 7 for the first run here: a row per step (x_t, then its continuations\' ends)' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -s h -l help -d 'Print help'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand package-files" -l out -d 'The folder to write into (created if missing): man/, completions/ and icons/hicolor/SIZE/apps/' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand package-files" -l no-icons -d 'Leave out the icons (drawing them samples the built-in pixel model, a few seconds)'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand package-files" -s h -l help -d 'Print help'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand help; and not __fish_seen_subcommand_from schedule train sample train-autoencoder train-classifier eval bench grid interpolate explain decided package-files help" -f -a "schedule" -d 'Print every derived quantity of a noise schedule for every timestep t = 1..T'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand help; and not __fish_seen_subcommand_from schedule train sample train-autoencoder train-classifier eval bench grid interpolate explain decided package-files help" -f -a "train" -d 'Train the noise-prediction UNet on Fashion-MNIST or a folder of images (resumable)'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand help; and not __fish_seen_subcommand_from schedule train sample train-autoencoder train-classifier eval bench grid interpolate explain decided package-files help" -f -a "sample" -d 'Generate images with a trained model'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand help; and not __fish_seen_subcommand_from schedule train sample train-autoencoder train-classifier eval bench grid interpolate explain decided package-files help" -f -a "train-autoencoder" -d 'Train latent diffusion\'s autoencoder (reconstruction + perceptual + KL + PatchGAN; resumable)'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand help; and not __fish_seen_subcommand_from schedule train sample train-autoencoder train-classifier eval bench grid interpolate explain decided package-files help" -f -a "train-classifier" -d 'Train the Fashion-MNIST classifier that `eval` uses as its judge'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand help; and not __fish_seen_subcommand_from schedule train sample train-autoencoder train-classifier eval bench grid interpolate explain decided package-files help" -f -a "eval" -d 'Score a folder of samples: Fréchet distance of classifier features against the test set, and class accuracy'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand help; and not __fish_seen_subcommand_from schedule train sample train-autoencoder train-classifier eval bench grid interpolate explain decided package-files help" -f -a "bench" -d 'Time sampling through the engine, with and without streaming every step'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand help; and not __fish_seen_subcommand_from schedule train sample train-autoencoder train-classifier eval bench grid interpolate explain decided package-files help" -f -a "grid" -d 'An X/Y plot: one image per pair of values of two settings (e.g. guidance x steps), labelled, in one PNG'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand help; and not __fish_seen_subcommand_from schedule train sample train-autoencoder train-classifier eval bench grid interpolate explain decided package-files help" -f -a "interpolate" -d 'A strip of images between two seeds (x_T interpolated spherically) or two classes (τ_θ(y)), as PNG and GIF'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand help; and not __fish_seen_subcommand_from schedule train sample train-autoencoder train-classifier eval bench grid interpolate explain decided package-files help" -f -a "explain" -d 'One step of a run as a figure: the update with its numbers and every term as a picture'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand help; and not __fish_seen_subcommand_from schedule train sample train-autoencoder train-classifier eval bench grid interpolate explain decided package-files help" -f -a "decided" -d 'When is an image decided? Runs continued from their own x_t with fresh noise (DDPM\'s Figure 7, measured)'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand help; and not __fish_seen_subcommand_from schedule train sample train-autoencoder train-classifier eval bench grid interpolate explain decided package-files help" -f -a "package-files" -d 'Write the files a desktop package installs beside the binary (man pages, shell completions, icons)'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand help; and not __fish_seen_subcommand_from schedule train sample train-autoencoder train-classifier eval bench grid interpolate explain decided package-files help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
