@@ -13,7 +13,7 @@ pub struct EvalArgs {
     pub reconstructions: Option<String>,
     /// Instead of samples, measure image-to-image on test images at these strengths (e.g. 0.6,0.8,1.0):
     /// each image pushed towards the next class ((label + 1) mod 10) with the built-in pixel model
-    /// (DPM++ 2M, 20 steps, guidance 2); prints the share judged as that class, as their own class, and
+    /// (DPM++ 2M, 20 steps, the default guidance); prints the share judged as that class, as their own class, and
     /// how far the results moved from the inputs.
     #[arg(long, value_delimiter = ',', conflicts_with_all = ["samples", "reconstructions"])]
     pub edits: Vec<f64>,

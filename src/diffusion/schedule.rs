@@ -350,8 +350,8 @@ fn alpha_bar_text(alpha_bar: f64) -> String {
 }
 
 /// One row of the schedule sweep in assets/models/README.md (`benches/schedule_sweep.sh`): 300 samples of
-/// every class from the built-in pixel model (DPM++ 2M, Karras spacing, 20 steps, guidance 2, seed 0)
-/// under one schedule, judged by the built-in classifier.
+/// every class from the pixel model built in until 2026-12-02 (5000 training steps; DPM++ 2M, Karras spacing,
+/// 20 steps, guidance 2, seed 0) under one schedule, judged by the built-in classifier.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SweepRow {
     pub kind: ScheduleKind,
@@ -434,9 +434,9 @@ pub fn terminal_warning(schedule: &NoiseSchedule) -> Option<String> {
     Some(format!(
         "x_T still holds {:.0} % of the image (sqrt(ᾱ_T) = {:.3}), but sampling starts from pure noise, so the \
          first steps denoise something the schedule never makes and samples lose class and contrast. Measured \
-         (built-in pixel model, 300 samples): {} T = {}{beta_end} (ᾱ_T = {}) scores FD {:.1} with {:.1} % judged \
-         their class, its own cosine schedule FD {:.1} and {:.1} %; quality falls once ᾱ_T passes about \
-         {TERMINAL_ALPHA_BAR_LIMIT}.",
+         (pixel model of 5000 training steps, 300 samples): {} T = {}{beta_end} (ᾱ_T = {}) scores FD {:.1} with \
+         {:.1} % judged their class, its own cosine schedule FD {:.1} and {:.1} %; quality falls once ᾱ_T passes \
+         about {TERMINAL_ALPHA_BAR_LIMIT}.",
         100.0 * terminal.signal(),
         terminal.signal(),
         near.kind,
