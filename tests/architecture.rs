@@ -1,5 +1,7 @@
 //! ARCHITECTURE.md stays true: every room and file of `src/` is on its map, and every path it names exists.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -9,19 +11,6 @@ fn root() -> PathBuf {
 
 fn map() -> String {
     std::fs::read_to_string(root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md is at the repository's root")
-}
-
-/// Every file and folder below `dir`, relative to it.
-fn walk(dir: &Path, prefix: &Path, out: &mut Vec<(PathBuf, bool)>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        let relative = prefix.join(entry.file_name());
-        let is_dir = entry.file_type().unwrap().is_dir();
-        out.push((relative.clone(), is_dir));
-        if is_dir {
-            walk(&entry.path(), &relative, out);
-        }
-    }
 }
 
 /// Words of the map that look like a file or folder name: `name.rs`, `name/`, `a/b/c.rs`.
@@ -37,7 +26,7 @@ fn every_room_and_file_of_src_is_on_the_map() {
     let text = map();
     let words = names(&text);
     let mut entries = Vec::new();
-    walk(&root().join("src"), Path::new(""), &mut entries);
+    common::walk(&root().join("src"), Path::new(""), &mut entries);
     assert!(entries.len() > 40, "src/ was read: {} entries", entries.len());
     let mut missing = Vec::new();
     for (path, is_dir) in entries {

@@ -16,20 +16,11 @@ fn packaging_dir() -> PathBuf {
 
 /// Every file under `dir`, as paths relative to it, sorted.
 fn files_under(dir: &Path) -> Vec<PathBuf> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                out.push(path.strip_prefix(root).unwrap().to_path_buf());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
+    let mut entries = Vec::new();
+    common::walk(dir, Path::new(""), &mut entries);
+    let mut files: Vec<PathBuf> = entries.into_iter().filter(|(_, is_dir)| !is_dir).map(|(path, _)| path).collect();
+    files.sort();
+    files
 }
 
 #[test]

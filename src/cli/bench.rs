@@ -14,15 +14,15 @@ use diffusion_lab::diffusion::{DdpmVariance, NoiseSource, Sampler};
 use diffusion_lab::engine::generate::{GenerateRequest, RunHooks, run_generate};
 use diffusion_lab::engine::{ComputeDevice, DeviceChoice, open_device};
 use diffusion_lab::model::denoise::DEFAULT_GUIDANCE;
+use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet};
+use diffusion_lab::train::ddpm::{DdpmTrainer, TrainConfig};
+
+use super::{SamplerOptions, checkpoint_of_model, decoder_for};
 
 /// The guidance of the `--json` suite's sampling runs, fixed so its keys (`…_w2_…`) and the PyTorch reference
 /// (`benches/torch_reference.py`, w = 2) keep measuring the same work when the app's default changes. Any
 /// w other than 0 and 1 costs the same: two network evaluations per step.
 const SUITE_GUIDANCE: f64 = 2.0;
-use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet};
-use diffusion_lab::train::ddpm::{DdpmTrainer, TrainConfig};
-
-use super::{SamplerOptions, checkpoint_of_model, decoder_for};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {

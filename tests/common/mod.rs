@@ -138,3 +138,16 @@ pub fn output_within(
     let stderr = stderr.join().expect("the stderr reader does not panic");
     std::process::Output { status, stdout, stderr }
 }
+
+/// Every file and folder below `dir`, relative to it, each with whether it is a folder.
+pub fn walk(dir: &std::path::Path, prefix: &std::path::Path, out: &mut Vec<(std::path::PathBuf, bool)>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let relative = prefix.join(entry.file_name());
+        let is_dir = entry.file_type().unwrap().is_dir();
+        out.push((relative.clone(), is_dir));
+        if is_dir {
+            walk(&entry.path(), &relative, out);
+        }
+    }
+}
