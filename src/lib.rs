@@ -12,6 +12,7 @@ pub mod eval;
 pub mod files;
 pub mod fuzz_checks;
 pub mod images;
+pub mod lab2d;
 pub mod model;
 pub mod train;
 

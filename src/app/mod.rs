@@ -12,6 +12,7 @@ pub mod export;
 pub mod forward_ui;
 pub mod generate_ui;
 pub mod gpu_display;
+pub mod lab2d_ui;
 pub mod posterior_ui;
 pub mod schedule_ui;
 pub mod state;
@@ -105,11 +106,12 @@ fn open_window(renderer: eframe::Renderer) -> Result<(), eframe::Error> {
     )
 }
 
-/// The window's two pages (their tabs read "Generate view" and "Train view").
+/// The window's pages (their tabs read "Generate view", "Train view" and "2-D lab").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Page {
     Generate,
     Train,
+    Lab2d,
 }
 
 pub struct LabApp {
@@ -122,6 +124,7 @@ pub struct LabApp {
     pub forward: ForwardPanel,
     pub schedule: SchedulePanel,
     pub train: TrainPanel,
+    pub lab2d: lab2d_ui::Lab2dPanel,
     pub page: Page,
     /// Set while training is the only work running: the engine's events (a few per training step) then
     /// repaint at most every [`QUIET_REPAINT`]. Input still repaints at once. On a software renderer
@@ -160,6 +163,7 @@ impl LabApp {
             forward: ForwardPanel::new(),
             schedule: SchedulePanel::default(),
             train: TrainPanel::new(),
+            lab2d: lab2d_ui::Lab2dPanel::default(),
             page: Page::Generate,
             quiet_repaints: Arc::new(AtomicBool::new(false)),
         }

@@ -60,6 +60,9 @@ impl LabApp {
         if self.train.is_training() {
             self.train.paint_times.record(ms);
         }
+        if self.lab2d.is_busy() {
+            self.lab2d.paint_times.record(ms);
+        }
     }
 
     pub(super) fn ui_contents(&mut self, ui: &mut egui::Ui) {
@@ -77,6 +80,7 @@ impl LabApp {
         match self.page {
             Page::Train => self.train_page_ui(ui),
             Page::Generate => self.generate_page_ui(ui),
+            Page::Lab2d => self.lab2d_page_ui(ui),
         }
         self.send_viewer_requests(&egui_ctx);
         self.handle_requests();
@@ -92,10 +96,20 @@ impl LabApp {
             };
             ui.selectable_value(&mut self.page, Page::Train, "Train view")
                 .on_hover_text(format!("Train a model on your own images{training}"));
+            ui.selectable_value(&mut self.page, Page::Lab2d, "2-D lab").on_hover_text(
+                "Diffusion on points of the plane: draw data, train in seconds, watch the field and the particles",
+            );
             if !training.is_empty() {
                 ui.label(format!("training: step {} of {}", self.train.step, self.train.steps));
             }
         });
+    }
+
+    fn lab2d_page_ui(&mut self, ui: &mut egui::Ui) {
+        egui::Panel::left("lab2d_panel").resizable(false).default_size(330.0).show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| self.lab2d.panel_ui(ui, &mut self.ctx));
+        });
+        egui::CentralPanel::default().show(ui, |ui| self.lab2d.centre_ui(ui, &mut self.ctx));
     }
 
     fn train_page_ui(&mut self, ui: &mut egui::Ui) {

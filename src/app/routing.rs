@@ -22,6 +22,7 @@ impl LabApp {
                 | Event::ForwardFailed { .. }
                 | Event::Posterior(_) => self.forward.on_event(event),
                 Event::Train(event) => self.train.on_event(&mut self.ctx, event),
+                Event::Lab2d(event) => self.lab2d.on_event(&mut self.ctx, event),
                 // Attention belongs to the viewer showing that run (each checks the key).
                 Event::Attention { key, attention } => {
                     for viewer in [&mut self.generate.viewer, &mut self.compare.viewer_b, &mut self.train.viewer] {

@@ -28,6 +28,7 @@ mod eval;
 mod explain;
 mod grid;
 mod interpolate;
+mod lab2d;
 mod package;
 mod sample;
 mod schedule;
@@ -67,6 +68,9 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// When is an image decided? Runs continued from their own x_t with fresh noise (DDPM's Figure 7, measured).
     Decided(decided::DecidedArgs),
+    /// The 2-D lab: train a small network on points of the plane (a preset), run particles from x_T to the
+    /// data with any sampler, and measure and draw them.
+    Lab2d(lab2d::Lab2dArgs),
     /// Write the files a desktop package installs beside the binary (man pages, shell completions, icons).
     #[command(hide = true)]
     PackageFiles(package::PackageFilesArgs),
@@ -153,6 +157,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Interpolate(args) => interpolate::interpolate(&args),
         Command::Explain(args) => explain::explain(&args),
         Command::Decided(args) => decided::decided_table(&args),
+        Command::Lab2d(args) => lab2d::lab2d(&args),
         Command::PackageFiles(args) => package::package_files(&args),
     }
 }

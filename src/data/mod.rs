@@ -219,13 +219,18 @@ impl Dataset {
     /// 0..count in a random order that depends only on `seed` (Fisher–Yates driven by ChaCha8), so a
     /// training run can be repeated and resumed epoch by epoch.
     pub fn shuffled_indices(&self, seed: u64) -> Vec<usize> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut order: Vec<usize> = (0..self.count).collect();
-        for i in (1..order.len()).rev() {
-            order.swap(i, rng.random_range(0..=i));
-        }
-        order
+        shuffled_indices(self.count, seed)
     }
+}
+
+/// 0..count in an order drawn from `seed` (Fisher-Yates).
+pub fn shuffled_indices(count: usize, seed: u64) -> Vec<usize> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut order: Vec<usize> = (0..count).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.random_range(0..=i));
+    }
+    order
 }
 
 /// A byte 0..=255 as the model sees it: x / 127.5 - 1, in [-1, 1].

@@ -8,6 +8,7 @@ pub mod equation;
 pub mod forward;
 pub mod heun;
 pub mod likelihood;
+pub mod mixture;
 pub mod noise;
 pub mod posterior;
 pub mod sampler;

@@ -7,6 +7,7 @@ pub mod explain;
 mod forward;
 pub mod generate;
 pub mod grid;
+pub mod lab2d;
 mod models;
 pub mod png_settings;
 mod thread;

@@ -12,6 +12,7 @@ use super::device::{ComputeDevice, DeviceChoice, open_device};
 use super::error::EngineError;
 use super::forward::{ForwardX0, NoisedFrame, TestSetCache, encode_scaled, forward_frame, forward_image};
 use super::generate::{Frame, GenerateRequest, RunHooks, RunSummary, decode_frame, run_generate};
+use super::lab2d::{Lab2dEvent, Lab2dState};
 use super::models::LoadedModel;
 use super::train::{Publish, TrainCommand, TrainEvent, TrainerState};
 use super::worker::{Command, Event, ForwardSource, ModelSource};
@@ -56,6 +57,7 @@ pub(crate) struct Worker {
     test_set: TestSetCache,
     backlog: Option<DecodeBacklog>,
     trainer: TrainerState,
+    lab2d: Lab2dState,
     /// The job allowed to run; 0 = none. Written by the handle, read here.
     current_job: Arc<AtomicU64>,
     outbox: Outbox,
@@ -77,6 +79,7 @@ impl Worker {
             test_set: TestSetCache::default(),
             backlog: None,
             trainer: TrainerState::default(),
+            lab2d: Lab2dState::default(),
             current_job,
             outbox: Outbox { events, notify },
         };
@@ -133,6 +136,10 @@ impl Worker {
             }
             Command::SetDevice(choice) => self.set_device(choice),
             Command::Train(command) => self.train(command),
+            Command::Lab2d(command) => {
+                let outbox = &self.outbox;
+                self.lab2d.handle(command, &|event| outbox.send(Event::Lab2d(event)));
+            }
             Command::InjectPanic { job } => panic!("injected panic in job {job}"),
             // `run` ends the loop before it gets here.
             Command::Shutdown => {}
@@ -143,15 +150,31 @@ impl Worker {
     }
 
     fn has_idle_work(&self) -> bool {
-        self.backlog.as_ref().is_some_and(DecodeBacklog::has_pending) || self.trainer.is_training()
+        self.backlog.as_ref().is_some_and(DecodeBacklog::has_pending)
+            || self.trainer.is_training()
+            || self.lab2d.is_training()
     }
 
-    /// One piece of the work done between commands: a frame of the backlog, else a training step.
+    /// One piece of the work done between commands: a frame of the backlog, else a training step of the
+    /// Train view, else a burst of the 2-D lab's training.
     fn idle_step(&mut self) {
         if self.backlog.as_ref().is_some_and(DecodeBacklog::has_pending) {
             self.decode_next();
-        } else {
+        } else if self.trainer.is_training() {
             self.train_step();
+        } else {
+            self.lab2d_burst();
+        }
+    }
+
+    /// A burst of the 2-D lab's training; a panic in it ends the session's training with a message.
+    fn lab2d_burst(&mut self) {
+        let outbox = &self.outbox;
+        let send = |event: Lab2dEvent| outbox.send(Event::Lab2d(event));
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.lab2d.train_burst(&send))) {
+            self.lab2d = Lab2dState::default();
+            let message = internal_error("2-D lab training", panic_message(payload.as_ref()));
+            self.send(Event::Lab2d(Lab2dEvent::Failed { message }));
         }
     }
 
@@ -399,6 +422,9 @@ fn panic_event(command: &Command) -> Box<dyn FnOnce(String) -> Event> {
         }
         Command::Train(_) => {
             Box::new(move |m| Event::Train(TrainEvent::Failed { message: internal_error("training", m) }))
+        }
+        Command::Lab2d(_) => {
+            Box::new(move |m| Event::Lab2d(Lab2dEvent::Failed { message: internal_error("the 2-D lab", m) }))
         }
         Command::Attention { key, .. } => {
             let key = *key;

@@ -102,6 +102,8 @@ pub enum Command {
     },
     /// The Train view's commands (see [`super::train`]).
     Train(TrainCommand),
+    /// The 2-D lab's commands (see [`super::lab2d`]).
+    Lab2d(super::lab2d::Lab2dCommand),
     Shutdown,
 }
 
@@ -185,6 +187,7 @@ pub enum Event {
         message: String,
     },
     Train(TrainEvent),
+    Lab2d(super::lab2d::Lab2dEvent),
 }
 
 /// The UI's handle on the engine thread.
@@ -283,6 +286,11 @@ impl Engine {
 
     pub fn train(&self, command: TrainCommand) {
         let _ = self.commands.send(Command::Train(command));
+    }
+
+    /// A command for the 2-D lab ([`Event::Lab2d`] answers).
+    pub fn lab2d(&self, command: super::lab2d::Lab2dCommand) {
+        let _ = self.commands.send(Command::Lab2d(command));
     }
 
     /// Every event that has arrived, without waiting.

@@ -2,6 +2,7 @@
 //! features against the test set, and the share of samples classified as the class they were asked for.
 
 pub mod decided;
+pub mod distance;
 pub mod frechet;
 pub mod nll;
 

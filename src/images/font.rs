@@ -113,6 +113,14 @@ fn glyph(c: char) -> &'static [u8; 5] {
     &GLYPHS[index as usize]
 }
 
+/// The lit pixels of `c`'s glyph as (column, row), row 0 at the top.
+pub fn glyph_pixels(c: char) -> Vec<(usize, usize)> {
+    let columns = glyph(c);
+    (0..HEIGHT)
+        .flat_map(|row| (0..5).filter(move |col| columns[*col] & (1 << row) != 0).map(move |col| (col, row)))
+        .collect()
+}
+
 /// Width in pixels of `text` at `scale` (without the gap after the last glyph).
 pub fn text_width(text: &str, scale: usize) -> usize {
     (text.chars().count() * ADVANCE).saturating_sub(1) * scale

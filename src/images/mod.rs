@@ -6,6 +6,7 @@ use std::path::Path;
 use crate::data::u8_from_unit;
 
 pub mod font;
+pub mod plot;
 
 /// A grayscale or RGB picture, 8 bits per channel, row-major.
 #[derive(Clone, Debug, PartialEq)]

@@ -10,6 +10,7 @@ pub mod denoise;
 pub mod embedded;
 pub mod embedding;
 pub mod id;
+pub mod point_mlp;
 pub mod unet;
 
 pub use id::ModelId;

@@ -143,7 +143,7 @@ impl AutoencoderTrainer {
         let started = Instant::now();
         let batch = self.config.batch_size;
         let indices: Vec<usize> = (0..batch as u64)
-            .map(|j| epoch_order_index(&mut self.order, data, self.config.seed, self.step * batch as u64 + j))
+            .map(|j| epoch_order_index(&mut self.order, data.count, self.config.seed, self.step * batch as u64 + j))
             .collect();
         let (pixels, _) = data.gather(&indices);
         let shape = [batch, data.channels, data.height, data.width];

@@ -146,7 +146,7 @@ pub struct DdpmTrainer {
     order: (u64, Vec<usize>),
 }
 
-fn optimizer_from_config(config: &TrainConfig) -> ModuleOptimizer {
+pub(crate) fn optimizer_from_config(config: &TrainConfig) -> ModuleOptimizer {
     AdamWConfig::new()
         .with_weight_decay(config.weight_decay as f32)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip as f32)))
@@ -207,7 +207,9 @@ impl DdpmTrainer {
 
     fn batch_indices(&mut self, data: &Dataset) -> Vec<usize> {
         let batch = self.config.batch_size as u64;
-        (0..batch).map(|j| epoch_order_index(&mut self.order, data, self.config.seed, self.step * batch + j)).collect()
+        (0..batch)
+            .map(|j| epoch_order_index(&mut self.order, data.count, self.config.seed, self.step * batch + j))
+            .collect()
     }
 
     /// One optimizer step on the next batch of `data`.
@@ -314,16 +316,15 @@ impl DdpmTrainer {
     }
 }
 
-/// The data index of example number `global` of a run that goes through `data` epoch after epoch, each in
-/// a fresh order drawn from (seed, epoch): so a resumed run sees exactly the batches it would have seen.
-/// `order` caches the current epoch's order.
-pub fn epoch_order_index(order: &mut (u64, Vec<usize>), data: &Dataset, seed: u64, global: u64) -> usize {
-    let count = data.count as u64;
-    let epoch = global / count;
+/// The data index of example number `global` of a run that goes through `count` examples epoch after
+/// epoch, each in a fresh order drawn from (seed, epoch): so a resumed run sees exactly the batches it would
+/// have seen. `order` caches the current epoch's order.
+pub fn epoch_order_index(order: &mut (u64, Vec<usize>), count: usize, seed: u64, global: u64) -> usize {
+    let epoch = global / count as u64;
     if order.0 != epoch {
-        *order = (epoch, data.shuffled_indices(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        *order = (epoch, crate::data::shuffled_indices(count, seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
     }
-    order.1[(global % count) as usize]
+    order.1[(global % count as u64) as usize]
 }
 
 /// Where a run keeps its files.

@@ -5,6 +5,7 @@ pub mod classifier;
 pub mod ddpm;
 pub mod ema;
 pub mod levels;
+pub mod points;
 pub mod training;
 
 use burn::optim::ModuleOptimizer;

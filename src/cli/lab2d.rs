@@ -1,0 +1,270 @@
+//! `lab2d`: the 2-D lab headless. Trains the point network on a preset, runs particles from x_T to the
+//! data with any sampler, prints how far they land from the data (and the floor a perfect model would
+//! score), and draws the field and the particles' paths as a PNG (and the run as a GIF).
+
+use std::time::Instant;
+
+use super::*;
+use diffusion_lab::diffusion::NoiseLevel;
+use diffusion_lab::lab2d::data::{DEFAULT_POINTS, PointData, Preset};
+use diffusion_lab::lab2d::figure::{FieldLayer, Figure};
+use diffusion_lab::lab2d::run::{
+    FieldQuantity, FieldRequest, ParticleRequest, learned_field, noised_points, true_field,
+};
+use diffusion_lab::lab2d::{Distances, LAB2D_CHUNK, Lab};
+use diffusion_lab::model::point_mlp::PointDenoiserConfig;
+use diffusion_lab::train::points::default_point_train_config;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FieldChoice {
+    /// ∇ log q_t = -ε̂ / σ_t: arrows towards the data.
+    Score,
+    /// ε̂: the noise the network sees, arrows away from the data.
+    Epsilon,
+    None,
+}
+
+#[derive(Args, Debug)]
+pub struct Lab2dArgs {
+    /// The data: two-gaussians, eight-gaussians, moons, swiss-roll, ring or letter.
+    #[arg(long, default_value = "moons")]
+    pub preset: Preset,
+    /// Points drawn from the preset to train on.
+    #[arg(long, default_value_t = DEFAULT_POINTS)]
+    pub points: usize,
+    /// Optimizer steps (batches of 256 points).
+    #[arg(long, default_value_t = 2000)]
+    pub steps: u64,
+    /// Seeds the data, the network's initial weights and the training noise.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub sampler: SamplerOptions,
+    #[command(flatten)]
+    pub schedule: ScheduleOptions,
+    /// Guide the particles towards this class (0-based; the presets' classes are their colours).
+    #[arg(long)]
+    pub class: Option<usize>,
+    /// Classifier-free guidance w, with --class: 0 unconditional, 1 the class's own distribution, more sharper.
+    #[arg(long, default_value_t = 1.0, requires = "class")]
+    pub guidance: f64,
+    /// Particles run from x_T ~ N(0, I).
+    #[arg(long, default_value_t = 1000)]
+    pub particles: usize,
+    /// Seed of the particles' x_T and noise.
+    #[arg(long, default_value_t = 0)]
+    pub particle_seed: u64,
+    /// The field the picture shows.
+    #[arg(long, value_enum, default_value_t = FieldChoice::Score)]
+    pub field: FieldChoice,
+    /// The timestep t of the schedule at which the picture shows the field and the data's cloud x_t.
+    #[arg(long, default_value_t = 150)]
+    pub field_t: usize,
+    /// Also draw the error of the learned field against the true one (||ε̂ - ε*||, known in closed form
+    /// for the presets) as a heat map.
+    #[arg(long)]
+    pub error_map: bool,
+    /// Also run the sampler at 5, 10, 20 and 50 steps and print each one's distance to the data.
+    #[arg(long)]
+    pub compare_steps: bool,
+    /// Measure the distance every this many steps during training (0: only at the end).
+    #[arg(long, default_value_t = 500)]
+    pub measure_every: u64,
+    /// Write the picture here: the data with the field at --field-t, and the particles' paths.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write the particles' run here as an animated GIF.
+    #[arg(long)]
+    pub gif: Option<PathBuf>,
+    /// Write (step, loss) and (step, distances) here as CSV.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+}
+
+/// Pixels per side of each panel of the picture.
+const PANEL: usize = 480;
+
+pub(super) fn lab2d(args: &Lab2dArgs) -> anyhow::Result<()> {
+    let device = Device::flex();
+    let schedule = args.schedule.beta_schedule_or(BetaSchedule::cosine(1000));
+    let noise_schedule = schedule.build()?;
+    if args.field_t > noise_schedule.steps() {
+        bail!("--field-t {} is past the schedule's T = {}", args.field_t, noise_schedule.steps());
+    }
+    if args.points == 0 || args.particles == 0 {
+        bail!("--points and --particles must be at least 1");
+    }
+    let sampler = args.sampler.sampler();
+    sampler.validate(noise_schedule.steps())?;
+    let data = PointData::from_preset(args.preset, args.points, args.seed);
+    if let Some(class) = args.class.filter(|c| *c >= data.class_count) {
+        bail!(
+            "--class {class}: the preset {} has {} class(es), 0..{}",
+            args.preset,
+            data.class_count,
+            data.class_count
+        );
+    }
+    let config = default_point_train_config().with_steps(args.steps).with_seed(args.seed);
+    let mut lab = Lab::new(data, config, PointDenoiserConfig::new(), &device);
+    let request = ParticleRequest {
+        schedule,
+        sampler,
+        guidance: args.guidance,
+        class: args.class,
+        count: args.particles,
+        seed: args.particle_seed,
+    };
+    let params = lab.trainer.model_config.parameters();
+    println!(
+        "lab2d: {} ({} points, {} class(es)), MLP of {params} weights, {} steps of {} points",
+        args.preset, args.points, lab.data.class_count, args.steps, lab.trainer.config.batch_size
+    );
+
+    let started = Instant::now();
+    let mut measured_seconds = 0.0;
+    for _ in 0..args.steps {
+        let report = lab.train_step();
+        if args.measure_every > 0 && report.step.is_multiple_of(args.measure_every) && report.step < args.steps {
+            let t = Instant::now();
+            let d = lab.measure(&request, &device)?;
+            measured_seconds += t.elapsed().as_secs_f64();
+            println!(
+                "  step {:>6}  loss {:.4}  sliced W₂ {:.4}  energy {:.4}",
+                report.step, report.loss, d.sliced_wasserstein, d.energy
+            );
+        }
+    }
+    let train_seconds = started.elapsed().as_secs_f64() - measured_seconds;
+    let (run, distances) = lab.sample(&request, &device)?;
+    lab.distances.push((lab.trainer.step, distances));
+    let floor = lab.floor(args.particles, args.seed.wrapping_add(7919), args.class)?;
+    let last_loss =
+        lab.losses.iter().rev().take(100).map(|(_, l)| l).sum::<f64>() / lab.losses.len().clamp(1, 100) as f64;
+    println!(
+        "trained in {train_seconds:.1} s ({:.0} steps/s); loss (last 100 steps) {last_loss:.4}",
+        args.steps as f64 / train_seconds.max(1e-9)
+    );
+    let target = match args.class {
+        Some(c) => format!("class {c} of the data, w = {}", args.guidance),
+        None => "the data".to_string(),
+    };
+    println!("{} particles, {} to {target}:", args.particles, request.sampler.label());
+    print_distances("  samples", &distances);
+    print_distances("  floor (a fresh draw of the data itself)", &floor);
+
+    if args.compare_steps {
+        println!("the same sampler at other step counts (same x_T):");
+        for steps in [5, 10, 20, 50] {
+            let other = ParticleRequest { sampler: Sampler { steps, ..request.sampler }, ..request.clone() };
+            if other.sampler.validate(noise_schedule.steps()).is_err() {
+                continue;
+            }
+            let (other_run, d) = lab.sample(&other, &device)?;
+            print_distances(&format!("  {:>2} steps ({} evaluations)", steps, other_run.evaluations), &d);
+        }
+    }
+
+    let settings = serde_json::json!({
+        "preset": args.preset.name(),
+        "points": args.points,
+        "train_steps": args.steps,
+        "seed": args.seed,
+        "particles": request,
+        "field_t": args.field_t,
+        "sliced_wasserstein": distances.sliced_wasserstein,
+        "energy_distance": distances.energy,
+    });
+    let text = vec![(LAB2D_CHUNK.to_string(), settings.to_string())];
+    let model = lab.model();
+    let level = NoiseLevel::at(&noise_schedule, args.field_t);
+    let field_request = FieldRequest { level, class: args.class, guidance: args.guidance, resolution: 24 };
+    let learned = learned_field(&model, &field_request, &device)?;
+    if let Some(path) = &args.out {
+        let truth = true_field(&lab.data.mixture, &field_request)?;
+        let cloud = noised_points(&lab.data, &level, args.seed);
+        let quantity = match args.field {
+            FieldChoice::Epsilon => FieldQuantity::Epsilon,
+            _ => FieldQuantity::Score,
+        };
+        let error: Vec<f32> = learned.iter().zip(&truth).map(|(a, b)| (a[0] - b[0]).hypot(a[1] - b[1])).collect();
+        let field_caption = match args.field {
+            FieldChoice::None => format!("x_t at t = {} (lambda = {:.2})", args.field_t, level.log_snr),
+            _ => format!("{} at t = {} (lambda {:.2})", quantity.ascii_label(), args.field_t, level.log_snr),
+        };
+        let left = Figure {
+            data: Some(&lab.data),
+            cloud: Some(&cloud),
+            heat: args.error_map.then_some((error.as_slice(), 24)),
+            field: (args.field != FieldChoice::None).then_some(FieldLayer {
+                eps: &learned,
+                resolution: 24,
+                quantity,
+                sigma: level.sigma(),
+            }),
+            caption: {
+                let mut lines = vec![field_caption, format!("{}: faint; x_t: dots", lab.data.description)];
+                if args.error_map {
+                    lines.push("red: |eps_learned - eps_true|".into());
+                }
+                lines
+            },
+            ..Figure::default()
+        }
+        .render(PANEL);
+        let right = Figure {
+            data: Some(&lab.data),
+            particles: Some((&run, run.frames.len() - 1)),
+            paths: true,
+            caption: vec![
+                format!("{} from x_T, {} steps", request.sampler.label(), run.frames.len() - 1),
+                format!("sliced W2 {:.3} (floor {:.3})", distances.sliced_wasserstein, floor.sliced_wasserstein),
+            ],
+            ..Figure::default()
+        }
+        .render(PANEL);
+        images::save_png(path, &images::grid(&[left, right], 2, 4), &text)?;
+        println!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.gif {
+        let last = run.frames.len() - 1;
+        let frames: Vec<(Picture, u32)> = (0..=last)
+            .map(|k| {
+                let level = run.levels.get(k).map_or(0, |l| l.t);
+                let picture = Figure {
+                    data: Some(&lab.data),
+                    particles: Some((&run, k)),
+                    paths: true,
+                    caption: vec![format!("{}  step {k}/{last}  t = {level}", request.sampler.label())],
+                    ..Figure::default()
+                }
+                .render(PANEL / 3 * 2);
+                (picture, if k == last { 2000 } else { 150 })
+            })
+            .collect();
+        diffusion_lab::files::write_atomic(path, &images::gif_bytes(&frames)?)?;
+        println!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.csv {
+        let mut csv = String::from("step,loss,sliced_wasserstein,energy_distance\n");
+        let mut measured = lab.distances.iter().peekable();
+        for (step, loss) in &lab.losses {
+            let (sw, e) = match measured.peek() {
+                Some((s, d)) if s == step => {
+                    let row = (d.sliced_wasserstein.to_string(), d.energy.to_string());
+                    measured.next();
+                    row
+                }
+                _ => (String::new(), String::new()),
+            };
+            csv.push_str(&format!("{step},{loss},{sw},{e}\n"));
+        }
+        diffusion_lab::files::write_atomic(path, csv.as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn print_distances(what: &str, d: &Distances) {
+    println!("{what}: sliced W₂ {:.4}, energy distance {:.4}", d.sliced_wasserstein, d.energy);
+}

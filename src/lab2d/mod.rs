@@ -1,0 +1,104 @@
+//! The 2-D lab: diffusion on points of the plane, where the data is a cloud you can see, x_t is that cloud
+//! blurred, and ε̂ (or the score) is a vector field you can draw. The data distributions are Gaussian
+//! mixtures (data.rs), so the true score at every noise level is known in closed form
+//! (`diffusion::mixture`); the network (`model::point_mlp`) trains with the image models' recipe
+//! (`train::points`); particles run with the image models' samplers (run.rs); figure.rs draws it to files.
+//! [`Lab`] is one session of it, shared by the window's "2-D lab" page (through the engine) and
+//! `diffusion-lab lab2d`.
+
+pub mod data;
+pub mod figure;
+pub mod run;
+
+use burn::prelude::Device;
+
+use crate::diffusion::mixture::Point;
+use crate::eval::distance::{energy_distance, sliced_wasserstein};
+use crate::model::point_mlp::{PointDenoiser, PointDenoiserConfig};
+use crate::train::ddpm::TrainConfig;
+use crate::train::points::{PointStepReport, PointTrainer};
+use data::PointData;
+use run::{LabError, ParticleRequest, ParticleRun, run_particles};
+
+/// The PNG text chunk keyword under which the 2-D lab's pictures carry their settings (they are not an
+/// image run's, so the Generate page's "Open settings" does not take them).
+pub const LAB2D_CHUNK: &str = "diffusion-lab-2d";
+
+/// How far generated points are from the data, by two measures (eval::distance).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Distances {
+    /// Sliced Wasserstein-2, in the plane's units.
+    pub sliced_wasserstein: f64,
+    /// Energy distance.
+    pub energy: f64,
+}
+
+impl Distances {
+    /// Both distances between `samples` and `reference`; `None` if either is empty.
+    pub fn between(samples: &[Point], reference: &[Point]) -> Option<Self> {
+        Some(Self {
+            sliced_wasserstein: sliced_wasserstein(samples, reference)?,
+            energy: energy_distance(samples, reference)?,
+        })
+    }
+}
+
+/// One session: a data set, the network training on it, and what the session measured.
+pub struct Lab {
+    pub data: PointData,
+    pub trainer: PointTrainer,
+    /// (step, loss) of every step.
+    pub losses: Vec<(u64, f64)>,
+    /// (step, distances) of samples to the data, measured during training.
+    pub distances: Vec<(u64, Distances)>,
+}
+
+impl Lab {
+    pub fn new(data: PointData, config: TrainConfig, model: PointDenoiserConfig, device: &Device) -> Self {
+        let model = model.with_num_classes(data.class_count.max(1));
+        Self { trainer: PointTrainer::new(config, model, device), data, losses: Vec::new(), distances: Vec::new() }
+    }
+
+    /// One optimizer step.
+    pub fn train_step(&mut self) -> PointStepReport {
+        let report = self.trainer.train_step(&self.data.points, &self.data.classes);
+        self.losses.push((report.step, report.loss));
+        report
+    }
+
+    pub fn model(&self) -> PointDenoiser {
+        self.trainer.model()
+    }
+
+    /// The data points a run's samples are compared with: all of them, or those of the run's class
+    /// (when guided towards one).
+    pub fn reference(&self, class: Option<usize>) -> Vec<Point> {
+        self.data.points_of(class)
+    }
+
+    /// Runs `request` with the current network and measures its samples against the data (of its class).
+    pub fn sample(&self, request: &ParticleRequest, device: &Device) -> Result<(ParticleRun, Distances), LabError> {
+        let run = run_particles(&self.model(), request, device)?;
+        let reference = self.reference(request.class);
+        let distances = Distances::between(&run.samples(), &reference).ok_or(data::DataError::NoPoints)?;
+        Ok((run, distances))
+    }
+
+    /// Records the distance of a fresh sample at the current step (the curve "distance over training").
+    pub fn measure(&mut self, request: &ParticleRequest, device: &Device) -> Result<Distances, LabError> {
+        let (_, distances) = self.sample(request, device)?;
+        self.distances.push((self.trainer.step, distances));
+        Ok(distances)
+    }
+
+    /// The distances a perfect model would score: a fresh draw of `count` points from the data's own
+    /// distribution against the data set. Sample noise alone puts a model this far away.
+    pub fn floor(&self, count: usize, seed: u64, class: Option<usize>) -> Result<Distances, LabError> {
+        let mixture = match class {
+            Some(c) => self.data.mixture.of_class(c)?,
+            None => self.data.mixture.clone(),
+        };
+        let fresh = PointData::from_mixture(mixture, count, seed, String::new()).points_of(None);
+        Distances::between(&fresh, &self.reference(class)).ok_or(LabError::Data(data::DataError::NoPoints))
+    }
+}

@@ -1,0 +1,296 @@
+//! Running the 2-D lab's network: particles from the Gaussian to the data with every sampler of the image
+//! models (the same [`SamplingPlan::step`]), and the field of ε̂ or of the score on a grid at one noise
+//! level, beside the true one of the data's mixture.
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::data::{PointData, VIEW_BOUND};
+use crate::diffusion::mixture::{GaussianMixture, NoSuchClass, Point, epsilon_from_score};
+use crate::diffusion::sampler::SamplerError;
+use crate::diffusion::{BetaSchedule, NoiseLevel, NoiseSource, Sampler, ScheduleError};
+use crate::model::ReadbackError;
+use crate::model::point_mlp::PointDenoiser;
+
+/// x̂_0 is clipped to this box when the sampler clips (the images' [-1, 1] has no meaning here): the data
+/// lie well inside it, so clipping only stops the wild x̂_0 of the noisiest steps.
+pub const X0_BOUND: f64 = 2.0;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    #[error(transparent)]
+    Sampler(#[from] SamplerError),
+    #[error(transparent)]
+    Class(#[from] NoSuchClass),
+    #[error(transparent)]
+    Data(#[from] super::data::DataError),
+    #[error("could not read the network's output: {0}")]
+    Readback(#[from] ReadbackError),
+    #[error("class {class} is not one of this model's {classes} classes")]
+    ModelClass { class: usize, classes: usize },
+    #[error("{0}")]
+    Checkpoint(#[from] crate::model::checkpoint::CheckpointError),
+}
+
+/// ε̂ = ε̂_∅ + w (ε̂_y - ε̂_∅) at `x` ([batch, 2]) and λ = `log_snr`: classifier-free guidance as the image
+/// models do it, both branches in one batch. No class (or w = 0): the unconditional network alone; w = 1:
+/// the conditional one alone.
+pub fn guided_epsilon(model: &PointDenoiser, x: Tensor<2>, log_snr: f64, class: Option<usize>, w: f64) -> Tensor<2> {
+    let [batch, _] = x.dims();
+    let device = x.device();
+    let labels = |label: usize, n: usize| Tensor::<1, Int>::full([n], label as i64, &device);
+    let levels = |n: usize| Tensor::<1>::full([n], log_snr, &device);
+    let null = model.null_class();
+    match class {
+        None => model.forward(x, levels(batch), labels(null, batch)),
+        Some(_) if w == 0.0 => model.forward(x, levels(batch), labels(null, batch)),
+        Some(y) if w == 1.0 => model.forward(x, levels(batch), labels(y, batch)),
+        Some(y) => {
+            let both = model.forward(
+                Tensor::cat(vec![x.clone(), x], 0),
+                levels(2 * batch),
+                Tensor::cat(vec![labels(null, batch), labels(y, batch)], 0),
+            );
+            let unconditional = both.clone().slice([0..batch, 0..2]);
+            let conditional = both.slice([batch..2 * batch, 0..2]);
+            unconditional.clone().add(conditional.sub(unconditional).mul_scalar(w))
+        }
+    }
+}
+
+fn check_class(model: &PointDenoiser, class: Option<usize>) -> Result<(), LabError> {
+    match class {
+        Some(class) if class >= model.null_class() => Err(LabError::ModelClass { class, classes: model.null_class() }),
+        _ => Ok(()),
+    }
+}
+
+/// One reverse run of many particles.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ParticleRequest {
+    pub schedule: BetaSchedule,
+    pub sampler: Sampler,
+    /// w of classifier-free guidance (used when `class` is set).
+    pub guidance: f64,
+    pub class: Option<usize>,
+    pub count: usize,
+    /// x_T and every fresh z come from it: the same seed, the same paths.
+    pub seed: u64,
+}
+
+/// Every particle at every step of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParticleRun {
+    /// `frames[k][i]`: particle i after k steps; `frames[0]` is x_T, the last is x_0.
+    pub frames: Vec<Vec<[f32; 2]>>,
+    /// The noise level of each frame.
+    pub levels: Vec<NoiseLevel>,
+    /// Network evaluations per particle (guidance doubles the batch, not this count).
+    pub evaluations: usize,
+}
+
+impl ParticleRun {
+    /// Where the particles ended (x_0), as f64 pairs.
+    pub fn samples(&self) -> Vec<Point> {
+        self.frames.last().map_or_else(Vec::new, |f| f.iter().map(|p| [f64::from(p[0]), f64::from(p[1])]).collect())
+    }
+}
+
+fn pairs_from_values(values: Vec<f32>) -> Vec<[f32; 2]> {
+    values.chunks_exact(2).map(|c| [c[0], c[1]]).collect()
+}
+
+/// Runs `request`'s sampler from x_T ~ N(0, I) to x_0, recording every particle after every step.
+pub fn run_particles(
+    model: &PointDenoiser,
+    request: &ParticleRequest,
+    device: &Device,
+) -> Result<ParticleRun, LabError> {
+    check_class(model, request.class)?;
+    let schedule = request.schedule.build()?;
+    let plan = request.sampler.plan(&schedule)?.with_x0_bound(X0_BOUND);
+    let n = request.count.max(1);
+    let mut noise = NoiseSource::new(request.seed);
+    let mut x = noise.tensor([n, 2], device);
+    let mut frames = vec![pairs_from_values(crate::model::read_f32(x.clone())?)];
+    let mut levels = plan.level_after(0).into_iter().collect::<Vec<_>>();
+    let mut previous_x0: Option<Tensor<2>> = None;
+    let (class, w) = (request.class, request.guidance);
+    for index in 0..plan.len() {
+        let step = plan.steps[index];
+        let eps = guided_epsilon(model, x.clone(), step.log_snr, class, w);
+        let z = plan.needs_noise(index).then(|| noise.tensor([n, 2], device));
+        let mut evaluate = |x: Tensor<2>, log_snr: f64| guided_epsilon(model, x, log_snr, class, w);
+        let out = plan.step(index, x, eps, z, previous_x0.as_ref(), &mut evaluate);
+        frames.push(pairs_from_values(crate::model::read_f32(out.x_prev.clone())?));
+        levels.push(step.level_prev());
+        x = out.x_prev;
+        previous_x0 = Some(out.x0_pred);
+    }
+    Ok(ParticleRun { frames, levels, evaluations: plan.evaluations() })
+}
+
+/// What a field arrow stands for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FieldQuantity {
+    /// ∇ log q_t(x) = -ε / sqrt(1 - ᾱ_t): where density rises; it points towards the data.
+    #[default]
+    Score,
+    /// ε̂ itself: the noise the network sees in x_t; it points away from the data.
+    Epsilon,
+}
+
+impl FieldQuantity {
+    pub const ALL: [FieldQuantity; 2] = [Self::Score, Self::Epsilon];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Score => "score = -ε̂/σ_t",
+            Self::Epsilon => "noise prediction ε̂",
+        }
+    }
+
+    /// The label in the ASCII of the 5x7 font that writes captions into files.
+    pub fn ascii_label(self) -> &'static str {
+        match self {
+            Self::Score => "score = -eps/sigma_t",
+            Self::Epsilon => "noise prediction eps",
+        }
+    }
+}
+
+/// A field on a square grid over the plot, [-VIEW_BOUND, VIEW_BOUND]², at one noise level.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldRequest {
+    pub level: NoiseLevel,
+    pub class: Option<usize>,
+    pub guidance: f64,
+    /// Cells per side.
+    pub resolution: usize,
+}
+
+/// The centres of a `resolution`² grid over the plot, row by row from the top (y falls, x rises).
+pub fn grid_points(resolution: usize) -> Vec<Point> {
+    let cell = 2.0 * VIEW_BOUND / resolution as f64;
+    let centre = |i: usize| -VIEW_BOUND + cell * (i as f64 + 0.5);
+    (0..resolution).flat_map(|row| (0..resolution).map(move |col| [centre(col), -centre(row)])).collect()
+}
+
+/// The network's guided ε̂ at every grid point.
+pub fn learned_field(
+    model: &PointDenoiser,
+    request: &FieldRequest,
+    device: &Device,
+) -> Result<Vec<[f32; 2]>, LabError> {
+    check_class(model, request.class)?;
+    let points = grid_points(request.resolution);
+    let values: Vec<f32> = points.iter().flat_map(|p| [p[0] as f32, p[1] as f32]).collect();
+    let x = Tensor::<2>::from_data(TensorData::new(values, [points.len(), 2]), device);
+    let log_snr = request.level.log_snr.min(crate::train::ddpm::TrainConfig::new().log_snr_max);
+    let eps = guided_epsilon(model, x, log_snr, request.class, request.guidance);
+    Ok(pairs_from_values(crate::model::read_f32(eps)?))
+}
+
+/// ε* = ε*_∅ + w (ε*_y - ε*_∅), each ε* = -sqrt(1 - ᾱ) ∇ log q_t of the data's mixture (of the class's
+/// components for ε*_y): what a perfect network would output at every grid point.
+pub fn true_field(mixture: &GaussianMixture, request: &FieldRequest) -> Result<Vec<[f32; 2]>, LabError> {
+    let level = request.level;
+    let (ab, omab) = (level.alpha_bar, level.one_minus_alpha_bar.max(1e-12));
+    let unconditional = mixture.noised(ab, omab);
+    let conditional = match request.class {
+        Some(class) if request.guidance != 0.0 => Some(mixture.of_class(class)?.noised(ab, omab)),
+        _ => None,
+    };
+    let w = request.guidance;
+    Ok(grid_points(request.resolution)
+        .into_iter()
+        .map(|x| {
+            let e0 = epsilon_from_score(unconditional.score(x), omab);
+            let e = match &conditional {
+                Some(q) => {
+                    let ey = epsilon_from_score(q.score(x), omab);
+                    [e0[0] + w * (ey[0] - e0[0]), e0[1] + w * (ey[1] - e0[1])]
+                }
+                None => e0,
+            };
+            [e[0] as f32, e[1] as f32]
+        })
+        .collect())
+}
+
+/// x_t = sqrt(ᾱ) x_0 + sqrt(1 - ᾱ) ε for every data point, ε drawn from `seed`: the forward process as a cloud.
+pub fn noised_points(data: &PointData, level: &NoiseLevel, seed: u64) -> Vec<[f32; 2]> {
+    let mut noise = NoiseSource::new(seed);
+    let eps = noise.values(2 * data.points.len());
+    let (a, s) = (level.alpha() as f32, level.sigma() as f32);
+    data.points.iter().zip(eps.chunks_exact(2)).map(|(p, e)| [a * p[0] + s * e[0], a * p[1] + s * e[1]]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab2d::data::Preset;
+    use crate::model::point_mlp::PointDenoiserConfig;
+
+    #[test]
+    fn grid_runs_row_by_row_from_the_top_left() {
+        let grid = grid_points(4);
+        assert_eq!(grid.len(), 16);
+        assert!(grid[0][0] < 0.0 && grid[0][1] > 0.0);
+        assert!(grid[3][0] > 0.0 && grid[3][1] == grid[0][1]);
+        assert!(grid[15][1] < 0.0);
+    }
+
+    /// On pure noise (ᾱ → 0) q_t is N(0, I), so ε* = x; at the clean end of two Gaussians it points away
+    /// from the nearest mean.
+    #[test]
+    fn true_field_is_x_at_pure_noise() {
+        let mixture = Preset::TwoGaussians.mixture();
+        let level = NoiseLevel { t: 1000, alpha_bar: 1e-9, one_minus_alpha_bar: 1.0 - 1e-9, log_snr: -20.7 };
+        let request = FieldRequest { level, class: Some(1), guidance: 3.0, resolution: 5 };
+        for (x, e) in grid_points(5).iter().zip(true_field(&mixture, &request).unwrap()) {
+            assert!((f64::from(e[0]) - x[0]).abs() < 1e-3 && (f64::from(e[1]) - x[1]).abs() < 1e-3);
+        }
+    }
+
+    /// Same seed, same paths (an ODE sampler draws nothing after x_T; DDPM draws its z from the seed too).
+    #[test]
+    fn particle_paths_are_reproducible_from_the_seed() {
+        let device = Device::flex();
+        device.seed(3);
+        let model = PointDenoiserConfig::new().with_hidden(16).with_num_classes(2).init(&device);
+        for sampler in [Sampler::ddim(10, 0.0), Sampler::ddim(10, 1.0)] {
+            let request = ParticleRequest {
+                schedule: BetaSchedule::cosine(1000),
+                sampler,
+                guidance: 2.0,
+                class: Some(1),
+                count: 7,
+                seed: 42,
+            };
+            let a = run_particles(&model, &request, &device).unwrap();
+            let b = run_particles(&model, &request, &device).unwrap();
+            assert_eq!(a, b);
+            assert_eq!(a.frames.len(), 11);
+            let other = run_particles(&model, &ParticleRequest { seed: 43, ..request }, &device).unwrap();
+            assert_ne!(a.frames[0], other.frames[0]);
+        }
+    }
+
+    #[test]
+    fn a_class_the_model_lacks_is_an_error() {
+        let device = Device::flex();
+        let model = PointDenoiserConfig::new().with_hidden(8).with_num_classes(2).init(&device);
+        let request = ParticleRequest {
+            schedule: BetaSchedule::cosine(100),
+            sampler: Sampler::ddim(5, 0.0),
+            guidance: 1.0,
+            class: Some(2),
+            count: 3,
+            seed: 1,
+        };
+        assert!(matches!(run_particles(&model, &request, &device), Err(LabError::ModelClass { class: 2, .. })));
+    }
+}

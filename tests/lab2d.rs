@@ -1,0 +1,126 @@
+//! The 2-D lab: a trained network moves samples onto the data (library), and the window's "2-D lab" page
+//! driven by its accessible labels with egui_kittest: points drawn with the mouse, trained, the field and
+//! the particles seen.
+
+use std::time::{Duration, Instant};
+
+use burn::prelude::Device;
+use diffusion_lab::app::LabApp;
+use diffusion_lab::app::lab2d_ui::{DataChoice, LabPhase};
+use diffusion_lab::app::state::Settings;
+use diffusion_lab::diffusion::{BetaSchedule, Sampler};
+use diffusion_lab::engine::{DeviceChoice, Engine};
+use diffusion_lab::lab2d::Lab;
+use diffusion_lab::lab2d::data::{PointData, Preset};
+use diffusion_lab::lab2d::run::ParticleRequest;
+use diffusion_lab::model::point_mlp::PointDenoiserConfig;
+use diffusion_lab::train::points::default_point_train_config;
+use eframe::egui;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+fn request(class: Option<usize>, guidance: f64) -> ParticleRequest {
+    ParticleRequest {
+        schedule: BetaSchedule::cosine(1000),
+        sampler: Sampler::ddim(20, 0.0),
+        guidance,
+        class,
+        count: 1000,
+        seed: 5,
+    }
+}
+
+/// Two Gaussians at (±0.8, 0): after 800 steps the samples lie within a small sliced-Wasserstein distance
+/// of the data (the untrained network's are far), and guidance towards class 0 puts them on its side.
+#[test]
+fn a_trained_network_moves_samples_onto_two_gaussians() {
+    let device = Device::flex();
+    let data = PointData::from_preset(Preset::TwoGaussians, 2000, 1);
+    let config = default_point_train_config().with_steps(800);
+    let mut lab = Lab::new(data, config, PointDenoiserConfig::new(), &device);
+    let (_, untrained) = lab.sample(&request(None, 0.0), &device).unwrap();
+    for _ in 0..800 {
+        lab.train_step();
+    }
+    let (_, trained) = lab.sample(&request(None, 0.0), &device).unwrap();
+    let floor = lab.floor(1000, 9, None).unwrap();
+    // Sample noise alone leaves ~0.1 here (the floor: how many points fall in each Gaussian varies).
+    assert!(trained.sliced_wasserstein < 0.2, "trained: {trained:?} (floor {floor:?})");
+    assert!(untrained.sliced_wasserstein > 2.0 * trained.sliced_wasserstein, "untrained: {untrained:?}");
+
+    let (run, guided) = lab.sample(&request(Some(0), 2.0), &device).unwrap();
+    let left = run.samples().iter().filter(|p| p[0] < 0.0).count();
+    assert!(left as f64 >= 0.95 * run.samples().len() as f64, "{left} of {} on class 0's side", run.samples().len());
+    assert!(guided.sliced_wasserstein < 0.2, "guided towards class 0: {guided:?}");
+}
+
+fn step_until(harness: &mut Harness<'static, LabApp>, what: &str, done: impl Fn(&LabApp) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !done(harness.state()) {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}: {:?}", harness.state().ctx.status);
+        harness.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Draw two strokes of two classes with the mouse, train, and see the learned field and the particles.
+#[test]
+fn draw_train_and_watch_in_the_window() {
+    let mut app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), Settings::default());
+    app.ctx.dialogs.available = false;
+    let mut harness =
+        Harness::builder().with_size([1280.0, 900.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
+    harness.run_steps(2);
+    harness.get_by_label("2-D lab").click();
+    harness.run_steps(2);
+    harness.get_by_label("Data set").click();
+    harness.run_steps(2);
+    harness.get_by_label("Draw your own").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().lab2d.data_choice, DataChoice::Drawn);
+    assert!(harness.query_by_label("Start training").is_some());
+
+    // A horizontal stroke of class 1 at y = +0.5 and, after picking class 2, one at y = -0.5.
+    let plot = harness.get_by_label("2-D plot").rect();
+    let at = |x: f64, y: f64| {
+        let u = ((x + 3.0) / 6.0) as f32;
+        let v = ((3.0 - y) / 6.0) as f32;
+        egui::pos2(plot.min.x + u * plot.width(), plot.min.y + v * plot.height())
+    };
+    let stroke = |harness: &mut Harness<'static, LabApp>, y: f64| {
+        harness.hover_at(at(-1.0, y));
+        harness.run_steps(1);
+        harness.drag_at(at(-1.0, y));
+        harness.run_steps(1);
+        for i in 1..=20 {
+            harness.hover_at(at(-1.0 + 0.1 * f64::from(i), y));
+            harness.run_steps(1);
+        }
+        harness.drop_at(at(1.0, y));
+        harness.run_steps(1);
+    };
+    stroke(&mut harness, 0.5);
+    harness.get_by_label("Class 2").click();
+    harness.run_steps(1);
+    stroke(&mut harness, -0.5);
+    let drawn = &harness.state().lab2d.drawn;
+    assert!(drawn.len() >= 20, "{} points drawn", drawn.len());
+    assert!(drawn.iter().any(|(p, c)| *c == 0 && (p[1] - 0.5).abs() < 0.1));
+    assert!(drawn.iter().any(|(p, c)| *c == 1 && (p[1] + 0.5).abs() < 0.1));
+
+    harness.state_mut().lab2d.train_steps = 400;
+    harness.get_by_label("Start training").click();
+    harness.run_steps(1);
+    step_until(&mut harness, "training has finished", |app| app.lab2d.phase == LabPhase::Trained);
+    step_until(&mut harness, "the learned field is shown", |app| app.lab2d.has_field());
+    assert!(!harness.state().lab2d.distances.is_empty(), "no distance measured during training");
+
+    harness.get_by_label("Sample particles").click();
+    harness.run_steps(1);
+    step_until(&mut harness, "the particles arrived", |app| app.lab2d.has_particles());
+    let samples = harness.state().lab2d.particle_samples();
+    let near = samples.iter().filter(|p| p[1].abs() < 0.8 && p[0].abs() < 1.4).count();
+    assert!(near as f64 > 0.8 * samples.len() as f64, "{near} of {} samples near the strokes", samples.len());
+    // The particles play from x_T to x_0.
+    step_until(&mut harness, "the particles played to their end", |app| !app.lab2d.playing);
+}
