@@ -124,3 +124,44 @@ fn draw_train_and_watch_in_the_window() {
     // The particles play from x_T to x_0.
     step_until(&mut harness, "the particles played to their end", |app| !app.lab2d.playing);
 }
+
+/// The README's picture of the page (two moons trained for 2000 steps, the learned field at t = 150, the
+/// particles of DPM++ 2M at their end with their paths), and the UI's frame times while it trains and while
+/// the particles play, as the status bar measures them (the time of the window's UI code per frame).
+#[test]
+#[ignore = "writes assets/readme/lab2d-window.png and prints frame times; run by hand after the page changes"]
+fn readme_lab2d_window_and_frame_times() {
+    let mut app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), Settings::default());
+    app.ctx.dialogs.available = false;
+    let mut harness =
+        Harness::builder().with_size([1400.0, 900.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
+    harness.run_steps(2);
+    harness.get_by_label("2-D lab").click();
+    harness.run_steps(2);
+    harness.get_by_label("Start training").click();
+    harness.run_steps(1);
+    let started = Instant::now();
+    step_until(&mut harness, "training has finished", |app| app.lab2d.phase == LabPhase::Trained);
+    let trained_in = started.elapsed().as_secs_f64();
+    let training = harness.state().lab2d.paint_times.clone();
+    harness.state_mut().lab2d.paint_times = Default::default();
+    harness.get_by_label("Sample particles").click();
+    harness.run_steps(1);
+    step_until(&mut harness, "the particles arrived", |app| app.lab2d.has_particles());
+    step_until(&mut harness, "the particles played to their end", |app| !app.lab2d.playing);
+    let playing = harness.state().lab2d.paint_times.clone();
+    step_until(&mut harness, "the field is up to date", |app| app.lab2d.has_field());
+    harness.run_steps(4);
+    println!(
+        "trained 2000 steps in {trained_in:.1} s in the window; UI frame time while training: {} frames, mean \
+         {:.1} ms, worst {:.1} ms; while the particles play: {} frames, mean {:.1} ms, worst {:.1} ms",
+        training.frames,
+        training.mean_ms(),
+        training.max_ms,
+        playing.frames,
+        playing.mean_ms(),
+        playing.max_ms
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/readme");
+    harness.render().unwrap().save(dir.join("lab2d-window.png")).unwrap();
+}

@@ -282,7 +282,12 @@ impl Lab2dPanel {
             Lab2dEvent::Progress { step, planned, losses, distance, steps_per_second } => {
                 self.step = step;
                 self.planned = planned;
-                self.steps_per_second = steps_per_second;
+                // Averaged over bursts: one burst can be a single step.
+                self.steps_per_second = if self.steps_per_second > 0.0 {
+                    0.8 * self.steps_per_second + 0.2 * steps_per_second
+                } else {
+                    steps_per_second
+                };
                 self.losses.extend(losses.iter().map(|(s, l)| [*s as f64, *l]));
                 if let Some(d) = distance {
                     self.distances.push(d);

@@ -217,7 +217,10 @@ pub(super) fn lab2d(args: &Lab2dArgs) -> anyhow::Result<()> {
             particles: Some((&run, run.frames.len() - 1)),
             paths: true,
             caption: vec![
-                format!("{} from x_T, {} steps", request.sampler.label(), run.frames.len() - 1),
+                match args.class {
+                    Some(c) => format!("{}, class {c}, w = {}", request.sampler.label(), args.guidance),
+                    None => format!("{} from x_T", request.sampler.label()),
+                },
                 format!("sliced W2 {:.3} (floor {:.3})", distances.sliced_wasserstein, floor.sliced_wasserstein),
             ],
             ..Figure::default()

@@ -190,12 +190,16 @@ impl Lab2dState {
         let started = Instant::now();
         let mut steps = 0u64;
         let mut distance = None;
+        let mut measuring = Duration::ZERO;
         while started.elapsed() < BURST && !session.lab.trainer.is_done() {
             let report = session.lab.train_step();
             session.pending.push((report.step, report.loss));
             steps += 1;
             if report.step.is_multiple_of(MEASURE_EVERY) || session.lab.trainer.is_done() {
-                match session.lab.measure(&progress_request(session.schedule), &device) {
+                let measured = Instant::now();
+                let result = session.lab.measure(&progress_request(session.schedule), &device);
+                measuring = measured.elapsed();
+                match result {
                     Ok(d) => distance = Some((report.step, d)),
                     Err(error) => {
                         session.training = false;
@@ -205,7 +209,8 @@ impl Lab2dState {
                 break;
             }
         }
-        let seconds = started.elapsed().as_secs_f64();
+        // The training rate: the measurement's time left out.
+        let seconds = (started.elapsed() - measuring).as_secs_f64();
         send(Lab2dEvent::Progress {
             step: session.lab.trainer.step,
             planned: session.lab.trainer.config.steps,

@@ -24,6 +24,9 @@ use run::{LabError, ParticleRequest, ParticleRun, run_particles};
 /// image run's, so the Generate page's "Open settings" does not take them).
 pub const LAB2D_CHUNK: &str = "diffusion-lab-2d";
 
+/// Fresh draws of the data averaged by [`Lab::floor`].
+pub const FLOOR_DRAWS: u64 = 5;
+
 /// How far generated points are from the data, by two measures (eval::distance).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Distances {
@@ -91,14 +94,24 @@ impl Lab {
         Ok(distances)
     }
 
-    /// The distances a perfect model would score: a fresh draw of `count` points from the data's own
-    /// distribution against the data set. Sample noise alone puts a model this far away.
+    /// The distances a perfect model would score: fresh draws of `count` points from the data's own
+    /// distribution against the data set, averaged over [`FLOOR_DRAWS`] draws (one draw's distance is itself
+    /// noisy). Sample noise alone puts a model this far away.
     pub fn floor(&self, count: usize, seed: u64, class: Option<usize>) -> Result<Distances, LabError> {
         let mixture = match class {
             Some(c) => self.data.mixture.of_class(c)?,
             None => self.data.mixture.clone(),
         };
-        let fresh = PointData::from_mixture(mixture, count, seed, String::new()).points_of(None);
-        Distances::between(&fresh, &self.reference(class)).ok_or(LabError::Data(data::DataError::NoPoints))
+        let reference = self.reference(class);
+        let mut total = Distances { sliced_wasserstein: 0.0, energy: 0.0 };
+        for draw in 0..FLOOR_DRAWS {
+            // Seeds of their own, so that a fresh draw is never the data's own draw (same seed, same points).
+            let seed = (seed ^ draw).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xF100_D5EE_D000_0001;
+            let fresh = PointData::from_mixture(mixture.clone(), count, seed, String::new()).points_of(None);
+            let d = Distances::between(&fresh, &reference).ok_or(LabError::Data(data::DataError::NoPoints))?;
+            total.sliced_wasserstein += d.sliced_wasserstein / FLOOR_DRAWS as f64;
+            total.energy += d.energy / FLOOR_DRAWS as f64;
+        }
+        Ok(total)
     }
 }
