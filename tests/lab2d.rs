@@ -63,13 +63,39 @@ fn step_until(harness: &mut Harness<'static, LabApp>, what: &str, done: impl Fn(
     }
 }
 
-/// Draw two strokes of two classes with the mouse, train, and see the learned field and the particles.
-#[test]
-fn draw_train_and_watch_in_the_window() {
+/// Drags the mouse along a horizontal stroke from x = -1 to 1 at height `y` on the 2-D plot.
+fn draw_stroke(harness: &mut Harness<'static, LabApp>, y: f64) {
+    let plot = harness.get_by_label("2-D plot").rect();
+    let at = |x: f64, y: f64| {
+        let u = ((x + 3.0) / 6.0) as f32;
+        let v = ((3.0 - y) / 6.0) as f32;
+        egui::pos2(plot.min.x + u * plot.width(), plot.min.y + v * plot.height())
+    };
+    harness.hover_at(at(-1.0, y));
+    harness.run_steps(1);
+    harness.drag_at(at(-1.0, y));
+    harness.run_steps(1);
+    for i in 1..=20 {
+        harness.hover_at(at(-1.0 + 0.1 * f64::from(i), y));
+        harness.run_steps(1);
+    }
+    harness.drop_at(at(1.0, y));
+    harness.run_steps(1);
+}
+
+/// Clicks the widget labelled `label` after scrolling the left column to it (clicks land where a widget is
+/// drawn, and the column can be taller than the window).
+fn click_scrolled(harness: &mut Harness<'static, LabApp>, label: &str) {
+    harness.get_by_label(label).scroll_to_me();
+    harness.run_steps(2);
+    harness.get_by_label(label).click();
+}
+
+fn lab_window() -> Harness<'static, LabApp> {
     let mut app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), Settings::default());
     app.ctx.dialogs.available = false;
     let mut harness =
-        Harness::builder().with_size([1280.0, 900.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
+        Harness::builder().with_size([1280.0, 1200.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
     harness.run_steps(2);
     harness.get_by_label("2-D lab").click();
     harness.run_steps(2);
@@ -77,32 +103,21 @@ fn draw_train_and_watch_in_the_window() {
     harness.run_steps(2);
     harness.get_by_label("Draw your own").click();
     harness.run_steps(2);
+    harness
+}
+
+/// Draw two strokes of two classes with the mouse, train, and see the learned field and the particles.
+#[test]
+fn draw_train_and_watch_in_the_window() {
+    let mut harness = lab_window();
     assert_eq!(harness.state().lab2d.data_choice, DataChoice::Drawn);
     assert!(harness.query_by_label("Start training").is_some());
 
     // A horizontal stroke of class 1 at y = +0.5 and, after picking class 2, one at y = -0.5.
-    let plot = harness.get_by_label("2-D plot").rect();
-    let at = |x: f64, y: f64| {
-        let u = ((x + 3.0) / 6.0) as f32;
-        let v = ((3.0 - y) / 6.0) as f32;
-        egui::pos2(plot.min.x + u * plot.width(), plot.min.y + v * plot.height())
-    };
-    let stroke = |harness: &mut Harness<'static, LabApp>, y: f64| {
-        harness.hover_at(at(-1.0, y));
-        harness.run_steps(1);
-        harness.drag_at(at(-1.0, y));
-        harness.run_steps(1);
-        for i in 1..=20 {
-            harness.hover_at(at(-1.0 + 0.1 * f64::from(i), y));
-            harness.run_steps(1);
-        }
-        harness.drop_at(at(1.0, y));
-        harness.run_steps(1);
-    };
-    stroke(&mut harness, 0.5);
+    draw_stroke(&mut harness, 0.5);
     harness.get_by_label("Class 2").click();
     harness.run_steps(1);
-    stroke(&mut harness, -0.5);
+    draw_stroke(&mut harness, -0.5);
     let drawn = &harness.state().lab2d.drawn;
     assert!(drawn.len() >= 20, "{} points drawn", drawn.len());
     assert!(drawn.iter().any(|(p, c)| *c == 0 && (p[1] - 0.5).abs() < 0.1));
@@ -115,7 +130,7 @@ fn draw_train_and_watch_in_the_window() {
     step_until(&mut harness, "the learned field is shown", |app| app.lab2d.has_field());
     assert!(!harness.state().lab2d.distances.is_empty(), "no distance measured during training");
 
-    harness.get_by_label("Sample particles").click();
+    click_scrolled(&mut harness, "Sample particles");
     harness.run_steps(1);
     step_until(&mut harness, "the particles arrived", |app| app.lab2d.has_particles());
     let samples = harness.state().lab2d.particle_samples();
@@ -134,7 +149,7 @@ fn readme_lab2d_window_and_frame_times() {
     let mut app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), Settings::default());
     app.ctx.dialogs.available = false;
     let mut harness =
-        Harness::builder().with_size([1400.0, 900.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
+        Harness::builder().with_size([1400.0, 1050.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
     harness.run_steps(2);
     harness.get_by_label("2-D lab").click();
     harness.run_steps(2);
@@ -143,13 +158,13 @@ fn readme_lab2d_window_and_frame_times() {
     let started = Instant::now();
     step_until(&mut harness, "training has finished", |app| app.lab2d.phase == LabPhase::Trained);
     let trained_in = started.elapsed().as_secs_f64();
-    let training = harness.state().lab2d.paint_times.clone();
+    let training = harness.state().lab2d.paint_times;
     harness.state_mut().lab2d.paint_times = Default::default();
-    harness.get_by_label("Sample particles").click();
+    click_scrolled(&mut harness, "Sample particles");
     harness.run_steps(1);
     step_until(&mut harness, "the particles arrived", |app| app.lab2d.has_particles());
     step_until(&mut harness, "the particles played to their end", |app| !app.lab2d.playing);
-    let playing = harness.state().lab2d.paint_times.clone();
+    let playing = harness.state().lab2d.paint_times;
     step_until(&mut harness, "the field is up to date", |app| app.lab2d.has_field());
     harness.run_steps(4);
     println!(
@@ -164,4 +179,43 @@ fn readme_lab2d_window_and_frame_times() {
     );
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/readme");
     harness.render().unwrap().save(dir.join("lab2d-window.png")).unwrap();
+}
+
+/// Bad requests in the page get a message and change nothing else: training with nothing drawn is not
+/// offered, and particles of a class that has no points (classes 1 and 3 drawn, 2 asked for) say why; the
+/// page then samples class 1 as usual.
+#[test]
+fn a_class_without_points_gets_a_message_and_the_page_goes_on() {
+    let mut harness = lab_window();
+    harness.run_steps(2);
+    assert!(harness.state().lab2d.drawn.is_empty());
+    harness.get_by_label("Start training").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().lab2d.phase, LabPhase::Empty, "training started without data");
+
+    draw_stroke(&mut harness, 0.5);
+    harness.get_by_label("Class 3").click();
+    harness.run_steps(1);
+    draw_stroke(&mut harness, -0.5);
+    harness.state_mut().lab2d.train_steps = 200;
+    harness.get_by_label("Start training").click();
+    harness.run_steps(1);
+    step_until(&mut harness, "training has finished", |app| app.lab2d.phase == LabPhase::Trained);
+
+    harness.state_mut().lab2d.class = Some(1);
+    harness.state_mut().lab2d.guidance = 2.0;
+    click_scrolled(&mut harness, "Sample particles");
+    harness.run_steps(1);
+    step_until(&mut harness, "the message about class 2", |app| {
+        app.ctx.status.as_ref().is_some_and(|s| s.is_error && s.text.contains("no points of class 1"))
+    });
+    assert!(!harness.state().lab2d.has_particles());
+
+    harness.state_mut().lab2d.class = Some(0);
+    click_scrolled(&mut harness, "Sample particles");
+    harness.run_steps(1);
+    step_until(&mut harness, "class 1's particles arrived", |app| app.lab2d.has_particles());
+    let samples = harness.state().lab2d.particle_samples();
+    let upper = samples.iter().filter(|p| p[1] > 0.0).count();
+    assert!(upper as f64 > 0.8 * samples.len() as f64, "{upper} of {} samples on class 1's stroke", samples.len());
 }

@@ -51,17 +51,20 @@ pub enum FieldView {
     None,
     Learned,
     True,
+    /// Both arrow sets, the learned in gray over the true in green.
+    Both,
     /// |ε̂ - ε*| as a heat map, with the learned arrows.
     Error,
 }
 
 impl FieldView {
-    const ALL: [FieldView; 4] = [Self::None, Self::Learned, Self::True, Self::Error];
+    const ALL: [FieldView; 5] = [Self::None, Self::Learned, Self::True, Self::Both, Self::Error];
     fn label(self) -> &'static str {
         match self {
             Self::None => "none",
             Self::Learned => "learned (the network)",
             Self::True => "true (closed form)",
+            Self::Both => "learned over true",
             Self::Error => "error |ε̂ - ε*|",
         }
     }
@@ -104,6 +107,34 @@ struct Particles {
     distances: Distances,
     floor: Distances,
     step: u64,
+    /// RMS distance to their mean of the samples, and of the data they are compared with.
+    spread: f64,
+    data_spread: f64,
+}
+
+/// The update that moved the particles to `frame` (from frame - 1), as its method writes it, with that
+/// step's numbers (`diffusion::equation`, as "This step" shows it for images).
+fn step_equation_ui(ui: &mut egui::Ui, request: &ParticleRequest, frame: usize) {
+    let Some(i) = frame.checked_sub(1) else {
+        ui.weak("x_T: every particle drawn from N(0, I).");
+        return;
+    };
+    let Ok(schedule) = request.schedule.build() else { return };
+    let Ok(plan) = request.sampler.plan(&schedule) else { return };
+    if i >= plan.len() {
+        return;
+    }
+    let equation = crate::diffusion::equation::equation(&request.sampler, &plan, i);
+    ui.label(format!("this step: {}", equation.form));
+    let numbers: Vec<String> = equation
+        .numbers
+        .iter()
+        .map(|n| format!("{} = {}", n.name, crate::diffusion::equation::number_text(n.value)))
+        .collect();
+    if !numbers.is_empty() {
+        ui.label(numbers.join(", "));
+    }
+    ui.weak(equation.meaning);
 }
 
 pub struct Lab2dPanel {
@@ -305,7 +336,10 @@ impl Lab2dPanel {
             }
             Lab2dEvent::Particles { key, run, distances, floor, step } => {
                 if let Some(request) = self.sent.clone().filter(|_| key == self.key) {
-                    self.particles = Some(Particles { run, request, distances, floor, step });
+                    let spread = crate::lab2d::spread(&run.samples());
+                    let data_spread =
+                        self.data.as_ref().map_or(0.0, |d| crate::lab2d::spread(&d.points_of(request.class)));
+                    self.particles = Some(Particles { run, request, distances, floor, step, spread, data_spread });
                     self.frame = 0.0;
                     self.playing = true;
                 }
@@ -315,9 +349,9 @@ impl Lab2dPanel {
                     self.compared = Some((rows, step));
                 }
             }
-            Lab2dEvent::Failed { message } => {
+            Lab2dEvent::Failed { message, training_stopped } => {
                 self.field_in_flight = None;
-                if self.phase == LabPhase::Training {
+                if training_stopped && self.phase == LabPhase::Training {
                     self.phase = LabPhase::Paused;
                 }
                 ctx.set_status(format!("2-D lab: {message}"), true);
@@ -532,8 +566,20 @@ impl Lab2dPanel {
             }
         };
         ui.weak(text);
-        if self.field_view == FieldView::Error {
-            ui.weak("Red: |ε̂ - ε*|, the network's error against the exact ε* = -σ_t × (gradient of log q_t) of the mixture.");
+        match self.field_view {
+            FieldView::Error => {
+                ui.weak("Red: |ε̂ - ε*|, the network's error against the exact ε* = -σ_t × (gradient of log q_t) of the mixture.");
+            }
+            FieldView::True | FieldView::Both => {
+                ui.weak("Green: the exact field of the data's mixture, ε* = -σ_t × (gradient of log q_t); gray: the network's.");
+            }
+            FieldView::None | FieldView::Learned => {}
+        }
+        if let Some(f) = &self.field
+            && let Some(error) = error_values(f)
+        {
+            let mean = error.iter().map(|e| f64::from(*e)).sum::<f64>() / error.len().max(1) as f64;
+            ui.label(format!("mean |ε̂ - ε*| over the plot = {mean:.3} (network at step {})", f.step));
         }
     }
 
@@ -596,14 +642,25 @@ impl Lab2dPanel {
             }
             let level = p.run.levels.get(frame).map_or(0, |l| l.t);
             ui.label(format!("step {frame} of {last}: t = {level}"));
+            step_equation_ui(ui, &p.request, frame);
             ui.label(format!(
                 "sliced W₂ to the data = {:.4} (floor {:.4}); energy distance = {:.4} (floor {:.4})",
                 p.distances.sliced_wasserstein, p.floor.sliced_wasserstein, p.distances.energy, p.floor.energy
             ));
             ui.weak(format!(
-                "How far the {} samples (network at step {}) are from the data; the floor is a fresh draw of the data itself.",
+                "How far the {} samples (network at step {}) are from the data; the floor is where fresh draws of \
+                 the data itself land.",
                 p.request.count, p.step
             ));
+            ui.label(format!(
+                "spread sqrt(mean |x - x̄|²): samples {:.3}, data{} {:.3}",
+                p.spread,
+                p.request.class.map_or(String::new(), |c| format!(" of class {}", c + 1)),
+                p.data_spread
+            ));
+            if p.request.class.is_some() && p.request.guidance > 1.0 {
+                ui.weak("Guidance above 1 pushes samples towards where the class is likelier than the others: tighter than the class itself.");
+            }
         }
     }
 
@@ -815,19 +872,18 @@ impl Lab2dPanel {
             }
         }
         if let (Some(f), Some(level)) = (&self.field, level) {
-            let eps = match self.field_view {
-                FieldView::None => None,
-                FieldView::True => f.truth.as_ref().ok().map(|t| t.as_slice()),
-                FieldView::Learned | FieldView::Error => Some(f.learned.as_slice()),
+            let truth = f.truth.as_ref().ok().map(|t| t.as_slice());
+            let learned = Some(f.learned.as_slice());
+            let layers = match self.field_view {
+                FieldView::None => vec![],
+                FieldView::True => vec![(truth, TRUE_ARROWS)],
+                FieldView::Learned | FieldView::Error => vec![(learned, LEARNED_ARROWS)],
+                FieldView::Both => vec![(truth, TRUE_ARROWS), (learned, LEARNED_ARROWS)],
             };
-            if let Some(eps) = eps {
+            for (eps, color) in layers {
+                let Some(eps) = eps else { continue };
                 let layer =
                     FieldLayer { eps, resolution: FIELD_RESOLUTION, quantity: self.quantity, sigma: level.sigma() };
-                let color = if self.field_view == FieldView::True {
-                    Color32::from_rgb(20, 110, 20)
-                } else {
-                    Color32::from_gray(50)
-                };
                 for (from, delta) in arrows(&layer) {
                     let a = to_screen(from);
                     let b = to_screen([from[0] + delta[0], from[1] + delta[1]]);
@@ -937,6 +993,8 @@ impl Lab2dPanel {
 }
 
 const NO_CLASS: [u8; 3] = [120, 120, 120];
+const TRUE_ARROWS: Color32 = Color32::from_rgb(20, 130, 20);
+const LEARNED_ARROWS: Color32 = Color32::from_gray(50);
 
 /// |ε̂ - ε*| per grid cell, when the true field is known.
 fn error_values(field: &FieldResult) -> Option<Vec<f32>> {

@@ -11,7 +11,7 @@ use diffusion_lab::lab2d::figure::{FieldLayer, Figure};
 use diffusion_lab::lab2d::run::{
     FieldQuantity, FieldRequest, ParticleRequest, learned_field, noised_points, true_field,
 };
-use diffusion_lab::lab2d::{Distances, LAB2D_CHUNK, Lab};
+use diffusion_lab::lab2d::{Distances, LAB2D_CHUNK, Lab, spread};
 use diffusion_lab::model::point_mlp::PointDenoiserConfig;
 use diffusion_lab::train::points::default_point_train_config;
 
@@ -151,7 +151,12 @@ pub(super) fn lab2d(args: &Lab2dArgs) -> anyhow::Result<()> {
     };
     println!("{} particles, {} to {target}:", args.particles, request.sampler.label());
     print_distances("  samples", &distances);
-    print_distances("  floor (a fresh draw of the data itself)", &floor);
+    print_distances("  floor (fresh draws of the data itself, mean of 5)", &floor);
+    println!(
+        "  spread (RMS distance to their mean): samples {:.3}, data {:.3}",
+        spread(&run.samples()),
+        spread(&lab.reference(args.class))
+    );
 
     if args.compare_steps {
         println!("the same sampler at other step counts (same x_T):");

@@ -86,8 +86,10 @@ pub enum Lab2dEvent {
         truth: Result<Arc<Vec<[f32; 2]>>, String>,
         step: u64,
     },
+    /// A command or the training failed; `training_stopped` when it was the training, which has stopped.
     Failed {
         message: String,
+        training_stopped: bool,
     },
 }
 
@@ -116,7 +118,7 @@ impl Lab2dState {
 
     pub fn handle(&mut self, command: Lab2dCommand, send: &dyn Fn(Lab2dEvent)) {
         let device = lab_device();
-        let failed = |error: LabError| send(Lab2dEvent::Failed { message: error.to_string() });
+        let failed = |error: LabError| send(Lab2dEvent::Failed { message: error.to_string(), training_stopped: false });
         match command {
             Lab2dCommand::Start { data, config, model, schedule } => {
                 let lab = Lab::new(data, config, model, &device);
@@ -203,7 +205,7 @@ impl Lab2dState {
                     Ok(d) => distance = Some((report.step, d)),
                     Err(error) => {
                         session.training = false;
-                        return send(Lab2dEvent::Failed { message: error.to_string() });
+                        return send(Lab2dEvent::Failed { message: error.to_string(), training_stopped: true });
                     }
                 }
                 break;
@@ -224,5 +226,6 @@ impl Lab2dState {
 fn no_session() -> Lab2dEvent {
     Lab2dEvent::Failed {
         message: "the 2-D lab has no data yet: pick a preset or draw points, then Start training".into(),
+        training_stopped: false,
     }
 }

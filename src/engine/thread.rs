@@ -174,7 +174,7 @@ impl Worker {
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.lab2d.train_burst(&send))) {
             self.lab2d = Lab2dState::default();
             let message = internal_error("2-D lab training", panic_message(payload.as_ref()));
-            self.send(Event::Lab2d(Lab2dEvent::Failed { message }));
+            self.send(Event::Lab2d(Lab2dEvent::Failed { message, training_stopped: true }));
         }
     }
 
@@ -423,9 +423,10 @@ fn panic_event(command: &Command) -> Box<dyn FnOnce(String) -> Event> {
         Command::Train(_) => {
             Box::new(move |m| Event::Train(TrainEvent::Failed { message: internal_error("training", m) }))
         }
-        Command::Lab2d(_) => {
-            Box::new(move |m| Event::Lab2d(Lab2dEvent::Failed { message: internal_error("the 2-D lab", m) }))
-        }
+        Command::Lab2d(_) => Box::new(move |m| {
+            let message = internal_error("the 2-D lab", m);
+            Event::Lab2d(Lab2dEvent::Failed { message, training_stopped: false })
+        }),
         Command::Attention { key, .. } => {
             let key = *key;
             Box::new(move |m| Event::Attention { key, attention: Err(internal_error("reading attention", m)) })

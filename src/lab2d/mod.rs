@@ -46,6 +46,17 @@ impl Distances {
     }
 }
 
+/// The spread of a cloud: sqrt(mean |p - p̄|²), the root-mean-square distance of its points to their mean.
+/// What large guidance shrinks. 0 for an empty cloud.
+pub fn spread(points: &[Point]) -> f64 {
+    if points.is_empty() {
+        return 0.0;
+    }
+    let n = points.len() as f64;
+    let mean = [points.iter().map(|p| p[0]).sum::<f64>() / n, points.iter().map(|p| p[1]).sum::<f64>() / n];
+    (points.iter().map(|p| (p[0] - mean[0]).powi(2) + (p[1] - mean[1]).powi(2)).sum::<f64>() / n).sqrt()
+}
+
 /// One session: a data set, the network training on it, and what the session measured.
 pub struct Lab {
     pub data: PointData,
@@ -83,7 +94,11 @@ impl Lab {
     pub fn sample(&self, request: &ParticleRequest, device: &Device) -> Result<(ParticleRun, Distances), LabError> {
         let run = run_particles(&self.model(), request, device)?;
         let reference = self.reference(request.class);
-        let distances = Distances::between(&run.samples(), &reference).ok_or(data::DataError::NoPoints)?;
+        let empty = || match request.class {
+            Some(class) => LabError::EmptyClass { class },
+            None => LabError::Data(data::DataError::NoPoints),
+        };
+        let distances = Distances::between(&run.samples(), &reference).ok_or_else(empty)?;
         Ok((run, distances))
     }
 
@@ -113,5 +128,18 @@ impl Lab {
             total.energy += d.energy / FLOOR_DRAWS as f64;
         }
         Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_is_the_rms_distance_to_the_mean() {
+        assert_eq!(spread(&[]), 0.0);
+        // Four points at distance 1 from (2, 3).
+        let square = [[3.0, 3.0], [1.0, 3.0], [2.0, 4.0], [2.0, 2.0]];
+        assert!((spread(&square) - 1.0).abs() < 1e-12);
     }
 }

@@ -30,6 +30,8 @@ pub enum LabError {
     Readback(#[from] ReadbackError),
     #[error("class {class} is not one of this model's {classes} classes")]
     ModelClass { class: usize, classes: usize },
+    #[error("the data has no points of class {class} to compare the samples with")]
+    EmptyClass { class: usize },
     #[error("{0}")]
     Checkpoint(#[from] crate::model::checkpoint::CheckpointError),
 }
