@@ -87,7 +87,18 @@ fn draw_stroke(harness: &mut Harness<'static, LabApp>, y: f64) {
 /// drawn, and the column can be taller than the window).
 fn click_scrolled(harness: &mut Harness<'static, LabApp>, label: &str) {
     harness.get_by_label(label).scroll_to_me();
-    harness.run_steps(2);
+    // Scrolling is animated: wait until the widget stays put, so the click lands on it.
+    let mut last = harness.get_by_label(label).rect();
+    for _ in 0..120 {
+        harness.step();
+        let now = harness.get_by_label(label).rect();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let rect = harness.get_by_label(label).rect();
+    assert!(rect.max.y < 1650.0, "{label} is below the window's bottom: {rect:?}");
     harness.get_by_label(label).click();
 }
 
@@ -95,7 +106,7 @@ fn lab_window() -> Harness<'static, LabApp> {
     let mut app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), Settings::default());
     app.ctx.dialogs.available = false;
     let mut harness =
-        Harness::builder().with_size([1280.0, 1200.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
+        Harness::builder().with_size([1280.0, 1700.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
     harness.run_steps(2);
     harness.get_by_label("2-D lab").click();
     harness.run_steps(2);
@@ -138,6 +149,31 @@ fn draw_train_and_watch_in_the_window() {
     assert!(near as f64 > 0.8 * samples.len() as f64, "{near} of {} samples near the strokes", samples.len());
     // The particles play from x_T to x_0.
     step_until(&mut harness, "the particles played to their end", |app| !app.lab2d.playing);
+
+    // Export: with no file dialog the files go to the default folder, the PNG with its settings.
+    let dir = tempfile::tempdir().unwrap();
+    harness.state_mut().ctx.dialogs.export_dir = dir.path().to_path_buf();
+    click_scrolled(&mut harness, "Save picture…");
+    harness.run_steps(1);
+    click_scrolled(&mut harness, "Save animation…");
+    let written = |ext: &str| {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == ext))
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while written("png").is_none() || written("gif").is_none() {
+        assert!(Instant::now() < deadline, "the exports were not written: {:?}", harness.state().ctx.status);
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = diffusion_lab::images::png_text(&written("png").unwrap()).unwrap();
+    let settings = text.iter().find(|(k, _)| k == diffusion_lab::lab2d::LAB2D_CHUNK).expect("the 2-D lab's settings");
+    assert!(settings.1.contains("\"points\":") && settings.1.contains("drawn points"), "{}", settings.1);
+    let gif = std::fs::read(written("gif").unwrap()).unwrap();
+    assert!(gif.starts_with(b"GIF89a"), "not a GIF");
 }
 
 /// The README's picture of the page (two moons trained for 2000 steps, the learned field at t = 150, the

@@ -173,6 +173,8 @@ pub struct Lab2dPanel {
     pub frame: f32,
     pub playing: bool,
     pub paths: bool,
+    /// Draw the field at the noise level of the particles' step on screen (as they play).
+    pub field_follows: bool,
     /// The step comparison's rows and the training step it was run at.
     compared: Option<(Vec<ComparedRun>, u64)>,
     /// The latest particle or comparison request (older answers are dropped) and what it asked for.
@@ -218,6 +220,7 @@ impl Default for Lab2dPanel {
             frame: 0.0,
             playing: false,
             paths: true,
+            field_follows: false,
             compared: None,
             key: 0,
             sent: None,
@@ -300,6 +303,18 @@ impl Lab2dPanel {
     fn level(&self, ctx: &PanelContext) -> Option<NoiseLevel> {
         let schedule = ctx.settings.schedule.build().ok()?;
         Some(NoiseLevel::at(&schedule, self.t.clamp(1, schedule.steps())))
+    }
+
+    /// The level the field is drawn at: the particles' (the level the step on screen starts from) when it
+    /// follows them, else the t slider's.
+    fn field_level(&self, ctx: &PanelContext) -> Option<NoiseLevel> {
+        match &self.particles {
+            Some(p) if self.field_follows => {
+                let last = p.run.levels.len().saturating_sub(2);
+                p.run.levels.get((self.frame.round() as usize).min(last)).copied()
+            }
+            _ => self.level(ctx),
+        }
     }
 
     pub fn on_event(&mut self, ctx: &mut PanelContext, event: Lab2dEvent) {
@@ -404,7 +419,7 @@ impl Lab2dPanel {
         if self.phase == LabPhase::Empty || self.field_view == FieldView::None || self.field_in_flight.is_some() {
             return;
         }
-        let Some(level) = self.level(ctx) else { return };
+        let Some(level) = self.field_level(ctx) else { return };
         let class = self.class.filter(|_| self.branch != Branch::Unconditional);
         let request = FieldRequest { level, class, guidance: self.field_guidance(), resolution: FIELD_RESOLUTION };
         let fresh = self.field.as_ref().is_some_and(|f| f.request == request && f.step == self.step);
@@ -635,6 +650,8 @@ impl Lab2dPanel {
                 }
                 ui.checkbox(&mut self.paths, "Show paths");
             });
+            ui.checkbox(&mut self.field_follows, "Field follows the particles")
+                .on_hover_text("Draw the field at the noise level of the particles' step instead of the t slider's");
             let mut frame = self.frame.round() as usize;
             if ui.add(egui::Slider::new(&mut frame, 0..=last).text("Particle step")).changed() {
                 self.frame = frame as f32;
@@ -871,7 +888,8 @@ impl Lab2dPanel {
                 painter.circle_stroke(to_screen(*p), 3.0, Stroke::new(1.0, color32(class_color(Some(*class)))));
             }
         }
-        if let (Some(f), Some(level)) = (&self.field, level) {
+        if let Some(f) = &self.field {
+            let level = f.request.level;
             let truth = f.truth.as_ref().ok().map(|t| t.as_slice());
             let learned = Some(f.learned.as_slice());
             let layers = match self.field_view {
@@ -921,7 +939,12 @@ impl Lab2dPanel {
         let caption = match (&self.data, self.phase) {
             (None, _) => "Draw points: click or drag here".to_string(),
             (Some(_), LabPhase::Empty) => "Press Start training to fit ε_θ to this data".to_string(),
-            _ => format!("t = {}", self.t),
+            _ => match &self.field {
+                Some(f) if f.request.level.t != self.t && self.field_view != FieldView::None => {
+                    format!("cloud at t = {}, field at t = {}", self.t, f.request.level.t)
+                }
+                _ => format!("t = {}", self.t),
+            },
         };
         painter.text(
             rect.min + Vec2::new(6.0, 4.0),
