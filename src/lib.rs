@@ -14,6 +14,7 @@ pub mod fuzz_checks;
 pub mod images;
 pub mod lab2d;
 pub mod model;
+pub mod text;
 pub mod train;
 
 /// The desktop's name for the app: the Wayland app id and X11 WM_CLASS of the window, and the name of the
