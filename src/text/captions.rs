@@ -224,6 +224,56 @@ pub fn caption(class: usize, attributes: &[Attribute], rng: &mut impl Rng) -> St
     }
 }
 
+/// A labelled image set captioned: every image's measures and attributes, and the thresholds (fitted on
+/// this set) they were judged by.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CaptionSet {
+    pub thresholds: AttributeThresholds,
+    pub measures: Vec<Measures>,
+    /// Each image's attributes, held-out pairs already removed.
+    pub attributes: Vec<Vec<Attribute>>,
+    pub classes: Vec<usize>,
+}
+
+impl CaptionSet {
+    /// `images` holds `labels.len()` square grayscale images of `image_len` values each, in [-1, 1].
+    pub fn new(images: &[f32], image_len: usize, labels: &[usize], classes: usize) -> Self {
+        let measures: Vec<Measures> = images.chunks_exact(image_len.max(1)).take(labels.len()).map(measure).collect();
+        let labelled: Vec<(Measures, usize)> = measures.iter().copied().zip(labels.iter().copied()).collect();
+        let thresholds = AttributeThresholds::fit(&labelled, classes);
+        let attributes = labelled
+            .iter()
+            .map(|(m, class)| {
+                thresholds.attributes(*class, m).into_iter().filter(|a| !is_held_out(*a, *class)).collect()
+            })
+            .collect();
+        Self { thresholds, measures, attributes, classes: labels.to_vec() }
+    }
+
+    /// The caption of image `index` in epoch `epoch` of a run seeded `seed`: the same every time it is
+    /// asked, another phrasing (and synonym) each epoch.
+    pub fn caption(&self, index: usize, seed: u64, epoch: u64) -> String {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+            seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ epoch.wrapping_mul(0xD1B5_4A32_D192_ED03),
+        );
+        caption(self.classes[index], &self.attributes[index], &mut rng)
+    }
+
+    /// How many images of each class carry each attribute, in [`Attribute::ALL`] order.
+    pub fn counts(&self, classes: usize) -> Vec<[usize; 6]> {
+        let mut counts = vec![[0; 6]; classes];
+        for (class, attributes) in self.classes.iter().zip(&self.attributes) {
+            for a in attributes {
+                if let (Some(row), Some(i)) = (counts.get_mut(*class), Attribute::ALL.iter().position(|x| x == a)) {
+                    row[i] += 1;
+                }
+            }
+        }
+        counts
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
