@@ -140,6 +140,7 @@ fn draw_train_and_watch_in_the_window() {
     step_until(&mut harness, "training has finished", |app| app.lab2d.phase == LabPhase::Trained);
     step_until(&mut harness, "the learned field is shown", |app| app.lab2d.has_field());
     assert!(!harness.state().lab2d.distances.is_empty(), "no distance measured during training");
+    assert_eq!(harness.state().lab2d.losses.len(), 400, "the loss curve has every step's loss");
 
     click_scrolled(&mut harness, "Sample particles");
     harness.run_steps(1);

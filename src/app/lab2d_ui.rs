@@ -17,7 +17,9 @@ use crate::engine::lab2d::{Lab2dCommand, Lab2dEvent};
 use crate::images::Picture;
 use crate::lab2d::data::{DEFAULT_POINTS, MAX_CLASSES, PointData, Preset, VIEW_BOUND};
 use crate::lab2d::figure::{CLASS_COLORS, FieldLayer, Figure, arrows, class_color};
-use crate::lab2d::run::{FieldQuantity, FieldRequest, ParticleRequest, ParticleRun, grid_points, noised_points};
+use crate::lab2d::run::{
+    FieldQuantity, FieldRequest, ParticleRequest, ParticleRun, field_error, grid_points, noised_points,
+};
 use crate::lab2d::{Distances, LAB2D_CHUNK};
 use crate::model::point_mlp::PointDenoiserConfig;
 use crate::train::points::default_point_train_config;
@@ -818,11 +820,7 @@ impl Lab2dPanel {
             "The plane from -3 to 3: the data, its noised cloud, the field and the particles"
         });
         response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Canvas, true, "2-D plot"));
-        let to_screen = |p: [f64; 2]| -> Pos2 {
-            let u = ((p[0] + VIEW_BOUND) / (2.0 * VIEW_BOUND)) as f32;
-            let v = ((VIEW_BOUND - p[1]) / (2.0 * VIEW_BOUND)) as f32;
-            rect.min + Vec2::new(u * rect.width(), v * rect.height())
-        };
+        let to_screen = |p: [f64; 2]| screen_from_point(rect, p);
         let from_screen = |pos: Pos2| -> Point {
             let u = f64::from((pos.x - rect.min.x) / rect.width());
             let v = f64::from((pos.y - rect.min.y) / rect.height());
@@ -992,11 +990,7 @@ impl Lab2dPanel {
                     let (rect, _) = ui.allocate_exact_size(Vec2::splat(150.0), Sense::hover());
                     let painter = ui.painter_at(rect);
                     painter.rect_filled(rect, 0.0, Color32::WHITE);
-                    let to_screen = |q: [f32; 2]| {
-                        let u = (f64::from(q[0]) + VIEW_BOUND) / (2.0 * VIEW_BOUND);
-                        let v = (VIEW_BOUND - f64::from(q[1])) / (2.0 * VIEW_BOUND);
-                        rect.min + Vec2::new(u as f32 * rect.width(), v as f32 * rect.height())
-                    };
+                    let to_screen = |q: [f32; 2]| screen_from_point(rect, [f64::from(q[0]), f64::from(q[1])]);
                     if let Some(data) = &self.data {
                         for p in &data.points {
                             painter.circle_filled(to_screen(*p), 1.0, faded(NO_CLASS, 0.25));
@@ -1019,10 +1013,16 @@ const NO_CLASS: [u8; 3] = [120, 120, 120];
 const TRUE_ARROWS: Color32 = Color32::from_rgb(20, 130, 20);
 const LEARNED_ARROWS: Color32 = Color32::from_gray(50);
 
+/// Where plane point `p` is drawn in `rect`, which shows [-VIEW_BOUND, VIEW_BOUND]² (y up).
+fn screen_from_point(rect: Rect, p: [f64; 2]) -> Pos2 {
+    let u = ((p[0] + VIEW_BOUND) / (2.0 * VIEW_BOUND)) as f32;
+    let v = ((VIEW_BOUND - p[1]) / (2.0 * VIEW_BOUND)) as f32;
+    rect.min + Vec2::new(u * rect.width(), v * rect.height())
+}
+
 /// |ε̂ - ε*| per grid cell, when the true field is known.
 fn error_values(field: &FieldResult) -> Option<Vec<f32>> {
-    let truth = field.truth.as_ref().ok()?;
-    Some(field.learned.iter().zip(truth.iter()).map(|(a, b)| (a[0] - b[0]).hypot(a[1] - b[1])).collect())
+    Some(field_error(&field.learned, field.truth.as_ref().ok()?))
 }
 
 /// At most about 2000 points of a curve (every k-th), so long runs plot quickly.

@@ -9,7 +9,7 @@ use diffusion_lab::diffusion::NoiseLevel;
 use diffusion_lab::lab2d::data::{DEFAULT_POINTS, PointData, Preset};
 use diffusion_lab::lab2d::figure::{FieldLayer, Figure};
 use diffusion_lab::lab2d::run::{
-    FieldQuantity, FieldRequest, ParticleRequest, learned_field, noised_points, true_field,
+    FieldQuantity, FieldRequest, ParticleRequest, field_error, learned_field, noised_points, true_field,
 };
 use diffusion_lab::lab2d::{Distances, LAB2D_CHUNK, Lab, spread};
 use diffusion_lab::model::point_mlp::PointDenoiserConfig;
@@ -160,12 +160,11 @@ pub(super) fn lab2d(args: &Lab2dArgs) -> anyhow::Result<()> {
 
     if args.compare_steps {
         println!("the same sampler at other step counts (same x_T):");
-        for steps in [5, 10, 20, 50] {
-            let other = ParticleRequest { sampler: Sampler { steps, ..request.sampler }, ..request.clone() };
-            if other.sampler.validate(noise_schedule.steps()).is_err() {
-                continue;
-            }
-            let (other_run, d) = lab.sample(&other, &device)?;
+        let steps: Vec<usize> = [5, 10, 20, 50]
+            .into_iter()
+            .filter(|&steps| Sampler { steps, ..request.sampler }.validate(noise_schedule.steps()).is_ok())
+            .collect();
+        for (steps, other_run, d) in lab.compare_steps(&request, &steps, &device)? {
             print_distances(&format!("  {:>2} steps ({} evaluations)", steps, other_run.evaluations), &d);
         }
     }
@@ -192,7 +191,7 @@ pub(super) fn lab2d(args: &Lab2dArgs) -> anyhow::Result<()> {
             FieldChoice::Epsilon => FieldQuantity::Epsilon,
             _ => FieldQuantity::Score,
         };
-        let error: Vec<f32> = learned.iter().zip(&truth).map(|(a, b)| (a[0] - b[0]).hypot(a[1] - b[1])).collect();
+        let error = field_error(&learned, &truth);
         let field_caption = match args.field {
             FieldChoice::None => format!("x_t at t = {} (lambda = {:.2})", args.field_t, level.log_snr),
             _ => format!("{} at t = {} (lambda {:.2})", quantity.ascii_label(), args.field_t, level.log_snr),

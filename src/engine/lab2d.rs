@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use burn::prelude::Device;
 
-use crate::diffusion::Sampler;
 use crate::lab2d::data::PointData;
 use crate::lab2d::run::{FieldRequest, LabError, ParticleRequest, ParticleRun, learned_field, true_field};
 use crate::lab2d::{Distances, Lab};
@@ -48,8 +47,6 @@ pub enum Lab2dCommand {
     CompareSteps { key: u64, request: ParticleRequest, steps: Vec<usize> },
     /// The learned and the true field at one level.
     Field { key: u64, request: FieldRequest },
-    /// Drop the session.
-    Clear,
 }
 
 #[derive(Clone, Debug)]
@@ -103,8 +100,8 @@ struct Session {
     lab: Lab,
     training: bool,
     schedule: crate::diffusion::BetaSchedule,
-    /// Losses not yet reported.
-    pending: Vec<(u64, f64)>,
+    /// How many of the lab's losses have been reported.
+    reported: usize,
 }
 
 fn lab_device() -> Device {
@@ -127,14 +124,13 @@ impl Lab2dState {
                     parameters: lab.trainer.model_config.parameters(),
                     classes: lab.data.class_count,
                 });
-                self.session = Some(Session { lab, training: true, schedule, pending: Vec::new() });
+                self.session = Some(Session { lab, training: true, schedule, reported: 0 });
             }
             Lab2dCommand::SetTraining(on) => {
                 if let Some(session) = self.session.as_mut() {
                     session.training = on;
                 }
             }
-            Lab2dCommand::Clear => self.session = None,
             Lab2dCommand::Sample { key, request } => {
                 let Some(session) = self.session.as_ref() else { return send(no_session()) };
                 let sampled = session.lab.sample(&request, &device).and_then(|(run, distances)| {
@@ -154,17 +150,11 @@ impl Lab2dState {
             }
             Lab2dCommand::CompareSteps { key, request, steps } => {
                 let Some(session) = self.session.as_ref() else { return send(no_session()) };
-                let rows: Result<Vec<_>, LabError> = steps
-                    .into_iter()
-                    .map(|n| {
-                        let request =
-                            ParticleRequest { sampler: Sampler { steps: n, ..request.sampler }, ..request.clone() };
-                        let (run, distances) = session.lab.sample(&request, &device)?;
-                        Ok((n, Arc::new(run), distances))
-                    })
-                    .collect();
-                match rows {
-                    Ok(rows) => send(Lab2dEvent::Compared { key, rows, step: session.lab.trainer.step }),
+                match session.lab.compare_steps(&request, &steps, &device) {
+                    Ok(rows) => {
+                        let rows = rows.into_iter().map(|(n, run, d)| (n, Arc::new(run), d)).collect();
+                        send(Lab2dEvent::Compared { key, rows, step: session.lab.trainer.step })
+                    }
                     Err(error) => failed(error),
                 }
             }
@@ -195,7 +185,6 @@ impl Lab2dState {
         let mut measuring = Duration::ZERO;
         while started.elapsed() < BURST && !session.lab.trainer.is_done() {
             let report = session.lab.train_step();
-            session.pending.push((report.step, report.loss));
             steps += 1;
             if report.step.is_multiple_of(MEASURE_EVERY) || session.lab.trainer.is_done() {
                 let measured = Instant::now();
@@ -213,10 +202,12 @@ impl Lab2dState {
         }
         // The training rate: the measurement's time left out.
         let seconds = (started.elapsed() - measuring).as_secs_f64();
+        let losses = session.lab.losses[session.reported..].to_vec();
+        session.reported = session.lab.losses.len();
         send(Lab2dEvent::Progress {
             step: session.lab.trainer.step,
             planned: session.lab.trainer.config.steps,
-            losses: std::mem::take(&mut session.pending),
+            losses,
             distance,
             steps_per_second: steps as f64 / seconds.max(1e-9),
         });

@@ -12,6 +12,7 @@ pub mod run;
 
 use burn::prelude::Device;
 
+use crate::diffusion::Sampler;
 use crate::diffusion::mixture::Point;
 use crate::eval::distance::{energy_distance, sliced_wasserstein};
 use crate::model::point_mlp::{PointDenoiser, PointDenoiserConfig};
@@ -100,6 +101,23 @@ impl Lab {
         };
         let distances = Distances::between(&run.samples(), &reference).ok_or_else(empty)?;
         Ok((run, distances))
+    }
+
+    /// `request` at each of `steps` sampling steps (the same x_T), each measured against the data.
+    pub fn compare_steps(
+        &self,
+        request: &ParticleRequest,
+        steps: &[usize],
+        device: &Device,
+    ) -> Result<Vec<(usize, ParticleRun, Distances)>, LabError> {
+        steps
+            .iter()
+            .map(|&n| {
+                let request = ParticleRequest { sampler: Sampler { steps: n, ..request.sampler }, ..request.clone() };
+                let (run, distances) = self.sample(&request, device)?;
+                Ok((n, run, distances))
+            })
+            .collect()
     }
 
     /// Records the distance of a fresh sample at the current step (the curve "distance over training").

@@ -222,6 +222,11 @@ pub fn true_field(mixture: &GaussianMixture, request: &FieldRequest) -> Result<V
         .collect())
 }
 
+/// |ε̂ - ε*| at every grid point: how far the network's field is from the true one.
+pub fn field_error(learned: &[[f32; 2]], truth: &[[f32; 2]]) -> Vec<f32> {
+    learned.iter().zip(truth).map(|(a, b)| (a[0] - b[0]).hypot(a[1] - b[1])).collect()
+}
+
 /// x_t = sqrt(ᾱ) x_0 + sqrt(1 - ᾱ) ε for every data point, ε drawn from `seed`: the forward process as a cloud.
 pub fn noised_points(data: &PointData, level: &NoiseLevel, seed: u64) -> Vec<[f32; 2]> {
     let mut noise = NoiseSource::new(seed);
