@@ -32,6 +32,7 @@ fn request(sampler: Sampler) -> GenerateRequest {
         seed: 5,
         batch: 2,
         class: Some(9),
+        prompt: None,
         guidance: 2.0,
         guidance_interval: None,
         init: None,

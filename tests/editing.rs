@@ -42,6 +42,7 @@ fn request(model: &Model, init: Option<InitImage>) -> GenerateRequest {
         seed: 11,
         batch: 2,
         class: Some(3),
+        prompt: None,
         guidance: 2.0,
         guidance_interval: None,
         init,

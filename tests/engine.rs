@@ -27,6 +27,7 @@ fn request(steps: usize, sampler: Sampler) -> GenerateRequest {
         seed: 3,
         batch: 2,
         class: Some(1),
+        prompt: None,
         guidance: 2.0,
         guidance_interval: None,
         init: None,

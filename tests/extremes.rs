@@ -47,6 +47,7 @@ fn every_extreme_setting_is_refused_or_runs_never_panics() {
                             seed: 1,
                             batch: 1,
                             class: Some(1),
+                            prompt: None,
                             guidance,
                             guidance_interval: None,
                             init: None,

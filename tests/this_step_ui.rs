@@ -1,13 +1,16 @@
 //! "This step" and the overlays in the window, through egui_kittest by accessible labels (issue 20).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::texts_starting_with;
 use diffusion_lab::app::LabApp;
 use diffusion_lab::app::state::{RunStatus, Settings};
 use diffusion_lab::diffusion::Sampler;
 use diffusion_lab::engine::{DeviceChoice, Engine};
 use egui_kittest::Harness;
-use egui_kittest::kittest::{By, NodeT, Queryable};
+use egui_kittest::kittest::Queryable;
 
 fn step_until(harness: &mut Harness<'static, LabApp>, what: &str, done: impl Fn(&LabApp) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -30,15 +33,6 @@ fn shown_number(harness: &Harness<'static, LabApp>, name: &str) -> f64 {
     values.dedup();
     assert_eq!(values.len(), 1, "one number `{prefix}…`: {values:?}");
     values[0]
-}
-
-/// The text of every label on screen that starts with `prefix` (egui gives a label's text as its value).
-fn texts_starting_with(harness: &Harness<'static, LabApp>, prefix: &str) -> Vec<String> {
-    let text = |n: &egui_kittest::kittest::AccessKitNode<'_>| n.label().or_else(|| n.value()).unwrap_or_default();
-    harness
-        .query_all(By::new().predicate(move |n| text(n).starts_with(prefix)).include_labels())
-        .map(|node| text(&node.accesskit_node()))
-        .collect()
 }
 
 fn close(shown: f64, exact: f64) -> bool {

@@ -366,13 +366,13 @@ fn a_latent_run_on_the_built_in_autoencoder_samples_decoded_pictures() {
         ..train_settings(&out, 6)
     };
     let engine = Engine::spawn(DeviceChoice::Cpu, || {});
-    engine.train(TrainCommand::Start(TrainRequest {
+    engine.train(TrainCommand::Start(Box::new(TrainRequest {
         data: DataRequest { image_size: 28, image_channels: 1, ..settings.data_request() },
         options: settings.run_options(),
         resume: false,
         model: "trained: latent".into(),
         built_in_autoencoder: Some(diffusion_lab::model::embedded::FASHION_AUTOENCODER),
-    }));
+    })));
     let (mut samples, mut latent_model) = (Vec::new(), false);
     common::wait_for(&engine, LIMIT, "the latent run to finish", |event| match event {
         Event::Train(TrainEvent::Failed { message }) => panic!("{message}"),
@@ -416,13 +416,13 @@ fn closing_the_window_mid_run_keeps_every_step_done() {
         ..train_settings(&out, 1000)
     };
     let engine = Engine::spawn(DeviceChoice::Cpu, || {});
-    engine.train(TrainCommand::Start(TrainRequest {
+    engine.train(TrainCommand::Start(Box::new(TrainRequest {
         data: settings.data_request(),
         options: settings.run_options(),
         resume: false,
         model: "trained: closed".into(),
         built_in_autoencoder: None,
-    }));
+    })));
     let last = common::wait_for(&engine, LIMIT, "step 5 of the run", |event| match event {
         Event::Train(TrainEvent::Failed { message }) => panic!("{message}"),
         Event::Train(TrainEvent::Step { step, .. }) if step >= 5 => Some(step),
@@ -496,13 +496,13 @@ fn bad_train_settings_fail_with_a_message_and_the_next_start_works() {
     std::fs::write(&a_file, b"x").unwrap();
     let engine = Engine::spawn(DeviceChoice::Cpu, || {});
     let start = |settings: &TrainSettings| {
-        engine.train(TrainCommand::Start(TrainRequest {
+        engine.train(TrainCommand::Start(Box::new(TrainRequest {
             data: settings.data_request(),
             options: settings.run_options(),
             resume: false,
             model: "trained: bad".into(),
             built_in_autoencoder: None,
-        }));
+        })));
         common::wait_for(&engine, LIMIT, "the start to fail or the run to stop", |event| match event {
             Event::Train(TrainEvent::Failed { message }) => Some(Err(message)),
             Event::Train(TrainEvent::Stopped { step, .. }) => Some(Ok(step)),

@@ -873,7 +873,7 @@ fn an_interpolation_strip_between_two_seeds_fills_in_and_saves_as_png_and_gif() 
     let strip = harness.state().compare.grid.clone().unwrap();
     assert!(strip.cells.iter().all(Option::is_some));
     assert_eq!(strip.labels.x_title, "u, seed 7 -> 8");
-    assert_eq!(strip.requests[3].interpolate.unwrap().u, 1.0);
+    assert_eq!(strip.requests[3].interpolate.as_ref().unwrap().u, 1.0);
     assert_ne!(strip.cells[0], strip.cells[3]);
     for button in ["Save strip…", "Save strip GIF…"] {
         harness.state_mut().ctx.status = None;
@@ -890,7 +890,7 @@ fn an_interpolation_strip_between_two_seeds_fills_in_and_saves_as_png_and_gif() 
     assert_eq!(json["interpolation"].as_array().unwrap().len(), 4);
     // Its settings restore the strip: A's seed, and interpolation towards seed 8.
     let restored = png_settings::settings_from_png(&saved[0]).unwrap();
-    assert_eq!((restored.seed, restored.interpolate.and_then(|i| i.seed_b)), (7, Some(8)));
+    assert_eq!((restored.seed, restored.interpolate.as_ref().and_then(|i| i.seed_b)), (7, Some(8)));
     harness.state_mut().compare.restore_interpolation(&restored.interpolate.unwrap());
     assert_eq!(harness.state().compare.seed_b, 8);
 }

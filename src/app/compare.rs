@@ -45,6 +45,8 @@ pub enum Between {
     Seeds,
     /// A's class and `class_b` (their τ_θ(y)), A's noise throughout.
     Classes,
+    /// A text model's prompt and `prompt_b` (their τ_θ(y), token by token), A's noise throughout.
+    Prompts,
 }
 
 /// What B changes from A; everything else (seed, batch, class, clipping) is A's, so both start from the
@@ -55,6 +57,8 @@ pub struct BSettings {
     pub sampler: Sampler,
     pub guidance: f64,
     pub schedule: BetaSchedule,
+    /// B's prompt for a text model ("" keeps A's): the same x_T with other words.
+    pub prompt: String,
 }
 
 /// A grid or an interpolation strip in progress (or done): its labels, every cell's request and what has
@@ -118,6 +122,7 @@ pub struct ComparePanel {
     pub between: Between,
     pub seed_b: u64,
     pub class_b: usize,
+    pub prompt_b: String,
     /// Images in a strip, both ends included.
     pub frames: usize,
     /// Runs waiting for the engine, in order; `running` is the one it has.
@@ -144,6 +149,7 @@ impl ComparePanel {
                 sampler: Sampler::new(crate::diffusion::Method::DpmSolver2M, 20),
                 guidance: settings.guidance,
                 schedule: settings.schedule,
+                prompt: String::new(),
             },
             viewer_b: TrajectoryViewer::new("frame-b", "B images"),
             x_setting: GridSetting::Guidance,
@@ -154,6 +160,7 @@ impl ComparePanel {
             between: Between::Seeds,
             seed_b: settings.seed + 1,
             class_b: 7,
+            prompt_b: String::new(),
             frames: 8,
             queue: VecDeque::new(),
             running: None,
@@ -178,6 +185,12 @@ impl ComparePanel {
             schedule: self.b.schedule,
             sampler: Sampler { clip_x0: request.sampler.clip_x0, ..self.b.sampler },
             guidance: self.b.guidance,
+            prompt: match &request.prompt {
+                Some(a) if !self.b.prompt.trim().is_empty() => {
+                    Some(crate::engine::generate::PromptRequest { text: self.b.prompt.clone(), ..a.clone() })
+                }
+                other => other.clone(),
+            },
             ..request.clone()
         }
     }
@@ -234,16 +247,21 @@ impl ComparePanel {
     /// Every image's request of a strip from `base` (A's settings) to the other seed or class.
     pub fn strip_requests(&self, base: &GenerateRequest) -> (GridLabels, Vec<GenerateRequest>) {
         let n = self.frames.max(2);
-        let (seed_b, class_b, what) = match self.between {
-            Between::Seeds => (Some(self.seed_b), None, format!("seed {} -> {}", base.seed, self.seed_b)),
+        let (seed_b, class_b, prompt_b, what) = match self.between {
+            Between::Seeds => (Some(self.seed_b), None, None, format!("seed {} -> {}", base.seed, self.seed_b)),
             Between::Classes => (
                 None,
                 Some(self.class_b),
+                None,
                 format!("class {} -> {}", base.class.map_or("any".into(), |c| c.to_string()), self.class_b),
             ),
+            Between::Prompts => {
+                let a = base.prompt.as_ref().map(|p| p.text.clone()).unwrap_or_default();
+                (None, None, Some(self.prompt_b.as_str()), format!("'{a}' -> '{}'", self.prompt_b))
+            }
         };
-        let requests = crate::engine::grid::interpolation_requests(base, seed_b, class_b, n);
-        let columns = requests.iter().map(|r| format!("{:.2}", r.interpolate.map_or(0.0, |i| i.u))).collect();
+        let requests = crate::engine::grid::interpolation_requests(base, seed_b, class_b, prompt_b, n);
+        let columns = requests.iter().map(|r| format!("{:.2}", r.interpolate.as_ref().map_or(0.0, |i| i.u))).collect();
         (
             GridLabels { x_title: format!("u, {what}"), columns, y_title: String::new(), rows: vec![String::new()] },
             requests,
@@ -253,16 +271,20 @@ impl ComparePanel {
     /// Restored settings of a strip (its request says where u = 1 goes): back to interpolation mode.
     pub fn restore_interpolation(&mut self, interpolate: &crate::engine::generate::Interpolate) {
         self.mode = Mode::Interpolate;
-        match (interpolate.seed_b, interpolate.class_b) {
-            (Some(seed), _) => {
+        match (interpolate.seed_b, interpolate.class_b, &interpolate.prompt_b) {
+            (Some(seed), ..) => {
                 self.between = Between::Seeds;
                 self.seed_b = seed;
             }
-            (None, Some(class)) => {
+            (None, Some(class), _) => {
                 self.between = Between::Classes;
                 self.class_b = class;
             }
-            (None, None) => {}
+            (None, None, Some(prompt)) => {
+                self.between = Between::Prompts;
+                self.prompt_b = prompt.clone();
+            }
+            (None, None, None) => {}
         }
     }
 
@@ -404,7 +426,7 @@ impl ComparePanel {
         let (labels, requests) = self.strip_requests(&base);
         let settings = serde_json::json!({ "interpolation": requests });
         // The strip's PNG restores as its far end's settings: A's seed and class, and where u = 1 goes.
-        let base = GenerateRequest { interpolate: requests.last().and_then(|r| r.interpolate), ..base };
+        let base = GenerateRequest { interpolate: requests.last().and_then(|r| r.interpolate.clone()), ..base };
         self.start_cells(ctx, Grid::new(labels, settings, base, requests));
     }
 
@@ -513,6 +535,12 @@ impl ComparePanel {
         let steps = self.b.schedule.steps;
         super::generate_ui::sampler_ui(ui, "B: ", &mut self.b.sampler, steps);
         ui.add(egui::Slider::new(&mut self.b.guidance, 0.0..=10.0).step_by(0.1).text("B: guidance"));
+        if ctx.settings.text_model {
+            let label = ui.label("B: prompt");
+            ui.add(egui::TextEdit::singleline(&mut self.b.prompt).hint_text("empty: A's prompt"))
+                .labelled_by(label.id)
+                .on_hover_text("B draws these words from A's x_T (a text model; empty keeps A's prompt)");
+        }
         schedule_kind_ui(ui, "B: schedule", &mut self.b.schedule);
         if ui.button("B = A").on_hover_text("Copy A's model, sampler, guidance and schedule into B").clicked() {
             self.b = BSettings {
@@ -520,6 +548,7 @@ impl ComparePanel {
                 sampler: ctx.settings.sampler,
                 guidance: ctx.settings.guidance,
                 schedule: ctx.settings.schedule,
+                prompt: String::new(),
             };
         }
     }
@@ -669,6 +698,9 @@ impl ComparePanel {
         ui.horizontal(|ui| {
             ui.selectable_value(&mut self.between, Between::Seeds, "Between seeds");
             ui.selectable_value(&mut self.between, Between::Classes, "Between classes");
+            if ctx.settings.text_model {
+                ui.selectable_value(&mut self.between, Between::Prompts, "Between prompts");
+            }
         });
         match self.between {
             Between::Seeds => {
@@ -679,6 +711,14 @@ impl ComparePanel {
                 let classes = ctx.num_classes();
                 ui.add(egui::Slider::new(&mut self.class_b, 0..=classes.saturating_sub(1)).text("to class"))
                     .on_hover_text("τ_θ(y) moves from A's class to this one; the noise stays");
+            }
+            Between::Prompts => {
+                let label = ui.label("to prompt");
+                ui.add(egui::TextEdit::singleline(&mut self.prompt_b).hint_text("light sneaker"))
+                    .labelled_by(label.id)
+                    .on_hover_text(
+                        "τ_θ(y) moves from the prompt on the left to this one, token by token; the noise stays",
+                    );
             }
         }
         ui.add(egui::Slider::new(&mut self.frames, 2..=32).text("Frames"));
@@ -707,17 +747,20 @@ impl ComparePanel {
 
     /// The two axes (a setting and its values each); Save.
     fn grid_settings_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
+        let text_model = ctx.settings.text_model;
         for (axis, setting, values) in
             [("X", &mut self.x_setting, &mut self.x_values), ("Y", &mut self.y_setting, &mut self.y_values)]
         {
             ui.horizontal(|ui| {
                 egui::ComboBox::from_label(format!("{axis} setting")).selected_text(setting.name()).show_ui(ui, |ui| {
-                    for s in GridSetting::ALL {
+                    // Prompt axes only where the model reads prompts.
+                    for s in GridSetting::ALL.into_iter().filter(|s| text_model || !s.takes_prompts()) {
                         ui.selectable_value(setting, s, s.name());
                     }
                 });
             });
-            ui.add(egui::TextEdit::singleline(values).hint_text("values, comma-separated"))
+            let hint = if setting.takes_prompts() { "prompts, |-separated" } else { "values, comma-separated" };
+            ui.add(egui::TextEdit::singleline(values).hint_text(hint))
                 .labelled_by(ui.label(format!("{axis} values")).id);
         }
         grid_progress_ui(self.grid.as_ref(), ui);

@@ -183,6 +183,8 @@ impl GeneratePanel {
             ));
         }
         let num_classes = ctx.num_classes();
+        let text = ctx.model_info().and_then(|m| m.config.text.clone());
+        ctx.settings.text_model = text.is_some();
         let previous_device = ctx.settings.device;
         let settings = &mut ctx.settings;
         egui::ComboBox::from_label("Device").selected_text(device_label(settings.device)).show_ui(ui, |ui| {
@@ -191,18 +193,33 @@ impl GeneratePanel {
             }
         });
         ui.add(egui::Slider::new(&mut settings.batch, 1..=MAX_BATCH).text("Batch"));
-        egui::ComboBox::from_label("Class").selected_text(class_name(settings.class, num_classes)).show_ui(ui, |ui| {
-            ui.selectable_value(&mut settings.class, None, class_name(None, num_classes));
-            for c in 0..num_classes {
-                ui.selectable_value(&mut settings.class, Some(c), class_name(Some(c), num_classes));
+        let conditioned = match &text {
+            Some(text) => {
+                prompt_ui(ui, settings, text);
+                true
             }
-        });
+            None => {
+                egui::ComboBox::from_label("Class").selected_text(class_name(settings.class, num_classes)).show_ui(
+                    ui,
+                    |ui| {
+                        ui.selectable_value(&mut settings.class, None, class_name(None, num_classes));
+                        for c in 0..num_classes {
+                            ui.selectable_value(&mut settings.class, Some(c), class_name(Some(c), num_classes));
+                        }
+                    },
+                );
+                settings.class.is_some()
+            }
+        };
         ui.add_enabled(
-            settings.class.is_some(),
+            conditioned,
             egui::Slider::new(&mut settings.guidance, 0.0..=10.0).step_by(0.1).text("Guidance"),
         )
-        .on_hover_text("Classifier-free guidance w: 0 = unconditional, 1 = conditional, more = stronger class");
-        guidance_interval_ui(ui, &mut settings.guidance_interval, settings.class.is_some());
+        .on_hover_text(
+            "Classifier-free guidance w: ε̂ = ε̂_Ø + w (ε̂_y - ε̂_Ø); 0 = unconditional, 1 = conditional, more = \
+                 stronger class or prompt",
+        );
+        guidance_interval_ui(ui, &mut settings.guidance_interval, conditioned);
         sampler_ui(ui, "", &mut settings.sampler, settings.schedule.steps);
         let clip_label = if ctx.is_latent() {
             format!("Clip predicted z_0 to ±{}", crate::model::autoencoder::LATENT_X0_BOUND)
@@ -343,6 +360,47 @@ fn guidance_interval_ui(ui: &mut egui::Ui, interval: &mut Option<[f64; 2]>, enab
             }
         }
     });
+}
+
+/// A text model's prompt and negative prompt, the words it knows, and any it does not (named, never an
+/// error: they are read as `<unk>` and Generate still runs).
+fn prompt_ui(
+    ui: &mut egui::Ui,
+    settings: &mut super::state::Settings,
+    text: &crate::model::text_encoder::TextEncoderConfig,
+) {
+    let label = ui.label("Prompt");
+    ui.add(egui::TextEdit::singleline(&mut settings.prompt).hint_text("a dark ankle boot").desired_width(220.0))
+        .labelled_by(label.id)
+        .on_hover_text("What to draw: τ_θ reads one token per word, and cross-attention looks at them");
+    let label = ui.label("Negative prompt");
+    ui.add(egui::TextEdit::singleline(&mut settings.negative_prompt).hint_text("patterned").desired_width(220.0))
+        .labelled_by(label.id)
+        .on_hover_text("What to steer away from: guidance's Ø branch reads it instead of the empty prompt");
+    let Ok(vocabulary) = text.vocabulary() else {
+        ui.colored_label(ui.visuals().error_fg_color, "this model's vocabulary is damaged");
+        return;
+    };
+    for prompt in [&settings.prompt, &settings.negative_prompt] {
+        match vocabulary.prompt(prompt, text.context_tokens) {
+            Ok(read) => {
+                if let Some(message) = read.unknown_message(&vocabulary) {
+                    ui.colored_label(ui.visuals().warn_fg_color, message);
+                }
+            }
+            Err(e) => {
+                ui.colored_label(ui.visuals().error_fg_color, format!("{e}: shorten it to generate"));
+            }
+        }
+    }
+    if settings.prompt.trim().is_empty() {
+        ui.weak("The empty prompt: the model draws anything (guidance has nothing to add).");
+    }
+    egui::CollapsingHeader::new(format!("Words this model knows ({})", vocabulary.known_words().len()))
+        .id_salt("known words")
+        .show(ui, |ui| {
+            ui.label(vocabulary.known_words().join(", "));
+        });
 }
 
 #[cfg(test)]

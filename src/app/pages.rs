@@ -229,14 +229,24 @@ impl LabApp {
             ui.selectable_value(&mut settings.overlay, state::Overlay::Guidance, "guidance |ε̂_y - ε̂_Ø|")
                 .on_hover_text("Where the class changed the network's noise estimate at the step that made this frame");
             ui.selectable_value(&mut settings.overlay, state::Overlay::Attention, "cross-attention")
-                .on_hover_text("Where the UNet's cross-attention looked at one of the class's tokens τ_θ(y)");
+                .on_hover_text("Where the UNet's cross-attention looked at one of τ_θ(y)'s tokens (a class's, or a word of the prompt)");
             ui.separator();
             self.forward.toggle_ui(ui, &mut self.ctx);
         });
         match self.ctx.settings.overlay {
             state::Overlay::Attention => {
+                let viewer = &mut self.generate.viewer;
+                let words = viewer
+                    .trajectory
+                    .as_ref()
+                    .and_then(|t| t.request.prompt.as_ref())
+                    .filter(|_| self.ctx.settings.text_model)
+                    .map(|p| crate::text::tokenizer::words(&p.text));
+                if let Some(words) = &words {
+                    viewer.step.word_picker_ui(ui, words, &mut self.ctx.settings.attention);
+                }
                 ui.horizontal_wrapped(|ui| {
-                    self.generate.viewer.step.attention_picker_ui(ui, &mut self.ctx.settings.attention);
+                    viewer.step.attention_picker_ui(ui, &mut self.ctx.settings.attention);
                 });
             }
             state::Overlay::Guidance => {

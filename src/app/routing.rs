@@ -80,7 +80,7 @@ impl LabApp {
                 }
                 self.ctx.models.loaded.retain(|m| m.id != info.id);
                 let selected = info.id == self.ctx.settings.model;
-                self.ctx.models.loaded.push(info);
+                self.ctx.models.loaded.push(*info);
                 if selected {
                     self.ctx.sanitize_settings();
                 }

@@ -103,6 +103,12 @@ pub struct Settings {
     pub overlay: Overlay,
     /// Which cross-attention map the attention overlay shows.
     pub attention: AttentionPick,
+    /// A text model's prompt and negative prompt (kept while a class model is chosen, unused by it).
+    pub prompt: String,
+    pub negative_prompt: String,
+    /// Whether the chosen model reads prompts (set by the Generate panel from the model's config).
+    #[serde(skip)]
+    pub text_model: bool,
 }
 
 /// Which cross-attention map to draw: a layer of the UNet, a token of τ_θ(y), one head or their mean, at
@@ -149,6 +155,9 @@ impl Default for Settings {
             this_step: false,
             overlay: Overlay::Off,
             attention: AttentionPick::default(),
+            prompt: String::new(),
+            negative_prompt: String::new(),
+            text_model: false,
         }
     }
 }
@@ -162,6 +171,10 @@ impl Settings {
             seed: self.seed,
             batch: self.batch,
             class: self.class,
+            prompt: self.text_model.then(|| crate::engine::generate::PromptRequest {
+                text: self.prompt.clone(),
+                negative: self.negative_prompt.clone(),
+            }),
             guidance: self.guidance,
             guidance_interval: self.guidance_interval,
             init: None,
@@ -229,6 +242,10 @@ impl Settings {
         self.seed = request.seed;
         self.batch = request.batch;
         self.class = request.class;
+        if let Some(prompt) = &request.prompt {
+            self.prompt = prompt.text.clone();
+            self.negative_prompt = prompt.negative.clone();
+        }
         self.guidance = request.guidance;
         self.guidance_interval = request.guidance_interval;
         self.sampler = request.sampler;

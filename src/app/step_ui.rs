@@ -509,6 +509,53 @@ impl StepPanel {
         }
     }
 
+    /// A text model's prompt as buttons, one per token: the start token, each word, the padding after the
+    /// last word. Clicking one shows its attention map; each carries its share of the attention (at the
+    /// layer picked, over the run's steps, positions, heads and images), and the shares sum to 1.
+    pub fn word_picker_ui(&mut self, ui: &mut egui::Ui, words: &[String], pick: &mut AttentionPick) {
+        let shares = self.token_shares(pick.layer);
+        let share_of = |token: usize| shares.as_ref().and_then(|s| s.get(token)).copied();
+        let padding_share = shares.as_ref().map(|s| s.iter().skip(words.len() + 1).sum::<f32>());
+        ui.horizontal_wrapped(|ui| {
+            ui.label("Click a word:");
+            let mut button = |ui: &mut egui::Ui, token: usize, text: &str, share: Option<f32>| {
+                let label = match share {
+                    Some(share) => format!("{text} {:.0} %", 100.0 * share),
+                    None => text.to_string(),
+                };
+                if ui.selectable_label(pick.token == token, label).clicked() {
+                    pick.token = token;
+                }
+            };
+            button(ui, 0, "<start>", share_of(0));
+            for (k, word) in words.iter().enumerate() {
+                button(ui, k + 1, word, share_of(k + 1));
+            }
+            button(ui, words.len() + 1, "padding", padding_share);
+        });
+        ui.label(
+            "Each word's share: of all the attention this layer paid, the part that went to that word's token \
+             (the start token and the padding after the last word also read the prompt, and take the rest)",
+        );
+    }
+
+    /// Each token's share of layer `layer`'s attention over the run's steps (mean over images, heads and
+    /// positions), once the run's attention has arrived.
+    fn token_shares(&self, layer: usize) -> Option<Vec<f32>> {
+        let Some((_, Attention::Ready(steps))) = &self.attention else { return None };
+        let mut shares: Vec<f32> = Vec::new();
+        let mut rows = 0usize;
+        for step in steps.iter() {
+            let l = step.layers.get(layer)?;
+            shares.resize(l.tokens, 0.0);
+            for row in l.weights.chunks_exact(l.tokens.max(1)) {
+                shares.iter_mut().zip(row).for_each(|(s, w)| *s += w);
+                rows += 1;
+            }
+        }
+        (rows > 0).then(|| shares.iter().map(|s| s / rows as f32).collect())
+    }
+
     /// The attention overlay's pickers (layer, token, head, summed) and what it shows.
     pub fn attention_picker_ui(&mut self, ui: &mut egui::Ui, pick: &mut AttentionPick) {
         let layers: Vec<(String, usize, usize)> = match &self.attention {

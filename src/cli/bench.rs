@@ -213,6 +213,7 @@ impl<'a> SamplingBench<'a> {
             seed: 0,
             batch,
             class: Some(0),
+            prompt: None,
             guidance,
             guidance_interval: None,
             init: None,

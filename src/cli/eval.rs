@@ -5,7 +5,7 @@ use super::*;
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// Folder of sample PNGs (as `sample --out-dir` writes them; `classN` in a name is the intended class).
-    #[arg(required_unless_present_any = ["reconstructions", "edits", "nll", "loss_by_level"])]
+    #[arg(required_unless_present_any = ["reconstructions", "edits", "nll", "loss_by_level", "prompts"])]
     pub samples: Option<PathBuf>,
     /// Instead of samples, score an autoencoder's reconstructions D(E(x)) of test images: `latent` (the
     /// built-in latent model's autoencoder) or an autoencoder checkpoint file.
@@ -17,6 +17,18 @@ pub struct EvalArgs {
     /// how far the results moved from the inputs.
     #[arg(long, value_delimiter = ',', conflicts_with_all = ["samples", "reconstructions"])]
     pub edits: Vec<f64>,
+    /// Instead of samples, how well a text model (`--model fashion-text` or a checkpoint) follows prompts:
+    /// --n samples of each class word ("sneaker"): the share the judge puts in that class; of "dark X" and
+    /// "light X" (and small / large, plain / patterned) for every class: the measured attribute of each, and
+    /// the share on the asked side of the training data's threshold for that class; held-out pairs marked.
+    #[arg(long, conflicts_with_all = ["samples", "reconstructions", "nll", "loss_by_level"])]
+    pub prompts: bool,
+    /// --prompts with a latent checkpoint file: the autoencoder that turns its latents into pixels.
+    #[arg(long)]
+    pub autoencoder: Option<PathBuf>,
+    /// --prompts: classifier-free guidance w.
+    #[arg(long, default_value_t = DEFAULT_GUIDANCE)]
+    pub guidance: f64,
     /// Instead of samples, the variational bound on the negative log-likelihood of test images under
     /// `--model` (Ho et al. 2020, eq. 5: L_T + Σ L_{t-1} + L_0), in bits per dimension, with its split over t
     /// and the error of x̂_0 at each t (the schedule: the model's training schedule, T = 1000).
@@ -77,6 +89,9 @@ pub(super) fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         return edits_table(args, &judge, &test, &device);
     }
     let train = Dataset::fashion_mnist(&args.fashion_mnist_dir, Split::Train)?;
+    if args.prompts {
+        return prompts_table(args, &judge, &train, &device);
+    }
     let reference = judge.gaussian(&test)?;
     let samples = match (&args.samples, &args.reconstructions) {
         (Some(dir), _) => diffusion_lab::eval::load_samples(dir, judge.config.image_channels, judge.config.image_size)?,
@@ -166,6 +181,7 @@ fn edits_table(args: &EvalArgs, judge: &Judge, test: &Dataset, device: &Device) 
                 seed: i as u64,
                 batch: 1,
                 class: Some(target),
+                prompt: None,
                 guidance: DEFAULT_GUIDANCE,
                 guidance_interval: None,
                 init: Some(init),
@@ -339,6 +355,99 @@ fn loss_by_level_table(
     for (log_snr, loss) in losses {
         let alpha_bar = diffusion_lab::diffusion::schedule::alpha_bar_from_log_snr(log_snr);
         println!("| {log_snr:.0} | {alpha_bar:.2e} | {loss:.4} |");
+    }
+    Ok(())
+}
+
+/// `eval --prompts`: a text model's samples of class words and attribute pairs, judged and measured.
+fn prompts_table(args: &EvalArgs, judge: &Judge, train: &Dataset, device: &Device) -> anyhow::Result<()> {
+    use diffusion_lab::text::captions::{Axis, CLASS_WORDS, CaptionSet, is_held_out, measure};
+    if args.n == 0 {
+        bail!("--n must be at least 1");
+    }
+    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.model)?;
+    let options =
+        ModelOptions { model: args.model.clone(), autoencoder: args.autoencoder.clone(), device: DeviceChoice::Cpu };
+    let OpenedModel { model, decoder, .. } = options.open(&checkpoint, builtin_autoencoder)?;
+    if model.config.text.is_none() {
+        bail!("--prompts needs a text model (`fashion-text` or a checkpoint trained with --captions)");
+    }
+    // The thresholds the training captions were judged by: the train split's terciles per class.
+    let labels = train.labels.clone().context("the train split is labelled")?;
+    let thresholds = CaptionSet::new(&train.images, train.image_len(), &labels, 10).thresholds;
+    let schedule = checkpoint.header.training_schedule.unwrap_or_default();
+    let sampler = diffusion_lab::model::denoise::DEFAULT_SAMPLER;
+    let guidance = Guidance::from(args.guidance);
+    let null = vec![model.config.num_classes; args.n];
+    let mut seed = 0u64;
+    let mut draw = |prompt: &str| -> anyhow::Result<Vec<Vec<f32>>> {
+        seed += 1;
+        let request = PromptRequest::new(prompt);
+        let pictures =
+            generate(&model, decoder.as_ref(), &null, Some(&request), guidance, sampler, schedule, seed, device)?;
+        let images: Vec<Vec<f32>> =
+            pictures.iter().map(|p| p.pixels.iter().map(|v| data::unit_from_u8(*v)).collect()).collect();
+        Ok(images)
+    };
+    let judged = |images: &[Vec<f32>], class: usize| -> anyhow::Result<f64> {
+        let set = Dataset {
+            images: images.concat(),
+            count: images.len(),
+            channels: 1,
+            height: 28,
+            width: 28,
+            labels: Some(vec![class; images.len()]),
+            class_names: train.class_names.clone(),
+        };
+        let (_, predictions) = judge.features_and_predictions(&set)?;
+        Ok(predictions.iter().filter(|p| **p == class).count() as f64 / images.len() as f64)
+    };
+    println!(
+        "Text model `{}`, {} with w = {}, n = {} per prompt. Class words: the share the judge puts in the class.",
+        args.model,
+        sampler.label(),
+        args.guidance,
+        args.n
+    );
+    println!();
+    println!("| prompt | judged as the class |");
+    println!("| --- | ---: |");
+    for (class, names) in CLASS_WORDS.iter().enumerate() {
+        let images = draw(names[0])?;
+        println!("| {} | {:.0} % |", names[0], 100.0 * judged(&images, class)?);
+    }
+    println!();
+    println!(
+        "Attribute pairs: the mean measure of each prompt's samples (brightness: mean garment intensity; size: share of \
+         the frame; texture: mean |Laplacian|), the training data's threshold for the class (the middle of its \
+         terciles), the share of samples on the asked side of it, and the share judged as the class. * = a pair \
+         held out of training."
+    );
+    println!();
+    println!(
+        "| class | axis | threshold | prompt A | measure | on A's side | judged | prompt B | measure | on B's side | judged |"
+    );
+    println!("| --- | --- | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |");
+    for (class, names) in CLASS_WORDS.iter().enumerate() {
+        for axis in Axis::ALL {
+            let mut cells = Vec::new();
+            for attribute in axis.attributes() {
+                let prompt = format!("{} {}", attribute.word(), names[0]);
+                let images = draw(&prompt)?;
+                let measures: Vec<_> = images.iter().map(|i| measure(i)).collect();
+                let mean = measures.iter().map(|m| m.on(axis)).sum::<f64>() / measures.len() as f64;
+                let agree = measures.iter().filter(|m| thresholds.agrees(class, m, attribute) == Some(true)).count();
+                let held = if is_held_out(attribute, class) { "*" } else { "" };
+                cells.push(format!(
+                    "{prompt}{held} | {mean:.3} | {:.0} % | {:.0} %",
+                    100.0 * agree as f64 / images.len() as f64,
+                    100.0 * judged(&images, class)?
+                ));
+            }
+            let index = Axis::ALL.iter().position(|a| *a == axis).unwrap_or(0);
+            let [low, high] = thresholds.per_class[class][index];
+            println!("| {} | {axis:?} | {:.3} | {} |", names[0], 0.5 * (low + high), cells.join(" | "));
+        }
     }
     Ok(())
 }

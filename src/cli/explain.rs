@@ -88,6 +88,7 @@ fn request_of(args: &ExplainArgs, checkpoint: &Checkpoint, class: Option<usize>)
         seed: args.seed,
         batch: 1,
         class,
+        prompt: None,
         guidance: args.guidance.guidance,
         guidance_interval: args.guidance.guidance_interval,
         init: None,

@@ -9,7 +9,9 @@ use diffusion_lab::images::GridLabels;
 #[derive(Args, Debug)]
 pub struct GridArgs {
     /// The columns: SETTING=VALUE,VALUE,... with SETTING one of guidance, steps, sampler, spacing, eta,
-    /// class, seed, timesteps, schedule, strength (with --init-image).
+    /// class, seed, timesteps, schedule, strength (with --init-image), and for a text model prompt (whole
+    /// prompts, separated by `|`: "prompt=dark boot|light boot") and prompt_sr (search and replace in
+    /// --prompt: "prompt_sr=dark,light" draws the prompt as it is, then with "dark" replaced by "light").
     #[arg(long)]
     pub x: GridAxis,
     /// The rows, written as --x.
@@ -25,6 +27,8 @@ pub struct GridArgs {
     pub class: String,
     #[arg(long, default_value_t = DEFAULT_GUIDANCE)]
     pub guidance: f64,
+    #[command(flatten)]
+    pub prompt: PromptOptions,
     /// The seed of every cell: all start from the same x_T.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -54,6 +58,7 @@ pub(super) fn grid(args: &GridArgs) -> anyhow::Result<()> {
         seed: args.seed,
         batch: 1,
         class,
+        prompt: args.prompt.check(&config)?,
         guidance: args.guidance,
         guidance_interval: None,
         init,
@@ -62,8 +67,25 @@ pub(super) fn grid(args: &GridArgs) -> anyhow::Result<()> {
     };
     let cells = grid_requests(&base, &args.x, &args.y)?;
     // Every cell is checked before the first (slow) one runs.
+    let text_axis = [&args.x, &args.y].into_iter().find(|a| a.setting.takes_prompts());
+    if let Some(axis) = text_axis
+        && config.text.is_none()
+    {
+        bail!(
+            "`{}` varies a prompt, but this model is conditioned on classes (the text model is `fashion-text`)",
+            axis.title()
+        );
+    }
     for (i, cell) in cells.iter().enumerate() {
         let (column, row) = (i % args.x.values.len(), i / args.x.values.len());
+        if let (Some(prompt), Some(text)) = (&cell.prompt, &config.text) {
+            let vocabulary =
+                text.vocabulary().map_err(|e| anyhow::anyhow!("the model's vocabulary is damaged: {e}"))?;
+            let read = vocabulary.prompt(&prompt.text, text.context_tokens)?;
+            if let Some(message) = read.unknown_message(&vocabulary) {
+                eprintln!("warning: cell {}: {message}", i + 1);
+            }
+        }
         cell.validate(config.num_classes).with_context(|| {
             format!("cell {} = {}, {} = {}", args.x.title(), args.x.values[column], args.y.title(), args.y.values[row])
         })?;

@@ -1,5 +1,5 @@
-//! `interpolate`: a strip of images between two seeds (spherical interpolation of x_T) or two classes
-//! (interpolation of τ_θ(y)), as a labelled PNG and optionally an animated GIF.
+//! `interpolate`: a strip of images between two seeds (spherical interpolation of x_T), two classes or a
+//! text model's two prompts (interpolation of τ_θ(y)), as a labelled PNG and optionally an animated GIF.
 
 use super::*;
 use diffusion_lab::engine::GenerateRequest;
@@ -9,11 +9,15 @@ use diffusion_lab::images::GridLabels;
 #[derive(Args, Debug)]
 pub struct InterpolateArgs {
     /// Between two seeds' noises: A,B (the class stays --class).
-    #[arg(long, conflicts_with = "classes", required_unless_present = "classes")]
+    #[arg(long, conflicts_with_all = ["classes", "prompts"], required_unless_present_any = ["classes", "prompts"])]
     pub seeds: Option<String>,
     /// Between two classes: A,B (the noise stays --seed's).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "prompts")]
     pub classes: Option<String>,
+    /// Between a text model's two prompts: "A|B", e.g. "dark boot|light sneaker" (τ_θ of each, token by
+    /// token; the noise stays --seed's).
+    #[arg(long)]
+    pub prompts: Option<String>,
     /// Images in the strip, both ends included.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(2..=64))]
     pub frames: u64,
@@ -55,31 +59,57 @@ pub(super) fn interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
     let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.models.model)?;
     let schedule = args.schedule.beta_schedule_or(checkpoint.header.training_schedule.unwrap_or_default());
     let class = parse_class(&args.class)?;
-    let (base, seed_b, class_b, what) = match (&args.seeds, &args.classes) {
-        (Some(seeds), _) => {
+    let (base, seed_b, class_b, prompt_b, what) = match (&args.seeds, &args.classes, &args.prompts) {
+        (Some(seeds), ..) => {
             let (a, b): (u64, u64) = pair("seeds", seeds)?;
             (
                 GenerateRequest { seed: a, class, ..base_request(args, schedule) },
                 Some(b),
                 None,
+                None,
                 format!("seed {a} -> {b}"),
             )
         }
-        (None, Some(classes)) => {
+        (None, Some(classes), _) => {
             let (a, b): (usize, usize) = pair("classes", classes)?;
             (
                 GenerateRequest { seed: args.seed, class: Some(a), ..base_request(args, schedule) },
                 None,
                 Some(b),
+                None,
                 format!("class {a} -> {b}"),
             )
         }
-        (None, None) => bail!("give --seeds A,B or --classes A,B"),
+        (None, None, Some(prompts)) => {
+            let Some((a, b)) = prompts.split_once('|') else {
+                bail!("--prompts takes two prompts \"A|B\", got `{prompts}`")
+            };
+            let base = GenerateRequest {
+                seed: args.seed,
+                prompt: Some(diffusion_lab::engine::generate::PromptRequest::new(a.trim())),
+                ..base_request(args, schedule)
+            };
+            (base, None, None, Some(b.trim().to_string()), format!("'{}' -> '{}'", a.trim(), b.trim()))
+        }
+        (None, None, None) => bail!("give --seeds A,B, --classes A,B or --prompts \"A|B\""),
     };
     let frames = args.frames as usize;
-    let requests = diffusion_lab::engine::grid::interpolation_requests(&base, seed_b, class_b, frames);
+    let requests =
+        diffusion_lab::engine::grid::interpolation_requests(&base, seed_b, class_b, prompt_b.as_deref(), frames);
     let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
         .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))?;
+    if prompt_b.is_some() {
+        let Some(text) = &config.text else {
+            bail!(
+                "--prompts needs a text model (the built-in one is `fashion-text`); this one is conditioned on classes"
+            )
+        };
+        for prompt in
+            [base.prompt.as_ref().map(|p| p.text.as_str()).unwrap_or_default(), prompt_b.as_deref().unwrap_or_default()]
+        {
+            text.prompt(prompt)?;
+        }
+    }
     for request in &requests {
         request.validate(config.num_classes)?;
     }
@@ -95,14 +125,14 @@ pub(super) fn interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let labels = GridLabels {
         x_title: format!("u, {what}"),
-        columns: requests.iter().map(|r| format!("{:.2}", r.interpolate.map_or(0.0, |i| i.u))).collect(),
+        columns: requests.iter().map(|r| format!("{:.2}", r.interpolate.as_ref().map_or(0.0, |i| i.u))).collect(),
         y_title: String::new(),
         rows: vec![String::new()],
     };
     let cells: Vec<Option<images::Picture>> = pictures.iter().cloned().map(Some).collect();
     let extra = serde_json::json!({ "interpolation": requests });
     // Restored in the window, the strip's settings are its far end's: A's seed and class, and where u = 1 goes.
-    let far_end = GenerateRequest { interpolate: requests.last().and_then(|r| r.interpolate), ..base.clone() };
+    let far_end = GenerateRequest { interpolate: requests.last().and_then(|r| r.interpolate.clone()), ..base.clone() };
     images::save_png(&args.out, &images::labelled_grid(&cells, &labels, 4), &settings_text(&far_end, extra))?;
     eprintln!("wrote {}", args.out.display());
     if let Some(path) = &args.gif {
@@ -121,6 +151,7 @@ fn base_request(args: &InterpolateArgs, schedule: BetaSchedule) -> GenerateReque
         seed: args.seed,
         batch: 1,
         class: None,
+        prompt: None,
         guidance: args.guidance,
         guidance_interval: None,
         init: None,

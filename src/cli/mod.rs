@@ -9,6 +9,7 @@ use burn::prelude::*;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use diffusion_lab::data::{self, Dataset, Split};
 use diffusion_lab::diffusion::{BetaSchedule, Method, NoiseSchedule, NoiseSource, Sampler, ScheduleKind, Spacing};
+use diffusion_lab::engine::generate::{PromptRequest, prompt_condition};
 use diffusion_lab::engine::{DeviceChoice, open_device};
 use diffusion_lab::eval::Judge;
 use diffusion_lab::images::{self, Picture};
@@ -19,7 +20,7 @@ use diffusion_lab::model::embedded;
 use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet, UNetConfig};
 use diffusion_lab::train::ddpm::TrainingFiles;
 use diffusion_lab::train::training::{
-    DataSource, Training, TrainingError, TrainingOptions, csv_log_from_step, load_training_data,
+    DataSource, Training, TrainingData, TrainingError, TrainingOptions, csv_log_from_step, load_training_data,
 };
 
 mod bench;
@@ -182,6 +183,12 @@ pub struct DataArgs {
 
 impl DataArgs {
     fn load(&self) -> anyhow::Result<(Dataset, String)> {
+        let loaded = self.load_with_captions()?;
+        Ok((loaded.data, loaded.description))
+    }
+
+    /// The images, what they are, and a folder's captions (the `.txt` beside each image).
+    fn load_with_captions(&self) -> anyhow::Result<TrainingData> {
         let loaded = load_training_data(&self.source(), self.image_size, self.image_channels)?;
         if !loaded.skipped.is_empty() {
             eprintln!("skipped {} files that are not usable images:", loaded.skipped.len());
@@ -192,7 +199,7 @@ impl DataArgs {
                 eprintln!("  … and {} more", loaded.skipped.len() - 20);
             }
         }
-        Ok((loaded.data, loaded.description))
+        Ok(loaded)
     }
 
     fn source(&self) -> DataSource {
@@ -234,7 +241,7 @@ fn class_grid(
     device: &Device,
 ) -> anyhow::Result<Picture> {
     let classes: Vec<usize> = (0..model.config.num_classes).flat_map(|c| std::iter::repeat_n(c, per_class)).collect();
-    let pictures = generate(model, decoder, &classes, guidance.into(), sampler, schedule, seed, device)?;
+    let pictures = generate(model, decoder, &classes, None, guidance.into(), sampler, schedule, seed, device)?;
     Ok(images::grid(&pictures, per_class, 2))
 }
 
@@ -246,6 +253,7 @@ fn generate(
     model: &LoadedUnet,
     decoder: Option<&LoadedAutoencoder>,
     classes: &[usize],
+    prompt: Option<&PromptRequest>,
     guidance: Guidance,
     sampler: Sampler,
     schedule: BetaSchedule,
@@ -254,6 +262,11 @@ fn generate(
 ) -> anyhow::Result<Vec<Picture>> {
     let schedule = schedule.build()?;
     let plan = sampler.plan(&schedule)?.with_x0_bound(model.x0_bound());
+    let prompt = match (prompt, &model.config.text) {
+        (Some(prompt), Some(text)) => Some((prompt, text)),
+        (Some(_), None) => bail!("this model is conditioned on classes, not prompts: use --class"),
+        (None, _) => None,
+    };
     if model.is_latent() && decoder.is_none() {
         bail!("a latent model needs its autoencoder to make pixels: pass --autoencoder");
     }
@@ -270,7 +283,14 @@ fn generate(
         let x_start = noise.tensor([n, c, size, size], device);
         let labels: Vec<i64> = chunk.iter().map(|c| *c as i64).collect();
         let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), device);
-        let x0 = denoise(&model.model, &plan, x_start, &Condition::classes(labels), guidance, &mut noise, None, |_| {
+        let condition = match prompt {
+            Some((prompt, text)) => Condition {
+                prompt: Some(prompt_condition(text, prompt, None, n, device)?),
+                ..Condition::classes(labels)
+            },
+            None => Condition::classes(labels),
+        };
+        let x0 = denoise(&model.model, &plan, x_start, &condition, guidance, &mut noise, None, |_| {
             bar.inc(1);
             ControlFlow::Continue(())
         });
@@ -286,6 +306,48 @@ fn generate(
     }
     bar.finish_and_clear();
     Ok(pictures)
+}
+
+/// A text model's prompt flags; shared by `sample`, `grid` and `eval`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct PromptOptions {
+    /// What a text model (`--model fashion-text`) draws, e.g. "dark ankle boot". Words it does not know are
+    /// named, with the words it knows, and read as <unk>.
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// What guidance steers away from, in place of the empty prompt: ε̂ = ε̂_neg + w (ε̂_prompt - ε̂_neg).
+    #[arg(long)]
+    pub negative_prompt: Option<String>,
+}
+
+impl PromptOptions {
+    /// The prompt asked for, if any (a negative prompt alone steers an empty prompt).
+    pub fn request(&self) -> Option<PromptRequest> {
+        if self.prompt.is_none() && self.negative_prompt.is_none() {
+            return None;
+        }
+        Some(PromptRequest {
+            text: self.prompt.clone().unwrap_or_default(),
+            negative: self.negative_prompt.clone().unwrap_or_default(),
+        })
+    }
+
+    /// Checks the prompts against `config`'s vocabulary: an error for a class model or a prompt too long,
+    /// a warning on stderr naming unknown words.
+    pub fn check(&self, config: &UNetConfig) -> anyhow::Result<Option<PromptRequest>> {
+        let Some(request) = self.request() else { return Ok(None) };
+        let Some(text) = &config.text else {
+            bail!("this model is conditioned on classes, not prompts: use --class (the text model is `fashion-text`)")
+        };
+        let vocabulary = text.vocabulary().map_err(|e| anyhow::anyhow!("the model's vocabulary is damaged: {e}"))?;
+        for prompt in [&request.text, &request.negative] {
+            let read = vocabulary.prompt(prompt, text.context_tokens)?;
+            if let Some(message) = read.unknown_message(&vocabulary) {
+                eprintln!("warning: {message}");
+            }
+        }
+        Ok(Some(request))
+    }
 }
 
 /// The flags of classifier-free guidance; shared by `sample` and `explain`.
@@ -343,8 +405,8 @@ pub(crate) fn checkpoint_of_model(model: &str) -> anyhow::Result<(Checkpoint, Op
 /// The flags that choose a model and where it runs; shared by `sample`, `grid` and `interpolate`.
 #[derive(Args, Debug, Clone)]
 pub struct ModelOptions {
-    /// A built-in model (`fashion`: pixel space, `latent`: the autoencoder's latent space) or a
-    /// checkpoint file written by `train`.
+    /// A built-in model (`fashion`: pixel space, `latent`: the autoencoder's latent space, `fashion-text`:
+    /// latent, conditioned on prompts) or a checkpoint file written by `train`.
     #[arg(long, default_value = "fashion")]
     pub model: String,
     /// For a latent checkpoint file: the autoencoder that turns its latents into pixels.

@@ -17,6 +17,8 @@ pub struct SampleArgs {
     #[arg(long)]
     pub all_classes: bool,
     #[command(flatten)]
+    pub prompt: PromptOptions,
+    #[command(flatten)]
     pub guidance: GuidanceOptions,
     #[command(flatten)]
     pub sampler: SamplerOptions,
@@ -72,6 +74,7 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))?;
     let num_classes = config.num_classes;
     let classes = classes_of(args, num_classes)?;
+    let prompt = args.prompt.check(&config)?;
     let sampler = args.sampler.sampler();
     let schedule = args.schedule.beta_schedule_or(checkpoint.header.training_schedule.unwrap_or_default());
     // Everything the user typed is checked before the (possibly slow) device and model start.
@@ -96,7 +99,18 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     let pictures = match &init {
         None => {
             let guidance = args.guidance.guidance();
-            generate(&model, decoder.as_ref(), &classes, guidance, sampler, schedule, args.seed, &device.device)?
+            let prompt = prompt.as_ref();
+            generate(
+                &model,
+                decoder.as_ref(),
+                &classes,
+                prompt,
+                guidance,
+                sampler,
+                schedule,
+                args.seed,
+                &device.device,
+            )?
         }
         Some(init) => {
             let request = diffusion_lab::engine::GenerateRequest {
@@ -106,6 +120,7 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
                 seed: args.seed,
                 batch: args.n,
                 class: args.class,
+                prompt: prompt.clone(),
                 guidance: args.guidance.guidance,
                 guidance_interval: args.guidance.guidance_interval,
                 init: Some(init.clone()),
@@ -126,6 +141,7 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
         seed: args.seed,
         batch: classes.len().min(SAMPLE_BATCH).min(diffusion_lab::engine::generate::MAX_BATCH),
         class: (class < num_classes).then_some(class),
+        prompt: prompt.clone(),
         guidance: args.guidance.guidance,
         guidance_interval: args.guidance.guidance_interval,
         init: init.clone(),

@@ -40,6 +40,11 @@ pub struct TrainArgs {
     /// Also write the shippable model (EMA weights in f16) to this path at every checkpoint.
     #[arg(long)]
     pub export: Option<PathBuf>,
+    /// Train a text model: τ_θ reads prompts. Captions come from a `.txt` file beside each image of a folder
+    /// (cat.png -> cat.txt), or for Fashion-MNIST are made from each image's class and the brightness, size
+    /// and texture measured from its pixels.
+    #[arg(long)]
+    pub captions: bool,
 }
 
 impl TrainArgs {
@@ -56,26 +61,26 @@ impl TrainArgs {
             checkpoint_every: self.checkpoint_every,
             preview_every: self.preview_every,
             export: self.export.clone(),
+            captions: self.captions,
         }
     }
 }
 
 pub(super) fn train(args: &TrainArgs) -> anyhow::Result<()> {
-    let (pixels, description) = args.data.load()?;
+    let data = args.data.load_with_captions()?;
     let device = Device::flex();
     if args.latent {
-        eprintln!("encoding {} images with the autoencoder…", pixels.count);
+        eprintln!("encoding {} images with the autoencoder…", data.data.count);
     }
-    let mut run =
-        Training::open(args.run_options(), pixels, description, args.resume, &device).map_err(|e| match e {
-            TrainingError::AlreadyHoldsRun { dir, .. } => {
-                anyhow::anyhow!(
-                    "{} already holds a run: pass --resume to continue it, or choose another --out",
-                    dir.display()
-                )
-            }
-            other => other.into(),
-        })?;
+    let mut run = Training::open(args.run_options(), data, args.resume, &device).map_err(|e| match e {
+        TrainingError::AlreadyHoldsRun { dir, .. } => {
+            anyhow::anyhow!(
+                "{} already holds a run: pass --resume to continue it, or choose another --out",
+                dir.display()
+            )
+        }
+        other => other.into(),
+    })?;
     let parameters = run.trainer.ema.parameter_count();
     eprintln!(
         "training a {parameters}-parameter UNet on {} images, step {} of {}",

@@ -16,6 +16,15 @@ const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 pub struct FolderData {
     pub data: Dataset,
     pub skipped: Vec<(PathBuf, String)>,
+    /// Each kept image's caption: the text of the `.txt` file beside it with the same stem (`cat.png` ->
+    /// `cat.txt`, the convention of existing fine-tuning tools), `None` where there is none.
+    pub captions: Vec<Option<String>>,
+}
+
+/// The caption file beside an image: the same stem with `.txt`; its text trimmed, `None` when absent or
+/// unreadable as UTF-8.
+pub fn caption_beside(image: &Path) -> Option<String> {
+    std::fs::read_to_string(image.with_extension("txt")).ok().map(|text| text.trim().to_string())
 }
 
 /// Larger images are refused before they are decoded: a 20000x20000 header would ask for gigabytes.
@@ -57,12 +66,14 @@ pub fn load_folder(dir: &Path, height: usize, width: usize, channels: usize) -> 
 
     let mut images = Vec::with_capacity(paths.len() * channels * height * width);
     let mut kept_labels = Vec::with_capacity(paths.len());
+    let mut captions = Vec::with_capacity(paths.len());
     let mut skipped = Vec::new();
     for (i, path) in paths.iter().enumerate() {
         match decode(path) {
             Ok(image) => {
                 images.extend(planes_from_image(&image, height_u32, width_u32, channels));
                 kept_labels.push(labels.as_ref().map(|labels| labels[i]));
+                captions.push(caption_beside(path));
             }
             Err(e) => skipped.push((path.clone(), e.to_string())),
         }
@@ -72,7 +83,7 @@ pub fn load_folder(dir: &Path, height: usize, width: usize, channels: usize) -> 
     }
     let labels = labels.map(|_| kept_labels.iter().flatten().copied().collect());
     let data = Dataset { images, count: kept_labels.len(), channels, height, width, labels, class_names };
-    Ok(FolderData { data, skipped })
+    Ok(FolderData { data, skipped, captions })
 }
 
 /// One image file as `channels` x `height` x `width` values in [-1, 1] (any size and format in).

@@ -275,8 +275,8 @@ pub fn attention_of_run(
 ) -> Result<Vec<StepAttention>, GenerateError> {
     let (c, size) = (model.config.image_channels, model.config.image_size);
     let shape = [request.batch, c, size, size];
-    let class = request.class.unwrap_or(model.config.num_classes) as i64;
-    let context = model.model.context(Tensor::<1, Int>::full([request.batch], class, device));
+    // The conditional branch's context as the run had it: the class's, or a text model's prompt.
+    let context = super::generate::condition(request, &model.config, device)?.context(&model.model);
     inputs
         .iter()
         .map(|input| {

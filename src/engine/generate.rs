@@ -9,7 +9,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::diffusion::{BetaSchedule, NoiseLevel, NoiseSource, Sampler, SamplingPlan, edit};
-use crate::model::denoise::{Condition, DenoiseState, Guidance, Inpaint, StepOutput, denoise_from};
+use crate::model::denoise::{Condition, DenoiseState, Guidance, Inpaint, PromptCondition, StepOutput, denoise_from};
 use crate::model::{LoadedAutoencoder, LoadedUnet};
 
 /// Everything that decides the pixels of a run; saved into PNGs so a run can be restored.
@@ -26,6 +26,10 @@ pub struct GenerateRequest {
     pub batch: usize,
     /// The class to draw, or `None` for any (unconditional).
     pub class: Option<usize>,
+    /// A text model's prompt (and negative prompt): what it draws in place of the class. Ignored by a class
+    /// model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<PromptRequest>,
     /// Classifier-free guidance scale w.
     pub guidance: f64,
     /// Guidance only within this range of noise levels, [lowest λ, highest λ]; w = 1 elsewhere
@@ -61,15 +65,33 @@ pub struct Branch {
     pub at_step: usize,
 }
 
-/// One point between two runs: x_T spherically between this seed's noise and `seed_b`'s, and the class
-/// context between τ_θ(class) and τ_θ(`class_b`), at `u` (0 = this run, 1 = the other).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+/// A text model's prompt, and the negative prompt whose ε̂ classifier-free guidance steers away from in
+/// place of the empty prompt's: ε̂ = ε̂_neg + w (ε̂_prompt - ε̂_neg).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PromptRequest {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub negative: String,
+}
+
+impl PromptRequest {
+    pub fn new(text: impl Into<String>) -> Self {
+        Self { text: text.into(), negative: String::new() }
+    }
+}
+
+/// One point between two runs: x_T spherically between this seed's noise and `seed_b`'s, and the context
+/// between τ_θ(class) and τ_θ(`class_b`) (a text model's: between its prompt's and `prompt_b`'s), at `u`
+/// (0 = this run, 1 = the other).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Interpolate {
     pub u: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed_b: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_b: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_b: Option<String>,
 }
 
 /// The picture an image-to-image or inpainting run starts from, kept whole in the request (a 28x28
@@ -298,6 +320,8 @@ pub enum GenerateError {
     Batch(usize),
     #[error("class {class} does not exist: the model knows {classes} classes")]
     Class { class: usize, classes: usize },
+    #[error("{0}")]
+    Prompt(String),
     #[error("guidance must be a finite number of at least 0, got {0}")]
     Guidance(f64),
     #[error("the guidance interval must be two noise levels λ from low to high, got {0} to {1}")]
@@ -525,8 +549,8 @@ pub fn run_generate(
     let RunStart { plan, level: start, x: x_start, previous_x0, mut noise, inpaint } =
         run_start(model, decoder, request, device)?;
     let shape = x_start.dims();
-    let condition = condition(request, model.config.num_classes, device);
-    let guidance = guidance_of(request);
+    let condition = condition(request, &model.config, device)?;
+    let guidance = guidance_of(request, model.config.text.is_some());
 
     let mut budget = DecodeBudget::new(started);
     let x_start_decoded = decoder.map(|ae| budget.decode(ae, &x_start, None)).transpose()?;
@@ -624,14 +648,14 @@ fn run_start(
     let RunStart { plan: parent_plan, x, previous_x0, mut noise, inpaint, .. } =
         run_start(model, decoder, parent, device)?;
     let before = SamplingPlan { steps: parent_plan.steps[..branch.at_step].to_vec(), ..parent_plan };
-    let condition = condition(parent, model.config.num_classes, device);
+    let condition = condition(parent, &model.config, device)?;
     let state = DenoiseState { x, previous_x0 };
     let state = denoise_from(
         &model.model,
         &before,
         state,
         &condition,
-        guidance_of(parent),
+        guidance_of(parent, model.config.text.is_some()),
         &mut noise,
         inpaint.as_ref(),
         |_| ControlFlow::Continue(()),
@@ -644,17 +668,18 @@ fn run_start(
 
 /// Classifier-free guidance as `request` asks for it: unconditional requests have no conditional branch
 /// to guide towards.
-fn guidance_of(request: &GenerateRequest) -> Guidance {
-    match request.class {
-        Some(_) => Guidance { scale: request.guidance, interval: request.guidance_interval },
-        None => Guidance::from(0.0),
+fn guidance_of(request: &GenerateRequest, text_model: bool) -> Guidance {
+    match (request.class, &request.prompt) {
+        (_, Some(_)) if text_model => Guidance { scale: request.guidance, interval: request.guidance_interval },
+        (Some(_), _) => Guidance { scale: request.guidance, interval: request.guidance_interval },
+        (None, _) => Guidance::from(0.0),
     }
 }
 
 /// The seed's first draw: x_T of a plain run, the noise that image-to-image adds to its picture. Seed
 /// interpolation mixes it with seed B's, image by image.
 fn first_noise(request: &GenerateRequest, noise: &mut NoiseSource, shape: [usize; 4], device: &Device) -> Tensor<4> {
-    match request.interpolate.and_then(|i| i.seed_b.map(|b| (b, i.u))) {
+    match request.interpolate.as_ref().and_then(|i| i.seed_b.map(|b| (b, i.u))) {
         None => noise.tensor(shape, device),
         Some((seed_b, u)) => {
             let (a, b) =
@@ -667,15 +692,49 @@ fn first_noise(request: &GenerateRequest, noise: &mut NoiseSource, shape: [usize
     }
 }
 
+/// `prompt` (and its negative, and `prompt_b` at u for interpolation) as the ids of `batch` images.
+pub fn prompt_condition(
+    text: &crate::model::text_encoder::TextEncoderConfig,
+    prompt: &PromptRequest,
+    prompt_b: Option<(&str, f64)>,
+    batch: usize,
+    device: &Device,
+) -> Result<PromptCondition, GenerateError> {
+    let ids = |text_of: &str| -> Result<Tensor<2, Int>, GenerateError> {
+        let ids = text.prompt(text_of).map_err(|e| GenerateError::Prompt(e.to_string()))?.ids;
+        let rows: Vec<i64> = (0..batch).flat_map(|_| ids.iter().map(|id| *id as i64)).collect();
+        Ok(Tensor::<2, Int>::from_data(TensorData::new(rows, [batch, ids.len()]), device))
+    };
+    let towards = match prompt_b {
+        Some((b, u)) => Some((ids(b)?, u)),
+        None => None,
+    };
+    let negative = if prompt.negative.trim().is_empty() { None } else { Some(ids(&prompt.negative)?) };
+    Ok(PromptCondition { ids: ids(&prompt.text)?, towards, negative })
+}
+
 /// The class of every image of the batch (the null class, `num_classes`, for none), and for class
-/// interpolation the second class.
-fn condition(request: &GenerateRequest, num_classes: usize, device: &Device) -> Condition {
-    let label = request.class.unwrap_or(num_classes) as i64;
+/// interpolation the second class; for a text model with a prompt, the prompt's ids (and the negative
+/// prompt's, and for interpolation the second prompt's).
+pub(crate) fn condition(
+    request: &GenerateRequest,
+    config: &crate::model::UNetConfig,
+    device: &Device,
+) -> Result<Condition, GenerateError> {
+    let label = request.class.unwrap_or(config.num_classes) as i64;
     let classes = Tensor::<1, Int>::full([request.batch], label, device);
     let towards = request
         .interpolate
+        .as_ref()
         .and_then(|i| i.class_b.map(|b| (Tensor::<1, Int>::full([request.batch], b as i64, device), i.u)));
-    Condition { classes, towards }
+    let prompt = match (&config.text, &request.prompt) {
+        (Some(text), Some(prompt)) => {
+            let prompt_b = request.interpolate.as_ref().and_then(|i| i.prompt_b.as_deref().map(|b| (b, i.u)));
+            Some(prompt_condition(text, prompt, prompt_b, request.batch, device)?)
+        }
+        _ => None,
+    };
+    Ok(Condition { classes, towards, prompt })
 }
 
 /// A denoising step read back as a frame; a latent run's (`decoder`) with its pixels when `budget` allows.

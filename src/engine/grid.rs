@@ -34,10 +34,15 @@ pub enum GridSetting {
     Schedule,
     /// Image-to-image's strength (cells that start from a picture).
     Strength,
+    /// A text model's prompt: each value a whole prompt.
+    Prompt,
+    /// Prompt search and replace (AUTOMATIC1111's "Prompt S/R"): the first value is a word or phrase of
+    /// the prompt, each value replaces it in turn (the first leaves the prompt as it is).
+    PromptSr,
 }
 
 impl GridSetting {
-    pub const ALL: [GridSetting; 10] = [
+    pub const ALL: [GridSetting; 12] = [
         GridSetting::Guidance,
         GridSetting::Steps,
         GridSetting::Sampler,
@@ -48,6 +53,8 @@ impl GridSetting {
         GridSetting::Timesteps,
         GridSetting::Schedule,
         GridSetting::Strength,
+        GridSetting::Prompt,
+        GridSetting::PromptSr,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,7 +69,14 @@ impl GridSetting {
             GridSetting::Timesteps => "timesteps",
             GridSetting::Schedule => "schedule",
             GridSetting::Strength => "strength",
+            GridSetting::Prompt => "prompt",
+            GridSetting::PromptSr => "prompt_sr",
         }
+    }
+
+    /// Whether values are prompts, which may hold commas: an axis of them is split on `|` where it has one.
+    pub fn takes_prompts(self) -> bool {
+        matches!(self, GridSetting::Prompt | GridSetting::PromptSr)
     }
 
     /// `request` with this setting at `value` (as typed: "2.5", "dpmpp-2m", "any"...).
@@ -107,6 +121,13 @@ impl GridSetting {
                 let kind = ScheduleKind::from_str(value).map_err(|e| bad(&e.to_string()))?;
                 request.schedule = BetaSchedule::default_for(kind, request.schedule.steps);
             }
+            GridSetting::Prompt => {
+                let negative = request.prompt.take().map(|p| p.negative).unwrap_or_default();
+                request.prompt = Some(super::generate::PromptRequest { text: value.trim().to_owned(), negative });
+            }
+            GridSetting::PromptSr => {
+                return Err(bad("prompt S/R replaces its axis's first value: use `apply_on_axis`"));
+            }
             GridSetting::Strength => {
                 let strength = number()?;
                 let init = request.init.as_mut().ok_or_else(|| {
@@ -115,6 +136,25 @@ impl GridSetting {
                 init.strength = strength;
             }
         }
+        Ok(request)
+    }
+}
+
+impl GridAxis {
+    /// `request` with this axis's setting at `value`; prompt S/R replaces the axis's first value in the
+    /// request's prompt by `value`.
+    pub fn apply_on_axis(&self, request: &GenerateRequest, value: &str) -> Result<GenerateRequest, GridError> {
+        if self.setting != GridSetting::PromptSr {
+            return self.setting.apply(request, value);
+        }
+        let bad = |why: String| GridError::Value { setting: self.setting, value: value.to_owned(), why };
+        let search = self.values.first().map(|v| v.trim()).unwrap_or_default();
+        let mut request = request.clone();
+        let prompt = request.prompt.as_mut().ok_or_else(|| bad("prompt S/R needs a prompt to search in".into()))?;
+        if !prompt.text.contains(search) {
+            return Err(bad(format!("`{search}` is not in the prompt `{}`", prompt.text)));
+        }
+        prompt.text = prompt.text.replacen(search, value.trim(), 1);
         Ok(request)
     }
 }
@@ -134,7 +174,7 @@ impl FromStr for GridSetting {
 pub enum GridError {
     #[error(
         "unknown grid setting `{0}`: use guidance, steps, sampler, spacing, eta, class, seed, timesteps, \
-         schedule or strength"
+         schedule, strength, prompt or prompt_sr"
     )]
     UnknownSetting(String),
     #[error("an axis is written SETTING=VALUE,VALUE,... (e.g. guidance=0,1,2,4), got `{0}`")]
@@ -157,14 +197,18 @@ pub struct GridAxis {
 impl FromStr for GridAxis {
     type Err = GridError;
 
-    /// `guidance=0,1,2,4`.
+    /// `guidance=0,1,2,4`; prompts, which may hold commas, `prompt=dark boot|light boot` (commas separate
+    /// them where there is no `|`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (name, values) = s.split_once('=').ok_or_else(|| GridError::Syntax(s.to_owned()))?;
-        let values: Vec<String> = values.split(',').map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).collect();
+        let setting: GridSetting = name.parse()?;
+        let separator = if setting.takes_prompts() && values.contains('|') { '|' } else { ',' };
+        let values: Vec<String> =
+            values.split(separator).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).collect();
         if values.is_empty() {
             return Err(GridError::Syntax(s.to_owned()));
         }
-        Ok(Self { setting: name.parse()?, values })
+        Ok(Self { setting, values })
     }
 }
 
@@ -186,9 +230,9 @@ pub fn grid_requests(base: &GenerateRequest, x: &GridAxis, y: &GridAxis) -> Resu
     }
     let mut requests = Vec::with_capacity(cells);
     for y_value in &y.values {
-        let row = y.setting.apply(base, y_value)?;
+        let row = y.apply_on_axis(base, y_value)?;
         for x_value in &x.values {
-            let mut request = x.setting.apply(&row, x_value)?;
+            let mut request = x.apply_on_axis(&row, x_value)?;
             // One image per cell: the first of the seed's batch, the same x_T in every cell.
             request.batch = 1;
             requests.push(request);
@@ -198,18 +242,24 @@ pub fn grid_requests(base: &GenerateRequest, x: &GridAxis, y: &GridAxis) -> Resu
 }
 
 /// The `n` requests of an interpolation strip from `base` (one image each): u = 0, 1/(n-1), ..., 1 of the
-/// way to `seed_b`'s noise and/or `class_b`'s context.
+/// way to `seed_b`'s noise and/or `class_b`'s context (a text model: `prompt_b`'s).
 pub fn interpolation_requests(
     base: &GenerateRequest,
     seed_b: Option<u64>,
     class_b: Option<usize>,
+    prompt_b: Option<&str>,
     n: usize,
 ) -> Vec<GenerateRequest> {
     let n = n.max(2);
     (0..n)
         .map(|k| GenerateRequest {
             batch: 1,
-            interpolate: Some(super::generate::Interpolate { u: k as f64 / (n - 1) as f64, seed_b, class_b }),
+            interpolate: Some(super::generate::Interpolate {
+                u: k as f64 / (n - 1) as f64,
+                seed_b,
+                class_b,
+                prompt_b: prompt_b.map(str::to_owned),
+            }),
             ..base.clone()
         })
         .collect()
@@ -240,6 +290,7 @@ mod tests {
             seed: 3,
             batch: 16,
             class: Some(2),
+            prompt: None,
             guidance: 2.0,
             guidance_interval: None,
             init: None,

@@ -61,6 +61,7 @@ impl LoadedModel {
             seed: 0,
             batch: WARM_UP_BATCH,
             class: Some(0),
+            prompt: None,
             guidance: crate::model::denoise::DEFAULT_GUIDANCE,
             guidance_interval: None,
             init: None,

@@ -216,7 +216,7 @@ impl Worker {
     fn publish(&mut self, published: Option<Publish>) {
         if let Some((name, unet, autoencoder)) = published {
             let model = LoadedModel { unet, autoencoder };
-            self.send(Event::ModelLoaded(model.info(&name)));
+            self.send(Event::ModelLoaded(Box::new(model.info(&name))));
             self.models.insert(name, model);
         }
     }
@@ -306,7 +306,7 @@ impl Worker {
                     self.send(Event::Preparing { id: name.clone() });
                     model.warm_up(&self.device.device);
                 }
-                self.send(Event::ModelLoaded(model.info(&name)));
+                self.send(Event::ModelLoaded(Box::new(model.info(&name))));
                 self.models.insert(name, model);
             }
             Err(e) => self.send(Event::ModelFailed { id: name, message: e.to_string() }),

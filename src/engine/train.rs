@@ -55,7 +55,7 @@ pub enum TrainCommand {
     Inspect(DataRequest),
     /// Read where the run in a folder stands.
     FindRun(PathBuf),
-    Start(TrainRequest),
+    Start(Box<TrainRequest>),
     Pause,
     Continue,
     Stop,
@@ -115,7 +115,7 @@ pub enum TrainEvent {
     /// A sample grid of the EMA weights after `step`: every frame of its denoising, as Generate's.
     Samples {
         step: u64,
-        request: GenerateRequest,
+        request: Box<GenerateRequest>,
         frames: Vec<Frame>,
     },
     Paused {
@@ -179,7 +179,7 @@ impl TrainerState {
                     send(TrainEvent::Failed { message: "a training run is already going: stop it first".into() });
                     return None;
                 }
-                match self.start(request, device) {
+                match self.start(*request, device) {
                     Ok(session) => {
                         let run = &session.run;
                         send(TrainEvent::Started {
@@ -305,7 +305,7 @@ impl TrainerState {
         // The run takes the images; a later Inspect loads them again.
         let data = self.take_data(&request.data)?;
         let labelled = data.data.labels.is_some();
-        let run = Training::open(request.options, data.data, data.description, request.resume, device)?;
+        let run = Training::open(request.options, data, request.resume, device)?;
         Ok(TrainSession { run, paused: false, model: request.model, labelled })
     }
 }
@@ -347,7 +347,7 @@ impl TrainSession {
         });
         match result {
             Ok((model, request, frames)) => {
-                send(TrainEvent::Samples { step, request, frames });
+                send(TrainEvent::Samples { step, request: Box::new(request), frames });
                 Some((self.model.clone(), model, self.run.autoencoder.clone()))
             }
             Err(e) => {
@@ -377,6 +377,7 @@ fn preview_frames(
         seed: PREVIEW_SEED,
         batch,
         class,
+        prompt: None,
         guidance: DEFAULT_GUIDANCE,
         guidance_interval: None,
         init: None,

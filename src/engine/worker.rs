@@ -133,7 +133,7 @@ pub enum Event {
     Preparing {
         id: ModelId,
     },
-    ModelLoaded(ModelInfo),
+    ModelLoaded(Box<ModelInfo>),
     ModelFailed {
         id: ModelId,
         message: String,

@@ -69,14 +69,20 @@ impl UNetConfig {
         let levels = c.len();
         let embed_dim = self.embed_dim();
         let sizes: Vec<(usize, usize)> = (0..levels).map(|l| (level_size(height, l), level_size(width, l))).collect();
-        let keys = self.class_tokens;
+        let keys = self.context_tokens();
 
-        // λ embedding (sinusoids -> MLP) and τ_θ(y) (table -> LayerNorm -> projection).
+        // λ embedding (sinusoids -> MLP) and τ_θ(y): a class's table -> LayerNorm -> projection, or a
+        // prompt's transformer (its FLOPs are a few per cent of one 7x7 cross-attention: left out).
         cost.linear(c[0], embed_dim, 1);
         cost.linear(embed_dim, embed_dim, 1);
-        cost.parameters += (self.num_classes + 1) * self.class_tokens * self.context_dim;
-        cost.norm(self.context_dim);
-        cost.linear(self.context_dim, self.context_dim, self.class_tokens);
+        match &self.text {
+            Some(text) => cost.parameters += text.parameter_count(self.context_dim),
+            None => {
+                cost.parameters += (self.num_classes + 1) * self.class_tokens * self.context_dim;
+                cost.norm(self.context_dim);
+                cost.linear(self.context_dim, self.context_dim, self.class_tokens);
+            }
+        }
 
         let (h0, w0) = sizes[0];
         cost.conv(3, self.image_channels, c[0], h0, w0);

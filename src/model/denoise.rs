@@ -102,27 +102,60 @@ pub struct Inpaint {
 }
 
 /// What the network is conditioned on: a class per image (the null class for none), or for class
-/// interpolation a mix of two classes' contexts, τ = (1 - u) τ_θ(y) + u τ_θ(y_b).
+/// interpolation a mix of two classes' contexts, τ = (1 - u) τ_θ(y) + u τ_θ(y_b); for a text model, a
+/// prompt in place of the class.
 #[derive(Clone, Debug)]
 pub struct Condition {
     /// [batch] labels.
     pub classes: Tensor<1, Int>,
     /// [batch] labels of the second class, and u.
     pub towards: Option<(Tensor<1, Int>, f64)>,
+    /// A text model's prompt (a class model ignores it).
+    pub prompt: Option<PromptCondition>,
+}
+
+/// A text model's prompt as token ids, [batch, tokens] (`TextEncoderConfig::prompt`).
+#[derive(Clone, Debug)]
+pub struct PromptCondition {
+    pub ids: Tensor<2, Int>,
+    /// A second prompt and u: τ = (1 - u) τ_θ(prompt) + u τ_θ(second), token by token.
+    pub towards: Option<(Tensor<2, Int>, f64)>,
+    /// The negative prompt: guidance's ∅ branch reads it instead of the empty prompt.
+    pub negative: Option<Tensor<2, Int>>,
 }
 
 impl Condition {
     pub fn classes(classes: Tensor<1, Int>) -> Self {
-        Self { classes, towards: None }
+        Self { classes, towards: None, prompt: None }
     }
 
     /// The context of the conditional branch, [batch, tokens, context_dim].
-    fn context(&self, model: &UNet) -> Tensor<3> {
+    pub fn context(&self, model: &UNet) -> Tensor<3> {
+        let prompted = self.prompt.as_ref().and_then(|p| {
+            let context = model.prompt_context(p.ids.clone())?;
+            Some(match &p.towards {
+                Some((other, u)) => {
+                    let other = model.prompt_context(other.clone())?;
+                    context.mul_scalar(1.0 - u).add(other.mul_scalar(*u))
+                }
+                None => context,
+            })
+        });
+        if let Some(context) = prompted {
+            return context;
+        }
         let context = model.context(self.classes.clone());
         match &self.towards {
             Some((other, u)) => context.mul_scalar(1.0 - u).add(model.context(other.clone()).mul_scalar(*u)),
             None => context,
         }
+    }
+
+    /// The context of guidance's other branch: the null class (a text model: the empty prompt), or the
+    /// negative prompt.
+    pub fn null_context(&self, model: &UNet, batch: usize, device: &Device) -> Tensor<3> {
+        let negative = self.prompt.as_ref().and_then(|p| p.negative.clone()).and_then(|ids| model.prompt_context(ids));
+        negative.unwrap_or_else(|| model.context(Tensor::<1, Int>::full([batch], model.null_class() as i64, device)))
     }
 }
 
@@ -142,7 +175,7 @@ pub fn guided_epsilon_parts(
 ) -> GuidedEpsilon {
     let [batch, ..] = x_t.dims();
     let device = x_t.device();
-    let null = || model.context(Tensor::<1, Int>::full([batch], model.null_class() as i64, &device));
+    let null = || condition.null_context(model, batch, &device);
     let lambda = |n: usize| Tensor::<1>::full([n], log_snr, &device);
     if guidance == 0.0 {
         let eps = model.forward_with_context(x_t, lambda(batch), null());

@@ -22,6 +22,12 @@ pub const MODELS: &[EmbeddedModel] = &[
         unet: FASHION_LATENT_UNET,
         autoencoder: Some(FASHION_AUTOENCODER),
     },
+    EmbeddedModel {
+        name: "Fashion-MNIST (text, latent UNet)",
+        short_name: "fashion-text",
+        unet: FASHION_TEXT_UNET,
+        autoencoder: Some(FASHION_AUTOENCODER),
+    },
 ];
 
 /// The embedded model `--model short_name` means.
@@ -39,6 +45,10 @@ pub const FASHION_UNET: &[u8] = include_bytes!("../../assets/models/fashion-unet
 
 /// The UNet of latent diffusion: the same network and trainer, on the autoencoder's 4x7x7 latents.
 pub const FASHION_LATENT_UNET: &[u8] = include_bytes!("../../assets/models/fashion-latent-unet.dlab");
+
+/// The text-conditioned latent UNet: the latent model's network with τ_θ a text encoder over prompts, trained
+/// on captions measured from each training image (`train --captions`).
+pub const FASHION_TEXT_UNET: &[u8] = include_bytes!("../../assets/models/fashion-text-unet.dlab");
 
 /// Latent diffusion's autoencoder (E and D, f16, with its latent scale); the discriminator stays behind.
 pub const FASHION_AUTOENCODER: &[u8] = include_bytes!("../../assets/models/fashion-autoencoder.dlab");

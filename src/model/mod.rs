@@ -11,6 +11,7 @@ pub mod embedded;
 pub mod embedding;
 pub mod id;
 pub mod point_mlp;
+pub mod text_encoder;
 pub mod unet;
 
 pub use id::ModelId;

@@ -1,5 +1,6 @@
 //! ε_θ(x_t, λ, y): the noise-prediction UNet, conditioned on the noise level λ (log-SNR) and, by
-//! cross-attention, on the class y.
+//! cross-attention, on y: a class (four learned tokens per class) or a prompt (one token per word, from the
+//! text encoder).
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -12,6 +13,7 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use super::attention::{Attention, AttentionConfig};
 use super::cpu::{conv2d, group_norm_silu};
 use super::embedding::{ClassEncoder, ClassEncoderConfig, NoiseLevelEmbedding, NoiseLevelEmbeddingConfig};
+use super::text_encoder::{TextEncoder, TextEncoderConfig};
 
 #[derive(Config, Debug, PartialEq)]
 pub struct UNetConfig {
@@ -40,6 +42,10 @@ pub struct UNetConfig {
     /// GroupNorm groups.
     #[config(default = 8)]
     pub groups: usize,
+    /// A text model: τ_θ is this text encoder over a prompt's words instead of the class table (classes
+    /// still work, as their class prompts).
+    #[config(default = "None")]
+    pub text: Option<TextEncoderConfig>,
 }
 
 /// GN -> SiLU -> conv, plus the noise-level embedding, twice, with a residual connection.
@@ -141,7 +147,10 @@ pub struct CrossAttentionWeights {
 pub struct UNet {
     stem: Conv2d,
     noise_level: NoiseLevelEmbedding,
-    class_encoder: ClassEncoder,
+    /// τ_θ of a class model; `None` for a text model.
+    class_encoder: Option<ClassEncoder>,
+    /// τ_θ of a text model.
+    text_encoder: Option<TextEncoder>,
     down: Vec<Stage>,
     downsample: Vec<Conv2d>,
     mid_first: Stage,
@@ -181,6 +190,9 @@ impl UNetConfig {
             ("class_tokens", self.class_tokens),
             ("context_dim", self.context_dim),
         ])?;
+        if let Some(text) = &self.text {
+            text.validate(self.context_dim).map_err(|e| format!("text encoder: {e}"))?;
+        }
         super::check_group_norm_levels(&self.channels, self.groups)?;
         for (name, value) in [
             ("image_channels", self.image_channels),
@@ -217,6 +229,11 @@ impl UNetConfig {
         self.cost(1, 1).parameters
     }
 
+    /// Context tokens cross-attention attends over: a class's tokens or a prompt's.
+    pub fn context_tokens(&self) -> usize {
+        self.text.as_ref().map_or(self.class_tokens, |t| t.context_tokens)
+    }
+
     /// The size of the noise-level embedding every residual block receives.
     pub fn embed_dim(&self) -> usize {
         4 * self.channels[0]
@@ -241,7 +258,11 @@ impl UNetConfig {
         UNet {
             stem: conv3x3(self.image_channels, self.channels[0], device),
             noise_level: NoiseLevelEmbeddingConfig::new(self.channels[0], embed_dim).init(device),
-            class_encoder: ClassEncoderConfig::new(self.num_classes, self.class_tokens, self.context_dim).init(device),
+            class_encoder: self
+                .text
+                .is_none()
+                .then(|| ClassEncoderConfig::new(self.num_classes, self.class_tokens, self.context_dim).init(device)),
+            text_encoder: self.text.as_ref().map(|text| text.init(self.context_dim, device)),
             down: (0..levels).map(|l| stage(l, if l == 0 { self.channels[0] } else { self.channels[l - 1] })).collect(),
             downsample: (0..levels - 1)
                 .map(|l| {
@@ -279,9 +300,25 @@ impl UNet {
         self.forward_with_context(x_t, log_snr, self.context(class))
     }
 
-    /// τ_θ(y), what cross-attention attends to: [batch] labels -> [batch, tokens, context_dim].
+    /// τ_θ(y), what cross-attention attends to: [batch] labels -> [batch, tokens, context_dim]. A text
+    /// model reads each class's prompt (the null class: the empty prompt).
     pub fn context(&self, class: Tensor<1, Int>) -> Tensor<3> {
-        self.class_encoder.forward(class)
+        match (&self.class_encoder, &self.text_encoder) {
+            (_, Some(text)) => text.forward(text.class_ids(class)),
+            (Some(classes), None) => classes.forward(class),
+            (None, None) => unreachable!("init builds one of the two encoders"),
+        }
+    }
+
+    /// τ_θ(y) of prompts: [batch, tokens] ids (`TextEncoderConfig::prompt`) -> [batch, tokens, context_dim].
+    /// `None` for a class model.
+    pub fn prompt_context(&self, ids: Tensor<2, Int>) -> Option<Tensor<3>> {
+        self.text_encoder.as_ref().map(|text| text.forward(ids))
+    }
+
+    /// Whether τ_θ reads prompts.
+    pub fn is_text(&self) -> bool {
+        self.text_encoder.is_some()
     }
 
     /// ε_θ with a given context in place of τ_θ(y) (e.g. a mix of two classes').

@@ -8,6 +8,11 @@ use std::collections::HashMap;
 pub const PAD: &str = "<pad>";
 /// Id 1: a word the vocabulary does not hold.
 pub const UNKNOWN: &str = "<unk>";
+/// Id 2: the token before the first word of every prompt (CLIP's start-of-text): the empty prompt is this
+/// token alone, and a causal text encoder's later tokens read the prompt so far from it on.
+pub const START: &str = "<start>";
+/// The special tokens, ids 0, 1, 2.
+pub const SPECIAL: [&str; 3] = [PAD, UNKNOWN, START];
 
 /// The words of `text`, lower-cased, in order. "T-shirt, dark!" gives ["t-shirt", "dark"].
 pub fn words(text: &str) -> Vec<String> {
@@ -38,11 +43,46 @@ pub enum VocabularyError {
     Duplicate { line: usize, word: String },
 }
 
-/// Words and their ids; ids 0 and 1 are [`PAD`] and [`UNKNOWN`].
+/// Words and their ids; ids 0, 1 and 2 are [`PAD`], [`UNKNOWN`] and [`START`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Vocabulary {
     words: Vec<String>,
     ids: HashMap<String, usize>,
+}
+
+pub const PAD_ID: usize = 0;
+pub const UNKNOWN_ID: usize = 1;
+pub const START_ID: usize = 2;
+
+/// A prompt that cannot be read.
+#[derive(Clone, Debug, thiserror::Error, PartialEq)]
+pub enum PromptError {
+    #[error("the prompt has {words} words; this model reads at most {max}")]
+    TooLong { words: usize, max: usize },
+}
+
+/// A prompt as a text encoder's input: ids of [`START`], the words, and padding; token k + 1 is word k.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prompt {
+    pub ids: Vec<usize>,
+    pub words: Vec<String>,
+    pub unknown: Vec<String>,
+}
+
+impl Prompt {
+    /// The message for a prompt with words the model does not know, naming them and listing what it knows.
+    pub fn unknown_message(&self, vocabulary: &Vocabulary) -> Option<String> {
+        if self.unknown.is_empty() {
+            return None;
+        }
+        let names: Vec<String> = self.unknown.iter().map(|w| format!("'{w}'")).collect();
+        let is_not = if names.len() == 1 { "is not a word" } else { "are not words" };
+        Some(format!(
+            "{} {is_not} this model knows (read as <unk>); it knows: {}",
+            names.join(", "),
+            vocabulary.known_words().join(", ")
+        ))
+    }
 }
 
 /// A prompt as ids, and the words the vocabulary lacks (each became [`UNKNOWN`]).
@@ -57,7 +97,7 @@ impl Vocabulary {
     /// The special tokens, then every distinct word of `words` in order of first appearance.
     pub fn from_words<'a>(words: impl IntoIterator<Item = &'a str>) -> Self {
         let mut vocabulary = Self { words: Vec::new(), ids: HashMap::new() };
-        for word in [PAD, UNKNOWN].into_iter().chain(words) {
+        for word in SPECIAL.into_iter().chain(words) {
             if !vocabulary.ids.contains_key(word) {
                 vocabulary.ids.insert(word.to_string(), vocabulary.words.len());
                 vocabulary.words.push(word.to_string());
@@ -81,7 +121,7 @@ impl Vocabulary {
             if word.is_empty() {
                 continue;
             }
-            let special = word == PAD || word == UNKNOWN;
+            let special = SPECIAL.contains(&word);
             if !special && words(word) != [word.to_string()] {
                 return Err(VocabularyError::NotAWord { line: i + 1, word: word.to_string() });
             }
@@ -103,7 +143,7 @@ impl Vocabulary {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.words.len() <= 2
+        self.words.len() <= SPECIAL.len()
     }
 
     pub fn id(&self, word: &str) -> Option<usize> {
@@ -116,7 +156,27 @@ impl Vocabulary {
 
     /// The words a prompt may use (without the special tokens), in id order.
     pub fn known_words(&self) -> &[String] {
-        &self.words[2..]
+        &self.words[SPECIAL.len()..]
+    }
+
+    /// Every word, special tokens first, in id order (what a model's config stores).
+    pub fn all_words(&self) -> &[String] {
+        &self.words
+    }
+
+    /// A prompt as the `context` ids a text encoder reads: [`START`], one id per word, then [`PAD`] to the
+    /// end. Unknown words become [`UNKNOWN`] and are listed; a prompt of more words than fit is an error.
+    pub fn prompt(&self, text: &str, context: usize) -> Result<Prompt, PromptError> {
+        let encoded = self.encode(text);
+        let max = context.saturating_sub(1);
+        if encoded.ids.len() > max {
+            return Err(PromptError::TooLong { words: encoded.ids.len(), max });
+        }
+        let mut ids = Vec::with_capacity(context);
+        ids.push(START_ID);
+        ids.extend(&encoded.ids);
+        ids.resize(context, PAD_ID);
+        Ok(Prompt { ids, words: encoded.words, unknown: encoded.unknown })
     }
 
     /// `text` as ids; unknown words become the [`UNKNOWN`] id and are listed.
@@ -130,7 +190,7 @@ impl Vocabulary {
                     if !unknown.contains(w) {
                         unknown.push(w.clone());
                     }
-                    1
+                    UNKNOWN_ID
                 })
             })
             .collect();
@@ -156,9 +216,20 @@ mod tests {
         let vocabulary = Vocabulary::from_texts(["a dark ankle boot", "light sneaker"]);
         assert_eq!(vocabulary.id(PAD), Some(0));
         assert_eq!(vocabulary.id(UNKNOWN), Some(1));
+        assert_eq!(vocabulary.id(START), Some(2));
         let encoded = vocabulary.encode("Dark velvet BOOT, velvet.");
         assert_eq!(encoded.ids, [vocabulary.id("dark").unwrap(), 1, vocabulary.id("boot").unwrap(), 1]);
         assert_eq!(encoded.unknown, ["velvet"]);
+        let prompt = vocabulary.prompt("Dark velvet BOOT", 6).unwrap();
+        assert_eq!(
+            prompt.ids,
+            [START_ID, vocabulary.id("dark").unwrap(), UNKNOWN_ID, vocabulary.id("boot").unwrap(), 0, 0]
+        );
+        let message = prompt.unknown_message(&vocabulary).unwrap();
+        assert!(message.starts_with("'velvet' is not a word this model knows"), "{message}");
+        assert!(message.contains("dark, ankle, boot"), "{message}");
+        assert_eq!(vocabulary.prompt("", 3).unwrap().ids, [START_ID, 0, 0]);
+        assert_eq!(vocabulary.prompt("a b c", 3), Err(PromptError::TooLong { words: 3, max: 2 }));
         assert_eq!(vocabulary.known_words(), ["a", "dark", "ankle", "boot", "light", "sneaker"]);
     }
 

@@ -144,7 +144,14 @@ pub struct DdpmTrainer {
     pub data_description: String,
     /// The current epoch's order, and which epoch it is.
     order: (u64, Vec<usize>),
+    /// A text model's captions, one per example of the data it trains on (`None`: a text model reads each
+    /// example's class prompt).
+    pub captions: Option<crate::text::Captions>,
 }
+
+/// Share of caption words a text model is trained to read as `<unk>`, so that an unknown word in a prompt
+/// means "something" to it instead of a token it never saw.
+pub const UNKNOWN_WORD_DROPOUT: f64 = 0.02;
 
 pub(crate) fn optimizer_from_config(config: &TrainConfig) -> ModuleOptimizer {
     AdamWConfig::new()
@@ -175,7 +182,44 @@ impl DdpmTrainer {
             autodiff,
             data_description,
             order: (u64::MAX, Vec::new()),
+            captions: None,
         }
+    }
+
+    /// Trains a text model on these captions (one per example of the data, in its order).
+    pub fn with_captions(self, captions: crate::text::Captions) -> Self {
+        Self { captions: Some(captions), ..self }
+    }
+
+    /// The prompt ids of a batch, [batch * context_tokens]: each example's caption for its epoch, the empty
+    /// prompt for the label-dropout share (classifier-free guidance's ∅), a few words read as `<unk>`, and
+    /// words past the context cut off.
+    fn caption_ids(
+        &self,
+        captions: &crate::text::Captions,
+        text: &crate::model::text_encoder::TextEncoderConfig,
+        indices: &[usize],
+        count: usize,
+    ) -> Vec<i64> {
+        use crate::text::tokenizer::{PAD_ID, START_ID, UNKNOWN_ID};
+        let vocabulary = text.vocabulary().unwrap_or_else(|_| crate::text::tokenizer::Vocabulary::from_words([]));
+        // Its own stream, so that a class model's draws (and runs resumed from before text models) are unchanged.
+        let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ self.step);
+        let batch = indices.len() as u64;
+        let mut ids = Vec::with_capacity(indices.len() * text.context_tokens);
+        for (j, &index) in indices.iter().enumerate() {
+            let epoch = (self.step * batch + j as u64) / count.max(1) as u64;
+            let dropped = rng.random::<f64>() < self.config.label_dropout;
+            let caption = if dropped { String::new() } else { captions.caption(index, self.config.seed, epoch) };
+            let words = vocabulary.encode(&caption).ids;
+            ids.push(START_ID as i64);
+            for id in words.into_iter().take(text.context_tokens - 1) {
+                let unknown = rng.random::<f64>() < UNKNOWN_WORD_DROPOUT;
+                ids.push((if unknown { UNKNOWN_ID } else { id }) as i64);
+            }
+            ids.resize((j + 1) * text.context_tokens, PAD_ID as i64);
+        }
+        ids
     }
 
     /// Makes this a latent diffusion model, trained on the latents of `autoencoder`.
@@ -241,8 +285,19 @@ impl DdpmTrainer {
         let level_values = log_snr.clone();
         let log_snr = Tensor::<1>::from_data(TensorData::new(log_snr, [batch]), device);
         let classes = Tensor::<1, Int>::from_data(TensorData::new(classes, [batch]), device);
+        let prompts = match (&self.captions, &self.unet_config.text) {
+            (Some(captions), Some(text)) => {
+                let ids = self.caption_ids(captions, text, &indices, data.count);
+                let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, text.context_tokens]), device);
+                self.model.prompt_context(ids)
+            }
+            _ => None,
+        };
 
-        let predicted = self.model.forward(x_t, log_snr, classes);
+        let predicted = match prompts {
+            Some(context) => self.model.forward_with_context(x_t, log_snr, context),
+            None => self.model.forward(x_t, log_snr, classes),
+        };
         // [batch, c, h, w]
         let squared = predicted.sub(eps).powi_scalar(2);
         // Each image's own loss, off the graph: [batch, c·h·w] -> [batch, 1].

@@ -37,6 +37,8 @@ pub struct TrainingData {
     pub data: Dataset,
     pub description: String,
     pub skipped: Vec<(PathBuf, String)>,
+    /// A folder's captions (a `.txt` beside each image), one per image; empty for Fashion-MNIST.
+    pub captions: Vec<Option<String>>,
 }
 
 /// Loads `source`; a folder's images are converted to `channels` x `image_size` x `image_size`.
@@ -47,6 +49,7 @@ pub fn load_training_data(source: &DataSource, image_size: usize, channels: usiz
             data: Dataset::fashion_mnist(dir, Split::Train)?,
             description: format!("Fashion-MNIST train split ({})", dir.display()),
             skipped: Vec::new(),
+            captions: Vec::new(),
         }),
         DataSource::Folder { dir } => {
             let folder = load_folder(dir, image_size, image_size, channels)?;
@@ -54,6 +57,7 @@ pub fn load_training_data(source: &DataSource, image_size: usize, channels: usiz
                 data: folder.data,
                 description: format!("folder {}", dir.display()),
                 skipped: folder.skipped,
+                captions: folder.captions,
             })
         }
     }
@@ -77,6 +81,9 @@ pub struct TrainingOptions {
     pub preview_every: u64,
     /// Also write the shippable model (EMA weights in f16) here at every checkpoint.
     pub export: Option<PathBuf>,
+    /// Train a text model on captions ([`captions_for`]) instead of a class model.
+    #[serde(default)]
+    pub captions: bool,
 }
 
 impl Default for TrainingOptions {
@@ -92,6 +99,7 @@ impl Default for TrainingOptions {
             checkpoint_every: 500,
             preview_every: 2000,
             export: None,
+            captions: false,
         }
     }
 }
@@ -112,6 +120,45 @@ pub fn unet_config_for(
         .with_image_channels(image_channels)
         .with_image_size(image_size)
         .with_num_classes(num_classes)
+}
+
+/// The captions a text model trains on: a folder's `.txt` files where it has any (an image without one
+/// gets the empty caption), else captions measured from labelled 28x28 grayscale images of Fashion-MNIST's
+/// ten classes. Other data cannot be captioned.
+pub fn captions_for(data: &Dataset, given: &[Option<String>]) -> Result<crate::text::Captions, TrainingError> {
+    if given.iter().any(Option::is_some) {
+        return Ok(crate::text::Captions::Given(given.iter().map(|c| c.clone().unwrap_or_default()).collect()));
+    }
+    match &data.labels {
+        Some(labels) if data.channels == 1 && data.height == 28 && data.width == 28 && data.num_classes() <= 10 => {
+            let image_len = data.channels * data.height * data.width;
+            Ok(crate::text::Captions::Measured(crate::text::captions::CaptionSet::new(
+                &data.images,
+                image_len,
+                labels,
+                10,
+            )))
+        }
+        _ => Err(TrainingError::Invalid(
+            "no captions for these images: put a .txt file beside each image (cat.png -> cat.txt), or train on \
+             Fashion-MNIST, whose captions are measured from its images"
+                .into(),
+        )),
+    }
+}
+
+/// Most words of a prompt a new text model reads (more: the context grows to fit the longest caption, up to
+/// [`MAX_PROMPT_WORDS`]).
+pub const PROMPT_WORDS: usize = 11;
+/// Words past this in a caption are cut off in training.
+pub const MAX_PROMPT_WORDS: usize = 31;
+
+/// The text encoder of a new text model trained on `captions`.
+pub fn text_config_for(captions: &crate::text::Captions) -> crate::model::text_encoder::TextEncoderConfig {
+    let words = captions.longest().clamp(PROMPT_WORDS, MAX_PROMPT_WORDS);
+    crate::model::text_encoder::TextEncoderConfig::new(captions.vocabulary().all_words().to_vec())
+        .with_context_tokens(words + 1)
+        .with_class_prompts(captions.class_prompts())
 }
 
 /// The channels of a new run when none are given.
@@ -175,6 +222,14 @@ pub fn training_progress(dir: &Path) -> Result<Option<TrainingProgress>, Checkpo
     }))
 }
 
+/// Whether the run a `resume` continues is a text model (it then needs its captions again).
+fn resume_is_text(files: &TrainingFiles, resume: bool) -> bool {
+    resume
+        && Checkpoint::read(&files.checkpoint())
+            .ok()
+            .is_some_and(|c| c.header.config.get("text").is_some_and(|text| !text.is_null()))
+}
+
 pub const LOSS_LOG_HEADER: &str = "step,loss,learning_rate,images_per_second,wall_seconds";
 
 pub struct Training {
@@ -196,6 +251,7 @@ fn new_trainer(
     data: &Dataset,
     latent: bool,
     description: String,
+    captions: Option<&crate::text::Captions>,
     device: &Device,
 ) -> Result<DdpmTrainer, TrainingError> {
     if let Some(progress) = training_progress(&files.dir).ok().flatten() {
@@ -209,7 +265,8 @@ fn new_trainer(
     if channels.is_empty() {
         return Err(TrainingError::Invalid("the UNet needs at least one level of channels".into()));
     }
-    let unet = unet_config_for(channels, data.channels, data.height, data.num_classes().max(1));
+    let unet = unet_config_for(channels, data.channels, data.height, data.num_classes().max(1))
+        .with_text(captions.map(text_config_for));
     unet.validate().map_err(|e| TrainingError::Invalid(format!("cannot train this UNet: {e}")))?;
     if options.batch_size == 0 || options.steps == 0 || !(options.learning_rate > 0.0 && options.learning_rate < 1.0) {
         return Err(TrainingError::Invalid(format!(
@@ -236,11 +293,11 @@ impl Training {
     /// folder holds, continued exactly where its checkpoint left it (to `options.steps`).
     pub fn open(
         options: TrainingOptions,
-        pixels: Dataset,
-        description: String,
+        data: TrainingData,
         resume: bool,
         device: &Device,
     ) -> Result<Self, TrainingError> {
+        let TrainingData { data: pixels, description, captions: given_captions, .. } = data;
         let files = TrainingFiles::new(&options.out);
         std::fs::create_dir_all(&files.dir).map_err(|source| TrainingError::Io {
             what: "cannot create",
@@ -264,6 +321,12 @@ impl Training {
                 )));
             }
         }
+        // Measured from the pixels, so made before they become latents.
+        let captions = if options.captions || resume_is_text(&files, resume) {
+            Some(captions_for(&pixels, &given_captions)?)
+        } else {
+            None
+        };
         let (data, description) = match &autoencoder {
             Some(ae) => (
                 super::autoencoder::latent_dataset(&ae.model, &ae.config, &pixels, device)?,
@@ -277,7 +340,11 @@ impl Training {
                 .map_err(|source| TrainingError::NoRunToResume { path: path.clone(), source })?;
             DdpmTrainer::resume(&checkpoint, device, Some(options.steps))?
         } else {
-            new_trainer(&options, &files, &data, autoencoder.is_some(), description, device)?
+            new_trainer(&options, &files, &data, autoencoder.is_some(), description, captions.as_ref(), device)?
+        };
+        let trainer = match captions {
+            Some(captions) if trainer.unet_config.text.is_some() => trainer.with_captions(captions),
+            _ => trainer,
         };
         if trainer.kind == ModelKind::LatentUnet && autoencoder.is_none() {
             return Err(TrainingError::Invalid(format!(

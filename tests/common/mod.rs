@@ -151,3 +151,13 @@ pub fn walk(dir: &std::path::Path, prefix: &std::path::Path, out: &mut Vec<(std:
         }
     }
 }
+
+/// The text of every label on screen that starts with `prefix` (egui gives a label's text as its value).
+pub fn texts_starting_with<State>(harness: &egui_kittest::Harness<'_, State>, prefix: &str) -> Vec<String> {
+    use egui_kittest::kittest::{By, NodeT, Queryable};
+    let text = |n: &egui_kittest::kittest::AccessKitNode<'_>| n.label().or_else(|| n.value()).unwrap_or_default();
+    harness
+        .query_all(By::new().predicate(move |n| text(n).starts_with(prefix)).include_labels())
+        .map(|node| text(&node.accesskit_node()))
+        .collect()
+}

@@ -286,7 +286,7 @@ impl TrainPanel {
                 }
             }
             TrainEvent::Checkpointed { step } => self.last_checkpoint = Some(step),
-            TrainEvent::Samples { step, request, frames } => self.on_samples(step, request, frames),
+            TrainEvent::Samples { step, request, frames } => self.on_samples(step, *request, frames),
             TrainEvent::Paused { step } => {
                 self.phase = Phase::Paused;
                 self.report_paint_times("paused");
@@ -369,7 +369,7 @@ impl TrainPanel {
         self.phase = Phase::Starting;
         self.error = None;
         self.data_requested = Some(request.data.clone());
-        ctx.engine.train(TrainCommand::Start(request));
+        ctx.engine.train(TrainCommand::Start(Box::new(request)));
     }
 
     /// Why Start cannot run now, if it cannot.

@@ -162,6 +162,7 @@ impl TrainSettings {
             checkpoint_every: self.checkpoint_every.max(1),
             preview_every: self.preview_every.max(1),
             export: None,
+            captions: false,
         }
     }
 
