@@ -189,7 +189,15 @@ fn sample_rejects_bad_requests_with_one_line() {
         ),
         (
             vec!["sample", "--model", "latnet", "--grid", "x.png"],
-            "no built-in model `latnet` (built in: fashion, latent)",
+            "no built-in model `latnet` (built in: fashion, latent, fashion-text)",
+        ),
+        (
+            vec!["sample", "--model", "latent", "--prompt", "dark boot", "--grid", "x.png"],
+            "this model is conditioned on classes, not prompts: use --class",
+        ),
+        (
+            vec!["sample", "--model", "fashion-text", "--prompt", "a b c d e f g h i j k l", "--grid", "x.png"],
+            "the prompt has 12 words; this model reads at most 11",
         ),
         (vec!["sample", "--sampling-steps", "0", "--grid", "x.png"], "DPM++ 2M steps must be between 1"),
         (
@@ -836,4 +844,58 @@ fn decided_measures_when_the_class_is_fixed() {
     let out = diffusion_lab(&["decided", "--model", "latent", "--eta", "0", "--runs", "1"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("is deterministic"), "{}", stderr(&out));
+}
+
+/// `train --captions` on a folder with a caption beside each image makes a text model whose vocabulary is the
+/// captions' words; it samples from a prompt, naming a word it does not know; a folder without captions (and
+/// not Fashion-MNIST) is refused with what to do.
+#[test]
+fn train_captions_from_a_folder_then_sample_a_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    for i in 0..6u8 {
+        let dark = i % 2 == 0;
+        let picture = image::GrayImage::from_pixel(16, 16, image::Luma([if dark { 30 } else { 220 } + i]));
+        picture.save(images.join(format!("{i}.png"))).unwrap();
+        let caption = if dark { "a dark square" } else { "a light square" };
+        std::fs::write(images.join(format!("{i}.txt")), caption).unwrap();
+    }
+    let run = dir.path().join("run");
+    let train = |data: &std::path::Path, out: &std::path::Path| {
+        let mut args = vec!["train", "--captions", "--data", data.to_str().unwrap(), "--image-size", "16"];
+        args.extend(["--out", out.to_str().unwrap(), "--channels", "16,32", "--batch-size", "4", "--steps", "4"]);
+        diffusion_lab(&args)
+    };
+    let out = train(&images, &run);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let checkpoint = diffusion_lab::model::checkpoint::Checkpoint::read(&run.join("checkpoint.dlab")).unwrap();
+    let config: diffusion_lab::model::UNetConfig = serde_json::from_value(checkpoint.header.config.clone()).unwrap();
+    let text = config.text.expect("a text model");
+    assert_eq!(
+        text.vocabulary(),
+        Ok(diffusion_lab::text::tokenizer::Vocabulary::from_words(["a", "dark", "square", "light"]))
+    );
+    let grid = dir.path().join("dark.png");
+    let model = run.join("checkpoint.dlab");
+    let args = ["sample", "--model", model.to_str().unwrap(), "--prompt", "a dark velvet square", "--n", "2"];
+    let out = diffusion_lab(&[&args[..], &["--sampling-steps", "3", "--grid", grid.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("'velvet' is not a word this model knows (read as <unk>); it knows: a, dark, square, light")
+    );
+    let request = diffusion_lab::engine::png_settings::settings_from_png(&grid).unwrap();
+    assert_eq!(request.prompt.map(|p| p.text), Some("a dark velvet square".into()));
+
+    for i in 0..6 {
+        std::fs::remove_file(images.join(format!("{i}.txt"))).unwrap();
+    }
+    let out = train(&images, &dir.path().join("no captions"));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no captions for these images: put a .txt file beside each image"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -244,3 +244,39 @@ fn readme_branch_and_decided() {
     step_until(&mut harness, "the rows arrive", &|app| app.compare.grid.is_some() && app.compare.decided_job.is_none());
     harness.render().unwrap().save(readme_dir().join("window-decided.png")).unwrap();
 }
+
+/// A text model's prompt in the window and where two of its words looked (summed over the steps): the
+/// README's pictures of issue 25, rendered by egui_kittest.
+#[test]
+#[ignore = "writes assets/readme/; run by hand after the text model, the prompt box or the word picker change"]
+fn readme_prompt_attention() {
+    use diffusion_lab::app::state::Overlay;
+    let settings = Settings {
+        model: diffusion_lab::model::ModelId::BuiltIn("Fashion-MNIST (text, latent UNet)".into()),
+        batch: 8,
+        seed: 5,
+        prompt: "a dark small ankle boot".into(),
+        zoom: 6.0,
+        ..Settings::default()
+    };
+    let app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), settings);
+    let mut harness =
+        Harness::builder().with_size([1400.0, 900.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let step_until = |harness: &mut Harness<'static, LabApp>, what: &str, done: &dyn Fn(&LabApp) -> bool| {
+        step_until_by(harness, deadline, what, done)
+    };
+    step_until(&mut harness, "the text model loads", &|app| app.model_info().is_some_and(|m| m.config.text.is_some()));
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "the run finishes", &|app| matches!(app.generate.run, RunStatus::Finished { .. }));
+    harness.state_mut().ctx.settings.overlay = Overlay::Attention;
+    harness.state_mut().ctx.settings.attention.summed = true;
+    step_until(&mut harness, "the attention arrives", &|app| {
+        app.generate.viewer.step.attention_ready(app.generate.viewer.serial)
+    });
+    for (token, name) in [(2, "dark"), (5, "boot")] {
+        harness.state_mut().ctx.settings.attention.token = token;
+        harness.run_steps(4);
+        harness.render().unwrap().save(readme_dir().join(format!("prompt-attention-{name}.png"))).unwrap();
+    }
+}

@@ -374,7 +374,20 @@ fn prompts_table(args: &EvalArgs, judge: &Judge, train: &Dataset, device: &Devic
     }
     // The thresholds the training captions were judged by: the train split's terciles per class.
     let labels = train.labels.clone().context("the train split is labelled")?;
-    let thresholds = CaptionSet::new(&train.images, train.image_len(), &labels, 10).thresholds;
+    let captioned = CaptionSet::new(&train.images, train.image_len(), &labels, 10);
+    let thresholds = &captioned.thresholds;
+    // The real images' own value: the mean measure of the training images of a class that clearly have an
+    // attribute (held-out pairs included: the images exist, their captions leave the word out).
+    let data_mean = |class: usize, attribute: diffusion_lab::text::captions::Attribute| {
+        let values: Vec<f64> = captioned
+            .measures
+            .iter()
+            .zip(&labels)
+            .filter(|(m, c)| **c == class && thresholds.attributes(class, m).contains(&attribute))
+            .map(|(m, _)| m.on(attribute.axis()))
+            .collect();
+        values.iter().sum::<f64>() / values.len().max(1) as f64
+    };
     let schedule = checkpoint.header.training_schedule.unwrap_or_default();
     let sampler = diffusion_lab::model::denoise::DEFAULT_SAMPLER;
     let guidance = Guidance::from(args.guidance);
@@ -410,18 +423,25 @@ fn prompts_table(args: &EvalArgs, judge: &Judge, train: &Dataset, device: &Devic
         args.n
     );
     println!();
-    println!("| prompt | judged as the class |");
-    println!("| --- | ---: |");
+    println!("| prompt | judged as the class | real images of the class, judged so |");
+    println!("| --- | ---: | ---: |");
     for (class, names) in CLASS_WORDS.iter().enumerate() {
         let images = draw(names[0])?;
-        println!("| {} | {:.0} % |", names[0], 100.0 * judged(&images, class)?);
+        let real: Vec<Vec<f32>> =
+            (0..train.count).filter(|i| labels[*i] == class).take(args.n).map(|i| train.image(i).to_vec()).collect();
+        println!(
+            "| {} | {:.0} % | {:.0} % |",
+            names[0],
+            100.0 * judged(&images, class)?,
+            100.0 * judged(&real, class)?
+        );
     }
     println!();
     println!(
         "Attribute pairs: the mean measure of each prompt's samples (brightness: mean garment intensity; size: share of \
-         the frame; texture: mean |Laplacian|), the training data's threshold for the class (the middle of its \
-         terciles), the share of samples on the asked side of it, and the share judged as the class. * = a pair \
-         held out of training."
+         the frame; texture: mean |Laplacian|) beside that of the training images of the class that have the \
+         attribute (data), the training data's threshold for the class (the middle of its terciles), the share \
+         of samples on the asked side of it, and the share judged as the class. * = a pair held out of training."
     );
     println!();
     println!(
@@ -439,7 +459,8 @@ fn prompts_table(args: &EvalArgs, judge: &Judge, train: &Dataset, device: &Devic
                 let agree = measures.iter().filter(|m| thresholds.agrees(class, m, attribute) == Some(true)).count();
                 let held = if is_held_out(attribute, class) { "*" } else { "" };
                 cells.push(format!(
-                    "{prompt}{held} | {mean:.3} | {:.0} % | {:.0} %",
+                    "{prompt}{held} | {mean:.3} ({:.3}) | {:.0} % | {:.0} %",
+                    data_mean(class, attribute),
                     100.0 * agree as f64 / images.len() as f64,
                     100.0 * judged(&images, class)?
                 ));

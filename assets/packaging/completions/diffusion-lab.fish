@@ -64,12 +64,15 @@ complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l se
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l export -d 'Also write the shippable model (EMA weights in f16) to this path at every checkpoint' -r -F
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l resume -d 'Continue from the checkpoint in --out (weights, optimizer, EMA and step)'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l latent -d 'Train latent diffusion: the UNet works on the latents of --autoencoder'
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l captions -d 'Train a text model: τ_θ reads prompts. Captions come from a `.txt` file beside each image of a folder (cat.png -> cat.txt), or for Fashion-MNIST are made from each image\'s class and the brightness, size and texture measured from its pixels'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -s h -l help -d 'Print help'
-complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l model -d 'A built-in model (`fashion`: pixel space, `latent`: the autoencoder\'s latent space) or a checkpoint file written by `train`' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l model -d 'A built-in model (`fashion`: pixel space, `latent`: the autoencoder\'s latent space, `fashion-text`: latent, conditioned on prompts) or a checkpoint file written by `train`' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l autoencoder -d 'For a latent checkpoint file: the autoencoder that turns its latents into pixels' -r -F
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l device -d 'auto, cpu or wgpu' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l n -d 'Number of images' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l class -d 'Generate this class (0..9 for Fashion-MNIST); without it and --all-classes, unconditional' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l prompt -d 'What a text model (`--model fashion-text`) draws, e.g. "dark ankle boot". Words it does not know are named, with the words it knows, and read as <unk>' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l negative-prompt -d 'What guidance steers away from, in place of the empty prompt: ε̂ = ε̂_neg + w (ε̂_prompt - ε̂_neg)' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l guidance -d 'Classifier-free guidance scale w: 0 = unconditional, 1 = conditional, more = stronger' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l guidance-interval -d 'Guide only at noise levels λ = ln(ᾱ / (1 - ᾱ)) from LO to HI, e.g. -3.4,2.5 (w = 1 elsewhere: Kynkäänniemi et al. 2024, guidance in a limited interval)' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l sampler -d 'ddpm (every timestep), ddim, euler, euler-a, heun, dpmpp-2m or dpmpp-2m-sde [default: dpmpp-2m, with karras spacing: the measured best at 20 steps, see assets/models/README.md]' -r
@@ -113,6 +116,8 @@ complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-classi
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-classifier" -s h -l help -d 'Print help'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l reconstructions -d 'Instead of samples, score an autoencoder\'s reconstructions D(E(x)) of test images: `latent` (the built-in latent model\'s autoencoder) or an autoencoder checkpoint file' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l edits -d 'Instead of samples, measure image-to-image on test images at these strengths (e.g. 0.6,0.8,1.0): each image pushed towards the next class ((label + 1) mod 10) with the built-in pixel model (DPM++ 2M, 20 steps, the default guidance); prints the share judged as that class, as their own class, and how far the results moved from the inputs' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l autoencoder -d '--prompts with a latent checkpoint file: the autoencoder that turns its latents into pixels' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l guidance -d '--prompts: classifier-free guidance w' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l model -d '--nll, --loss-by-level: the model, `fashion` or `latent` (built in) or a checkpoint file; a latent model\'s bound is on the autoencoder\'s latents of the test images, not on their pixels' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l stride -d '--nll: one t is evaluated per stratum of timesteps, strata one step wide within 20 steps of t = 1 and of t = T and at most this wide between (1: every t; the default evaluates 155 of the 1000)' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l variance -d '--nll: σ_t² of the reverse process p_θ(x_{t-1} | x_t) = N(μ_θ, σ_t² I)' -r -f -a "beta-tilde\t'β̃_t = (1 - ᾱ_{t-1}) / (1 - ᾱ_t) β_t, the posterior\'s own variance'
@@ -121,6 +126,7 @@ complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l csv
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l n -d 'How many test images to reconstruct, edit or take the bound of' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l classifier -d 'The judge: `fashion` (the classifier built into diffusion-lab) or a checkpoint written by `train-classifier`' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l fashion-mnist-dir -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l prompts -d 'Instead of samples, how well a text model (`--model fashion-text` or a checkpoint) follows prompts: --n samples of each class word ("sneaker"): the share the judge puts in that class; of "dark X" and "light X" (and small / large, plain / patterned) for every class: the measured attribute of each, and the share on the asked side of the training data\'s threshold for that class; held-out pairs marked'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l nll -d 'Instead of samples, the variational bound on the negative log-likelihood of test images under `--model` (Ho et al. 2020, eq. 5: L_T + Σ L_{t-1} + L_0), in bits per dimension, with its split over t and the error of x̂_0 at each t (the schedule: the model\'s training schedule, T = 1000)'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l loss-by-level -d 'Instead of samples, the training loss ||ε - ε_θ(x_t, λ)||² of `--model` on test images at the centre of each noise-level bin (λ from -20 to 10, as the Train view splits it): what it learned at each level'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l conditional -d '--nll, --loss-by-level: ε̂ given each test image\'s label (a bound on -log p(x_0 | y)); without it, unconditional'
@@ -141,14 +147,16 @@ complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -l th
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -l json -d 'Run the fixed suite (forward passes, guided DDIM-50 and DDPM-1000 runs, training steps of both built-in models) and print one JSON object; the other flags except --device and --threads are ignored'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -l quick -d 'With --json: one timed repeat of everything (a smoke test of the suite; timings are noisier)'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -s h -l help -d 'Print help'
-complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l x -d 'The columns: SETTING=VALUE,VALUE,... with SETTING one of guidance, steps, sampler, spacing, eta, class, seed, timesteps, schedule, strength (with --init-image)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l x -d 'The columns: SETTING=VALUE,VALUE,... with SETTING one of guidance, steps, sampler, spacing, eta, class, seed, timesteps, schedule, strength (with --init-image), and for a text model prompt (whole prompts, separated by `|`: "prompt=dark boot|light boot") and prompt_sr (search and replace in --prompt: "prompt_sr=dark,light" draws the prompt as it is, then with "dark" replaced by "light")' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l y -d 'The rows, written as --x' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l out -d 'The PNG to write' -r -F
-complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l model -d 'A built-in model (`fashion`: pixel space, `latent`: the autoencoder\'s latent space) or a checkpoint file written by `train`' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l model -d 'A built-in model (`fashion`: pixel space, `latent`: the autoencoder\'s latent space, `fashion-text`: latent, conditioned on prompts) or a checkpoint file written by `train`' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l autoencoder -d 'For a latent checkpoint file: the autoencoder that turns its latents into pixels' -r -F
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l device -d 'auto, cpu or wgpu' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l class -d 'The class of every cell (unless an axis varies it), or `any`' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l guidance -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l prompt -d 'What a text model (`--model fashion-text`) draws, e.g. "dark ankle boot". Words it does not know are named, with the words it knows, and read as <unk>' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l negative-prompt -d 'What guidance steers away from, in place of the empty prompt: ε̂ = ε̂_neg + w (ε̂_prompt - ε̂_neg)' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l seed -d 'The seed of every cell: all start from the same x_T' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l sampler -d 'ddpm (every timestep), ddim, euler, euler-a, heun, dpmpp-2m or dpmpp-2m-sde [default: dpmpp-2m, with karras spacing: the measured best at 20 steps, see assets/models/README.md]' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l sampling-steps -d 'Sampling steps (network evaluations: as many, Heun\'s about twice; DDPM takes every timestep)' -r
@@ -166,10 +174,11 @@ complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l zoo
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -s h -l help -d 'Print help'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l seeds -d 'Between two seeds\' noises: A,B (the class stays --class)' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l classes -d 'Between two classes: A,B (the noise stays --seed\'s)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l prompts -d 'Between a text model\'s two prompts: "A|B", e.g. "dark boot|light sneaker" (τ_θ of each, token by token; the noise stays --seed\'s)' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l frames -d 'Images in the strip, both ends included' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l out -d 'The PNG strip to write' -r -F
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l gif -d 'Also write the strip as an animated GIF (there and back)' -r -F
-complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l model -d 'A built-in model (`fashion`: pixel space, `latent`: the autoencoder\'s latent space) or a checkpoint file written by `train`' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l model -d 'A built-in model (`fashion`: pixel space, `latent`: the autoencoder\'s latent space, `fashion-text`: latent, conditioned on prompts) or a checkpoint file written by `train`' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l autoencoder -d 'For a latent checkpoint file: the autoencoder that turns its latents into pixels' -r -F
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l device -d 'auto, cpu or wgpu' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l class -d 'The class when interpolating seeds, or `any`' -r
@@ -185,7 +194,7 @@ complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate"
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l beta-end -d 'β_T [default: the kind\'s usual value; 0.02 for linear and sigmoid, 0.012 for quadratic]' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l zoom -d 'Output pixels per image pixel' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -s h -l help -d 'Print help'
-complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l model -d 'A built-in model (`fashion`: pixel space, `latent`: the autoencoder\'s latent space) or a checkpoint file written by `train`' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l model -d 'A built-in model (`fashion`: pixel space, `latent`: the autoencoder\'s latent space, `fashion-text`: latent, conditioned on prompts) or a checkpoint file written by `train`' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l autoencoder -d 'For a latent checkpoint file: the autoencoder that turns its latents into pixels' -r -F
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l device -d 'auto, cpu or wgpu' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l class -d 'The class to draw (0..9 for Fashion-MNIST); without it, unconditional' -r
@@ -206,7 +215,7 @@ complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l 
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l runs-per-class -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l guidance-curve -d 'Instead of one step: where guidance acts in this model. Runs `--runs-per-class` images of every class and prints (and plots into `--out`) the mean |ε̂_y - ε̂_Ø| at each step against its noise level'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -s h -l help -d 'Print help'
-complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l model -d 'A built-in model (`fashion`: pixel space, `latent`: the autoencoder\'s latent space) or a checkpoint file written by `train`' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l model -d 'A built-in model (`fashion`: pixel space, `latent`: the autoencoder\'s latent space, `fashion-text`: latent, conditioned on prompts) or a checkpoint file written by `train`' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l autoencoder -d 'For a latent checkpoint file: the autoencoder that turns its latents into pixels' -r -F
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l device -d 'auto, cpu or wgpu' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l runs -d 'Independent runs, each from its own x_T' -r
