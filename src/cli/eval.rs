@@ -445,7 +445,7 @@ fn prompts_table(args: &EvalArgs, judge: &Judge, train: &Dataset, device: &Devic
     );
     println!();
     println!(
-        "| class | axis | threshold | prompt A | measure | on A's side | judged | prompt B | measure | on B's side | judged |"
+        "| class | axis | threshold | prompt A | measure (data) | on A's side | judged | prompt B | measure (data) | on B's side | judged |"
     );
     println!("| --- | --- | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |");
     for (class, names) in CLASS_WORDS.iter().enumerate() {

@@ -670,6 +670,8 @@ fn run_start(
 /// to guide towards.
 fn guidance_of(request: &GenerateRequest, text_model: bool) -> Guidance {
     match (request.class, &request.prompt) {
+        // The empty prompt is guidance's ∅ itself: one evaluation, the unconditional model.
+        (_, Some(p)) if text_model && p.text.trim().is_empty() && p.negative.trim().is_empty() => Guidance::from(0.0),
         (_, Some(_)) if text_model => Guidance { scale: request.guidance, interval: request.guidance_interval },
         (Some(_), _) => Guidance { scale: request.guidance, interval: request.guidance_interval },
         (None, _) => Guidance::from(0.0),
