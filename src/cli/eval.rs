@@ -18,7 +18,7 @@ pub struct EvalArgs {
     #[arg(long, value_delimiter = ',', conflicts_with_all = ["samples", "reconstructions"])]
     pub edits: Vec<f64>,
     /// Instead of samples, how well a text model (`--model fashion-text` or a checkpoint) follows prompts:
-    /// --n samples of each class word ("sneaker"): the share the judge puts in that class; of "dark X" and
+    /// --n samples of each class word ("sneaker", "trainer", …): the share the judge puts in that class; of "dark X" and
     /// "light X" (and small / large, plain / patterned) for every class: the measured attribute of each, and
     /// the share on the asked side of the training data's threshold for that class; held-out pairs marked.
     #[arg(long, conflicts_with_all = ["samples", "reconstructions", "nll", "loss_by_level"])]
@@ -416,7 +416,8 @@ fn prompts_table(args: &EvalArgs, judge: &Judge, train: &Dataset, device: &Devic
         Ok(predictions.iter().filter(|p| **p == class).count() as f64 / images.len() as f64)
     };
     println!(
-        "Text model `{}`, {} with w = {}, n = {} per prompt. Class words: the share the judge puts in the class.",
+        "Text model `{}`, {} with w = {}, n = {} per prompt. Class words (every name the captions use): the share \
+         the judge puts in the class.",
         args.model,
         sampler.label(),
         args.guidance,
@@ -426,15 +427,14 @@ fn prompts_table(args: &EvalArgs, judge: &Judge, train: &Dataset, device: &Devic
     println!("| prompt | judged as the class | real images of the class, judged so |");
     println!("| --- | ---: | ---: |");
     for (class, names) in CLASS_WORDS.iter().enumerate() {
-        let images = draw(names[0])?;
         let real: Vec<Vec<f32>> =
             (0..train.count).filter(|i| labels[*i] == class).take(args.n).map(|i| train.image(i).to_vec()).collect();
-        println!(
-            "| {} | {:.0} % | {:.0} % |",
-            names[0],
-            100.0 * judged(&images, class)?,
-            100.0 * judged(&real, class)?
-        );
+        let real = 100.0 * judged(&real, class)?;
+        // Every name the captions use for the class, the class's own first.
+        for name in names.iter() {
+            let images = draw(name)?;
+            println!("| {name} | {:.0} % | {real:.0} % |", 100.0 * judged(&images, class)?);
+        }
     }
     println!();
     println!(
