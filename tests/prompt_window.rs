@@ -53,13 +53,18 @@ fn harness() -> Harness<'static, LabApp> {
     harness
 }
 
+/// Types `text` into the Prompt box as a user would.
+fn type_prompt(harness: &mut Harness<'static, LabApp>, text: &str) {
+    let prompt = harness.get_by_role_and_label(Role::TextInput, "Prompt");
+    prompt.focus();
+    prompt.type_text(text);
+    harness.run_steps(3);
+}
+
 #[test]
 fn type_a_prompt_generate_and_see_where_each_word_looked() {
     let mut harness = harness();
-    let prompt = harness.get_by_role_and_label(Role::TextInput, "Prompt");
-    prompt.focus();
-    prompt.type_text("dark ankle boot");
-    harness.run_steps(3);
+    type_prompt(&mut harness, "dark ankle boot");
     assert_eq!(harness.state().ctx.settings.prompt, "dark ankle boot");
     assert!(texts_starting_with(&harness, "'").is_empty(), "every word is known");
     harness.get_by_role_and_label(Role::Button, "Generate").click();
@@ -109,10 +114,7 @@ fn type_a_prompt_generate_and_see_where_each_word_looked() {
 #[test]
 fn an_unknown_word_is_named_and_generate_still_works() {
     let mut harness = harness();
-    let prompt = harness.get_by_role_and_label(Role::TextInput, "Prompt");
-    prompt.focus();
-    prompt.type_text("velvet sandal");
-    harness.run_steps(3);
+    type_prompt(&mut harness, "velvet sandal");
     // (A wrapped label is also found as its first line's text run: the whole message is the longest.)
     let messages = texts_starting_with(&harness, "'velvet' is not a word this model knows");
     let message = messages.iter().max_by_key(|m| m.len()).expect("the unknown word is named");

@@ -382,11 +382,10 @@ fn prompt_ui(
         return;
     };
     for prompt in [&settings.prompt, &settings.negative_prompt] {
-        match vocabulary.prompt(prompt, text.context_tokens) {
-            Ok(read) => {
-                if let Some(message) = read.unknown_message(&vocabulary) {
-                    ui.colored_label(ui.visuals().warn_fg_color, message);
-                }
+        match text.unknown_words(prompt) {
+            Ok(None) => {}
+            Ok(Some(message)) => {
+                ui.colored_label(ui.visuals().warn_fg_color, message);
             }
             Err(e) => {
                 ui.colored_label(ui.visuals().error_fg_color, format!("{e}: shorten it to generate"));

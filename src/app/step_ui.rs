@@ -75,6 +75,8 @@ pub struct StepPanel {
     pub overlay_digest: Option<u64>,
     /// The values the overlay's colours run between (clear to red), for its caption.
     pub overlay_range: Option<(f32, f32)>,
+    /// Each token's share of a layer's attention, for (run serial, layer): made once, not every paint.
+    token_shares: Option<(ShareKey, Option<Vec<f32>>)>,
     /// "Save step figure…" was pressed: the PNG (figure and settings) waiting for its file dialog.
     pending_figure: Option<Result<Vec<u8>, String>>,
 }
@@ -94,6 +96,7 @@ impl Default for StepPanel {
             overlay_digest: None,
             pending_figure: None,
             overlay_range: None,
+            token_shares: None,
         }
     }
 }
@@ -513,7 +516,7 @@ impl StepPanel {
     /// last word. Clicking one shows its attention map; each carries its share of the attention (at the
     /// layer picked, over the run's steps, positions, heads and images), and the shares sum to 1.
     pub fn word_picker_ui(&mut self, ui: &mut egui::Ui, words: &[String], pick: &mut AttentionPick) {
-        let shares = self.token_shares(pick.layer);
+        let shares = self.token_shares(pick.layer).map(<[f32]>::to_vec);
         let share_of = |token: usize| shares.as_ref().and_then(|s| s.get(token)).copied();
         let padding_share = shares.as_ref().map(|s| s.iter().skip(words.len() + 1).sum::<f32>());
         ui.horizontal_wrapped(|ui| {
@@ -540,20 +543,14 @@ impl StepPanel {
     }
 
     /// Each token's share of layer `layer`'s attention over the run's steps (mean over images, heads and
-    /// positions), once the run's attention has arrived.
-    fn token_shares(&self, layer: usize) -> Option<Vec<f32>> {
-        let Some((_, Attention::Ready(steps))) = &self.attention else { return None };
-        let mut shares: Vec<f32> = Vec::new();
-        let mut rows = 0usize;
-        for step in steps.iter() {
-            let l = step.layers.get(layer)?;
-            shares.resize(l.tokens, 0.0);
-            for row in l.weights.chunks_exact(l.tokens.max(1)) {
-                shares.iter_mut().zip(row).for_each(|(s, w)| *s += w);
-                rows += 1;
-            }
+    /// positions), once the run's attention has arrived; kept for the run and layer.
+    fn token_shares(&mut self, layer: usize) -> Option<&[f32]> {
+        let Some((serial, Attention::Ready(steps))) = &self.attention else { return None };
+        let key = (*serial, layer);
+        if self.token_shares.as_ref().is_none_or(|(k, _)| *k != key) {
+            self.token_shares = Some((key, mean_token_shares(steps, layer)));
         }
-        (rows > 0).then(|| shares.iter().map(|s| s / rows as f32).collect())
+        self.token_shares.as_ref().and_then(|(_, shares)| shares.as_deref())
     }
 
     /// The attention overlay's pickers (layer, token, head, summed) and what it shows.
@@ -613,6 +610,24 @@ impl StepPanel {
                 "Q from the image features at this layer, K from τ_θ(y); the shares sum to 1 over the tokens",
             );
     }
+}
+
+/// (run serial, layer) of the token shares kept.
+type ShareKey = (u64, usize);
+
+/// Each token's mean weight in layer `layer` over `steps`, images, heads and positions.
+fn mean_token_shares(steps: &[StepAttention], layer: usize) -> Option<Vec<f32>> {
+    let mut shares: Vec<f32> = Vec::new();
+    let mut rows = 0usize;
+    for step in steps {
+        let l = step.layers.get(layer)?;
+        shares.resize(l.tokens, 0.0);
+        for row in l.weights.chunks_exact(l.tokens.max(1)) {
+            shares.iter_mut().zip(row).for_each(|(s, w)| *s += w);
+            rows += 1;
+        }
+    }
+    (rows > 0).then(|| shares.iter().map(|s| s / rows as f32).collect())
 }
 
 /// A number that tells picks apart in a texture key.

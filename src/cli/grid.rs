@@ -78,13 +78,10 @@ pub(super) fn grid(args: &GridArgs) -> anyhow::Result<()> {
     }
     for (i, cell) in cells.iter().enumerate() {
         let (column, row) = (i % args.x.values.len(), i / args.x.values.len());
-        if let (Some(prompt), Some(text)) = (&cell.prompt, &config.text) {
-            let vocabulary =
-                text.vocabulary().map_err(|e| anyhow::anyhow!("the model's vocabulary is damaged: {e}"))?;
-            let read = vocabulary.prompt(&prompt.text, text.context_tokens)?;
-            if let Some(message) = read.unknown_message(&vocabulary) {
-                eprintln!("warning: cell {}: {message}", i + 1);
-            }
+        if let (Some(prompt), Some(text)) = (&cell.prompt, &config.text)
+            && let Some(message) = text.unknown_words(&prompt.text)?
+        {
+            eprintln!("warning: cell {}: {message}", i + 1);
         }
         cell.validate(config.num_classes).with_context(|| {
             format!("cell {} = {}, {} = {}", args.x.title(), args.x.values[column], args.y.title(), args.y.values[row])

@@ -339,10 +339,8 @@ impl PromptOptions {
         let Some(text) = &config.text else {
             bail!("this model is conditioned on classes, not prompts: use --class (the text model is `fashion-text`)")
         };
-        let vocabulary = text.vocabulary().map_err(|e| anyhow::anyhow!("the model's vocabulary is damaged: {e}"))?;
         for prompt in [&request.text, &request.negative] {
-            let read = vocabulary.prompt(prompt, text.context_tokens)?;
-            if let Some(message) = read.unknown_message(&vocabulary) {
+            if let Some(message) = text.unknown_words(prompt)? {
                 eprintln!("warning: {message}");
             }
         }

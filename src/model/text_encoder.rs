@@ -70,8 +70,14 @@ impl TextEncoderConfig {
         (self.vocabulary.len() + self.context_tokens) * dim + self.layers * block + layer_norm
     }
 
+    /// The vocabulary, or none but the special tokens where it cannot be read (`validate` refuses such a
+    /// config before any model is built from it).
+    fn vocabulary_or_special(&self) -> Vocabulary {
+        self.vocabulary().unwrap_or_else(|_| Vocabulary::from_words([]))
+    }
+
     pub fn init(&self, dim: usize, device: &Device) -> TextEncoder {
-        let vocabulary = self.vocabulary().unwrap_or_else(|_| Vocabulary::from_words([]));
+        let vocabulary = self.vocabulary_or_special();
         // Unreadable class prompts (validate refuses them) fall back to the empty prompt.
         let class_tokens = self
             .class_prompts
@@ -95,8 +101,14 @@ impl TextEncoderConfig {
 
     /// `text` as this model's token ids, or why it cannot be read.
     pub fn prompt(&self, text: &str) -> Result<Prompt, PromptError> {
-        let vocabulary = self.vocabulary().unwrap_or_else(|_| Vocabulary::from_words([]));
-        vocabulary.prompt(text, self.context_tokens)
+        self.vocabulary_or_special().prompt(text, self.context_tokens)
+    }
+
+    /// `text` read as this model's prompt: why it cannot be (too long), or the message naming the words it
+    /// does not know (`None`: it knows them all). What the window, `sample` and `grid` tell the user.
+    pub fn unknown_words(&self, text: &str) -> Result<Option<String>, PromptError> {
+        let vocabulary = self.vocabulary_or_special();
+        Ok(vocabulary.prompt(text, self.context_tokens)?.unknown_message(&vocabulary))
     }
 }
 

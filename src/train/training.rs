@@ -222,14 +222,6 @@ pub fn training_progress(dir: &Path) -> Result<Option<TrainingProgress>, Checkpo
     }))
 }
 
-/// Whether the run a `resume` continues is a text model (it then needs its captions again).
-fn resume_is_text(files: &TrainingFiles, resume: bool) -> bool {
-    resume
-        && Checkpoint::read(&files.checkpoint())
-            .ok()
-            .is_some_and(|c| c.header.config.get("text").is_some_and(|text| !text.is_null()))
-}
-
 pub const LOSS_LOG_HEADER: &str = "step,loss,learning_rate,images_per_second,wall_seconds";
 
 pub struct Training {
@@ -321,12 +313,18 @@ impl Training {
                 )));
             }
         }
-        // Measured from the pixels, so made before they become latents.
-        let captions = if options.captions || resume_is_text(&files, resume) {
-            Some(captions_for(&pixels, &given_captions)?)
+        // The run a resume continues, read once: whether it is a text model decides the captions, then it resumes.
+        let resumed = if resume {
+            let path = files.checkpoint();
+            Some(Checkpoint::read(&path).map_err(|source| TrainingError::NoRunToResume { path, source })?)
         } else {
             None
         };
+        let resumes_text =
+            resumed.as_ref().is_some_and(|c| c.header.config.get("text").is_some_and(|text| !text.is_null()));
+        // Measured from the pixels, so made before they become latents.
+        let captions =
+            if options.captions || resumes_text { Some(captions_for(&pixels, &given_captions)?) } else { None };
         let (data, description) = match &autoencoder {
             Some(ae) => (
                 super::autoencoder::latent_dataset(&ae.model, &ae.config, &pixels, device)?,
@@ -334,13 +332,11 @@ impl Training {
             ),
             None => (pixels, description),
         };
-        let trainer = if resume {
-            let path = files.checkpoint();
-            let checkpoint = Checkpoint::read(&path)
-                .map_err(|source| TrainingError::NoRunToResume { path: path.clone(), source })?;
-            DdpmTrainer::resume(&checkpoint, device, Some(options.steps))?
-        } else {
-            new_trainer(&options, &files, &data, autoencoder.is_some(), description, captions.as_ref(), device)?
+        let trainer = match &resumed {
+            Some(checkpoint) => DdpmTrainer::resume(checkpoint, device, Some(options.steps))?,
+            None => {
+                new_trainer(&options, &files, &data, autoencoder.is_some(), description, captions.as_ref(), device)?
+            }
         };
         let trainer = match captions {
             Some(captions) if trainer.unet_config.text.is_some() => trainer.with_captions(captions),
