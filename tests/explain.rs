@@ -82,6 +82,7 @@ fn the_terms_of_every_sampler_add_up_to_the_recorded_next_frame() {
             // (The last step of DDPM and the DPM-Solvers lands on x̂_0 alone.)
             assert!(explained.terms.len() >= 2 || step + 1 == steps, "{name}: {} terms", explained.terms.len());
             assert_eq!(explained.x0_pred, *frame.x0_pred, "{name}: x̂_0 is the run's");
+            assert_prints_what_it_used(&explained, &format!("{name} step {step}"));
             let schedule = request.schedule.build().unwrap();
             let stochastic = request.plan(&schedule).unwrap().0.needs_noise(step);
             let expected_stochastic =
@@ -100,6 +101,56 @@ fn the_terms_of_every_sampler_add_up_to_the_recorded_next_frame() {
             assert!(relative_difference(&recombined, &frame.eps) < 1e-5, "{name}: guidance parts");
         }
     }
+}
+
+/// Every number the equation prints is finite, and each coefficient it prints beside a term is the one
+/// the step weighted that term by (the terms' sum is the recorded x_{t'}: checked by the callers).
+fn assert_prints_what_it_used(explained: &diffusion_lab::engine::explain::StepExplanation, what: &str) {
+    let eq = &explained.equation;
+    for n in eq.levels.iter().chain(&eq.numbers) {
+        assert!(n.value.is_finite(), "{what}: {} = {}", n.name, n.value);
+    }
+    let printed: Vec<(&str, f64)> = eq.coefficients().filter(|(_, c)| *c != 0.0).collect();
+    let used: Vec<(&str, f64)> = explained.terms.iter().map(|t| (t.symbol, t.coefficient)).collect();
+    for (symbol, coefficient) in &used {
+        assert!(printed.contains(&(*symbol, *coefficient)), "{what}: {symbol} × {coefficient}, printed {printed:?}");
+    }
+    assert_eq!(printed.len(), used.len(), "{what}: printed {printed:?}, used {used:?}");
+}
+
+/// The defaults a new user runs (DPM++ 2M, Karras, 20 steps): the last step into the clean image is
+/// printed as the first-order step it is (x_{t'} = x̂_0, finite numbers), and a branch's first step keeps
+/// its parent's plan and so is second order, with r taken from the parent's previous level.
+#[test]
+fn the_default_runs_last_step_and_a_branchs_first_step_print_what_they_did() {
+    let device = Device::flex();
+    let model = pixel_model(&device);
+    let mut parent = request(diffusion_lab::model::denoise::DEFAULT_SAMPLER);
+    parent.batch = 1;
+    let frames = record(&model, &parent, &device);
+    assert_eq!(frames.len(), 21, "x_T and 20 steps");
+    let last = explain_step(&parent, model.x0_bound(), &frames[19], &frames[20]).unwrap();
+    assert_eq!(last.equation.form, "x_{t'} = x̂_0");
+    assert_prints_what_it_used(&last, "the last step");
+    assert!(relative_difference(&last.x_next, &frames[20].x_t) < 1e-5);
+    let text = diffusion_lab::engine::explain::step_text(&last).join("\n");
+    assert!(!["= inf", "= NaN", "= —"].iter().any(|bad| text.contains(bad)), "{text}");
+
+    let branch = GenerateRequest {
+        branch: Some(diffusion_lab::engine::generate::Branch { parent: Box::new(parent.clone()), at_step: 10 }),
+        ..parent.clone()
+    };
+    let branch_frames = record(&model, &branch, &device);
+    let first = explain_step(&branch, model.x0_bound(), &branch_frames[0], &branch_frames[1]).unwrap();
+    let in_parent = explain_step(&parent, model.x0_bound(), &frames[10], &frames[11]).unwrap();
+    let r = |e: &diffusion_lab::engine::explain::StepExplanation| {
+        e.equation.numbers.iter().find(|n| n.name == "r").map(|n| n.value)
+    };
+    assert!(r(&first).is_some_and(f64::is_finite), "{:?}", first.equation);
+    assert_eq!(r(&first), r(&in_parent), "the branch's first step is its parent's step 11");
+    assert_eq!(first.equation, in_parent.equation);
+    assert_prints_what_it_used(&first, "a branch's first step");
+    assert!(relative_difference(&first.x_next, &branch_frames[1].x_t) < 1e-5);
 }
 
 #[test]

@@ -217,7 +217,8 @@ impl GeneratePanel {
         )
         .on_hover_text(
             "Classifier-free guidance w: ε̂ = ε̂_Ø + w (ε̂_y - ε̂_Ø); 0 = unconditional, 1 = conditional, more = \
-                 stronger class or prompt",
+                 stronger class or prompt. Ho & Salimans (2021) count from the conditional model: their w is this \
+                 w - 1 (the default 1.5 is their 0.5).",
         );
         guidance_interval_ui(ui, &mut settings.guidance_interval, conditioned);
         sampler_ui(ui, "", &mut settings.sampler, settings.schedule.steps);

@@ -128,11 +128,7 @@ fn step_equation_ui(ui: &mut egui::Ui, request: &ParticleRequest, frame: usize) 
     }
     let equation = crate::diffusion::equation::equation(&request.sampler, &plan, i);
     ui.label(format!("this step: {}", equation.form));
-    let numbers: Vec<String> = equation
-        .numbers
-        .iter()
-        .map(|n| format!("{} = {}", n.name, crate::diffusion::equation::number_text(n.value)))
-        .collect();
+    let numbers: Vec<String> = equation.numbers.iter().map(|n| n.text()).collect();
     if !numbers.is_empty() {
         ui.label(numbers.join(", "));
     }

@@ -78,10 +78,15 @@ impl PosteriorPanel {
     fn contents_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext, generation: usize, t: usize) {
         ui.label(
             "Knowing x_0, the step back from x_t is a Gaussian we can write down; the model has to guess it \
-             from x_t alone. Their gap is what training minimises.",
+             from x_t alone. Their gap, the KL below, is the likelihood bound's term L_{t-1}; training minimises \
+             the unweighted ε loss instead, which weights these terms differently across t.",
         );
         ui.label("q(x_{t-1} | x_t, x_0) = N(μ̃_t, β̃_t I),   μ̃_t = c₀ x_0 + c₁ x_t");
-        ui.label("p_θ(x_{t-1} | x_t) = N(μ_θ, β̃_t I),   μ_θ = (x_t - β_t / sqrt(1 - ᾱ_t) ε̂) / sqrt(α_t)");
+        ui.label("p_θ(x_{t-1} | x_t) = N(μ_θ, β̃_t I),   μ_θ = c₀ clip(x̂_0) + c₁ x_t");
+        ui.label(
+            "x̂_0 = (x_t - sqrt(1 - ᾱ_t) ε̂) / sqrt(ᾱ_t), clipped to the data range (±1 for pixels, ±4 for latents) \
+             as the samplers and `eval --nll` use it; unclipped, μ_θ = (x_t - β_t / sqrt(1 - ᾱ_t) ε̂) / sqrt(α_t).",
+        );
         let schedule = ctx.settings.schedule;
         let model = ctx.settings.model.clone();
         let key = (schedule, t, generation, model.clone());

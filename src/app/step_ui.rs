@@ -212,8 +212,8 @@ impl StepPanel {
         ui.label(RichText::new(eq.meaning).italics());
         egui::Grid::new("step_numbers").num_columns(2).striped(true).show(ui, |ui| {
             for n in eq.levels.iter().chain(&eq.numbers) {
-                ui.label(format!("{} = {}", n.name, number_text(n.value))).on_hover_text(n.definition);
-                ui.label(RichText::new(n.definition).weak());
+                ui.label(n.text()).on_hover_text(n.definition);
+                ui.label(RichText::new(n.described()).weak());
                 ui.end_row();
             }
         });

@@ -93,7 +93,13 @@ pub(super) fn decided_table(args: &DecidedArgs) -> anyhow::Result<()> {
                 .chain((1..=args.continuations).map(|i| i.to_string()))
                 .collect(),
             y_title: "continued from".into(),
-            rows: rows.iter().map(|r| format!("t={} lambda={:.1}", r.t, r.log_snr)).collect(),
+            rows: rows
+                .iter()
+                .map(|r| match r.deterministic {
+                    true => format!("t={} lambda={:.1} deterministic", r.t, r.log_snr),
+                    false => format!("t={} lambda={:.1}", r.t, r.log_snr),
+                })
+                .collect(),
         };
         let grid = images::scaled(&images::labelled_grid(&cells, &labels, 2), 2);
         images::save_png(path, &grid, &[])?;
@@ -109,27 +115,29 @@ pub(super) fn decided_table(args: &DecidedArgs) -> anyhow::Result<()> {
     for row in &rows {
         writeln!(
             out,
-            "{:>4} {:>5} {:>8.2} {:>10.1} % {:>7.3} {:>13.3}",
+            "{:>4} {:>5} {:>8.2} {:>10.1} % {:>7.3} {:>13.3}{}",
             row.step,
             row.t,
             row.log_snr,
             100.0 * row.same_class,
             row.spread,
-            row.from_original
+            row.from_original,
+            if row.deterministic { "  deterministic: no noise after this step" } else { "" }
         )?;
     }
     writeln!(
         out,
         "same class: share of continuations the judge puts in the class of their run's own end; spread: mean \
-         difference per pixel (0 to 1) between two continuations of one x_t"
+         difference per pixel (0 to 1) between two continuations of one x_t; a deterministic row holds by \
+         construction (no step after it draws noise, so every continuation is the run's own end)"
     )?;
     out.flush()?;
     if let Some(path) = &args.csv {
-        let mut text = String::from("step,t,log_snr,same_class,spread,from_original\n");
+        let mut text = String::from("step,t,log_snr,same_class,spread,from_original,deterministic\n");
         for row in &rows {
             text.push_str(&format!(
-                "{},{},{},{},{},{}\n",
-                row.step, row.t, row.log_snr, row.same_class, row.spread, row.from_original
+                "{},{},{},{},{},{},{}\n",
+                row.step, row.t, row.log_snr, row.same_class, row.spread, row.from_original, row.deterministic
             ));
         }
         diffusion_lab::files::write_atomic(path, text.as_bytes())?;

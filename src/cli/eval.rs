@@ -49,6 +49,10 @@ pub struct EvalArgs {
     /// --nll: σ_t² of the reverse process p_θ(x_{t-1} | x_t) = N(μ_θ, σ_t² I).
     #[arg(long, value_enum, default_value_t = VarianceArg::BetaTilde)]
     pub variance: VarianceArg,
+    /// --nll: μ_θ from ε̂ as the network gave it, instead of from x̂_0 clipped to the data range (the default,
+    /// as Ho et al.'s reference bound and every sampler here clip it).
+    #[arg(long)]
+    pub no_clip: bool,
     /// --nll, --loss-by-level: ε̂ given each test image's label (a bound on -log p(x_0 | y)); without it, unconditional.
     #[arg(long)]
     pub conditional: bool,
@@ -259,6 +263,7 @@ fn nll_table(args: &EvalArgs, device: &Device) -> anyhow::Result<()> {
         kind,
         batch: 50,
         x0_bound: model.x0_bound(),
+        clip_mean: !args.no_clip,
     };
     let bar = progress_bar(0, 0);
     let sums = nll::bound(&model, &schedule, &values, &labels, dims, &options, device, |done, total| {
@@ -277,13 +282,15 @@ fn nll_table(args: &EvalArgs, device: &Device) -> anyhow::Result<()> {
         }
     };
     println!(
-        "{}: n = {}, T = {steps}, σ_t² = {}, {}, {} of the t evaluated (strata up to {} wide): {total:.3} {what}",
+        "{}: n = {}, T = {steps}, σ_t² = {}, μ_θ from x̂_0 {}, {}, {} of the t evaluated (strata up to {} wide): \
+         {total:.3} {what}",
         args.model,
         images.count,
         match variance {
             DdpmVariance::BetaTilde => "β̃_t (decoder: β̃_2)",
             DdpmVariance::Beta => "β_t (decoder: β_1)",
         },
+        if args.no_clip { "unclipped".to_string() } else { format!("clipped to ±{}", model.x0_bound()) },
         if args.conditional { "given the label" } else { "unconditional" },
         middle.len() + 1,
         args.stride

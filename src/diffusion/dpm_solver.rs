@@ -5,7 +5,7 @@
 //!   SDE: x_{s'} = (σ_{s'}/σ_s) e^{-h} x_s + α_{s'} (1 - e^{-2h}) D + σ_{s'} sqrt(1 - e^{-2h}) z
 //! First order (D = x̂_0) on the first step and into σ = 0 (where it gives x̂_0), as diffusers does.
 
-use super::sampler::{NoiseLevel, PlannedStep};
+use super::sampler::{Multistep, NoiseLevel, PlannedStep};
 
 pub(super) fn dpm_solver_step(
     previous: Option<NoiseLevel>,
@@ -26,12 +26,15 @@ pub(super) fn dpm_solver_step(
     } else {
         (to.sigma() / from.sigma(), -to.alpha() * (-h).exp_m1(), 0.0)
     };
-    let (coef_x0, coef_x0_prev) = match previous {
-        Some(previous) => {
-            let r = (from.half_log_snr() - previous.half_log_snr()) / h;
-            (weight * (1.0 + 0.5 / r), -weight * 0.5 / r)
-        }
-        None => (weight, 0.0),
-    };
-    PlannedStep { coef_x0, coef_x0_prev, coef_xt, noise_std, ..step }
+    let r = previous.map(|previous| (from.half_log_snr() - previous.half_log_snr()) / h);
+    let multistep = Multistep { h, r, weight };
+    let coef_x0_prev = r.map_or(0.0, |r| -weight * 0.5 / r);
+    PlannedStep {
+        coef_x0: weight * multistep.d_scale(),
+        coef_x0_prev,
+        coef_xt,
+        noise_std,
+        multistep: Some(multistep),
+        ..step
+    }
 }

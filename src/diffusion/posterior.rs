@@ -29,6 +29,18 @@ pub fn model_mean(schedule: &NoiseSchedule, t: usize, x_t: &[f32], eps_hat: &[f3
     x_t.iter().zip(eps_hat).map(|(x, e)| (*x as f64 - scale * *e as f64) * inv_sqrt_alpha).collect()
 }
 
+/// μ_θ(x_t) = μ̃_t(clip(x̂_0), x_t): the model's mean with x̂_0 clipped to [-bound, bound] first, as the
+/// samplers step and as Ho et al.'s reference code computes the bound (`clip_denoised=True`); an infinite
+/// bound is [`model_mean`] itself.
+pub fn model_mean_clipped(schedule: &NoiseSchedule, t: usize, x_t: &[f32], eps_hat: &[f32], bound: f64) -> Vec<f64> {
+    if bound.is_infinite() {
+        return model_mean(schedule, t, x_t, eps_hat);
+    }
+    let x0: Vec<f32> =
+        predicted_x0(schedule, t, x_t, eps_hat).iter().map(|x| (*x as f64).clamp(-bound, bound) as f32).collect();
+    posterior_mean(schedule, t, &x0, x_t)
+}
+
 /// σ_t², the variance of the model's step: β̃_t or β_t.
 pub fn model_variance(schedule: &NoiseSchedule, t: usize, variance: DdpmVariance) -> f64 {
     match variance {
@@ -56,11 +68,24 @@ pub fn l_t_minus_1_bits(
     eps_hat: &[f32],
     variance: DdpmVariance,
 ) -> Option<f64> {
+    l_t_minus_1_bits_clipped(schedule, t, x0, x_t, eps_hat, variance, f64::INFINITY)
+}
+
+/// [`l_t_minus_1_bits`] with the model's mean from x̂_0 clipped to [-bound, bound] ([`model_mean_clipped`]).
+pub fn l_t_minus_1_bits_clipped(
+    schedule: &NoiseSchedule,
+    t: usize,
+    x0: &[f32],
+    x_t: &[f32],
+    eps_hat: &[f32],
+    variance: DdpmVariance,
+    bound: f64,
+) -> Option<f64> {
     if t < 2 || t > schedule.steps() {
         return None;
     }
     let mean_q = posterior_mean(schedule, t, x0, x_t);
-    let mean_p = model_mean(schedule, t, x_t, eps_hat);
+    let mean_p = model_mean_clipped(schedule, t, x_t, eps_hat, bound);
     let var_q = schedule.beta_tilde[t - 1];
     Some(gaussian_kl_bits_per_dim(&mean_q, var_q, &mean_p, model_variance(schedule, t, variance)))
 }
@@ -131,5 +156,17 @@ mod tests {
             }
         }
         assert_eq!(l_t_minus_1_bits(&schedule, 1, &x0, &x0, &eps, DdpmVariance::BetaTilde), None);
+        // Clipping x̂_0 changes nothing where x̂_0 is inside the bound, and pulls μ_θ towards μ̃ where the
+        // prediction overshoots the data range.
+        let t = 500;
+        let x_t: Vec<f32> = x0.iter().map(|v| v * schedule.sqrt_alpha_bar[t - 1] as f32).collect();
+        let zero = vec![0.0f32; x0.len()];
+        let inside = l_t_minus_1_bits_clipped(&schedule, t, &x0, &x_t, &zero, DdpmVariance::BetaTilde, 1.0);
+        let plain = l_t_minus_1_bits(&schedule, t, &x0, &x_t, &zero, DdpmVariance::BetaTilde);
+        assert!((inside.unwrap() - plain.unwrap()).abs() < 1e-9, "{inside:?} vs {plain:?}");
+        let overshoot: Vec<f32> = zero.iter().map(|_| -3.0).collect();
+        let clipped = l_t_minus_1_bits_clipped(&schedule, t, &x0, &x_t, &overshoot, DdpmVariance::BetaTilde, 1.0);
+        let unclipped = l_t_minus_1_bits(&schedule, t, &x0, &x_t, &overshoot, DdpmVariance::BetaTilde);
+        assert!(clipped.unwrap() < unclipped.unwrap(), "{clipped:?} vs {unclipped:?}");
     }
 }

@@ -128,7 +128,8 @@ pub enum Spacing {
     /// t = T, T - T/N, ..., rounded: the first step starts from pure noise (Lin et al. 2024).
     #[default]
     Trailing,
-    /// t = 1 + k ⌊T/N⌋ (k = N-1 .. 0): Stable Diffusion's; the first step starts below T.
+    /// t = 1 + k ⌊T/N⌋ (k = N-1 .. 0): diffusers' `leading` with `steps_offset` 0 (Stable Diffusion's
+    /// configuration sets offset 1, one timestep later); the first step starts below T.
     Leading,
     /// N timesteps evenly from T to 1, rounded.
     Linspace,
@@ -502,6 +503,30 @@ pub struct PlannedStep {
     pub noise_std: f64,
     /// Heun's second evaluation, at the point the first-order update reached.
     pub correction: Option<Correction>,
+    /// DPM-Solver++(2M)'s own numbers (h, r, the weight of D), from which `coef_x0` and `coef_x0_prev`
+    /// were made; `None` for other methods and for its last step into σ = 0 (x_{t'} = x̂_0).
+    pub multistep: Option<Multistep>,
+}
+
+/// The numbers of a DPM-Solver++(2M) step, kept beside the coefficients they made so that what "This step"
+/// prints is what the step used: c_x0 = w (1 + 1/(2r)), c_prev = -w / (2r), or c_x0 = w on a first-order
+/// step (no r).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Multistep {
+    /// h = λ_D(t') - λ_D(t), the step's length in half log-SNR λ_D = ln(α/σ).
+    pub h: f64,
+    /// r = h_prev / h, the previous step's length over this one's; `None` on a first-order step (a plan's
+    /// first step, where no x̂_0 came before).
+    pub r: Option<f64>,
+    /// w, the weight of D: α_{t'} (1 - e^{-h}) for the ODE, α_{t'} (1 - e^{-2h}) for the SDE.
+    pub weight: f64,
+}
+
+impl Multistep {
+    /// 1 + 1/(2r), the factor of this step's x̂_0 in D (1 on a first-order step).
+    pub fn d_scale(&self) -> f64 {
+        self.r.map_or(1.0, |r| 1.0 + 0.5 / r)
+    }
 }
 
 /// x_{s'} = c_xt x_s + c_eps (ε̂ + ε̂') / 2, with ε̂' the network's ε at level s' (of ᾱ `alpha_bar`).
@@ -552,6 +577,7 @@ impl PlannedStep {
             coef_eps: 0.0,
             noise_std: 0.0,
             correction: None,
+            multistep: None,
         }
     }
 }
@@ -580,7 +606,7 @@ pub struct SamplingPlan {
 impl SamplingPlan {
     /// The same plan for data in [-bound, bound].
     ///
-    /// Why clipping matters: at t = T the schedules leave ᾱ_T tiny (1e-8 for the cosine one), so
+    /// Why clipping matters: at t = T the schedules leave ᾱ_T tiny (2.4e-9 for the cosine one), so
     /// x̂_0 = (x_T - sqrt(1 - ᾱ_T) ε̂) / sqrt(ᾱ_T) multiplies the network's error by 1 / sqrt(ᾱ_T); without a
     /// bound the first steps throw x̂_0 thousands of units off and later steps cannot bring it back.
     pub fn with_x0_bound(self, bound: f64) -> Self {

@@ -306,8 +306,7 @@ pub fn attention_of_run(
 pub fn step_text(e: &StepExplanation) -> Vec<String> {
     let eq = &e.equation;
     let mut lines = vec![format!("Step {} of {}: {}", e.step + 1, e.total_steps, eq.form), eq.meaning.to_string()];
-    let numbers: Vec<String> =
-        eq.levels.iter().chain(&eq.numbers).map(|n| format!("{} = {}", n.name, number_text(n.value))).collect();
+    let numbers: Vec<String> = eq.levels.iter().chain(&eq.numbers).map(|n| n.text()).collect();
     lines.extend(numbers.chunks(4).map(|chunk| chunk.join("   ")));
     let mut sum = String::new();
     for (k, t) in e.terms.iter().enumerate() {

@@ -234,15 +234,18 @@ pub fn posterior_view(
     };
     let x_t = noised(t);
     let eps = epsilon_at(&[t])?.remove(0);
+    // μ_θ from the clipped x̂_0, as the samplers step and as `eval --nll` computes the bound's terms.
+    let bound = model.x0_bound();
     let (posterior_mean, model_mean) = if t >= 2 {
         (
             posterior::posterior_mean(&schedule, t, &x0.values, &x_t).iter().map(|v| *v as f32).collect(),
-            posterior::model_mean(&schedule, t, &x_t, &eps).iter().map(|v| *v as f32).collect(),
+            posterior::model_mean_clipped(&schedule, t, &x_t, &eps, bound).iter().map(|v| *v as f32).collect(),
         )
     } else {
         (x0.values.clone(), posterior::predicted_x0(&schedule, t, &x_t, &eps))
     };
-    let kl_bits = posterior::l_t_minus_1_bits(&schedule, t, &x0.values, &x_t, &eps, DdpmVariance::BetaTilde);
+    let kl_bits =
+        posterior::l_t_minus_1_bits_clipped(&schedule, t, &x0.values, &x_t, &eps, DdpmVariance::BetaTilde, bound);
     let mut points = Vec::new();
     if curve && steps >= 2 {
         let ts: Vec<usize> = (0..POSTERIOR_CURVE_POINTS)
@@ -252,8 +255,15 @@ pub fn posterior_view(
             .collect();
         for chunk in ts.chunks(25) {
             for (t, eps) in chunk.iter().zip(epsilon_at(chunk)?) {
-                let kl =
-                    posterior::l_t_minus_1_bits(&schedule, *t, &x0.values, &noised(*t), &eps, DdpmVariance::BetaTilde);
+                let kl = posterior::l_t_minus_1_bits_clipped(
+                    &schedule,
+                    *t,
+                    &x0.values,
+                    &noised(*t),
+                    &eps,
+                    DdpmVariance::BetaTilde,
+                    bound,
+                );
                 points.extend(kl.map(|kl| (*t, kl)));
             }
         }

@@ -61,6 +61,9 @@ pub struct DecidedRow {
     pub spread: f64,
     /// Mean absolute difference per pixel between a continuation and its run's own end.
     pub from_original: f64,
+    /// No step from here on draws fresh noise (e.g. the last step into the clean image), so every
+    /// continuation is the run's own end: 100 % and spread 0 by construction, not a measurement.
+    pub deterministic: bool,
 }
 
 /// One run's picture at a step and where its continuations from there ended, for the window's rows.
@@ -75,6 +78,14 @@ pub struct ContinuedRow {
     pub x_t: Vec<f32>,
     /// The continuations' ends, each [channels, h, w] in [-1, 1].
     pub ends: Vec<Vec<f32>>,
+    /// As [`DecidedRow::deterministic`]: the continuations cannot differ.
+    pub deterministic: bool,
+}
+
+/// Whether a run continued after `step` steps of `plan` still draws fresh noise (if not, every
+/// continuation from there is the same picture).
+pub fn draws_noise_after(plan: &SamplingPlan, step: usize) -> bool {
+    (step..plan.len()).any(|i| plan.needs_noise(i))
 }
 
 /// A stochastic sampler close to `sampler`: itself if it adds fresh noise; else its stochastic sibling
@@ -274,6 +285,7 @@ pub fn decided(
                 same_class: same[k] as f64 / (runs * n as f64),
                 spread: spread[k] / runs,
                 from_original: from_original[k] / runs,
+                deterministic: !draws_noise_after(&plan, step),
             }
         })
         .collect())
@@ -305,6 +317,7 @@ pub fn continued_rows(
                 shape: batch.shape,
                 x_t,
                 ends: ends.chunks(per_image).map(<[f32]>::to_vec).collect(),
+                deterministic: !draws_noise_after(&plan, step),
             }
         })
         .collect())
@@ -319,6 +332,17 @@ mod tests {
         assert_eq!(continued_steps(20, 5), vec![0, 4, 9, 14, 19]);
         assert_eq!(continued_steps(20, 1), vec![0]);
         assert_eq!(continued_steps(3, 10), vec![0, 1, 2]);
+    }
+
+    /// DDIM η = 1's last step lands on the clean image with σ = 0: continued from there, nothing differs.
+    #[test]
+    fn rows_after_the_last_noisy_step_are_deterministic() {
+        let schedule = crate::diffusion::BetaSchedule::cosine(1000).build().unwrap();
+        let plan = Sampler::ddim(20, 1.0).plan(&schedule).unwrap();
+        assert!(draws_noise_after(&plan, 0) && draws_noise_after(&plan, 18));
+        assert!(!draws_noise_after(&plan, 19) && !draws_noise_after(&plan, 20));
+        let ddpm = Sampler::ddpm(crate::diffusion::DdpmVariance::BetaTilde).plan(&schedule).unwrap();
+        assert!(draws_noise_after(&ddpm, 998) && !draws_noise_after(&ddpm, 999), "Ho et al.: no noise at t = 1");
     }
 
     #[test]

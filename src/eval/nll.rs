@@ -36,6 +36,9 @@ pub struct NllOptions {
     /// x̂_0 is clipped to [-b, b] for its distortion, as the samplers clip it (the model's `x0_bound`): at
     /// large t the unclipped x̂_0 = (x_t - sqrt(1 - ᾱ_t) ε̂) / sqrt(ᾱ_t) divides by nearly 0.
     pub x0_bound: f64,
+    /// The bound's μ_θ from the same clipped x̂_0 (Ho et al.'s reference computation, `clip_denoised`):
+    /// then the bound, the distortion and the samplers use one model. `false`: μ_θ from ε̂ unclipped.
+    pub clip_mean: bool,
 }
 
 /// The timesteps evaluated, each with the number of timesteps it stands for: t = 1 (the decoder L_0), then
@@ -103,15 +106,17 @@ pub fn bound(
             let lambda = Tensor::<1>::full([n], schedule.log_snr[i] as f32, device);
             let eps_hat = read_f32(model.model.forward_with_context(input, lambda, context.clone()))?;
             for ((x0, x_t), eps) in x0.chunks_exact(size).zip(x_t.chunks_exact(size)).zip(eps_hat.chunks_exact(size)) {
+                let mean_bound = if options.clip_mean { options.x0_bound } else { f64::INFINITY };
                 let bits = if t == 1 {
-                    let mean = posterior::model_mean(schedule, 1, x_t, eps);
+                    let mean = posterior::model_mean_clipped(schedule, 1, x_t, eps, mean_bound);
                     let variance = likelihood::decoder_variance(schedule, options.variance);
                     match options.kind {
                         DataKind::Pixels8Bit => likelihood::discretized_decoder_bits(&mean, variance, x0),
                         DataKind::Continuous => likelihood::gaussian_decoder_bits(&mean, variance, x0),
                     }
                 } else {
-                    posterior::l_t_minus_1_bits(schedule, t, x0, x_t, eps, options.variance).unwrap_or(0.0)
+                    posterior::l_t_minus_1_bits_clipped(schedule, t, x0, x_t, eps, options.variance, mean_bound)
+                        .unwrap_or(0.0)
                 };
                 let x0_hat = posterior::predicted_x0(schedule, t, x_t, eps);
                 let bound = options.x0_bound;
