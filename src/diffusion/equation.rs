@@ -202,14 +202,14 @@ fn dpm_solver(step: &PlannedStep, sde: bool) -> (&'static str, &'static str, Vec
         ),
     };
     let weight = if sde { "α_{t'} (1 - e^{-2h}), the weight of D" } else { "α_{t'} (1 - e^{-h}), the weight of D" };
-    numbers.push(n("w", weight, m.weight));
     numbers.push(c(if sde { "(σ_{t'}/σ_t) e^{-h}" } else { "σ_{t'}/σ_t" }, "x_t carried to t'", step.coef_xt, X_T));
     match m.r {
         Some(_) => {
-            numbers.push(c("w (1 + 1/(2r))", "this step's x̂_0 in the update", step.coef_x0, X0));
-            numbers.push(c("-w / (2r)", "the previous step's x̂_0 in the update", step.coef_x0_prev, X0_PREVIOUS));
+            numbers.push(n("w_D", weight, m.weight));
+            numbers.push(c("w_D (1 + 1/(2r))", "this step's x̂_0 in the update", step.coef_x0, X0));
+            numbers.push(c("-w_D / (2r)", "the previous step's x̂_0 in the update", step.coef_x0_prev, X0_PREVIOUS));
         }
-        None => numbers.push(c("w", "x̂_0 in the update", step.coef_x0, X0)),
+        None => numbers.push(c("w_D", weight, step.coef_x0, X0)),
     }
     if sde {
         numbers.push(c("σ_{t'} sqrt(1 - e^{-2h})", "fresh noise", step.noise_std, NOISE));
@@ -282,7 +282,7 @@ mod tests {
         let step = plan.steps[i];
         let (h, d) = (number(&e, "h"), number(&e, "1 + 1/(2r)"));
         let weight = -step.level_prev().alpha() * (-h).exp_m1();
-        assert!((weight - number(&e, "w")).abs() < 1e-12);
+        assert!((weight - number(&e, "w_D")).abs() < 1e-12);
         assert!((weight * d - step.coef_x0).abs() < 1e-9, "{} vs {}", weight * d, step.coef_x0);
         assert!((number(&e, "σ_{t'}/σ_t") - step.coef_xt).abs() < 1e-12);
         let previous = plan.steps[i - 1];
