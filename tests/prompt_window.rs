@@ -125,3 +125,54 @@ fn an_unknown_word_is_named_and_generate_still_works() {
     let app = harness.state();
     assert!(matches!(app.generate.run, RunStatus::Finished { cancelled: false, .. }), "{:?}", app.generate.run);
 }
+
+/// Every text of the window containing `needle`.
+fn texts_containing(harness: &Harness<'static, LabApp>, needle: &str) -> Vec<String> {
+    use egui_kittest::kittest::{By, NodeT};
+    let text = |n: &egui_kittest::kittest::AccessKitNode<'_>| n.label().or_else(|| n.value()).unwrap_or_default();
+    harness
+        .query_all(By::new().predicate(move |n| text(n).contains(needle)).include_labels())
+        .map(|node| text(&node.accesskit_node()))
+        .collect()
+}
+
+/// A prompt run continued from one of its steps ("Continue from here", issue 34): the branch panel and A's
+/// and B's titles name the prompt that conditioned both runs, never the class setting the text model ignores
+/// ("class 0", "y = 0").
+#[test]
+fn a_branch_of_a_prompt_run_is_captioned_by_its_prompt() {
+    let mut harness = harness();
+    type_prompt(&mut harness, "a dark large sneaker");
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "A finishes", finished);
+    harness.get_by_role_and_label(Role::Slider, "Timestep").set_value_accesskit(3.0);
+    harness.run_steps(2);
+    harness.get_by_role_and_label(Role::Button, "Continue from here").click();
+    step_until(&mut harness, "the branch finishes", |app| {
+        !app.is_running()
+            && app.compare.queue.is_empty()
+            && app.compare.viewer_b.trajectory.as_ref().is_some_and(|t| t.is_complete())
+    });
+    let b = harness.state().compare.viewer_b.trajectory.as_ref().unwrap();
+    assert_eq!(b.request.branch.as_ref().map(|b| b.at_step), Some(3));
+    assert_eq!(b.request.prompt.as_ref().map(|p| p.text.as_str()), Some("a dark large sneaker"), "B keeps A's prompt");
+
+    // (A wrapped or multi-line label is also found as its lines' text runs: the whole text is the longest.)
+    let whole = |needle: &str| {
+        let texts = texts_containing(&harness, needle);
+        texts.into_iter().max_by_key(String::len).unwrap_or_else(|| panic!("no text contains {needle:?}"))
+    };
+    let quoted = "\"a dark large sneaker\"";
+    let b_title = whole("continued from A's step 3");
+    assert!(b_title.contains(quoted), "B's title: {b_title}");
+    let a_title = whole("A: Fashion-MNIST (text, latent UNet)");
+    assert!(a_title.contains(quoted), "A's title: {a_title}");
+    let formula = whole("x_t(B) = x_t(A)");
+    assert!(formula.contains(&format!("y = {quoted}")), "{formula}");
+    let parent = whole("Everything up to step 3 is A's");
+    assert!(parent.contains(&format!("y = {quoted}")), "{parent}");
+    for wrong in ["class 0", "y = 0", "class any"] {
+        let shown = texts_containing(&harness, wrong);
+        assert!(shown.is_empty(), "{wrong:?} captions a prompt run: {shown:?}");
+    }
+}

@@ -13,7 +13,7 @@ use super::generate_ui::RunEnd;
 use super::state::Trajectory;
 use super::viewer::TrajectoryViewer;
 use crate::diffusion::{BetaSchedule, Sampler, ScheduleKind};
-use crate::engine::grid::{GridAxis, GridSetting, grid_requests};
+use crate::engine::grid::{GridAxis, GridSetting, conditioning_caption, grid_requests};
 use crate::model::ModelId;
 
 use crate::engine::generate::Branch;
@@ -249,12 +249,9 @@ impl ComparePanel {
         let n = self.frames.max(2);
         let (seed_b, class_b, prompt_b, what) = match self.between {
             Between::Seeds => (Some(self.seed_b), None, None, format!("seed {} -> {}", base.seed, self.seed_b)),
-            Between::Classes => (
-                None,
-                Some(self.class_b),
-                None,
-                format!("class {} -> {}", base.class.map_or("any".into(), |c| c.to_string()), self.class_b),
-            ),
+            Between::Classes => {
+                (None, Some(self.class_b), None, format!("{} -> class {}", conditioning_caption(base), self.class_b))
+            }
             Between::Prompts => {
                 let a = base.prompt.as_ref().map(|p| p.text.clone()).unwrap_or_default();
                 (None, None, Some(self.prompt_b.as_str()), format!("'{a}' -> '{}'", self.prompt_b))
@@ -655,31 +652,34 @@ impl ComparePanel {
             );
             return;
         };
+        let request = self.branch_request(&ctx.settings);
         let level = branch.parent.schedule.build().ok().and_then(|s| {
-            let request = self.branch_request(&ctx.settings)?;
+            let request = request.as_ref()?;
             request.plan(&s).ok().map(|(plan, level)| (plan.len(), level))
         });
         let parent = &branch.parent;
-        let class = |c: Option<usize>| c.map_or("any".to_string(), |c| c.to_string());
         ui.strong(format!("B continues A from its step {}", branch.at_step));
-        if let Some((steps, level)) = level {
+        if let (Some((steps, level)), Some(request)) = (level, &request) {
             ui.monospace(format!(
                 "x_t(B) = x_t(A) at t = {}, λ = {:.2}\n  = sqrt(ᾱ) x_0 + sqrt(1 - ᾱ) ε, ᾱ = {:.4}\nthen {} steps of {}, y = {}, w = {}",
                 level.t,
                 level.log_snr,
                 level.alpha_bar,
                 steps,
-                ctx.settings.sampler.label(),
-                class(ctx.settings.class),
-                ctx.settings.guidance,
+                request.sampler.label(),
+                conditioning_caption(request),
+                request.guidance,
             ));
         }
+        // A text model's branch keeps A's prompt: its class setting is not what it draws.
+        let changes =
+            if parent.prompt.is_some() { "guidance, sampler or seed" } else { "class, guidance, sampler or seed" };
         ui.label(format!(
             "A: {}, y = {}, w = {}, seed {}. Everything up to step {} is A's; B changes only what follows. Change \
-             the class, guidance, sampler or seed above and press Generate: if B still ends as A's garment, that \
-             much was already decided at this noise level. The model, schedule and batch stay A's.",
+             the {changes} above and press Generate: if B still ends as A's garment, that much was already decided \
+             at this noise level. The model, schedule and batch stay A's.",
             parent.sampler.label(),
-            class(parent.class),
+            conditioning_caption(parent),
             parent.guidance,
             parent.seed,
             branch.at_step,

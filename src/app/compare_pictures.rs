@@ -5,6 +5,7 @@ use eframe::egui;
 use super::compare::ComparePanel;
 use super::viewer::{Look, TrajectoryViewer};
 use crate::engine::GenerateRequest;
+use crate::engine::grid::conditioning_caption;
 use crate::images::Picture;
 
 impl ComparePanel {
@@ -14,16 +15,17 @@ impl ComparePanel {
         let (quantity, map) = (look.quantity, look.color_map);
         let label_of = |request: &GenerateRequest| match &request.branch {
             Some(branch) => format!(
-                "continued from A's step {} · class {} · {} · w = {} · seed {}",
+                "continued from A's step {} · {} · {} · w = {} · seed {}",
                 branch.at_step,
-                request.class.map_or("any".into(), |c| c.to_string()),
+                conditioning_caption(request),
                 request.sampler.label(),
                 request.guidance,
                 request.seed
             ),
             None => format!(
-                "{} · {} · w = {} · {} schedule",
+                "{} · {} · {} · w = {} · {} schedule",
                 request.model,
+                conditioning_caption(request),
                 request.sampler.label(),
                 request.guidance,
                 request.schedule.kind

@@ -230,14 +230,14 @@ fn sample_branch(args: &SampleArgs, from: &std::path::Path, at_step: usize) -> a
     let (plan, level) = request.plan(&request.schedule.build()?)?;
     let OpenedModel { device, model, decoder } = args.models.open(&checkpoint, builtin_autoencoder)?;
     eprintln!(
-        "continuing {} ({}) from step {at_step} (t = {}, λ = {:.2}): {} more steps with {}, class {}, w = {}, seed {}",
+        "continuing {} ({}) from step {at_step} (t = {}, λ = {:.2}): {} more steps with {}, {}, w = {}, seed {}",
         from.display(),
         parent.sampler.label(),
         level.t,
         level.log_snr,
         plan.len(),
         request.sampler.label(),
-        request.class.map_or("any".into(), |c| c.to_string()),
+        diffusion_lab::engine::grid::conditioning_caption(&request),
         request.guidance,
         request.seed,
     );

@@ -265,6 +265,34 @@ pub fn interpolation_requests(
         .collect()
 }
 
+/// What conditioned `request`'s run, as every caption and title of a run says it: a text model's prompt in
+/// quotes, with `not "…"` for its negative prompt ("empty prompt" for none: the unconditional model), or
+/// else its class (with Fashion-MNIST's name for a built-in model's) or "any class"; an interpolation adds
+/// where u = 1 goes. A request carries a prompt only for a text model, which then ignores the class.
+pub fn conditioning_caption(request: &GenerateRequest) -> String {
+    let class = |c: usize| match crate::data::FASHION_MNIST_CLASSES.get(c).filter(|_| request.model.is_built_in()) {
+        Some(name) => format!("class {c} ({name})"),
+        None => format!("class {c}"),
+    };
+    let mut caption = match &request.prompt {
+        Some(p) if p.text.trim().is_empty() && p.negative.trim().is_empty() => "empty prompt".to_string(),
+        Some(p) if p.negative.trim().is_empty() => format!("\"{}\"", p.text.trim()),
+        Some(p) => format!("\"{}\", not \"{}\"", p.text.trim(), p.negative.trim()),
+        None => request.class.map_or_else(|| "any class".to_string(), class),
+    };
+    if let Some(i) = &request.interpolate {
+        let towards = match (&request.prompt, &i.prompt_b, i.class_b) {
+            (Some(_), Some(b), _) => Some(format!("\"{}\"", b.trim())),
+            (None, _, Some(b)) => Some(class(b)),
+            _ => None,
+        };
+        if let Some(towards) = towards {
+            caption = format!("{caption} -> {towards} at u = {:.2}", i.u);
+        }
+    }
+    caption
+}
+
 /// The part of a grid PNG's settings text beside its `request` (the base request, which "Open settings
 /// from PNG…" restores): both axes, and every cell's request with its place.
 pub fn grid_settings_json(x: &GridAxis, y: &GridAxis, cells: &[GenerateRequest]) -> serde_json::Value {
@@ -297,6 +325,29 @@ mod tests {
             interpolate: None,
             branch: None,
         }
+    }
+
+    #[test]
+    fn a_caption_names_what_conditioned_the_run() {
+        use crate::engine::generate::{Interpolate, PromptRequest};
+        let built_in = GenerateRequest { model: crate::model::ModelId::default_built_in(), class: Some(7), ..base() };
+        assert_eq!(conditioning_caption(&built_in), "class 7 (Sneaker)");
+        assert_eq!(conditioning_caption(&base()), "class 2", "a model of unknown classes: the number");
+        assert_eq!(conditioning_caption(&GenerateRequest { class: None, ..base() }), "any class");
+        let prompt = |text: &str, negative: &str| GenerateRequest {
+            prompt: Some(PromptRequest { text: text.into(), negative: negative.into() }),
+            ..built_in.clone()
+        };
+        assert_eq!(conditioning_caption(&prompt("a dark large sneaker", "")), "\"a dark large sneaker\"");
+        assert_eq!(conditioning_caption(&prompt("a sneaker", "light")), "\"a sneaker\", not \"light\"");
+        assert_eq!(conditioning_caption(&prompt(" ", "")), "empty prompt");
+        let towards = |class_b, prompt_b: Option<&str>| {
+            Some(Interpolate { u: 0.5, seed_b: None, class_b, prompt_b: prompt_b.map(str::to_owned) })
+        };
+        let strip = GenerateRequest { interpolate: towards(None, Some("light bag")), ..prompt("dark bag", "") };
+        assert_eq!(conditioning_caption(&strip), "\"dark bag\" -> \"light bag\" at u = 0.50");
+        let strip = GenerateRequest { interpolate: towards(Some(3), None), ..base() };
+        assert_eq!(conditioning_caption(&strip), "class 2 -> class 3 at u = 0.50");
     }
 
     #[test]
