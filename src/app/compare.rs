@@ -625,7 +625,14 @@ impl ComparePanel {
             x_title: "x_t, then where each continuation ended".into(),
             columns: std::iter::once("x_t".to_string()).chain((1..=n).map(|i| i.to_string())).collect(),
             y_title: "continued from".into(),
-            rows: rows.iter().map(|r| format!("t={} lambda={:.1} spread {:.2}", r.t, r.log_snr, spread(r))).collect(),
+            // A row after the last noisy step cannot differ: say so instead of showing "spread 0.00" as found.
+            rows: rows
+                .iter()
+                .map(|r| match r.deterministic {
+                    true => format!("t={} lambda={:.1} deterministic: no noise left", r.t, r.log_snr),
+                    false => format!("t={} lambda={:.1} spread {:.2}", r.t, r.log_snr, spread(r)),
+                })
+                .collect(),
         };
         let request = GenerateRequest { batch: 1, ..ctx.settings.request() };
         let settings = serde_json::json!({
