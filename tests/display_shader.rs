@@ -1,6 +1,8 @@
 //! shaders/display.wgsl run on a real wgpu device (lavapipe where there is no GPU), pixel for pixel against
 //! the CPU colouring that the app falls back to.
 
+mod common;
+
 use std::sync::Arc;
 
 use diffusion_lab::app::colors::color_image_of;
@@ -78,7 +80,7 @@ fn render(device: &wgpu::Device, queue: &wgpu::Queue, callback: &DisplayCallback
 #[test]
 fn gpu_colours_match_the_cpu_fallback() {
     let Some((device, queue)) = device() else {
-        eprintln!("skipped: no wgpu adapter (install mesa-vulkan-drivers for a CPU one)");
+        common::skip("no wgpu adapter (install mesa-vulkan-drivers for a CPU one)");
         return;
     };
     // Five 1-channel 6x5 images with values across and beyond the data range, NaN included.

@@ -3,8 +3,10 @@
 //! text and numbers typed, keys, page switches, Generate and Cancel at random moments, the Compare modes,
 //! the Forward process panel and its mask, exports, training started, paused, resumed and stopped on small
 //! data), with checks after every [`CHECK_EVERY`] actions and at the end: nothing panicked on any thread
-//! (the engine's own caught panics included), the engine still runs a Generate to its end, and the memory
-//! stays flat. A watchdog reports a window that stops making frames (a hang panics nowhere).
+//! (the engine's own caught panics included), the engine still runs a Generate to its end, and, measured at
+//! quiet points (nothing running, the panels' kept runs dropped), the live heap and egui's textures stay
+//! flat. Throughout: no UI update takes over [`SLOW_STEP`], and at the end at least [`MIN_ACTIVE_SHARE`] of
+//! the actions did something. A watchdog reports a window that stops making frames (a hang panics nowhere).
 //!
 //! The seed comes from `MONKEY_SEED` (else [`DEFAULT_SEED`]), the number of actions from `MONKEY_ACTIONS`
 //! (else [`DEFAULT_ACTIONS`]); `MONKEY_DUMP=1` prints each action as it is done (2: also the widgets the
@@ -30,9 +32,14 @@ use std::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use diffusion_lab::app::LabApp;
+use diffusion_lab::app::compare::ComparePanel;
+use diffusion_lab::app::forward_ui::ForwardPanel;
+use diffusion_lab::app::generate_ui::GeneratePanel;
+use diffusion_lab::app::lab2d_ui::Lab2dPanel;
 use diffusion_lab::app::state::{RunStatus, Settings};
-use diffusion_lab::app::train_ui::{DataKind, SizePreset, TrainSettings};
+use diffusion_lab::app::train_ui::{DataKind, SizePreset, TrainPanel, TrainSettings};
 use diffusion_lab::diffusion::Sampler;
+use diffusion_lab::engine::lab2d::Lab2dCommand;
 use diffusion_lab::engine::{DeviceChoice, Engine};
 use eframe::egui::accesskit::Role;
 use eframe::egui::{self, Key, Modifiers, Pos2, Rect};
@@ -50,6 +57,18 @@ const CHECK_EVERY: usize = 500;
 /// Actions shown before a failure.
 const SHOWN_ACTIONS: usize = 20;
 const WINDOW: [f32; 2] = [1280.0, 860.0];
+/// The share of actions that must do something (the rest found nothing to act on, or skipped: see
+/// [`did_nothing`]); a monkey that sees no widgets, or only disabled ones, would pass every other check.
+const MIN_ACTIVE_SHARE: f64 = 0.6;
+/// The longest one UI update (one harness step: a frame of the window's code) may take. A frame is drawn in
+/// milliseconds; seconds mean that the UI thread did the engine's work or waited for it.
+const SLOW_STEP: Duration = Duration::from_secs(5);
+/// How much the live heap may grow from the first quiet point to the last (see [`Monkey::quiet`]).
+const LIVE_GROWTH_MIB: f64 = 64.0;
+/// egui's allocated textures at a quiet point: at most this many, and at most [`TEXTURE_GROWTH`] more at the
+/// last quiet point than at the first (the window's own textures there: the font atlas and a few icons).
+const MAX_QUIET_TEXTURES: usize = 64;
+const TEXTURE_GROWTH: usize = 8;
 /// Memory each run's recorded frames may take (the window's default is 768 MiB): keeps what the window
 /// legitimately holds small next to the memory bound (see [`MEMORY_GROWTH_MIB`]).
 const TRAJECTORY_BUDGET: usize = 16 << 20;
@@ -71,6 +90,18 @@ fn run_outcome(app: &LabApp) -> Option<Result<(), String>> {
         RunStatus::Running { .. } => None,
         other => Some(Err(format!("{other:?}, status {:?}", app.ctx.status))),
     }
+}
+
+/// Pauses the 2-D lab's training and drops what the panels keep of earlier work (recorded runs, grids,
+/// images, sample grids, particles, with their textures) for fresh panels; the settings stay.
+fn drop_kept_work(app: &mut LabApp) {
+    app.ctx.engine.lab2d(Lab2dCommand::SetTraining(false));
+    app.generate = GeneratePanel::new();
+    app.compare = ComparePanel::new(&app.ctx.settings);
+    app.forward = ForwardPanel::new();
+    app.train = TrainPanel::new();
+    app.lab2d = Lab2dPanel::default();
+    app.ctx.status = None;
 }
 
 /// Why training with the Train view's settings would be too slow or large for this test, if it would.
@@ -228,10 +259,13 @@ struct Memory {
     rss: f64,
     /// Allocated and not freed, MiB.
     live: f64,
+    /// egui's allocated textures, and their size in MiB.
+    textures: usize,
+    texture_mib: f64,
 }
 
 impl Memory {
-    fn now(actions: usize) -> Self {
+    fn now(actions: usize, ctx: &egui::Context) -> Self {
         // glibc keeps the pages of freed memory in each thread's arena at that arena's high-water mark;
         // without this the RSS follows the largest transient allocation so far (a batch of 64 through
         // the UNet), not what is held.
@@ -247,13 +281,22 @@ impl Memory {
         let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("/proc/self/status has VmRSS");
         let kib: f64 = line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("VmRSS is a number of kB");
         let live = LIVE_BYTES.load(Ordering::Relaxed) as f64 / (1 << 20) as f64;
-        Self { actions, rss: kib / 1024.0, live }
+        let (textures, texture_bytes) = {
+            let manager = ctx.tex_manager();
+            let manager = manager.read();
+            (manager.num_allocated(), manager.allocated().map(|(_, meta)| meta.bytes_used()).sum::<usize>())
+        };
+        Self { actions, rss: kib / 1024.0, live, textures, texture_mib: texture_bytes as f64 / (1 << 20) as f64 }
     }
 }
 
 impl std::fmt::Debug for Memory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "after {} actions: RSS {:.0} MiB, live {:.0} MiB", self.actions, self.rss, self.live)
+        write!(
+            f,
+            "after {} actions: RSS {:.0} MiB, live {:.1} MiB, {} textures ({:.1} MiB)",
+            self.actions, self.rss, self.live, self.textures, self.texture_mib
+        )
     }
 }
 
@@ -399,6 +442,21 @@ const PATHS: &[&str] = &[
     "",
 ];
 
+/// Whether an action's log line says that it did nothing: it found nothing to act on ("set: no slider",
+/// "click: nothing clickable", "none of [..] here"), its widget was gone when it came to act, it skipped a
+/// disabled widget or costly training, it clicked a disabled widget (which must do nothing), or a training
+/// run was already going.
+fn did_nothing(line: &str) -> bool {
+    line.starts_with("skip ")
+        || line.starts_with("none of ")
+        || line.ends_with(" (disabled)")
+        || line.ends_with(" is gone")
+        || line.ends_with(": nothing")
+        || line.ends_with(": nothing clickable")
+        || line == "train: a run is going"
+        || line.split_once(": no ").is_some_and(|(action, _)| !action.contains(' ') || action == "type number")
+}
+
 /// The actions done, each with its index (a check carries the index of the action it follows).
 #[derive(Clone, Default)]
 struct Log(std::sync::Arc<Mutex<Vec<(usize, String)>>>);
@@ -473,6 +531,10 @@ struct Monkey {
     unnamed: Vec<String>,
     /// For how many actions each [`sight`] was on screen.
     sights: std::collections::BTreeMap<&'static str, usize>,
+    /// Actions that did nothing ([`did_nothing`]).
+    idle_actions: usize,
+    /// The longest UI update so far, and the action it came in.
+    slowest_step: (Duration, usize),
 }
 
 impl Monkey {
@@ -494,6 +556,8 @@ impl Monkey {
             log,
             unnamed: Vec::new(),
             sights: Default::default(),
+            idle_actions: 0,
+            slowest_step: (Duration::ZERO, 0),
         };
         monkey.wait_until("the model loads", Duration::from_secs(300), |app| app.generate_blocker().is_none());
         monkey
@@ -528,9 +592,18 @@ impl Monkey {
         std::panic::panic_any(MonkeyFailed);
     }
 
+    /// One UI update; one that takes longer than [`SLOW_STEP`] fails the test.
     fn step(&mut self) {
+        let started = Instant::now();
         self.harness.step();
+        let took = started.elapsed();
         LAST_FRAME.store(since_start_ms(), Ordering::Relaxed);
+        if took > self.slowest_step.0 {
+            self.slowest_step = (took, self.current);
+        }
+        if took > SLOW_STEP {
+            self.fail(&format!("one UI update took {:.1} s (at most {SLOW_STEP:?})", took.as_secs_f64()));
+        }
     }
 
     /// Steps the window until `done` holds, or fails after `limit`.
@@ -1089,10 +1162,43 @@ impl Monkey {
     fn checkpoint(&mut self, memory: &mut Vec<Memory>) {
         self.check_panics();
         self.check_engine_answers();
+        self.quiet();
         self.check_panics();
-        let now = Memory::now(self.current + 1);
+        let now = Memory::now(self.current + 1, &self.harness.ctx);
         eprintln!("monkey: {now:?}");
+        if now.textures > MAX_QUIET_TEXTURES {
+            self.fail(&format!("{} textures at a quiet point: {}", now.textures, self.texture_names()));
+        }
         memory.push(now);
+    }
+
+    /// Makes the window quiet, for the memory and textures measured at each checkpoint to compare: nothing
+    /// runs (the check's run has finished and training is stopped; the 2-D lab's training, the engine's idle
+    /// work, is paused here), and what the window legitimately keeps of earlier work is dropped with its
+    /// textures: the panels' recorded runs, B, the grid or strip, the Forward process panel's images, the
+    /// Train view's data preview and sample grids, the 2-D lab's particles and field (fresh panels replace
+    /// them, as a user who closes them would see; the settings stay). What is left is what the window holds
+    /// for good (the settings, the models in the picker, egui's memory of widgets) and what the engine keeps
+    /// (its models, the data sets it has loaded, the 2-D lab's session): nothing that grows per run.
+    fn quiet(&mut self) {
+        self.log.push(self.current, "check: quiet point".into());
+        drop_kept_work(self.harness.state_mut());
+        // Frames for the engine to take the pause (and any event in flight to arrive and be dropped).
+        for _ in 0..20 {
+            self.step();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// egui's allocated textures by name and count, for a failure's message.
+    fn texture_names(&self) -> String {
+        let manager = self.harness.ctx.tex_manager();
+        let manager = manager.read();
+        let mut names = std::collections::BTreeMap::<String, usize>::new();
+        for (_, meta) in manager.allocated() {
+            *names.entry(meta.name.clone()).or_default() += 1;
+        }
+        format!("{names:?}")
     }
 
     fn run(&mut self) {
@@ -1107,6 +1213,9 @@ impl Monkey {
                 let line = self.act();
                 if dump > 0 {
                     eprintln!("#{i} {line}");
+                }
+                if did_nothing(&line) {
+                    self.idle_actions += 1;
                 }
                 self.log.push(i, line);
                 self.step();
@@ -1151,18 +1260,51 @@ impl Monkey {
             self.actions,
             started.elapsed().as_secs_f64()
         );
-        // Memory, from the first checkpoint to the last, each measured with nothing running (training
-        // stopped, the check's run finished) and after malloc_trim. What the window may legitimately hold
-        // more at the end: the Train view's sample grids (40 kept with all their frames, about 2 MiB each
-        // for ten 28x28 classes: some 80-100 MiB), two recorded runs (A and B, TRAJECTORY_BUDGET each),
-        // a trained model per run folder name in Generate's picker (a few MiB each), the data set the
-        // engine keeps, a grid's cells, egui's memory of widgets: about 150 MiB at the very most (the
-        // output shows some 20 MiB in practice). The bound doubles that for the fragmentation malloc_trim
-        // cannot return. It catches what grows per run or per training start (a run's frames or textures
-        // kept, a data set or model per start: there are hundreds of runs and dozens of starts per test),
-        // not a few bytes per action; the live heap printed beside the RSS shows those. A leak stays: the
-        // end is the lowest of the last three checkpoints (1500 actions), so that one checkpoint taken while
-        // the Train view holds its grids (seen: live 295 MiB at one, 42 MiB at the next) is not a leak.
+        let active = self.actions - self.idle_actions;
+        let share = active as f64 / self.actions.max(1) as f64;
+        eprintln!(
+            "monkey: {active} of {} actions did something ({:.0} %); the slowest UI update took {:.0} ms (action #{})",
+            self.actions,
+            100.0 * share,
+            self.slowest_step.0.as_secs_f64() * 1000.0,
+            self.slowest_step.1
+        );
+        if share < MIN_ACTIVE_SHARE {
+            self.fail(&format!(
+                "only {active} of {} actions did something ({:.0} %, at least {:.0} % asked)",
+                self.actions,
+                100.0 * share,
+                100.0 * MIN_ACTIVE_SHARE
+            ));
+        }
+        // The live heap at the quiet points (see `quiet`): what the window and the engine hold for good,
+        // measured exactly (no allocator slack). A run's frames or textures, a data set or a model kept per
+        // run or per training start would add megabytes each, hundreds of times.
+        if let (Some(first), Some(last)) = (memory.first(), memory.last())
+            && last.live - first.live >= LIVE_GROWTH_MIB
+        {
+            self.fail(&format!(
+                "the live heap grows by {:.1} MiB from the first quiet point to the last (less than \
+                 {LIVE_GROWTH_MIB} MiB asked): {memory:?}",
+                last.live - first.live
+            ));
+        }
+        if let (Some(first), Some(last)) = (memory.first(), memory.last())
+            && last.textures > first.textures + TEXTURE_GROWTH
+        {
+            self.fail(&format!(
+                "egui's textures grow from {} at the first quiet point to {} at the last: {}",
+                first.textures,
+                last.textures,
+                self.texture_names()
+            ));
+        }
+        // The RSS, from the first checkpoint to the last, each measured at a quiet point (see `quiet`) after
+        // malloc_trim. Beside the live heap's exact bound above it adds the allocator's fragmentation, which
+        // malloc_trim cannot return, and memory outside Rust's allocator (glibc's arenas of the rayon and
+        // engine threads): a loose bound that catches what grows per run or per training start, hundreds
+        // of times per test. The end is the lowest of the last three checkpoints (1500 actions), so that
+        // one checkpoint's fragmentation is not a leak (a leak stays).
         let end = memory.iter().rev().take(3).map(|m| m.rss).fold(f64::INFINITY, f64::min);
         if let Some(first) = memory.first()
             && end - first.rss > MEMORY_GROWTH_MIB
@@ -1191,7 +1333,7 @@ fn monkey() {
         // folder, where anything the window writes lands.
         let sandbox = tempfile::tempdir().unwrap();
         fill_sandbox(sandbox.path());
-        let status = std::process::Command::new(std::env::current_exe().unwrap())
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "monkey", "--nocapture", "--test-threads", "1"])
             .env(SANDBOX, sandbox.path())
             .env("HOME", sandbox.path())
@@ -1200,9 +1342,27 @@ fn monkey() {
             // state first lands) is the CPU backend, not a wgpu adapter.
             .env("BURN_DEVICE", "flex")
             .current_dir(sandbox.path())
-            .status()
+            .stdout(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
+        // Its stdout is passed on line by line as it comes (to this process's own stdout, past the test
+        // harness's capture, as when the child wrote there itself) and kept: the harness's summary line says
+        // how many tests the child ran. Its stderr, where the monkey reports, goes straight through.
+        let mut passed = None;
+        if let Some(stdout) = child.stdout.take() {
+            use std::io::{BufRead, Write};
+            for line in std::io::BufReader::new(stdout).lines() {
+                let line = line.unwrap();
+                let _ = writeln!(std::io::stdout(), "{line}");
+                if let Some(rest) = line.strip_prefix("test result: ok. ") {
+                    passed = rest.split(' ').next().and_then(|n| n.parse::<usize>().ok());
+                }
+            }
+        }
+        let status = child.wait().unwrap();
         assert!(status.success(), "the monkey failed (its output, with the seed and the actions, is above)");
+        // A renamed test or a filter that matches nothing passes with 0 tests run.
+        assert_eq!(passed, Some(1), "the monkey's process must run exactly one test (its output is above)");
         return;
     };
     record_panics();

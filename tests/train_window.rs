@@ -552,7 +552,7 @@ fn logged_speed(out: &Path, skip: usize) -> f64 {
 fn train_view_speed_against_the_command_line() {
     let idx = diffusion_lab::data::fashion_mnist_dir();
     if !idx.join("train-images-idx3-ubyte.gz").exists() {
-        eprintln!("skipped: no Fashion-MNIST in {} (apt-get install dataset-fashion-mnist)", idx.display());
+        common::skip(&format!("no Fashion-MNIST in {} (apt-get install dataset-fashion-mnist)", idx.display()));
         return;
     }
     const STEPS: u64 = 24;

@@ -603,7 +603,7 @@ impl Drop for TmpMount {
 #[test]
 fn a_full_or_read_only_disk_fails_the_save_with_the_reason_and_keeps_the_run() {
     let (Some(full), Some(read_only)) = (TmpMount::new("size=8k"), TmpMount::new("size=1m,ro")) else {
-        eprintln!("skipped: this process cannot mount a tmpfs (not root)");
+        common::skip("this process cannot mount a tmpfs (not root)");
         return;
     };
     let mut harness = harness(Settings { batch: 16, ..quick_settings() });

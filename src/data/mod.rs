@@ -325,7 +325,13 @@ mod tests {
     fn real_fashion_mnist_test_split() {
         let dir = Path::new(FASHION_MNIST_DIR);
         if !dir.is_dir() {
-            eprintln!("skipped: {FASHION_MNIST_DIR} is absent (apt-get install dataset-fashion-mnist)");
+            // As tests/common's `skip` says it (the library's tests cannot reach it): the marker, or a failure
+            // where .ci/run, which installs the package, sets DIFFUSION_LAB_REQUIRE_ALL=1.
+            let line = format!("SKIPPED: {FASHION_MNIST_DIR} is absent (apt-get install dataset-fashion-mnist)");
+            let required = std::env::var("DIFFUSION_LAB_REQUIRE_ALL").is_ok_and(|v| v.trim() == "1");
+            assert!(!required, "{line}; DIFFUSION_LAB_REQUIRE_ALL=1 (.ci/run) requires every test to run");
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "{line}");
             return;
         }
         let data = Dataset::fashion_mnist(dir, Split::Test).unwrap();

@@ -325,6 +325,31 @@ mod tests {
         assert!(thresholds.attributes(4, &measure(&kinds[0])).is_empty());
     }
 
+    /// The captions of fixed images, seeds and epochs are fixed texts (pasted from a run): what a model is
+    /// trained on does not change with a build, a platform or a dependency's update (a resumed run reads
+    /// the same texts), which comparing two calls of one build cannot tell.
+    #[test]
+    fn the_caption_of_an_image_epoch_and_seed_is_a_fixed_text() {
+        let kinds = [square(3, 0.3, 0.0), square(6, 0.55, 0.2), square(10, 0.9, 0.5)];
+        let images: Vec<f32> = (0..30).flat_map(|i| kinds[i % 3].clone()).collect();
+        let labels: Vec<usize> = (0..30).map(|i| if i < 15 { 9 } else { 4 }).collect();
+        let set = CaptionSet::new(&images, SIDE * SIDE, &labels, 10);
+        let captions: Vec<String> = [(0, 1, 0), (0, 1, 1), (2, 1, 0), (2, 7, 3), (1, 1, 0), (17, 1, 0), (27, 5, 2)]
+            .iter()
+            .map(|(index, seed, epoch)| set.caption(*index, *seed, *epoch))
+            .collect();
+        let expected = [
+            "small plain dark boot",
+            "boot, small, plain, dark",
+            "a large patterned light ankle boot",
+            "ankle boot, patterned, light, large",
+            "ankle boot",
+            "patterned light large jacket",
+            "jacket, dark, plain, small",
+        ];
+        assert_eq!(captions, expected);
+    }
+
     #[test]
     fn captions_name_the_class_and_never_a_held_out_pair() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);

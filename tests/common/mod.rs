@@ -8,6 +8,25 @@ use diffusion_lab::diffusion::BetaSchedule;
 use diffusion_lab::model::UNetConfig;
 use diffusion_lab::model::checkpoint::{Checkpoint, CheckpointHeader, ModelKind, bytes_from_module};
 
+/// Set to 1 by `.ci/run`, which installs everything the tests may lack elsewhere (the Fashion-MNIST package, a
+/// Vulkan driver) and runs as root: there a test that would skip fails instead.
+pub const REQUIRE_ALL_ENV: &str = "DIFFUSION_LAB_REQUIRE_ALL";
+
+/// What a skipped test prints at the start of its line, with the reason after it.
+pub const SKIP_MARKER: &str = "SKIPPED:";
+
+/// Every test that cannot run here (no data set, no wgpu adapter, no right to mount) says so through this,
+/// then returns: it prints "SKIPPED: `reason`" on the process's stderr (past the test harness's capture, so
+/// that a passing run shows it too), or, where [`REQUIRE_ALL_ENV`] is 1, fails with that line instead.
+pub fn skip(reason: &str) {
+    let line = format!("{SKIP_MARKER} {reason}");
+    if std::env::var(REQUIRE_ALL_ENV).is_ok_and(|v| v.trim() == "1") {
+        panic!("{line}; {REQUIRE_ALL_ENV}=1 (.ci/run) requires every test to run");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// A checkpoint of an untrained tiny UNet on 8x8 images, written into `dir`.
 pub fn tiny_unet_file(dir: &std::path::Path) -> std::path::PathBuf {
     let config = UNetConfig::tiny().with_image_size(8);

@@ -536,3 +536,65 @@ fn record<C: CheckpointStrategy>(
         None => finish!(9),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::LinearConfig;
+    use burn::tensor::activation::softmax;
+
+    /// W_oᵀ softmax(Q Kᵀ / √d) V + b_o with burn's own operations, as `model::attention` runs it where the
+    /// kernel does not apply: the output [batch, channels, positions] and the weights [batch, heads, P, N].
+    fn burns_operations(layer: &AttentionLayer, x: Tensor<3>, context: Option<Tensor<3>>) -> (Tensor<3>, Tensor<4>) {
+        let [batch, channels, positions] = x.dims();
+        let heads = layer.heads;
+        let split = |t: Tensor<3>| {
+            let [b, n, c] = t.dims();
+            t.reshape([b, n, heads, c / heads]).swap_dims(1, 2)
+        };
+        let tokens = x.swap_dims(1, 2);
+        let source = context.unwrap_or_else(|| tokens.clone());
+        let q = split(layer.query.forward(tokens));
+        let k = split(layer.key.forward(source.clone()));
+        let v = split(layer.value.forward(source));
+        let scale = 1.0 / ((channels / heads) as f64).sqrt();
+        let weights = softmax(q.matmul(k.swap_dims(2, 3)).mul_scalar(scale), 3);
+        let mixed = weights.clone().matmul(v).swap_dims(1, 2).reshape([batch, positions, channels]);
+        (layer.out.forward(mixed).swap_dims(1, 2), weights)
+    }
+
+    /// The plain (sampling) path, on the plain flex device, gives burn's output and weights for self- and
+    /// cross-attention, one head and several; its training path is compared with burn's operations and
+    /// gradients in `model::attention`'s tests.
+    #[test]
+    fn the_plain_path_matches_burns_operations() {
+        let device = Device::flex();
+        assert!(super::super::is_plain_cpu(&device), "the kernels are on for the plain flex device");
+        let mut noise = crate::diffusion::NoiseSource::new(29);
+        for (channels, context_dim, heads, batch, positions) in
+            [(64, None, 2, 3, 49), (64, Some(16), 2, 5, 20), (32, None, 1, 6, 9), (64, Some(24), 4, 2, 7)]
+        {
+            let what = format!("{channels} channels, context {context_dim:?}, {heads} heads, batch {batch}");
+            let source_dim = context_dim.unwrap_or(channels);
+            let [query, key, value, out] = [(channels, channels), (source_dim, channels), (source_dim, channels)]
+                .into_iter()
+                .chain([(channels, channels)])
+                .map(|(from, to)| LinearConfig::new(from, to).init(&device))
+                .collect::<Vec<_>>()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("four projections"));
+            let layer = AttentionLayer { query: &query, key: &key, value: &value, out: &out, heads };
+            let x = noise.tensor::<3>([batch, channels, positions], &device);
+            let context = context_dim.map(|d| noise.tensor::<3>([batch, 5, d], &device).mul_scalar(2.0));
+            let ours = attention(&layer, x.clone(), context.clone(), true)
+                .unwrap_or_else(|_| panic!("{what}: the kernel applies"));
+            let (reference, reference_weights) = burns_operations(&layer, x, context);
+            let (values, off) = (super::super::tensor_values, super::super::relative_difference);
+            let output = off(&values(ours.out), &values(reference));
+            assert!(output < 1e-4, "{what}: the output is off by {output} (relative)");
+            let weights = ours.weights.unwrap_or_else(|| panic!("{what}: the weights were asked for"));
+            let weights = off(&super::super::tensor_values(weights), &super::super::tensor_values(reference_weights));
+            assert!(weights < 1e-5, "{what}: the weights are off by {weights}");
+        }
+    }
+}
