@@ -831,14 +831,20 @@ fn decided_measures_when_the_class_is_fixed() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with("step,t,log_snr,same_class,spread,from_original,deterministic\n"), "{text}");
+    // The last column says whether any step after the row draws noise: DDIM's last step into the clean
+    // image does not, so continuations from step 5 of 6 are the run's end by construction.
+    let deterministic: Vec<&str> = text.lines().skip(1).filter_map(|l| l.rsplit(',').next()).collect();
+    assert_eq!(deterministic, ["false", "false", "true"], "{text}");
     let table: Vec<Vec<f64>> =
-        text.lines().skip(1).map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+        text.lines().skip(1).map(|l| l.split(',').take(6).map(|v| v.parse().unwrap()).collect()).collect();
     assert_eq!(table.iter().map(|r| r[0]).collect::<Vec<_>>(), vec![0.0, 2.0, 5.0], "steps 0, 2 and 5 of 6");
     for row in &table {
         assert!((0.0..=1.0).contains(&row[3]) && (0.0..=1.0).contains(&row[4]), "{row:?}");
     }
     assert!(table[0][4] > table[2][4], "continuations from x_T spread more than from the last step: {table:?}");
     assert!(stdout(&out).contains("same class"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("deterministic: no noise after this step"), "{}", stdout(&out));
     assert!(image::open(&rows).unwrap().width() > 4 * 28);
     // A deterministic sampler cannot make different continuations: refused with the reason.
     let out = diffusion_lab(&["decided", "--model", "latent", "--eta", "0", "--runs", "1"]);
