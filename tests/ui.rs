@@ -1036,8 +1036,11 @@ fn when_is_it_decided_shows_a_row_of_continuations_per_step() {
     assert_eq!(grid.labels.columns.len(), 4, "x_t, then 3 continuations");
     assert!(grid.cells.iter().all(Option::is_some));
     assert!(grid.labels.rows[0].starts_with("t=1000"), "{:?}", grid.labels.rows);
-    // From x_T the continuations are different images; from the last step they are one.
+    // From x_T the continuations are different images; the last step (DDIM into the clean image) draws no
+    // noise, so its row is marked deterministic instead of showing a spread of 0 as if measured.
     let spread = |row: &str| row.rsplit(' ').next().unwrap().parse::<f64>().unwrap();
-    assert!(spread(&grid.labels.rows[0]) > spread(&grid.labels.rows[3]), "{:?}", grid.labels.rows);
+    assert!(spread(&grid.labels.rows[0]) > spread(&grid.labels.rows[2]), "{:?}", grid.labels.rows);
+    assert!(grid.labels.rows[3].ends_with("deterministic: no noise left"), "{:?}", grid.labels.rows);
+    assert!(grid.labels.rows[..3].iter().all(|r| r.contains("spread")), "{:?}", grid.labels.rows);
     harness.get_by_role_and_label(Role::Button, "Save rows…");
 }
