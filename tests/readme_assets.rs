@@ -241,7 +241,7 @@ fn readme_branch_and_decided() {
     harness.state_mut().ctx.settings.zoom = 2.0;
     harness.run_steps(2);
     harness.get_by_role_and_label(Role::Button, "Generate").click();
-    step_until(&mut harness, "the rows arrive", &|app| app.compare.grid.is_some() && app.compare.decided_job.is_none());
+    step_until(&mut harness, "the rows arrive", &|app| app.compare.grid.is_some() && app.compare.decided.job.is_none());
     harness.render().unwrap().save(readme_dir().join("window-decided.png")).unwrap();
 }
 

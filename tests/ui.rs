@@ -750,7 +750,7 @@ fn a_three_by_three_grid_fills_in_and_saves_one_labelled_png() {
         harness.run_steps(2);
     }
     assert_eq!(
-        (harness.state().compare.x_values.as_str(), harness.state().compare.y_values.as_str()),
+        (harness.state().compare.xy.x_values.as_str(), harness.state().compare.xy.y_values.as_str()),
         ("0, 1, 3", "2, 3, 4")
     );
     harness.get_by_role_and_label(Role::Button, "Generate").click();
@@ -892,7 +892,7 @@ fn an_interpolation_strip_between_two_seeds_fills_in_and_saves_as_png_and_gif() 
     let restored = png_settings::settings_from_png(&saved[0]).unwrap();
     assert_eq!((restored.seed, restored.interpolate.as_ref().and_then(|i| i.seed_b)), (7, Some(8)));
     harness.state_mut().compare.restore_interpolation(&restored.interpolate.unwrap());
-    assert_eq!(harness.state().compare.seed_b, 8);
+    assert_eq!(harness.state().compare.strip.seed_b, 8);
 }
 
 /// The Schedule panel warns when x_T keeps part of the image, and clears the warning when T, β_end or the
@@ -1030,7 +1030,7 @@ fn when_is_it_decided_shows_a_row_of_continuations_per_step() {
     harness.get_by_label_contains("its stochastic sibling continues");
     harness.get_by_label_contains("x_t' = c₀ x̂_0 + c₁ x_t + σ z");
     harness.get_by_role_and_label(Role::Button, "Generate").click();
-    step_until(&mut harness, "the rows arrive", |app| app.compare.grid.is_some() && app.compare.decided_job.is_none());
+    step_until(&mut harness, "the rows arrive", |app| app.compare.grid.is_some() && app.compare.decided.job.is_none());
     let grid = harness.state().compare.grid.as_ref().unwrap();
     assert_eq!(grid.labels.rows.len(), 4, "a row per step continued from");
     assert_eq!(grid.labels.columns.len(), 4, "x_t, then 3 continuations");

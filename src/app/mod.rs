@@ -5,7 +5,6 @@
 
 pub mod colors;
 pub mod compare;
-pub mod compare_pictures;
 pub mod context;
 pub mod dialogs;
 pub mod export;
@@ -31,7 +30,7 @@ use eframe::egui;
 use crate::engine::generate::Branch;
 use crate::engine::{Engine, ModelSource};
 use crate::model::{ModelId, embedded};
-use compare::{ComparePanel, Mode};
+use compare::{ComparePanel, MainRun};
 use context::{PanelContext, Request, StatusMessage};
 use forward_ui::ForwardPanel;
 use generate_ui::GeneratePanel;
@@ -197,7 +196,7 @@ impl LabApp {
         };
         let request = self.ctx.settings.request();
         // A grid varies the settings: its cells are checked one by one as they run.
-        if !matches!(self.compare.mode, Mode::Grid | Mode::Interpolate)
+        if !self.compare.varies_settings()
             && let Err(e) = request.validate(model.config.num_classes)
         {
             return Some(e.to_string());
@@ -205,50 +204,25 @@ impl LabApp {
         self.compare.blocker(&self.ctx)
     }
 
-    /// Generate: one run, an A/B pair or a grid, as the Compare choice says. What is running is cancelled
-    /// and what was queued dropped.
+    /// Generate: one run, an A/B pair, a grid, a strip, a branch or the decided rows, as the Compare choice
+    /// answers ([`ComparePanel::launch`]). What is running is cancelled and what was queued dropped.
     pub fn start_generate(&mut self) {
         if let Some(reason) = self.generate_blocker() {
             self.ctx.set_status(format!("cannot generate: {reason}"), true);
             return;
         }
-        match self.compare.mode {
-            Mode::Single => self.start_run(self.ctx.settings.request()),
-            Mode::AB => {
-                let request = self.ctx.settings.request();
-                self.start_run(request.clone());
-                self.compare.queue_b(&self.ctx, &request);
-            }
-            Mode::Grid => {
-                self.cancel();
-                let init = self.forward.init_from_panel(&self.ctx);
-                self.compare.start_grid(&mut self.ctx, init);
-            }
-            Mode::Interpolate => {
-                self.cancel();
-                self.compare.start_interpolation(&mut self.ctx);
-            }
-            Mode::Decided => {
-                self.cancel();
-                self.compare.start_decided(&mut self.ctx);
-            }
-            Mode::Branch => {
-                let Some(branch) = self.compare.branch.clone() else { return };
-                // A on screen is the branch's parent, whole: only B runs again.
-                let parent_shown = self
-                    .generate
-                    .viewer
-                    .trajectory
-                    .as_ref()
-                    .is_some_and(|t| t.request == *branch.parent && t.is_complete());
-                if parent_shown && !self.generate.is_running() {
-                    self.cancel();
-                } else {
-                    self.start_run((*branch.parent).clone());
-                }
-                self.compare.queue_branch(&self.ctx, branch);
-            }
+        let main = MainRun {
+            request: self.ctx.settings.request(),
+            shown: self.generate.viewer.trajectory.as_ref(),
+            running: self.generate.is_running(),
+            init: self.forward.init_from_panel(&self.ctx),
+        };
+        let Some(mut launch) = self.compare.launch(main) else { return };
+        match launch.main.take() {
+            Some(request) => self.start_run(request),
+            None => self.cancel(),
         }
+        self.compare.begin(&mut self.ctx, launch);
         self.compare.start_next_queued(&mut self.ctx, self.generate.is_running());
     }
 
@@ -293,7 +267,7 @@ impl LabApp {
     /// and its frames dropped, and so is what was queued.
     pub fn start_run(&mut self, request: crate::engine::GenerateRequest) {
         self.compare.clear_queue();
-        self.compare.running = None;
+        self.compare.queue.running = None;
         self.generate.start(&mut self.ctx, request);
     }
 

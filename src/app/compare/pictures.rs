@@ -2,8 +2,8 @@
 
 use eframe::egui;
 
-use super::compare::ComparePanel;
-use super::viewer::{Look, TrajectoryViewer};
+use super::ComparePanel;
+use crate::app::viewer::{Look, TrajectoryViewer};
 use crate::engine::GenerateRequest;
 use crate::engine::grid::conditioning_caption;
 use crate::images::Picture;
