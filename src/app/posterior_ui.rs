@@ -76,17 +76,24 @@ impl PosteriorPanel {
     }
 
     fn contents_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext, generation: usize, t: usize) {
-        ui.label(
-            "Knowing x_0, the step back from x_t is a Gaussian we can write down; the model has to guess it \
-             from x_t alone. Their gap, the KL below, is the likelihood bound's term L_{t-1}; training minimises \
-             the unweighted ε loss instead, which weights these terms differently across t.",
-        );
-        ui.label("q(x_{t-1} | x_t, x_0) = N(μ̃_t, β̃_t I),   μ̃_t = c₀ x_0 + c₁ x_t");
-        ui.label("p_θ(x_{t-1} | x_t) = N(μ_θ, β̃_t I),   μ_θ = c₀ clip(x̂_0) + c₁ x_t");
-        ui.label(
-            "x̂_0 = (x_t - sqrt(1 - ᾱ_t) ε̂) / sqrt(ᾱ_t), clipped to the data range (±1 for pixels, ±4 for latents) \
-             as the samplers and `eval --nll` use it; unclipped, μ_θ = (x_t - β_t / sqrt(1 - ᾱ_t) ε̂) / sqrt(α_t).",
-        );
+        formulas_ui(ui);
+        self.request_view(ctx, generation, t);
+        let Some(view) = self.view.clone() else {
+            ui.weak("computing…");
+            return;
+        };
+        numbers_ui(ui, &view);
+        self.means_ui(ui, &view, ctx.settings.color_map);
+        match view.kl_bits {
+            Some(kl) => ui.label(format!("L_{{t-1}} = KL(q || p_θ) = {} bits per dimension", number_text(kl))),
+            None => ui.label("At t = 1 the posterior is a point (β̃_1 = 0): the bound has a decoder term instead."),
+        };
+        self.curve_ui(ui, t);
+    }
+
+    /// Asks the engine for the view at `t` of x_0 `generation` when it changed (and for the curve across t
+    /// when the schedule or x_0 did); one request at a time.
+    fn request_view(&mut self, ctx: &mut PanelContext, generation: usize, t: usize) {
         let schedule = ctx.settings.schedule;
         let model = ctx.settings.model.clone();
         let key = (schedule, t, generation, model.clone());
@@ -100,23 +107,10 @@ impl PosteriorPanel {
             self.requested = Some(key);
             self.waiting = true;
         }
-        let Some(view) = self.view.clone() else {
-            ui.weak("computing…");
-            return;
-        };
-        egui::Grid::new("posterior_numbers").num_columns(2).show(ui, |ui| {
-            for (name, value, what) in [
-                ("t", view.t as f64, "the level the step starts from"),
-                ("c₀", view.coef_x0, "sqrt(ᾱ_{t-1}) β_t / (1 - ᾱ_t): the weight of x_0"),
-                ("c₁", view.coef_xt, "sqrt(α_t) (1 - ᾱ_{t-1}) / (1 - ᾱ_t): the weight of x_t"),
-                ("β̃_t", view.beta_tilde, "(1 - ᾱ_{t-1}) / (1 - ᾱ_t) β_t: the posterior's variance"),
-            ] {
-                ui.label(format!("{name} = {}", number_text(value)));
-                ui.label(RichText::new(what).weak());
-                ui.end_row();
-            }
-        });
-        let map = ctx.settings.color_map;
+    }
+
+    /// μ̃_t, μ_θ and their difference as pictures.
+    fn means_ui(&mut self, ui: &mut egui::Ui, view: &PosteriorView, map: ColorMap) {
         let [_, c, h, w] = view.shape;
         let shape = if c == 1 || c == 3 { [1, c, h, w] } else { [c, 1, h, w] };
         let difference: Vec<f32> = view.posterior_mean.iter().zip(&view.model_mean).map(|(q, p)| q - p).collect();
@@ -140,10 +134,10 @@ impl PosteriorPanel {
                 });
             }
         });
-        match view.kl_bits {
-            Some(kl) => ui.label(format!("L_{{t-1}} = KL(q || p_θ) = {} bits per dimension", number_text(kl))),
-            None => ui.label("At t = 1 the posterior is a point (β̃_1 = 0): the bound has a decoder term instead."),
-        };
+    }
+
+    /// L_{t-1} at every t (log scale), with a line at `t`.
+    fn curve_ui(&self, ui: &mut egui::Ui, t: usize) {
         ui.label("Where on the noise scale the model is wrong for this image: L_{t-1} at every t (log scale)");
         if self.curve.is_empty() {
             ui.weak("computing the curve…");
@@ -161,4 +155,35 @@ impl PosteriorPanel {
                 plot.vline(VLine::new("t", t as f64));
             });
     }
+}
+
+/// What the section shows, as formulas: the posterior, the model's step, x̂_0.
+fn formulas_ui(ui: &mut egui::Ui) {
+    ui.label(
+        "Knowing x_0, the step back from x_t is a Gaussian we can write down; the model has to guess it \
+         from x_t alone. Their gap, the KL below, is the likelihood bound's term L_{t-1}; training minimises \
+         the unweighted ε loss instead, which weights these terms differently across t.",
+    );
+    ui.label("q(x_{t-1} | x_t, x_0) = N(μ̃_t, β̃_t I),   μ̃_t = c₀ x_0 + c₁ x_t");
+    ui.label("p_θ(x_{t-1} | x_t) = N(μ_θ, β̃_t I),   μ_θ = c₀ clip(x̂_0) + c₁ x_t");
+    ui.label(
+        "x̂_0 = (x_t - sqrt(1 - ᾱ_t) ε̂) / sqrt(ᾱ_t), clipped to the data range (±1 for pixels, ±4 for latents) \
+         as the samplers and `eval --nll` use it; unclipped, μ_θ = (x_t - β_t / sqrt(1 - ᾱ_t) ε̂) / sqrt(α_t).",
+    );
+}
+
+/// t and the posterior's coefficients and variance, each with what it is.
+fn numbers_ui(ui: &mut egui::Ui, view: &PosteriorView) {
+    egui::Grid::new("posterior_numbers").num_columns(2).show(ui, |ui| {
+        for (name, value, what) in [
+            ("t", view.t as f64, "the level the step starts from"),
+            ("c₀", view.coef_x0, "sqrt(ᾱ_{t-1}) β_t / (1 - ᾱ_t): the weight of x_0"),
+            ("c₁", view.coef_xt, "sqrt(α_t) (1 - ᾱ_{t-1}) / (1 - ᾱ_t): the weight of x_t"),
+            ("β̃_t", view.beta_tilde, "(1 - ᾱ_{t-1}) / (1 - ᾱ_t) β_t: the posterior's variance"),
+        ] {
+            ui.label(format!("{name} = {}", number_text(value)));
+            ui.label(RichText::new(what).weak());
+            ui.end_row();
+        }
+    });
 }

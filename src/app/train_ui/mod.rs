@@ -2,9 +2,9 @@
 //! The run is the engine's ([`crate::engine::train`]): the same trainer, folder and checkpoints as
 //! `diffusion-lab train`. [`TrainPanel`] keeps what the view shows (the loss curve, the sample grids over
 //! training) and where the run stands. This file handles the engine's events, sends the engine its
-//! commands and draws the left panel's controls; `train_view.rs` draws what the view shows (the progress,
-//! the data, the loss curve and the samples), and `train_settings.rs` holds the choices saved between
-//! launches and their widgets.
+//! commands and draws the left panel's controls; `centre.rs` draws what the view shows (the progress,
+//! the data, the loss curve and the samples), and `settings.rs` holds the choices saved between launches
+//! and their widgets.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -229,6 +229,51 @@ impl TrainPanel {
     /// Applies an event of the engine's training to the view.
     pub fn on_event(&mut self, ctx: &mut PanelContext, event: TrainEvent) {
         match event {
+            TrainEvent::DataLoaded(..) | TrainEvent::DataFailed { .. } | TrainEvent::TrainingFound { .. } => {
+                self.on_found(event)
+            }
+            TrainEvent::Started { step, steps, parameters, images, description, out, history } => {
+                self.phase = Phase::Running;
+                (self.step, self.steps, self.parameters, self.images) = (step, steps, parameters, images);
+                self.description = description;
+                self.on_started(step, &history);
+                self.found = Some((out, None));
+                ctx.clear_status();
+            }
+            TrainEvent::Step { step, loss, smoothed, images_per_second, step_seconds, levels, .. } => {
+                self.on_step(step, loss, smoothed, images_per_second, step_seconds);
+                for [log_snr, loss] in levels {
+                    self.levels.add(log_snr, loss);
+                }
+            }
+            TrainEvent::Checkpointed { step } => self.last_checkpoint = Some(step),
+            TrainEvent::Samples { step, request, frames } => self.on_samples(step, *request, frames),
+            TrainEvent::Paused { step } => {
+                self.phase = Phase::Paused;
+                self.report_paint_times("paused");
+                ctx.set_status(
+                    format!("training paused at step {step}; checkpoint saved; the model is in Generate's picker"),
+                    false,
+                );
+            }
+            TrainEvent::Continued => {
+                self.phase = Phase::Running;
+                ctx.clear_status();
+            }
+            TrainEvent::Stopped { step, finished } => self.on_stopped(ctx, step, finished),
+            TrainEvent::Failed { message } => {
+                if self.phase == Phase::Starting {
+                    self.phase = Phase::Idle;
+                }
+                self.error = Some(message.clone());
+                ctx.set_status(message, true);
+            }
+        }
+    }
+
+    /// What the engine found of the chosen data or run folder (answers to an older choice are dropped).
+    fn on_found(&mut self, event: TrainEvent) {
+        match event {
             TrainEvent::DataLoaded(summary) => {
                 if self.data_requested.as_ref() == Some(&summary.request) {
                     self.loading_data = false;
@@ -255,70 +300,38 @@ impl TrainPanel {
                     }
                 }
             }
-            TrainEvent::Started { step, steps, parameters, images, description, out, history } => {
-                self.phase = Phase::Running;
-                self.step = step;
-                self.steps = steps;
-                self.parameters = parameters;
-                self.images = images;
-                self.description = description;
-                self.error = None;
-                self.losses = history.iter().map(|(s, l)| [*s as f64, *l]).collect();
-                self.smoothed = smooth(&self.losses);
-                self.levels = crate::train::levels::LossByLevel::new();
-                self.first_step_seconds.clear();
-                self.images_per_second = 0.0;
-                self.paint_times = PaintTimes::default();
-                self.started_at = Some(Instant::now());
-                if step == 0 {
-                    self.snapshots.clear();
-                    self.selected = 0;
-                    self.follow_newest = true;
-                    self.viewer.clear();
-                }
-                self.found = Some((out, None));
-                ctx.clear_status();
-            }
-            TrainEvent::Step { step, loss, smoothed, images_per_second, step_seconds, levels, .. } => {
-                self.on_step(step, loss, smoothed, images_per_second, step_seconds);
-                for [log_snr, loss] in levels {
-                    self.levels.add(log_snr, loss);
-                }
-            }
-            TrainEvent::Checkpointed { step } => self.last_checkpoint = Some(step),
-            TrainEvent::Samples { step, request, frames } => self.on_samples(step, *request, frames),
-            TrainEvent::Paused { step } => {
-                self.phase = Phase::Paused;
-                self.report_paint_times("paused");
-                ctx.set_status(
-                    format!("training paused at step {step}; checkpoint saved; the model is in Generate's picker"),
-                    false,
-                );
-            }
-            TrainEvent::Continued => {
-                self.phase = Phase::Running;
-                ctx.clear_status();
-            }
-            TrainEvent::Stopped { step, finished } => {
-                self.phase = Phase::Idle;
-                self.report_paint_times(if finished { "finished" } else { "stopped" });
-                let what = if finished { "training finished" } else { "training stopped" };
-                let name = self.model_id.clone().unwrap_or_default();
-                ctx.set_status(
-                    format!("{what} at step {step}; checkpoint saved; `{name}` is in Generate's picker"),
-                    false,
-                );
-                let dir = PathBuf::from(ctx.settings.train.out.trim());
-                self.find_run(ctx, dir);
-            }
-            TrainEvent::Failed { message } => {
-                if self.phase == Phase::Starting {
-                    self.phase = Phase::Idle;
-                }
-                self.error = Some(message.clone());
-                ctx.set_status(message, true);
-            }
+            _ => {}
         }
+    }
+
+    /// A session has started at `step` with the loss `history` of the run so far: the curves start from it,
+    /// the speed and paint times afresh; a new run (step 0) forgets the sample grids.
+    fn on_started(&mut self, step: u64, history: &[(u64, f64)]) {
+        self.error = None;
+        self.losses = history.iter().map(|(s, l)| [*s as f64, *l]).collect();
+        self.smoothed = smooth(&self.losses);
+        self.levels = crate::train::levels::LossByLevel::new();
+        self.first_step_seconds.clear();
+        self.images_per_second = 0.0;
+        self.paint_times = PaintTimes::default();
+        self.started_at = Some(Instant::now());
+        if step == 0 {
+            self.snapshots.clear();
+            self.selected = 0;
+            self.follow_newest = true;
+            self.viewer.clear();
+        }
+    }
+
+    /// Training stopped or finished at `step`: the checkpoint is saved and the run folder read again.
+    fn on_stopped(&mut self, ctx: &mut PanelContext, step: u64, finished: bool) {
+        self.phase = Phase::Idle;
+        self.report_paint_times(if finished { "finished" } else { "stopped" });
+        let what = if finished { "training finished" } else { "training stopped" };
+        let name = self.model_id.clone().unwrap_or_default();
+        ctx.set_status(format!("{what} at step {step}; checkpoint saved; `{name}` is in Generate's picker"), false);
+        let dir = PathBuf::from(ctx.settings.train.out.trim());
+        self.find_run(ctx, dir);
     }
 
     /// Prints the UI paint times of a training session (the note's measurement, as Generate's runs print
