@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use burn::prelude::Device;
 use diffusion_lab::app::LabApp;
-use diffusion_lab::app::lab2d_ui::{DataChoice, LabPhase};
+use diffusion_lab::app::lab2d::{DataChoice, LabPhase};
 use diffusion_lab::app::state::Settings;
 use diffusion_lab::diffusion::{BetaSchedule, Sampler};
 use diffusion_lab::engine::{DeviceChoice, Engine};
@@ -121,7 +121,7 @@ fn lab_window() -> Harness<'static, LabApp> {
 #[test]
 fn draw_train_and_watch_in_the_window() {
     let mut harness = lab_window();
-    assert_eq!(harness.state().lab2d.data_choice, DataChoice::Drawn);
+    assert_eq!(harness.state().lab2d.data.choice, DataChoice::Drawn);
     assert!(harness.query_by_label("Start training").is_some());
 
     // A horizontal stroke of class 1 at y = +0.5 and, after picking class 2, one at y = -0.5.
@@ -129,18 +129,18 @@ fn draw_train_and_watch_in_the_window() {
     harness.get_by_label("Class 2").click();
     harness.run_steps(1);
     draw_stroke(&mut harness, -0.5);
-    let drawn = harness.state().lab2d.drawn.clone();
+    let drawn = harness.state().lab2d.data.drawn.clone();
     assert!(drawn.len() >= 20, "{} points drawn", drawn.len());
     assert!(drawn.iter().any(|(p, c)| *c == 0 && (p[1] - 0.5).abs() < 0.1));
     assert!(drawn.iter().any(|(p, c)| *c == 1 && (p[1] + 0.5).abs() < 0.1));
 
-    harness.state_mut().lab2d.train_steps = 400;
+    harness.state_mut().lab2d.training.steps = 400;
     harness.get_by_label("Start training").click();
     harness.run_steps(1);
-    step_until(&mut harness, "training has finished", |app| app.lab2d.phase == LabPhase::Trained);
+    step_until(&mut harness, "training has finished", |app| app.lab2d.training.phase == LabPhase::Trained);
     step_until(&mut harness, "the learned field is shown", |app| app.lab2d.has_field());
-    assert!(!harness.state().lab2d.distances.is_empty(), "no distance measured during training");
-    assert_eq!(harness.state().lab2d.losses.len(), 400, "the loss curve has every step's loss");
+    assert!(!harness.state().lab2d.training.distances.is_empty(), "no distance measured during training");
+    assert_eq!(harness.state().lab2d.training.losses.len(), 400, "the loss curve has every step's loss");
 
     click_scrolled(&mut harness, "Sample particles");
     harness.run_steps(1);
@@ -167,7 +167,7 @@ fn draw_train_and_watch_in_the_window() {
         );
     }
     // The particles play from x_T to x_0.
-    step_until(&mut harness, "the particles played to their end", |app| !app.lab2d.playing);
+    step_until(&mut harness, "the particles played to their end", |app| !app.lab2d.particles.playing);
 
     // Export: with no file dialog the files go to the default folder, the PNG with its settings.
     let dir = tempfile::tempdir().unwrap();
@@ -211,14 +211,14 @@ fn readme_lab2d_window_and_frame_times() {
     harness.get_by_label("Start training").click();
     harness.run_steps(1);
     let started = Instant::now();
-    step_until(&mut harness, "training has finished", |app| app.lab2d.phase == LabPhase::Trained);
+    step_until(&mut harness, "training has finished", |app| app.lab2d.training.phase == LabPhase::Trained);
     let trained_in = started.elapsed().as_secs_f64();
     let training = harness.state().lab2d.paint_times;
     harness.state_mut().lab2d.paint_times = Default::default();
     click_scrolled(&mut harness, "Sample particles");
     harness.run_steps(1);
     step_until(&mut harness, "the particles arrived", |app| app.lab2d.has_particles());
-    step_until(&mut harness, "the particles played to their end", |app| !app.lab2d.playing);
+    step_until(&mut harness, "the particles played to their end", |app| !app.lab2d.particles.playing);
     let playing = harness.state().lab2d.paint_times;
     step_until(&mut harness, "the field is up to date", |app| app.lab2d.has_field());
     harness.run_steps(4);
@@ -250,22 +250,22 @@ fn readme_lab2d_window_and_frame_times() {
 fn a_class_without_points_gets_a_message_and_the_page_goes_on() {
     let mut harness = lab_window();
     harness.run_steps(2);
-    assert!(harness.state().lab2d.drawn.is_empty());
+    assert!(harness.state().lab2d.data.drawn.is_empty());
     harness.get_by_label("Start training").click();
     harness.run_steps(2);
-    assert_eq!(harness.state().lab2d.phase, LabPhase::Empty, "training started without data");
+    assert_eq!(harness.state().lab2d.training.phase, LabPhase::Empty, "training started without data");
 
     draw_stroke(&mut harness, 0.5);
     harness.get_by_label("Class 3").click();
     harness.run_steps(1);
     draw_stroke(&mut harness, -0.5);
-    harness.state_mut().lab2d.train_steps = 200;
+    harness.state_mut().lab2d.training.steps = 200;
     harness.get_by_label("Start training").click();
     harness.run_steps(1);
-    step_until(&mut harness, "training has finished", |app| app.lab2d.phase == LabPhase::Trained);
+    step_until(&mut harness, "training has finished", |app| app.lab2d.training.phase == LabPhase::Trained);
 
-    harness.state_mut().lab2d.class = Some(1);
-    harness.state_mut().lab2d.guidance = 2.0;
+    harness.state_mut().lab2d.particles.class = Some(1);
+    harness.state_mut().lab2d.particles.guidance = 2.0;
     click_scrolled(&mut harness, "Sample particles");
     harness.run_steps(1);
     step_until(&mut harness, "the message about class 2", |app| {
@@ -273,7 +273,7 @@ fn a_class_without_points_gets_a_message_and_the_page_goes_on() {
     });
     assert!(!harness.state().lab2d.has_particles());
 
-    harness.state_mut().lab2d.class = Some(0);
+    harness.state_mut().lab2d.particles.class = Some(0);
     click_scrolled(&mut harness, "Sample particles");
     harness.run_steps(1);
     step_until(&mut harness, "class 1's particles arrived", |app| app.lab2d.has_particles());

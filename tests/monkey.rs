@@ -35,7 +35,7 @@ use diffusion_lab::app::LabApp;
 use diffusion_lab::app::compare::ComparePanel;
 use diffusion_lab::app::forward_ui::ForwardPanel;
 use diffusion_lab::app::generate_ui::GeneratePanel;
-use diffusion_lab::app::lab2d_ui::Lab2dPanel;
+use diffusion_lab::app::lab2d::Lab2dPanel;
 use diffusion_lab::app::state::{RunStatus, Settings};
 use diffusion_lab::app::train_ui::{DataKind, SizePreset, TrainPanel, TrainSettings};
 use diffusion_lab::diffusion::Sampler;

@@ -11,7 +11,7 @@ pub mod export;
 pub mod forward_ui;
 pub mod generate_ui;
 pub mod gpu_display;
-pub mod lab2d_ui;
+pub mod lab2d;
 pub mod posterior_ui;
 pub mod schedule_ui;
 pub mod state;
@@ -123,7 +123,7 @@ pub struct LabApp {
     pub forward: ForwardPanel,
     pub schedule: SchedulePanel,
     pub train: TrainPanel,
-    pub lab2d: lab2d_ui::Lab2dPanel,
+    pub lab2d: lab2d::Lab2dPanel,
     pub page: Page,
     /// Set while training is the only work running: the engine's events (a few per training step) then
     /// repaint at most every [`QUIET_REPAINT`]. Input still repaints at once. On a software renderer
@@ -162,7 +162,7 @@ impl LabApp {
             forward: ForwardPanel::new(),
             schedule: SchedulePanel::default(),
             train: TrainPanel::new(),
-            lab2d: lab2d_ui::Lab2dPanel::default(),
+            lab2d: lab2d::Lab2dPanel::default(),
             page: Page::Generate,
             quiet_repaints: Arc::new(AtomicBool::new(false)),
         }

@@ -1,0 +1,152 @@
+//! `Lab2dPanel`, the "2-D lab" page: diffusion on points of the plane. Pick a preset or draw points with
+//! the mouse (a class per colour), train the point network live on the engine's thread, and watch: the
+//! data's cloud x_t at any t, the learned field (ε̂ or the score) beside the exact one and their error,
+//! particles flowing from x_T ~ N(0, I) to the data with any sampler, guidance in 2-D, and the distance of
+//! the samples to the data over training and across step counts.
+//!
+//! The page is four parts, each owning its state and drawing its section of the left column and its layer
+//! of the plot: [`DataPanel`] (data.rs), [`TrainingPanel`] (training.rs), [`FieldPanel`] (field.rs) and
+//! [`ParticlesPanel`] (particles.rs). [`Lab2dPanel`] composes them: it hands each engine event to its part
+//! and does what spans parts (starting a training, asking for the field). plot.rs draws the plot,
+//! export.rs the PNG and GIF, latest.rs keeps the requests on their way to the engine.
+
+use eframe::egui;
+
+use super::context::{PaintTimes, PanelContext};
+use crate::diffusion::NoiseLevel;
+use crate::diffusion::mixture::Point;
+use crate::engine::lab2d::Lab2dEvent;
+
+mod data;
+mod export;
+mod field;
+mod latest;
+mod particles;
+mod plot;
+mod training;
+
+pub use data::{DataChoice, DataPanel};
+pub use field::{Branch, FieldPanel, FieldView};
+pub use particles::ParticlesPanel;
+pub use training::{LabPhase, TrainingPanel};
+
+#[derive(Default)]
+pub struct Lab2dPanel {
+    pub data: DataPanel,
+    pub training: TrainingPanel,
+    pub field: FieldPanel,
+    pub particles: ParticlesPanel,
+    /// UI frame times while the lab trains or plays.
+    pub paint_times: PaintTimes,
+}
+
+impl Lab2dPanel {
+    pub fn is_training(&self) -> bool {
+        self.training.phase == LabPhase::Training
+    }
+
+    /// Whether the page is animating (training or particles playing): frames are timed then.
+    pub fn is_busy(&self) -> bool {
+        self.is_training() || self.particles.playing
+    }
+
+    /// Whether a learned field has arrived.
+    pub fn has_field(&self) -> bool {
+        self.field.has_result()
+    }
+
+    pub fn has_particles(&self) -> bool {
+        self.particles.run.is_some()
+    }
+
+    /// Where the last particle run ended (x_0 of every particle).
+    pub fn particle_samples(&self) -> Vec<Point> {
+        self.particles.run.as_ref().map_or_else(Vec::new, |p| p.run.samples())
+    }
+
+    pub fn on_event(&mut self, ctx: &mut PanelContext, event: Lab2dEvent) {
+        match event {
+            Lab2dEvent::Started { description, parameters, classes } => {
+                ctx.set_status(
+                    format!("2-D lab: training an MLP of {parameters} weights on {description} ({classes} class(es))"),
+                    false,
+                );
+            }
+            Lab2dEvent::Progress { step, planned, losses, distance, steps_per_second } => {
+                self.training.on_progress(ctx, step, planned, &losses, distance, steps_per_second);
+            }
+            Lab2dEvent::Field { key, request, learned, truth, step } => {
+                self.field.on_field(key, field::FieldResult { request, learned, truth, step });
+            }
+            Lab2dEvent::Particles { key, run, distances, floor, step } => {
+                self.particles.on_particles(key, run, (distances, floor), step, self.data.current());
+            }
+            Lab2dEvent::Compared { key, rows, step } => self.particles.on_compared(key, rows, step),
+            Lab2dEvent::Failed { message, training_stopped } => {
+                self.field.on_failed();
+                if training_stopped {
+                    self.training.on_stopped();
+                }
+                ctx.set_status(format!("2-D lab: {message}"), true);
+            }
+        }
+    }
+
+    /// The left column: data, training, what to watch, particles, export.
+    pub fn panel_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
+        self.data.ensure_made();
+        self.data.ui(ui);
+        ui.separator();
+        let (data, field, particles, paint_times) =
+            (&mut self.data, &mut self.field, &mut self.particles, &mut self.paint_times);
+        self.training.ui(ui, ctx, data.current().is_some(), |training, ctx| {
+            // A fresh network on the data made afresh; every part forgets the last network's work.
+            data.refresh();
+            let Some(points) = data.current().cloned() else {
+                let message = data.error().unwrap_or_default();
+                return ctx.set_status(format!("2-D lab: {message}"), true);
+            };
+            particles.clear(points.class_count);
+            training.start(ctx, points, data.seed);
+            field.clear();
+            *paint_times = PaintTimes::default();
+        });
+        ui.separator();
+        self.field.ui(ui, ctx, self.data.class_count());
+        ui.separator();
+        let ready = self.training.phase != LabPhase::Empty;
+        self.particles.ui(ui, ctx, self.data.class_count(), ready);
+        ui.separator();
+        self.export_ui(ui, ctx);
+        self.request_field(ctx);
+    }
+
+    /// Asks for the field when there is a network, at the level it is drawn at: the particles' (the level
+    /// the step on screen starts from) when it follows them, else the t slider's.
+    fn request_field(&mut self, ctx: &PanelContext) {
+        if self.training.phase == LabPhase::Empty {
+            return;
+        }
+        let level: Option<NoiseLevel> = match self.particles.followed_level() {
+            Some(followed) => followed,
+            None => self.field.level(ctx),
+        };
+        let Some(level) = level else { return };
+        let (class, w) = (self.particles.class, self.particles.guidance);
+        self.field.request(ctx, level, class, w, self.training.step);
+    }
+
+    /// The middle: the plot, then the loss and distance curves and the step comparison.
+    pub fn centre_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
+        self.particles.advance_playback(ui.ctx());
+        let available = ui.available_size();
+        let side = (available.y - 200.0).min(available.x * 0.62).max(200.0);
+        ui.horizontal_top(|ui| {
+            self.plot_ui(ui, ctx, side);
+            ui.vertical(|ui| {
+                self.training.curves_ui(ui, side);
+            });
+        });
+        self.particles.compare_ui(ui, self.data.current());
+    }
+}
