@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use burn::prelude::*;
 
-use super::generate::{Frame, GenerateError, GenerateRequest};
+use super::generate::{Frame, GenerateError, GenerateRequest, InitImage, StepParts};
+use crate::diffusion::SamplingPlan;
 use crate::diffusion::equation::{Equation, equation, number_text};
 use crate::diffusion::sampler::NOISE;
 
@@ -132,6 +133,45 @@ pub fn explain_step(
     if i >= plan.len() {
         return Err(ExplainError::NotRecorded);
     }
+    let taken = recorded_terms(&plan, previous, frame, parts);
+    let mut terms = taken.terms;
+    let mut note = request.init.as_ref().filter(|init| init.mask.is_some()).map(|init| {
+        with_kept_region(init, frame, &mut terms);
+        inpainting_note(init.resample)
+    });
+    let x_next = sum_of(&terms, frame.shape.iter().product());
+    if noise_missing(&terms, &plan, i) {
+        note = Some("The fresh noise z of this step was not recorded.".into());
+    }
+    Ok(StepExplanation {
+        step: i,
+        total_steps: plan.len(),
+        equation: equation(&request.sampler, &plan, i),
+        shape: frame.shape,
+        guidance: parts.guidance,
+        x_t: previous.x_t.clone(),
+        eps_unconditional: parts.unconditional.clone(),
+        eps_conditional: parts.conditional.clone(),
+        guidance_added: guidance_added(parts),
+        eps: frame.eps.clone(),
+        x0_unclipped: taken.x0_unclipped,
+        x0_pred: taken.x0_pred,
+        terms,
+        x_next,
+        note,
+    })
+}
+
+/// A step's update taken apart, as values: x̂_0 before and after clipping, and the weighted terms.
+struct RecordedTerms {
+    x0_unclipped: Vec<f32>,
+    x0_pred: Vec<f32>,
+    terms: Vec<TermValues>,
+}
+
+/// The step `previous` -> `frame` of `plan` taken apart by the sampler itself, from the inputs the run
+/// recorded (x_t, ε̂, the noise z, Heun's ε̂').
+fn recorded_terms(plan: &SamplingPlan, previous: &Frame, frame: &Frame, parts: &StepParts) -> RecordedTerms {
     let device = Device::flex();
     let shape = frame.shape;
     let tensor = |values: &[f32]| Tensor::<4>::from_data(TensorData::new(values.to_vec(), shape), &device);
@@ -143,10 +183,8 @@ pub fn explain_step(
     let previous_x0 = plan.uses_previous_x0().then(|| tensor(&previous.x0_pred));
     let eps_second = parts.eps_second.as_ref().map(|e| tensor(e));
     let mut recorded_second = |x: Tensor<4>, _: f64| eps_second.clone().unwrap_or_else(|| x.zeros_like());
-    let taken = plan.terms(i, x_t, tensor(&frame.eps), noise, previous_x0.as_ref(), &mut recorded_second);
-
-    let mut note = None;
-    let mut terms: Vec<TermValues> = taken
+    let taken = plan.terms(previous.index, x_t, tensor(&frame.eps), noise, previous_x0.as_ref(), &mut recorded_second);
+    let terms = taken
         .terms
         .iter()
         .map(|t| TermValues {
@@ -155,59 +193,47 @@ pub fn explain_step(
             weighted: read(t.value.clone().mul_scalar(t.coefficient)),
         })
         .collect();
-    if let Some(init) = request.init.as_ref().filter(|i| i.mask.is_some()) {
-        // RePaint replaced the kept region by the original noised to t': those pixels are the recorded
-        // x_{t'}, the others the sampler's terms.
-        let keep = super::generate::keep_values(init.mask.as_deref().unwrap_or_default(), init.shape[1], shape);
-        for term in &mut terms {
-            for (v, k) in term.weighted.iter_mut().zip(&keep) {
-                *v *= 1.0 - k;
-            }
+    RecordedTerms { x0_unclipped: read(taken.x0_unclipped), x0_pred: read(taken.x0_pred), terms }
+}
+
+/// Inpainting: RePaint replaced the kept region by the original noised to t', so those pixels are the
+/// recorded x_{t'} (a term of their own) and the sampler's terms only the others.
+fn with_kept_region(init: &InitImage, frame: &Frame, terms: &mut Vec<TermValues>) {
+    let keep = super::generate::keep_values(init.mask.as_deref().unwrap_or_default(), init.shape[1], frame.shape);
+    for term in terms.iter_mut() {
+        for (v, k) in term.weighted.iter_mut().zip(&keep) {
+            *v *= 1.0 - k;
         }
-        let known: Vec<f32> = frame.x_t.iter().zip(&keep).map(|(x, k)| x * k).collect();
-        terms.push(TermValues { symbol: KNOWN, coefficient: 1.0, weighted: known });
-        note = Some(if init.resample > 1 {
-            format!(
-                "Inpainting with resampling: this step was taken {} times; the terms are its last pass from the \
-                 recorded x_t, so they may not add up to x_{{t'}} exactly.",
-                init.resample
-            )
-        } else {
-            "Inpainting: the kept region is the original noised to t' (RePaint); the model's terms fill the rest."
-                .to_string()
-        });
     }
-    let x_next = sum_of(&terms, shape.iter().product());
-    let guidance_added = match (&parts.unconditional, &parts.conditional) {
+    let known: Vec<f32> = frame.x_t.iter().zip(&keep).map(|(x, k)| x * k).collect();
+    terms.push(TermValues { symbol: KNOWN, coefficient: 1.0, weighted: known });
+}
+
+/// The caption of an inpainting step, taken `resample` times.
+fn inpainting_note(resample: usize) -> String {
+    if resample > 1 {
+        format!(
+            "Inpainting with resampling: this step was taken {resample} times; the terms are its last pass from the \
+             recorded x_t, so they may not add up to x_{{t'}} exactly."
+        )
+    } else {
+        "Inpainting: the kept region is the original noised to t' (RePaint); the model's terms fill the rest."
+            .to_string()
+    }
+}
+
+/// w (ε̂_y - ε̂_Ø), where both branches ran.
+fn guidance_added(parts: &StepParts) -> Option<Vec<f32>> {
+    match (&parts.unconditional, &parts.conditional) {
         (Some(u), Some(c)) => Some(u.iter().zip(c.iter()).map(|(u, c)| (parts.guidance as f32) * (c - u)).collect()),
         _ => None,
-    };
-    if noise_missing(&terms, &plan, i) {
-        note = Some("The fresh noise z of this step was not recorded.".into());
     }
-    Ok(StepExplanation {
-        step: i,
-        total_steps: plan.len(),
-        equation: equation(&request.sampler, &plan, i),
-        shape,
-        guidance: parts.guidance,
-        x_t: previous.x_t.clone(),
-        eps_unconditional: parts.unconditional.clone(),
-        eps_conditional: parts.conditional.clone(),
-        guidance_added,
-        eps: frame.eps.clone(),
-        x0_unclipped: read(taken.x0_unclipped),
-        x0_pred: read(taken.x0_pred),
-        terms,
-        x_next,
-        note,
-    })
 }
 
 /// The inpainting term: the original, noised to t', where it is kept.
 pub const KNOWN: &str = "kept region";
 
-fn noise_missing(terms: &[TermValues], plan: &crate::diffusion::SamplingPlan, i: usize) -> bool {
+fn noise_missing(terms: &[TermValues], plan: &SamplingPlan, i: usize) -> bool {
     plan.needs_noise(i) && !terms.iter().any(|t| t.symbol == NOISE)
 }
 
