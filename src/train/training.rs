@@ -280,6 +280,71 @@ fn new_trainer(
     })
 }
 
+/// The autoencoder a latent run trains on the latents of.
+fn load_autoencoder(path: &Path, device: &Device) -> Result<LoadedAutoencoder, TrainingError> {
+    Checkpoint::read(path)
+        .and_then(|c| LoadedAutoencoder::from_checkpoint(&c, device))
+        .map_err(|source| TrainingError::Autoencoder { path: path.to_path_buf(), source })
+}
+
+/// The autoencoder encodes images of the data's shape.
+fn check_autoencoder_fits(ae: &LoadedAutoencoder, pixels: &Dataset) -> Result<(), TrainingError> {
+    let wanted = [ae.config.image_channels, ae.config.image_size, ae.config.image_size];
+    if [pixels.channels, pixels.height, pixels.width] != wanted {
+        return Err(TrainingError::Invalid(format!(
+            "the autoencoder encodes {}x{}x{} images but the data is {}x{}x{}",
+            wanted[0], wanted[1], wanted[2], pixels.channels, pixels.height, pixels.width
+        )));
+    }
+    Ok(())
+}
+
+/// The trainer (new or resumed) fits what it is given: an autoencoder exactly for a latent model, data of
+/// its shape, no label past its classes.
+fn check_trainer_fits(trainer: &DdpmTrainer, data: &Dataset, has_autoencoder: bool) -> Result<(), TrainingError> {
+    if trainer.kind == ModelKind::LatentUnet && !has_autoencoder {
+        return Err(TrainingError::Invalid(format!(
+            "this run trains a latent model: choose its autoencoder {}",
+            trainer.autoencoder.clone().unwrap_or_default()
+        )));
+    }
+    if trainer.kind == ModelKind::Unet && has_autoencoder {
+        return Err(TrainingError::Invalid("this run trains a pixel model: resume it without an autoencoder".into()));
+    }
+    let expected = [trainer.unet_config.image_channels, trainer.unet_config.image_size];
+    if [data.channels, data.height] != expected || data.width != data.height {
+        return Err(TrainingError::Invalid(format!(
+            "the data is {}x{}x{} but the model learns {}x{s}x{s}",
+            data.channels,
+            data.height,
+            data.width,
+            expected[0],
+            s = expected[1]
+        )));
+    }
+    // A label past the model's classes would index outside its class embedding (a resumed run on other data).
+    let model_classes = trainer.unet_config.num_classes;
+    if data.num_classes() > model_classes {
+        return Err(TrainingError::Invalid(format!(
+            "the data has {} classes but the model learns {model_classes}: resume it on data with at most \
+             {model_classes} classes, or start a new run",
+            data.num_classes()
+        )));
+    }
+    Ok(())
+}
+
+/// The loss smoothing of a run at `step`: a resumed run's curve carries on smoothly from the steps it has logged.
+fn resumed_smoothing(files: &TrainingFiles, step: u64) -> LossSmoothing {
+    let mut smoothing = LossSmoothing::default();
+    if step > 0 {
+        for (_, loss) in read_loss_log(&files.loss_log()) {
+            smoothing.add(loss);
+        }
+    }
+    smoothing
+}
+
 impl Training {
     /// A new run in `options.out` (refused if the folder already holds one), or with `resume` the run the
     /// folder holds, continued exactly where its checkpoint left it (to `options.steps`).
@@ -296,22 +361,9 @@ impl Training {
             path: files.dir.clone(),
             source,
         })?;
-        let autoencoder = match &options.autoencoder {
-            Some(path) => Some(
-                Checkpoint::read(path)
-                    .and_then(|c| LoadedAutoencoder::from_checkpoint(&c, device))
-                    .map_err(|source| TrainingError::Autoencoder { path: path.clone(), source })?,
-            ),
-            None => None,
-        };
+        let autoencoder = options.autoencoder.as_deref().map(|path| load_autoencoder(path, device)).transpose()?;
         if let Some(ae) = &autoencoder {
-            let wanted = [ae.config.image_channels, ae.config.image_size, ae.config.image_size];
-            if [pixels.channels, pixels.height, pixels.width] != wanted {
-                return Err(TrainingError::Invalid(format!(
-                    "the autoencoder encodes {}x{}x{} images but the data is {}x{}x{}",
-                    wanted[0], wanted[1], wanted[2], pixels.channels, pixels.height, pixels.width
-                )));
-            }
+            check_autoencoder_fits(ae, &pixels)?;
         }
         // The run a resume continues, read once: whether it is a text model decides the captions, then it resumes.
         let resumed = if resume {
@@ -342,45 +394,9 @@ impl Training {
             Some(captions) if trainer.unet_config.text.is_some() => trainer.with_captions(captions),
             _ => trainer,
         };
-        if trainer.kind == ModelKind::LatentUnet && autoencoder.is_none() {
-            return Err(TrainingError::Invalid(format!(
-                "this run trains a latent model: choose its autoencoder {}",
-                trainer.autoencoder.clone().unwrap_or_default()
-            )));
-        }
-        if trainer.kind == ModelKind::Unet && autoencoder.is_some() {
-            return Err(TrainingError::Invalid(
-                "this run trains a pixel model: resume it without an autoencoder".into(),
-            ));
-        }
-        let expected = [trainer.unet_config.image_channels, trainer.unet_config.image_size];
-        if [data.channels, data.height] != expected || data.width != data.height {
-            return Err(TrainingError::Invalid(format!(
-                "the data is {}x{}x{} but the model learns {}x{s}x{s}",
-                data.channels,
-                data.height,
-                data.width,
-                expected[0],
-                s = expected[1]
-            )));
-        }
-        // A label past the model's classes would index outside its class embedding (a resumed run on other data).
-        let model_classes = trainer.unet_config.num_classes;
-        if data.num_classes() > model_classes {
-            return Err(TrainingError::Invalid(format!(
-                "the data has {} classes but the model learns {model_classes}: resume it on data with at most \
-                 {model_classes} classes, or start a new run",
-                data.num_classes()
-            )));
-        }
+        check_trainer_fits(&trainer, &data, autoencoder.is_some())?;
         let log = csv_log_from_step(&files.loss_log(), LOSS_LOG_HEADER, trainer.step)?;
-        // A resumed run's curve carries on smoothly from the steps it has logged.
-        let mut smoothing = LossSmoothing::default();
-        if trainer.step > 0 {
-            for (_, loss) in read_loss_log(&files.loss_log()) {
-                smoothing.add(loss);
-            }
-        }
+        let smoothing = resumed_smoothing(&files, trainer.step);
         Ok(Self { trainer, data, files, autoencoder, options, log, smoothing })
     }
 
