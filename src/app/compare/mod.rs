@@ -80,7 +80,7 @@ enum Runs {
     /// B continues a run from one of its steps, after it.
     Branch(Branch),
     /// A grid's or a strip's cells, or why the grid cannot run.
-    Cells(Result<Grid, String>),
+    Cells(Box<Result<Grid, String>>),
     /// The engine's rows of "When is it decided?" for this run.
     Decided(GenerateRequest),
 }
@@ -146,8 +146,8 @@ impl ComparePanel {
                 let b = self.ab.request(&request);
                 Launch { main: Some(request), runs: Runs::B(b) }
             }
-            Mode::Grid => Launch::alone(Runs::Cells(self.xy.cells(request, main.init))),
-            Mode::Interpolate => Launch::alone(Runs::Cells(Ok(self.strip.cells(request)))),
+            Mode::Grid => Launch::alone(Runs::Cells(Box::new(self.xy.cells(request, main.init)))),
+            Mode::Interpolate => Launch::alone(Runs::Cells(Box::new(Ok(self.strip.cells(request))))),
             Mode::Decided => Launch::alone(Runs::Decided(GenerateRequest { batch: 1, ..request })),
             Mode::Branch => {
                 let branch = self.branch.branch.clone()?;
@@ -166,8 +166,10 @@ impl ComparePanel {
             Runs::None => {}
             Runs::B(request) => self.queue_b(ctx, request),
             Runs::Branch(branch) => self.queue_branch(ctx, branch),
-            Runs::Cells(Ok(grid)) => self.start_cells(ctx, grid),
-            Runs::Cells(Err(e)) => ctx.set_status(format!("cannot run the grid: {e}"), true),
+            Runs::Cells(cells) => match *cells {
+                Ok(grid) => self.start_cells(ctx, grid),
+                Err(e) => ctx.set_status(format!("cannot run the grid: {e}"), true),
+            },
             Runs::Decided(request) => {
                 self.grid = None;
                 self.decided.start(ctx, request);

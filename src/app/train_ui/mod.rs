@@ -274,13 +274,11 @@ impl TrainPanel {
     /// What the engine found of the chosen data or run folder (answers to an older choice are dropped).
     fn on_found(&mut self, event: TrainEvent) {
         match event {
-            TrainEvent::DataLoaded(summary) => {
-                if self.data_requested.as_ref() == Some(&summary.request) {
-                    self.loading_data = false;
-                    self.data_error = None;
-                    self.data = Some(summary);
-                    self.bump_serial();
-                }
+            TrainEvent::DataLoaded(summary) if self.data_requested.as_ref() == Some(&summary.request) => {
+                self.loading_data = false;
+                self.data_error = None;
+                self.data = Some(summary);
+                self.bump_serial();
             }
             TrainEvent::DataFailed { request, message } => {
                 if self.data_requested.as_ref() == Some(&request) {
@@ -292,12 +290,10 @@ impl TrainPanel {
                     self.phase = Phase::Idle;
                 }
             }
-            TrainEvent::TrainingFound { dir, progress, error } => {
-                if self.run_requested.as_ref() == Some(&dir) {
-                    self.found = Some((dir, progress));
-                    if let Some(error) = error {
-                        self.error = Some(format!("the run folder's checkpoint cannot be read: {error}"));
-                    }
+            TrainEvent::TrainingFound { dir, progress, error } if self.run_requested.as_ref() == Some(&dir) => {
+                self.found = Some((dir, progress));
+                if let Some(error) = error {
+                    self.error = Some(format!("the run folder's checkpoint cannot be read: {error}"));
                 }
             }
             _ => {}
