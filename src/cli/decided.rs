@@ -3,7 +3,7 @@
 //! run's own end, and how far apart the continuations end.
 
 use super::*;
-use diffusion_lab::eval::decided::{DecidedOptions, continued_rows, decided};
+use diffusion_lab::eval::decided::{ContinuedRow, DecidedOptions, DecidedRow, continued_rows, decided};
 
 #[derive(Args, Debug)]
 pub struct DecidedArgs {
@@ -58,15 +58,13 @@ pub(super) fn decided_table(args: &DecidedArgs) -> anyhow::Result<()> {
         points: args.points,
     };
     diffusion_lab::eval::decided::check(&options, &schedule)?;
-    let judge_checkpoint = match args.classifier.as_str() {
-        "fashion" => Checkpoint::from_bytes(embedded::FASHION_CLASSIFIER)?,
-        path => Checkpoint::read(path.as_ref()).with_context(|| format!("cannot load {path}"))?,
-    };
-    let OpenedModel { device, model, decoder } = args.models.open(&checkpoint, builtin_autoencoder)?;
+    let judge_weights = judge_checkpoint(&args.classifier)?;
+    let opened = args.models.open(&checkpoint, builtin_autoencoder)?;
+    let OpenedModel { device, model, decoder } = &opened;
     if let Some(class) = args.class.filter(|c| *c >= model.config.num_classes) {
         bail!("--class must be below {}, got {class}", model.config.num_classes);
     }
-    let judge = Judge::from_checkpoint(&judge_checkpoint, &device.device)?;
+    let judge = Judge::from_checkpoint(&judge_weights, &device.device)?;
     eprintln!(
         "{} runs of {} ({}), each continued {} times from {} of its steps, on {}",
         args.runs,
@@ -77,42 +75,64 @@ pub(super) fn decided_table(args: &DecidedArgs) -> anyhow::Result<()> {
         device.description
     );
     if let Some(path) = &args.rows {
-        let rows = continued_rows(&model, decoder.as_ref(), &schedule, &options, &device.device, &|| true)?;
-        let [c, h, w] = match decoder.as_ref() {
-            Some(ae) => [ae.config.image_channels, ae.config.image_size, ae.config.image_size],
-            None => [model.config.image_channels, model.config.image_size, model.config.image_size],
-        };
-        let picture = |values: &[f32]| images::pictures_from_batch(values, 1, c, h, w).into_iter().next();
-        let cells: Vec<Option<Picture>> = rows
-            .iter()
-            .flat_map(|row| std::iter::once(picture(&row.x_t)).chain(row.ends.iter().map(|end| picture(end))))
-            .collect();
-        let labels = images::GridLabels {
-            x_title: "x_t, then where each continuation ended".into(),
-            columns: std::iter::once("x_t".to_string())
-                .chain((1..=args.continuations).map(|i| i.to_string()))
-                .collect(),
-            y_title: "continued from".into(),
-            rows: rows
-                .iter()
-                .map(|r| match r.deterministic {
-                    true => format!("t={} lambda={:.1} deterministic", r.t, r.log_snr),
-                    false => format!("t={} lambda={:.1}", r.t, r.log_snr),
-                })
-                .collect(),
-        };
-        let grid = images::scaled(&images::labelled_grid(&cells, &labels, 2), 2);
-        images::save_png(path, &grid, &[])?;
-        eprintln!("wrote {}", path.display());
+        let rows = continued_rows(model, decoder.as_ref(), &schedule, &options, &device.device, &|| true)?;
+        save_rows_figure(path, &rows, &opened, args.continuations)?;
     }
     let bar = indicatif::ProgressBar::new(args.runs as u64);
-    let rows = decided(&model, decoder.as_ref(), &judge, &schedule, &options, &device.device, |done| {
+    let rows = decided(model, decoder.as_ref(), &judge, &schedule, &options, &device.device, |done| {
         bar.set_position(done as u64)
     })?;
     bar.finish_and_clear();
+    print_table(&rows)?;
+    if let Some(path) = &args.csv {
+        output::write_file(path, csv_of(&rows).as_bytes())?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `--rows`: Figure 7 for the first run, a row per step: x_t, then where each continuation ended.
+fn save_rows_figure(
+    path: &std::path::Path,
+    rows: &[ContinuedRow],
+    opened: &OpenedModel,
+    continuations: usize,
+) -> anyhow::Result<()> {
+    let [c, h, w] = match opened.decoder.as_ref() {
+        Some(ae) => [ae.config.image_channels, ae.config.image_size, ae.config.image_size],
+        None => {
+            let config = &opened.model.config;
+            [config.image_channels, config.image_size, config.image_size]
+        }
+    };
+    let picture = |values: &[f32]| images::pictures_from_batch(values, 1, c, h, w).into_iter().next();
+    let cells: Vec<Option<Picture>> = rows
+        .iter()
+        .flat_map(|row| std::iter::once(picture(&row.x_t)).chain(row.ends.iter().map(|end| picture(end))))
+        .collect();
+    let labels = images::GridLabels {
+        x_title: "x_t, then where each continuation ended".into(),
+        columns: std::iter::once("x_t".to_string()).chain((1..=continuations).map(|i| i.to_string())).collect(),
+        y_title: "continued from".into(),
+        rows: rows
+            .iter()
+            .map(|r| match r.deterministic {
+                true => format!("t={} lambda={:.1} deterministic", r.t, r.log_snr),
+                false => format!("t={} lambda={:.1}", r.t, r.log_snr),
+            })
+            .collect(),
+    };
+    let grid = images::scaled(&images::labelled_grid(&cells, &labels, 2), 2);
+    images::save_png(path, &grid, &[])?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+/// The table on stdout, a row per step continued from, and what its columns mean.
+fn print_table(rows: &[DecidedRow]) -> anyhow::Result<()> {
     let mut out = BufWriter::new(std::io::stdout().lock());
     writeln!(out, "step     t        λ  same class  spread  from the end")?;
-    for row in &rows {
+    for row in rows {
         writeln!(
             out,
             "{:>4} {:>5} {:>8.2} {:>10.1} % {:>7.3} {:>13.3}{}",
@@ -132,16 +152,17 @@ pub(super) fn decided_table(args: &DecidedArgs) -> anyhow::Result<()> {
          construction (no step after it draws noise, so every continuation is the run's own end)"
     )?;
     out.flush()?;
-    if let Some(path) = &args.csv {
-        let mut text = String::from("step,t,log_snr,same_class,spread,from_original,deterministic\n");
-        for row in &rows {
-            text.push_str(&format!(
-                "{},{},{},{},{},{},{}\n",
-                row.step, row.t, row.log_snr, row.same_class, row.spread, row.from_original, row.deterministic
-            ));
-        }
-        diffusion_lab::files::write_atomic(path, text.as_bytes())?;
-        eprintln!("wrote {}", path.display());
-    }
     Ok(())
+}
+
+/// `--csv`: the table's rows.
+fn csv_of(rows: &[DecidedRow]) -> String {
+    let mut text = String::from("step,t,log_snr,same_class,spread,from_original,deterministic\n");
+    for row in rows {
+        text.push_str(&format!(
+            "{},{},{},{},{},{},{}\n",
+            row.step, row.t, row.log_snr, row.same_class, row.spread, row.from_original, row.deterministic
+        ));
+    }
+    text
 }

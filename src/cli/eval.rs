@@ -83,11 +83,7 @@ pub(super) fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     if args.nll || args.loss_by_level {
         return nll_table(args, &device);
     }
-    let checkpoint = match args.classifier.as_str() {
-        "fashion" => Checkpoint::from_bytes(embedded::FASHION_CLASSIFIER)?,
-        path => Checkpoint::read(path.as_ref()).with_context(|| format!("cannot load {path}"))?,
-    };
-    let judge = Judge::from_checkpoint(&checkpoint, &device)?;
+    let judge = Judge::from_checkpoint(&judge_checkpoint(&args.classifier)?, &device)?;
     let test = Dataset::fashion_mnist(&args.fashion_mnist_dir, Split::Test)?;
     if !args.edits.is_empty() {
         return edits_table(args, &judge, &test, &device);
@@ -221,7 +217,7 @@ fn edits_table(args: &EvalArgs, judge: &Judge, test: &Dataset, device: &Device) 
 /// `eval --nll`: the bound in bits per dimension, its terms, and a table of where the bits go over t.
 fn nll_table(args: &EvalArgs, device: &Device) -> anyhow::Result<()> {
     use diffusion_lab::diffusion::DdpmVariance;
-    use diffusion_lab::eval::nll::{self, DataKind, NllOptions};
+    use diffusion_lab::eval::nll::{self, NllOptions};
     if args.n == 0 || args.stride == 0 {
         bail!("--n and --stride must be at least 1");
     }
@@ -229,9 +225,60 @@ fn nll_table(args: &EvalArgs, device: &Device) -> anyhow::Result<()> {
     let model = LoadedUnet::from_checkpoint(&checkpoint, device)?;
     let autoencoder = decoder_for(&args.model, &model, builtin_autoencoder, None, device)?;
     let schedule = checkpoint.header.training_schedule.unwrap_or_default().build()?;
+    let test = test_values(args, autoencoder.as_ref(), device)?;
+    if test.values.len() != test.labels.len() * test.dims.iter().product::<usize>() {
+        bail!("the model takes {:?} inputs, which these test images are not", test.dims);
+    }
+    if args.loss_by_level {
+        return loss_by_level_table(args, &model, &test.values, &test.labels, test.dims, device);
+    }
+    let variance = match args.variance {
+        VarianceArg::BetaTilde => DdpmVariance::BetaTilde,
+        VarianceArg::Beta => DdpmVariance::Beta,
+    };
+    let options = NllOptions {
+        stride: args.stride,
+        seed: 11,
+        variance,
+        conditional: args.conditional,
+        kind: test.kind,
+        batch: 50,
+        x0_bound: model.x0_bound(),
+        clip_mean: !args.no_clip,
+    };
+    let bar = progress_bar(0, 0);
+    let sums =
+        nll::bound(&model, &schedule, &test.values, &test.labels, test.dims, &options, device, |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })?;
+    bar.finish_and_clear();
+    print_bound(args, &model, &options, &sums, &schedule, test.labels.len())?;
+    let csv = print_bound_over_t(&sums, &schedule, test.kind);
+    if let Some(path) = &args.csv {
+        output::write_file(path, csv.as_bytes())?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `--n` test images as the model takes them: their pixels, or a latent model's latents of them.
+struct TestValues {
+    values: Vec<f32>,
+    dims: [usize; 3],
+    kind: diffusion_lab::eval::nll::DataKind,
+    labels: Vec<Option<usize>>,
+}
+
+fn test_values(
+    args: &EvalArgs,
+    autoencoder: Option<&LoadedAutoencoder>,
+    device: &Device,
+) -> anyhow::Result<TestValues> {
+    use diffusion_lab::eval::nll::DataKind;
     let test = Dataset::fashion_mnist(&args.fashion_mnist_dir, Split::Test)?;
     let images = test.pick(&test.shuffled_indices(7)[..args.n.min(test.count)]);
-    let (values, dims, kind) = match &autoencoder {
+    let (values, dims, kind) = match autoencoder {
         None => (images.images.clone(), [images.channels, images.height, images.width], DataKind::Pixels8Bit),
         Some(autoencoder) => {
             let latents = diffusion_lab::train::autoencoder::latent_dataset(
@@ -244,37 +291,25 @@ fn nll_table(args: &EvalArgs, device: &Device) -> anyhow::Result<()> {
             (latents.images, dims, DataKind::Continuous)
         }
     };
-    if values.len() != images.count * dims.iter().product::<usize>() {
-        bail!("the model takes {dims:?} inputs, which these test images are not");
-    }
     let labels: Vec<Option<usize>> = (0..images.count).map(|i| images.label(i)).collect();
-    if args.loss_by_level {
-        return loss_by_level_table(args, &model, &values, &labels, dims, device);
-    }
-    let variance = match args.variance {
-        VarianceArg::BetaTilde => DdpmVariance::BetaTilde,
-        VarianceArg::Beta => DdpmVariance::Beta,
-    };
-    let options = NllOptions {
-        stride: args.stride,
-        seed: 11,
-        variance,
-        conditional: args.conditional,
-        kind,
-        batch: 50,
-        x0_bound: model.x0_bound(),
-        clip_mean: !args.no_clip,
-    };
-    let bar = progress_bar(0, 0);
-    let sums = nll::bound(&model, &schedule, &values, &labels, dims, &options, device, |done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    })?;
-    bar.finish_and_clear();
+    Ok(TestValues { values, dims, kind, labels })
+}
+
+/// The bound's total and its three parts, with what was bounded and how.
+fn print_bound(
+    args: &EvalArgs,
+    model: &LoadedUnet,
+    options: &diffusion_lab::eval::nll::NllOptions,
+    sums: &diffusion_lab::diffusion::likelihood::BoundSums,
+    schedule: &NoiseSchedule,
+    count: usize,
+) -> anyhow::Result<()> {
+    use diffusion_lab::diffusion::DdpmVariance;
+    use diffusion_lab::eval::nll::DataKind;
     let total = sums.total_bits().context("the bound needs L_T, L_0 and one t ≥ 2")?;
     let steps = schedule.steps();
-    let middle: Vec<usize> = (2..=steps).filter(|t| sums.counts[t - 1] > 0).collect();
-    let what = match kind {
+    let evaluated = (2..=steps).filter(|t| sums.counts[t - 1] > 0).count() + 1;
+    let what = match options.kind {
         DataKind::Pixels8Bit => "bits per pixel of the 8-bit test images",
         DataKind::Continuous => {
             "bits per latent dimension of the test images' scaled latents (a density's bound: not per pixel, \
@@ -285,14 +320,14 @@ fn nll_table(args: &EvalArgs, device: &Device) -> anyhow::Result<()> {
         "{}: n = {}, T = {steps}, σ_t² = {}, μ_θ from x̂_0 {}, {}, {} of the t evaluated (strata up to {} wide): \
          {total:.3} {what}",
         args.model,
-        images.count,
-        match variance {
+        count,
+        match options.variance {
             DdpmVariance::BetaTilde => "β̃_t (decoder: β̃_2)",
             DdpmVariance::Beta => "β_t (decoder: β_1)",
         },
         if args.no_clip { "unclipped".to_string() } else { format!("clipped to ±{}", model.x0_bound()) },
         if args.conditional { "given the label" } else { "unconditional" },
-        middle.len() + 1,
+        evaluated,
         args.stride
     );
     println!(
@@ -301,11 +336,22 @@ fn nll_table(args: &EvalArgs, device: &Device) -> anyhow::Result<()> {
         sums.sum_of_steps_after(1),
         sums.mean_term(1).unwrap_or(f64::NAN)
     );
+    Ok(())
+}
+
+/// Prints where the bits go over t (about 12 rows of the evaluated t) and returns every evaluated t as CSV.
+fn print_bound_over_t(
+    sums: &diffusion_lab::diffusion::likelihood::BoundSums,
+    schedule: &NoiseSchedule,
+    kind: diffusion_lab::eval::nll::DataKind,
+) -> String {
+    use diffusion_lab::eval::nll::DataKind;
     let scale = if kind == DataKind::Pixels8Bit { 127.5 } else { 1.0 };
     let unit = if kind == DataKind::Pixels8Bit { "levels of 255" } else { "latent units" };
     println!("| t | λ_t | bits/dim at t | bits sent after t (rate) | RMSE of x̂_0 ({unit}) |");
     println!("| ---: | ---: | ---: | ---: | ---: |");
-    let evaluated: Vec<usize> = std::iter::once(1).chain(middle.iter().copied()).collect();
+    let evaluated: Vec<usize> =
+        std::iter::once(1).chain((2..=schedule.steps()).filter(|t| sums.counts[t - 1] > 0)).collect();
     let shown = evaluated.len().div_ceil(12).max(1);
     let mut csv = String::from("t,log_snr,bits,rate_bits,rmse\n");
     for (k, &t) in evaluated.iter().enumerate() {
@@ -319,12 +365,7 @@ fn nll_table(args: &EvalArgs, device: &Device) -> anyhow::Result<()> {
             println!("| {t} | {:.2} | {bits:.4} | {rate:.3} | {rmse:.2} |", schedule.log_snr[t - 1]);
         }
     }
-    if let Some(path) = &args.csv {
-        diffusion_lab::files::write_atomic(path, csv.as_bytes())
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!("wrote {}", path.display());
-    }
-    Ok(())
+    csv
 }
 
 /// `eval --loss-by-level`: the loss at each noise level's bin centre, as a table.
@@ -368,7 +409,7 @@ fn loss_by_level_table(
 
 /// `eval --prompts`: a text model's samples of class words and attribute pairs, judged and measured.
 fn prompts_table(args: &EvalArgs, judge: &Judge, train: &Dataset, device: &Device) -> anyhow::Result<()> {
-    use diffusion_lab::text::captions::{Axis, CLASS_WORDS, CaptionSet, is_held_out, measure};
+    use diffusion_lab::text::captions::CaptionSet;
     if args.n == 0 {
         bail!("--n must be at least 1");
     }
@@ -382,67 +423,19 @@ fn prompts_table(args: &EvalArgs, judge: &Judge, train: &Dataset, device: &Devic
     // The thresholds the training captions were judged by: the train split's terciles per class.
     let labels = train.labels.clone().context("the train split is labelled")?;
     let captioned = CaptionSet::new(&train.images, train.image_len(), &labels, 10);
-    let thresholds = &captioned.thresholds;
-    // The real images' own value: the mean measure of the training images of a class that clearly have an
-    // attribute (held-out pairs included: the images exist, their captions leave the word out).
-    let data_mean = |class: usize, attribute: diffusion_lab::text::captions::Attribute| {
-        let values: Vec<f64> = captioned
-            .measures
-            .iter()
-            .zip(&labels)
-            .filter(|(m, c)| **c == class && thresholds.attributes(class, m).contains(&attribute))
-            .map(|(m, _)| m.on(attribute.axis()))
-            .collect();
-        values.iter().sum::<f64>() / values.len().max(1) as f64
-    };
     let schedule = checkpoint.header.training_schedule.unwrap_or_default();
-    let sampler = diffusion_lab::model::denoise::DEFAULT_SAMPLER;
-    let guidance = Guidance::from(args.guidance);
-    let null = vec![model.config.num_classes; args.n];
-    let mut seed = 0u64;
-    let mut draw = |prompt: &str| -> anyhow::Result<Vec<Vec<f32>>> {
-        seed += 1;
-        let request = PromptRequest::new(prompt);
-        let pictures =
-            generate(&model, decoder.as_ref(), &null, Some(&request), guidance, sampler, schedule, seed, device)?;
-        let images: Vec<Vec<f32>> =
-            pictures.iter().map(|p| p.pixels.iter().map(|v| data::unit_from_u8(*v)).collect()).collect();
-        Ok(images)
-    };
-    let judged = |images: &[Vec<f32>], class: usize| -> anyhow::Result<f64> {
-        let set = Dataset {
-            images: images.concat(),
-            count: images.len(),
-            channels: 1,
-            height: 28,
-            width: 28,
-            labels: Some(vec![class; images.len()]),
-            class_names: train.class_names.clone(),
-        };
-        let (_, predictions) = judge.features_and_predictions(&set)?;
-        Ok(predictions.iter().filter(|p| **p == class).count() as f64 / images.len() as f64)
-    };
+    let mut prompts =
+        PromptJudging { args, judge, train, labels, captioned, model, decoder, schedule, seed: 0, device };
     println!(
         "Text model `{}`, {} with w = {}, n = {} per prompt. Class words (every name the captions use): the share \
          the judge puts in the class.",
         args.model,
-        sampler.label(),
+        diffusion_lab::model::denoise::DEFAULT_SAMPLER.label(),
         args.guidance,
         args.n
     );
     println!();
-    println!("| prompt | judged as the class | real images of the class, judged so |");
-    println!("| --- | ---: | ---: |");
-    for (class, names) in CLASS_WORDS.iter().enumerate() {
-        let real: Vec<Vec<f32>> =
-            (0..train.count).filter(|i| labels[*i] == class).take(args.n).map(|i| train.image(i).to_vec()).collect();
-        let real = 100.0 * judged(&real, class)?;
-        // Every name the captions use for the class, the class's own first.
-        for name in names.iter() {
-            let images = draw(name)?;
-            println!("| {name} | {:.0} % | {real:.0} % |", 100.0 * judged(&images, class)?);
-        }
-    }
+    prompts.print_class_words()?;
     println!();
     println!(
         "Attribute pairs: the mean measure of each prompt's samples (brightness: mean garment intensity; size: share of \
@@ -451,31 +444,134 @@ fn prompts_table(args: &EvalArgs, judge: &Judge, train: &Dataset, device: &Devic
          of samples on the asked side of it, and the share judged as the class. * = a pair held out of training."
     );
     println!();
-    println!(
-        "| class | axis | threshold | prompt A | measure (data) | on A's side | judged | prompt B | measure (data) | on B's side | judged |"
-    );
-    println!("| --- | --- | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |");
-    for (class, names) in CLASS_WORDS.iter().enumerate() {
-        for axis in Axis::ALL {
-            let mut cells = Vec::new();
-            for attribute in axis.attributes() {
-                let prompt = format!("{} {}", attribute.word(), names[0]);
-                let images = draw(&prompt)?;
-                let measures: Vec<_> = images.iter().map(|i| measure(i)).collect();
-                let mean = measures.iter().map(|m| m.on(axis)).sum::<f64>() / measures.len() as f64;
-                let agree = measures.iter().filter(|m| thresholds.agrees(class, m, attribute) == Some(true)).count();
-                let held = if is_held_out(attribute, class) { "*" } else { "" };
-                cells.push(format!(
-                    "{prompt}{held} | {mean:.3} ({:.3}) | {:.0} % | {:.0} %",
-                    data_mean(class, attribute),
-                    100.0 * agree as f64 / images.len() as f64,
-                    100.0 * judged(&images, class)?
-                ));
-            }
-            let index = Axis::ALL.iter().position(|a| *a == axis).unwrap_or(0);
-            let [low, high] = thresholds.per_class[class][index];
-            println!("| {} | {axis:?} | {:.3} | {} |", names[0], 0.5 * (low + high), cells.join(" | "));
-        }
+    prompts.print_attribute_pairs()
+}
+
+/// What `eval --prompts` draws with and judges by: the text model, the judge, and the training images with
+/// their measured attributes.
+struct PromptJudging<'a> {
+    args: &'a EvalArgs,
+    judge: &'a Judge,
+    train: &'a Dataset,
+    labels: Vec<usize>,
+    captioned: diffusion_lab::text::captions::CaptionSet,
+    model: LoadedUnet,
+    decoder: Option<LoadedAutoencoder>,
+    schedule: BetaSchedule,
+    /// The last prompt's seed: each prompt draws from the next.
+    seed: u64,
+    device: &'a Device,
+}
+
+impl PromptJudging<'_> {
+    /// `--n` samples of `prompt`, as images in [-1, 1].
+    fn draw(&mut self, prompt: &str) -> anyhow::Result<Vec<Vec<f32>>> {
+        self.seed += 1;
+        let request = PromptRequest::new(prompt);
+        let null = vec![self.model.config.num_classes; self.args.n];
+        let sampler = diffusion_lab::model::denoise::DEFAULT_SAMPLER;
+        let guidance = Guidance::from(self.args.guidance);
+        let (model, decoder) = (&self.model, self.decoder.as_ref());
+        let pictures =
+            generate(model, decoder, &null, Some(&request), guidance, sampler, self.schedule, self.seed, self.device)?;
+        let images: Vec<Vec<f32>> =
+            pictures.iter().map(|p| p.pixels.iter().map(|v| data::unit_from_u8(*v)).collect()).collect();
+        Ok(images)
     }
-    Ok(())
+
+    /// The share of `images` the judge puts in `class`.
+    fn judged(&self, images: &[Vec<f32>], class: usize) -> anyhow::Result<f64> {
+        let set = Dataset {
+            images: images.concat(),
+            count: images.len(),
+            channels: 1,
+            height: 28,
+            width: 28,
+            labels: Some(vec![class; images.len()]),
+            class_names: self.train.class_names.clone(),
+        };
+        let (_, predictions) = self.judge.features_and_predictions(&set)?;
+        Ok(predictions.iter().filter(|p| **p == class).count() as f64 / images.len() as f64)
+    }
+
+    /// The real images' own value: the mean measure of the training images of a class that clearly have an
+    /// attribute (held-out pairs included: the images exist, their captions leave the word out).
+    fn data_mean(&self, class: usize, attribute: diffusion_lab::text::captions::Attribute) -> f64 {
+        let thresholds = &self.captioned.thresholds;
+        let values: Vec<f64> = self
+            .captioned
+            .measures
+            .iter()
+            .zip(&self.labels)
+            .filter(|(m, c)| **c == class && thresholds.attributes(class, m).contains(&attribute))
+            .map(|(m, _)| m.on(attribute.axis()))
+            .collect();
+        values.iter().sum::<f64>() / values.len().max(1) as f64
+    }
+
+    /// The class words' table: each word's samples judged, beside the class's real images.
+    fn print_class_words(&mut self) -> anyhow::Result<()> {
+        use diffusion_lab::text::captions::CLASS_WORDS;
+        println!("| prompt | judged as the class | real images of the class, judged so |");
+        println!("| --- | ---: | ---: |");
+        for (class, names) in CLASS_WORDS.iter().enumerate() {
+            let real: Vec<Vec<f32>> = (0..self.train.count)
+                .filter(|i| self.labels[*i] == class)
+                .take(self.args.n)
+                .map(|i| self.train.image(i).to_vec())
+                .collect();
+            let real = 100.0 * self.judged(&real, class)?;
+            // Every name the captions use for the class, the class's own first.
+            for name in names.iter() {
+                let images = self.draw(name)?;
+                println!("| {name} | {:.0} % | {real:.0} % |", 100.0 * self.judged(&images, class)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The attribute pairs' table: a row per class and axis, both ends of the axis as prompts.
+    fn print_attribute_pairs(&mut self) -> anyhow::Result<()> {
+        use diffusion_lab::text::captions::{Axis, CLASS_WORDS};
+        println!(
+            "| class | axis | threshold | prompt A | measure (data) | on A's side | judged | prompt B | measure (data) | on B's side | judged |"
+        );
+        println!("| --- | --- | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |");
+        for (class, names) in CLASS_WORDS.iter().enumerate() {
+            for axis in Axis::ALL {
+                let mut cells = Vec::new();
+                for attribute in axis.attributes() {
+                    cells.push(self.attribute_cells(class, names[0], attribute)?);
+                }
+                let index = Axis::ALL.iter().position(|a| *a == axis).unwrap_or(0);
+                let [low, high] = self.captioned.thresholds.per_class[class][index];
+                println!("| {} | {axis:?} | {:.3} | {} |", names[0], 0.5 * (low + high), cells.join(" | "));
+            }
+        }
+        Ok(())
+    }
+
+    /// One side of a pair: "`attribute` `name`" drawn, measured, and judged, as four cells of the table.
+    fn attribute_cells(
+        &mut self,
+        class: usize,
+        name: &str,
+        attribute: diffusion_lab::text::captions::Attribute,
+    ) -> anyhow::Result<String> {
+        use diffusion_lab::text::captions::{is_held_out, measure};
+        let axis = attribute.axis();
+        let prompt = format!("{} {name}", attribute.word());
+        let images = self.draw(&prompt)?;
+        let measures: Vec<_> = images.iter().map(|i| measure(i)).collect();
+        let mean = measures.iter().map(|m| m.on(axis)).sum::<f64>() / measures.len() as f64;
+        let thresholds = &self.captioned.thresholds;
+        let agree = measures.iter().filter(|m| thresholds.agrees(class, m, attribute) == Some(true)).count();
+        let held = if is_held_out(attribute, class) { "*" } else { "" };
+        Ok(format!(
+            "{prompt}{held} | {mean:.3} ({:.3}) | {:.0} % | {:.0} %",
+            self.data_mean(class, attribute),
+            100.0 * agree as f64 / images.len() as f64,
+            100.0 * self.judged(&images, class)?
+        ))
+    }
 }

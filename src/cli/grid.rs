@@ -48,8 +48,7 @@ pub(super) fn grid(args: &GridArgs) -> anyhow::Result<()> {
     let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.models.model)?;
     let schedule = args.schedule.beta_schedule_or(checkpoint.header.training_schedule.unwrap_or_default());
     let class = parse_class(&args.class)?;
-    let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
-        .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))?;
+    let config = model_config(&checkpoint)?;
     let init = init_image(&args.edit, picture_shape(&config, builtin_autoencoder)?)?;
     let base = GenerateRequest {
         model: app_model_id(&args.models.model),

@@ -30,6 +30,7 @@ mod explain;
 mod grid;
 mod interpolate;
 mod lab2d;
+mod output;
 mod package;
 mod sample;
 mod schedule;
@@ -398,6 +399,20 @@ pub(crate) fn checkpoint_of_model(model: &str) -> anyhow::Result<(Checkpoint, Op
             Ok((checkpoint, None))
         }
     }
+}
+
+/// The UNet config a checkpoint's header carries.
+fn model_config(checkpoint: &Checkpoint) -> anyhow::Result<UNetConfig> {
+    serde_json::from_value(checkpoint.header.config.clone())
+        .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))
+}
+
+/// The judge's checkpoint: `fashion` (the classifier built in) or a file written by `train-classifier`.
+fn judge_checkpoint(classifier: &str) -> anyhow::Result<Checkpoint> {
+    Ok(match classifier {
+        "fashion" => Checkpoint::from_bytes(embedded::FASHION_CLASSIFIER)?,
+        path => Checkpoint::read(path.as_ref()).with_context(|| format!("cannot load {path}"))?,
+    })
 }
 
 /// The flags that choose a model and where it runs; shared by `sample`, `grid` and `interpolate`.

@@ -1,6 +1,8 @@
 //! `sample`: images from a trained model, as a grid and/or one PNG each, with their settings.
 
 use super::*;
+use diffusion_lab::engine::GenerateRequest;
+use diffusion_lab::engine::generate::{Branch, MAX_BATCH};
 use diffusion_lab::engine::png_settings::settings_text;
 
 #[derive(Args, Debug)]
@@ -70,8 +72,7 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
         bail!("--n must be at least 1");
     }
     let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.models.model)?;
-    let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
-        .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))?;
+    let config = model_config(&checkpoint)?;
     let num_classes = config.num_classes;
     let classes = classes_of(args, num_classes)?;
     let prompt = args.prompt.check(&config)?;
@@ -81,135 +82,96 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     let evaluations = sampler.plan(&schedule.build()?)?.evaluations();
     let init = init_image(&args.edit, picture_shape(&config, builtin_autoencoder)?)?;
     if let Some(init) = &init {
-        if args.all_classes || args.n > diffusion_lab::engine::generate::MAX_BATCH {
-            bail!(
-                "with --init-image: at most {} images of one class (--class) or none",
-                diffusion_lab::engine::generate::MAX_BATCH
-            );
+        if args.all_classes || args.n > MAX_BATCH {
+            bail!("with --init-image: at most {MAX_BATCH} images of one class (--class) or none");
         }
         sampler.plan_from_strength(&schedule.build()?, init.strength)?;
     }
-    let OpenedModel { device, model, decoder } = args.models.open(&checkpoint, builtin_autoencoder)?;
+    let request = GenerateRequest {
+        model: app_model_id(&args.models.model),
+        schedule,
+        sampler,
+        seed: args.seed,
+        batch: args.n,
+        class: args.class,
+        prompt,
+        guidance: args.guidance.guidance,
+        guidance_interval: args.guidance.guidance_interval,
+        init,
+        interpolate: None,
+        branch: None,
+    };
+    let opened = args.models.open(&checkpoint, builtin_autoencoder)?;
     eprintln!(
         "sampling {} images with {} ({evaluations} network evaluations each) on {}",
         args.n,
         sampler.label(),
-        device.description
+        opened.device.description
     );
-    let pictures = match &init {
-        None => {
-            let guidance = args.guidance.guidance();
-            let prompt = prompt.as_ref();
-            generate(
-                &model,
-                decoder.as_ref(),
-                &classes,
-                prompt,
-                guidance,
-                sampler,
-                schedule,
-                args.seed,
-                &device.device,
-            )?
-        }
-        Some(init) => {
-            let request = diffusion_lab::engine::GenerateRequest {
-                model: app_model_id(&args.models.model),
-                schedule,
-                sampler,
-                seed: args.seed,
-                batch: args.n,
-                class: args.class,
-                prompt: prompt.clone(),
-                guidance: args.guidance.guidance,
-                guidance_interval: args.guidance.guidance_interval,
-                init: Some(init.clone()),
-                interpolate: None,
-                branch: None,
-            };
-            final_frame(&model, decoder.as_ref(), &request, &device.device)?.pictures()
-        }
-    };
+    let pictures = sample_pictures(args, &opened, &request, &classes)?;
     // The window's settings format: a request that the window's "Open settings from PNG…" restores. The
     // window draws x_T for a batch from the seed as `sample` draws its first batch, so an image of the
     // first batch (up to the window's largest batch) comes back as it is here.
-    let app_model = app_model_id(&args.models.model);
-    let request_for = |class: usize| diffusion_lab::engine::GenerateRequest {
-        model: app_model.clone(),
-        schedule,
-        sampler,
-        seed: args.seed,
-        batch: classes.len().min(SAMPLE_BATCH).min(diffusion_lab::engine::generate::MAX_BATCH),
+    let request_for = |class: usize| GenerateRequest {
+        batch: classes.len().min(SAMPLE_BATCH).min(MAX_BATCH),
         class: (class < num_classes).then_some(class),
-        prompt: prompt.clone(),
-        guidance: args.guidance.guidance,
-        guidance_interval: args.guidance.guidance_interval,
-        init: init.clone(),
-        interpolate: None,
-        branch: None,
+        ..request.clone()
     };
     if let Some(path) = &args.grid {
         let columns =
             if args.all_classes { args.n.div_ceil(num_classes) } else { (args.n as f64).sqrt().ceil() as usize };
         let text = settings_text(&request_for(classes[0]), serde_json::json!({ "classes": classes }));
-        images::save_png(path, &images::grid(&pictures, columns, 2), &text)?;
-        eprintln!("wrote {}", path.display());
+        output::save_grid(path, &pictures, columns, &text)?;
     }
     if let Some(dir) = &args.out_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        for (i, (picture, class)) in pictures.iter().zip(&classes).enumerate() {
-            let name =
-                if *class < num_classes { format!("{i:05}-class{class}.png") } else { format!("{i:05}-any.png") };
-            let text = settings_text(&request_for(*class), serde_json::json!({ "index": i }));
-            images::save_png(&dir.join(name), picture, &text)?;
-        }
-        eprintln!("wrote {} images to {}", pictures.len(), dir.display());
+        let pictures = &pictures[..pictures.len().min(classes.len())];
+        output::save_each(dir, pictures, |i| {
+            let class = classes[i];
+            let name = if class < num_classes { format!("{i:05}-class{class}.png") } else { format!("{i:05}-any.png") };
+            (name, settings_text(&request_for(class), serde_json::json!({ "index": i })))
+        })?;
     }
     Ok(())
 }
 
+/// The pictures of `request`'s settings: from x_T, in batches, one per entry of `classes`; from
+/// --init-image, its one batch through the engine's run.
+fn sample_pictures(
+    args: &SampleArgs,
+    opened: &OpenedModel,
+    request: &GenerateRequest,
+    classes: &[usize],
+) -> anyhow::Result<Vec<Picture>> {
+    let OpenedModel { device, model, decoder } = opened;
+    Ok(match &request.init {
+        None => generate(
+            model,
+            decoder.as_ref(),
+            classes,
+            request.prompt.as_ref(),
+            args.guidance.guidance(),
+            request.sampler,
+            request.schedule,
+            args.seed,
+            &device.device,
+        )?,
+        Some(_) => final_frame(model, decoder.as_ref(), request, &device.device)?.pictures(),
+    })
+}
+
 /// `sample --from PNG --at-step K`: the PNG's run continued from its step K with the flags given here.
 fn sample_branch(args: &SampleArgs, from: &std::path::Path, at_step: usize) -> anyhow::Result<()> {
-    use diffusion_lab::engine::generate::{Branch, GenerateRequest};
     let parent = diffusion_lab::engine::png_settings::settings_from_png(from)?;
     let given = explicit_flags("sample");
-    let model_name = match embedded::model_by_name(&parent.model.label()) {
-        Some(builtin) if !given("model") => builtin.short_name.to_owned(),
-        _ if given("model") => args.models.model.clone(),
-        _ => bail!("{} was made with the model `{}`: give it with --model FILE", from.display(), parent.model),
-    };
-    if app_model_id(&model_name) != parent.model {
-        bail!(
-            "{} was made with `{}`, not `{model_name}`: a branch continues its parent's model",
-            from.display(),
-            parent.model
-        );
-    }
+    let model_name = branch_model(args, from, &parent, &given)?;
     if given("n") && args.n != parent.batch {
         bail!("--n {}: a branch continues all {} images of its parent's run", args.n, parent.batch);
     }
     if ["kind", "timesteps", "beta_start", "beta_end"].into_iter().any(&given) {
         bail!("a branch keeps its parent's β schedule: drop the schedule flags");
     }
-    let sampler = if ["sampler", "sampling_steps", "spacing", "eta"].into_iter().any(&given) {
-        let method = args.sampler.sampler.unwrap_or(parent.sampler.method);
-        let spacing = match args.sampler.spacing {
-            Some(spacing) => spacing,
-            None if given("sampler") => args.sampler.sampler().spacing,
-            None => parent.sampler.spacing,
-        };
-        Sampler {
-            method,
-            steps: if given("sampling_steps") { args.sampler.sampling_steps } else { parent.sampler.steps },
-            spacing,
-            eta: if given("eta") { args.sampler.eta } else { parent.sampler.eta },
-            ..parent.sampler
-        }
-    } else {
-        parent.sampler
-    };
     let request = GenerateRequest {
-        sampler,
+        sampler: branch_sampler(args, &parent, &given),
         seed: if given("seed") { args.seed } else { parent.seed },
         class: if given("class") { args.class } else { parent.class },
         guidance: if given("guidance") { args.guidance.guidance } else { parent.guidance },
@@ -223,8 +185,7 @@ fn sample_branch(args: &SampleArgs, from: &std::path::Path, at_step: usize) -> a
         ..parent.clone()
     };
     let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&model_name)?;
-    let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
-        .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))?;
+    let config = model_config(&checkpoint)?;
     // Everything checked (the step, the settings) before the model starts.
     request.validate(config.num_classes).with_context(|| format!("branching {}", from.display()))?;
     let (plan, level) = request.plan(&request.schedule.build()?)?;
@@ -242,19 +203,57 @@ fn sample_branch(args: &SampleArgs, from: &std::path::Path, at_step: usize) -> a
         request.seed,
     );
     let pictures = final_frame(&model, decoder.as_ref(), &request, &device.device)?.pictures();
-    let text = settings_text(&request, serde_json::json!({}));
     if let Some(path) = &args.grid {
         let columns = (pictures.len() as f64).sqrt().ceil() as usize;
-        images::save_png(path, &images::grid(&pictures, columns, 2), &text)?;
-        eprintln!("wrote {}", path.display());
+        output::save_grid(path, &pictures, columns, &settings_text(&request, serde_json::json!({})))?;
     }
     if let Some(dir) = &args.out_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        for (i, picture) in pictures.iter().enumerate() {
-            let text = settings_text(&request, serde_json::json!({ "index": i }));
-            images::save_png(&dir.join(format!("{i:05}-branch.png")), picture, &text)?;
-        }
-        eprintln!("wrote {} images to {}", pictures.len(), dir.display());
+        output::save_each(dir, &pictures, |i| {
+            (format!("{i:05}-branch.png"), settings_text(&request, serde_json::json!({ "index": i })))
+        })?;
     }
     Ok(())
+}
+
+/// The model a branch continues: its parent's built-in model, or the one --model gives (which must be
+/// the parent's).
+fn branch_model(
+    args: &SampleArgs,
+    from: &std::path::Path,
+    parent: &GenerateRequest,
+    given: &impl Fn(&str) -> bool,
+) -> anyhow::Result<String> {
+    let model_name = match embedded::model_by_name(&parent.model.label()) {
+        Some(builtin) if !given("model") => builtin.short_name.to_owned(),
+        _ if given("model") => args.models.model.clone(),
+        _ => bail!("{} was made with the model `{}`: give it with --model FILE", from.display(), parent.model),
+    };
+    if app_model_id(&model_name) != parent.model {
+        bail!(
+            "{} was made with `{}`, not `{model_name}`: a branch continues its parent's model",
+            from.display(),
+            parent.model
+        );
+    }
+    Ok(model_name)
+}
+
+/// The branch's sampler: its parent's, with the sampler flags given here changed.
+fn branch_sampler(args: &SampleArgs, parent: &GenerateRequest, given: &impl Fn(&str) -> bool) -> Sampler {
+    if !["sampler", "sampling_steps", "spacing", "eta"].into_iter().any(given) {
+        return parent.sampler;
+    }
+    let method = args.sampler.sampler.unwrap_or(parent.sampler.method);
+    let spacing = match args.sampler.spacing {
+        Some(spacing) => spacing,
+        None if given("sampler") => args.sampler.sampler().spacing,
+        None => parent.sampler.spacing,
+    };
+    Sampler {
+        method,
+        steps: if given("sampling_steps") { args.sampler.sampling_steps } else { parent.sampler.steps },
+        spacing,
+        eta: if given("eta") { args.sampler.eta } else { parent.sampler.eta },
+        ..parent.sampler
+    }
 }
