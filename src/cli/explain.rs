@@ -4,10 +4,10 @@
 use std::cell::Cell;
 
 use super::*;
-use diffusion_lab::engine::GenerateRequest;
 use diffusion_lab::engine::explain::{explain_step, step_figure, step_text};
 use diffusion_lab::engine::generate::{RunHooks, run_generate};
 use diffusion_lab::engine::png_settings::settings_text;
+use diffusion_lab::engine::{Frame, GenerateRequest};
 
 #[derive(Args, Debug)]
 pub struct ExplainArgs {
@@ -46,8 +46,7 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
         return guidance_curve(args);
     }
     let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.models.model)?;
-    let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
-        .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))?;
+    let config = model_config(&checkpoint)?;
     let request = request_of(args, &checkpoint, args.class);
     request.validate(config.num_classes)?;
     let schedule = request.schedule.build()?;
@@ -57,15 +56,7 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
     }
     let OpenedModel { device, model, decoder } = args.models.open(&checkpoint, builtin_autoencoder)?;
     // Run up to the step (every frame recorded), then take that step apart.
-    let mut frames = Vec::new();
-    let recorded = Cell::new(0);
-    let keep_going = || recorded.get() <= args.step;
-    let mut emit = |frame: diffusion_lab::engine::Frame| {
-        recorded.set(recorded.get() + 1);
-        frames.push(frame);
-    };
-    let hooks = RunHooks { keep_going: &keep_going, stream: true, emit: &mut emit };
-    run_generate(&model, decoder.as_ref(), &request, &device.device, hooks)?;
+    let frames = run_frames(&model, decoder.as_ref(), &request, &device.device, Some(args.step))?;
     let (Some(previous), Some(frame)) = (frames.get(args.step - 1), frames.get(args.step)) else {
         bail!("the run stopped before step {}", args.step);
     };
@@ -97,25 +88,40 @@ fn request_of(args: &ExplainArgs, checkpoint: &Checkpoint, class: Option<usize>)
     }
 }
 
+/// Every frame of `request`'s run, streamed (each with its parts), up to frame `last` or to the end.
+fn run_frames(
+    model: &LoadedUnet,
+    decoder: Option<&LoadedAutoencoder>,
+    request: &GenerateRequest,
+    device: &Device,
+    last: Option<usize>,
+) -> anyhow::Result<Vec<Frame>> {
+    let mut frames = Vec::new();
+    let recorded = Cell::new(0);
+    let keep_going = || last.is_none_or(|last| recorded.get() <= last);
+    let mut emit = |frame: Frame| {
+        recorded.set(recorded.get() + 1);
+        frames.push(frame);
+    };
+    run_generate(model, decoder, request, device, RunHooks { keep_going: &keep_going, stream: true, emit: &mut emit })?;
+    Ok(frames)
+}
+
 /// Mean |ε̂_y - ε̂_Ø| at every step of `--runs-per-class` runs of each class: at which noise levels the
 /// class changes the network's answer. Printed as a table (step, t, λ, mean, per class) and plotted.
 fn guidance_curve(args: &ExplainArgs) -> anyhow::Result<()> {
-    use diffusion_lab::engine::explain::guidance_size;
     if args.runs_per_class == 0 {
         bail!("--runs-per-class must be at least 1");
     }
     let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.models.model)?;
-    let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
-        .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))?;
+    let config = model_config(&checkpoint)?;
     let base = request_of(args, &checkpoint, Some(0));
     base.validate(config.num_classes)?;
-    let OpenedModel { device, model, decoder } = args.models.open(&checkpoint, builtin_autoencoder)?;
+    let opened = args.models.open(&checkpoint, builtin_autoencoder)?;
     let classes = config.num_classes;
     let chunk = diffusion_lab::engine::generate::MAX_BATCH.min(args.runs_per_class);
-    // levels[step] = (t, λ); sizes[class][step] = summed size, counts alike.
-    let mut levels: Vec<(usize, f64)> = Vec::new();
-    let mut sums = vec![Vec::<f64>::new(); classes];
-    let mut counts = vec![Vec::<usize>::new(); classes];
+    let mut sizes =
+        GuidanceSizes { levels: Vec::new(), sums: vec![Vec::new(); classes], counts: vec![Vec::new(); classes] };
     let bar = progress_bar((classes * args.runs_per_class.div_ceil(chunk)) as u64, 0);
     for class in 0..classes {
         let mut done = 0;
@@ -127,60 +133,14 @@ fn guidance_curve(args: &ExplainArgs) -> anyhow::Result<()> {
                 seed: args.seed.wrapping_add((class * 1_000_003 + done) as u64),
                 ..base.clone()
             };
-            let mut frames = Vec::new();
-            let keep_going = || true;
-            let mut emit = |frame: diffusion_lab::engine::Frame| frames.push(frame);
-            run_generate(
-                &model,
-                decoder.as_ref(),
-                &request,
-                &device.device,
-                RunHooks { keep_going: &keep_going, stream: true, emit: &mut emit },
-            )?;
-            for (step, pair) in frames.windows(2).enumerate() {
-                if levels.len() <= step {
-                    levels.push((pair[0].t, pair[0].log_snr));
-                }
-                let parts = pair[1].parts.as_ref();
-                let size =
-                    parts.and_then(|p| guidance_size(p.unconditional.as_deref()?, p.conditional.as_deref()?, batch));
-                if sums[class].len() <= step {
-                    sums[class].resize(step + 1, 0.0);
-                    counts[class].resize(step + 1, 0);
-                }
-                if let Some(size) = size {
-                    sums[class][step] += size.iter().map(|v| *v as f64).sum::<f64>();
-                    counts[class][step] += size.len();
-                }
-            }
+            let frames = run_frames(&opened.model, opened.decoder.as_ref(), &request, &opened.device.device, None)?;
+            sizes.add(class, &frames, batch);
             done += batch;
             bar.inc(1);
         }
     }
     bar.finish_and_clear();
-    let mean = |class: usize, step: usize| {
-        let n = counts[class].get(step).copied().unwrap_or(0);
-        (n > 0).then(|| sums[class][step] / n as f64)
-    };
-    let header: Vec<String> = (0..classes).map(|c| format!("class {c}")).collect();
-    println!("| step | t | λ | mean over classes | {} |", header.join(" | "));
-    println!("| --- | --- | --- | --- |{}", " --- |".repeat(classes));
-    let mut curve = Vec::new();
-    for (step, (t, lambda)) in levels.iter().enumerate() {
-        let per_class: Vec<Option<f64>> = (0..classes).map(|c| mean(c, step)).collect();
-        let known: Vec<f64> = per_class.iter().flatten().copied().collect();
-        let overall = (!known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64);
-        let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
-        println!(
-            "| {} | {t} | {lambda:.2} | {} | {} |",
-            step + 1,
-            cell(overall),
-            per_class.iter().map(|v| cell(*v)).collect::<Vec<_>>().join(" | ")
-        );
-        if let Some(overall) = overall {
-            curve.push((*lambda, overall));
-        }
-    }
+    let curve = sizes.print_table();
     let title = format!(
         "mean |eps_y - eps_null| per step, {} runs of each of {classes} classes, w = {}",
         args.runs_per_class, args.guidance.guidance
@@ -188,6 +148,67 @@ fn guidance_curve(args: &ExplainArgs) -> anyhow::Result<()> {
     images::save_png(&args.out, &curve_plot(&curve, &title), &[])?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
+}
+
+/// |ε̂_y - ε̂_Ø| summed per class and step over the runs so far.
+struct GuidanceSizes {
+    /// `levels[step]` = (t, λ) of the step's input.
+    levels: Vec<(usize, f64)>,
+    /// `sums[class][step]`: the summed sizes; `counts` alike, the images summed.
+    sums: Vec<Vec<f64>>,
+    counts: Vec<Vec<usize>>,
+}
+
+impl GuidanceSizes {
+    /// Adds every step of one run of `batch` images of `class`.
+    fn add(&mut self, class: usize, frames: &[Frame], batch: usize) {
+        use diffusion_lab::engine::explain::guidance_size;
+        for (step, pair) in frames.windows(2).enumerate() {
+            if self.levels.len() <= step {
+                self.levels.push((pair[0].t, pair[0].log_snr));
+            }
+            let parts = pair[1].parts.as_ref();
+            let size = parts.and_then(|p| guidance_size(p.unconditional.as_deref()?, p.conditional.as_deref()?, batch));
+            if self.sums[class].len() <= step {
+                self.sums[class].resize(step + 1, 0.0);
+                self.counts[class].resize(step + 1, 0);
+            }
+            if let Some(size) = size {
+                self.sums[class][step] += size.iter().map(|v| *v as f64).sum::<f64>();
+                self.counts[class][step] += size.len();
+            }
+        }
+    }
+
+    fn mean(&self, class: usize, step: usize) -> Option<f64> {
+        let n = self.counts[class].get(step).copied().unwrap_or(0);
+        (n > 0).then(|| self.sums[class][step] / n as f64)
+    }
+
+    /// Prints the table (step, t, λ, mean over classes, each class) and returns the curve (λ, mean).
+    fn print_table(&self) -> Vec<(f64, f64)> {
+        let classes = self.sums.len();
+        let header: Vec<String> = (0..classes).map(|c| format!("class {c}")).collect();
+        println!("| step | t | λ | mean over classes | {} |", header.join(" | "));
+        println!("| --- | --- | --- | --- |{}", " --- |".repeat(classes));
+        let mut curve = Vec::new();
+        for (step, (t, lambda)) in self.levels.iter().enumerate() {
+            let per_class: Vec<Option<f64>> = (0..classes).map(|c| self.mean(c, step)).collect();
+            let known: Vec<f64> = per_class.iter().flatten().copied().collect();
+            let overall = (!known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64);
+            let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+            println!(
+                "| {} | {t} | {lambda:.2} | {} | {} |",
+                step + 1,
+                cell(overall),
+                per_class.iter().map(|v| cell(*v)).collect::<Vec<_>>().join(" | ")
+            );
+            if let Some(overall) = overall {
+                curve.push((*lambda, overall));
+            }
+        }
+        curve
+    }
 }
 
 /// A line plot of (λ, value) points: λ along x (noisy on the left), the value up, with its range labelled.

@@ -59,62 +59,24 @@ pub(super) fn interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
     let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.models.model)?;
     let schedule = args.schedule.beta_schedule_or(checkpoint.header.training_schedule.unwrap_or_default());
     let class = parse_class(&args.class)?;
-    let (base, seed_b, class_b, prompt_b, what) = match (&args.seeds, &args.classes, &args.prompts) {
-        (Some(seeds), ..) => {
-            let (a, b): (u64, u64) = pair("seeds", seeds)?;
-            (
-                GenerateRequest { seed: a, class, ..base_request(args, schedule) },
-                Some(b),
-                None,
-                None,
-                format!("seed {a} -> {b}"),
-            )
-        }
-        (None, Some(classes), _) => {
-            let (a, b): (usize, usize) = pair("classes", classes)?;
-            (
-                GenerateRequest { seed: args.seed, class: Some(a), ..base_request(args, schedule) },
-                None,
-                Some(b),
-                None,
-                format!("class {a} -> {b}"),
-            )
-        }
-        (None, None, Some(prompts)) => {
-            let Some((a, b)) = prompts.split_once('|') else {
-                bail!("--prompts takes two prompts \"A|B\", got `{prompts}`")
-            };
-            let base = GenerateRequest {
-                seed: args.seed,
-                prompt: Some(diffusion_lab::engine::generate::PromptRequest::new(a.trim())),
-                ..base_request(args, schedule)
-            };
-            (base, None, None, Some(b.trim().to_string()), format!("'{}' -> '{}'", a.trim(), b.trim()))
-        }
-        (None, None, None) => bail!("give --seeds A,B, --classes A,B or --prompts \"A|B\""),
-    };
+    let ends = read_ends(args, base_request(args, schedule), class)?;
     let frames = args.frames as usize;
-    let requests =
-        diffusion_lab::engine::grid::interpolation_requests(&base, seed_b, class_b, prompt_b.as_deref(), frames);
-    let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
-        .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))?;
-    if prompt_b.is_some() {
-        let Some(text) = &config.text else {
-            bail!(
-                "--prompts needs a text model (the built-in one is `fashion-text`); this one is conditioned on classes"
-            )
-        };
-        for prompt in
-            [base.prompt.as_ref().map(|p| p.text.as_str()).unwrap_or_default(), prompt_b.as_deref().unwrap_or_default()]
-        {
-            text.prompt(prompt)?;
-        }
+    let requests = diffusion_lab::engine::grid::interpolation_requests(
+        &ends.base,
+        ends.seed_b,
+        ends.class_b,
+        ends.prompt_b.as_deref(),
+        frames,
+    );
+    let config = model_config(&checkpoint)?;
+    if ends.prompt_b.is_some() {
+        check_prompts(&config, &ends)?;
     }
     for request in &requests {
         request.validate(config.num_classes)?;
     }
     let OpenedModel { device, model, decoder } = args.models.open(&checkpoint, builtin_autoencoder)?;
-    eprintln!("{frames} images, {what}, on {}", device.description);
+    eprintln!("{frames} images, {}, on {}", ends.what, device.description);
     let bar = progress_bar(frames as u64, 0);
     let mut pictures = Vec::with_capacity(frames);
     for request in &requests {
@@ -123,8 +85,74 @@ pub(super) fn interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
+    save_strip(args, &ends, &requests, &pictures)?;
+    if let Some(path) = &args.gif {
+        let gif = images::gif_bytes(&images::there_and_back(&pictures))?;
+        output::write_file(path, &gif)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// The strip's two ends: A as a whole request, and what B changes (a seed, a class or a prompt).
+struct Ends {
+    base: GenerateRequest,
+    seed_b: Option<u64>,
+    class_b: Option<usize>,
+    prompt_b: Option<String>,
+    /// "seed A -> B", the strip's caption.
+    what: String,
+}
+
+/// `--seeds`, `--classes` or `--prompts` read into the strip's ends, from `base` (the other flags).
+fn read_ends(args: &InterpolateArgs, base: GenerateRequest, class: Option<usize>) -> anyhow::Result<Ends> {
+    let ends = |base, seed_b, class_b, prompt_b, what| Ends { base, seed_b, class_b, prompt_b, what };
+    Ok(match (&args.seeds, &args.classes, &args.prompts) {
+        (Some(seeds), ..) => {
+            let (a, b): (u64, u64) = pair("seeds", seeds)?;
+            ends(GenerateRequest { seed: a, class, ..base }, Some(b), None, None, format!("seed {a} -> {b}"))
+        }
+        (None, Some(classes), _) => {
+            let (a, b): (usize, usize) = pair("classes", classes)?;
+            let base = GenerateRequest { seed: args.seed, class: Some(a), ..base };
+            ends(base, None, Some(b), None, format!("class {a} -> {b}"))
+        }
+        (None, None, Some(prompts)) => {
+            let Some((a, b)) = prompts.split_once('|') else {
+                bail!("--prompts takes two prompts \"A|B\", got `{prompts}`")
+            };
+            let base = GenerateRequest {
+                seed: args.seed,
+                prompt: Some(diffusion_lab::engine::generate::PromptRequest::new(a.trim())),
+                ..base
+            };
+            ends(base, None, None, Some(b.trim().to_string()), format!("'{}' -> '{}'", a.trim(), b.trim()))
+        }
+        (None, None, None) => bail!("give --seeds A,B, --classes A,B or --prompts \"A|B\""),
+    })
+}
+
+/// `--prompts`: the model reads prompts, and both fit it.
+fn check_prompts(config: &UNetConfig, ends: &Ends) -> anyhow::Result<()> {
+    let Some(text) = &config.text else {
+        bail!("--prompts needs a text model (the built-in one is `fashion-text`); this one is conditioned on classes")
+    };
+    let prompt_a = ends.base.prompt.as_ref().map(|p| p.text.as_str()).unwrap_or_default();
+    for prompt in [prompt_a, ends.prompt_b.as_deref().unwrap_or_default()] {
+        text.prompt(prompt)?;
+    }
+    Ok(())
+}
+
+/// The strip as a labelled PNG (u under each image), carrying its far end's settings.
+fn save_strip(
+    args: &InterpolateArgs,
+    ends: &Ends,
+    requests: &[GenerateRequest],
+    pictures: &[Picture],
+) -> anyhow::Result<()> {
     let labels = GridLabels {
-        x_title: format!("u, {what}"),
+        x_title: format!("u, {}", ends.what),
         columns: requests.iter().map(|r| format!("{:.2}", r.interpolate.as_ref().map_or(0.0, |i| i.u))).collect(),
         y_title: String::new(),
         rows: vec![String::new()],
@@ -132,14 +160,10 @@ pub(super) fn interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
     let cells: Vec<Option<images::Picture>> = pictures.iter().cloned().map(Some).collect();
     let extra = serde_json::json!({ "interpolation": requests });
     // Restored in the window, the strip's settings are its far end's: A's seed and class, and where u = 1 goes.
-    let far_end = GenerateRequest { interpolate: requests.last().and_then(|r| r.interpolate.clone()), ..base.clone() };
+    let far_end =
+        GenerateRequest { interpolate: requests.last().and_then(|r| r.interpolate.clone()), ..ends.base.clone() };
     images::save_png(&args.out, &images::labelled_grid(&cells, &labels, 4), &settings_text(&far_end, extra))?;
     eprintln!("wrote {}", args.out.display());
-    if let Some(path) = &args.gif {
-        let gif = images::gif_bytes(&images::there_and_back(&pictures))?;
-        diffusion_lab::files::write_atomic(path, &gif).with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!("wrote {}", path.display());
-    }
     Ok(())
 }
 
