@@ -12,11 +12,11 @@ use burn::prelude::*;
 
 use crate::app::state::Settings;
 use crate::data::idx::{parse_idx, write_idx};
-use crate::engine::png_settings::{request_from_png_text, request_from_settings_json};
 use crate::eval::Judge;
 use crate::images::png_text_from_bytes;
 use crate::model::checkpoint::Checkpoint;
 use crate::model::{LoadedAutoencoder, LoadedUnet};
+use crate::run::png_settings::{request_from_png_text, request_from_settings_json};
 
 /// A target's check: whether the input was accepted; it panics where the parser broke its promise.
 pub type Check = fn(&[u8]) -> bool;

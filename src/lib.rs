@@ -14,6 +14,7 @@ pub mod fuzz_checks;
 pub mod images;
 pub mod lab2d;
 pub mod model;
+pub mod run;
 pub mod text;
 pub mod train;
 

@@ -8,11 +8,11 @@ mod common;
 use burn::prelude::*;
 use diffusion_lab::diffusion::{BetaSchedule, DdpmVariance, Method, Sampler, Spacing};
 use diffusion_lab::engine::Frame;
-use diffusion_lab::engine::explain::explain_step;
-use diffusion_lab::engine::generate::{Branch, GenerateError, GenerateRequest, RunHooks, run_generate};
-use diffusion_lab::engine::png_settings::{request_from_png_text, settings_text};
 use diffusion_lab::model::checkpoint::Checkpoint;
 use diffusion_lab::model::{LoadedUnet, ModelId, embedded};
+use diffusion_lab::run::explain::explain_step;
+use diffusion_lab::run::generate::{Branch, GenerateError, GenerateRequest, RunHooks, run_generate};
+use diffusion_lab::run::png_settings::{request_from_png_text, settings_text};
 
 fn pixel_model(device: &Device) -> LoadedUnet {
     let builtin = embedded::model_by_short_name("fashion").expect("the built-in pixel model");

@@ -310,7 +310,7 @@ fn the_schedule_flag_is_timesteps_and_steps_is_not_misread() {
 
 #[test]
 fn sample_pngs_carry_settings_the_window_restores_to_the_same_pixels() {
-    use diffusion_lab::engine::generate::{RunHooks, run_generate};
+    use diffusion_lab::run::generate::{RunHooks, run_generate};
     let dir = tempfile::tempdir().unwrap();
     let out = diffusion_lab(&[
         "sample",
@@ -330,7 +330,7 @@ fn sample_pngs_carry_settings_the_window_restores_to_the_same_pixels() {
     assert!(out.status.success(), "{}", stderr(&out));
     let path = dir.path().join("00001-class4.png");
     let request =
-        diffusion_lab::engine::png_settings::settings_from_png(&path).expect("the window reads sample's settings");
+        diffusion_lab::run::png_settings::settings_from_png(&path).expect("the window reads sample's settings");
     assert_eq!((request.class, request.seed, request.batch), (Some(4), 9, 3));
     assert_eq!(request.model.label(), "Fashion-MNIST (pixel UNet)");
 
@@ -369,9 +369,9 @@ fn a_cpu_run_without_a_runtime_dir_prints_no_alarming_noise() {
 /// run of that cell's settings makes (same seed, so the same x_T), and the settings text lists every cell.
 #[test]
 fn grid_writes_labelled_cells_that_equal_plain_runs_of_their_settings() {
-    use diffusion_lab::engine::generate::{RunHooks, run_generate};
     use diffusion_lab::engine::{Frame, GenerateRequest};
     use diffusion_lab::images::{GridLabels, GridLayout, Picture, labelled_grid, scaled};
+    use diffusion_lab::run::generate::{RunHooks, run_generate};
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("grid.png");
     let args = [
@@ -529,7 +529,7 @@ fn sample_from_an_init_image_and_a_mask() {
             assert_eq!(pixel, original.get_pixel(x, y), "({x}, {y}) is outside the mask");
         }
     }
-    let request = diffusion_lab::engine::png_settings::settings_from_png(&painted.join("00001-class7.png")).unwrap();
+    let request = diffusion_lab::run::png_settings::settings_from_png(&painted.join("00001-class7.png")).unwrap();
     let init = request.init.expect("the settings carry the picture");
     assert_eq!((init.strength, init.pixels.len(), init.mask.map(|m| m.len())), (1.0, 784, Some(784)));
 
@@ -553,7 +553,7 @@ fn sample_from_an_init_image_and_a_mask() {
 #[test]
 fn interpolation_strips_end_at_the_two_plain_runs() {
     use diffusion_lab::engine::GenerateRequest;
-    use diffusion_lab::engine::generate::{RunHooks, run_generate};
+    use diffusion_lab::run::generate::{RunHooks, run_generate};
     let dir = tempfile::tempdir().unwrap();
     let checkpoint =
         diffusion_lab::model::checkpoint::Checkpoint::from_bytes(diffusion_lab::model::embedded::MODELS[0].unet)
@@ -750,7 +750,7 @@ fn explain_writes_a_step_figure_and_prints_the_steps_numbers() {
     let text = stdout(&out);
     assert!(text.starts_with("Step 10 of 20: x_{t'} = (σ_{t'}/σ_t) x_t"), "DPM++ 2M's form: {text}");
     // The numbers are the schedule's at the step's t.
-    let request = diffusion_lab::engine::png_settings::settings_from_png(&path).expect("the figure carries its run");
+    let request = diffusion_lab::run::png_settings::settings_from_png(&path).expect("the figure carries its run");
     let schedule = request.schedule.build().unwrap();
     let t: usize = text.split("t = ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
     let shown: f64 = text.split("ᾱ_t = ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
@@ -794,8 +794,8 @@ fn sample_from_a_png_continues_its_run_from_a_step() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_ne!(pixels("boot.png"), pixels("parent.png"));
-    let branch = diffusion_lab::engine::png_settings::settings_from_png(&dir.path().join("boot.png")).unwrap();
-    let parent = diffusion_lab::engine::png_settings::settings_from_png(&dir.path().join("parent.png")).unwrap();
+    let branch = diffusion_lab::run::png_settings::settings_from_png(&dir.path().join("boot.png")).unwrap();
+    let parent = diffusion_lab::run::png_settings::settings_from_png(&dir.path().join("parent.png")).unwrap();
     assert_eq!(branch.class, Some(7));
     let continued = branch.branch.expect("a branch");
     assert_eq!((continued.at_step, *continued.parent), (3, parent));
@@ -891,7 +891,7 @@ fn train_captions_from_a_folder_then_sample_a_prompt() {
         stderr(&out)
             .contains("'velvet' is not a word this model knows (read as <unk>); it knows: a, dark, square, light")
     );
-    let request = diffusion_lab::engine::png_settings::settings_from_png(&grid).unwrap();
+    let request = diffusion_lab::run::png_settings::settings_from_png(&grid).unwrap();
     assert_eq!(request.prompt.map(|p| p.text), Some("a dark velvet square".into()));
 
     for i in 0..6 {

@@ -6,11 +6,11 @@ mod common;
 use burn::prelude::*;
 use diffusion_lab::data::{Dataset, Split, u8_from_unit};
 use diffusion_lab::diffusion::{BetaSchedule, Method, Sampler};
-use diffusion_lab::engine::generate::InitImage;
-use diffusion_lab::engine::generate::{RunHooks, run_generate};
 use diffusion_lab::engine::{Frame, GenerateRequest};
 use diffusion_lab::model::checkpoint::Checkpoint;
 use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet, embedded};
+use diffusion_lab::run::generate::InitImage;
+use diffusion_lab::run::generate::{RunHooks, run_generate};
 
 struct Model {
     unet: LoadedUnet,

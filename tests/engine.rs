@@ -271,7 +271,7 @@ fn a_latent_model_streams_decoded_frames() {
         })
         .unwrap();
     assert_eq!(last.decoded.as_ref().unwrap().x_t, frames[STEPS].decoded.as_ref().unwrap().x_t);
-    let recomputed = diffusion_lab::engine::generate::decode_frame(
+    let recomputed = diffusion_lab::run::generate::decode_frame(
         &diffusion_lab::model::LoadedAutoencoder::from_checkpoint(
             &Checkpoint::read(&dir.path().join("ae.dlab")).unwrap(),
             &device,

@@ -6,10 +6,10 @@ mod common;
 use burn::prelude::*;
 use diffusion_lab::diffusion::{DdpmVariance, Method, Sampler};
 use diffusion_lab::engine::Frame;
-use diffusion_lab::engine::explain::{ExplainError, explain_step};
-use diffusion_lab::engine::generate::{GenerateRequest, RunHooks, run_generate};
 use diffusion_lab::model::checkpoint::Checkpoint;
 use diffusion_lab::model::{LoadedUnet, ModelId, embedded};
+use diffusion_lab::run::explain::{ExplainError, explain_step};
+use diffusion_lab::run::generate::{GenerateRequest, RunHooks, run_generate};
 
 fn pixel_model(device: &Device) -> LoadedUnet {
     let builtin = embedded::model_by_short_name("fashion").expect("the built-in pixel model");
@@ -105,7 +105,7 @@ fn the_terms_of_every_sampler_add_up_to_the_recorded_next_frame() {
 
 /// Every number the equation prints is finite, and each coefficient it prints beside a term is the one
 /// the step weighted that term by (the terms' sum is the recorded x_{t'}: checked by the callers).
-fn assert_prints_what_it_used(explained: &diffusion_lab::engine::explain::StepExplanation, what: &str) {
+fn assert_prints_what_it_used(explained: &diffusion_lab::run::explain::StepExplanation, what: &str) {
     let eq = &explained.equation;
     for n in eq.levels.iter().chain(&eq.numbers) {
         assert!(n.value.is_finite(), "{what}: {} = {}", n.name, n.value);
@@ -133,17 +133,17 @@ fn the_default_runs_last_step_and_a_branchs_first_step_print_what_they_did() {
     assert_eq!(last.equation.form, "x_{t'} = x̂_0");
     assert_prints_what_it_used(&last, "the last step");
     assert!(relative_difference(&last.x_next, &frames[20].x_t) < 1e-5);
-    let text = diffusion_lab::engine::explain::step_text(&last).join("\n");
+    let text = diffusion_lab::run::explain::step_text(&last).join("\n");
     assert!(!["= inf", "= NaN", "= —"].iter().any(|bad| text.contains(bad)), "{text}");
 
     let branch = GenerateRequest {
-        branch: Some(diffusion_lab::engine::generate::Branch { parent: Box::new(parent.clone()), at_step: 10 }),
+        branch: Some(diffusion_lab::run::generate::Branch { parent: Box::new(parent.clone()), at_step: 10 }),
         ..parent.clone()
     };
     let branch_frames = record(&model, &branch, &device);
     let first = explain_step(&branch, model.x0_bound(), &branch_frames[0], &branch_frames[1]).unwrap();
     let in_parent = explain_step(&parent, model.x0_bound(), &frames[10], &frames[11]).unwrap();
-    let r = |e: &diffusion_lab::engine::explain::StepExplanation| {
+    let r = |e: &diffusion_lab::run::explain::StepExplanation| {
         e.equation.numbers.iter().find(|n| n.name == "r").map(|n| n.value)
     };
     assert!(r(&first).is_some_and(f64::is_finite), "{:?}", first.equation);

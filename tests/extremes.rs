@@ -9,9 +9,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use burn::prelude::*;
 use diffusion_lab::diffusion::{BetaSchedule, DdpmVariance, Sampler, ScheduleKind};
 use diffusion_lab::engine::GenerateRequest;
-use diffusion_lab::engine::generate::{GenerateError, RunHooks, run_generate};
 use diffusion_lab::model::LoadedUnet;
 use diffusion_lab::model::checkpoint::Checkpoint;
+use diffusion_lab::run::generate::{GenerateError, RunHooks, run_generate};
 
 #[test]
 fn every_extreme_setting_is_refused_or_runs_never_panics() {

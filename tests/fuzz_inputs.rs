@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use diffusion_lab::app::state::Settings;
 use diffusion_lab::data::idx::write_idx;
-use diffusion_lab::engine::png_settings::settings_text;
 use diffusion_lab::fuzz_checks::TARGETS;
 use diffusion_lab::images::{Picture, png_bytes};
 use diffusion_lab::model::checkpoint::{Checkpoint, CheckpointHeader, ModelKind, bytes_from_module};
+use diffusion_lab::run::png_settings::settings_text;
 
 fn fuzz_dir(kind: &str, target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz").join(kind).join(target)

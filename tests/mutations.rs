@@ -69,8 +69,8 @@ fn the_checkpoint_header_never_panics() {
 
 #[test]
 fn the_png_settings_reader_never_panics() {
-    use diffusion_lab::engine::png_settings::settings_text;
     use diffusion_lab::images::{Picture, png_bytes};
+    use diffusion_lab::run::png_settings::settings_text;
     let request = diffusion_lab::app::state::Settings::default().request();
     let picture = Picture { width: 4, height: 4, channels: 1, pixels: vec![128; 16] };
     let png = png_bytes(&picture, &settings_text(&request, serde_json::json!({ "t": 0 }))).unwrap();
@@ -78,6 +78,6 @@ fn the_png_settings_reader_never_panics() {
     let path = dir.path().join("settings.png");
     never_panics("PNG settings", 4, &png, 3_000, |bytes| {
         std::fs::write(&path, bytes).unwrap();
-        diffusion_lab::engine::png_settings::settings_from_png(&path).is_ok()
+        diffusion_lab::run::png_settings::settings_from_png(&path).is_ok()
     });
 }

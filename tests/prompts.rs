@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use burn::prelude::*;
 use diffusion_lab::diffusion::{Method, Sampler, Spacing};
-use diffusion_lab::engine::generate::{GenerateRequest, PromptRequest, RunHooks, run_generate};
 use diffusion_lab::images::Picture;
 use diffusion_lab::model::checkpoint::Checkpoint;
 use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet, ModelId, embedded};
+use diffusion_lab::run::generate::{GenerateRequest, PromptRequest, RunHooks, run_generate};
 
 /// Three seeds, eight images each: every comparison is made seed by seed, from the same x_T.
 const SEEDS: [u64; 3] = [1, 2, 3];

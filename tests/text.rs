@@ -10,10 +10,10 @@ use burn::prelude::*;
 use diffusion_lab::data::{Dataset, Split};
 use diffusion_lab::diffusion::{BetaSchedule, NoiseSource, Sampler};
 use diffusion_lab::engine::GenerateRequest;
-use diffusion_lab::engine::generate::{PromptRequest, prompt_condition};
-use diffusion_lab::engine::grid::{GridAxis, GridSetting, grid_requests};
 use diffusion_lab::model::UNetConfig;
 use diffusion_lab::model::denoise::{Condition, denoise};
+use diffusion_lab::run::generate::{PromptRequest, prompt_condition};
+use diffusion_lab::run::grid::{GridAxis, GridSetting, grid_requests};
 use diffusion_lab::text::Captions;
 use diffusion_lab::train::ddpm::{DdpmTrainer, TrainConfig};
 use diffusion_lab::train::training::text_config_for;
@@ -133,13 +133,13 @@ fn prompts_round_trip_through_png_settings() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("prompt.png");
     let picture = diffusion_lab::images::Picture { width: 2, height: 2, channels: 1, pixels: vec![0, 64, 128, 255] };
-    let text = diffusion_lab::engine::png_settings::settings_text(&request, serde_json::json!({}));
+    let text = diffusion_lab::run::png_settings::settings_text(&request, serde_json::json!({}));
     diffusion_lab::images::save_png(&path, &picture, &text).unwrap();
-    let back = diffusion_lab::engine::png_settings::settings_from_png(&path).unwrap();
+    let back = diffusion_lab::run::png_settings::settings_from_png(&path).unwrap();
     assert_eq!(back.prompt, request.prompt);
     assert_eq!(back, request);
     let plain = grid_base();
-    let text = diffusion_lab::engine::png_settings::settings_text(&plain, serde_json::json!({}));
+    let text = diffusion_lab::run::png_settings::settings_text(&plain, serde_json::json!({}));
     assert!(!text.iter().any(|(_, v)| v.contains("prompt")), "no prompt key for a class run: {text:?}");
 }
 

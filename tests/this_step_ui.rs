@@ -90,7 +90,7 @@ fn this_step_shows_the_schedules_numbers_and_the_overlays_change_the_picture() {
     harness.get_by_label("Save step figure…").click();
     step_until(&mut harness, "the figure is saved", |app| app.ctx.status.is_some());
     let path = dir.path().join("diffusion-lab-step3.png");
-    let request = diffusion_lab::engine::png_settings::settings_from_png(&path).expect("the figure and its settings");
+    let request = diffusion_lab::run::png_settings::settings_from_png(&path).expect("the figure and its settings");
     assert_eq!((request.seed, request.class), (4, Some(3)));
     assert!(image::open(&path).unwrap().width() > 10 * 28 * 4, "a row of term pictures");
 

@@ -76,7 +76,7 @@ pub struct PanelContext {
     pub models: Models,
     /// Where the Forward process panel and the Train view find Fashion-MNIST.
     pub fashion_mnist_dir: PathBuf,
-    /// Memory a run's recorded frames may take ([`crate::engine::generate::TRAJECTORY_BUDGET_BYTES`]).
+    /// Memory a run's recorded frames may take ([`crate::run::generate::TRAJECTORY_BUDGET_BYTES`]).
     pub trajectory_budget: usize,
     /// Whether frames are coloured on the GPU (wgpu renderer) rather than uploaded as CPU textures.
     pub gpu_display: bool,
@@ -100,7 +100,7 @@ impl PanelContext {
             dialogs: Dialogs::new(),
             models: Models::default(),
             fashion_mnist_dir: crate::data::fashion_mnist_dir(),
-            trajectory_budget: crate::engine::generate::TRAJECTORY_BUDGET_BYTES,
+            trajectory_budget: crate::run::generate::TRAJECTORY_BUDGET_BYTES,
             gpu_display: false,
             generate_blocker: None,
             frame_on_screen: None,

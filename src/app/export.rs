@@ -13,8 +13,8 @@ use super::context::PanelContext;
 use super::dialogs::{FileEvent, Pick};
 use super::state::{ColorMap, Quantity, Trajectory};
 use super::viewer::TrajectoryViewer;
-use crate::engine::png_settings::{settings_from_png, settings_text};
 use crate::images::{Picture, save_png, scaled};
+use crate::run::png_settings::{settings_from_png, settings_text};
 
 /// Most frames an animation gets; longer runs are subsampled evenly (the last frame always included).
 pub const MAX_ANIMATION_FRAMES: usize = 120;

@@ -203,7 +203,7 @@ impl ForwardPanel {
 
     /// Puts a restored run's starting picture back in the panel: x_0, the mask, the resampling, and t at its
     /// strength, so that "Denoise from here" runs it again.
-    pub fn restore_init(&mut self, ctx: &mut PanelContext, init: &crate::engine::generate::InitImage) {
+    pub fn restore_init(&mut self, ctx: &mut PanelContext, init: &crate::run::generate::InitImage) {
         let values: Vec<f32> = init.values();
         self.load_image(ctx, ForwardSource::Pixels { values, label: init.label.clone() });
         let [_, h, w] = init.shape;
@@ -223,10 +223,10 @@ impl ForwardPanel {
     }
 
     /// The panel's x_0 as a run's starting picture: strength t / T, and the painted mask if there is one.
-    pub fn init_from_panel(&self, ctx: &PanelContext) -> Option<crate::engine::generate::InitImage> {
+    pub fn init_from_panel(&self, ctx: &PanelContext) -> Option<crate::run::generate::InitImage> {
         let (x0, shape, label) = self.x0.clone()?;
         let [_, c, h, w] = shape;
-        Some(crate::engine::generate::InitImage {
+        Some(crate::run::generate::InitImage {
             label,
             shape: [c, h, w],
             pixels: x0.iter().map(|v| crate::data::u8_from_unit(*v)).collect(),
@@ -427,7 +427,7 @@ impl ForwardPanel {
         ui.add(egui::Slider::new(&mut self.brush, 0.5..=8.0).text("Brush size"));
         let has_mask = self.has_mask();
         let resampling =
-            egui::Slider::new(&mut self.resample, 1..=crate::engine::generate::MAX_RESAMPLE).text("Resampling");
+            egui::Slider::new(&mut self.resample, 1..=crate::run::generate::MAX_RESAMPLE).text("Resampling");
         ui.add_enabled(has_mask, resampling).on_hover_text(
             "RePaint: take each step this many times, going back up with fresh noise in between, so the repainted \
          region fits the rest",

@@ -12,9 +12,9 @@ use super::viewer::{StepRate, TrajectoryViewer};
 use crate::data::FASHION_MNIST_CLASSES;
 use crate::diffusion::{DdpmVariance, Method, Sampler, Spacing};
 use crate::engine::DeviceChoice;
-use crate::engine::generate::MAX_BATCH;
 use crate::engine::{Event, GenerateRequest};
 use crate::model::ModelId;
+use crate::run::generate::MAX_BATCH;
 
 fn device_label(choice: DeviceChoice) -> &'static str {
     match choice {

@@ -27,9 +27,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use eframe::egui;
 
-use crate::engine::generate::Branch;
 use crate::engine::{Engine, ModelSource};
 use crate::model::{ModelId, embedded};
+use crate::run::generate::Branch;
 use compare::{ComparePanel, MainRun};
 use context::{PanelContext, Request, StatusMessage};
 use forward_ui::ForwardPanel;

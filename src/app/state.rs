@@ -171,7 +171,7 @@ impl Settings {
             seed: self.seed,
             batch: self.batch,
             class: self.class,
-            prompt: self.text_model.then(|| crate::engine::generate::PromptRequest {
+            prompt: self.text_model.then(|| crate::run::generate::PromptRequest {
                 text: self.prompt.clone(),
                 negative: self.negative_prompt.clone(),
             }),
@@ -196,7 +196,7 @@ impl Settings {
             }
         };
         let batch = self.batch;
-        check((1..=crate::engine::generate::MAX_BATCH).contains(&batch), format!("batch {batch}"), &mut || {
+        check((1..=crate::run::generate::MAX_BATCH).contains(&batch), format!("batch {batch}"), &mut || {
             self.batch = defaults.batch
         });
         if let Some(class) = self.class.filter(|c| *c >= num_classes) {
@@ -271,7 +271,7 @@ impl Trajectory {
             request,
             frames: Vec::new(),
             stride: 1,
-            budget_bytes: crate::engine::generate::TRAJECTORY_BUDGET_BYTES,
+            budget_bytes: crate::run::generate::TRAJECTORY_BUDGET_BYTES,
             total_steps: 0,
         }
     }
@@ -280,16 +280,10 @@ impl Trajectory {
         self.total_steps > 0 && self.frames.last().is_some_and(|f| f.t == 0)
     }
 
-    /// Records a frame within the memory budget (see [`crate::engine::generate::push_within_budget`]).
+    /// Records a frame within the memory budget (see [`crate::run::generate::push_within_budget`]).
     pub fn push(&mut self, frame: Frame) {
-        let bytes = crate::engine::generate::frame_budget_bytes(&frame, self.frames.first());
-        crate::engine::generate::push_within_budget(
-            &mut self.frames,
-            frame,
-            &mut self.stride,
-            self.budget_bytes,
-            bytes,
-        );
+        let bytes = crate::run::generate::frame_budget_bytes(&frame, self.frames.first());
+        crate::run::generate::push_within_budget(&mut self.frames, frame, &mut self.stride, self.budget_bytes, bytes);
     }
 
     /// Whether this is a latent model's run, whose views show decoded pixels: x_T's frame always comes

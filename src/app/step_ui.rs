@@ -1,7 +1,7 @@
 //! [`StepPanel`], "This step": the step that made the frame on screen, taken apart. Its update written in
 //! the method's own form with that step's numbers, every term as a picture (hovering one highlights its
 //! factor in the equation), the guidance branches, and how much guidance changed ε̂ across the whole run.
-//! Everything comes from what the run recorded ([`crate::engine::explain`]): no network runs here.
+//! Everything comes from what the run recorded ([`crate::run::explain`]): no network runs here.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +11,7 @@ use egui_plot::{Line, Plot, PlotPoints, VLine};
 use super::colors;
 use super::state::{ColorMap, Trajectory};
 use crate::diffusion::equation::number_text;
-use crate::engine::explain::{StepExplanation, explain_step, guidance_size};
+use crate::run::explain::{StepExplanation, explain_step, guidance_size};
 
 mod attention;
 mod memo;
@@ -102,7 +102,7 @@ impl StepPanel {
         let explained = self.explained.get((serial, frame.index), |_| {
             let explained = match cursor.checked_sub(1).and_then(|p| trajectory.frames.get(p)) {
                 Some(previous) => explain_step(&trajectory.request, x0_bound(trajectory), previous, frame),
-                None => Err(crate::engine::explain::ExplainError::Start),
+                None => Err(crate::run::explain::ExplainError::Start),
             };
             explained.map_err(|e| e.to_string())
         });
@@ -202,9 +202,9 @@ impl StepPanel {
     fn figure_png(&self, trajectory: &Trajectory) -> Result<Vec<u8>, String> {
         let Some(Ok(e)) = self.explained.value() else { return Err("no step to save".into()) };
         let one = e.image(self.image.unwrap_or(0));
-        let figure = crate::engine::explain::step_figure(&one, &crate::engine::explain::step_text(&one), 4);
+        let figure = crate::run::explain::step_figure(&one, &crate::run::explain::step_text(&one), 4);
         let extra = serde_json::json!({ "explain_step": e.step + 1 });
-        let text = crate::engine::png_settings::settings_text(&trajectory.request, extra);
+        let text = crate::run::png_settings::settings_text(&trajectory.request, extra);
         crate::images::png_bytes(&figure, &text).map_err(|e| e.to_string())
     }
 

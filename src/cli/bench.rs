@@ -11,10 +11,10 @@ use burn::prelude::*;
 use clap::{Args, ValueEnum};
 use diffusion_lab::data::{Dataset, FASHION_MNIST_CLASSES};
 use diffusion_lab::diffusion::{DdpmVariance, NoiseSource, Sampler};
-use diffusion_lab::engine::generate::{GenerateRequest, RunHooks, run_generate};
 use diffusion_lab::engine::{ComputeDevice, DeviceChoice, open_device};
 use diffusion_lab::model::denoise::DEFAULT_GUIDANCE;
 use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet};
+use diffusion_lab::run::generate::{GenerateRequest, RunHooks, run_generate};
 use diffusion_lab::train::ddpm::{DdpmTrainer, TrainConfig};
 
 use super::{SamplerOptions, checkpoint_of_model, decoder_for};

@@ -143,7 +143,7 @@ pub(super) fn eval(args: &EvalArgs) -> anyhow::Result<()> {
 fn edits_table(args: &EvalArgs, judge: &Judge, test: &Dataset, device: &Device) -> anyhow::Result<()> {
     use diffusion_lab::diffusion::{Method, Sampler};
     use diffusion_lab::engine::GenerateRequest;
-    use diffusion_lab::engine::generate::InitImage;
+    use diffusion_lab::run::generate::InitImage;
     if args.n == 0 {
         bail!("--n must be at least 1");
     }

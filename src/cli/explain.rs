@@ -4,10 +4,10 @@
 use std::cell::Cell;
 
 use super::*;
-use diffusion_lab::engine::explain::{explain_step, step_figure, step_text};
-use diffusion_lab::engine::generate::{RunHooks, run_generate};
-use diffusion_lab::engine::png_settings::settings_text;
 use diffusion_lab::engine::{Frame, GenerateRequest};
+use diffusion_lab::run::explain::{explain_step, step_figure, step_text};
+use diffusion_lab::run::generate::{RunHooks, run_generate};
+use diffusion_lab::run::png_settings::settings_text;
 
 #[derive(Args, Debug)]
 pub struct ExplainArgs {
@@ -119,7 +119,7 @@ fn guidance_curve(args: &ExplainArgs) -> anyhow::Result<()> {
     base.validate(config.num_classes)?;
     let opened = args.models.open(&checkpoint, builtin_autoencoder)?;
     let classes = config.num_classes;
-    let chunk = diffusion_lab::engine::generate::MAX_BATCH.min(args.runs_per_class);
+    let chunk = diffusion_lab::run::generate::MAX_BATCH.min(args.runs_per_class);
     let mut sizes =
         GuidanceSizes { levels: Vec::new(), sums: vec![Vec::new(); classes], counts: vec![Vec::new(); classes] };
     let bar = progress_bar((classes * args.runs_per_class.div_ceil(chunk)) as u64, 0);
@@ -162,7 +162,7 @@ struct GuidanceSizes {
 impl GuidanceSizes {
     /// Adds every step of one run of `batch` images of `class`.
     fn add(&mut self, class: usize, frames: &[Frame], batch: usize) {
-        use diffusion_lab::engine::explain::guidance_size;
+        use diffusion_lab::run::explain::guidance_size;
         for (step, pair) in frames.windows(2).enumerate() {
             if self.levels.len() <= step {
                 self.levels.push((pair[0].t, pair[0].log_snr));

@@ -2,9 +2,9 @@
 
 use super::*;
 use diffusion_lab::engine::GenerateRequest;
-use diffusion_lab::engine::grid::{GridAxis, grid_requests, grid_settings_json};
-use diffusion_lab::engine::png_settings::settings_text;
 use diffusion_lab::images::GridLabels;
+use diffusion_lab::run::grid::{GridAxis, grid_requests, grid_settings_json};
+use diffusion_lab::run::png_settings::settings_text;
 
 #[derive(Args, Debug)]
 pub struct GridArgs {

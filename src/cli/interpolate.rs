@@ -3,8 +3,8 @@
 
 use super::*;
 use diffusion_lab::engine::GenerateRequest;
-use diffusion_lab::engine::png_settings::settings_text;
 use diffusion_lab::images::GridLabels;
+use diffusion_lab::run::png_settings::settings_text;
 
 #[derive(Args, Debug)]
 pub struct InterpolateArgs {
@@ -61,7 +61,7 @@ pub(super) fn interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
     let class = parse_class(&args.class)?;
     let ends = read_ends(args, base_request(args, schedule), class)?;
     let frames = args.frames as usize;
-    let requests = diffusion_lab::engine::grid::interpolation_requests(
+    let requests = diffusion_lab::run::grid::interpolation_requests(
         &ends.base,
         ends.seed_b,
         ends.class_b,
@@ -123,7 +123,7 @@ fn read_ends(args: &InterpolateArgs, base: GenerateRequest, class: Option<usize>
             };
             let base = GenerateRequest {
                 seed: args.seed,
-                prompt: Some(diffusion_lab::engine::generate::PromptRequest::new(a.trim())),
+                prompt: Some(diffusion_lab::run::generate::PromptRequest::new(a.trim())),
                 ..base
             };
             ends(base, None, None, Some(b.trim().to_string()), format!("'{}' -> '{}'", a.trim(), b.trim()))

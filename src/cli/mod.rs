@@ -9,7 +9,6 @@ use burn::prelude::*;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use diffusion_lab::data::{self, Dataset, Split};
 use diffusion_lab::diffusion::{BetaSchedule, Method, NoiseSchedule, NoiseSource, Sampler, ScheduleKind, Spacing};
-use diffusion_lab::engine::generate::{PromptRequest, prompt_condition};
 use diffusion_lab::engine::{DeviceChoice, open_device};
 use diffusion_lab::eval::Judge;
 use diffusion_lab::images::{self, Picture};
@@ -18,6 +17,7 @@ use diffusion_lab::model::classifier::ClassifierConfig;
 use diffusion_lab::model::denoise::{Condition, DEFAULT_GUIDANCE, Guidance, denoise};
 use diffusion_lab::model::embedded;
 use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet, UNetConfig};
+use diffusion_lab::run::generate::{PromptRequest, prompt_condition};
 use diffusion_lab::train::ddpm::TrainingFiles;
 use diffusion_lab::train::training::{
     DataSource, Training, TrainingData, TrainingError, TrainingOptions, csv_log_from_step, load_training_data,
@@ -467,12 +467,12 @@ fn final_frame(
     device: &Device,
 ) -> anyhow::Result<diffusion_lab::engine::Frame> {
     let mut last = None;
-    let hooks = diffusion_lab::engine::generate::RunHooks {
+    let hooks = diffusion_lab::run::generate::RunHooks {
         keep_going: &|| true,
         stream: false,
         emit: &mut |frame| last = Some(frame),
     };
-    diffusion_lab::engine::generate::run_generate(model, decoder, request, device, hooks)?;
+    diffusion_lab::run::generate::run_generate(model, decoder, request, device, hooks)?;
     last.context("a run ended without an image")
 }
 
@@ -501,7 +501,7 @@ fn picture_shape(config: &UNetConfig, builtin_autoencoder: Option<&'static [u8]>
 fn init_image(
     edit: &EditOptions,
     (channels, size): (usize, usize),
-) -> anyhow::Result<Option<diffusion_lab::engine::generate::InitImage>> {
+) -> anyhow::Result<Option<diffusion_lab::run::generate::InitImage>> {
     let Some(path) = edit.init_image.as_deref() else { return Ok(None) };
     let (mask, strength, resample) = (edit.mask.as_deref(), edit.strength, edit.resample);
     let to_u8 = |values: Vec<f32>| values.into_iter().map(data::u8_from_unit).collect::<Vec<u8>>();
@@ -518,7 +518,7 @@ fn init_image(
         None => None,
     };
     let label = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-    Ok(Some(diffusion_lab::engine::generate::InitImage {
+    Ok(Some(diffusion_lab::run::generate::InitImage {
         label,
         shape: [channels, size, size],
         pixels,

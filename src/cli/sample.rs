@@ -2,8 +2,8 @@
 
 use super::*;
 use diffusion_lab::engine::GenerateRequest;
-use diffusion_lab::engine::generate::{Branch, MAX_BATCH};
-use diffusion_lab::engine::png_settings::settings_text;
+use diffusion_lab::run::generate::{Branch, MAX_BATCH};
+use diffusion_lab::run::png_settings::settings_text;
 
 #[derive(Args, Debug)]
 pub struct SampleArgs {
@@ -161,7 +161,7 @@ fn sample_pictures(
 
 /// `sample --from PNG --at-step K`: the PNG's run continued from its step K with the flags given here.
 fn sample_branch(args: &SampleArgs, from: &std::path::Path, at_step: usize) -> anyhow::Result<()> {
-    let parent = diffusion_lab::engine::png_settings::settings_from_png(from)?;
+    let parent = diffusion_lab::run::png_settings::settings_from_png(from)?;
     let given = explicit_flags("sample");
     let model_name = branch_model(args, from, &parent, &given)?;
     if given("n") && args.n != parent.batch {
@@ -198,7 +198,7 @@ fn sample_branch(args: &SampleArgs, from: &std::path::Path, at_step: usize) -> a
         level.log_snr,
         plan.len(),
         request.sampler.label(),
-        diffusion_lab::engine::grid::conditioning_caption(&request),
+        diffusion_lab::run::grid::conditioning_caption(&request),
         request.guidance,
         request.seed,
     );

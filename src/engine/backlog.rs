@@ -1,6 +1,6 @@
 //! The latent frames of the last run that were handed out without pixels, to decode while idle.
 
-use super::generate::{Frame, TRAJECTORY_BUDGET_BYTES, frame_budget_bytes, push_within_budget};
+use crate::run::generate::{Frame, TRAJECTORY_BUDGET_BYTES, frame_budget_bytes, push_within_budget};
 
 pub struct DecodeBacklog {
     pub job: u64,

@@ -9,7 +9,7 @@ use crate::model::ReadbackError;
 use crate::model::checkpoint::CheckpointError;
 use crate::train::training::TrainingError;
 
-use super::generate::GenerateError;
+use crate::run::generate::GenerateError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

@@ -80,7 +80,7 @@ pub fn forward_step(
     let noise = crate::diffusion::NoiseSource::new(seed).values(shape.iter().product());
     let eps = Tensor::<4>::from_data(TensorData::new(noise.clone(), shape), device);
     let x_t = crate::diffusion::q_sample(&schedule, x0, t, eps);
-    Ok((super::generate::values_from_tensor(&x_t)?, noise))
+    Ok((crate::run::generate::values_from_tensor(&x_t)?, noise))
 }
 
 /// x_t and the ε it was noised with, as the panel shows them.
@@ -229,7 +229,7 @@ pub fn posterior_view(
         let lambda = Tensor::<1>::from_data(TensorData::new(lambdas, [n]), device);
         let null = Tensor::<1, Int>::full([n], model.model.null_class() as i64, device);
         let eps = model.model.forward_with_context(x, lambda, model.model.context(null));
-        let eps = super::generate::values_from_tensor(&eps)?;
+        let eps = crate::run::generate::values_from_tensor(&eps)?;
         Ok(eps.chunks(c * h * w).map(<[f32]>::to_vec).collect())
     };
     let x_t = noised(t);

@@ -6,10 +6,10 @@ use burn::module::Module;
 use burn::prelude::Device;
 
 use super::error::EngineError;
-use super::generate::{Frame, GenerateRequest, RunHooks, run_generate};
 use super::worker::{ModelInfo, ModelSource};
 use crate::model::checkpoint::{Checkpoint, CheckpointError};
 use crate::model::{LoadedAutoencoder, LoadedUnet};
+use crate::run::generate::{Frame, GenerateRequest, RunHooks, run_generate};
 
 /// A UNet under its name, with the autoencoder that decodes its latents (a latent model's).
 pub struct LoadedModel {

@@ -11,11 +11,11 @@ use super::backlog::DecodeBacklog;
 use super::device::{ComputeDevice, DeviceChoice, open_device};
 use super::error::EngineError;
 use super::forward::{ForwardX0, NoisedFrame, TestSetCache, encode_scaled, forward_frame, forward_image};
-use super::generate::{Frame, GenerateRequest, RunHooks, RunSummary, decode_frame, run_generate};
 use super::lab2d::{Lab2dEvent, Lab2dState};
 use super::models::LoadedModel;
 use super::train::{Publish, TrainCommand, TrainEvent, TrainerState};
 use super::worker::{Command, Event, ForwardSource, ModelSource};
+use crate::run::generate::{Frame, GenerateRequest, RunHooks, RunSummary, decode_frame, run_generate};
 
 /// Where events go: the window's queue, and a nudge so that it looks (the app repaints).
 struct Outbox {
@@ -221,10 +221,10 @@ impl Worker {
         }
     }
 
-    fn attention(&mut self, key: u64, request: &GenerateRequest, inputs: &[super::explain::AttentionInput]) {
+    fn attention(&mut self, key: u64, request: &GenerateRequest, inputs: &[crate::run::explain::AttentionInput]) {
         let attention = match self.models.get(&request.model) {
             None => Err(EngineError::ModelNotLoaded(request.model.label()).to_string()),
-            Some(model) => super::explain::attention_of_run(&model.unet, request, inputs, &self.device.device)
+            Some(model) => crate::run::explain::attention_of_run(&model.unet, request, inputs, &self.device.device)
                 .map(Arc::new)
                 .map_err(|e| e.to_string()),
         };

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use burn::prelude::Device;
 
 use super::error::EngineError;
-use super::generate::{Frame, GenerateRequest, RunHooks, decode_frame, run_generate};
 use crate::data::Dataset;
 use crate::diffusion::BetaSchedule;
 use crate::model::denoise::{DEFAULT_GUIDANCE, DEFAULT_SAMPLER};
 use crate::model::{LoadedAutoencoder, LoadedUnet};
+use crate::run::generate::{Frame, GenerateRequest, RunHooks, decode_frame, run_generate};
 use crate::train::training::{
     DataSource, Training, TrainingData, TrainingOptions, TrainingProgress, load_training_data, read_loss_log,
     training_progress,
@@ -405,14 +405,14 @@ fn preview_frames(
 }
 
 /// The step parts of frame `i` of every run, joined along the batch: each part where every run has it.
-fn joined_parts(runs: &[Vec<Frame>], i: usize) -> Option<super::generate::StepParts> {
-    let parts: Vec<&super::generate::StepParts> =
+fn joined_parts(runs: &[Vec<Frame>], i: usize) -> Option<crate::run::generate::StepParts> {
+    let parts: Vec<&crate::run::generate::StepParts> =
         runs.iter().map(|run| run[i].parts.as_ref()).collect::<Option<_>>()?;
-    let join = |part: &dyn Fn(&super::generate::StepParts) -> Option<Arc<Vec<f32>>>| -> Option<Arc<Vec<f32>>> {
+    let join = |part: &dyn Fn(&crate::run::generate::StepParts) -> Option<Arc<Vec<f32>>>| -> Option<Arc<Vec<f32>>> {
         let values: Vec<Arc<Vec<f32>>> = parts.iter().map(|p| part(p)).collect::<Option<_>>()?;
         Some(Arc::new(values.iter().flat_map(|v| v.iter().copied()).collect()))
     };
-    Some(super::generate::StepParts {
+    Some(crate::run::generate::StepParts {
         guidance: parts.first()?.guidance,
         unconditional: join(&|p| p.unconditional.clone()),
         conditional: join(&|p| p.conditional.clone()),
@@ -434,11 +434,11 @@ pub fn concat_batches(runs: &[Vec<Frame>]) -> Vec<Frame> {
             let batch: usize = runs.iter().map(|run| run[i].shape[0]).sum();
             let [_, c, h, w] = base.shape;
             let decoded = base.decoded.as_ref().and_then(|d| {
-                let parts: Option<Vec<&super::generate::Decoded>> =
+                let parts: Option<Vec<&crate::run::generate::Decoded>> =
                     runs.iter().map(|run| run[i].decoded.as_ref()).collect();
                 let parts = parts?;
                 let [_, dc, dh, dw] = d.shape;
-                Some(super::generate::Decoded {
+                Some(crate::run::generate::Decoded {
                     shape: [batch, dc, dh, dw],
                     x_t: Arc::new(parts.iter().flat_map(|p| p.x_t.iter().copied()).collect()),
                     x0_pred: Arc::new(parts.iter().flat_map(|p| p.x0_pred.iter().copied()).collect()),

@@ -12,9 +12,9 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 
 use super::device::DeviceChoice;
-use super::generate::{Frame, GenerateRequest, RunSummary};
 use super::thread::Worker;
 use super::train::{TrainCommand, TrainEvent};
+use crate::run::generate::{Frame, GenerateRequest, RunSummary};
 
 /// Where a model comes from.
 #[derive(Clone, Debug)]
@@ -82,7 +82,7 @@ pub enum Command {
     Attention {
         key: u64,
         request: GenerateRequest,
-        inputs: Vec<super::explain::AttentionInput>,
+        inputs: Vec<crate::run::explain::AttentionInput>,
     },
     /// When is it decided: the first image of `request`'s run continued from `points` of its steps,
     /// `continuations` times each with fresh noise (a stochastic sampler: the request's, or its sibling).
@@ -154,7 +154,7 @@ pub enum Event {
     /// The answer to [`Command::Attention`] for run `key`.
     Attention {
         key: u64,
-        attention: Result<Arc<Vec<super::explain::StepAttention>>, String>,
+        attention: Result<Arc<Vec<crate::run::explain::StepAttention>>, String>,
     },
     /// The answer to [`Command::Decided`]: a row per step continued from.
     Decided {
@@ -165,7 +165,7 @@ pub enum Event {
     Decoded {
         job: u64,
         index: usize,
-        decoded: super::generate::Decoded,
+        decoded: crate::run::generate::Decoded,
     },
     ForwardImage {
         x0: Arc<Vec<f32>>,
@@ -258,7 +258,7 @@ impl Engine {
 
     /// Asks for frame `index` of `job` to be decoded before the other undecoded frames of that run.
     /// Asks for the cross-attention of run `key`'s steps at `inputs` ([`Event::Attention`] answers).
-    pub fn attention(&self, key: u64, request: GenerateRequest, inputs: Vec<super::explain::AttentionInput>) {
+    pub fn attention(&self, key: u64, request: GenerateRequest, inputs: Vec<crate::run::explain::AttentionInput>) {
         let _ = self.commands.send(Command::Attention { key, request, inputs });
     }
 

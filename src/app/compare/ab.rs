@@ -6,9 +6,9 @@ use crate::app::context::PanelContext;
 use crate::app::state::Settings;
 use crate::diffusion::{BetaSchedule, Sampler, ScheduleKind};
 use crate::engine::GenerateRequest;
-use crate::engine::generate::PromptRequest;
 use crate::model::ModelId;
 use crate::model::denoise::DEFAULT_SAMPLER;
+use crate::run::generate::PromptRequest;
 
 /// What B changes from A; everything else (seed, batch, class, clipping) is A's, so both start from the
 /// same x_T.

@@ -8,8 +8,8 @@ use crate::app::state::Settings;
 use crate::app::viewer::TrajectoryViewer;
 use crate::diffusion::Sampler;
 use crate::engine::GenerateRequest;
-use crate::engine::generate::Branch;
-use crate::engine::grid::conditioning_caption;
+use crate::run::generate::Branch;
+use crate::run::grid::conditioning_caption;
 
 /// The run (A) and the step B continues from, once "Continue from here" was pressed.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -5,9 +5,9 @@ use eframe::egui;
 
 use crate::app::context::PanelContext;
 use crate::engine::GenerateRequest;
-use crate::engine::generate::InitImage;
-use crate::engine::grid::{GridAxis, GridSetting, grid_requests, grid_settings_json};
 use crate::images::{GridLabels, Picture};
+use crate::run::generate::InitImage;
+use crate::run::grid::{GridAxis, GridSetting, grid_requests, grid_settings_json};
 
 /// A grid or an interpolation strip in progress (or done): its labels, every cell's request and what has
 /// arrived.

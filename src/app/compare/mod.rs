@@ -17,7 +17,7 @@ use super::context::PanelContext;
 use super::state::{Settings, Trajectory};
 use super::viewer::TrajectoryViewer;
 use crate::engine::GenerateRequest;
-use crate::engine::generate::{Branch, InitImage, Interpolate};
+use crate::run::generate::{Branch, InitImage, Interpolate};
 
 mod ab;
 mod branch;

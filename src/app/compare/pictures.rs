@@ -5,8 +5,8 @@ use eframe::egui;
 use super::ComparePanel;
 use crate::app::viewer::{Look, TrajectoryViewer};
 use crate::engine::GenerateRequest;
-use crate::engine::grid::conditioning_caption;
 use crate::images::Picture;
+use crate::run::grid::conditioning_caption;
 
 impl ComparePanel {
     /// The middle of the window in A/B mode: A and B side by side, each labelled with what it is; B shows

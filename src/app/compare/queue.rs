@@ -9,8 +9,8 @@ use super::{ComparePanel, Grid, Mode};
 use crate::app::context::PanelContext;
 use crate::app::generate_ui::RunEnd;
 use crate::app::state::Trajectory;
-use crate::engine::generate::Branch;
 use crate::engine::{Event, Frame, GenerateRequest};
+use crate::run::generate::Branch;
 
 /// Which run a queued or running job belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

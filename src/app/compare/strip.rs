@@ -6,9 +6,9 @@ use super::grid::{Grid, progress_ui};
 use crate::app::context::PanelContext;
 use crate::app::state::Settings;
 use crate::engine::GenerateRequest;
-use crate::engine::generate::Interpolate;
-use crate::engine::grid::{conditioning_caption, interpolation_requests};
 use crate::images::GridLabels;
+use crate::run::generate::Interpolate;
+use crate::run::grid::{conditioning_caption, interpolation_requests};
 
 /// What an interpolation strip goes between.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

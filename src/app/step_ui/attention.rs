@@ -10,7 +10,7 @@ use super::pictures::{digested, heat_overlay, value_range};
 use crate::app::state::{AttentionPick, Trajectory};
 use crate::diffusion::equation::number_text;
 use crate::engine::GenerateRequest;
-use crate::engine::explain::{AttentionInput, StepAttention};
+use crate::run::explain::{AttentionInput, StepAttention};
 
 /// The cross-attention of a run's steps: asked of the engine once the run is complete, then kept.
 pub(super) enum Attention {

@@ -6,7 +6,7 @@ use eframe::egui::{self, Color32};
 use crate::app::colors;
 use crate::app::state::ColorMap;
 use crate::diffusion::equation::number_text;
-use crate::engine::explain::StepExplanation;
+use crate::run::explain::StepExplanation;
 
 /// The symbol of a picture that is not one of the update's terms (hovering it highlights nothing).
 const NONE: &str = "";

@@ -329,7 +329,7 @@ mod tests {
 
     #[test]
     fn a_caption_names_what_conditioned_the_run() {
-        use crate::engine::generate::{Interpolate, PromptRequest};
+        use crate::run::generate::{Interpolate, PromptRequest};
         let built_in = GenerateRequest { model: crate::model::ModelId::default_built_in(), class: Some(7), ..base() };
         assert_eq!(conditioning_caption(&built_in), "class 7 (Sneaker)");
         assert_eq!(conditioning_caption(&base()), "class 2", "a model of unknown classes: the number");

@@ -1,0 +1,11 @@
+//! The run library: one denoising run to its end with every step handed out (`generate`), a recorded step
+//! taken apart ("This step", `explain`), grids and strips of runs (`grid`), and the settings a PNG carries
+//! (`png_settings`). No threads and no channels: the engine's worker thread calls it for the window, and the
+//! command line calls it directly.
+
+pub mod explain;
+pub mod generate;
+pub mod grid;
+pub mod png_settings;
+
+pub use generate::{Decoded, Frame, GenerateRequest, RunSummary};
