@@ -14,6 +14,9 @@ use crate::model::ModelId;
 pub struct StatusMessage {
     pub text: String,
     pub is_error: bool,
+    /// The "preparing the GPU" notice, which the model's arrival (or the device's) clears: a kind, so
+    /// that nothing has to recognise it by its text.
+    pub preparing_gpu: bool,
 }
 
 /// What a panel asks of the window beyond itself; [`super::LabApp`] carries it out after the panels drew.
@@ -110,7 +113,19 @@ impl PanelContext {
     }
 
     pub fn set_status(&mut self, text: impl Into<String>, is_error: bool) {
-        self.status = Some(StatusMessage { text: text.into(), is_error });
+        self.status = Some(StatusMessage { text: text.into(), is_error, preparing_gpu: false });
+    }
+
+    /// Says the GPU is being prepared for a model (until [`Self::clear_preparing_status`]).
+    pub fn set_preparing_status(&mut self, text: impl Into<String>) {
+        self.status = Some(StatusMessage { text: text.into(), is_error: false, preparing_gpu: true });
+    }
+
+    /// Clears the status line if it still says the GPU is being prepared.
+    pub fn clear_preparing_status(&mut self) {
+        if self.status.as_ref().is_some_and(|s| s.preparing_gpu) {
+            self.status = None;
+        }
     }
 
     /// Clears the status line (a new run or training start: what it said no longer applies).

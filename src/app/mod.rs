@@ -154,7 +154,11 @@ impl LabApp {
         let fixed = settings.sanitize(crate::data::FASHION_MNIST_CLASSES.len());
         let compare = ComparePanel::new(&settings);
         let mut ctx = PanelContext::new(engine, settings);
-        ctx.status = (!fixed.is_empty()).then(|| StatusMessage { text: reset_message(&fixed), is_error: true });
+        ctx.status = (!fixed.is_empty()).then(|| StatusMessage {
+            text: reset_message(&fixed),
+            is_error: true,
+            preparing_gpu: false,
+        });
         Self {
             ctx,
             generate: GeneratePanel::new(),

@@ -59,25 +59,19 @@ impl LabApp {
 
     /// The device and the models: what the status bar and the model pickers show.
     fn on_model_event(&mut self, event: Event) {
-        let preparing = |status: &Option<super::StatusMessage>| {
-            status.as_ref().is_some_and(|s| s.text.starts_with("preparing the GPU"))
-        };
         match event {
             Event::Ready { device, .. } => {
-                if preparing(&self.ctx.status) {
-                    self.ctx.clear_status();
-                }
+                self.ctx.clear_preparing_status();
                 self.ctx.models.device = Some(device);
             }
             Event::DeviceFailed { message } => self.ctx.set_status(format!("could not switch device: {message}"), true),
             Event::Preparing { id } => {
-                let text = format!("preparing the GPU for {id}… (compiling and tuning its kernels, once)");
-                self.ctx.set_status(text, false);
+                self.ctx.set_preparing_status(format!(
+                    "preparing the GPU for {id}… (compiling and tuning its kernels, once)"
+                ));
             }
             Event::ModelLoaded(info) => {
-                if preparing(&self.ctx.status) {
-                    self.ctx.clear_status();
-                }
+                self.ctx.clear_preparing_status();
                 self.ctx.models.loaded.retain(|m| m.id != info.id);
                 let selected = info.id == self.ctx.settings.model;
                 self.ctx.models.loaded.push(*info);

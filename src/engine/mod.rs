@@ -15,4 +15,4 @@ pub use crate::run::{Decoded, Frame, GenerateRequest, RunSummary};
 pub use device::{ComputeDevice, DeviceChoice, open_device};
 pub use error::EngineError;
 pub use forward::{POSTERIOR_CURVE_POINTS, PosteriorView};
-pub use worker::{Command, Engine, Event, ForwardSource, ModelInfo, ModelSource};
+pub use worker::{Command, CommandFailure, Engine, Event, ForwardSource, ModelInfo, ModelSource};

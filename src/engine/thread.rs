@@ -14,7 +14,7 @@ use super::forward::{ForwardX0, NoisedFrame, TestSetCache, encode_scaled, forwar
 use super::lab2d::{Lab2dEvent, Lab2dState};
 use super::models::LoadedModel;
 use super::train::{Publish, TrainCommand, TrainEvent, TrainerState};
-use super::worker::{Command, Event, ForwardSource, ModelSource};
+use super::worker::{Command, CommandFailure, Event, ForwardSource, ModelSource};
 use crate::run::generate::{Frame, GenerateRequest, RunHooks, RunSummary, decode_frame, run_generate};
 
 /// Where events go: the window's queue, and a nudge so that it looks (the app repaints).
@@ -233,7 +233,7 @@ impl Worker {
 
     fn decided(&mut self, job: u64, request: &GenerateRequest, continuations: usize, points: usize) {
         let rows = match self.models.get(&request.model) {
-            None => Err(EngineError::ModelNotLoaded(request.model.label()).to_string()),
+            None => Err(CommandFailure::Failed(EngineError::ModelNotLoaded(request.model.label()).to_string())),
             Some(model) => {
                 let options = crate::eval::decided::DecidedOptions {
                     runs: 1,
@@ -247,13 +247,16 @@ impl Worker {
                 request
                     .schedule
                     .build()
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| CommandFailure::Failed(e.to_string()))
                     .and_then(|schedule| {
                         let (unet, ae, device) = (&model.unet, model.autoencoder.as_ref(), &self.device.device);
                         // Cancel, or any newer job, stops it within a step.
                         let keep_going = || self.current_job.load(Ordering::SeqCst) == job;
                         crate::eval::decided::continued_rows(unet, ae, &schedule, &options, device, &keep_going)
-                            .map_err(|e| e.to_string())
+                            .map_err(|e| match e {
+                                crate::eval::decided::DecidedError::Cancelled => CommandFailure::Cancelled,
+                                other => CommandFailure::Failed(other.to_string()),
+                            })
                     })
                     .map(Arc::new)
             }
@@ -433,7 +436,10 @@ fn panic_event(command: &Command) -> Box<dyn FnOnce(String) -> Event> {
         }
         Command::Decided { job, .. } => {
             let job = *job;
-            Box::new(move |m| Event::Decided { job, rows: Err(internal_error("continuing the run", m)) })
+            Box::new(move |m| Event::Decided {
+                job,
+                rows: Err(CommandFailure::Failed(internal_error("continuing the run", m))),
+            })
         }
         Command::SetDevice(_) | Command::Shutdown => {
             Box::new(move |m| Event::DeviceFailed { message: internal_error("switching the device", m) })

@@ -159,7 +159,7 @@ pub enum Event {
     /// The answer to [`Command::Decided`]: a row per step continued from.
     Decided {
         job: u64,
-        rows: Result<Arc<Vec<crate::eval::decided::ContinuedRow>>, String>,
+        rows: Result<Arc<Vec<crate::eval::decided::ContinuedRow>>, CommandFailure>,
     },
     /// A latent frame that the run left undecoded, decoded after the run (or on request).
     Decoded {
@@ -314,6 +314,24 @@ impl Drop for Engine {
         let _ = self.commands.send(Command::Shutdown);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+    }
+}
+
+/// Why a command ended without its answer, as a kind the window can act on (not text to recognise).
+#[derive(Clone, Debug, PartialEq)]
+pub enum CommandFailure {
+    /// Stopped by Cancel or by a newer job.
+    Cancelled,
+    /// Failed; the message says why, for the status line.
+    Failed(String),
+}
+
+impl std::fmt::Display for CommandFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommandFailure::Cancelled => f.write_str("cancelled"),
+            CommandFailure::Failed(message) => f.write_str(message),
         }
     }
 }

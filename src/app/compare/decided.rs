@@ -8,8 +8,8 @@ use eframe::egui;
 
 use super::grid::Grid;
 use crate::app::context::PanelContext;
-use crate::engine::GenerateRequest;
-use crate::eval::decided::{ContinuedRow, DecidedError, mean_pairwise_distance, stochastic_sibling};
+use crate::engine::{CommandFailure, GenerateRequest};
+use crate::eval::decided::{ContinuedRow, mean_pairwise_distance, stochastic_sibling};
 use crate::images::{GridLabels, pictures_from_batch};
 
 /// How many continuations from how many steps, and the engine's job computing the rows.
@@ -42,7 +42,7 @@ impl DecidedMode {
         &mut self,
         ctx: &mut PanelContext,
         job: u64,
-        rows: Result<Arc<Vec<ContinuedRow>>, String>,
+        rows: Result<Arc<Vec<ContinuedRow>>, CommandFailure>,
     ) -> Option<Grid> {
         if self.job != Some(job) {
             return None;
@@ -50,11 +50,11 @@ impl DecidedMode {
         self.job = None;
         match rows {
             Ok(rows) => rows_grid(&rows, GenerateRequest { batch: 1, ..ctx.settings.request() }, job),
-            Err(message) if message == DecidedError::Cancelled.to_string() => {
+            Err(CommandFailure::Cancelled) => {
                 ctx.set_status("cancelled", false);
                 None
             }
-            Err(message) => {
+            Err(CommandFailure::Failed(message)) => {
                 ctx.set_status(format!("cannot continue the run: {message}"), true);
                 None
             }

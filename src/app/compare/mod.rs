@@ -199,7 +199,7 @@ impl ComparePanel {
         &mut self,
         ctx: &mut PanelContext,
         job: u64,
-        rows: Result<std::sync::Arc<Vec<crate::eval::decided::ContinuedRow>>, String>,
+        rows: Result<std::sync::Arc<Vec<crate::eval::decided::ContinuedRow>>, crate::engine::CommandFailure>,
     ) {
         if let Some(grid) = self.decided.on_rows(ctx, job, rows) {
             self.grid = Some(grid);
