@@ -16,6 +16,7 @@ pub mod posterior_ui;
 pub mod schedule_ui;
 pub mod state;
 pub mod step_ui;
+pub mod train_settings;
 pub mod train_ui;
 pub mod viewer;
 

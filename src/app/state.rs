@@ -96,7 +96,7 @@ pub struct Settings {
     /// Timesteps per sample in an exported filmstrip.
     pub filmstrip_steps: usize,
     /// The Train view's choices.
-    pub train: super::train_ui::TrainSettings,
+    pub train: super::train_settings::TrainSettings,
     /// "This step" is open beside the pictures.
     pub this_step: bool,
     /// What is drawn over the pictures.

@@ -1,6 +1,7 @@
 //! `train`: the noise-prediction UNet on Fashion-MNIST or a folder of images, resumable.
 
 use super::*;
+use diffusion_lab::train::defaults::TRAIN_DEFAULTS;
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -13,14 +14,13 @@ pub struct TrainArgs {
     #[arg(long)]
     pub resume: bool,
     /// Total optimizer steps of the run.
-    #[arg(long, default_value_t = 30000)]
+    #[arg(long, default_value_t = TRAIN_DEFAULTS.steps)]
     pub steps: u64,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = TRAIN_DEFAULTS.batch_size)]
     pub batch_size: usize,
-    #[arg(long, default_value_t = 5e-4)]
+    #[arg(long, default_value_t = TRAIN_DEFAULTS.learning_rate)]
     pub learning_rate: f64,
-    /// Feature channels per resolution level [default: 32,64,128 on pixels, 64,128 on latents]
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', help = channels_help())]
     pub channels: Option<Vec<usize>>,
     /// Train latent diffusion: the UNet works on the latents of --autoencoder.
     #[arg(long, requires = "autoencoder")]
@@ -28,14 +28,14 @@ pub struct TrainArgs {
     /// The autoencoder (a checkpoint from `train-autoencoder`) whose latents a --latent model learns.
     #[arg(long)]
     pub autoencoder: Option<PathBuf>,
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = TRAIN_DEFAULTS.checkpoint_every, value_parser = clap::value_parser!(u64).range(1..))]
     pub checkpoint_every: u64,
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = TRAIN_DEFAULTS.preview_every, value_parser = clap::value_parser!(u64).range(1..))]
     pub preview_every: u64,
     /// Stop after this many steps of this invocation (the run itself stays resumable).
     #[arg(long)]
     pub max_steps_now: Option<u64>,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = TRAIN_DEFAULTS.seed)]
     pub seed: u64,
     /// Also write the shippable model (EMA weights in f16) to this path at every checkpoint.
     #[arg(long)]
@@ -45,6 +45,12 @@ pub struct TrainArgs {
     /// and texture measured from its pixels.
     #[arg(long)]
     pub captions: bool,
+}
+
+/// `--channels`' help, with the default size's channels.
+fn channels_help() -> String {
+    let list = |latent| TRAIN_DEFAULTS.size.channels(latent).iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+    format!("Feature channels per resolution level [default: {} on pixels, {} on latents]", list(false), list(true))
 }
 
 impl TrainArgs {

@@ -1,6 +1,8 @@
 //! `train-autoencoder`: latent diffusion's autoencoder, resumable.
 
 use super::*;
+use diffusion_lab::model::autoencoder::AutoencoderConfig;
+use diffusion_lab::train::autoencoder::{AutoencoderTrainConfig, AutoencoderTrainer};
 
 #[derive(Args, Debug)]
 pub struct TrainAutoencoderArgs {
@@ -12,15 +14,15 @@ pub struct TrainAutoencoderArgs {
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = AutoencoderTrainConfig::new().steps)]
     pub steps: u64,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = AutoencoderTrainConfig::new().batch_size)]
     pub batch_size: usize,
     /// Steps before the PatchGAN discriminator joins.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = AutoencoderTrainConfig::new().adversarial_start)]
     pub adversarial_start: u64,
     /// Channels of the latent (its side is the image's / 4).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = AutoencoderConfig::new().latent_channels)]
     pub latent_channels: usize,
     /// The perceptual loss's classifier: `fashion` (built in) or a checkpoint from `train-classifier`.
     #[arg(long, default_value = "fashion")]
@@ -45,8 +47,6 @@ fn classifier_checkpoint(name: &str) -> anyhow::Result<Checkpoint> {
 }
 
 pub(super) fn train_autoencoder(args: &TrainAutoencoderArgs) -> anyhow::Result<()> {
-    use diffusion_lab::model::autoencoder::AutoencoderConfig;
-    use diffusion_lab::train::autoencoder::{AutoencoderTrainConfig, AutoencoderTrainer};
     let (data, description) = args.data.load()?;
     let classifier = classifier_checkpoint(&args.classifier)?;
     let files = TrainingFiles::new(&args.out);

@@ -15,6 +15,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::defaults::TRAIN_DEFAULTS;
 use super::ema::update_ema;
 use crate::data::Dataset;
 use crate::diffusion::schedule::alpha_bar_from_log_snr;
@@ -24,38 +25,52 @@ use crate::model::checkpoint::{
 };
 use crate::model::{UNet, UNetConfig};
 
+/// The hyperparameters of a training run, saved in its checkpoint. Their defaults are
+/// [`TRAIN_DEFAULTS`] (src/train/defaults.rs), which `train`'s flags and the Train view read too.
 #[derive(Config, Debug, PartialEq)]
 pub struct TrainConfig {
-    #[config(default = 64)]
+    #[config(default = "TRAIN_DEFAULTS.batch_size")]
     pub batch_size: usize,
     /// Peak learning rate of AdamW, reached after `warmup_steps` and decayed by a half cosine to a tenth.
-    #[config(default = 5e-4)]
+    #[config(default = "TRAIN_DEFAULTS.learning_rate")]
     pub learning_rate: f64,
-    #[config(default = 500)]
+    /// Steps of linear warm-up: [`TrainConfig::warmup_for`] the run's steps (`with_run_steps` sets both).
+    #[config(default = "TrainConfig::warmup_for(TRAIN_DEFAULTS.steps)")]
     pub warmup_steps: u64,
-    #[config(default = 0.0)]
+    #[config(default = "TRAIN_DEFAULTS.weight_decay")]
     pub weight_decay: f64,
     /// Per-parameter gradient norm cap.
-    #[config(default = 1.0)]
+    #[config(default = "TRAIN_DEFAULTS.grad_clip")]
     pub grad_clip: f64,
-    #[config(default = 0.999)]
+    #[config(default = "TRAIN_DEFAULTS.ema_decay")]
     pub ema_decay: f64,
     /// Share of examples trained with the "no class" label, for classifier-free guidance.
-    #[config(default = 0.1)]
+    #[config(default = "TRAIN_DEFAULTS.label_dropout")]
     pub label_dropout: f64,
     /// Optimizer steps of the whole run (the learning-rate decay ends there).
-    #[config(default = 30000)]
+    #[config(default = "TRAIN_DEFAULTS.steps")]
     pub steps: u64,
-    #[config(default = 1)]
+    #[config(default = "TRAIN_DEFAULTS.seed")]
     pub seed: u64,
     /// λ is kept within [log_snr_min, log_snr_max]: beyond, ε (or x_0) is all there is to predict.
-    #[config(default = -20.0)]
+    #[config(default = "TRAIN_DEFAULTS.log_snr_min")]
     pub log_snr_min: f64,
-    #[config(default = 10.0)]
+    #[config(default = "TRAIN_DEFAULTS.log_snr_max")]
     pub log_snr_max: f64,
 }
 
 impl TrainConfig {
+    /// The warm-up rule: a run of `steps` warms up over its first tenth, at least one step and at most
+    /// [`TRAIN_DEFAULTS`]`.max_warmup_steps` (500 steps of warm-up would be all of a short run).
+    pub fn warmup_for(steps: u64) -> u64 {
+        (steps / 10).clamp(1, TRAIN_DEFAULTS.max_warmup_steps)
+    }
+
+    /// A run of `steps` optimizer steps, with the warm-up [`TrainConfig::warmup_for`] gives it.
+    pub fn with_run_steps(self, steps: u64) -> Self {
+        self.with_steps(steps).with_warmup_steps(Self::warmup_for(steps))
+    }
+
     /// Linear warm-up, then a half cosine from the peak to a tenth of it at `steps`.
     pub fn learning_rate_at(&self, step: u64) -> f64 {
         if step < self.warmup_steps {

@@ -3,6 +3,7 @@
 pub mod autoencoder;
 pub mod classifier;
 pub mod ddpm;
+pub mod defaults;
 pub mod ema;
 pub mod levels;
 pub mod points;

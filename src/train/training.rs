@@ -9,6 +9,7 @@ use burn::prelude::Device;
 use serde::{Deserialize, Serialize};
 
 use super::ddpm::{DdpmTrainer, StepReport, TrainConfig, TrainingFiles};
+use super::defaults::TRAIN_DEFAULTS;
 use crate::data::folder::load_folder;
 use crate::data::{DataError, Dataset, Split};
 use crate::model::checkpoint::{Checkpoint, CheckpointError, ModelKind};
@@ -72,7 +73,7 @@ pub struct TrainingOptions {
     pub steps: u64,
     pub batch_size: usize,
     pub learning_rate: f64,
-    /// Feature channels per resolution level; `None`: 32,64,128 on pixels, 64,128 on latents.
+    /// Feature channels per resolution level; `None`: [`default_channels`].
     pub channels: Option<Vec<usize>>,
     /// Latent diffusion on the latents of this autoencoder checkpoint; `None`: on pixels.
     pub autoencoder: Option<PathBuf>,
@@ -86,21 +87,15 @@ pub struct TrainingOptions {
     pub captions: bool,
 }
 
-impl Default for TrainingOptions {
-    fn default() -> Self {
-        Self {
-            out: PathBuf::from("runs/unet"),
-            steps: 30_000,
-            batch_size: 64,
-            learning_rate: 5e-4,
-            channels: None,
-            autoencoder: None,
-            seed: 1,
-            checkpoint_every: 500,
-            preview_every: 2000,
-            export: None,
-            captions: false,
-        }
+impl TrainingOptions {
+    /// The hyperparameters of a new run with these options: [`TrainConfig`]'s defaults with this run's
+    /// steps (and the warm-up they give), batch size, learning rate and seed.
+    pub fn train_config(&self) -> TrainConfig {
+        TrainConfig::new()
+            .with_run_steps(self.steps)
+            .with_batch_size(self.batch_size)
+            .with_learning_rate(self.learning_rate)
+            .with_seed(self.seed)
     }
 }
 
@@ -161,9 +156,9 @@ pub fn text_config_for(captions: &crate::text::Captions) -> crate::model::text_e
         .with_class_prompts(captions.class_prompts())
 }
 
-/// The channels of a new run when none are given.
+/// The channels of a new run when none are given: [`TRAIN_DEFAULTS`]' size.
 pub fn default_channels(latent: bool) -> Vec<usize> {
-    if latent { vec![64, 128] } else { vec![32, 64, 128] }
+    TRAIN_DEFAULTS.size.channels(latent)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -266,14 +261,7 @@ fn new_trainer(
             options.steps, options.batch_size, options.learning_rate
         )));
     }
-    let config = TrainConfig::new()
-        // A short run warms up over its first tenth: 500 steps of warm-up would be all of it.
-        .with_warmup_steps((options.steps / 10).clamp(1, 500))
-        .with_steps(options.steps)
-        .with_batch_size(options.batch_size)
-        .with_learning_rate(options.learning_rate)
-        .with_seed(options.seed);
-    let trainer = DdpmTrainer::new(config, unet, device, description);
+    let trainer = DdpmTrainer::new(options.train_config(), unet, device, description);
     Ok(match &options.autoencoder {
         Some(path) => trainer.latent(path.display().to_string()),
         None => trainer,

@@ -3,8 +3,8 @@
 //! `diffusion-lab train`. [`TrainPanel`] keeps what the view shows (the loss curve, the sample grids over
 //! training) and where the run stands. This file handles the engine's events, sends the engine its
 //! commands and draws the left panel's controls; `centre.rs` draws what the view shows (the progress,
-//! the data, the loss curve and the samples), and `settings.rs` holds the choices saved between launches
-//! and their widgets.
+//! the data, the loss curve and the samples), and `settings.rs` the widgets of the choices saved between
+//! launches ([`TrainSettings`], plain data in `app/train_settings.rs`).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -23,7 +23,7 @@ use crate::train::training::TrainingProgress;
 mod centre;
 mod settings;
 
-pub use settings::{BUILT_IN_AUTOENCODER_FILE, DataKind, SizePreset, TrainSettings, default_run_dir};
+pub use super::train_settings::{BUILT_IN_AUTOENCODER_FILE, DataKind, SizePreset, TrainSettings, default_run_dir};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
