@@ -146,7 +146,7 @@ fn write_seeds() {
     }
 
     // A PNG as the app writes it, and its settings text alone.
-    let request = Settings::default().request();
+    let request = Settings::default().request(false);
     let text = settings_text(&request, serde_json::json!({ "t": 0 }));
     let picture = Picture { width: 2, height: 2, channels: 1, pixels: vec![0, 64, 128, 255] };
     write("png_text", "frame.png", &png_bytes(&picture, &text).unwrap());

@@ -71,7 +71,7 @@ fn the_checkpoint_header_never_panics() {
 fn the_png_settings_reader_never_panics() {
     use diffusion_lab::images::{Picture, png_bytes};
     use diffusion_lab::run::png_settings::settings_text;
-    let request = diffusion_lab::app::state::Settings::default().request();
+    let request = diffusion_lab::app::state::Settings::default().request(false);
     let picture = Picture { width: 4, height: 4, channels: 1, pixels: vec![128; 16] };
     let png = png_bytes(&picture, &settings_text(&request, serde_json::json!({ "t": 0 }))).unwrap();
     let dir = tempfile::tempdir().unwrap();

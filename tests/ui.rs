@@ -361,7 +361,7 @@ fn invalid_saved_or_restored_settings_fall_back_to_defaults_with_a_message() {
         );
     }
     // Settings read back from a PNG with a class the model does not know.
-    let mut request = quick_settings().request();
+    let mut request = quick_settings().request(false);
     request.model = harness.state().ctx.settings.model.clone();
     request.class = Some(99);
     request.batch = 2;

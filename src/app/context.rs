@@ -138,6 +138,16 @@ impl PanelContext {
         self.models.info(&self.settings.model)
     }
 
+    /// Whether the selected model reads prompts (a text model), from its config once it has loaded.
+    pub fn text_model(&self) -> bool {
+        self.model_info().is_some_and(|m| m.config.text.is_some())
+    }
+
+    /// The run the settings describe for the selected model (with the prompt where it reads prompts).
+    pub fn request(&self) -> GenerateRequest {
+        self.settings.request(self.text_model())
+    }
+
     /// Checks the settings against the selected model once it has loaded (a model picked, loaded or
     /// restored may know fewer classes); says what was reset.
     pub fn sanitize_settings(&mut self) {

@@ -218,7 +218,7 @@ impl ForwardPanel {
     /// strength t / T, with the painted mask (inpainting) if there is one.
     pub fn denoise_from_here(&mut self, ctx: &mut PanelContext) {
         let Some(init) = self.init_from_panel(ctx) else { return };
-        let request = crate::engine::GenerateRequest { init: Some(init), ..ctx.settings.request() };
+        let request = crate::engine::GenerateRequest { init: Some(init), ..ctx.request() };
         ctx.requests.push(Request::Run(Box::new(request)));
     }
 

@@ -184,7 +184,6 @@ impl GeneratePanel {
         }
         let num_classes = ctx.num_classes();
         let text = ctx.model_info().and_then(|m| m.config.text.clone());
-        ctx.settings.text_model = text.is_some();
         let previous_device = ctx.settings.device;
         let settings = &mut ctx.settings;
         egui::ComboBox::from_label("Device").selected_text(device_label(settings.device)).show_ui(ui, |ui| {

@@ -199,7 +199,7 @@ impl LabApp {
             let loading = self.ctx.models.loaded.is_empty();
             return Some(if loading { "loading the model…".into() } else { "choose a model".into() });
         };
-        let request = self.ctx.settings.request();
+        let request = self.ctx.request();
         // A grid varies the settings: its cells are checked one by one as they run.
         if !self.compare.varies_settings()
             && let Err(e) = request.validate(model.config.num_classes)
@@ -217,7 +217,7 @@ impl LabApp {
             return;
         }
         let main = MainRun {
-            request: self.ctx.settings.request(),
+            request: self.ctx.request(),
             shown: self.generate.viewer.trajectory.as_ref(),
             running: self.generate.is_running(),
             init: self.forward.init_from_panel(&self.ctx),

@@ -240,7 +240,7 @@ impl LabApp {
                     .trajectory
                     .as_ref()
                     .and_then(|t| t.request.prompt.as_ref())
-                    .filter(|_| self.ctx.settings.text_model)
+                    .filter(|_| self.ctx.text_model())
                     .map(|p| crate::text::tokenizer::words(&p.text));
                 if let Some(words) = &words {
                     viewer.step.word_picker_ui(ui, words, &mut self.ctx.settings.attention);

@@ -106,9 +106,6 @@ pub struct Settings {
     /// A text model's prompt and negative prompt (kept while a class model is chosen, unused by it).
     pub prompt: String,
     pub negative_prompt: String,
-    /// Whether the chosen model reads prompts (set by the Generate panel from the model's config).
-    #[serde(skip)]
-    pub text_model: bool,
 }
 
 /// Which cross-attention map to draw: a layer of the UNet, a token of τ_θ(y), one head or their mean, at
@@ -157,13 +154,14 @@ impl Default for Settings {
             attention: AttentionPick::default(),
             prompt: String::new(),
             negative_prompt: String::new(),
-            text_model: false,
         }
     }
 }
 
 impl Settings {
-    pub fn request(&self) -> GenerateRequest {
+    /// The run these settings describe, for a model that reads prompts (a text model: the request carries
+    /// the prompt) or not; the window asks [`super::context::PanelContext::request`], which knows the model.
+    pub fn request(&self, reads_prompts: bool) -> GenerateRequest {
         GenerateRequest {
             model: self.model.clone(),
             schedule: self.schedule,
@@ -171,7 +169,7 @@ impl Settings {
             seed: self.seed,
             batch: self.batch,
             class: self.class,
-            prompt: self.text_model.then(|| crate::run::generate::PromptRequest {
+            prompt: reads_prompts.then(|| crate::run::generate::PromptRequest {
                 text: self.prompt.clone(),
                 negative: self.negative_prompt.clone(),
             }),
@@ -425,11 +423,13 @@ mod tests {
     fn a_request_restores_the_settings_that_made_it() {
         let sampler = Sampler::new(crate::diffusion::Method::Heun, 7).with_spacing(crate::diffusion::Spacing::Karras);
         let mut settings = Settings { sampler, seed: 8, guidance: 1.5, ..Settings::default() };
-        let request = settings.request();
+        settings.prompt = "dark sneaker".into();
+        let request = settings.request(true);
         let mut other = Settings::default();
         other.apply_request(&request);
-        assert_eq!(other.request(), request);
+        assert_eq!(other.request(true), request);
+        assert_eq!(other.request(false), GenerateRequest { prompt: None, ..request.clone() });
         settings.sampler = DEFAULT_SAMPLER;
-        assert_ne!(settings.request(), request);
+        assert_ne!(settings.request(true), request);
     }
 }

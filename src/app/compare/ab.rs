@@ -61,7 +61,7 @@ impl ABMode {
         let Some(model) = ctx.models.info(&self.model) else {
             return Some(format!("B's model {} is not loaded", self.model));
         };
-        let request = self.request(&ctx.settings.request());
+        let request = self.request(&ctx.request());
         request.validate(model.config.num_classes).err().map(|e| format!("B: {e}"))
     }
 
@@ -78,7 +78,7 @@ impl ABMode {
         let steps = self.schedule.steps;
         crate::app::generate_ui::sampler_ui(ui, "B: ", &mut self.sampler, steps);
         ui.add(egui::Slider::new(&mut self.guidance, 0.0..=10.0).step_by(0.1).text("B: guidance"));
-        if ctx.settings.text_model {
+        if ctx.text_model() {
             let label = ui.label("B: prompt");
             ui.add(egui::TextEdit::singleline(&mut self.prompt).hint_text("empty: A's prompt"))
                 .labelled_by(label.id)

@@ -49,7 +49,7 @@ impl DecidedMode {
         }
         self.job = None;
         match rows {
-            Ok(rows) => rows_grid(&rows, GenerateRequest { batch: 1, ..ctx.settings.request() }, job),
+            Ok(rows) => rows_grid(&rows, GenerateRequest { batch: 1, ..ctx.request() }, job),
             Err(CommandFailure::Cancelled) => {
                 ctx.set_status("cancelled", false);
                 None

@@ -107,7 +107,7 @@ impl GridMode {
 
     /// The two axes (a setting and its values each); Save.
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext, grid: Option<&Grid>) {
-        let text_model = ctx.settings.text_model;
+        let text_model = ctx.text_model();
         for (axis, setting, values) in
             [("X", &mut self.x_setting, &mut self.x_values), ("Y", &mut self.y_setting, &mut self.y_values)]
         {

@@ -90,7 +90,7 @@ impl StripMode {
     /// Why the strip cannot run, if one of its images cannot.
     pub fn blocker(&self, ctx: &PanelContext) -> Option<String> {
         let model = ctx.model_info()?;
-        let (_, requests) = self.requests(&ctx.settings.request());
+        let (_, requests) = self.requests(&ctx.request());
         requests.iter().find_map(|r| r.validate(model.config.num_classes).err()).map(|e| e.to_string())
     }
 
@@ -99,7 +99,7 @@ impl StripMode {
         ui.horizontal(|ui| {
             ui.selectable_value(&mut self.between, Between::Seeds, "Between seeds");
             ui.selectable_value(&mut self.between, Between::Classes, "Between classes");
-            if ctx.settings.text_model {
+            if ctx.text_model() {
                 ui.selectable_value(&mut self.between, Between::Prompts, "Between prompts");
             }
         });
