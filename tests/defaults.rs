@@ -24,7 +24,8 @@ fn help_defaults(subcommand: &str) -> BTreeMap<String, String> {
         // A flag's line (`  -o, --out <OUT>`) is indented less than its description's lines.
         let indent = line.len() - line.trim_start().len();
         if indent <= 6 && line.trim_start().starts_with('-') {
-            flag = line.split_whitespace().find(|w| w.starts_with("--")).map(|w| w[2..].trim_end_matches(',').to_string());
+            flag =
+                line.split_whitespace().find(|w| w.starts_with("--")).map(|w| w[2..].trim_end_matches(',').to_string());
         }
         if let (Some(flag), Some(at)) = (&flag, line.find("[default: ")) {
             let value = &line[at + "[default: ".len()..];
@@ -128,7 +129,11 @@ fn every_subcommand_that_samples_defaults_to_the_default_sampler() {
         assert!(help["sampler"].starts_with(&sampler), "{subcommand} --sampler: {}", help["sampler"]);
         let spacing = format!("{} for the default sampler", DEFAULT_SAMPLER.spacing.name());
         assert!(help["spacing"].starts_with(&spacing), "{subcommand} --spacing: {}", help["spacing"]);
-        assert_eq!(default_of::<usize>(&help, "sampling-steps"), DEFAULT_SAMPLER.steps, "{subcommand} --sampling-steps");
+        assert_eq!(
+            default_of::<usize>(&help, "sampling-steps"),
+            DEFAULT_SAMPLER.steps,
+            "{subcommand} --sampling-steps"
+        );
         assert_eq!(default_of::<f64>(&help, "eta"), DEFAULT_SAMPLER.eta, "{subcommand} --eta");
     }
 }
