@@ -45,6 +45,14 @@ impl ModelId {
         }
     }
 
+    /// The model a `--model` value names: a built-in model by its short name (`fashion`), else a file.
+    pub fn of_model_flag(value: &str) -> Self {
+        match super::embedded::model_by_short_name(value) {
+            Some(builtin) => ModelId::BuiltIn(builtin.name.to_string()),
+            None => ModelId::File(value.into()),
+        }
+    }
+
     /// The first embedded model: what a new window (or one whose chosen model failed) starts with.
     pub fn default_built_in() -> Self {
         ModelId::BuiltIn(super::embedded::MODELS.first().map(|m| m.name.to_string()).unwrap_or_default())
@@ -129,6 +137,9 @@ mod tests {
         assert_eq!(serde_json::from_str::<ModelId>("\"fashion-unet\"").unwrap(), built_in);
         assert!(ModelId::default_built_in().is_built_in());
         assert!(!file.is_built_in());
+        let fashion = crate::model::embedded::model_by_short_name("fashion").unwrap();
+        assert_eq!(ModelId::of_model_flag("fashion"), ModelId::BuiltIn(fashion.name.into()));
+        assert_eq!(ModelId::of_model_flag("runs/a/unet.dlab"), file);
         let trained = ModelId::Trained("run 1".into());
         assert_eq!(trained.label(), "trained: run 1");
         assert_eq!(ModelId::from_label("trained: run 1"), trained);

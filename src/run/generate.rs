@@ -540,18 +540,42 @@ pub fn run_generate(
     hooks: RunHooks<'_>,
 ) -> Result<RunSummary, GenerateError> {
     request.validate(model.config.num_classes)?;
-    let decoder = match (model.is_latent(), decoder) {
-        (true, None) => return Err(GenerateError::NoAutoencoder),
-        (true, decoder) => decoder,
-        (false, _) => None,
-    };
+    let decoder = latent_decoder(model, decoder)?;
     let started = Instant::now();
-    let RunStart { plan, level: start, x: x_start, previous_x0, mut noise, inpaint } =
-        run_start(model, decoder, request, device)?;
-    let shape = x_start.dims();
+    let start = run_start(model, decoder, request, device)?;
     let condition = condition(request, &model.config, device)?;
     let guidance = guidance_of(request, model.config.text.is_some());
+    let (summary, _) = run_from(model, decoder, start, &condition, guidance, started, hooks)?;
+    Ok(summary)
+}
 
+/// The decoder a run of `model` goes through: a latent model's (an error without one), none for pixels.
+pub(super) fn latent_decoder<'a>(
+    model: &LoadedUnet,
+    decoder: Option<&'a LoadedAutoencoder>,
+) -> Result<Option<&'a LoadedAutoencoder>, GenerateError> {
+    match (model.is_latent(), decoder) {
+        (true, None) => Err(GenerateError::NoAutoencoder),
+        (true, decoder) => Ok(decoder),
+        (false, _) => Ok(None),
+    }
+}
+
+/// THE sampling loop: every run of the program goes through it (the window's through the engine, every
+/// subcommand's, training previews, the package's icon). From `start`, x_T's frame and then every step's
+/// (or, not streaming, the last step's) frame are handed to `hooks`; `keep_going` is asked between steps.
+/// Returns the summary and the noise stream where the run left it (the next batch of a longer run draws on).
+pub(super) fn run_from(
+    model: &LoadedUnet,
+    decoder: Option<&LoadedAutoencoder>,
+    start: RunStart,
+    condition: &Condition,
+    guidance: Guidance,
+    started: Instant,
+    hooks: RunHooks<'_>,
+) -> Result<(RunSummary, NoiseSource), GenerateError> {
+    let RunStart { plan, level: start, x: x_start, previous_x0, mut noise, inpaint } = start;
+    let shape = x_start.dims();
     let mut budget = DecodeBudget::new(started);
     let x_start_decoded = decoder.map(|ae| budget.decode(ae, &x_start, None)).transpose()?;
     let zeros = Arc::new(vec![0.0; shape.iter().product()]);
@@ -576,7 +600,7 @@ pub fn run_generate(
     let total = plan.len();
     let emit = hooks.emit;
     let state = DenoiseState { x: x_start, previous_x0 };
-    denoise_from(&model.model, &plan, state, &condition, guidance, &mut noise, inpaint.as_ref(), |step| {
+    denoise_from(&model.model, &plan, state, condition, guidance, &mut noise, inpaint.as_ref(), |step| {
         steps_done = step.index + 1;
         let last = steps_done == total;
         if hooks.stream || last {
@@ -597,19 +621,19 @@ pub fn run_generate(
     if let Some(e) = failure {
         return Err(e);
     }
-    Ok(RunSummary { steps_done, cancelled, seconds: started.elapsed().as_secs_f64() })
+    Ok((RunSummary { steps_done, cancelled, seconds: started.elapsed().as_secs_f64() }, noise))
 }
 
 /// Where a run's denoising begins: x at its first level, the plan from there, the noise stream as it
 /// stands, what a multistep solver carries into the first step, and inpainting's known region.
-struct RunStart {
-    plan: SamplingPlan,
-    level: NoiseLevel,
+pub(super) struct RunStart {
+    pub plan: SamplingPlan,
+    pub level: NoiseLevel,
     /// [batch, channels, h, w]
-    x: Tensor<4>,
-    previous_x0: Option<Tensor<4>>,
-    noise: NoiseSource,
-    inpaint: Option<Inpaint>,
+    pub x: Tensor<4>,
+    pub previous_x0: Option<Tensor<4>>,
+    pub noise: NoiseSource,
+    pub inpaint: Option<Inpaint>,
 }
 
 /// The start of `request`: x_T (or an edit's noised picture) from its seed; for a branch, its parent's

@@ -3,9 +3,11 @@
 //! (`png_settings`). No threads and no channels: the engine's worker thread calls it for the window, and the
 //! command line calls it directly.
 
+pub mod batches;
 pub mod explain;
 pub mod generate;
 pub mod grid;
+pub mod models;
 pub mod png_settings;
 
 pub use generate::{Decoded, Frame, GenerateRequest, RunSummary};
