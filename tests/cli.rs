@@ -178,6 +178,58 @@ fn sample_with_the_built_in_latent_model_decodes_to_pixels() {
     assert_eq!((grid.width(), grid.height()), (2 * 28 + 2, 10 * 28 + 9 * 2));
 }
 
+/// A latent checkpoint records the autoencoder it was trained with, and `sample` finds it there without
+/// `--autoencoder`, as the window does; `--autoencoder` still overrides it, and where the recorded file is
+/// gone the error names it and says what to pass.
+#[test]
+fn sample_finds_a_latent_checkpoints_autoencoder_from_its_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let autoencoder = dir.path().join("autoencoder.dlab");
+    std::fs::write(&autoencoder, diffusion_lab::model::embedded::FASHION_AUTOENCODER).unwrap();
+    let images = dir.path().join("images");
+    for (class, level) in [("dark", 40u8), ("light", 210)] {
+        std::fs::create_dir_all(images.join(class)).unwrap();
+        for i in 0..4u8 {
+            image::GrayImage::from_pixel(28, 28, image::Luma([level + i]))
+                .save(images.join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    let run = dir.path().join("run");
+    let (ae, data, out) = (autoencoder.to_str().unwrap(), images.to_str().unwrap(), run.to_str().unwrap());
+    let train = ["train", "--latent", "--autoencoder", ae, "--data", data, "--image-size", "28", "--out", out];
+    let trained = diffusion_lab(&[&train[..], &["--channels", "16,32", "--batch-size", "4", "--steps", "2"]].concat());
+    assert!(trained.status.success(), "{}", stderr(&trained));
+
+    let model = run.join("checkpoint.dlab");
+    let grid = dir.path().join("grid.png");
+    let sample = |extra: &[&str]| {
+        let args =
+            ["sample", "--model", model.to_str().unwrap(), "--n", "2", "--sampling-steps", "2", "--device", "cpu"];
+        diffusion_lab(&[&args[..], extra, &["--grid", grid.to_str().unwrap()]].concat())
+    };
+    let out = sample(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let picture = image::open(&grid).unwrap();
+    assert_eq!((picture.width(), picture.height()), (2 * 28 + 2, 28), "decoded to pixels, not 7x7 latents");
+    let from_header = std::fs::read(&grid).unwrap();
+
+    // --autoencoder overrides the header: a file that is not there fails, named.
+    let out = sample(&["--autoencoder", "/no/such/autoencoder.dlab"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot load the autoencoder /no/such/autoencoder.dlab"), "{}", stderr(&out));
+
+    // The recorded file moved away: named, with what to do; given, it makes the same pictures.
+    let moved = dir.path().join("moved.dlab");
+    std::fs::rename(&autoencoder, &moved).unwrap();
+    let out = sample(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains(ae) && stderr(&out).contains("pass --autoencoder"), "{}", stderr(&out));
+    let out = sample(&["--autoencoder", moved.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&grid).unwrap(), from_header);
+}
+
 #[test]
 fn sample_rejects_bad_requests_with_one_line() {
     for (args, needle) in [

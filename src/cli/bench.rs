@@ -15,9 +15,10 @@ use diffusion_lab::engine::{ComputeDevice, DeviceChoice, open_device};
 use diffusion_lab::model::denoise::DEFAULT_GUIDANCE;
 use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet};
 use diffusion_lab::run::generate::{GenerateRequest, RunHooks, run_generate};
+use diffusion_lab::run::models::{LoadedModel, ResolvedModel};
 use diffusion_lab::train::ddpm::{DdpmTrainer, TrainConfig};
 
-use super::{SamplerOptions, checkpoint_of_model, decoder_for};
+use super::SamplerOptions;
 
 /// The guidance of the `--json` suite's sampling runs, fixed so its keys (`…_w2_…`) and the PyTorch reference
 /// (`benches/torch_reference.py`, w = 2) keep measuring the same work when the app's default changes. Any
@@ -29,7 +30,8 @@ pub struct BenchArgs {
     /// A built-in model (`fashion`, `latent`) or a checkpoint file.
     #[arg(long, default_value = "fashion")]
     pub model: String,
-    /// For a latent checkpoint file: the autoencoder that decodes it.
+    /// The autoencoder that decodes a latent model [default: a built-in model's own; for a checkpoint file,
+    /// the one it was trained with, as its header records].
     #[arg(long)]
     pub autoencoder: Option<std::path::PathBuf>,
     #[arg(long, default_value_t = 16)]
@@ -175,13 +177,11 @@ fn load_model(
     autoencoder: Option<&std::path::Path>,
     device: &Device,
 ) -> anyhow::Result<(LoadedUnet, Option<LoadedAutoencoder>)> {
-    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(name)?;
-    let model = LoadedUnet::from_checkpoint(&checkpoint, device)?;
-    let decoder = decoder_for(name, &model, builtin_autoencoder, autoencoder, device)?;
-    Ok((model, decoder))
+    let LoadedModel { unet, autoencoder } = ResolvedModel::named(name, autoencoder)?.load(device)?;
+    Ok((unet, autoencoder))
 }
 
-/// One sampling configuration, run through the engine's `run_generate` as the window and `sample` do.
+/// One sampling configuration, run through the run library's `run_generate` as the window and `sample` do.
 struct SamplingBench<'a> {
     model: &'a LoadedUnet,
     decoder: Option<&'a LoadedAutoencoder>,

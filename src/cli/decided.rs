@@ -46,8 +46,8 @@ pub struct DecidedArgs {
 }
 
 pub(super) fn decided_table(args: &DecidedArgs) -> anyhow::Result<()> {
-    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.models.model)?;
-    let schedule = checkpoint.header.training_schedule.unwrap_or_default().build()?;
+    let resolved = args.models.resolve()?;
+    let schedule = resolved.training_schedule().build()?;
     let options = DecidedOptions {
         runs: args.runs,
         continuations: args.continuations,
@@ -58,8 +58,8 @@ pub(super) fn decided_table(args: &DecidedArgs) -> anyhow::Result<()> {
         points: args.points,
     };
     diffusion_lab::eval::decided::check(&options, &schedule)?;
-    let judge_weights = judge_checkpoint(&args.classifier)?;
-    let opened = args.models.open(&checkpoint, builtin_autoencoder)?;
+    let judge_weights = classifier_checkpoint(&args.classifier)?;
+    let opened = args.models.open(&resolved)?;
     let OpenedModel { device, model, decoder } = &opened;
     if let Some(class) = args.class.filter(|c| *c >= model.config.num_classes) {
         bail!("--class must be below {}, got {class}", model.config.num_classes);

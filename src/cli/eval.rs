@@ -23,7 +23,8 @@ pub struct EvalArgs {
     /// the share on the asked side of the training data's threshold for that class; held-out pairs marked.
     #[arg(long, conflicts_with_all = ["samples", "reconstructions", "nll", "loss_by_level"])]
     pub prompts: bool,
-    /// --prompts with a latent checkpoint file: the autoencoder that turns its latents into pixels.
+    /// --prompts, --nll, --loss-by-level: the autoencoder of a latent model [default: a built-in model's own;
+    /// for a checkpoint file, the one it was trained with, as its header records].
     #[arg(long)]
     pub autoencoder: Option<PathBuf>,
     /// --prompts: classifier-free guidance w.
@@ -83,7 +84,7 @@ pub(super) fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     if args.nll || args.loss_by_level {
         return nll_table(args, &device);
     }
-    let judge = Judge::from_checkpoint(&judge_checkpoint(&args.classifier)?, &device)?;
+    let judge = Judge::from_checkpoint(&classifier_checkpoint(&args.classifier)?, &device)?;
     let test = Dataset::fashion_mnist(&args.fashion_mnist_dir, Split::Test)?;
     if !args.edits.is_empty() {
         return edits_table(args, &judge, &test, &device);
@@ -99,10 +100,7 @@ pub(super) fn eval(args: &EvalArgs) -> anyhow::Result<()> {
             if args.n == 0 {
                 bail!("--n must be at least 1");
             }
-            let checkpoint = match embedded::model_by_short_name(autoencoder).and_then(|m| m.autoencoder) {
-                Some(bytes) => Checkpoint::from_bytes(bytes)?,
-                None => Checkpoint::read(autoencoder.as_ref()).with_context(|| format!("cannot load {autoencoder}"))?,
-            };
+            let checkpoint = diffusion_lab::run::models::autoencoder_checkpoint(autoencoder)?;
             let autoencoder = LoadedAutoencoder::from_checkpoint(&checkpoint, &device)?;
             let originals = test.pick(&test.shuffled_indices(7)[..args.n.min(test.count)]);
             let original_score = judge.score(&originals, &reference)?;
@@ -147,10 +145,9 @@ fn edits_table(args: &EvalArgs, judge: &Judge, test: &Dataset, device: &Device) 
     if args.n == 0 {
         bail!("--n must be at least 1");
     }
-    let builtin = embedded::model_by_short_name("fashion").context("no built-in pixel model")?;
-    let checkpoint = Checkpoint::from_bytes(builtin.unet)?;
-    let model = LoadedUnet::from_checkpoint(&checkpoint, device)?;
-    let schedule = checkpoint.header.training_schedule.unwrap_or_default();
+    let resolved = ResolvedModel::named("fashion", None)?;
+    let model = resolved.load(device)?.unet;
+    let schedule = resolved.training_schedule();
     let classes = test.num_classes();
     let originals = test.pick(&test.shuffled_indices(7)[..args.n.min(test.count)]);
     let plane = originals.image_len();
@@ -175,7 +172,7 @@ fn edits_table(args: &EvalArgs, judge: &Judge, test: &Dataset, device: &Device) 
                 resample: 1,
             };
             let request = GenerateRequest {
-                model: builtin.name.into(),
+                model: resolved.id.clone(),
                 schedule,
                 sampler: Sampler::new(Method::DpmSolver2M, 20),
                 seed: i as u64,
@@ -221,10 +218,9 @@ fn nll_table(args: &EvalArgs, device: &Device) -> anyhow::Result<()> {
     if args.n == 0 || args.stride == 0 {
         bail!("--n and --stride must be at least 1");
     }
-    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.model)?;
-    let model = LoadedUnet::from_checkpoint(&checkpoint, device)?;
-    let autoencoder = decoder_for(&args.model, &model, builtin_autoencoder, None, device)?;
-    let schedule = checkpoint.header.training_schedule.unwrap_or_default().build()?;
+    let resolved = ResolvedModel::named(&args.model, args.autoencoder.as_deref())?;
+    let LoadedModel { unet: model, autoencoder } = resolved.load(device)?;
+    let schedule = resolved.training_schedule().build()?;
     let test = test_values(args, autoencoder.as_ref(), device)?;
     if test.values.len() != test.labels.len() * test.dims.iter().product::<usize>() {
         bail!("the model takes {:?} inputs, which these test images are not", test.dims);
@@ -413,17 +409,17 @@ fn prompts_table(args: &EvalArgs, judge: &Judge, train: &Dataset, device: &Devic
     if args.n == 0 {
         bail!("--n must be at least 1");
     }
-    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.model)?;
     let options =
         ModelOptions { model: args.model.clone(), autoencoder: args.autoencoder.clone(), device: DeviceChoice::Cpu };
-    let OpenedModel { model, decoder, .. } = options.open(&checkpoint, builtin_autoencoder)?;
+    let resolved = options.resolve()?;
+    let OpenedModel { model, decoder, .. } = options.open(&resolved)?;
     if model.config.text.is_none() {
         bail!("--prompts needs a text model (`fashion-text` or a checkpoint trained with --captions)");
     }
     // The thresholds the training captions were judged by: the train split's terciles per class.
     let labels = train.labels.clone().context("the train split is labelled")?;
     let captioned = CaptionSet::new(&train.images, train.image_len(), &labels, 10);
-    let schedule = checkpoint.header.training_schedule.unwrap_or_default();
+    let schedule = resolved.training_schedule();
     let mut prompts =
         PromptJudging { args, judge, train, labels, captioned, model, decoder, schedule, seed: 0, device };
     println!(
@@ -467,13 +463,22 @@ impl PromptJudging<'_> {
     /// `--n` samples of `prompt`, as images in [-1, 1].
     fn draw(&mut self, prompt: &str) -> anyhow::Result<Vec<Vec<f32>>> {
         self.seed += 1;
-        let request = PromptRequest::new(prompt);
+        let request = GenerateRequest {
+            model: ModelId::default(),
+            schedule: self.schedule,
+            sampler: diffusion_lab::model::denoise::DEFAULT_SAMPLER,
+            seed: self.seed,
+            batch: 1,
+            class: None,
+            prompt: Some(PromptRequest::new(prompt)),
+            guidance: self.args.guidance,
+            guidance_interval: None,
+            init: None,
+            interpolate: None,
+            branch: None,
+        };
         let null = vec![self.model.config.num_classes; self.args.n];
-        let sampler = diffusion_lab::model::denoise::DEFAULT_SAMPLER;
-        let guidance = Guidance::from(self.args.guidance);
-        let (model, decoder) = (&self.model, self.decoder.as_ref());
-        let pictures =
-            generate(model, decoder, &null, Some(&request), guidance, sampler, self.schedule, self.seed, self.device)?;
+        let pictures = sample_images(&self.model, self.decoder.as_ref(), &request, &null, self.device)?;
         let images: Vec<Vec<f32>> =
             pictures.iter().map(|p| p.pixels.iter().map(|v| data::unit_from_u8(*v)).collect()).collect();
         Ok(images)

@@ -45,16 +45,16 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
     if args.guidance_curve {
         return guidance_curve(args);
     }
-    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.models.model)?;
-    let config = model_config(&checkpoint)?;
-    let request = request_of(args, &checkpoint, args.class);
+    let resolved = args.models.resolve()?;
+    let config = &resolved.config;
+    let request = request_of(args, &resolved, args.class);
     request.validate(config.num_classes)?;
     let schedule = request.schedule.build()?;
     let steps = request.plan(&schedule)?.0.len();
     if !(1..=steps).contains(&args.step) {
         bail!("--step must be between 1 and {steps} (the sampler's steps), got {}", args.step);
     }
-    let OpenedModel { device, model, decoder } = args.models.open(&checkpoint, builtin_autoencoder)?;
+    let OpenedModel { device, model, decoder } = args.models.open(&resolved)?;
     // Run up to the step (every frame recorded), then take that step apart.
     let frames = run_frames(&model, decoder.as_ref(), &request, &device.device, Some(args.step))?;
     let (Some(previous), Some(frame)) = (frames.get(args.step - 1), frames.get(args.step)) else {
@@ -71,10 +71,10 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
 }
 
 /// One image of class `class` as the flags describe it.
-fn request_of(args: &ExplainArgs, checkpoint: &Checkpoint, class: Option<usize>) -> GenerateRequest {
+fn request_of(args: &ExplainArgs, resolved: &ResolvedModel, class: Option<usize>) -> GenerateRequest {
     GenerateRequest {
-        model: app_model_id(&args.models.model),
-        schedule: args.schedule.beta_schedule_or(checkpoint.header.training_schedule.unwrap_or_default()),
+        model: resolved.id.clone(),
+        schedule: args.schedule.beta_schedule_or(resolved.training_schedule()),
         sampler: args.sampler.sampler(),
         seed: args.seed,
         batch: 1,
@@ -113,11 +113,11 @@ fn guidance_curve(args: &ExplainArgs) -> anyhow::Result<()> {
     if args.runs_per_class == 0 {
         bail!("--runs-per-class must be at least 1");
     }
-    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.models.model)?;
-    let config = model_config(&checkpoint)?;
-    let base = request_of(args, &checkpoint, Some(0));
+    let resolved = args.models.resolve()?;
+    let config = &resolved.config;
+    let base = request_of(args, &resolved, Some(0));
     base.validate(config.num_classes)?;
-    let opened = args.models.open(&checkpoint, builtin_autoencoder)?;
+    let opened = args.models.open(&resolved)?;
     let classes = config.num_classes;
     let chunk = diffusion_lab::run::generate::MAX_BATCH.min(args.runs_per_class);
     let mut sizes =

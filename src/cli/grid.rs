@@ -45,19 +45,19 @@ pub struct GridArgs {
 }
 
 pub(super) fn grid(args: &GridArgs) -> anyhow::Result<()> {
-    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.models.model)?;
-    let schedule = args.schedule.beta_schedule_or(checkpoint.header.training_schedule.unwrap_or_default());
+    let resolved = args.models.resolve()?;
+    let schedule = args.schedule.beta_schedule_or(resolved.training_schedule());
     let class = parse_class(&args.class)?;
-    let config = model_config(&checkpoint)?;
-    let init = init_image(&args.edit, picture_shape(&config, builtin_autoencoder)?)?;
+    let config = &resolved.config;
+    let init = init_image(&args.edit, resolved.picture_shape()?)?;
     let base = GenerateRequest {
-        model: app_model_id(&args.models.model),
+        model: resolved.id.clone(),
         schedule,
         sampler: args.sampler.sampler(),
         seed: args.seed,
         batch: 1,
         class,
-        prompt: args.prompt.check(&config)?,
+        prompt: args.prompt.check(config)?,
         guidance: args.guidance,
         guidance_interval: None,
         init,
@@ -86,7 +86,7 @@ pub(super) fn grid(args: &GridArgs) -> anyhow::Result<()> {
             format!("cell {} = {}, {} = {}", args.x.title(), args.x.values[column], args.y.title(), args.y.values[row])
         })?;
     }
-    let OpenedModel { device, model, decoder } = args.models.open(&checkpoint, builtin_autoencoder)?;
+    let OpenedModel { device, model, decoder } = args.models.open(&resolved)?;
     eprintln!("{} cells ({} x {}) on {}", cells.len(), args.x.values.len(), args.y.values.len(), device.description);
     let bar = progress_bar(cells.len() as u64, 0);
     let mut pictures = Vec::with_capacity(cells.len());

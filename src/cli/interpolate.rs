@@ -56,10 +56,9 @@ fn pair<T: std::str::FromStr>(flag: &str, text: &str) -> anyhow::Result<(T, T)> 
 }
 
 pub(super) fn interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
-    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.models.model)?;
-    let schedule = args.schedule.beta_schedule_or(checkpoint.header.training_schedule.unwrap_or_default());
+    let resolved = args.models.resolve()?;
     let class = parse_class(&args.class)?;
-    let ends = read_ends(args, base_request(args, schedule), class)?;
+    let ends = read_ends(args, base_request(args, &resolved), class)?;
     let frames = args.frames as usize;
     let requests = diffusion_lab::run::grid::interpolation_requests(
         &ends.base,
@@ -68,14 +67,14 @@ pub(super) fn interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
         ends.prompt_b.as_deref(),
         frames,
     );
-    let config = model_config(&checkpoint)?;
+    let config = &resolved.config;
     if ends.prompt_b.is_some() {
-        check_prompts(&config, &ends)?;
+        check_prompts(config, &ends)?;
     }
     for request in &requests {
         request.validate(config.num_classes)?;
     }
-    let OpenedModel { device, model, decoder } = args.models.open(&checkpoint, builtin_autoencoder)?;
+    let OpenedModel { device, model, decoder } = args.models.open(&resolved)?;
     eprintln!("{frames} images, {}, on {}", ends.what, device.description);
     let bar = progress_bar(frames as u64, 0);
     let mut pictures = Vec::with_capacity(frames);
@@ -167,10 +166,11 @@ fn save_strip(
     Ok(())
 }
 
-fn base_request(args: &InterpolateArgs, schedule: BetaSchedule) -> GenerateRequest {
+/// The strip's first end as the flags describe it (before --seeds / --classes / --prompts set its ends).
+fn base_request(args: &InterpolateArgs, resolved: &ResolvedModel) -> GenerateRequest {
     GenerateRequest {
-        model: app_model_id(&args.models.model),
-        schedule,
+        model: resolved.id.clone(),
+        schedule: args.schedule.beta_schedule_or(resolved.training_schedule()),
         sampler: args.sampler.sampler(),
         seed: args.seed,
         batch: 1,

@@ -1,23 +1,24 @@
 //! The headless face of diffusion-lab: one subcommand per task; prints, writes files, exits non-zero on error.
 
 use std::io::{BufWriter, Write};
-use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use burn::prelude::*;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use diffusion_lab::data::{self, Dataset, Split};
-use diffusion_lab::diffusion::{BetaSchedule, Method, NoiseSchedule, NoiseSource, Sampler, ScheduleKind, Spacing};
+use diffusion_lab::diffusion::{BetaSchedule, Method, NoiseSchedule, Sampler, ScheduleKind, Spacing};
 use diffusion_lab::engine::{DeviceChoice, open_device};
 use diffusion_lab::eval::Judge;
 use diffusion_lab::images::{self, Picture};
 use diffusion_lab::model::checkpoint::Checkpoint;
 use diffusion_lab::model::classifier::ClassifierConfig;
-use diffusion_lab::model::denoise::{Condition, DEFAULT_GUIDANCE, Guidance, denoise};
+use diffusion_lab::model::denoise::DEFAULT_GUIDANCE;
 use diffusion_lab::model::embedded;
-use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet, UNetConfig};
-use diffusion_lab::run::generate::{PromptRequest, prompt_condition};
+use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet, ModelId, UNetConfig};
+use diffusion_lab::run::batches::{SAMPLE_BATCH, run_images};
+use diffusion_lab::run::generate::{GenerateRequest, PromptRequest};
+use diffusion_lab::run::models::{LoadedModel, ResolvedModel, classifier_checkpoint};
 use diffusion_lab::train::ddpm::TrainingFiles;
 use diffusion_lab::train::training::{
     DataSource, Training, TrainingData, TrainingError, TrainingOptions, csv_log_from_step, load_training_data,
@@ -222,14 +223,8 @@ fn progress_bar(total: u64, position: u64) -> indicatif::ProgressBar {
     bar
 }
 
-fn load_autoencoder(path: &std::path::Path, device: &Device) -> anyhow::Result<LoadedAutoencoder> {
-    let checkpoint =
-        Checkpoint::read(path).with_context(|| format!("cannot load the autoencoder {}", path.display()))?;
-    Ok(LoadedAutoencoder::from_checkpoint(&checkpoint, device)?)
-}
-
-/// `per_class` samples of every class, one row per class.
-// The arguments are `generate`'s, which the CLI's subcommands pass from their own flags.
+/// `per_class` samples of every class, one row per class (`train`'s previews).
+// The arguments are `train`'s preview settings.
 #[allow(clippy::too_many_arguments)]
 fn class_grid(
     model: &LoadedUnet,
@@ -242,69 +237,38 @@ fn class_grid(
     device: &Device,
 ) -> anyhow::Result<Picture> {
     let classes: Vec<usize> = (0..model.config.num_classes).flat_map(|c| std::iter::repeat_n(c, per_class)).collect();
-    let pictures = generate(model, decoder, &classes, None, guidance.into(), sampler, schedule, seed, device)?;
+    let request = GenerateRequest {
+        model: ModelId::default(),
+        schedule,
+        sampler,
+        seed,
+        batch: 1,
+        class: None,
+        prompt: None,
+        guidance,
+        guidance_interval: None,
+        init: None,
+        interpolate: None,
+        branch: None,
+    };
+    let pictures = sample_images(model, decoder, &request, &classes, device)?;
     Ok(images::grid(&pictures, per_class, 2))
 }
 
-/// Runs the whole reverse process for one image per entry of `classes`; a latent model's result is decoded
-/// to pixels by `decoder`.
-// Each argument is a flag of `sample` / `train --preview`; a struct would only rename them.
-#[allow(clippy::too_many_arguments)]
-fn generate(
+/// One picture per entry of `classes` (`num_classes`: none) with `request`'s other settings, in batches
+/// through the run library's loop ([`run_images`]), under a progress bar over every step of every batch
+/// (network evaluations can take minutes on a CPU; the bar is hidden when stderr is not a terminal).
+fn sample_images(
     model: &LoadedUnet,
     decoder: Option<&LoadedAutoencoder>,
+    request: &GenerateRequest,
     classes: &[usize],
-    prompt: Option<&PromptRequest>,
-    guidance: Guidance,
-    sampler: Sampler,
-    schedule: BetaSchedule,
-    seed: u64,
     device: &Device,
 ) -> anyhow::Result<Vec<Picture>> {
-    let schedule = schedule.build()?;
-    let plan = sampler.plan(&schedule)?.with_x0_bound(model.x0_bound());
-    let prompt = match (prompt, &model.config.text) {
-        (Some(prompt), Some(text)) => Some((prompt, text)),
-        (Some(_), None) => bail!("this model is conditioned on classes, not prompts: use --class"),
-        (None, _) => None,
-    };
-    if model.is_latent() && decoder.is_none() {
-        bail!("a latent model needs its autoencoder to make pixels: pass --autoencoder");
-    }
-    let (c, size) = (model.config.image_channels, model.config.image_size);
-    let mut noise = NoiseSource::new(seed);
-    let mut pictures = Vec::with_capacity(classes.len());
-    // Network evaluations can take minutes on a CPU: a bar over every step of every batch (hidden when
-    // stderr is not a terminal).
-    let bar = progress_bar((classes.len().div_ceil(SAMPLE_BATCH) * plan.len()) as u64, 0);
+    let steps = request.plan(&request.schedule.build()?)?.0.len();
+    let bar = progress_bar((classes.len().div_ceil(SAMPLE_BATCH) * steps) as u64, 0);
     bar.set_message(format!("{} images", classes.len()));
-    // Bounded batches keep memory flat for thousands of samples; one noise stream keeps them reproducible.
-    for chunk in classes.chunks(SAMPLE_BATCH) {
-        let n = chunk.len();
-        let x_start = noise.tensor([n, c, size, size], device);
-        let labels: Vec<i64> = chunk.iter().map(|c| *c as i64).collect();
-        let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), device);
-        let condition = match prompt {
-            Some((prompt, text)) => Condition {
-                prompt: Some(prompt_condition(text, prompt, None, n, device)?),
-                ..Condition::classes(labels)
-            },
-            None => Condition::classes(labels),
-        };
-        let x0 = denoise(&model.model, &plan, x_start, &condition, guidance, &mut noise, None, |_| {
-            bar.inc(1);
-            ControlFlow::Continue(())
-        });
-        let (x0, c, size) = match decoder.filter(|_| model.is_latent()) {
-            Some(ae) => (ae.decode_scaled(x0), ae.config.image_channels, ae.config.image_size),
-            None => (x0, c, size),
-        };
-        let values: Vec<f32> = x0.into_data().try_to_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        if values.iter().any(|v| !v.is_finite()) {
-            bail!("sampling diverged (non-finite values); try another schedule or sampler");
-        }
-        pictures.extend(images::pictures_from_batch(&values, n, c, size, size));
-    }
+    let pictures = run_images(model, decoder, request, classes, device, &|| bar.inc(1))?;
     bar.finish_and_clear();
     Ok(pictures)
 }
@@ -361,12 +325,6 @@ pub struct GuidanceOptions {
     pub guidance_interval: Option<[f64; 2]>,
 }
 
-impl GuidanceOptions {
-    pub fn guidance(&self) -> Guidance {
-        Guidance { scale: self.guidance, interval: self.guidance_interval }
-    }
-}
-
 /// `--guidance-interval LO,HI`: the range of noise levels λ where guidance applies.
 pub(crate) fn guidance_interval_from_arg(text: &str) -> Result<[f64; 2], String> {
     let values: Vec<&str> = text.split(',').map(str::trim).collect();
@@ -381,40 +339,6 @@ pub(crate) fn guidance_interval_from_arg(text: &str) -> Result<[f64; 2], String>
     Ok([low, high])
 }
 
-/// Images sampled together (twice that through the network with classifier-free guidance).
-const SAMPLE_BATCH: usize = 100;
-
-/// The checkpoint behind a `--model` value (a built-in model's short name or a file) and, for a built-in
-/// latent model, its autoencoder.
-pub(crate) fn checkpoint_of_model(model: &str) -> anyhow::Result<(Checkpoint, Option<&'static [u8]>)> {
-    match embedded::model_by_short_name(model) {
-        Some(builtin) => Ok((Checkpoint::from_bytes(builtin.unet)?, builtin.autoencoder)),
-        None => {
-            let path = std::path::Path::new(model);
-            if !path.exists() && !model.contains(['/', '.']) {
-                let names: Vec<&str> = embedded::MODELS.iter().map(|m| m.short_name).collect();
-                bail!("no built-in model `{model}` (built in: {}) and no such file", names.join(", "));
-            }
-            let checkpoint = Checkpoint::read(path).with_context(|| format!("cannot load the model {model}"))?;
-            Ok((checkpoint, None))
-        }
-    }
-}
-
-/// The UNet config a checkpoint's header carries.
-fn model_config(checkpoint: &Checkpoint) -> anyhow::Result<UNetConfig> {
-    serde_json::from_value(checkpoint.header.config.clone())
-        .map_err(|e| anyhow::anyhow!("the model's config is damaged: {e}"))
-}
-
-/// The judge's checkpoint: `fashion` (the classifier built in) or a file written by `train-classifier`.
-fn judge_checkpoint(classifier: &str) -> anyhow::Result<Checkpoint> {
-    Ok(match classifier {
-        "fashion" => Checkpoint::from_bytes(embedded::FASHION_CLASSIFIER)?,
-        path => Checkpoint::read(path.as_ref()).with_context(|| format!("cannot load {path}"))?,
-    })
-}
-
 /// The flags that choose a model and where it runs; shared by `sample`, `grid` and `interpolate`.
 #[derive(Args, Debug, Clone)]
 pub struct ModelOptions {
@@ -422,7 +346,8 @@ pub struct ModelOptions {
     /// latent, conditioned on prompts) or a checkpoint file written by `train`.
     #[arg(long, default_value = "fashion")]
     pub model: String,
-    /// For a latent checkpoint file: the autoencoder that turns its latents into pixels.
+    /// The autoencoder that turns a latent model's latents into pixels [default: a built-in model's own; for
+    /// a checkpoint file, the one it was trained with, as its header records].
     #[arg(long)]
     pub autoencoder: Option<PathBuf>,
     /// auto, cpu or wgpu.
@@ -459,7 +384,7 @@ fn parse_class(text: &str) -> anyhow::Result<Option<usize>> {
     }
 }
 
-/// The last frame of `request`, run to the end through the engine's own run (not streamed).
+/// The last frame of `request`, run to the end as the window runs it (not streamed).
 fn final_frame(
     model: &LoadedUnet,
     decoder: Option<&LoadedAutoencoder>,
@@ -484,17 +409,6 @@ fn final_picture(
     device: &Device,
 ) -> anyhow::Result<Picture> {
     final_frame(model, decoder, request, device)?.pictures().into_iter().next().context("a run ended without an image")
-}
-
-/// (channels, size) of the pictures a model makes: a latent model's are its autoencoder's.
-fn picture_shape(config: &UNetConfig, builtin_autoencoder: Option<&'static [u8]>) -> anyhow::Result<(usize, usize)> {
-    match builtin_autoencoder.map(Checkpoint::from_bytes).transpose()? {
-        Some(ae) => {
-            let ae: diffusion_lab::model::autoencoder::AutoencoderConfig = serde_json::from_value(ae.header.config)?;
-            Ok((ae.image_channels, ae.image_size))
-        }
-        None => Ok((config.image_channels, config.image_size)),
-    }
 }
 
 /// `--init-image` (and `--mask`) as a request's starting picture, resized to `(channels, size)`.
@@ -528,8 +442,6 @@ fn init_image(
     }))
 }
 
-/// The name the window lists a `--model` value under (saved in PNG settings, so that the window's "Open
-/// settings from PNG…" finds the model).
 /// Which flags of `subcommand` the user typed (rather than left at their defaults), by their argument id
 /// (the field's name). Read again from the process's arguments, which clap has already accepted.
 pub(crate) fn explicit_flags(subcommand: &str) -> impl Fn(&str) -> bool {
@@ -544,13 +456,6 @@ pub(crate) fn explicit_flags(subcommand: &str) -> impl Fn(&str) -> bool {
     }
 }
 
-fn app_model_id(model: &str) -> diffusion_lab::model::ModelId {
-    match embedded::model_by_short_name(model) {
-        Some(builtin) => diffusion_lab::model::ModelId::BuiltIn(builtin.name.to_string()),
-        None => diffusion_lab::model::ModelId::File(model.into()),
-    }
-}
-
 /// A model ready to sample: the device it runs on, its UNet and, for a latent model, its decoder.
 pub(crate) struct OpenedModel {
     pub device: diffusion_lab::engine::ComputeDevice,
@@ -559,38 +464,16 @@ pub(crate) struct OpenedModel {
 }
 
 impl ModelOptions {
-    /// Opens `--device` and loads `checkpoint` (what `--model` names; `builtin_autoencoder` for a built-in
-    /// latent model) with the decoder its samples go through.
-    pub(crate) fn open(
-        &self,
-        checkpoint: &Checkpoint,
-        builtin_autoencoder: Option<&'static [u8]>,
-    ) -> anyhow::Result<OpenedModel> {
-        let device = open_device(self.device)?;
-        let model = LoadedUnet::from_checkpoint(checkpoint, &device.device)?;
-        let decoder =
-            decoder_for(&self.model, &model, builtin_autoencoder, self.autoencoder.as_deref(), &device.device)?;
-        Ok(OpenedModel { device, model, decoder })
+    /// The model `--model` and `--autoencoder` name, read and checked (config, training schedule, picture
+    /// shape), before the (possibly slow) device starts.
+    pub(crate) fn resolve(&self) -> anyhow::Result<ResolvedModel> {
+        Ok(ResolvedModel::named(&self.model, self.autoencoder.as_deref())?)
     }
-}
 
-/// The decoder a latent model's samples go through: `--autoencoder` when given, else the built-in
-/// model's own; `None` for a pixel model.
-pub(crate) fn decoder_for(
-    model: &str,
-    unet: &LoadedUnet,
-    builtin: Option<&'static [u8]>,
-    given: Option<&std::path::Path>,
-    device: &Device,
-) -> anyhow::Result<Option<LoadedAutoencoder>> {
-    match (given, builtin, unet.is_latent()) {
-        (Some(path), _, _) => Ok(Some(load_autoencoder(path, device)?)),
-        (None, Some(bytes), true) => {
-            Ok(Some(LoadedAutoencoder::from_checkpoint(&Checkpoint::from_bytes(bytes)?, device)?))
-        }
-        (None, None, true) => {
-            bail!("{model} is a latent model: pass --autoencoder with the autoencoder it was trained on")
-        }
-        (None, _, false) => Ok(None),
+    /// Opens `--device` and loads `resolved` onto it.
+    pub(crate) fn open(&self, resolved: &ResolvedModel) -> anyhow::Result<OpenedModel> {
+        let device = open_device(self.device)?;
+        let LoadedModel { unet, autoencoder } = resolved.load(&device.device)?;
+        Ok(OpenedModel { device, model: unet, decoder: autoencoder })
     }
 }

@@ -4,19 +4,17 @@
 //! committed in assets/packaging/ (cargo-deb packs files, it runs nothing), and `tests/packaging.rs` checks
 //! that the committed copies match what this command writes.
 
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use burn::prelude::*;
 use clap::{Args, CommandFactory};
 use diffusion_lab::APP_ID;
-use diffusion_lab::diffusion::NoiseSource;
 use diffusion_lab::engine::ComputeDevice;
-use diffusion_lab::model::LoadedUnet;
-use diffusion_lab::model::denoise::{Condition, DEFAULT_GUIDANCE, DEFAULT_SAMPLER, denoise};
+use diffusion_lab::model::denoise::{DEFAULT_GUIDANCE, DEFAULT_SAMPLER};
+use diffusion_lab::run::generate::{Frame, GenerateRequest, RunHooks, run_generate};
+use diffusion_lab::run::models::ResolvedModel;
 
-use super::{Cli, checkpoint_of_model};
+use super::Cli;
 
 #[derive(Args, Debug)]
 pub struct PackageFilesArgs {
@@ -33,7 +31,7 @@ pub struct PackageFilesArgs {
 pub const ICON_SIZES: [u32; 8] = [16, 24, 32, 48, 64, 128, 256, 512];
 
 /// The icon's run: an ankle boot (class 9), seed 7, with the app's default sampler and guidance.
-const ICON_CLASS: i64 = 9;
+const ICON_CLASS: usize = 9;
 const ICON_SEED: u64 = 7;
 /// The step whose x_t fills the noisy corner: early enough to be mostly noise, late enough to show the boot
 /// starting to form (step 6 of DPM++ 2M's 20 Karras steps is at λ ≈ -5).
@@ -108,30 +106,36 @@ fn completions() -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// x_t at [`ICON_NOISY_STEP`] and the finished x_0 of the icon's run, 28x28 values in [-1, 1] (x_t beyond).
+/// x_t at [`ICON_NOISY_STEP`] and the finished x_0 of the icon's run, 28x28 values in [-1, 1] (x_t beyond):
+/// a run of the built-in pixel model as the window runs it, streamed, keeping those two frames.
 fn icon_frames() -> anyhow::Result<(Vec<f32>, Vec<f32>)> {
     let device = ComputeDevice::cpu().device;
-    let (checkpoint, _) = checkpoint_of_model("fashion")?;
-    let model = LoadedUnet::from_checkpoint(&checkpoint, &device)?;
-    let schedule = checkpoint.header.training_schedule.unwrap_or_default().build()?;
-    let plan = DEFAULT_SAMPLER.plan(&schedule)?.with_x0_bound(model.x0_bound());
-    let size = model.config.image_size;
-    let mut noise = NoiseSource::new(ICON_SEED);
-    let x_start = noise.tensor([1, 1, size, size], &device);
-    let label = Tensor::<1, Int>::from_data(TensorData::new(vec![ICON_CLASS], [1]), &device);
-    let mut noisy = None;
-    let clean =
-        denoise(&model.model, &plan, x_start, &Condition::classes(label), DEFAULT_GUIDANCE, &mut noise, None, |step| {
-            if step.index + 1 == ICON_NOISY_STEP {
-                noisy = Some(step.x_prev.clone());
-            }
-            ControlFlow::Continue(())
-        });
-    let values = |x: Tensor<4>| -> anyhow::Result<Vec<f32>> {
-        x.into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("cannot read the icon's run: {e:?}"))
+    let resolved = ResolvedModel::named("fashion", None)?;
+    let model = resolved.load(&device)?.unet;
+    let request = GenerateRequest {
+        model: resolved.id.clone(),
+        schedule: resolved.training_schedule(),
+        sampler: DEFAULT_SAMPLER,
+        seed: ICON_SEED,
+        batch: 1,
+        class: Some(ICON_CLASS),
+        prompt: None,
+        guidance: DEFAULT_GUIDANCE,
+        guidance_interval: None,
+        init: None,
+        interpolate: None,
+        branch: None,
     };
+    let (mut noisy, mut clean) = (None, None);
+    let mut emit = |frame: Frame| {
+        if frame.index == ICON_NOISY_STEP {
+            noisy = Some(frame.x_t.to_vec());
+        }
+        clean = Some(frame.x_t.to_vec());
+    };
+    run_generate(&model, None, &request, &device, RunHooks { keep_going: &|| true, stream: true, emit: &mut emit })?;
     let noisy = noisy.context("the icon's run ended before its noisy step")?;
-    Ok((values(noisy)?, values(clean)?))
+    Ok((noisy, clean.context("the icon's run ended without an image")?))
 }
 
 /// The icon at `size` pixels as PNG: a rounded square in which the run's image turns from its noisy x_t (top

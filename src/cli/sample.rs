@@ -71,16 +71,15 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     if args.n == 0 {
         bail!("--n must be at least 1");
     }
-    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&args.models.model)?;
-    let config = model_config(&checkpoint)?;
-    let num_classes = config.num_classes;
+    let resolved = args.models.resolve()?;
+    let num_classes = resolved.config.num_classes;
     let classes = classes_of(args, num_classes)?;
-    let prompt = args.prompt.check(&config)?;
+    let prompt = args.prompt.check(&resolved.config)?;
     let sampler = args.sampler.sampler();
-    let schedule = args.schedule.beta_schedule_or(checkpoint.header.training_schedule.unwrap_or_default());
+    let schedule = args.schedule.beta_schedule_or(resolved.training_schedule());
     // Everything the user typed is checked before the (possibly slow) device and model start.
     let evaluations = sampler.plan(&schedule.build()?)?.evaluations();
-    let init = init_image(&args.edit, picture_shape(&config, builtin_autoencoder)?)?;
+    let init = init_image(&args.edit, resolved.picture_shape()?)?;
     if let Some(init) = &init {
         if args.all_classes || args.n > MAX_BATCH {
             bail!("with --init-image: at most {MAX_BATCH} images of one class (--class) or none");
@@ -88,7 +87,7 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
         sampler.plan_from_strength(&schedule.build()?, init.strength)?;
     }
     let request = GenerateRequest {
-        model: app_model_id(&args.models.model),
+        model: resolved.id.clone(),
         schedule,
         sampler,
         seed: args.seed,
@@ -101,14 +100,14 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
         interpolate: None,
         branch: None,
     };
-    let opened = args.models.open(&checkpoint, builtin_autoencoder)?;
+    let opened = args.models.open(&resolved)?;
     eprintln!(
         "sampling {} images with {} ({evaluations} network evaluations each) on {}",
         args.n,
         sampler.label(),
         opened.device.description
     );
-    let pictures = sample_pictures(args, &opened, &request, &classes)?;
+    let pictures = sample_pictures(&opened, &request, &classes)?;
     // The window's settings format: a request that the window's "Open settings from PNG…" restores. The
     // window draws x_T for a batch from the seed as `sample` draws its first batch, so an image of the
     // first batch (up to the window's largest batch) comes back as it is here.
@@ -135,26 +134,11 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
 }
 
 /// The pictures of `request`'s settings: from x_T, in batches, one per entry of `classes`; from
-/// --init-image, its one batch through the engine's run.
-fn sample_pictures(
-    args: &SampleArgs,
-    opened: &OpenedModel,
-    request: &GenerateRequest,
-    classes: &[usize],
-) -> anyhow::Result<Vec<Picture>> {
+/// --init-image, its one batch.
+fn sample_pictures(opened: &OpenedModel, request: &GenerateRequest, classes: &[usize]) -> anyhow::Result<Vec<Picture>> {
     let OpenedModel { device, model, decoder } = opened;
     Ok(match &request.init {
-        None => generate(
-            model,
-            decoder.as_ref(),
-            classes,
-            request.prompt.as_ref(),
-            args.guidance.guidance(),
-            request.sampler,
-            request.schedule,
-            args.seed,
-            &device.device,
-        )?,
+        None => sample_images(model, decoder.as_ref(), request, classes, &device.device)?,
         Some(_) => final_frame(model, decoder.as_ref(), request, &device.device)?.pictures(),
     })
 }
@@ -163,7 +147,7 @@ fn sample_pictures(
 fn sample_branch(args: &SampleArgs, from: &std::path::Path, at_step: usize) -> anyhow::Result<()> {
     let parent = diffusion_lab::run::png_settings::settings_from_png(from)?;
     let given = explicit_flags("sample");
-    let model_name = branch_model(args, from, &parent, &given)?;
+    let resolved = branch_model(args, from, &parent, &given)?;
     if given("n") && args.n != parent.batch {
         bail!("--n {}: a branch continues all {} images of its parent's run", args.n, parent.batch);
     }
@@ -184,12 +168,10 @@ fn sample_branch(args: &SampleArgs, from: &std::path::Path, at_step: usize) -> a
         branch: Some(Branch { parent: Box::new(parent.clone()), at_step }),
         ..parent.clone()
     };
-    let (checkpoint, builtin_autoencoder) = checkpoint_of_model(&model_name)?;
-    let config = model_config(&checkpoint)?;
     // Everything checked (the step, the settings) before the model starts.
-    request.validate(config.num_classes).with_context(|| format!("branching {}", from.display()))?;
+    request.validate(resolved.config.num_classes).with_context(|| format!("branching {}", from.display()))?;
     let (plan, level) = request.plan(&request.schedule.build()?)?;
-    let OpenedModel { device, model, decoder } = args.models.open(&checkpoint, builtin_autoencoder)?;
+    let OpenedModel { device, model, decoder } = args.models.open(&resolved)?;
     eprintln!(
         "continuing {} ({}) from step {at_step} (t = {}, λ = {:.2}): {} more steps with {}, {}, w = {}, seed {}",
         from.display(),
@@ -222,20 +204,20 @@ fn branch_model(
     from: &std::path::Path,
     parent: &GenerateRequest,
     given: &impl Fn(&str) -> bool,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<ResolvedModel> {
     let model_name = match embedded::model_by_name(&parent.model.label()) {
         Some(builtin) if !given("model") => builtin.short_name.to_owned(),
         _ if given("model") => args.models.model.clone(),
         _ => bail!("{} was made with the model `{}`: give it with --model FILE", from.display(), parent.model),
     };
-    if app_model_id(&model_name) != parent.model {
+    if ModelId::of_model_flag(&model_name) != parent.model {
         bail!(
             "{} was made with `{}`, not `{model_name}`: a branch continues its parent's model",
             from.display(),
             parent.model
         );
     }
-    Ok(model_name)
+    Ok(ResolvedModel::named(&model_name, args.models.autoencoder.as_deref())?)
 }
 
 /// The branch's sampler: its parent's, with the sampler flags given here changed.

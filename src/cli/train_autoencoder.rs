@@ -39,13 +39,6 @@ pub struct TrainAutoencoderArgs {
     pub export: Option<PathBuf>,
 }
 
-fn classifier_checkpoint(name: &str) -> anyhow::Result<Checkpoint> {
-    match name {
-        "fashion" => Ok(Checkpoint::from_bytes(embedded::FASHION_CLASSIFIER)?),
-        path => Checkpoint::read(path.as_ref()).with_context(|| format!("cannot load the classifier {path}")),
-    }
-}
-
 pub(super) fn train_autoencoder(args: &TrainAutoencoderArgs) -> anyhow::Result<()> {
     let (data, description) = args.data.load()?;
     let classifier = classifier_checkpoint(&args.classifier)?;

@@ -67,7 +67,7 @@ complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l la
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l captions -d 'Train a text model: τ_θ reads prompts. Captions come from a `.txt` file beside each image of a folder (cat.png -> cat.txt), or for Fashion-MNIST are made from each image\'s class and the brightness, size and texture measured from its pixels'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -s h -l help -d 'Print help'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l model -d 'A built-in model (`fashion`: pixel space, `latent`: the autoencoder\'s latent space, `fashion-text`: latent, conditioned on prompts) or a checkpoint file written by `train`' -r
-complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l autoencoder -d 'For a latent checkpoint file: the autoencoder that turns its latents into pixels' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l autoencoder -d 'The autoencoder that turns a latent model\'s latents into pixels [default: a built-in model\'s own; for a checkpoint file, the one it was trained with, as its header records]' -r -F
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l device -d 'auto, cpu or wgpu' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l n -d 'Number of images' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand sample" -l class -d 'Generate this class (0..9 for Fashion-MNIST); without it and --all-classes, unconditional' -r
@@ -116,7 +116,7 @@ complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-classi
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train-classifier" -s h -l help -d 'Print help'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l reconstructions -d 'Instead of samples, score an autoencoder\'s reconstructions D(E(x)) of test images: `latent` (the built-in latent model\'s autoencoder) or an autoencoder checkpoint file' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l edits -d 'Instead of samples, measure image-to-image on test images at these strengths (e.g. 0.6,0.8,1.0): each image pushed towards the next class ((label + 1) mod 10) with the built-in pixel model (DPM++ 2M, 20 steps, the default guidance); prints the share judged as that class, as their own class, and how far the results moved from the inputs' -r
-complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l autoencoder -d '--prompts with a latent checkpoint file: the autoencoder that turns its latents into pixels' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l autoencoder -d '--prompts, --nll, --loss-by-level: the autoencoder of a latent model [default: a built-in model\'s own; for a checkpoint file, the one it was trained with, as its header records]' -r -F
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l guidance -d '--prompts: classifier-free guidance w' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l model -d '--nll, --loss-by-level: the model, `fashion` or `latent` (built in) or a checkpoint file; a latent model\'s bound is on the autoencoder\'s latents of the test images, not on their pixels' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l stride -d '--nll: one t is evaluated per stratum of timesteps, strata one step wide within 20 steps of t = 1 and of t = T and at most this wide between (1: every t; the default evaluates 155 of the 1000)' -r
@@ -133,7 +133,7 @@ complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l no-
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -l conditional -d '--nll, --loss-by-level: ε̂ given each test image\'s label (a bound on -log p(x_0 | y)); without it, unconditional'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand eval" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -l model -d 'A built-in model (`fashion`, `latent`) or a checkpoint file' -r
-complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -l autoencoder -d 'For a latent checkpoint file: the autoencoder that decodes it' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -l autoencoder -d 'The autoencoder that decodes a latent model [default: a built-in model\'s own; for a checkpoint file, the one it was trained with, as its header records]' -r -F
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -l batch -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -l sampler -d 'ddpm (every timestep), ddim, euler, euler-a, heun, dpmpp-2m or dpmpp-2m-sde [default: dpmpp-2m, with karras spacing: the measured best at 20 steps, see assets/models/README.md]' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand bench" -l sampling-steps -d 'Sampling steps (network evaluations: as many, Heun\'s about twice; DDPM takes every timestep)' -r
@@ -152,7 +152,7 @@ complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l x -
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l y -d 'The rows, written as --x' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l out -d 'The PNG to write' -r -F
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l model -d 'A built-in model (`fashion`: pixel space, `latent`: the autoencoder\'s latent space, `fashion-text`: latent, conditioned on prompts) or a checkpoint file written by `train`' -r
-complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l autoencoder -d 'For a latent checkpoint file: the autoencoder that turns its latents into pixels' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l autoencoder -d 'The autoencoder that turns a latent model\'s latents into pixels [default: a built-in model\'s own; for a checkpoint file, the one it was trained with, as its header records]' -r -F
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l device -d 'auto, cpu or wgpu' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l class -d 'The class of every cell (unless an axis varies it), or `any`' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand grid" -l guidance -r
@@ -180,7 +180,7 @@ complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate"
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l out -d 'The PNG strip to write' -r -F
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l gif -d 'Also write the strip as an animated GIF (there and back)' -r -F
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l model -d 'A built-in model (`fashion`: pixel space, `latent`: the autoencoder\'s latent space, `fashion-text`: latent, conditioned on prompts) or a checkpoint file written by `train`' -r
-complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l autoencoder -d 'For a latent checkpoint file: the autoencoder that turns its latents into pixels' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l autoencoder -d 'The autoencoder that turns a latent model\'s latents into pixels [default: a built-in model\'s own; for a checkpoint file, the one it was trained with, as its header records]' -r -F
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l device -d 'auto, cpu or wgpu' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l class -d 'The class when interpolating seeds, or `any`' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l seed -d 'The seed when interpolating classes' -r
@@ -196,7 +196,7 @@ complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate"
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -l zoom -d 'Output pixels per image pixel' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand interpolate" -s h -l help -d 'Print help'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l model -d 'A built-in model (`fashion`: pixel space, `latent`: the autoencoder\'s latent space, `fashion-text`: latent, conditioned on prompts) or a checkpoint file written by `train`' -r
-complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l autoencoder -d 'For a latent checkpoint file: the autoencoder that turns its latents into pixels' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l autoencoder -d 'The autoencoder that turns a latent model\'s latents into pixels [default: a built-in model\'s own; for a checkpoint file, the one it was trained with, as its header records]' -r -F
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l device -d 'auto, cpu or wgpu' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l class -d 'The class to draw (0..9 for Fashion-MNIST); without it, unconditional' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l seed -r
@@ -217,7 +217,7 @@ complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l 
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -l guidance-curve -d 'Instead of one step: where guidance acts in this model. Runs `--runs-per-class` images of every class and prints (and plots into `--out`) the mean |ε̂_y - ε̂_Ø| at each step against its noise level'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand explain" -s h -l help -d 'Print help'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l model -d 'A built-in model (`fashion`: pixel space, `latent`: the autoencoder\'s latent space, `fashion-text`: latent, conditioned on prompts) or a checkpoint file written by `train`' -r
-complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l autoencoder -d 'For a latent checkpoint file: the autoencoder that turns its latents into pixels' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l autoencoder -d 'The autoencoder that turns a latent model\'s latents into pixels [default: a built-in model\'s own; for a checkpoint file, the one it was trained with, as its header records]' -r -F
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l device -d 'auto, cpu or wgpu' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l runs -d 'Independent runs, each from its own x_T' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l continuations -d 'Continuations of each run from each step, each with fresh noise' -r
