@@ -125,14 +125,14 @@ pub struct SamplerOptions {
     #[arg(long)]
     pub sampler: Option<Method>,
     /// Sampling steps (network evaluations: as many, Heun's about twice; DDPM takes every timestep).
-    #[arg(long = "sampling-steps", default_value_t = 20)]
+    #[arg(long = "sampling-steps", default_value_t = diffusion_lab::model::denoise::DEFAULT_SAMPLER.steps)]
     pub sampling_steps: usize,
     /// Where the steps sit: trailing (from pure noise), leading, linspace, or karras (σ spacing) [default:
     /// karras for the default sampler, trailing for one given with --sampler].
     #[arg(long)]
     pub spacing: Option<Spacing>,
     /// DDIM's η in [0, 1]: 0 deterministic, 1 as noisy as DDPM.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = diffusion_lab::model::denoise::DEFAULT_SAMPLER.eta)]
     pub eta: f64,
 }
 

@@ -193,6 +193,36 @@ pub struct PosteriorView {
 /// Points of [`PosteriorView::curve`].
 pub const POSTERIOR_CURVE_POINTS: usize = 50;
 
+/// The network's ε̂ at each of several timesteps (one image each, in one batch).
+type EpsilonAt<'a> = dyn Fn(&[usize]) -> Result<Vec<Vec<f32>>, EngineError> + 'a;
+
+/// L_{t-1} at [`POSTERIOR_CURVE_POINTS`] levels of t from 2 to T, the network asked 25 levels at a time:
+/// `noised(t)` is x_0 noised to t, `epsilon_at(ts)` the network's ε̂ at each of them.
+fn kl_curve(
+    schedule: &crate::diffusion::NoiseSchedule,
+    x0: &[f32],
+    bound: f64,
+    noised: &dyn Fn(usize) -> Vec<f32>,
+    epsilon_at: &EpsilonAt<'_>,
+) -> Result<Vec<(usize, f64)>, EngineError> {
+    use crate::diffusion::{DdpmVariance, posterior};
+    let steps = schedule.steps();
+    let ts: Vec<usize> = (0..POSTERIOR_CURVE_POINTS)
+        .map(|k| 2 + k * (steps - 2) / (POSTERIOR_CURVE_POINTS - 1).max(1))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut points = Vec::new();
+    for chunk in ts.chunks(25) {
+        for (t, eps) in chunk.iter().zip(epsilon_at(chunk)?) {
+            let x_t = noised(*t);
+            let kl = posterior::l_t_minus_1_bits_clipped(schedule, *t, x0, &x_t, &eps, DdpmVariance::BetaTilde, bound);
+            points.extend(kl.map(|kl| (*t, kl)));
+        }
+    }
+    Ok(points)
+}
+
 /// Computes the posterior view of `x0` noised to `t` with ε from `seed` (the forward panel's x_t).
 pub fn posterior_view(
     x0: &ForwardX0,
@@ -246,28 +276,10 @@ pub fn posterior_view(
     };
     let kl_bits =
         posterior::l_t_minus_1_bits_clipped(&schedule, t, &x0.values, &x_t, &eps, DdpmVariance::BetaTilde, bound);
-    let mut points = Vec::new();
-    if curve && steps >= 2 {
-        let ts: Vec<usize> = (0..POSTERIOR_CURVE_POINTS)
-            .map(|k| 2 + k * (steps - 2) / (POSTERIOR_CURVE_POINTS - 1).max(1))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        for chunk in ts.chunks(25) {
-            for (t, eps) in chunk.iter().zip(epsilon_at(chunk)?) {
-                let kl = posterior::l_t_minus_1_bits_clipped(
-                    &schedule,
-                    *t,
-                    &x0.values,
-                    &noised(*t),
-                    &eps,
-                    DdpmVariance::BetaTilde,
-                    bound,
-                );
-                points.extend(kl.map(|kl| (*t, kl)));
-            }
-        }
-    }
+    let points = match curve && steps >= 2 {
+        true => kl_curve(&schedule, &x0.values, bound, &noised, &epsilon_at)?,
+        false => Vec::new(),
+    };
     Ok(PosteriorView {
         t,
         shape: x0.shape,

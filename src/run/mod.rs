@@ -6,9 +6,11 @@
 
 pub mod batches;
 pub mod explain;
+pub mod frame;
 pub mod generate;
 pub mod grid;
 pub mod models;
 pub mod png_settings;
+pub mod request;
 
 pub use generate::{Decoded, Frame, GenerateRequest, RunSummary};
