@@ -120,6 +120,14 @@ impl ResolvedModel {
         let name = unet.name(&id.label());
         let model_error = |cause| ResolveError::Model { name: name.clone(), cause };
         let checkpoint = unet.read().map_err(model_error)?;
+        // The kind first: an autoencoder or a classifier given as the model is named as what it is, not as a
+        // UNet config that fails to parse.
+        if !matches!(checkpoint.header.kind, ModelKind::Unet | ModelKind::LatentUnet) {
+            return Err(model_error(CheckpointError::WrongKind {
+                expected: ModelKind::Unet,
+                found: checkpoint.header.kind,
+            }));
+        }
         let config: UNetConfig = serde_json::from_value(checkpoint.header.config.clone())
             .map_err(|e| model_error(CheckpointError::Header(format!("UNet config: {e}"))))?;
         let latent = checkpoint.header.kind == ModelKind::LatentUnet;
