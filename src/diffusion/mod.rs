@@ -10,6 +10,7 @@ pub mod heun;
 pub mod likelihood;
 pub mod mixture;
 pub mod noise;
+pub mod objective;
 pub mod posterior;
 pub mod sampler;
 pub mod schedule;

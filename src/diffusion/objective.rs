@@ -1,0 +1,219 @@
+//! What a network predicts — its training target — and how a sampler reads any of them as x̂_0 and ε̂.
+//!
+//! On the variance-preserving process x_t = α x_0 + σ ε (α = sqrt(ᾱ), σ = sqrt(1 - ᾱ), λ = ln(α² / σ²)):
+//! - ε (Ho et al. 2020): ε̂ as predicted, x̂_0 = (x_t - σ ε̂) / α;
+//! - x_0: x̂_0 as predicted, ε̂ = (x_t - α x̂_0) / σ (at high λ this divides rounding by a small σ);
+//! - v = α ε - σ x_0 (Salimans & Ho 2022): x̂_0 = α x_t - σ v̂, ε̂ = σ x_t + α v̂;
+//! - flow matching's velocity u = ε - x_0 on the straight path y_t = (1 - t) x_0 + t ε (Lipman et al. 2022;
+//!   Liu et al. 2022). That path is this process scaled: y_t = x_t / (α + σ) with α = (1 - t) / s,
+//!   σ = t / s, s = sqrt((1 - t)² + t²), so λ = 2 ln((1 - t) / t) and one network over λ serves it:
+//!   x̂_0 = (x_t - σ û) / (α + σ), ε̂ = (x_t + α û) / (α + σ).
+//!
+//! Every objective's plain squared error is the ε loss times a weight over λ (Kingma & Gao 2023):
+//! [`Objective::eps_weight`] is that weight, the factor that puts each recipe's loss in ε units.
+
+use serde::{Deserialize, Serialize};
+
+/// The training target of a network (part of the model: its checkpoint's header says which).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Objective {
+    /// The noise ε (Ho et al. 2020): every model trained before objectives existed.
+    #[default]
+    Eps,
+    /// The clean image x_0.
+    X0,
+    /// v = α ε - σ x_0 (Salimans & Ho 2022).
+    V,
+    /// Flow matching's velocity ε - x_0 along y_t = (1 - t) x_0 + t ε.
+    Flow,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("unknown objective `{0}`: use one of eps, x0, v, flow")]
+pub struct UnknownObjective(pub String);
+
+impl Objective {
+    pub const ALL: [Objective; 4] = [Objective::Eps, Objective::X0, Objective::V, Objective::Flow];
+
+    /// The name on the command line and in checkpoint headers.
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::Eps => "eps",
+            Objective::X0 => "x0",
+            Objective::V => "v",
+            Objective::Flow => "flow",
+        }
+    }
+
+    /// What the network predicts, as a learner reads it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Objective::Eps => "ε (the noise)",
+            Objective::X0 => "x₀ (the clean image)",
+            Objective::V => "v = α ε - σ x₀",
+            Objective::Flow => "flow velocity ε - x₀",
+        }
+    }
+
+    /// The target the network learns for data `x0`, noise `eps`, at a level of signal `alpha` and noise
+    /// `sigma` (α² + σ² = 1).
+    pub fn target(self, x0: f64, eps: f64, alpha: f64, sigma: f64) -> f64 {
+        match self {
+            Objective::Eps => eps,
+            Objective::X0 => x0,
+            Objective::V => alpha * eps - sigma * x0,
+            Objective::Flow => eps - x0,
+        }
+    }
+
+    /// (x̂_0, ε̂) from the network's `prediction` at `x_t` of a level (α, σ): the one conversion every
+    /// sampler reads a prediction through.
+    pub fn x0_and_eps(self, x_t: f64, prediction: f64, alpha: f64, sigma: f64) -> (f64, f64) {
+        match self {
+            Objective::Eps => ((x_t - sigma * prediction) / alpha, prediction),
+            Objective::X0 => (prediction, (x_t - alpha * prediction) / sigma),
+            Objective::V => (alpha * x_t - sigma * prediction, sigma * x_t + alpha * prediction),
+            Objective::Flow => {
+                let scale = alpha + sigma;
+                ((x_t - sigma * prediction) / scale, (x_t + alpha * prediction) / scale)
+            }
+        }
+    }
+
+    /// w(λ) with ||prediction - target||² = w(λ) ||ε̂ - ε||²: 1 for ε, e^{-λ} for x_0, 1 + e^{-λ} for v,
+    /// (1 + e^{-λ/2})² for the flow velocity. Dividing a recipe's loss by it gives the ε-equivalent loss.
+    pub fn eps_weight(self, log_snr: f64) -> f64 {
+        match self {
+            Objective::Eps => 1.0,
+            Objective::X0 => (-log_snr).exp(),
+            Objective::V => 1.0 + (-log_snr).exp(),
+            Objective::Flow => (1.0 + (-0.5 * log_snr).exp()).powi(2),
+        }
+    }
+}
+
+impl std::fmt::Display for Objective {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Objective {
+    type Err = UnknownObjective;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().to_ascii_lowercase();
+        let wanted = match wanted.as_str() {
+            "epsilon" | "ε" => "eps",
+            "x_0" | "x₀" => "x0",
+            "velocity" | "flow-matching" | "rectified-flow" => "flow",
+            other => other,
+        };
+        Objective::ALL.into_iter().find(|o| o.name() == wanted).ok_or_else(|| UnknownObjective(s.to_owned()))
+    }
+}
+
+/// The straight path's time t in [0, 1] (0 = data, 1 = noise) of log-SNR λ: (1 - t) / t = e^{λ/2}.
+pub fn flow_time_from_log_snr(log_snr: f64) -> f64 {
+    1.0 / (1.0 + (0.5 * log_snr).exp())
+}
+
+/// λ = 2 ln((1 - t) / t) of the straight path's time t in (0, 1).
+pub fn log_snr_from_flow_time(t: f64) -> f64 {
+    2.0 * ((1.0 - t) / t).ln()
+}
+
+/// ᾱ = (1 - t)² / ((1 - t)² + t²): the variance-preserving level that the straight path's y_t is a scaled
+/// copy of.
+pub fn alpha_bar_from_flow_time(t: f64) -> f64 {
+    let (a, b) = ((1.0 - t) * (1.0 - t), t * t);
+    a / (a + b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn level(log_snr: f64) -> (f64, f64) {
+        let alpha_bar = 1.0 / (1.0 + (-log_snr).exp());
+        (alpha_bar.sqrt(), (1.0 - alpha_bar).sqrt())
+    }
+
+    /// Each target, read back through the one conversion, gives the x_0 and ε it was made of.
+    #[test]
+    fn every_objective_reads_back_its_x0_and_eps() {
+        for objective in Objective::ALL {
+            for log_snr in [-15.0, -3.0, 0.0, 2.5, 9.0] {
+                let (alpha, sigma) = level(log_snr);
+                for (x0, eps) in [(0.7, -1.2), (-0.9, 0.3), (0.0, 2.0)] {
+                    let x_t = alpha * x0 + sigma * eps;
+                    let target = objective.target(x0, eps, alpha, sigma);
+                    let (x0_hat, eps_hat) = objective.x0_and_eps(x_t, target, alpha, sigma);
+                    let tolerance = 1e-9 / alpha.min(sigma);
+                    assert!((x0_hat - x0).abs() < tolerance, "{objective} λ = {log_snr}: x̂_0 {x0_hat} vs {x0}");
+                    assert!((eps_hat - eps).abs() < tolerance, "{objective} λ = {log_snr}: ε̂ {eps_hat} vs {eps}");
+                }
+            }
+        }
+    }
+
+    /// A prediction off by δ costs w(λ) times its ε error: the weight that puts every loss in ε units.
+    #[test]
+    fn each_objectives_error_is_its_weight_times_the_eps_error() {
+        for objective in Objective::ALL {
+            for log_snr in [-6.0, -1.0, 0.0, 1.5, 6.0] {
+                let (alpha, sigma) = level(log_snr);
+                let (x0, eps) = (0.4, -0.8);
+                let x_t = alpha * x0 + sigma * eps;
+                let delta = 1e-3;
+                let prediction = objective.target(x0, eps, alpha, sigma) + delta;
+                let (_, eps_hat) = objective.x0_and_eps(x_t, prediction, alpha, sigma);
+                let ratio = delta * delta / ((eps_hat - eps) * (eps_hat - eps));
+                let weight = objective.eps_weight(log_snr);
+                assert!((ratio / weight - 1.0).abs() < 1e-6, "{objective} λ = {log_snr}: {ratio} vs {weight}");
+            }
+        }
+    }
+
+    /// The straight path is the variance-preserving process scaled by 1 / (α + σ), at λ = 2 ln((1 - t) / t).
+    #[test]
+    fn the_straight_path_is_the_vp_process_scaled() {
+        for t in [0.01, 0.2, 0.5, 0.8, 0.99] {
+            let log_snr = log_snr_from_flow_time(t);
+            assert!((flow_time_from_log_snr(log_snr) - t).abs() < 1e-12);
+            let (alpha, sigma) = level(log_snr);
+            assert!((alpha * alpha - alpha_bar_from_flow_time(t)).abs() < 1e-12);
+            let (x0, eps) = (0.6, -1.1);
+            let straight = (1.0 - t) * x0 + t * eps;
+            let vp = alpha * x0 + sigma * eps;
+            assert!((straight - vp / (alpha + sigma)).abs() < 1e-12, "t = {t}");
+        }
+    }
+
+    /// Flow matching's Euler step from t to t' (y ← y + (t' - t) û) lands where DDIM's η = 0 step does
+    /// (x' = α' x̂_0 + σ' ε̂), read in the same coordinates: the same update, not a new sampler.
+    #[test]
+    fn the_flow_euler_step_is_the_ddim_step() {
+        let (t, t_next) = (0.7, 0.45);
+        let (alpha, sigma) = level(log_snr_from_flow_time(t));
+        let (alpha_next, sigma_next) = level(log_snr_from_flow_time(t_next));
+        let (x_t, u_hat) = (0.35, -0.9);
+        let y = x_t / (alpha + sigma);
+        let y_next = y + (t_next - t) * u_hat;
+        let (x0_hat, eps_hat) = Objective::Flow.x0_and_eps(x_t, u_hat, alpha, sigma);
+        let ddim = alpha_next * x0_hat + sigma_next * eps_hat;
+        assert!((y_next - ddim / (alpha_next + sigma_next)).abs() < 1e-12, "{y_next} vs {}", ddim);
+    }
+
+    #[test]
+    fn names_parse_and_unknown_ones_are_named() {
+        for objective in Objective::ALL {
+            assert_eq!(objective.name().parse::<Objective>().unwrap(), objective);
+        }
+        assert_eq!("Velocity".parse::<Objective>().unwrap(), Objective::Flow);
+        let error = "score".parse::<Objective>().unwrap_err().to_string();
+        assert!(error.contains("score") && error.contains("eps, x0, v, flow"), "{error}");
+        assert_eq!(Objective::default(), Objective::Eps, "old checkpoints load as ε models");
+    }
+}
