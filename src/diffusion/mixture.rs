@@ -141,6 +141,21 @@ pub fn score_from_epsilon(eps: Point, one_minus_alpha_bar: f64) -> Point {
     [-inv_sigma * eps[0], -inv_sigma * eps[1]]
 }
 
+/// The exact target of `objective` at x_t = `x` (what an ideal network of that objective outputs there),
+/// from the exact ε* at x: every target is linear in (x_0, ε), so its conditional mean is the target of
+/// E[x_0 | x_t] = (x - sqrt(1 - ᾱ) ε*) / sqrt(ᾱ) and ε* (for ε, ε* itself).
+pub fn exact_target(
+    objective: super::objective::Objective,
+    x: Point,
+    eps_star: Point,
+    alpha_bar: f64,
+    one_minus_alpha_bar: f64,
+) -> Point {
+    let (alpha, sigma) = (alpha_bar.sqrt(), one_minus_alpha_bar.sqrt());
+    let one = |i: usize| objective.target((x[i] - sigma * eps_star[i]) / alpha, eps_star[i], alpha, sigma);
+    [one(0), one(1)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +246,32 @@ mod tests {
         let eps = [0.3, -1.2];
         let back = epsilon_from_score(score_from_epsilon(eps, 0.25), 0.25);
         assert!((back[0] - eps[0]).abs() < 1e-12 && (back[1] - eps[1]).abs() < 1e-12);
+    }
+
+    /// For one Gaussian N(m, s² I), E[x_0 | x_t] = m + α s² / (α² s² + σ²) (x - α m): the exact x_0 target
+    /// read from the mixture's ε* is that, and the other targets are their definitions of it.
+    #[test]
+    fn exact_targets_of_one_gaussian_are_its_posterior_mean() {
+        use super::super::objective::Objective;
+        let (m, s) = ([0.3, -0.5], 0.4);
+        let one = GaussianMixture::new(vec![Component { mean: m, std: s, weight: 1.0, class: 0 }]);
+        for alpha_bar in [0.02, 0.5, 0.97] {
+            let (alpha, sigma) = (f64::sqrt(alpha_bar), f64::sqrt(1.0 - alpha_bar));
+            let x = [0.8, 0.1];
+            let eps = epsilon_from_score(one.noised(alpha_bar, 1.0 - alpha_bar).score(x), 1.0 - alpha_bar);
+            let x0 = exact_target(Objective::X0, x, eps, alpha_bar, 1.0 - alpha_bar);
+            for i in 0..2 {
+                let expected = m[i] + alpha * s * s / (alpha * alpha * s * s + sigma * sigma) * (x[i] - alpha * m[i]);
+                assert!((x0[i] - expected).abs() < 1e-9, "ᾱ = {alpha_bar}: {} vs {expected}", x0[i]);
+            }
+            assert_eq!(exact_target(Objective::Eps, x, eps, alpha_bar, 1.0 - alpha_bar), eps);
+            let v = exact_target(Objective::V, x, eps, alpha_bar, 1.0 - alpha_bar);
+            let flow = exact_target(Objective::Flow, x, eps, alpha_bar, 1.0 - alpha_bar);
+            for i in 0..2 {
+                assert!((v[i] - (alpha * eps[i] - sigma * x0[i])).abs() < 1e-12);
+                assert!((flow[i] - (eps[i] - x0[i])).abs() < 1e-12);
+            }
+        }
     }
 
     #[test]
