@@ -14,6 +14,7 @@ pub mod objective;
 pub mod posterior;
 pub mod sampler;
 pub mod schedule;
+pub mod weighting;
 
 pub use forward::{q_sample, q_sample_batch};
 pub use noise::NoiseSource;

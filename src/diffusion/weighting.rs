@@ -1,0 +1,164 @@
+//! Training recipes' noise levels and loss weights, each written as what it does to the ELBO: a density
+//! p(λ) over the log-SNR the network is trained at, and a weight w(λ) on the ε loss ||ε̂ - ε||² there
+//! (Kingma & Gao 2023, "Understanding diffusion objectives as the ELBO with simple data augmentation").
+//! p(λ)·w(λ) is then how much each noise level counts, in ε-loss units, for every recipe on one axis.
+//!
+//! - min-SNR-γ (Hang et al. 2023): the ε loss times min(SNR, γ) / SNR, SNR = e^λ;
+//! - EDM (Karras et al. 2022, without its preconditioning): ln σ ~ N(P_mean, P_std²) with σ = e^{-λ/2}
+//!   (the σ of x / α = x_0 + σ ε), and the x_0 loss weighted by (σ² + σ_data²) / (σ σ_data)²; since
+//!   ||x̂_0 - x_0||² = σ² ||ε̂ - ε||², that is the ε loss times 1 + σ² / σ_data²;
+//! - flow matching (Lipman et al. 2022; Esser et al. 2024): the velocity loss at t uniform in [0, 1] or
+//!   logit-normal (logit t ~ N(m, s²)); with λ = 2 ln((1 - t) / t), the velocity loss is the ε loss times
+//!   (1 + e^{-λ/2})² ([`super::objective::Objective::eps_weight`]).
+
+use serde::{Deserialize, Serialize};
+
+/// A recipe's noise-level distribution and loss weight (its target is a separate choice: see
+/// [`super::objective::Objective`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Weighting {
+    /// The ε loss with min(SNR, γ) / SNR: noise levels where the image is nearly clean count less.
+    MinSnr { gamma: f64 },
+    /// EDM's log-normal σ and its weight; σ_data is measured on the data.
+    Edm { p_mean: f64, p_std: f64, sigma_data: f64 },
+    /// Flow matching with t uniform in [0, 1].
+    FlowUniform,
+    /// Flow matching with logit t ~ N(mean, std²) (SD3's default: 0, 1).
+    FlowLogitNormal { mean: f64, std: f64 },
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WeightingError {
+    #[error("min-SNR γ must be above 0, got {0}")]
+    Gamma(f64),
+    #[error("{what} must be above 0, got {value}")]
+    Positive { what: &'static str, value: f64 },
+}
+
+impl Weighting {
+    /// Karras et al.'s values (P_mean = -1.2, P_std = 1.2) with the data's σ_data.
+    pub fn edm(sigma_data: f64) -> Self {
+        Weighting::Edm { p_mean: -1.2, p_std: 1.2, sigma_data }
+    }
+
+    pub fn validate(&self) -> Result<(), WeightingError> {
+        let positive = |what, value: f64| match value > 0.0 && value.is_finite() {
+            true => Ok(()),
+            false => Err(WeightingError::Positive { what, value }),
+        };
+        match *self {
+            Weighting::MinSnr { gamma } if !(gamma > 0.0 && gamma.is_finite()) => Err(WeightingError::Gamma(gamma)),
+            Weighting::MinSnr { .. } | Weighting::FlowUniform => Ok(()),
+            Weighting::Edm { p_std, sigma_data, .. } => {
+                positive("EDM's P_std", p_std).and(positive("σ_data", sigma_data))
+            }
+            Weighting::FlowLogitNormal { std, .. } => positive("the logit-normal's std", std),
+        }
+    }
+
+    /// The weight w(λ) on ||ε̂ - ε||² at log-SNR λ.
+    pub fn eps_weight(&self, log_snr: f64) -> f64 {
+        match *self {
+            Weighting::MinSnr { gamma } => gamma.min(log_snr.exp()) / log_snr.exp(),
+            Weighting::Edm { sigma_data, .. } => 1.0 + (-log_snr).exp() / (sigma_data * sigma_data),
+            Weighting::FlowUniform | Weighting::FlowLogitNormal { .. } => (1.0 + (-0.5 * log_snr).exp()).powi(2),
+        }
+    }
+
+    /// The density p(λ) of the log-SNR a training step draws; `None` for min-SNR, which keeps the
+    /// trainer's own distribution of λ.
+    pub fn log_snr_density(&self, log_snr: f64) -> Option<f64> {
+        match *self {
+            Weighting::MinSnr { .. } => None,
+            // λ = -2 ln σ with ln σ ~ N(P_mean, P_std²).
+            Weighting::Edm { p_mean, p_std, .. } => Some(normal_density(log_snr, -2.0 * p_mean, 2.0 * p_std)),
+            // t = 1 / (1 + e^{λ/2}): |dt/dλ| = t (1 - t) / 2.
+            Weighting::FlowUniform => {
+                let t = super::objective::flow_time_from_log_snr(log_snr);
+                Some(0.5 * t * (1.0 - t))
+            }
+            // logit t = -λ/2 ~ N(mean, std²).
+            Weighting::FlowLogitNormal { mean, std } => Some(normal_density(log_snr, -2.0 * mean, 2.0 * std)),
+        }
+    }
+
+    /// p(λ)·w(λ): how much the recipe counts noise level λ, in ε-loss units (`None` as for the density).
+    pub fn elbo_weight(&self, log_snr: f64) -> Option<f64> {
+        self.log_snr_density(log_snr).map(|p| p * self.eps_weight(log_snr))
+    }
+}
+
+fn normal_density(x: f64, mean: f64, std: f64) -> f64 {
+    let z = (x - mean) / std;
+    (-0.5 * z * z).exp() / (std * (2.0 * std::f64::consts::PI).sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ∫ f(λ) dλ over a range that holds every recipe's mass, by the trapezoid rule.
+    fn integral(f: impl Fn(f64) -> f64) -> f64 {
+        let (low, high, n) = (-60.0, 60.0, 120_000);
+        let h = (high - low) / n as f64;
+        (0..=n).map(|i| f(low + i as f64 * h) * if i == 0 || i == n { 0.5 } else { 1.0 }).sum::<f64>() * h
+    }
+
+    #[test]
+    fn every_noise_level_density_integrates_to_one() {
+        for weighting in
+            [Weighting::edm(0.5), Weighting::FlowUniform, Weighting::FlowLogitNormal { mean: 0.0, std: 1.0 }]
+        {
+            let total = integral(|l| weighting.log_snr_density(l).unwrap());
+            assert!((total - 1.0).abs() < 1e-6, "{weighting:?}: {total}");
+        }
+    }
+
+    /// Flow matching's uniform t, mapped to λ: the share of draws below λ is 1 - t(λ).
+    #[test]
+    fn uniform_time_is_the_logistic_density_in_log_snr() {
+        let weighting = Weighting::FlowUniform;
+        for cut in [-4.0, 0.0, 3.0] {
+            let below = integral(|l| if l < cut { weighting.log_snr_density(l).unwrap() } else { 0.0 });
+            let expected = 1.0 - super::super::objective::flow_time_from_log_snr(cut);
+            assert!((below - expected).abs() < 1e-4, "λ < {cut}: {below} vs {expected}");
+        }
+    }
+
+    /// EDM's weight on the x_0 loss, (σ² + σ_d²) / (σ σ_d)², is 1 + σ²/σ_d² on the ε loss
+    /// (||x̂_0 - x_0||² = σ² ||ε̂ - ε||² with σ = e^{-λ/2}).
+    #[test]
+    fn edms_weight_in_eps_units() {
+        let sigma_data = 0.5;
+        let weighting = Weighting::edm(sigma_data);
+        for log_snr in [-8.0_f64, 0.0, 5.0] {
+            let sigma: f64 = (-0.5 * log_snr).exp();
+            let x0_weight = (sigma * sigma + sigma_data * sigma_data) / (sigma * sigma_data).powi(2);
+            let expected = x0_weight * sigma * sigma;
+            assert!((weighting.eps_weight(log_snr) / expected - 1.0).abs() < 1e-12, "λ = {log_snr}");
+        }
+    }
+
+    #[test]
+    fn min_snr_leaves_noisy_levels_alone_and_caps_clean_ones() {
+        let weighting = Weighting::MinSnr { gamma: 5.0 };
+        assert_eq!(weighting.eps_weight(0.0), 1.0);
+        assert_eq!(weighting.eps_weight(-10.0), 1.0);
+        assert!((weighting.eps_weight(5.0_f64.ln() + 2.0) - (-2.0_f64).exp()).abs() < 1e-12);
+        assert_eq!(weighting.log_snr_density(1.0), None);
+        assert!(Weighting::MinSnr { gamma: 0.0 }.validate().unwrap_err().to_string().contains("γ must be above 0"));
+        assert!(Weighting::MinSnr { gamma: -1.0 }.validate().is_err());
+        assert!(Weighting::edm(0.0).validate().unwrap_err().to_string().contains("σ_data"));
+        assert!(Weighting::FlowLogitNormal { mean: 0.0, std: f64::NAN }.validate().is_err());
+    }
+
+    /// The flow recipe's weight is its objective's: the same number from both sides.
+    #[test]
+    fn the_flow_weight_is_the_velocity_objectives() {
+        for log_snr in [-5.0, 0.0, 4.0] {
+            let objective = super::super::objective::Objective::Flow.eps_weight(log_snr);
+            assert_eq!(Weighting::FlowUniform.eps_weight(log_snr), objective);
+        }
+    }
+}
