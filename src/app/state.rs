@@ -339,6 +339,25 @@ pub enum RunStatus {
     Failed(String),
 }
 
+/// eframe's storage in memory (it keeps settings as RON), for the tests of what is saved.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct MemoryStorage(pub std::collections::HashMap<String, String>);
+
+#[cfg(test)]
+impl eframe::Storage for MemoryStorage {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_owned(), value);
+    }
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+    fn flush(&mut self) {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,21 +381,7 @@ mod tests {
     /// spacing must come back as saved, and a file of the older format keeps its other settings.
     #[test]
     fn settings_survive_eframe_storage() {
-        #[derive(Default)]
-        struct Memory(std::collections::HashMap<String, String>);
-        impl eframe::Storage for Memory {
-            fn get_string(&self, key: &str) -> Option<String> {
-                self.0.get(key).cloned()
-            }
-            fn set_string(&mut self, key: &str, value: String) {
-                self.0.insert(key.to_owned(), value);
-            }
-            fn remove_string(&mut self, key: &str) {
-                self.0.remove(key);
-            }
-            fn flush(&mut self) {}
-        }
-        let mut storage = Memory::default();
+        let mut storage = MemoryStorage::default();
         for method in crate::diffusion::Method::ALL {
             for spacing in crate::diffusion::Spacing::ALL {
                 let settings = Settings {

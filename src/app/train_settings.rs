@@ -151,28 +151,11 @@ pub const BUILT_IN_AUTOENCODER_FILE: &str = "autoencoder.dlab";
 mod tests {
     use super::*;
 
-    /// eframe keeps settings as RON.
-    #[derive(Default)]
-    struct Memory(std::collections::HashMap<String, String>);
-
-    impl eframe::Storage for Memory {
-        fn get_string(&self, key: &str) -> Option<String> {
-            self.0.get(key).cloned()
-        }
-        fn set_string(&mut self, key: &str, value: String) {
-            self.0.insert(key.to_owned(), value);
-        }
-        fn remove_string(&mut self, key: &str) {
-            self.0.remove(key);
-        }
-        fn flush(&mut self) {}
-    }
-
     /// Settings saved before `TrainSettings` left the egui file load as they did (the format is unchanged),
     /// and a file with some fields keeps the defaults of the others.
     #[test]
     fn saved_train_settings_load_as_before() {
-        let mut storage = Memory::default();
+        let mut storage = crate::app::state::MemoryStorage::default();
         let saved = r#"(data: ImageFolder, idx_dir: "/idx", image_dir: "/pictures", image_size: 32, image_channels: 3,
             latent: false, autoencoder: "", preset: Tiny, steps: 300, batch_size: 16, learning_rate: 0.002,
             out: "/runs/a", checkpoint_every: 50, preview_every: 25, seed: 7)"#;
