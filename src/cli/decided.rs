@@ -76,7 +76,7 @@ pub(super) fn decided_table(args: &DecidedArgs) -> anyhow::Result<()> {
     );
     if let Some(path) = &args.rows {
         let rows = continued_rows(model, decoder.as_ref(), &schedule, &options, &device.device, &|| true)?;
-        save_rows_figure(path, &rows, &opened, args.continuations)?;
+        save_rows_figure(path, &rows)?;
     }
     let bar = indicatif::ProgressBar::new(args.runs as u64);
     let rows = decided(model, decoder.as_ref(), &judge, &schedule, &options, &device.device, |done| {
@@ -92,36 +92,8 @@ pub(super) fn decided_table(args: &DecidedArgs) -> anyhow::Result<()> {
 }
 
 /// `--rows`: Figure 7 for the first run, a row per step: x_t, then where each continuation ended.
-fn save_rows_figure(
-    path: &std::path::Path,
-    rows: &[ContinuedRow],
-    opened: &OpenedModel,
-    continuations: usize,
-) -> anyhow::Result<()> {
-    let [c, h, w] = match opened.decoder.as_ref() {
-        Some(ae) => [ae.config.image_channels, ae.config.image_size, ae.config.image_size],
-        None => {
-            let config = &opened.model.config;
-            [config.image_channels, config.image_size, config.image_size]
-        }
-    };
-    let picture = |values: &[f32]| images::pictures_from_batch(values, 1, c, h, w).into_iter().next();
-    let cells: Vec<Option<Picture>> = rows
-        .iter()
-        .flat_map(|row| std::iter::once(picture(&row.x_t)).chain(row.ends.iter().map(|end| picture(end))))
-        .collect();
-    let labels = images::GridLabels {
-        x_title: "x_t, then where each continuation ended".into(),
-        columns: std::iter::once("x_t".to_string()).chain((1..=continuations).map(|i| i.to_string())).collect(),
-        y_title: "continued from".into(),
-        rows: rows
-            .iter()
-            .map(|r| match r.deterministic {
-                true => format!("t={} lambda={:.1} deterministic", r.t, r.log_snr),
-                false => format!("t={} lambda={:.1}", r.t, r.log_snr),
-            })
-            .collect(),
-    };
+fn save_rows_figure(path: &std::path::Path, rows: &[ContinuedRow]) -> anyhow::Result<()> {
+    let (cells, labels) = diffusion_lab::eval::decided::rows_figure(rows, false);
     let grid = images::scaled(&images::labelled_grid(&cells, &labels, 2), 2);
     images::save_png(path, &grid, &[])?;
     eprintln!("wrote {}", path.display());

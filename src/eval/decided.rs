@@ -7,6 +7,7 @@
 use burn::prelude::*;
 
 use crate::diffusion::{NoiseLevel, NoiseSource, Sampler, SamplingPlan};
+use crate::images::{GridLabels, Picture, pictures_from_batch};
 use crate::model::denoise::{Condition, DenoiseState, Guidance, denoise_from};
 use crate::model::{LoadedAutoencoder, LoadedUnet, ReadbackError, read_f32};
 
@@ -80,6 +81,35 @@ pub struct ContinuedRow {
     pub ends: Vec<Vec<f32>>,
     /// As [`DecidedRow::deterministic`]: the continuations cannot differ.
     pub deterministic: bool,
+}
+
+/// Figure 7 as a labelled grid, for the window and `decided --rows`: a row per step continued from, x_t
+/// and then where each continuation ended, captioned by its level and, with `spread`, how far apart its
+/// continuations ended; a row after the last noisy step says it is deterministic instead.
+pub fn rows_figure(rows: &[ContinuedRow], spread: bool) -> (Vec<Option<Picture>>, GridLabels) {
+    let [c, h, w] = rows.first().map_or([1, 1, 1], |r| r.shape);
+    let picture = |values: &[f32]| pictures_from_batch(values, 1, c, h, w).into_iter().next();
+    let n = rows.first().map_or(0, |r| r.ends.len());
+    let cells = rows
+        .iter()
+        .flat_map(|row| std::iter::once(picture(&row.x_t)).chain(row.ends.iter().map(|e| picture(e))))
+        .collect();
+    let caption = |r: &ContinuedRow| match (r.deterministic, spread) {
+        (true, true) => format!("t={} lambda={:.1} deterministic: no noise left", r.t, r.log_snr),
+        (true, false) => format!("t={} lambda={:.1} deterministic", r.t, r.log_snr),
+        (false, true) => {
+            let ends: Vec<&[f32]> = r.ends.iter().map(Vec::as_slice).collect();
+            format!("t={} lambda={:.1} spread {:.2}", r.t, r.log_snr, mean_pairwise_distance(&ends))
+        }
+        (false, false) => format!("t={} lambda={:.1}", r.t, r.log_snr),
+    };
+    let labels = GridLabels {
+        x_title: "x_t, then where each continuation ended".into(),
+        columns: std::iter::once("x_t".to_string()).chain((1..=n).map(|i| i.to_string())).collect(),
+        y_title: "continued from".into(),
+        rows: rows.iter().map(caption).collect(),
+    };
+    (cells, labels)
 }
 
 /// Whether a run continued after `step` steps of `plan` still draws fresh noise (if not, every

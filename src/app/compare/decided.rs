@@ -9,8 +9,7 @@ use eframe::egui;
 use super::grid::Grid;
 use crate::app::context::PanelContext;
 use crate::engine::{CommandFailure, GenerateRequest};
-use crate::eval::decided::{ContinuedRow, mean_pairwise_distance, stochastic_sibling};
-use crate::images::{GridLabels, pictures_from_batch};
+use crate::eval::decided::{ContinuedRow, rows_figure, stochastic_sibling};
 
 /// How many continuations from how many steps, and the engine's job computing the rows.
 #[derive(Clone, Debug, PartialEq)]
@@ -95,30 +94,9 @@ impl DecidedMode {
 /// The rows as a labelled grid: x_t, then the ends, a row per step continued from with its spread;
 /// `request`: the run continued (what the PNG's settings restore); `serial`: the texture's key.
 fn rows_grid(rows: &[ContinuedRow], request: GenerateRequest, serial: u64) -> Option<Grid> {
-    let [c, h, w] = rows.first()?.shape;
-    let picture = |values: &[f32]| pictures_from_batch(values, 1, c, h, w).into_iter().next();
-    let n = rows.first().map_or(0, |r| r.ends.len());
-    let cells = rows
-        .iter()
-        .flat_map(|row| std::iter::once(picture(&row.x_t)).chain(row.ends.iter().map(|e| picture(e))))
-        .collect::<Vec<_>>();
-    let spread = |row: &ContinuedRow| {
-        let ends: Vec<&[f32]> = row.ends.iter().map(Vec::as_slice).collect();
-        mean_pairwise_distance(&ends)
-    };
-    let labels = GridLabels {
-        x_title: "x_t, then where each continuation ended".into(),
-        columns: std::iter::once("x_t".to_string()).chain((1..=n).map(|i| i.to_string())).collect(),
-        y_title: "continued from".into(),
-        // A row after the last noisy step cannot differ: say so instead of showing "spread 0.00" as found.
-        rows: rows
-            .iter()
-            .map(|r| match r.deterministic {
-                true => format!("t={} lambda={:.1} deterministic: no noise left", r.t, r.log_snr),
-                false => format!("t={} lambda={:.1} spread {:.2}", r.t, r.log_snr, spread(r)),
-            })
-            .collect(),
-    };
+    let n = rows.first()?.ends.len();
+    // A row after the last noisy step cannot differ: it says so instead of showing "spread 0.00" as found.
+    let (cells, labels) = rows_figure(rows, true);
     let settings = serde_json::json!({
         "decided": { "continuations": n, "steps": rows.iter().map(|r| r.step).collect::<Vec<_>>() }
     });
