@@ -80,6 +80,8 @@ pub fn bound(
     let batch = options.batch.max(1);
     let total = count.div_ceil(batch) * steps.len();
     let mut sums = BoundSums::new(schedule.steps());
+    // μ_θ from x̂_0 clipped to this bound (infinite: from ε̂ as given).
+    let mean_bound = if options.clip_mean { options.x0_bound } else { f64::INFINITY };
     let mut done = 0;
     for (index, first) in (0..count).step_by(batch).enumerate() {
         let n = batch.min(count - first);
@@ -106,7 +108,6 @@ pub fn bound(
             let lambda = Tensor::<1>::full([n], schedule.log_snr[i] as f32, device);
             let eps_hat = read_f32(model.model.forward_with_context(input, lambda, context.clone()))?;
             for ((x0, x_t), eps) in x0.chunks_exact(size).zip(x_t.chunks_exact(size)).zip(eps_hat.chunks_exact(size)) {
-                let mean_bound = if options.clip_mean { options.x0_bound } else { f64::INFINITY };
                 let bits = if t == 1 {
                     let mean = posterior::model_mean_clipped(schedule, 1, x_t, eps, mean_bound);
                     let variance = likelihood::decoder_variance(schedule, options.variance);
