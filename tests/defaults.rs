@@ -60,6 +60,10 @@ fn train_help_the_train_view_and_train_config_read_the_same_defaults() {
         preview_every: default_of(&help, "preview-every"),
         export: None,
         captions: false,
+        objective: None,
+        weighting: None,
+        quality_every: default_of(&help, "quality-every"),
+        quality_samples: default_of(&help, "quality-samples"),
     };
     let d = TRAIN_DEFAULTS;
     assert_eq!(

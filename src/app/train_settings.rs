@@ -130,6 +130,10 @@ impl TrainSettings {
             preview_every: self.preview_every.max(1),
             export: None,
             captions: false,
+            objective: None,
+            weighting: None,
+            quality_every: 0,
+            quality_samples: crate::train::training::DEFAULT_QUALITY_SAMPLES,
         }
     }
 

@@ -1,6 +1,8 @@
 //! `train`: the noise-prediction UNet on Fashion-MNIST or a folder of images, resumable.
 
 use super::*;
+use diffusion_lab::diffusion::{Objective, Weighting};
+use diffusion_lab::eval::quality::{QualityLog, QualityMeter};
 use diffusion_lab::train::defaults::TRAIN_DEFAULTS;
 
 #[derive(Args, Debug)]
@@ -45,6 +47,23 @@ pub struct TrainArgs {
     /// and texture measured from its pixels.
     #[arg(long)]
     pub captions: bool,
+    /// What the network predicts: eps (the noise), x0 (the clean image), v (α ε - σ x₀) or flow (the
+    /// velocity ε - x₀ of the straight path). A resumed run keeps its own [default: eps]
+    #[arg(long)]
+    pub objective: Option<Objective>,
+    /// How much each noise level counts: plain (the target's own squared error), min-snr[:γ] (γ = 5),
+    /// edm[:σ_data] (σ_data measured on the data), uniform-t or logit-normal[:mean,std] (flow matching's t).
+    /// A resumed run keeps its own [default: uniform-t for flow, plain otherwise]
+    #[arg(long)]
+    pub weighting: Option<Weighting>,
+    /// Score the model every K steps: samples from the same x_T each time, scored by the project's
+    /// classifier (Fréchet distance, class accuracy, real data's at the same n, the nearest training
+    /// image), written to quality.csv in --out. Fashion-MNIST only. 0: off
+    #[arg(long, default_value_t = 0)]
+    pub quality_every: u64,
+    /// Samples per quality reading
+    #[arg(long, default_value_t = diffusion_lab::train::training::DEFAULT_QUALITY_SAMPLES as u64, value_parser = clap::value_parser!(u64).range(10..=10000))]
+    pub quality_samples: u64,
 }
 
 /// `--channels`' help, with the default size's channels.
@@ -68,13 +87,21 @@ impl TrainArgs {
             preview_every: self.preview_every,
             export: self.export.clone(),
             captions: self.captions,
+            objective: self.objective,
+            weighting: self.weighting,
+            quality_every: self.quality_every,
+            quality_samples: self.quality_samples as usize,
         }
     }
 }
 
 pub(super) fn train(args: &TrainArgs) -> anyhow::Result<()> {
-    let data = args.data.load_with_captions()?;
     let device = Device::flex();
+    // Made before the run opens: a meter that cannot work is refused with nothing written.
+    let meter = (args.quality_every > 0)
+        .then(|| QualityMeter::new(&args.data.source(), args.quality_samples as usize, &device))
+        .transpose()?;
+    let data = args.data.load_with_captions()?;
     if args.latent {
         eprintln!("encoding {} images with the autoencoder…", data.data.count);
     }
@@ -95,6 +122,17 @@ pub(super) fn train(args: &TrainArgs) -> anyhow::Result<()> {
         run.total_steps()
     );
 
+    if let Some(meter) = &meter {
+        eprintln!(
+            "quality meter: {} samples every {} steps (real test images at this n: FD {:.2}, {:.1} % of their class)",
+            meter.samples(),
+            args.quality_every,
+            meter.floor().0,
+            100.0 * meter.floor().1
+        );
+    }
+    let mut quality_log = meter.as_ref().map(|_| QualityLog::open(&run.files.dir, run.step_count())).transpose()?;
+
     let total = run.total_steps();
     let bar = progress_bar(total, run.step_count());
     let stop_at = args.max_steps_now.map_or(total, |n| (run.step_count() + n).min(total));
@@ -105,6 +143,25 @@ pub(super) fn train(args: &TrainArgs) -> anyhow::Result<()> {
         let last = run.step_count() == stop_at;
         if last && !outcome.checkpointed {
             run.checkpoint()?;
+        }
+        if let (Some(meter), Some(log)) = (&meter, quality_log.as_mut())
+            && (run.step_count().is_multiple_of(args.quality_every) || last)
+        {
+            let reading = meter.measure_run(&run, &device)?;
+            log.append(&reading)?;
+            let line = format!(
+                "step {}: FD {:.2} (real {:.2}), {:.1} % of their class (real {:.1} %), nearest training image {:.3} \
+                 (real {:.3}); {:.1} s",
+                reading.step,
+                reading.frechet_distance,
+                reading.floor_frechet_distance,
+                100.0 * reading.class_accuracy,
+                100.0 * reading.floor_class_accuracy,
+                reading.nearest_training,
+                reading.floor_nearest_training,
+                reading.seconds
+            );
+            bar.suspend(|| eprintln!("{line}"));
         }
         if run.preview_due() || last {
             // Through the export, so that the preview shows the weights as shipped (EMA in f16).

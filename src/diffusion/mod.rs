@@ -18,5 +18,7 @@ pub mod weighting;
 
 pub use forward::{q_sample, q_sample_batch};
 pub use noise::NoiseSource;
+pub use objective::Objective;
 pub use sampler::{DdpmVariance, Method, NoiseLevel, Sampler, SamplingPlan, Spacing, StepOutput};
 pub use schedule::{BetaSchedule, NoiseSchedule, ScheduleError, ScheduleKind};
+pub use weighting::Weighting;

@@ -12,6 +12,7 @@
 //! Every objective's plain squared error is the ε loss times a weight over λ (Kingma & Gao 2023):
 //! [`Objective::eps_weight`] is that weight, the factor that puts each recipe's loss in ε units.
 
+use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// The training target of a network (part of the model: its checkpoint's header says which).
@@ -56,29 +57,46 @@ impl Objective {
         }
     }
 
-    /// The target the network learns for data `x0`, noise `eps`, at a level of signal `alpha` and noise
-    /// `sigma` (α² + σ² = 1).
-    pub fn target(self, x0: f64, eps: f64, alpha: f64, sigma: f64) -> f64 {
+    /// (a, b) with target = a x_0 + b ε at a level of signal `alpha` and noise `sigma` (α² + σ² = 1).
+    pub fn target_coefficients(self, alpha: f64, sigma: f64) -> (f64, f64) {
         match self {
-            Objective::Eps => eps,
-            Objective::X0 => x0,
-            Objective::V => alpha * eps - sigma * x0,
-            Objective::Flow => eps - x0,
+            Objective::Eps => (0.0, 1.0),
+            Objective::X0 => (1.0, 0.0),
+            Objective::V => (-sigma, alpha),
+            Objective::Flow => (-1.0, 1.0),
         }
     }
 
-    /// (x̂_0, ε̂) from the network's `prediction` at `x_t` of a level (α, σ): the one conversion every
-    /// sampler reads a prediction through.
-    pub fn x0_and_eps(self, x_t: f64, prediction: f64, alpha: f64, sigma: f64) -> (f64, f64) {
-        match self {
-            Objective::Eps => ((x_t - sigma * prediction) / alpha, prediction),
-            Objective::X0 => (prediction, (x_t - alpha * prediction) / sigma),
-            Objective::V => (alpha * x_t - sigma * prediction, sigma * x_t + alpha * prediction),
+    /// The target the network learns for data `x0`, noise `eps`, at a level (α, σ).
+    pub fn target(self, x0: f64, eps: f64, alpha: f64, sigma: f64) -> f64 {
+        let (a, b) = self.target_coefficients(alpha, sigma);
+        a * x0 + b * eps
+    }
+
+    /// The one conversion every sampler reads a prediction through, as its coefficients at (α, σ).
+    pub fn conversion(self, alpha: f64, sigma: f64) -> Conversion {
+        let (x0, eps) = match self {
+            Objective::Eps => ([1.0 / alpha, -sigma / alpha], [0.0, 1.0]),
+            Objective::X0 => ([0.0, 1.0], [1.0 / sigma, -alpha / sigma]),
+            Objective::V => ([alpha, -sigma], [sigma, alpha]),
             Objective::Flow => {
                 let scale = alpha + sigma;
-                ((x_t - sigma * prediction) / scale, (x_t + alpha * prediction) / scale)
+                ([1.0 / scale, -sigma / scale], [1.0 / scale, alpha / scale])
             }
-        }
+        };
+        Conversion { objective: self, x0, eps }
+    }
+
+    /// [`Self::conversion`] at log-SNR λ.
+    pub fn conversion_at(self, log_snr: f64) -> Conversion {
+        let (alpha, sigma) = alpha_sigma_from_log_snr(log_snr);
+        self.conversion(alpha, sigma)
+    }
+
+    /// (x̂_0, ε̂) from the network's `prediction` at `x_t` of a level (α, σ).
+    pub fn x0_and_eps(self, x_t: f64, prediction: f64, alpha: f64, sigma: f64) -> (f64, f64) {
+        let c = self.conversion(alpha, sigma);
+        (c.x0[0] * x_t + c.x0[1] * prediction, c.eps[0] * x_t + c.eps[1] * prediction)
     }
 
     /// w(λ) with ||prediction - target||² = w(λ) ||ε̂ - ε||²: 1 for ε, e^{-λ} for x_0, 1 + e^{-λ} for v,
@@ -112,6 +130,66 @@ impl std::str::FromStr for Objective {
         };
         Objective::ALL.into_iter().find(|o| o.name() == wanted).ok_or_else(|| UnknownObjective(s.to_owned()))
     }
+}
+
+/// A prediction read as x̂_0 and ε̂: both are affine in x_t and the prediction,
+/// x̂_0 = x0[0] x_t + x0[1] prediction and ε̂ = eps[0] x_t + eps[1] prediction. Guidance mixes two
+/// predictions linearly with the same coefficients, so guiding ε̂ is guiding the prediction.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Conversion {
+    pub objective: Objective,
+    pub x0: [f64; 2],
+    pub eps: [f64; 2],
+}
+
+impl Conversion {
+    /// ε̂ of a prediction tensor. An ε model's prediction is returned as it is (no arithmetic: the same
+    /// bits as before objectives existed).
+    pub fn eps<const D: usize>(&self, x_t: Tensor<D>, prediction: Tensor<D>) -> Tensor<D> {
+        affine(self.eps, x_t, prediction)
+    }
+
+    /// x̂_0 of a prediction tensor (unclipped).
+    pub fn x0<const D: usize>(&self, x_t: Tensor<D>, prediction: Tensor<D>) -> Tensor<D> {
+        affine(self.x0, x_t, prediction)
+    }
+}
+
+impl Objective {
+    /// ε̂ of a batch of predictions, image i at log-SNR `log_snr[i]` (or all at `log_snr[0]` when it holds
+    /// one value): [`Conversion::eps`] with per-image coefficients. An ε model's prediction is returned as
+    /// it is.
+    pub fn eps_batch<const D: usize>(self, x_t: Tensor<D>, prediction: Tensor<D>, log_snr: &[f64]) -> Tensor<D> {
+        if self == Objective::Eps {
+            return prediction;
+        }
+        if let [single] = log_snr {
+            return self.conversion_at(*single).eps(x_t, prediction);
+        }
+        let device = x_t.device();
+        let mut dims = [1usize; D];
+        dims[0] = log_snr.len();
+        let column = |pick: fn(&Conversion) -> f64| {
+            let values: Vec<f32> = log_snr.iter().map(|l| pick(&self.conversion_at(*l)) as f32).collect();
+            Tensor::<D>::from_data(TensorData::new(values, dims), &device)
+        };
+        x_t.mul(column(|c| c.eps[0])).add(prediction.mul(column(|c| c.eps[1])))
+    }
+}
+
+fn affine<const D: usize>([a, b]: [f64; 2], x_t: Tensor<D>, prediction: Tensor<D>) -> Tensor<D> {
+    match (a, b) {
+        (0.0, 1.0) => prediction,
+        (0.0, b) => prediction.mul_scalar(b),
+        (a, b) => x_t.mul_scalar(a).add(prediction.mul_scalar(b)),
+    }
+}
+
+/// (α, σ) = (sqrt(ᾱ), sqrt(1 - ᾱ)) with ᾱ = sigmoid(λ), each computed without cancellation.
+pub fn alpha_sigma_from_log_snr(log_snr: f64) -> (f64, f64) {
+    let alpha_bar = 1.0 / (1.0 + (-log_snr).exp());
+    let one_minus_alpha_bar = 1.0 / (1.0 + log_snr.exp());
+    (alpha_bar.sqrt(), one_minus_alpha_bar.sqrt())
 }
 
 /// The straight path's time t in [0, 1] (0 = data, 1 = noise) of log-SNR λ: (1 - t) / t = e^{λ/2}.

@@ -255,10 +255,9 @@ pub fn posterior_view(
         let n = ts.len();
         let values: Vec<f32> = ts.iter().flat_map(|t| noised(*t)).collect();
         let x = Tensor::<4>::from_data(TensorData::new(values, [n, c, h, w]), device);
-        let lambdas: Vec<f32> = ts.iter().map(|t| schedule.log_snr[t - 1] as f32).collect();
-        let lambda = Tensor::<1>::from_data(TensorData::new(lambdas, [n]), device);
+        let lambdas: Vec<f64> = ts.iter().map(|t| schedule.log_snr[t - 1]).collect();
         let null = Tensor::<1, Int>::full([n], model.model.null_class() as i64, device);
-        let eps = model.model.forward_with_context(x, lambda, model.model.context(null));
+        let eps = model.model.epsilon_with_context(x, &lambdas, model.model.context(null));
         let eps = crate::run::generate::values_from_tensor(&eps)?;
         Ok(eps.chunks(c * h * w).map(<[f32]>::to_vec).collect())
     };

@@ -105,8 +105,7 @@ pub fn bound(
                 .collect();
             // [n, c, h, w]
             let input = Tensor::<4>::from_data(TensorData::new(x_t.clone(), [n, c, h, w]), device);
-            let lambda = Tensor::<1>::full([n], schedule.log_snr[i] as f32, device);
-            let eps_hat = read_f32(model.model.forward_with_context(input, lambda, context.clone()))?;
+            let eps_hat = read_f32(model.model.epsilon_with_context(input, &[schedule.log_snr[i]], context.clone()))?;
             for ((x0, x_t), eps) in x0.chunks_exact(size).zip(x_t.chunks_exact(size)).zip(eps_hat.chunks_exact(size)) {
                 let bits = if t == 1 {
                     let mean = posterior::model_mean_clipped(schedule, 1, x_t, eps, mean_bound);
@@ -182,8 +181,7 @@ pub fn loss_by_level(
                 .collect();
             // [n, c, h, w]
             let input = Tensor::<4>::from_data(TensorData::new(x_t, [n, c, h, w]), device);
-            let lambda = Tensor::<1>::full([n], log_snr as f32, device);
-            let eps_hat = read_f32(model.model.forward_with_context(input, lambda, context.clone()))?;
+            let eps_hat = read_f32(model.model.epsilon_with_context(input, &[log_snr], context.clone()))?;
             *sum += eps_hat.iter().zip(&noise).map(|(a, b)| f64::from(a - b).powi(2)).sum::<f64>();
             done += 1;
             progress(done, total);

@@ -40,6 +40,13 @@ pub enum LabError {
 /// models do it, both branches in one batch. No class (or w = 0): the unconditional network alone; w = 1:
 /// the conditional one alone.
 pub fn guided_epsilon(model: &PointDenoiser, x: Tensor<2>, log_snr: f64, class: Option<usize>, w: f64) -> Tensor<2> {
+    let prediction = guided_prediction(model, x.clone(), log_snr, class, w);
+    model.objective().conversion_at(log_snr).eps(x, prediction)
+}
+
+/// The guided prediction of the network's own target (ε, x_0, v or the velocity) at `x`: guidance mixes
+/// predictions linearly, so reading the mix as ε̂ is [`guided_epsilon`].
+pub fn guided_prediction(model: &PointDenoiser, x: Tensor<2>, log_snr: f64, class: Option<usize>, w: f64) -> Tensor<2> {
     let [batch, _] = x.dims();
     let device = x.device();
     let labels = |label: usize, n: usize| Tensor::<1, Int>::full([n], label as i64, &device);

@@ -160,7 +160,9 @@ impl Condition {
 }
 
 /// Classifier-free guidance: ε = ε_θ(x, λ, ∅) + w (ε_θ(x, λ, c) - ε_θ(x, λ, ∅)), c the condition.
-/// w = 0 is unconditional, w = 1 purely conditional, w > 1 sharpens towards the class.
+/// w = 0 is unconditional, w = 1 purely conditional, w > 1 sharpens towards the class. A model of another
+/// objective is read as ε̂ first ([`crate::diffusion::objective::Conversion`]); the conversion is affine
+/// with the same coefficients for both branches, so this is the same guidance on its own prediction.
 pub fn guided_epsilon(model: &UNet, x_t: Tensor<4>, log_snr: f64, condition: &Condition, guidance: f64) -> Tensor<4> {
     guided_epsilon_parts(model, x_t, log_snr, condition, guidance).guided
 }
@@ -177,19 +179,22 @@ pub fn guided_epsilon_parts(
     let device = x_t.device();
     let null = || condition.null_context(model, batch, &device);
     let lambda = |n: usize| Tensor::<1>::full([n], log_snr, &device);
+    // Every objective's prediction is read as ε̂ here, the samplers' one currency.
+    let conversion = model.objective().conversion_at(log_snr);
     if guidance == 0.0 {
-        let eps = model.forward_with_context(x_t, lambda(batch), null());
+        let eps = conversion.eps(x_t.clone(), model.forward_with_context(x_t, lambda(batch), null()));
         return GuidedEpsilon { guided: eps.clone(), unconditional: Some(eps), conditional: None, scale: guidance };
     }
     if guidance == 1.0 {
-        let eps = model.forward_with_context(x_t, lambda(batch), condition.context(model));
+        let prediction = model.forward_with_context(x_t.clone(), lambda(batch), condition.context(model));
+        let eps = conversion.eps(x_t, prediction);
         return GuidedEpsilon { guided: eps.clone(), unconditional: None, conditional: Some(eps), scale: guidance };
     }
     // One forward over [conditional; unconditional]: the same work, half the calls.
     let contexts = Tensor::cat(vec![condition.context(model), null()], 0);
-    let both = model.forward_with_context(Tensor::cat(vec![x_t.clone(), x_t], 0), lambda(2 * batch), contexts);
-    let conditional = both.clone().narrow(0, 0, batch);
-    let unconditional = both.narrow(0, batch, batch);
+    let both = model.forward_with_context(Tensor::cat(vec![x_t.clone(), x_t.clone()], 0), lambda(2 * batch), contexts);
+    let conditional = conversion.eps(x_t.clone(), both.clone().narrow(0, 0, batch));
+    let unconditional = conversion.eps(x_t, both.narrow(0, batch, batch));
     let guided = unconditional.clone().add(conditional.clone().sub(unconditional.clone()).mul_scalar(guidance));
     GuidedEpsilon { guided, unconditional: Some(unconditional), conditional: Some(conditional), scale: guidance }
 }

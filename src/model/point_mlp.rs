@@ -7,6 +7,7 @@ use burn::prelude::*;
 use burn::tensor::activation::silu;
 
 use super::embedding::{NoiseLevelEmbedding, NoiseLevelEmbeddingConfig};
+use crate::diffusion::Objective;
 
 #[derive(Config, Debug, PartialEq)]
 pub struct PointDenoiserConfig {
@@ -22,6 +23,9 @@ pub struct PointDenoiserConfig {
     /// Size of λ's sinusoidal features.
     #[config(default = 32)]
     pub sinusoid_dim: usize,
+    /// What the network predicts (ε, x_0, v or the flow velocity).
+    #[config(default = "Objective::Eps")]
+    pub objective: Objective,
 }
 
 /// h + W₂ SiLU(W₁ SiLU(h) + E c): c is the conditioning (λ and y), added inside every block as the UNet's
@@ -49,6 +53,8 @@ pub struct PointDenoiser {
     blocks: Vec<PointBlock>,
     output: Linear,
     num_classes: usize,
+    #[module(skip)]
+    objective: Objective,
 }
 
 impl PointDenoiserConfig {
@@ -67,6 +73,7 @@ impl PointDenoiserConfig {
                 .collect(),
             output: LinearConfig::new(hidden, 2).init(device),
             num_classes: self.num_classes,
+            objective: self.objective,
         }
     }
 
@@ -85,6 +92,11 @@ impl PointDenoiserConfig {
 
 impl PointDenoiser {
     /// The label of "no class".
+    /// What the network predicts.
+    pub fn objective(&self) -> Objective {
+        self.objective
+    }
+
     pub fn null_class(&self) -> usize {
         self.num_classes
     }

@@ -14,6 +14,7 @@ use super::attention::{Attention, AttentionConfig};
 use super::cpu::{conv2d, group_norm_silu};
 use super::embedding::{ClassEncoder, ClassEncoderConfig, NoiseLevelEmbedding, NoiseLevelEmbeddingConfig};
 use super::text_encoder::{TextEncoder, TextEncoderConfig};
+use crate::diffusion::Objective;
 
 #[derive(Config, Debug, PartialEq)]
 pub struct UNetConfig {
@@ -46,6 +47,10 @@ pub struct UNetConfig {
     /// still work, as their class prompts).
     #[config(default = "None")]
     pub text: Option<TextEncoderConfig>,
+    /// What the network predicts (ε, x_0, v or the flow velocity); checkpoints from before objectives
+    /// existed have no such field and are ε models.
+    #[config(default = "Objective::Eps")]
+    pub objective: Objective,
 }
 
 /// GN -> SiLU -> conv, plus the noise-level embedding, twice, with a residual connection.
@@ -160,6 +165,9 @@ pub struct UNet {
     out_norm: GroupNorm,
     out_conv: Conv2d,
     num_classes: usize,
+    /// What `forward` predicts; samplers read it through [`Objective::conversion`].
+    #[module(skip)]
+    objective: Objective,
 }
 
 impl UNetConfig {
@@ -285,6 +293,7 @@ impl UNetConfig {
             out_norm: GroupNormConfig::new(self.groups, self.channels[0]).init(device),
             out_conv: conv3x3(self.channels[0], self.image_channels, device),
             num_classes: self.num_classes,
+            objective: self.objective,
         }
     }
 }
@@ -295,7 +304,13 @@ impl UNet {
         self.num_classes
     }
 
-    /// ε_θ(x_t, λ, y). x_t: [batch, channels, h, w]; log_snr: [batch]; class: [batch] in 0..=num_classes.
+    /// What the network predicts.
+    pub fn objective(&self) -> Objective {
+        self.objective
+    }
+
+    /// The network's prediction of its objective's target (ε_θ(x_t, λ, y) for an ε model). x_t: [batch,
+    /// channels, h, w]; log_snr: [batch]; class: [batch] in 0..=num_classes.
     pub fn forward(&self, x_t: Tensor<4>, log_snr: Tensor<1>, class: Tensor<1, Int>) -> Tensor<4> {
         self.forward_with_context(x_t, log_snr, self.context(class))
     }
@@ -321,7 +336,19 @@ impl UNet {
         self.text_encoder.is_some()
     }
 
-    /// ε_θ with a given context in place of τ_θ(y) (e.g. a mix of two classes').
+    /// ε̂ at x_t: the network's prediction read through its objective's conversion, image i at λ =
+    /// `log_snr[i]` (one value: all at it), with context τ.
+    pub fn epsilon_with_context(&self, x_t: Tensor<4>, log_snr: &[f64], context: Tensor<3>) -> Tensor<4> {
+        let [batch, ..] = x_t.dims();
+        let device = x_t.device();
+        let levels: Vec<f32> = (0..batch).map(|i| log_snr[i.min(log_snr.len() - 1)] as f32).collect();
+        let lambda = Tensor::<1>::from_data(TensorData::new(levels, [batch]), &device);
+        let prediction = self.forward_with_context(x_t.clone(), lambda, context);
+        self.objective.eps_batch(x_t, prediction, log_snr)
+    }
+
+    /// The network's raw prediction (its objective's target) with a given context in place of τ_θ(y)
+    /// (e.g. a mix of two classes').
     pub fn forward_with_context(&self, x_t: Tensor<4>, log_snr: Tensor<1>, context: Tensor<3>) -> Tensor<4> {
         self.forward_recording(x_t, log_snr, context, None)
     }

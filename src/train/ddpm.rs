@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use super::defaults::TRAIN_DEFAULTS;
 use super::ema::update_ema;
+use super::recipe::Recipe;
 use crate::data::Dataset;
 use crate::diffusion::schedule::alpha_bar_from_log_snr;
-use crate::diffusion::{BetaSchedule, NoiseSource, q_sample_batch};
+use crate::diffusion::{BetaSchedule, NoiseSource, Weighting, q_sample_batch};
 use crate::model::checkpoint::{
     Checkpoint, CheckpointError, CheckpointHeader, ModelKind, bytes_from_module, module_from_bytes,
 };
@@ -57,6 +58,9 @@ pub struct TrainConfig {
     pub log_snr_min: f64,
     #[config(default = "TRAIN_DEFAULTS.log_snr_max")]
     pub log_snr_max: f64,
+    /// How much each noise level counts (runs from before recipes: plain).
+    #[config(default = "Weighting::Plain")]
+    pub weighting: Weighting,
 }
 
 impl TrainConfig {
@@ -111,6 +115,24 @@ impl LogSnrDistribution {
         let i = position as usize;
         let frac = position - i as f64;
         (table[i] * (1.0 - frac) + table[i + 1] * frac).clamp(self.min, self.max)
+    }
+
+    /// The density of [`Self::sample`]'s draws at λ inside (min, max) (the clamped ends hold a little
+    /// more, as point masses): each table's position is uniform and λ linear between entries, so a
+    /// segment spreads its share 1 / (len - 1) evenly over its λ span.
+    pub fn density(&self, log_snr: f64) -> f64 {
+        if !(self.min..=self.max).contains(&log_snr) {
+            return 0.0;
+        }
+        let table_density = |table: &[f64]| -> f64 {
+            let share = 1.0 / (table.len().max(2) - 1) as f64;
+            table
+                .windows(2)
+                .filter(|w| (w[0].min(w[1])..w[0].max(w[1])).contains(&log_snr))
+                .map(|w| share / (w[0] - w[1]).abs())
+                .sum()
+        };
+        0.45 * table_density(&self.linear) + 0.45 * table_density(&self.cosine) + 0.1 / (self.max - self.min)
     }
 }
 
@@ -288,7 +310,10 @@ impl DdpmTrainer {
                 _ => null as i64,
             })
             .collect();
-        let log_snr: Vec<f32> = (0..batch).map(|_| self.log_snr.sample(&mut rng) as f32).collect();
+        let recipe = self.recipe();
+        let (min, max) = (self.config.log_snr_min, self.config.log_snr_max);
+        let log_snr: Vec<f32> =
+            (0..batch).map(|_| recipe.draw_log_snr(&self.log_snr, &mut rng, min, max) as f32).collect();
         let alpha_bar: Vec<f32> = log_snr.iter().map(|l| alpha_bar_from_log_snr(*l as f64) as f32).collect();
         let mut noise = NoiseSource::new(rng.random());
 
@@ -296,8 +321,9 @@ impl DdpmTrainer {
         let x0 = Tensor::<4>::from_data(TensorData::new(pixels, shape), device);
         let eps = noise.tensor(shape, device);
         let alpha_bar = Tensor::<1>::from_data(TensorData::new(alpha_bar, [batch]), device);
-        let x_t = q_sample_batch(x0, alpha_bar, eps.clone());
+        let x_t = q_sample_batch(x0.clone(), alpha_bar, eps.clone());
         let level_values = log_snr.clone();
+        let target = target_batch(recipe, x0, eps, &level_values);
         let log_snr = Tensor::<1>::from_data(TensorData::new(log_snr, [batch]), device);
         let classes = Tensor::<1, Int>::from_data(TensorData::new(classes, [batch]), device);
         let prompts = match (&self.captions, &self.unet_config.text) {
@@ -314,10 +340,8 @@ impl DdpmTrainer {
             None => self.model.forward(x_t, log_snr, classes),
         };
         // [batch, c, h, w]
-        let squared = predicted.sub(eps).powi_scalar(2);
-        // Each image's own loss, off the graph: [batch, c·h·w] -> [batch, 1].
-        let per_image = squared.clone().detach().reshape([batch, shape[1] * shape[2] * shape[3]]).mean_dim(1);
-        let loss = squared.mean();
+        let squared = predicted.sub(target).powi_scalar(2);
+        let (loss, per_image) = weighted_loss(recipe, squared, &level_values);
         let loss_value: f64 = loss.clone().into_scalar::<f32>() as f64;
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         let learning_rate = self.config.learning_rate_at(self.step);
@@ -327,9 +351,16 @@ impl DdpmTrainer {
 
         let seconds = started.elapsed().as_secs_f64();
         self.wall_seconds += seconds;
-        // A failed read-back leaves this step out of the plot by level; the step itself went through.
+        // A failed read-back leaves this step out of the plot by level; the step itself went through. The
+        // objective's error is shown in ε units, the scale every recipe shares.
         let levels = crate::model::read_f32(per_image)
-            .map(|losses| level_values.iter().zip(losses).map(|(l, v)| [f64::from(*l), f64::from(v)]).collect())
+            .map(|losses| {
+                level_values
+                    .iter()
+                    .zip(losses)
+                    .map(|(l, v)| [f64::from(*l), f64::from(v) * recipe.eps_units(f64::from(*l))])
+                    .collect()
+            })
             .unwrap_or_default();
         StepReport {
             step: self.step,
@@ -338,6 +369,11 @@ impl DdpmTrainer {
             images_per_second: batch as f64 / seconds,
             levels,
         }
+    }
+
+    /// What this run trains: its model's objective and its weighting.
+    pub fn recipe(&self) -> Recipe {
+        Recipe { objective: self.unet_config.objective, weighting: self.config.weighting }
     }
 
     /// Early on, a long average would remember the random initialisation: warm the decay up
@@ -384,6 +420,56 @@ impl DdpmTrainer {
     pub fn device(&self) -> &Device {
         &self.device
     }
+}
+
+/// The regression target of a batch, [batch, ...] like `x0`: target = a x_0 + b ε with each example's
+/// (a, b) at its λ ([`crate::diffusion::Objective::target_coefficients`]); an ε model's is `eps` itself.
+pub(crate) fn target_batch<const D: usize>(
+    recipe: Recipe,
+    x0: Tensor<D>,
+    eps: Tensor<D>,
+    log_snr: &[f32],
+) -> Tensor<D> {
+    if recipe.objective == crate::diffusion::Objective::Eps {
+        return eps;
+    }
+    let device = x0.device();
+    let mut dims = [1usize; D];
+    dims[0] = log_snr.len();
+    let coefficients: Vec<(f64, f64)> = log_snr
+        .iter()
+        .map(|l| {
+            let (alpha, sigma) = crate::diffusion::objective::alpha_sigma_from_log_snr(f64::from(*l));
+            recipe.objective.target_coefficients(alpha, sigma)
+        })
+        .collect();
+    let column = |values: Vec<f32>| Tensor::<D>::from_data(TensorData::new(values, dims), &device);
+    let a = column(coefficients.iter().map(|c| c.0 as f32).collect());
+    let b = column(coefficients.iter().map(|c| c.1 as f32).collect());
+    x0.mul(a).add(eps.mul(b))
+}
+
+/// The loss a step minimises from the squared errors ([batch, ...]), and each example's mean squared error
+/// ([batch, 1], off the graph): the mean of all (plain weighting: exactly as before recipes), or each
+/// example's error times [`Recipe::loss_multiplier`] at its λ, averaged.
+pub(crate) fn weighted_loss<const D: usize>(
+    recipe: Recipe,
+    squared: Tensor<D>,
+    log_snr: &[f32],
+) -> (Tensor<1>, Tensor<2>) {
+    let batch = log_snr.len();
+    let per_example = |t: Tensor<D>| {
+        let values = t.dims().iter().skip(1).product::<usize>();
+        t.reshape([batch, values]).mean_dim(1)
+    };
+    if recipe.weighting == Weighting::Plain {
+        return (squared.clone().mean(), per_example(squared.detach()));
+    }
+    let per_image = per_example(squared);
+    let device = per_image.device();
+    let multipliers: Vec<f32> = log_snr.iter().map(|l| recipe.loss_multiplier(f64::from(*l)) as f32).collect();
+    let multipliers = Tensor::<2>::from_data(TensorData::new(multipliers, [batch, 1]), &device);
+    (per_image.clone().mul(multipliers).mean(), per_image.detach())
 }
 
 /// The data index of example number `global` of a run that goes through `count` examples epoch after

@@ -7,6 +7,7 @@ pub mod defaults;
 pub mod ema;
 pub mod levels;
 pub mod points;
+pub mod recipe;
 pub mod training;
 
 use burn::optim::ModuleOptimizer;

@@ -12,8 +12,11 @@ use burn::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::ddpm::{LogSnrDistribution, TrainConfig, epoch_order_index, optimizer_from_config};
+use super::ddpm::{
+    LogSnrDistribution, TrainConfig, epoch_order_index, optimizer_from_config, target_batch, weighted_loss,
+};
 use super::ema::update_ema;
+use super::recipe::Recipe;
 use crate::diffusion::NoiseSource;
 use crate::diffusion::schedule::alpha_bar_from_log_snr;
 use crate::model::point_mlp::{PointDenoiser, PointDenoiserConfig};
@@ -31,12 +34,14 @@ pub fn default_point_train_config() -> TrainConfig {
 }
 
 /// One step's numbers.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PointStepReport {
     pub step: u64,
     pub loss: f64,
     pub learning_rate: f64,
     pub seconds: f64,
+    /// (λ, the example's error in ε units) of every point of the batch.
+    pub levels: Vec<[f64; 2]>,
 }
 
 pub struct PointTrainer {
@@ -99,7 +104,9 @@ impl PointTrainer {
                 _ => null as i64,
             })
             .collect();
-        let log_snr: Vec<f32> = (0..n).map(|_| self.log_snr.sample(&mut rng) as f32).collect();
+        let recipe = self.recipe();
+        let (min, max) = (self.config.log_snr_min, self.config.log_snr_max);
+        let log_snr: Vec<f32> = (0..n).map(|_| recipe.draw_log_snr(&self.log_snr, &mut rng, min, max) as f32).collect();
         let alpha_bar: Vec<f32> = log_snr.iter().map(|l| alpha_bar_from_log_snr(f64::from(*l)) as f32).collect();
         let x0: Vec<f32> = indices.iter().flat_map(|&i| points[i]).collect();
         let mut noise = NoiseSource::new(rng.random());
@@ -109,11 +116,14 @@ impl PointTrainer {
         let eps = noise.tensor([n, 2], device);
         // [n] -> [n, 1], broadcast over the two coordinates.
         let alpha_bar = Tensor::<1>::from_data(TensorData::new(alpha_bar, [n]), device).unsqueeze_dim::<2>(1);
-        let x_t = x0.mul(alpha_bar.clone().sqrt()).add(eps.clone().mul(alpha_bar.neg().add_scalar(1.0).sqrt()));
+        let x_t = x0.clone().mul(alpha_bar.clone().sqrt()).add(eps.clone().mul(alpha_bar.neg().add_scalar(1.0).sqrt()));
+        let target = target_batch(recipe, x0, eps, &log_snr);
+        let level_values = log_snr.clone();
         let log_snr = Tensor::<1>::from_data(TensorData::new(log_snr, [n]), device);
         let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), device);
 
-        let loss = self.model.forward(x_t, log_snr, labels).sub(eps).powi_scalar(2).mean();
+        let squared = self.model.forward(x_t, log_snr, labels).sub(target).powi_scalar(2);
+        let (loss, per_point) = weighted_loss(recipe, squared, &level_values);
         let loss_value = f64::from(loss.clone().into_scalar::<f32>());
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         let learning_rate = self.config.learning_rate_at(self.step);
@@ -123,7 +133,21 @@ impl PointTrainer {
         self.step += 1;
         let seconds = started.elapsed().as_secs_f64();
         self.wall_seconds += seconds;
-        PointStepReport { step: self.step, loss: loss_value, learning_rate, seconds }
+        let levels = crate::model::read_f32(per_point)
+            .map(|errors| {
+                level_values
+                    .iter()
+                    .zip(errors)
+                    .map(|(l, v)| [f64::from(*l), f64::from(v) * recipe.eps_units(f64::from(*l))])
+                    .collect()
+            })
+            .unwrap_or_default();
+        PointStepReport { step: self.step, loss: loss_value, learning_rate, seconds, levels }
+    }
+
+    /// What this run trains: its network's objective and the config's weighting.
+    pub fn recipe(&self) -> Recipe {
+        Recipe { objective: self.model_config.objective, weighting: self.config.weighting }
     }
 
     /// The network as trained so far (the EMA weights), for sampling and drawing fields.

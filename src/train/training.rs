@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use super::ddpm::{DdpmTrainer, StepReport, TrainConfig, TrainingFiles};
 use super::defaults::TRAIN_DEFAULTS;
+use super::recipe::Recipe;
 use crate::data::folder::load_folder;
 use crate::data::{DataError, Dataset, Split};
+use crate::diffusion::{Objective, Weighting};
 use crate::model::checkpoint::{Checkpoint, CheckpointError, ModelKind};
 use crate::model::{LoadedAutoencoder, LoadedUnet, ReadbackError, UNetConfig};
 
@@ -85,17 +87,47 @@ pub struct TrainingOptions {
     /// Train a text model on captions ([`captions_for`]) instead of a class model.
     #[serde(default)]
     pub captions: bool,
+    /// What the model predicts; `None`: ε for a new run, the run's own for a resumed one (a different
+    /// choice is refused).
+    #[serde(default)]
+    pub objective: Option<Objective>,
+    /// How much each noise level counts; `None`: the objective's usual weighting for a new run, the run's
+    /// own for a resumed one (a different choice is refused).
+    #[serde(default)]
+    pub weighting: Option<Weighting>,
+    /// Score the model every this many steps with the quality meter (`eval::quality`); 0: off.
+    #[serde(default)]
+    pub quality_every: u64,
+    /// Samples per quality reading.
+    #[serde(default = "default_quality_samples")]
+    pub quality_samples: usize,
+}
+
+/// Samples per quality reading unless set: enough that the Fréchet distance's bias is the same at every
+/// reading and the floor beside it shows its size.
+pub const DEFAULT_QUALITY_SAMPLES: usize = 250;
+
+fn default_quality_samples() -> usize {
+    DEFAULT_QUALITY_SAMPLES
 }
 
 impl TrainingOptions {
     /// The hyperparameters of a new run with these options: [`TrainConfig`]'s defaults with this run's
-    /// steps (and the warm-up they give), batch size, learning rate and seed.
+    /// steps (and the warm-up they give), batch size, learning rate, seed and weighting.
     pub fn train_config(&self) -> TrainConfig {
         TrainConfig::new()
             .with_run_steps(self.steps)
             .with_batch_size(self.batch_size)
             .with_learning_rate(self.learning_rate)
             .with_seed(self.seed)
+            .with_weighting(self.recipe().weighting)
+    }
+
+    /// The recipe of a new run with these options: ε unless chosen, with the objective's usual weighting
+    /// unless chosen.
+    pub fn recipe(&self) -> Recipe {
+        let objective = self.objective.unwrap_or_default();
+        Recipe { objective, weighting: self.weighting.unwrap_or_else(|| super::recipe::usual_weighting(objective)) }
     }
 }
 
@@ -252,8 +284,11 @@ fn new_trainer(
     if channels.is_empty() {
         return Err(TrainingError::Invalid("the UNet needs at least one level of channels".into()));
     }
+    let recipe = options.recipe();
+    recipe.weighting.validate().map_err(|e| TrainingError::Invalid(e.to_string()))?;
     let unet = unet_config_for(channels, data.channels, data.height, data.num_classes().max(1))
-        .with_text(captions.map(text_config_for));
+        .with_text(captions.map(text_config_for))
+        .with_objective(recipe.objective);
     unet.validate().map_err(|e| TrainingError::Invalid(format!("cannot train this UNet: {e}")))?;
     if options.batch_size == 0 || options.steps == 0 || !(options.learning_rate > 0.0 && options.learning_rate < 1.0) {
         return Err(TrainingError::Invalid(format!(
@@ -261,11 +296,39 @@ fn new_trainer(
             options.steps, options.batch_size, options.learning_rate
         )));
     }
-    let trainer = DdpmTrainer::new(options.train_config(), unet, device, description);
+    // EDM's σ_data, where not given, is measured on what the model learns (pixels or latents).
+    let weighting = recipe.weighting.with_measured_sigma_data(super::recipe::sigma_data_of(&data.images));
+    weighting.validate().map_err(|e| TrainingError::Invalid(format!("{e} (measured on the data)")))?;
+    let trainer = DdpmTrainer::new(options.train_config().with_weighting(weighting), unet, device, description);
     Ok(match &options.autoencoder {
         Some(path) => trainer.latent(path.display().to_string()),
         None => trainer,
     })
+}
+
+/// A resumed run keeps its recipe: a flag that names another objective or weighting is refused, with both.
+fn check_recipe_kept(trainer: &DdpmTrainer, options: &TrainingOptions) -> Result<(), TrainingError> {
+    let run = trainer.recipe();
+    let conflict = |what: &str, asked: String, has: String| {
+        Err(TrainingError::Invalid(format!(
+            "this run trains with {what} {has}; asked for {asked}: resume it without choosing another {what} \
+             (a run keeps its recipe), or start a new run in another folder"
+        )))
+    };
+    if let Some(objective) = options.objective.filter(|o| *o != run.objective) {
+        return conflict("objective", objective.name().into(), run.objective.name().into());
+    }
+    // `edm` without σ_data asks for EDM, whatever σ_data the run measured.
+    let asked = options.weighting.map(|w| match (w, run.weighting) {
+        (Weighting::Edm { p_mean, p_std, .. }, Weighting::Edm { sigma_data, .. }) if w.needs_sigma_data() => {
+            Weighting::Edm { p_mean, p_std, sigma_data }
+        }
+        (w, _) => w,
+    });
+    if let Some(weighting) = asked.filter(|w| *w != run.weighting) {
+        return conflict("weighting", weighting.name(), run.weighting.name());
+    }
+    Ok(())
 }
 
 /// The autoencoder a latent run trains on the latents of.
@@ -383,6 +446,7 @@ impl Training {
             _ => trainer,
         };
         check_trainer_fits(&trainer, &data, autoencoder.is_some())?;
+        check_recipe_kept(&trainer, &options)?;
         let log = csv_log_from_step(&files.loss_log(), LOSS_LOG_HEADER, trainer.step)?;
         let smoothing = resumed_smoothing(&files, trainer.step);
         Ok(Self { trainer, data, files, autoencoder, options, log, smoothing })
