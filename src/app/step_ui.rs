@@ -251,13 +251,11 @@ fn numbers_ui(ui: &mut egui::Ui, e: &StepExplanation) {
             ui.end_row();
         }
     });
-    let level = eq.levels.iter().find(|n| n.name == "ᾱ_t").map_or(f64::NAN, |n| n.value);
-    ui.label(format!(
-        "{}:   x̂_0 = {} x_t - {} ε̂",
-        crate::diffusion::equation::X0_FORM,
-        number_text(1.0 / level.sqrt()),
-        number_text(((1.0 - level) / level).sqrt())
-    ));
+    // How the network's output became ε̂ and x̂_0: the coefficients the run used at this step's λ.
+    let [plain, eps_line, x0_line] = e.conversion.lines();
+    ui.label(RichText::new(plain).italics());
+    ui.label(eps_line);
+    ui.label(format!("{}:   {x0_line}", crate::diffusion::equation::X0_FORM));
     ui.label(format!(
         "Clipping x̂_0 changed {:.1} % of its values (what the network predicted outside the data range).",
         100.0 * e.clipped_share()

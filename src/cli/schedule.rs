@@ -9,6 +9,12 @@ pub struct ScheduleArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = TableFormat::Csv)]
     pub format: TableFormat,
+    /// Instead of the schedule, how much each training recipe counts each noise level: p(λ)·w(λ) in
+    /// ε-loss units (the density of the λ a training step draws times the weight on ||ε̂ - ε||² there), at
+    /// λ from -20 to 10, as CSV with one column per recipe (each objective with its usual weighting, ε with
+    /// min-SNR-5 and EDM (σ_data 0.5), flow with logit-normal t)
+    #[arg(long)]
+    pub recipes: bool,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +24,9 @@ pub enum TableFormat {
 }
 
 pub(super) fn schedule(args: &ScheduleArgs) -> anyhow::Result<()> {
+    if args.recipes {
+        return recipe_weights_csv();
+    }
     let schedule = args.schedule.beta_schedule_or(BetaSchedule::linear(1000)).build().context("invalid schedule")?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -92,4 +101,28 @@ fn json_from_schedule(s: &NoiseSchedule) -> serde_json::Value {
         map.insert(name.into(), serde_json::json!(values));
     }
     serde_json::Value::Object(map)
+}
+
+/// `schedule --recipes`: p(λ)·w(λ) of the showcase recipes on one λ grid (the trainer's range, step 0.1).
+fn recipe_weights_csv() -> anyhow::Result<()> {
+    use diffusion_lab::train::ddpm::LogSnrDistribution;
+    use diffusion_lab::train::recipe::showcase;
+    let d = diffusion_lab::train::defaults::TRAIN_DEFAULTS;
+    let trainer = LogSnrDistribution::new(d.log_snr_min, d.log_snr_max);
+    let grid: Vec<f64> = (0..300).map(|i| d.log_snr_min + 0.05 + 0.1 * i as f64).collect();
+    let recipes = showcase();
+    let columns: Vec<Vec<f64>> = recipes.iter().map(|r| r.elbo_weights(&trainer, &grid)).collect();
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let names: Vec<String> = recipes.iter().map(|r| format!("{} {}", r.objective.name(), r.weighting.name())).collect();
+    writeln!(out, "lambda,{}", names.join(","))?;
+    for (i, l) in grid.iter().enumerate() {
+        write!(out, "{l:.2}")?;
+        for column in &columns {
+            write!(out, ",{:.6e}", column[i])?;
+        }
+        writeln!(out)?;
+    }
+    out.flush()?;
+    Ok(())
 }

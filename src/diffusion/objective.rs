@@ -16,7 +16,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// The training target of a network (part of the model: its checkpoint's header says which).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Objective {
     /// The noise ε (Ho et al. 2020): every model trained before objectives existed.
@@ -132,6 +132,16 @@ impl std::str::FromStr for Objective {
     }
 }
 
+/// Read from its name; a config saved before objectives existed has no such field (or `null`) and reads
+/// as ε. (burn's `Config` derive passes no `#[serde(default)]` on, but a missing field is deserialized
+/// through `deserialize_option`, which gives `None` here.)
+impl<'de> Deserialize<'de> for Objective {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name: Option<String> = Option::deserialize(deserializer)?;
+        name.map_or(Ok(Objective::Eps), |n| n.parse().map_err(serde::de::Error::custom))
+    }
+}
+
 /// A prediction read as x̂_0 and ε̂: both are affine in x_t and the prediction,
 /// x̂_0 = x0[0] x_t + x0[1] prediction and ε̂ = eps[0] x_t + eps[1] prediction. Guidance mixes two
 /// predictions linearly with the same coefficients, so guiding ε̂ is guiding the prediction.
@@ -174,6 +184,66 @@ impl Objective {
             Tensor::<D>::from_data(TensorData::new(values, dims), &device)
         };
         x_t.mul(column(|c| c.eps[0])).add(prediction.mul(column(|c| c.eps[1])))
+    }
+}
+
+impl Conversion {
+    /// The network's output, as the formulas name it.
+    pub fn prediction_symbol(&self) -> &'static str {
+        match self.objective {
+            Objective::Eps => "ε̂_θ",
+            Objective::X0 => "x̂_θ",
+            Objective::V => "v̂_θ",
+            Objective::Flow => "û_θ",
+        }
+    }
+
+    /// The conversion as a learner reads it: what the network predicts, in one plain line, then ε̂ and x̂_0
+    /// as formulas with the numbers this step used.
+    pub fn lines(&self) -> [String; 3] {
+        let p = self.prediction_symbol();
+        let affine_text = |[a, b]: [f64; 2]| match (a, b) {
+            (0.0, 1.0) => p.to_string(),
+            (0.0, b) => format!("{} · {p}", super::equation::number_text(b)),
+            (a, b) => format!(
+                "{} · x_t {} {} · {p}",
+                super::equation::number_text(a),
+                if b < 0.0 { "-" } else { "+" },
+                super::equation::number_text(b.abs())
+            ),
+        };
+        let (plain, eps_form, x0_form) = match self.objective {
+            Objective::Eps => (
+                "The network predicts the noise ε: its output is ε̂, and x̂_0 follows from it.",
+                "ε̂ = ε̂_θ",
+                "x̂_0 = (x_t - σ ε̂_θ) / α",
+            ),
+            Objective::X0 => (
+                "The network predicts the clean image x_0: its output is x̂_0, and ε̂ follows from it.",
+                "ε̂ = (x_t - α x̂_θ) / σ",
+                "x̂_0 = x̂_θ",
+            ),
+            Objective::V => (
+                "The network predicts v = α ε - σ x_0 (Salimans & Ho 2022): x̂_0 and ε̂ are both read from it.",
+                "ε̂ = σ x_t + α v̂_θ",
+                "x̂_0 = α x_t - σ v̂_θ",
+            ),
+            Objective::Flow => (
+                "The network predicts the flow velocity u = ε - x_0 of the straight path y = x/(α+σ): \
+                 x̂_0 and ε̂ are read from it.",
+                "ε̂ = (x_t + α û_θ) / (α + σ)",
+                "x̂_0 = (x_t - σ û_θ) / (α + σ)",
+            ),
+        };
+        let with_numbers = |form: &str, coefficients: [f64; 2]| match coefficients {
+            [0.0, 1.0] => format!("{form}: the network's output as it is"),
+            coefficients => format!("{form} = {}", affine_text(coefficients)),
+        };
+        [
+            plain.to_string(),
+            with_numbers(eps_form, self.eps),
+            format!("{} (before clipping)", with_numbers(x0_form, self.x0)),
+        ]
     }
 }
 
@@ -282,6 +352,107 @@ mod tests {
         let (x0_hat, eps_hat) = Objective::Flow.x0_and_eps(x_t, u_hat, alpha, sigma);
         let ddim = alpha_next * x0_hat + sigma_next * eps_hat;
         assert!((y_next - ddim / (alpha_next + sigma_next)).abs() < 1e-12, "{y_next} vs {}", ddim);
+    }
+
+    /// The tensor conversion (f32, coefficients in f64) against the float64 reference, over the λ range
+    /// models train on: exact up to f32 rounding of the values it combines.
+    #[test]
+    fn the_tensor_conversion_matches_the_float64_reference() {
+        let device = Device::flex();
+        let (x0, eps) = ([0.7, -0.9, 0.0, 1.0], [-1.2, 0.3, 2.0, -0.4]);
+        for objective in Objective::ALL {
+            for log_snr in [-20.0, -6.0, 0.0, 4.0, 10.0] {
+                let (alpha, sigma) = alpha_sigma_from_log_snr(log_snr);
+                let x_t: Vec<f64> = x0.iter().zip(&eps).map(|(x, e)| alpha * x + sigma * e).collect();
+                let prediction: Vec<f64> =
+                    x0.iter().zip(&eps).map(|(x, e)| objective.target(*x, *e, alpha, sigma)).collect();
+                let tensor = |v: &[f64]| {
+                    Tensor::<1>::from_data(
+                        TensorData::new(v.iter().map(|x| *x as f32).collect::<Vec<_>>(), [4]),
+                        &device,
+                    )
+                };
+                let conversion = objective.conversion_at(log_snr);
+                let read = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
+                let eps_hat = read(conversion.eps(tensor(&x_t), tensor(&prediction)));
+                let x0_hat = read(conversion.x0(tensor(&x_t), tensor(&prediction)));
+                for i in 0..4 {
+                    let (x0_ref, eps_ref) = objective.x0_and_eps(x_t[i], prediction[i], alpha, sigma);
+                    assert!((x0_ref - x0[i]).abs() < 1e-6 / alpha.min(sigma), "{objective} float64 x̂_0");
+                    assert!((eps_ref - eps[i]).abs() < 1e-6 / alpha.min(sigma), "{objective} float64 ε̂");
+                    // Each f32 input carries a relative rounding of 2^-24, which the coefficients scale.
+                    let [a, b] = conversion.eps;
+                    let eps_tolerance = 1e-6 * (a.abs() * x_t[i].abs() + b.abs() * prediction[i].abs()) + 1e-6;
+                    let [c, d] = conversion.x0;
+                    let x0_tolerance = 1e-6 * (c.abs() * x_t[i].abs() + d.abs() * prediction[i].abs()) + 1e-6;
+                    assert!(
+                        (f64::from(eps_hat[i]) - eps_ref).abs() < eps_tolerance,
+                        "{objective} λ = {log_snr}: ε̂ {} vs {eps_ref}",
+                        eps_hat[i]
+                    );
+                    assert!(
+                        (f64::from(x0_hat[i]) - x0_ref).abs() < x0_tolerance,
+                        "{objective} λ = {log_snr}: x̂_0 {} vs {x0_ref}",
+                        x0_hat[i]
+                    );
+                }
+            }
+        }
+    }
+
+    /// Every sampler runs every objective: a network that predicts each objective's exact target for data
+    /// that is one point c, read through its conversion, brings every method's plan to c.
+    #[test]
+    fn every_sampler_reaches_a_point_mass_from_every_objectives_prediction() {
+        use crate::diffusion::sampler::{DdpmVariance, Method, Sampler, Spacing};
+        let device = Device::flex();
+        let schedule = crate::diffusion::BetaSchedule::cosine(1000).build().unwrap();
+        let c = [0.4f32, -0.3];
+        let target = |objective: Objective, x: &Tensor<1>, log_snr: f64| {
+            let (alpha, sigma) = alpha_sigma_from_log_snr(log_snr);
+            let x: Vec<f32> = x.clone().into_data().try_to_vec().unwrap();
+            let prediction: Vec<f32> = x
+                .iter()
+                .zip(&c)
+                .map(|(x, c)| {
+                    let eps = (f64::from(*x) - alpha * f64::from(*c)) / sigma;
+                    objective.target(f64::from(*c), eps, alpha, sigma) as f32
+                })
+                .collect();
+            Tensor::<1>::from_data(TensorData::new(prediction, [2]), &device)
+        };
+        for objective in Objective::ALL {
+            for method in Method::ALL {
+                let sampler = Sampler {
+                    method,
+                    steps: 10,
+                    spacing: Spacing::Trailing,
+                    eta: 0.0,
+                    ddpm_variance: DdpmVariance::BetaTilde,
+                    clip_x0: true,
+                };
+                let plan = sampler.plan(&schedule).unwrap().with_x0_bound(1.0);
+                let mut noise = crate::diffusion::NoiseSource::new(4);
+                let mut x = noise.tensor([2], &device);
+                let mut previous_x0 = None;
+                let eps_of = |x: Tensor<1>, log_snr: f64| {
+                    objective.conversion_at(log_snr).eps(x.clone(), target(objective, &x, log_snr))
+                };
+                for i in 0..plan.len() {
+                    let step = plan.steps[i];
+                    let eps = eps_of(x.clone(), step.log_snr);
+                    let z = plan.needs_noise(i).then(|| noise.tensor([2], &device));
+                    let mut evaluate = |x: Tensor<1>, log_snr: f64| eps_of(x, log_snr);
+                    let out = plan.step(i, x, eps, z, previous_x0.as_ref(), &mut evaluate);
+                    x = out.x_prev;
+                    previous_x0 = Some(out.x0_pred);
+                }
+                let end: Vec<f32> = x.into_data().try_to_vec().unwrap();
+                for (e, c) in end.iter().zip(&c) {
+                    assert!((e - c).abs() < 1e-3, "{objective} with {method:?}: ended at {end:?}, not {c:?}");
+                }
+            }
+        }
     }
 
     #[test]

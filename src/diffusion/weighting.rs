@@ -18,7 +18,7 @@ use super::objective::Objective;
 /// A recipe's noise-level distribution and loss weight (its target is a separate choice: see
 /// [`super::objective::Objective`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[serde(rename_all = "snake_case", tag = "kind", remote = "Self")]
 pub enum Weighting {
     /// The objective's own squared error, unweighted, at the trainer's noise levels
     /// (`train::ddpm::LogSnrDistribution`): DDPM's recipe for an ε model, and every model before recipes.
@@ -32,6 +32,23 @@ pub enum Weighting {
     FlowUniform,
     /// Flow matching with logit t ~ N(mean, std²) (SD3's default: 0, 1).
     FlowLogitNormal { mean: f64, std: f64 },
+}
+
+impl Serialize for Weighting {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Weighting::serialize(self, serializer)
+    }
+}
+
+/// A training config saved before weightings existed has no such field (or `null`): plain, what it
+/// trained with. (A missing field is deserialized through `deserialize_option`, which gives `None`.)
+impl<'de> Deserialize<'de> for Weighting {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Tagged(#[serde(with = "Weighting")] Weighting);
+        let tagged: Option<Tagged> = Option::deserialize(deserializer)?;
+        Ok(tagged.map_or(Weighting::Plain, |t| t.0))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -310,6 +327,27 @@ mod tests {
             let expected = integral(|l| if l < 1.0 { weighting.log_snr_density(l).unwrap() } else { 0.0 });
             assert!((below - expected).abs() < 0.01, "{weighting:?}: {below} vs {expected}");
         }
+    }
+
+    /// Saved configs read back, and one from before weightings (no field, or null) reads as plain.
+    #[test]
+    fn weightings_round_trip_and_a_missing_one_is_plain() {
+        #[derive(Serialize, Deserialize)]
+        struct Saved {
+            #[allow(dead_code)]
+            other: u32,
+            weighting: Weighting,
+        }
+        for weighting in Weighting::CHOICES.map(|w| w.with_measured_sigma_data(0.4)) {
+            let json = serde_json::to_string(&Saved { other: 1, weighting }).unwrap();
+            assert_eq!(serde_json::from_str::<Saved>(&json).unwrap().weighting, weighting, "{json}");
+        }
+        assert_eq!(serde_json::from_str::<Saved>(r#"{"other": 1}"#).unwrap().weighting, Weighting::Plain);
+        assert_eq!(
+            serde_json::from_str::<Saved>(r#"{"other": 1, "weighting": null}"#).unwrap().weighting,
+            Weighting::Plain
+        );
+        assert!(serde_json::from_str::<Saved>(r#"{"other": 1, "weighting": {"kind": "loud"}}"#).is_err());
     }
 
     /// The flow recipe's weight is its objective's: the same number from both sides.

@@ -29,6 +29,9 @@ pub struct StepOutput<'a> {
     pub noise: Option<&'a Tensor<4>>,
     /// Heun's second (guided) evaluation at the point its Euler step reached.
     pub eps_second: Option<&'a Tensor<4>>,
+    /// What the network predicts: every ε̂ above is its prediction read through the objective's
+    /// conversion at this step's λ.
+    pub objective: crate::diffusion::Objective,
 }
 
 /// Classifier-free guidance w, applied where the noise level is within `interval` (λ from, to) and
@@ -275,6 +278,7 @@ pub fn denoise_from(
             guidance: eps.scale,
             noise: z.as_ref(),
             eps_second: out.eps_second.as_ref(),
+            objective: model.objective(),
         });
         x = out.x_prev;
         previous_x0 = keep_x0.then_some(out.x0_pred);

@@ -9,6 +9,7 @@ use burn::prelude::*;
 
 use super::generate::{Frame, GenerateError, GenerateRequest, InitImage, StepParts};
 use crate::diffusion::SamplingPlan;
+use crate::diffusion::objective::Conversion;
 use crate::diffusion::equation::{Equation, equation, number_text};
 use crate::diffusion::sampler::NOISE;
 
@@ -47,6 +48,8 @@ pub struct StepExplanation {
     pub x_next: Vec<f32>,
     /// What is special about this step (inpainting, resampling), for the caption.
     pub note: Option<String>,
+    /// How the network's prediction was read as ε̂ and x̂_0 at this step's λ: the coefficients the run used.
+    pub conversion: Conversion,
 }
 
 impl StepExplanation {
@@ -159,6 +162,7 @@ pub fn explain_step(
         terms,
         x_next,
         note,
+        conversion: parts.objective.conversion_at(plan.steps[i].log_snr),
     })
 }
 
@@ -332,6 +336,7 @@ pub fn attention_of_run(
 pub fn step_text(e: &StepExplanation) -> Vec<String> {
     let eq = &e.equation;
     let mut lines = vec![format!("Step {} of {}: {}", e.step + 1, e.total_steps, eq.form), eq.meaning.to_string()];
+    lines.extend(e.conversion.lines());
     let numbers: Vec<String> = eq.levels.iter().chain(&eq.numbers).map(|n| n.text()).collect();
     lines.extend(numbers.chunks(4).map(|chunk| chunk.join("   ")));
     let mut sum = String::new();

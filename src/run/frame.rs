@@ -40,6 +40,8 @@ pub struct StepParts {
     pub noise: Option<Arc<Vec<f32>>>,
     /// Heun's second guided evaluation, at the point its Euler step reached.
     pub eps_second: Option<Arc<Vec<f32>>>,
+    /// What the network predicted (every ε̂ above is that prediction read as ε̂).
+    pub objective: crate::diffusion::Objective,
 }
 
 impl StepParts {

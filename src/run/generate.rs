@@ -380,6 +380,7 @@ fn step_parts(step: &StepOutput<'_>) -> Result<StepParts, GenerateError> {
         conditional: read(step.conditional)?,
         noise: read(step.noise)?,
         eps_second: read(step.eps_second)?,
+        objective: step.objective,
     })
 }
 
