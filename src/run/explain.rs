@@ -9,8 +9,8 @@ use burn::prelude::*;
 
 use super::generate::{Frame, GenerateError, GenerateRequest, InitImage, StepParts};
 use crate::diffusion::SamplingPlan;
-use crate::diffusion::objective::Conversion;
 use crate::diffusion::equation::{Equation, equation, number_text};
+use crate::diffusion::objective::Conversion;
 use crate::diffusion::sampler::NOISE;
 
 /// One weighted term of the update: `weighted` = `coefficient` × the symbol's values.
