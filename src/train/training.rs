@@ -285,7 +285,9 @@ fn new_trainer(
         return Err(TrainingError::Invalid("the UNet needs at least one level of channels".into()));
     }
     let recipe = options.recipe();
-    recipe.weighting.validate().map_err(|e| TrainingError::Invalid(e.to_string()))?;
+    if !recipe.weighting.needs_sigma_data() {
+        recipe.weighting.validate().map_err(|e| TrainingError::Invalid(e.to_string()))?;
+    }
     let unet = unet_config_for(channels, data.channels, data.height, data.num_classes().max(1))
         .with_text(captions.map(text_config_for))
         .with_objective(recipe.objective);
