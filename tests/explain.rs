@@ -201,3 +201,47 @@ fn guidance_in_an_interval_is_w_inside_and_one_outside() {
     request.guidance_interval = Some([2.0, -3.0]);
     assert!(request.validate(10).is_err(), "an interval from high to low is refused");
 }
+
+/// A model of another objective: the conversion "This step" prints is the one the run used. Its
+/// coefficients applied to the network's own output at the recorded x_t give the ε̂ the run recorded, and
+/// the printed lines carry those numbers.
+#[test]
+fn the_conversion_shown_is_the_one_the_step_used() {
+    use diffusion_lab::diffusion::Objective;
+    use diffusion_lab::diffusion::equation::number_text;
+    let device = Device::flex();
+    for objective in [Objective::V, Objective::X0, Objective::Flow] {
+        device.seed(3);
+        let config = diffusion_lab::model::UNetConfig::tiny().with_num_classes(10).with_objective(objective);
+        let model = LoadedUnet {
+            model: config.init(&device),
+            config,
+            header: Checkpoint::from_bytes(embedded::model_by_short_name("fashion").unwrap().unet).unwrap().header,
+        };
+        let mut request = request(Sampler::new(Method::DpmSolver2M, 5));
+        request.guidance = 1.0;
+        let frames = record(&model, &request, &device);
+        for step in [0, 2, 4] {
+            let (previous, frame) = (&frames[step], &frames[step + 1]);
+            let explained = explain_step(&request, model.x0_bound(), previous, frame).unwrap();
+            let schedule = request.schedule.build().unwrap();
+            let plan = request.sampler.plan(&schedule).unwrap();
+            let log_snr = plan.steps[step].log_snr;
+            assert_eq!(explained.conversion, objective.conversion_at(log_snr), "{objective} step {step}");
+            // The network's raw output at the recorded x_t, read through the shown coefficients.
+            let x_t = Tensor::<4>::from_data(TensorData::new(previous.x_t.to_vec(), frame.shape), &device);
+            let classes = Tensor::<1, Int>::full([frame.shape[0]], 7, &device);
+            let lambda = Tensor::<1>::full([frame.shape[0]], log_snr, &device);
+            let raw: Vec<f32> = model.model.forward(x_t, lambda, classes).into_data().try_to_vec().unwrap();
+            let [a, b] = explained.conversion.eps;
+            let eps: Vec<f32> =
+                previous.x_t.iter().zip(&raw).map(|(x, p)| (a * f64::from(*x) + b * f64::from(*p)) as f32).collect();
+            let difference = relative_difference(&eps, &frame.eps);
+            assert!(difference < 1e-4, "{objective} step {step}: ε̂ from the shown coefficients is off by {difference}");
+            let lines = explained.conversion.lines();
+            assert!(lines[1].contains(&number_text(b.abs())), "{objective}: {lines:?} lacks {b}");
+            let text = diffusion_lab::run::explain::step_text(&explained).join("\n");
+            assert!(text.contains(&lines[1]) && text.contains(&lines[2]), "{objective}: {text}");
+        }
+    }
+}
