@@ -1,6 +1,9 @@
 //! The Train view, driven through its accessible labels with egui_kittest: a run on a folder of pictures
 //! from start to its checkpoint (which `sample` then loads), and a window killed mid-run that resumes on
-//! exactly the loss curve of an uninterrupted `diffusion-lab train`.
+//! exactly the loss curve of an uninterrupted `diffusion-lab train`; its recipes and quality meter (issue 36,
+//! parts 2 and 4): the recipe chosen reaches the run, a run folder's recipe is shown and kept, a resume that
+//! would change it is refused with the reason, run folders are compared (loss logs, quality logs, loss by
+//! noise level on the same images), and the quality meter's curve grows as a run trains.
 
 mod common;
 
@@ -15,10 +18,13 @@ const LIMIT: Duration = Duration::from_secs(600);
 use diffusion_lab::app::LabApp;
 use diffusion_lab::app::state::Settings;
 use diffusion_lab::app::train_ui::{DataKind, Phase, SizePreset, TrainSettings};
+use diffusion_lab::diffusion::{Objective, Weighting};
 use diffusion_lab::engine::{DeviceChoice, Engine};
+use diffusion_lab::eval::quality::QualityReading;
+use diffusion_lab::train::recipe::Recipe;
 use eframe::egui::accesskit::Role;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 
 /// `count` 32x32 gray PNGs in two sub-folders (classes): a bright left half or a bright right half, with
 /// a little texture so that no two are alike.
@@ -56,11 +62,14 @@ fn train_settings(out: &Path, steps: u64) -> TrainSettings {
 }
 
 fn harness(train: TrainSettings) -> Harness<'static, LabApp> {
+    harness_of_size(train, [1280.0, 860.0])
+}
+
+fn harness_of_size(train: TrainSettings, size: [f32; 2]) -> Harness<'static, LabApp> {
     let settings = Settings { train, ..Settings::default() };
     let mut app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), settings);
     app.ctx.dialogs.available = false;
-    let mut harness =
-        Harness::builder().with_size([1280.0, 860.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
+    let mut harness = Harness::builder().with_size(size).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
     step_until(&mut harness, "the engine is ready", |app| app.ctx.models.device.is_some());
     harness
 }
@@ -593,4 +602,217 @@ fn train_view_speed_against_the_command_line() {
         "images/s after 4 warm-up steps: train {cli_speed:.1}, Train view {window_speed:.1} ({:+.1} %)",
         100.0 * (window_speed / cli_speed - 1.0)
     );
+}
+
+// --- Recipes and the quality meter (issue 36, parts 2 and 4) ---
+
+/// The window of these tests: tall enough for the Train view's left panel with a run compared (a shorter
+/// window scrolls it).
+const TALL_WINDOW: [f32; 2] = [1280.0, 1400.0];
+
+/// A tall window on the Train view.
+fn train_view(train: TrainSettings) -> Harness<'static, LabApp> {
+    let mut harness = harness_of_size(train, TALL_WINDOW);
+    harness.get_by_label("Train view").click();
+    harness.run_steps(2);
+    harness
+}
+
+/// Clicks the widget of `role` labelled `label` after scrolling the left panel to it (clicks land where a
+/// widget is drawn, and the panel can be taller than the window).
+fn click_scrolled(harness: &mut Harness<'static, LabApp>, role: Role, label: &str) {
+    harness.get_by_role_and_label(role, label).scroll_to_me();
+    let mut last = harness.get_by_role_and_label(role, label).rect();
+    for _ in 0..120 {
+        harness.step();
+        let now = harness.get_by_role_and_label(role, label).rect();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let rect = harness.get_by_role_and_label(role, label).rect();
+    assert!(rect.max.y < TALL_WINDOW[1], "{label} is below the window's bottom: {rect:?}");
+    harness.get_by_role_and_label(role, label).click();
+    harness.run_steps(2);
+}
+
+/// Picks `item` of the combo box labelled `combo`.
+fn pick(harness: &mut Harness<'static, LabApp>, combo: &str, item: &str) {
+    click_scrolled(harness, Role::ComboBox, combo);
+    harness.get_by_label(item).click();
+    harness.run_steps(2);
+}
+
+/// Whether some text on screen contains `text` (the status line may repeat what the panel says).
+fn shows(harness: &Harness<'static, LabApp>, text: &str) -> bool {
+    harness.query_all_by_label_contains(text).next().is_some()
+}
+
+#[test]
+fn the_recipe_reaches_the_run_is_kept_on_resume_and_runs_are_compared() {
+    let dir = tempfile::tempdir().unwrap();
+    let pictures = halves_folder(dir.path(), 12);
+    let runs = dir.path().join("runs");
+    let out = runs.join("x0 run");
+    let settings = TrainSettings {
+        data: DataKind::ImageFolder,
+        image_dir: pictures.display().to_string(),
+        image_size: 16,
+        image_channels: 1,
+        preset: SizePreset::Tiny,
+        steps: 4,
+        batch_size: 4,
+        out: out.display().to_string(),
+        checkpoint_every: 2,
+        preview_every: 100,
+        ..TrainSettings::default()
+    };
+    let mut harness = train_view(settings);
+    step_until(&mut harness, "the pictures load", |app| app.train.data.is_some());
+
+    // The recipe's pickers reach the run's options, and the plot of what it weights follows them.
+    pick(&mut harness, "Objective", "x0: x₀ (the clean image)");
+    pick(&mut harness, "Weighting", "min-SNR-γ, γ = 5");
+    harness.get_by_role_and_label(Role::SpinButton, "min-SNR γ").set_value_accesskit(3.0);
+    harness.run_steps(2);
+    let x0 = Recipe { objective: Objective::X0, weighting: Weighting::MinSnr { gamma: 3.0 } };
+    let options = harness.state().ctx.settings.train.run_options();
+    assert_eq!((options.objective, options.weighting), (Some(x0.objective), Some(x0.weighting)));
+    assert_eq!(options.quality_every, 0, "the quality meter is off by default (and has no classifier for pictures)");
+    assert!(shows(&harness, "x0 · min-SNR-γ, γ = 3: λ = -10: p = "), "the plot's numbers are the chosen recipe's");
+
+    click_scrolled(&mut harness, Role::Button, "Start training");
+    step_until(&mut harness, "the run finishes", |app| app.train.phase == Phase::Idle && app.train.step == 4);
+    assert_eq!(harness.state().train.recipe, Some(x0));
+    assert!(shows(&harness, "learned as x0"), "the loss's formula is the recipe's");
+    step_until(&mut harness, "the run folder is read", |app| app.train.found_recipe.is_some());
+    assert_eq!(harness.state().train.found_recipe, Some(x0), "the checkpoint records the recipe");
+    assert!(shows(&harness, "This run trains x0 · min-SNR-γ, γ = 3: resuming it keeps its recipe."));
+    assert!(
+        harness.get_by_role_and_label(Role::ComboBox, "Objective").accesskit_node().is_disabled(),
+        "a folder's run keeps its recipe: the pickers are locked"
+    );
+
+    // Another run beside it, from the command line with another recipe; compared with this one.
+    let v_run = runs.join("v run");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"));
+    command
+        .args(["train", "--data", pictures.to_str().unwrap(), "--image-size", "16", "--channels", "16,32"])
+        .args(["--batch-size", "4", "--steps", "2", "--objective", "v", "--out", v_run.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    assert!(common::status_within(&mut command, LIMIT, "the command-line v run").success());
+    click_scrolled(&mut harness, Role::Button, "Refresh compared runs");
+    step_until(&mut harness, "the run folders beside are listed", |app| app.train.compare.offered.len() == 2);
+    pick(&mut harness, "Add a run to compare", "v run");
+    step_until(&mut harness, "the compared run is read", |app| {
+        app.train.compare.folders.first().is_some_and(|r| r.record.is_some())
+    });
+    let record = harness.state().train.compare.folders[0].record.clone().unwrap();
+    assert_eq!(record.recipe, Some(Recipe::usual(Objective::V)));
+    assert_eq!((record.step, record.losses.len(), record.quality.len()), (2, 2, 0));
+    let levels = record.levels.clone().expect("the loss by noise level is measured on the loaded pictures");
+    assert_eq!(levels.len(), diffusion_lab::train::levels::BINS);
+    assert!(levels.iter().all(|[_, loss]| loss.is_finite() && *loss > 0.0), "{levels:?}");
+    assert!(shows(&harness, "v run · v · plain: 2 steps logged, 0 quality readings"));
+
+    // The folder comes to hold another run behind the window's back: its Resume, which keeps the recipe the
+    // window read, is refused with the reason, and the view then shows what the folder holds.
+    std::fs::copy(v_run.join("checkpoint.dlab"), out.join("checkpoint.dlab")).unwrap();
+    click_scrolled(&mut harness, Role::Button, "Resume training (step 4 of 4)");
+    step_until(&mut harness, "the resume is refused", |app| app.train.error.is_some());
+    let error = harness.state().train.error.clone().unwrap();
+    assert!(error.contains("this run trains with objective v; asked for x0"), "{error}");
+    assert!(shows(&harness, "this run trains with objective v; asked for x0"));
+    step_until(&mut harness, "the folder is read again", |app| {
+        app.train.found_recipe == Some(Recipe::usual(Objective::V))
+    });
+    assert!(shows(
+        &harness,
+        "This run trains v · plain (the target's own squared error): resuming it keeps its recipe."
+    ));
+}
+
+/// `logged` (read back from quality.csv, whose numbers have 4 decimals) are the readings the view showed.
+fn assert_same_readings(logged: &[QualityReading], shown: &[QualityReading], what: &str) {
+    let steps = |r: &[QualityReading]| r.iter().map(|r| (r.step, r.samples)).collect::<Vec<_>>();
+    assert_eq!(steps(logged), steps(shown), "{what}");
+    for (a, b) in logged.iter().zip(shown) {
+        let pairs = [
+            (a.frechet_distance, b.frechet_distance),
+            (a.class_accuracy, b.class_accuracy),
+            (a.floor_frechet_distance, b.floor_frechet_distance),
+            (a.nearest_training, b.nearest_training),
+            (a.floor_nearest_training, b.floor_nearest_training),
+        ];
+        assert!(pairs.iter().all(|(x, y)| (x - y).abs() < 1e-3), "{what}: {a:?} against {b:?}");
+    }
+}
+
+/// The quality meter on a tiny run on Fashion-MNIST: a reading every 3 steps of 20 samples, each one
+/// plotted and logged to quality.csv as it arrives, its cost shown beside the setting; the run folder then
+/// compared shows the same readings.
+#[test]
+fn the_quality_meters_curve_grows_as_the_run_trains() {
+    let idx = diffusion_lab::data::fashion_mnist_dir();
+    if !idx.join("train-images-idx3-ubyte.gz").exists() || !idx.join("t10k-images-idx3-ubyte.gz").exists() {
+        common::skip(&format!("no Fashion-MNIST in {} (apt-get install dataset-fashion-mnist)", idx.display()));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("quality run");
+    let settings = TrainSettings {
+        data: DataKind::FashionMnist,
+        preset: SizePreset::Tiny,
+        steps: 6,
+        batch_size: 8,
+        out: out.display().to_string(),
+        checkpoint_every: 3,
+        preview_every: 100,
+        ..TrainSettings::default()
+    };
+    let mut harness = train_view(settings);
+    step_until(&mut harness, "Fashion-MNIST loads", |app| app.train.data.is_some());
+    click_scrolled(&mut harness, Role::CheckBox, "Quality meter on");
+    harness.get_by_role_and_label(Role::SpinButton, "Quality every").set_value_accesskit(3.0);
+    harness.get_by_role_and_label(Role::SpinButton, "Quality samples").set_value_accesskit(20.0);
+    harness.run_steps(2);
+    let options = harness.state().ctx.settings.train.run_options();
+    assert_eq!((options.quality_every, options.quality_samples), (3, 20));
+    assert!(shows(&harness, "Cost: a reading samples 20 images"), "the cost is said before the first reading");
+
+    click_scrolled(&mut harness, Role::Button, "Start training");
+    step_until(&mut harness, "the first reading", |app| !app.train.quality.is_empty());
+    assert_eq!(harness.state().train.quality[0].step, 3);
+    assert!(shows(&harness, "last reading: step 3: FD "));
+    step_until(&mut harness, "the run finishes", |app| app.train.phase == Phase::Idle && app.train.step == 6);
+    let app = harness.state();
+    assert!(app.train.error.is_none(), "{:?}", app.train.error);
+    let readings = app.train.quality.clone();
+    assert_eq!(readings.iter().map(|r| r.step).collect::<Vec<_>>(), vec![3, 6], "every 3 steps and at the end");
+    for r in &readings {
+        assert_eq!(r.samples, 20);
+        assert!(r.frechet_distance.is_finite() && r.floor_frechet_distance.is_finite(), "{r:?}");
+        assert!(r.frechet_distance > r.floor_frechet_distance, "6 steps of training are far from real images: {r:?}");
+        assert!((0.0..=1.0).contains(&r.class_accuracy) && r.nearest_training > 0.0, "{r:?}");
+        assert_eq!(r.floor_frechet_distance, readings[0].floor_frechet_distance, "the floor is drawn once per run");
+    }
+    assert!(shows(&harness, "last reading: step 6: FD "));
+    assert!(shows(&harness, "; 2 readings, n = 20"), "the curve has both readings");
+    assert!(shows(&harness, "Cost: the last reading (20 samples) took"));
+    assert_same_readings(&diffusion_lab::eval::quality::read_quality_log(&out), &readings, "quality.csv");
+
+    // The run folder compared: the same readings, and its loss by noise level on Fashion-MNIST's images.
+    click_scrolled(&mut harness, Role::TextInput, "Run folder to compare");
+    harness.get_by_label("Run folder to compare").type_text(&out.display().to_string());
+    harness.run_steps(2);
+    click_scrolled(&mut harness, Role::Button, "Add run");
+    step_until(&mut harness, "the run folder is read", |app| {
+        app.train.compare.folders.first().is_some_and(|r| r.record.is_some())
+    });
+    let record = harness.state().train.compare.folders[0].record.clone().unwrap();
+    assert_same_readings(&record.quality, &readings, "the compared run folder");
+    assert_eq!(record.recipe, Some(Recipe::default()));
+    assert!(record.levels.as_ref().is_ok_and(|l| l.len() == diffusion_lab::train::levels::BINS), "{:?}", record.levels);
 }

@@ -1,5 +1,5 @@
-//! The Train view's choices ([`TrainSettings`]): where the images come from, the model's size, and the
-//! run's steps and folder. Plain data (serde, no egui), saved with the other [`super::state::Settings`]
+//! The Train view's choices ([`TrainSettings`]): where the images come from, the model's size and recipe
+//! (what it predicts, how much each noise level counts), the run's steps and folder, and the quality meter. Plain data (serde, no egui), saved with the other [`super::state::Settings`]
 //! between launches, so a run can be resumed after a restart; the widgets that edit them are in
 //! `train_ui/settings.rs`. Their defaults come from src/train/defaults.rs.
 
@@ -7,10 +7,12 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::diffusion::{Objective, Weighting};
 use crate::engine::train::DataRequest;
 pub use crate::train::defaults::SizePreset;
 use crate::train::defaults::WINDOW_DEFAULTS;
-use crate::train::training::{DataSource, TrainingOptions, unet_config_for};
+use crate::train::recipe::Recipe;
+use crate::train::training::{DEFAULT_QUALITY_SAMPLES, DataSource, TrainingOptions, unet_config_for};
 
 /// Where training images come from, as the view offers it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +47,16 @@ pub struct TrainSettings {
     pub checkpoint_every: u64,
     pub preview_every: u64,
     pub seed: u64,
+    /// What the network predicts (`train --objective`).
+    #[serde(with = "by_name::objective")]
+    pub objective: Objective,
+    /// How much each noise level counts (`train --weighting`); `None`: the objective's usual weighting.
+    #[serde(with = "by_name::weighting")]
+    pub weighting: Option<Weighting>,
+    /// The quality meter (`train --quality-every`): on or off, every how many steps, samples per reading.
+    pub quality: bool,
+    pub quality_every: u64,
+    pub quality_samples: usize,
 }
 
 impl Default for TrainSettings {
@@ -68,6 +80,48 @@ impl Default for TrainSettings {
             checkpoint_every: run.checkpoint_every,
             preview_every: run.preview_every,
             seed: run.seed,
+            objective: Objective::default(),
+            weighting: None,
+            // Off: a reading costs sampling a few hundred images. When on, as often as the sample grids.
+            quality: false,
+            quality_every: run.preview_every,
+            quality_samples: DEFAULT_QUALITY_SAMPLES,
+        }
+    }
+}
+
+/// The recipe saved by its command-line names (`v`, `min-snr:3`): plain text that reads back the same
+/// whatever the types' own serde forms are; a name that no longer parses reads as the default (ε, the
+/// objective's usual weighting) rather than losing every other setting.
+mod by_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub mod objective {
+        use super::*;
+        use crate::diffusion::Objective;
+
+        pub fn serialize<S: Serializer>(objective: &Objective, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.serialize_str(objective.name())
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Objective, D::Error> {
+            Ok(String::deserialize(deserializer)?.parse().unwrap_or_default())
+        }
+    }
+
+    pub mod weighting {
+        use super::*;
+        use crate::diffusion::Weighting;
+
+        pub fn serialize<S: Serializer>(weighting: &Option<Weighting>, serializer: S) -> Result<S::Ok, S::Error> {
+            match weighting {
+                Some(w) => serializer.serialize_some(&w.name()),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Weighting>, D::Error> {
+            Ok(Option::<String>::deserialize(deserializer)?.and_then(|name| name.parse().ok()))
         }
     }
 }
@@ -130,10 +184,24 @@ impl TrainSettings {
             preview_every: self.preview_every.max(1),
             export: None,
             captions: false,
-            objective: None,
-            weighting: None,
-            quality_every: 0,
-            quality_samples: crate::train::training::DEFAULT_QUALITY_SAMPLES,
+            objective: Some(self.objective),
+            weighting: self.weighting,
+            // The meter scores with the Fashion-MNIST classifier: a folder of pictures has none to read.
+            quality_every: if self.quality && self.data != DataKind::ImageFolder {
+                self.quality_every.max(1)
+            } else {
+                0
+            },
+            quality_samples: self.quality_samples,
+        }
+    }
+
+    /// The recipe a new run of these settings trains: the objective, with its usual weighting unless one is
+    /// chosen.
+    pub fn recipe(&self) -> Recipe {
+        Recipe {
+            objective: self.objective,
+            weighting: self.weighting.unwrap_or_else(|| crate::train::recipe::usual_weighting(self.objective)),
         }
     }
 
@@ -180,6 +248,11 @@ mod tests {
             checkpoint_every: 50,
             preview_every: 25,
             seed: 7,
+            objective: Objective::Eps,
+            weighting: None,
+            quality: false,
+            quality_every: WINDOW_DEFAULTS.preview_every,
+            quality_samples: DEFAULT_QUALITY_SAMPLES,
         };
         assert_eq!(eframe::get_value::<TrainSettings>(&storage, "train"), Some(expected.clone()));
         eframe::set_value(&mut storage, "again", &expected);
@@ -191,5 +264,45 @@ mod tests {
         storage.0.insert("settings".into(), format!("(batch: 3, train: {saved})"));
         let settings = eframe::get_value::<super::super::state::Settings>(&storage, "settings").expect("settings load");
         assert_eq!((settings.batch, settings.train.seed, settings.train.preset), (3, 7, SizePreset::Tiny));
+        // Saved before recipes and the quality meter: ε, its usual weighting, the meter off.
+        assert_eq!(settings.train.recipe(), Recipe::default());
+        assert!(!settings.train.quality && settings.train.run_options().quality_every == 0);
+    }
+
+    /// The recipe and the quality meter are saved and reach the run's options.
+    #[test]
+    fn recipe_and_quality_meter_settings_are_saved_and_reach_the_run() {
+        let mut storage = crate::app::state::MemoryStorage::default();
+        for weighting in Weighting::CHOICES.into_iter().map(Some).chain([None]) {
+            let settings = TrainSettings {
+                objective: Objective::V,
+                weighting,
+                quality: true,
+                quality_every: 7,
+                quality_samples: 40,
+                ..TrainSettings::default()
+            };
+            eframe::set_value(&mut storage, "train", &settings);
+            assert_eq!(eframe::get_value::<TrainSettings>(&storage, "train"), Some(settings.clone()));
+            let options = settings.run_options();
+            assert_eq!((options.objective, options.weighting), (Some(Objective::V), weighting));
+            assert_eq!((options.quality_every, options.quality_samples), (7, 40));
+            assert_eq!(options.recipe(), settings.recipe());
+        }
+        for weighting in [Weighting::MinSnr { gamma: 2.75 }, Weighting::FlowLogitNormal { mean: -0.5, std: 1.25 }] {
+            let settings = TrainSettings { weighting: Some(weighting), ..TrainSettings::default() };
+            eframe::set_value(&mut storage, "train", &settings);
+            assert_eq!(eframe::get_value::<TrainSettings>(&storage, "train"), Some(settings), "the numbers are kept");
+        }
+        // A name that does not parse (a later version's) reads as the default, the other settings kept.
+        storage.0.insert("later".into(), r#"(steps: 9, objective: "sde", weighting: Some("loud"))"#.into());
+        let later = eframe::get_value::<TrainSettings>(&storage, "later");
+        assert_eq!(later, Some(TrainSettings { steps: 9, ..TrainSettings::default() }));
+        let folder = TrainSettings { data: DataKind::ImageFolder, quality: true, ..TrainSettings::default() };
+        assert_eq!(folder.run_options().quality_every, 0, "no classifier for a folder of pictures");
+        let off = TrainSettings { quality: false, quality_every: 7, ..TrainSettings::default() };
+        assert_eq!(off.run_options().quality_every, 0, "off means no reading");
+        let flow = TrainSettings { objective: Objective::Flow, ..TrainSettings::default() };
+        assert_eq!(flow.recipe().weighting, Weighting::FlowUniform, "flow's usual weighting");
     }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::data::DataError;
 use crate::diffusion::ScheduleError;
+use crate::eval::quality::QualityError;
 use crate::model::ReadbackError;
 use crate::model::checkpoint::CheckpointError;
 use crate::train::training::TrainingError;
@@ -47,6 +48,9 @@ pub enum EngineError {
     /// A training run that could not be opened, saved or sampled.
     #[error(transparent)]
     Run(#[from] TrainingError),
+    /// The quality meter of a training run (Fashion-MNIST only): made, read or logged.
+    #[error(transparent)]
+    Quality(#[from] QualityError),
     #[error("cannot create {}: {source}", path.display())]
     CreateFolder { path: PathBuf, source: std::io::Error },
     #[error("cannot write {}: {source}", path.display())]

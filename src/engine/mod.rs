@@ -9,6 +9,8 @@ pub mod lab2d;
 mod models;
 mod thread;
 pub mod train;
+mod train_preview;
+mod train_runs;
 pub mod worker;
 
 pub use crate::run::{Decoded, Frame, GenerateRequest, RunSummary};

@@ -3,7 +3,9 @@
 //! runs between two steps, and Pause / Stop take effect after the step in progress.
 //!
 //! The run itself is [`Training`], the same as `diffusion-lab train`: the same folder layout, loss log,
-//! checkpoints and resume.
+//! checkpoints and resume, and the same quality meter (`eval::quality`) every K steps, into the same
+//! quality.csv. The sample grids are made in `train_preview.rs`; what the view compares runs by (a run
+//! folder's recipe, logs and loss by noise level) is read in `train_runs.rs`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,22 +13,18 @@ use std::sync::Arc;
 use burn::prelude::Device;
 
 use super::error::EngineError;
+use super::train_preview::preview_frames;
+pub use super::train_preview::{PREVIEW_SEED, concat_batches};
+pub use super::train_runs::{LEVEL_IMAGES, RunFolderRecord};
 use crate::data::Dataset;
-use crate::diffusion::BetaSchedule;
-use crate::model::denoise::{DEFAULT_GUIDANCE, DEFAULT_SAMPLER};
+use crate::eval::quality::{QualityLog, QualityMeter, QualityReading, read_quality_log};
 use crate::model::{LoadedAutoencoder, LoadedUnet};
-use crate::run::generate::{Frame, GenerateRequest, RunHooks, decode_frame, run_generate};
+use crate::run::generate::{Frame, GenerateRequest};
+use crate::train::recipe::Recipe;
 use crate::train::training::{
     DataSource, Training, TrainingData, TrainingOptions, TrainingProgress, load_training_data, read_loss_log,
     training_progress,
 };
-
-/// The x_T of every sample grid during a run: the same noise each time, so the grids show the model
-/// learning, not the noise changing.
-pub const PREVIEW_SEED: u64 = 0;
-
-/// Images per sample grid: one per class (at least 8 in all), or 8 unconditional samples.
-const PREVIEW_IMAGES: usize = 8;
 
 /// Data as the Train view asks for it: where, and the size and channels a folder's images are converted to.
 #[derive(Clone, Debug, PartialEq)]
@@ -56,6 +54,14 @@ pub enum TrainCommand {
     /// Read where the run in a folder stands.
     FindRun(PathBuf),
     Start(Box<TrainRequest>),
+    /// Read a run folder for the view's comparison: its logs, its recipe, and its checkpoint's loss by
+    /// noise level measured on images of `levels_on` (the view's data), when given.
+    ReadRunFolder {
+        dir: PathBuf,
+        levels_on: Option<DataRequest>,
+    },
+    /// List the run folders beside this one (and it), for the view's "add a run to compare".
+    ListRunFolders(PathBuf),
     Pause,
     Continue,
     Stop,
@@ -88,6 +94,8 @@ pub enum TrainEvent {
         dir: PathBuf,
         progress: Option<TrainingProgress>,
         error: Option<String>,
+        /// What the run in the folder trains (its checkpoint's header), which a resumed run keeps.
+        recipe: Option<Recipe>,
     },
     Started {
         step: u64,
@@ -98,6 +106,10 @@ pub enum TrainEvent {
         out: PathBuf,
         /// For a resumed run: the loss log up to its checkpoint.
         history: Vec<(u64, f64)>,
+        /// What the run trains (a resumed run's own).
+        recipe: Recipe,
+        /// For a resumed run: the quality log up to its checkpoint.
+        quality: Vec<QualityReading>,
     },
     Step {
         step: u64,
@@ -111,6 +123,15 @@ pub enum TrainEvent {
     },
     Checkpointed {
         step: u64,
+    },
+    /// A reading of the quality meter (also written to the run folder's quality.csv).
+    Quality(QualityReading),
+    /// A run folder read for the comparison ([`TrainCommand::ReadRunFolder`]).
+    RunFolderRead(Box<RunFolderRecord>),
+    /// The run folders beside `dir` ([`TrainCommand::ListRunFolders`]).
+    RunFoldersListed {
+        dir: PathBuf,
+        runs: Vec<PathBuf>,
     },
     /// A sample grid of the EMA weights after `step`: every frame of its denoising, as Generate's.
     Samples {
@@ -138,6 +159,15 @@ pub struct TrainSession {
     pub model: crate::model::ModelId,
     /// Whether the data has labels: samples are then one per class, guided.
     labelled: bool,
+    /// The quality meter, when it is on.
+    quality: Option<QualityWatch>,
+}
+
+/// The quality meter of a run: read every `every` steps (and at the last) into the run's quality.csv.
+struct QualityWatch {
+    meter: QualityMeter,
+    log: QualityLog,
+    every: u64,
 }
 
 /// What the worker keeps for training between commands.
@@ -171,34 +201,24 @@ impl TrainerState {
                     Ok(progress) => (progress, None),
                     Err(e) => (None, Some(e.to_string())),
                 };
-                send(TrainEvent::TrainingFound { dir, progress, error });
+                let recipe = progress.as_ref().and_then(|_| super::train_runs::run_recipe(&dir));
+                send(TrainEvent::TrainingFound { dir, progress, error, recipe });
                 None
             }
             TrainCommand::Start(request) => {
-                if self.session.is_some() {
-                    send(TrainEvent::Failed { message: "a training run is already going: stop it first".into() });
-                    return None;
-                }
-                match self.start(*request, device) {
-                    Ok(session) => {
-                        let run = &session.run;
-                        send(TrainEvent::Started {
-                            step: run.step_count(),
-                            steps: run.total_steps(),
-                            parameters: run.trainer.unet_config.parameter_count(),
-                            images: run.data.count,
-                            description: run.trainer.data_description.clone(),
-                            out: run.files.dir.clone(),
-                            history: if run.step_count() > 0 {
-                                read_loss_log(&run.files.loss_log())
-                            } else {
-                                Vec::new()
-                            },
-                        });
-                        self.session = Some(session);
-                    }
-                    Err(e) => send(TrainEvent::Failed { message: e.to_string() }),
-                }
+                self.start_session(*request, device, send);
+                None
+            }
+            TrainCommand::ReadRunFolder { dir, levels_on } => {
+                let images = levels_on.map(|request| {
+                    self.load(&request).map(|d| super::train_runs::level_images(&d.data)).map_err(|e| e.to_string())
+                });
+                send(TrainEvent::RunFolderRead(Box::new(super::train_runs::read_run_folder(&dir, images, device))));
+                None
+            }
+            TrainCommand::ListRunFolders(dir) => {
+                let runs = super::train_runs::run_folders_beside(&dir);
+                send(TrainEvent::RunFoldersListed { dir, runs });
                 None
             }
             TrainCommand::Pause => {
@@ -227,6 +247,33 @@ impl TrainerState {
                 send(TrainEvent::Stopped { step: session.run.step_count(), finished: session.run.is_finished() });
                 publish
             }
+        }
+    }
+
+    /// Starts `request`'s run and says so (with the run's history when it resumes), or why it cannot.
+    fn start_session(&mut self, request: TrainRequest, device: &Device, send: &dyn Fn(TrainEvent)) {
+        if self.session.is_some() {
+            send(TrainEvent::Failed { message: "a training run is already going: stop it first".into() });
+            return;
+        }
+        match self.start(request, device) {
+            Ok(session) => {
+                let run = &session.run;
+                let resumed = run.step_count() > 0;
+                send(TrainEvent::Started {
+                    step: run.step_count(),
+                    steps: run.total_steps(),
+                    parameters: run.trainer.unet_config.parameter_count(),
+                    images: run.data.count,
+                    description: run.trainer.data_description.clone(),
+                    out: run.files.dir.clone(),
+                    history: if resumed { read_loss_log(&run.files.loss_log()) } else { Vec::new() },
+                    recipe: run.trainer.recipe(),
+                    quality: if resumed { session.quality_history() } else { Vec::new() },
+                });
+                self.session = Some(session);
+            }
+            Err(e) => send(TrainEvent::Failed { message: e.to_string() }),
         }
     }
 
@@ -260,6 +307,9 @@ impl TrainerState {
         let mut publish = None;
         if session.run.preview_due() {
             publish = session.samples(device, send);
+        }
+        if session.quality_due() {
+            session.measure_quality(device, send);
         }
         if session.run.is_finished() {
             let step = session.run.step_count();
@@ -305,12 +355,53 @@ impl TrainerState {
         // The run takes the images; a later Inspect loads them again.
         let data = self.take_data(&request.data)?;
         let labelled = data.data.labels.is_some();
+        let every = request.options.quality_every;
+        // Made before the run opens, as `train` does: a meter that cannot work is refused with nothing written.
+        let meter = (every > 0)
+            .then(|| QualityMeter::new(&request.data.source, request.options.quality_samples, device))
+            .transpose()?;
         let run = Training::open(request.options, data, request.resume, device)?;
-        Ok(TrainSession { run, paused: false, model: request.model, labelled })
+        let quality = match meter {
+            Some(meter) => {
+                Some(QualityWatch { meter, log: QualityLog::open(&run.files.dir, run.step_count())?, every })
+            }
+            None => None,
+        };
+        Ok(TrainSession { run, paused: false, model: request.model, labelled, quality })
     }
 }
 
 impl TrainSession {
+    /// The run's quality log up to its checkpoint's step (a killed run's later rows are not its own).
+    fn quality_history(&self) -> Vec<QualityReading> {
+        let step = self.run.step_count();
+        read_quality_log(&self.run.files.dir).into_iter().filter(|r| r.step <= step).collect()
+    }
+
+    /// Whether the step just done is one the quality meter reads: every K steps and at the last.
+    fn quality_due(&self) -> bool {
+        self.quality.as_ref().is_some_and(|q| self.run.step_count().is_multiple_of(q.every) || self.run.is_finished())
+    }
+
+    /// A reading of the quality meter, logged and sent; a meter that fails is turned off for the rest of
+    /// the run (the run goes on) and says why.
+    fn measure_quality(&mut self, device: &Device, send: &dyn Fn(TrainEvent)) {
+        let Some(watch) = self.quality.as_mut() else { return };
+        let reading = watch.meter.measure_run(&self.run, device).and_then(|r| watch.log.append(&r).map(|()| r));
+        match reading {
+            Ok(reading) => send(TrainEvent::Quality(reading)),
+            Err(e) => {
+                self.quality = None;
+                send(TrainEvent::Failed {
+                    message: format!(
+                        "the quality meter at step {} (off for the rest of this run): {e}",
+                        self.run.step_count()
+                    ),
+                });
+            }
+        }
+    }
+
     /// Writes the checkpoint and hands the model to Generate's picker.
     fn save(&mut self, device: &Device, send: &dyn Fn(TrainEvent)) -> Option<Publish> {
         match self.run.checkpoint() {
@@ -356,107 +447,6 @@ impl TrainSession {
             }
         }
     }
-}
-
-/// A sample grid of `model` with the window's default sampler: for labelled data one run per class (the same
-/// x_T for every class), their frames side by side; else unconditional samples. Latent frames come decoded.
-fn preview_frames(
-    model: &LoadedUnet,
-    autoencoder: Option<&LoadedAutoencoder>,
-    id: &crate::model::ModelId,
-    labelled: bool,
-    device: &Device,
-) -> Result<(GenerateRequest, Vec<Frame>), EngineError> {
-    let classes = model.config.num_classes;
-    let per_class = if labelled { PREVIEW_IMAGES.div_ceil(classes).max(1) } else { PREVIEW_IMAGES };
-    let runs: Vec<Option<usize>> = if labelled { (0..classes).map(Some).collect() } else { vec![None] };
-    let request_for = |class: Option<usize>, batch: usize| GenerateRequest {
-        model: id.clone(),
-        schedule: model.header.training_schedule.unwrap_or_else(|| BetaSchedule::cosine(1000)),
-        sampler: DEFAULT_SAMPLER,
-        seed: PREVIEW_SEED,
-        batch,
-        class,
-        prompt: None,
-        guidance: DEFAULT_GUIDANCE,
-        guidance_interval: None,
-        init: None,
-        interpolate: None,
-        branch: None,
-    };
-    let mut columns: Vec<Vec<Frame>> = Vec::with_capacity(runs.len());
-    for class in &runs {
-        let mut frames = Vec::new();
-        let keep_going = || true;
-        let mut emit = |frame: Frame| frames.push(frame);
-        let hooks = RunHooks { keep_going: &keep_going, stream: true, emit: &mut emit };
-        run_generate(model, autoencoder, &request_for(*class, per_class), device, hooks)?;
-        if let Some(ae) = autoencoder {
-            for frame in frames.iter_mut().filter(|f| f.decoded.is_none()) {
-                frame.decoded = Some(decode_frame(ae, frame, device)?);
-            }
-        }
-        columns.push(frames);
-    }
-    let frames = concat_batches(&columns);
-    let mut request = request_for(None, per_class * runs.len());
-    request.class = runs.first().copied().flatten();
-    Ok((request, frames))
-}
-
-/// The step parts of frame `i` of every run, joined along the batch: each part where every run has it.
-fn joined_parts(runs: &[Vec<Frame>], i: usize) -> Option<crate::run::generate::StepParts> {
-    let parts: Vec<&crate::run::generate::StepParts> =
-        runs.iter().map(|run| run[i].parts.as_ref()).collect::<Option<_>>()?;
-    let join = |part: &dyn Fn(&crate::run::generate::StepParts) -> Option<Arc<Vec<f32>>>| -> Option<Arc<Vec<f32>>> {
-        let values: Vec<Arc<Vec<f32>>> = parts.iter().map(|p| part(p)).collect::<Option<_>>()?;
-        Some(Arc::new(values.iter().flat_map(|v| v.iter().copied()).collect()))
-    };
-    Some(crate::run::generate::StepParts {
-        guidance: parts.first()?.guidance,
-        unconditional: join(&|p| p.unconditional.clone()),
-        conditional: join(&|p| p.conditional.clone()),
-        noise: join(&|p| p.noise.clone()),
-        eps_second: join(&|p| p.eps_second.clone()),
-    })
-}
-
-/// Frames of runs with the same plan, joined along the batch: frame i holds every run's frame i.
-pub fn concat_batches(runs: &[Vec<Frame>]) -> Vec<Frame> {
-    let Some(first) = runs.first() else { return Vec::new() };
-    let joined = |values: &dyn Fn(&Frame) -> Arc<Vec<f32>>, i: usize| -> Arc<Vec<f32>> {
-        Arc::new(runs.iter().flat_map(|run| values(&run[i]).iter().copied().collect::<Vec<f32>>()).collect())
-    };
-    let frames = runs.iter().map(Vec::len).min().unwrap_or(0);
-    (0..frames)
-        .map(|i| {
-            let base = &first[i];
-            let batch: usize = runs.iter().map(|run| run[i].shape[0]).sum();
-            let [_, c, h, w] = base.shape;
-            let decoded = base.decoded.as_ref().and_then(|d| {
-                let parts: Option<Vec<&crate::run::generate::Decoded>> =
-                    runs.iter().map(|run| run[i].decoded.as_ref()).collect();
-                let parts = parts?;
-                let [_, dc, dh, dw] = d.shape;
-                Some(crate::run::generate::Decoded {
-                    shape: [batch, dc, dh, dw],
-                    x_t: Arc::new(parts.iter().flat_map(|p| p.x_t.iter().copied()).collect()),
-                    x0_pred: Arc::new(parts.iter().flat_map(|p| p.x0_pred.iter().copied()).collect()),
-                })
-            });
-            Frame {
-                index: base.index,
-                t: base.t,
-                log_snr: base.log_snr,
-                shape: [batch, c, h, w],
-                x_t: joined(&|f| f.x_t.clone(), i),
-                x0_pred: joined(&|f| f.x0_pred.clone(), i),
-                eps: joined(&|f| f.eps.clone(), i),
-                decoded,
-                parts: joined_parts(runs, i),
-            }
-        })
-        .collect()
 }
 
 /// What the Train view shows of loaded data.

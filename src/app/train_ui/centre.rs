@@ -1,6 +1,7 @@
 //! What the Train view shows: the run's progress and the data's summary in the left panel, and the centre
-//! (the loss curve, the data's first pictures before a run, and the sample grids over training, each
-//! scrubbed through its denoising steps in [`TrainPanel::viewer`]).
+//! (the loss curve, the loss by noise level and the quality readings, each with the compared runs drawn
+//! over it; the data's first pictures before a run, and the sample grids over training, each scrubbed
+//! through its denoising steps in [`TrainPanel::viewer`]).
 
 use eframe::egui::{self, Color32};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
@@ -59,9 +60,10 @@ impl TrainPanel {
     pub fn centre_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
         let available = ui.available_height();
         let height = (available * 0.35).clamp(120.0, 320.0);
-        ui.columns(2, |columns| {
+        ui.columns(3, |columns| {
             self.loss_curve_ui(&mut columns[0], height);
             self.loss_by_level_ui(&mut columns[1], height);
+            self.quality_curve_ui(&mut columns[2], height);
         });
         ui.separator();
         if self.snapshots.is_empty() {
@@ -71,11 +73,24 @@ impl TrainPanel {
         }
     }
 
-    /// The loss of every step and its smoothed curve.
+    /// The loss of every step and its smoothed curve, and the compared runs' smoothed curves.
     fn loss_curve_ui(&self, ui: &mut egui::Ui, height: f32) {
-        ui.label("Loss L = ||ε - ε_θ(x_t, t)||² per step");
+        let recipe = self.recipe.unwrap_or_default();
+        ui.label(format!("Loss {} per step", loss_formula(recipe)));
+        match self.smoothed.last() {
+            Some([step, loss]) => ui.small(format!("now {loss:.4} (smoothed) at step {step}")),
+            None => ui.small("the curve starts with the first step"),
+        };
         let raw = thinned(&self.losses);
         let smoothed = thinned(&self.smoothed);
+        let compared: Vec<(String, Color32, Vec<[f64; 2]>)> = self
+            .compare
+            .folders
+            .iter()
+            .enumerate()
+            .filter(|(_, run)| !run.smoothed.is_empty())
+            .map(|(i, run)| (run.name(), super::runs::color(i), thinned(&run.smoothed)))
+            .collect();
         Plot::new("training loss")
             .height(height)
             .legend(Legend::default())
@@ -85,14 +100,26 @@ impl TrainPanel {
             .show(ui, |plot| {
                 plot.line(Line::new("loss", PlotPoints::from(raw)).color(Color32::from_gray(140)));
                 plot.line(Line::new("smoothed", PlotPoints::from(smoothed)).color(Color32::LIGHT_BLUE).width(2.0));
+                for (name, color, points) in compared {
+                    plot.line(Line::new(name, PlotPoints::from(points)).color(color).width(1.5));
+                }
             });
+        if !self.compare.folders.is_empty() {
+            ui.small(
+                "Each recipe's loss is in its own units (x₀, v and flow weight the levels differently): \
+                      compare recipes by their loss by noise level (ε units) and their quality.",
+            );
+        }
     }
 
     /// The same loss split by noise level: a bar per bin of λ, now (recent steps) and at the start.
     fn loss_by_level_ui(&self, ui: &mut egui::Ui, height: f32) {
         use crate::train::levels::{BINS, WIDTH, bin_centre};
         use egui_plot::{Bar, BarChart};
-        ui.label("L(λ) = mean ||ε - ε_θ(x_t, λ)||² of the images drawn at noise level λ = ln(ᾱ / (1 - ᾱ))");
+        ui.label(
+            "L(λ) = mean ||ε - ε_θ(x_t, λ)||² of the images drawn at noise level λ = ln(ᾱ / (1 - ᾱ)), in ε units \
+             for every recipe (ε_θ read from what the model predicts)",
+        );
         let bars = |value: &dyn Fn(usize) -> Option<f64>| -> Vec<Bar> {
             (0..BINS).filter_map(|i| value(i).map(|v| Bar::new(bin_centre(i), v).width(WIDTH * 0.8))).collect()
         };
@@ -109,6 +136,12 @@ impl TrainPanel {
             .show(ui, |plot| {
                 plot.bar_chart(BarChart::new("at the start", start).color(Color32::from_gray(110)));
                 plot.bar_chart(BarChart::new("recent steps", now).color(Color32::LIGHT_BLUE));
+                for (i, run) in self.compare.folders.iter().enumerate() {
+                    if let Some(Ok(levels)) = run.record.as_ref().map(|r| &r.levels) {
+                        let line = Line::new(run.name(), PlotPoints::from(levels.clone()));
+                        plot.line(line.color(super::runs::color(i)).width(2.0));
+                    }
+                }
             });
         match hardest {
             Some((i, loss)) => ui.small(format!(
@@ -214,6 +247,26 @@ impl TrainPanel {
             });
         } else if frames == 1 {
             ui.small("older sample grids keep their final images only");
+        }
+    }
+}
+
+/// The loss a recipe's step minimises, as the loss plot's title writes it.
+fn loss_formula(recipe: crate::train::recipe::Recipe) -> String {
+    use crate::diffusion::{Objective, Weighting};
+    let own = match recipe.objective {
+        Objective::Eps => "||ε - ε_θ(x_t, t)||²",
+        Objective::X0 => "||x₀ - x₀_θ(x_t, t)||²",
+        Objective::V => "||v - v_θ(x_t, t)||², v = α ε - σ x₀,",
+        Objective::Flow => "||(ε - x₀) - u_θ(x_t, t)||²",
+    };
+    match (recipe.objective, recipe.weighting) {
+        (_, Weighting::Plain) => format!("L = {own}"),
+        (Objective::Flow, weighting @ (Weighting::FlowUniform | Weighting::FlowLogitNormal { .. })) => {
+            format!("L = {own} ({})", weighting.label())
+        }
+        (_, weighting) => {
+            format!("L = w(λ) ||ε - ε_θ(x_t, t)||² ({}, learned as {})", weighting.label(), recipe.objective.name())
         }
     }
 }

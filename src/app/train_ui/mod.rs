@@ -1,10 +1,12 @@
 //! The Train view: train a diffusion model on Fashion-MNIST or your own pictures and watch it learn.
-//! The run is the engine's ([`crate::engine::train`]): the same trainer, folder and checkpoints as
-//! `diffusion-lab train`. [`TrainPanel`] keeps what the view shows (the loss curve, the sample grids over
-//! training) and where the run stands. This file handles the engine's events, sends the engine its
-//! commands and draws the left panel's controls; `centre.rs` draws what the view shows (the progress,
-//! the data, the loss curve and the samples), and `settings.rs` the widgets of the choices saved between
-//! launches ([`TrainSettings`], plain data in `app/train_settings.rs`).
+//! The run is the engine's ([`crate::engine::train`]): the same trainer, folder, checkpoints and quality
+//! meter as `diffusion-lab train`. [`TrainPanel`] keeps what the view shows (the loss curve, the quality
+//! readings, the sample grids over training, the runs compared) and where the run stands. This file handles
+//! the engine's events and sends the engine its commands; `panel.rs` draws the left panel, `centre.rs` what
+//! the view shows (the progress, the data, the loss curves and the samples), `recipe.rs` the recipe's
+//! controls and what each recipe weights, `quality.rs` the quality meter's controls and curves, `runs.rs`
+//! the runs overlaid, and `settings.rs` the widgets of the choices saved between launches
+//! ([`TrainSettings`], plain data in `app/train_settings.rs`).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -18,10 +20,18 @@ use super::state::{ColorMap, Quantity, Trajectory};
 use super::viewer::TrajectoryViewer;
 use crate::engine::train::{DataRequest, DataSummary, TrainCommand, TrainEvent, TrainRequest};
 use crate::engine::{Frame, GenerateRequest};
+use crate::eval::quality::QualityReading;
+use crate::train::recipe::Recipe;
 use crate::train::training::TrainingProgress;
 
 mod centre;
+mod panel;
+mod quality;
+mod recipe;
+mod runs;
 mod settings;
+
+pub use runs::{ComparedFolder, RunFolderComparison};
 
 pub use super::train_settings::{BUILT_IN_AUTOENCODER_FILE, DataKind, SizePreset, TrainSettings, default_run_dir};
 
@@ -48,6 +58,8 @@ pub enum FolderTarget {
     Idx,
     Images,
     Run,
+    /// A run folder to add to the comparison.
+    Compare,
 }
 
 /// Full trajectories kept for the newest snapshots; older ones keep their final frame only.
@@ -63,6 +75,17 @@ pub struct TrainPanel {
     pub loading_data: bool,
     /// The run the chosen folder holds, and where it stands.
     pub found: Option<(PathBuf, Option<TrainingProgress>)>,
+    /// What that run trains, read from its checkpoint (a resumed run keeps it).
+    pub found_recipe: Option<Recipe>,
+    /// What the run of this session trains.
+    pub recipe: Option<Recipe>,
+    /// The quality meter's readings of this run (a resumed run's from its quality.csv).
+    pub quality: Vec<QualityReading>,
+    /// Runs drawn over this one's curves.
+    pub compare: RunFolderComparison,
+    /// What the quality plot shows.
+    pub quality_measure: quality::QualityMeasure,
+    recipe_curves: recipe::RecipeCurves,
     /// (step, loss) of every step of this run, and the smoothed curve.
     pub losses: Vec<[f64; 2]>,
     pub smoothed: Vec<[f64; 2]>,
@@ -114,6 +137,12 @@ impl TrainPanel {
             data_error: None,
             loading_data: false,
             found: None,
+            found_recipe: None,
+            recipe: None,
+            quality: Vec::new(),
+            compare: RunFolderComparison::default(),
+            quality_measure: quality::QualityMeasure::default(),
+            recipe_curves: recipe::RecipeCurves::default(),
             losses: Vec::new(),
             smoothed: Vec::new(),
             levels: crate::train::levels::LossByLevel::new(),
@@ -232,11 +261,12 @@ impl TrainPanel {
             TrainEvent::DataLoaded(..) | TrainEvent::DataFailed { .. } | TrainEvent::TrainingFound { .. } => {
                 self.on_found(event)
             }
-            TrainEvent::Started { step, steps, parameters, images, description, out, history } => {
+            TrainEvent::Started { step, steps, parameters, images, description, out, history, recipe, quality } => {
                 self.phase = Phase::Running;
                 (self.step, self.steps, self.parameters, self.images) = (step, steps, parameters, images);
                 self.description = description;
                 self.on_started(step, &history);
+                (self.recipe, self.quality) = (Some(recipe), quality);
                 self.found = Some((out, None));
                 ctx.clear_status();
             }
@@ -247,6 +277,12 @@ impl TrainPanel {
                 }
             }
             TrainEvent::Checkpointed { step } => self.last_checkpoint = Some(step),
+            TrainEvent::Quality(reading) => {
+                self.quality.retain(|r| r.step != reading.step);
+                self.quality.push(reading);
+            }
+            TrainEvent::RunFolderRead(record) => self.compare.on_read(*record),
+            TrainEvent::RunFoldersListed { dir, runs } => self.compare.on_listed(dir, runs),
             TrainEvent::Samples { step, request, frames } => self.on_samples(step, *request, frames),
             TrainEvent::Paused { step } => {
                 self.phase = Phase::Paused;
@@ -264,6 +300,8 @@ impl TrainPanel {
             TrainEvent::Failed { message } => {
                 if self.phase == Phase::Starting {
                     self.phase = Phase::Idle;
+                    // Read the run folder again: a refused resume shows what the folder holds now.
+                    self.run_requested = None;
                 }
                 self.error = Some(message.clone());
                 ctx.set_status(message, true);
@@ -290,8 +328,9 @@ impl TrainPanel {
                     self.phase = Phase::Idle;
                 }
             }
-            TrainEvent::TrainingFound { dir, progress, error } if self.run_requested.as_ref() == Some(&dir) => {
+            TrainEvent::TrainingFound { dir, progress, error, recipe } if self.run_requested.as_ref() == Some(&dir) => {
                 self.found = Some((dir, progress));
+                self.found_recipe = recipe;
                 if let Some(error) = error {
                     self.error = Some(format!("the run folder's checkpoint cannot be read: {error}"));
                 }
@@ -312,6 +351,7 @@ impl TrainPanel {
         self.paint_times = PaintTimes::default();
         self.started_at = Some(Instant::now());
         if step == 0 {
+            self.quality.clear();
             self.snapshots.clear();
             self.selected = 0;
             self.follow_newest = true;
@@ -327,6 +367,10 @@ impl TrainPanel {
         let name = self.model_id.clone().unwrap_or_default();
         ctx.set_status(format!("{what} at step {step}; checkpoint saved; `{name}` is in Generate's picker"), false);
         let dir = PathBuf::from(ctx.settings.train.out.trim());
+        // A compared run that is this one is read again: its curves reach the run's end.
+        if self.compare.folders.iter().any(|r| r.dir == dir) {
+            self.compare_folder(ctx, dir.clone());
+        }
         self.find_run(ctx, dir);
     }
 
@@ -365,6 +409,10 @@ impl TrainPanel {
         let mut options = settings.run_options();
         if resume && let Some((_, Some(progress))) = &self.found {
             options.steps = resume_total(settings.steps, progress);
+            // A resumed run keeps its recipe: the one its checkpoint recorded when the folder was read (the
+            // engine refuses it, saying why, if the folder has since come to hold another run).
+            options.objective = self.found_recipe.map(|r| r.objective);
+            options.weighting = self.found_recipe.map(|r| r.weighting);
         }
         let request = TrainRequest {
             data: settings.data_request(),
@@ -436,6 +484,7 @@ impl TrainPanel {
                 ctx.settings.train.out = text;
                 self.find_run(ctx, path);
             }
+            FolderTarget::Compare => self.compare_folder(ctx, path),
         }
     }
 }
@@ -459,112 +508,5 @@ pub fn duration_text(seconds: f64) -> String {
         0..60 => format!("{s} s"),
         60..3600 => format!("{} min {} s", s / 60, s % 60),
         _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
-    }
-}
-
-/// The left panel: data, model, run and the Start / Pause / Resume / Stop buttons.
-impl TrainPanel {
-    pub fn panel_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
-        let has_folder = !ctx.settings.train.data_request().source.dir().as_os_str().is_empty();
-        if self.data.is_none() && self.data_requested.is_none() && self.data_error.is_none() && has_folder {
-            self.load_data(ctx);
-        }
-        let out = ctx.settings.train.out_dir();
-        if self.run_requested.as_ref() != Some(&out) && !self.is_training() && self.phase != Phase::Paused {
-            self.find_run(ctx, out);
-        }
-        let busy = self.phase != Phase::Idle;
-        ui.heading("Data");
-        ui.add_enabled_ui(!busy, |ui| self.data_ui(ui, ctx));
-        ui.separator();
-        ui.heading("Model");
-        ui.add_enabled_ui(!busy, |ui| self.model_ui(ui, ctx));
-        ui.separator();
-        ui.heading("Run");
-        ui.add_enabled_ui(!busy, |ui| Self::run_settings_ui(ui, ctx));
-        ui.separator();
-        self.controls_ui(ui, ctx);
-        self.progress_ui(ui);
-    }
-
-    fn data_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
-        let before = ctx.settings.train.data_request();
-        let choose = settings::data_source_ui(ui, &mut ctx.settings.train);
-        if let Some(target) = choose {
-            Self::pick_folder(ctx, ui.ctx(), target);
-        }
-        let changed = ctx.settings.train.data_request() != before;
-        if ui.button("Load data").clicked() || (changed && ctx.settings.train.data == DataKind::FashionMnist) {
-            self.load_data(ctx);
-        }
-        if self.loading_data {
-            ui.horizontal(|ui| {
-                ui.spinner();
-                ui.label("loading…");
-            });
-        } else if let Some(error) = &self.data_error {
-            ui.colored_label(ui.visuals().error_fg_color, error);
-        } else if let Some(data) = &self.data {
-            centre::data_summary_ui(ui, data);
-        }
-    }
-
-    fn model_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
-        settings::model_settings_ui(ui, &mut ctx.settings.train, self.num_classes());
-    }
-
-    fn run_settings_ui(ui: &mut egui::Ui, ctx: &mut PanelContext) {
-        if settings::run_settings_ui(ui, &mut ctx.settings.train) {
-            Self::pick_folder(ctx, ui.ctx(), FolderTarget::Run);
-        }
-    }
-
-    fn controls_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
-        let phase = self.phase;
-        let out = ctx.settings.train.out_dir();
-        let found = self.found.clone().filter(|(dir, _)| *dir == out).and_then(|(_, p)| p);
-        let blocker = (phase == Phase::Idle).then(|| self.start_blocker(ctx)).flatten();
-        ui.horizontal_wrapped(|ui| match phase {
-            Phase::Idle => {
-                let start = ui.add_enabled(blocker.is_none(), egui::Button::new("Start training"));
-                let start = match &blocker {
-                    Some(reason) => start.on_disabled_hover_text(reason),
-                    None => start,
-                };
-                if start.clicked() {
-                    self.start_training(ctx, false);
-                }
-                if let Some(progress) = &found {
-                    let total = resume_total(ctx.settings.train.steps, progress);
-                    let text = format!("Resume training (step {} of {total})", progress.step);
-                    if ui.button(text).on_hover_text("continue from the folder's last checkpoint").clicked() {
-                        self.start_training(ctx, true);
-                    }
-                }
-            }
-            Phase::Starting => {
-                ui.spinner();
-                ui.label("starting…");
-            }
-            Phase::Running | Phase::Paused => {
-                let (label, command) = if phase == Phase::Running {
-                    ("Pause training", TrainCommand::Pause)
-                } else {
-                    ("Resume training", TrainCommand::Continue)
-                };
-                if ui.button(label).clicked() {
-                    ctx.engine.train(command);
-                }
-                if ui.button("Stop training").clicked() {
-                    ctx.engine.train(TrainCommand::Stop);
-                }
-            }
-        });
-        if let Some(reason) = blocker {
-            ui.small(reason);
-        }
-        if let Some(error) = &self.error {
-            ui.colored_label(ui.visuals().error_fg_color, error);
-        }
     }
 }
