@@ -147,20 +147,7 @@ pub(super) fn train(args: &TrainArgs) -> anyhow::Result<()> {
         if let (Some(meter), Some(log)) = (&meter, quality_log.as_mut())
             && (run.step_count().is_multiple_of(args.quality_every) || last)
         {
-            let reading = meter.measure_run(&run, &device)?;
-            log.append(&reading)?;
-            let line = format!(
-                "step {}: FD {:.2} (real {:.2}), {:.1} % of their class (real {:.1} %), nearest training image {:.3} \
-                 (real {:.3}); {:.1} s",
-                reading.step,
-                reading.frechet_distance,
-                reading.floor_frechet_distance,
-                100.0 * reading.class_accuracy,
-                100.0 * reading.floor_class_accuracy,
-                reading.nearest_training,
-                reading.floor_nearest_training,
-                reading.seconds
-            );
+            let line = quality_reading(meter, log, &run, &device)?;
             bar.suspend(|| eprintln!("{line}"));
         }
         if run.preview_due() || last {
@@ -187,4 +174,27 @@ pub(super) fn train(args: &TrainArgs) -> anyhow::Result<()> {
         run.files.checkpoint().display()
     );
     Ok(())
+}
+
+/// A reading of the quality meter, appended to quality.csv; the line to print.
+fn quality_reading(
+    meter: &QualityMeter,
+    log: &mut QualityLog,
+    run: &Training,
+    device: &Device,
+) -> anyhow::Result<String> {
+    let reading = meter.measure_run(run, device)?;
+    log.append(&reading)?;
+    Ok(format!(
+        "step {}: FD {:.2} (real {:.2}), {:.1} % of their class (real {:.1} %), nearest training image {:.3} \
+         (real {:.3}); {:.1} s",
+        reading.step,
+        reading.frechet_distance,
+        reading.floor_frechet_distance,
+        100.0 * reading.class_accuracy,
+        100.0 * reading.floor_class_accuracy,
+        reading.nearest_training,
+        reading.floor_nearest_training,
+        reading.seconds
+    ))
 }

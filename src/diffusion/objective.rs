@@ -16,8 +16,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// The training target of a network (part of the model: its checkpoint's header says which).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Objective {
     /// The noise ε (Ho et al. 2020): every model trained before objectives existed.
     #[default]
@@ -135,6 +134,14 @@ impl std::str::FromStr for Objective {
 /// Read from its name; a config saved before objectives existed has no such field (or `null`) and reads
 /// as ε. (burn's `Config` derive passes no `#[serde(default)]` on, but a missing field is deserialized
 /// through `deserialize_option`, which gives `None` here.)
+/// Written as an option's `Some(name)` (JSON writes the name as it is; RON `Some("v")`), so that reading
+/// it back through `deserialize_option` works in every format.
+impl Serialize for Objective {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_some(self.name())
+    }
+}
+
 impl<'de> Deserialize<'de> for Objective {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let name: Option<String> = Option::deserialize(deserializer)?;
@@ -464,5 +471,24 @@ mod tests {
         let error = "score".parse::<Objective>().unwrap_err().to_string();
         assert!(error.contains("score") && error.contains("eps, x0, v, flow"), "{error}");
         assert_eq!(Objective::default(), Objective::Eps, "old checkpoints load as ε models");
+    }
+
+    #[test]
+    fn objectives_round_trip_in_json_and_ron_and_a_missing_one_is_eps() {
+        #[derive(Serialize, Deserialize)]
+        struct Saved {
+            #[allow(dead_code)]
+            other: u32,
+            objective: Objective,
+        }
+        for objective in Objective::ALL {
+            let json = serde_json::to_string(&Saved { other: 1, objective }).unwrap();
+            assert!(json.contains(&format!("\"{}\"", objective.name())), "{json}");
+            assert_eq!(serde_json::from_str::<Saved>(&json).unwrap().objective, objective);
+            let ron = ron::to_string(&Saved { other: 1, objective }).unwrap();
+            assert_eq!(ron::from_str::<Saved>(&ron).unwrap().objective, objective, "{ron}");
+        }
+        assert_eq!(serde_json::from_str::<Saved>(r#"{"other": 1}"#).unwrap().objective, Objective::Eps);
+        assert!(serde_json::from_str::<Saved>(r#"{"other": 1, "objective": "score"}"#).is_err());
     }
 }

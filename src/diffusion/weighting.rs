@@ -34,9 +34,14 @@ pub enum Weighting {
     FlowLogitNormal { mean: f64, std: f64 },
 }
 
+/// The tagged form, written as an option's `Some` (JSON writes it as it is; RON as `Some(…)`) so that
+/// reading it back through `deserialize_option` works in every format.
+#[derive(Serialize, Deserialize)]
+struct Tagged(#[serde(with = "Weighting")] Weighting);
+
 impl Serialize for Weighting {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        Weighting::serialize(self, serializer)
+        serializer.serialize_some(&Tagged(*self))
     }
 }
 
@@ -44,8 +49,6 @@ impl Serialize for Weighting {
 /// trained with. (A missing field is deserialized through `deserialize_option`, which gives `None`.)
 impl<'de> Deserialize<'de> for Weighting {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Tagged(#[serde(with = "Weighting")] Weighting);
         let tagged: Option<Tagged> = Option::deserialize(deserializer)?;
         Ok(tagged.map_or(Weighting::Plain, |t| t.0))
     }
@@ -190,7 +193,7 @@ impl Weighting {
         match *self {
             Weighting::Plain => "plain".into(),
             Weighting::MinSnr { gamma } => format!("min-snr:{gamma}"),
-            Weighting::Edm { sigma_data, .. } if sigma_data == 0.0 => "edm".into(),
+            Weighting::Edm { sigma_data: 0.0, .. } => "edm".into(),
             Weighting::Edm { sigma_data, .. } => format!("edm:{sigma_data}"),
             Weighting::FlowUniform => "uniform-t".into(),
             Weighting::FlowLogitNormal { mean, std } => format!("logit-normal:{mean},{std}"),
@@ -202,7 +205,7 @@ impl Weighting {
         match *self {
             Weighting::Plain => "plain (the target's own squared error)".into(),
             Weighting::MinSnr { gamma } => format!("min-SNR-γ, γ = {gamma}"),
-            Weighting::Edm { sigma_data, .. } if sigma_data == 0.0 => "EDM (σ_data measured on the data)".into(),
+            Weighting::Edm { sigma_data: 0.0, .. } => "EDM (σ_data measured on the data)".into(),
             Weighting::Edm { sigma_data, .. } => format!("EDM, σ_data = {sigma_data:.3}"),
             Weighting::FlowUniform => "flow matching, t uniform".into(),
             Weighting::FlowLogitNormal { mean, std } => format!("flow matching, logit-normal t ({mean}, {std})"),
@@ -348,6 +351,11 @@ mod tests {
             Weighting::Plain
         );
         assert!(serde_json::from_str::<Saved>(r#"{"other": 1, "weighting": {"kind": "loud"}}"#).is_err());
+        // RON (eframe's storage) reads back what it wrote.
+        for weighting in Weighting::CHOICES {
+            let ron = ron::to_string(&Saved { other: 1, weighting }).unwrap();
+            assert_eq!(ron::from_str::<Saved>(&ron).unwrap().weighting, weighting, "{ron}");
+        }
     }
 
     /// The flow recipe's weight is its objective's: the same number from both sides.
