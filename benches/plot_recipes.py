@@ -27,7 +27,7 @@ for j, name in enumerate(names):
     values = [float(r[j + 1]) for r in rows[1:]]
     ax.plot(lam, values, lw=1.6, ls="-" if j < 4 else "--", label=name)
 ax.set_yscale("log")
-ax.set_ylim(1e-4, 1e2)
+ax.set_ylim(1e-5, 1e7)
 ax.set_xlabel("λ = log-SNR (left: noisy, right: clean)")
 ax.set_ylabel("p(λ)·w(λ), ε-loss units")
 ax.set_title("how much each recipe counts each noise level")

@@ -114,7 +114,9 @@ fn recipe_weights_csv() -> anyhow::Result<()> {
     let columns: Vec<Vec<f64>> = recipes.iter().map(|r| r.elbo_weights(&trainer, &grid)).collect();
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let names: Vec<String> = recipes.iter().map(|r| format!("{} {}", r.objective.name(), r.weighting.name())).collect();
+    // Quoted: a weighting's numbers hold commas.
+    let names: Vec<String> =
+        recipes.iter().map(|r| format!("\"{} {}\"", r.objective.name(), r.weighting.name())).collect();
     writeln!(out, "lambda,{}", names.join(","))?;
     for (i, l) in grid.iter().enumerate() {
         write!(out, "{l:.2}")?;
