@@ -46,6 +46,7 @@ complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand schedule" -l
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand schedule" -l beta-end -d 'β_T [default: the kind\'s usual value; 0.02 for linear and sigmoid, 0.012 for quadratic]' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand schedule" -l format -d 'Output format' -r -f -a "csv\t''
 json\t''"
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand schedule" -l recipes -d 'Instead of the schedule, how much each training recipe counts each noise level: p(λ)·w(λ) in ε-loss units (the density of the λ a training step draws times the weight on ||ε̂ - ε||² there), at λ from -20 to 10, as CSV with one column per recipe (each objective with its usual weighting, ε with min-SNR-5 and EDM (σ_data 0.5), flow with logit-normal t)'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand schedule" -s h -l help -d 'Print help'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l data -d 'Training images: `fashion-mnist` (the Debian package\'s IDX files) or a folder of PNG/JPEG images (sub-folder names become class labels)' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l fashion-mnist-dir -d 'Where the Fashion-MNIST IDX files are' -r -F
@@ -62,6 +63,10 @@ complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l pr
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l max-steps-now -d 'Stop after this many steps of this invocation (the run itself stays resumable)' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l seed -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l export -d 'Also write the shippable model (EMA weights in f16) to this path at every checkpoint' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l objective -d 'What the network predicts: eps (the noise), x0 (the clean image), v (α ε - σ x₀) or flow (the velocity ε - x₀ of the straight path). A resumed run keeps its own [default: eps]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l weighting -d 'How much each noise level counts: plain (the target\'s own squared error), min-snr[:γ] (γ = 5), edm[:σ_data] (σ_data measured on the data), uniform-t or logit-normal[:mean,std] (flow matching\'s t). A resumed run keeps its own [default: uniform-t for flow, plain otherwise]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l quality-every -d 'Score the model every K steps: samples from the same x_T each time, scored by the project\'s classifier (Fréchet distance, class accuracy, real data\'s at the same n, the nearest training image), written to quality.csv in --out. Fashion-MNIST only. 0: off' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l quality-samples -d 'Samples per quality reading' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l resume -d 'Continue from the checkpoint in --out (weights, optimizer, EMA and step)'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l latent -d 'Train latent diffusion: the UNet works on the latents of --autoencoder'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand train" -l captions -d 'Train a text model: τ_θ reads prompts. Captions come from a `.txt` file beside each image of a folder (cat.png -> cat.txt), or for Fashion-MNIST are made from each image\'s class and the brightness, size and texture measured from its pixels'
