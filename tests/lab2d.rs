@@ -9,9 +9,12 @@ use diffusion_lab::app::LabApp;
 use diffusion_lab::app::lab2d::{DataChoice, LabPhase};
 use diffusion_lab::app::state::Settings;
 use diffusion_lab::diffusion::{BetaSchedule, Sampler};
+use diffusion_lab::diffusion::{Objective, Weighting};
+use diffusion_lab::engine::lab2d::LabNetwork;
 use diffusion_lab::engine::{DeviceChoice, Engine};
 use diffusion_lab::lab2d::Lab;
 use diffusion_lab::lab2d::data::{PointData, Preset};
+use diffusion_lab::lab2d::recipes::STEP_COUNTS;
 use diffusion_lab::lab2d::run::ParticleRequest;
 use diffusion_lab::model::point_mlp::PointDenoiserConfig;
 use diffusion_lab::train::points::default_point_train_config;
@@ -57,7 +60,16 @@ fn a_trained_network_moves_samples_onto_two_gaussians() {
 fn step_until(harness: &mut Harness<'static, LabApp>, what: &str, done: impl Fn(&LabApp) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(300);
     while !done(harness.state()) {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}: {:?}", harness.state().ctx.status);
+        let app = harness.state();
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting until {what}: {:?}; training {:?}, particles {} (class {:?}), recipes {:?}",
+            app.ctx.status,
+            app.lab2d.training.phase,
+            app.lab2d.has_particles(),
+            app.lab2d.particles.class,
+            app.lab2d.recipes.phase
+        );
         harness.step();
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -102,14 +114,19 @@ fn click_scrolled(harness: &mut Harness<'static, LabApp>, label: &str) {
     harness.get_by_label(label).click();
 }
 
-fn lab_window() -> Harness<'static, LabApp> {
+/// The window of `size` on its "2-D lab" page, without file dialogs.
+fn lab_page(size: [f32; 2]) -> Harness<'static, LabApp> {
     let mut app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), Settings::default());
     app.ctx.dialogs.available = false;
-    let mut harness =
-        Harness::builder().with_size([1280.0, 1700.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
+    let mut harness = Harness::builder().with_size(size).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
     harness.run_steps(2);
     harness.get_by_label("2-D lab").click();
     harness.run_steps(2);
+    harness
+}
+
+fn lab_window() -> Harness<'static, LabApp> {
+    let mut harness = lab_page([1280.0, 1700.0]);
     harness.get_by_label("Data set").click();
     harness.run_steps(2);
     harness.get_by_label("Draw your own").click();
@@ -201,13 +218,7 @@ fn draw_train_and_watch_in_the_window() {
 #[test]
 #[ignore = "writes assets/readme/lab2d-window.png and prints frame times; run by hand after the page changes"]
 fn readme_lab2d_window_and_frame_times() {
-    let mut app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), Settings::default());
-    app.ctx.dialogs.available = false;
-    let mut harness =
-        Harness::builder().with_size([1400.0, 1050.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
-    harness.run_steps(2);
-    harness.get_by_label("2-D lab").click();
-    harness.run_steps(2);
+    let mut harness = lab_page([1400.0, 1050.0]);
     harness.get_by_label("Start training").click();
     harness.run_steps(1);
     let started = Instant::now();
@@ -243,6 +254,16 @@ fn readme_lab2d_window_and_frame_times() {
     harness.render().unwrap().save(dir.join("lab2d-window.png")).unwrap();
 }
 
+/// Waits until the field shown is guided towards `class`. The field follows the particles' class, and the
+/// line of its error comes and goes with it (it needs the class's exact field), moving the widgets below:
+/// a click sent before the field's answer could land where a button was (a run in about ten missed one,
+/// on two cores shared with other work).
+fn wait_for_the_field_of(harness: &mut Harness<'static, LabApp>, class: usize) {
+    step_until(harness, &format!("the field of class {}", class + 1), |app| {
+        app.lab2d.field.shown_request().is_some_and(|r| r.class == Some(class))
+    });
+}
+
 /// Bad requests in the page get a message and change nothing else: training with nothing drawn is not
 /// offered, and particles of a class that has no points (classes 1 and 3 drawn, 2 asked for) say why; the
 /// page then samples class 1 as usual.
@@ -266,6 +287,7 @@ fn a_class_without_points_gets_a_message_and_the_page_goes_on() {
 
     harness.state_mut().lab2d.particles.class = Some(1);
     harness.state_mut().lab2d.particles.guidance = 2.0;
+    wait_for_the_field_of(&mut harness, 1);
     click_scrolled(&mut harness, "Sample particles");
     harness.run_steps(1);
     step_until(&mut harness, "the message about class 2", |app| {
@@ -274,10 +296,57 @@ fn a_class_without_points_gets_a_message_and_the_page_goes_on() {
     assert!(!harness.state().lab2d.has_particles());
 
     harness.state_mut().lab2d.particles.class = Some(0);
+    wait_for_the_field_of(&mut harness, 0);
     click_scrolled(&mut harness, "Sample particles");
     harness.run_steps(1);
     step_until(&mut harness, "class 1's particles arrived", |app| app.lab2d.has_particles());
     let samples = harness.state().lab2d.particle_samples();
     let upper = samples.iter().filter(|p| p[1] > 0.0).count();
     assert!(upper as f64 > 0.8 * samples.len() as f64, "{upper} of {} samples on class 1's stroke", samples.len());
+}
+
+/// Recipes side by side in the window, by their labels: recipe 1 becomes ε with min-SNR-γ, recipe 2 v
+/// (from flow matching); both train on the two moons, then the straightness and the step table fill in, and
+/// the field shows recipe 2's own target, v, against the exact one.
+#[test]
+fn two_recipes_train_side_by_side_and_are_compared() {
+    let mut harness = lab_page([1280.0, 1700.0]);
+    harness.state_mut().lab2d.recipes.steps = 150;
+    let pick = |harness: &mut Harness<'static, LabApp>, picker: &str, option: &str| {
+        click_scrolled(harness, picker);
+        harness.run_steps(2);
+        harness.get_by_label(option).click();
+        harness.run_steps(2);
+    };
+    pick(&mut harness, "Objective 2", "v — v = α ε - σ x₀");
+    pick(&mut harness, "Weighting 1", "min-snr:5 — min-SNR-γ, γ = 5");
+    let chosen: Vec<(Objective, Weighting)> =
+        harness.state().lab2d.recipes.recipes.iter().map(|r| (r.objective, r.weighting)).collect();
+    assert_eq!(chosen, [(Objective::Eps, Weighting::MinSnr { gamma: 5.0 }), (Objective::V, Weighting::Plain)]);
+
+    click_scrolled(&mut harness, "Train side by side");
+    harness.run_steps(1);
+    step_until(&mut harness, "both recipes trained and were measured", |app| app.lab2d.recipes.is_done());
+    let recipes = &harness.state().lab2d.recipes;
+    assert_eq!(recipes.compared.len(), 2);
+    for (recipe, progress) in &recipes.compared {
+        let report = progress.report.as_ref().expect("measured");
+        assert_eq!(progress.step, 150, "{}", recipe.label());
+        assert!(report.straightness.length_ratio >= 1.0, "{:?}", report.straightness);
+        let steps: Vec<usize> = report.distances.iter().map(|d| d.steps).collect();
+        assert_eq!(steps, STEP_COUNTS);
+        assert!(report.distances.iter().all(|d| d.usual.is_finite() && d.common.is_finite()));
+    }
+    assert!(recipes.floor.is_some() && recipes.exact.is_some());
+    harness.get_by_label_contains("Straightness, path length / straight distance in y = x/(α+σ)");
+    harness.get_by_label_contains("eps · min-snr:5: L/D = ");
+    harness.get_by_label_contains("usual spacing / common spacing (Karras σ (ρ = 7))");
+    assert!(harness.query_all_by_label_contains(" / ").count() >= 3 * STEP_COUNTS.len(), "the step table's cells");
+
+    pick(&mut harness, "Field of network", "recipe 2: v · plain (the target's own squared error)");
+    pick(&mut harness, "Arrows show", "the network's own target");
+    step_until(&mut harness, "the field of recipe 2's network", |app| {
+        app.lab2d.field.shown_network() == Some((LabNetwork::Recipe(1), Objective::V))
+    });
+    harness.get_by_label_contains("v = a x₀ + b ε with a = ");
 }

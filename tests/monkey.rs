@@ -92,10 +92,12 @@ fn run_outcome(app: &LabApp) -> Option<Result<(), String>> {
     }
 }
 
-/// Pauses the 2-D lab's training and drops what the panels keep of earlier work (recorded runs, grids,
-/// images, sample grids, particles, with their textures) for fresh panels; the settings stay.
+/// Pauses the 2-D lab's training (and its comparison of recipes) and drops what the panels keep of earlier
+/// work (recorded runs, grids, images, sample grids, particles, with their textures) for fresh panels; the
+/// settings stay.
 fn drop_kept_work(app: &mut LabApp) {
     app.ctx.engine.lab2d(Lab2dCommand::SetTraining(false));
+    app.ctx.engine.lab2d(Lab2dCommand::StopRecipes);
     app.generate = GeneratePanel::new();
     app.compare = ComparePanel::new(&app.ctx.settings);
     app.forward = ForwardPanel::new();

@@ -1,19 +1,26 @@
-//! `lab2d`: the 2-D lab headless. Trains the point network on a preset, runs particles from x_T to the
-//! data with any sampler, prints how far they land from the data (and the floor a perfect model would
-//! score), and draws the field and the particles' paths as a PNG (and the run as a GIF).
+//! `lab2d`: the 2-D lab headless. Trains the point network on a preset with any recipe (`--objective`,
+//! `--weighting`), runs particles from x_T to the data with any sampler, prints how far they land from the
+//! data (and the floor a perfect model would score), how straight the recipe's paths are and its distance
+//! at 1 to 20 steps (`lab2d::recipes`), and draws the field and the particles' paths as a PNG (and the run
+//! as a GIF). With `--recipe` (up to four times) it trains those recipes side by side on the same data and
+//! seed instead, and prints and draws (`--figure`) the comparison.
 
 use std::time::Instant;
 
 use super::*;
-use diffusion_lab::diffusion::NoiseLevel;
+use diffusion_lab::diffusion::{NoiseLevel, Objective, Weighting};
 use diffusion_lab::lab2d::data::{DEFAULT_POINTS, PointData, Preset};
 use diffusion_lab::lab2d::figure::{FieldLayer, Figure};
+use diffusion_lab::lab2d::recipes::{
+    Comparison, ComparisonSettings, MAX_RECIPES, StepSpacing, compare, comparison_floor, exact_report, recipe_lab,
+    report_of,
+};
+use diffusion_lab::lab2d::recipes_figure::comparison_figure;
 use diffusion_lab::lab2d::run::{
     FieldQuantity, FieldRequest, ParticleRequest, ParticleRun, field_error, learned_field, noised_points, true_field,
 };
 use diffusion_lab::lab2d::{Distances, LAB2D_CHUNK, Lab, spread};
-use diffusion_lab::model::point_mlp::PointDenoiserConfig;
-use diffusion_lab::train::points::default_point_train_config;
+use diffusion_lab::train::recipe::{Recipe, usual_weighting};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum FieldChoice {
@@ -21,6 +28,8 @@ pub enum FieldChoice {
     Score,
     /// ε̂: the noise the network sees, arrows away from the data.
     Epsilon,
+    /// The network's own output: its objective's target (ε, x₀, v or the velocity u = ε - x₀).
+    Target,
     None,
 }
 
@@ -32,9 +41,28 @@ pub struct Lab2dArgs {
     /// Points drawn from the preset to train on.
     #[arg(long, default_value_t = DEFAULT_POINTS)]
     pub points: usize,
-    /// Optimizer steps (batches of 256 points).
+    /// Optimizer steps (batches of 256 points), of each recipe with --recipe.
     #[arg(long, default_value_t = 2000)]
     pub steps: u64,
+    /// What the network predicts: eps (the noise), x0 (the clean point), v (α ε - σ x₀) or flow (the
+    /// velocity ε - x₀ of the straight path) [default: eps]
+    #[arg(long, value_name = "OBJECTIVE")]
+    pub objective: Option<String>,
+    /// How much each noise level counts: plain, min-snr[:γ] (γ = 5), edm[:σ_data] (σ_data measured on the
+    /// data), uniform-t or logit-normal[:mean,std] [default: uniform-t for flow, plain otherwise]
+    #[arg(long, value_name = "WEIGHTING")]
+    pub weighting: Option<String>,
+    /// Train this recipe, OBJECTIVE[:WEIGHTING] (e.g. eps, v:min-snr:5, flow:logit-normal:0,1), beside the
+    /// others given (1 to 4 times): all on the same data from the same seed, then compared — how straight
+    /// their particles travel and their distance to the data at 1, 2, 4, 8 and 20 steps — and printed
+    /// (and drawn with --figure). Instead of the single network's run: takes none of its picture flags
+    #[arg(long = "recipe", value_name = "OBJECTIVE[:WEIGHTING]", conflicts_with_all = ["objective", "weighting", "out", "gif", "csv", "class", "compare_steps", "error_map"])]
+    pub recipes: Vec<String>,
+    /// The spacing every recipe is also measured with (beside its usual one: trailing for eps, x0 and v,
+    /// karras for edm, uniform-t for flow): trailing, leading, linspace, karras or uniform-t (uniform in the
+    /// straight path's time t)
+    #[arg(long, value_name = "SPACING", default_value = StepSpacing::DEFAULT_COMMON.name())]
+    pub common_spacing: String,
     /// Seeds the data, the network's initial weights and the training noise.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -79,6 +107,10 @@ pub struct Lab2dArgs {
     /// Write (step, loss) and (step, distances) here as CSV.
     #[arg(long)]
     pub csv: Option<PathBuf>,
+    /// Write the recipe comparison here as a PNG: each recipe's paths in y = x/(α+σ) beside the exact
+    /// denoiser's, and the distance to the data against the number of steps.
+    #[arg(long)]
+    pub figure: Option<PathBuf>,
 }
 
 /// Pixels per side of each panel of the picture.
@@ -89,8 +121,17 @@ pub(super) fn lab2d(args: &Lab2dArgs) -> anyhow::Result<()> {
     let schedule = args.schedule.beta_schedule_or(BetaSchedule::cosine(1000));
     let noise_schedule = schedule.build()?;
     let (data, sampler) = read_args(args, &noise_schedule)?;
-    let config = default_point_train_config().with_steps(args.steps).with_seed(args.seed);
-    let mut lab = Lab::new(data, config, PointDenoiserConfig::new(), &device);
+    let settings = comparison_settings(args, schedule)?;
+    if !args.recipes.is_empty() {
+        let recipes = args.recipes.iter().map(|r| parse_recipe(r)).collect::<anyhow::Result<Vec<_>>>()?;
+        if recipes.len() > MAX_RECIPES {
+            bail!("--recipe: at most {MAX_RECIPES} recipes side by side, got {}", recipes.len());
+        }
+        return compare_recipes(args, &data, &recipes, &settings, &device);
+    }
+    let (objective, weighting) = (args.objective.as_deref().unwrap_or("eps"), args.weighting.as_deref());
+    let recipe = recipe_of(objective, weighting, ["--objective", "--weighting"])?;
+    let mut lab = recipe_lab(data, recipe, args.steps, args.seed, &device);
     let request = ParticleRequest {
         schedule,
         sampler,
@@ -101,8 +142,13 @@ pub(super) fn lab2d(args: &Lab2dArgs) -> anyhow::Result<()> {
     };
     let params = lab.trainer.model_config.parameters();
     println!(
-        "lab2d: {} ({} points, {} class(es)), MLP of {params} weights, {} steps of {} points",
-        args.preset, args.points, lab.data.class_count, args.steps, lab.trainer.config.batch_size
+        "lab2d: {} ({} points, {} class(es)), MLP of {params} weights, {} steps of {} points, recipe {}",
+        args.preset,
+        args.points,
+        lab.data.class_count,
+        args.steps,
+        lab.trainer.config.batch_size,
+        lab.trainer.recipe().label()
     );
     let train_seconds = train(args, &mut lab, &request, &device)?;
     let (run, distances) = lab.sample(&request, &device)?;
@@ -113,23 +159,137 @@ pub(super) fn lab2d(args: &Lab2dArgs) -> anyhow::Result<()> {
     if args.compare_steps {
         print_other_step_counts(&mut lab, &sampled.request, &noise_schedule, &device)?;
     }
-    let level = NoiseLevel::at(&noise_schedule, args.field_t);
+    let comparison = Comparison {
+        settings,
+        floor: comparison_floor(&lab.data, &settings)?,
+        exact: exact_report(&lab.data, &settings, &device)?,
+        recipes: vec![report_of(&lab, &settings, &device)?],
+    };
+    print_comparison(&comparison, args.class.is_some());
+    write_outputs(args, &lab, &sampled, &noise_schedule, &device)?;
+    write_figure(args, &lab.data, &comparison)
+}
+
+/// `--out`, `--gif` and `--csv` of the single network's run.
+fn write_outputs(
+    args: &Lab2dArgs,
+    lab: &Lab,
+    sampled: &Sampled,
+    noise_schedule: &NoiseSchedule,
+    device: &Device,
+) -> anyhow::Result<()> {
+    let level = NoiseLevel::at(noise_schedule, args.field_t);
     let field_request = FieldRequest { level, class: args.class, guidance: args.guidance, resolution: 24 };
-    let learned = learned_field(&lab.model(), &field_request, &device)?;
     if let Some(path) = &args.out {
-        let left = field_panel(args, &lab, &field_request, &learned)?;
-        let right = particles_panel(args, &lab, &sampled);
-        images::save_png(path, &images::grid(&[left, right], 2, 4), &settings_chunk(args, &sampled))?;
+        let left = field_panel(args, lab, &field_request, device)?;
+        let right = particles_panel(args, lab, sampled);
+        images::save_png(path, &images::grid(&[left, right], 2, 4), &settings_chunk(args, lab, sampled))?;
         println!("wrote {}", path.display());
     }
     if let Some(path) = &args.gif {
-        output::write_file(path, &images::gif_bytes(&gif_frames(&lab, &sampled))?)?;
+        output::write_file(path, &images::gif_bytes(&gif_frames(lab, sampled))?)?;
         println!("wrote {}", path.display());
     }
     if let Some(path) = &args.csv {
-        output::write_file(path, csv_of(&lab).as_bytes())?;
+        output::write_file(path, csv_of(lab).as_bytes())?;
         println!("wrote {}", path.display());
     }
+    Ok(())
+}
+
+/// `OBJECTIVE[:WEIGHTING]` of `--recipe` (the weighting may hold ':' and ',' itself).
+fn parse_recipe(text: &str) -> anyhow::Result<Recipe> {
+    let (objective, weighting) = match text.split_once(':') {
+        Some((objective, weighting)) => (objective, Some(weighting)),
+        None => (text, None),
+    };
+    recipe_of(objective, weighting, ["objective", "weighting"]).with_context(|| format!("--recipe {text}"))
+}
+
+/// The recipe of an objective's and a weighting's names (the objective's usual weighting without one); an
+/// error names the part that is wrong as `names` say.
+fn recipe_of(objective: &str, weighting: Option<&str>, names: [&str; 2]) -> anyhow::Result<Recipe> {
+    let objective: Objective = objective.parse().context(names[0].to_string())?;
+    let weighting = match weighting {
+        Some(w) => w.parse::<Weighting>().context(names[1].to_string())?,
+        None => usual_weighting(objective),
+    };
+    Ok(Recipe { objective, weighting })
+}
+
+/// How the recipes are measured: the schedule, `--common-spacing`, and the particles.
+fn comparison_settings(args: &Lab2dArgs, schedule: BetaSchedule) -> anyhow::Result<ComparisonSettings> {
+    let common: StepSpacing =
+        args.common_spacing.parse().map_err(|e: String| anyhow::anyhow!("--common-spacing: {e}"))?;
+    Ok(ComparisonSettings { schedule, common, particles: args.particles, seed: args.particle_seed })
+}
+
+/// `--recipe`: every recipe trained on the same data from the same seed, then measured side by side.
+fn compare_recipes(
+    args: &Lab2dArgs,
+    data: &PointData,
+    recipes: &[Recipe],
+    settings: &ComparisonSettings,
+    device: &Device,
+) -> anyhow::Result<()> {
+    println!(
+        "lab2d: {} recipes side by side on {} ({} points), {} steps each from seed {}",
+        recipes.len(),
+        args.preset,
+        args.points,
+        args.steps,
+        args.seed
+    );
+    let comparison = compare(data, recipes, (args.steps, args.seed), settings, device, &mut |_, lab| {
+        let recent =
+            lab.losses.iter().rev().take(100).map(|(_, l)| l).sum::<f64>() / lab.losses.len().clamp(1, 100) as f64;
+        println!(
+            "  {}: trained in {:.1} s, loss (last 100 steps) {recent:.4}",
+            lab.trainer.recipe().label(),
+            lab.trainer.wall_seconds
+        );
+    })?;
+    print_comparison(&comparison, false);
+    write_figure(args, data, &comparison)
+}
+
+/// The straightness and the step table (unconditional, whatever --class the run's particles had).
+fn print_comparison(comparison: &Comparison, guided: bool) {
+    if guided {
+        println!("(the recipe's measures below are unconditional)");
+    }
+    for line in comparison.table_lines() {
+        println!("{line}");
+    }
+}
+
+/// `--figure`: the comparison as a picture, its numbers in the PNG's text.
+fn write_figure(args: &Lab2dArgs, data: &PointData, comparison: &Comparison) -> anyhow::Result<()> {
+    let Some(path) = &args.figure else { return Ok(()) };
+    let recipes: Vec<serde_json::Value> = comparison
+        .recipes
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "recipe": r.recipe,
+                "usual_spacing": r.usual.name(),
+                "straightness": r.straightness,
+                "sliced_wasserstein": r.distances,
+            })
+        })
+        .collect();
+    let settings = serde_json::json!({
+        "preset": args.preset.name(),
+        "points": args.points,
+        "train_steps": args.steps,
+        "seed": args.seed,
+        "comparison": comparison.settings,
+        "floor": comparison.floor,
+        "recipes": recipes,
+    });
+    let picture = comparison_figure(data, comparison, PANEL * 3 / 4);
+    images::save_png(path, &picture, &[(LAB2D_CHUNK.to_string(), settings.to_string())])?;
+    println!("wrote {}", path.display());
     Ok(())
 }
 
@@ -224,9 +384,10 @@ fn print_other_step_counts(
 }
 
 /// The run's settings and distances, as the picture's PNG text (the window's 2-D lab reads them).
-fn settings_chunk(args: &Lab2dArgs, sampled: &Sampled) -> Vec<(String, String)> {
+fn settings_chunk(args: &Lab2dArgs, lab: &Lab, sampled: &Sampled) -> Vec<(String, String)> {
     let settings = serde_json::json!({
         "preset": args.preset.name(),
+        "recipe": lab.trainer.recipe(),
         "points": args.points,
         "train_steps": args.steps,
         "seed": args.seed,
@@ -239,34 +400,38 @@ fn settings_chunk(args: &Lab2dArgs, sampled: &Sampled) -> Vec<(String, String)> 
 }
 
 /// The picture's left panel: the data, its cloud x_t at --field-t, the field and (--error-map) its error.
-fn field_panel(
-    args: &Lab2dArgs,
-    lab: &Lab,
-    field_request: &FieldRequest,
-    learned: &[[f32; 2]],
-) -> anyhow::Result<Picture> {
+fn field_panel(args: &Lab2dArgs, lab: &Lab, field_request: &FieldRequest, device: &Device) -> anyhow::Result<Picture> {
     let level = &field_request.level;
-    let truth = true_field(&lab.data.mixture, field_request)?;
+    let objective = lab.trainer.recipe().objective;
+    let learned = learned_field(&lab.model(), field_request, device)?;
+    let truth = true_field(&lab.data.mixture, field_request, objective)?;
     let cloud = noised_points(&lab.data, level, args.seed);
     let quantity = match args.field {
         FieldChoice::Epsilon => FieldQuantity::Epsilon,
-        _ => FieldQuantity::Score,
+        FieldChoice::Target => FieldQuantity::Target,
+        FieldChoice::Score | FieldChoice::None => FieldQuantity::Score,
     };
-    let error = field_error(learned, &truth);
+    let error = field_error(learned.of(quantity), truth.of(quantity));
     let field_caption = match args.field {
         FieldChoice::None => format!("x_t at t = {} (lambda = {:.2})", args.field_t, level.log_snr),
+        FieldChoice::Target => {
+            format!("network output ({}) at t = {} (lambda {:.2})", objective.name(), args.field_t, level.log_snr)
+        }
         _ => format!("{} at t = {} (lambda {:.2})", quantity.ascii_label(), args.field_t, level.log_snr),
     };
     let mut caption = vec![field_caption, format!("{}: faint; x_t: dots", lab.data.description)];
     if args.error_map {
-        caption.push("red: |eps_learned - eps_true|".into());
+        caption.push(match quantity {
+            FieldQuantity::Target => format!("red: |learned - true| of the {} target", objective.name()),
+            _ => "red: |eps_learned - eps_true|".into(),
+        });
     }
     Ok(Figure {
         data: Some(&lab.data),
         cloud: Some(&cloud),
         heat: args.error_map.then_some((error.as_slice(), 24)),
         field: (args.field != FieldChoice::None).then_some(FieldLayer {
-            eps: learned,
+            values: learned.of(quantity),
             resolution: 24,
             quantity,
             sigma: level.sigma(),

@@ -28,7 +28,8 @@ pub(super) fn ddpm_step(schedule: &NoiseSchedule, t: usize, variance: DdpmVarian
     }
 }
 
-pub(super) fn ddim_step(from: NoiseLevel, to: NoiseLevel, eta: f64) -> PlannedStep {
+/// DDIM's step from level `from` to `to` with η (0 deterministic; 1 as noisy as DDPM).
+pub fn ddim_step(from: NoiseLevel, to: NoiseLevel, eta: f64) -> PlannedStep {
     // 1 - ᾱ_s / ᾱ_{s'} through logarithms, exact when the two are close.
     let one_minus_ratio = -(from.alpha_bar.ln() - to.alpha_bar.ln()).exp_m1();
     let sigma = eta * (to.one_minus_alpha_bar / from.one_minus_alpha_bar * one_minus_ratio).sqrt();

@@ -2,6 +2,10 @@
 //! the Train view's: a burst of optimizer steps (about [`BURST`] long) whenever no command waits, then a
 //! progress event, so a request for particles or a field is served between two bursts.
 //!
+//! A comparison of recipes ([`Lab2dCommand::CompareRecipes`]) trains its networks the same way, one after
+//! the other, in bursts that take turns with the session's, and measures each as it finishes
+//! (`lab2d::recipes`).
+//!
 //! The lab's network is tiny (a few hundred thousand multiply-adds per point), so it always runs on the
 //! CPU (burn's flex backend): a GPU would spend longer dispatching than computing.
 
@@ -10,11 +14,14 @@ use std::time::{Duration, Instant};
 
 use burn::prelude::Device;
 
+use crate::diffusion::Objective;
 use crate::lab2d::data::PointData;
-use crate::lab2d::run::{FieldRequest, LabError, ParticleRequest, ParticleRun, learned_field, true_field};
+use crate::lab2d::recipes::{ComparisonSettings, RecipeReport, comparison_floor, exact_report, recipe_lab, report_of};
+use crate::lab2d::run::{FieldRequest, FieldValues, LabError, ParticleRequest, ParticleRun, learned_field, true_field};
 use crate::lab2d::{Distances, Lab};
 use crate::model::point_mlp::PointDenoiserConfig;
 use crate::train::ddpm::TrainConfig;
+use crate::train::recipe::Recipe;
 
 /// How long the worker trains before it looks for commands and reports.
 pub const BURST: Duration = Duration::from_millis(40);
@@ -45,8 +52,30 @@ pub enum Lab2dCommand {
     Sample { key: u64, request: ParticleRequest },
     /// The same request at each of `steps` sampling steps (the same x_T), each measured.
     CompareSteps { key: u64, request: ParticleRequest, steps: Vec<usize> },
-    /// The learned and the true field at one level.
-    Field { key: u64, request: FieldRequest },
+    /// The learned and the true field at one level, of the session's network or a compared recipe's.
+    Field { key: u64, request: FieldRequest, network: LabNetwork },
+    /// Trains `recipes` on `data` for `steps` steps each from `seed` (the last comparison is dropped), then
+    /// measures each with `settings`.
+    CompareRecipes {
+        key: u64,
+        data: PointData,
+        recipes: Vec<Recipe>,
+        steps: u64,
+        seed: u64,
+        settings: ComparisonSettings,
+    },
+    /// Stops the comparison's training (what it measured stays).
+    StopRecipes,
+}
+
+/// Which of the lab's networks a field is of.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LabNetwork {
+    /// The session's (Start).
+    #[default]
+    Session,
+    /// Recipe `i` of the comparison.
+    Recipe(usize),
 }
 
 #[derive(Clone, Debug)]
@@ -79,9 +108,37 @@ pub enum Lab2dEvent {
     Field {
         key: u64,
         request: FieldRequest,
-        learned: Arc<Vec<[f32; 2]>>,
-        truth: Result<Arc<Vec<[f32; 2]>>, String>,
+        network: LabNetwork,
+        /// What that network predicts (the field's target).
+        objective: Objective,
+        learned: Arc<FieldValues>,
+        truth: Result<Arc<FieldValues>, String>,
         step: u64,
+    },
+    /// A comparison began: the floor of its distances and the exact denoiser measured.
+    RecipesStarted {
+        key: u64,
+        floor: f64,
+        exact: Arc<RecipeReport>,
+    },
+    /// Recipe `index` trained on: its step and the mean loss of the burst's steps.
+    RecipeProgress {
+        key: u64,
+        index: usize,
+        step: u64,
+        planned: u64,
+        loss: f64,
+    },
+    /// Recipe `index` has trained and was measured.
+    RecipeMeasured {
+        key: u64,
+        index: usize,
+        report: Arc<RecipeReport>,
+    },
+    /// The comparison failed and has stopped.
+    RecipesFailed {
+        key: u64,
+        message: String,
     },
     /// A command or the training failed; `training_stopped` when it was the training, which has stopped.
     Failed {
@@ -94,6 +151,25 @@ pub enum Lab2dEvent {
 #[derive(Default)]
 pub struct Lab2dState {
     session: Option<Session>,
+    recipes: Option<RecipeSession>,
+    /// Whose turn the next burst is when both train.
+    recipes_turn: bool,
+}
+
+/// A comparison of recipes: their sessions, trained one after the other.
+struct RecipeSession {
+    key: u64,
+    labs: Vec<Lab>,
+    settings: ComparisonSettings,
+    /// The recipe training now; `labs.len()` when all are done.
+    current: usize,
+    training: bool,
+}
+
+impl RecipeSession {
+    fn is_training(&self) -> bool {
+        self.training && self.current < self.labs.len()
+    }
 }
 
 struct Session {
@@ -110,6 +186,10 @@ fn lab_device() -> Device {
 
 impl Lab2dState {
     pub fn is_training(&self) -> bool {
+        self.session_training() || self.recipes.as_ref().is_some_and(RecipeSession::is_training)
+    }
+
+    fn session_training(&self) -> bool {
         self.session.as_ref().is_some_and(|s| s.training && !s.lab.trainer.is_done())
     }
 
@@ -158,25 +238,96 @@ impl Lab2dState {
                     Err(error) => failed(error),
                 }
             }
-            Lab2dCommand::Field { key, request } => {
-                let Some(session) = self.session.as_ref() else { return send(no_session()) };
-                let truth = true_field(&session.lab.data.mixture, &request).map(Arc::new).map_err(|e| e.to_string());
-                match learned_field(&session.lab.model(), &request, &device) {
-                    Ok(learned) => send(Lab2dEvent::Field {
-                        key,
-                        request,
-                        learned: Arc::new(learned),
-                        truth,
-                        step: session.lab.trainer.step,
-                    }),
-                    Err(error) => failed(error),
+            Lab2dCommand::Field { key, request, network } => self.field(key, request, network, send),
+            Lab2dCommand::CompareRecipes { key, data, recipes, steps, seed, settings } => {
+                self.recipes = None;
+                let started = comparison_floor(&data, &settings)
+                    .and_then(|floor| Ok((floor, exact_report(&data, &settings, &device)?)));
+                match started {
+                    Ok((floor, exact)) => send(Lab2dEvent::RecipesStarted { key, floor, exact: Arc::new(exact) }),
+                    Err(error) => return send(Lab2dEvent::RecipesFailed { key, message: error.to_string() }),
+                }
+                let labs = recipes.into_iter().map(|r| recipe_lab(data.clone(), r, steps, seed, &device)).collect();
+                self.recipes = Some(RecipeSession { key, labs, settings, current: 0, training: true });
+            }
+            Lab2dCommand::StopRecipes => {
+                if let Some(recipes) = self.recipes.as_mut() {
+                    recipes.training = false;
                 }
             }
         }
     }
 
-    /// Trains for about [`BURST`], measuring the distance at every [`MEASURE_EVERY`]th step, and reports.
+    /// The learned and the true field of `network` at `request`'s level.
+    fn field(&self, key: u64, request: FieldRequest, network: LabNetwork, send: &dyn Fn(Lab2dEvent)) {
+        let lab = match network {
+            LabNetwork::Session => self.session.as_ref().map(|s| &s.lab),
+            LabNetwork::Recipe(i) => self.recipes.as_ref().and_then(|r| r.labs.get(i)),
+        };
+        let Some(lab) = lab else { return send(no_session()) };
+        let objective = lab.trainer.recipe().objective;
+        let truth = true_field(&lab.data.mixture, &request, objective).map(Arc::new).map_err(|e| e.to_string());
+        match learned_field(&lab.model(), &request, &lab_device()) {
+            Ok(learned) => send(Lab2dEvent::Field {
+                key,
+                request,
+                network,
+                objective,
+                learned: Arc::new(learned),
+                truth,
+                step: lab.trainer.step,
+            }),
+            Err(error) => send(Lab2dEvent::Failed { message: error.to_string(), training_stopped: false }),
+        }
+    }
+
+    /// A burst of training: the session's and the comparison's take turns when both train.
     pub fn train_burst(&mut self, send: &dyn Fn(Lab2dEvent)) {
+        let recipes = self.recipes.as_ref().is_some_and(RecipeSession::is_training);
+        let session = self.session_training();
+        self.recipes_turn = !self.recipes_turn;
+        if recipes && (self.recipes_turn || !session) {
+            self.recipes_burst(send);
+        } else {
+            self.session_burst(send);
+        }
+    }
+
+    /// Trains the comparison's current recipe for about [`BURST`]; measures it once it has trained.
+    fn recipes_burst(&mut self, send: &dyn Fn(Lab2dEvent)) {
+        let Some(recipes) = self.recipes.as_mut() else { return };
+        let device = lab_device();
+        let (key, index) = (recipes.key, recipes.current);
+        let Some(lab) = recipes.labs.get_mut(index) else { return };
+        let started = Instant::now();
+        let mut losses = Vec::new();
+        while started.elapsed() < BURST && !lab.trainer.is_done() {
+            losses.push(lab.train_step().loss);
+        }
+        let loss = losses.iter().sum::<f64>() / losses.len().max(1) as f64;
+        send(Lab2dEvent::RecipeProgress {
+            key,
+            index,
+            step: lab.trainer.step,
+            planned: lab.trainer.config.steps,
+            loss,
+        });
+        if !lab.trainer.is_done() {
+            return;
+        }
+        match report_of(lab, &recipes.settings, &device) {
+            Ok(report) => send(Lab2dEvent::RecipeMeasured { key, index, report: Arc::new(report) }),
+            Err(error) => {
+                recipes.training = false;
+                return send(Lab2dEvent::RecipesFailed { key, message: error.to_string() });
+            }
+        }
+        recipes.current += 1;
+    }
+
+    /// Trains the session for about [`BURST`], measuring the distance at every [`MEASURE_EVERY`]th step, and
+    /// reports.
+    fn session_burst(&mut self, send: &dyn Fn(Lab2dEvent)) {
         let Some(session) = self.session.as_mut() else { return };
         let device = lab_device();
         let started = Instant::now();

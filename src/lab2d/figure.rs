@@ -19,9 +19,10 @@ pub fn class_color(class: Option<usize>) -> Rgb {
     class.and_then(|c| CLASS_COLORS.get(c).copied()).unwrap_or(NO_CLASS_COLOR)
 }
 
-/// A field to draw as arrows: ε̂ (or ε*) on a `resolution`² grid, shown as `quantity`.
+/// A field to draw as arrows: ε̂ (or ε*) on a `resolution`² grid, shown as `quantity` (for
+/// [`FieldQuantity::Target`], `values` are the target itself).
 pub struct FieldLayer<'a> {
-    pub eps: &'a [[f32; 2]],
+    pub values: &'a [[f32; 2]],
     pub resolution: usize,
     pub quantity: FieldQuantity,
     /// σ_t = sqrt(1 - ᾱ_t), to turn ε into the score -ε / σ_t.
@@ -33,9 +34,10 @@ pub struct FieldLayer<'a> {
 pub fn arrows(layer: &FieldLayer<'_>) -> Vec<([f64; 2], [f64; 2])> {
     let sign = match layer.quantity {
         FieldQuantity::Score => -1.0 / layer.sigma.max(1e-6),
-        FieldQuantity::Epsilon => 1.0,
+        FieldQuantity::Epsilon | FieldQuantity::Target => 1.0,
     };
-    let vectors: Vec<[f64; 2]> = layer.eps.iter().map(|e| [sign * f64::from(e[0]), sign * f64::from(e[1])]).collect();
+    let vectors: Vec<[f64; 2]> =
+        layer.values.iter().map(|e| [sign * f64::from(e[0]), sign * f64::from(e[1])]).collect();
     let mut sizes: Vec<f64> = vectors.iter().map(|v| v[0].hypot(v[1])).collect();
     sizes.sort_by(f64::total_cmp);
     let reference = sizes.get(sizes.len() * 95 / 100).copied().unwrap_or(1.0).max(1e-12);
@@ -134,8 +136,8 @@ mod tests {
     #[test]
     fn score_arrows_point_against_epsilon() {
         let eps = vec![[1.0f32, 0.0]; 4];
-        let score = arrows(&FieldLayer { eps: &eps, resolution: 2, quantity: FieldQuantity::Score, sigma: 0.5 });
-        let epsilon = arrows(&FieldLayer { eps: &eps, resolution: 2, quantity: FieldQuantity::Epsilon, sigma: 0.5 });
+        let score = arrows(&FieldLayer { values: &eps, resolution: 2, quantity: FieldQuantity::Score, sigma: 0.5 });
+        let epsilon = arrows(&FieldLayer { values: &eps, resolution: 2, quantity: FieldQuantity::Epsilon, sigma: 0.5 });
         assert!(score[0].1[0] < 0.0 && epsilon[0].1[0] > 0.0);
         // Centred on their cell.
         let cell_centre = grid_points(2)[0];

@@ -2,12 +2,15 @@
 //! blurred, and ε̂ (or the score) is a vector field you can draw. The data distributions are Gaussian
 //! mixtures (data.rs), so the true score at every noise level is known in closed form
 //! (`diffusion::mixture`); the network (`model::point_mlp`) trains with the image models' recipe
-//! (`train::points`); particles run with the image models' samplers (run.rs); figure.rs draws it to files.
-//! [`Lab`] is one session of it, shared by the window's "2-D lab" page (through the engine) and
-//! `diffusion-lab lab2d`.
+//! (`train::points`) with any recipe (`train::recipe`); particles run with the image models' samplers
+//! (run.rs); recipes.rs trains several recipes on the same data and measures them side by side; figure.rs
+//! and recipes_figure.rs draw it to files. [`Lab`] is one session of it, shared by the window's "2-D lab"
+//! page (through the engine) and `diffusion-lab lab2d`.
 
 pub mod data;
 pub mod figure;
+pub mod recipes;
+pub mod recipes_figure;
 pub mod run;
 
 use burn::prelude::Device;
@@ -18,6 +21,7 @@ use crate::eval::distance::{energy_distance, sliced_wasserstein};
 use crate::model::point_mlp::{PointDenoiser, PointDenoiserConfig};
 use crate::train::ddpm::TrainConfig;
 use crate::train::points::{PointStepReport, PointTrainer};
+use crate::train::recipe::sigma_data_of;
 use data::PointData;
 use run::{LabError, ParticleRequest, ParticleRun, run_particles};
 
@@ -69,8 +73,13 @@ pub struct Lab {
 }
 
 impl Lab {
+    /// A fresh network of `model`'s objective trained with `config`'s weighting (EDM's σ_data, where it is
+    /// to be measured, measured on the data's coordinates).
     pub fn new(data: PointData, config: TrainConfig, model: PointDenoiserConfig, device: &Device) -> Self {
         let model = model.with_num_classes(data.class_count.max(1));
+        let coordinates: Vec<f32> = data.points.iter().flatten().copied().collect();
+        let weighting = config.weighting.with_measured_sigma_data(sigma_data_of(&coordinates));
+        let config = config.with_weighting(weighting);
         Self { trainer: PointTrainer::new(config, model, device), data, losses: Vec::new(), distances: Vec::new() }
     }
 
@@ -131,22 +140,28 @@ impl Lab {
     /// distribution against the data set, averaged over [`FLOOR_DRAWS`] draws (one draw's distance is itself
     /// noisy). Sample noise alone puts a model this far away.
     pub fn floor(&self, count: usize, seed: u64, class: Option<usize>) -> Result<Distances, LabError> {
-        let mixture = match class {
-            Some(c) => self.data.mixture.of_class(c)?,
-            None => self.data.mixture.clone(),
-        };
-        let reference = self.reference(class);
-        let mut total = Distances { sliced_wasserstein: 0.0, energy: 0.0 };
-        for draw in 0..FLOOR_DRAWS {
-            // Seeds of their own, so that a fresh draw is never the data's own draw (same seed, same points).
-            let seed = (seed ^ draw).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xF100_D5EE_D000_0001;
-            let fresh = PointData::from_mixture(mixture.clone(), count, seed, String::new()).points_of(None);
-            let d = Distances::between(&fresh, &reference).ok_or(LabError::Data(data::DataError::NoPoints))?;
-            total.sliced_wasserstein += d.sliced_wasserstein / FLOOR_DRAWS as f64;
-            total.energy += d.energy / FLOOR_DRAWS as f64;
-        }
-        Ok(total)
+        floor_of(&self.data, count, seed, class)
     }
+}
+
+/// [`Lab::floor`] of any data: fresh draws of `count` points of `data`'s distribution (of `class`'s
+/// components) against its points (of that class), averaged over [`FLOOR_DRAWS`] draws.
+pub fn floor_of(data: &PointData, count: usize, seed: u64, class: Option<usize>) -> Result<Distances, LabError> {
+    let mixture = match class {
+        Some(c) => data.mixture.of_class(c)?,
+        None => data.mixture.clone(),
+    };
+    let reference = data.points_of(class);
+    let mut total = Distances { sliced_wasserstein: 0.0, energy: 0.0 };
+    for draw in 0..FLOOR_DRAWS {
+        // Seeds of their own, so that a fresh draw is never the data's own draw (same seed, same points).
+        let seed = (seed ^ draw).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xF100_D5EE_D000_0001;
+        let fresh = PointData::from_mixture(mixture.clone(), count, seed, String::new()).points_of(None);
+        let d = Distances::between(&fresh, &reference).ok_or(LabError::Data(data::DataError::NoPoints))?;
+        total.sliced_wasserstein += d.sliced_wasserstein / FLOOR_DRAWS as f64;
+        total.energy += d.energy / FLOOR_DRAWS as f64;
+    }
+    Ok(total)
 }
 
 #[cfg(test)]

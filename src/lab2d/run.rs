@@ -1,14 +1,15 @@
 //! Running the 2-D lab's network: particles from the Gaussian to the data with every sampler of the image
-//! models (the same [`SamplingPlan::step`]), and the field of ε̂ or of the score on a grid at one noise
-//! level, beside the true one of the data's mixture.
+//! models (the same [`SamplingPlan::step`]), and the field of ε̂, of the score or of the network's own
+//! target (ε, x_0, v or the flow velocity) on a grid at one noise level, beside the true one of the data's
+//! mixture.
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::data::{PointData, VIEW_BOUND};
-use crate::diffusion::mixture::{GaussianMixture, NoSuchClass, Point, epsilon_from_score};
+use crate::diffusion::mixture::{GaussianMixture, NoSuchClass, Point, epsilon_from_score, exact_target};
 use crate::diffusion::sampler::SamplerError;
-use crate::diffusion::{BetaSchedule, NoiseLevel, NoiseSource, Sampler, ScheduleError};
+use crate::diffusion::{BetaSchedule, NoiseLevel, NoiseSource, Objective, Sampler, ScheduleError};
 use crate::model::ReadbackError;
 use crate::model::point_mlp::PointDenoiser;
 
@@ -149,15 +150,19 @@ pub enum FieldQuantity {
     Score,
     /// ε̂ itself: the noise the network sees in x_t; it points away from the data.
     Epsilon,
+    /// What the network outputs: its objective's target (ε, x_0, v = α ε - σ x_0 or u = ε - x_0), against
+    /// the exact target of the data's mixture ([`exact_target`]).
+    Target,
 }
 
 impl FieldQuantity {
-    pub const ALL: [FieldQuantity; 2] = [Self::Score, Self::Epsilon];
+    pub const ALL: [FieldQuantity; 3] = [Self::Score, Self::Epsilon, Self::Target];
 
     pub fn label(self) -> &'static str {
         match self {
             Self::Score => "score = -ε̂/σ_t",
             Self::Epsilon => "noise prediction ε̂",
+            Self::Target => "the network's own target",
         }
     }
 
@@ -166,6 +171,35 @@ impl FieldQuantity {
         match self {
             Self::Score => "score = -eps/sigma_t",
             Self::Epsilon => "noise prediction eps",
+            Self::Target => "the network's own target",
+        }
+    }
+}
+
+/// The symbol of what a network of `objective` predicts: ε, x₀, v or u (the flow velocity ε - x₀).
+pub fn target_symbol(objective: Objective) -> &'static str {
+    match objective {
+        Objective::Eps => "ε",
+        Objective::X0 => "x₀",
+        Objective::V => "v",
+        Objective::Flow => "u",
+    }
+}
+
+/// A field on the grid as ε (ε̂ or ε*) and as the target of one objective (the network's output, or the
+/// exact target).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldValues {
+    pub eps: Vec<[f32; 2]>,
+    pub target: Vec<[f32; 2]>,
+}
+
+impl FieldValues {
+    /// The vectors the arrows of `quantity` are made of: the target for [`FieldQuantity::Target`], else ε.
+    pub fn of(&self, quantity: FieldQuantity) -> &[[f32; 2]] {
+        match quantity {
+            FieldQuantity::Target => &self.target,
+            FieldQuantity::Score | FieldQuantity::Epsilon => &self.eps,
         }
     }
 }
@@ -187,24 +221,29 @@ pub fn grid_points(resolution: usize) -> Vec<Point> {
     (0..resolution).flat_map(|row| (0..resolution).map(move |col| [centre(col), -centre(row)])).collect()
 }
 
-/// The network's guided ε̂ at every grid point.
-pub fn learned_field(
-    model: &PointDenoiser,
-    request: &FieldRequest,
-    device: &Device,
-) -> Result<Vec<[f32; 2]>, LabError> {
+/// The network's guided prediction at every grid point, as ε̂ and as its own target.
+pub fn learned_field(model: &PointDenoiser, request: &FieldRequest, device: &Device) -> Result<FieldValues, LabError> {
     check_class(model, request.class)?;
     let points = grid_points(request.resolution);
     let values: Vec<f32> = points.iter().flat_map(|p| [p[0] as f32, p[1] as f32]).collect();
     let x = Tensor::<2>::from_data(TensorData::new(values, [points.len(), 2]), device);
     let log_snr = request.level.log_snr.min(crate::train::ddpm::TrainConfig::new().log_snr_max);
-    let eps = guided_epsilon(model, x, log_snr, request.class, request.guidance);
-    Ok(pairs_from_values(crate::model::read_f32(eps)?))
+    let prediction = guided_prediction(model, x.clone(), log_snr, request.class, request.guidance);
+    let eps = model.objective().conversion_at(log_snr).eps(x, prediction.clone());
+    Ok(FieldValues {
+        eps: pairs_from_values(crate::model::read_f32(eps)?),
+        target: pairs_from_values(crate::model::read_f32(prediction)?),
+    })
 }
 
 /// ε* = ε*_∅ + w (ε*_y - ε*_∅), each ε* = -sqrt(1 - ᾱ) ∇ log q_t of the data's mixture (of the class's
-/// components for ε*_y): what a perfect network would output at every grid point.
-pub fn true_field(mixture: &GaussianMixture, request: &FieldRequest) -> Result<Vec<[f32; 2]>, LabError> {
+/// components for ε*_y), and `objective`'s exact target made of it ([`exact_target`]; guidance mixes
+/// targets as it mixes ε): what a perfect network would output at every grid point.
+pub fn true_field(
+    mixture: &GaussianMixture,
+    request: &FieldRequest,
+    objective: Objective,
+) -> Result<FieldValues, LabError> {
     let level = request.level;
     let (ab, omab) = (level.alpha_bar, level.one_minus_alpha_bar.max(1e-12));
     let unconditional = mixture.noised(ab, omab);
@@ -213,7 +252,7 @@ pub fn true_field(mixture: &GaussianMixture, request: &FieldRequest) -> Result<V
         _ => None,
     };
     let w = request.guidance;
-    Ok(grid_points(request.resolution)
+    let (eps, target) = grid_points(request.resolution)
         .into_iter()
         .map(|x| {
             let e0 = epsilon_from_score(unconditional.score(x), omab);
@@ -224,12 +263,15 @@ pub fn true_field(mixture: &GaussianMixture, request: &FieldRequest) -> Result<V
                 }
                 None => e0,
             };
-            [e[0] as f32, e[1] as f32]
+            let t = exact_target(objective, x, e, ab, omab);
+            ([e[0] as f32, e[1] as f32], [t[0] as f32, t[1] as f32])
         })
-        .collect())
+        .unzip();
+    Ok(FieldValues { eps, target })
 }
 
-/// |ε̂ - ε*| at every grid point: how far the network's field is from the true one.
+/// |learned - true| at every grid point (of ε, or of a target): how far the network's field is from the
+/// true one.
 pub fn field_error(learned: &[[f32; 2]], truth: &[[f32; 2]]) -> Vec<f32> {
     learned.iter().zip(truth).map(|(a, b)| (a[0] - b[0]).hypot(a[1] - b[1])).collect()
 }
@@ -264,8 +306,39 @@ mod tests {
         let mixture = Preset::TwoGaussians.mixture();
         let level = NoiseLevel { t: 1000, alpha_bar: 1e-9, one_minus_alpha_bar: 1.0 - 1e-9, log_snr: -20.7 };
         let request = FieldRequest { level, class: Some(1), guidance: 3.0, resolution: 5 };
-        for (x, e) in grid_points(5).iter().zip(true_field(&mixture, &request).unwrap()) {
+        for (x, e) in grid_points(5).iter().zip(true_field(&mixture, &request, Objective::Eps).unwrap().eps) {
             assert!((f64::from(e[0]) - x[0]).abs() < 1e-3 && (f64::from(e[1]) - x[1]).abs() < 1e-3);
+        }
+    }
+
+    /// The learned field's target, read through its objective's conversion, is its ε̂; the exact target,
+    /// read back the same way, is the exact ε*.
+    #[test]
+    fn the_field_as_target_and_as_eps_agree() {
+        let device = Device::flex();
+        let mixture = Preset::TwoGaussians.mixture();
+        let schedule = BetaSchedule::cosine(1000).build().unwrap();
+        let level = NoiseLevel::at(&schedule, 300);
+        let request = FieldRequest { level, class: None, guidance: 0.0, resolution: 4 };
+        let conversion = |objective: Objective| objective.conversion(level.alpha(), level.sigma());
+        let as_eps = |objective: Objective, x: f64, target: f32| {
+            let c = conversion(objective);
+            c.eps[0] * x + c.eps[1] * f64::from(target)
+        };
+        for objective in Objective::ALL {
+            let model = PointDenoiserConfig::new().with_hidden(8).with_objective(objective).init(&device);
+            let learned = learned_field(&model, &request, &device).unwrap();
+            let truth = true_field(&mixture, &request, objective).unwrap();
+            for (k, x) in grid_points(4).iter().enumerate() {
+                for (i, coordinate) in x.iter().enumerate() {
+                    let (e, t) = (learned.eps[k][i], learned.target[k][i]);
+                    assert!((as_eps(objective, *coordinate, t) - f64::from(e)).abs() < 1e-4, "{objective}: learned");
+                    let (e, t) = (truth.eps[k][i], truth.target[k][i]);
+                    assert!((as_eps(objective, *coordinate, t) - f64::from(e)).abs() < 1e-4, "{objective}: exact");
+                }
+            }
+            assert_eq!(learned.of(FieldQuantity::Target), &learned.target[..]);
+            assert_eq!(learned.of(FieldQuantity::Score), &learned.eps[..]);
         }
     }
 

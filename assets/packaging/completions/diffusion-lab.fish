@@ -239,7 +239,11 @@ complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l 
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -s h -l help -d 'Print help'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand lab2d" -l preset -d 'The data: two-gaussians, eight-gaussians, moons, swiss-roll, ring or letter' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand lab2d" -l points -d 'Points drawn from the preset to train on' -r
-complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand lab2d" -l steps -d 'Optimizer steps (batches of 256 points)' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand lab2d" -l steps -d 'Optimizer steps (batches of 256 points), of each recipe with --recipe' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand lab2d" -l objective -d 'What the network predicts: eps (the noise), x0 (the clean point), v (α ε - σ x₀) or flow (the velocity ε - x₀ of the straight path) [default: eps]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand lab2d" -l weighting -d 'How much each noise level counts: plain, min-snr[:γ] (γ = 5), edm[:σ_data] (σ_data measured on the data), uniform-t or logit-normal[:mean,std] [default: uniform-t for flow, plain otherwise]' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand lab2d" -l recipe -d 'Train this recipe, OBJECTIVE[:WEIGHTING] (e.g. eps, v:min-snr:5, flow:logit-normal:0,1), beside the others given (1 to 4 times): all on the same data from the same seed, then compared — how straight their particles travel and their distance to the data at 1, 2, 4, 8 and 20 steps — and printed (and drawn with --figure). Instead of the single network\'s run: takes none of its picture flags' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand lab2d" -l common-spacing -d 'The spacing every recipe is also measured with (beside its usual one: trailing for eps, x0 and v, karras for edm, uniform-t for flow): trailing, leading, linspace, karras or uniform-t (uniform in the straight path\'s time t)' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand lab2d" -l seed -d 'Seeds the data, the network\'s initial weights and the training noise' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand lab2d" -l sampler -d 'ddpm (every timestep), ddim, euler, euler-a, heun, dpmpp-2m or dpmpp-2m-sde [default: dpmpp-2m, with karras spacing: the measured best at 20 steps, see assets/models/README.md]' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand lab2d" -l sampling-steps -d 'Sampling steps (network evaluations: as many, Heun\'s about twice; DDPM takes every timestep)' -r
@@ -255,12 +259,14 @@ complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand lab2d" -l pa
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand lab2d" -l particle-seed -d 'Seed of the particles\' x_T and noise' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand lab2d" -l field -d 'The field the picture shows' -r -f -a "score\t'∇ log q_t = -ε̂ / σ_t: arrows towards the data'
 epsilon\t'ε̂: the noise the network sees, arrows away from the data'
+target\t'The network\'s own output: its objective\'s target (ε, x₀, v or the velocity u = ε - x₀)'
 none\t''"
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand lab2d" -l field-t -d 'The timestep t of the schedule at which the picture shows the field and the data\'s cloud x_t' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand lab2d" -l measure-every -d 'Measure the distance every this many steps during training (0: only at the end)' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand lab2d" -l out -d 'Write the picture here: the data with the field at --field-t, and the particles\' paths' -r -F
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand lab2d" -l gif -d 'Write the particles\' run here as an animated GIF' -r -F
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand lab2d" -l csv -d 'Write (step, loss) and (step, distances) here as CSV' -r -F
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand lab2d" -l figure -d 'Write the recipe comparison here as a PNG: each recipe\'s paths in y = x/(α+σ) beside the exact denoiser\'s, and the distance to the data against the number of steps' -r -F
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand lab2d" -l error-map -d 'Also draw the error of the learned field against the true one (||ε̂ - ε*||, known in closed form for the presets) as a heat map'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand lab2d" -l compare-steps -d 'Also run the sampler at 5, 10, 20 and 50 steps and print each one\'s distance to the data'
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand lab2d" -s h -l help -d 'Print help (see more with \'--help\')'

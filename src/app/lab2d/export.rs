@@ -63,8 +63,8 @@ impl Lab2dPanel {
             data: Some(data),
             cloud: cloud.as_deref(),
             heat: error.as_deref().map(|e| (e, FIELD_RESOLUTION)),
-            field: field.shown_eps().map(|eps| FieldLayer {
-                eps,
+            field: field.shown_values().map(|values| FieldLayer {
+                values,
                 resolution: FIELD_RESOLUTION,
                 quantity: field.quantity,
                 sigma: level.sigma(),

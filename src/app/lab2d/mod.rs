@@ -2,20 +2,22 @@
 //! the mouse (a class per colour), train the point network live on the engine's thread, and watch: the
 //! data's cloud x_t at any t, the learned field (ε̂ or the score) beside the exact one and their error,
 //! particles flowing from x_T ~ N(0, I) to the data with any sampler, guidance in 2-D, and the distance of
-//! the samples to the data over training and across step counts.
+//! the samples to the data over training and across step counts. Any recipe (objective and weighting)
+//! trains, and two to four recipes train side by side to be compared.
 //!
-//! The page is four parts, each owning its state and drawing its section of the left column and its layer
-//! of the plot: [`DataPanel`] (data.rs), [`TrainingPanel`] (training.rs), [`FieldPanel`] (field.rs) and
-//! [`ParticlesPanel`] (particles.rs). [`Lab2dPanel`] composes them: it hands each engine event to its part
-//! and does what spans parts (starting a training, asking for the field). plot.rs draws the plot,
-//! export.rs the PNG and GIF, latest.rs keeps the requests on their way to the engine.
+//! The page is five parts, each owning its state and drawing its section of the left column and its layer
+//! of the plot: [`DataPanel`] (data.rs), [`TrainingPanel`] (training.rs), [`FieldPanel`] (field.rs),
+//! [`ParticlesPanel`] (particles.rs) and [`RecipesPanel`] (recipes.rs: its results below the plot).
+//! [`Lab2dPanel`] composes them: it hands each engine event to its part and does what spans parts (starting
+//! a training, asking for the field). plot.rs draws the plot, export.rs the PNG and GIF, latest.rs keeps the
+//! requests on their way to the engine.
 
 use eframe::egui;
 
 use super::context::{PaintTimes, PanelContext};
 use crate::diffusion::NoiseLevel;
 use crate::diffusion::mixture::Point;
-use crate::engine::lab2d::Lab2dEvent;
+use crate::engine::lab2d::{Lab2dEvent, LabNetwork};
 
 mod data;
 mod export;
@@ -23,11 +25,13 @@ mod field;
 mod latest;
 mod particles;
 mod plot;
+mod recipes;
 mod training;
 
 pub use data::{DataChoice, DataPanel};
 pub use field::{Branch, FieldPanel, FieldView};
 pub use particles::ParticlesPanel;
+pub use recipes::{RecipeProgress, RecipesPanel, RecipesPhase};
 pub use training::{LabPhase, TrainingPanel};
 
 #[derive(Default)]
@@ -36,6 +40,7 @@ pub struct Lab2dPanel {
     pub training: TrainingPanel,
     pub field: FieldPanel,
     pub particles: ParticlesPanel,
+    pub recipes: RecipesPanel,
     /// UI frame times while the lab trains or plays.
     pub paint_times: PaintTimes,
 }
@@ -47,7 +52,7 @@ impl Lab2dPanel {
 
     /// Whether the page is animating (training or particles playing): frames are timed then.
     pub fn is_busy(&self) -> bool {
-        self.is_training() || self.particles.playing
+        self.is_training() || self.particles.playing || self.recipes.phase == RecipesPhase::Training
     }
 
     /// Whether a learned field has arrived.
@@ -75,9 +80,15 @@ impl Lab2dPanel {
             Lab2dEvent::Progress { step, planned, losses, distance, steps_per_second } => {
                 self.training.on_progress(ctx, step, planned, &losses, distance, steps_per_second);
             }
-            Lab2dEvent::Field { key, request, learned, truth, step } => {
-                self.field.on_field(key, field::FieldResult { request, learned, truth, step });
+            Lab2dEvent::Field { key, request, network, objective, learned, truth, step } => {
+                self.field.on_field(key, field::FieldResult { request, network, objective, learned, truth, step });
             }
+            Lab2dEvent::RecipesStarted { key, floor, exact } => self.recipes.on_started(key, floor, exact),
+            Lab2dEvent::RecipeProgress { key, index, step, planned, loss } => {
+                self.recipes.on_progress(key, index, step, planned, loss);
+            }
+            Lab2dEvent::RecipeMeasured { key, index, report } => self.recipes.on_measured(ctx, key, index, report),
+            Lab2dEvent::RecipesFailed { key, message } => self.recipes.on_failed(ctx, key, &message),
             Lab2dEvent::Particles { key, run, distances, floor, step } => {
                 self.particles.on_particles(key, run, (distances, floor), step, self.data.current());
             }
@@ -85,7 +96,9 @@ impl Lab2dPanel {
             Lab2dEvent::Failed { message, training_stopped } => {
                 self.field.on_failed();
                 if training_stopped {
+                    // The engine's training failed: the session's and the comparison's (one panic ends both).
                     self.training.on_stopped();
+                    self.recipes.on_stopped();
                 }
                 ctx.set_status(format!("2-D lab: {message}"), true);
             }
@@ -112,41 +125,63 @@ impl Lab2dPanel {
             *paint_times = PaintTimes::default();
         });
         ui.separator();
-        self.field.ui(ui, ctx, self.data.class_count());
+        self.field.ui(ui, ctx, self.data.class_count(), &self.recipes.trained());
         ui.separator();
         let ready = self.training.phase != LabPhase::Empty;
         self.particles.ui(ui, ctx, self.data.class_count(), ready);
+        ui.separator();
+        if self.recipes.ui(ui, ctx, self.data.current().is_some()) {
+            self.start_recipes(ctx);
+        }
         ui.separator();
         self.export_ui(ui, ctx);
         self.request_field(ctx);
     }
 
+    /// Trains the chosen recipes side by side on the data made afresh; the field of an old comparison's
+    /// network is gone with it.
+    fn start_recipes(&mut self, ctx: &mut PanelContext) {
+        self.data.refresh();
+        let Some(points) = self.data.current().cloned() else {
+            let message = self.data.error().unwrap_or_default();
+            return ctx.set_status(format!("2-D lab: {message}"), true);
+        };
+        self.field.network = LabNetwork::Session;
+        self.recipes.start(ctx, points, self.data.seed);
+    }
+
     /// Asks for the field when there is a network, at the level it is drawn at: the particles' (the level
     /// the step on screen starts from) when it follows them, else the t slider's.
     fn request_field(&mut self, ctx: &PanelContext) {
-        if self.training.phase == LabPhase::Empty {
-            return;
-        }
+        let step = match self.field.network {
+            LabNetwork::Session if self.training.phase == LabPhase::Empty => return,
+            LabNetwork::Session => self.training.step,
+            LabNetwork::Recipe(i) => self.recipes.step_of(i),
+        };
         let level: Option<NoiseLevel> = match self.particles.followed_level() {
             Some(followed) => followed,
             None => self.field.level(ctx),
         };
         let Some(level) = level else { return };
         let (class, w) = (self.particles.class, self.particles.guidance);
-        self.field.request(ctx, level, class, w, self.training.step);
+        self.field.request(ctx, level, class, w, step);
     }
 
-    /// The middle: the plot, then the loss and distance curves and the step comparison.
+    /// The middle: the plot, then the loss and distance curves, the step comparison and the recipes'
+    /// comparison (scrolled when they do not fit).
     pub fn centre_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
         self.particles.advance_playback(ui.ctx());
         let available = ui.available_size();
         let side = (available.y - 200.0).min(available.x * 0.62).max(200.0);
-        ui.horizontal_top(|ui| {
-            self.plot_ui(ui, ctx, side);
-            ui.vertical(|ui| {
-                self.training.curves_ui(ui, side);
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            ui.horizontal_top(|ui| {
+                self.plot_ui(ui, ctx, side);
+                ui.vertical(|ui| {
+                    self.training.curves_ui(ui, side);
+                });
             });
+            self.particles.compare_ui(ui, self.data.current());
+            self.recipes.results_ui(ui, self.data.current());
         });
-        self.particles.compare_ui(ui, self.data.current());
     }
 }

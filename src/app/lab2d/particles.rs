@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use eframe::egui::{self, Color32, Pos2, Sense, Stroke, Vec2};
+use eframe::egui::{self, Color32, Pos2, Stroke};
 
 use super::latest::Latest;
-use super::plot::{Canvas, NO_CLASS, color32, faded};
+use super::plot::{Canvas, color32};
 use crate::app::context::PanelContext;
 use crate::app::generate_ui::sampler_ui;
 use crate::diffusion::{NoiseLevel, Sampler};
@@ -258,14 +258,7 @@ impl ParticlesPanel {
         ui.horizontal(|ui| {
             for (steps, run, d) in rows {
                 ui.vertical(|ui| {
-                    let (rect, _) = ui.allocate_exact_size(Vec2::splat(150.0), Sense::hover());
-                    let canvas = Canvas::new(ui.painter_at(rect), rect);
-                    canvas.painter.rect_filled(rect, 0.0, Color32::WHITE);
-                    if let Some(data) = data {
-                        for p in &data.points {
-                            canvas.dot(*p, 1.0, faded(NO_CLASS, 0.25));
-                        }
-                    }
+                    let canvas = Canvas::small(ui, 150.0, data);
                     if let Some(last) = run.frames.last() {
                         for q in last {
                             canvas.dot(*q, 1.2, Color32::from_black_alpha(200));

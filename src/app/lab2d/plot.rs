@@ -9,7 +9,7 @@ use super::data::DataChoice;
 use super::training::LabPhase;
 use crate::app::context::PanelContext;
 use crate::diffusion::mixture::Point;
-use crate::lab2d::data::VIEW_BOUND;
+use crate::lab2d::data::{PointData, VIEW_BOUND};
 
 /// The colour of points without a class in the step comparison.
 pub const NO_CLASS: [u8; 3] = [120, 120, 120];
@@ -64,6 +64,18 @@ impl Canvas {
     /// The frame around the canvas.
     pub fn border(&self) {
         self.painter.rect_stroke(self.rect, 0.0, Stroke::new(1.0, Color32::from_gray(160)), egui::StrokeKind::Inside);
+    }
+
+    /// A small square plot of `side` points, white, with `data`'s points faint on it (the step comparison's
+    /// and the recipes' little plots draw their particles over it).
+    pub fn small(ui: &mut egui::Ui, side: f32, data: Option<&PointData>) -> Self {
+        let (rect, _) = ui.allocate_exact_size(Vec2::splat(side), Sense::hover());
+        let canvas = Canvas::new(ui.painter_at(rect), rect);
+        canvas.painter.rect_filled(rect, 0.0, Color32::WHITE);
+        for p in data.map_or(&[][..], |d| &d.points) {
+            canvas.dot(*p, 1.0, faded(NO_CLASS, 0.25));
+        }
+        canvas
     }
 
     /// Grid lines at the integers, the axes a little stronger.

@@ -1,15 +1,19 @@
 //! [`TrainingPanel`]: the lab's training on the engine's thread as the page sees it (where it stands, its
-//! loss and the samples' distance to the data over the steps), its controls and its curves.
+//! loss and the samples' distance to the data over the steps), its controls (the recipe among them) and its
+//! curves.
 
 use eframe::egui::{self, Color32};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
 use crate::app::context::PanelContext;
+use crate::diffusion::Weighting;
 use crate::engine::lab2d::Lab2dCommand;
 use crate::lab2d::Distances;
 use crate::lab2d::data::PointData;
+use crate::lab2d::run::target_symbol;
 use crate::model::point_mlp::PointDenoiserConfig;
 use crate::train::points::default_point_train_config;
+use crate::train::recipe::Recipe;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LabPhase {
@@ -24,6 +28,10 @@ pub enum LabPhase {
 pub struct TrainingPanel {
     /// The steps the next training plans.
     pub steps: u64,
+    /// The recipe the next training uses.
+    pub recipe: Recipe,
+    /// The recipe of the training on screen.
+    trained: Recipe,
     pub phase: LabPhase,
     /// The training step reached.
     pub step: u64,
@@ -39,6 +47,8 @@ impl Default for TrainingPanel {
     fn default() -> Self {
         Self {
             steps: 2000,
+            recipe: Recipe::default(),
+            trained: Recipe::default(),
             phase: LabPhase::Empty,
             step: 0,
             planned: 0,
@@ -52,13 +62,15 @@ impl Default for TrainingPanel {
 impl TrainingPanel {
     /// Starts a fresh network on `data` (drawn with `seed`) and forgets the curves of the last one.
     pub fn start(&mut self, ctx: &mut PanelContext, data: PointData, seed: u64) {
-        let config = default_point_train_config().with_steps(self.steps).with_seed(seed);
+        let config =
+            default_point_train_config().with_steps(self.steps).with_seed(seed).with_weighting(self.recipe.weighting);
         ctx.engine.lab2d(Lab2dCommand::Start {
             data,
             config,
-            model: PointDenoiserConfig::new(),
+            model: PointDenoiserConfig::new().with_objective(self.recipe.objective),
             schedule: ctx.settings.schedule,
         });
+        self.trained = self.recipe;
         self.phase = LabPhase::Training;
         self.step = 0;
         self.planned = self.steps;
@@ -113,6 +125,7 @@ impl TrainingPanel {
         ui.heading("Train");
         ui.add(egui::Slider::new(&mut self.steps, 200..=20_000).logarithmic(true).text("Training steps"))
             .on_hover_text("Optimizer steps, each on 256 points (AdamW, warm-up, cosine decay, EMA: the image recipe)");
+        super::recipes::recipe_ui(ui, "", &mut self.recipe);
         ui.horizontal(|ui| {
             if ui
                 .add_enabled(can_start, egui::Button::new("Start training"))
@@ -154,8 +167,16 @@ impl TrainingPanel {
         let recent: Vec<f64> = self.losses.iter().rev().take(50).map(|p| p[1]).collect();
         if !recent.is_empty() {
             let mean = recent.iter().sum::<f64>() / recent.len() as f64;
-            ui.label(format!("L = E||ε - ε_θ(x_t, λ, y)||² = {mean:.4} (last {} steps)", recent.len()));
-            ui.weak("How far the network's guess of the noise is from the noise that was added, averaged over noise levels.");
+            let s = target_symbol(self.trained.objective);
+            let weight = match self.trained.weighting {
+                Weighting::Plain => String::new(),
+                w => format!(" × w(λ)/w_O(λ), {}", w.label()),
+            };
+            ui.label(format!("L = E||{s} - {s}_θ(x_t, λ, y)||²{weight} = {mean:.4} (last {} steps)", recent.len()));
+            ui.weak(format!(
+                "How far the network's guess of {} is from the truth, averaged over noise levels.",
+                self.trained.objective.label()
+            ));
         }
     }
 
