@@ -351,17 +351,8 @@ impl DdpmTrainer {
 
         let seconds = started.elapsed().as_secs_f64();
         self.wall_seconds += seconds;
-        // A failed read-back leaves this step out of the plot by level; the step itself went through. The
-        // objective's error is shown in ε units, the scale every recipe shares.
-        let levels = crate::model::read_f32(per_image)
-            .map(|losses| {
-                level_values
-                    .iter()
-                    .zip(losses)
-                    .map(|(l, v)| [f64::from(*l), f64::from(v) * recipe.eps_units(f64::from(*l))])
-                    .collect()
-            })
-            .unwrap_or_default();
+        // The objective's error in ε units, the scale every recipe shares.
+        let levels = recipe.levels_in_eps_units(per_image, &level_values);
         StepReport {
             step: self.step,
             loss: loss_value,

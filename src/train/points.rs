@@ -133,15 +133,7 @@ impl PointTrainer {
         self.step += 1;
         let seconds = started.elapsed().as_secs_f64();
         self.wall_seconds += seconds;
-        let levels = crate::model::read_f32(per_point)
-            .map(|errors| {
-                level_values
-                    .iter()
-                    .zip(errors)
-                    .map(|(l, v)| [f64::from(*l), f64::from(v) * recipe.eps_units(f64::from(*l))])
-                    .collect()
-            })
-            .unwrap_or_default();
+        let levels = recipe.levels_in_eps_units(per_point, &level_values);
         PointStepReport { step: self.step, loss: loss_value, learning_rate, seconds, levels }
     }
 

@@ -50,6 +50,21 @@ impl Recipe {
         1.0 / self.objective.eps_weight(log_snr)
     }
 
+    /// (λ, error in ε units) of each example of a step, from its objective's mean squared error
+    /// (`per_example`, [batch, 1], off the graph) at `log_snr`. A failed read-back gives none: the step itself
+    /// went through, only its points by level are missing.
+    pub fn levels_in_eps_units(&self, per_example: burn::prelude::Tensor<2>, log_snr: &[f32]) -> Vec<[f64; 2]> {
+        crate::model::read_f32(per_example)
+            .map(|errors| {
+                log_snr
+                    .iter()
+                    .zip(errors)
+                    .map(|(l, v)| [f64::from(*l), f64::from(v) * self.eps_units(f64::from(*l))])
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Draws a training λ: the weighting's own distribution where it has one, else the trainer's; kept
     /// within [min, max], the range the model is trained on.
     pub fn draw_log_snr(&self, trainer: &LogSnrDistribution, rng: &mut impl Rng, min: f64, max: f64) -> f64 {
