@@ -35,6 +35,7 @@ fn request(sampler: Sampler) -> GenerateRequest {
         prompt: None,
         guidance: 2.0,
         guidance_interval: None,
+        guidance_method: Default::default(),
         init: None,
         interpolate: None,
         branch: None,

@@ -45,6 +45,7 @@ fn request(model: &Model, init: Option<InitImage>) -> GenerateRequest {
         prompt: None,
         guidance: 2.0,
         guidance_interval: None,
+        guidance_method: Default::default(),
         init,
         interpolate: None,
         branch: None,

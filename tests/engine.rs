@@ -30,6 +30,7 @@ fn request(steps: usize, sampler: Sampler) -> GenerateRequest {
         prompt: None,
         guidance: 2.0,
         guidance_interval: None,
+        guidance_method: Default::default(),
         init: None,
         interpolate: None,
         branch: None,

@@ -27,6 +27,7 @@ fn request(sampler: Sampler) -> GenerateRequest {
         prompt: None,
         guidance: 2.0,
         guidance_interval: None,
+        guidance_method: Default::default(),
         init: None,
         interpolate: None,
         branch: None,
@@ -217,6 +218,7 @@ fn the_conversion_shown_is_the_one_the_step_used() {
             model: config.init(&device),
             config,
             header: Checkpoint::from_bytes(embedded::model_by_short_name("fashion").unwrap().unet).unwrap().header,
+            guide: None,
         };
         let mut request = request(Sampler::new(Method::DpmSolver2M, 5));
         request.guidance = 1.0;

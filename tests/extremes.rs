@@ -50,6 +50,7 @@ fn every_extreme_setting_is_refused_or_runs_never_panics() {
                             prompt: None,
                             guidance,
                             guidance_interval: None,
+                            guidance_method: Default::default(),
                             init: None,
                             interpolate: None,
                             branch: None,

@@ -66,6 +66,7 @@ impl TextModel {
             prompt: Some(PromptRequest { text: prompt.into(), negative: negative.into() }),
             guidance: diffusion_lab::model::denoise::DEFAULT_GUIDANCE,
             guidance_interval: None,
+            guidance_method: Default::default(),
             init: None,
             interpolate: None,
             branch: None,

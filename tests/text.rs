@@ -154,6 +154,7 @@ fn grid_base() -> GenerateRequest {
         prompt: None,
         guidance: 2.0,
         guidance_interval: None,
+        guidance_method: Default::default(),
         init: None,
         interpolate: None,
         branch: None,

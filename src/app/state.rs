@@ -77,6 +77,8 @@ pub struct Settings {
     pub guidance: f64,
     /// Guidance only within [lowest λ, highest λ] (w = 1 elsewhere); `None`: at every noise level.
     pub guidance_interval: Option<[f64; 2]>,
+    /// The guidance method and its parameters (`guidance` is its scale).
+    pub guidance_method: crate::diffusion::guidance::GuidanceParams,
     /// Settings saved by versions before the sampler choice became one value (`"Ddim"`, with `ddim_steps`
     /// and `eta` beside it) load with the default sampler rather than losing every other setting.
     #[serde(deserialize_with = "sampler_or_default")]
@@ -139,6 +141,7 @@ impl Default for Settings {
             class: Some(0),
             guidance: crate::model::denoise::DEFAULT_GUIDANCE,
             guidance_interval: None,
+            guidance_method: Default::default(),
             sampler: DEFAULT_SAMPLER,
             seed: 1,
             schedule: BetaSchedule::cosine(1000),
@@ -175,6 +178,7 @@ impl Settings {
             }),
             guidance: self.guidance,
             guidance_interval: self.guidance_interval,
+            guidance_method: self.guidance_method,
             init: None,
             interpolate: None,
             branch: None,
@@ -208,6 +212,14 @@ impl Settings {
         let interval = self.guidance_interval;
         check(interval.is_none_or(|[low, high]| low <= high), format!("guidance interval {interval:?}"), &mut || {
             self.guidance_interval = None
+        });
+        let asked = crate::diffusion::guidance::Guidance {
+            scale: self.guidance,
+            interval: self.guidance_interval,
+            params: self.guidance_method,
+        };
+        check(asked.validate().is_ok(), format!("guidance method {:?}", self.guidance_method), &mut || {
+            self.guidance_method = defaults.guidance_method
         });
         let schedule = self.schedule;
         check(schedule.build().is_ok(), format!("schedule {schedule:?}"), &mut || self.schedule = defaults.schedule);
@@ -246,6 +258,7 @@ impl Settings {
         }
         self.guidance = request.guidance;
         self.guidance_interval = request.guidance_interval;
+        self.guidance_method = request.guidance_method;
         self.sampler = request.sampler;
     }
 }

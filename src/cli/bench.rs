@@ -216,6 +216,7 @@ impl<'a> SamplingBench<'a> {
             prompt: None,
             guidance,
             guidance_interval: None,
+            guidance_method: Default::default(),
             init: None,
             interpolate: None,
             branch: None,

@@ -27,9 +27,9 @@ pub struct EvalArgs {
     /// for a checkpoint file, the one it was trained with, as its header records].
     #[arg(long)]
     pub autoencoder: Option<PathBuf>,
-    /// --prompts: classifier-free guidance w.
-    #[arg(long, default_value_t = DEFAULT_GUIDANCE)]
-    pub guidance: f64,
+    /// --prompts: the guidance (`--guidance`, `--guidance-method` and its parameters).
+    #[command(flatten)]
+    pub guidance: GuidanceOptions,
     /// Instead of samples, the variational bound on the negative log-likelihood of test images under
     /// `--model` (Ho et al. 2020, eq. 5: L_T + Σ L_{t-1} + L_0), in bits per dimension, with its split over t
     /// and the error of x̂_0 at each t (the schedule: the model's training schedule, T = 1000).
@@ -181,6 +181,7 @@ fn edits_table(args: &EvalArgs, judge: &Judge, test: &Dataset, device: &Device) 
                 prompt: None,
                 guidance: DEFAULT_GUIDANCE,
                 guidance_interval: None,
+                guidance_method: Default::default(),
                 init: Some(init),
                 interpolate: None,
                 branch: None,
@@ -409,8 +410,12 @@ fn prompts_table(args: &EvalArgs, judge: &Judge, train: &Dataset, device: &Devic
     if args.n == 0 {
         bail!("--n must be at least 1");
     }
-    let options =
-        ModelOptions { model: args.model.clone(), autoencoder: args.autoencoder.clone(), device: DeviceChoice::Cpu };
+    let options = ModelOptions {
+        model: args.model.clone(),
+        autoencoder: args.autoencoder.clone(),
+        device: DeviceChoice::Cpu,
+        guide: None,
+    };
     let resolved = options.resolve()?;
     let OpenedModel { model, decoder, .. } = options.open(&resolved)?;
     if model.config.text.is_none() {
@@ -427,7 +432,7 @@ fn prompts_table(args: &EvalArgs, judge: &Judge, train: &Dataset, device: &Devic
          the judge puts in the class.",
         args.model,
         diffusion_lab::model::denoise::DEFAULT_SAMPLER.label(),
-        args.guidance,
+        args.guidance.scale(),
         args.n
     );
     println!();
@@ -471,8 +476,9 @@ impl PromptJudging<'_> {
             batch: 1,
             class: None,
             prompt: Some(PromptRequest::new(prompt)),
-            guidance: self.args.guidance,
-            guidance_interval: None,
+            guidance: self.args.guidance.scale(),
+            guidance_interval: self.args.guidance.guidance_interval,
+            guidance_method: self.args.guidance.params(),
             init: None,
             interpolate: None,
             branch: None,

@@ -80,8 +80,9 @@ fn request_of(args: &ExplainArgs, resolved: &ResolvedModel, class: Option<usize>
         batch: 1,
         class,
         prompt: None,
-        guidance: args.guidance.guidance,
+        guidance: args.guidance.scale(),
         guidance_interval: args.guidance.guidance_interval,
+        guidance_method: args.guidance.params(),
         init: None,
         interpolate: None,
         branch: None,
@@ -143,7 +144,8 @@ fn guidance_curve(args: &ExplainArgs) -> anyhow::Result<()> {
     let curve = sizes.print_table();
     let title = format!(
         "mean |eps_y - eps_null| per step, {} runs of each of {classes} classes, w = {}",
-        args.runs_per_class, args.guidance.guidance
+        args.runs_per_class,
+        args.guidance.scale()
     );
     images::save_png(&args.out, &curve_plot(&curve, &title), &[])?;
     eprintln!("wrote {}", args.out.display());

@@ -25,8 +25,8 @@ pub struct GridArgs {
     /// The class of every cell (unless an axis varies it), or `any`.
     #[arg(long, default_value = "0")]
     pub class: String,
-    #[arg(long, default_value_t = DEFAULT_GUIDANCE)]
-    pub guidance: f64,
+    #[command(flatten)]
+    pub guidance: GuidanceOptions,
     #[command(flatten)]
     pub prompt: PromptOptions,
     /// The seed of every cell: all start from the same x_T.
@@ -58,8 +58,9 @@ pub(super) fn grid(args: &GridArgs) -> anyhow::Result<()> {
         batch: 1,
         class,
         prompt: args.prompt.check(config)?,
-        guidance: args.guidance,
-        guidance_interval: None,
+        guidance: args.guidance.scale(),
+        guidance_interval: args.guidance.guidance_interval,
+        guidance_method: args.guidance.params(),
         init,
         interpolate: None,
         branch: None,

@@ -178,6 +178,7 @@ fn base_request(args: &InterpolateArgs, resolved: &ResolvedModel) -> GenerateReq
         prompt: None,
         guidance: args.guidance,
         guidance_interval: None,
+        guidance_method: Default::default(),
         init: None,
         interpolate: None,
         branch: None,

@@ -7,6 +7,7 @@ use anyhow::{Context as _, bail};
 use burn::prelude::*;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use diffusion_lab::data::{self, Dataset, Split};
+use diffusion_lab::diffusion::guidance::{ApgParams, DEFAULT_RESCALE_PHI, GuidanceMethod, GuidanceParams};
 use diffusion_lab::diffusion::{BetaSchedule, Method, NoiseSchedule, Sampler, ScheduleKind, Spacing};
 use diffusion_lab::engine::{DeviceChoice, open_device};
 use diffusion_lab::eval::Judge;
@@ -18,7 +19,7 @@ use diffusion_lab::model::embedded;
 use diffusion_lab::model::{LoadedAutoencoder, LoadedUnet, ModelId, UNetConfig};
 use diffusion_lab::run::batches::{SAMPLE_BATCH, run_images};
 use diffusion_lab::run::generate::{GenerateRequest, PromptRequest};
-use diffusion_lab::run::models::{LoadedModel, ResolvedModel, classifier_checkpoint};
+use diffusion_lab::run::models::{CheckpointSource, LoadedModel, ResolvedModel, classifier_checkpoint};
 use diffusion_lab::train::ddpm::TrainingFiles;
 use diffusion_lab::train::training::{
     DataSource, Training, TrainingData, TrainingError, TrainingOptions, csv_log_from_step, load_training_data,
@@ -247,6 +248,7 @@ fn class_grid(
         prompt: None,
         guidance,
         guidance_interval: None,
+        guidance_method: Default::default(),
         init: None,
         interpolate: None,
         branch: None,
@@ -313,16 +315,56 @@ impl PromptOptions {
     }
 }
 
-/// The flags of classifier-free guidance; shared by `sample` and `explain`.
+/// The flags of guidance; shared by `sample`, `explain`, `grid` and `eval --prompts`.
 #[derive(Args, Debug, Clone)]
 pub struct GuidanceOptions {
-    /// Classifier-free guidance scale w: 0 = unconditional, 1 = conditional, more = stronger.
-    #[arg(long, default_value_t = DEFAULT_GUIDANCE)]
-    pub guidance: f64,
+    /// Guidance scale: w (0 = unconditional, 1 = conditional, more = stronger), or CFG++'s λ in [0, 1]
+    /// [default: the method's: cfg 1.5, rescale 7.5, apg 7.5, cfgpp 0.6, auto 2.25].
+    #[arg(long)]
+    pub guidance: Option<f64>,
     /// Guide only at noise levels λ = ln(ᾱ / (1 - ᾱ)) from LO to HI, e.g. -3.4,2.5 (w = 1 elsewhere:
     /// Kynkäänniemi et al. 2024, guidance in a limited interval).
     #[arg(long, value_name = "LO,HI", value_parser = guidance_interval_from_arg, allow_hyphen_values = true)]
     pub guidance_interval: Option<[f64; 2]>,
+    /// How guidance combines the predictions: cfg (Ho & Salimans 2022), rescale (CFG rescaled to the
+    /// conditional prediction's std per image, Lin et al. 2024), apg (adaptive projected guidance on x̂_0,
+    /// Sadat et al. 2024), cfgpp (CFG++: renoise with ε̂_∅, λ in [0, 1]; ddim, euler-a, dpmpp-2m; Chung et
+    /// al. 2024), auto (autoguidance: a weaker model of the same kind guides, Karras et al. 2024).
+    #[arg(long, default_value = "cfg")]
+    pub guidance_method: GuidanceMethod,
+    /// rescale: φ in [0, 1], the share of the rescaled prediction.
+    #[arg(long, value_name = "PHI", default_value_t = DEFAULT_RESCALE_PHI)]
+    pub guidance_rescale: f64,
+    /// apg: η in [0, 1], the weight of the update's part parallel to x̂_y (0: only the orthogonal part).
+    #[arg(long, default_value_t = ApgParams::default().eta)]
+    pub apg_eta: f64,
+    /// apg: the momentum β in (-1, 1) of the update's running average (negative: away from the last steps').
+    #[arg(long, default_value_t = ApgParams::default().momentum, allow_hyphen_values = true)]
+    pub apg_momentum: f64,
+    /// apg: the largest norm r of the update per image (0: no limit).
+    #[arg(long, default_value_t = ApgParams::default().threshold)]
+    pub apg_threshold: f64,
+}
+
+impl GuidanceOptions {
+    /// The scale: `--guidance`, else the method's default.
+    pub fn scale(&self) -> f64 {
+        self.guidance.unwrap_or(self.guidance_method.default_scale())
+    }
+
+    /// The method and its parameters.
+    pub fn params(&self) -> GuidanceParams {
+        GuidanceParams {
+            method: self.guidance_method,
+            rescale_phi: self.guidance_rescale,
+            apg: ApgParams { eta: self.apg_eta, momentum: self.apg_momentum, threshold: self.apg_threshold },
+        }
+    }
+
+    /// Whether any flag of the method or its parameters was given (a branch keeps its parent's otherwise).
+    pub fn method_given(given: &impl Fn(&str) -> bool) -> bool {
+        ["guidance_method", "guidance_rescale", "apg_eta", "apg_momentum", "apg_threshold"].into_iter().any(given)
+    }
 }
 
 /// `--guidance-interval LO,HI`: the range of noise levels λ where guidance applies.
@@ -353,6 +395,10 @@ pub struct ModelOptions {
     /// auto, cpu or wgpu.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    /// Autoguidance's weaker model: an earlier checkpoint of the same kind as --model [default: a built-in
+    /// model's own earlier checkpoint; none for a checkpoint file].
+    #[arg(long)]
+    pub guide: Option<PathBuf>,
 }
 
 /// The flags that start runs from a picture (image-to-image, inpainting); shared by `sample` and `grid`.
@@ -467,7 +513,11 @@ impl ModelOptions {
     /// The model `--model` and `--autoencoder` name, read and checked (config, training schedule, picture
     /// shape), before the (possibly slow) device starts.
     pub(crate) fn resolve(&self) -> anyhow::Result<ResolvedModel> {
-        Ok(ResolvedModel::named(&self.model, self.autoencoder.as_deref())?)
+        let resolved = ResolvedModel::named(&self.model, self.autoencoder.as_deref())?;
+        Ok(match &self.guide {
+            Some(path) => resolved.with_guide(&CheckpointSource::File(path.clone()))?,
+            None => resolved,
+        })
     }
 
     /// Opens `--device` and loads `resolved` onto it.

@@ -122,6 +122,7 @@ fn icon_frames() -> anyhow::Result<(Vec<f32>, Vec<f32>)> {
         prompt: None,
         guidance: DEFAULT_GUIDANCE,
         guidance_interval: None,
+        guidance_method: Default::default(),
         init: None,
         interpolate: None,
         branch: None,

@@ -94,12 +94,14 @@ pub(super) fn sample(args: &SampleArgs) -> anyhow::Result<()> {
         batch: args.n,
         class: args.class,
         prompt,
-        guidance: args.guidance.guidance,
+        guidance: args.guidance.scale(),
         guidance_interval: args.guidance.guidance_interval,
+        guidance_method: args.guidance.params(),
         init,
         interpolate: None,
         branch: None,
     };
+    check_guidance(&request, &resolved)?;
     let opened = args.models.open(&resolved)?;
     eprintln!(
         "sampling {} images with {} ({evaluations} network evaluations each) on {}",
@@ -143,6 +145,19 @@ fn sample_pictures(opened: &OpenedModel, request: &GenerateRequest, classes: &[u
     })
 }
 
+/// The request's guidance (its values, CFG++'s sampler, and for autoguidance a weaker model to guide
+/// with), checked before the model starts: one line each.
+fn check_guidance(request: &GenerateRequest, resolved: &ResolvedModel) -> anyhow::Result<()> {
+    request.guidance_settings().validate()?;
+    if request.guidance_method.method == GuidanceMethod::CfgPlusPlus {
+        diffusion_lab::diffusion::guidance::cfgpp_supports(request.sampler.method)?;
+    }
+    if request.guidance_method.method == GuidanceMethod::Auto && resolved.guide.is_none() {
+        return Err(diffusion_lab::run::generate::GenerateError::NoGuide.into());
+    }
+    Ok(())
+}
+
 /// `sample --from PNG --at-step K`: the PNG's run continued from its step K with the flags given here.
 fn sample_branch(args: &SampleArgs, from: &std::path::Path, at_step: usize) -> anyhow::Result<()> {
     let parent = diffusion_lab::run::png_settings::settings_from_png(from)?;
@@ -158,11 +173,16 @@ fn sample_branch(args: &SampleArgs, from: &std::path::Path, at_step: usize) -> a
         sampler: branch_sampler(args, &parent, &given),
         seed: if given("seed") { args.seed } else { parent.seed },
         class: if given("class") { args.class } else { parent.class },
-        guidance: if given("guidance") { args.guidance.guidance } else { parent.guidance },
+        guidance: if given("guidance") || given("guidance_method") { args.guidance.scale() } else { parent.guidance },
         guidance_interval: if given("guidance_interval") {
             args.guidance.guidance_interval
         } else {
             parent.guidance_interval
+        },
+        guidance_method: if GuidanceOptions::method_given(&given) {
+            args.guidance.params()
+        } else {
+            parent.guidance_method
         },
         interpolate: None,
         branch: Some(Branch { parent: Box::new(parent.clone()), at_step }),
@@ -170,6 +190,7 @@ fn sample_branch(args: &SampleArgs, from: &std::path::Path, at_step: usize) -> a
     };
     // Everything checked (the step, the settings) before the model starts.
     request.validate(resolved.config.num_classes).with_context(|| format!("branching {}", from.display()))?;
+    check_guidance(&request, &resolved)?;
     let (plan, level) = request.plan(&request.schedule.build()?)?;
     let OpenedModel { device, model, decoder } = args.models.open(&resolved)?;
     eprintln!(

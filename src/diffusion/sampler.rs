@@ -745,9 +745,10 @@ impl SamplingPlan {
     ///   DDIM (Euler a: η = 1)  x_{t'} = α' x̂_0 + sqrt(1 - ᾱ' - s²) ε̂_∅ + s z
     ///   DPM++ 2M               x_{t'} = (σ'/σ) x̃_t + c_x0 x̂_0 + c_prev x̂_0^prev
     ///                                 = α' x̂_0 + σ' ε̂_∅ + (α' (1 - e^{-h}) / 2r) (x̂_0 - x̂_0^prev)
-    /// where the caller passes as x̂_0^prev the previous step's unconditional x̂_0 (as ComfyUI's
-    /// `dpmpp_2m_cfg_pp` does). With `renoise` = the guided ε̂ this is [`Self::step`]'s update. Heun's
-    /// correction is not taken: CFG++ refuses Heun ([`super::guidance::cfgpp_supports`]).
+    /// with x̂_0^prev the x̂_0 the previous step returned, as the plain solver carries it (ComfyUI's
+    /// `dpmpp_2m_cfg_pp` carries the previous unconditional x̂_0 instead). With `renoise` = the guided ε̂
+    /// this is [`Self::step`]'s update. Heun's correction is not taken: CFG++ refuses Heun
+    /// ([`super::guidance::cfgpp_supports`]).
     pub fn step_renoised<const D: usize>(
         &self,
         i: usize,
@@ -757,26 +758,36 @@ impl SamplingPlan {
         noise: Option<Tensor<D>>,
         previous_x0: Option<&Tensor<D>>,
     ) -> StepOutput<D> {
+        let taken = self.terms_renoised(i, x_t.clone(), eps, renoise, noise, previous_x0);
+        let x_prev = taken.sum().unwrap_or_else(|| x_t.zeros_like());
+        StepOutput { x_prev, x0_pred: taken.x0_pred, eps_second: None }
+    }
+
+    /// [`Self::step_renoised`] as its weighted terms: x̂_0 (c_x0 + c_xt α), x̂_0^prev (c_prev), ε̂_∅
+    /// (c_eps + c_xt σ) and z (s), whose sum is the step's x_{t'}.
+    pub fn terms_renoised<const D: usize>(
+        &self,
+        i: usize,
+        x_t: Tensor<D>,
+        eps: Tensor<D>,
+        renoise: Tensor<D>,
+        noise: Option<Tensor<D>>,
+        previous_x0: Option<&Tensor<D>>,
+    ) -> StepTerms<D> {
         let step = self.steps[i];
-        let x0_pred = self.predict_x0(i, x_t, eps);
-        let mut x_prev = x0_pred.clone().mul_scalar(step.coef_x0);
+        let x0_unclipped = x0_unclipped(step.alpha_bar, step.one_minus_alpha_bar, x_t, eps);
+        let x0_pred = self.clip(x0_unclipped.clone());
+        let term = |symbol, coefficient, value: &Tensor<D>| Term { symbol, coefficient, value: value.clone() };
+        let mut terms = vec![term(X0, step.coef_x0 + step.coef_xt * step.alpha_bar.sqrt(), &x0_pred)];
         if let Some(previous) = previous_x0.filter(|_| step.coef_x0_prev != 0.0) {
-            x_prev = x_prev.add(previous.clone().mul_scalar(step.coef_x0_prev));
+            terms.push(term(X0_PREVIOUS, step.coef_x0_prev, previous));
         }
-        if step.coef_xt != 0.0 {
-            let x_tilde = x0_pred
-                .clone()
-                .mul_scalar(step.alpha_bar.sqrt())
-                .add(renoise.clone().mul_scalar(step.one_minus_alpha_bar.sqrt()));
-            x_prev = x_prev.add(x_tilde.mul_scalar(step.coef_xt));
-        }
-        if step.coef_eps != 0.0 {
-            x_prev = x_prev.add(renoise.mul_scalar(step.coef_eps));
-        }
+        terms.push(term(EPS_UNCONDITIONAL, step.coef_eps + step.coef_xt * step.one_minus_alpha_bar.sqrt(), &renoise));
         if let Some(z) = noise.filter(|_| step.noise_std > 0.0) {
-            x_prev = x_prev.add(z.mul_scalar(step.noise_std));
+            terms.push(term(NOISE, step.noise_std, &z));
         }
-        StepOutput { x_prev, x0_pred, eps_second: None }
+        terms.retain(|t| t.coefficient != 0.0);
+        StepTerms { x0_unclipped, x0_pred, terms }
     }
 }
 
@@ -819,6 +830,8 @@ pub const X0_PREVIOUS: &str = "x̂_0 of the previous step";
 pub const X_T: &str = "x_t";
 pub const EPS: &str = "ε̂";
 pub const EPS_SECOND: &str = "ε̂' at the Euler point";
+/// CFG++'s renoising ε̂: the unconditional one.
+pub const EPS_UNCONDITIONAL: &str = "ε̂_∅ (CFG++ renoises with it)";
 pub const NOISE: &str = "z";
 
 impl SamplingPlan {

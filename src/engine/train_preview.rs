@@ -41,6 +41,7 @@ pub(super) fn preview_frames(
         prompt: None,
         guidance: DEFAULT_GUIDANCE,
         guidance_interval: None,
+        guidance_method: Default::default(),
         init: None,
         interpolate: None,
         branch: None,
@@ -75,6 +76,7 @@ fn joined_parts(runs: &[Vec<Frame>], i: usize) -> Option<crate::run::generate::S
     };
     Some(crate::run::generate::StepParts {
         guidance: parts.first()?.guidance,
+        method: parts.first()?.method,
         unconditional: join(&|p| p.unconditional.clone()),
         conditional: join(&|p| p.conditional.clone()),
         noise: join(&|p| p.noise.clone()),

@@ -189,13 +189,13 @@ fn run_batch(
     // The run itself, keeping x_t (and a multistep solver's x̂_0) at every step continued from.
     let mut kept: Vec<(usize, DenoiseState)> = Vec::new();
     if steps.contains(&0) {
-        kept.push((0, DenoiseState { x: x_start.clone(), previous_x0: None }));
+        kept.push((0, DenoiseState::at(x_start.clone())));
     }
-    let start = DenoiseState { x: x_start, previous_x0: None };
+    let start = DenoiseState::at(x_start);
     let end = denoise_from(&model.model, plan, start, &condition(runs), guidance, &mut noise, None, |step| {
         if steps.contains(&(step.index + 1)) {
             let previous_x0 = plan.uses_previous_x0().then(|| step.x0_pred.clone());
-            kept.push((step.index + 1, DenoiseState { x: step.x_prev.clone(), previous_x0 }));
+            kept.push((step.index + 1, DenoiseState { x: step.x_prev.clone(), previous_x0, apg: None }));
         }
         flow()
     });
@@ -209,7 +209,7 @@ fn run_batch(
     for (step, state) in kept {
         let rest = SamplingPlan { steps: plan.steps[step..].to_vec(), ..plan.clone() };
         let x_t = pixels(state.x.clone())?;
-        let start = DenoiseState { x: repeat(state.x), previous_x0: state.previous_x0.map(repeat) };
+        let start = DenoiseState { x: repeat(state.x), previous_x0: state.previous_x0.map(repeat), apg: None };
         // Fresh noise for every step's continuations, apart from the run's own stream.
         let mut fresh = NoiseSource::new(seed ^ (step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let end = denoise_from(&model.model, &rest, start, &condition(runs * n), guidance, &mut fresh, None, |_| {

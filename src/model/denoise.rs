@@ -20,11 +20,13 @@ pub struct StepOutput<'a> {
     /// The guided ε used at t.
     pub eps: &'a Tensor<4>,
     /// Its two branches, ε_θ(x_t, ∅) and ε_θ(x_t, y), where the step evaluated them (one is missing where
-    /// w is 0 or 1: only that branch runs).
+    /// w is 0 or 1: only that branch runs); for autoguidance the weaker model's ε̂_y in place of ε̂_∅.
     pub unconditional: Option<&'a Tensor<4>>,
     pub conditional: Option<&'a Tensor<4>>,
     /// The guidance scale w used at this step (1 outside a guidance interval).
     pub guidance: f64,
+    /// The guidance method used at this step (CFG outside a guidance interval).
+    pub method: GuidanceMethod,
     /// The fresh noise z the sampler added (stochastic samplers), as drawn.
     pub noise: Option<&'a Tensor<4>>,
     /// Heun's second (guided) evaluation at the point its Euler step reached.
@@ -34,42 +36,27 @@ pub struct StepOutput<'a> {
     pub objective: crate::diffusion::Objective,
 }
 
-/// Classifier-free guidance w, applied where the noise level is within `interval` (λ from, to) and
-/// replaced by w = 1 (the conditional model alone) elsewhere: Kynkäänniemi et al. 2024, "Applying guidance
-/// in a limited interval improves sample and distribution quality". No interval: everywhere.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Guidance {
-    pub scale: f64,
-    /// [lowest λ, highest λ] where `scale` applies.
-    pub interval: Option<[f64; 2]>,
-}
-
-impl Guidance {
-    /// The scale used at noise level λ = `log_snr`.
-    pub fn scale_at(&self, log_snr: f64) -> f64 {
-        match self.interval {
-            Some([low, high]) if !(low..=high).contains(&log_snr) => 1.0,
-            _ => self.scale,
-        }
-    }
-}
-
-impl From<f64> for Guidance {
-    fn from(scale: f64) -> Self {
-        Self { scale, interval: None }
-    }
-}
+/// Guidance as a run applies it: the method (CFG, rescale, APG, CFG++, autoguidance), its scale and
+/// parameters, optionally only in a λ interval (Kynkäänniemi et al. 2024). The math is
+/// [`crate::diffusion::guidance`]'s; which branches to evaluate and in which space each method acts is here.
+pub use crate::diffusion::guidance::Guidance;
+use crate::diffusion::guidance::{self, GuidanceMethod};
 
 /// The guided ε and the branches it was made from.
 #[derive(Clone, Debug)]
 pub struct GuidedEpsilon {
-    /// ε̂ = ε̂_∅ + w (ε̂_y - ε̂_∅).
+    /// ε̂ as the method makes it (CFG: ε̂ = ε̂_∅ + w (ε̂_y - ε̂_∅)).
     pub guided: Tensor<4>,
-    /// ε̂_∅ = ε_θ(x_t, λ, ∅), where it was evaluated (w ≠ 1).
+    /// ε̂_∅ = ε_θ(x_t, λ, ∅), where it was evaluated (w ≠ 1); for autoguidance the weaker model's ε̂_y,
+    /// which takes its place.
     pub unconditional: Option<Tensor<4>>,
     /// ε̂_y = ε_θ(x_t, λ, y), where it was evaluated (w ≠ 0).
     pub conditional: Option<Tensor<4>>,
     pub scale: f64,
+    /// The method used at this level (CFG outside a guidance interval).
+    pub method: GuidanceMethod,
+    /// APG: the momentum's running average after this evaluation (what the next step continues from).
+    pub apg_running: Option<Tensor<4>>,
 }
 
 /// The guidance w the app and the command line start with: where both built-in models score their lowest
@@ -77,7 +64,7 @@ pub struct GuidedEpsilon {
 /// (assets/models/README.md, n = 1000; real data: FD 2.61, 91.5 %): pixel w = 1.5 FD 4.36 and 93.0 %
 /// (w = 2: 10.71 and 96.6 %), latent w = 1.5 FD 4.69 and 91.8 % (w = 2: 7.23 and 95.5 %). Larger w trades
 /// variety for class fidelity: w = 3 reaches 98 % at about 8x the floor.
-pub const DEFAULT_GUIDANCE: f64 = 1.5;
+pub const DEFAULT_GUIDANCE: f64 = crate::diffusion::guidance::DEFAULT_CFG_SCALE;
 
 /// The sampler the window and `sample` start with, chosen from the quality-per-step table in
 /// assets/models/README.md: DPM++ 2M with Karras σ spacing at 20 steps scores FD 7.38 and 94.3 % of the
@@ -176,8 +163,9 @@ pub fn guided_epsilon_parts(
     x_t: Tensor<4>,
     log_snr: f64,
     condition: &Condition,
-    guidance: f64,
+    scale: f64,
 ) -> GuidedEpsilon {
+    let guidance = scale;
     let [batch, ..] = x_t.dims();
     let device = x_t.device();
     let null = || condition.null_context(model, batch, &device);
@@ -186,20 +174,98 @@ pub fn guided_epsilon_parts(
     let conversion = model.objective().conversion_at(log_snr);
     if guidance == 0.0 {
         let eps = conversion.eps(x_t.clone(), model.forward_with_context(x_t, lambda(batch), null()));
-        return GuidedEpsilon { guided: eps.clone(), unconditional: Some(eps), conditional: None, scale: guidance };
+        return GuidedEpsilon::of(eps.clone(), Some(eps), None, guidance);
     }
     if guidance == 1.0 {
         let prediction = model.forward_with_context(x_t.clone(), lambda(batch), condition.context(model));
         let eps = conversion.eps(x_t, prediction);
-        return GuidedEpsilon { guided: eps.clone(), unconditional: None, conditional: Some(eps), scale: guidance };
+        return GuidedEpsilon::of(eps.clone(), None, Some(eps), guidance);
     }
-    // One forward over [conditional; unconditional]: the same work, half the calls.
-    let contexts = Tensor::cat(vec![condition.context(model), null()], 0);
-    let both = model.forward_with_context(Tensor::cat(vec![x_t.clone(), x_t.clone()], 0), lambda(2 * batch), contexts);
-    let conditional = conversion.eps(x_t.clone(), both.clone().narrow(0, 0, batch));
-    let unconditional = conversion.eps(x_t, both.narrow(0, batch, batch));
-    let guided = unconditional.clone().add(conditional.clone().sub(unconditional.clone()).mul_scalar(guidance));
-    GuidedEpsilon { guided, unconditional: Some(unconditional), conditional: Some(conditional), scale: guidance }
+    let (conditional, unconditional) = both_predictions(model, x_t.clone(), log_snr, condition);
+    let conditional = conversion.eps(x_t.clone(), conditional);
+    let unconditional = conversion.eps(x_t, unconditional);
+    let guided = guidance::cfg(unconditional.clone(), conditional.clone(), guidance);
+    GuidedEpsilon::of(guided, Some(unconditional), Some(conditional), guidance)
+}
+
+impl GuidedEpsilon {
+    fn of(guided: Tensor<4>, unconditional: Option<Tensor<4>>, conditional: Option<Tensor<4>>, scale: f64) -> Self {
+        Self { guided, unconditional, conditional, scale, method: GuidanceMethod::Cfg, apg_running: None }
+    }
+}
+
+/// The networks a guided run evaluates: the model, and for autoguidance the weaker model of the same kind
+/// that guides it (`None`: autoguidance falls back to the conditional model alone; the run library refuses
+/// such a request before it starts).
+#[derive(Clone, Copy)]
+pub struct Networks<'a> {
+    pub model: &'a UNet,
+    pub guide: Option<&'a UNet>,
+}
+
+/// The guided ε̂ of any method at noise level λ = `log_snr`. CFG (and every method outside its interval) is
+/// [`guided_epsilon_parts`] exactly. Where each method acts:
+/// - rescale on the network's own prediction (Lin et al.'s model predicts v; for an ε model it is ε̂, as
+///   diffusers applies it), σ per image;
+/// - APG on x̂_0 (Sadat et al. guide the denoised output), continuing the momentum from `apg_previous`;
+/// - CFG++ and autoguidance on ε̂ (CFG++'s renoising ε̂_∅ is [`GuidedEpsilon::unconditional`]).
+pub fn guided_epsilon_with(
+    networks: Networks<'_>,
+    x_t: Tensor<4>,
+    log_snr: f64,
+    condition: &Condition,
+    guidance: &Guidance,
+    apg_previous: Option<&Tensor<4>>,
+) -> GuidedEpsilon {
+    let (model, w, method) = (networks.model, guidance.scale_at(log_snr), guidance.method_at(log_snr));
+    let conditional_only = w == 1.0 && method != GuidanceMethod::CfgPlusPlus;
+    let guide = networks.guide.filter(|_| method == GuidanceMethod::Auto);
+    if method == GuidanceMethod::Cfg || conditional_only || (method == GuidanceMethod::Auto && guide.is_none()) {
+        let scale = if method == GuidanceMethod::Auto { 1.0 } else { w };
+        return guided_epsilon_parts(model, x_t, log_snr, condition, scale);
+    }
+    let conversion = model.objective().conversion_at(log_snr);
+    let with_method = |parts: GuidedEpsilon| GuidedEpsilon { method, ..parts };
+    if let Some(guide) = guide {
+        let lambda = Tensor::<1>::full([x_t.dims()[0]], log_snr, &x_t.device());
+        let main = conversion
+            .eps(x_t.clone(), model.forward_with_context(x_t.clone(), lambda.clone(), condition.context(model)));
+        let weak_conversion = guide.objective().conversion_at(log_snr);
+        let weak = weak_conversion.eps(x_t.clone(), guide.forward_with_context(x_t, lambda, condition.context(guide)));
+        let guided = guidance::cfg(weak.clone(), main.clone(), w);
+        return with_method(GuidedEpsilon::of(guided, Some(weak), Some(main), w));
+    }
+    let (conditional, unconditional) = both_predictions(model, x_t.clone(), log_snr, condition);
+    let eps_of = |prediction: Tensor<4>| conversion.eps(x_t.clone(), prediction);
+    let (eps_y, eps_null) = (eps_of(conditional.clone()), eps_of(unconditional.clone()));
+    let mut apg_running = None;
+    let guided = match method {
+        GuidanceMethod::Rescale => {
+            let cfg = guidance::cfg(unconditional, conditional.clone(), w);
+            eps_of(guidance::rescale(conditional, cfg, guidance.params.rescale_phi, guidance::Spread::Std))
+        }
+        GuidanceMethod::Apg => {
+            let x0_of = |prediction: Tensor<4>| conversion.x0(x_t.clone(), prediction);
+            let out = guidance::apg(x0_of(conditional), x0_of(unconditional), w, &guidance.params.apg, apg_previous);
+            apg_running = Some(out.running);
+            // ε̂ = (x_t - α x̂_0) / σ: the sampler reads the guided x̂_0 back through ε̂, its one currency.
+            let (alpha, sigma) = crate::diffusion::objective::alpha_sigma_from_log_snr(log_snr);
+            x_t.clone().sub(out.guided.mul_scalar(alpha)).mul_scalar(1.0 / sigma)
+        }
+        _ => guidance::cfg(eps_null.clone(), eps_y.clone(), w),
+    };
+    GuidedEpsilon { apg_running, ..with_method(GuidedEpsilon::of(guided, Some(eps_null), Some(eps_y), w)) }
+}
+
+/// The network's two predictions at x_t, (conditional, unconditional): one forward over [conditional;
+/// unconditional], the same work in half the calls.
+fn both_predictions(model: &UNet, x_t: Tensor<4>, log_snr: f64, condition: &Condition) -> (Tensor<4>, Tensor<4>) {
+    let [batch, ..] = x_t.dims();
+    let device = x_t.device();
+    let contexts = Tensor::cat(vec![condition.context(model), condition.null_context(model, batch, &device)], 0);
+    let lambda = Tensor::<1>::full([2 * batch], log_snr, &device);
+    let both = model.forward_with_context(Tensor::cat(vec![x_t.clone(), x_t], 0), lambda, contexts);
+    (both.clone().narrow(0, 0, batch), both.narrow(0, batch, batch))
 }
 
 /// Where a reverse loop stands between two steps: x and, for a multistep solver, the x̂_0 of the step
@@ -209,6 +275,15 @@ pub struct DenoiseState {
     /// [batch, channels, h, w]
     pub x: Tensor<4>,
     pub previous_x0: Option<Tensor<4>>,
+    /// APG's momentum as the last step left it (none before APG's first guided step).
+    pub apg: Option<Tensor<4>>,
+}
+
+impl DenoiseState {
+    /// A loop's start at x, nothing carried.
+    pub fn at(x: Tensor<4>) -> Self {
+        Self { x, previous_x0: None, apg: None }
+    }
 }
 
 /// Runs `plan` from `x_start` (x_T), calling `on_step` after every step; stops early when it breaks.
@@ -224,8 +299,7 @@ pub fn denoise(
     inpaint: Option<&Inpaint>,
     on_step: impl FnMut(StepOutput<'_>) -> ControlFlow<()>,
 ) -> Tensor<4> {
-    let start = DenoiseState { x: x_start, previous_x0: None };
-    denoise_from(model, plan, start, condition, guidance, noise, inpaint, on_step).x
+    denoise_from(model, plan, DenoiseState::at(x_start), condition, guidance, noise, inpaint, on_step).x
 }
 
 /// [`denoise`] from a state a loop reached (a branch continues its parent's run from one of its steps),
@@ -239,24 +313,53 @@ pub fn denoise_from(
     guidance: impl Into<Guidance>,
     noise: &mut NoiseSource,
     inpaint: Option<&Inpaint>,
+    on_step: impl FnMut(StepOutput<'_>) -> ControlFlow<()>,
+) -> DenoiseState {
+    let networks = Networks { model, guide: None };
+    denoise_guided_from(networks, plan, start, condition, &guidance.into(), noise, inpaint, on_step)
+}
+
+/// [`denoise_from`] with any guidance method (and autoguidance's weaker model in `networks`).
+///
+/// APG's momentum advances once per step: Heun's second evaluation and RePaint's resampling rounds guide
+/// with the momentum as it stood before the step (the step's own evaluations are one gradient-ascent step in
+/// Sadat et al.'s reading) and do not store theirs; where guidance is off (outside the interval) it stays.
+/// CFG++ steps through [`SamplingPlan::step_renoised`], renoising with ε̂_∅ (a multistep solver carries
+/// the step's guided x̂_0, as without CFG++).
+#[allow(clippy::too_many_arguments)]
+pub fn denoise_guided_from(
+    networks: Networks<'_>,
+    plan: &SamplingPlan,
+    start: DenoiseState,
+    condition: &Condition,
+    guidance: &Guidance,
+    noise: &mut NoiseSource,
+    inpaint: Option<&Inpaint>,
     mut on_step: impl FnMut(StepOutput<'_>) -> ControlFlow<()>,
 ) -> DenoiseState {
-    let guidance = guidance.into();
     let shape = start.x.dims();
     let device = start.x.device();
-    let DenoiseState { mut x, mut previous_x0 } = start;
+    let DenoiseState { mut x, mut previous_x0, mut apg } = start;
     let keep_x0 = plan.uses_previous_x0();
     let resample = inpaint.map_or(1, |i| i.resample.max(1));
     for index in 0..plan.len() {
         let step = plan.steps[index];
         let mut round = 0;
         let (out, eps, z) = loop {
-            let eps = guided_epsilon_parts(model, x.clone(), step.log_snr, condition, guidance.scale_at(step.log_snr));
+            let eps = guided_epsilon_with(networks, x.clone(), step.log_snr, condition, guidance, apg.as_ref());
             let z = plan.needs_noise(index).then(|| noise.tensor(shape, &device));
-            let mut evaluate =
-                |x: Tensor<4>, log_snr: f64| guided_epsilon(model, x, log_snr, condition, guidance.scale_at(log_snr));
-            let mut out =
-                plan.step(index, x.clone(), eps.guided.clone(), z.clone(), previous_x0.as_ref(), &mut evaluate);
+            let mut out = guided_step(
+                networks,
+                plan,
+                index,
+                &x,
+                &eps,
+                z.clone(),
+                previous_x0.as_ref(),
+                condition,
+                guidance,
+                apg.as_ref(),
+            );
             let Some(inpaint) = inpaint else { break (out, eps, z) };
             let to = step.level_prev();
             let known = edit::noised_to(inpaint.x0.clone(), &to, noise.tensor(shape, &device));
@@ -276,15 +379,39 @@ pub fn denoise_from(
             unconditional: eps.unconditional.as_ref(),
             conditional: eps.conditional.as_ref(),
             guidance: eps.scale,
+            method: eps.method,
             noise: z.as_ref(),
             eps_second: out.eps_second.as_ref(),
-            objective: model.objective(),
+            objective: networks.model.objective(),
         });
         x = out.x_prev;
         previous_x0 = keep_x0.then_some(out.x0_pred);
+        apg = eps.apg_running.or(apg);
         if flow.is_break() {
             break;
         }
     }
-    DenoiseState { x, previous_x0 }
+    DenoiseState { x, previous_x0, apg }
+}
+
+/// Step `index` of `plan` from x with the guided ε̂: the plain update, or CFG++'s renoised one.
+#[allow(clippy::too_many_arguments)]
+fn guided_step(
+    networks: Networks<'_>,
+    plan: &SamplingPlan,
+    index: usize,
+    x: &Tensor<4>,
+    eps: &GuidedEpsilon,
+    z: Option<Tensor<4>>,
+    previous_x0: Option<&Tensor<4>>,
+    condition: &Condition,
+    guidance: &Guidance,
+    apg: Option<&Tensor<4>>,
+) -> crate::diffusion::StepOutput<4> {
+    if let (GuidanceMethod::CfgPlusPlus, Some(unconditional)) = (eps.method, eps.unconditional.as_ref()) {
+        return plan.step_renoised(index, x.clone(), eps.guided.clone(), unconditional.clone(), z, previous_x0);
+    }
+    let mut evaluate =
+        |x: Tensor<4>, log_snr: f64| guided_epsilon_with(networks, x, log_snr, condition, guidance, apg).guided;
+    plan.step(index, x.clone(), eps.guided.clone(), z, previous_x0, &mut evaluate)
 }

@@ -12,21 +12,32 @@ pub struct EmbeddedModel {
     pub unet: &'static [u8],
     /// For a latent model, the autoencoder whose latent space it works in.
     pub autoencoder: Option<&'static [u8]>,
+    /// Autoguidance's weaker model: an earlier checkpoint of the same training run's kind (Karras et al.
+    /// 2024 guide with a smaller, shorter-trained version of the model).
+    pub guide: Option<&'static [u8]>,
 }
 
 pub const MODELS: &[EmbeddedModel] = &[
-    EmbeddedModel { name: "Fashion-MNIST (pixel UNet)", short_name: "fashion", unet: FASHION_UNET, autoencoder: None },
+    EmbeddedModel {
+        name: "Fashion-MNIST (pixel UNet)",
+        short_name: "fashion",
+        unet: FASHION_UNET,
+        autoencoder: None,
+        guide: Some(FASHION_UNET_GUIDE),
+    },
     EmbeddedModel {
         name: "Fashion-MNIST (latent UNet)",
         short_name: "latent",
         unet: FASHION_LATENT_UNET,
         autoencoder: Some(FASHION_AUTOENCODER),
+        guide: Some(FASHION_LATENT_UNET_GUIDE),
     },
     EmbeddedModel {
         name: "Fashion-MNIST (text, latent UNet)",
         short_name: "fashion-text",
         unet: FASHION_TEXT_UNET,
         autoencoder: Some(FASHION_AUTOENCODER),
+        guide: Some(FASHION_TEXT_UNET_GUIDE),
     },
 ];
 
@@ -49,6 +60,13 @@ pub const FASHION_LATENT_UNET: &[u8] = include_bytes!("../../assets/models/fashi
 /// The text-conditioned latent UNet: the latent model's network with τ_θ a text encoder over prompts, trained
 /// on captions measured from each training image (`train --captions`).
 pub const FASHION_TEXT_UNET: &[u8] = include_bytes!("../../assets/models/fashion-text-unet.dlab");
+
+/// Autoguidance's weaker models: each built-in model's own run earlier (the repository's history): the pixel
+/// UNet at step 5000 of 10 000 (commit 2a05ab6), the latent UNet at 3000 of 12 000 (c398dc5, with today's
+/// autoencoder, unchanged since), the text UNet at 1000 of 12 000 (f04cd27).
+pub const FASHION_UNET_GUIDE: &[u8] = include_bytes!("../../assets/models/guides/fashion-unet-5000.dlab");
+pub const FASHION_LATENT_UNET_GUIDE: &[u8] = include_bytes!("../../assets/models/guides/fashion-latent-unet-3000.dlab");
+pub const FASHION_TEXT_UNET_GUIDE: &[u8] = include_bytes!("../../assets/models/guides/fashion-text-unet-1000.dlab");
 
 /// Latent diffusion's autoencoder (E and D, f16, with its latent scale); the discriminator stays behind.
 pub const FASHION_AUTOENCODER: &[u8] = include_bytes!("../../assets/models/fashion-autoencoder.dlab");

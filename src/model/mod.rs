@@ -80,6 +80,8 @@ pub struct LoadedUnet {
     pub model: UNet,
     pub config: UNetConfig,
     pub header: CheckpointHeader,
+    /// Autoguidance's weaker model of the same kind (an earlier checkpoint), where one was given.
+    pub guide: Option<Box<UNet>>,
 }
 
 impl LoadedUnet {
@@ -93,7 +95,7 @@ impl LoadedUnet {
         config.validate().map_err(|e| CheckpointError::Header(format!("UNet config: {e}")))?;
         check_weights_fit(config.parameter_count(), checkpoint)?;
         let model = module_from_bytes(config.init(device), checkpoint.section("weights")?, "weights")?;
-        Ok(Self { model, config, header: checkpoint.header.clone() })
+        Ok(Self { model, config, header: checkpoint.header.clone(), guide: None })
     }
 
     /// Whether it denoises an autoencoder's latents rather than pixels.

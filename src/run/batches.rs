@@ -9,7 +9,7 @@ use burn::prelude::*;
 use super::generate::{GenerateError, GenerateRequest, RunHooks, RunStart, latent_decoder, prompt_condition, run_from};
 use crate::diffusion::NoiseSource;
 use crate::images::Picture;
-use crate::model::denoise::{Condition, Guidance};
+use crate::model::denoise::Condition;
 use crate::model::{LoadedAutoencoder, LoadedUnet};
 
 /// Images sampled together (twice that through the network with classifier-free guidance): bounded
@@ -32,6 +32,7 @@ pub fn run_images(
 ) -> Result<Vec<Picture>, GenerateError> {
     let num_classes = model.config.num_classes;
     check(request, classes, num_classes)?;
+    super::generate::check(model, &GenerateRequest { batch: 1, class: None, ..request.clone() })?;
     let decoder = latent_decoder(model, decoder)?;
     let schedule = request.schedule.build()?;
     let (plan, level) = request.plan(&schedule)?;
@@ -40,13 +41,13 @@ pub fn run_images(
     // w as asked, for every image: an unconditional image's two branches are both ε̂_∅, so guidance leaves it
     // ε̂_∅ + w·0. (A window run of no class evaluates ε̂_∅ once, which can differ from it in the last bits:
     // `sample` has always guided so, and its images stay what they were.)
-    let guidance = Guidance { scale: request.guidance, interval: request.guidance_interval };
+    let guidance = request.guidance_settings();
     let mut noise = NoiseSource::new(request.seed);
     let mut pictures = Vec::with_capacity(classes.len());
     for chunk in classes.chunks(SAMPLE_BATCH) {
         let n = chunk.len();
         let x = noise.tensor([n, c, size, size], device);
-        let start = RunStart { plan: plan.clone(), level, x, previous_x0: None, noise, inpaint: None };
+        let start = RunStart { plan: plan.clone(), level, x, previous_x0: None, apg: None, noise, inpaint: None };
         let condition = batch_condition(request, model, chunk, device)?;
         let keep_going = || {
             progress();

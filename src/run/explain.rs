@@ -10,6 +10,7 @@ use burn::prelude::*;
 use super::generate::{Frame, GenerateError, GenerateRequest, InitImage, StepParts};
 use crate::diffusion::SamplingPlan;
 use crate::diffusion::equation::{Equation, equation, number_text};
+use crate::diffusion::guidance::GuidanceMethod;
 use crate::diffusion::objective::Conversion;
 use crate::diffusion::sampler::NOISE;
 
@@ -187,7 +188,13 @@ fn recorded_terms(plan: &SamplingPlan, previous: &Frame, frame: &Frame, parts: &
     let previous_x0 = plan.uses_previous_x0().then(|| tensor(&previous.x0_pred));
     let eps_second = parts.eps_second.as_ref().map(|e| tensor(e));
     let mut recorded_second = |x: Tensor<4>, _: f64| eps_second.clone().unwrap_or_else(|| x.zeros_like());
-    let taken = plan.terms(previous.index, x_t, tensor(&frame.eps), noise, previous_x0.as_ref(), &mut recorded_second);
+    let eps = tensor(&frame.eps);
+    let renoise = parts.unconditional.as_ref().filter(|_| parts.method == GuidanceMethod::CfgPlusPlus);
+    let taken = match renoise {
+        // CFG++ renoised x̂_0 with the recorded ε̂_∅.
+        Some(renoise) => plan.terms_renoised(previous.index, x_t, eps, tensor(renoise), noise, previous_x0.as_ref()),
+        None => plan.terms(previous.index, x_t, eps, noise, previous_x0.as_ref(), &mut recorded_second),
+    };
     let terms = taken
         .terms
         .iter()

@@ -32,6 +32,9 @@ pub struct Frame {
 pub struct StepParts {
     /// w at this step (1 outside a guidance interval; 0 for an unconditional run).
     pub guidance: f64,
+    /// The guidance method of this step (CFG outside a guidance interval). For autoguidance
+    /// `unconditional` holds the weaker model's ε̂_y; for CFG++ it is also the ε̂ that renoised x̂_0.
+    pub method: crate::diffusion::guidance::GuidanceMethod,
     /// ε̂_∅ = ε_θ(x_t, ∅), where evaluated (w ≠ 1).
     pub unconditional: Option<Arc<Vec<f32>>>,
     /// ε̂_y = ε_θ(x_t, y), where evaluated (w ≠ 0).

@@ -13,8 +13,11 @@ pub use super::request::{
     Branch, GenerateError, GenerateRequest, InitImage, Interpolate, MAX_BATCH, MAX_BRANCH_DEPTH, MAX_RESAMPLE,
     PromptRequest,
 };
+use crate::diffusion::guidance::GuidanceMethod;
 use crate::diffusion::{NoiseLevel, NoiseSource, SamplingPlan, edit};
-use crate::model::denoise::{Condition, DenoiseState, Guidance, Inpaint, PromptCondition, StepOutput, denoise_from};
+use crate::model::denoise::{
+    Condition, DenoiseState, Guidance, Inpaint, Networks, PromptCondition, StepOutput, denoise_guided_from,
+};
 use crate::model::{LoadedAutoencoder, LoadedUnet};
 
 pub fn values_from_tensor(t: &Tensor<4>) -> Result<Vec<f32>, GenerateError> {
@@ -114,7 +117,7 @@ pub fn run_generate(
     device: &Device,
     hooks: RunHooks<'_>,
 ) -> Result<RunSummary, GenerateError> {
-    request.validate(model.config.num_classes)?;
+    check(model, request)?;
     let decoder = latent_decoder(model, decoder)?;
     let started = Instant::now();
     let start = run_start(model, decoder, request, device)?;
@@ -122,6 +125,24 @@ pub fn run_generate(
     let guidance = guidance_of(request, model.config.text.is_some());
     let (summary, _) = run_from(model, decoder, start, &condition, guidance, started, hooks)?;
     Ok(summary)
+}
+
+/// Checks `request` against `model`: its settings, and a weaker model to guide with for autoguidance.
+pub(super) fn check(model: &LoadedUnet, request: &GenerateRequest) -> Result<(), GenerateError> {
+    request.validate(model.config.num_classes)?;
+    let mut asked = Some(request);
+    while let Some(request) = asked {
+        if request.guidance_method.method == GuidanceMethod::Auto && model.guide.is_none() {
+            return Err(GenerateError::NoGuide);
+        }
+        asked = request.branch.as_ref().map(|b| b.parent.as_ref());
+    }
+    Ok(())
+}
+
+/// The networks a run of `model` evaluates: it, and the weaker model that autoguidance guides it with.
+fn networks(model: &LoadedUnet) -> Networks<'_> {
+    Networks { model: &model.model, guide: model.guide.as_deref() }
 }
 
 /// The decoder a run of `model` goes through: a latent model's (an error without one), none for pixels.
@@ -149,7 +170,7 @@ pub(super) fn run_from(
     started: Instant,
     hooks: RunHooks<'_>,
 ) -> Result<(RunSummary, NoiseSource), GenerateError> {
-    let RunStart { plan, level: start, x: x_start, previous_x0, mut noise, inpaint } = start;
+    let RunStart { plan, level: start, x: x_start, previous_x0, apg, mut noise, inpaint } = start;
     let shape = x_start.dims();
     let mut budget = DecodeBudget::new(started);
     let x_start_decoded = decoder.map(|ae| budget.decode(ae, &x_start, None)).transpose()?;
@@ -174,8 +195,8 @@ pub(super) fn run_from(
     let mut cancelled = false;
     let total = plan.len();
     let emit = hooks.emit;
-    let state = DenoiseState { x: x_start, previous_x0 };
-    denoise_from(&model.model, &plan, state, condition, guidance, &mut noise, inpaint.as_ref(), |step| {
+    let state = DenoiseState { x: x_start, previous_x0, apg };
+    denoise_guided_from(networks(model), &plan, state, condition, &guidance, &mut noise, inpaint.as_ref(), |step| {
         steps_done = step.index + 1;
         let last = steps_done == total;
         if hooks.stream || last {
@@ -207,6 +228,8 @@ pub(super) struct RunStart {
     /// [batch, channels, h, w]
     pub x: Tensor<4>,
     pub previous_x0: Option<Tensor<4>>,
+    /// APG's momentum where a branch's parent left it.
+    pub apg: Option<Tensor<4>>,
     pub noise: NoiseSource,
     pub inpaint: Option<Inpaint>,
 }
@@ -241,20 +264,21 @@ fn run_start(
                 (x_start, inpaint)
             }
         };
-        return Ok(RunStart { plan, level, x, previous_x0: None, noise, inpaint });
+        return Ok(RunStart { plan, level, x, previous_x0: None, apg: None, noise, inpaint });
     };
     let parent = &branch.parent;
-    let RunStart { plan: parent_plan, x, previous_x0, mut noise, inpaint, .. } =
+    let RunStart { plan: parent_plan, x, previous_x0, apg, mut noise, inpaint, .. } =
         run_start(model, decoder, parent, device)?;
     let before = SamplingPlan { steps: parent_plan.steps[..branch.at_step].to_vec(), ..parent_plan };
     let condition = condition(parent, &model.config, device)?;
-    let state = DenoiseState { x, previous_x0 };
-    let state = denoise_from(
-        &model.model,
+    let state = DenoiseState { x, previous_x0, apg };
+    let parent_guidance = guidance_of(parent, model.config.text.is_some());
+    let state = denoise_guided_from(
+        networks(model),
         &before,
         state,
         &condition,
-        guidance_of(parent, model.config.text.is_some()),
+        &parent_guidance,
         &mut noise,
         inpaint.as_ref(),
         |_| ControlFlow::Continue(()),
@@ -262,17 +286,18 @@ fn run_start(
     let same_plan = request.sampler == parent.sampler;
     let noise = if request.seed == parent.seed { noise } else { NoiseSource::new(request.seed) };
     let previous_x0 = state.previous_x0.filter(|_| same_plan);
-    Ok(RunStart { plan, level, x: state.x, previous_x0, noise, inpaint })
+    // APG's momentum goes on where the parent's run left it, when the branch guides with APG too.
+    let apg = state.apg.filter(|_| request.guidance_method.method == GuidanceMethod::Apg);
+    Ok(RunStart { plan, level, x: state.x, previous_x0, apg, noise, inpaint })
 }
 
-/// Classifier-free guidance as `request` asks for it: unconditional requests have no conditional branch
-/// to guide towards.
-fn guidance_of(request: &GenerateRequest, text_model: bool) -> Guidance {
+/// Guidance as `request` asks for it: unconditional requests have no conditional branch to guide towards.
+pub(super) fn guidance_of(request: &GenerateRequest, text_model: bool) -> Guidance {
     match (request.class, &request.prompt) {
         // The empty prompt is guidance's ∅ itself: one evaluation, the unconditional model.
         (_, Some(p)) if text_model && p.text.trim().is_empty() && p.negative.trim().is_empty() => Guidance::from(0.0),
-        (_, Some(_)) if text_model => Guidance { scale: request.guidance, interval: request.guidance_interval },
-        (Some(_), _) => Guidance { scale: request.guidance, interval: request.guidance_interval },
+        (_, Some(_)) if text_model => request.guidance_settings(),
+        (Some(_), _) => request.guidance_settings(),
         (None, _) => Guidance::from(0.0),
     }
 }
@@ -376,6 +401,7 @@ fn step_parts(step: &StepOutput<'_>) -> Result<StepParts, GenerateError> {
     let read = |t: Option<&Tensor<4>>| t.map(|t| values_from_tensor(t).map(Arc::new)).transpose();
     Ok(StepParts {
         guidance: step.guidance,
+        method: step.method,
         unconditional: read(step.unconditional)?,
         conditional: read(step.conditional)?,
         noise: read(step.noise)?,

@@ -321,6 +321,7 @@ mod tests {
             prompt: None,
             guidance: 2.0,
             guidance_interval: None,
+            guidance_method: Default::default(),
             init: None,
             interpolate: None,
             branch: None,

@@ -60,6 +60,8 @@ pub enum ResolveError {
     NoAutoencoder { name: String },
     #[error("cannot load the classifier {name}: {cause}")]
     Classifier { name: String, cause: CheckpointError },
+    #[error("cannot guide with {name}: {why}")]
+    Guide { name: String, why: String },
 }
 
 impl ResolveError {
@@ -70,7 +72,7 @@ impl ResolveError {
             | ResolveError::Autoencoder { cause, .. }
             | ResolveError::RecordedAutoencoder { cause, .. }
             | ResolveError::Classifier { cause, .. } => Some(cause),
-            ResolveError::NoSuchModel { .. } | ResolveError::NoAutoencoder { .. } => None,
+            ResolveError::NoSuchModel { .. } | ResolveError::NoAutoencoder { .. } | ResolveError::Guide { .. } => None,
         }
     }
 }
@@ -86,6 +88,8 @@ pub struct ResolvedModel {
     pub config: UNetConfig,
     /// For a latent model, the autoencoder whose latents it works in (any model, when one was given).
     pub autoencoder: Option<Checkpoint>,
+    /// Autoguidance's weaker model: a built-in model's own earlier checkpoint, or the one `--guide` gives.
+    pub guide: Option<Checkpoint>,
 }
 
 impl ResolvedModel {
@@ -95,11 +99,17 @@ impl ResolvedModel {
         let given = autoencoder.map(|path| CheckpointSource::File(path.to_path_buf()));
         let id = ModelId::of_model_flag(name);
         match embedded::model_by_short_name(name) {
-            Some(builtin) => Self::from_sources(
-                id,
-                &CheckpointSource::Embedded(builtin.unet),
-                given.or(builtin.autoencoder.map(CheckpointSource::Embedded)).as_ref(),
-            ),
+            Some(builtin) => {
+                let resolved = Self::from_sources(
+                    id,
+                    &CheckpointSource::Embedded(builtin.unet),
+                    given.or(builtin.autoencoder.map(CheckpointSource::Embedded)).as_ref(),
+                )?;
+                match builtin.guide {
+                    Some(bytes) => resolved.with_guide(&CheckpointSource::Embedded(bytes)),
+                    None => Ok(resolved),
+                }
+            }
             None => {
                 if !Path::new(name).exists() && !name.contains(['/', '.']) {
                     let names: Vec<&str> = embedded::MODELS.iter().map(|m| m.short_name).collect();
@@ -147,7 +157,31 @@ impl ResolvedModel {
         if latent && autoencoder.is_none() {
             return Err(ResolveError::NoAutoencoder { name });
         }
-        Ok(Self { id, unet: checkpoint, config, autoencoder })
+        Ok(Self { id, unet: checkpoint, config, autoencoder, guide: None })
+    }
+
+    /// The model with `guide` as autoguidance's weaker model (`--guide`), checked to be of the same kind:
+    /// pixel or latent, the same picture shape, classes and conditioning (Karras et al. guide with a smaller
+    /// or shorter-trained version of the same model).
+    pub fn with_guide(self, guide: &CheckpointSource) -> Result<Self, ResolveError> {
+        let name = guide.name("(built in)");
+        let bad = |why: String| ResolveError::Guide { name: name.clone(), why };
+        let checkpoint = guide.read().map_err(|cause| bad(cause.to_string()))?;
+        let config: UNetConfig =
+            serde_json::from_value(checkpoint.header.config.clone()).map_err(|e| bad(format!("not a UNet: {e}")))?;
+        let shape = |c: &UNetConfig| (c.image_channels, c.image_size, c.num_classes, c.text.is_some());
+        if checkpoint.header.kind != self.unet.header.kind || shape(&config) != shape(&self.config) {
+            let describe = |kind: ModelKind, c: &UNetConfig| {
+                let text = if c.text.is_some() { ", prompts" } else { "" };
+                format!("{kind} of {}x{s}x{s}, {} classes{text}", c.image_channels, c.num_classes, s = c.image_size)
+            };
+            return Err(bad(format!(
+                "it is {}, the model {}: the guide must be a model of the same kind (an earlier checkpoint of it)",
+                describe(checkpoint.header.kind, &config),
+                describe(self.unet.header.kind, &self.config)
+            )));
+        }
+        Ok(Self { guide: Some(checkpoint), ..self })
     }
 
     /// The schedule the model was trained around (every subcommand's default).
@@ -175,8 +209,15 @@ impl ResolvedModel {
     /// The UNet and its autoencoder on `device`.
     pub fn load(&self, device: &Device) -> Result<LoadedModel, ResolveError> {
         let name = self.id.to_string();
-        let unet = LoadedUnet::from_checkpoint(&self.unet, device)
+        let mut unet = LoadedUnet::from_checkpoint(&self.unet, device)
             .map_err(|cause| ResolveError::Model { name: name.clone(), cause })?;
+        if let Some(guide) = &self.guide {
+            let guide = LoadedUnet::from_checkpoint(guide, device).map_err(|cause| ResolveError::Guide {
+                name: format!("the guide of {name}"),
+                why: cause.to_string(),
+            })?;
+            unet.guide = Some(Box::new(guide.model));
+        }
         let autoencoder = match &self.autoencoder {
             Some(checkpoint) => Some(
                 LoadedAutoencoder::from_checkpoint(checkpoint, device)
@@ -221,6 +262,9 @@ pub struct LoadedModel {
 impl LoadedModel {
     pub fn move_to(&mut self, device: &Device) {
         self.unet.model = self.unet.model.clone().to_device(device);
+        if let Some(guide) = &mut self.unet.guide {
+            **guide = guide.as_ref().clone().to_device(device);
+        }
         if let Some(ae) = &mut self.autoencoder {
             ae.model = ae.model.clone().to_device(device);
         }
@@ -240,6 +284,7 @@ impl LoadedModel {
             prompt: None,
             guidance: crate::model::denoise::DEFAULT_GUIDANCE,
             guidance_interval: None,
+            guidance_method: Default::default(),
             init: None,
             interpolate: None,
             branch: None,

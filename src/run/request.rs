@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::diffusion::guidance::{Guidance, GuidanceError, GuidanceMethod, GuidanceParams, cfgpp_supports};
 use crate::diffusion::{BetaSchedule, NoiseLevel, Sampler, SamplingPlan};
 
 /// Everything that decides the pixels of a run; saved into PNGs so a run can be restored.
@@ -29,6 +30,10 @@ pub struct GenerateRequest {
     /// (see [`crate::model::denoise::Guidance`]). `None`: at every level.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guidance_interval: Option<[f64; 2]>,
+    /// The guidance method and its parameters (`guidance` is its scale: w, or CFG++'s λ). Plain CFG, the
+    /// default, is left out of saved settings, so settings saved before methods existed read as CFG.
+    #[serde(default, skip_serializing_if = "GuidanceParams::is_default")]
+    pub guidance_method: GuidanceParams,
     /// Image-to-image and inpainting: start from a picture instead of pure noise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<InitImage>,
@@ -160,10 +165,13 @@ pub enum GenerateError {
     Class { class: usize, classes: usize },
     #[error("{0}")]
     Prompt(String),
-    #[error("guidance must be a finite number of at least 0, got {0}")]
-    Guidance(f64),
-    #[error("the guidance interval must be two noise levels λ from low to high, got {0} to {1}")]
-    GuidanceInterval(f64, f64),
+    #[error(transparent)]
+    Guidance(#[from] GuidanceError),
+    #[error(
+        "autoguidance needs a weaker model of the same kind to guide with: the built-in models bring their own; \
+         for a model file pass --guide with an earlier checkpoint of it"
+    )]
+    NoGuide,
     #[error("the sampler produced non-finite values at t = {t}: the schedule or guidance is too extreme")]
     NonFinite { t: usize },
     #[error("reading a step back from the device failed: {0}")]
@@ -193,6 +201,11 @@ impl GenerateRequest {
         depth
     }
 
+    /// The guidance the request asks for: its method and parameters at scale `guidance`, in its interval.
+    pub fn guidance_settings(&self) -> Guidance {
+        Guidance { scale: self.guidance, interval: self.guidance_interval, params: self.guidance_method }
+    }
+
     /// Checks the request against a model that knows `num_classes` classes.
     pub fn validate(&self, num_classes: usize) -> Result<(), GenerateError> {
         let schedule = self.schedule.build()?;
@@ -203,13 +216,9 @@ impl GenerateRequest {
         if let Some(class) = self.class.filter(|c| *c >= num_classes) {
             return Err(GenerateError::Class { class, classes: num_classes });
         }
-        if !(self.guidance.is_finite() && self.guidance >= 0.0) {
-            return Err(GenerateError::Guidance(self.guidance));
-        }
-        if let Some([low, high]) = self.guidance_interval
-            && (low.is_nan() || high.is_nan() || low > high)
-        {
-            return Err(GenerateError::GuidanceInterval(low, high));
+        self.guidance_settings().validate()?;
+        if self.guidance_method.method == GuidanceMethod::CfgPlusPlus {
+            cfgpp_supports(self.sampler.method)?;
         }
         if let Some(i) = &self.interpolate {
             if !(0.0..=1.0).contains(&i.u) {

@@ -28,6 +28,7 @@ impl BranchMode {
             class: settings.class,
             guidance: settings.guidance,
             guidance_interval: settings.guidance_interval,
+            guidance_method: Default::default(),
             interpolate: None,
             branch: Some(branch.clone()),
             ..(*branch.parent).clone()
