@@ -245,3 +245,41 @@ fn bad_guidance_is_one_clear_line() {
     let stderr = String::from_utf8_lossy(&ran.stderr);
     assert!(!ran.status.success() && stderr.contains("cannot guide with"), "{stderr}");
 }
+
+#[test]
+fn this_step_shows_each_methods_formula_with_the_numbers_it_used() {
+    let device = Device::flex();
+    let model = tiny_model(&device);
+    for method in GuidanceMethod::ALL {
+        let scale = if method == GuidanceMethod::CfgPlusPlus { 0.6 } else { 3.5 };
+        let mut request = request(Sampler::ddim(5, 0.0), method, scale);
+        request.guidance_method.rescale_phi = 0.6;
+        request.guidance_method.apg = ApgParams { eta: 0.4, momentum: -0.5, threshold: 0.5 };
+        let frames = record(&model, &request, &device).unwrap();
+        for step in [0, 3] {
+            let explained = explain_step(&request, model.x0_bound(), &frames[step], &frames[step + 1]).unwrap();
+            let shown = &explained.guidance_explained;
+            assert_eq!(shown.method, method);
+            // ε̂ made again from the recorded branches by the formula shown is the ε̂ the step used.
+            let again = shown.eps.as_ref().expect("both branches ran");
+            let off = common::max_difference(again, &frames[step + 1].eps);
+            assert!(off < 1e-4, "{method} step {step}: the formula's ε̂ is {off} off the one used");
+            let text = shown.lines.join("\n");
+            let scale_shown = if method == GuidanceMethod::CfgPlusPlus { "λ = 0.6" } else { "w = 3.5" };
+            assert!(text.contains(scale_shown), "{method}: {text}");
+            match method {
+                GuidanceMethod::Rescale => {
+                    assert!(text.contains("φ = 0.6") && text.contains("σ(x_y)/σ(x_cfg)"), "{text}")
+                }
+                GuidanceMethod::Apg => {
+                    assert!(text.contains("η = 0.4, β = -0.5, r = 0.5"), "{text}");
+                    let momentum = if step == 0 { "no Δ_prev yet" } else { "β Δ_prev added" };
+                    assert!(text.contains(momentum), "{method} step {step}: {text}");
+                }
+                GuidanceMethod::Auto => assert!(text.contains("ε̂_weak"), "{text}"),
+                GuidanceMethod::CfgPlusPlus => assert!(text.contains("renoises x̂_0 with ε̂_∅"), "{text}"),
+                GuidanceMethod::Cfg => assert!(text.contains("ε̂ = ε̂_Ø + w (ε̂_y - ε̂_Ø)"), "{text}"),
+            }
+        }
+    }
+}

@@ -10,6 +10,7 @@ use super::dialogs::{FileEvent, Pick};
 use super::state::{RunStatus, Trajectory};
 use super::viewer::{StepRate, TrajectoryViewer};
 use crate::data::FASHION_MNIST_CLASSES;
+use crate::diffusion::guidance::GuidanceMethod;
 use crate::diffusion::{DdpmVariance, Method, Sampler, Spacing};
 use crate::engine::DeviceChoice;
 use crate::engine::{Event, GenerateRequest};
@@ -210,14 +211,18 @@ impl GeneratePanel {
                 settings.class.is_some()
             }
         };
+        guidance_method_ui(ui, settings, conditioned);
+        // CFG++'s λ lives in [0, 1]; every other method's w in [0, 10].
+        let (most, step) =
+            if settings.guidance_method.method == GuidanceMethod::CfgPlusPlus { (1.0, 0.05) } else { (10.0, 0.1) };
         ui.add_enabled(
             conditioned,
-            egui::Slider::new(&mut settings.guidance, 0.0..=10.0).step_by(0.1).text("Guidance"),
+            egui::Slider::new(&mut settings.guidance, 0.0..=most).step_by(step).text("Guidance"),
         )
         .on_hover_text(
-            "Classifier-free guidance w: ε̂ = ε̂_Ø + w (ε̂_y - ε̂_Ø); 0 = unconditional, 1 = conditional, more = \
-                 stronger class or prompt. Ho & Salimans (2021) count from the conditional model: their w is this \
-                 w - 1 (the default 1.5 is their 0.5).",
+            "The guidance scale w (CFG++: λ): 0 = unconditional, 1 = conditional, more = stronger class or prompt. \
+             Ho & Salimans (2021) count from the conditional model: their w is this w - 1 (the default 1.5 is \
+             their 0.5).",
         );
         guidance_interval_ui(ui, &mut settings.guidance_interval, conditioned);
         sampler_ui(ui, "", &mut settings.sampler, settings.schedule.steps);
@@ -337,6 +342,50 @@ pub fn sampler_ui(ui: &mut egui::Ui, prefix: &str, sampler: &mut Sampler, schedu
         }
         _ => {}
     }
+}
+
+/// The guidance method (issue 37) and its own parameters; each method's formula and paper on hover.
+/// Choosing a method sets the scale to its paper's default.
+fn guidance_method_ui(ui: &mut egui::Ui, settings: &mut super::state::Settings, enabled: bool) {
+    ui.add_enabled_ui(enabled, |ui| {
+        let params = &mut settings.guidance_method;
+        let before = params.method;
+        egui::ComboBox::from_label("Guidance method").selected_text(params.method.label()).show_ui(ui, |ui| {
+            for method in GuidanceMethod::ALL {
+                ui.selectable_value(&mut params.method, method, method.label()).on_hover_text(format!(
+                    "{}\n{}",
+                    method.formula(),
+                    method.paper()
+                ));
+            }
+        });
+        if params.method != before {
+            settings.guidance = params.method.default_scale();
+        }
+        let params = &mut settings.guidance_method;
+        match params.method {
+            GuidanceMethod::Rescale => {
+                ui.add(egui::Slider::new(&mut params.rescale_phi, 0.0..=1.0).text("rescale φ")).on_hover_text(
+                    "The share of the prediction rescaled to the conditional one's standard deviation per image",
+                );
+            }
+            GuidanceMethod::Apg => {
+                ui.add(egui::Slider::new(&mut params.apg.eta, 0.0..=1.0).text("APG η"))
+                    .on_hover_text("The weight of the update's part along x̂_y (0: only the orthogonal part)");
+                ui.add(egui::Slider::new(&mut params.apg.momentum, -0.95..=0.95).text("APG momentum β"))
+                    .on_hover_text("Δ = x̂_y - x̂_∅ + β Δ_prev: negative pushes away from the last steps' direction");
+                ui.add(egui::Slider::new(&mut params.apg.threshold, 0.0..=20.0).text("APG norm limit r"))
+                    .on_hover_text("The largest norm of Δ per image (0: no limit)");
+            }
+            GuidanceMethod::CfgPlusPlus => {
+                ui.label("CFG++ runs on DDIM, Euler a and DPM++ 2M");
+            }
+            GuidanceMethod::Auto => {
+                ui.label("Guided by a weaker model of the same kind (a built-in model's earlier checkpoint)");
+            }
+            GuidanceMethod::Cfg => {}
+        }
+    });
 }
 
 /// Guidance limited to a range of noise levels (Kynkäänniemi et al. 2024): a switch and the range in λ.

@@ -260,17 +260,9 @@ fn numbers_ui(ui: &mut egui::Ui, e: &StepExplanation) {
         "Clipping x̂_0 changed {:.1} % of its values (what the network predicted outside the data range).",
         100.0 * e.clipped_share()
     ));
-    match e.guidance_size() {
-        Some(size) => {
-            let mean = size.iter().sum::<f32>() / size.len().max(1) as f32;
-            ui.label(format!(
-                "Guidance: ε̂ = ε̂_Ø + w (ε̂_y - ε̂_Ø) with w = {} ; mean |ε̂_y - ε̂_Ø| = {mean:.4}",
-                number_text(e.guidance)
-            ));
-        }
-        None => {
-            ui.label(format!("Guidance: w = {}, so only one branch ran: ε̂ is that branch.", number_text(e.guidance)));
-        }
+    // The guidance method's formula with this step's numbers (its ε̂ made again from the branches).
+    for line in &e.guidance_explained.lines {
+        ui.label(line);
     }
     if let Some(note) = &e.note {
         ui.label(RichText::new(note).color(ui.visuals().warn_fg_color));

@@ -365,6 +365,10 @@ impl<const D: usize> Default for ApgMomentum<D> {
 pub struct ApgOutput<const D: usize> {
     pub guided: Tensor<D>,
     pub running: Tensor<D>,
+    /// Δ after the norm limit (what is split along x̂_y).
+    pub limited: Tensor<D>,
+    /// Δ_∥, its part along x̂_y.
+    pub parallel: Tensor<D>,
     /// The update Δ_⊥ + η Δ_∥ that (w - 1) multiplies.
     pub update: Tensor<D>,
 }
@@ -396,10 +400,17 @@ pub fn apg<const D: usize>(
     let unit = x0_conditional.clone().div(length.clamp_min(1e-12));
     let along = to_rank::<D>(per_sample(diff.clone().mul(unit.clone())).sum_dim(1));
     let parallel = unit.mul(along);
-    let orthogonal = diff.sub(parallel.clone());
-    let update = orthogonal.add(parallel.mul_scalar(params.eta));
+    let orthogonal = diff.clone().sub(parallel.clone());
+    let update = orthogonal.add(parallel.clone().mul_scalar(params.eta));
     let guided = x0_conditional.add(update.clone().mul_scalar(w - 1.0));
-    ApgOutput { guided, running, update }
+    ApgOutput { guided, running, limited: diff, parallel, update }
+}
+
+/// Each sample's Euclidean norm, [batch].
+pub fn norms<const D: usize>(x: Tensor<D>) -> Tensor<1> {
+    let flat = per_sample(x);
+    let batch = flat.dims()[0];
+    flat.powi_scalar(2).sum_dim(1).sqrt().reshape([batch])
 }
 
 /// x as [batch, everything else].

@@ -77,6 +77,7 @@ fn joined_parts(runs: &[Vec<Frame>], i: usize) -> Option<crate::run::generate::S
     Some(crate::run::generate::StepParts {
         guidance: parts.first()?.guidance,
         method: parts.first()?.method,
+        apg_previous: join(&|p| p.apg_previous.clone()),
         unconditional: join(&|p| p.unconditional.clone()),
         conditional: join(&|p| p.conditional.clone()),
         noise: join(&|p| p.noise.clone()),

@@ -27,6 +27,8 @@ pub struct StepOutput<'a> {
     pub guidance: f64,
     /// The guidance method used at this step (CFG outside a guidance interval).
     pub method: GuidanceMethod,
+    /// APG's running average before this step (what its momentum continued from).
+    pub apg_previous: Option<&'a Tensor<4>>,
     /// The fresh noise z the sampler added (stochastic samplers), as drawn.
     pub noise: Option<&'a Tensor<4>>,
     /// Heun's second (guided) evaluation at the point its Euler step reached.
@@ -380,6 +382,7 @@ pub fn denoise_guided_from(
             conditional: eps.conditional.as_ref(),
             guidance: eps.scale,
             method: eps.method,
+            apg_previous: apg.as_ref().filter(|_| eps.method == GuidanceMethod::Apg),
             noise: z.as_ref(),
             eps_second: out.eps_second.as_ref(),
             objective: networks.model.objective(),

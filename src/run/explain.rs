@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use burn::prelude::*;
 
+use super::explain_guidance::{GuidanceExplanation, explain_guidance};
 use super::generate::{Frame, GenerateError, GenerateRequest, InitImage, StepParts};
 use crate::diffusion::SamplingPlan;
 use crate::diffusion::equation::{Equation, equation, number_text};
@@ -51,6 +52,8 @@ pub struct StepExplanation {
     pub note: Option<String>,
     /// How the network's prediction was read as ε̂ and x̂_0 at this step's λ: the coefficients the run used.
     pub conversion: Conversion,
+    /// The guidance method's formula with this step's numbers, and ε̂ made again from the branches by it.
+    pub guidance_explained: GuidanceExplanation,
 }
 
 impl StepExplanation {
@@ -81,6 +84,10 @@ impl StepExplanation {
                 .map(|t| TermValues { symbol: t.symbol, coefficient: t.coefficient, weighted: one(&t.weighted) })
                 .collect(),
             x_next: one(&self.x_next),
+            guidance_explained: GuidanceExplanation {
+                eps: self.guidance_explained.eps.as_deref().map(one),
+                ..self.guidance_explained.clone()
+            },
             ..self.clone()
         }
     }
@@ -164,6 +171,7 @@ pub fn explain_step(
         x_next,
         note,
         conversion: parts.objective.conversion_at(plan.steps[i].log_snr),
+        guidance_explained: explain_guidance(request, parts, &previous.x_t, frame.shape, plan.steps[i].log_snr),
     })
 }
 
@@ -357,11 +365,8 @@ pub fn step_text(e: &StepExplanation) -> Vec<String> {
         sum += &format!("{sign}{} · {}", number_text(t.coefficient.abs()), t.symbol);
     }
     lines.push(format!("x_{{t'}} = {sum}"));
-    lines.push(format!(
-        "guidance w = {}; clipping changed {:.1} % of x̂_0",
-        number_text(e.guidance),
-        100.0 * e.clipped_share()
-    ));
+    lines.extend(e.guidance_explained.lines.iter().cloned());
+    lines.push(format!("clipping changed {:.1} % of x̂_0", 100.0 * e.clipped_share()));
     lines
 }
 

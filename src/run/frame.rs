@@ -35,6 +35,8 @@ pub struct StepParts {
     /// The guidance method of this step (CFG outside a guidance interval). For autoguidance
     /// `unconditional` holds the weaker model's ε̂_y; for CFG++ it is also the ε̂ that renoised x̂_0.
     pub method: crate::diffusion::guidance::GuidanceMethod,
+    /// APG's running average before this step, where it had one (the momentum's Δ_prev).
+    pub apg_previous: Option<Arc<Vec<f32>>>,
     /// ε̂_∅ = ε_θ(x_t, ∅), where evaluated (w ≠ 1).
     pub unconditional: Option<Arc<Vec<f32>>>,
     /// ε̂_y = ε_θ(x_t, y), where evaluated (w ≠ 0).
@@ -50,7 +52,7 @@ pub struct StepParts {
 impl StepParts {
     /// Values kept, for the memory budget.
     fn len(&self) -> usize {
-        [&self.unconditional, &self.conditional, &self.noise, &self.eps_second]
+        [&self.unconditional, &self.conditional, &self.noise, &self.eps_second, &self.apg_previous]
             .into_iter()
             .flatten()
             .map(|v| v.len())

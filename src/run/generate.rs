@@ -402,6 +402,7 @@ fn step_parts(step: &StepOutput<'_>) -> Result<StepParts, GenerateError> {
     Ok(StepParts {
         guidance: step.guidance,
         method: step.method,
+        apg_previous: read(step.apg_previous)?,
         unconditional: read(step.unconditional)?,
         conditional: read(step.conditional)?,
         noise: read(step.noise)?,

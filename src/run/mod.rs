@@ -6,6 +6,7 @@
 
 pub mod batches;
 pub mod explain;
+pub mod explain_guidance;
 pub mod frame;
 pub mod generate;
 pub mod grid;

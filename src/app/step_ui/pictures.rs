@@ -51,14 +51,17 @@ pub(super) fn term_pictures(
         pictures.push(TermPicture { label, symbol, texture });
     };
     add("x_t (the step's input)".into(), "x_t", &e.x_t);
+    // Autoguidance's other branch is the weaker model's ε̂_y; every other method's, the unconditional ε̂_Ø.
+    let auto = e.guidance_explained.method == crate::diffusion::guidance::GuidanceMethod::Auto;
     if let Some(u) = &e.eps_unconditional {
-        add("ε̂_Ø (no class)".into(), NONE, u);
+        add(if auto { "ε̂_weak (the weaker model)" } else { "ε̂_Ø (no class)" }.into(), NONE, u);
     }
     if let Some(c) = &e.eps_conditional {
         add("ε̂_y (the class)".into(), NONE, c);
     }
     if let Some(added) = &e.guidance_added {
-        add(format!("w (ε̂_y - ε̂_Ø), w = {}", number_text(e.guidance)), NONE, added);
+        let other = if auto { "ε̂_weak" } else { "ε̂_Ø" };
+        add(format!("w (ε̂_y - {other}), w = {}", number_text(e.guidance)), NONE, added);
     }
     add("ε̂ (guided)".into(), "ε̂", &e.eps);
     add("x̂_0 before clipping".into(), NONE, &e.x0_unclipped);
