@@ -5,7 +5,8 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use common::{lab2d, text};
+
 use std::time::{Duration, Instant};
 
 use burn::prelude::Device;
@@ -35,7 +36,8 @@ fn a_trained_network_has_finite_likelihoods_and_the_bound_is_above_the_truth() {
     for _ in 0..800 {
         lab.train_step();
     }
-    let settings = LikelihoodSettings { points: 100, bound_stride: 10, ..LikelihoodSettings::full(BetaSchedule::cosine(1000)) };
+    let settings =
+        LikelihoodSettings { points: 100, bound_stride: 10, ..LikelihoodSettings::full(BetaSchedule::cosine(1000)) };
     let report = lab_likelihood(&lab, &settings, &device).unwrap();
     println!("{}\n{}", report.table_lines().join("\n"), report.gap_line());
     for row in &report.rows {
@@ -48,16 +50,6 @@ fn a_trained_network_has_finite_likelihoods_and_the_bound_is_above_the_truth() {
     let gap = report.difference(Column::Bound, Column::True);
     assert!(gap.mean > -3.0 * gap.standard_error, "bound below the truth: {gap:?}");
     assert!(report.network_stats.evaluations > 0 && report.exact_stats.evaluations > 0);
-}
-
-fn lab2d(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"));
-    command.arg("lab2d").args(args);
-    common::output_within(&mut command, Duration::from_secs(600), &format!("lab2d {}", args.join(" ")))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// `lab2d --likelihood` on a short run prints the four numbers and the formula's parts, and writes one
@@ -115,7 +107,8 @@ fn step_until(harness: &mut Harness<'static, LabApp>, what: &str, done: impl Fn(
 #[test]
 fn the_likelihood_section_fills_in_on_the_lab_page() {
     let app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), Settings::default());
-    let mut harness = Harness::builder().with_size([1280.0, 2400.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
+    let mut harness =
+        Harness::builder().with_size([1280.0, 2400.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
     harness.run_steps(2);
     harness.get_by_label("2-D lab").click();
     harness.run_steps(2);

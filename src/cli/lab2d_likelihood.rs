@@ -90,6 +90,11 @@ pub(super) fn likelihood(args: &Lab2dArgs, data: PointData, schedule: BetaSchedu
             );
         }
     }
+    let [prior, steps, decoder] = report.bound_parts();
+    println!(
+        "bound, network, mean over points: L_T + Σ L_t-1 + L_0 = {prior:.4} + {steps:.4} + {decoder:.4} = {:.4} bits/dim",
+        prior + steps + decoder
+    );
     println!("{}", report.gap_line());
     if let Some(path) = &args.csv {
         output::write_file(path, report.csv().as_bytes())?;

@@ -246,7 +246,10 @@ mod tests {
                 }
                 let exact = q_t.score_divergence(x);
                 let tolerance = 1e-5 * (1.0 + numeric.abs());
-                assert!((exact - numeric).abs() < tolerance, "ᾱ {alpha_bar}, x {x:?}: {exact} vs differences {numeric}");
+                assert!(
+                    (exact - numeric).abs() < tolerance,
+                    "ᾱ {alpha_bar}, x {x:?}: {exact} vs differences {numeric}"
+                );
                 let exact_eps = epsilon_divergence(exact, 1.0 - alpha_bar);
                 assert!((exact_eps - numeric_eps).abs() < tolerance, "ᾱ {alpha_bar}, x {x:?}: ∇·ε* {exact_eps}");
             }

@@ -145,8 +145,14 @@ pub enum Lab2dEvent {
         message: String,
     },
     /// The likelihood measured: true, ODE with the exact score, ODE with the network, the network's bound.
-    Likelihood { key: u64, report: Arc<LikelihoodReport> },
-    LikelihoodFailed { key: u64, message: String },
+    Likelihood {
+        key: u64,
+        report: Arc<LikelihoodReport>,
+    },
+    LikelihoodFailed {
+        key: u64,
+        message: String,
+    },
     /// A command or the training failed; `training_stopped` when it was the training, which has stopped.
     Failed {
         message: String,

@@ -288,7 +288,7 @@ pub fn network_flow_log_densities(
     Ok(solved?)
 }
 
-/// The bound L_T + Σ_{t≥2} L_{t-1} + L_0 of each point in bits per dimension, the network's ε̂ at each
+/// The bound's parts [L_T, Σ_{t≥2} L_{t-1}, L_0] of each point in bits per dimension, the network's ε̂ at each
 /// evaluated t (`stride` 1: every t), one fresh ε per (t, point) from `seed`, μ_θ from ε̂ unclipped (the
 /// reverse process as a model, no clipping), λ kept within the training range as the ODE keeps it.
 #[allow(clippy::too_many_arguments)]
@@ -301,10 +301,10 @@ pub fn bound_bits(
     seed: u64,
     variance: DdpmVariance,
     device: &Device,
-) -> Result<Vec<f64>, LabError> {
+) -> Result<Vec<[f64; 3]>, LabError> {
     let n = points.len();
     let x0: Vec<f32> = points.iter().flat_map(|p| [p[0] as f32, p[1] as f32]).collect();
-    let mut bits: Vec<f64> = x0.chunks_exact(2).map(|p| likelihood::prior_bits(schedule, p)).collect();
+    let mut bits: Vec<[f64; 3]> = x0.chunks_exact(2).map(|p| [likelihood::prior_bits(schedule, p), 0.0, 0.0]).collect();
     for (t, weight) in evaluated_steps(schedule.steps(), stride, seed) {
         let i = t - 1;
         let noise = NoiseSource::new(seed ^ (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).values(2 * n);
@@ -316,12 +316,14 @@ pub fn bound_bits(
         let eps = read_f32(guided_epsilon(model, input, log_snr, None, 0.0))?;
         for (k, bits) in bits.iter_mut().enumerate() {
             let (x0, x_t, eps) = (&x0[2 * k..2 * k + 2], &x_t[2 * k..2 * k + 2], &eps[2 * k..2 * k + 2]);
-            *bits += if t == 1 {
+            if t == 1 {
                 let mean = posterior::model_mean(schedule, 1, x_t, eps);
-                likelihood::gaussian_decoder_bits(&mean, likelihood::decoder_variance(schedule, variance), x0)
+                let variance = likelihood::decoder_variance(schedule, variance);
+                bits[2] = likelihood::gaussian_decoder_bits(&mean, variance, x0);
             } else {
-                weight as f64 * posterior::l_t_minus_1_bits(schedule, t, x0, x_t, eps, variance).unwrap_or(0.0)
-            };
+                let term = posterior::l_t_minus_1_bits(schedule, t, x0, x_t, eps, variance).unwrap_or(0.0);
+                bits[1] += weight as f64 * term;
+            }
         }
     }
     Ok(bits)
@@ -335,8 +337,8 @@ pub struct PointLikelihood {
     pub true_log_density: f64,
     pub exact: FlowLogDensity,
     pub network: FlowLogDensity,
-    /// The bound on -log₂ p_θ(x_0) / 2.
-    pub bound_bits: f64,
+    /// The bound on -log₂ p_θ(x_0) / 2 as its parts [L_T, Σ_{t≥2} L_{t-1}, L_0], bits per dimension.
+    pub bound_parts: [f64; 3],
 }
 
 /// The four columns of the table.
@@ -376,7 +378,7 @@ impl Column {
             Self::True => bits_per_dim(row.true_log_density),
             Self::OdeExact => bits_per_dim(row.exact.log_density()),
             Self::OdeNetwork => bits_per_dim(row.network.log_density()),
-            Self::Bound => row.bound_bits,
+            Self::Bound => row.bound_parts.iter().sum(),
         }
     }
 }
@@ -431,11 +433,17 @@ impl LikelihoodReport {
             Column::True | Column::Bound => None,
         };
         let n = self.rows.len().max(1) as f64;
-        let mean = |f: &dyn Fn(&FlowLogDensity) -> f64| {
-            self.rows.iter().filter_map(flow).map(|d| f(&d)).sum::<f64>() / n
-        };
+        let mean =
+            |f: &dyn Fn(&FlowLogDensity) -> f64| self.rows.iter().filter_map(flow).map(|d| f(&d)).sum::<f64>() / n;
         flow(self.rows.first()?)?;
         Some([mean(&|d| d.log_prior), mean(&|d| d.jacobian), mean(&|d| d.integral)])
+    }
+
+    /// The bound's mean parts [L_T, Σ_{t≥2} L_{t-1}, L_0] in bits per dimension.
+    pub fn bound_parts(&self) -> [f64; 3] {
+        let n = self.rows.len().max(1) as f64;
+        let mean = |i: usize| self.rows.iter().map(|r| r.bound_parts[i]).sum::<f64>() / n;
+        [mean(0), mean(1), mean(2)]
     }
 
     /// The table as lines of text: one per column, mean ± standard error in bits per dimension.
@@ -498,7 +506,11 @@ pub fn fresh_points(mixture: &GaussianMixture, count: usize, seed: u64) -> Vec<P
 }
 
 /// The four numbers for fresh points of `lab`'s data under its network as trained so far.
-pub fn lab_likelihood(lab: &Lab, settings: &LikelihoodSettings, device: &Device) -> Result<LikelihoodReport, LikelihoodError> {
+pub fn lab_likelihood(
+    lab: &Lab,
+    settings: &LikelihoodSettings,
+    device: &Device,
+) -> Result<LikelihoodReport, LikelihoodError> {
     settings.check()?;
     let schedule = settings.schedule.build().map_err(LabError::from)?;
     let s_top = top_of(&schedule);
@@ -509,26 +521,18 @@ pub fn lab_likelihood(lab: &Lab, settings: &LikelihoodSettings, device: &Device)
     let (exact, exact_stats) = exact_flow_log_densities(mixture, &points, s_top, settings.exact_tolerance)?;
     let (network, network_stats) =
         network_flow_log_densities(&model, range, &points, s_top, settings.network_tolerance, device)?;
-    let bound = bound_bits(
-        &model,
-        range,
-        &schedule,
-        &points,
-        settings.bound_stride,
-        settings.seed,
-        settings.variance,
-        device,
-    )?;
+    let bound =
+        bound_bits(&model, range, &schedule, &points, settings.bound_stride, settings.seed, settings.variance, device)?;
     let rows = points
         .iter()
         .zip(exact.into_iter().zip(network))
         .zip(bound)
-        .map(|((point, (exact, network)), bound_bits)| PointLikelihood {
+        .map(|((point, (exact, network)), bound_parts)| PointLikelihood {
             point: *point,
             true_log_density: mixture.log_density(*point),
             exact,
             network,
-            bound_bits,
+            bound_parts,
         })
         .collect();
     Ok(LikelihoodReport {

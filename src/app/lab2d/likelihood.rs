@@ -19,7 +19,7 @@ pub struct LikelihoodPanel {
     pub report: Option<Arc<LikelihoodReport>>,
 }
 
-/// `log p₀(x₀) = log p_T(x_T) + 2 ln α_T + ∫ ∇·f ds` with the mean parts of one ODE column, in nats.
+/// `log p₀(x₀) = log p_T(x_T) + 2 ln α_T + ∫ div f ds` with the mean parts of one ODE column, in nats.
 pub fn formula_line(parts: [f64; 3]) -> String {
     let [prior, jacobian, integral] = parts;
     format!("{:.3} = {prior:.3} {jacobian:+.3} {integral:+.3} nats", prior + jacobian + integral)
@@ -79,7 +79,7 @@ impl LikelihoodPanel {
 
 fn report_ui(ui: &mut egui::Ui, report: &LikelihoodReport) {
     ui.label(format!(
-        "log p₀(x₀) = log p_T(x_T) + 2 ln α_T + ∫₀^s_T ∇·f ds, s = σ/α from 0 to s_T = {:.0}, f = dy/ds = ε̂(αy), \
+        "log p₀(x₀) = log p_T(x_T) + 2 ln α_T + ∫₀^s_T div f ds, s = σ/α from 0 to s_T = {:.0}, f = dy/ds = ε̂(αy), \
          mean of {} fresh points (network at step {}):",
         report.s_top,
         report.rows.len(),
@@ -90,6 +90,11 @@ fn report_ui(ui: &mut egui::Ui, report: &LikelihoodReport) {
             ui.label(format!("  {} ({prior}): {}", column.label(), formula_line(parts)));
         }
     }
+    let [prior, steps, decoder] = report.bound_parts();
+    ui.label(format!(
+        "  bound: L_T + Σ L_t-1 + L_0 = {prior:.3} + {steps:.3} + {decoder:.3} = {:.3} bits/dim",
+        prior + steps + decoder
+    ));
     egui::Grid::new("lab2d likelihood table").striped(true).show(ui, |ui| {
         ui.strong("bits/dim");
         ui.strong("mean");
