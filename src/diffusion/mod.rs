@@ -6,6 +6,7 @@ pub mod dpm_solver;
 pub mod edit;
 pub mod equation;
 pub mod forward;
+pub mod guidance;
 pub mod heun;
 pub mod likelihood;
 pub mod mixture;
