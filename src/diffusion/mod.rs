@@ -7,6 +7,7 @@ pub mod edit;
 pub mod equation;
 pub mod flow_likelihood;
 pub mod forward;
+pub mod guidance;
 pub mod heun;
 pub mod likelihood;
 pub mod mixture;
