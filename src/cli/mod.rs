@@ -28,10 +28,12 @@ use diffusion_lab::train::training::{
 mod bench;
 mod decided;
 mod eval;
+mod eval_ode;
 mod explain;
 mod grid;
 mod interpolate;
 mod lab2d;
+mod lab2d_likelihood;
 mod output;
 mod package;
 mod sample;
