@@ -423,12 +423,7 @@ fn prompts_table(args: &EvalArgs, judge: &Judge, train: &Dataset, device: &Devic
     if args.n == 0 {
         bail!("--n must be at least 1");
     }
-    let options = ModelOptions {
-        model: args.model.clone(),
-        autoencoder: args.autoencoder.clone(),
-        device: DeviceChoice::Cpu,
-        guide: None,
-    };
+    let options = ModelOptions::cpu(&args.model, args.autoencoder.clone());
     let resolved = options.resolve()?;
     let OpenedModel { model, decoder, .. } = options.open(&resolved)?;
     if model.config.text.is_none() {

@@ -512,6 +512,11 @@ pub(crate) struct OpenedModel {
 }
 
 impl ModelOptions {
+    /// `model` (and `autoencoder`) on the CPU, no guide beyond a built-in model's own.
+    pub(crate) fn cpu(model: &str, autoencoder: Option<PathBuf>) -> Self {
+        Self { model: model.to_owned(), autoencoder, device: DeviceChoice::Cpu, guide: None }
+    }
+
     /// The model `--model` and `--autoencoder` name, read and checked (config, training schedule, picture
     /// shape), before the (possibly slow) device starts.
     pub(crate) fn resolve(&self) -> anyhow::Result<ResolvedModel> {

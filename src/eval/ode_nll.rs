@@ -137,7 +137,8 @@ pub fn ode_likelihood(
     let autodiff = device.clone().autodiff();
     // Parameters untracked: the backward pass computes the input's gradient only.
     let unet = model.model.clone().to_device(&autodiff).no_grad();
-    let on_autodiff = LoadedUnet { model: unet, config: model.config.clone(), header: model.header.clone() };
+    let on_autodiff =
+        LoadedUnet { model: unet, config: model.config.clone(), header: model.header.clone(), guide: None };
     let ends = FlowEnds::of_schedule(schedule);
     let alpha_0 = ode::alpha_from_sigma_over_alpha(ends.s().0);
     let batch = options.batch.max(1);
@@ -237,7 +238,7 @@ mod tests {
         };
         let config = UNetConfig::tiny().with_image_size(6);
         device.seed(5);
-        let model = LoadedUnet { model: config.init(&device), config, header };
+        let model = LoadedUnet { model: config.init(&device), config, header, guide: None };
         let schedule = BetaSchedule::cosine(1000).build().unwrap();
         let values: Vec<f32> = (0..72).map(|i| crate::data::unit_from_u8((i * 37 % 256) as u8)).collect();
         let labels = [None, None];
