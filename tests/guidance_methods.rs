@@ -13,11 +13,12 @@ use diffusion_lab::app::state::Settings;
 use diffusion_lab::diffusion::guidance::{ApgParams, GuidanceMethod, GuidanceParams};
 use diffusion_lab::diffusion::{Method, Sampler, Spacing};
 use diffusion_lab::engine::Frame;
+use diffusion_lab::engine::ModelSource;
 use diffusion_lab::model::checkpoint::Checkpoint;
 use diffusion_lab::model::{LoadedUnet, ModelId, UNetConfig};
 use diffusion_lab::run::explain::explain_step;
 use diffusion_lab::run::generate::{Branch, GenerateError, GenerateRequest, RunHooks, run_generate};
-use diffusion_lab::run::models::ResolvedModel;
+use diffusion_lab::run::models::{LoadedModel, ResolvedModel};
 use diffusion_lab::run::png_settings::{request_from_png_text, settings_from_png, settings_text};
 
 const COMMAND_LIMIT: Duration = Duration::from_secs(600);
@@ -126,9 +127,9 @@ fn this_step_takes_a_cfgpp_step_apart_exactly() {
             let explained = explain_step(&request, model.x0_bound(), &frames[step], &frames[step + 1]).unwrap();
             let off = common::max_difference(&explained.x_next, &frames[step + 1].x_t);
             assert!(off < 1e-4, "{sampler:?} step {step}: the terms miss x_t' by {off}");
-            // Every step but the last (into σ = 0, where x_{t'} = x̂_0) renoises with ε̂_∅.
-            let renoised = explained.terms.iter().any(|t| t.symbol.starts_with("ε̂_∅"));
-            assert_eq!(renoised, step < 4, "{sampler:?} step {step}: CFG++ renoises with ε̂_∅");
+            // Every step but the last (into σ = 0, where x_{t'} = x̂_0) renoises with ε̂_Ø.
+            let renoised = explained.terms.iter().any(|t| t.symbol.starts_with("ε̂_Ø"));
+            assert_eq!(renoised, step < 4, "{sampler:?} step {step}: CFG++ renoises with ε̂_Ø");
         }
     }
 }
@@ -177,6 +178,11 @@ fn the_built_in_models_bring_an_earlier_checkpoint_as_their_guide() {
         assert_eq!(guide.header.kind, resolved.unet.header.kind, "{name}");
         let loaded = resolved.load(&device).unwrap();
         assert!(loaded.unet.guide.is_some(), "{name}: the guide loads with today's loader");
+        // The window's engine loads the built-in model with its guide too.
+        let builtin = diffusion_lab::model::embedded::model_by_short_name(name).unwrap();
+        let autoencoder = builtin.autoencoder.map(ModelSource::Embedded);
+        let engine = LoadedModel::load(&ModelSource::Embedded(builtin.unet), autoencoder.as_ref(), &device).unwrap();
+        assert!(engine.unet.guide.is_some(), "{name}: the engine's model has its guide");
     }
 }
 
@@ -279,7 +285,7 @@ fn this_step_shows_each_methods_formula_with_the_numbers_it_used() {
                     assert!(text.contains(momentum), "{method} step {step}: {text}");
                 }
                 GuidanceMethod::Auto => assert!(text.contains("ε̂_weak"), "{text}"),
-                GuidanceMethod::CfgPlusPlus => assert!(text.contains("renoises x̂_0 with ε̂_∅"), "{text}"),
+                GuidanceMethod::CfgPlusPlus => assert!(text.contains("renoises x̂_0 with ε̂_Ø"), "{text}"),
                 GuidanceMethod::Cfg => assert!(text.contains("ε̂ = ε̂_Ø + w (ε̂_y - ε̂_Ø)"), "{text}"),
             }
         }

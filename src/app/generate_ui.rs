@@ -373,7 +373,7 @@ fn guidance_method_ui(ui: &mut egui::Ui, settings: &mut super::state::Settings, 
                 ui.add(egui::Slider::new(&mut params.apg.eta, 0.0..=1.0).text("APG η"))
                     .on_hover_text("The weight of the update's part along x̂_y (0: only the orthogonal part)");
                 ui.add(egui::Slider::new(&mut params.apg.momentum, -0.95..=0.95).text("APG momentum β"))
-                    .on_hover_text("Δ = x̂_y - x̂_∅ + β Δ_prev: negative pushes away from the last steps' direction");
+                    .on_hover_text("Δ = x̂_y - x̂_Ø + β Δ_prev: negative pushes away from the last steps' direction");
                 ui.add(egui::Slider::new(&mut params.apg.threshold, 0.0..=20.0).text("APG norm limit r"))
                     .on_hover_text("The largest norm of Δ per image (0: no limit)");
             }

@@ -330,7 +330,7 @@ pub struct GuidanceOptions {
     pub guidance_interval: Option<[f64; 2]>,
     /// How guidance combines the predictions: cfg (Ho & Salimans 2022), rescale (CFG rescaled to the
     /// conditional prediction's std per image, Lin et al. 2024), apg (adaptive projected guidance on x̂_0,
-    /// Sadat et al. 2024), cfgpp (CFG++: renoise with ε̂_∅, λ in [0, 1]; ddim, euler-a, dpmpp-2m; Chung et
+    /// Sadat et al. 2024), cfgpp (CFG++: renoise with ε̂_Ø, λ in [0, 1]; ddim, euler-a, dpmpp-2m; Chung et
     /// al. 2024), auto (autoguidance: a weaker model of the same kind guides, Karras et al. 2024).
     #[arg(long, default_value = "cfg")]
     pub guidance_method: GuidanceMethod,

@@ -4,12 +4,12 @@
 //! [batch, c, h, w], the 2-D lab's points [batch, 2]). Which branches to evaluate and where each method acts
 //! (ε̂, the network's own prediction, x̂_0) is the caller's; the formulas are here.
 //!
-//! With ε̂_∅ = ε_θ(x_t, ∅), ε̂_y = ε_θ(x_t, y) and w the scale:
-//!   cfg      (Ho & Salimans 2022)   ε̂ = ε̂_∅ + w (ε̂_y - ε̂_∅)
+//! With ε̂_Ø = ε_θ(x_t, Ø), ε̂_y = ε_θ(x_t, y) and w the scale:
+//!   cfg      (Ho & Salimans 2022)   ε̂ = ε̂_Ø + w (ε̂_y - ε̂_Ø)
 //!   rescale  (Lin et al. 2024)      x_cfg as CFG, x = φ x_cfg σ(x_y)/σ(x_cfg) + (1 - φ) x_cfg, σ per sample
-//!   apg      (Sadat et al. 2024)    on x̂_0: Δ = x̂_y - x̂_∅ through momentum and a norm limit, split along x̂_y,
-//!                                   x̂ = x̂_y + (w - 1) (Δ_⊥ + η Δ_∥)
-//!   cfgpp    (Chung et al. 2024)    x̂_0 from ε̂_∅ + λ (ε̂_y - ε̂_∅), λ ∈ [0, 1], renoised with ε̂_∅ (the update changes)
+//!   apg      (Sadat et al. 2024)    on x̂_0: Δ = x̂_y - x̂_Ø through momentum and a norm limit, split along x̂_y,
+//!                                   x̂ = x̂_y + (w - 1) (Δ_perp + η Δ_par)
+//!   cfgpp    (Chung et al. 2024)    x̂_0 from ε̂_Ø + λ (ε̂_y - ε̂_Ø), λ ∈ [0, 1], renoised with ε̂_Ø (the update changes)
 //!   auto     (Karras et al. 2024)   ε̂ = ε̂_weak,y + w (ε̂_y - ε̂_weak,y), a weaker model of the same kind guiding
 
 use burn::prelude::*;
@@ -81,10 +81,10 @@ impl GuidanceMethod {
     /// The method's formula, as "This step" and `--help` print it.
     pub fn formula(self) -> &'static str {
         match self {
-            GuidanceMethod::Cfg => "ε̂ = ε̂_∅ + w (ε̂_y - ε̂_∅)",
-            GuidanceMethod::Rescale => "x = φ x_cfg σ(x_y)/σ(x_cfg) + (1 - φ) x_cfg, x_cfg = x_∅ + w (x_y - x_∅)",
-            GuidanceMethod::Apg => "x̂_0 = x̂_y + (w - 1) (Δ_⊥ + η Δ_∥), Δ = x̂_y - x̂_∅ + β Δ_prev, |Δ| ≤ r",
-            GuidanceMethod::CfgPlusPlus => "x̂_0 from ε̂_∅ + λ (ε̂_y - ε̂_∅), renoised with ε̂_∅",
+            GuidanceMethod::Cfg => "ε̂ = ε̂_Ø + w (ε̂_y - ε̂_Ø)",
+            GuidanceMethod::Rescale => "x = φ x_cfg σ(x_y)/σ(x_cfg) + (1 - φ) x_cfg, x_cfg = x_Ø + w (x_y - x_Ø)",
+            GuidanceMethod::Apg => "x̂_0 = x̂_y + (w - 1) (Δ_perp + η Δ_par), Δ = x̂_y - x̂_Ø + β Δ_prev, |Δ| ≤ r",
+            GuidanceMethod::CfgPlusPlus => "x̂_0 from ε̂_Ø + λ (ε̂_y - ε̂_Ø), renoised with ε̂_Ø",
             GuidanceMethod::Auto => "ε̂ = ε̂_weak + w (ε̂_y - ε̂_weak)",
         }
     }
@@ -292,7 +292,7 @@ pub enum GuidanceError {
 }
 
 /// Whether CFG++ can run on a sampler: its update must renoise x̂_0 with one ε̂ that CFG++ can replace by
-/// ε̂_∅. Chung et al. give DDIM, Euler ancestral and DPM++ 2M; every other sampler is refused with why.
+/// ε̂_Ø. Chung et al. give DDIM, Euler ancestral and DPM++ 2M; every other sampler is refused with why.
 pub fn cfgpp_supports(sampler: SamplerMethod) -> Result<(), GuidanceError> {
     let reason = match sampler {
         SamplerMethod::Ddim | SamplerMethod::EulerAncestral | SamplerMethod::DpmSolver2M => return Ok(()),
@@ -310,8 +310,8 @@ pub fn cfgpp_supports(sampler: SamplerMethod) -> Result<(), GuidanceError> {
     Err(GuidanceError::CfgPlusPlusSampler { sampler: sampler.label(), reason })
 }
 
-/// Classifier-free guidance (Ho & Salimans 2022): x_∅ + w (x_y - x_∅). Autoguidance is the same formula
-/// with the weaker model's conditional prediction in x_∅'s place; CFG++ with λ for w.
+/// Classifier-free guidance (Ho & Salimans 2022): x_Ø + w (x_y - x_Ø). Autoguidance is the same formula
+/// with the weaker model's conditional prediction in x_Ø's place; CFG++ with λ for w.
 pub fn cfg<const D: usize>(unconditional: Tensor<D>, conditional: Tensor<D>, w: f64) -> Tensor<D> {
     unconditional.clone().add(conditional.sub(unconditional).mul_scalar(w))
 }
@@ -367,17 +367,17 @@ pub struct ApgOutput<const D: usize> {
     pub running: Tensor<D>,
     /// Δ after the norm limit (what is split along x̂_y).
     pub limited: Tensor<D>,
-    /// Δ_∥, its part along x̂_y.
+    /// Δ_par, its part along x̂_y.
     pub parallel: Tensor<D>,
-    /// The update Δ_⊥ + η Δ_∥ that (w - 1) multiplies.
+    /// The update Δ_perp + η Δ_par that (w - 1) multiplies.
     pub update: Tensor<D>,
 }
 
 /// Adaptive projected guidance (Sadat et al. 2024, Alg. 1) on the denoised predictions x̂_0:
-///   Δ = x̂_y - x̂_∅;  running = Δ + β running_prev;  Δ = running
-///   Δ ← Δ min(1, r / |Δ|)                   (per sample; r = 0: no limit)
-///   Δ_∥ = (Δ·u) u, u = x̂_y / |x̂_y|;  Δ_⊥ = Δ - Δ_∥
-///   x̂_0 = x̂_y + (w - 1) (Δ_⊥ + η Δ_∥)
+///   Δ = x̂_y - x̂_Ø;  running = Δ + β running_prev;  Δ = running
+///   Δ := Δ min(1, r / |Δ|)                   (per sample; r = 0: no limit)
+///   Δ_par = (Δ·u) u, u = x̂_y / |x̂_y|;  Δ_perp = Δ - Δ_par
+///   x̂_0 = x̂_y + (w - 1) (Δ_perp + η Δ_par)
 /// `previous` is the running average before this evaluation (none on the first step).
 pub fn apg<const D: usize>(
     x0_conditional: Tensor<D>,
@@ -449,7 +449,7 @@ mod tests {
 
     #[test]
     fn cfg_is_the_unconditional_plus_w_times_the_difference() {
-        // ε̂_∅ = (1, 2), ε̂_y = (3, 1), w = 1.5: (1 + 1.5·2, 2 + 1.5·(-1)) = (4, 0.5).
+        // ε̂_Ø = (1, 2), ε̂_y = (3, 1), w = 1.5: (1 + 1.5·2, 2 + 1.5·(-1)) = (4, 0.5).
         close(&values(cfg(points(&[[1.0, 2.0]]), points(&[[3.0, 1.0]]), 1.5)), &[4.0, 0.5]);
         // Autoguidance is the same formula with the weak model's ε̂_y: weak (0, 1), main (1, 1), w = 2.25:
         // (0 + 2.25·1, 1 + 2.25·0) = (2.25, 1).
@@ -458,8 +458,8 @@ mod tests {
 
     #[test]
     fn rescale_matches_lin_et_al_by_hand() {
-        // One image of four values (rank 4, [1, 1, 2, 2]); x_y = (1, 2, 3, 4), x_∅ = (1, 1, 1, 1), w = 3:
-        // x_cfg = x_∅ + 3 (x_y - x_∅) = (1, 4, 7, 10). Population std: x_y's mean 2.5, deviations ±0.5, ±1.5,
+        // One image of four values (rank 4, [1, 1, 2, 2]); x_y = (1, 2, 3, 4), x_Ø = (1, 1, 1, 1), w = 3:
+        // x_cfg = x_Ø + 3 (x_y - x_Ø) = (1, 4, 7, 10). Population std: x_y's mean 2.5, deviations ±0.5, ±1.5,
         // variance (0.25 + 2.25)·2/4 = 1.25; x_cfg's mean 5.5, deviations ±1.5, ±4.5, variance 11.25.
         // σ_y / σ_cfg = sqrt(1.25 / 11.25) = 1/3. φ = 0.7: 0.7 · x_cfg/3 + 0.3 · x_cfg = (0.7/3 + 0.3) x_cfg
         // = (1.6/3) x_cfg = (0.533333, 2.133333, 3.733333, 5.333333).
@@ -473,8 +473,8 @@ mod tests {
 
     #[test]
     fn rescale_of_points_gives_the_guided_point_the_conditional_length_per_point() {
-        // Two points (each its own σ). Point 1: x_y = (3, 4), x_∅ = (0, 0), w = 2: x_cfg = (6, 8); RMS
-        // 5/sqrt2 against 10/sqrt2, ratio 1/2; φ = 1: (3, 4). Point 2: x_y = (1, 0), x_∅ = (1, 0): x_cfg =
+        // Two points (each its own σ). Point 1: x_y = (3, 4), x_Ø = (0, 0), w = 2: x_cfg = (6, 8); RMS
+        // 5/sqrt2 against 10/sqrt2, ratio 1/2; φ = 1: (3, 4). Point 2: x_y = (1, 0), x_Ø = (1, 0): x_cfg =
         // (1, 0), ratio 1; φ = 1: (1, 0).
         let guided = cfg(points(&[[0.0, 0.0], [1.0, 0.0]]), points(&[[3.0, 4.0], [1.0, 0.0]]), 2.0);
         let x = rescale(points(&[[3.0, 4.0], [1.0, 0.0]]), guided, 1.0, Spread::Rms);
@@ -486,21 +486,21 @@ mod tests {
 
     #[test]
     fn apg_matches_sadat_et_al_by_hand() {
-        // x̂_y = (3, 4), x̂_∅ = (1, 4), w = 3, no momentum yet, r = 0 (no limit), η = 0.5:
-        // Δ = (2, 0); u = (0.6, 0.8); Δ·u = 1.2; Δ_∥ = (0.72, 0.96); Δ_⊥ = (1.28, -0.96);
-        // update = Δ_⊥ + 0.5 Δ_∥ = (1.64, -0.48); x̂ = (3, 4) + 2 (1.64, -0.48) = (6.28, 3.04).
+        // x̂_y = (3, 4), x̂_Ø = (1, 4), w = 3, no momentum yet, r = 0 (no limit), η = 0.5:
+        // Δ = (2, 0); u = (0.6, 0.8); Δ·u = 1.2; Δ_par = (0.72, 0.96); Δ_perp = (1.28, -0.96);
+        // update = Δ_perp + 0.5 Δ_par = (1.64, -0.48); x̂ = (3, 4) + 2 (1.64, -0.48) = (6.28, 3.04).
         let params = ApgParams { eta: 0.5, momentum: -0.75, threshold: 0.0 };
         let out = apg(points(&[[3.0, 4.0]]), points(&[[1.0, 4.0]]), 3.0, &params, None);
         close(&values(out.guided), &[3.0 + 2.0 * 1.64, 3.04]);
         close(&values(out.running), &[2.0, 0.0]);
-        // With r = 1: |Δ| = 2, so Δ = (1, 0); Δ·u = 0.6; Δ_∥ = (0.36, 0.48); Δ_⊥ = (0.64, -0.48);
+        // With r = 1: |Δ| = 2, so Δ = (1, 0); Δ·u = 0.6; Δ_par = (0.36, 0.48); Δ_perp = (0.64, -0.48);
         // update = (0.82, -0.24); x̂ = (3 + 1.64, 4 - 0.48) = (4.64, 3.52). The running average keeps the
         // unlimited Δ (the limit applies to what guides, not to the momentum).
         let limited = ApgParams { threshold: 1.0, ..params };
         let out = apg(points(&[[3.0, 4.0]]), points(&[[1.0, 4.0]]), 3.0, &limited, None);
         close(&values(out.guided), &[4.64, 3.52]);
         close(&values(out.running), &[2.0, 0.0]);
-        // η = 1, r = 0, no momentum: the update is Δ itself and APG is CFG on x̂_0: x̂_∅ + w Δ = (7, 4).
+        // η = 1, r = 0, no momentum: the update is Δ itself and APG is CFG on x̂_0: x̂_Ø + w Δ = (7, 4).
         let plain = ApgParams { eta: 1.0, momentum: 0.0, threshold: 0.0 };
         let out = apg(points(&[[3.0, 4.0]]), points(&[[1.0, 4.0]]), 3.0, &plain, None);
         close(&values(out.guided), &[7.0, 4.0]);
@@ -508,7 +508,7 @@ mod tests {
 
     #[test]
     fn apg_momentum_follows_its_recursion_over_three_steps() {
-        // β = -0.5, r = 0, η = 1 (the update is the running average), w = 2, x̂_∅ = 0 each step:
+        // β = -0.5, r = 0, η = 1 (the update is the running average), w = 2, x̂_Ø = 0 each step:
         // step 1: Δ = (1, 0), running = (1, 0), x̂ = x̂_y + running = (2, 0).
         // step 2: Δ = (0, 2), running = (0, 2) - 0.5 (1, 0) = (-0.5, 2), x̂ = (0, 2) + (-0.5, 2) = (-0.5, 4).
         // step 3: Δ = (1, 1), running = (1, 1) - 0.5 (-0.5, 2) = (1.25, 0), x̂ = (1, 1) + (1.25, 0) = (2.25, 1).
@@ -530,7 +530,7 @@ mod tests {
     #[test]
     fn apg_works_per_image_on_images() {
         // Two images [2, 1, 1, 2], each its own projection: image 1 as the hand example above (η = 0.5,
-        // r = 0): (6.28, 3.04); image 2: x̂_y = (0, 2), x̂_∅ = (0, 1): Δ = (0, 1) is parallel to x̂_y, so the
+        // r = 0): (6.28, 3.04); image 2: x̂_y = (0, 2), x̂_Ø = (0, 1): Δ = (0, 1) is parallel to x̂_y, so the
         // update is 0.5 Δ = (0, 0.5) and x̂ = (0, 2) + 2 (0, 0.5) = (0, 3).
         let image =
             |v: [f32; 4]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), [2, 1, 1, 2]), &Default::default());
@@ -601,9 +601,9 @@ mod tests {
     #[test]
     fn cfgpp_ddim_step_renoises_with_the_unconditional_eps_by_hand() {
         // DDIM η = 0 from ᾱ = 0.36 (α = 0.6, σ = 0.8) to ᾱ' = 0.64 (α' = 0.8, σ' = 0.6). x_t = (1, 0.2),
-        // ε̂_∅ = (0.5, 0), ε̂_y = (1, -0.5), λ = 0.6: ε̂_λ = ε̂_∅ + 0.6 (ε̂_y - ε̂_∅) = (0.8, -0.3);
+        // ε̂_Ø = (0.5, 0), ε̂_y = (1, -0.5), λ = 0.6: ε̂_λ = ε̂_Ø + 0.6 (ε̂_y - ε̂_Ø) = (0.8, -0.3);
         // x̂_0 = (x_t - 0.8 ε̂_λ) / 0.6 = ((1 - 0.64) / 0.6, (0.2 + 0.24) / 0.6) = (0.6, 0.733333);
-        // CFG++: x' = 0.8 x̂_0 + 0.6 ε̂_∅ = (0.48 + 0.3, 0.586667 + 0) = (0.78, 0.586667).
+        // CFG++: x' = 0.8 x̂_0 + 0.6 ε̂_Ø = (0.48 + 0.3, 0.586667 + 0) = (0.78, 0.586667).
         // Plain CFG at the same ε̂_λ would renoise with it: (0.48 + 0.48, 0.586667 - 0.18) = (0.96, 0.406667).
         let step = super::super::ddim::ddim_step(level(0.36), level(0.64), 0.0);
         let plan = crate::diffusion::SamplingPlan { steps: vec![step], clip_x0: false, x0_bound: 1.0 };

@@ -831,7 +831,7 @@ pub const X_T: &str = "x_t";
 pub const EPS: &str = "ε̂";
 pub const EPS_SECOND: &str = "ε̂' at the Euler point";
 /// CFG++'s renoising ε̂: the unconditional one.
-pub const EPS_UNCONDITIONAL: &str = "ε̂_∅ (CFG++ renoises with it)";
+pub const EPS_UNCONDITIONAL: &str = "ε̂_Ø (CFG++ renoises with it)";
 pub const NOISE: &str = "z";
 
 impl SamplingPlan {

@@ -47,11 +47,11 @@ pub fn explain_guidance(
             guidance::cfg(u, c, w),
             vec![
                 format!(
-                    "CFG++ (Chung et al. 2024): x̂_0 from ε̂_λ = ε̂_∅ + λ (ε̂_y - ε̂_∅), λ = {}; the update renoises x̂_0 \
-                     with ε̂_∅, not with ε̂_λ (its term below)",
+                    "CFG++ (Chung et al. 2024): x̂_0 from ε̂_λ = ε̂_Ø + λ (ε̂_y - ε̂_Ø), λ = {}; the update renoises x̂_0 \
+                     with ε̂_Ø, not with ε̂_λ (its term below)",
                     number_text(w)
                 ),
-                format!("mean |ε̂_y - ε̂_∅| = {size:.4}"),
+                format!("mean |ε̂_y - ε̂_Ø| = {size:.4}"),
             ],
         ),
         GuidanceMethod::Auto => (
@@ -98,7 +98,7 @@ fn rescale(
     let symbol = conversion.prediction_symbol();
     let lines = vec![
         format!(
-            "CFG + rescale (Lin et al. 2024) on the network's prediction x = {symbol}: x_cfg = x_∅ + w (x_y - x_∅), \
+            "CFG + rescale (Lin et al. 2024) on the network's prediction x = {symbol}: x_cfg = x_Ø + w (x_y - x_Ø), \
              x = φ x_cfg σ(x_y)/σ(x_cfg) + (1 - φ) x_cfg"
         ),
         format!(
@@ -135,12 +135,12 @@ fn apg(
     let guided = x_t.sub(out.guided.mul_scalar(alpha)).mul_scalar(1.0 / sigma);
     let momentum = if previous.is_some() { "β Δ_prev added" } else { "no Δ_prev yet" };
     let lines = vec![
-        "Adaptive projected guidance (Sadat et al. 2024) on x̂_0: Δ = x̂_y - x̂_∅ + β Δ_prev, Δ ← Δ min(1, r / |Δ|), \
-         x̂_0 = x̂_y + (w - 1) (Δ_⊥ + η Δ_∥), split along x̂_y"
+        "Adaptive projected guidance (Sadat et al. 2024) on x̂_0: Δ = x̂_y - x̂_Ø + β Δ_prev, Δ := Δ min(1, r / |Δ|), \
+         x̂_0 = x̂_y + (w - 1) (Δ_perp + η Δ_par), split along x̂_y"
             .to_string(),
         format!(
-            "w = {}, η = {}, β = {}, r = {}; image 1: |x̂_y - x̂_∅| = {raw:.4}, |Δ| = {running:.4} ({momentum}), \
-             {limited:.4} after the limit, |Δ_∥| = {parallel:.4}",
+            "w = {}, η = {}, β = {}, r = {}; image 1: |x̂_y - x̂_Ø| = {raw:.4}, |Δ| = {running:.4} ({momentum}), \
+             {limited:.4} after the limit, |Δ_par| = {parallel:.4}",
             number_text(w),
             number_text(params.eta),
             number_text(params.momentum),
