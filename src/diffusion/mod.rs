@@ -11,6 +11,7 @@ pub mod likelihood;
 pub mod mixture;
 pub mod noise;
 pub mod objective;
+pub mod ode;
 pub mod posterior;
 pub mod sampler;
 pub mod schedule;
