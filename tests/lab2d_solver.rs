@@ -53,6 +53,7 @@ fn the_solver_bench_prints_the_orders_and_writes_the_plot_and_the_table() {
         assert!((order - expected).abs() < 0.4, "{}: order {order}, expected {expected}", method.name());
     }
     assert!(stdout.contains("DDIM η = 0 and Euler are the same update"), "{stdout}");
+    assert!(!stdout.contains("another blob"), "two Gaussians: no particle changes blob: {stdout}");
     assert!(stdout.contains("learned network (training step 300)"), "{stdout}");
     assert!(stdout.contains("Euler a") && stdout.contains("DPM++ 2M SDE") && stdout.contains("DDPM"), "{stdout}");
 
@@ -135,7 +136,7 @@ fn the_solver_bench_fills_in_on_the_lab_page() {
     harness.run_steps(2);
     harness.get_by_label("2-D lab").click();
     harness.run_steps(2);
-    harness.state_mut().lab2d.training.steps = 150;
+    harness.state_mut().lab2d.training.steps = 200;
     click_scrolled(&mut harness, "Start training");
     harness.run_steps(1);
     step_until(&mut harness, "training has finished", |app| app.lab2d.training.phase == LabPhase::Trained);
@@ -148,7 +149,7 @@ fn the_solver_bench_fills_in_on_the_lab_page() {
     let bench = harness.state().lab2d.solver.bench.clone().expect("the bench");
     assert_eq!(bench.settings.particles, 60);
     let network = bench.network.as_ref().expect("the session's network was measured");
-    assert_eq!(network.step, 150);
+    assert_eq!(network.step, harness.state().lab2d.training.step, "the network as trained");
     for curve in &bench.exact.curves {
         let fit = curve.fit.expect("a fitted order");
         let shown = format!(

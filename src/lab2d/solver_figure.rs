@@ -123,7 +123,7 @@ fn axis_labels(canvas: &mut Canvas, bench: &SolverBench, axes: &Axes, scale: usi
 fn legend(canvas: &mut Canvas, bench: &SolverBench, scale: usize) {
     let mut lines: Vec<(String, Rgb)> = vec![
         ("RMS error vs the exact ODE solution".to_string(), BLACK),
-        (format!("at sigma/alpha = {:.4}, Karras spacing; error ~ C N^-p", bench.last_sigma), BLACK),
+        (format!("at sigma/alpha {:.4} (Karras); error ~ C N^-p", bench.last_sigma), BLACK),
     ];
     for curve in &bench.exact.curves {
         let order = curve.fit.map_or("n/a".to_string(), |f| format!("{:.2}", f.order));

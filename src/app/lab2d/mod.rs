@@ -5,7 +5,7 @@
 //! the samples to the data over training and across step counts. Any recipe (objective and weighting)
 //! trains, and two to four recipes train side by side to be compared.
 //!
-//! The page is five parts, each owning its state and drawing its section of the left column and its layer
+//! The page is made of parts, each owning its state and drawing its section of the left column and its layer
 //! of the plot: [`DataPanel`] (data.rs), [`TrainingPanel`] (training.rs), [`FieldPanel`] (field.rs),
 //! [`ParticlesPanel`] (particles.rs), [`RecipesPanel`] (recipes.rs: its results below the plot) and
 //! [`SolverPanel`] (solver.rs: the solver bench, its results below the plot too).

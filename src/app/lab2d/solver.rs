@@ -154,7 +154,7 @@ fn orders_ui(ui: &mut egui::Ui, bench: &SolverBench) {
         let Some(fit) = curve.fit else { continue };
         let halving = match curve.points.as_slice() {
             [.., a, b] => format!(
-                "; from {} to {} steps its error went {:.2e} → {:.2e}, ÷{:.2} (2^p = {:.2})",
+                "; from {} to {} steps its error went from {:.2e} to {:.2e}, divided by {:.2} (2^p = {:.2})",
                 a.steps,
                 b.steps,
                 a.error,
@@ -189,7 +189,7 @@ fn orders_ui(ui: &mut egui::Ui, bench: &SolverBench) {
     );
     let r = &bench.reference;
     ui.weak(format!(
-        "The exact reference: Dormand–Prince 5(4), tolerance {:.0e}, {} steps, {} evaluations; halving the tolerance \
+        "The exact reference: Dormand-Prince 5(4), tolerance {:.0e}, {} steps, {} evaluations; halving the tolerance \
          moves it by {:.1e}, well below the smallest error measured ({:.1e}).",
         r.tolerance,
         r.accepted,
