@@ -738,6 +738,48 @@ impl SamplingPlan {
     }
 }
 
+impl SamplingPlan {
+    /// Step `i` with CFG++'s renoising (Chung et al. 2024): x̂_0 from the guided `eps` as [`Self::step`]
+    /// makes it (clipped if the plan clips), but the ε̂ that renoises it is `renoise` (the unconditional
+    /// ε̂_∅), and the x_t the update keeps is the point x̂_0 and ε̂_∅ make, x̃_t = α x̂_0 + σ ε̂_∅:
+    ///   DDIM (Euler a: η = 1)  x_{t'} = α' x̂_0 + sqrt(1 - ᾱ' - s²) ε̂_∅ + s z
+    ///   DPM++ 2M               x_{t'} = (σ'/σ) x̃_t + c_x0 x̂_0 + c_prev x̂_0^prev
+    ///                                 = α' x̂_0 + σ' ε̂_∅ + (α' (1 - e^{-h}) / 2r) (x̂_0 - x̂_0^prev)
+    /// where the caller passes as x̂_0^prev the previous step's unconditional x̂_0 (as ComfyUI's
+    /// `dpmpp_2m_cfg_pp` does). With `renoise` = the guided ε̂ this is [`Self::step`]'s update. Heun's
+    /// correction is not taken: CFG++ refuses Heun ([`super::guidance::cfgpp_supports`]).
+    pub fn step_renoised<const D: usize>(
+        &self,
+        i: usize,
+        x_t: Tensor<D>,
+        eps: Tensor<D>,
+        renoise: Tensor<D>,
+        noise: Option<Tensor<D>>,
+        previous_x0: Option<&Tensor<D>>,
+    ) -> StepOutput<D> {
+        let step = self.steps[i];
+        let x0_pred = self.predict_x0(i, x_t, eps);
+        let mut x_prev = x0_pred.clone().mul_scalar(step.coef_x0);
+        if let Some(previous) = previous_x0.filter(|_| step.coef_x0_prev != 0.0) {
+            x_prev = x_prev.add(previous.clone().mul_scalar(step.coef_x0_prev));
+        }
+        if step.coef_xt != 0.0 {
+            let x_tilde = x0_pred
+                .clone()
+                .mul_scalar(step.alpha_bar.sqrt())
+                .add(renoise.clone().mul_scalar(step.one_minus_alpha_bar.sqrt()));
+            x_prev = x_prev.add(x_tilde.mul_scalar(step.coef_xt));
+        }
+        if step.coef_eps != 0.0 {
+            x_prev = x_prev.add(renoise.mul_scalar(step.coef_eps));
+        }
+        if let Some(z) = noise.filter(|_| step.noise_std > 0.0) {
+            x_prev = x_prev.add(z.mul_scalar(step.noise_std));
+        }
+        StepOutput { x_prev, x0_pred, eps_second: None }
+    }
+}
+
 /// x̂_0 = (x_t - sqrt(1 - ᾱ) ε) / sqrt(ᾱ), before any clipping.
 fn x0_unclipped<const D: usize>(alpha_bar: f64, one_minus_alpha_bar: f64, x_t: Tensor<D>, eps: Tensor<D>) -> Tensor<D> {
     let inv_sqrt_alpha_bar = 1.0 / alpha_bar.sqrt();
