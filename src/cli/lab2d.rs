@@ -112,7 +112,7 @@ pub struct Lab2dArgs {
     /// probability-flow ODE solution of the preset, with the exact score and with the trained network
     /// (--steps 0: the exact score only): prints `<name>: order <p>` per method; --out writes the log-log
     /// plot, --csv the table
-    #[arg(long, conflicts_with_all = ["recipes", "gif", "figure", "class", "compare_steps", "error_map"])]
+    #[arg(long, conflicts_with_all = ["recipes", "likelihood", "gif", "figure", "class", "compare_steps", "error_map"])]
     pub solver_bench: bool,
     /// The step counts of --solver-bench: FIRST..LAST, doublings from FIRST up to LAST
     #[arg(long, value_name = "FIRST..LAST", default_value = "8..256")]
@@ -121,6 +121,8 @@ pub struct Lab2dArgs {
     /// denoiser's, and the distance to the data against the number of steps.
     #[arg(long)]
     pub figure: Option<PathBuf>,
+    #[command(flatten)]
+    pub likelihood: super::lab2d_likelihood::LikelihoodArgs,
 }
 
 /// Pixels per side of each panel of the picture.
@@ -131,6 +133,9 @@ pub(super) fn lab2d(args: &Lab2dArgs) -> anyhow::Result<()> {
     let schedule = args.schedule.beta_schedule_or(BetaSchedule::cosine(1000));
     let noise_schedule = schedule.build()?;
     let (data, sampler) = read_args(args, &noise_schedule)?;
+    if args.likelihood.likelihood {
+        return super::lab2d_likelihood::likelihood(args, data, schedule);
+    }
     let settings = comparison_settings(args, schedule)?;
     if !args.recipes.is_empty() {
         let recipes = args.recipes.iter().map(|r| parse_recipe(r)).collect::<anyhow::Result<Vec<_>>>()?;
@@ -221,7 +226,7 @@ fn parse_recipe(text: &str) -> anyhow::Result<Recipe> {
 
 /// The recipe of an objective's and a weighting's names (the objective's usual weighting without one); an
 /// error names the part that is wrong as `names` say.
-fn recipe_of(objective: &str, weighting: Option<&str>, names: [&str; 2]) -> anyhow::Result<Recipe> {
+pub(super) fn recipe_of(objective: &str, weighting: Option<&str>, names: [&str; 2]) -> anyhow::Result<Recipe> {
     let objective: Objective = objective.parse().context(names[0].to_string())?;
     let weighting = match weighting {
         Some(w) => w.parse::<Weighting>().context(names[1].to_string())?,
