@@ -22,6 +22,9 @@ use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
+/// The height of the test window (the left column scrolls within it).
+const WINDOW_HEIGHT: f32 = 1700.0;
+
 fn request(class: Option<usize>, guidance: f64) -> ParticleRequest {
     ParticleRequest {
         schedule: BetaSchedule::cosine(1000),
@@ -104,13 +107,15 @@ fn click_scrolled(harness: &mut Harness<'static, LabApp>, label: &str) {
     for _ in 0..120 {
         harness.step();
         let now = harness.get_by_label(label).rect();
-        if now == last {
+        // The scroll may start a frame late: wait until the widget is in the window and stays put.
+        if now == last && now.max.y < WINDOW_HEIGHT {
             break;
         }
         last = now;
     }
     let rect = harness.get_by_label(label).rect();
-    assert!(rect.max.y < 1650.0, "{label} is below the window's bottom: {rect:?}");
+    // The left column scrolls inside the window: a widget at its end sits at the bottom of the window.
+    assert!(rect.max.y < WINDOW_HEIGHT, "{label} is below the window's bottom: {rect:?}");
     harness.get_by_label(label).click();
 }
 
@@ -126,7 +131,7 @@ fn lab_page(size: [f32; 2]) -> Harness<'static, LabApp> {
 }
 
 fn lab_window() -> Harness<'static, LabApp> {
-    let mut harness = lab_page([1280.0, 1700.0]);
+    let mut harness = lab_page([1280.0, WINDOW_HEIGHT]);
     harness.get_by_label("Data set").click();
     harness.run_steps(2);
     harness.get_by_label("Draw your own").click();
@@ -310,7 +315,7 @@ fn a_class_without_points_gets_a_message_and_the_page_goes_on() {
 /// the field shows recipe 2's own target, v, against the exact one.
 #[test]
 fn two_recipes_train_side_by_side_and_are_compared() {
-    let mut harness = lab_page([1280.0, 1700.0]);
+    let mut harness = lab_page([1280.0, WINDOW_HEIGHT]);
     harness.state_mut().lab2d.recipes.steps = 150;
     let pick = |harness: &mut Harness<'static, LabApp>, picker: &str, option: &str| {
         click_scrolled(harness, picker);

@@ -17,6 +17,9 @@ use diffusion_lab::lab2d::solver_bench::SolverMethod;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
+/// The height of the test window (the left column scrolls within it).
+const WINDOW_HEIGHT: f32 = 1700.0;
+
 fn lab2d(args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"));
     command.arg("lab2d").args(args);
@@ -116,7 +119,8 @@ fn click_scrolled(harness: &mut Harness<'static, LabApp>, label: &str) {
     for _ in 0..120 {
         harness.step();
         let now = harness.get_by_label(label).rect();
-        if now == last {
+        // The scroll may start a frame late: wait until the widget is in the window and stays put.
+        if now == last && now.max.y < WINDOW_HEIGHT {
             break;
         }
         last = now;
@@ -132,7 +136,7 @@ fn the_solver_bench_fills_in_on_the_lab_page() {
     let mut app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), Settings::default());
     app.ctx.dialogs.available = false;
     let mut harness =
-        Harness::builder().with_size([1280.0, 1700.0]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
+        Harness::builder().with_size([1280.0, WINDOW_HEIGHT]).build_ui_state(|ui, app: &mut LabApp| app.ui(ui), app);
     harness.run_steps(2);
     harness.get_by_label("2-D lab").click();
     harness.run_steps(2);
