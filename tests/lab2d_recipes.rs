@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::process::{Command, Output};
-use std::time::Duration;
+use common::{lab2d, text};
 
 use burn::prelude::Device;
 use diffusion_lab::diffusion::Objective;
@@ -47,16 +46,6 @@ fn a_network_of_every_objective_reaches_the_data() {
             assert!(s.length_ratio >= 1.0 && s.length_ratio < 3.0 && s.rectified_flow >= 0.0, "{s:?}");
         }
     }
-}
-
-fn lab2d(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"));
-    command.arg("lab2d").args(args);
-    common::output_within(&mut command, Duration::from_secs(600), &format!("lab2d {}", args.join(" ")))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// A short run's flags: two Gaussians, few steps and particles.

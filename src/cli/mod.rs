@@ -32,6 +32,7 @@ mod explain;
 mod grid;
 mod interpolate;
 mod lab2d;
+mod lab2d_likelihood;
 mod output;
 mod package;
 mod sample;

@@ -9,6 +9,7 @@
 
 pub mod data;
 pub mod figure;
+pub mod likelihood;
 pub mod recipes;
 pub mod recipes_figure;
 pub mod run;

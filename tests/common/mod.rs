@@ -180,3 +180,15 @@ pub fn texts_starting_with<State>(harness: &egui_kittest::Harness<'_, State>, pr
         .map(|node| text(&node.accesskit_node()))
         .collect()
 }
+
+/// `diffusion-lab lab2d ARGS` run to its end (ten minutes at most).
+pub fn lab2d(args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_diffusion-lab"));
+    command.arg("lab2d").args(args);
+    output_within(&mut command, std::time::Duration::from_secs(600), &format!("lab2d {}", args.join(" ")))
+}
+
+/// A process's output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
