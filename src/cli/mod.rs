@@ -33,6 +33,7 @@ mod grid;
 mod interpolate;
 mod lab2d;
 mod lab2d_likelihood;
+mod lab2d_solver;
 mod output;
 mod package;
 mod sample;
