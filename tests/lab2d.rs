@@ -2,6 +2,8 @@
 //! driven by its accessible labels with egui_kittest: points drawn with the mouse, trained, the field and
 //! the particles seen.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use burn::prelude::Device;
@@ -58,21 +60,16 @@ fn a_trained_network_moves_samples_onto_two_gaussians() {
 }
 
 fn step_until(harness: &mut Harness<'static, LabApp>, what: &str, done: impl Fn(&LabApp) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !done(harness.state()) {
-        let app = harness.state();
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting until {what}: {:?}; training {:?}, particles {} (class {:?}), recipes {:?}",
+    common::step_until(harness, what, done, |app| {
+        format!(
+            "{:?}; training {:?}, particles {} (class {:?}), recipes {:?}",
             app.ctx.status,
             app.lab2d.training.phase,
             app.lab2d.has_particles(),
             app.lab2d.particles.class,
             app.lab2d.recipes.phase
-        );
-        harness.step();
-        std::thread::sleep(Duration::from_millis(5));
-    }
+        )
+    });
 }
 
 /// Drags the mouse along a horizontal stroke from x = -1 to 1 at height `y` on the 2-D plot.

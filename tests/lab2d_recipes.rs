@@ -5,9 +5,6 @@
 
 mod common;
 
-use std::process::{Command, Output};
-use std::time::Duration;
-
 use burn::prelude::Device;
 use diffusion_lab::diffusion::Objective;
 use diffusion_lab::lab2d::data::{PointData, Preset};
@@ -49,15 +46,7 @@ fn a_network_of_every_objective_reaches_the_data() {
     }
 }
 
-fn lab2d(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"));
-    command.arg("lab2d").args(args);
-    common::output_within(&mut command, Duration::from_secs(600), &format!("lab2d {}", args.join(" ")))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{lab2d, text};
 
 /// A short run's flags: two Gaussians, few steps and particles.
 const QUICK: [&str; 6] = ["--preset", "two-gaussians", "--steps", "60", "--particles", "200"];

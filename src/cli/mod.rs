@@ -31,6 +31,7 @@ mod explain;
 mod grid;
 mod interpolate;
 mod lab2d;
+mod lab2d_guidance;
 mod output;
 mod package;
 mod sample;

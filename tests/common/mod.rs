@@ -180,3 +180,31 @@ pub fn texts_starting_with<State>(harness: &egui_kittest::Harness<'_, State>, pr
         .map(|node| text(&node.accesskit_node()))
         .collect()
 }
+
+/// `diffusion-lab lab2d ARGS`, run to its end within ten minutes.
+pub fn lab2d(args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_diffusion-lab"));
+    command.arg("lab2d").args(args);
+    output_within(&mut command, std::time::Duration::from_secs(600), &format!("lab2d {}", args.join(" ")))
+}
+
+/// A process's output as text (invalid UTF-8 replaced).
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Steps the window until `done` says so; after five minutes fails with `what` and `describe`'s account of
+/// the state (the harness does not wait for the engine's thread).
+pub fn step_until<State>(
+    harness: &mut egui_kittest::Harness<'_, State>,
+    what: &str,
+    done: impl Fn(&State) -> bool,
+    describe: impl Fn(&State) -> String,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while !done(harness.state()) {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}: {}", describe(harness.state()));
+        harness.step();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}

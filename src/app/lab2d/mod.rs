@@ -7,7 +7,8 @@
 //!
 //! The page is five parts, each owning its state and drawing its section of the left column and its layer
 //! of the plot: [`DataPanel`] (data.rs), [`TrainingPanel`] (training.rs), [`FieldPanel`] (field.rs),
-//! [`ParticlesPanel`] (particles.rs) and [`RecipesPanel`] (recipes.rs: its results below the plot).
+//! [`ParticlesPanel`] (particles.rs), [`RecipesPanel`] (recipes.rs: its results below the plot) and
+//! [`GuidancePanel`] (guidance.rs: the guidance methods against the exact p(x|y), its results below too).
 //! [`Lab2dPanel`] composes them: it hands each engine event to its part and does what spans parts (starting
 //! a training, asking for the field). plot.rs draws the plot, export.rs the PNG and GIF, latest.rs keeps the
 //! requests on their way to the engine.
@@ -22,6 +23,7 @@ use crate::engine::lab2d::{Lab2dEvent, LabNetwork};
 mod data;
 mod export;
 mod field;
+mod guidance;
 mod latest;
 mod particles;
 mod plot;
@@ -30,6 +32,7 @@ mod training;
 
 pub use data::{DataChoice, DataPanel};
 pub use field::{Branch, FieldPanel, FieldView};
+pub use guidance::{GuidancePanel, GuidancePhase};
 pub use particles::ParticlesPanel;
 pub use recipes::{RecipeProgress, RecipesPanel, RecipesPhase};
 pub use training::{LabPhase, TrainingPanel};
@@ -41,6 +44,7 @@ pub struct Lab2dPanel {
     pub field: FieldPanel,
     pub particles: ParticlesPanel,
     pub recipes: RecipesPanel,
+    pub guidance: GuidancePanel,
     /// UI frame times while the lab trains or plays.
     pub paint_times: PaintTimes,
 }
@@ -89,6 +93,8 @@ impl Lab2dPanel {
             }
             Lab2dEvent::RecipeMeasured { key, index, report } => self.recipes.on_measured(ctx, key, index, report),
             Lab2dEvent::RecipesFailed { key, message } => self.recipes.on_failed(ctx, key, &message),
+            Lab2dEvent::GuidanceBenched { key, bench, step } => self.guidance.on_benched(ctx, key, bench, step),
+            Lab2dEvent::GuidanceBenchFailed { key, message } => self.guidance.on_failed(ctx, key, &message),
             Lab2dEvent::Particles { key, run, distances, floor, step } => {
                 self.particles.on_particles(key, run, (distances, floor), step, self.data.current());
             }
@@ -132,6 +138,10 @@ impl Lab2dPanel {
         ui.separator();
         if self.recipes.ui(ui, ctx, self.data.current().is_some()) {
             self.start_recipes(ctx);
+        }
+        ui.separator();
+        if self.guidance.ui(ui, self.data.class_count(), self.training.phase != LabPhase::Empty) {
+            self.guidance.start(ctx, self.training.steps);
         }
         ui.separator();
         self.export_ui(ui, ctx);
@@ -182,6 +192,7 @@ impl Lab2dPanel {
             });
             self.particles.compare_ui(ui, self.data.current());
             self.recipes.results_ui(ui, self.data.current());
+            self.guidance.results_ui(ui);
         });
     }
 }
