@@ -957,3 +957,70 @@ fn train_captions_from_a_folder_then_sample_a_prompt() {
         stderr(&out)
     );
 }
+
+/// `eval --nll --ode` on a tiny model and the shipped fixture: the bound (as `--nll` prints it) and the
+/// likelihood under the probability-flow ODE side by side with their standard errors, the Heun steps checked
+/// against the adaptive solver, each image's two numbers in the CSV; --ode without --nll, a step count of 0
+/// and --ode-steps without --ode refused in one line each.
+#[test]
+fn eval_nll_ode_prints_the_bound_beside_the_ode_likelihood() {
+    let fixture = common::fashion_mnist_fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::tiny_unet_file(dir.path());
+    let csv = dir.path().join("ode.csv");
+    let out = diffusion_lab(&[
+        "eval",
+        "--nll",
+        "--ode",
+        "--model",
+        model.to_str().unwrap(),
+        "--n",
+        "3",
+        "--stride",
+        "100",
+        "--ode-steps",
+        "3",
+        "--ode-check",
+        "1",
+        "--fashion-mnist-dir",
+        fixture.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let row = |start: &str| -> (f64, f64) {
+        let line = text.lines().find(|l| l.starts_with(start)).unwrap_or_else(|| panic!("{start} in {text}"));
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        (cells[1].parse().unwrap(), cells[2].parse().unwrap())
+    };
+    let (bound, bound_se) = row("| variational bound");
+    let (ode, ode_se) = row("| probability-flow ODE");
+    assert!(bound > 0.0 && ode > 0.0 && ode.is_finite(), "{text}");
+    assert!(bound_se > 0.0 && ode_se > 0.0, "three different images: {text}");
+    assert!(text.contains("bits per pixel of the 8-bit images"), "{text}");
+    assert!(text.contains("ODE check on 1 images: Heun (3 steps, 6 evaluations)"), "{text}");
+    // The per-image bounds average to the bound `--nll` prints on its first line.
+    let first = text.lines().next().unwrap();
+    let total: f64 = first.rsplit(" wide): ").next().unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    assert!((total - bound).abs() < 1e-3, "{total} against {bound}: {text}");
+    let rows: Vec<Vec<f64>> = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let mean_ode = rows.iter().map(|r| r[3]).sum::<f64>() / 3.0;
+    assert!((mean_ode - ode).abs() < 1e-3, "{mean_ode} against {ode}");
+    for (args, says) in [
+        (&["eval", "--ode"][..], "--ode computes the ODE likelihood beside the bound: give it with --nll"),
+        (&["eval", "--nll", "--ode", "--ode-steps", "0"][..], "--ode-steps must be at least 1"),
+        (&["eval", "--nll", "--ode-steps", "5"][..], "--ode-steps and --ode-check go with --nll --ode"),
+    ] {
+        let out = diffusion_lab(&[args, &["--fashion-mnist-dir", fixture.to_str().unwrap()]].concat());
+        assert!(!out.status.success(), "{args:?}");
+        let error = stderr(&out);
+        assert!(error.contains(says) && error.trim().lines().count() == 1, "{args:?}: {error}");
+    }
+}

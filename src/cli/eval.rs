@@ -1,11 +1,13 @@
 //! `eval`: Fréchet distance and class accuracy of samples (or reconstructions) against the test set.
 
 use super::*;
+use diffusion_lab::diffusion::DdpmVariance;
+use diffusion_lab::eval::nll::NllOptions;
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// Folder of sample PNGs (as `sample --out-dir` writes them; `classN` in a name is the intended class).
-    #[arg(required_unless_present_any = ["reconstructions", "edits", "nll", "loss_by_level", "prompts"])]
+    #[arg(required_unless_present_any = ["reconstructions", "edits", "nll", "loss_by_level", "prompts", "ode"])]
     pub samples: Option<PathBuf>,
     /// Instead of samples, score an autoencoder's reconstructions D(E(x)) of test images: `latent` (the
     /// built-in latent model's autoencoder) or an autoencoder checkpoint file.
@@ -57,9 +59,12 @@ pub struct EvalArgs {
     /// --nll, --loss-by-level: ε̂ given each test image's label (a bound on -log p(x_0 | y)); without it, unconditional.
     #[arg(long)]
     pub conditional: bool,
-    /// --nll: write the bound's terms at every evaluated t here (CSV: t, λ, bits, RMSE of x̂_0).
+    /// --nll: write the bound's terms at every evaluated t here (CSV: t, λ, bits, RMSE of x̂_0); with --ode,
+    /// each image's bound and ODE likelihood (CSV: image, label, bound_bits, ode_bits).
     #[arg(long)]
     pub csv: Option<PathBuf>,
+    #[command(flatten)]
+    pub ode: super::eval_ode::OdeArgs,
     /// How many test images to reconstruct, edit or take the bound of.
     #[arg(long, default_value_t = 1000)]
     pub n: usize,
@@ -81,6 +86,10 @@ pub enum VarianceArg {
 
 pub(super) fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     let device = Device::flex();
+    args.ode.check(args.nll)?;
+    if args.nll && args.ode.ode {
+        return super::eval_ode::nll_ode_table(args, &device);
+    }
     if args.nll || args.loss_by_level {
         return nll_table(args, &device);
     }
@@ -213,35 +222,12 @@ fn edits_table(args: &EvalArgs, judge: &Judge, test: &Dataset, device: &Device) 
 
 /// `eval --nll`: the bound in bits per dimension, its terms, and a table of where the bits go over t.
 fn nll_table(args: &EvalArgs, device: &Device) -> anyhow::Result<()> {
-    use diffusion_lab::diffusion::DdpmVariance;
-    use diffusion_lab::eval::nll::{self, NllOptions};
-    if args.n == 0 || args.stride == 0 {
-        bail!("--n and --stride must be at least 1");
-    }
-    let resolved = ResolvedModel::named(&args.model, args.autoencoder.as_deref())?;
-    let LoadedModel { unet: model, autoencoder } = resolved.load(device)?;
-    let schedule = resolved.training_schedule().build()?;
-    let test = test_values(args, autoencoder.as_ref(), device)?;
-    if test.values.len() != test.labels.len() * test.dims.iter().product::<usize>() {
-        bail!("the model takes {:?} inputs, which these test images are not", test.dims);
-    }
+    use diffusion_lab::eval::nll;
+    let (model, schedule, test) = model_and_test_values(args, device)?;
     if args.loss_by_level {
         return loss_by_level_table(args, &model, &test.values, &test.labels, test.dims, device);
     }
-    let variance = match args.variance {
-        VarianceArg::BetaTilde => DdpmVariance::BetaTilde,
-        VarianceArg::Beta => DdpmVariance::Beta,
-    };
-    let options = NllOptions {
-        stride: args.stride,
-        seed: 11,
-        variance,
-        conditional: args.conditional,
-        kind: test.kind,
-        batch: 50,
-        x0_bound: model.x0_bound(),
-        clip_mean: !args.no_clip,
-    };
+    let options = nll_options(args, &model, test.kind);
     let bar = progress_bar(0, 0);
     let sums =
         nll::bound(&model, &schedule, &test.values, &test.labels, test.dims, &options, device, |done, total| {
@@ -258,12 +244,40 @@ fn nll_table(args: &EvalArgs, device: &Device) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The bound's options as the flags ask.
+pub(super) fn nll_options(args: &EvalArgs, model: &LoadedUnet, kind: diffusion_lab::eval::nll::DataKind) -> NllOptions {
+    let variance = match args.variance {
+        VarianceArg::BetaTilde => DdpmVariance::BetaTilde,
+        VarianceArg::Beta => DdpmVariance::Beta,
+    };
+    let (conditional, x0_bound, clip_mean) = (args.conditional, model.x0_bound(), !args.no_clip);
+    NllOptions { stride: args.stride, seed: 11, variance, conditional, kind, batch: 50, x0_bound, clip_mean }
+}
+
+/// `--model`, its training schedule and `--n` test images as it takes them (`--nll`, `--loss-by-level`).
+pub(super) fn model_and_test_values(
+    args: &EvalArgs,
+    device: &Device,
+) -> anyhow::Result<(LoadedUnet, NoiseSchedule, TestValues)> {
+    if args.n == 0 || args.stride == 0 {
+        bail!("--n and --stride must be at least 1");
+    }
+    let resolved = ResolvedModel::named(&args.model, args.autoencoder.as_deref())?;
+    let LoadedModel { unet: model, autoencoder } = resolved.load(device)?;
+    let schedule = resolved.training_schedule().build()?;
+    let test = test_values(args, autoencoder.as_ref(), device)?;
+    if test.values.len() != test.labels.len() * test.dims.iter().product::<usize>() {
+        bail!("the model takes {:?} inputs, which these test images are not", test.dims);
+    }
+    Ok((model, schedule, test))
+}
+
 /// `--n` test images as the model takes them: their pixels, or a latent model's latents of them.
-struct TestValues {
-    values: Vec<f32>,
-    dims: [usize; 3],
-    kind: diffusion_lab::eval::nll::DataKind,
-    labels: Vec<Option<usize>>,
+pub(super) struct TestValues {
+    pub values: Vec<f32>,
+    pub dims: [usize; 3],
+    pub kind: diffusion_lab::eval::nll::DataKind,
+    pub labels: Vec<Option<usize>>,
 }
 
 fn test_values(
@@ -292,7 +306,7 @@ fn test_values(
 }
 
 /// The bound's total and its three parts, with what was bounded and how.
-fn print_bound(
+pub(super) fn print_bound(
     args: &EvalArgs,
     model: &LoadedUnet,
     options: &diffusion_lab::eval::nll::NllOptions,
@@ -300,7 +314,6 @@ fn print_bound(
     schedule: &NoiseSchedule,
     count: usize,
 ) -> anyhow::Result<()> {
-    use diffusion_lab::diffusion::DdpmVariance;
     use diffusion_lab::eval::nll::DataKind;
     let total = sums.total_bits().context("the bound needs L_T, L_0 and one t ≥ 2")?;
     let steps = schedule.steps();

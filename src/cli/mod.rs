@@ -27,6 +27,7 @@ use diffusion_lab::train::training::{
 mod bench;
 mod decided;
 mod eval;
+mod eval_ode;
 mod explain;
 mod grid;
 mod interpolate;

@@ -123,6 +123,9 @@ pub struct BoundSums {
     pub prior_count: usize,
     /// How many timesteps the term at t stands for in the sum (1 where every t is evaluated).
     pub weights: Vec<usize>,
+    /// Each example's own bound: its L_T and its terms, each times the timesteps it stands for (their mean
+    /// over examples is `total_bits`; their spread gives its standard error).
+    pub example_bits: Vec<f64>,
 }
 
 impl BoundSums {
@@ -134,6 +137,7 @@ impl BoundSums {
             counts: vec![0; steps],
             prior_count: 0,
             weights: vec![1; steps],
+            example_bits: Vec::new(),
         }
     }
 
@@ -144,6 +148,14 @@ impl BoundSums {
         self.terms[t - 1] += bits;
         self.squared_error[t - 1] += squared_error;
         self.counts[t - 1] += 1;
+    }
+
+    /// Adds `bits` (L_T, or a term times the timesteps it stands for) to example `index`'s own bound.
+    pub fn add_to_example(&mut self, index: usize, bits: f64) {
+        if self.example_bits.len() <= index {
+            self.example_bits.resize(index + 1, 0.0);
+        }
+        self.example_bits[index] += bits;
     }
 
     pub fn add_prior(&mut self, bits: f64) {

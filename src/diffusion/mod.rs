@@ -5,6 +5,7 @@ pub mod ddim;
 pub mod dpm_solver;
 pub mod edit;
 pub mod equation;
+pub mod flow_likelihood;
 pub mod forward;
 pub mod guidance;
 pub mod heun;

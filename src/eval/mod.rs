@@ -5,6 +5,7 @@ pub mod decided;
 pub mod distance;
 pub mod frechet;
 pub mod nll;
+pub mod ode_nll;
 pub mod quality;
 
 use std::path::Path;

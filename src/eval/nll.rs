@@ -86,8 +86,10 @@ pub fn bound(
     for (index, first) in (0..count).step_by(batch).enumerate() {
         let n = batch.min(count - first);
         let x0 = &values[first * size..(first + n) * size];
-        for image in x0.chunks_exact(size) {
-            sums.add_prior(likelihood::prior_bits(schedule, image));
+        for (k, image) in x0.chunks_exact(size).enumerate() {
+            let prior = likelihood::prior_bits(schedule, image);
+            sums.add_prior(prior);
+            sums.add_to_example(first + k, prior);
         }
         // [n, tokens, d]: the same context at every t.
         let context = context_of(model, &labels[first.min(labels.len())..], n, options.conditional, device);
@@ -106,7 +108,8 @@ pub fn bound(
             // [n, c, h, w]
             let input = Tensor::<4>::from_data(TensorData::new(x_t.clone(), [n, c, h, w]), device);
             let eps_hat = read_f32(model.model.epsilon_with_context(input, &[schedule.log_snr[i]], context.clone()))?;
-            for ((x0, x_t), eps) in x0.chunks_exact(size).zip(x_t.chunks_exact(size)).zip(eps_hat.chunks_exact(size)) {
+            let images = x0.chunks_exact(size).zip(x_t.chunks_exact(size)).zip(eps_hat.chunks_exact(size));
+            for (k, ((x0, x_t), eps)) in images.enumerate() {
                 let bits = if t == 1 {
                     let mean = posterior::model_mean_clipped(schedule, 1, x_t, eps, mean_bound);
                     let variance = likelihood::decoder_variance(schedule, options.variance);
@@ -124,6 +127,7 @@ pub fn bound(
                     x0.iter().zip(&x0_hat).map(|(a, b)| (f64::from(*a) - f64::from(*b).clamp(-bound, bound)).powi(2));
                 let error = error.sum::<f64>() / size as f64;
                 sums.add(t, weight, bits, error);
+                sums.add_to_example(first + k, weight as f64 * bits);
             }
             done += 1;
             progress(done, total);
@@ -134,7 +138,13 @@ pub fn bound(
 
 /// τ_θ of `n` examples: each one's label from `labels` where `conditional` (and it has one), else the
 /// "no class" token. [n, tokens, d]
-fn context_of(model: &LoadedUnet, labels: &[Option<usize>], n: usize, conditional: bool, device: &Device) -> Tensor<3> {
+pub(crate) fn context_of(
+    model: &LoadedUnet,
+    labels: &[Option<usize>],
+    n: usize,
+    conditional: bool,
+    device: &Device,
+) -> Tensor<3> {
     let classes: Vec<i64> = (0..n)
         .map(|i| match (conditional, labels.get(i).copied().flatten()) {
             (true, Some(label)) => label as i64,
