@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::{lab2d, text};
+
 use burn::prelude::Device;
 use diffusion_lab::diffusion::Objective;
 use diffusion_lab::lab2d::data::{PointData, Preset};
@@ -45,8 +47,6 @@ fn a_network_of_every_objective_reaches_the_data() {
         }
     }
 }
-
-use common::{lab2d, text};
 
 /// A short run's flags: two Gaussians, few steps and particles.
 const QUICK: [&str; 6] = ["--preset", "two-gaussians", "--steps", "60", "--particles", "200"];

@@ -114,6 +114,8 @@ pub struct Lab2dArgs {
     /// denoiser's, and the distance to the data against the number of steps.
     #[arg(long)]
     pub figure: Option<PathBuf>,
+    #[command(flatten)]
+    pub likelihood: super::lab2d_likelihood::LikelihoodArgs,
 }
 
 /// Pixels per side of each panel of the picture.
@@ -124,6 +126,9 @@ pub(super) fn lab2d(args: &Lab2dArgs) -> anyhow::Result<()> {
     let schedule = args.schedule.beta_schedule_or(BetaSchedule::cosine(1000));
     let noise_schedule = schedule.build()?;
     let (data, sampler) = read_args(args, &noise_schedule)?;
+    if args.likelihood.likelihood {
+        return super::lab2d_likelihood::likelihood(args, data, schedule);
+    }
     let settings = comparison_settings(args, schedule)?;
     if !args.recipes.is_empty() {
         let recipes = args.recipes.iter().map(|r| parse_recipe(r)).collect::<anyhow::Result<Vec<_>>>()?;
@@ -214,7 +219,7 @@ fn parse_recipe(text: &str) -> anyhow::Result<Recipe> {
 
 /// The recipe of an objective's and a weighting's names (the objective's usual weighting without one); an
 /// error names the part that is wrong as `names` say.
-fn recipe_of(objective: &str, weighting: Option<&str>, names: [&str; 2]) -> anyhow::Result<Recipe> {
+pub(super) fn recipe_of(objective: &str, weighting: Option<&str>, names: [&str; 2]) -> anyhow::Result<Recipe> {
     let objective: Objective = objective.parse().context(names[0].to_string())?;
     let weighting = match weighting {
         Some(w) => w.parse::<Weighting>().context(names[1].to_string())?,

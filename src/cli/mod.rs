@@ -33,6 +33,7 @@ mod grid;
 mod interpolate;
 mod lab2d;
 mod lab2d_guidance;
+mod lab2d_likelihood;
 mod output;
 mod package;
 mod sample;

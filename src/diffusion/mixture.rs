@@ -111,6 +111,29 @@ impl GaussianMixture {
         if total > 0.0 { [score[0] / total, score[1] / total] } else { [0.0, 0.0] }
     }
 
+    /// ∇·∇ log q(x) = Δ log q(x), the trace of the score's Jacobian (the Hessian of log q):
+    /// Σ_k r_k (|g_k|² - d / s_k²) - |∇ log q|², with g_k = (μ_k - x) / s_k² and d = 2. The exact divergence
+    /// the change of variables along the probability-flow ODE integrates.
+    pub fn score_divergence(&self, x: Point) -> f64 {
+        let terms = self.log_terms(x);
+        let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (mut total, mut score, mut second) = (0.0, [0.0, 0.0], 0.0);
+        for (c, t) in self.components.iter().zip(&terms) {
+            let r = (t - max).exp();
+            let inv_var = 1.0 / (c.std * c.std);
+            let g = [(c.mean[0] - x[0]) * inv_var, (c.mean[1] - x[1]) * inv_var];
+            total += r;
+            score[0] += r * g[0];
+            score[1] += r * g[1];
+            second += r * (g[0] * g[0] + g[1] * g[1] - 2.0 * inv_var);
+        }
+        if total <= 0.0 {
+            return 0.0;
+        }
+        let score = [score[0] / total, score[1] / total];
+        second / total - (score[0] * score[0] + score[1] * score[1])
+    }
+
     /// `n` draws and their classes: a component by weight, then a point from its Gaussian.
     pub fn sample(&self, n: usize, rng: &mut impl Rng) -> Vec<(Point, usize)> {
         let total = self.total_weight();
@@ -133,6 +156,12 @@ impl GaussianMixture {
 pub fn epsilon_from_score(score: Point, one_minus_alpha_bar: f64) -> Point {
     let sigma = one_minus_alpha_bar.sqrt();
     [-sigma * score[0], -sigma * score[1]]
+}
+
+/// ∇·ε* = -sqrt(1 - ᾱ) Δ log q_t(x): the divergence of the ideal network's ε* in x, from the score's
+/// ([`GaussianMixture::score_divergence`]).
+pub fn epsilon_divergence(score_divergence: f64, one_minus_alpha_bar: f64) -> f64 {
+    -one_minus_alpha_bar.sqrt() * score_divergence
 }
 
 /// ∇ log q_t(x) = -ε / sqrt(1 - ᾱ): the score a network's ε̂ stands for.
@@ -194,6 +223,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The divergence of the score (the Laplacian of log q_t) against central differences of the closed-form
+    /// score, and ε*'s divergence against differences of ε*, at every noise level, near and far from the data.
+    #[test]
+    fn score_divergence_matches_finite_differences() {
+        let mixture = three_blobs();
+        let h = 1e-6;
+        for alpha_bar in [1.0f64, 0.9999, 0.99, 0.7, 0.3, 0.01] {
+            let q_t = mixture.noised(alpha_bar, 1.0 - alpha_bar);
+            for x in [[0.0, 0.0], [-0.69, 0.12], [0.55, -0.3], [2.5, -1.7], [0.21, 0.79], [-0.1, 0.45]] {
+                let mut numeric = 0.0;
+                let mut numeric_eps = 0.0;
+                for axis in 0..2 {
+                    let (mut plus, mut minus) = (x, x);
+                    plus[axis] += h;
+                    minus[axis] -= h;
+                    numeric += (q_t.score(plus)[axis] - q_t.score(minus)[axis]) / (2.0 * h);
+                    let eps = |p: Point| epsilon_from_score(q_t.score(p), 1.0 - alpha_bar)[axis];
+                    numeric_eps += (eps(plus) - eps(minus)) / (2.0 * h);
+                }
+                let exact = q_t.score_divergence(x);
+                let tolerance = 1e-5 * (1.0 + numeric.abs());
+                assert!(
+                    (exact - numeric).abs() < tolerance,
+                    "ᾱ {alpha_bar}, x {x:?}: {exact} vs differences {numeric}"
+                );
+                let exact_eps = epsilon_divergence(exact, 1.0 - alpha_bar);
+                assert!((exact_eps - numeric_eps).abs() < tolerance, "ᾱ {alpha_bar}, x {x:?}: ∇·ε* {exact_eps}");
+            }
+        }
+        // One Gaussian N(m, s² I): Δ log q = -2 / s² everywhere.
+        let one = GaussianMixture::new(vec![Component { mean: [0.3, -0.2], std: 0.5, weight: 1.0, class: 0 }]);
+        assert!((one.score_divergence([1.0, 2.0]) + 8.0).abs() < 1e-12);
     }
 
     /// The density integrates to one (a grid sum over a wide square), clean and noised.

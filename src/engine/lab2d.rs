@@ -17,6 +17,7 @@ use burn::prelude::Device;
 use crate::diffusion::Objective;
 use crate::lab2d::data::PointData;
 use crate::lab2d::guidance_bench::{GuidanceBench, GuidanceBenchSettings};
+use crate::lab2d::likelihood::{LikelihoodReport, LikelihoodSettings, lab_likelihood};
 use crate::lab2d::recipes::{ComparisonSettings, RecipeReport, comparison_floor, exact_report, recipe_lab, report_of};
 use crate::lab2d::run::{FieldRequest, FieldValues, LabError, ParticleRequest, ParticleRun, learned_field, true_field};
 use crate::lab2d::{Distances, Lab};
@@ -70,6 +71,9 @@ pub enum Lab2dCommand {
     /// The guidance methods against the exact p(x|y) with the session's network (engine/lab2d_guidance.rs),
     /// autoguidance's guide trained for `guide_steps` when not kept.
     GuidanceBench { key: u64, settings: GuidanceBenchSettings, guide_steps: u64 },
+    /// The likelihood of fresh points of the data four ways, with the session's network as it is now
+    /// (`lab2d::likelihood`).
+    Likelihood { key: u64, settings: LikelihoodSettings },
 }
 
 /// Which of the lab's networks a field is of.
@@ -151,6 +155,15 @@ pub enum Lab2dEvent {
         step: u64,
     },
     GuidanceBenchFailed {
+        key: u64,
+        message: String,
+    },
+    /// The likelihood measured: true, ODE with the exact score, ODE with the network, the network's bound.
+    Likelihood {
+        key: u64,
+        report: Arc<LikelihoodReport>,
+    },
+    LikelihoodFailed {
         key: u64,
         message: String,
     },
@@ -265,6 +278,16 @@ impl Lab2dState {
                 }
                 let labs = recipes.into_iter().map(|r| recipe_lab(data.clone(), r, steps, seed, &device)).collect();
                 self.recipes = Some(RecipeSession { key, labs, settings, current: 0, training: true });
+            }
+            Lab2dCommand::Likelihood { key, settings } => {
+                let measured = match self.session.as_ref() {
+                    Some(session) => lab_likelihood(&session.lab, &settings, &device).map_err(|e| e.to_string()),
+                    None => Err("the 2-D lab has no network yet: Start training first".to_string()),
+                };
+                send(match measured {
+                    Ok(report) => Lab2dEvent::Likelihood { key, report: Arc::new(report) },
+                    Err(message) => Lab2dEvent::LikelihoodFailed { key, message },
+                });
             }
             Lab2dCommand::StopRecipes => {
                 if let Some(recipes) = self.recipes.as_mut() {

@@ -181,7 +181,7 @@ pub fn texts_starting_with<State>(harness: &egui_kittest::Harness<'_, State>, pr
         .collect()
 }
 
-/// `diffusion-lab lab2d ARGS`, run to its end within ten minutes.
+/// `diffusion-lab lab2d ARGS` run to its end (ten minutes at most).
 pub fn lab2d(args: &[&str]) -> std::process::Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_diffusion-lab"));
     command.arg("lab2d").args(args);

@@ -5,10 +5,11 @@
 //! the samples to the data over training and across step counts. Any recipe (objective and weighting)
 //! trains, and two to four recipes train side by side to be compared.
 //!
-//! The page is five parts, each owning its state and drawing its section of the left column and its layer
+//! The page is seven parts, each owning its state and drawing its section of the left column and its layer
 //! of the plot: [`DataPanel`] (data.rs), [`TrainingPanel`] (training.rs), [`FieldPanel`] (field.rs),
-//! [`ParticlesPanel`] (particles.rs), [`RecipesPanel`] (recipes.rs: its results below the plot) and
-//! [`GuidancePanel`] (guidance.rs: the guidance methods against the exact p(x|y), its results below too).
+//! [`ParticlesPanel`] (particles.rs), [`LikelihoodPanel`] (likelihood.rs), [`RecipesPanel`] (recipes.rs: its
+//! results below the plot) and [`GuidancePanel`] (guidance.rs: the guidance methods against the exact p(x|y),
+//! its results below too).
 //! [`Lab2dPanel`] composes them: it hands each engine event to its part and does what spans parts (starting
 //! a training, asking for the field). plot.rs draws the plot, export.rs the PNG and GIF, latest.rs keeps the
 //! requests on their way to the engine.
@@ -25,6 +26,7 @@ mod export;
 mod field;
 mod guidance;
 mod latest;
+mod likelihood;
 mod particles;
 mod plot;
 mod recipes;
@@ -33,6 +35,7 @@ mod training;
 pub use data::{DataChoice, DataPanel};
 pub use field::{Branch, FieldPanel, FieldView};
 pub use guidance::{GuidancePanel, GuidancePhase};
+pub use likelihood::{LikelihoodPanel, formula_line as likelihood_formula_line};
 pub use particles::ParticlesPanel;
 pub use recipes::{RecipeProgress, RecipesPanel, RecipesPhase};
 pub use training::{LabPhase, TrainingPanel};
@@ -45,6 +48,7 @@ pub struct Lab2dPanel {
     pub particles: ParticlesPanel,
     pub recipes: RecipesPanel,
     pub guidance: GuidancePanel,
+    pub likelihood: LikelihoodPanel,
     /// UI frame times while the lab trains or plays.
     pub paint_times: PaintTimes,
 }
@@ -99,8 +103,11 @@ impl Lab2dPanel {
                 self.particles.on_particles(key, run, (distances, floor), step, self.data.current());
             }
             Lab2dEvent::Compared { key, rows, step } => self.particles.on_compared(key, rows, step),
+            Lab2dEvent::Likelihood { key, report } => self.likelihood.on_likelihood(ctx, key, report),
+            Lab2dEvent::LikelihoodFailed { key, message } => self.likelihood.on_failed(ctx, key, &message),
             Lab2dEvent::Failed { message, training_stopped } => {
                 self.field.on_failed();
+                self.likelihood.on_any_failure();
                 if training_stopped {
                     // The engine's training failed: the session's and the comparison's (one panic ends both).
                     self.training.on_stopped();
@@ -116,8 +123,8 @@ impl Lab2dPanel {
         self.data.ensure_made();
         self.data.ui(ui);
         ui.separator();
-        let (data, field, particles, paint_times) =
-            (&mut self.data, &mut self.field, &mut self.particles, &mut self.paint_times);
+        let (data, field, particles, paint_times, likelihood) =
+            (&mut self.data, &mut self.field, &mut self.particles, &mut self.paint_times, &mut self.likelihood);
         self.training.ui(ui, ctx, data.current().is_some(), |training, ctx| {
             // A fresh network on the data made afresh; every part forgets the last network's work.
             data.refresh();
@@ -128,6 +135,7 @@ impl Lab2dPanel {
             particles.clear(points.class_count);
             training.start(ctx, points, data.seed);
             field.clear();
+            likelihood.clear();
             *paint_times = PaintTimes::default();
         });
         ui.separator();
@@ -135,6 +143,8 @@ impl Lab2dPanel {
         ui.separator();
         let ready = self.training.phase != LabPhase::Empty;
         self.particles.ui(ui, ctx, self.data.class_count(), ready);
+        ui.separator();
+        self.likelihood.ui(ui, ctx, ready);
         ui.separator();
         if self.recipes.ui(ui, ctx, self.data.current().is_some()) {
             self.start_recipes(ctx);
