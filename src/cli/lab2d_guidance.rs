@@ -29,7 +29,7 @@ pub struct GuidanceBenchArgs {
     /// at a handful of scales towards --class (default 0) from the same x_T, with the trained network and
     /// with the exact scores; prints one line per method × scale (sliced W₂ and energy distance to p(x|y),
     /// spread ratio); --out writes the picture, --csv the table
-    #[arg(long, conflicts_with_all = ["recipes", "gif", "figure", "compare_steps", "error_map"])]
+    #[arg(long, conflicts_with_all = ["recipes", "likelihood", "solver_bench", "gif", "figure", "compare_steps", "error_map"])]
     pub guidance_bench: bool,
     /// The methods of --guidance-bench, comma-separated: cfg, rescale, apg, cfgpp, auto [default: all]
     #[arg(long, value_name = "METHODS", value_delimiter = ',', requires = "guidance_bench")]

@@ -34,6 +34,7 @@ mod interpolate;
 mod lab2d;
 mod lab2d_guidance;
 mod lab2d_likelihood;
+mod lab2d_solver;
 mod output;
 mod package;
 mod sample;

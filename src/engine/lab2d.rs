@@ -20,6 +20,7 @@ use crate::lab2d::guidance_bench::{GuidanceBench, GuidanceBenchSettings};
 use crate::lab2d::likelihood::{LikelihoodReport, LikelihoodSettings, lab_likelihood};
 use crate::lab2d::recipes::{ComparisonSettings, RecipeReport, comparison_floor, exact_report, recipe_lab, report_of};
 use crate::lab2d::run::{FieldRequest, FieldValues, LabError, ParticleRequest, ParticleRun, learned_field, true_field};
+use crate::lab2d::solver_bench::{BenchSettings, SolverBench, solver_bench};
 use crate::lab2d::{Distances, Lab};
 use crate::model::point_mlp::PointDenoiserConfig;
 use crate::train::ddpm::TrainConfig;
@@ -74,6 +75,9 @@ pub enum Lab2dCommand {
     /// The likelihood of fresh points of the data four ways, with the session's network as it is now
     /// (`lab2d::likelihood`).
     Likelihood { key: u64, settings: LikelihoodSettings },
+    /// The solver bench (`lab2d::solver_bench`) on `data`'s exact ε*, and on the session's network when it
+    /// trained on the same data.
+    SolverBench { key: u64, data: PointData, settings: BenchSettings },
 }
 
 /// Which of the lab's networks a field is of.
@@ -164,6 +168,15 @@ pub enum Lab2dEvent {
         report: Arc<LikelihoodReport>,
     },
     LikelihoodFailed {
+        key: u64,
+        message: String,
+    },
+    /// The solver bench is done.
+    SolverBenched {
+        key: u64,
+        bench: Arc<SolverBench>,
+    },
+    SolverBenchFailed {
         key: u64,
         message: String,
     },
@@ -298,6 +311,17 @@ impl Lab2dState {
                 let lab = self.session.as_ref().map(|s| &s.lab);
                 self.guidance.bench(key, &settings, guide_steps, lab, send);
             }
+            Lab2dCommand::SolverBench { key, data, settings } => self.solver_bench(key, &data, &settings, send),
+        }
+    }
+
+    /// The solver bench on `data`, with the session's network if it has trained on the same mixture.
+    fn solver_bench(&self, key: u64, data: &PointData, settings: &BenchSettings, send: &dyn Fn(Lab2dEvent)) {
+        let network = self.session.as_ref().filter(|s| s.lab.data.mixture == data.mixture && s.lab.trainer.step > 0);
+        let network = network.map(|s| (s.lab.model(), s.lab.trainer.step));
+        match solver_bench(&data.mixture, network.as_ref().map(|(m, s)| (m, *s)), settings, &lab_device()) {
+            Ok(bench) => send(Lab2dEvent::SolverBenched { key, bench: Arc::new(bench) }),
+            Err(error) => send(Lab2dEvent::SolverBenchFailed { key, message: error.to_string() }),
         }
     }
 

@@ -5,11 +5,11 @@
 //! the samples to the data over training and across step counts. Any recipe (objective and weighting)
 //! trains, and two to four recipes train side by side to be compared.
 //!
-//! The page is seven parts, each owning its state and drawing its section of the left column and its layer
+//! The page is made of parts, each owning its state and drawing its section of the left column and its layer
 //! of the plot: [`DataPanel`] (data.rs), [`TrainingPanel`] (training.rs), [`FieldPanel`] (field.rs),
 //! [`ParticlesPanel`] (particles.rs), [`LikelihoodPanel`] (likelihood.rs), [`RecipesPanel`] (recipes.rs: its
-//! results below the plot) and [`GuidancePanel`] (guidance.rs: the guidance methods against the exact p(x|y),
-//! its results below too).
+//! results below the plot), [`SolverPanel`] (solver.rs: the solver bench, its results below the plot too) and
+//! [`GuidancePanel`] (guidance.rs: the guidance methods against the exact p(x|y), its results below too).
 //! [`Lab2dPanel`] composes them: it hands each engine event to its part and does what spans parts (starting
 //! a training, asking for the field). plot.rs draws the plot, export.rs the PNG and GIF, latest.rs keeps the
 //! requests on their way to the engine.
@@ -30,6 +30,7 @@ mod likelihood;
 mod particles;
 mod plot;
 mod recipes;
+mod solver;
 mod training;
 
 pub use data::{DataChoice, DataPanel};
@@ -38,6 +39,7 @@ pub use guidance::{GuidancePanel, GuidancePhase};
 pub use likelihood::{LikelihoodPanel, formula_line as likelihood_formula_line};
 pub use particles::ParticlesPanel;
 pub use recipes::{RecipeProgress, RecipesPanel, RecipesPhase};
+pub use solver::{SolverPanel, SolverPhase};
 pub use training::{LabPhase, TrainingPanel};
 
 #[derive(Default)]
@@ -49,6 +51,7 @@ pub struct Lab2dPanel {
     pub recipes: RecipesPanel,
     pub guidance: GuidancePanel,
     pub likelihood: LikelihoodPanel,
+    pub solver: SolverPanel,
     /// UI frame times while the lab trains or plays.
     pub paint_times: PaintTimes,
 }
@@ -97,6 +100,8 @@ impl Lab2dPanel {
             }
             Lab2dEvent::RecipeMeasured { key, index, report } => self.recipes.on_measured(ctx, key, index, report),
             Lab2dEvent::RecipesFailed { key, message } => self.recipes.on_failed(ctx, key, &message),
+            Lab2dEvent::SolverBenched { key, bench } => self.solver.on_benched(ctx, key, bench),
+            Lab2dEvent::SolverBenchFailed { key, message } => self.solver.on_failed(ctx, key, &message),
             Lab2dEvent::GuidanceBenched { key, bench, step } => self.guidance.on_benched(ctx, key, bench, step),
             Lab2dEvent::GuidanceBenchFailed { key, message } => self.guidance.on_failed(ctx, key, &message),
             Lab2dEvent::Particles { key, run, distances, floor, step } => {
@@ -148,6 +153,14 @@ impl Lab2dPanel {
         ui.separator();
         if self.recipes.ui(ui, ctx, self.data.current().is_some()) {
             self.start_recipes(ctx);
+        }
+        ui.separator();
+        if self.solver.ui(ui, self.data.current().is_some()) {
+            self.data.refresh();
+            match self.data.current().cloned() {
+                Some(points) => self.solver.start(ctx, points),
+                None => ctx.set_status(format!("2-D lab: {}", self.data.error().unwrap_or_default()), true),
+            }
         }
         ui.separator();
         if self.guidance.ui(ui, self.data.class_count(), self.training.phase != LabPhase::Empty) {
@@ -202,6 +215,7 @@ impl Lab2dPanel {
             });
             self.particles.compare_ui(ui, self.data.current());
             self.recipes.results_ui(ui, self.data.current());
+            self.solver.results_ui(ui);
             self.guidance.results_ui(ui);
         });
     }
