@@ -32,6 +32,7 @@ mod explain;
 mod grid;
 mod interpolate;
 mod lab2d;
+mod lab2d_guidance;
 mod lab2d_likelihood;
 mod lab2d_solver;
 mod output;

@@ -16,6 +16,7 @@ use burn::prelude::Device;
 
 use crate::diffusion::Objective;
 use crate::lab2d::data::PointData;
+use crate::lab2d::guidance_bench::{GuidanceBench, GuidanceBenchSettings};
 use crate::lab2d::likelihood::{LikelihoodReport, LikelihoodSettings, lab_likelihood};
 use crate::lab2d::recipes::{ComparisonSettings, RecipeReport, comparison_floor, exact_report, recipe_lab, report_of};
 use crate::lab2d::run::{FieldRequest, FieldValues, LabError, ParticleRequest, ParticleRun, learned_field, true_field};
@@ -68,6 +69,9 @@ pub enum Lab2dCommand {
     },
     /// Stops the comparison's training (what it measured stays).
     StopRecipes,
+    /// The guidance methods against the exact p(x|y) with the session's network (engine/lab2d_guidance.rs),
+    /// autoguidance's guide trained for `guide_steps` when not kept.
+    GuidanceBench { key: u64, settings: GuidanceBenchSettings, guide_steps: u64 },
     /// The likelihood of fresh points of the data four ways, with the session's network as it is now
     /// (`lab2d::likelihood`).
     Likelihood { key: u64, settings: LikelihoodSettings },
@@ -148,6 +152,16 @@ pub enum Lab2dEvent {
         key: u64,
         message: String,
     },
+    /// The guidance comparison, with the session's network at `step`.
+    GuidanceBenched {
+        key: u64,
+        bench: Arc<GuidanceBench>,
+        step: u64,
+    },
+    GuidanceBenchFailed {
+        key: u64,
+        message: String,
+    },
     /// The likelihood measured: true, ODE with the exact score, ODE with the network, the network's bound.
     Likelihood {
         key: u64,
@@ -180,6 +194,7 @@ pub struct Lab2dState {
     recipes: Option<RecipeSession>,
     /// Whose turn the next burst is when both train.
     recipes_turn: bool,
+    guidance: super::lab2d_guidance::GuidanceSession,
 }
 
 /// A comparison of recipes: their sessions, trained one after the other.
@@ -231,6 +246,7 @@ impl Lab2dState {
                     classes: lab.data.class_count,
                 });
                 self.session = Some(Session { lab, training: true, schedule, reported: 0 });
+                self.guidance.forget();
             }
             Lab2dCommand::SetTraining(on) => {
                 if let Some(session) = self.session.as_mut() {
@@ -290,6 +306,10 @@ impl Lab2dState {
                 if let Some(recipes) = self.recipes.as_mut() {
                     recipes.training = false;
                 }
+            }
+            Lab2dCommand::GuidanceBench { key, settings, guide_steps } => {
+                let lab = self.session.as_ref().map(|s| &s.lab);
+                self.guidance.bench(key, &settings, guide_steps, lab, send);
             }
             Lab2dCommand::SolverBench { key, data, settings } => self.solver_bench(key, &data, &settings, send),
         }

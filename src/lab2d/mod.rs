@@ -10,6 +10,9 @@
 
 pub mod data;
 pub mod figure;
+pub mod guidance_bench;
+pub mod guidance_figure;
+pub mod guided;
 pub mod likelihood;
 pub mod recipes;
 pub mod recipes_figure;
