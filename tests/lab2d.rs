@@ -2,6 +2,8 @@
 //! driven by its accessible labels with egui_kittest: points drawn with the mouse, trained, the field and
 //! the particles seen.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use burn::prelude::Device;
@@ -58,21 +60,16 @@ fn a_trained_network_moves_samples_onto_two_gaussians() {
 }
 
 fn step_until(harness: &mut Harness<'static, LabApp>, what: &str, done: impl Fn(&LabApp) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !done(harness.state()) {
-        let app = harness.state();
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting until {what}: {:?}; training {:?}, particles {} (class {:?}), recipes {:?}",
+    common::step_until(harness, what, done, |app| {
+        format!(
+            "{:?}; training {:?}, particles {} (class {:?}), recipes {:?}",
             app.ctx.status,
             app.lab2d.training.phase,
             app.lab2d.has_particles(),
             app.lab2d.particles.class,
             app.lab2d.recipes.phase
-        );
-        harness.step();
-        std::thread::sleep(Duration::from_millis(5));
-    }
+        )
+    });
 }
 
 /// Drags the mouse along a horizontal stroke from x = -1 to 1 at height `y` on the 2-D plot.
@@ -110,9 +107,13 @@ fn click_scrolled(harness: &mut Harness<'static, LabApp>, label: &str) {
         last = now;
     }
     let rect = harness.get_by_label(label).rect();
-    assert!(rect.max.y < 1650.0, "{label} is below the window's bottom: {rect:?}");
+    assert!(rect.max.y < LAB_WINDOW[1] - 50.0, "{label} is below the window's bottom: {rect:?}");
     harness.get_by_label(label).click();
 }
+
+/// The window the page is driven in: tall enough for the left column's sections (clicks need their widget
+/// on screen).
+const LAB_WINDOW: [f32; 2] = [1280.0, 2000.0];
 
 /// The window of `size` on its "2-D lab" page, without file dialogs.
 fn lab_page(size: [f32; 2]) -> Harness<'static, LabApp> {
@@ -126,7 +127,7 @@ fn lab_page(size: [f32; 2]) -> Harness<'static, LabApp> {
 }
 
 fn lab_window() -> Harness<'static, LabApp> {
-    let mut harness = lab_page([1280.0, 1700.0]);
+    let mut harness = lab_page(LAB_WINDOW);
     harness.get_by_label("Data set").click();
     harness.run_steps(2);
     harness.get_by_label("Draw your own").click();
@@ -310,7 +311,7 @@ fn a_class_without_points_gets_a_message_and_the_page_goes_on() {
 /// the field shows recipe 2's own target, v, against the exact one.
 #[test]
 fn two_recipes_train_side_by_side_and_are_compared() {
-    let mut harness = lab_page([1280.0, 1700.0]);
+    let mut harness = lab_page(LAB_WINDOW);
     harness.state_mut().lab2d.recipes.steps = 150;
     let pick = |harness: &mut Harness<'static, LabApp>, picker: &str, option: &str| {
         click_scrolled(harness, picker);

@@ -3,7 +3,9 @@
 //! data (and the floor a perfect model would score), how straight the recipe's paths are and its distance
 //! at 1 to 20 steps (`lab2d::recipes`), and draws the field and the particles' paths as a PNG (and the run
 //! as a GIF). With `--recipe` (up to four times) it trains those recipes side by side on the same data and
-//! seed instead, and prints and draws (`--figure`) the comparison.
+//! seed instead, and prints and draws (`--figure`) the comparison. With `--solver-bench` it measures the
+//! samplers against the exact ODE solution instead (lab2d_solver.rs), with `--guidance-bench` it compares the
+//! guidance methods against the exact p(x|y) (lab2d_guidance.rs).
 
 use std::time::Instant;
 
@@ -107,6 +109,17 @@ pub struct Lab2dArgs {
     /// Write (step, loss) and (step, distances) here as CSV.
     #[arg(long)]
     pub csv: Option<PathBuf>,
+    /// Measure every deterministic sampler (DDIM η = 0 = Euler, Heun, DPM++ 2M) against the exact
+    /// probability-flow ODE solution of the preset, with the exact score and with the trained network
+    /// (--steps 0: the exact score only): prints `<name>: order <p>` per method; --out writes the log-log
+    /// plot, --csv the table
+    #[arg(long, conflicts_with_all = ["recipes", "likelihood", "gif", "figure", "class", "compare_steps", "error_map"])]
+    pub solver_bench: bool,
+    /// The step counts of --solver-bench: FIRST..LAST, doublings from FIRST up to LAST
+    #[arg(long, value_name = "FIRST..LAST", default_value = "8..256")]
+    pub bench_steps: String,
+    #[command(flatten)]
+    pub guidance_bench: super::lab2d_guidance::GuidanceBenchArgs,
     /// Write the recipe comparison here as a PNG: each recipe's paths in y = x/(α+σ) beside the exact
     /// denoiser's, and the distance to the data against the number of steps.
     #[arg(long)]
@@ -136,6 +149,12 @@ pub(super) fn lab2d(args: &Lab2dArgs) -> anyhow::Result<()> {
     }
     let (objective, weighting) = (args.objective.as_deref().unwrap_or("eps"), args.weighting.as_deref());
     let recipe = recipe_of(objective, weighting, ["--objective", "--weighting"])?;
+    if args.solver_bench {
+        return super::lab2d_solver::solver_bench_command(args, data, recipe, schedule, &device);
+    }
+    if args.guidance_bench.guidance_bench {
+        return super::lab2d_guidance::guidance_bench_command(args, data, recipe, (schedule, sampler), &device);
+    }
     let mut lab = recipe_lab(data, recipe, args.steps, args.seed, &device);
     let request = ParticleRequest {
         schedule,

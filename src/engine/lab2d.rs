@@ -16,9 +16,11 @@ use burn::prelude::Device;
 
 use crate::diffusion::Objective;
 use crate::lab2d::data::PointData;
+use crate::lab2d::guidance_bench::{GuidanceBench, GuidanceBenchSettings};
 use crate::lab2d::likelihood::{LikelihoodReport, LikelihoodSettings, lab_likelihood};
 use crate::lab2d::recipes::{ComparisonSettings, RecipeReport, comparison_floor, exact_report, recipe_lab, report_of};
 use crate::lab2d::run::{FieldRequest, FieldValues, LabError, ParticleRequest, ParticleRun, learned_field, true_field};
+use crate::lab2d::solver_bench::{BenchSettings, SolverBench, solver_bench};
 use crate::lab2d::{Distances, Lab};
 use crate::model::point_mlp::PointDenoiserConfig;
 use crate::train::ddpm::TrainConfig;
@@ -67,9 +69,15 @@ pub enum Lab2dCommand {
     },
     /// Stops the comparison's training (what it measured stays).
     StopRecipes,
+    /// The guidance methods against the exact p(x|y) with the session's network (engine/lab2d_guidance.rs),
+    /// autoguidance's guide trained for `guide_steps` when not kept.
+    GuidanceBench { key: u64, settings: GuidanceBenchSettings, guide_steps: u64 },
     /// The likelihood of fresh points of the data four ways, with the session's network as it is now
     /// (`lab2d::likelihood`).
     Likelihood { key: u64, settings: LikelihoodSettings },
+    /// The solver bench (`lab2d::solver_bench`) on `data`'s exact ε*, and on the session's network when it
+    /// trained on the same data.
+    SolverBench { key: u64, data: PointData, settings: BenchSettings },
 }
 
 /// Which of the lab's networks a field is of.
@@ -144,12 +152,31 @@ pub enum Lab2dEvent {
         key: u64,
         message: String,
     },
+    /// The guidance comparison, with the session's network at `step`.
+    GuidanceBenched {
+        key: u64,
+        bench: Arc<GuidanceBench>,
+        step: u64,
+    },
+    GuidanceBenchFailed {
+        key: u64,
+        message: String,
+    },
     /// The likelihood measured: true, ODE with the exact score, ODE with the network, the network's bound.
     Likelihood {
         key: u64,
         report: Arc<LikelihoodReport>,
     },
     LikelihoodFailed {
+        key: u64,
+        message: String,
+    },
+    /// The solver bench is done.
+    SolverBenched {
+        key: u64,
+        bench: Arc<SolverBench>,
+    },
+    SolverBenchFailed {
         key: u64,
         message: String,
     },
@@ -167,6 +194,7 @@ pub struct Lab2dState {
     recipes: Option<RecipeSession>,
     /// Whose turn the next burst is when both train.
     recipes_turn: bool,
+    guidance: super::lab2d_guidance::GuidanceSession,
 }
 
 /// A comparison of recipes: their sessions, trained one after the other.
@@ -218,6 +246,7 @@ impl Lab2dState {
                     classes: lab.data.class_count,
                 });
                 self.session = Some(Session { lab, training: true, schedule, reported: 0 });
+                self.guidance.forget();
             }
             Lab2dCommand::SetTraining(on) => {
                 if let Some(session) = self.session.as_mut() {
@@ -278,6 +307,21 @@ impl Lab2dState {
                     recipes.training = false;
                 }
             }
+            Lab2dCommand::GuidanceBench { key, settings, guide_steps } => {
+                let lab = self.session.as_ref().map(|s| &s.lab);
+                self.guidance.bench(key, &settings, guide_steps, lab, send);
+            }
+            Lab2dCommand::SolverBench { key, data, settings } => self.solver_bench(key, &data, &settings, send),
+        }
+    }
+
+    /// The solver bench on `data`, with the session's network if it has trained on the same mixture.
+    fn solver_bench(&self, key: u64, data: &PointData, settings: &BenchSettings, send: &dyn Fn(Lab2dEvent)) {
+        let network = self.session.as_ref().filter(|s| s.lab.data.mixture == data.mixture && s.lab.trainer.step > 0);
+        let network = network.map(|s| (s.lab.model(), s.lab.trainer.step));
+        match solver_bench(&data.mixture, network.as_ref().map(|(m, s)| (m, *s)), settings, &lab_device()) {
+            Ok(bench) => send(Lab2dEvent::SolverBenched { key, bench: Arc::new(bench) }),
+            Err(error) => send(Lab2dEvent::SolverBenchFailed { key, message: error.to_string() }),
         }
     }
 

@@ -6,6 +6,7 @@ pub mod device;
 pub mod error;
 mod forward;
 pub mod lab2d;
+mod lab2d_guidance;
 mod models;
 mod thread;
 pub mod train;

@@ -566,7 +566,7 @@ mod tests {
             for (point, density) in points.iter().zip(&densities) {
                 let truth = mixture.log_density(*point);
                 assert!(
-                    (density.log_density() - truth).abs() < 1e-4,
+                    (density.log_density() - truth).abs() < 1e-5,
                     "{preset}: at {point:?} the ODE gives {} nats, the truth {truth} (parts {density:?})",
                     density.log_density()
                 );

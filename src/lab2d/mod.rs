@@ -3,16 +3,22 @@
 //! mixtures (data.rs), so the true score at every noise level is known in closed form
 //! (`diffusion::mixture`); the network (`model::point_mlp`) trains with the image models' recipe
 //! (`train::points`) with any recipe (`train::recipe`); particles run with the image models' samplers
-//! (run.rs); recipes.rs trains several recipes on the same data and measures them side by side; figure.rs
-//! and recipes_figure.rs draw it to files. [`Lab`] is one session of it, shared by the window's "2-D lab"
+//! (run.rs); recipes.rs trains several recipes on the same data and measures them side by side; solver_bench.rs
+//! measures every sampler against the exact probability-flow ODE (its order of accuracy); figure.rs,
+//! recipes_figure.rs and solver_figure.rs draw it to files. [`Lab`] is one session of it, shared by the window's "2-D lab"
 //! page (through the engine) and `diffusion-lab lab2d`.
 
 pub mod data;
 pub mod figure;
+pub mod guidance_bench;
+pub mod guidance_figure;
+pub mod guided;
 pub mod likelihood;
 pub mod recipes;
 pub mod recipes_figure;
 pub mod run;
+pub mod solver_bench;
+pub mod solver_figure;
 
 use burn::prelude::Device;
 

@@ -25,8 +25,7 @@ use super::data::PointData;
 use super::run::{LabError, ParticleRun, X0_BOUND, guided_epsilon};
 use super::{Lab, floor_of};
 use crate::diffusion::ddim::ddim_step;
-use crate::diffusion::mixture::{GaussianMixture, Point, epsilon_from_score};
-use crate::diffusion::objective::alpha_sigma_from_log_snr;
+use crate::diffusion::mixture::{GaussianMixture, Point};
 use crate::diffusion::sampler::{SamplerError, SamplingPlan};
 use crate::diffusion::{BetaSchedule, NoiseLevel, NoiseSchedule, NoiseSource, Objective, Sampler, Spacing, Weighting};
 use crate::eval::distance::sliced_wasserstein;
@@ -162,21 +161,7 @@ impl Denoiser<'_> {
     fn epsilon(&self, x: Tensor<2>, log_snr: f64) -> Result<Tensor<2>, LabError> {
         match self {
             Denoiser::Network(model) => Ok(guided_epsilon(model, x, log_snr, None, 0.0)),
-            Denoiser::Exact(mixture) => {
-                let device = x.device();
-                let values = crate::model::read_f32(x)?;
-                let (alpha, sigma) = alpha_sigma_from_log_snr(log_snr);
-                let omab = sigma * sigma;
-                let noised = mixture.noised(alpha * alpha, omab);
-                let eps: Vec<f32> = values
-                    .chunks_exact(2)
-                    .flat_map(|p| {
-                        let e = epsilon_from_score(noised.score([f64::from(p[0]), f64::from(p[1])]), omab);
-                        [e[0] as f32, e[1] as f32]
-                    })
-                    .collect();
-                Ok(Tensor::<2>::from_data(TensorData::new(eps, [values.len() / 2, 2]), &device))
-            }
+            Denoiser::Exact(mixture) => super::run::exact_epsilon(mixture, x, log_snr),
         }
     }
 }

@@ -35,6 +35,14 @@ pub enum LabError {
     EmptyClass { class: usize },
     #[error("{0}")]
     Checkpoint(#[from] crate::model::checkpoint::CheckpointError),
+    #[error(transparent)]
+    Guidance(#[from] crate::diffusion::guidance::GuidanceError),
+    #[error("autoguidance needs a weaker network to guide with: train the guide first")]
+    NoGuide,
+    #[error("autoguidance has no exact counterpart: the exact scores have no weaker version of themselves")]
+    NoExactGuide,
+    #[error("guidance method {0} needs a class to guide towards")]
+    NoClassToGuide(&'static str),
 }
 
 /// ε̂ = ε̂_∅ + w (ε̂_y - ε̂_∅) at `x` ([batch, 2]) and λ = `log_snr`: classifier-free guidance as the image
@@ -70,7 +78,7 @@ pub fn guided_prediction(model: &PointDenoiser, x: Tensor<2>, log_snr: f64, clas
     }
 }
 
-fn check_class(model: &PointDenoiser, class: Option<usize>) -> Result<(), LabError> {
+pub(super) fn check_class(model: &PointDenoiser, class: Option<usize>) -> Result<(), LabError> {
     match class {
         Some(class) if class >= model.null_class() => Err(LabError::ModelClass { class, classes: model.null_class() }),
         _ => Ok(()),
@@ -108,38 +116,38 @@ impl ParticleRun {
     }
 }
 
-fn pairs_from_values(values: Vec<f32>) -> Vec<[f32; 2]> {
+pub(super) fn pairs_from_values(values: Vec<f32>) -> Vec<[f32; 2]> {
     values.chunks_exact(2).map(|c| [c[0], c[1]]).collect()
 }
 
-/// Runs `request`'s sampler from x_T ~ N(0, I) to x_0, recording every particle after every step.
+/// Runs `request`'s sampler from x_T ~ N(0, I) to x_0 with classifier-free guidance of w =
+/// `request.guidance` ([`guided_epsilon`]), recording every particle after every step; the other guidance
+/// methods are `super::guided::run_guided`'s, which this is with CFG.
 pub fn run_particles(
     model: &PointDenoiser,
     request: &ParticleRequest,
     device: &Device,
 ) -> Result<ParticleRun, LabError> {
-    check_class(model, request.class)?;
-    let schedule = request.schedule.build()?;
-    let plan = request.sampler.plan(&schedule)?.with_x0_bound(X0_BOUND);
-    let n = request.count.max(1);
-    let mut noise = NoiseSource::new(request.seed);
-    let mut x = noise.tensor([n, 2], device);
-    let mut frames = vec![pairs_from_values(crate::model::read_f32(x.clone())?)];
-    let mut levels = plan.level_after(0).into_iter().collect::<Vec<_>>();
-    let mut previous_x0: Option<Tensor<2>> = None;
-    let (class, w) = (request.class, request.guidance);
-    for index in 0..plan.len() {
-        let step = plan.steps[index];
-        let eps = guided_epsilon(model, x.clone(), step.log_snr, class, w);
-        let z = plan.needs_noise(index).then(|| noise.tensor([n, 2], device));
-        let mut evaluate = |x: Tensor<2>, log_snr: f64| guided_epsilon(model, x, log_snr, class, w);
-        let out = plan.step(index, x, eps, z, previous_x0.as_ref(), &mut evaluate);
-        frames.push(pairs_from_values(crate::model::read_f32(out.x_prev.clone())?));
-        levels.push(step.level_prev());
-        x = out.x_prev;
-        previous_x0 = Some(out.x0_pred);
-    }
-    Ok(ParticleRun { frames, levels, evaluations: plan.evaluations() })
+    let guided = super::guided::GuidedRequest::cfg(request.clone());
+    super::guided::run_guided(super::guided::Scorer::Network { model, guide: None }, &guided, device)
+}
+
+/// ε* = -σ ∇ log q_t(x) of `mixture` at every point of `x` ([batch, 2]) at λ = `log_snr`: what a perfect
+/// network would output, computed in f64 in closed form.
+pub fn exact_epsilon(mixture: &GaussianMixture, x: Tensor<2>, log_snr: f64) -> Result<Tensor<2>, LabError> {
+    let device = x.device();
+    let values = crate::model::read_f32(x)?;
+    let (alpha, sigma) = crate::diffusion::objective::alpha_sigma_from_log_snr(log_snr);
+    let omab = sigma * sigma;
+    let noised = mixture.noised(alpha * alpha, omab);
+    let eps: Vec<f32> = values
+        .chunks_exact(2)
+        .flat_map(|p| {
+            let e = epsilon_from_score(noised.score([f64::from(p[0]), f64::from(p[1])]), omab);
+            [e[0] as f32, e[1] as f32]
+        })
+        .collect();
+    Ok(Tensor::<2>::from_data(TensorData::new(eps, [values.len() / 2, 2]), &device))
 }
 
 /// What a field arrow stands for.

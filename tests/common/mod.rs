@@ -188,7 +188,23 @@ pub fn lab2d(args: &[&str]) -> std::process::Output {
     output_within(&mut command, std::time::Duration::from_secs(600), &format!("lab2d {}", args.join(" ")))
 }
 
-/// A process's output as text.
+/// A process's output as text (invalid UTF-8 replaced).
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Steps the window until `done` says so; after five minutes fails with `what` and `describe`'s account of
+/// the state (the harness does not wait for the engine's thread).
+pub fn step_until<State>(
+    harness: &mut egui_kittest::Harness<'_, State>,
+    what: &str,
+    done: impl Fn(&State) -> bool,
+    describe: impl Fn(&State) -> String,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while !done(harness.state()) {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}: {}", describe(harness.state()));
+        harness.step();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }

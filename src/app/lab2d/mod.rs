@@ -5,10 +5,11 @@
 //! the samples to the data over training and across step counts. Any recipe (objective and weighting)
 //! trains, and two to four recipes train side by side to be compared.
 //!
-//! The page is six parts, each owning its state and drawing its section of the left column and its layer
+//! The page is made of parts, each owning its state and drawing its section of the left column and its layer
 //! of the plot: [`DataPanel`] (data.rs), [`TrainingPanel`] (training.rs), [`FieldPanel`] (field.rs),
-//! [`ParticlesPanel`] (particles.rs), [`LikelihoodPanel`] (likelihood.rs) and [`RecipesPanel`] (recipes.rs: its
-//! results below the plot).
+//! [`ParticlesPanel`] (particles.rs), [`LikelihoodPanel`] (likelihood.rs), [`RecipesPanel`] (recipes.rs: its
+//! results below the plot), [`SolverPanel`] (solver.rs: the solver bench, its results below the plot too) and
+//! [`GuidancePanel`] (guidance.rs: the guidance methods against the exact p(x|y), its results below too).
 //! [`Lab2dPanel`] composes them: it hands each engine event to its part and does what spans parts (starting
 //! a training, asking for the field). plot.rs draws the plot, export.rs the PNG and GIF, latest.rs keeps the
 //! requests on their way to the engine.
@@ -23,18 +24,22 @@ use crate::engine::lab2d::{Lab2dEvent, LabNetwork};
 mod data;
 mod export;
 mod field;
+mod guidance;
 mod latest;
 mod likelihood;
 mod particles;
 mod plot;
 mod recipes;
+mod solver;
 mod training;
 
 pub use data::{DataChoice, DataPanel};
 pub use field::{Branch, FieldPanel, FieldView};
+pub use guidance::{GuidancePanel, GuidancePhase};
 pub use likelihood::{LikelihoodPanel, formula_line as likelihood_formula_line};
 pub use particles::ParticlesPanel;
 pub use recipes::{RecipeProgress, RecipesPanel, RecipesPhase};
+pub use solver::{SolverPanel, SolverPhase};
 pub use training::{LabPhase, TrainingPanel};
 
 #[derive(Default)]
@@ -44,7 +49,9 @@ pub struct Lab2dPanel {
     pub field: FieldPanel,
     pub particles: ParticlesPanel,
     pub recipes: RecipesPanel,
+    pub guidance: GuidancePanel,
     pub likelihood: LikelihoodPanel,
+    pub solver: SolverPanel,
     /// UI frame times while the lab trains or plays.
     pub paint_times: PaintTimes,
 }
@@ -93,6 +100,10 @@ impl Lab2dPanel {
             }
             Lab2dEvent::RecipeMeasured { key, index, report } => self.recipes.on_measured(ctx, key, index, report),
             Lab2dEvent::RecipesFailed { key, message } => self.recipes.on_failed(ctx, key, &message),
+            Lab2dEvent::SolverBenched { key, bench } => self.solver.on_benched(ctx, key, bench),
+            Lab2dEvent::SolverBenchFailed { key, message } => self.solver.on_failed(ctx, key, &message),
+            Lab2dEvent::GuidanceBenched { key, bench, step } => self.guidance.on_benched(ctx, key, bench, step),
+            Lab2dEvent::GuidanceBenchFailed { key, message } => self.guidance.on_failed(ctx, key, &message),
             Lab2dEvent::Particles { key, run, distances, floor, step } => {
                 self.particles.on_particles(key, run, (distances, floor), step, self.data.current());
             }
@@ -144,6 +155,18 @@ impl Lab2dPanel {
             self.start_recipes(ctx);
         }
         ui.separator();
+        if self.solver.ui(ui, self.data.current().is_some()) {
+            self.data.refresh();
+            match self.data.current().cloned() {
+                Some(points) => self.solver.start(ctx, points),
+                None => ctx.set_status(format!("2-D lab: {}", self.data.error().unwrap_or_default()), true),
+            }
+        }
+        ui.separator();
+        if self.guidance.ui(ui, self.data.class_count(), self.training.phase != LabPhase::Empty) {
+            self.guidance.start(ctx, self.training.steps);
+        }
+        ui.separator();
         self.export_ui(ui, ctx);
         self.request_field(ctx);
     }
@@ -192,6 +215,8 @@ impl Lab2dPanel {
             });
             self.particles.compare_ui(ui, self.data.current());
             self.recipes.results_ui(ui, self.data.current());
+            self.solver.results_ui(ui);
+            self.guidance.results_ui(ui);
         });
     }
 }
