@@ -63,7 +63,8 @@ for try in 1 2 3; do
   echo "smoke: try $try could not reach the X server; starting another"
 done
 [ -n "$started" ] || exit 1
-# Generate sits at (42, 367) of the window's own layout with the default settings (DPM++ 2M: no η row;
+# Generate sits at (42, 390) of the window's own layout with the default settings (DPM++ 2M: no η row; CFG:
+# no method parameters under "Guidance method";
 # measured from a screenshot of a fresh start under this Xvfb); synthetic key
 # presses do not reach a winit window without a window manager, clicks do. Generate stays disabled until
 # the engine has opened its device and loaded the embedded model, so try again until something is drawn.
@@ -93,7 +94,7 @@ fi
 drawn=""
 for attempt in $(seq 1 8); do
   [ "$attempt" -gt 1 ] && sleep 5
-  xdotool mousemove --window "$window" 42 367 click 1
+  xdotool mousemove --window "$window" 42 390 click 1
   sleep 10
   kill -0 "$app" 2>/dev/null || { echo "smoke: the app died after Generate"; cat "$runtime/app.log"; exit 1; }
   import -window root "$shot"
