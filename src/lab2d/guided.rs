@@ -214,7 +214,8 @@ pub fn run_guided(scorer: Scorer<'_>, request: &GuidedRequest, device: &Device) 
 }
 
 /// Step `index` of `plan` from `x` with the guider: x_{t'}, and the x̂_0 a multistep solver's next step
-/// takes as its previous one (CFG++: the unconditional x̂_0, as ComfyUI's `dpmpp_2m_cfg_pp`).
+/// takes as its previous one (for CFG++ too the step's own x̂_0, as the image models carry it: see
+/// [`SamplingPlan::step_renoised`]).
 fn guided_step(
     plan: &SamplingPlan,
     index: usize,
@@ -229,9 +230,8 @@ fn guided_step(
     let guided = guider.epsilon(x.clone(), step.log_snr)?;
     let z = plan.needs_noise(index).then(|| noise.tensor([n, 2], &device));
     if let Some(unconditional) = guided.unconditional {
-        let x0_unconditional = plan.predict_x0(index, x.clone(), unconditional.clone());
         let out = plan.step_renoised(index, x, guided.eps, unconditional, z, previous_x0);
-        return Ok((out.x_prev, x0_unconditional));
+        return Ok((out.x_prev, out.x0_pred));
     }
     let mut failed = None;
     let mut evaluate = |x: Tensor<2>, log_snr: f64| match guider.epsilon(x.clone(), log_snr) {
