@@ -406,6 +406,25 @@ pub fn apg<const D: usize>(
     ApgOutput { guided, running, limited: diff, parallel, update }
 }
 
+/// [`apg`] from the two branches' ε̂ at noise level λ = `log_snr`: each read as x̂_0 = (x_t - σ ε̂) / α,
+/// guided there, and the guided x̂_0 read back as ε̂ = (x_t - α x̂_0) / σ, the samplers' one currency.
+/// Returns that ε̂ beside APG's parts (for "This step" and the momentum a run carries).
+pub fn apg_on_eps<const D: usize>(
+    x_t: Tensor<D>,
+    eps_conditional: Tensor<D>,
+    eps_unconditional: Tensor<D>,
+    log_snr: f64,
+    w: f64,
+    params: &ApgParams,
+    previous: Option<&Tensor<D>>,
+) -> (Tensor<D>, ApgOutput<D>) {
+    let (alpha, sigma) = super::objective::alpha_sigma_from_log_snr(log_snr);
+    let x0 = |eps: Tensor<D>| x_t.clone().sub(eps.mul_scalar(sigma)).mul_scalar(1.0 / alpha);
+    let out = apg(x0(eps_conditional), x0(eps_unconditional), w, params, previous);
+    let eps = x_t.clone().sub(out.guided.clone().mul_scalar(alpha)).mul_scalar(1.0 / sigma);
+    (eps, out)
+}
+
 /// Each sample's Euclidean norm, [batch].
 pub fn norms<const D: usize>(x: Tensor<D>) -> Tensor<1> {
     let flat = per_sample(x);

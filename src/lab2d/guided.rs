@@ -21,10 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use super::run::{LabError, ParticleRequest, ParticleRun, X0_BOUND, check_class, exact_epsilon, guided_epsilon};
 use crate::diffusion::guidance::{
-    ApgMomentum, Guidance, GuidanceMethod, GuidanceParams, Spread, apg, cfg, cfgpp_supports, rescale,
+    ApgMomentum, Guidance, GuidanceMethod, GuidanceParams, Spread, apg_on_eps, cfg, cfgpp_supports, rescale,
 };
 use crate::diffusion::mixture::GaussianMixture;
-use crate::diffusion::objective::alpha_sigma_from_log_snr;
 use crate::diffusion::{NoiseSource, SamplingPlan};
 use crate::model::point_mlp::PointDenoiser;
 
@@ -150,12 +149,11 @@ impl Guider<'_> {
             }
             GuidanceMethod::Apg => {
                 let (unconditional, conditional) = self.pair(x.clone(), log_snr, y)?;
-                let (alpha, sigma) = alpha_sigma_from_log_snr(log_snr);
-                let x0 = |eps: Tensor<2>| x.clone().sub(eps.mul_scalar(sigma)).mul_scalar(1.0 / alpha);
                 let params = self.guidance.params.apg;
-                let out = apg(x0(conditional), x0(unconditional), w, &params, self.momentum.running.as_ref());
+                let previous = self.momentum.running.as_ref();
+                let (eps, out) = apg_on_eps(x, conditional, unconditional, log_snr, w, &params, previous);
                 self.momentum.running = Some(out.running);
-                x.sub(out.guided.mul_scalar(alpha)).mul_scalar(1.0 / sigma)
+                eps
             }
             GuidanceMethod::CfgPlusPlus => {
                 let (unconditional, conditional) = self.pair(x, log_snr, y)?;

@@ -247,12 +247,11 @@ pub fn guided_epsilon_with(
             eps_of(guidance::rescale(conditional, cfg, guidance.params.rescale_phi, guidance::Spread::Std))
         }
         GuidanceMethod::Apg => {
-            let x0_of = |prediction: Tensor<4>| conversion.x0(x_t.clone(), prediction);
-            let out = guidance::apg(x0_of(conditional), x0_of(unconditional), w, &guidance.params.apg, apg_previous);
+            let params = &guidance.params.apg;
+            let (eps, out) =
+                guidance::apg_on_eps(x_t.clone(), eps_y.clone(), eps_null.clone(), log_snr, w, params, apg_previous);
             apg_running = Some(out.running);
-            // ε̂ = (x_t - α x̂_0) / σ: the sampler reads the guided x̂_0 back through ε̂, its one currency.
-            let (alpha, sigma) = crate::diffusion::objective::alpha_sigma_from_log_snr(log_snr);
-            x_t.clone().sub(out.guided.mul_scalar(alpha)).mul_scalar(1.0 / sigma)
+            eps
         }
         _ => guidance::cfg(eps_null.clone(), eps_y.clone(), w),
     };

@@ -122,17 +122,15 @@ fn apg(
 ) -> (Tensor<4>, Vec<String>) {
     let (w, params) = (parts.guidance, request.guidance_method.apg);
     let (alpha, sigma) = alpha_sigma_from_log_snr(log_snr);
-    let x0 = |eps: Tensor<4>| x_t.clone().sub(eps.mul_scalar(sigma)).mul_scalar(1.0 / alpha);
-    let (x0_null, x0_y) = (x0(eps_null), x0(eps_y));
     let shape = x_t.dims();
     let device = x_t.device();
     let previous =
         parts.apg_previous.as_deref().map(|v| Tensor::<4>::from_data(TensorData::new(v.clone(), shape), &device));
-    let raw = first(guidance::norms(x0_y.clone().sub(x0_null.clone())));
-    let out = guidance::apg(x0_y, x0_null, w, &params, previous.as_ref());
+    // x̂_y - x̂_Ø = -(σ/α) (ε̂_y - ε̂_Ø): the same x_t, so only the ε̂ differ.
+    let raw = first(guidance::norms(eps_y.clone().sub(eps_null.clone()))) * (sigma / alpha) as f32;
+    let (guided, out) = guidance::apg_on_eps(x_t, eps_y, eps_null, log_snr, w, &params, previous.as_ref());
     let (running, limited) = (first(guidance::norms(out.running.clone())), first(guidance::norms(out.limited.clone())));
     let parallel = first(guidance::norms(out.parallel.clone()));
-    let guided = x_t.sub(out.guided.mul_scalar(alpha)).mul_scalar(1.0 / sigma);
     let momentum = if previous.is_some() { "β Δ_prev added" } else { "no Δ_prev yet" };
     let lines = vec![
         "Adaptive projected guidance (Sadat et al. 2024) on x̂_0: Δ = x̂_y - x̂_Ø + β Δ_prev, Δ := Δ min(1, r / |Δ|), \
