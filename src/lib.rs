@@ -16,6 +16,7 @@ pub mod lab2d;
 pub mod model;
 pub mod run;
 pub mod text;
+pub mod tour;
 pub mod train;
 
 /// The desktop's name for the app: the Wayland app id and X11 WM_CLASS of the window, and the name of the
