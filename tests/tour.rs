@@ -350,11 +350,14 @@ fn presenter_mode_is_large_and_unclipped_at_1280x720() {
         assert_eq!(harness.state().tour.index, i);
         let body = harness.ctx.global_style().text_styles[&egui::TextStyle::Body].size;
         assert!(body >= 20.0, "body text {body} px");
+        assert_eq!(harness.state().ctx.settings.zoom, 6.0, "pictures 1.5 times the user's zoom of 4");
         assert!(harness.query_by_role_and_label(Role::Slider, "Batch").is_none(), "the left column is hidden");
         let title = harness.get_by_label(step.title).rect();
         assert!(title.height() >= 20.0, "{}: the title is {} px high", step.title, title.height());
         let panel_left = title.left() - 20.0;
-        let screen = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(SIZE[0], SIZE[1]));
+        // Above the status bar, which the panel ends at.
+        let floor = harness.get_by_label_contains("display: ").rect().top();
+        let screen = egui::Rect::from_min_max(egui::Pos2::ZERO, egui::pos2(SIZE[0], floor));
         let mut texts = 0;
         for node in harness.query_all_by_role(Role::Label) {
             let rect = node.rect();
@@ -390,4 +393,5 @@ fn presenter_mode_is_large_and_unclipped_at_1280x720() {
     assert!(!harness.state().tour.presenter);
     let body = harness.ctx.global_style().text_styles[&egui::TextStyle::Body].size;
     assert!(body < 20.0, "leaving presenter mode restores the text size ({body})");
+    assert_eq!(harness.state().ctx.settings.zoom, 4.0);
 }

@@ -132,6 +132,7 @@ impl LabApp {
         self.forward.open =
             matches!(id, StepId::Forward | StepId::ClosedForm | StepId::Schedule | StepId::Posterior | StepId::Loss);
         self.ctx.highlight = Some(self.set_step_state(id));
+        self.presenter_zoom_now();
         if self.forward.open && self.forward.x0.is_none() {
             self.forward.load_test_image(&mut self.ctx);
         }
