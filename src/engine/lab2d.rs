@@ -6,6 +6,9 @@
 //! the other, in bursts that take turns with the session's, and measures each as it finishes
 //! (`lab2d::recipes`).
 //!
+//! The long measurements (the solver bench, the likelihood, the guidance comparison) do not run here but
+//! as jobs on threads of their own (engine/lab2d_jobs.rs), so that no command waits for them.
+//!
 //! The lab's network is tiny (a few hundred thousand multiply-adds per point), so it always runs on the
 //! CPU (burn's flex backend): a GPU would spend longer dispatching than computing.
 
@@ -17,14 +20,16 @@ use burn::prelude::Device;
 use crate::diffusion::Objective;
 use crate::lab2d::data::PointData;
 use crate::lab2d::guidance_bench::{GuidanceBench, GuidanceBenchSettings};
-use crate::lab2d::likelihood::{LikelihoodReport, LikelihoodSettings, lab_likelihood};
+use crate::lab2d::likelihood::{LikelihoodReport, LikelihoodSettings};
 use crate::lab2d::recipes::{ComparisonSettings, RecipeReport, comparison_floor, exact_report, recipe_lab, report_of};
 use crate::lab2d::run::{FieldRequest, FieldValues, LabError, ParticleRequest, ParticleRun, learned_field, true_field};
-use crate::lab2d::solver_bench::{BenchSettings, SolverBench, solver_bench};
+use crate::lab2d::solver_bench::{BenchSettings, SolverBench};
 use crate::lab2d::{Distances, Lab};
 use crate::model::point_mlp::PointDenoiserConfig;
 use crate::train::ddpm::TrainConfig;
 use crate::train::recipe::Recipe;
+
+use super::lab2d_jobs::{LabJobs, LabSink, start_likelihood, start_solver_bench};
 
 /// How long the worker trains before it looks for commands and reports.
 pub const BURST: Duration = Duration::from_millis(40);
@@ -70,13 +75,14 @@ pub enum Lab2dCommand {
     /// Stops the comparison's training (what it measured stays).
     StopRecipes,
     /// The guidance methods against the exact p(x|y) with the session's network (engine/lab2d_guidance.rs),
-    /// autoguidance's guide trained for `guide_steps` when not kept.
+    /// autoguidance's guide trained for `guide_steps` when not kept; a job (engine/lab2d_jobs.rs) that
+    /// replaces the last one.
     GuidanceBench { key: u64, settings: GuidanceBenchSettings, guide_steps: u64 },
     /// The likelihood of fresh points of the data four ways, with the session's network as it is now
-    /// (`lab2d::likelihood`).
+    /// (`lab2d::likelihood`); a job that replaces the last one.
     Likelihood { key: u64, settings: LikelihoodSettings },
     /// The solver bench (`lab2d::solver_bench`) on `data`'s exact ε*, and on the session's network when it
-    /// trained on the same data.
+    /// trained on the same data; a job that replaces the last one.
     SolverBench { key: u64, data: PointData, settings: BenchSettings },
 }
 
@@ -195,6 +201,8 @@ pub struct Lab2dState {
     /// Whose turn the next burst is when both train.
     recipes_turn: bool,
     guidance: super::lab2d_guidance::GuidanceSession,
+    /// The measurements running on their own threads.
+    jobs: LabJobs,
 }
 
 /// A comparison of recipes: their sessions, trained one after the other.
@@ -234,7 +242,9 @@ impl Lab2dState {
         self.session.as_ref().is_some_and(|s| s.training && !s.lab.trainer.is_done())
     }
 
-    pub fn handle(&mut self, command: Lab2dCommand, send: &dyn Fn(Lab2dEvent)) {
+    /// Serves `command`; its answers go to `sink`, a job's from the job's thread.
+    pub(crate) fn handle(&mut self, command: Lab2dCommand, sink: &LabSink) {
+        let send: &dyn Fn(Lab2dEvent) = &**sink;
         let device = lab_device();
         let failed = |error: LabError| send(Lab2dEvent::Failed { message: error.to_string(), training_stopped: false });
         match command {
@@ -293,14 +303,8 @@ impl Lab2dState {
                 self.recipes = Some(RecipeSession { key, labs, settings, current: 0, training: true });
             }
             Lab2dCommand::Likelihood { key, settings } => {
-                let measured = match self.session.as_ref() {
-                    Some(session) => lab_likelihood(&session.lab, &settings, &device).map_err(|e| e.to_string()),
-                    None => Err("the 2-D lab has no network yet: Start training first".to_string()),
-                };
-                send(match measured {
-                    Ok(report) => Lab2dEvent::Likelihood { key, report: Arc::new(report) },
-                    Err(message) => Lab2dEvent::LikelihoodFailed { key, message },
-                });
+                let lab = self.session.as_ref().map(|s| &s.lab);
+                start_likelihood(&mut self.jobs, sink, key, settings, lab);
             }
             Lab2dCommand::StopRecipes => {
                 if let Some(recipes) = self.recipes.as_mut() {
@@ -309,20 +313,18 @@ impl Lab2dState {
             }
             Lab2dCommand::GuidanceBench { key, settings, guide_steps } => {
                 let lab = self.session.as_ref().map(|s| &s.lab);
-                self.guidance.bench(key, &settings, guide_steps, lab, send);
+                self.guidance.bench(&mut self.jobs, sink, (key, settings, guide_steps), lab);
             }
-            Lab2dCommand::SolverBench { key, data, settings } => self.solver_bench(key, &data, &settings, send),
+            Lab2dCommand::SolverBench { key, data, settings } => {
+                let lab = self.session.as_ref().map(|s| &s.lab);
+                start_solver_bench(&mut self.jobs, sink, key, &data, settings, lab);
+            }
         }
     }
 
-    /// The solver bench on `data`, with the session's network if it has trained on the same mixture.
-    fn solver_bench(&self, key: u64, data: &PointData, settings: &BenchSettings, send: &dyn Fn(Lab2dEvent)) {
-        let network = self.session.as_ref().filter(|s| s.lab.data.mixture == data.mixture && s.lab.trainer.step > 0);
-        let network = network.map(|s| (s.lab.model(), s.lab.trainer.step));
-        match solver_bench(&data.mixture, network.as_ref().map(|(m, s)| (m, *s)), settings, &lab_device()) {
-            Ok(bench) => send(Lab2dEvent::SolverBenched { key, bench: Arc::new(bench) }),
-            Err(error) => send(Lab2dEvent::SolverBenchFailed { key, message: error.to_string() }),
-        }
+    /// Stops the measurements running as jobs (the engine shuts down); none sends its answer.
+    pub(crate) fn stop_jobs(&self) {
+        self.jobs.stop_all();
     }
 
     /// The learned and the true field of `network` at `request`'s level.

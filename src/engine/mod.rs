@@ -7,6 +7,7 @@ pub mod error;
 pub mod forward;
 pub mod lab2d;
 mod lab2d_guidance;
+mod lab2d_jobs;
 mod models;
 mod thread;
 pub mod train;

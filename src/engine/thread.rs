@@ -3,31 +3,40 @@
 use crate::model::ModelId;
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::backlog::DecodeBacklog;
 use super::device::{ComputeDevice, DeviceChoice, open_device};
 use super::error::EngineError;
 use super::forward::{ForwardX0, NoisedFrame, TestSetCache, encode_scaled, forward_frame, forward_image};
 use super::lab2d::{Lab2dEvent, Lab2dState};
+use super::lab2d_jobs::LabSink;
 use super::models::LoadedModel;
 use super::train::{Publish, TrainCommand, TrainEvent, TrainerState};
 use super::worker::{Command, CommandFailure, Event, ForwardSource, ModelSource};
 use crate::run::generate::{Frame, GenerateRequest, RunHooks, RunSummary, decode_frame, run_generate};
 
-/// Where events go: the window's queue, and a nudge so that it looks (the app repaints).
+/// Where events go: the window's queue, and a nudge so that it looks (the app repaints). Shared with the
+/// 2-D lab's jobs, which send from their own threads (the nudge behind a lock: it need not be `Sync`).
+#[derive(Clone)]
 struct Outbox {
     events: Sender<Event>,
-    notify: Box<dyn Fn() + Send>,
+    notify: Arc<Mutex<Box<dyn Fn() + Send>>>,
 }
 
 impl Outbox {
     fn send(&self, event: Event) {
         // The window is gone when this fails; the Shutdown it sent on its way out ends the loop.
         let _ = self.events.send(event);
-        (self.notify)();
+        (self.notify.lock().unwrap_or_else(PoisonError::into_inner))();
+    }
+
+    /// The 2-D lab's events, from any thread.
+    fn lab_sink(&self) -> LabSink {
+        let outbox = self.clone();
+        Arc::new(move |event| outbox.send(Event::Lab2d(event)))
     }
 }
 
@@ -46,7 +55,8 @@ impl Outbox {
 /// wait in the decode backlog, decoded one at a time between commands, the one the window asks for
 /// ([`Command::Decode`]) first. Training is interleaved the same way: one optimizer step whenever no
 /// command is waiting and the backlog is empty. Either way a new command waits for at most one decode or
-/// one training step.
+/// one training step. The 2-D lab's long measurements run on threads of their own (engine/lab2d_jobs.rs)
+/// and send their answers through the same channel.
 ///
 /// A panic while serving a command (a bug, or a model that burn cannot run) becomes that command's failure
 /// event, and the worker serves the next one.
@@ -61,6 +71,7 @@ pub(crate) struct Worker {
     /// The job allowed to run; 0 = none. Written by the handle, read here.
     current_job: Arc<AtomicU64>,
     outbox: Outbox,
+    lab_sink: LabSink,
 }
 
 impl Worker {
@@ -72,6 +83,7 @@ impl Worker {
         notify: Box<dyn Fn() + Send>,
     ) -> Self {
         let device = open_device(choice).unwrap_or_else(|_| ComputeDevice::cpu());
+        let outbox = Outbox { events, notify: Arc::new(Mutex::new(notify)) };
         let worker = Self {
             device,
             models: BTreeMap::new(),
@@ -81,7 +93,8 @@ impl Worker {
             trainer: TrainerState::default(),
             lab2d: Lab2dState::default(),
             current_job,
-            outbox: Outbox { events, notify },
+            lab_sink: outbox.lab_sink(),
+            outbox,
         };
         worker.send(Event::Ready { device: worker.device.description.clone(), is_gpu: worker.device.is_gpu });
         worker
@@ -108,6 +121,7 @@ impl Worker {
             if matches!(command, Command::Shutdown) {
                 // Closing the window mid-run keeps every step done: the run resumes from here.
                 self.trainer.save_on_exit();
+                self.lab2d.stop_jobs();
                 break;
             }
             self.serve(command);
@@ -136,10 +150,7 @@ impl Worker {
             }
             Command::SetDevice(choice) => self.set_device(choice),
             Command::Train(command) => self.train(command),
-            Command::Lab2d(command) => {
-                let outbox = &self.outbox;
-                self.lab2d.handle(command, &|event| outbox.send(Event::Lab2d(event)));
-            }
+            Command::Lab2d(command) => self.lab2d.handle(command, &self.lab_sink),
             Command::InjectPanic { job } => panic!("injected panic in job {job}"),
             // `run` ends the loop before it gets here.
             Command::Shutdown => {}
@@ -405,7 +416,7 @@ impl Worker {
 }
 
 /// "`what` failed with an internal error: `message`", the failure a panic becomes.
-fn internal_error(what: &str, message: String) -> String {
+pub(super) fn internal_error(what: &str, message: String) -> String {
     format!("{what} failed with an internal error: {message}")
 }
 
@@ -448,7 +459,7 @@ fn panic_event(command: &Command) -> Box<dyn FnOnce(String) -> Event> {
 }
 
 /// The text of a panic's payload (`panic!` with a literal or a formatted message).
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::data::{DataError, PointData};
 use super::guided::{GuidedRequest, Scorer, run_guided};
 use super::recipes::recipe_lab;
-use super::run::{LabError, ParticleRequest};
+use super::run::{KeepGoing, LabError, ParticleRequest, always, check};
 use super::{Distances, Lab, floor_of, spread};
 use crate::diffusion::guidance::{GuidanceMethod, GuidanceParams};
 use crate::diffusion::mixture::{GaussianMixture, Point};
@@ -45,10 +45,21 @@ pub fn guide_steps(main_steps: u64) -> u64 {
 /// for `steps` steps (by default [`guide_steps`] of the main network's).
 pub fn train_guide(data: &PointData, recipe: Recipe, steps: u64, seed: u64, device: &Device) -> Lab {
     let mut lab = recipe_lab(data.clone(), recipe, steps, seed, device);
+    // `always` never stops it.
+    let _ = train_to_the_end(&mut lab, &always);
+    lab
+}
+
+/// Trains `lab` until it has taken all its planned steps, asking `keep_going` before each step. Its
+/// network's weights draw from the device's seeded generator at its first step (burn initializes them
+/// lazily): the engine takes that step on its own thread, where every other network is seeded, and the
+/// rest on the guide's.
+pub fn train_to_the_end(lab: &mut Lab, keep_going: KeepGoing<'_>) -> Result<(), LabError> {
     while !lab.trainer.is_done() {
+        check(keep_going)?;
         lab.train_step();
     }
-    lab
+    Ok(())
 }
 
 /// The spread of a mixture in closed form: sqrt(Σ_k π_k (|μ_k - μ|² + 2 s_k²)) with μ = Σ_k π_k μ_k (each
@@ -232,6 +243,18 @@ pub fn guidance_bench(
     settings: &GuidanceBenchSettings,
     device: &Device,
 ) -> Result<GuidanceBench, LabError> {
+    guidance_bench_until(networks, mixture, settings, device, &always)
+}
+
+/// [`guidance_bench`], asking `keep_going` before each method × scale (the engine's comparison stops so
+/// when a newer one replaces it): the same numbers when it runs to the end.
+pub fn guidance_bench_until(
+    networks: BenchNetworks<'_>,
+    mixture: &GaussianMixture,
+    settings: &GuidanceBenchSettings,
+    device: &Device,
+    keep_going: KeepGoing<'_>,
+) -> Result<GuidanceBench, LabError> {
     let class_mixture = mixture.of_class(settings.class)?;
     let reference_seed = settings.seed.wrapping_mul(0x9E37_79B9).wrapping_add(0x0005_EED5);
     let reference_data = PointData::from_mixture(class_mixture.clone(), REFERENCE_DRAWS, reference_seed, String::new());
@@ -239,6 +262,7 @@ pub fn guidance_bench(
     let floor = floor_of(&reference_data, settings.particles, settings.seed.wrapping_add(1), None)?;
     let true_spread = mixture_spread(&class_mixture);
     let measure = |scorer: Scorer<'_>, params: GuidanceParams, scale: f64| -> Result<BenchPoint, LabError> {
+        check(keep_going)?;
         let particles = ParticleRequest {
             schedule: settings.schedule,
             sampler: settings.sampler,

@@ -31,7 +31,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::Lab;
-use super::run::{LabError, guided_epsilon};
+use super::run::{KeepGoing, LabError, always, check, guided_epsilon};
 use crate::diffusion::mixture::{GaussianMixture, Point, epsilon_divergence, epsilon_from_score};
 use crate::diffusion::ode::{
     OdeError, OdeStats, Tolerance, alpha_from_sigma_over_alpha, log_snr_from_sigma_over_alpha, solve_adaptive,
@@ -200,12 +200,14 @@ pub fn exact_field(mixture: &GaussianMixture) -> impl FnMut(f64, &[Point], &mut 
 
 /// log p_0 of each point by the ODE with the exact score, each point solved on its own (its own steps),
 /// the top's density the exact q_T of the mixture: the data's true log density, to the tolerance.
+/// `keep_going` is asked before each point.
 pub fn exact_flow_log_densities(
     mixture: &GaussianMixture,
     points: &[Point],
     s_top: f64,
     tolerance: f64,
-) -> Result<(Vec<FlowLogDensity>, OdeStats), OdeError> {
+    keep_going: KeepGoing<'_>,
+) -> Result<(Vec<FlowLogDensity>, OdeStats), LikelihoodError> {
     let alpha_top = alpha_from_sigma_over_alpha(s_top);
     let (alpha_bar, one_minus) = (alpha_top * alpha_top, s_top * s_top * alpha_top * alpha_top);
     let top = mixture.noised(alpha_bar, one_minus);
@@ -214,6 +216,7 @@ pub fn exact_flow_log_densities(
     let mut total = OdeStats::default();
     let mut densities = Vec::with_capacity(points.len());
     for point in points {
+        check(keep_going)?;
         let (one, stats) = flow_log_densities(std::slice::from_ref(point), s_top, tolerance, &mut field, &prior)?;
         densities.extend(one);
         total.accepted += stats.accepted;
@@ -257,7 +260,7 @@ pub fn network_divergence(
 }
 
 /// log p_0 of each point under the network's ODE model: p_T = N(0, I), λ(s) kept within the network's
-/// training range `log_snr_range`, all points one system.
+/// training range `log_snr_range`, all points one system. `keep_going` is asked before each evaluation.
 pub fn network_flow_log_densities(
     model: &PointDenoiser,
     log_snr_range: (f64, f64),
@@ -265,6 +268,7 @@ pub fn network_flow_log_densities(
     s_top: f64,
     tolerance: f64,
     device: &Device,
+    keep_going: KeepGoing<'_>,
 ) -> Result<(Vec<FlowLogDensity>, OdeStats), LikelihoodError> {
     // The network lives on the plain device; on the autodiff one its weights are constants and x a leaf.
     let autodiff = device.clone().autodiff();
@@ -272,7 +276,7 @@ pub fn network_flow_log_densities(
     let mut failure: Option<LabError> = None;
     let mut field = |s: f64, xs: &[Point], out: &mut [(Point, f64)]| {
         let log_snr = log_snr_from_sigma_over_alpha(s).clamp(log_snr_range.0, log_snr_range.1);
-        match network_divergence(&model, xs, log_snr, &autodiff) {
+        match check(keep_going).and_then(|_| network_divergence(&model, xs, log_snr, &autodiff)) {
             Ok(values) => out.copy_from_slice(&values),
             Err(error) => {
                 failure.get_or_insert(error);
@@ -291,6 +295,7 @@ pub fn network_flow_log_densities(
 /// The bound's parts [L_T, Σ_{t≥2} L_{t-1}, L_0] of each point in bits per dimension, the network's ε̂ at each
 /// evaluated t (`stride` 1: every t), one fresh ε per (t, point) from `seed`, μ_θ from ε̂ unclipped (the
 /// reverse process as a model, no clipping), λ kept within the training range as the ODE keeps it.
+/// `keep_going` is asked before each t.
 #[allow(clippy::too_many_arguments)]
 pub fn bound_bits(
     model: &PointDenoiser,
@@ -301,11 +306,13 @@ pub fn bound_bits(
     seed: u64,
     variance: DdpmVariance,
     device: &Device,
+    keep_going: KeepGoing<'_>,
 ) -> Result<Vec<[f64; 3]>, LabError> {
     let n = points.len();
     let x0: Vec<f32> = points.iter().flat_map(|p| [p[0] as f32, p[1] as f32]).collect();
     let mut bits: Vec<[f64; 3]> = x0.chunks_exact(2).map(|p| [likelihood::prior_bits(schedule, p), 0.0, 0.0]).collect();
     for (t, weight) in evaluated_steps(schedule.steps(), stride, seed) {
+        check(keep_going)?;
         let i = t - 1;
         let noise = NoiseSource::new(seed ^ (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).values(2 * n);
         let (signal, sigma) = (schedule.sqrt_alpha_bar[i], schedule.sqrt_one_minus_alpha_bar[i]);
@@ -511,21 +518,50 @@ pub fn lab_likelihood(
     settings: &LikelihoodSettings,
     device: &Device,
 ) -> Result<LikelihoodReport, LikelihoodError> {
+    let model = lab.model();
+    let network = LikelihoodNetwork::of(lab, &model);
+    likelihood_until(&network, &lab.data.mixture, settings, device, &always)
+}
+
+/// What the likelihood needs of a session's network: the network (its EMA weights), the λ range it
+/// trained on, and the optimizer steps it took.
+pub struct LikelihoodNetwork<'a> {
+    pub model: &'a PointDenoiser,
+    pub log_snr_range: (f64, f64),
+    pub step: u64,
+}
+
+impl<'a> LikelihoodNetwork<'a> {
+    /// `lab`'s, with `model` its network ([`Lab::model`]).
+    pub fn of(lab: &Lab, model: &'a PointDenoiser) -> Self {
+        let log_snr_range = (lab.trainer.config.log_snr_min, lab.trainer.config.log_snr_max);
+        Self { model, log_snr_range, step: lab.trainer.step }
+    }
+}
+
+/// [`lab_likelihood`] of `network` on `mixture`'s fresh points, asking `keep_going` between the pieces
+/// (each point of the exact ODE, each evaluation of the network's, each t of the bound): the same numbers
+/// when it runs to the end.
+pub fn likelihood_until(
+    network: &LikelihoodNetwork<'_>,
+    mixture: &GaussianMixture,
+    settings: &LikelihoodSettings,
+    device: &Device,
+    keep_going: KeepGoing<'_>,
+) -> Result<LikelihoodReport, LikelihoodError> {
     settings.check()?;
     let schedule = settings.schedule.build().map_err(LabError::from)?;
     let s_top = top_of(&schedule);
-    let mixture = &lab.data.mixture;
     let points = fresh_points(mixture, settings.points, settings.seed);
-    let range = (lab.trainer.config.log_snr_min, lab.trainer.config.log_snr_max);
-    let model = lab.model();
-    let (exact, exact_stats) = exact_flow_log_densities(mixture, &points, s_top, settings.exact_tolerance)?;
-    let (network, network_stats) =
-        network_flow_log_densities(&model, range, &points, s_top, settings.network_tolerance, device)?;
-    let bound =
-        bound_bits(&model, range, &schedule, &points, settings.bound_stride, settings.seed, settings.variance, device)?;
+    let (model, range) = (network.model, network.log_snr_range);
+    let (exact, exact_stats) = exact_flow_log_densities(mixture, &points, s_top, settings.exact_tolerance, keep_going)?;
+    let (network_densities, network_stats) =
+        network_flow_log_densities(model, range, &points, s_top, settings.network_tolerance, device, keep_going)?;
+    let (stride, seed, variance) = (settings.bound_stride, settings.seed, settings.variance);
+    let bound = bound_bits(model, range, &schedule, &points, stride, seed, variance, device, keep_going)?;
     let rows = points
         .iter()
-        .zip(exact.into_iter().zip(network))
+        .zip(exact.into_iter().zip(network_densities))
         .zip(bound)
         .map(|((point, (exact, network)), bound_parts)| PointLikelihood {
             point: *point,
@@ -542,7 +578,7 @@ pub fn lab_likelihood(
         alpha_bar_top: schedule.alpha_bar[schedule.steps() - 1],
         exact_stats,
         network_stats,
-        train_step: lab.trainer.step,
+        train_step: network.step,
     })
 }
 
@@ -562,7 +598,7 @@ mod tests {
             let mixture = preset.mixture();
             let mut points = fresh_points(&mixture, 4, 5);
             points.push([0.05, -0.3]);
-            let (densities, stats) = exact_flow_log_densities(&mixture, &points, s_top, 1e-9).unwrap();
+            let (densities, stats) = exact_flow_log_densities(&mixture, &points, s_top, 1e-9, &always).unwrap();
             for (point, density) in points.iter().zip(&densities) {
                 let truth = mixture.log_density(*point);
                 assert!(

@@ -43,6 +43,26 @@ pub enum LabError {
     NoExactGuide,
     #[error("guidance method {0} needs a class to guide towards")]
     NoClassToGuide(&'static str),
+    /// A long measurement stopped between two of its pieces because its [`KeepGoing`] said so (a newer
+    /// request of the same kind replaced it, or the window closed).
+    #[error("stopped before it was done: a newer request replaced it")]
+    Cancelled,
+}
+
+/// Asked between the pieces of a long measurement (the solver bench's runs, the likelihood's ODE
+/// evaluations, the guidance comparison's method × scale): `false` stops it with [`LabError::Cancelled`].
+/// The engine runs those measurements on their own threads and says `false` once a newer request of the
+/// same kind came; the CLI never stops them ([`always`]).
+pub type KeepGoing<'a> = &'a dyn Fn() -> bool;
+
+/// The [`KeepGoing`] of a measurement that runs to its end.
+pub fn always() -> bool {
+    true
+}
+
+/// `Err(Cancelled)` once `keep_going` says stop.
+pub fn check(keep_going: KeepGoing<'_>) -> Result<(), LabError> {
+    if keep_going() { Ok(()) } else { Err(LabError::Cancelled) }
 }
 
 /// ε̂ = ε̂_∅ + w (ε̂_y - ε̂_∅) at `x` ([batch, 2]) and λ = `log_snr`: classifier-free guidance as the image

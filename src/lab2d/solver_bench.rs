@@ -29,7 +29,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, FloatDType};
 use serde::{Deserialize, Serialize};
 
-use super::run::{LabError, guided_epsilon};
+use super::run::{KeepGoing, LabError, always, check, guided_epsilon};
 use crate::diffusion::mixture::{GaussianMixture, Point, epsilon_from_score};
 use crate::diffusion::ode::{
     OdeError, OdeStats, Tolerance, alpha_from_sigma_over_alpha, log_snr_from_sigma_over_alpha, solve_adaptive,
@@ -437,20 +437,22 @@ pub fn starting_noise(count: usize, seed: u64) -> (Vec<f64>, NoiseSource) {
 }
 
 /// The probability-flow ODE dy/ds = ε(α(s) y, λ(s)) from level `first` to level `last`, solved adaptively
-/// from x = `x_t` (y = x/α): x at `last`, and what it cost.
+/// from x = `x_t` (y = x/α): x at `last`, and what it cost. `keep_going` is asked before each evaluation.
 pub fn ode_solution(
     denoiser: BenchDenoiser<'_>,
     x_t: &[f64],
     (first, last): (f64, f64),
     tolerance: Tolerance,
     device: &Device,
+    keep_going: KeepGoing<'_>,
 ) -> Result<(Vec<f64>, OdeStats), BenchError> {
     let y0: Vec<f64> = x_t.iter().map(|x| x / alpha_from_sigma_over_alpha(first)).collect();
     let mut failed = None;
     let mut f = |s: f64, y: &[f64], dy: &mut [f64]| {
         let alpha = alpha_from_sigma_over_alpha(s);
         let x: Vec<f64> = y.iter().map(|v| alpha * v).collect();
-        match denoiser.epsilon_values(&x, log_snr_from_sigma_over_alpha(s), device) {
+        let eps = check(keep_going).map_err(BenchError::from);
+        match eps.and_then(|_| denoiser.epsilon_values(&x, log_snr_from_sigma_over_alpha(s), device)) {
             Ok(eps) => dy.copy_from_slice(&eps),
             Err(error) => {
                 // The solver stops at a non-finite slope; the error is the reason.
@@ -505,12 +507,13 @@ pub fn run_plan(
     Ok(points_of(&read_f64(x)?))
 }
 
-/// What the bench's runs share: the schedule, x_T, the levels, the exact reference.
+/// What the bench's runs share: the schedule, x_T, the levels, the exact reference, and whether to go on.
 struct Setup<'a> {
     settings: &'a BenchSettings,
     schedule: crate::diffusion::NoiseSchedule,
     x_t: Vec<f64>,
     reference: Vec<Point>,
+    keep_going: KeepGoing<'a>,
 }
 
 impl Setup<'_> {
@@ -521,6 +524,7 @@ impl Setup<'_> {
         for method in SolverMethod::ALL {
             let mut points = Vec::new();
             for &steps in &self.settings.steps {
+                check(self.keep_going)?;
                 let plan = method.sampler(steps).plan(&self.schedule)?;
                 let last = plan.len() - 1;
                 let mut noise = NoiseSource::new(self.settings.seed);
@@ -537,6 +541,7 @@ impl Setup<'_> {
             let counts = if method == Method::Ddpm { vec![self.schedule.steps()] } else { self.settings.steps.clone() };
             let mut distances = Vec::new();
             for steps in counts {
+                check(self.keep_going)?;
                 let plan = stochastic_sampler(method, steps).plan(&self.schedule)?;
                 // The same x_T, then z from the same source as `run_particles` draws them.
                 let (_, mut noise) = starting_noise(self.settings.particles, self.settings.seed);
@@ -564,14 +569,26 @@ pub fn solver_bench(
     settings: &BenchSettings,
     device: &Device,
 ) -> Result<SolverBench, BenchError> {
+    solver_bench_until(mixture, network, settings, device, &always)
+}
+
+/// [`solver_bench`], asking `keep_going` before each sampler run and each evaluation of the adaptive ODEs
+/// (the engine's bench stops so when a newer one replaces it): the same numbers when it runs to the end.
+pub fn solver_bench_until(
+    mixture: &GaussianMixture,
+    network: Option<(&PointDenoiser, u64)>,
+    settings: &BenchSettings,
+    device: &Device,
+    keep_going: KeepGoing<'_>,
+) -> Result<SolverBench, BenchError> {
     settings.validate()?;
     let schedule = settings.schedule.build().map_err(LabError::from)?;
     let (first, last) = bench_levels(&schedule)?;
     let sigmas = (first.karras_sigma(), last.karras_sigma());
     let (x_t, _) = starting_noise(settings.particles, settings.seed);
     let exact = BenchDenoiser::Exact(mixture);
-    let (reference, stats) = ode_solution(exact, &x_t, sigmas, REFERENCE_TOLERANCE, device)?;
-    let (halved, _) = ode_solution(exact, &x_t, sigmas, REFERENCE_TOLERANCE.tighter(2.0), device)?;
+    let (reference, stats) = ode_solution(exact, &x_t, sigmas, REFERENCE_TOLERANCE, device, keep_going)?;
+    let (halved, _) = ode_solution(exact, &x_t, sigmas, REFERENCE_TOLERANCE.tighter(2.0), device, keep_going)?;
     let (reference, halved) = (points_of(&reference), points_of(&halved));
     let info = ReferenceInfo {
         accepted: stats.accepted,
@@ -580,13 +597,13 @@ pub fn solver_bench(
         tolerance: REFERENCE_TOLERANCE.relative,
         change_on_halving: rms_distance(&reference, &halved),
     };
-    let setup = Setup { settings, schedule, x_t, reference };
+    let setup = Setup { settings, schedule, x_t, reference, keep_going };
     let exact_table = setup.table(exact, device)?;
     let floor = fresh_floor(mixture, &last, &setup.reference, settings.seed)?;
     let network = match network {
         Some((model, step)) => {
             let denoiser = BenchDenoiser::Network(model);
-            let (ode, _) = ode_solution(denoiser, &setup.x_t, sigmas, NETWORK_TOLERANCE, device)?;
+            let (ode, _) = ode_solution(denoiser, &setup.x_t, sigmas, NETWORK_TOLERANCE, device, keep_going)?;
             let ode_error = rms_distance(&points_of(&ode), &setup.reference);
             Some(NetworkBench { table: setup.table(denoiser, device)?, ode_error, step })
         }
@@ -817,6 +834,31 @@ mod tests {
         }
         assert!(bench.first_sigma > 79.0 && bench.last_sigma < 0.02, "{} .. {}", bench.first_sigma, bench.last_sigma);
         assert!(bench.exact.curves.iter().all(|c| c.outlier_note().is_none()), "{:?}", bench.exact.curves);
+    }
+
+    /// A bench whose `keep_going` says stop ends with `Cancelled`, wherever it is: before its first ODE
+    /// evaluation, or in the middle of its sampler runs (after the reference's many evaluations).
+    #[test]
+    fn a_bench_told_to_stop_ends_cancelled() {
+        let device = Device::flex();
+        let mixture = Preset::TwoGaussians.mixture();
+        let settings = BenchSettings { particles: 20, ..BenchSettings::default() };
+        let cancelled = |error: BenchError| matches!(error, BenchError::Lab(LabError::Cancelled));
+        let never = solver_bench_until(&mixture, None, &settings, &device, &|| false);
+        assert!(never.is_err_and(cancelled));
+        let asked = std::cell::Cell::new(0usize);
+        let full = solver_bench_until(&mixture, None, &settings, &device, &|| {
+            asked.set(asked.get() + 1);
+            true
+        });
+        let whole = asked.get();
+        assert_eq!(full.unwrap(), solver_bench(&mixture, None, &settings, &device).unwrap(), "the same numbers");
+        asked.set(0);
+        let later = solver_bench_until(&mixture, None, &settings, &device, &|| {
+            asked.set(asked.get() + 1);
+            asked.get() < whole - 5
+        });
+        assert!(later.is_err_and(cancelled), "stopped {} questions before the end", 5);
     }
 
     /// On the two moons (24 small blobs per moon), DDIM/Euler's error at 256 steps still sends a few
