@@ -33,6 +33,37 @@ pub enum Request {
     ContinueFromHere,
 }
 
+/// A control the Tour's step talks about: drawn with a ring while that step is on screen, so the learner
+/// finds it (each control's panel calls [`PanelContext::mark`] after drawing it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Highlight {
+    ForwardT,
+    Schedule,
+    Posterior,
+    ThisStep,
+    Sampler,
+    Attention,
+    Guidance,
+    Compare,
+    Model,
+    Quantity,
+    Prompt,
+    Lab2dTraining,
+    Lab2dRecipes,
+    Lab2dSolver,
+}
+
+/// The ring's colour: warm, unlike any colour the window uses for state.
+const HIGHLIGHT_COLOR: eframe::egui::Color32 = eframe::egui::Color32::from_rgb(255, 150, 20);
+
+/// Rings `rect` when `highlight` is `what` (for code that cannot borrow the whole context).
+pub fn mark(ui: &eframe::egui::Ui, rect: eframe::egui::Rect, highlight: Option<Highlight>, what: Highlight) {
+    if highlight == Some(what) {
+        let stroke = eframe::egui::Stroke::new(2.5, HIGHLIGHT_COLOR);
+        ui.painter().rect_stroke(rect.expand(3.0), 4.0, stroke, eframe::egui::StrokeKind::Outside);
+    }
+}
+
 /// The models the engine has loaded, the device it runs on, and a checkpoint being opened.
 #[derive(Default)]
 pub struct Models {
@@ -92,6 +123,8 @@ pub struct PanelContext {
     pub running: bool,
     /// What the panels asked for this frame, in order.
     pub requests: Vec<Request>,
+    /// The control the Tour's step on screen talks about, if the Tour is open.
+    pub highlight: Option<Highlight>,
 }
 
 impl PanelContext {
@@ -109,7 +142,13 @@ impl PanelContext {
             frame_on_screen: None,
             running: false,
             requests: Vec::new(),
+            highlight: None,
         }
+    }
+
+    /// Rings `response`'s control when the Tour's step talks about `what`.
+    pub fn mark(&self, ui: &eframe::egui::Ui, rect: eframe::egui::Rect, what: Highlight) {
+        mark(ui, rect, self.highlight, what);
     }
 
     pub fn set_status(&mut self, text: impl Into<String>, is_error: bool) {

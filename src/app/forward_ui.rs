@@ -341,7 +341,8 @@ impl ForwardPanel {
         let schedule = ctx.settings.schedule;
         let steps = schedule.steps.max(1);
         self.t = self.t.clamp(1, steps);
-        ui.add(egui::Slider::new(&mut self.t, 1..=steps).text("Forward t"));
+        let slider = ui.add(egui::Slider::new(&mut self.t, 1..=steps).text("Forward t"));
+        ctx.mark(ui, slider.rect, super::context::Highlight::ForwardT);
         if let Some(error) = &self.error {
             ui.colored_label(ui.visuals().error_fg_color, error);
         }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use eframe::egui;
 
-use super::context::{PaintTimes, PanelContext, Request};
+use super::context::{PaintTimes, PanelContext, Request, mark};
 use super::dialogs::{FileEvent, Pick};
 use super::state::{RunStatus, Trajectory};
 use super::viewer::{StepRate, TrajectoryViewer};
@@ -172,7 +172,9 @@ impl GeneratePanel {
     /// Model, device, batch, class, guidance, sampler and seed.
     pub fn settings_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
         ui.heading("Generate");
-        model_picker_ui(ui, ctx);
+        let picker = ui.scope(|ui| model_picker_ui(ui, ctx)).response;
+        ctx.mark(ui, picker.rect, super::context::Highlight::Model);
+        let highlight = ctx.highlight;
         if let Some(info) = ctx.model_info() {
             ui.weak(format!(
                 "{} parameters, trained {} steps, {}x{}x{}",
@@ -195,7 +197,8 @@ impl GeneratePanel {
         ui.add(egui::Slider::new(&mut settings.batch, 1..=MAX_BATCH).text("Batch"));
         let conditioned = match &text {
             Some(text) => {
-                prompt_ui(ui, settings, text);
+                let prompt = ui.scope(|ui| prompt_ui(ui, settings, text)).response;
+                mark(ui, prompt.rect, highlight, super::context::Highlight::Prompt);
                 true
             }
             None => {
@@ -211,21 +214,10 @@ impl GeneratePanel {
                 settings.class.is_some()
             }
         };
-        guidance_method_ui(ui, settings, conditioned);
-        // CFG++'s λ lives in [0, 1]; every other method's w in [0, 10].
-        let (most, step) =
-            if settings.guidance_method.method == GuidanceMethod::CfgPlusPlus { (1.0, 0.05) } else { (10.0, 0.1) };
-        ui.add_enabled(
-            conditioned,
-            egui::Slider::new(&mut settings.guidance, 0.0..=most).step_by(step).text("Guidance"),
-        )
-        .on_hover_text(
-            "The guidance scale w (CFG++: λ): 0 = unconditional, 1 = conditional, more = stronger class or prompt. \
-             Ho & Salimans (2021) count from the conditional model: their w is this w - 1 (the default 1.5 is \
-             their 0.5).",
-        );
-        guidance_interval_ui(ui, &mut settings.guidance_interval, conditioned);
-        sampler_ui(ui, "", &mut settings.sampler, settings.schedule.steps);
+        let guidance = ui.scope(|ui| guidance_controls_ui(ui, settings, conditioned)).response;
+        mark(ui, guidance.rect, highlight, super::context::Highlight::Guidance);
+        let sampler = ui.scope(|ui| sampler_ui(ui, "", &mut settings.sampler, settings.schedule.steps)).response;
+        mark(ui, sampler.rect, highlight, super::context::Highlight::Sampler);
         let clip_label = if ctx.is_latent() {
             format!("Clip predicted z_0 to ±{}", crate::model::autoencoder::LATENT_X0_BOUND)
         } else {
@@ -346,6 +338,21 @@ pub fn sampler_ui(ui: &mut egui::Ui, prefix: &str, sampler: &mut Sampler, schedu
 
 /// The guidance method (issue 37) and its own parameters; each method's formula and paper on hover.
 /// Choosing a method sets the scale to its paper's default.
+/// The guidance method, its scale and its λ interval.
+fn guidance_controls_ui(ui: &mut egui::Ui, settings: &mut super::state::Settings, conditioned: bool) {
+    guidance_method_ui(ui, settings, conditioned);
+    // CFG++'s λ lives in [0, 1]; every other method's w in [0, 10].
+    let (most, step) =
+        if settings.guidance_method.method == GuidanceMethod::CfgPlusPlus { (1.0, 0.05) } else { (10.0, 0.1) };
+    ui.add_enabled(conditioned, egui::Slider::new(&mut settings.guidance, 0.0..=most).step_by(step).text("Guidance"))
+        .on_hover_text(
+            "The guidance scale w (CFG++: λ): 0 = unconditional, 1 = conditional, more = stronger class or prompt. \
+             Ho & Salimans (2021) count from the conditional model: their w is this w - 1 (the default 1.5 is \
+             their 0.5).",
+        );
+    guidance_interval_ui(ui, &mut settings.guidance_interval, conditioned);
+}
+
 fn guidance_method_ui(ui: &mut egui::Ui, settings: &mut super::state::Settings, enabled: bool) {
     ui.add_enabled_ui(enabled, |ui| {
         let params = &mut settings.guidance_method;

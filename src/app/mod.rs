@@ -16,6 +16,7 @@ pub mod posterior_ui;
 pub mod schedule_ui;
 pub mod state;
 pub mod step_ui;
+pub mod tour;
 pub mod train_settings;
 pub mod train_ui;
 pub mod viewer;
@@ -125,6 +126,8 @@ pub struct LabApp {
     pub schedule: SchedulePanel,
     pub train: TrainPanel,
     pub lab2d: lab2d::Lab2dPanel,
+    /// The guided tour of the story, on the right of every page while it is open.
+    pub tour: tour::TourPanel,
     pub page: Page,
     /// Set while training is the only work running: the engine's events (a few per training step) then
     /// repaint at most every [`QUIET_REPAINT`]. Input still repaints at once. On a software renderer
@@ -168,6 +171,7 @@ impl LabApp {
             schedule: SchedulePanel::default(),
             train: TrainPanel::new(),
             lab2d: lab2d::Lab2dPanel::default(),
+            tour: tour::TourPanel::default(),
             page: Page::Generate,
             quiet_repaints: Arc::new(AtomicBool::new(false)),
         }
@@ -308,6 +312,10 @@ impl LabApp {
         });
         if ctx.egui_wants_keyboard_input() {
             return;
+        }
+        if self.tour.presenter {
+            // Presenter mode's keys step through the tour (app/tour/panel.rs).
+            return self.tour_keys(ctx);
         }
         if escape {
             self.cancel();

@@ -7,6 +7,7 @@ use std::time::Instant;
 use eframe::egui;
 
 use super::compare::Mode;
+use super::context::{Highlight, mark};
 use super::viewer::Look;
 use super::{LabApp, Page, export, state, train_ui};
 
@@ -77,6 +78,9 @@ impl LabApp {
 
         egui::Panel::top("pages").show(ui, |ui| self.tabs_ui(ui));
         egui::Panel::bottom("status_bar").show(ui, |ui| self.status_bar_ui(ui));
+        if self.tour.open {
+            self.tour_panel_ui(ui);
+        }
         match self.page {
             Page::Train => self.train_page_ui(ui),
             Page::Generate => self.generate_page_ui(ui),
@@ -99,6 +103,8 @@ impl LabApp {
             ui.selectable_value(&mut self.page, Page::Lab2d, "2-D lab").on_hover_text(
                 "Diffusion on points of the plane: draw data, train in seconds, watch the field and the particles",
             );
+            ui.separator();
+            self.tour_toggle_ui(ui);
             if !training.is_empty() {
                 ui.label(format!("training: step {} of {}", self.train.step, self.train.steps));
             }
@@ -106,20 +112,32 @@ impl LabApp {
     }
 
     fn lab2d_page_ui(&mut self, ui: &mut egui::Ui) {
-        egui::Panel::left("lab2d_panel").resizable(false).default_size(330.0).show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| self.lab2d.panel_ui(ui, &mut self.ctx));
-        });
+        if !self.tour.presenter {
+            egui::Panel::left("lab2d_panel").resizable(false).default_size(330.0).show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| self.lab2d.panel_ui(ui, &mut self.ctx));
+            });
+        }
         egui::CentralPanel::default().show(ui, |ui| self.lab2d.centre_ui(ui, &mut self.ctx));
     }
 
     fn train_page_ui(&mut self, ui: &mut egui::Ui) {
-        egui::Panel::left("train_panel").resizable(false).default_size(320.0).show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| self.train.panel_ui(ui, &mut self.ctx));
-        });
+        if !self.tour.presenter {
+            egui::Panel::left("train_panel").resizable(false).default_size(320.0).show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| self.train.panel_ui(ui, &mut self.ctx));
+            });
+        }
         egui::CentralPanel::default().show(ui, |ui| self.train.centre_ui(ui, &mut self.ctx));
     }
 
     fn generate_page_ui(&mut self, ui: &mut egui::Ui) {
+        if !self.tour.presenter {
+            self.generate_column_ui(ui);
+        }
+        self.generate_middle_ui(ui);
+    }
+
+    /// The Generate page's left column: the settings, Compare, Generate, export, the schedule.
+    fn generate_column_ui(&mut self, ui: &mut egui::Ui) {
         egui::Panel::left("generate_panel").resizable(false).default_size(300.0).show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
                 self.generate.settings_ui(ui, &mut self.ctx);
@@ -134,6 +152,10 @@ impl LabApp {
                 self.schedule.ui(ui, &mut self.ctx);
             });
         });
+    }
+
+    /// The Generate page without its left column: the timeline, the Forward panel, the pictures.
+    fn generate_middle_ui(&mut self, ui: &mut egui::Ui) {
         egui::Panel::bottom("timeline").show(ui, |ui| {
             self.generate.viewer.timeline_ui(ui, &mut self.ctx.settings.play_speed);
             self.continue_ui(ui);
@@ -210,9 +232,15 @@ impl LabApp {
             if !settings.quantity.applies(latent) {
                 settings.quantity = state::Quantity::Noisy;
             }
-            for v in state::Quantity::ALL.into_iter().filter(|v| v.applies(latent)) {
-                ui.selectable_value(&mut settings.quantity, v, v.label(latent));
-            }
+            let highlight = self.ctx.highlight;
+            let quantities = ui.scope(|ui| {
+                ui.horizontal(|ui| {
+                    for v in state::Quantity::ALL.into_iter().filter(|v| v.applies(latent)) {
+                        ui.selectable_value(&mut settings.quantity, v, v.label(latent));
+                    }
+                })
+            });
+            mark(ui, quantities.response.rect, highlight, Highlight::Quantity);
             ui.separator();
             ui.label("Colours:");
             ui.selectable_value(&mut settings.color_map, state::ColorMap::Gray, "gray (out-of-range tinted)");
@@ -220,7 +248,9 @@ impl LabApp {
             ui.separator();
             ui.add(egui::Slider::new(&mut settings.zoom, 1.0..=16.0).step_by(1.0).text("zoom"));
             ui.separator();
-            ui.toggle_value(&mut settings.this_step, "This step").on_hover_text(
+            let this_step = ui.toggle_value(&mut settings.this_step, "This step");
+            mark(ui, this_step.rect, highlight, Highlight::ThisStep);
+            this_step.on_hover_text(
                 "Beside the picture: the step that made it, as its equation with this step's numbers and its terms \
                  as pictures",
             );
@@ -228,8 +258,9 @@ impl LabApp {
             ui.selectable_value(&mut settings.overlay, state::Overlay::Off, "none");
             ui.selectable_value(&mut settings.overlay, state::Overlay::Guidance, "guidance |ε̂_y - ε̂_Ø|")
                 .on_hover_text("Where the class changed the network's noise estimate at the step that made this frame");
-            ui.selectable_value(&mut settings.overlay, state::Overlay::Attention, "cross-attention")
-                .on_hover_text("Where the UNet's cross-attention looked at one of τ_θ(y)'s tokens (a class's, or a word of the prompt)");
+            let attention = ui.selectable_value(&mut settings.overlay, state::Overlay::Attention, "cross-attention");
+            mark(ui, attention.rect, highlight, Highlight::Attention);
+            attention.on_hover_text("Where the UNet's cross-attention looked at one of τ_θ(y)'s tokens (a class's, or a word of the prompt)");
             ui.separator();
             self.forward.toggle_ui(ui, &mut self.ctx);
         });

@@ -23,6 +23,8 @@ pub struct PosteriorPanel {
     pub view: Option<Arc<PosteriorView>>,
     /// The KL across t of the current (schedule, x_0 generation), kept while t moves.
     pub curve: Vec<(usize, f64)>,
+    /// Opens the section at the next frame (the Tour's steps about the posterior).
+    pub force_open: bool,
     curve_for: Option<(BetaSchedule, usize)>,
     requested: Option<PosteriorKey>,
     /// Whether an answer is still on its way (a newer request waits for it: dragging t sends no backlog).
@@ -38,6 +40,7 @@ impl Default for PosteriorPanel {
             open: false,
             view: None,
             curve: Vec::new(),
+            force_open: false,
             curve_for: None,
             requested: None,
             waiting: false,
@@ -71,8 +74,10 @@ impl PosteriorPanel {
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext, generation: usize, t: usize) {
         let header = egui::CollapsingHeader::new("Posterior q(x_{t-1} | x_t, x_0) and the model's step")
             .default_open(self.open)
+            .open(std::mem::take(&mut self.force_open).then_some(true))
             .show(ui, |ui| self.contents_ui(ui, ctx, generation, t));
         self.open = header.body_returned.is_some();
+        ctx.mark(ui, header.header_response.rect, super::context::Highlight::Posterior);
     }
 
     fn contents_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext, generation: usize, t: usize) {

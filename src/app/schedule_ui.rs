@@ -122,6 +122,13 @@ pub struct SchedulePanel {
 
 impl SchedulePanel {
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
+        let top = ui.cursor().min;
+        self.contents_ui(ui, ctx);
+        let rect = egui::Rect::from_min_max(top, egui::pos2(ui.max_rect().right(), ui.cursor().min.y));
+        ctx.mark(ui, rect, super::context::Highlight::Schedule);
+    }
+
+    fn contents_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
         ui.heading("Schedule");
         let schedule = &mut ctx.settings.schedule;
         let mut kind = schedule.kind;

@@ -90,7 +90,7 @@ fn request_of(args: &ExplainArgs, resolved: &ResolvedModel, class: Option<usize>
 }
 
 /// Every frame of `request`'s run, streamed (each with its parts), up to frame `last` or to the end.
-fn run_frames(
+pub(super) fn run_frames(
     model: &LoadedUnet,
     decoder: Option<&LoadedAutoencoder>,
     request: &GenerateRequest,

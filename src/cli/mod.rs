@@ -40,6 +40,9 @@ mod output;
 mod package;
 mod sample;
 mod schedule;
+mod tour;
+mod tour_pictures;
+mod tour_plots;
 mod train;
 mod train_autoencoder;
 mod train_classifier;
@@ -79,6 +82,9 @@ pub enum Command {
     /// The 2-D lab: train a small network on points of the plane (a preset), run particles from x_T to the
     /// data with any sampler, and measure and draw them.
     Lab2d(lab2d::Lab2dArgs),
+    /// The guided tour of the diffusion story: `--list` prints its steps, `--export DIR` writes it as a
+    /// printable page (Markdown or HTML) with a picture per step made by the app's own code.
+    Tour(tour::TourArgs),
     /// Write the files a desktop package installs beside the binary (man pages, shell completions, icons).
     #[command(hide = true)]
     PackageFiles(package::PackageFilesArgs),
@@ -166,6 +172,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Explain(args) => explain::explain(&args),
         Command::Decided(args) => decided::decided_table(&args),
         Command::Lab2d(args) => lab2d::lab2d(&args),
+        Command::Tour(args) => tour::tour(&args),
         Command::PackageFiles(args) => package::package_files(&args),
     }
 }

@@ -4,7 +4,7 @@
 mod backlog;
 pub mod device;
 pub mod error;
-mod forward;
+pub mod forward;
 pub mod lab2d;
 mod lab2d_guidance;
 mod models;

@@ -101,7 +101,7 @@ pub const STEPS: [Step; 15] = [
     Step {
         id: StepId::Schedule,
         title: "The β schedule and what is left at T",
-        formula: "ᾱ_T = Π_{t=1..T} (1 - β_t),  x_T = sqrt(ᾱ_T) x_0 + sqrt(1 - ᾱ_T) ε",
+        formula: "ᾱ_T = prod_{t=1..T} (1 - β_t),  x_T = sqrt(ᾱ_T) x_0 + sqrt(1 - ᾱ_T) ε",
         story: "The schedule decides how fast the image fades. Sampling starts from pure noise, so x_T must hold \
                 (almost) nothing of the image: if sqrt(ᾱ_T) is not tiny, training saw images at T that sampling \
                 never gives it. This step sets a linear schedule whose β_end is too small.",
@@ -155,7 +155,7 @@ pub const STEPS: [Step; 15] = [
         plain: "Each step guesses the clean image, then moves a little toward it.",
         look_at: "\"This step\" beside the picture, and the timeline below it",
         task: Some(Task {
-            ask: "Scrub the timeline to a step where the x̂_0 term weighs more than the ε̂ term.",
+            ask: "Scrub the timeline to a step where the x̂_0 term weighs more than every other term (ε̂, the fresh noise z).",
             done: "Right: from here on the step trusts the network's guess more than the noisy image.",
             hint: "Move toward the end of the run (the right of the timeline): the weight on x̂_0 grows.",
         }),
@@ -179,7 +179,7 @@ pub const STEPS: [Step; 15] = [
     Step {
         id: StepId::CrossAttention,
         title: "Asking for a class: cross-attention",
-        formula: "Attention(Q, K, V) = softmax(Q Kᵀ / sqrt(d)) V,  Q = W_Q φ(x_t),  K = W_K τ_θ(y),  V = W_V τ_θ(y)",
+        formula: "Attention(Q, K, V) = softmax(Q K^T / sqrt(d)) V,  Q = W_Q φ(x_t),  K = W_K τ_θ(y),  V = W_V τ_θ(y)",
         story: "The class y becomes a few vectors τ_θ(y). Inside the UNet every pixel's features ask them a question \
                 (Q) and read an answer (V) weighted by how well the key (K) matches. The overlay shows those \
                 weights: where the picture looks at the class.",
@@ -188,7 +188,7 @@ pub const STEPS: [Step; 15] = [
         task: Some(Task {
             ask: "Show the attention summed over all steps of the run (DAAM's way), not one step's.",
             done: "Right: summed over the run, the map shows where the class mattered overall.",
-            hint: "Tick \"summed over the run\" under the picture.",
+            hint: "Press Generate if no run is on screen, then tick \"Summed over steps\" under the picture.",
         }),
     },
     Step {
@@ -203,7 +203,7 @@ pub const STEPS: [Step; 15] = [
         task: Some(Task {
             ask: "Make guidance act only at low noise: an interval whose lowest λ is 0 or more, with w above 1.",
             done: "Right: at high noise this run is the conditional model alone; guidance only shapes the details.",
-            hint: "Tick \"only in a λ interval\" and raise its lowest λ to 0 or above.",
+            hint: "Tick \"Guide only within a λ interval\" and set \"guide from λ\" to 0 or more.",
         }),
     },
     Step {
@@ -225,7 +225,7 @@ pub const STEPS: [Step; 15] = [
     Step {
         id: StepId::Latent,
         title: "Latent diffusion",
-        formula: "z = E(x),  z_t = sqrt(ᾱ_t) z + sqrt(1 - ᾱ_t) ε,  x̂ = D(ẑ_0)",
+        formula: "z = E(x),  z_t = sqrt(ᾱ_t) z + sqrt(1 - ᾱ_t) ε,  x̂_0 = D(predicted z_0)",
         story: "An autoencoder squeezes the image into a smaller latent z; the same diffusion runs on z, and the \
                 decoder D turns the result back into pixels. The window shows D(z_t) and the latent channels \
                 themselves.",
@@ -255,16 +255,16 @@ pub const STEPS: [Step; 15] = [
     Step {
         id: StepId::Lab2d,
         title: "The 2-D lab: the blob flows back into the data",
-        formula: "x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) ε on points,  ε* = -sqrt(1 - ᾱ_t) ∇ log q_t(x_t)",
+        formula: "x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) ε on points,  ε* = -sqrt(1 - ᾱ_t) grad log q_t(x_t)",
         story: "On points of the plane every part of the story can be seen at once and checked: the data is a \
                 mixture of Gaussians, so q_t and the exact ε* are known in closed form. Train a tiny network in \
                 seconds and watch a Gaussian blob of particles flow back into the data.",
         plain: "The same process on dots: noise is a round blob, the data a shape, sampling flows one into the other.",
-        look_at: "the 2-D lab page: Train, then the particles",
+        look_at: "the 2-D lab page: Start training, then Sample particles",
         task: Some(Task {
-            ask: "Train the network, then run the particles from the blob to the data.",
+            ask: "Train the network, then sample particles: watch the blob flow into the data.",
             done: "Right: the particles land on the data; the distance below says how close.",
-            hint: "Press Train, wait for a few hundred steps, then press Run particles.",
+            hint: "Press Start training, wait until it has trained, then press Sample particles.",
         }),
     },
     Step {
@@ -279,7 +279,7 @@ pub const STEPS: [Step; 15] = [
         task: Some(Task {
             ask: "Train two recipes side by side and read their step tables.",
             done: "Right: compare their distances at few steps — the straighter recipe needs fewer.",
-            hint: "Pick two recipes in Training recipes and press Compare recipes.",
+            hint: "Pick two recipes under Training recipes and press Train side by side.",
         }),
     },
     Step {
@@ -428,8 +428,8 @@ pub fn signal_at(schedule: &BetaSchedule, t: usize) -> Option<f64> {
     Some(s.sqrt_alpha_bar[t.clamp(1, s.steps()) - 1])
 }
 
-/// Whether the x̂_0 term of step `i` of the sampler's plan weighs more than its x_t or ε̂ term, whichever is
-/// larger (the sampling step's task), read from the coefficients the step uses.
+/// Whether the x̂_0 term of step `i` of the sampler's plan weighs more than each of its other terms (x_t, ε̂,
+/// the fresh noise z: the sampling step's task), read from the coefficients the step uses.
 pub fn x0_outweighs_rest(schedule: &BetaSchedule, sampler: &Sampler, i: usize) -> bool {
     let Ok(schedule) = schedule.build() else { return false };
     let Ok(plan) = sampler.plan(&schedule) else { return false };
@@ -437,9 +437,10 @@ pub fn x0_outweighs_rest(schedule: &BetaSchedule, sampler: &Sampler, i: usize) -
         return false;
     }
     let equation = equation(sampler, &plan, i);
-    let weight = |term: &str| equation.coefficients().filter(|(t, _)| *t == term).map(|(_, v)| v.abs()).sum::<f64>();
-    use crate::diffusion::sampler::{EPS, X_T, X0};
-    weight(X0) > weight(X_T).max(weight(EPS))
+    let x0 = crate::diffusion::sampler::X0;
+    let weight = equation.coefficients().filter(|(t, _)| *t == x0).map(|(_, v)| v.abs()).sum::<f64>();
+    let others = equation.coefficients().filter(|(t, _)| *t != x0).map(|(_, v)| v.abs()).fold(0.0, f64::max);
+    weight > others
 }
 
 /// `tour --list`'s line of a step: its number (from 1), title and formula.

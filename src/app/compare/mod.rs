@@ -219,7 +219,7 @@ impl ComparePanel {
 
     /// The comparison controls in the Generate panel: the mode, then that mode's settings.
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext) {
-        ui.horizontal(|ui| {
+        let picker = ui.horizontal(|ui| {
             ui.label("Compare:");
             ui.selectable_value(&mut self.mode, Mode::Single, "Off");
             ui.selectable_value(&mut self.mode, Mode::AB, "A/B");
@@ -231,6 +231,7 @@ impl ComparePanel {
                 "One run continued from several of its steps, several times each with fresh noise (DDPM's Figure 7)",
             );
         });
+        ctx.mark(ui, picker.response.rect, crate::app::context::Highlight::Compare);
         let grid = self.grid.as_ref();
         match self.mode {
             Mode::Single => {}

@@ -16,7 +16,7 @@
 
 use eframe::egui;
 
-use super::context::{PaintTimes, PanelContext};
+use super::context::{Highlight, PaintTimes, PanelContext};
 use crate::diffusion::NoiseLevel;
 use crate::diffusion::mixture::Point;
 use crate::engine::lab2d::{Lab2dEvent, LabNetwork};
@@ -54,6 +54,15 @@ pub struct Lab2dPanel {
     pub solver: SolverPanel,
     /// UI frame times while the lab trains or plays.
     pub paint_times: PaintTimes,
+}
+
+/// Rings the section drawn since `top` (its full width) when the Tour's step talks about it.
+fn mark_since(ui: &egui::Ui, ctx: &PanelContext, top: egui::Pos2, what: Highlight) {
+    let rect = egui::Rect::from_min_max(
+        egui::pos2(ui.max_rect().left(), top.y),
+        egui::pos2(ui.max_rect().right(), ui.cursor().min.y),
+    );
+    ctx.mark(ui, rect, what);
 }
 
 impl Lab2dPanel {
@@ -130,6 +139,7 @@ impl Lab2dPanel {
         ui.separator();
         let (data, field, particles, paint_times, likelihood) =
             (&mut self.data, &mut self.field, &mut self.particles, &mut self.paint_times, &mut self.likelihood);
+        let top = ui.cursor().min;
         self.training.ui(ui, ctx, data.current().is_some(), |training, ctx| {
             // A fresh network on the data made afresh; every part forgets the last network's work.
             data.refresh();
@@ -143,6 +153,7 @@ impl Lab2dPanel {
             likelihood.clear();
             *paint_times = PaintTimes::default();
         });
+        mark_since(ui, ctx, top, Highlight::Lab2dTraining);
         ui.separator();
         self.field.ui(ui, ctx, self.data.class_count(), &self.recipes.trained());
         ui.separator();
@@ -151,11 +162,17 @@ impl Lab2dPanel {
         ui.separator();
         self.likelihood.ui(ui, ctx, ready);
         ui.separator();
-        if self.recipes.ui(ui, ctx, self.data.current().is_some()) {
+        let top = ui.cursor().min;
+        let compare = self.recipes.ui(ui, ctx, self.data.current().is_some());
+        mark_since(ui, ctx, top, Highlight::Lab2dRecipes);
+        if compare {
             self.start_recipes(ctx);
         }
         ui.separator();
-        if self.solver.ui(ui, self.data.current().is_some()) {
+        let top = ui.cursor().min;
+        let bench = self.solver.ui(ui, self.data.current().is_some());
+        mark_since(ui, ctx, top, Highlight::Lab2dSolver);
+        if bench {
             self.data.refresh();
             match self.data.current().cloned() {
                 Some(points) => self.solver.start(ctx, points),
