@@ -411,6 +411,7 @@ impl Studio {
             continuations: 6,
             sampler: SAMPLING_STEP_SAMPLER,
             class: Some(tour::DECIDED_CLASS),
+            branch_class: None,
             guidance: DEFAULT_GUIDANCE,
             seed: SEED,
             points: 8,
@@ -418,7 +419,7 @@ impl Studio {
         let schedule = model.schedule.build()?;
         diffusion_lab::eval::decided::check(&options, &schedule)?;
         let OpenedModel { model: unet, decoder, device } = &model.opened;
-        let rows = continued_rows(unet, decoder.as_ref(), &schedule, &options, &device.device, &|| true)?;
+        let rows = continued_rows(unet, decoder.as_ref(), None, &schedule, &options, &device.device, &|| true)?;
         let (cells, labels) = rows_figure(&rows, false);
         Ok(TourPicture {
             name: "decided",
@@ -428,7 +429,7 @@ impl Studio {
                  x_t the endings differ; from later steps they agree.",
                 options.sampler.label(),
                 tour::DECIDED_CLASS,
-                rows.len(),
+                rows.rows.len(),
                 options.continuations
             ),
             picture: images::scaled(&images::labelled_grid(&cells, &labels, 2), 2),
