@@ -276,18 +276,48 @@ fn do_task(harness: &mut Harness<'static, LabApp>, id: StepId) {
             click_scrolled(harness, "Sample particles");
             step_until(harness, "the particles arrive", |app| app.lab2d.has_particles());
             check(harness, true);
+            // The numbers shown are the training's own.
+            let (step, distances) = harness.state().lab2d.training.distances.last().cloned().unwrap();
+            let w2 = number_text(distances.sliced_wasserstein);
+            harness.get_by_label_contains(&format!("sliced W₂ of the samples to the data at step {step} = {w2}"));
         }
         StepId::Recipes => {
             check(harness, false);
             click_scrolled(harness, "Train side by side");
             step_until(harness, "both recipes are measured", |app| app.lab2d.recipes.is_done());
             check(harness, true);
+            let shown: Vec<String> = harness
+                .state()
+                .lab2d
+                .recipes
+                .compared
+                .iter()
+                .map(|(recipe, progress)| {
+                    let report = progress.report.as_ref().unwrap();
+                    let fewest = &report.distances[0];
+                    let ratio = number_text(report.straightness.length_ratio);
+                    format!(
+                        "{}: L/D = {ratio}, W₂ at {} steps = {}",
+                        recipe.label(),
+                        fewest.steps,
+                        number_text(fewest.usual)
+                    )
+                })
+                .collect();
+            for line in shown {
+                harness.get_by_label_contains(&line);
+            }
         }
         StepId::ExactAnswers => {
             check(harness, false);
             click_scrolled(harness, "Run solver bench");
             step_until(harness, "the solver bench runs", |app| app.lab2d.solver.is_done());
             check(harness, true);
+            let bench = harness.state().lab2d.solver.bench.clone().unwrap();
+            for curve in &bench.exact.curves {
+                let order = curve.fit.unwrap().order;
+                harness.get_by_label_contains(&format!("{}: order p = {order:.2}", curve.method.name()));
+            }
         }
     }
 }

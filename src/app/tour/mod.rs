@@ -4,6 +4,7 @@
 //! Next set their step's state again; leaving restores what the user had. Its tasks are judged from the
 //! app's own state (tasks.rs); the panel and presenter mode are drawn in panel.rs.
 
+mod numbers;
 mod panel;
 mod tasks;
 

@@ -130,7 +130,9 @@ impl LabApp {
         ui.separator();
         ui.heading(step.title);
         ui.add(egui::Label::new(egui::RichText::new(step.formula).monospace()).wrap());
-        for line in numbers(step.id, &self.tour_live()) {
+        let mut lines = numbers(step.id, &self.tour_live());
+        lines.extend(self.tour_state_numbers(step.id));
+        for line in lines {
             ui.add(egui::Label::new(egui::RichText::new(format!("now: {line}")).monospace()).wrap());
         }
         ui.add(egui::Label::new(step.story).wrap());
