@@ -276,18 +276,48 @@ fn do_task(harness: &mut Harness<'static, LabApp>, id: StepId) {
             click_scrolled(harness, "Sample particles");
             step_until(harness, "the particles arrive", |app| app.lab2d.has_particles());
             check(harness, true);
+            // The numbers shown are the training's own.
+            let (step, distances) = harness.state().lab2d.training.distances.last().cloned().unwrap();
+            let w2 = number_text(distances.sliced_wasserstein);
+            harness.get_by_label_contains(&format!("sliced W₂ of the samples to the data at step {step} = {w2}"));
         }
         StepId::Recipes => {
             check(harness, false);
             click_scrolled(harness, "Train side by side");
             step_until(harness, "both recipes are measured", |app| app.lab2d.recipes.is_done());
             check(harness, true);
+            let shown: Vec<String> = harness
+                .state()
+                .lab2d
+                .recipes
+                .compared
+                .iter()
+                .map(|(recipe, progress)| {
+                    let report = progress.report.as_ref().unwrap();
+                    let fewest = &report.distances[0];
+                    let ratio = number_text(report.straightness.length_ratio);
+                    format!(
+                        "{}: L/D = {ratio}, W₂ at {} steps = {}",
+                        recipe.label(),
+                        fewest.steps,
+                        number_text(fewest.usual)
+                    )
+                })
+                .collect();
+            for line in shown {
+                harness.get_by_label_contains(&line);
+            }
         }
         StepId::ExactAnswers => {
             check(harness, false);
             click_scrolled(harness, "Run solver bench");
             step_until(harness, "the solver bench runs", |app| app.lab2d.solver.is_done());
             check(harness, true);
+            let bench = harness.state().lab2d.solver.bench.clone().unwrap();
+            for curve in &bench.exact.curves {
+                let order = curve.fit.unwrap().order;
+                harness.get_by_label_contains(&format!("{}: order p = {order:.2}", curve.method.name()));
+            }
         }
     }
 }
@@ -350,11 +380,14 @@ fn presenter_mode_is_large_and_unclipped_at_1280x720() {
         assert_eq!(harness.state().tour.index, i);
         let body = harness.ctx.global_style().text_styles[&egui::TextStyle::Body].size;
         assert!(body >= 20.0, "body text {body} px");
+        assert_eq!(harness.state().ctx.settings.zoom, 6.0, "pictures 1.5 times the user's zoom of 4");
         assert!(harness.query_by_role_and_label(Role::Slider, "Batch").is_none(), "the left column is hidden");
         let title = harness.get_by_label(step.title).rect();
         assert!(title.height() >= 20.0, "{}: the title is {} px high", step.title, title.height());
         let panel_left = title.left() - 20.0;
-        let screen = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(SIZE[0], SIZE[1]));
+        // Above the status bar, which the panel ends at.
+        let floor = harness.get_by_label_contains("display: ").rect().top();
+        let screen = egui::Rect::from_min_max(egui::Pos2::ZERO, egui::pos2(SIZE[0], floor));
         let mut texts = 0;
         for node in harness.query_all_by_role(Role::Label) {
             let rect = node.rect();
@@ -390,4 +423,5 @@ fn presenter_mode_is_large_and_unclipped_at_1280x720() {
     assert!(!harness.state().tour.presenter);
     let body = harness.ctx.global_style().text_styles[&egui::TextStyle::Body].size;
     assert!(body < 20.0, "leaving presenter mode restores the text size ({body})");
+    assert_eq!(harness.state().ctx.settings.zoom, 4.0);
 }

@@ -4,6 +4,7 @@
 //! Next set their step's state again; leaving restores what the user had. Its tasks are judged from the
 //! app's own state (tasks.rs); the panel and presenter mode are drawn in panel.rs.
 
+mod numbers;
 mod panel;
 mod tasks;
 
@@ -132,6 +133,7 @@ impl LabApp {
         self.forward.open =
             matches!(id, StepId::Forward | StepId::ClosedForm | StepId::Schedule | StepId::Posterior | StepId::Loss);
         self.ctx.highlight = Some(self.set_step_state(id));
+        self.presenter_zoom_now();
         if self.forward.open && self.forward.x0.is_none() {
             self.forward.load_test_image(&mut self.ctx);
         }

@@ -10,11 +10,13 @@ use crate::tour::{Live, STEPS, StepId, numbers};
 
 /// Text sizes in presenter mode, in points (one point is one pixel at the usual scale): body text 20 or more,
 /// readable from the back of a classroom at 1280x720.
-pub const PRESENTER_BODY: f32 = 22.0;
-const PRESENTER_HEADING: f32 = 30.0;
+pub const PRESENTER_BODY: f32 = 20.0;
+const PRESENTER_HEADING: f32 = 26.0;
 /// The panel's width: normal and presenter.
 const WIDTH: f32 = 340.0;
-const PRESENTER_WIDTH: f32 = 640.0;
+const PRESENTER_WIDTH: f32 = 600.0;
+/// How much larger the pictures are in presenter mode.
+const PRESENTER_ZOOM: f32 = 1.5;
 
 impl LabApp {
     /// The tour's numbers now: the settings, the Forward panel's t, and for the sampling step the run on
@@ -78,6 +80,9 @@ impl LabApp {
     /// Presenter mode on or off: the text sizes of the whole window follow it.
     pub fn set_presenter(&mut self, ctx: &egui::Context, on: bool) {
         self.tour.presenter = on;
+        if let Some(before) = &self.tour.before {
+            self.ctx.settings.zoom = presenter_zoom(before.settings.zoom, on);
+        }
         ctx.all_styles_mut(|style| {
             let defaults = egui::Style::default();
             for (text_style, font) in style.text_styles.iter_mut() {
@@ -90,6 +95,13 @@ impl LabApp {
                 };
             }
         });
+    }
+
+    /// The pictures' zoom: the user's, or larger in presenter mode.
+    pub(super) fn presenter_zoom_now(&mut self) {
+        if let Some(before) = &self.tour.before {
+            self.ctx.settings.zoom = presenter_zoom(before.settings.zoom, self.tour.presenter);
+        }
     }
 
     /// The panel, on the right of whatever page is open.
@@ -118,7 +130,9 @@ impl LabApp {
         ui.separator();
         ui.heading(step.title);
         ui.add(egui::Label::new(egui::RichText::new(step.formula).monospace()).wrap());
-        for line in numbers(step.id, &self.tour_live()) {
+        let mut lines = numbers(step.id, &self.tour_live());
+        lines.extend(self.tour_state_numbers(step.id));
+        for line in lines {
             ui.add(egui::Label::new(egui::RichText::new(format!("now: {line}")).monospace()).wrap());
         }
         ui.add(egui::Label::new(step.story).wrap());
@@ -190,7 +204,12 @@ impl LabApp {
             }
         });
         if self.tour.presenter {
-            ui.weak("Page Down or the right arrow: next; Page Up or the left arrow: back; Esc leaves presenter mode");
+            ui.weak("Page Down / Page Up: next / back; Esc: leave presenter mode");
         }
     }
+}
+
+/// The user's picture zoom `zoom`, made larger in presenter mode (within the zoom slider's range).
+fn presenter_zoom(zoom: f32, presenter: bool) -> f32 {
+    if presenter { (zoom * PRESENTER_ZOOM).round().clamp(1.0, 16.0) } else { zoom }
 }
