@@ -164,7 +164,10 @@ fn assert_step_state(app: &LabApp, id: StepId) {
                 (Overlay::Guidance, 3.0, None)
             )
         }
-        StepId::Decided => assert_eq!(settings.class, Some(diffusion_lab::tour::DECIDED_CLASS)),
+        StepId::Decided => {
+            assert_eq!(settings.class, Some(diffusion_lab::tour::DECIDED_CLASS));
+            assert_eq!(app.compare.decided.branch_class, Some(diffusion_lab::tour::DECIDED_BRANCH_CLASS));
+        }
         StepId::Prompts => assert!(settings.prompt.is_empty()),
         _ => {}
     }
@@ -322,8 +325,31 @@ fn do_task(harness: &mut Harness<'static, LabApp>, id: StepId) {
     }
 }
 
+/// The rows are the app's own: the right answer is read from them here as the task reads them, then a wrong
+/// row is refused and the right one accepted, each typed into "My answer: row".
 fn decided_task(harness: &mut Harness<'static, LabApp>) {
+    use diffusion_lab::eval::decided::decided_from;
     check(harness, false);
+    harness.state_mut().compare.decided.continuations = 4;
+    harness.state_mut().compare.decided.points = 4;
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    harness.run_steps(2);
+    step_until(harness, "the judged rows arrive", |app| {
+        app.compare.decided.job.is_none() && app.compare.decided.last.is_some()
+    });
+    let last = harness.state().compare.decided.last.clone().unwrap();
+    assert_eq!(last.branch_class, Some(diffusion_lab::tour::DECIDED_BRANCH_CLASS));
+    let first = decided_from(&last.rows, last.end_class.unwrap()).unwrap() + 1;
+    let wrong = if first > 1 { first - 1 } else { first + 1 };
+    let answer = |harness: &mut Harness<'static, LabApp>, row: usize| {
+        harness.get_by_role_and_label(Role::SpinButton, "My answer: row").set_value_accesskit(row as f64);
+        harness.run_steps(2);
+        assert_eq!(harness.state().tour.decided_answer, row);
+    };
+    answer(harness, wrong);
+    check(harness, false);
+    answer(harness, first);
+    check(harness, true);
 }
 
 #[test]

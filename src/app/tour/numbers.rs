@@ -118,7 +118,11 @@ impl LabApp {
             .collect()
     }
 
+    /// The rows' judged shares, row by row (the answer itself is the Compare panel's to show).
     fn decided_numbers(&self) -> Vec<String> {
-        Vec::new()
+        match &self.compare.decided.last {
+            Some(last) => vec![crate::app::compare::verdict_lines(last)[1].clone()],
+            None => vec!["no rows yet: press Generate".into()],
+        }
     }
 }
