@@ -904,6 +904,23 @@ fn decided_measures_when_the_class_is_fixed() {
     assert!(stderr(&out).contains("is deterministic"), "{}", stderr(&out));
 }
 
+/// `decided --branch-class`: the runs keep their class (a pullover), the continuations ask for a sneaker;
+/// from x_T none ends as the run's own pullover. A class the model lacks is refused in one line.
+#[test]
+fn decided_branches_ask_for_the_branch_class() {
+    let args = ["decided", "--model", "fashion", "--class", "2", "--guidance", "3", "--runs", "2"];
+    let rest = ["--continuations", "2", "--points", "2", "--sampling-steps", "6", "--branch-class"];
+    let out = diffusion_lab(&[&args[..], &rest[..], &["7"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("asking for class 7"), "{}", stderr(&out));
+    let first = stdout(&out).lines().nth(1).unwrap().to_string();
+    let same: f64 = first.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert_eq!(same, 0.0, "from x_T, continuations asking for a sneaker do not end as the pullover: {first}");
+    let out = diffusion_lab(&[&args[..], &rest[..], &["10"]].concat());
+    assert!(!out.status.success());
+    assert_eq!(stderr(&out).trim(), "error: --branch-class must be below 10, got 10");
+}
+
 /// `train --captions` on a folder with a caption beside each image makes a text model whose vocabulary is the
 /// captions' words; it samples from a prompt, naming a word it does not know; a folder without captions (and
 /// not Fashion-MNIST) is refused with what to do.

@@ -394,3 +394,63 @@ fn a_non_finite_value_stops_the_run_naming_the_step_and_keeps_the_frames_so_far(
     let job = engine.generate(request(10, Sampler::ddim(3, 0.0)), true);
     assert!(matches!(run_to_end(&engine, job).1, Event::Done { .. }));
 }
+
+/// "When is it decided?" on the built-in pixel model: every end of every row is judged by the embedded
+/// classifier, and a branch class is what the continuations ask for while the run keeps its own.
+#[test]
+fn decided_rows_judge_every_end_and_branches_ask_for_the_branch_class() {
+    use diffusion_lab::app::state::Settings;
+    use diffusion_lab::eval::decided::DecidedRows;
+    let mut engine = Engine::spawn(DeviceChoice::Cpu, || {});
+    let settings = Settings::default();
+    engine.load_model(
+        settings.model.clone(),
+        ModelSource::Embedded(diffusion_lab::model::embedded::FASHION_UNET),
+        None,
+    );
+    wait_for(&engine, LIMIT, "the pixel model to load", |event| match event {
+        Event::ModelLoaded(_) => Some(()),
+        Event::ModelFailed { message, .. } => panic!("{message}"),
+        _ => None,
+    });
+    // A pullover with guidance 3, DDPM-like DDIM η = 1 over 10 steps, continued 4 times from x_T and the last step.
+    let request = GenerateRequest {
+        sampler: Sampler::ddim(10, 1.0),
+        batch: 1,
+        class: Some(2),
+        guidance: 3.0,
+        seed: 1,
+        ..settings.request(false)
+    };
+    let mut rows_of = |branch_class: Option<usize>| -> DecidedRows {
+        let job = engine.decided(request.clone(), 4, 2, branch_class);
+        let rows = wait_for(&engine, LIMIT, "the decided rows", |event| match event {
+            Event::Decided { job: j, rows } if j == job => Some(rows),
+            _ => None,
+        });
+        (*rows.unwrap()).clone()
+    };
+    let own = rows_of(None);
+    assert_eq!((own.class, own.branch_class), (Some(2), Some(2)), "without a branch class they ask for the run's");
+    assert_eq!(own.rows.len(), 2);
+    for row in &own.rows {
+        assert_eq!(row.classes.len(), row.ends.len(), "one judged class per end");
+        assert!(row.classes.iter().all(|c| *c < 10), "{:?}", row.classes);
+    }
+    let end = own.end_class.expect("the run's own end is judged");
+    // From the last step nothing draws noise: every continuation is the run's own end, judged the same.
+    assert!(own.rows[1].deterministic);
+    assert_eq!(own.rows[1].classes, vec![end; 4]);
+
+    let sneaker = rows_of(Some(7));
+    assert_eq!((sneaker.class, sneaker.branch_class), (Some(2), Some(7)));
+    assert_eq!(sneaker.end_class, Some(end), "the run up to each step is the run's own");
+    assert_eq!(sneaker.rows[0].x_t, own.rows[0].x_t, "the same x_T");
+    // From x_T, continuations asking for a sneaker end as sneakers: the branch class is what they ask for.
+    assert!(sneaker.rows[0].judged_as(7) >= 3, "{:?}", sneaker.rows[0].classes);
+    assert!(
+        !own.rows[0].classes.contains(&7),
+        "asking for the pullover, none ends as a sneaker: {:?}",
+        own.rows[0].classes
+    );
+}

@@ -164,7 +164,10 @@ fn assert_step_state(app: &LabApp, id: StepId) {
                 (Overlay::Guidance, 3.0, None)
             )
         }
-        StepId::Decided => assert_eq!(settings.class, Some(diffusion_lab::tour::DECIDED_CLASS)),
+        StepId::Decided => {
+            assert_eq!(settings.class, Some(diffusion_lab::tour::DECIDED_CLASS));
+            assert_eq!(app.compare.decided.branch_class, Some(diffusion_lab::tour::DECIDED_BRANCH_CLASS));
+        }
         StepId::Prompts => assert!(settings.prompt.is_empty()),
         _ => {}
     }
@@ -276,24 +279,77 @@ fn do_task(harness: &mut Harness<'static, LabApp>, id: StepId) {
             click_scrolled(harness, "Sample particles");
             step_until(harness, "the particles arrive", |app| app.lab2d.has_particles());
             check(harness, true);
+            // The numbers shown are the training's own.
+            let (step, distances) = harness.state().lab2d.training.distances.last().cloned().unwrap();
+            let w2 = number_text(distances.sliced_wasserstein);
+            harness.get_by_label_contains(&format!("sliced W₂ of the samples to the data at step {step} = {w2}"));
         }
         StepId::Recipes => {
             check(harness, false);
             click_scrolled(harness, "Train side by side");
             step_until(harness, "both recipes are measured", |app| app.lab2d.recipes.is_done());
             check(harness, true);
+            let shown: Vec<String> = harness
+                .state()
+                .lab2d
+                .recipes
+                .compared
+                .iter()
+                .map(|(recipe, progress)| {
+                    let report = progress.report.as_ref().unwrap();
+                    let fewest = &report.distances[0];
+                    let ratio = number_text(report.straightness.length_ratio);
+                    format!(
+                        "{}: L/D = {ratio}, W₂ at {} steps = {}",
+                        recipe.label(),
+                        fewest.steps,
+                        number_text(fewest.usual)
+                    )
+                })
+                .collect();
+            for line in shown {
+                harness.get_by_label_contains(&line);
+            }
         }
         StepId::ExactAnswers => {
             check(harness, false);
             click_scrolled(harness, "Run solver bench");
             step_until(harness, "the solver bench runs", |app| app.lab2d.solver.is_done());
             check(harness, true);
+            let bench = harness.state().lab2d.solver.bench.clone().unwrap();
+            for curve in &bench.exact.curves {
+                let order = curve.fit.unwrap().order;
+                harness.get_by_label_contains(&format!("{}: order p = {order:.2}", curve.method.name()));
+            }
         }
     }
 }
 
+/// The rows are the app's own: the right answer is read from them here as the task reads them, then a wrong
+/// row is refused and the right one accepted, each typed into "My answer: row".
 fn decided_task(harness: &mut Harness<'static, LabApp>) {
+    use diffusion_lab::eval::decided::decided_from;
     check(harness, false);
+    harness.state_mut().compare.decided.continuations = 4;
+    harness.state_mut().compare.decided.points = 4;
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    harness.run_steps(2);
+    step_until(harness, "the judged rows arrive", |app| {
+        app.compare.decided.job.is_none() && app.compare.decided.last.is_some()
+    });
+    let last = harness.state().compare.decided.last.clone().unwrap();
+    assert_eq!(last.branch_class, Some(diffusion_lab::tour::DECIDED_BRANCH_CLASS));
+    let first = decided_from(&last.rows, last.end_class.unwrap()).unwrap() + 1;
+    let wrong = if first > 1 { first - 1 } else { first + 1 };
+    let answer = |harness: &mut Harness<'static, LabApp>, row: usize| {
+        harness.get_by_role_and_label(Role::SpinButton, "My answer: row").set_value_accesskit(row as f64);
+        harness.run_steps(2);
+        assert_eq!(harness.state().tour.decided_answer, row);
+    };
+    answer(harness, wrong);
+    check(harness, false);
+    answer(harness, first);
+    check(harness, true);
 }
 
 #[test]

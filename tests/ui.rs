@@ -1044,3 +1044,43 @@ fn when_is_it_decided_shows_a_row_of_continuations_per_step() {
     assert!(grid.labels.rows[..3].iter().all(|r| r.contains("spread")), "{:?}", grid.labels.rows);
     harness.get_by_role_and_label(Role::Button, "Save rows…");
 }
+
+/// "Branches ask for" reaches the engine's command: the rows come back asked for the picked class, every end
+/// judged, each row captioned by its share of the run's own end class, and the verdict shown is the one
+/// `decided_from` gives on the rows kept for other panels.
+#[test]
+fn when_is_it_decided_branches_ask_for_the_picked_class_and_the_rows_are_judged() {
+    use diffusion_lab::app::compare::verdict_lines;
+    use diffusion_lab::eval::decided::{decided_from, share_caption};
+    let settings = Settings { class: Some(2), guidance: 3.0, sampler: Sampler::ddim(6, 1.0), ..quick_settings() };
+    let mut harness = harness(settings);
+    harness.get_by_label("When is it decided?").click();
+    harness.run_steps(2);
+    harness.get_by_role_and_label(Role::Slider, "Continuations per step").set_value_accesskit(3.0);
+    harness.get_by_role_and_label(Role::Slider, "Steps continued from").set_value_accesskit(3.0);
+    harness.get_by_role_and_label(Role::ComboBox, "Branches ask for").click();
+    harness.run_steps(2);
+    harness.get_by_label("7: sneaker").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().compare.decided.branch_class, Some(7));
+    harness.get_by_role_and_label(Role::Button, "Generate").click();
+    step_until(&mut harness, "the rows arrive", |app| app.compare.grid.is_some() && app.compare.decided.job.is_none());
+    let app = harness.state();
+    let last = app.compare.decided.last.clone().expect("the rows are kept");
+    assert_eq!((last.class, last.branch_class), (Some(2), Some(7)), "the picked class reached the command");
+    assert_eq!(last.rows.len(), 3);
+    assert!(last.rows.iter().all(|r| r.classes.len() == 3), "every end judged");
+    let end = last.end_class.expect("the run's end judged");
+    assert!(2 * last.rows[0].judged_as(7) > 3, "{:?}", last.rows[0].classes);
+    let grid = app.compare.grid.as_ref().unwrap();
+    for (row, caption) in last.rows.iter().zip(&grid.labels.rows) {
+        assert!(caption.contains(&share_caption(row, Some(end))), "{caption:?}");
+    }
+    let k = decided_from(&last.rows, end).expect("the last row continues deterministically to the run's end");
+    let [formula, numbers, plain] = verdict_lines(&last);
+    assert!(numbers.contains(&format!("decided from row {} of 3 (t = {})", k + 1, last.rows[k].t)), "{numbers}");
+    assert!(plain.contains("continuations asking for sneaker"), "{plain}");
+    harness.get_by_label_contains(&numbers);
+    harness.get_by_label_contains(&formula);
+    harness.get_by_label(&plain);
+}

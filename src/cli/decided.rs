@@ -3,9 +3,10 @@
 //! run's own end, and how far apart the continuations end.
 
 use super::*;
-use diffusion_lab::eval::decided::{ContinuedRow, DecidedOptions, DecidedRow, continued_rows, decided};
+use diffusion_lab::eval::decided::{DecidedOptions, DecidedRow, DecidedRows, continued_rows, decided};
 
 #[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("conditional").multiple(true).args(["class", "branch_class"]))]
 pub struct DecidedArgs {
     #[command(flatten)]
     pub models: ModelOptions,
@@ -30,7 +31,11 @@ pub struct DecidedArgs {
     /// model's own choice.
     #[arg(long)]
     pub class: Option<usize>,
-    #[arg(long, default_value_t = DEFAULT_GUIDANCE, requires = "class")]
+    /// Continue from each step asking for this class instead of the run's (as a branch of "Continue from
+    /// here" that changes the class); the run itself keeps --class.
+    #[arg(long = "branch-class")]
+    pub branch_class: Option<usize>,
+    #[arg(long, default_value_t = DEFAULT_GUIDANCE, requires = "conditional")]
     pub guidance: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -53,6 +58,7 @@ pub(super) fn decided_table(args: &DecidedArgs) -> anyhow::Result<()> {
         continuations: args.continuations,
         sampler: Sampler { eta: args.eta, ..Sampler::new(args.sampler, args.sampling_steps) },
         class: args.class,
+        branch_class: args.branch_class,
         guidance: args.guidance,
         seed: args.seed,
         points: args.points,
@@ -64,9 +70,13 @@ pub(super) fn decided_table(args: &DecidedArgs) -> anyhow::Result<()> {
     if let Some(class) = args.class.filter(|c| *c >= model.config.num_classes) {
         bail!("--class must be below {}, got {class}", model.config.num_classes);
     }
+    if let Some(class) = args.branch_class.filter(|c| *c >= model.config.num_classes) {
+        bail!("--branch-class must be below {}, got {class}", model.config.num_classes);
+    }
     let judge = Judge::from_checkpoint(&judge_weights, &device.device)?;
+    let branch = args.branch_class.map_or(String::new(), |c| format!(" asking for class {c}"));
     eprintln!(
-        "{} runs of {} ({}), each continued {} times from {} of its steps, on {}",
+        "{} runs of {} ({}), each continued {} times{branch} from {} of its steps, on {}",
         args.runs,
         options.sampler.label(),
         args.class.map_or("unconditional".to_string(), |c| format!("class {c}, w = {}", args.guidance)),
@@ -75,7 +85,8 @@ pub(super) fn decided_table(args: &DecidedArgs) -> anyhow::Result<()> {
         device.description
     );
     if let Some(path) = &args.rows {
-        let rows = continued_rows(model, decoder.as_ref(), &schedule, &options, &device.device, &|| true)?;
+        let rows =
+            continued_rows(model, decoder.as_ref(), Some(&judge), &schedule, &options, &device.device, &|| true)?;
         save_rows_figure(path, &rows)?;
     }
     let bar = indicatif::ProgressBar::new(args.runs as u64);
@@ -83,7 +94,7 @@ pub(super) fn decided_table(args: &DecidedArgs) -> anyhow::Result<()> {
         bar.set_position(done as u64)
     })?;
     bar.finish_and_clear();
-    print_table(&rows)?;
+    print_table(&rows, args.branch_class.is_some())?;
     if let Some(path) = &args.csv {
         output::write_file(path, csv_of(&rows).as_bytes())?;
         eprintln!("wrote {}", path.display());
@@ -92,7 +103,7 @@ pub(super) fn decided_table(args: &DecidedArgs) -> anyhow::Result<()> {
 }
 
 /// `--rows`: Figure 7 for the first run, a row per step: x_t, then where each continuation ended.
-fn save_rows_figure(path: &std::path::Path, rows: &[ContinuedRow]) -> anyhow::Result<()> {
+fn save_rows_figure(path: &std::path::Path, rows: &DecidedRows) -> anyhow::Result<()> {
     let (cells, labels) = diffusion_lab::eval::decided::rows_figure(rows, false);
     let grid = images::scaled(&images::labelled_grid(&cells, &labels, 2), 2);
     images::save_png(path, &grid, &[])?;
@@ -100,8 +111,9 @@ fn save_rows_figure(path: &std::path::Path, rows: &[ContinuedRow]) -> anyhow::Re
     Ok(())
 }
 
-/// The table on stdout, a row per step continued from, and what its columns mean.
-fn print_table(rows: &[DecidedRow]) -> anyhow::Result<()> {
+/// The table on stdout, a row per step continued from, and what its columns mean (`branch`: the
+/// continuations asked for another class).
+fn print_table(rows: &[DecidedRow], branch: bool) -> anyhow::Result<()> {
     let mut out = BufWriter::new(std::io::stdout().lock());
     writeln!(out, "step     t        λ  same class  spread  from the end")?;
     for row in rows {
@@ -121,7 +133,8 @@ fn print_table(rows: &[DecidedRow]) -> anyhow::Result<()> {
         out,
         "same class: share of continuations the judge puts in the class of their run's own end; spread: mean \
          difference per pixel (0 to 1) between two continuations of one x_t; a deterministic row holds by \
-         construction (no step after it draws noise, so every continuation is the run's own end)"
+         construction (no step after it draws noise, so every continuation is the run's own end){}",
+        if branch { "; asking for the branch class, its last prediction may still move it a little" } else { "" }
     )?;
     out.flush()?;
     Ok(())

@@ -411,6 +411,7 @@ impl Studio {
             continuations: 6,
             sampler: SAMPLING_STEP_SAMPLER,
             class: Some(tour::DECIDED_CLASS),
+            branch_class: Some(tour::DECIDED_BRANCH_CLASS),
             guidance: DEFAULT_GUIDANCE,
             seed: SEED,
             points: 8,
@@ -418,18 +419,39 @@ impl Studio {
         let schedule = model.schedule.build()?;
         diffusion_lab::eval::decided::check(&options, &schedule)?;
         let OpenedModel { model: unet, decoder, device } = &model.opened;
-        let rows = continued_rows(unet, decoder.as_ref(), &schedule, &options, &device.device, &|| true)?;
+        // The window's judge: each end's class in the row captions, as the tour's step reads them.
+        let checkpoint = diffusion_lab::model::checkpoint::Checkpoint::from_bytes(
+            diffusion_lab::model::embedded::FASHION_CLASSIFIER,
+        )?;
+        let judge = diffusion_lab::eval::Judge::from_checkpoint(&checkpoint, &device.device)?;
+        let rows = continued_rows(unet, decoder.as_ref(), Some(&judge), &schedule, &options, &device.device, &|| true)?;
+        let decided = rows
+            .end_class
+            .and_then(|end| diffusion_lab::eval::decided::decided_from(&rows.rows, end).map(|k| (end, k)));
+        let verdict = match decided {
+            Some((end, k)) => format!(
+                " Judged by the Fashion-MNIST classifier: from row {} (t = {}) on, every row ends mostly as the run's \
+                 own {}.",
+                k + 1,
+                rows.rows[k].t,
+                diffusion_lab::eval::decided::class_word(end, 10)
+            ),
+            None => String::new(),
+        };
         let (cells, labels) = rows_figure(&rows, false);
         Ok(TourPicture {
             name: "decided",
             caption: format!(
                 "One run of {} asking for class {} (pullover), kept at {} of its steps (x_t, left) and finished {} \
-                 times from there with fresh noise (right), as `diffusion-lab decided --rows` draws it: from noisy \
-                 x_t the endings differ; from later steps they agree.",
+                 times from there with fresh noise asking for class {} (sneaker) (right), as `diffusion-lab decided \
+                 --rows --branch-class {}` draws it: from noisy x_t the branches become sneakers; from later steps \
+                 they stay the run's garment.{verdict}",
                 options.sampler.label(),
                 tour::DECIDED_CLASS,
-                rows.len(),
-                options.continuations
+                rows.rows.len(),
+                options.continuations,
+                tour::DECIDED_BRANCH_CLASS,
+                tour::DECIDED_BRANCH_CLASS
             ),
             picture: images::scaled(&images::labelled_grid(&cells, &labels, 2), 2),
         })

@@ -68,6 +68,8 @@ pub(crate) struct Worker {
     backlog: Option<DecodeBacklog>,
     trainer: TrainerState,
     lab2d: Lab2dState,
+    /// The judge of "When is it decided?" rows on the engine's device (loaded at its first use).
+    judge: Option<Arc<crate::eval::Judge>>,
     /// The job allowed to run; 0 = none. Written by the handle, read here.
     current_job: Arc<AtomicU64>,
     outbox: Outbox,
@@ -92,6 +94,7 @@ impl Worker {
             backlog: None,
             trainer: TrainerState::default(),
             lab2d: Lab2dState::default(),
+            judge: None,
             current_job,
             lab_sink: outbox.lab_sink(),
             outbox,
@@ -145,8 +148,8 @@ impl Worker {
             Command::Forward { schedule, t, seed } => self.forward(schedule, t, seed),
             Command::Posterior { model, schedule, t, seed, curve } => self.posterior(&model, schedule, t, seed, curve),
             Command::Attention { key, request, inputs } => self.attention(key, &request, &inputs),
-            Command::Decided { job, request, continuations, points } => {
-                self.decided(job, &request, continuations, points)
+            Command::Decided { job, request, continuations, points, branch_class } => {
+                self.decided(job, &request, continuations, points, branch_class)
             }
             Command::SetDevice(choice) => self.set_device(choice),
             Command::Train(command) => self.train(command),
@@ -242,7 +245,15 @@ impl Worker {
         self.send(Event::Attention { key, attention });
     }
 
-    fn decided(&mut self, job: u64, request: &GenerateRequest, continuations: usize, points: usize) {
+    fn decided(
+        &mut self,
+        job: u64,
+        request: &GenerateRequest,
+        continuations: usize,
+        points: usize,
+        branch_class: Option<usize>,
+    ) {
+        let judge = self.judge();
         let rows = match self.models.get(&request.model) {
             None => Err(CommandFailure::Failed(EngineError::ModelNotLoaded(request.model.label()).to_string())),
             Some(model) => {
@@ -251,6 +262,7 @@ impl Worker {
                     continuations,
                     sampler: crate::eval::decided::stochastic_sibling(request.sampler),
                     class: request.class,
+                    branch_class,
                     guidance: request.guidance,
                     seed: request.seed,
                     points,
@@ -263,16 +275,36 @@ impl Worker {
                         let (unet, ae, device) = (&model.unet, model.autoencoder.as_ref(), &self.device.device);
                         // Cancel, or any newer job, stops it within a step.
                         let keep_going = || self.current_job.load(Ordering::SeqCst) == job;
-                        crate::eval::decided::continued_rows(unet, ae, &schedule, &options, device, &keep_going)
-                            .map_err(|e| match e {
-                                crate::eval::decided::DecidedError::Cancelled => CommandFailure::Cancelled,
-                                other => CommandFailure::Failed(other.to_string()),
-                            })
+                        crate::eval::decided::continued_rows(
+                            unet,
+                            ae,
+                            judge.as_deref(),
+                            &schedule,
+                            &options,
+                            device,
+                            &keep_going,
+                        )
+                        .map_err(|e| match e {
+                            crate::eval::decided::DecidedError::Cancelled => CommandFailure::Cancelled,
+                            other => CommandFailure::Failed(other.to_string()),
+                        })
                     })
                     .map(Arc::new)
             }
         };
         self.send(Event::Decided { job, rows });
+    }
+
+    /// The embedded Fashion-MNIST classifier on the engine's device, loaded at its first use; `None` if it
+    /// cannot be loaded (the rows then come unjudged).
+    fn judge(&mut self) -> Option<Arc<crate::eval::Judge>> {
+        if self.judge.is_none() {
+            let checkpoint =
+                crate::model::checkpoint::Checkpoint::from_bytes(crate::model::embedded::FASHION_CLASSIFIER);
+            let judge = checkpoint.ok().and_then(|c| crate::eval::Judge::from_checkpoint(&c, &self.device.device).ok());
+            self.judge = judge.map(Arc::new);
+        }
+        self.judge.clone()
     }
 
     fn generate(&mut self, job: u64, request: &GenerateRequest, stream: bool) {
@@ -398,6 +430,8 @@ impl Worker {
             model.move_to(&opened.device);
         }
         self.device = opened;
+        // The judge is loaded again on the new device when next needed.
+        self.judge = None;
         if self.device.is_gpu {
             for (name, model) in &self.models {
                 self.send(Event::Preparing { id: name.clone() });

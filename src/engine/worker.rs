@@ -86,11 +86,15 @@ pub enum Command {
     },
     /// When is it decided: the first image of `request`'s run continued from `points` of its steps,
     /// `continuations` times each with fresh noise (a stochastic sampler: the request's, or its sibling).
+    /// The run up to each step is the request's own; the continuations ask for `branch_class` (`None`: the
+    /// request's class). Every end is judged by the embedded Fashion-MNIST classifier where it reads the
+    /// model's pictures (10 classes, 28x28).
     Decided {
         job: u64,
         request: GenerateRequest,
         continuations: usize,
         points: usize,
+        branch_class: Option<usize>,
     },
     /// Move the engine (and its models) to another device.
     SetDevice(DeviceChoice),
@@ -156,10 +160,11 @@ pub enum Event {
         key: u64,
         attention: Result<Arc<Vec<crate::run::explain::StepAttention>>, String>,
     },
-    /// The answer to [`Command::Decided`]: a row per step continued from.
+    /// The answer to [`Command::Decided`]: a row per step continued from, its ends judged, and the judged
+    /// class of the run's own end.
     Decided {
         job: u64,
-        rows: Result<Arc<Vec<crate::eval::decided::ContinuedRow>>, CommandFailure>,
+        rows: Result<Arc<crate::eval::decided::DecidedRows>, CommandFailure>,
     },
     /// A latent frame that the run left undecoded, decoded after the run (or on request).
     Decoded {
@@ -262,13 +267,20 @@ impl Engine {
         let _ = self.commands.send(Command::Attention { key, request, inputs });
     }
 
-    /// Starts [`Command::Decided`]; its rows come back as [`Event::Decided`] with the job returned.
-    pub fn decided(&mut self, request: GenerateRequest, continuations: usize, points: usize) -> u64 {
+    /// Starts [`Command::Decided`] (continuations asking for `branch_class`, `None`: the run's class); its
+    /// rows come back as [`Event::Decided`] with the job returned.
+    pub fn decided(
+        &mut self,
+        request: GenerateRequest,
+        continuations: usize,
+        points: usize,
+        branch_class: Option<usize>,
+    ) -> u64 {
         let job = self.next_job;
         self.next_job += 1;
         // Like a run: Cancel or the next job stops it.
         self.current_job.store(job, Ordering::SeqCst);
-        let _ = self.commands.send(Command::Decided { job, request, continuations, points });
+        let _ = self.commands.send(Command::Decided { job, request, continuations, points, branch_class });
         job
     }
 

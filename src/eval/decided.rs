@@ -23,6 +23,10 @@ pub struct DecidedOptions {
     pub sampler: Sampler,
     /// The class asked for (`None`: unconditional, where "which garment" is the model's own choice).
     pub class: Option<usize>,
+    /// The class the continuations ask for, as a "Continue from here" branch that changes the class: the run
+    /// up to each step is the run's own (`class`), only the rest from there asks for this one. `None`: the
+    /// run's own class.
+    pub branch_class: Option<usize>,
     pub guidance: f64,
     pub seed: u64,
     /// How many steps to continue from, spread evenly over the run from x_T to its last step.
@@ -42,6 +46,8 @@ pub enum DecidedError {
     Cancelled,
     #[error("this latent model has no autoencoder to turn its latents into pixels")]
     NoAutoencoder,
+    #[error("the class must be below the model's {classes} classes, got {class}")]
+    ClassOutOfRange { class: usize, classes: usize },
     #[error(transparent)]
     Sampler(#[from] crate::diffusion::sampler::SamplerError),
     #[error(transparent)]
@@ -63,12 +69,13 @@ pub struct DecidedRow {
     /// Mean absolute difference per pixel between a continuation and its run's own end.
     pub from_original: f64,
     /// No step from here on draws fresh noise (e.g. the last step into the clean image), so every
-    /// continuation is the run's own end: 100 % and spread 0 by construction, not a measurement.
+    /// continuation is the run's own end: 100 % and spread 0 by construction, not a measurement (with a
+    /// branch class, the remaining steps' predictions ask for it and may still move the ends a little).
     pub deterministic: bool,
 }
 
 /// One run's picture at a step and where its continuations from there ended, for the window's rows.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ContinuedRow {
     pub step: usize,
     pub t: usize,
@@ -79,14 +86,77 @@ pub struct ContinuedRow {
     pub x_t: Vec<f32>,
     /// The continuations' ends, each [channels, h, w] in [-1, 1].
     pub ends: Vec<Vec<f32>>,
+    /// The judge's class of each end (as `ends`); empty when the judge cannot read this model's pictures.
+    pub classes: Vec<usize>,
     /// As [`DecidedRow::deterministic`]: the continuations cannot differ.
     pub deterministic: bool,
 }
 
+impl ContinuedRow {
+    /// How many of its ends the judge puts in `class` (0 when nothing was judged).
+    pub fn judged_as(&self, class: usize) -> usize {
+        self.classes.iter().filter(|c| **c == class).count()
+    }
+}
+
+/// One run continued from several of its steps: the rows, what the run and its continuations asked for,
+/// and the judge's class of the run's own end.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecidedRows {
+    pub rows: Vec<ContinuedRow>,
+    /// The class the run asked for (`None`: unconditional).
+    pub class: Option<usize>,
+    /// The class its continuations asked for (`None`: unconditional); the run's own class unless a branch
+    /// class was asked.
+    pub branch_class: Option<usize>,
+    /// The judge's class of the run's own end; `None` when the judge cannot read this model's pictures.
+    pub end_class: Option<usize>,
+}
+
+/// Whether the judge reads this model's pictures: its classes are the judge's (Fashion-MNIST's 10) and its
+/// pictures (a latent model's decoded) are the judge's size.
+pub fn judge_reads(judge: &Judge, num_classes: usize, [c, h, w]: [usize; 3]) -> bool {
+    let config = &judge.config;
+    num_classes == config.num_classes && c == config.image_channels && h == config.image_size && w == h
+}
+
+/// From which row on the run is decided for `class`: the index of the first row from which every row
+/// (itself included) has more than half of its ends judged `class`,
+/// min { k : ∀ j ≥ k, #{i : class_j,i = class} > n_j / 2 }; `None` if the last row does not (a row
+/// without judged classes never does).
+pub fn decided_from(rows: &[ContinuedRow], class: usize) -> Option<usize> {
+    let mostly = |row: &ContinuedRow| 2 * row.judged_as(class) > row.classes.len();
+    let after = rows.iter().rev().take_while(|row| mostly(row)).count();
+    (after > 0).then(|| rows.len() - after)
+}
+
+/// The class names the captions use: Fashion-MNIST's, lower case, for its 10 classes; else "class k".
+pub fn class_word(class: usize, num_classes: usize) -> String {
+    match crate::data::FASHION_MNIST_CLASSES.get(class) {
+        Some(name) if num_classes == crate::data::FASHION_MNIST_CLASSES.len() => name.to_lowercase(),
+        _ => format!("class {class}"),
+    }
+}
+
+/// "6/8 pullover": how many of a row's ends the judge puts in `class`; empty when nothing was judged.
+pub fn share_caption(row: &ContinuedRow, class: Option<usize>) -> String {
+    match class {
+        Some(class) if !row.classes.is_empty() => format!(
+            "{}/{} {}",
+            row.judged_as(class),
+            row.classes.len(),
+            class_word(class, crate::data::FASHION_MNIST_CLASSES.len())
+        ),
+        _ => String::new(),
+    }
+}
+
 /// Figure 7 as a labelled grid, for the window and `decided --rows`: a row per step continued from, x_t
-/// and then where each continuation ended, captioned by its level and, with `spread`, how far apart its
-/// continuations ended; a row after the last noisy step says it is deterministic instead.
-pub fn rows_figure(rows: &[ContinuedRow], spread: bool) -> (Vec<Option<Picture>>, GridLabels) {
+/// and then where each continuation ended, captioned by its level, how many ends the judge puts in the
+/// class of the run's own end, and, with `spread`, how far apart its continuations ended; a row after the
+/// last noisy step says it is deterministic instead.
+pub fn rows_figure(decided: &DecidedRows, spread: bool) -> (Vec<Option<Picture>>, GridLabels) {
+    let rows = decided.rows.as_slice();
     let [c, h, w] = rows.first().map_or([1, 1, 1], |r| r.shape);
     let picture = |values: &[f32]| pictures_from_batch(values, 1, c, h, w).into_iter().next();
     let n = rows.first().map_or(0, |r| r.ends.len());
@@ -94,14 +164,19 @@ pub fn rows_figure(rows: &[ContinuedRow], spread: bool) -> (Vec<Option<Picture>>
         .iter()
         .flat_map(|row| std::iter::once(picture(&row.x_t)).chain(row.ends.iter().map(|e| picture(e))))
         .collect();
-    let caption = |r: &ContinuedRow| match (r.deterministic, spread) {
-        (true, true) => format!("t={} lambda={:.1} deterministic: no noise left", r.t, r.log_snr),
-        (true, false) => format!("t={} lambda={:.1} deterministic", r.t, r.log_snr),
-        (false, true) => {
-            let ends: Vec<&[f32]> = r.ends.iter().map(Vec::as_slice).collect();
-            format!("t={} lambda={:.1} spread {:.2}", r.t, r.log_snr, mean_pairwise_distance(&ends))
+    let caption = |r: &ContinuedRow| {
+        let level = format!("t={} lambda={:.1}", r.t, r.log_snr);
+        let share = share_caption(r, decided.end_class);
+        let level = if share.is_empty() { level } else { format!("{level} {share}") };
+        match (r.deterministic, spread) {
+            (true, true) => format!("{level} deterministic: no noise left"),
+            (true, false) => format!("{level} deterministic"),
+            (false, true) => {
+                let ends: Vec<&[f32]> = r.ends.iter().map(Vec::as_slice).collect();
+                format!("{level} spread {:.2}", mean_pairwise_distance(&ends))
+            }
+            (false, false) => level,
         }
-        (false, false) => format!("t={} lambda={:.1}", r.t, r.log_snr),
     };
     let labels = GridLabels {
         x_title: "x_t, then where each continuation ended".into(),
@@ -174,9 +249,14 @@ fn run_batch(
 ) -> Result<BatchResult, DecidedError> {
     let flow = || if keep_going() { std::ops::ControlFlow::Continue(()) } else { std::ops::ControlFlow::Break(()) };
     let (c, size) = (model.config.image_channels, model.config.image_size);
-    let label = options.class.unwrap_or(model.config.num_classes) as i64;
-    let condition = |n: usize| Condition::classes(Tensor::<1, Int>::full([n], label, device));
-    let guidance = Guidance::from(if options.class.is_some() { options.guidance } else { 0.0 });
+    // The run asks for its class; its continuations for the branch class (or the run's).
+    let asked = |class: Option<usize>| {
+        let label = class.unwrap_or(model.config.num_classes) as i64;
+        let condition = move |n: usize| Condition::classes(Tensor::<1, Int>::full([n], label, device));
+        (condition, Guidance::from(if class.is_some() { options.guidance } else { 0.0 }))
+    };
+    let (condition, guidance) = asked(options.class);
+    let (branch_condition, branch_guidance) = asked(options.branch_class.or(options.class));
     let pixels = |x: Tensor<4>| -> Result<Vec<f32>, DecidedError> {
         let x = match decoder {
             Some(ae) => ae.decode_scaled(x),
@@ -212,7 +292,8 @@ fn run_batch(
         let start = DenoiseState { x: repeat(state.x), previous_x0: state.previous_x0.map(repeat), apg: None };
         // Fresh noise for every step's continuations, apart from the run's own stream.
         let mut fresh = NoiseSource::new(seed ^ (step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let end = denoise_from(&model.model, &rest, start, &condition(runs * n), guidance, &mut fresh, None, |_| {
+        let branch = branch_condition(runs * n);
+        let end = denoise_from(&model.model, &rest, start, &branch, branch_guidance, &mut fresh, None, |_| {
             std::ops::ControlFlow::Continue(())
         });
         continued.push((x_t, pixels(end.x)?));
@@ -258,6 +339,10 @@ fn prepare(
     check(options, schedule)?;
     if model.is_latent() && decoder.is_none() {
         return Err(DecidedError::NoAutoencoder);
+    }
+    let classes = model.config.num_classes;
+    if let Some(class) = options.class.into_iter().chain(options.branch_class).find(|c| *c >= classes) {
+        return Err(DecidedError::ClassOutOfRange { class, classes });
     }
     let plan = options.sampler.plan(schedule)?.with_x0_bound(model.x0_bound());
     let steps = continued_steps(plan.len(), options.points);
@@ -322,35 +407,40 @@ pub fn decided(
 }
 
 /// One run (the `seed`'s first image) continued from `options.points` of its steps: its x_t at each and
-/// where the continuations ended, for the window's rows (Figure 7 of Ho et al. 2020). Stops with
-/// [`DecidedError::Cancelled`] when `keep_going` turns false (asked before every step).
+/// where the continuations ended, for the window's rows (Figure 7 of Ho et al. 2020), each end judged by
+/// `judge` where it reads the model's pictures ([`judge_reads`]). Stops with [`DecidedError::Cancelled`]
+/// when `keep_going` turns false (asked before every step).
+#[allow(clippy::too_many_arguments)]
 pub fn continued_rows(
     model: &LoadedUnet,
     decoder: Option<&LoadedAutoencoder>,
+    judge: Option<&Judge>,
     schedule: &crate::diffusion::NoiseSchedule,
     options: &DecidedOptions,
     device: &Device,
     keep_going: &dyn Fn() -> bool,
-) -> Result<Vec<ContinuedRow>, DecidedError> {
+) -> Result<DecidedRows, DecidedError> {
     let (plan, steps) = prepare(model, decoder, schedule, options)?;
     let batch = run_batch(model, decoder, &plan, options, 1, options.seed, &steps, device, keep_going)?;
     let per_image = batch.shape.iter().product::<usize>();
-    Ok(steps
-        .iter()
-        .zip(batch.continued)
-        .map(|(&step, (x_t, ends))| {
-            let level = plan.level_after(step).unwrap_or(NoiseLevel::CLEAN);
-            ContinuedRow {
-                step,
-                t: level.t,
-                log_snr: level.log_snr,
-                shape: batch.shape,
-                x_t,
-                ends: ends.chunks(per_image).map(<[f32]>::to_vec).collect(),
-                deterministic: !draws_noise_after(&plan, step),
-            }
-        })
-        .collect())
+    let judge = judge.filter(|j| judge_reads(j, model.config.num_classes, batch.shape));
+    let classes_of = |images: &[f32]| judge.map_or(Ok(Vec::new()), |j| judged(j, images, batch.shape));
+    let end_class = classes_of(&batch.ends)?.first().copied();
+    let mut rows = Vec::with_capacity(steps.len());
+    for (&step, (x_t, ends)) in steps.iter().zip(batch.continued) {
+        let level = plan.level_after(step).unwrap_or(NoiseLevel::CLEAN);
+        rows.push(ContinuedRow {
+            step,
+            t: level.t,
+            log_snr: level.log_snr,
+            shape: batch.shape,
+            x_t,
+            classes: classes_of(&ends)?,
+            ends: ends.chunks(per_image).map(<[f32]>::to_vec).collect(),
+            deterministic: !draws_noise_after(&plan, step),
+        });
+    }
+    Ok(DecidedRows { rows, class: options.class, branch_class: options.branch_class.or(options.class), end_class })
 }
 
 #[cfg(test)]
@@ -373,6 +463,40 @@ mod tests {
         assert!(!draws_noise_after(&plan, 19) && !draws_noise_after(&plan, 20));
         let ddpm = Sampler::ddpm(crate::diffusion::DdpmVariance::BetaTilde).plan(&schedule).unwrap();
         assert!(draws_noise_after(&ddpm, 998) && !draws_noise_after(&ddpm, 999), "Ho et al.: no noise at t = 1");
+    }
+
+    fn row(classes: &[usize]) -> ContinuedRow {
+        ContinuedRow {
+            step: 0,
+            t: 0,
+            log_snr: 0.0,
+            shape: [1, 1, 1],
+            x_t: vec![0.0],
+            ends: vec![vec![0.0]; classes.len()],
+            classes: classes.to_vec(),
+            deterministic: false,
+        }
+    }
+
+    /// Decided from the first row of the run of rows at the end that are each more than half `class`.
+    #[test]
+    fn decided_from_is_the_first_row_after_which_every_row_is_mostly_the_class() {
+        let rows = [row(&[7, 7, 2, 7]), row(&[2, 2, 7, 2]), row(&[2, 7, 7, 2]), row(&[2, 2, 2, 7]), row(&[2; 4])];
+        // Row 1 is mostly 2, but row 2 (2 of 4: not more than half) breaks the run: decided from row 3.
+        assert_eq!(decided_from(&rows, 2), Some(3));
+        assert_eq!(decided_from(&rows[..2], 2), Some(1));
+        assert_eq!(decided_from(&rows[1..2], 2), Some(0));
+        assert_eq!(decided_from(&rows[..1], 2), None, "the last row is mostly 7");
+        assert_eq!(decided_from(&rows, 7), None);
+        assert_eq!(decided_from(&[row(&[]), row(&[])], 2), None, "nothing judged: never decided");
+        assert_eq!(decided_from(&[], 2), None);
+    }
+
+    #[test]
+    fn share_captions_count_the_ends_judged_as_the_class() {
+        assert_eq!(share_caption(&row(&[2, 2, 7, 2]), Some(2)), "3/4 pullover");
+        assert_eq!(share_caption(&row(&[]), Some(2)), "");
+        assert_eq!(share_caption(&row(&[2]), None), "");
     }
 
     #[test]

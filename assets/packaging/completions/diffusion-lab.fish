@@ -263,6 +263,7 @@ complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l 
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l sampling-steps -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l eta -d 'DDIM\'s η: 1 is DDPM\'s ancestral sampling over the chosen steps' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l class -d 'Ask for this class (with --guidance); without it unconditional, where which garment it becomes is the model\'s own choice' -r
+complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l branch-class -d 'Continue from each step asking for this class instead of the run\'s (as a branch of "Continue from here" that changes the class); the run itself keeps --class' -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l guidance -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l seed -r
 complete -c diffusion-lab -n "__fish_diffusion_lab_using_subcommand decided" -l classifier -d 'The judge: `fashion` (built in) or a checkpoint written by `train-classifier`' -r

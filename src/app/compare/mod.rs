@@ -29,7 +29,7 @@ mod strip;
 
 pub use ab::ABMode;
 pub use branch::BranchMode;
-pub use decided::DecidedMode;
+pub use decided::{DecidedMode, verdict_lines};
 pub use grid::{Grid, GridMode};
 pub use queue::{RunQueue, Target};
 pub use strip::{Between, StripMode};
@@ -199,7 +199,7 @@ impl ComparePanel {
         &mut self,
         ctx: &mut PanelContext,
         job: u64,
-        rows: Result<std::sync::Arc<Vec<crate::eval::decided::ContinuedRow>>, crate::engine::CommandFailure>,
+        rows: Result<std::sync::Arc<crate::eval::decided::DecidedRows>, crate::engine::CommandFailure>,
     ) {
         if let Some(grid) = self.decided.on_rows(ctx, job, rows) {
             self.grid = Some(grid);

@@ -93,8 +93,12 @@ impl ComparePanel {
             Some(egui_image_from_picture(&picture))
         });
         if let Some(texture) = texture {
+            // Fitted to the width (its captions are drawn large enough to stay readable at half size), so a
+            // grid with long row captions shows its pictures, not only its captions.
+            let size = texture.size_vec2();
+            let fit = (ui.available_width() / size.x).clamp(0.5, 1.0);
             egui::ScrollArea::both().show(ui, |ui| {
-                ui.add(egui::Image::new((texture.id(), texture.size_vec2())).alt_text("X/Y grid"));
+                ui.add(egui::Image::new((texture.id(), size * fit)).alt_text("X/Y grid"));
             });
         }
     }

@@ -4,6 +4,7 @@
 //! Next set their step's state again; leaving restores what the user had. Its tasks are judged from the
 //! app's own state (tasks.rs); the panel and presenter mode are drawn in panel.rs.
 
+mod numbers;
 mod panel;
 mod tasks;
 
@@ -78,7 +79,7 @@ impl LabApp {
                 forward_open: self.forward.open,
                 forward_t: self.forward.t,
                 compare_mode: self.compare.mode,
-                decided_branch_class: None, // DECIDED-PENDING self.compare.decided.branch_class,
+                decided_branch_class: self.compare.decided.branch_class,
             });
         }
         self.tour.open = true;
@@ -96,7 +97,7 @@ impl LabApp {
             self.forward.open = before.forward_open;
             self.forward.t = before.forward_t;
             self.compare.mode = before.compare_mode;
-            // DECIDED-PENDING self.compare.decided.branch_class = before.decided_branch_class;
+            self.compare.decided.branch_class = before.decided_branch_class;
         }
     }
 
@@ -106,13 +107,13 @@ impl LabApp {
         self.tour.index = index;
         self.tour.outcome = None;
         self.tour.wrong_tries = 0;
-        self.tour.decided_answer = 0;
+        self.tour.decided_answer = 1;
         let Some(before) = self.tour.before.clone() else { return };
         let id = STEPS[index].id;
         // Every step starts from the user's own settings, so a step's state never depends on the path to it.
         self.ctx.settings = before.settings;
         self.compare.mode = Mode::Single;
-        // DECIDED-PENDING self.compare.decided.branch_class = before.decided_branch_class;
+        self.compare.decided.branch_class = before.decided_branch_class;
         let settings = &mut self.ctx.settings;
         settings.this_step = false;
         settings.overlay = Overlay::Off;
@@ -171,11 +172,14 @@ impl LabApp {
                 Highlight::Sampler
             }
             StepId::CrossAttention => {
+                // Attention to a class needs a class: the user's, else the first.
+                settings.class = settings.class.or(Some(0));
                 settings.overlay = Overlay::Attention;
                 settings.attention.summed = false;
                 Highlight::Attention
             }
             StepId::Guidance => {
+                settings.class = settings.class.or(Some(0));
                 settings.overlay = Overlay::Guidance;
                 settings.guidance = 3.0;
                 Highlight::Guidance
@@ -184,7 +188,7 @@ impl LabApp {
                 settings.class = Some(crate::tour::DECIDED_CLASS);
                 settings.guidance = 3.0;
                 self.compare.mode = Mode::Decided;
-                // DECIDED-PENDING self.compare.decided.branch_class = Some(crate::tour::DECIDED_BRANCH_CLASS);
+                self.compare.decided.branch_class = Some(crate::tour::DECIDED_BRANCH_CLASS);
                 Highlight::Compare
             }
             StepId::Latent => Highlight::Quantity,

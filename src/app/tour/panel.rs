@@ -130,7 +130,9 @@ impl LabApp {
         ui.separator();
         ui.heading(step.title);
         ui.add(egui::Label::new(egui::RichText::new(step.formula).monospace()).wrap());
-        for line in numbers(step.id, &self.tour_live()) {
+        let mut lines = numbers(step.id, &self.tour_live());
+        lines.extend(self.tour_state_numbers(step.id));
+        for line in lines {
             ui.add(egui::Label::new(egui::RichText::new(format!("now: {line}")).monospace()).wrap());
         }
         ui.add(egui::Label::new(step.story).wrap());
@@ -148,7 +150,9 @@ impl LabApp {
         ui.add(egui::Label::new(format!("Try this: {}", task.ask)).wrap());
         ui.horizontal_wrapped(|ui| {
             if self.tour.step_id() == StepId::Decided {
-                ui.add(egui::DragValue::new(&mut self.tour.decided_answer).range(0..=20).prefix("my answer: row "));
+                let rows = self.compare.decided.last.as_ref().map_or(12, |l| l.rows.len().max(1));
+                let label = ui.label("My answer: row");
+                ui.add(egui::DragValue::new(&mut self.tour.decided_answer).range(1..=rows)).labelled_by(label.id);
             }
             if self.tour.presenter && self.page == crate::app::Page::Generate {
                 // The left column, and its Generate button, is hidden in presenter mode.

@@ -189,7 +189,43 @@ impl LabApp {
         }
     }
 
+    /// The row the learner names against the first row from which the judged rows end mostly as the run's
+    /// own garment, branches asking for the sneaker (`eval::decided::decided_from` on the app's last rows).
     fn decided_task(&self) -> Outcome {
-        Outcome::NotYet("no rows yet: press Generate".into())
+        use crate::eval::decided::{class_word, decided_from};
+        let Some(last) = &self.compare.decided.last else {
+            return Outcome::NotYet("no rows yet: press Generate and wait for the rows".into());
+        };
+        let word = |c: usize| class_word(c, crate::data::FASHION_MNIST_CLASSES.len());
+        let branch = tour::DECIDED_BRANCH_CLASS;
+        if last.branch_class != Some(branch) {
+            let asked = last.branch_class.map_or("any class".to_string(), word);
+            return Outcome::NotYet(format!("these rows' branches asked for {asked}, not the {}", word(branch)));
+        }
+        let Some(end) = last.end_class else {
+            return Outcome::NotYet("the judge cannot read this model's pictures".into());
+        };
+        let Some(first) = decided_from(&last.rows, end) else {
+            return Outcome::NotYet(format!("no row ends mostly as the {}: Generate again", word(end)));
+        };
+        let answer = self.tour.decided_answer;
+        let share = |k: usize| {
+            last.rows.get(k).map_or("—".to_string(), |r| format!("{}/{}", r.judged_as(end), r.classes.len()))
+        };
+        let reading = match answer.checked_sub(1) {
+            None => "the rows count from 1".to_string(),
+            Some(k) if k > first => {
+                format!("row {} already ends mostly as the {} ({}): look earlier", answer - 1, word(end), share(k - 1))
+            }
+            Some(k) if k < first => {
+                format!(
+                    "from row {answer} on not every row ends mostly as the {} (row {answer}: {})",
+                    word(end),
+                    share(k)
+                )
+            }
+            Some(_) => format!("row {answer}: {} end as the {}, and every row after it", share(first), word(end)),
+        };
+        judge(answer == first + 1, reading)
     }
 }
