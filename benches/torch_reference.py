@@ -843,7 +843,66 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sdpa", action="store_true", help="attention through F.scaled_dot_product_attention instead of burn's explicit softmax(QK^T)V")
     parser.add_argument("--diffusion-lab", metavar="BINARY", help="also run BINARY bench --json first and compare")
     parser.add_argument("--diffusion-lab-args", default="", help="extra arguments for BINARY bench (one shell-quoted string)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="with --diffusion-lab and one --threads value: N alternating rounds (ours, then PyTorch, N times); "
+        "prints every round's ratios and their median",
+    )
     return parser.parse_args(argv)
+
+
+RATIO_KEYS = [
+    "pixel_ddim50_w2_b16_plain_s",
+    "latent_ddim50_w2_b16_plain_s",
+    "latent_ddpm1000_w2_b16_plain_s",
+    "pixel_train_b64_images_per_s",
+    "latent_train_b128_images_per_s",
+]
+
+
+def ratio_value(key: str, ours, theirs):
+    """ours / PyTorch in time (throughputs inverted), or None."""
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in (ours, theirs))
+    if not numbers:
+        return None
+    return theirs / ours if key.endswith("_images_per_s") else ours / theirs
+
+
+def rounds_main(args, threads: int, budget, log) -> int:
+    """Alternating rounds at one thread count: in each, diffusion-lab's bench then PyTorch's, so slow drift of
+    the shared machine lands on both sides; the ratio of each round, then the median over rounds."""
+    rounds = []
+    for k in range(args.rounds):
+        log(f"round {k + 1} of {args.rounds}: diffusion-lab, then PyTorch, {threads} thread(s)")
+        ours = run_diffusion_lab(args.diffusion_lab, threads, shlex.split(args.diffusion_lab_args), log)
+        theirs = run_torch(threads, budget, args.sdpa, log)
+        rounds.append({"diffusion_lab": ours, "torch": theirs})
+    lines = [
+        "| work | " + " | ".join(f"round {k + 1}: ours / PyTorch = ratio" for k in range(len(rounds))) + " | median ratio |",
+        "| --- | " + " | ".join("---:" for _ in rounds) + " | ---: |",
+    ]
+    medians = {}
+    for key in RATIO_KEYS + ["pixel_ddim50_w2_b16_streaming_overhead_pct", "latent_ddim50_w2_b16_streaming_overhead_pct"]:
+        cells, ratios = [], []
+        for r in rounds:
+            ours, theirs = r["diffusion_lab"].get(key), r["torch"].get(key)
+            ratio = ratio_value(key, ours, theirs) if key in RATIO_KEYS else None
+            if ratio is not None:
+                ratios.append(ratio)
+            cells.append(f"{fmt(ours)} / {fmt(theirs)} = {ratio:.2f}" if ratio is not None else fmt(ours))
+        median = statistics.median(ratios) if ratios else None
+        medians[key] = median
+        lines.append(f"| {key} ({unit_of(key)}) | " + " | ".join(cells) + f" | {f'{median:.2f}' if median else '—'} |")
+    table = "\n".join(lines)
+    print(table)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as file:
+            json.dump({"threads": threads, "rounds": rounds, "median_ratios": medians, "table": table}, file, indent=2)
+            file.write("\n")
+        log(f"wrote {args.json}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -862,6 +921,12 @@ def main(argv: list[str] | None = None) -> int:
     report["parameters"] = {name: parameter_count(net) for name, net in nets.items()}
     log(f"parameters match the Rust models: {report['parameters']}")
     del nets
+
+    if args.rounds > 1:
+        if not args.diffusion_lab or len(threads) != 1:
+            log("--rounds needs --diffusion-lab and exactly one --threads value")
+            return 2
+        return rounds_main(args, threads[0], budget, log)
 
     # The PyTorch thread count the ratios compare against, and the one diffusion-lab is held to.
     reference_threads = 2 if 2 in threads else threads[0]
