@@ -450,4 +450,11 @@ fn presenter_mode_is_large_and_unclipped_at_1280x720() {
     let body = harness.ctx.global_style().text_styles[&egui::TextStyle::Body].size;
     assert!(body < 20.0, "leaving presenter mode restores the text size ({body})");
     assert_eq!(harness.state().ctx.settings.zoom, 4.0);
+    // Leaving the tour by the tab bar's switch from presenter mode restores the text size too.
+    click(&mut harness, "Presenter mode");
+    assert!(harness.ctx.global_style().text_styles[&egui::TextStyle::Body].size >= 20.0);
+    click(&mut harness, "Tour");
+    assert!(!harness.state().tour.open && !harness.state().tour.presenter);
+    let body = harness.ctx.global_style().text_styles[&egui::TextStyle::Body].size;
+    assert!(body < 20.0, "leaving the tour from presenter mode restores the text size ({body})");
 }

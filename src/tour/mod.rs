@@ -414,12 +414,12 @@ fn guidance_numbers(live: &Live, schedule: &crate::diffusion::NoiseSchedule) -> 
     lines
 }
 
-/// Whether the posterior at t leans on x_0 more than on x_t (the posterior step's task).
-pub fn leans_on_x0(schedule: &BetaSchedule, t: usize) -> bool {
-    schedule.build().is_ok_and(|s| {
-        let i = t.clamp(1, s.steps()) - 1;
-        s.posterior_coef_x0[i] > s.posterior_coef_xt[i]
-    })
+/// The posterior mean's coefficients (c₀ of x_0, c₁ of x_t) at t, `None` for a schedule that cannot be built
+/// (the posterior step's task: does it lean on x_0, c₀ > c₁?).
+pub fn posterior_coefficients(schedule: &BetaSchedule, t: usize) -> Option<(f64, f64)> {
+    let s = schedule.build().ok()?;
+    let i = t.clamp(1, s.steps()) - 1;
+    Some((s.posterior_coef_x0[i], s.posterior_coef_xt[i]))
 }
 
 /// The signal coefficient sqrt(ᾱ_t) at t (the closed form's task), `None` for a schedule that cannot be built.
@@ -476,7 +476,8 @@ mod tests {
     #[test]
     fn the_numbers_are_the_schedules() {
         let linear = BetaSchedule::linear(1000);
-        assert!(leans_on_x0(&linear, 1) && !leans_on_x0(&linear, 500));
+        let leans_on_x0 = |t| posterior_coefficients(&linear, t).is_some_and(|(c0, c1)| c0 > c1);
+        assert!(leans_on_x0(1) && !leans_on_x0(500));
         let live = Live {
             schedule: linear,
             t: 1,

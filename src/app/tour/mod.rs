@@ -86,10 +86,13 @@ impl LabApp {
         self.go_to_tour_step(0);
     }
 
-    /// Leaves the tour: the settings, page and panels the user had before it come back.
-    pub fn leave_tour(&mut self) {
+    /// Leaves the tour: the settings, page and panels the user had before it come back, and the text sizes
+    /// presenter mode changed.
+    pub fn leave_tour(&mut self, egui_ctx: &eframe::egui::Context) {
+        if self.tour.presenter {
+            self.set_presenter(egui_ctx, false);
+        }
         self.tour.open = false;
-        self.tour.presenter = false;
         self.ctx.highlight = None;
         if let Some(before) = self.tour.before.take() {
             self.ctx.settings = before.settings;

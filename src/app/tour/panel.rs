@@ -50,7 +50,7 @@ impl LabApp {
              control and ends with a small task",
         );
         if response.clicked() {
-            if self.tour.open { self.leave_tour() } else { self.start_tour() }
+            if self.tour.open { self.leave_tour(ui.ctx()) } else { self.start_tour() }
         }
     }
 
@@ -80,9 +80,7 @@ impl LabApp {
     /// Presenter mode on or off: the text sizes of the whole window follow it.
     pub fn set_presenter(&mut self, ctx: &egui::Context, on: bool) {
         self.tour.presenter = on;
-        if let Some(before) = &self.tour.before {
-            self.ctx.settings.zoom = presenter_zoom(before.settings.zoom, on);
-        }
+        self.presenter_zoom_now();
         ctx.all_styles_mut(|style| {
             let defaults = egui::Style::default();
             for (text_style, font) in style.text_styles.iter_mut() {
@@ -122,9 +120,7 @@ impl LabApp {
                 self.set_presenter(ui.ctx(), presenter);
             }
             if ui.button("Leave tour").clicked() {
-                let ctx = ui.ctx().clone();
-                self.set_presenter(&ctx, false);
-                self.leave_tour();
+                self.leave_tour(ui.ctx());
             }
         });
         ui.separator();
@@ -197,9 +193,7 @@ impl LabApp {
             let next = if last { "Finish" } else { "Next" };
             if ui.button(next).clicked() {
                 if last {
-                    let ctx = ui.ctx().clone();
-                    self.set_presenter(&ctx, false);
-                    self.leave_tour();
+                    self.leave_tour(ui.ctx());
                 } else {
                     self.go_to_tour_step(index + 1);
                 }

@@ -105,15 +105,10 @@ impl LabApp {
     }
 
     fn posterior_task(&self, t: usize) -> Outcome {
-        let Ok(schedule) = self.ctx.settings.schedule.build() else {
+        let Some((c0, c1)) = tour::posterior_coefficients(&self.ctx.settings.schedule, t) else {
             return Outcome::NotYet("the schedule cannot be built: see the Schedule panel".into());
         };
-        let i = t.clamp(1, schedule.steps()) - 1;
-        let (c0, c1) = (schedule.posterior_coef_x0[i], schedule.posterior_coef_xt[i]);
-        judge(
-            tour::leans_on_x0(&self.ctx.settings.schedule, t),
-            format!("at t = {t}: c₀ = {}, c₁ = {}", number_text(c0), number_text(c1)),
-        )
+        judge(c0 > c1, format!("at t = {t}: c₀ = {}, c₁ = {}", number_text(c0), number_text(c1)))
     }
 
     /// Within a tenth of T of the t where the model's L_{t-1} (the posterior panel's curve) is largest.
