@@ -329,12 +329,13 @@ impl DdpmTrainer {
         let prompts = match (&self.captions, &self.unet_config.text) {
             (Some(captions), Some(text)) => {
                 let ids = self.caption_ids(captions, text, &indices, data.count);
-                Some(Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, text.context_tokens]), device))
+                let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, text.context_tokens]), device);
+                self.model.prompt_context(ids)
             }
             _ => None,
         };
 
-        let inputs = StepInputs { x_t, target, log_snr, classes, prompts, levels: level_values };
+        let inputs = StepInputs { x_t, target, log_snr, classes, context: prompts, levels: level_values };
         let (loss_value, grads, per_image) = step_gradients(&self.model, recipe, &inputs);
         let learning_rate = self.config.learning_rate_at(self.step);
         self.model = self.optimizer.step(learning_rate, self.model.clone(), grads);
@@ -438,9 +439,8 @@ struct StepInputs {
     target: Tensor<4>,
     log_snr: Tensor<1>,
     classes: Tensor<1, Int>,
-    /// A text model's captions as ids, [batch, tokens] (a class model reads `classes`). Read by each part's
-    /// own model: τ_θ is trained too, and its graph must be the part's.
-    prompts: Option<Tensor<2, Int>>,
+    /// A text model's τ_θ of the captions (a class model reads `classes`).
+    context: Option<Tensor<3>>,
     levels: Vec<f32>,
 }
 
@@ -460,9 +460,8 @@ fn step_gradients(model: &UNet, recipe: Recipe, inputs: &StepInputs) -> (f64, Gr
         let model = &model;
         let slice4 = |t: &Tensor<4>| t.clone().slice(part.clone());
         let (x_t, log_snr) = (slice4(&inputs.x_t), inputs.log_snr.clone().slice(part.clone()));
-        let context = inputs.prompts.as_ref().and_then(|ids| model.prompt_context(ids.clone().slice(part.clone())));
-        let predicted = match context {
-            Some(context) => model.forward_with_context(x_t, log_snr, context),
+        let predicted = match &inputs.context {
+            Some(context) => model.forward_with_context(x_t, log_snr, context.clone().slice(part.clone())),
             None => model.forward(x_t, log_snr, inputs.classes.clone().slice(part.clone())),
         };
         // [part, c, h, w]
