@@ -111,7 +111,7 @@ pub fn batch_parts(device: &Device, batch: usize) -> Option<Vec<std::ops::Range<
 pub fn training_parts(device: &Device, batch: usize) -> Vec<std::ops::Range<usize>> {
     let autodiff_flex = kernels_enabled() && device.is_autodiff() && *device == Device::flex().autodiff();
     if !autodiff_flex || batch < 2 * BATCH_PART {
-        return std::iter::once(0..batch).collect();
+        return vec![0..batch];
     }
     let half = batch.div_ceil(2);
     vec![0..half, half..batch]
