@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -335,8 +335,15 @@ impl DdpmTrainer {
             _ => None,
         };
 
-        let inputs = StepInputs { x_t, target, log_snr, classes, context: prompts, levels: level_values };
-        let (loss_value, grads, per_image) = step_gradients(&self.model, recipe, &inputs);
+        let predicted = match prompts {
+            Some(context) => self.model.forward_with_context(x_t, log_snr, context),
+            None => self.model.forward(x_t, log_snr, classes),
+        };
+        // [batch, c, h, w]
+        let squared = predicted.sub(target).powi_scalar(2);
+        let (loss, per_image) = weighted_loss(recipe, squared, &level_values);
+        let loss_value: f64 = loss.clone().into_scalar::<f32>() as f64;
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         let learning_rate = self.config.learning_rate_at(self.step);
         self.model = self.optimizer.step(learning_rate, self.model.clone(), grads);
         self.ema = update_ema(self.ema.clone(), &self.model.valid(), self.ema_decay_at(self.step));
@@ -345,7 +352,7 @@ impl DdpmTrainer {
         let seconds = started.elapsed().as_secs_f64();
         self.wall_seconds += seconds;
         // The objective's error in ε units, the scale every recipe shares.
-        let levels = recipe.levels_in_eps_units(per_image, &inputs.levels);
+        let levels = recipe.levels_in_eps_units(per_image, &level_values);
         StepReport {
             step: self.step,
             loss: loss_value,
@@ -431,60 +438,6 @@ pub(crate) fn target_batch<const D: usize>(
     let a = column(coefficients.iter().map(|c| c.0 as f32).collect());
     let b = column(coefficients.iter().map(|c| c.1 as f32).collect());
     x0.mul(a).add(eps.mul(b))
-}
-
-/// What a training step feeds the network, on the autodiff device, [batch, ...] each.
-struct StepInputs {
-    x_t: Tensor<4>,
-    target: Tensor<4>,
-    log_snr: Tensor<1>,
-    classes: Tensor<1, Int>,
-    /// A text model's τ_θ of the captions (a class model reads `classes`).
-    context: Option<Tensor<3>>,
-    levels: Vec<f32>,
-}
-
-/// The step's loss (the batch's mean), its gradients and each example's error: the batch in the parts of
-/// `cpu::training_parts`, each part's forward and backward on a core of its own, its loss weighted by its
-/// share of the batch so that the parts' losses and gradients add up to the batch's, added in the parts'
-/// order.
-fn step_gradients(model: &UNet, recipe: Recipe, inputs: &StepInputs) -> (f64, GradientsParams, Tensor<2>) {
-    use rayon::prelude::*;
-    let batch = inputs.levels.len();
-    let parts = crate::model::cpu::training_parts(&inputs.x_t.device(), batch);
-    let part_gradients = |part: std::ops::Range<usize>| {
-        // Each part on its own autodiff graph: burn's graphs are not built from two threads at once (two
-        // parts sharing the parameters' nodes deadlocked in its graph locator), and the fork keeps the
-        // parameters' ids, under which the gradients are added.
-        let model = if part.len() == batch { model.clone() } else { model.clone().fork(&inputs.x_t.device()) };
-        let model = &model;
-        let slice4 = |t: &Tensor<4>| t.clone().slice(part.clone());
-        let (x_t, log_snr) = (slice4(&inputs.x_t), inputs.log_snr.clone().slice(part.clone()));
-        let predicted = match &inputs.context {
-            Some(context) => model.forward_with_context(x_t, log_snr, context.clone().slice(part.clone())),
-            None => model.forward(x_t, log_snr, inputs.classes.clone().slice(part.clone())),
-        };
-        // [part, c, h, w]
-        let squared = predicted.sub(slice4(&inputs.target)).powi_scalar(2);
-        let (loss, per_image) = weighted_loss(recipe, squared, &inputs.levels[part.clone()]);
-        let loss = if part.len() == batch { loss } else { loss.mul_scalar(part.len() as f64 / batch as f64) };
-        let value = f64::from(loss.clone().into_scalar::<f32>());
-        (value, GradientsParams::from_grads(loss.backward(), model), per_image)
-    };
-    let mut answers: Vec<(f64, GradientsParams, Tensor<2>)> = parts.into_par_iter().map(part_gradients).collect();
-    if answers.len() == 1
-        && let Some(answer) = answers.pop()
-    {
-        return answer;
-    }
-    let mut accumulator = GradientsAccumulator::<UNet>::new();
-    let (mut loss, mut per_image) = (0.0, Vec::with_capacity(answers.len()));
-    for (value, grads, part) in answers {
-        loss += value;
-        accumulator.accumulate(model, grads);
-        per_image.push(part);
-    }
-    (loss, accumulator.grads(), Tensor::cat(per_image, 0))
 }
 
 /// The loss a step minimises from the squared errors ([batch, ...]), and each example's mean squared error
@@ -628,28 +581,5 @@ mod tests {
         for (a, b) in straight_losses.iter().zip(&resumed_losses) {
             assert!((a - b).abs() < 1e-5 * (1.0 + a.abs()), "{straight_losses:?} vs {resumed_losses:?}");
         }
-    }
-
-    /// A batch of 32 or more trains as two halves side by side (`cpu::training_parts`), their gradients added:
-    /// the same losses and weights to the bit on one thread as on two.
-    #[test]
-    fn a_step_in_two_halves_is_the_same_on_any_number_of_threads() {
-        let device = Device::flex();
-        let data = halves(80);
-        let config = TrainConfig::new().with_batch_size(40).with_warmup_steps(1).with_steps(10);
-        assert_eq!(crate::model::cpu::training_parts(&device.clone().autodiff(), 40), [0..20, 20..40]);
-        let first = DdpmTrainer::new(config.clone(), tiny_unet(), &device, "halves".into());
-        let start = first.checkpoint().unwrap().to_bytes();
-        let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let mut trainer = DdpmTrainer::resume(&Checkpoint::from_bytes(&start).unwrap(), &device, None).unwrap();
-            let losses: Vec<f64> = pool.install(|| (0..3).map(|_| trainer.train_step(&data).loss).collect());
-            // The weights alone (the checkpoint also records the wall time).
-            (losses, bytes_from_module(&trainer.model.valid(), false).unwrap())
-        };
-        let (one, two) = (run(1), run(2));
-        assert_eq!(one.0, two.0);
-        assert!(one.1 == two.1, "the weights after three steps differ between one and two threads");
-        assert!(one.0.iter().all(|l| l.is_finite() && *l > 0.0), "{:?}", one.0);
     }
 }

@@ -104,19 +104,6 @@ pub fn batch_parts(device: &Device, batch: usize) -> Option<Vec<std::ops::Range<
     Some((0..batch).step_by(BATCH_PART).map(|start| start..(start + BATCH_PART).min(batch)).collect())
 }
 
-/// The parts of a training step's batch on the autodiff flex device: as [`batch_parts`], each part's forward
-/// and backward pass on a core of its own, their gradients then added in the parts' order (fixed by the
-/// batch: a resumed run repeats an uninterrupted one on any number of cores). One part for a batch of
-/// [`BATCH_PART`] or fewer or another device.
-pub fn training_parts(device: &Device, batch: usize) -> Vec<std::ops::Range<usize>> {
-    let autodiff_flex = kernels_enabled() && device.is_autodiff() && *device == Device::flex().autodiff();
-    if !autodiff_flex || batch < 2 * BATCH_PART {
-        return vec![0..batch];
-    }
-    let half = batch.div_ceil(2);
-    vec![0..half, half..batch]
-}
-
 /// A plain flex tensor's primitive, whose values [`train_conv::f32_values`] reads in place (a tensor still
 /// shared with the caller, as a residual block's input is, was copied on one core by `into_data`).
 fn flex_primitive<const D: usize>(x: &Tensor<D>) -> Option<burn_flex::FlexTensor> {
