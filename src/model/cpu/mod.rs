@@ -87,23 +87,6 @@ pub fn is_plain_cpu(device: &Device) -> bool {
     kernels_enabled() && !device.is_autodiff() && *device == Device::flex()
 }
 
-/// Images per part of a split forward pass ([`batch_parts`]).
-pub const BATCH_PART: usize = 16;
-
-/// The batch's parts of [`BATCH_PART`] images, when a plain CPU forward pass over `batch` images is better run
-/// as independent passes side by side than as one pass whose every operation is split over the cores: each
-/// pass runs its operations without waiting for the others between them (the small maps of a latent model
-/// leave an operation too little work to split: the pool's threads spent about an eighth of a latent run
-/// waking and sleeping). The parts depend on the batch only, never on the number of threads, so a run's
-/// values are the same on any machine (a part's convolutions group its images by its own size). `None` for
-/// a batch of one part or another device.
-pub fn batch_parts(device: &Device, batch: usize) -> Option<Vec<std::ops::Range<usize>>> {
-    if batch <= BATCH_PART || !is_plain_cpu(device) {
-        return None;
-    }
-    Some((0..batch).step_by(BATCH_PART).map(|start| start..(start + BATCH_PART).min(batch)).collect())
-}
-
 /// A plain flex tensor's primitive, whose values [`train_conv::f32_values`] reads in place (a tensor still
 /// shared with the caller, as a residual block's input is, was copied on one core by `into_data`).
 fn flex_primitive<const D: usize>(x: &Tensor<D>) -> Option<burn_flex::FlexTensor> {
