@@ -350,6 +350,18 @@ impl UNet {
     /// The network's raw prediction (its objective's target) with a given context in place of τ_θ(y)
     /// (e.g. a mix of two classes').
     pub fn forward_with_context(&self, x_t: Tensor<4>, log_snr: Tensor<1>, context: Tensor<3>) -> Tensor<4> {
+        let [batch, ..] = x_t.dims();
+        if let Some(parts) = super::cpu::batch_parts(&x_t.device(), batch) {
+            // Every layer acts on each image alone: the parts' outputs are the whole batch's, side by side.
+            let inputs: Vec<_> = parts
+                .into_iter()
+                .map(|part| {
+                    (x_t.clone().slice(part.clone()), log_snr.clone().slice(part.clone()), context.clone().slice(part))
+                })
+                .collect();
+            let outputs = super::cpu::run_parts(inputs, |(x, l, c)| self.forward_recording(x, l, c, None));
+            return Tensor::cat(outputs, 0);
+        }
         self.forward_recording(x_t, log_snr, context, None)
     }
 
@@ -443,5 +455,45 @@ mod tests {
             assert_eq!(model.forward(x, log_snr, class).dims(), [3, 1, size, size]);
         }
         assert!(model.parameter_count() > 1000);
+    }
+
+    /// A batch of more than `cpu::BATCH_PART` images runs as passes of that many side by side: the same bits on
+    /// one thread as on two (the parts depend on the batch only), for 28x28 and 7x7 maps and a batch whose last
+    /// part is short; and each image's output is its own (a part's images alone give the same values).
+    #[test]
+    fn a_batch_split_in_parts_gives_the_same_bits_on_any_number_of_threads() {
+        let device = Device::flex();
+        let model = UNetConfig::tiny().init(&device);
+        let pools: Vec<rayon::ThreadPool> =
+            [1, 2, 3].iter().map(|n| rayon::ThreadPoolBuilder::new().num_threads(*n).build().unwrap()).collect();
+        for (size, batch) in [(28, 20), (7, 37)] {
+            let x = Tensor::<4>::random([batch, 1, size, size], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+            let levels: Vec<f32> = (0..batch).map(|i| i as f32 / 4.0 - 4.0).collect();
+            let classes: Vec<i32> = (0..batch as i32).map(|i| i % 11).collect();
+            let log_snr = Tensor::<1>::from_floats(&levels[..], &device);
+            let context = model.context(Tensor::<1, Int>::from_ints(&classes[..], &device));
+            assert_eq!(crate::model::cpu::batch_parts(&device, batch).map(|p| p.len()), Some(batch.div_ceil(16)));
+            let runs: Vec<Vec<f32>> = pools
+                .iter()
+                .map(|pool| {
+                    let y = pool.install(|| model.forward_with_context(x.clone(), log_snr.clone(), context.clone()));
+                    crate::model::read_f32(y).unwrap()
+                })
+                .collect();
+            for run in &runs[1..] {
+                assert!(run.iter().zip(&runs[0]).all(|(a, b)| a.to_bits() == b.to_bits()), "{size}x{size}, {batch}");
+            }
+            // The second part alone is the second part of the whole batch.
+            let part = 16..32.min(batch);
+            let alone = model.forward_recording(
+                x.slice(part.clone()),
+                log_snr.slice(part.clone()),
+                context.slice(part.clone()),
+                None,
+            );
+            let alone = crate::model::read_f32(alone).unwrap();
+            let plane = size * size;
+            assert_eq!(alone, runs[0][part.start * plane..part.end * plane], "{size}x{size}");
+        }
     }
 }

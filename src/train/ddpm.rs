@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -329,21 +329,13 @@ impl DdpmTrainer {
         let prompts = match (&self.captions, &self.unet_config.text) {
             (Some(captions), Some(text)) => {
                 let ids = self.caption_ids(captions, text, &indices, data.count);
-                let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, text.context_tokens]), device);
-                self.model.prompt_context(ids)
+                Some(Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, text.context_tokens]), device))
             }
             _ => None,
         };
 
-        let predicted = match prompts {
-            Some(context) => self.model.forward_with_context(x_t, log_snr, context),
-            None => self.model.forward(x_t, log_snr, classes),
-        };
-        // [batch, c, h, w]
-        let squared = predicted.sub(target).powi_scalar(2);
-        let (loss, per_image) = weighted_loss(recipe, squared, &level_values);
-        let loss_value: f64 = loss.clone().into_scalar::<f32>() as f64;
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let inputs = StepInputs { x_t, target, log_snr, classes, prompts, levels: level_values };
+        let (loss_value, grads, per_image) = step_gradients(&self.model, recipe, &inputs);
         let learning_rate = self.config.learning_rate_at(self.step);
         self.model = self.optimizer.step(learning_rate, self.model.clone(), grads);
         self.ema = update_ema(self.ema.clone(), &self.model.valid(), self.ema_decay_at(self.step));
@@ -352,7 +344,7 @@ impl DdpmTrainer {
         let seconds = started.elapsed().as_secs_f64();
         self.wall_seconds += seconds;
         // The objective's error in ε units, the scale every recipe shares.
-        let levels = recipe.levels_in_eps_units(per_image, &level_values);
+        let levels = recipe.levels_in_eps_units(per_image, &inputs.levels);
         StepReport {
             step: self.step,
             loss: loss_value,
@@ -438,6 +430,80 @@ pub(crate) fn target_batch<const D: usize>(
     let a = column(coefficients.iter().map(|c| c.0 as f32).collect());
     let b = column(coefficients.iter().map(|c| c.1 as f32).collect());
     x0.mul(a).add(eps.mul(b))
+}
+
+/// What a training step feeds the network, on the autodiff device, [batch, ...] each.
+#[derive(Clone)]
+struct StepInputs {
+    x_t: Tensor<4>,
+    target: Tensor<4>,
+    log_snr: Tensor<1>,
+    classes: Tensor<1, Int>,
+    /// A text model's captions as ids, [batch, tokens] (a class model reads `classes`). Read by each part's
+    /// own model: τ_θ is trained too, and its graph must be the part's.
+    prompts: Option<Tensor<2, Int>>,
+    levels: Vec<f32>,
+}
+
+impl StepInputs {
+    /// The examples of `part`, as new tensors of their own (no node of the batch's tensors' graph).
+    fn detached_part(&self, part: std::ops::Range<usize>) -> StepInputs {
+        let cut4 = |t: &Tensor<4>| Tensor::from_inner(t.clone().inner().slice(part.clone()));
+        StepInputs {
+            x_t: cut4(&self.x_t),
+            target: cut4(&self.target),
+            log_snr: Tensor::from_inner(self.log_snr.clone().inner().slice(part.clone())),
+            classes: Tensor::from_inner(self.classes.clone().inner().slice(part.clone())),
+            prompts: self.prompts.as_ref().map(|ids| Tensor::from_inner(ids.clone().inner().slice(part.clone()))),
+            levels: self.levels[part].to_vec(),
+        }
+    }
+}
+
+/// The step's loss (the batch's mean), its gradients and each example's error: the batch in the parts of
+/// `cpu::training_parts`, each part's forward and backward on a core of its own, its loss weighted by its
+/// share of the batch so that the parts' losses and gradients add up to the batch's, added in the parts'
+/// order.
+fn step_gradients(model: &UNet, recipe: Recipe, inputs: &StepInputs) -> (f64, GradientsParams, Tensor<2>) {
+    let batch = inputs.levels.len();
+    let device = inputs.x_t.device();
+    let parts = crate::model::cpu::training_parts(&device, batch);
+    if parts.len() == 1 {
+        return part_gradients(model, recipe, inputs.clone(), batch);
+    }
+    // Each part on its own autodiff graph, set up here before the parts run: burn's graphs are not built
+    // from two threads at once (two parts sharing the parameters' nodes deadlocked in its graph locator).
+    // The fork keeps the parameters' ids, under which the gradients are added; the inputs' slices are
+    // detached from the batch's tensors, so that no node is shared.
+    let part_inputs: Vec<(UNet, StepInputs)> =
+        parts.into_iter().map(|part| (model.clone().fork(&device), inputs.detached_part(part))).collect();
+    let answers =
+        crate::model::cpu::run_parts(part_inputs, |(model, part)| part_gradients(&model, recipe, part, batch));
+    let mut accumulator = GradientsAccumulator::<UNet>::new();
+    let (mut loss, mut per_image) = (0.0, Vec::with_capacity(answers.len()));
+    for (value, grads, part) in answers {
+        loss += value;
+        accumulator.accumulate(model, grads);
+        per_image.push(part);
+    }
+    (loss, accumulator.grads(), Tensor::cat(per_image, 0))
+}
+
+/// One part's loss (weighted by its share of a batch of `batch`, so that the parts' losses and gradients
+/// add up to the batch's), its gradients and each example's error.
+fn part_gradients(model: &UNet, recipe: Recipe, part: StepInputs, batch: usize) -> (f64, GradientsParams, Tensor<2>) {
+    let size = part.levels.len();
+    let context = part.prompts.and_then(|ids| model.prompt_context(ids));
+    let predicted = match context {
+        Some(context) => model.forward_with_context(part.x_t, part.log_snr, context),
+        None => model.forward(part.x_t, part.log_snr, part.classes),
+    };
+    // [part, c, h, w]
+    let squared = predicted.sub(part.target).powi_scalar(2);
+    let (loss, per_image) = weighted_loss(recipe, squared, &part.levels);
+    let loss = if size == batch { loss } else { loss.mul_scalar(size as f64 / batch as f64) };
+    let value = f64::from(loss.clone().into_scalar::<f32>());
+    (value, GradientsParams::from_grads(loss.backward(), model), per_image)
 }
 
 /// The loss a step minimises from the squared errors ([batch, ...]), and each example's mean squared error
@@ -581,5 +647,28 @@ mod tests {
         for (a, b) in straight_losses.iter().zip(&resumed_losses) {
             assert!((a - b).abs() < 1e-5 * (1.0 + a.abs()), "{straight_losses:?} vs {resumed_losses:?}");
         }
+    }
+
+    /// A batch of 32 or more trains as two halves side by side (`cpu::training_parts`), their gradients added:
+    /// the same losses and weights to the bit on one thread as on two.
+    #[test]
+    fn a_step_in_two_halves_is_the_same_on_any_number_of_threads() {
+        let device = Device::flex();
+        let data = halves(80);
+        let config = TrainConfig::new().with_batch_size(40).with_warmup_steps(1).with_steps(10);
+        assert_eq!(crate::model::cpu::training_parts(&device.clone().autodiff(), 40), [0..20, 20..40]);
+        let first = DdpmTrainer::new(config.clone(), tiny_unet(), &device, "halves".into());
+        let start = first.checkpoint().unwrap().to_bytes();
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut trainer = DdpmTrainer::resume(&Checkpoint::from_bytes(&start).unwrap(), &device, None).unwrap();
+            let losses: Vec<f64> = pool.install(|| (0..3).map(|_| trainer.train_step(&data).loss).collect());
+            // The weights alone (the checkpoint also records the wall time).
+            (losses, bytes_from_module(&trainer.model.valid(), false).unwrap())
+        };
+        let (one, two) = (run(1), run(2));
+        assert_eq!(one.0, two.0);
+        assert!(one.1 == two.1, "the weights after three steps differ between one and two threads");
+        assert!(one.0.iter().all(|l| l.is_finite() && *l > 0.0), "{:?}", one.0);
     }
 }

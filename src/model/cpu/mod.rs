@@ -63,12 +63,14 @@ macro_rules! with_avx2 {
 mod attention;
 mod conv;
 mod norm;
+mod parts;
 mod train_conv;
 mod train_norm;
 
 pub use attention::{AttentionLayer, AttentionOutput, attention};
 pub use conv::conv2d;
 pub use norm::{exp, group_norm, group_norm_silu};
+pub use parts::{BATCH_PART, PARTS_ENV, batch_parts, run_parts, training_parts};
 
 use burn::prelude::*;
 
