@@ -116,18 +116,41 @@ pub(super) fn images_per_gemm(batch: usize, pixels: usize) -> usize {
     (512 / pixels.max(1)).clamp(1, 16).min(batch.div_ceil(4)).max(1)
 }
 
-/// The convolution of `batch` NCHW images.
+/// The convolution of `batch` NCHW images: by the direct kernel where it [applies](super::direct::applies),
+/// by im2col + GEMM otherwise.
 pub(super) fn convolve(input: &[f32], batch: usize, weights: &[f32], bias: Option<&[f32]>, g: Geometry) -> Vec<f32> {
+    convolve_by(input, batch, weights, bias, g, super::direct::applies(&g))
+}
+
+/// [`convolve`] with the direct kernel or not (`direct` only where it applies).
+fn convolve_by(
+    input: &[f32],
+    batch: usize,
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    g: Geometry,
+    direct: bool,
+) -> Vec<f32> {
     let image_in = g.c_in * g.h * g.w;
     let image_out = g.c_out * g.pixels();
     let group = images_per_gemm(batch, g.pixels());
     // Groups in parallel, one single-threaded GEMM each; a lone image lets the GEMM use every core.
     let threads = rayon::current_num_threads();
     let gemm_parallelism = if batch >= threads { gemm::Parallelism::None } else { gemm::Parallelism::Rayon(0) };
+    // The direct kernel's plans for a whole group and for the last, shorter one.
+    let plans = direct.then(|| {
+        let last = batch - (batch - 1) / group * group;
+        (super::direct::Plan::new(g, group), (last != group).then(|| super::direct::Plan::new(g, last)))
+    });
     super::filled_in_parallel(batch * image_out, group * image_out, |index, out| {
         let first = index * group;
         let images = out.len() / image_out;
         let x = &input[first * image_in..(first + images) * image_in];
+        if let Some((whole, last)) = &plans {
+            let plan = if images == group { whole } else { last.as_ref().unwrap_or(whole) };
+            plan.convolve(x, weights, bias, out);
+            return;
+        }
         if images == 1 {
             if let Some(bias) = bias {
                 for (row, b) in out.chunks_exact_mut(g.pixels()).zip(bias) {
@@ -337,12 +360,28 @@ mod tests {
             for batch in [1, 3, 40] {
                 let x = noise.tensor([batch, c_in, size, size], &device);
                 let reference = conv.forward(x.clone());
-                let ours = fused(&conv, x).expect("flex takes this path");
-                let worst = super::super::max_difference(reference, ours);
-                assert!(
-                    worst < 1e-5,
-                    "{c_in}->{c_out} {kernel:?} stride {stride:?} size {size} batch {batch}: {worst}"
-                );
+                let ours = fused(&conv, x.clone()).expect("flex takes this path");
+                let worst = super::super::max_difference(reference.clone(), ours);
+                let what = format!("{c_in}->{c_out} {kernel:?} stride {stride:?} size {size} batch {batch}");
+                assert!(worst < 1e-5, "{what}: {worst}");
+                // The im2col path, which CPUs without AVX-512 take for every geometry, on this one too.
+                let geometry = Geometry {
+                    c_in,
+                    h: size,
+                    w: size,
+                    c_out,
+                    kernel,
+                    stride,
+                    padding: symmetric_padding(&conv.padding).unwrap(),
+                    h_out: reference.dims()[2],
+                    w_out: reference.dims()[3],
+                };
+                let weights = super::super::tensor_values(conv.weight.val());
+                let bias = conv.bias.as_ref().map(|b| super::super::tensor_values(b.val()));
+                let values = super::super::tensor_values(x);
+                let im2col = convolve_by(&values, batch, &weights, bias.as_deref(), geometry, false);
+                let worst = super::super::relative_difference(&im2col, &super::super::tensor_values(reference));
+                assert!(worst < 1e-5, "{what}: im2col path off by {worst}");
             }
         }
     }

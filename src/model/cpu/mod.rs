@@ -62,6 +62,7 @@ macro_rules! with_avx2 {
 
 mod attention;
 mod conv;
+mod direct;
 mod norm;
 mod parts;
 mod train_conv;
@@ -69,6 +70,7 @@ mod train_norm;
 
 pub use attention::{AttentionLayer, AttentionOutput, attention};
 pub use conv::conv2d;
+pub use direct::DIRECT_ENV;
 pub use norm::{exp, group_norm, group_norm_silu};
 pub use parts::{BATCH_PART, PARTS_ENV, batch_parts, run_parts, training_parts};
 
