@@ -27,7 +27,7 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 }
 
 /// The geometry of one convolution.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Geometry {
     pub(super) c_in: usize,
     pub(super) h: usize,
@@ -140,7 +140,7 @@ fn convolve_by(
     // The direct kernel's plans for a whole group and for the last, shorter one.
     let plans = direct.then(|| {
         let last = batch - (batch - 1) / group * group;
-        (super::direct::Plan::new(g, group), (last != group).then(|| super::direct::Plan::new(g, last)))
+        (super::direct::Plan::shared(g, group), (last != group).then(|| super::direct::Plan::shared(g, last)))
     });
     super::filled_in_parallel(batch * image_out, group * image_out, |index, out| {
         let first = index * group;

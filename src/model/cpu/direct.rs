@@ -18,7 +18,12 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
+use std::sync::{Arc, Mutex};
+
 use super::conv::Geometry;
+
+/// Plans [`Plan::shared`] keeps: more than the UNets' and the autoencoder's geometries at two group sizes.
+const PLANS_KEPT: usize = 64;
 
 /// Output channels per register block.
 const ROWS: usize = 6;
@@ -66,8 +71,24 @@ pub(super) struct Plan {
 }
 
 impl Plan {
+    /// The plan for groups of `images` images of a geometry that [`applies`], from a cache of the plans made
+    /// so far (a training step asks for the same few dozen every time; at most [`PLANS_KEPT`] are kept).
+    pub(super) fn shared(g: Geometry, images: usize) -> Arc<Plan> {
+        static PLANS: Mutex<Vec<Arc<Plan>>> = Mutex::new(Vec::new());
+        let mut plans = PLANS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(plan) = plans.iter().find(|p| p.g == g && p.images == images) {
+            return Arc::clone(plan);
+        }
+        if plans.len() >= PLANS_KEPT {
+            plans.remove(0);
+        }
+        let plan = Arc::new(Plan::new(g, images));
+        plans.push(Arc::clone(&plan));
+        plan
+    }
+
     /// The plan for groups of `images` images of a geometry that [`applies`].
-    pub(super) fn new(g: Geometry, images: usize) -> Plan {
+    fn new(g: Geometry, images: usize) -> Plan {
         let total = images * g.pixels();
         let tap_count = g.kernel[0] * g.kernel[1];
         let blocks = total.div_ceil(BLOCK);
@@ -116,15 +137,21 @@ fn block_lanes(start: usize, total: usize, g: &Geometry, taps: &mut [[Lanes; VEC
     for v in 0..VECTORS {
         let lane0 = start + 16 * v;
         let image = lane0 / pixels;
+        // Each lane's place: in the vector's first image or the next, and its pixel's row and column
+        // (None past the group).
+        let mut places = [None; 16];
         let (mut first, mut second) = (0u16, 0u16);
-        for l in 0..16 {
+        for (l, place) in places.iter_mut().enumerate() {
             let q = lane0 + l;
             if q < total {
-                if q / pixels == image {
+                let in_first = q / pixels == image;
+                if in_first {
                     first |= 1 << l;
                 } else {
                     second |= 1 << l;
                 }
+                let p = q % pixels;
+                *place = Some((in_first, (p / g.w) as isize, (p % g.w) as isize));
             }
         }
         // Lane l of image b is pixel lane0 + l - b·pixels of that image.
@@ -134,25 +161,22 @@ fn block_lanes(start: usize, total: usize, g: &Geometry, taps: &mut [[Lanes; VEC
         writes[v] =
             Lanes { first, second, first_offset: offset(image, g.c_out), second_offset: offset(image + 1, g.c_out) };
         for i in 0..kh {
+            let dy = i as isize - ph as isize;
             for j in 0..kw {
-                let shift = (i as isize - ph as isize) * g.w as isize + (j as isize - pw as isize);
+                let dx = j as isize - pw as isize;
                 let (mut valid_first, mut valid_second) = (0u16, 0u16);
-                for l in 0..16 {
-                    let q = lane0 + l;
-                    if q >= total {
-                        continue;
-                    }
-                    let p = q % pixels;
-                    let (y, x) =
-                        ((p / g.w) as isize + i as isize - ph as isize, (p % g.w) as isize + j as isize - pw as isize);
+                for (l, place) in places.iter().enumerate() {
+                    let Some((in_first, y, x)) = *place else { continue };
+                    let (y, x) = (y + dy, x + dx);
                     if y >= 0 && y < g.h as isize && x >= 0 && x < g.w as isize {
-                        if q / pixels == image {
+                        if in_first {
                             valid_first |= 1 << l;
                         } else {
                             valid_second |= 1 << l;
                         }
                     }
                 }
+                let shift = dy * g.w as isize + dx;
                 taps[i * kw + j][v] = Lanes {
                     first: valid_first,
                     second: valid_second,
