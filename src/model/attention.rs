@@ -115,7 +115,14 @@ mod tests {
         let device = Device::flex().autodiff();
         let mut noise = crate::diffusion::NoiseSource::new(11);
         let values = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
-        for (channels, context_dim, batch, positions) in [(64, None, 3, 49), (64, Some(16), 5, 20), (32, None, 6, 9)] {
+        for (channels, context_dim, batch, positions) in [
+            (64, None, 3, 49),
+            (64, Some(16), 5, 20),
+            (32, None, 6, 9),
+            // Groups of images side by side in the projections.
+            (32, None, 39, 16),
+            (64, Some(16), 19, 49),
+        ] {
             let config = AttentionConfig { channels, context_dim, groups: 8 };
             let attention = config.init(&device);
             let what = format!("{channels} channels, context {context_dim:?}, batch {batch}, {positions} positions");
