@@ -4,7 +4,9 @@
 //! projection inside. burn runs the same as about twenty operations (transposes into [batch, positions,
 //! channels], a copy per linear layer, a batched matmul into freshly zeroed memory, a scalar-`expf`
 //! softmax on one core, and as many backward operations): 30 % of a pixel training step for 3 % of its
-//! FLOPs. Here each image is one task on one core, its matrices one single-threaded GEMM each.
+//! FLOPs. Here a group of images (the convolution's fixed groups) is one task on one core: the four
+//! projections and their gradients one single-threaded GEMM each over the group's images side by side, the
+//! heads image by image.
 //!
 //! Per image, channel-major (a column per position): X [C, P], the source S = X (self-attention) or the
 //! context as [D, N] (cross-attention; N tokens), Linear weights W [in, out] as burn stores them:
@@ -169,11 +171,6 @@ impl Geometry {
     /// Values of one image's source: X [C, P] or the context [N, D].
     fn source_len(&self) -> usize {
         self.source_dim * self.keys
-    }
-
-    /// The source S [D, N] of one image as a GEMM operand: [column step, row step].
-    fn source_steps(&self) -> [usize; 2] {
-        if self.cross { [self.source_dim, 1] } else { [1, self.positions] }
     }
 }
 
@@ -386,115 +383,142 @@ fn add_row_sums(sums: &mut [f32], matrix: &[f32], cols: usize) {
     }
 }
 
-/// One image's backward pass: ∂X into `dx`, ∂context into `dcontext` (cross-attention), the parameters'
-/// gradients added to `acc`.
-fn backward_image(
+/// A group's backward pass (the forward pass's groups): ∂X into `dx` [images, C, P], ∂context into `dcontext`
+/// [images, N, D] (cross-attention), the parameters' gradients returned. The projections' products run over
+/// the group's images side by side (one GEMM each, deep along images x positions), the heads image by image.
+fn backward_group(
     dy: &[f32],
-    f: &ImageForward,
+    fs: &[ImageForward],
     p: &Params,
     g: Geometry,
     dx: &mut [f32],
     dcontext: Option<&mut [f32]>,
-    acc: &mut ParamGrads,
-) {
+) -> ParamGrads {
     let (c, pos, n, d, hd) = (g.channels, g.positions, g.keys, g.source_dim, g.head_dim());
-    let source: &[f32] = if g.cross { &f.source } else { &f.x };
+    let images = fs.len();
+    let (width, key_width) = (images * pos, images * n);
+    let mut acc = ParamGrads::zeros(g);
+    // The images side by side: ∂Y, O and X as [C, images x P].
+    let side_by_side = |part: &dyn Fn(&ImageForward) -> &[f32]| {
+        let mut all = vec![0.0f32; c * width];
+        for (b, f) in fs.iter().enumerate() {
+            for (row_all, row) in all.chunks_exact_mut(width).zip(part(f).chunks_exact(pos)) {
+                row_all[b * pos..(b + 1) * pos].copy_from_slice(row);
+            }
+        }
+        all
+    };
+    let mut dy_all = vec![0.0f32; c * width];
+    gather(dy, &mut dy_all, c, pos);
+    let (o_all, x_all) = (side_by_side(&|f| &f.o), side_by_side(&|f| &f.x));
     // ∂O = W_o ∂Y; ∂W_o += O ∂Yᵀ; ∂b_o += Σ_p ∂Y.
-    let mut d_o = vec![0.0f32; c * pos];
-    product(&mut d_o, [c, pos, c], false, (p.get(WO), [1, c]), (dy, [1, pos]));
-    product(&mut acc.values[WO], [c, c, pos], true, (&f.o, [1, pos]), (dy, [pos, 1]));
-    add_row_sums(&mut acc.values[WO + 1], dy, pos);
+    let mut d_o = vec![0.0f32; c * width];
+    product(&mut d_o, [c, width, c], false, (p.get(WO), [1, c]), (&dy_all, [1, width]));
+    product(&mut acc.values[WO], [c, c, width], true, (&o_all, [1, width]), (&dy_all, [width, 1]));
+    add_row_sums(&mut acc.values[WO + 1], &dy_all, width);
+    let mut dq_all = vec![0.0f32; c * width];
+    let mut dk_all = vec![0.0f32; c * key_width];
+    let mut dv_all = vec![0.0f32; c * key_width];
+    let mut dz = vec![0.0f32; pos * n];
     let mut dq = vec![0.0f32; c * pos];
     let mut dk = vec![0.0f32; c * n];
     let mut dv = vec![0.0f32; c * n];
-    let mut dz = vec![0.0f32; pos * n];
-    for h in 0..g.heads {
-        let a_h = &f.a[h * pos * n..(h + 1) * pos * n];
-        let d_o_h = &d_o[h * hd * pos..];
-        // ∂V_h = ∂O_h A_h [d, N]; ∂A_h = ∂O_hᵀ V_h [P, N].
-        product(&mut dv[h * hd * n..(h + 1) * hd * n], [hd, n, pos], false, (d_o_h, [1, pos]), (a_h, [1, n]));
-        product(&mut dz, [pos, n, hd], false, (d_o_h, [pos, 1]), (&f.v[h * hd * n..], [1, n]));
-        // Softmax's backward, and the 1 / √d of the scores.
-        for (row, a_row) in dz.chunks_exact_mut(n).zip(a_h.chunks_exact(n)) {
-            let dot: f32 = row.iter().zip(a_row).map(|(r, a)| r * a).sum();
-            for (r, a) in row.iter_mut().zip(a_row) {
-                *r = a * (*r - dot) * g.scale();
+    for (b, f) in fs.iter().enumerate() {
+        let d_o_b = columns(&d_o, width, b * pos, pos);
+        for h in 0..g.heads {
+            let a_h = &f.a[h * pos * n..(h + 1) * pos * n];
+            let d_o_h = &d_o_b[h * hd * pos..];
+            // ∂V_h = ∂O_h A_h [d, N]; ∂A_h = ∂O_hᵀ V_h [P, N].
+            product(&mut dv[h * hd * n..(h + 1) * hd * n], [hd, n, pos], false, (d_o_h, [1, pos]), (a_h, [1, n]));
+            product(&mut dz, [pos, n, hd], false, (d_o_h, [pos, 1]), (&f.v[h * hd * n..], [1, n]));
+            // Softmax's backward, and the 1 / √d of the scores.
+            for (row, a_row) in dz.chunks_exact_mut(n).zip(a_h.chunks_exact(n)) {
+                let dot: f32 = row.iter().zip(a_row).map(|(r, a)| r * a).sum();
+                for (r, a) in row.iter_mut().zip(a_row) {
+                    *r = a * (*r - dot) * g.scale();
+                }
+            }
+            // ∂Q_h = K_h ∂Zᵀ [d, P]; ∂K_h = Q_h ∂Z [d, N].
+            product(
+                &mut dq[h * hd * pos..(h + 1) * hd * pos],
+                [hd, pos, n],
+                false,
+                (&f.k[h * hd * n..], [1, n]),
+                (&dz, [n, 1]),
+            );
+            product(
+                &mut dk[h * hd * n..(h + 1) * hd * n],
+                [hd, n, pos],
+                false,
+                (&f.q[h * hd * pos..], [1, pos]),
+                (&dz, [1, n]),
+            );
+        }
+        for (all, one, cols, w) in
+            [(&mut dq_all, &dq, pos, width), (&mut dk_all, &dk, n, key_width), (&mut dv_all, &dv, n, key_width)]
+        {
+            for (row_all, row) in all.chunks_exact_mut(w).zip(one.chunks_exact(cols)) {
+                row_all[b * cols..(b + 1) * cols].copy_from_slice(row);
             }
         }
-        // ∂Q_h = K_h ∂Zᵀ [d, P]; ∂K_h = Q_h ∂Z [d, N].
-        product(
-            &mut dq[h * hd * pos..(h + 1) * hd * pos],
-            [hd, pos, n],
-            false,
-            (&f.k[h * hd * n..], [1, n]),
-            (&dz, [n, 1]),
-        );
-        product(
-            &mut dk[h * hd * n..(h + 1) * hd * n],
-            [hd, n, pos],
-            false,
-            (&f.q[h * hd * pos..], [1, pos]),
-            (&dz, [1, n]),
-        );
     }
     // The projections: ∂W = input ∂(output)ᵀ, ∂b = row sums, ∂input = W ∂(output).
-    product(&mut acc.values[WQ], [c, c, pos], true, (&f.x, [1, pos]), (&dq, [pos, 1]));
-    add_row_sums(&mut acc.values[WQ + 1], &dq, pos);
-    product(dx, [c, pos, c], false, (p.get(WQ), [1, c]), (&dq, [1, pos]));
-    let [s_cs, s_rs] = g.source_steps();
-    for (w, grad) in [(WK, &dk), (WV, &dv)] {
-        product(&mut acc.values[w], [d, c, n], true, (source, [s_cs, s_rs]), (grad, [n, 1]));
-        add_row_sums(&mut acc.values[w + 1], grad, n);
+    product(&mut acc.values[WQ], [c, c, width], true, (&x_all, [1, width]), (&dq_all, [width, 1]));
+    add_row_sums(&mut acc.values[WQ + 1], &dq_all, width);
+    let mut dx_all = vec![0.0f32; c * width];
+    product(&mut dx_all, [c, width, c], false, (p.get(WQ), [1, c]), (&dq_all, [1, width]));
+    // The sources side by side: X itself, or the contexts [images x N, D] read as [D, images x N].
+    let sources: Vec<f32> =
+        if g.cross { fs.iter().flat_map(|f| f.source.iter().copied()).collect() } else { Vec::new() };
+    let (source, steps): (&[f32], [usize; 2]) = if g.cross { (&sources, [d, 1]) } else { (&x_all, [1, width]) };
+    for (w, grad) in [(WK, &dk_all), (WV, &dv_all)] {
+        product(&mut acc.values[w], [d, c, key_width], true, (source, steps), (grad, [key_width, 1]));
+        add_row_sums(&mut acc.values[w + 1], grad, key_width);
     }
     match dcontext {
         None => {
             // Self-attention: the source is X itself.
-            product(dx, [c, pos, c], true, (p.get(WK), [1, c]), (&dk, [1, n]));
-            product(dx, [c, pos, c], true, (p.get(WV), [1, c]), (&dv, [1, n]));
+            product(&mut dx_all, [c, width, c], true, (p.get(WK), [1, c]), (&dk_all, [1, width]));
+            product(&mut dx_all, [c, width, c], true, (p.get(WV), [1, c]), (&dv_all, [1, width]));
         }
         Some(dcontext) => {
-            let mut ds = vec![0.0f32; d * n];
-            product(&mut ds, [d, n, c], false, (p.get(WK), [1, c]), (&dk, [1, n]));
-            product(&mut ds, [d, n, c], true, (p.get(WV), [1, c]), (&dv, [1, n]));
-            // ∂S [D, N] back to the context's [N, D].
-            for (i, row) in ds.chunks_exact(n).enumerate() {
+            let mut ds = vec![0.0f32; d * key_width];
+            product(&mut ds, [d, key_width, c], false, (p.get(WK), [1, c]), (&dk_all, [1, key_width]));
+            product(&mut ds, [d, key_width, c], true, (p.get(WV), [1, c]), (&dv_all, [1, key_width]));
+            // ∂S [D, images x N] back to each context's [N, D].
+            for (i, row) in ds.chunks_exact(key_width).enumerate() {
                 for (token, value) in row.iter().enumerate() {
                     dcontext[token * d + i] = *value;
                 }
             }
         }
     }
+    scatter(&dx_all, dx, c, pos, images, None);
+    acc
 }
 
-/// Images whose parameter gradients one task sums before the tasks' sums are added (a fixed grouping: the
-/// same sums in the same order on any number of cores, as training's resume test needs).
-const IMAGES_PER_PARTIAL: usize = 4;
-
-/// (∂X [batch, C, P], ∂context [batch, N, D] for cross-attention, the parameters' gradients).
+/// (∂X [batch, C, P], ∂context [batch, N, D] for cross-attention, the parameters' gradients): one partial sum
+/// of the parameters' gradients per group of the forward pass, then the groups' in order (the same sums in
+/// the same order on any number of cores, as training's resume test needs).
 fn backward(dy: &[f32], images: &[ImageForward], p: &Params, g: Geometry) -> (Vec<f32>, Option<Vec<f32>>, ParamGrads) {
     let image = g.channels * g.positions;
+    let group = images_per_gemm(g.batch, g.positions);
     let mut dx = vec![0.0f32; g.batch * image];
     let mut dcontext = g.cross.then(|| vec![0.0f32; g.batch * g.source_len()]);
-    let group_len = IMAGES_PER_PARTIAL * image;
-    let run = |first: usize, dx_group: &mut [f32], mut dc_group: Option<&mut [f32]>| {
-        let mut acc = ParamGrads::zeros(g);
-        for (j, dx_b) in dx_group.chunks_mut(image).enumerate() {
-            let b = first + j;
-            let dc_b = dc_group.as_deref_mut().map(|dc| &mut dc[j * g.source_len()..(j + 1) * g.source_len()]);
-            backward_image(&dy[b * image..(b + 1) * image], &images[b], p, g, dx_b, dc_b, &mut acc);
-        }
-        acc
+    let run = |index: usize, dx_group: &mut [f32], dc_group: Option<&mut [f32]>| {
+        let first = index * group;
+        let count = dx_group.len() / image;
+        let dy_group = &dy[first * image..(first + count) * image];
+        backward_group(dy_group, &images[first..first + count], p, g, dx_group, dc_group)
     };
     let partials: Vec<ParamGrads> = match dcontext.as_mut() {
         Some(dc) => dx
-            .par_chunks_mut(group_len)
-            .zip(dc.par_chunks_mut(IMAGES_PER_PARTIAL * g.source_len()))
+            .par_chunks_mut(group * image)
+            .zip(dc.par_chunks_mut(group * g.source_len()))
             .enumerate()
-            .map(|(i, (dx_g, dc_g))| run(i * IMAGES_PER_PARTIAL, dx_g, Some(dc_g)))
+            .map(|(i, (dx_g, dc_g))| run(i, dx_g, Some(dc_g)))
             .collect(),
-        None => {
-            dx.par_chunks_mut(group_len).enumerate().map(|(i, dx_g)| run(i * IMAGES_PER_PARTIAL, dx_g, None)).collect()
-        }
+        None => dx.par_chunks_mut(group * image).enumerate().map(|(i, dx_g)| run(i, dx_g, None)).collect(),
     };
     let mut total = ParamGrads::zeros(g);
     for partial in &partials {
