@@ -334,9 +334,11 @@ mod tests {
         let mut noise = crate::diffusion::NoiseSource::new(5);
         // (c_in, c_out, kernel, stride, padding, bias, size)
         type Case = (usize, usize, [usize; 2], [usize; 2], usize, bool, usize);
-        let cases: [Case; 9] = [
+        let cases: [Case; 10] = [
             // (c_in, c_out, kernel, stride, padding, bias, size)
             (3, 5, [3, 3], [1, 1], 1, true, 7),
+            // 784 pixels: 49 vectors of 16, the direct kernel's last block of one vector.
+            (3, 8, [3, 3], [1, 1], 1, true, 28),
             (3, 5, [3, 3], [1, 1], 1, true, 8),
             (4, 6, [3, 3], [2, 2], 1, true, 7),
             (4, 6, [3, 3], [2, 2], 1, true, 28),

@@ -193,18 +193,32 @@ fn block_lanes(start: usize, total: usize, g: &Geometry, taps: &mut [[Lanes; VEC
 fn convolve_avx512(plan: &Plan, x: &[f32], weights: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
     let g = &plan.g;
     let tap_count = g.kernel[0] * g.kernel[1];
-    for (taps, writes) in plan.taps.chunks_exact(tap_count).zip(&plan.writes) {
+    let total = plan.images * g.pixels();
+    for (index, (taps, writes)) in plan.taps.chunks_exact(tap_count).zip(&plan.writes).enumerate() {
+        // The vectors this block uses: all four but in a group's last block, which runs only those it has
+        // (a 7x7 map's group of four images is 12.25 vectors: a fourth block of four would be 3/4 idle).
+        let vectors = (total - index * BLOCK).div_ceil(16).min(VECTORS);
         let mut row = 0;
         while row < g.c_out {
             let rows = rows_next(g.c_out - row);
-            // One instance per row count, so that each keeps its accumulators in registers.
-            match rows {
-                6 => block::<6>(x, weights, bias, g, taps, writes, row, out),
-                5 => block::<5>(x, weights, bias, g, taps, writes, row, out),
-                4 => block::<4>(x, weights, bias, g, taps, writes, row, out),
-                3 => block::<3>(x, weights, bias, g, taps, writes, row, out),
-                2 => block::<2>(x, weights, bias, g, taps, writes, row, out),
-                _ => block::<1>(x, weights, bias, g, taps, writes, row, out),
+            // One instance per shape, so that each keeps its accumulators in registers.
+            macro_rules! by_rows {
+                ($v:literal) => {
+                    match rows {
+                        6 => block::<6, $v>(x, weights, bias, g, taps, writes, row, out),
+                        5 => block::<5, $v>(x, weights, bias, g, taps, writes, row, out),
+                        4 => block::<4, $v>(x, weights, bias, g, taps, writes, row, out),
+                        3 => block::<3, $v>(x, weights, bias, g, taps, writes, row, out),
+                        2 => block::<2, $v>(x, weights, bias, g, taps, writes, row, out),
+                        _ => block::<1, $v>(x, weights, bias, g, taps, writes, row, out),
+                    }
+                };
+            }
+            match vectors {
+                4 => by_rows!(4),
+                3 => by_rows!(3),
+                2 => by_rows!(2),
+                _ => by_rows!(1),
             }
             row += rows;
         }
@@ -216,8 +230,8 @@ fn convolve_avx512(plan: &Plan, x: &[f32], weights: &[f32], bias: Option<&[f32]>
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn tap<const R: usize, const SPLIT: bool>(
-    acc: &mut [[__m512; VECTORS]; R],
+fn tap<const R: usize, const V: usize, const SPLIT: bool>(
+    acc: &mut [[__m512; V]; R],
     x: &[f32],
     w_t: *const f32,
     lanes: &[Lanes; VECTORS],
@@ -228,7 +242,7 @@ fn tap<const R: usize, const SPLIT: bool>(
     let x_ptr = x.as_ptr();
     for c in 0..channels {
         let channel = c as isize * pixels;
-        let mut inputs = [_mm512_setzero_ps(); VECTORS];
+        let mut inputs = [_mm512_setzero_ps(); V];
         for (input, lane) in inputs.iter_mut().zip(lanes) {
             // SAFETY: the lanes a mask keeps read x inside its bounds (their pixels lie inside the image and
             // the group); the masked-off lanes are not read (AVX-512 suppresses their faults), so their
@@ -264,7 +278,7 @@ fn rows_next(left: usize) -> usize {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-fn block<const R: usize>(
+fn block<const R: usize, const V: usize>(
     x: &[f32],
     weights: &[f32],
     bias: Option<&[f32]>,
@@ -278,19 +292,19 @@ fn block<const R: usize>(
     let pixels = g.pixels() as isize;
     let tap_count = taps.len();
     assert!(row + R <= g.c_out && weights.len() == g.c_out * k);
-    let mut acc = [[_mm512_setzero_ps(); VECTORS]; R];
+    let mut acc = [[_mm512_setzero_ps(); V]; R];
     if let Some(bias) = bias {
         for (r, acc_r) in acc.iter_mut().enumerate() {
-            *acc_r = [_mm512_set1_ps(bias[row + r]); VECTORS];
+            *acc_r = [_mm512_set1_ps(bias[row + r]); V];
         }
     }
     for (t, lanes) in taps.iter().enumerate() {
         // W[row + r, c, t] = w_t[r·k + c·taps]: in bounds for every r < R and c < c_in (asserted above).
         let w_t = weights[row * k + t..].as_ptr();
-        if lanes.iter().any(|lane| lane.second != 0) {
-            tap::<R, true>(&mut acc, x, w_t, lanes, [k, tap_count], g.c_in, pixels);
+        if lanes[..V].iter().any(|lane| lane.second != 0) {
+            tap::<R, V, true>(&mut acc, x, w_t, lanes, [k, tap_count], g.c_in, pixels);
         } else {
-            tap::<R, false>(&mut acc, x, w_t, lanes, [k, tap_count], g.c_in, pixels);
+            tap::<R, V, false>(&mut acc, x, w_t, lanes, [k, tap_count], g.c_in, pixels);
         }
     }
     let out_ptr = out.as_mut_ptr();
