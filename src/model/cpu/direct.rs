@@ -8,12 +8,15 @@
 //! whose tap falls outside the image read nothing and count as 0, as im2col's zeros do) and keeps a block
 //! of 6 output channels x 64 pixels in registers while it runs over every input channel and tap:
 //!
-//!     out[o, p] = b[o] + Σ_c Σ_(i,j) W[o, c, i, j] · x[c, p + (i - p_h)·w + (j - p_w)]
+//! ```text
+//! out[o, p] = b[o] + Σ_c Σ_(i,j) W[o, c, i, j] · x[c, p + (i - p_h)·w + (j - p_w)]
+//! ```
 //!
 //! A block's 64 pixels run on across the images of a group (a 7x7 map's 49 pixels would otherwise leave a
 //! quarter of the lanes idle), so a vector of 16 lanes may take its first lanes from one image and the rest
-//! from the next: two masked loads then. Each output's sum runs in the same order (bias, then input
-//! channels, then taps) whatever the grouping or the thread count, so results do not depend on either.
+//! from the next: two masked loads then. Each output's sum runs in the same order (bias, then tap by tap,
+//! each tap's input channels in order) whatever the grouping or the thread count, so results do not depend
+//! on either.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
