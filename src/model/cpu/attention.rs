@@ -264,6 +264,13 @@ fn columns(matrix: &[f32], width: usize, first: usize, count: usize) -> Vec<f32>
     matrix.chunks_exact(width).flat_map(|row| row[first..first + count].iter().copied()).collect()
 }
 
+/// The inverse of [`columns`]: a [rows, count] matrix written into columns first.. of a [rows, width] one.
+fn set_columns(matrix: &mut [f32], width: usize, first: usize, part: &[f32], count: usize) {
+    for (row, values) in matrix.chunks_exact_mut(width).zip(part.chunks_exact(count)) {
+        row[first..first + count].copy_from_slice(values);
+    }
+}
+
 /// The forward pass of a group of images (x [images, C, P], their contexts [images, N, D] for cross-attention)
 /// into `out` [images, C, P]: Q, K, V of all of them as three GEMMs over the images side by side, the heads
 /// image by image, then the output projection as one GEMM.
@@ -325,9 +332,7 @@ fn forward_group(
                 (a_h, [n, 1]),
             );
         }
-        for (row_all, row) in o_all.chunks_exact_mut(width).zip(o.chunks_exact(pos)) {
-            row_all[b * pos..(b + 1) * pos].copy_from_slice(row);
-        }
+        set_columns(&mut o_all, width, b * pos, &o, pos);
         let (x_b, source_b) = if keep {
             let x_b = x[b * c * pos..(b + 1) * c * pos].to_vec();
             let source_b = context.map_or(Vec::new(), |s| s[b * g.source_len()..(b + 1) * g.source_len()].to_vec());
@@ -402,9 +407,7 @@ fn backward_group(
     let side_by_side = |part: &dyn Fn(&ImageForward) -> &[f32]| {
         let mut all = vec![0.0f32; c * width];
         for (b, f) in fs.iter().enumerate() {
-            for (row_all, row) in all.chunks_exact_mut(width).zip(part(f).chunks_exact(pos)) {
-                row_all[b * pos..(b + 1) * pos].copy_from_slice(row);
-            }
+            set_columns(&mut all, width, b * pos, part(f), pos);
         }
         all
     };
@@ -454,13 +457,9 @@ fn backward_group(
                 (&dz, [1, n]),
             );
         }
-        for (all, one, cols, w) in
-            [(&mut dq_all, &dq, pos, width), (&mut dk_all, &dk, n, key_width), (&mut dv_all, &dv, n, key_width)]
-        {
-            for (row_all, row) in all.chunks_exact_mut(w).zip(one.chunks_exact(cols)) {
-                row_all[b * cols..(b + 1) * cols].copy_from_slice(row);
-            }
-        }
+        set_columns(&mut dq_all, width, b * pos, &dq, pos);
+        set_columns(&mut dk_all, key_width, b * n, &dk, n);
+        set_columns(&mut dv_all, key_width, b * n, &dv, n);
     }
     // The projections: ∂W = input ∂(output)ᵀ, ∂b = row sums, ∂input = W ∂(output).
     product(&mut acc.values[WQ], [c, c, width], true, (&x_all, [1, width]), (&dq_all, [width, 1]));

@@ -55,6 +55,12 @@ impl Geometry {
     pub(super) fn is_pointwise(&self) -> bool {
         self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
     }
+
+    /// A "same" convolution: stride 1 and the output the input's size (so 2p = k - 1 on each side); each
+    /// im2col row is then the whole plane shifted by one offset.
+    pub(super) fn is_same(&self) -> bool {
+        self.stride == [1, 1] && self.h_out == self.h && self.w_out == self.w
+    }
 }
 
 /// Symmetric padding (top = bottom, left = right) as [h, w], or `None` for what this path does not take.
@@ -260,7 +266,7 @@ pub(super) fn im2col(x: &[f32], columns: &mut [f32], g: Geometry, stride: usize,
     let pixels = g.pixels();
     // "Same" convolutions (stride 1, output the input's size) take the fast path: every row of the im2col
     // matrix is the whole plane shifted, one long copy instead of a short one per image row.
-    let same = g.stride == [1, 1] && g.h_out == g.h && g.w_out == g.w;
+    let same = g.is_same();
     for c in 0..g.c_in {
         let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..kh {

@@ -35,11 +35,10 @@ const VECTORS: usize = 4;
 /// Pixels per register block.
 const BLOCK: usize = 16 * VECTORS;
 
-/// Whether [`convolve_group`] takes this convolution: a stride-1 "same" convolution other than 1x1, on maps of
+/// Whether [`Plan::convolve`] takes this convolution: a stride-1 "same" convolution other than 1x1, on maps of
 /// at least 16 pixels (a vector then spans at most two images), on a CPU with AVX-512F.
 pub(super) fn applies(g: &Geometry) -> bool {
-    let same = g.stride == [1, 1] && g.h_out == g.h && g.w_out == g.w && !g.is_pointwise();
-    same && g.pixels() >= 16 && has_avx512()
+    g.is_same() && !g.is_pointwise() && g.pixels() >= 16 && has_avx512()
 }
 
 /// Whether this CPU runs AVX-512F (and the direct kernel is not switched off for a comparison).

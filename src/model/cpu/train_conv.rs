@@ -267,7 +267,7 @@ const IMAGES_PER_PARTIAL: usize = 4;
 /// ∂L/∂x = col2im(Wᵀ · ∂L/∂y), the forward pass's groups of images per task; for a stride-1 "same"
 /// convolution (not 1x1) the forward pass's own convolution of ∂L/∂y instead ([`same_input_gradient`]).
 fn input_gradient(dy: &[f32], weight: &[f32], batch: usize, g: Geometry) -> Vec<f32> {
-    if g.stride == [1, 1] && g.h_out == g.h && g.w_out == g.w && !g.is_pointwise() {
+    if g.is_same() && !g.is_pointwise() {
         return same_input_gradient(dy, weight, batch, g);
     }
     let (image_in, image_out, k, pixels) = (g.c_in * g.h * g.w, g.c_out * g.pixels(), g.k(), g.pixels());
@@ -366,7 +366,7 @@ fn col2im(columns: &mut [f32], dx: &mut [f32], g: Geometry, stride: usize, offse
     let [py, px] = g.padding;
     let pixels = g.pixels();
     // "Same" convolutions (stride 1, output the input's size) take the fast path, im2col's in reverse.
-    let same = g.stride == [1, 1] && g.h_out == g.h && g.w_out == g.w;
+    let same = g.is_same();
     for c in 0..g.c_in {
         let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..kh {
