@@ -212,10 +212,9 @@ fn the_conversion_shown_is_the_one_the_step_used() {
     use diffusion_lab::diffusion::equation::number_text;
     let device = Device::flex();
     for objective in [Objective::V, Objective::X0, Objective::Flow] {
-        device.seed(3);
         let config = diffusion_lab::model::UNetConfig::tiny().with_num_classes(10).with_objective(objective);
         let model = LoadedUnet {
-            model: config.init(&device),
+            model: diffusion_lab::model::init_from_seed(&device, 3, || config.init(&device)),
             config,
             header: Checkpoint::from_bytes(embedded::model_by_short_name("fashion").unwrap().unet).unwrap().header,
             guide: None,

@@ -33,8 +33,8 @@ fn tiny_model(device: &Device) -> LoadedUnet {
     let dir = tempfile::tempdir().unwrap();
     let mut model =
         LoadedUnet::from_checkpoint(&Checkpoint::read(&common::tiny_unet_file(dir.path())).unwrap(), device).unwrap();
-    device.seed(11);
-    model.guide = Some(Box::new(UNetConfig::tiny().with_image_size(8).init(device)));
+    let guide = diffusion_lab::model::init_from_seed(device, 11, || UNetConfig::tiny().with_image_size(8).init(device));
+    model.guide = Some(Box::new(guide));
     model
 }
 

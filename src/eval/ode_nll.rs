@@ -182,8 +182,7 @@ mod tests {
     use crate::model::UNetConfig;
 
     fn tiny(device: &Device) -> UNet {
-        device.seed(5);
-        UNetConfig::tiny().with_image_size(6).init(device).no_grad()
+        crate::model::init_from_seed(device, 5, || UNetConfig::tiny().with_image_size(6).init(device).no_grad())
     }
 
     /// The vector–Jacobian product through burn's autodiff (and the training kernels' backward passes) gives
@@ -237,8 +236,8 @@ mod tests {
             sections: Vec::new(),
         };
         let config = UNetConfig::tiny().with_image_size(6);
-        device.seed(5);
-        let model = LoadedUnet { model: config.init(&device), config, header, guide: None };
+        let model = crate::model::init_from_seed(&device, 5, || config.init(&device));
+        let model = LoadedUnet { model, config, header, guide: None };
         let schedule = BetaSchedule::cosine(1000).build().unwrap();
         let values: Vec<f32> = (0..72).map(|i| crate::data::unit_from_u8((i * 37 % 256) as u8)).collect();
         let labels = [None, None];

@@ -256,8 +256,9 @@ mod tests {
 
     fn network(seed: u64) -> PointDenoiser {
         let device = Device::flex();
-        device.seed(seed);
-        PointDenoiserConfig::new().with_hidden(16).with_num_classes(2).init(&device)
+        crate::model::init_from_seed(&device, seed, || {
+            PointDenoiserConfig::new().with_hidden(16).with_num_classes(2).init(&device)
+        })
     }
 
     fn request(sampler: Sampler, method: GuidanceMethod, scale: f64) -> GuidedRequest {

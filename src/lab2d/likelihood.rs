@@ -628,9 +628,9 @@ mod tests {
     #[test]
     fn network_divergence_matches_finite_differences() {
         let device = Device::flex();
-        device.seed(4);
         for objective in crate::diffusion::Objective::ALL {
-            let model = PointDenoiserConfig::new().with_hidden(32).with_objective(objective).init(&device);
+            let config = PointDenoiserConfig::new().with_hidden(32).with_objective(objective);
+            let model = crate::model::init_from_seed(&device, 4, || config.init(&device));
             let autodiff = device.clone().autodiff();
             let on_autodiff = model.clone().to_device(&autodiff);
             let xs = [[0.3, -0.2], [-1.1, 0.7], [0.0, 1.5]];

@@ -374,8 +374,9 @@ mod tests {
     #[test]
     fn particle_paths_are_reproducible_from_the_seed() {
         let device = Device::flex();
-        device.seed(3);
-        let model = PointDenoiserConfig::new().with_hidden(16).with_num_classes(2).init(&device);
+        let model = crate::model::init_from_seed(&device, 3, || {
+            PointDenoiserConfig::new().with_hidden(16).with_num_classes(2).init(&device)
+        });
         for sampler in [Sampler::ddim(10, 0.0), Sampler::ddim(10, 1.0)] {
             let request = ParticleRequest {
                 schedule: BetaSchedule::cosine(1000),

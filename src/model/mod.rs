@@ -23,6 +23,38 @@ pub use unet::{UNet, UNetConfig};
 #[error("reading results back from the compute device failed: {0}")]
 pub struct ReadbackError(pub String);
 
+/// Seeds `device`'s random generator and builds a network with `init`, its weights drawn there and then
+/// with no other seeded init in between: the same seed gives the same weights every time. Both halves
+/// are needed. burn keeps one generator per backend for the whole process (tests run in parallel, the
+/// window may start a training run while another initializes), and burn's `init` is lazy: each weight
+/// is drawn when first read, which without [`DrawWeights`] would be during the first forward pass, long
+/// after the seed, interleaved with whatever else the process draws by then.
+pub fn init_from_seed<M: burn::module::Module>(device: &Device, seed: u64, init: impl FnOnce() -> M) -> M {
+    static SEEDED_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _only_one = SEEDED_INIT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    device.seed(seed);
+    let module = init();
+    module.visit(&mut DrawWeights);
+    module
+}
+
+/// Reads every parameter once, which makes burn draw the ones still lazy.
+struct DrawWeights;
+
+impl burn::module::ModuleVisitor for DrawWeights {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        let _drawn = param.val();
+    }
+
+    fn visit_int<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D, Int>>) {
+        let _drawn = param.val();
+    }
+
+    fn visit_bool<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D, Bool>>) {
+        let _drawn = param.val();
+    }
+}
+
 /// The part of a config check both networks share: every level's channels must split into `groups`
 /// GroupNorm groups (`channels` non-empty is each config's own check, with its own message).
 pub(crate) fn check_group_norm_levels(channels: &[usize], groups: usize) -> Result<(), String> {
@@ -184,5 +216,37 @@ mod tests {
         let half = values.cast(burn::tensor::DType::F16);
         let error = read_f32(half).unwrap_err();
         assert!(error.to_string().contains("reading results back"), "{error}");
+    }
+
+    /// The same seed gives the same weights while another thread seeds and initializes a network of its
+    /// own (the parallel tests, a second training run): the regression was an ODE likelihood test that
+    /// failed whenever another test ran beside it, its network's lazy weights drawn mid-run.
+    #[test]
+    fn a_seeded_init_gives_the_same_weights_while_another_thread_draws() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let device = Device::flex();
+        let weights = || {
+            let linear = init_from_seed(&device, 7, || burn::nn::LinearConfig::new(16, 16).init(&device));
+            read_f32(linear.weight.val()).unwrap()
+        };
+        let alone = weights();
+        // Runs until both threads have done 300 inits each, so that they overlap whatever the scheduler does.
+        let (other_inits, rounds) = (AtomicUsize::new(0), 300);
+        let beside = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for _ in 0..rounds {
+                    let other = init_from_seed(&device, 9, || burn::nn::LinearConfig::new(64, 64).init(&device));
+                    let _ = read_f32(other.weight.val());
+                    other_inits.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            let mut beside = Vec::new();
+            while beside.len() < rounds || other_inits.load(Ordering::Relaxed) < rounds {
+                beside.push(weights());
+            }
+            beside
+        });
+        assert!(alone.iter().any(|w| *w != 0.0));
+        assert!(beside.iter().all(|w| *w == alone), "a seeded init drew other weights");
     }
 }

@@ -97,9 +97,12 @@ impl AutoencoderTrainer {
         data_description: String,
     ) -> Result<Self, CheckpointError> {
         let autodiff = device.clone().autodiff();
+        // The initial weights come from the run's seed, as the diffusion trainer's do.
+        let seed = config.seed;
+        let discriminator = DiscriminatorConfig::new().with_image_channels(ae_config.image_channels);
         Ok(Self {
-            autoencoder: ae_config.init(&autodiff),
-            discriminator: DiscriminatorConfig::new().with_image_channels(ae_config.image_channels).init(&autodiff),
+            autoencoder: crate::model::init_from_seed(&autodiff, seed, || ae_config.init(&autodiff)),
+            discriminator: crate::model::init_from_seed(&autodiff, seed ^ 1, || discriminator.init(&autodiff)),
             ae_optimizer: optimizer(&config),
             disc_optimizer: optimizer(&config),
             judge: perceptual_judge(classifier, &autodiff)?,

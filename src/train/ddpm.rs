@@ -201,8 +201,7 @@ impl DdpmTrainer {
     pub fn new(config: TrainConfig, unet_config: UNetConfig, device: &Device, data_description: String) -> Self {
         let autodiff = device.clone().autodiff();
         // The initial weights come from the run's seed, so that the same command trains the same model.
-        autodiff.seed(config.seed);
-        let model = unet_config.init(&autodiff);
+        let model = crate::model::init_from_seed(&autodiff, config.seed, || unet_config.init(&autodiff));
         let ema = model.valid();
         Self {
             kind: ModelKind::Unet,

@@ -62,8 +62,7 @@ pub struct PointTrainer {
 impl PointTrainer {
     pub fn new(config: TrainConfig, model_config: PointDenoiserConfig, device: &Device) -> Self {
         let autodiff = device.clone().autodiff();
-        autodiff.seed(config.seed);
-        let model = model_config.init(&autodiff);
+        let model = crate::model::init_from_seed(&autodiff, config.seed, || model_config.init(&autodiff));
         let ema = model.valid();
         Self {
             log_snr: LogSnrDistribution::new(config.log_snr_min, config.log_snr_max),
