@@ -202,53 +202,64 @@ fn bias_gradient(dy: &[f32], g: Geometry) -> Vec<f32> {
     total
 }
 
-/// ∂L/∂W [c_out, k] = Σ_images ∂L/∂y [c_out, pixels] · col(x)ᵀ, the images split over the cores in the
-/// forward pass's groups ([`images_per_gemm`]: small maps side by side in one GEMM).
+/// ∂L/∂W [c_out, k] = Σ_images ∂L/∂y [c_out, pixels] · col(x)ᵀ, the images in the forward pass's groups
+/// ([`images_per_gemm`]: small maps side by side in one GEMM) and the groups in [`WEIGHT_GRADIENT_CHAINS`]
+/// chains over the cores.
 fn weight_gradient(x: &[f32], dy: &[f32], batch: usize, g: Geometry) -> Vec<f32> {
     let (image_in, image_out, k, pixels) = (g.c_in * g.h * g.w, g.c_out * g.pixels(), g.k(), g.pixels());
     let group = images_per_gemm(batch, pixels);
-    let partial = |first: usize| {
-        let images = group.min(batch - first);
-        let width = images * pixels;
-        let dy_group = &dy[first * image_out..(first + images) * image_out];
-        let x_group = &x[first * image_in..(first + images) * image_in];
-        let mut acc = vec![0.0f32; g.c_out * k];
-        COLUMNS.with_borrow_mut(|columns| {
-            GROUP.with_borrow_mut(|grouped| {
-                let dy_matrix = side_by_side(dy_group, grouped, g.c_out, pixels);
-                let columns: &[f32] = if images == 1 && g.is_pointwise() {
-                    x_group
-                } else {
-                    columns.resize(k * width, 0.0);
-                    for (image, x_n) in x_group.chunks_exact(image_in).enumerate() {
-                        im2col(x_n, columns, g, width, image * pixels);
-                    }
-                    columns
-                };
-                // accᵀ [k, c_out] = columns [k, width] · ∂yᵀ, then transposed: the GEMM runs along c_out and
-                // packs ∂y (c_out rows), where acc = ∂y · columnsᵀ ran along k and packed the im2col matrix,
-                // 9 c_in rows (its packing was 8 % of a latent training step).
-                let mut transposed = vec![0.0f32; k * g.c_out];
-                product(&mut transposed, [k, g.c_out, width], false, (columns, [1, width]), (dy_matrix, [width, 1]));
-                for (kk, row) in transposed.chunks_exact(g.c_out).enumerate() {
-                    for (o, value) in row.iter().enumerate() {
-                        acc[o * k + kk] = *value;
-                    }
-                }
+    let groups = batch.div_ceil(group);
+    let chains = groups.min(WEIGHT_GRADIENT_CHAINS);
+    let per_chain = groups.div_ceil(chains);
+    // A chain's sum accᵀ [k, c_out] of columns [k, width] · ∂yᵀ over its groups, each group's product added
+    // by the GEMM itself (no partial per group to allocate, transpose and add). The GEMM runs along c_out
+    // and packs ∂y (c_out rows), where acc = ∂y · columnsᵀ ran along k and packed the im2col matrix, 9 c_in
+    // rows (its packing was 8 % of a latent training step).
+    let chain_sum = |chain: usize| {
+        let mut acc = vec![0.0f32; k * g.c_out];
+        for first in (chain * per_chain * group..((chain + 1) * per_chain * group).min(batch)).step_by(group) {
+            let images = group.min(batch - first);
+            let width = images * pixels;
+            let dy_group = &dy[first * image_out..(first + images) * image_out];
+            let x_group = &x[first * image_in..(first + images) * image_in];
+            COLUMNS.with_borrow_mut(|columns| {
+                GROUP.with_borrow_mut(|grouped| {
+                    let dy_matrix = side_by_side(dy_group, grouped, g.c_out, pixels);
+                    let columns: &[f32] = if images == 1 && g.is_pointwise() {
+                        x_group
+                    } else {
+                        columns.resize(k * width, 0.0);
+                        for (image, x_n) in x_group.chunks_exact(image_in).enumerate() {
+                            im2col(x_n, columns, g, width, image * pixels);
+                        }
+                        columns
+                    };
+                    product(&mut acc, [k, g.c_out, width], true, (columns, [1, width]), (dy_matrix, [width, 1]));
+                });
             });
-        });
+        }
         acc
     };
-    // One partial sum per group, then the groups in order: the same sums in the same order on any number
-    // of cores (a resumed training run must repeat an uninterrupted one bit for bit).
-    let firsts: Vec<usize> = (0..batch).step_by(group).collect();
-    let partials: Vec<Vec<f32>> = firsts.par_iter().map(|first| partial(*first)).collect();
+    // The chains' sums added in order, then transposed to [c_out, k]: the same sums in the same order on
+    // any number of cores (a resumed training run must repeat an uninterrupted one bit for bit).
+    let sums: Vec<Vec<f32>> = (0..chains).into_par_iter().map(chain_sum).collect();
+    let mut sum = vec![0.0f32; k * g.c_out];
+    for chain in sums {
+        sum.iter_mut().zip(chain).for_each(|(s, c)| *s += c);
+    }
     let mut total = vec![0.0f32; g.c_out * k];
-    for partial in partials {
-        total.iter_mut().zip(partial).for_each(|(t, p)| *t += p);
+    for (kk, row) in sum.chunks_exact(g.c_out).enumerate() {
+        for (o, value) in row.iter().enumerate() {
+            total[o * k + kk] = *value;
+        }
     }
     total
 }
+
+/// Chains of image groups in a weight gradient: each chain's groups are summed by its GEMM's accumulator,
+/// then the chains' sums are added. A constant, not the number of cores, so that the sums do not depend on
+/// the machine; four keep both cores here busy and cost four [k, c_out] sums instead of one per group.
+const WEIGHT_GRADIENT_CHAINS: usize = 4;
 
 /// A group's ∂L/∂y as one [c_out, images x pixels] matrix: the image itself when it is alone, else its
 /// images gathered side by side into `buffer`.
