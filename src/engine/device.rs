@@ -1,6 +1,7 @@
 //! Choosing where the model runs: burn's wgpu backend on a real GPU, else the flex CPU backend.
 
 use burn::prelude::*;
+use burn::tensor::wgpu::wgpu;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -58,26 +59,36 @@ pub fn open_device(choice: DeviceChoice) -> Result<ComputeDevice, DeviceError> {
     }
 }
 
-/// The graphics API burn's kernels run well on, per platform: OpenGL cannot compile burn's matmul
-/// (no subgroup operations), so it is never tried.
-fn compute_api() -> burn::tensor::wgpu::WgpuBackend {
+/// The graphics API burn's kernels run well on, per platform (burn's name for it and wgpu's): OpenGL
+/// cannot compile burn's matmul (no subgroup operations), so it is never tried.
+fn compute_api() -> (burn::tensor::wgpu::WgpuBackend, wgpu::Backends) {
     use burn::tensor::wgpu::WgpuBackend;
     if cfg!(target_os = "macos") {
-        WgpuBackend::Metal
+        (WgpuBackend::Metal, wgpu::Backends::METAL)
     } else if cfg!(target_os = "windows") {
-        WgpuBackend::Dx12
+        (WgpuBackend::Dx12, wgpu::Backends::DX12)
     } else {
-        WgpuBackend::Vulkan
+        (WgpuBackend::Vulkan, wgpu::Backends::VULKAN)
     }
 }
 
 fn open_wgpu(accept_software: bool) -> Result<ComputeDevice, DeviceError> {
+    let (api, backends) = compute_api();
+    // Asked of wgpu before burn opens anything: burn's runtime, once opened, keeps a server thread that
+    // wakes every 150 µs for the rest of the process, which cost the CPU backend a tenth of its training
+    // speed on 2 cores here when the adapter was a software one and the CPU did the work after all.
+    if !accept_software {
+        let info = default_adapter_info(backends)?;
+        if info.device_type == wgpu::DeviceType::Cpu {
+            return Err(DeviceError::NoAdapter(format!("{} is a software adapter", info.name)));
+        }
+    }
     let (device, setup) = Device::wgpu_options()
-        .graphics_api(compute_api())
+        .graphics_api(api)
         .init_with_setup()
         .map_err(|e| DeviceError::NoAdapter(e.to_string()))?;
     let info = setup.adapter.get_info();
-    let software = info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu;
+    let software = info.device_type == wgpu::DeviceType::Cpu;
     if software && !accept_software {
         return Err(DeviceError::NoAdapter(format!("{} is a software adapter", info.name)));
     }
@@ -88,6 +99,23 @@ fn open_wgpu(accept_software: bool) -> Result<ComputeDevice, DeviceError> {
         description: format!("{kind}: {} ({:?}, burn wgpu backend)", info.name, info.backend),
         is_gpu: !software,
     })
+}
+
+/// The adapter burn's default device takes on `backends`: the request its wgpu runtime makes (high
+/// performance, no fallback adapter), on an instance of our own, dropped after.
+fn default_adapter_info(backends: wgpu::Backends) -> Result<wgpu::AdapterInfo, DeviceError> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    let request = instance.request_adapter(&wgpu::RequestAdapterOptions {
+        power_preference: wgpu::PowerPreference::HighPerformance,
+        force_fallback_adapter: false,
+        compatible_surface: None,
+        ..wgpu::RequestAdapterOptions::default()
+    });
+    let adapter = pollster::block_on(request).map_err(|e| DeviceError::NoAdapter(e.to_string()))?;
+    Ok(adapter.get_info())
 }
 
 /// Runs a tiny computation and reads it back: some adapters open but fail at the first kernel.
