@@ -261,13 +261,17 @@ fn fill_rows(matrix: &mut [f32], bias: &[f32], cols: usize) {
 
 /// Columns first..first + count of a [rows, width] row-major matrix, as a [rows, count] one.
 fn columns(matrix: &[f32], width: usize, first: usize, count: usize) -> Vec<f32> {
-    matrix.chunks_exact(width).flat_map(|row| row[first..first + count].iter().copied()).collect()
+    let mut part = vec![0.0f32; matrix.len() / width * count];
+    for (values, row) in part.chunks_exact_mut(count).zip(matrix.chunks_exact(width)) {
+        super::copy_short(values, &row[first..first + count]);
+    }
+    part
 }
 
 /// The inverse of [`columns`]: a [rows, count] matrix written into columns first.. of a [rows, width] one.
 fn set_columns(matrix: &mut [f32], width: usize, first: usize, part: &[f32], count: usize) {
     for (row, values) in matrix.chunks_exact_mut(width).zip(part.chunks_exact(count)) {
-        row[first..first + count].copy_from_slice(values);
+        super::copy_short(&mut row[first..first + count], values);
     }
 }
 

@@ -216,7 +216,7 @@ pub(super) fn gather(values: &[f32], grouped: &mut [f32], channels: usize, pixel
     let width = images * pixels;
     for (image, values_n) in values.chunks_exact(channels * pixels).enumerate() {
         for (c, row) in values_n.chunks_exact(pixels).enumerate() {
-            grouped[c * width + image * pixels..][..pixels].copy_from_slice(row);
+            super::copy_short(&mut grouped[c * width + image * pixels..][..pixels], row);
         }
     }
 }
@@ -290,11 +290,14 @@ fn shifted_plane(plane: &[f32], row: &mut [f32], g: Geometry, i: usize, j: usize
     let shift = (i as isize - g.padding[0] as isize) * g.w as isize + (j as isize - g.padding[1] as isize);
     let start = (-shift).clamp(0, n) as usize;
     let end = (n - shift).clamp(start as isize, n) as usize;
-    row[..start].fill(0.0);
+    super::zero_short(&mut row[..start]);
     if start < end {
-        row[start..end].copy_from_slice(&plane[(start as isize + shift) as usize..(end as isize + shift) as usize]);
+        super::copy_short(
+            &mut row[start..end],
+            &plane[(start as isize + shift) as usize..(end as isize + shift) as usize],
+        );
     }
-    row[end..].fill(0.0);
+    super::zero_short(&mut row[end..]);
     let column_shift = j as isize - g.padding[1] as isize;
     // Output columns ox with ox + column_shift outside 0..w: at most px on each side.
     let left = (-column_shift).clamp(0, g.w as isize) as usize;

@@ -117,6 +117,57 @@ fn filled_in_parallel(n: usize, chunk: usize, fill: impl Fn(usize, &mut [f32]) +
     values
 }
 
+/// `dst.copy_from_slice(src)` for the short rows of small maps (a 7x7 plane is 49 values, a 4x4 one 16)
+/// without a libc call per row: blocks of a fixed size, which compile to vector moves, the last block
+/// overlapping the one before. im2col of a 7x7 map made one such call per (channel, tap, image).
+#[inline]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len());
+    match dst.len() {
+        n if n > 256 => dst.copy_from_slice(src),
+        n if n >= 16 => copy_blocks::<16>(dst, src),
+        n if n >= 4 => copy_blocks::<4>(dst, src),
+        _ => dst.iter_mut().zip(src).for_each(|(d, s)| *d = *s),
+    }
+}
+
+#[inline(always)]
+fn copy_blocks<const B: usize>(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len();
+    let mut i = 0;
+    while i + B <= n {
+        dst[i..i + B].copy_from_slice(&src[i..i + B]);
+        i += B;
+    }
+    if i < n {
+        dst[n - B..].copy_from_slice(&src[n - B..]);
+    }
+}
+
+/// `dst.fill(0.0)`, as [`copy_short`] copies.
+#[inline]
+fn zero_short(dst: &mut [f32]) {
+    match dst.len() {
+        n if n > 256 => dst.fill(0.0),
+        n if n >= 16 => zero_blocks::<16>(dst),
+        n if n >= 4 => zero_blocks::<4>(dst),
+        _ => dst.iter_mut().for_each(|d| *d = 0.0),
+    }
+}
+
+#[inline(always)]
+fn zero_blocks<const B: usize>(dst: &mut [f32]) {
+    let n = dst.len();
+    let mut i = 0;
+    while i + B <= n {
+        dst[i..i + B].copy_from_slice(&[0.0; B]);
+        i += B;
+    }
+    if i < n {
+        dst[n - B..].copy_from_slice(&[0.0; B]);
+    }
+}
+
 /// Like [`values`], for parameters (small, shared with the module: always copied).
 fn param_values<const D: usize>(x: Tensor<D>) -> Option<Vec<f32>> {
     crate::model::read_f32(x).ok()
@@ -174,5 +225,22 @@ mod tests {
         let a = Tensor::<1>::from_floats([1.0, 2.0, 3.0], &device);
         let b = Tensor::<1>::from_floats([1.0, f32::NAN, 3.0], &device);
         assert_eq!(max_difference(a, b), f32::INFINITY);
+    }
+
+    /// Every length, short and long, against the standard copy and fill, with the values around the
+    /// destination untouched (the last block overlaps the one before, never what lies past the end).
+    #[test]
+    fn short_copies_and_fills_write_exactly_their_slice() {
+        for n in 0..300 {
+            let source: Vec<f32> = (0..n).map(|i| i as f32 + 0.5).collect();
+            let mut copied = vec![-1.0f32; n + 2];
+            copy_short(&mut copied[1..n + 1], &source);
+            assert_eq!(copied[1..n + 1], source[..], "copy of {n}");
+            assert_eq!((copied[0], copied[n + 1]), (-1.0, -1.0), "copy of {n}");
+            let mut zeroed = vec![-1.0f32; n + 2];
+            zero_short(&mut zeroed[1..n + 1]);
+            assert!(zeroed[1..n + 1].iter().all(|v| *v == 0.0), "fill of {n}");
+            assert_eq!((zeroed[0], zeroed[n + 1]), (-1.0, -1.0), "fill of {n}");
+        }
     }
 }
