@@ -7,10 +7,11 @@
 mod common;
 
 use std::process::{Command, Output};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use diffusion_lab::app::LabApp;
-use diffusion_lab::app::lab2d::LabPhase;
+use diffusion_lab::app::lab2d::{LabPhase, SolverPhase};
 use diffusion_lab::app::state::Settings;
 use diffusion_lab::engine::{DeviceChoice, Engine};
 use diffusion_lab::lab2d::solver_bench::SolverMethod;
@@ -19,6 +20,20 @@ use egui_kittest::kittest::Queryable;
 
 /// The height of the test window (the left column scrolls within it).
 const WINDOW_HEIGHT: f32 = 1700.0;
+
+/// The window tests one at a time: the stop test counts the process's bench threads.
+static WINDOW: Mutex<()> = Mutex::new(());
+
+/// Threads of this process running a solver bench (engine/lab2d_jobs.rs names them "lab2d-solver-bench",
+/// which Linux keeps to its first 15 bytes).
+fn bench_threads() -> usize {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+        .filter(|name| "lab2d-solver-bench".starts_with(name.trim_end()) && name.len() > 10)
+        .count()
+}
 
 fn lab2d(args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_diffusion-lab"));
@@ -128,11 +143,8 @@ fn click_scrolled(harness: &mut Harness<'static, LabApp>, label: &str) {
     harness.get_by_label(label).click();
 }
 
-/// The page's "Solver bench": a small network trains on the two moons, "Run solver bench" measures the
-/// samplers with the exact score and with it, and the orders, the formula's numbers and the network's line
-/// appear — the numbers shown are the bench's own.
-#[test]
-fn the_solver_bench_fills_in_on_the_lab_page() {
+/// A window on the CPU without file dialogs, on the 2-D lab page.
+fn lab_page() -> Harness<'static, LabApp> {
     let mut app = LabApp::new(Engine::spawn(DeviceChoice::Cpu, || {}), Settings::default());
     app.ctx.dialogs.available = false;
     let mut harness =
@@ -140,6 +152,16 @@ fn the_solver_bench_fills_in_on_the_lab_page() {
     harness.run_steps(2);
     harness.get_by_label("2-D lab").click();
     harness.run_steps(2);
+    harness
+}
+
+/// The page's "Solver bench": a small network trains on the two moons, "Run solver bench" measures the
+/// samplers with the exact score and with it, and the orders, the formula's numbers and the network's line
+/// appear — the numbers shown are the bench's own.
+#[test]
+fn the_solver_bench_fills_in_on_the_lab_page() {
+    let _one_at_a_time = WINDOW.lock().unwrap_or_else(|e| e.into_inner());
+    let mut harness = lab_page();
     harness.state_mut().lab2d.training.steps = 200;
     click_scrolled(&mut harness, "Start training");
     harness.run_steps(1);
@@ -168,4 +190,27 @@ fn the_solver_bench_fills_in_on_the_lab_page() {
     harness.get_by_label_contains("DDIM with η = 0 and Euler are the same update here");
     harness.get_by_label_contains("A method of order p divides its error by 2^p each time the steps double");
     harness.get_by_label_contains(&format!("its own ODE solution lies {:.2e} from the exact one", network.ode_error));
+}
+
+/// "Stop solver bench" stops a bench in the middle: the section no longer measures, the status line says
+/// so, the bench's thread ends, and its answer never comes.
+#[test]
+fn stop_solver_bench_ends_the_measurement() {
+    let _one_at_a_time = WINDOW.lock().unwrap_or_else(|e| e.into_inner());
+    let mut harness = lab_page();
+    // The slider's most: tens of seconds of work on two cores.
+    harness.state_mut().lab2d.solver.particles = 2000;
+    click_scrolled(&mut harness, "Run solver bench");
+    harness.run_steps(1);
+    step_until(&mut harness, "the bench's thread runs", |_| bench_threads() > 0);
+    assert_eq!(harness.state().lab2d.solver.phase, SolverPhase::Running);
+    click_scrolled(&mut harness, "Stop solver bench");
+    harness.run_steps(2);
+    assert_ne!(harness.state().lab2d.solver.phase, SolverPhase::Running);
+    let status = harness.state().ctx.status.as_ref().map(|s| s.text.clone()).unwrap_or_default();
+    assert_eq!(status, "2-D lab: the solver bench was stopped");
+    step_until(&mut harness, "the bench's thread ends", |_| bench_threads() == 0);
+    harness.run_steps(5);
+    assert!(harness.state().lab2d.solver.bench.is_none(), "a stopped bench sent its answer");
+    assert!(harness.query_by_label("Stop solver bench").is_none(), "Stop stays after the bench stopped");
 }

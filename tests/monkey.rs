@@ -40,7 +40,7 @@ use diffusion_lab::app::state::{RunStatus, Settings};
 use diffusion_lab::app::train_ui::{DataKind, SizePreset, TrainPanel, TrainSettings};
 use diffusion_lab::diffusion::Sampler;
 use diffusion_lab::engine::lab2d::Lab2dCommand;
-use diffusion_lab::engine::{DeviceChoice, Engine};
+use diffusion_lab::engine::{DeviceChoice, Engine, Measurement};
 use eframe::egui::accesskit::Role;
 use eframe::egui::{self, Key, Modifiers, Pos2, Rect};
 use egui_kittest::kittest::{NodeT, Queryable};
@@ -69,6 +69,8 @@ const LIVE_GROWTH_MIB: f64 = 64.0;
 /// last quiet point than at the first (the window's own textures there: the font atlas and a few icons).
 const MAX_QUIET_TEXTURES: usize = 64;
 const TEXTURE_GROWTH: usize = 8;
+/// Threads the last quiet point may have beyond the first's (a device's driver may start one late).
+const THREAD_GROWTH: usize = 2;
 /// Memory each run's recorded frames may take (the window's default is 768 MiB): keeps what the window
 /// legitimately holds small next to the memory bound (see [`MEMORY_GROWTH_MIB`]).
 const TRAJECTORY_BUDGET: usize = 16 << 20;
@@ -98,6 +100,9 @@ fn run_outcome(app: &LabApp) -> Option<Result<(), String>> {
 fn drop_kept_work(app: &mut LabApp) {
     app.ctx.engine.lab2d(Lab2dCommand::SetTraining(false));
     app.ctx.engine.lab2d(Lab2dCommand::StopRecipes);
+    for kind in [Measurement::SolverBench, Measurement::Likelihood, Measurement::Guidance] {
+        app.ctx.engine.lab2d(Lab2dCommand::StopMeasurement(kind));
+    }
     app.generate = GeneratePanel::new();
     app.compare = ComparePanel::new(&app.ctx.settings);
     app.forward = ForwardPanel::new();
@@ -120,6 +125,9 @@ fn costly_training(app: &LabApp) -> Option<String> {
         Some("the Large model".into())
     } else if t.preview_every < 5 && t.preset != SizePreset::Tiny {
         Some(format!("samples every {} steps", t.preview_every))
+    } else if t.quality && t.data != DataKind::ImageFolder && (t.quality_samples > 50 || t.quality_every < 10) {
+        // A reading samples that many images through the whole sampler; Stop waits for it to end.
+        Some(format!("{} quality samples every {} steps", t.quality_samples, t.quality_every))
     } else {
         None
     }
@@ -253,6 +261,18 @@ unsafe impl std::alloc::GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
+/// The names of this process's threads.
+fn thread_names() -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Vec::new() };
+    let mut names: Vec<String> = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
 /// The process's memory at a checkpoint.
 struct Memory {
     /// After how many actions.
@@ -264,10 +284,13 @@ struct Memory {
     /// egui's allocated textures, and their size in MiB.
     textures: usize,
     texture_mib: f64,
+    /// Threads alive, and the models in Generate's picker (each trained run folder adds one, for good).
+    threads: usize,
+    models: usize,
 }
 
 impl Memory {
-    fn now(actions: usize, ctx: &egui::Context) -> Self {
+    fn now(actions: usize, app: &LabApp, ctx: &egui::Context) -> Self {
         // glibc keeps the pages of freed memory in each thread's arena at that arena's high-water mark;
         // without this the RSS follows the largest transient allocation so far (a batch of 64 through
         // the UNet), not what is held.
@@ -288,7 +311,15 @@ impl Memory {
             let manager = manager.read();
             (manager.num_allocated(), manager.allocated().map(|(_, meta)| meta.bytes_used()).sum::<usize>())
         };
-        Self { actions, rss: kib / 1024.0, live, textures, texture_mib: texture_bytes as f64 / (1 << 20) as f64 }
+        Self {
+            actions,
+            rss: kib / 1024.0,
+            live,
+            textures,
+            texture_mib: texture_bytes as f64 / (1 << 20) as f64,
+            threads: thread_names().len(),
+            models: app.ctx.models.loaded.len(),
+        }
     }
 }
 
@@ -296,8 +327,8 @@ impl std::fmt::Debug for Memory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "after {} actions: RSS {:.0} MiB, live {:.1} MiB, {} textures ({:.1} MiB)",
-            self.actions, self.rss, self.live, self.textures, self.texture_mib
+            "after {} actions: RSS {:.0} MiB, live {:.1} MiB, {} textures ({:.1} MiB), {} threads, {} models",
+            self.actions, self.rss, self.live, self.textures, self.texture_mib, self.threads, self.models
         )
     }
 }
@@ -986,6 +1017,13 @@ impl Monkey {
             (self.beside(Role::SpinButton, "Batch size"), 8.0)
         } else if reason.starts_with("samples every") {
             (self.beside(Role::SpinButton, "Samples every"), 20.0)
+        } else if reason.contains("quality samples") {
+            let samples = self.find(Role::SpinButton, "Quality samples");
+            if let Some(node) = samples.as_ref().and_then(|w| self.node(w)) {
+                node.set_value_accesskit(20.0);
+            }
+            self.step();
+            (self.find(Role::SpinButton, "Quality every"), 20.0)
         } else if reason.contains("images") {
             (self.find(Role::SpinButton, "size px"), 16.0)
         } else {
@@ -1166,7 +1204,7 @@ impl Monkey {
         self.check_engine_answers();
         self.quiet();
         self.check_panics();
-        let now = Memory::now(self.current + 1, &self.harness.ctx);
+        let now = Memory::now(self.current + 1, self.harness.state(), &self.harness.ctx);
         eprintln!("monkey: {now:?}");
         if now.textures > MAX_QUIET_TEXTURES {
             self.fail(&format!("{} textures at a quiet point: {}", now.textures, self.texture_names()));
@@ -1189,6 +1227,16 @@ impl Monkey {
         for _ in 0..20 {
             self.step();
             std::thread::sleep(Duration::from_millis(5));
+        }
+        // The 2-D lab's measurements run on threads of their own and stop at their next question; what
+        // one holds while it runs (hundreds of MiB for a solver bench) is not what the window keeps.
+        let started = Instant::now();
+        while thread_names().iter().any(|name| name.starts_with("lab2d-")) {
+            if started.elapsed() > Duration::from_secs(60) {
+                self.fail(&format!("a 2-D lab measurement still runs 60 s after its Stop: {:?}", thread_names()));
+            }
+            self.step();
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -1291,6 +1339,18 @@ impl Monkey {
                 last.live - first.live
             ));
         }
+        // Threads at the quiet points: the window's, the engine's and rayon's pool, the same number each
+        // time (a thread started per run or per training start that never ends would add one each).
+        if let (Some(first), Some(last)) = (memory.first(), memory.last())
+            && last.threads > first.threads + THREAD_GROWTH
+        {
+            self.fail(&format!(
+                "threads grow from {} at the first quiet point to {} at the last: {:?}",
+                first.threads,
+                last.threads,
+                thread_names()
+            ));
+        }
         if let (Some(first), Some(last)) = (memory.first(), memory.last())
             && last.textures > first.textures + TEXTURE_GROWTH
         {
@@ -1343,6 +1403,10 @@ fn monkey() {
             // As the app's main() does: burn's implicit default device (where a resumed run's optimizer
             // state first lands) is the CPU backend, not a wgpu adapter.
             .env("BURN_DEVICE", "flex")
+            // glibc's default of eight arenas per core fragments each on its own: over a long monkey the
+            // RSS crept up by 100-300 MiB with a flat live heap (a CI run failed the bound on it). Two
+            // arenas keep the RSS a measure of what is held (flat within 50 MiB over 6000 actions).
+            .env("MALLOC_ARENA_MAX", "2")
             .current_dir(sandbox.path())
             .stdout(std::process::Stdio::piped())
             .spawn()

@@ -29,7 +29,7 @@ use crate::model::point_mlp::PointDenoiserConfig;
 use crate::train::ddpm::TrainConfig;
 use crate::train::recipe::Recipe;
 
-use super::lab2d_jobs::{LabJobs, LabSink, start_likelihood, start_solver_bench};
+use super::lab2d_jobs::{LabJobs, LabSink, Measurement, start_likelihood, start_solver_bench};
 
 /// How long the worker trains before it looks for commands and reports.
 pub const BURST: Duration = Duration::from_millis(40);
@@ -74,6 +74,9 @@ pub enum Lab2dCommand {
     },
     /// Stops the comparison's training (what it measured stays).
     StopRecipes,
+    /// Stops the measurement of this kind (solver bench, likelihood, guidance comparison) where it is; it
+    /// sends no answer.
+    StopMeasurement(Measurement),
     /// The guidance methods against the exact p(x|y) with the session's network (engine/lab2d_guidance.rs),
     /// autoguidance's guide trained for `guide_steps` when not kept; a job (engine/lab2d_jobs.rs) that
     /// replaces the last one.
@@ -306,6 +309,7 @@ impl Lab2dState {
                 let lab = self.session.as_ref().map(|s| &s.lab);
                 start_likelihood(&mut self.jobs, sink, key, settings, lab);
             }
+            Lab2dCommand::StopMeasurement(kind) => self.jobs.stop(kind),
             Lab2dCommand::StopRecipes => {
                 if let Some(recipes) = self.recipes.as_mut() {
                     recipes.training = false;

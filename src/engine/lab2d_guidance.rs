@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use burn::prelude::Device;
 
 use super::lab2d::Lab2dEvent;
-use super::lab2d_jobs::{JobKind, LabJobs, LabSink};
+use super::lab2d_jobs::{LabJobs, LabSink, Measurement};
 use crate::diffusion::guidance::GuidanceMethod;
 use crate::lab2d::Lab;
 use crate::lab2d::guidance_bench::{BenchNetworks, GuidanceBenchSettings, guidance_bench_until, train_to_the_end};
@@ -86,7 +86,7 @@ impl GuidanceSession {
                 Err(error) => failed(error.to_string()),
             }
         };
-        jobs.start(JobKind::Guidance, sink, work, failed);
+        jobs.start(Measurement::Guidance, sink, work, failed);
     }
 
     /// The kept guide when it is this session's and trained `steps`; else a new one with its first step

@@ -11,7 +11,8 @@
 //!
 //! One job per kind at a time: a new request of a kind takes the kind's slot, and the older job, which
 //! asks its slot between the pieces of its work (`lab2d::run::KeepGoing`), stops there and sends nothing
-//! (only the latest request's answer is taken anyway: app/lab2d/latest.rs). Shutdown empties every slot.
+//! (only the latest request's answer is taken anyway: app/lab2d/latest.rs). Each section's Stop button
+//! (`Lab2dCommand::StopMeasurement`) empties its kind's slot; Shutdown empties every slot.
 //! A panic on a job's thread becomes that kind's failure event.
 //!
 //! Their parallel parts use rayon's one global pool, as the worker's do: two measurements at once share
@@ -34,15 +35,16 @@ use crate::lab2d::solver_bench::{BenchSettings, solver_bench_until};
 /// Where a job's answer goes: the engine's event channel (and the window's nudge), from any thread.
 pub(crate) type LabSink = Arc<dyn Fn(Lab2dEvent) + Send + Sync>;
 
-/// The kinds of measurement that run as jobs, one slot each.
+/// The kinds of measurement that run as jobs, one slot each; the window stops one by its kind
+/// (`Lab2dCommand::StopMeasurement`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum JobKind {
+pub enum Measurement {
     SolverBench = 0,
     Likelihood = 1,
     Guidance = 2,
 }
 
-impl JobKind {
+impl Measurement {
     fn thread_name(self) -> &'static str {
         match self {
             Self::SolverBench => "lab2d-solver-bench",
@@ -63,7 +65,7 @@ impl LabJobs {
     /// Runs `work` on a new thread as the job of `kind`; an older job of that kind stops at its next
     /// question. `work`'s event is sent unless the job was replaced meanwhile; a panic in it, or a thread
     /// that cannot be started, sends `failed`'s event with the reason.
-    pub(crate) fn start<W, F>(&mut self, kind: JobKind, sink: &LabSink, work: W, failed: F)
+    pub(crate) fn start<W, F>(&mut self, kind: Measurement, sink: &LabSink, work: W, failed: F)
     where
         W: FnOnce(KeepGoing<'_>) -> Lab2dEvent + Send + 'static,
         F: Fn(String) -> Lab2dEvent + Clone + Send + 'static,
@@ -85,6 +87,11 @@ impl LabJobs {
         if let Err(error) = spawned {
             sink(failed(format!("could not start its thread: {error}")));
         }
+    }
+
+    /// Stops the job of `kind`, if one runs, at its next question; it sends no answer.
+    pub(crate) fn stop(&self, kind: Measurement) {
+        self.slots[kind as usize].store(0, Ordering::SeqCst);
     }
 
     /// Stops every job at its next question; none sends its answer.
@@ -123,7 +130,7 @@ pub(crate) fn start_solver_bench(
         }
     };
     let failed = move |message| Lab2dEvent::SolverBenchFailed { key, message };
-    jobs.start(JobKind::SolverBench, sink, work, failed);
+    jobs.start(Measurement::SolverBench, sink, work, failed);
 }
 
 /// Starts the likelihood of fresh points of `session`'s data under its network as it is now.
@@ -152,5 +159,49 @@ pub(crate) fn start_likelihood(
         }
     };
     let failed = move |message| Lab2dEvent::LikelihoodFailed { key, message };
-    jobs.start(JobKind::Likelihood, sink, work, failed);
+    jobs.start(Measurement::Likelihood, sink, work, failed);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::mpsc;
+
+    use super::*;
+
+    /// A job that works until its slot says stop: `stop` of its kind ends it (and it sends nothing), a
+    /// stop of another kind does not.
+    #[test]
+    fn stop_ends_the_job_of_its_kind_only() {
+        let (ended, ended_rx) = mpsc::channel::<Measurement>();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink: LabSink = {
+            let events = events.clone();
+            Arc::new(move |event: Lab2dEvent| events.lock().unwrap().push(format!("{event:?}")))
+        };
+        let mut jobs = LabJobs::default();
+        for kind in [Measurement::SolverBench, Measurement::Likelihood] {
+            let ended = ended.clone();
+            jobs.start(
+                kind,
+                &sink,
+                move |keep_going| {
+                    while keep_going() {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    ended.send(kind).unwrap();
+                    Lab2dEvent::Failed { message: "answered".into(), training_stopped: false }
+                },
+                |message| Lab2dEvent::Failed { message, training_stopped: false },
+            );
+        }
+        jobs.stop(Measurement::SolverBench);
+        let first = ended_rx.recv_timeout(std::time::Duration::from_secs(30)).expect("the stopped job ends");
+        assert_eq!(first, Measurement::SolverBench);
+        assert!(ended_rx.recv_timeout(std::time::Duration::from_millis(200)).is_err(), "the other job goes on");
+        jobs.stop_all();
+        assert_eq!(ended_rx.recv_timeout(std::time::Duration::from_secs(30)), Ok(Measurement::Likelihood));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(events.lock().unwrap().is_empty(), "a stopped job sent {:?}", events.lock().unwrap());
+    }
 }

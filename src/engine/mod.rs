@@ -19,4 +19,5 @@ pub use crate::run::{Decoded, Frame, GenerateRequest, RunSummary};
 pub use device::{ComputeDevice, DeviceChoice, open_device};
 pub use error::EngineError;
 pub use forward::{POSTERIOR_CURVE_POINTS, PosteriorView};
+pub use lab2d_jobs::Measurement;
 pub use worker::{Command, CommandFailure, Engine, Event, ForwardSource, ModelInfo, ModelSource};

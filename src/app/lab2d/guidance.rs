@@ -14,6 +14,7 @@ use super::plot::color32;
 use crate::app::context::PanelContext;
 use crate::diffusion::Method;
 use crate::diffusion::guidance::{GuidanceMethod, GuidanceParams};
+use crate::engine::Measurement;
 use crate::engine::lab2d::Lab2dCommand;
 use crate::lab2d::guidance_bench::{
     GuidanceBench, GuidanceBenchSettings, MethodCurve, MethodScales, guide_steps, scale_symbol,
@@ -166,6 +167,15 @@ impl GuidancePanel {
         self.density = None;
     }
 
+    /// Stops the running comparison; the last finished one stays on screen.
+    fn stop(&mut self, ctx: &mut PanelContext) {
+        ctx.engine.lab2d(Lab2dCommand::StopMeasurement(Measurement::Guidance));
+        // An answer already on its way belongs to the stopped comparison.
+        self.key += 1;
+        self.phase = if self.bench.is_some() { GuidancePhase::Done } else { GuidancePhase::Empty };
+        ctx.set_status("2-D lab: the guidance comparison was stopped".to_string(), false);
+    }
+
     pub fn on_failed(&mut self, ctx: &mut PanelContext, key: u64, message: &str) {
         if key == self.key {
             self.phase = GuidancePhase::Failed;
@@ -175,13 +185,13 @@ impl GuidancePanel {
 
     /// The "Guidance methods" section of the left column, folded until opened (the column is long); true when
     /// "Compare guidance methods" was pressed (offered when `ready`: the session has a network).
-    pub fn ui(&mut self, ui: &mut egui::Ui, classes: usize, ready: bool) -> bool {
+    pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext, classes: usize, ready: bool) -> bool {
         let section =
-            egui::CollapsingHeader::new("Guidance methods").show(ui, |ui| self.section_ui(ui, classes, ready));
+            egui::CollapsingHeader::new("Guidance methods").show(ui, |ui| self.section_ui(ui, ctx, classes, ready));
         section.body_returned.unwrap_or(false)
     }
 
-    fn section_ui(&mut self, ui: &mut egui::Ui, classes: usize, ready: bool) -> bool {
+    fn section_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext, classes: usize, ready: bool) -> bool {
         ui.weak("Each method at a handful of scales, from one x_T, against the class's exact density p(x|y).");
         self.class = self.class.min(classes.saturating_sub(1));
         ui.add(egui::Slider::new(&mut self.class, 0..=classes.saturating_sub(1)).text("Guided class"));
@@ -204,6 +214,11 @@ impl GuidancePanel {
         });
         ui.checkbox(&mut self.exact, "Also with the exact scores");
         let pressed = ui.add_enabled(ready, egui::Button::new("Compare guidance methods")).clicked();
+        if self.phase == GuidancePhase::Running
+            && ui.button("Stop guidance comparison").on_hover_text("stop it; the last comparison stays").clicked()
+        {
+            self.stop(ctx);
+        }
         ui.label(match self.phase {
             GuidancePhase::Empty => "not compared yet".to_string(),
             GuidancePhase::Running => "comparing…".to_string(),

@@ -10,6 +10,7 @@ use eframe::egui;
 
 use super::latest::Latest;
 use crate::app::context::PanelContext;
+use crate::engine::Measurement;
 use crate::engine::lab2d::Lab2dCommand;
 use crate::lab2d::likelihood::{Column, LikelihoodReport, LikelihoodSettings};
 
@@ -69,6 +70,12 @@ impl LikelihoodPanel {
             if waiting {
                 ui.spinner();
                 ui.label("integrating the ODE…");
+                if ui.button("Stop likelihood").on_hover_text("stop the measurement; the last reading stays").clicked()
+                {
+                    ctx.engine.lab2d(Lab2dCommand::StopMeasurement(Measurement::Likelihood));
+                    self.latest.forget();
+                    ctx.set_status("2-D lab: the likelihood measurement was stopped".to_string(), false);
+                }
             }
         });
         if let Some(report) = &self.report {

@@ -170,7 +170,7 @@ impl Lab2dPanel {
         }
         ui.separator();
         let top = ui.cursor().min;
-        let bench = self.solver.ui(ui, self.data.current().is_some());
+        let bench = self.solver.ui(ui, ctx, self.data.current().is_some());
         mark_since(ui, ctx, top, Highlight::Lab2dSolver);
         if bench {
             self.data.refresh();
@@ -180,7 +180,7 @@ impl Lab2dPanel {
             }
         }
         ui.separator();
-        if self.guidance.ui(ui, self.data.class_count(), self.training.phase != LabPhase::Empty) {
+        if self.guidance.ui(ui, ctx, self.data.class_count(), self.training.phase != LabPhase::Empty) {
             self.guidance.start(ctx, self.training.steps);
         }
         ui.separator();

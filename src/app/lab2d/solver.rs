@@ -12,6 +12,7 @@ use egui_plot::{GridMark, HLine, Legend, Line, LineStyle, Plot, PlotPoints, Poin
 
 use super::plot::color32;
 use crate::app::context::PanelContext;
+use crate::engine::Measurement;
 use crate::engine::lab2d::Lab2dCommand;
 use crate::lab2d::data::PointData;
 use crate::lab2d::solver_bench::{BenchSettings, SolverBench, SolverMethod};
@@ -62,6 +63,15 @@ impl SolverPanel {
         }
     }
 
+    /// Stops the running bench; the last finished one stays on screen.
+    fn stop(&mut self, ctx: &mut PanelContext) {
+        ctx.engine.lab2d(Lab2dCommand::StopMeasurement(Measurement::SolverBench));
+        // An answer already on its way belongs to the stopped bench.
+        self.key += 1;
+        self.phase = if self.bench.is_some() { SolverPhase::Done } else { SolverPhase::Empty };
+        ctx.set_status("2-D lab: the solver bench was stopped".to_string(), false);
+    }
+
     pub fn on_failed(&mut self, ctx: &mut PanelContext, key: u64, message: &str) {
         if key == self.key {
             self.phase = SolverPhase::Failed;
@@ -71,7 +81,7 @@ impl SolverPanel {
 
     /// The "Solver bench" section of the left column; true when "Run solver bench" was pressed (offered
     /// when `can_start`: there is data).
-    pub fn ui(&mut self, ui: &mut egui::Ui, can_start: bool) -> bool {
+    pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext, can_start: bool) -> bool {
         ui.heading("Solver bench");
         ui.weak(
             "Each sampler against the exact answer: the probability-flow ODE solved accurately with the data's \
@@ -84,6 +94,9 @@ impl SolverPanel {
         match self.phase {
             SolverPhase::Running => {
                 ui.label("measuring: 3 samplers × 6 step counts, and the stochastic ones…");
+                if ui.button("Stop solver bench").on_hover_text("stop the bench; the last one stays").clicked() {
+                    self.stop(ctx);
+                }
             }
             SolverPhase::Done => {
                 ui.label("done: the plot and the orders are below the plot");
