@@ -26,6 +26,8 @@
 //! another device. It does not press Start / Resume training with settings that would take minutes per
 //! step ([`costly_training`]); its training macro makes them cheap through their widgets first.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering};
@@ -165,18 +167,8 @@ fn start_settings() -> Settings {
 /// names; `pictures` holds 12 small PNGs in two classes and one broken file; `a file` is a file (a run
 /// folder under it cannot be made).
 fn fill_sandbox(dir: &Path) {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist");
     for folder in ["fashion-mnist", "idx"] {
-        let to = dir.join(folder);
-        std::fs::create_dir_all(&to).unwrap();
-        for (from, names) in [
-            ("t10k-images-idx3-ubyte.gz", ["t10k-images-idx3-ubyte.gz", "train-images-idx3-ubyte.gz"]),
-            ("t10k-labels-idx1-ubyte.gz", ["t10k-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz"]),
-        ] {
-            for name in names {
-                std::fs::copy(fixture.join(from), to.join(name)).unwrap();
-            }
-        }
+        common::fixture_as_both_splits(&dir.join(folder));
     }
     let pictures = dir.join("pictures");
     for i in 0..12u32 {

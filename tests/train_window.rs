@@ -816,3 +816,45 @@ fn the_quality_meters_curve_grows_as_the_run_trains() {
     assert_eq!(record.recipe, Some(Recipe::default()));
     assert!(record.levels.as_ref().is_ok_and(|l| l.len() == diffusion_lab::train::levels::BINS), "{:?}", record.levels);
 }
+
+/// Stop during a long quality reading (5000 samples after every step) is served at once: the reading ends
+/// where it is, no reading is shown or logged for that step, and the run stops with no error. Before, Stop
+/// waited between steps for the reading to end (minutes), and the reading then arrived.
+#[test]
+fn stop_ends_a_quality_reading_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    // 500 images: the meter's floor and nearest-image search stay small, its samples are what costs.
+    let idx = dir.path().join("idx");
+    common::fixture_as_both_splits(&idx);
+    let out = dir.path().join("stopped run");
+    let settings = TrainSettings {
+        data: DataKind::IdxFolder,
+        idx_dir: idx.display().to_string(),
+        preset: SizePreset::Tiny,
+        steps: 1000,
+        batch_size: 8,
+        out: out.display().to_string(),
+        checkpoint_every: 100,
+        preview_every: 1000,
+        ..TrainSettings::default()
+    };
+    let mut harness = train_view(settings);
+    step_until(&mut harness, "the IDX folder loads", |app| app.train.data.is_some());
+    click_scrolled(&mut harness, Role::CheckBox, "Quality meter on");
+    harness.get_by_role_and_label(Role::SpinButton, "Quality every").set_value_accesskit(1.0);
+    harness.get_by_role_and_label(Role::SpinButton, "Quality samples").set_value_accesskit(5000.0);
+    harness.run_steps(2);
+    let options = harness.state().ctx.settings.train.run_options();
+    assert_eq!((options.quality_every, options.quality_samples), (1, 5000));
+
+    click_scrolled(&mut harness, Role::Button, "Start training");
+    // Step 1's reading starts as its step ends.
+    step_until(&mut harness, "the first step", |app| app.train.step >= 1);
+    click_scrolled(&mut harness, Role::Button, "Stop training");
+    step_until(&mut harness, "the run stops", |app| app.train.phase == Phase::Idle);
+    let app = harness.state();
+    assert!(app.train.error.is_none(), "{:?}", app.train.error);
+    assert_eq!(app.train.step, 1, "no step after Stop");
+    assert!(app.train.quality.is_empty(), "the stopped reading arrived: {:?}", app.train.quality);
+    assert!(diffusion_lab::eval::quality::read_quality_log(&out).is_empty(), "the stopped reading was logged");
+}

@@ -99,7 +99,7 @@ pub(super) fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let device = Device::flex();
     // Made before the run opens: a meter that cannot work is refused with nothing written.
     let meter = (args.quality_every > 0)
-        .then(|| QualityMeter::new(&args.data.source(), args.quality_samples as usize, &device))
+        .then(|| QualityMeter::new(&args.data.source(), args.quality_samples as usize, &device, Default::default()))
         .transpose()?;
     let data = args.data.load_with_captions()?;
     if args.latent {

@@ -3,7 +3,7 @@
 use crate::model::ModelId;
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -82,6 +82,7 @@ impl Worker {
         choice: DeviceChoice,
         events: Sender<Event>,
         current_job: Arc<AtomicU64>,
+        train_stop: Arc<AtomicBool>,
         notify: Box<dyn Fn() + Send>,
     ) -> Self {
         let device = open_device(choice).unwrap_or_else(|_| ComputeDevice::cpu());
@@ -92,7 +93,7 @@ impl Worker {
             forward_x0: None,
             test_set: TestSetCache::default(),
             backlog: None,
-            trainer: TrainerState::default(),
+            trainer: TrainerState::new(train_stop),
             lab2d: Lab2dState::default(),
             judge: None,
             current_job,

@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::prelude::Device;
 
@@ -17,7 +18,7 @@ use super::train_preview::preview_frames;
 pub use super::train_preview::{PREVIEW_SEED, concat_batches};
 pub use super::train_runs::{LEVEL_IMAGES, RunFolderRecord};
 use crate::data::Dataset;
-use crate::eval::quality::{QualityLog, QualityMeter, QualityReading, read_quality_log};
+use crate::eval::quality::{QualityError, QualityLog, QualityMeter, QualityReading, read_quality_log};
 use crate::model::{LoadedAutoencoder, LoadedUnet};
 use crate::run::generate::{Frame, GenerateRequest};
 use crate::train::recipe::Recipe;
@@ -171,23 +172,35 @@ struct QualityWatch {
 }
 
 /// What the worker keeps for training between commands.
-#[derive(Default)]
 pub struct TrainerState {
     pub session: Option<TrainSession>,
     /// The data last inspected, kept so that Start does not load it again.
     data: Option<(DataRequest, TrainingData)>,
+    /// Set by the engine's handle when it sends Pause or Stop, cleared here when that command is served:
+    /// the quality meter's reading (minutes for thousands of samples) stops early on it, so that Pause and
+    /// Stop, served between steps, do not wait for the reading.
+    stop: Arc<AtomicBool>,
 }
 
 /// A trained model for the worker to register under `name` (Generate's picker shows it at once).
 pub type Publish = (crate::model::ModelId, LoadedUnet, Option<LoadedAutoencoder>);
 
 impl TrainerState {
+    /// No run yet; `stop` is the flag the engine's handle sets with Pause and Stop.
+    pub fn new(stop: Arc<AtomicBool>) -> Self {
+        Self { session: None, data: None, stop }
+    }
+
     /// Whether a step is waiting to run.
     pub fn is_training(&self) -> bool {
         self.session.as_ref().is_some_and(|s| !s.paused)
     }
 
     pub fn handle(&mut self, command: TrainCommand, device: &Device, send: &dyn Fn(TrainEvent)) -> Option<Publish> {
+        if matches!(command, TrainCommand::Pause | TrainCommand::Stop) {
+            // What the flag was set for has arrived: the next reading runs to its end again.
+            self.stop.store(false, Ordering::SeqCst);
+        }
         match command {
             TrainCommand::Inspect(request) => {
                 match self.load(&request) {
@@ -358,7 +371,9 @@ impl TrainerState {
         let every = request.options.quality_every;
         // Made before the run opens, as `train` does: a meter that cannot work is refused with nothing written.
         let meter = (every > 0)
-            .then(|| QualityMeter::new(&request.data.source, request.options.quality_samples, device))
+            .then(|| {
+                QualityMeter::new(&request.data.source, request.options.quality_samples, device, self.stop.clone())
+            })
             .transpose()?;
         let run = Training::open(request.options, data, request.resume, device)?;
         let quality = match meter {
@@ -390,6 +405,8 @@ impl TrainSession {
         let reading = watch.meter.measure_run(&self.run, device).and_then(|r| watch.log.append(&r).map(|()| r));
         match reading {
             Ok(reading) => send(TrainEvent::Quality(reading)),
+            // Pause or Stop is on its way: this step has no reading, and the meter stays on.
+            Err(QualityError::Stopped) => {}
             Err(e) => {
                 self.quality = None;
                 send(TrainEvent::Failed {

@@ -7,7 +7,7 @@
 
 use crate::model::ModelId;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 
@@ -201,6 +201,8 @@ pub struct Engine {
     events: Receiver<Event>,
     current_job: Arc<AtomicU64>,
     next_job: u64,
+    /// Set with Pause and Stop training, for the worker to end a long quality reading early (engine/train.rs).
+    train_stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -211,11 +213,13 @@ impl Engine {
         let (event_tx, events) = channel();
         let current_job = Arc::new(AtomicU64::new(0));
         let job = current_job.clone();
+        let train_stop = Arc::new(AtomicBool::new(false));
+        let stop = train_stop.clone();
         let thread = std::thread::Builder::new()
             .name("diffusion-engine".into())
-            .spawn(move || Worker::start(device, event_tx, job, Box::new(notify)).run(command_rx))
+            .spawn(move || Worker::start(device, event_tx, job, stop, Box::new(notify)).run(command_rx))
             .ok();
-        Self { commands, events, current_job, next_job: 1, thread }
+        Self { commands, events, current_job, next_job: 1, train_stop, thread }
     }
 
     /// Starts a run; any run in progress is cancelled. Returns the new job id.
@@ -297,6 +301,10 @@ impl Engine {
     }
 
     pub fn train(&self, command: TrainCommand) {
+        if matches!(command, TrainCommand::Pause | TrainCommand::Stop) {
+            // Before the command: a quality reading running now ends early and the command is served.
+            self.train_stop.store(true, Ordering::SeqCst);
+        }
         let _ = self.commands.send(Command::Train(command));
     }
 

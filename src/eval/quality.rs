@@ -8,6 +8,8 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::prelude::*;
@@ -69,6 +71,9 @@ pub enum QualityError {
     Training(#[from] TrainingError),
     #[error("cannot write {}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
+    /// The meter's stop flag was set (the window's Stop or Pause): no reading, nothing wrong.
+    #[error("the quality reading was stopped")]
+    Stopped,
 }
 
 /// The judge, the test set's features and the floors, computed once per run.
@@ -81,11 +86,20 @@ pub struct QualityMeter {
     samples: usize,
     floor: (f64, f64, f64),
     device: Device,
+    /// Set by another thread to stop the reading (or the floor's measurement) where it is: between sampling
+    /// steps and between chunks of the nearest-image search, which for thousands of samples take minutes.
+    stop: Arc<AtomicBool>,
 }
 
 impl QualityMeter {
-    /// A meter for a run on `source` (Fashion-MNIST only) taking `samples` per reading.
-    pub fn new(source: &DataSource, samples: usize, device: &Device) -> Result<Self, QualityError> {
+    /// A meter for a run on `source` (Fashion-MNIST only) taking `samples` per reading; setting `stop` ends
+    /// a reading (or this floor's measurement) early with [`QualityError::Stopped`].
+    pub fn new(
+        source: &DataSource,
+        samples: usize,
+        device: &Device,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Self, QualityError> {
         let DataSource::FashionMnist { dir } = source else {
             return Err(QualityError::NotFashionMnist(format!("the folder {}", source.dir().display())));
         };
@@ -109,6 +123,7 @@ impl QualityMeter {
             samples,
             floor: (0.0, 0.0, 0.0),
             device: device.clone(),
+            stop,
         };
         // Real images the model never trained on, drawn once: the floor of every number at this n.
         let picks = crate::data::shuffled_indices(test.count, QUALITY_SEED);
@@ -134,12 +149,20 @@ impl QualityMeter {
         self.floor
     }
 
+    /// Whether the stop flag is set.
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
     /// Mean over `images` ([n, 784] in [-1, 1]) of the RMS distance to the nearest training image.
-    fn nearest_training(&self, images: &[f32]) -> Result<f64, ReadbackError> {
+    fn nearest_training(&self, images: &[f32]) -> Result<f64, QualityError> {
         let [_, values] = self.train.dims();
         let n = images.len() / values.max(1);
         let mut total = 0.0;
         for chunk in images.chunks(100 * values) {
+            if self.stopped() {
+                return Err(QualityError::Stopped);
+            }
             let rows = chunk.len() / values;
             let x = Tensor::<2>::from_data(TensorData::new(chunk.to_vec(), [rows, values]), &self.device);
             let norms = x.clone().powi_scalar(2).sum_dim(1);
@@ -207,8 +230,11 @@ impl QualityMeter {
             let condition =
                 Condition::classes(Tensor::<1, Int>::from_data(TensorData::new(classes, [n]), &self.device));
             let x0 = denoise(&model.model, &plan, x_start, &condition, DEFAULT_GUIDANCE, &mut noise, None, |_| {
-                std::ops::ControlFlow::Continue(())
+                if self.stopped() { std::ops::ControlFlow::Break(()) } else { std::ops::ControlFlow::Continue(()) }
             });
+            if self.stopped() {
+                return Err(QualityError::Stopped);
+            }
             let pixels = match autoencoder {
                 Some(ae) => ae.decode_scaled(x0),
                 None => x0,

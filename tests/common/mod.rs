@@ -50,6 +50,20 @@ pub fn fashion_mnist_fixture() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist")
 }
 
+/// Makes `to` a Fashion-MNIST folder of the fixture's 500 test images under both splits' names: what needs
+/// a training split too (a run, the quality meter's nearest-image search) finds one, and stays small.
+pub fn fixture_as_both_splits(to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for (from, names) in [
+        ("t10k-images-idx3-ubyte.gz", ["t10k-images-idx3-ubyte.gz", "train-images-idx3-ubyte.gz"]),
+        ("t10k-labels-idx1-ubyte.gz", ["t10k-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz"]),
+    ] {
+        for name in names {
+            std::fs::copy(fashion_mnist_fixture().join(from), to.join(name)).unwrap();
+        }
+    }
+}
+
 /// |a - b|, with equal values (NaN and NaN, or the same infinity) 0 and a NaN facing a number infinite:
 /// `f32::max` drops NaN, so without this a NaN in a result would compare as a perfect match.
 pub fn difference(a: f32, b: f32) -> f32 {
