@@ -128,7 +128,7 @@ fn costly_training(app: &LabApp) -> Option<String> {
     } else if t.preview_every < 5 && t.preset != SizePreset::Tiny {
         Some(format!("samples every {} steps", t.preview_every))
     } else if t.quality && t.data != DataKind::ImageFolder && (t.quality_samples > 50 || t.quality_every < 10) {
-        // A reading samples that many images through the whole sampler; Stop waits for it to end.
+        // A reading samples that many images through the whole sampler: minutes of the engine between steps.
         Some(format!("{} quality samples every {} steps", t.quality_samples, t.quality_every))
     } else {
         None
