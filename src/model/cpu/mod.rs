@@ -67,6 +67,7 @@ mod norm;
 mod parts;
 mod train_conv;
 mod train_norm;
+mod weight_grad;
 
 pub use attention::{AttentionLayer, AttentionOutput, attention};
 pub use conv::conv2d;

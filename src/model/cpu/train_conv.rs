@@ -8,6 +8,9 @@
 //! - ∂L/∂W = Σ over images of ∂L/∂y [c_out, pixels] · col(x)ᵀ [pixels, k]
 //! - ∂L/∂x = col2im(Wᵀ [k, c_out] · ∂L/∂y [c_out, pixels]), col2im adding each column entry back where
 //!   im2col read it.
+//!
+//! On AVX-512 CPUs a 3x3 "same" layer's ∂L/∂W skips col(x): weight_grad.rs runs it channels-last, and its
+//! ∂L/∂x is the forward convolution of ∂L/∂y by the flipped kernel (the direct kernel).
 
 use std::borrow::Cow;
 
@@ -206,6 +209,9 @@ fn bias_gradient(dy: &[f32], g: Geometry) -> Vec<f32> {
 /// ([`images_per_gemm`]: small maps side by side in one GEMM) and the groups in [`WEIGHT_GRADIENT_CHAINS`]
 /// chains over the cores.
 fn weight_gradient(x: &[f32], dy: &[f32], batch: usize, g: Geometry) -> Vec<f32> {
+    if super::weight_grad::applies(&g) {
+        return channels_last_weight_gradient(x, dy, batch, g);
+    }
     let (image_in, image_out, k, pixels) = (g.c_in * g.h * g.w, g.c_out * g.pixels(), g.k(), g.pixels());
     let group = images_per_gemm(batch, pixels);
     let groups = batch.div_ceil(group);
@@ -252,6 +258,29 @@ fn weight_gradient(x: &[f32], dy: &[f32], batch: usize, g: Geometry) -> Vec<f32>
         for (o, value) in row.iter().enumerate() {
             total[o * k + kk] = *value;
         }
+    }
+    total
+}
+
+/// [`weight_gradient`] by the channels-last kernel (`weight_grad.rs`): the batch in
+/// [`WEIGHT_GRADIENT_CHAINS`] chains of consecutive images, the chains' sums added in order.
+fn channels_last_weight_gradient(x: &[f32], dy: &[f32], batch: usize, g: Geometry) -> Vec<f32> {
+    let (image_in, image_out) = (g.c_in * g.pixels(), g.c_out * g.pixels());
+    let chains = batch.min(WEIGHT_GRADIENT_CHAINS);
+    let per_chain = batch.div_ceil(chains);
+    let chain_sum = |chain: usize| {
+        let mut dw = vec![0.0f32; g.c_out * g.k()];
+        let (first, last) = (chain * per_chain, ((chain + 1) * per_chain).min(batch));
+        if first < last {
+            let (x, dy) = (&x[first * image_in..last * image_in], &dy[first * image_out..last * image_out]);
+            super::weight_grad::add_weight_gradient(x, dy, last - first, &g, &mut dw);
+        }
+        dw
+    };
+    let sums: Vec<Vec<f32>> = (0..chains).into_par_iter().map(chain_sum).collect();
+    let mut total = vec![0.0f32; g.c_out * g.k()];
+    for chain in sums {
+        total.iter_mut().zip(chain).for_each(|(t, c)| *t += c);
     }
     total
 }
@@ -455,8 +484,11 @@ mod tests {
         let device = Device::flex().autodiff();
         let mut noise = crate::diffusion::NoiseSource::new(8);
         type Case = (usize, usize, [usize; 2], [usize; 2], usize, bool, usize);
-        let cases: [Case; 7] = [
+        let cases: [Case; 9] = [
             (3, 5, [3, 3], [1, 1], 1, true, 7),
+            // The channels-last weight gradient (input channels in tiles of 32): 13 outputs as 12 + 1.
+            (32, 13, [3, 3], [1, 1], 1, true, 7),
+            (64, 2, [3, 3], [1, 1], 1, false, 4),
             (3, 5, [3, 3], [1, 1], 1, true, 8),
             (4, 6, [3, 3], [2, 2], 1, true, 7),
             (4, 6, [3, 3], [2, 2], 1, true, 14),
