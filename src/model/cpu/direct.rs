@@ -42,7 +42,7 @@ pub(super) fn applies(g: &Geometry) -> bool {
 }
 
 /// Whether this CPU runs AVX-512F (and the direct kernel is not switched off for a comparison).
-fn has_avx512() -> bool {
+pub(super) fn has_avx512() -> bool {
     static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *HAS.get_or_init(|| {
         let off = std::env::var(DIRECT_ENV).is_ok_and(|v| v == "off");

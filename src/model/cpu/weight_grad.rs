@@ -19,6 +19,7 @@
 use std::arch::x86_64::*;
 
 use super::conv::Geometry;
+use super::direct::has_avx512;
 
 /// Output channels per tile (2 x 12 = 24 accumulators).
 const ROWS: usize = 12;
@@ -26,20 +27,10 @@ const ROWS: usize = 12;
 const COLUMNS: usize = 32;
 
 /// Whether [`add_weight_gradient`] takes this convolution: stride-1 "same" 3x3 with input channels in
-/// whole tiles, on a CPU with AVX-512F.
+/// whole tiles, on a CPU where the direct kernel runs (AVX-512F, and `DIFFUSION_LAB_DIRECT_CONV` not `off`:
+/// that switch then gives the whole im2col path, as a CPU without AVX-512 runs it).
 pub(super) fn applies(g: &Geometry) -> bool {
     g.is_same() && g.kernel == [3, 3] && g.padding == [1, 1] && g.c_in.is_multiple_of(COLUMNS) && has_avx512()
-}
-
-fn has_avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 /// Images of `[channels, pixels]` planes to channels-last `[images · pixels, channels]`.
