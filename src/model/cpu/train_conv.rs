@@ -198,9 +198,15 @@ fn bias_gradient(dy: &[f32], g: Geometry) -> Vec<f32> {
             sums
         })
         .collect();
-    let mut total = vec![0.0f32; g.c_out];
-    for partial in partials {
-        total.iter_mut().zip(partial).for_each(|(t, p)| *t += p);
+    sum_in_order(partials, g.c_out)
+}
+
+/// The element-wise sum of `parts` (each `len` long), added in their order: the same sums in the same order
+/// on any number of cores (a resumed training run must repeat an uninterrupted one bit for bit).
+fn sum_in_order(parts: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
+    let mut total = vec![0.0f32; len];
+    for part in parts {
+        total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
     }
     total
 }
@@ -246,13 +252,8 @@ fn weight_gradient(x: &[f32], dy: &[f32], batch: usize, g: Geometry) -> Vec<f32>
         }
         acc
     };
-    // The chains' sums added in order, then transposed to [c_out, k]: the same sums in the same order on
-    // any number of cores (a resumed training run must repeat an uninterrupted one bit for bit).
-    let sums: Vec<Vec<f32>> = (0..chains).into_par_iter().map(chain_sum).collect();
-    let mut sum = vec![0.0f32; k * g.c_out];
-    for chain in sums {
-        sum.iter_mut().zip(chain).for_each(|(s, c)| *s += c);
-    }
+    // The chains' sums added in order, then transposed to [c_out, k].
+    let sum = sum_in_order((0..chains).into_par_iter().map(chain_sum).collect(), k * g.c_out);
     let mut total = vec![0.0f32; g.c_out * k];
     for (kk, row) in sum.chunks_exact(g.c_out).enumerate() {
         for (o, value) in row.iter().enumerate() {
@@ -277,12 +278,7 @@ fn channels_last_weight_gradient(x: &[f32], dy: &[f32], batch: usize, g: Geometr
         }
         dw
     };
-    let sums: Vec<Vec<f32>> = (0..chains).into_par_iter().map(chain_sum).collect();
-    let mut total = vec![0.0f32; g.c_out * g.k()];
-    for chain in sums {
-        total.iter_mut().zip(chain).for_each(|(t, c)| *t += c);
-    }
-    total
+    sum_in_order((0..chains).into_par_iter().map(chain_sum).collect(), g.c_out * g.k())
 }
 
 /// Chains of image groups in a weight gradient: each chain's groups are summed by its GEMM's accumulator,
