@@ -27,11 +27,9 @@ static WINDOW: Mutex<()> = Mutex::new(());
 /// Threads of this process running a solver bench (engine/lab2d_jobs.rs names them "lab2d-solver-bench",
 /// which Linux keeps to its first 15 bytes).
 fn bench_threads() -> usize {
-    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
-    tasks
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
-        .filter(|name| "lab2d-solver-bench".starts_with(name.trim_end()) && name.len() > 10)
+    common::thread_names()
+        .iter()
+        .filter(|name| "lab2d-solver-bench".starts_with(name.as_str()) && name.len() > 10)
         .count()
 }
 

@@ -253,18 +253,6 @@ unsafe impl std::alloc::GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// The names of this process's threads.
-fn thread_names() -> Vec<String> {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Vec::new() };
-    let mut names: Vec<String> = tasks
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
-        .map(|name| name.trim_end().to_string())
-        .collect();
-    names.sort();
-    names
-}
-
 /// The process's memory at a checkpoint.
 struct Memory {
     /// After how many actions.
@@ -309,7 +297,7 @@ impl Memory {
             live,
             textures,
             texture_mib: texture_bytes as f64 / (1 << 20) as f64,
-            threads: thread_names().len(),
+            threads: common::thread_names().len(),
             models: app.ctx.models.loaded.len(),
         }
     }
@@ -1223,9 +1211,12 @@ impl Monkey {
         // The 2-D lab's measurements run on threads of their own and stop at their next question; what
         // one holds while it runs (hundreds of MiB for a solver bench) is not what the window keeps.
         let started = Instant::now();
-        while thread_names().iter().any(|name| name.starts_with("lab2d-")) {
+        while common::thread_names().iter().any(|name| name.starts_with("lab2d-")) {
             if started.elapsed() > Duration::from_secs(60) {
-                self.fail(&format!("a 2-D lab measurement still runs 60 s after its Stop: {:?}", thread_names()));
+                self.fail(&format!(
+                    "a 2-D lab measurement still runs 60 s after its Stop: {:?}",
+                    common::thread_names()
+                ));
             }
             self.step();
             std::thread::sleep(Duration::from_millis(20));
@@ -1340,7 +1331,7 @@ impl Monkey {
                 "threads grow from {} at the first quiet point to {} at the last: {:?}",
                 first.threads,
                 last.threads,
-                thread_names()
+                common::thread_names()
             ));
         }
         if let (Some(first), Some(last)) = (memory.first(), memory.last())

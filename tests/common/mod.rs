@@ -64,6 +64,18 @@ pub fn fixture_as_both_splits(to: &std::path::Path) {
     }
 }
 
+/// The names of this process's threads, sorted (Linux keeps a name's first 15 bytes).
+pub fn thread_names() -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Vec::new() };
+    let mut names: Vec<String> = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
 /// |a - b|, with equal values (NaN and NaN, or the same infinity) 0 and a NaN facing a number infinite:
 /// `f32::max` drops NaN, so without this a NaN in a result would compare as a perfect match.
 pub fn difference(a: f32, b: f32) -> f32 {
