@@ -7,13 +7,15 @@
 //! ```
 //!
 //! A tile of R output channels x 32 input channels keeps 2R vectors in registers over every pixel of a
-//! chain of images: per pixel, two loads of x and R broadcasts of ∂y for 2R multiply-adds. No lane ever
+//! chunk of images: per pixel, two loads of x and R broadcasts of ∂y for 2R multiply-adds. The images go
+//! in chunks of about 196 pixels, each moved to channels-last on its own and swept by every tile while it
+//! is in the core's L2 cache; the tiles' sums are stored between chunks and reloaded. No lane ever
 //! holds a sum over pixels, so nothing is added across lanes at the end, and the pixels whose tap falls
 //! outside the image are skipped by the loop's bounds, not masked. The im2col path wrote the input nine
 //! times over and the GEMM packed it again (im2col 7 % and packing 2 % of a latent training step).
 //!
-//! Each weight's sum runs over its chain's pixels in order (image by image, row by row): the order depends
-//! on the batch only, not on the thread count.
+//! Each weight's sum runs over its chain's pixels in order (image by image, row by row), across chunks as
+//! within one: the order depends on the batch only, not on the thread count or the chunk size.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -33,17 +35,32 @@ pub(super) fn applies(g: &Geometry) -> bool {
     g.is_same() && g.kernel == [3, 3] && g.padding == [1, 1] && g.c_in.is_multiple_of(COLUMNS) && has_avx512()
 }
 
-/// Images of `[channels, pixels]` planes to channels-last `[images · pixels, channels]`.
-fn channels_last(values: &[f32], channels: usize, pixels: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; values.len()];
+/// Pixels a chunk of images should reach: one 28x28 image, one 14x14, four 7x7 or twelve 4x4. A chunk's
+/// channels-last x and ∂y stay in the core's L2 cache while every tile runs over them; a sweep of every tile
+/// over a whole chain of images read them from L3 and left the loads stalled (on a Xeon whose L3 gives a
+/// core about one 128-byte pixel per 24 multiply-adds).
+const CHUNK_PIXELS: usize = 196;
+
+/// Images `[images, channels, pixels]` (NCHW) to channels-last `[images · pixels, channels]` in `out`, in
+/// blocks of 16 channels x 16 pixels so that both sides are read and written a cache line at a time.
+fn channels_last(values: &[f32], channels: usize, pixels: usize, out: &mut Vec<f32>) {
+    // Every entry is written below: a longer buffer from the last chunk is only cut, never cleared.
+    out.resize(values.len(), 0.0);
+    const B: usize = 16;
     for (from, to) in values.chunks_exact(channels * pixels).zip(out.chunks_exact_mut(channels * pixels)) {
-        for (c, plane) in from.chunks_exact(pixels).enumerate() {
-            for (p, v) in plane.iter().enumerate() {
-                to[p * channels + c] = *v;
+        for c0 in (0..channels).step_by(B) {
+            let c1 = (c0 + B).min(channels);
+            for p0 in (0..pixels).step_by(B) {
+                let p1 = (p0 + B).min(pixels);
+                for c in c0..c1 {
+                    let row = &from[c * pixels..][p0..p1];
+                    for (p, v) in (p0..p1).zip(row) {
+                        to[p * channels + c] = *v;
+                    }
+                }
             }
         }
     }
-    out
 }
 
 /// Adds the share of ∂L/∂W [c_out, c_in·9] of `images` images, x [images, c_in, h·w] and ∂y
@@ -53,28 +70,51 @@ pub(super) fn add_weight_gradient(x: &[f32], dy: &[f32], images: usize, g: &Geom
     let pixels = g.pixels();
     assert!(x.len() == images * g.c_in * pixels && dy.len() == images * g.c_out * pixels);
     assert!(dw.len() == g.c_out * g.k());
-    let x_last = channels_last(x, g.c_in, pixels);
-    let dy_last = channels_last(dy, g.c_out, pixels);
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `applies` checked that the CPU has AVX-512F; the sizes were checked above and the kernel's
-    // reads stay inside the pixel ranges it computes (see `tile`).
-    unsafe {
-        weight_gradient_avx512(&x_last, &dy_last, images, g, dw)
+    let chunk = (CHUNK_PIXELS / pixels).max(1);
+    // The tiles' sums so far, tile by tile ([ROWS x COLUMNS] per (output tile, input tile, tap)): each chunk's
+    // pass reloads a tile's sums and stores them back, so every weight's sum still runs over the pixels in
+    // order (image by image, row by row), as one sweep over the whole chain would.
+    let tiles = g.c_out.div_ceil(ROWS) * (g.c_in / COLUMNS) * 9;
+    let mut sums = vec![0.0f32; tiles * ROWS * COLUMNS];
+    let (mut x_last, mut dy_last) = (Vec::new(), Vec::new());
+    for first in (0..images).step_by(chunk) {
+        let count = chunk.min(images - first);
+        channels_last(&x[first * g.c_in * pixels..(first + count) * g.c_in * pixels], g.c_in, pixels, &mut x_last);
+        channels_last(&dy[first * g.c_out * pixels..(first + count) * g.c_out * pixels], g.c_out, pixels, &mut dy_last);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `applies` checked that the CPU has AVX-512F; the sizes were checked above and the kernel's
+        // reads stay inside the pixel ranges it computes (see `tile`).
+        unsafe {
+            weight_gradient_avx512(&x_last, &dy_last, count, g, &mut sums)
+        }
+    }
+    // The tiles' sums into W[o + r, c + l, tap] at (o + r)·k + (c + l)·9 + tap.
+    let k = g.k();
+    for (index, tile) in sums.chunks_exact(ROWS * COLUMNS).enumerate() {
+        let (tap, rest) = (index % 9, index / 9);
+        let (c, o) = ((rest % (g.c_in / COLUMNS)) * COLUMNS, (rest / (g.c_in / COLUMNS)) * ROWS);
+        for (r, row) in tile.chunks_exact(COLUMNS).enumerate().take(g.c_out.saturating_sub(o)) {
+            for (l, value) in row.iter().enumerate() {
+                dw[(o + r) * k + (c + l) * 9 + tap] += value;
+            }
+        }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn weight_gradient_avx512(x: &[f32], dy: &[f32], images: usize, g: &Geometry, dw: &mut [f32]) {
+fn weight_gradient_avx512(x: &[f32], dy: &[f32], images: usize, g: &Geometry, sums: &mut [f32]) {
     let mut o = 0;
+    let mut tiles = sums.chunks_exact_mut(ROWS * COLUMNS);
     while o < g.c_out {
         let rows = (g.c_out - o).min(ROWS);
         for c in (0..g.c_in).step_by(COLUMNS) {
             for tap in 0..9 {
+                let Some(sum) = tiles.next() else { unreachable!("one tile per (output tile, input tile, tap)") };
                 macro_rules! by_rows {
                     ($($r:literal)*) => {
                         match rows {
-                            $($r => tile::<$r>(x, dy, images, g, [o, c, tap], dw),)*
+                            $($r => tile::<$r>(x, dy, images, g, [o, c, tap], sum),)*
                             _ => unreachable!("at most ROWS rows"),
                         }
                     };
@@ -89,14 +129,21 @@ fn weight_gradient_avx512(x: &[f32], dy: &[f32], images: usize, g: &Geometry, dw
 /// Output channels o..o + R by input channels c..c + 32 of ∂W at one tap, over every pixel of the images.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn tile<const R: usize>(x: &[f32], dy: &[f32], images: usize, g: &Geometry, [o, c, tap]: [usize; 3], dw: &mut [f32]) {
+fn tile<const R: usize>(x: &[f32], dy: &[f32], images: usize, g: &Geometry, [o, c, tap]: [usize; 3], sum: &mut [f32]) {
     let (h, w) = (g.h as isize, g.w as isize);
     let (di, dj) = ((tap / 3) as isize - 1, (tap % 3) as isize - 1);
     // The output pixels whose tap lies inside the image: rows y with 0 <= y + di < h, columns likewise.
     let (y0, y1) = ((-di).max(0), (h - di).min(h));
     let (x0, x1) = ((-dj).max(0), (w - dj).min(w));
-    assert!(o + R <= g.c_out && c + COLUMNS <= g.c_in);
+    assert!(o + R <= g.c_out && c + COLUMNS <= g.c_in && sum.len() == ROWS * COLUMNS);
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    for (acc_r, row) in acc.iter_mut().zip(sum.chunks_exact(COLUMNS)) {
+        // SAFETY: a row of `sum` holds 32 floats.
+        unsafe {
+            acc_r[0] = _mm512_loadu_ps(row.as_ptr());
+            acc_r[1] = _mm512_loadu_ps(row.as_ptr().add(16));
+        }
+    }
     let (x_ptr, dy_ptr) = (x.as_ptr(), dy.as_ptr());
     let pixels = (h * w) as usize;
     for image in 0..images {
@@ -120,17 +167,11 @@ fn tile<const R: usize>(x: &[f32], dy: &[f32], images: usize, g: &Geometry, [o, 
             }
         }
     }
-    let k = g.k();
-    for (r, acc_r) in acc.iter().enumerate() {
-        let mut lanes = [0.0f32; COLUMNS];
-        // SAFETY: `lanes` holds 32 floats.
+    for (acc_r, row) in acc.iter().zip(sum.chunks_exact_mut(COLUMNS)) {
+        // SAFETY: a row of `sum` holds 32 floats.
         unsafe {
-            _mm512_storeu_ps(lanes.as_mut_ptr(), acc_r[0]);
-            _mm512_storeu_ps(lanes.as_mut_ptr().add(16), acc_r[1]);
-        }
-        // W[o + r, c + l, tap] at (o + r)·k + (c + l)·9 + tap.
-        for (l, value) in lanes.iter().enumerate() {
-            dw[(o + r) * k + (c + l) * 9 + tap] += value;
+            _mm512_storeu_ps(row.as_mut_ptr(), acc_r[0]);
+            _mm512_storeu_ps(row.as_mut_ptr().add(16), acc_r[1]);
         }
     }
 }
