@@ -73,6 +73,8 @@ const MAX_QUIET_TEXTURES: usize = 64;
 const TEXTURE_GROWTH: usize = 8;
 /// Threads the last quiet point may have beyond the first's (a device's driver may start one late).
 const THREAD_GROWTH: usize = 2;
+/// The batch parts' runners' thread names begin so (src/model/cpu/parts.rs).
+const RUNNER_NAME: &str = "batch-part";
 /// Memory each run's recorded frames may take (the window's default is 768 MiB): keeps what the window
 /// legitimately holds small next to the memory bound (see [`MEMORY_GROWTH_MIB`]).
 const TRAJECTORY_BUDGET: usize = 16 << 20;
@@ -267,6 +269,9 @@ struct Memory {
     /// Threads alive, and the models in Generate's picker (each trained run folder adds one, for good).
     threads: usize,
     models: usize,
+    /// Of `threads`, the batch parts' runners: started by the first training step of a batch of 32 or more
+    /// and kept for the process's life (src/model/cpu/parts.rs), at most one per thread of rayon's pool.
+    runners: usize,
 }
 
 impl Memory {
@@ -291,14 +296,16 @@ impl Memory {
             let manager = manager.read();
             (manager.num_allocated(), manager.allocated().map(|(_, meta)| meta.bytes_used()).sum::<usize>())
         };
+        let names = common::thread_names();
         Self {
             actions,
             rss: kib / 1024.0,
             live,
             textures,
             texture_mib: texture_bytes as f64 / (1 << 20) as f64,
-            threads: common::thread_names().len(),
+            threads: names.len(),
             models: app.ctx.models.loaded.len(),
+            runners: names.iter().filter(|name| name.starts_with(RUNNER_NAME)).count(),
         }
     }
 }
@@ -307,8 +314,9 @@ impl std::fmt::Debug for Memory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "after {} actions: RSS {:.0} MiB, live {:.1} MiB, {} textures ({:.1} MiB), {} threads, {} models",
-            self.actions, self.rss, self.live, self.textures, self.texture_mib, self.threads, self.models
+            "after {} actions: RSS {:.0} MiB, live {:.1} MiB, {} textures ({:.1} MiB), {} threads ({} batch-part \
+             runners), {} models",
+            self.actions, self.rss, self.live, self.textures, self.texture_mib, self.threads, self.runners, self.models
         )
     }
 }
@@ -1324,13 +1332,25 @@ impl Monkey {
         }
         // Threads at the quiet points: the window's, the engine's and rayon's pool, the same number each
         // time (a thread started per run or per training start that never ends would add one each).
-        if let (Some(first), Some(last)) = (memory.first(), memory.last())
-            && last.threads > first.threads + THREAD_GROWTH
+        // The batch parts' runners are a fixed set, kept once started (at most one per thread of the pool):
+        // bounded on their own, and left out of the growth between quiet points.
+        if let Some(most) = memory.iter().map(|m| m.runners).max()
+            && most > rayon::current_num_threads()
         {
             self.fail(&format!(
-                "threads grow from {} at the first quiet point to {} at the last: {:?}",
-                first.threads,
-                last.threads,
+                "{most} batch-part runners, more than the {} threads of the pool: {:?}",
+                rayon::current_num_threads(),
+                common::thread_names()
+            ));
+        }
+        if let (Some(first), Some(last)) = (memory.first(), memory.last())
+            && last.threads - last.runners > first.threads - first.runners + THREAD_GROWTH
+        {
+            self.fail(&format!(
+                "threads (not counting the batch parts' runners) grow from {} at the first quiet point to {} at \
+                 the last: {:?}",
+                first.threads - first.runners,
+                last.threads - last.runners,
                 common::thread_names()
             ));
         }
