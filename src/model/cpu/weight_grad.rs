@@ -74,8 +74,7 @@ pub(super) fn add_weight_gradient(x: &[f32], dy: &[f32], images: usize, g: &Geom
     // The tiles' sums so far, tile by tile ([ROWS x COLUMNS] per (output tile, input tile, tap)): each chunk's
     // pass reloads a tile's sums and stores them back, so every weight's sum still runs over the pixels in
     // order (image by image, row by row), as one sweep over the whole chain would.
-    let tiles = g.c_out.div_ceil(ROWS) * (g.c_in / COLUMNS) * 9;
-    let mut sums = vec![0.0f32; tiles * ROWS * COLUMNS];
+    let mut sums = vec![0.0f32; tiles_of(g).count() * ROWS * COLUMNS];
     let (mut x_last, mut dy_last) = (Vec::new(), Vec::new());
     for first in (0..images).step_by(chunk) {
         let count = chunk.min(images - first);
@@ -90,10 +89,8 @@ pub(super) fn add_weight_gradient(x: &[f32], dy: &[f32], images: usize, g: &Geom
     }
     // The tiles' sums into W[o + r, c + l, tap] at (o + r)·k + (c + l)·9 + tap.
     let k = g.k();
-    for (index, tile) in sums.chunks_exact(ROWS * COLUMNS).enumerate() {
-        let (tap, rest) = (index % 9, index / 9);
-        let (c, o) = ((rest % (g.c_in / COLUMNS)) * COLUMNS, (rest / (g.c_in / COLUMNS)) * ROWS);
-        for (r, row) in tile.chunks_exact(COLUMNS).enumerate().take(g.c_out.saturating_sub(o)) {
+    for ([o, rows, c, tap], tile) in tiles_of(g).zip(sums.chunks_exact(ROWS * COLUMNS)) {
+        for (r, row) in tile.chunks_exact(COLUMNS).take(rows).enumerate() {
             for (l, value) in row.iter().enumerate() {
                 dw[(o + r) * k + (c + l) * 9 + tap] += value;
             }
@@ -101,28 +98,28 @@ pub(super) fn add_weight_gradient(x: &[f32], dy: &[f32], images: usize, g: &Geom
     }
 }
 
+/// Each tile's [first output channel, output channels, first input channel, tap], in the order their sums
+/// lie in the kernel's buffer: output tiles, then input tiles, then taps.
+fn tiles_of(g: &Geometry) -> impl Iterator<Item = [usize; 4]> + '_ {
+    (0..g.c_out).step_by(ROWS).flat_map(move |o| {
+        let rows = (g.c_out - o).min(ROWS);
+        (0..g.c_in).step_by(COLUMNS).flat_map(move |c| (0..9).map(move |tap| [o, rows, c, tap]))
+    })
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn weight_gradient_avx512(x: &[f32], dy: &[f32], images: usize, g: &Geometry, sums: &mut [f32]) {
-    let mut o = 0;
-    let mut tiles = sums.chunks_exact_mut(ROWS * COLUMNS);
-    while o < g.c_out {
-        let rows = (g.c_out - o).min(ROWS);
-        for c in (0..g.c_in).step_by(COLUMNS) {
-            for tap in 0..9 {
-                let Some(sum) = tiles.next() else { unreachable!("one tile per (output tile, input tile, tap)") };
-                macro_rules! by_rows {
-                    ($($r:literal)*) => {
-                        match rows {
-                            $($r => tile::<$r>(x, dy, images, g, [o, c, tap], sum),)*
-                            _ => unreachable!("at most ROWS rows"),
-                        }
-                    };
+    for ([o, rows, c, tap], sum) in tiles_of(g).zip(sums.chunks_exact_mut(ROWS * COLUMNS)) {
+        macro_rules! by_rows {
+            ($($r:literal)*) => {
+                match rows {
+                    $($r => tile::<$r>(x, dy, images, g, [o, c, tap], sum),)*
+                    _ => unreachable!("at most ROWS rows"),
                 }
-                by_rows!(12 11 10 9 8 7 6 5 4 3 2 1);
-            }
+            };
         }
-        o += rows;
+        by_rows!(12 11 10 9 8 7 6 5 4 3 2 1);
     }
 }
 
